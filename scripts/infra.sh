@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# Starts, stops and reports the servers walletun needs: PostgreSQL, RabbitMQ and a CQL database.
+#
+#   scripts/infra.sh up       use each server that already answers; start the others under .data/
+#   scripts/infra.sh down     stop exactly what `up` started (never a server it found running)
+#   scripts/infra.sh status   report each server, and who started it
+#
+# Everything listens on 127.0.0.1 only. A server started here leaves a marker in .data/run/; `down`
+# and `status` read those markers, so a server found running is never touched.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+data="$root/.data"
+run="$data/run"
+logs="$data/log"
+mkdir -p "$run" "$logs"
+
+PGHOST="${PGHOST:-127.0.0.1}"
+PGPORT="${PGPORT:-5432}"
+PGUSER="${PGUSER:-postgres}"
+AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}"
+CQL_CONTACT_POINT="${CQL_CONTACT_POINT:-127.0.0.1:9042}"
+CASSANDRA_HEAP="${CASSANDRA_HEAP:-512M}"
+DATABASES=(walletun_user walletun_wallet)
+
+amqp_port() { local p="${AMQP_URL##*:}"; p="${p%%/*}"; [[ "$p" =~ ^[0-9]+$ ]] && echo "$p" || echo 5672; }
+cql_port() { echo "${CQL_CONTACT_POINT##*:}"; }
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'infra: %s\n' "$*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+elapsed() { awk -v a="$1" -v b="$(now_ms)" 'BEGIN { printf "%.1f s", (b - a) / 1000 }'; }
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+rss_of() { awk '/VmRSS/ { printf "%.0f MB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+as_user() { # run a command as a system user when root, as oneself otherwise
+  local user="$1"; shift
+  if [ "$(id -u)" = 0 ]; then runuser -u "$user" -- "$@"; else "$@"; fi
+}
+apt_install() {
+  [ "$(id -u)" = 0 ] || die "$* is not installed; install it (Debian: apt-get install $*) and rerun"
+  say "infra: installing $* from Debian's packages"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_data="$data/postgres"
+pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg_answers() {
+  local bindir; bindir="$(pg_bindir)"
+  if [ -n "$bindir" ]; then "$bindir/pg_isready" -q -h "$PGHOST" -p "$PGPORT" -t 2; else port_open "$PGHOST" "$PGPORT"; fi
+}
+psql_cmd() { local bindir; bindir="$(pg_bindir)"; "${bindir:+$bindir/}psql" -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" "$@"; }
+
+pg_up() {
+  local t0; t0=$(now_ms)
+  if pg_answers; then
+    say "postgres: found running on $PGHOST:$PGPORT (not started by walletun)"
+  else
+    [ -n "$(pg_bindir)" ] || apt_install postgresql
+    if pg_answers; then
+      say "postgres: found running on $PGHOST:$PGPORT after install (not started by walletun)"
+    else
+      local bindir; bindir="$(pg_bindir)"
+      local owner=postgres; [ "$(id -u)" = 0 ] || owner="$(id -un)"
+      if [ ! -f "$pg_data/PG_VERSION" ]; then
+        install -d -m 700 -o "$owner" "$pg_data"
+        as_user "$owner" "$bindir/initdb" -D "$pg_data" -U postgres -A trust -E UTF8 >"$logs/initdb.log"
+      fi
+      touch "$logs/postgres.log" && chown "$owner" "$logs/postgres.log"
+      as_user "$owner" "$bindir/pg_ctl" -D "$pg_data" -l "$logs/postgres.log" -w -t 60 \
+        -o "-c listen_addresses=$PGHOST -p $PGPORT -k /tmp" start >/dev/null
+      echo "$bindir" >"$run/postgres.started"
+      say "postgres: started on $PGHOST:$PGPORT (data in .data/postgres) in $(elapsed "$t0")"
+    fi
+  fi
+  for db in "${DATABASES[@]}"; do
+    if [ "$(psql_cmd -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]; then
+      psql_cmd -d postgres -c "CREATE DATABASE $db"
+      say "postgres: created database $db"
+    fi
+  done
+}
+
+pg_down() {
+  [ -f "$run/postgres.started" ] || { say "postgres: not started by walletun, left alone"; return 0; }
+  local bindir owner=postgres; bindir="$(cat "$run/postgres.started")"
+  [ "$(id -u)" = 0 ] || owner="$(id -un)"
+  as_user "$owner" "$bindir/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null || true
+  rm -f "$run/postgres.started"
+  say "postgres: stopped"
+}
+
+pg_status() {
+  local who="not started by walletun"; [ -f "$run/postgres.started" ] && who="started by walletun"
+  if pg_answers; then say "postgres: up on $PGHOST:$PGPORT ($who)"; else say "postgres: down on $PGHOST:$PGPORT"; fi
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+rabbit_base="$data/rabbitmq"
+rabbit_node="walletun@localhost"
+rabbit_owner() { if [ "$(id -u)" = 0 ]; then echo rabbitmq; else id -un; fi; }
+# Runs a RabbitMQ command as its owner, with every file of the node under .data/.
+rabbit_run() {
+  local port; port="$(amqp_port)"
+  (cd "$rabbit_base" && as_user "$(rabbit_owner)" env HOME="$rabbit_base" RABBITMQ_NODENAME="$rabbit_node" \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$port" RABBITMQ_DIST_PORT="$((port + 20000))" \
+    ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_MNESIA_BASE="$rabbit_base/mnesia" RABBITMQ_LOG_BASE="$logs/rabbitmq" \
+    RABBITMQ_PID_FILE="$run/rabbitmq.pid" RABBITMQ_ENABLED_PLUGINS_FILE="$rabbit_base/enabled_plugins" \
+    RABBITMQ_CONFIG_FILE="$rabbit_base/rabbitmq" "$(rabbit_bin "$1")" "${@:2}")
+}
+rabbit_bin() { if [ -d /usr/lib/rabbitmq/bin ]; then echo /usr/lib/rabbitmq/bin/$1; else command -v "$1"; fi; }
+
+rabbit_up() {
+  local t0 port; t0=$(now_ms); port="$(amqp_port)"
+  if port_open 127.0.0.1 "$port"; then
+    say "rabbitmq: found running on 127.0.0.1:$port (not started by walletun)"
+    return 0
+  fi
+  command -v rabbitmq-server >/dev/null || [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_install rabbitmq-server
+  if port_open 127.0.0.1 "$port"; then
+    say "rabbitmq: found running on 127.0.0.1:$port after install (not started by walletun)"
+    return 0
+  fi
+  local owner; owner="$(rabbit_owner)"
+  install -d -o "$owner" "$rabbit_base" "$rabbit_base/mnesia" "$logs/rabbitmq"
+  chown "$owner" "$run"
+  if [ ! -f "$rabbit_base/.erlang.cookie" ]; then
+    head -c 64 /dev/urandom | base64 | tr -dc 'A-Z' | head -c 20 >"$rabbit_base/.erlang.cookie"
+    chown "$owner" "$rabbit_base/.erlang.cookie" && chmod 400 "$rabbit_base/.erlang.cookie"
+  fi
+  echo "[]." >"$rabbit_base/enabled_plugins"
+  printf 'listeners.tcp.default = 127.0.0.1:%s\n' "$port" >"$rabbit_base/rabbitmq.conf"
+  rabbit_run rabbitmq-server -detached >"$logs/rabbitmq-start.log" 2>&1
+  touch "$run/rabbitmq.started"
+  # Bounded: 120 tries, half a second apart.
+  for _ in $(seq 1 120); do
+    port_open 127.0.0.1 "$port" && { say "rabbitmq: started on 127.0.0.1:$port (data in .data/rabbitmq) in $(elapsed "$t0")"; return 0; }
+    sleep 0.5
+  done
+  die "rabbitmq did not open 127.0.0.1:$port within 60 s; see .data/log/rabbitmq"
+}
+
+rabbit_down() {
+  [ -f "$run/rabbitmq.started" ] || { say "rabbitmq: not started by walletun, left alone"; return 0; }
+  rabbit_run rabbitmqctl -n "$rabbit_node" stop "$run/rabbitmq.pid" >/dev/null 2>&1 || true
+  rm -f "$run/rabbitmq.started"
+  say "rabbitmq: stopped"
+}
+
+rabbit_status() {
+  local port who="not started by walletun"; port="$(amqp_port)"
+  [ -f "$run/rabbitmq.started" ] && who="started by walletun"
+  if port_open 127.0.0.1 "$port"; then say "rabbitmq: up on 127.0.0.1:$port ($who)"; else say "rabbitmq: down on 127.0.0.1:$port"; fi
+}
+
+# ---------------------------------------------------------------- CQL (ScyllaDB, or Cassandra here)
+cass_lib="$root/.cache/cassandra/lib"
+cass_data="$data/cassandra"
+cass_pid="$run/cassandra.pid"
+cql_ready() { CQL_CONTACT_POINT="$CQL_CONTACT_POINT" "$root/scripts/with-node.sh" node "$root/scripts/cql-ready.ts" "$@"; }
+
+java17() {
+  local candidate
+  for candidate in "${CASSANDRA_JAVA:-}" /usr/lib/jvm/java-17-openjdk-*/bin/java /usr/lib/jvm/temurin-17*/bin/java /usr/lib/jvm/java-11-openjdk-*/bin/java; do
+    [ -n "$candidate" ] && [ -x "$candidate" ] && { echo "$candidate"; return 0; }
+  done
+  return 1
+}
+
+cass_jars() {
+  ls "$cass_lib"/cassandra-all-*.jar >/dev/null 2>&1 && return 0
+  command -v mvn >/dev/null || apt_install maven
+  local t0; t0=$(now_ms)
+  say "cassandra: fetching the jars from Maven Central (once; cached in .cache/cassandra/lib)"
+  mvn -B -q -f "$root/scripts/cassandra/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$cass_lib.partial"
+  mv "$cass_lib.partial" "$cass_lib"
+  say "cassandra: $(ls "$cass_lib" | wc -l) jars fetched in $(elapsed "$t0")"
+}
+
+cql_up() {
+  local t0; t0=$(now_ms)
+  if alive "$cass_pid"; then
+    say "cassandra: already started by walletun (pid $(cat "$cass_pid")); waiting for CQL"
+    cql_ready --timeout-seconds 180 || die "cassandra (pid $(cat "$cass_pid")) does not answer CQL; see .data/log/cassandra/system.log"
+    return 0
+  fi
+  if cql_ready --quiet; then
+    say "cql: found a CQL database on $CQL_CONTACT_POINT (not started by walletun): $(cql_ready)"
+    return 0
+  fi
+  port_open 127.0.0.1 "$(cql_port)" && die "127.0.0.1:$(cql_port) is taken by something that does not answer CQL"
+  local java; java="$(java17)" || { apt_install openjdk-17-jre-headless; java="$(java17)"; }
+  cass_jars
+  mkdir -p "$cass_data" "$logs/cassandra"
+  local jamm; jamm="$(ls "$cass_lib"/jamm-*.jar | head -n 1)"
+  local -a flags=(
+    -Xms"$CASSANDRA_HEAP" -Xmx"$CASSANDRA_HEAP" -Xss256k -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError
+    -Dcassandra.config="file://$root/scripts/cassandra/cassandra.yaml"
+    -Dlogback.configurationFile="$root/scripts/cassandra/logback.xml"
+    -Dcassandra.logdir="$logs/cassandra" -Dcassandra.storagedir="$cass_data"
+    -Dcassandra-foreground=yes -Dcassandra.skip_wait_for_gossip_to_settle=0
+    -Dcassandra.native_transport_port="$(cql_port)"
+    -Djdk.attach.allowAttachSelf=true -Dio.netty.tryReflectionSetAccessible=true -Djava.net.preferIPv4Stack=true
+    -javaagent:"$jamm"
+  )
+  local m
+  for m in java.base/jdk.internal.misc java.management.rmi/com.sun.jmx.remote.internal.rmi \
+    java.management/com.sun.jmx.remote.security java.rmi/sun.rmi.registry java.rmi/sun.rmi.server \
+    java.sql/java.sql java.base/java.lang.ref jdk.unsupported/sun.misc; do
+    flags+=(--add-exports "$m=ALL-UNNAMED")
+  done
+  for m in java.base/java.lang.module java.base/jdk.internal.loader java.base/jdk.internal.ref \
+    java.base/jdk.internal.reflect java.base/jdk.internal.math java.base/jdk.internal.module \
+    java.base/jdk.internal.util.jar jdk.management/com.sun.management.internal java.base/sun.nio.ch \
+    java.base/java.io java.base/java.lang.reflect java.base/java.lang java.base/java.util java.base/java.nio; do
+    flags+=(--add-opens "$m=ALL-UNNAMED")
+  done
+  t0=$(now_ms)
+  setsid "$java" "${flags[@]}" -cp "$cass_lib/*" org.apache.cassandra.service.CassandraDaemon \
+    </dev/null >"$logs/cassandra/stdout.log" 2>&1 &
+  echo $! >"$cass_pid"
+  # Bounded: cql-ready gives up after 180 s, or at once when the JVM dies.
+  local pid; pid="$(cat "$cass_pid")"
+  if cql_ready --timeout-seconds 180 --quiet --pid "$pid"; then
+    say "cassandra: started on $CQL_CONTACT_POINT (pid $pid, heap $CASSANDRA_HEAP, data in .data/cassandra); CQL answered $(elapsed "$t0") after start"
+  else
+    tail -n 30 "$logs/cassandra/system.log" "$logs/cassandra/stdout.log" >&2 || true
+    kill "$pid" 2>/dev/null || true
+    rm -f "$cass_pid"
+    die "cassandra did not answer CQL within 180 s"
+  fi
+}
+
+cql_down() {
+  alive "$cass_pid" || { rm -f "$cass_pid"; say "cassandra: not started by walletun, left alone"; return 0; }
+  local pid t0; pid="$(cat "$cass_pid")"; t0=$(now_ms)
+  kill -TERM "$pid"
+  # Bounded: 60 s for a clean stop, then SIGKILL (the commit log makes that safe).
+  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  rm -f "$cass_pid"
+  say "cassandra: stopped in $(elapsed "$t0")"
+}
+
+cql_status() {
+  if alive "$cass_pid"; then
+    local pid; pid="$(cat "$cass_pid")"
+    if cql_ready --quiet; then state=up; else state="starting (no CQL yet)"; fi
+    say "cassandra: $state on $CQL_CONTACT_POINT (started by walletun, pid $pid, RSS $(rss_of "$pid"))"
+  elif cql_ready --quiet; then
+    say "cql: up on $CQL_CONTACT_POINT (not started by walletun)"
+  else
+    say "cql: down on $CQL_CONTACT_POINT"
+  fi
+}
+
+case "${1:-}" in
+  up) cql_up; pg_up; rabbit_up ;;
+  down) rabbit_down; pg_down; cql_down ;;
+  status) cql_status; pg_status; rabbit_status ;;
+  *) die "usage: scripts/infra.sh up|down|status" ;;
+esac
