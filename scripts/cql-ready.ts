@@ -50,7 +50,8 @@ for (;;) {
     process.exit(0)
   } catch (error) {
     if (performance.now() - started >= timeoutMs || !serverAlive()) {
-      if (!quiet) console.error(`cql: ${host}:${port} did not answer: ${String((error as Error).message).split("\n")[0]}`)
+      if (!quiet)
+        console.error(`cql: ${host}:${port} did not answer: ${String((error as Error).message).split("\n")[0]}`)
       process.exit(1)
     }
     await new Promise((resolve) => setTimeout(resolve, 500))

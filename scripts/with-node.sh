@@ -31,6 +31,9 @@ else
   export PATH="$local_bin:$PATH"
 fi
 
+# The project's own tools (tsc, vitest, oxlint, ...) resolve as they do under `npm run`.
+export PATH="$root/node_modules/.bin:$PATH"
+
 if [ "$#" -eq 0 ]; then
   echo "node $(node --version) at $(command -v node)"
   exit 0

@@ -1,0 +1,27 @@
+# One image for the four services; docker-compose.yml picks the service with SERVICE.
+# TypeScript runs directly on Node 24 (type stripping), so there is no build stage, only
+# dependencies installed apart from the sources.
+
+FROM node:24.21-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY scripts/with-node.sh scripts/with-node.sh
+COPY packages/domain/package.json packages/domain/package.json
+COPY packages/infra/package.json packages/infra/package.json
+COPY packages/user/package.json packages/user/package.json
+COPY packages/gateway/package.json packages/gateway/package.json
+COPY packages/transaction/package.json packages/transaction/package.json
+COPY packages/wallet/package.json packages/wallet/package.json
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:24.21-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules node_modules
+COPY package.json ./
+COPY proto proto
+COPY packages packages
+USER node
+ARG SERVICE
+ENV SERVICE=${SERVICE}
+CMD ["sh", "-c", "exec node packages/${SERVICE}/src/main.ts"]

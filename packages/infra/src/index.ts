@@ -1,0 +1,4 @@
+/** Shared adapters: each is a Context.Service (or layer) that every walletun service builds on. */
+export * as Cql from "./Cql.ts"
+export * as Postgres from "./Postgres.ts"
+export * as Rabbit from "./Rabbit.ts"
