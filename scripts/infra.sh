@@ -173,7 +173,7 @@ cass_jars() {
   command -v mvn >/dev/null || apt_install maven
   local t0; t0=$(now_ms)
   say "cassandra: fetching the jars from Maven Central (once; cached in .cache/cassandra/lib)"
-  mvn -B -q -f "$root/scripts/cassandra/pom.xml" dependency:copy-dependencies \
+  mvn -B -q -Dstyle.color=never -f "$root/scripts/cassandra/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$cass_lib.partial"
   mv "$cass_lib.partial" "$cass_lib"
   say "cassandra: $(ls "$cass_lib" | wc -l) jars fetched in $(elapsed "$t0")"
