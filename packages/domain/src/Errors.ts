@@ -1,0 +1,304 @@
+/**
+ * Domain errors, named as facts. Each is a `Schema.TaggedError` that carries its HTTP status as the
+ * `httpApiStatus` annotation (what `effect/http-api` answers with), and `problemOf` turns any of
+ * them into an RFC 9457 problem with the API's `code` and `urn:walletun:problem:<kebab-code>` type,
+ * so every transport builds problem details in this one place.
+ */
+import { Schema, SchemaIssue } from "effect"
+import { Currency } from "./Currency.ts"
+import { TransactionId, WalletId } from "./Ids.ts"
+
+/** One invalid request value: where it is (`amount`, `items.0.currency`) and what is wrong with it. */
+export const FieldError = Schema.Struct({ path: Schema.String, message: Schema.String }).annotate({
+  identifier: "FieldError",
+})
+/** One invalid request value. */
+export type FieldError = typeof FieldError.Type
+
+/** The request is malformed: its body, query, path or headers do not match the contract. */
+export class ValidationFailed extends Schema.TaggedError<ValidationFailed>()(
+  "ValidationFailed",
+  { errors: Schema.Array(FieldError) },
+  { httpApiStatus: 400 },
+) {}
+
+/** `POST /v1/transactions` came without a well-formed `Idempotency-Key` header. */
+export class IdempotencyKeyRequired extends Schema.TaggedError<IdempotencyKeyRequired>()(
+  "IdempotencyKeyRequired",
+  {},
+  { httpApiStatus: 400 },
+) {}
+
+/** No bearer token was presented where one is required. */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {}, { httpApiStatus: 401 }) {}
+
+/** The email is unknown or the password is wrong; the two cases are not told apart. */
+export class InvalidCredentials extends Schema.TaggedError<InvalidCredentials>()(
+  "InvalidCredentials",
+  {},
+  { httpApiStatus: 401 },
+) {}
+
+/** A token is malformed, expired, tampered with, signed with a wrong key or algorithm, or retired. */
+export class InvalidToken extends Schema.TaggedError<InvalidToken>()("InvalidToken", {}, { httpApiStatus: 401 }) {}
+
+/** The wallet does not exist, or belongs to someone else (indistinguishable on purpose). */
+export class WalletNotFound extends Schema.TaggedError<WalletNotFound>()(
+  "WalletNotFound",
+  { walletId: WalletId },
+  { httpApiStatus: 404 },
+) {}
+
+/** The transaction does not exist, or the caller is neither its sender nor its target's owner. */
+export class TransactionNotFound extends Schema.TaggedError<TransactionNotFound>()(
+  "TransactionNotFound",
+  { transactionId: TransactionId },
+  { httpApiStatus: 404 },
+) {}
+
+/** The email is already registered. */
+export class EmailTaken extends Schema.TaggedError<EmailTaken>()("EmailTaken", {}, { httpApiStatus: 409 }) {}
+
+/** The user already has a wallet in this currency (one wallet per user and currency). */
+export class WalletExists extends Schema.TaggedError<WalletExists>()(
+  "WalletExists",
+  { currency: Currency },
+  { httpApiStatus: 409 },
+) {}
+
+/** The request body is larger than the limit (64 KiB). */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  { limitBytes: Schema.Int },
+  { httpApiStatus: 413 },
+) {}
+
+/** A transfer names the same wallet as source and target. */
+export class SameWallet extends Schema.TaggedError<SameWallet>()(
+  "SameWallet",
+  { walletId: WalletId },
+  { httpApiStatus: 422 },
+) {}
+
+/** The wallets of a transfer hold different currencies. */
+export class CurrencyMismatch extends Schema.TaggedError<CurrencyMismatch>()(
+  "CurrencyMismatch",
+  { expected: Currency, actual: Currency },
+  { httpApiStatus: 422 },
+) {}
+
+/** The idempotency key was used before by the same user with a different body. */
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()(
+  "IdempotencyKeyReused",
+  {},
+  { httpApiStatus: 422 },
+) {}
+
+/** The wallet's balance is lower than the amount to take from it (a balance never goes below zero). */
+export class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()(
+  "InsufficientFunds",
+  { walletId: WalletId },
+  { httpApiStatus: 422 },
+) {}
+
+/** The transaction would break a limit, such as the largest balance a wallet may hold. */
+export class LimitExceeded extends Schema.TaggedError<LimitExceeded>()(
+  "LimitExceeded",
+  { walletId: WalletId },
+  { httpApiStatus: 422 },
+) {}
+
+/** Too many attempts: try again after `retryAfter` seconds (sent as `Retry-After`). */
+export class RateLimited extends Schema.TaggedError<RateLimited>()(
+  "RateLimited",
+  { retryAfter: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)) },
+  { httpApiStatus: 429 },
+) {}
+
+/** The state of one dependency of a service, as the readiness check found it. */
+export const DependencyState = Schema.Literals(["up", "down"]).annotate({ identifier: "DependencyState" })
+/** The state of one dependency. */
+export type DependencyState = typeof DependencyState.Type
+
+/** The service cannot serve now: a dependency is unreachable. `dependencies` names each one's state. */
+export class Unavailable extends Schema.TaggedError<Unavailable>()(
+  "Unavailable",
+  { dependencies: Schema.Record(Schema.String, DependencyState) },
+  { httpApiStatus: 503 },
+) {}
+
+/** An unexpected failure; the problem carries no internal detail. */
+export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {}, { httpApiStatus: 500 }) {}
+
+/** Every domain error. */
+export type DomainError =
+  | ValidationFailed
+  | IdempotencyKeyRequired
+  | Unauthorized
+  | InvalidCredentials
+  | InvalidToken
+  | WalletNotFound
+  | TransactionNotFound
+  | EmailTaken
+  | WalletExists
+  | PayloadTooLarge
+  | SameWallet
+  | CurrencyMismatch
+  | IdempotencyKeyReused
+  | InsufficientFunds
+  | LimitExceeded
+  | RateLimited
+  | Unavailable
+  | InternalError
+
+/** Every domain error class, for transports that declare or match them all. */
+export const domainErrors = [
+  ValidationFailed,
+  IdempotencyKeyRequired,
+  Unauthorized,
+  InvalidCredentials,
+  InvalidToken,
+  WalletNotFound,
+  TransactionNotFound,
+  EmailTaken,
+  WalletExists,
+  PayloadTooLarge,
+  SameWallet,
+  CurrencyMismatch,
+  IdempotencyKeyReused,
+  InsufficientFunds,
+  LimitExceeded,
+  RateLimited,
+  Unavailable,
+  InternalError,
+] as const
+
+/** What the API says about an error: its status, its `code` and the problem's `title`. */
+export interface ProblemInfo {
+  readonly status: number
+  readonly code: string
+  readonly title: string
+}
+
+/**
+ * Each error's status, API `code` and title. Typed by the union's tags, so a new error does not
+ * compile until it is listed here.
+ */
+export const problems: { readonly [K in DomainError["_tag"]]: ProblemInfo } = {
+  ValidationFailed: { status: 400, code: "VALIDATION_FAILED", title: "The request is invalid" },
+  IdempotencyKeyRequired: {
+    status: 400,
+    code: "IDEMPOTENCY_KEY_REQUIRED",
+    title: "A valid Idempotency-Key header is required",
+  },
+  Unauthorized: { status: 401, code: "UNAUTHORIZED", title: "Authentication is required" },
+  InvalidCredentials: { status: 401, code: "INVALID_CREDENTIALS", title: "Invalid email or password" },
+  InvalidToken: { status: 401, code: "INVALID_TOKEN", title: "The token is invalid or expired" },
+  WalletNotFound: { status: 404, code: "WALLET_NOT_FOUND", title: "Wallet not found" },
+  TransactionNotFound: { status: 404, code: "TRANSACTION_NOT_FOUND", title: "Transaction not found" },
+  EmailTaken: { status: 409, code: "EMAIL_TAKEN", title: "The email is already registered" },
+  WalletExists: { status: 409, code: "WALLET_EXISTS", title: "A wallet in this currency already exists" },
+  PayloadTooLarge: { status: 413, code: "PAYLOAD_TOO_LARGE", title: "The request body is too large" },
+  SameWallet: { status: 422, code: "SAME_WALLET", title: "A transfer needs two different wallets" },
+  CurrencyMismatch: { status: 422, code: "CURRENCY_MISMATCH", title: "The wallets hold different currencies" },
+  IdempotencyKeyReused: {
+    status: 422,
+    code: "IDEMPOTENCY_KEY_REUSED",
+    title: "The idempotency key was used with a different request",
+  },
+  InsufficientFunds: { status: 422, code: "INSUFFICIENT_FUNDS", title: "Insufficient funds" },
+  LimitExceeded: { status: 422, code: "LIMIT_EXCEEDED", title: "A limit would be exceeded" },
+  RateLimited: { status: 429, code: "RATE_LIMITED", title: "Too many requests" },
+  Unavailable: { status: 503, code: "SERVICE_UNAVAILABLE", title: "The service is unavailable" },
+  InternalError: { status: 500, code: "INTERNAL_ERROR", title: "Internal error" },
+}
+
+/** The problem `type` of an API code: `WALLET_NOT_FOUND` → `urn:walletun:problem:wallet-not-found`. */
+export const problemType = (code: string): string => `urn:walletun:problem:${code.toLowerCase().replaceAll("_", "-")}`
+
+/** An RFC 9457 problem details body (`application/problem+json`); `errors` only for validation failures. */
+export const ProblemDetails = Schema.Struct({
+  type: Schema.String,
+  title: Schema.String,
+  status: Schema.Int,
+  code: Schema.String,
+  detail: Schema.optionalKey(Schema.String),
+  traceId: Schema.optionalKey(Schema.String),
+  errors: Schema.optionalKey(Schema.Array(FieldError)),
+}).annotate({ identifier: "ProblemDetails" })
+/** An RFC 9457 problem details body. */
+export type ProblemDetails = typeof ProblemDetails.Type
+
+/** A sentence about this occurrence of the error, safe to show to the client. */
+export const detailOf = (error: DomainError): string => {
+  switch (error._tag) {
+    case "ValidationFailed":
+      return error.errors.length === 1 && error.errors[0] !== undefined
+        ? `${error.errors[0].path === "" ? "request" : error.errors[0].path}: ${error.errors[0].message}`
+        : `${error.errors.length} request values are invalid`
+    case "IdempotencyKeyRequired":
+      return "Send an Idempotency-Key header of 1 to 255 visible ASCII characters"
+    case "Unauthorized":
+      return "Send an access token as 'Authorization: Bearer <token>'"
+    case "InvalidCredentials":
+      return "The email or the password is wrong"
+    case "InvalidToken":
+      return "The token is invalid, expired or revoked"
+    case "WalletNotFound":
+      return `Wallet ${error.walletId} does not exist or is not yours`
+    case "TransactionNotFound":
+      return `Transaction ${error.transactionId} does not exist or is not yours`
+    case "EmailTaken":
+      return "An account with this email already exists"
+    case "WalletExists":
+      return `You already have a ${error.currency} wallet`
+    case "PayloadTooLarge":
+      return `The request body exceeds ${error.limitBytes} bytes`
+    case "SameWallet":
+      return `Wallet ${error.walletId} cannot transfer to itself`
+    case "CurrencyMismatch":
+      return `The source wallet holds ${error.expected} and the target wallet holds ${error.actual}`
+    case "IdempotencyKeyReused":
+      return "This Idempotency-Key was already used with a different request body"
+    case "InsufficientFunds":
+      return `Wallet ${error.walletId} does not hold enough money`
+    case "LimitExceeded":
+      return `The transaction would exceed a limit of wallet ${error.walletId}`
+    case "RateLimited":
+      return `Try again in ${error.retryAfter} seconds`
+    case "Unavailable":
+      return "A dependency of the service is unreachable; try again later"
+    case "InternalError":
+      return "Something went wrong on our side"
+  }
+}
+
+/** Builds the RFC 9457 problem details of a domain error, with the trace id of the request when known. */
+export const problemOf = (error: DomainError, traceId?: string): ProblemDetails => {
+  const info = problems[error._tag]
+  return {
+    type: problemType(info.code),
+    title: info.title,
+    status: info.status,
+    code: info.code,
+    detail: detailOf(error),
+    ...(traceId === undefined ? {} : { traceId }),
+    ...(error._tag === "ValidationFailed" ? { errors: error.errors } : {}),
+  }
+}
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/**
+ * Turns a schema decoding failure into `ValidationFailed`, one `FieldError` per issue with a dotted
+ * path (`items.0.amount`; empty for the value as a whole). `prefix` names the request part, if any.
+ */
+export const validationFailed = (error: Schema.SchemaError, prefix?: string): ValidationFailed =>
+  new ValidationFailed({
+    errors: formatIssues(error.issue).issues.map((issue) => {
+      const path = (issue.path ?? []).map((segment) =>
+        String(typeof segment === "object" && segment !== null ? segment.key : segment),
+      )
+      return { path: [...(prefix === undefined ? [] : [prefix]), ...path].join("."), message: issue.message }
+    }),
+  })

@@ -1,0 +1,64 @@
+/**
+ * The events on the broker, as one union tagged by `_tag`: a transaction was requested (published
+ * by the transaction API), completed or failed (published by the wallet service's outbox). The
+ * `TransactionEventJson` codec turns an event into the JSON string of a message body and back.
+ */
+import { Schema } from "effect"
+import { Currency } from "./Currency.ts"
+import { TransactionId, UserId, WalletId } from "./Ids.ts"
+import { AmountJson, BalanceJson, EntryAmountJson } from "./Money.ts"
+import { Timestamp } from "./Timestamp.ts"
+import { Description, FailureReason, TransactionType } from "./Transaction.ts"
+
+/**
+ * A transaction was accepted and awaits processing: the full request, so the worker needs nothing
+ * else. `walletId` is set for deposits and withdrawals, the source and target for transfers.
+ */
+export class TransactionRequested extends Schema.TaggedClass<TransactionRequested>()("TransactionRequested", {
+  id: TransactionId,
+  userId: UserId,
+  type: TransactionType,
+  amount: AmountJson,
+  currency: Currency,
+  walletId: Schema.optionalKey(WalletId),
+  sourceWalletId: Schema.optionalKey(WalletId),
+  targetWalletId: Schema.optionalKey(WalletId),
+  description: Schema.optionalKey(Description),
+  createdAt: Timestamp,
+}) {}
+
+/** One ledger entry written by a completed transaction, with the wallet's balance right after it. */
+export const PostedEntry = Schema.Struct({
+  walletId: WalletId,
+  amount: EntryAmountJson,
+  balanceAfter: BalanceJson,
+})
+/** One ledger entry written by a completed transaction. */
+export type PostedEntry = typeof PostedEntry.Type
+
+/**
+ * A transaction was applied to the ledger: its entries (they sum to zero for a transfer) and the
+ * resulting balances.
+ */
+export class TransactionCompleted extends Schema.TaggedClass<TransactionCompleted>()("TransactionCompleted", {
+  transactionId: TransactionId,
+  entries: Schema.Array(PostedEntry),
+  completedAt: Timestamp,
+}) {}
+
+/** A transaction was refused by the ledger; no money moved. */
+export class TransactionFailed extends Schema.TaggedClass<TransactionFailed>()("TransactionFailed", {
+  transactionId: TransactionId,
+  reason: FailureReason,
+  failedAt: Timestamp,
+}) {}
+
+/** Every event on the broker, tagged by `_tag`. */
+export const TransactionEvent = Schema.Union([TransactionRequested, TransactionCompleted, TransactionFailed]).pipe(
+  Schema.toTaggedUnion("_tag"),
+)
+/** Every event on the broker. */
+export type TransactionEvent = typeof TransactionEvent.Type
+
+/** Codec between an event and the JSON string of a broker message body. */
+export const TransactionEventJson = Schema.fromJsonString(TransactionEvent)
