@@ -1,0 +1,185 @@
+/**
+ * The public REST API (v1) as an `effect/http-api` definition: groups `auth`, `wallets`,
+ * `transactions` and `health`, their success statuses and declared errors, and the bearer
+ * `Authentication` middleware. Definitions only: the services implement the handlers.
+ */
+import { Context } from "effect"
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpApiSecurity,
+  OpenApi,
+} from "effect/http-api"
+import {
+  CurrencyMismatch,
+  EmailTaken,
+  IdempotencyKeyRequired,
+  IdempotencyKeyReused,
+  InvalidCredentials,
+  InvalidToken,
+  RateLimited,
+  SameWallet,
+  TransactionNotFound,
+  Unauthorized,
+  Unavailable,
+  ValidationFailed,
+  WalletExists,
+  WalletNotFound,
+} from "./Errors.ts"
+import { Health } from "./Health.ts"
+import { IdempotencyKey, TransactionId, WalletId } from "./Ids.ts"
+import type { UserId } from "./Ids.ts"
+import { PageQuery } from "./Page.ts"
+import { CreateTransaction, ListTransactionsQuery, Transaction, TransactionPage } from "./Transaction.ts"
+import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
+import { CreateWallet, EntryPage, Wallet, WalletList } from "./Wallet.ts"
+
+/** The API version, as the OpenAPI document states it. */
+export const version = "1.0.0"
+
+/** The authenticated caller, provided by {@link Authentication} to every endpoint it guards. */
+export class CurrentUser extends Context.Service<CurrentUser, { readonly id: UserId }>()(
+  "@walletun/domain/Api/CurrentUser",
+) {}
+
+/**
+ * Bearer authentication: verifies the access token (`Authorization: Bearer <jwt>`) and provides the
+ * {@link CurrentUser}. A missing token fails with `Unauthorized`, a bad one with `InvalidToken`
+ * (both 401). Generated clients must provide it too, to attach their token.
+ */
+export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
+  "@walletun/domain/Api/Authentication",
+  {
+    security: { bearer: HttpApiSecurity.bearer },
+    error: [Unauthorized, InvalidToken],
+    requiredForClient: true,
+  },
+) {}
+
+/** Registration, login, token refresh and logout, the caller's profile and the public signing keys. */
+export class AuthApi extends HttpApiGroup.make("auth")
+  .add(
+    HttpApiEndpoint.post("register", "/v1/auth/register", {
+      payload: Register,
+      success: User.pipe(HttpApiSchema.status(201)),
+      error: [ValidationFailed, EmailTaken],
+    }).annotateMerge(OpenApi.annotations({ summary: "Create an account" })),
+    HttpApiEndpoint.post("login", "/v1/auth/login", {
+      payload: Login,
+      success: Tokens,
+      error: [ValidationFailed, InvalidCredentials, RateLimited],
+    }).annotateMerge(OpenApi.annotations({ summary: "Exchange email and password for a token pair" })),
+    HttpApiEndpoint.post("refresh", "/v1/auth/refresh", {
+      payload: Refresh,
+      success: Tokens,
+      error: [ValidationFailed, InvalidToken],
+    }).annotateMerge(OpenApi.annotations({ summary: "Rotate a refresh token into a new token pair" })),
+    HttpApiEndpoint.post("logout", "/v1/auth/logout", {
+      payload: Logout,
+      success: HttpApiSchema.NoContent,
+      error: [ValidationFailed, InvalidToken],
+    }).annotateMerge(OpenApi.annotations({ summary: "Retire a refresh token" })),
+    HttpApiEndpoint.get("me", "/v1/me", { success: User })
+      .middleware(Authentication)
+      .annotateMerge(OpenApi.annotations({ summary: "The caller's profile" })),
+    HttpApiEndpoint.get("jwks", "/.well-known/jwks.json", { success: Jwks }).annotateMerge(
+      OpenApi.annotations({ summary: "The public keys that verify access tokens (EdDSA, Ed25519)" }),
+    ),
+  )
+  .annotateMerge(OpenApi.annotations({ title: "Auth", description: "Accounts and tokens" })) {}
+
+/** The caller's wallets (one per currency) and their ledger entries. */
+export class WalletsApi extends HttpApiGroup.make("wallets")
+  .add(
+    HttpApiEndpoint.post("create", "/v1/wallets", {
+      payload: CreateWallet,
+      success: Wallet.pipe(HttpApiSchema.status(201)),
+      error: [ValidationFailed, WalletExists],
+    }).annotateMerge(OpenApi.annotations({ summary: "Open a wallet in a currency" })),
+    HttpApiEndpoint.get("list", "/v1/wallets", { success: WalletList }).annotateMerge(
+      OpenApi.annotations({ summary: "The caller's wallets" }),
+    ),
+    HttpApiEndpoint.get("get", "/v1/wallets/:walletId", {
+      params: { walletId: WalletId },
+      success: Wallet,
+      error: [ValidationFailed, WalletNotFound],
+    }).annotateMerge(OpenApi.annotations({ summary: "One of the caller's wallets" })),
+    HttpApiEndpoint.get("entries", "/v1/wallets/:walletId/entries", {
+      params: { walletId: WalletId },
+      query: PageQuery,
+      success: EntryPage,
+      error: [ValidationFailed, WalletNotFound],
+    }).annotateMerge(OpenApi.annotations({ summary: "A wallet's ledger entries, newest first" })),
+  )
+  .middleware(Authentication)
+  .annotateMerge(OpenApi.annotations({ title: "Wallets", description: "Wallets and their ledger" })) {}
+
+/** Money movements: accepted at once (202), applied asynchronously. */
+export class TransactionsApi extends HttpApiGroup.make("transactions")
+  .add(
+    HttpApiEndpoint.post("create", "/v1/transactions", {
+      headers: { "idempotency-key": IdempotencyKey },
+      payload: CreateTransaction,
+      success: Transaction.pipe(HttpApiSchema.status(202)),
+      error: [
+        ValidationFailed,
+        IdempotencyKeyRequired,
+        WalletNotFound,
+        SameWallet,
+        CurrencyMismatch,
+        IdempotencyKeyReused,
+      ],
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Request a deposit, withdrawal or transfer",
+        description:
+          "Answers 202 with the PENDING transaction and `Location: /v1/transactions/{id}`. The same " +
+          "`Idempotency-Key` with the same body returns the original transaction with " +
+          "`Idempotent-Replayed: true`; with a different body, 422 IDEMPOTENCY_KEY_REUSED.",
+      }),
+    ),
+    HttpApiEndpoint.get("get", "/v1/transactions/:transactionId", {
+      params: { transactionId: TransactionId },
+      success: Transaction,
+      error: [ValidationFailed, TransactionNotFound],
+    }).annotateMerge(OpenApi.annotations({ summary: "One transaction the caller sent or received" })),
+    HttpApiEndpoint.get("list", "/v1/transactions", {
+      query: ListTransactionsQuery,
+      success: TransactionPage,
+      error: ValidationFailed,
+    }).annotateMerge(OpenApi.annotations({ summary: "The caller's transactions, newest first" })),
+  )
+  .middleware(Authentication)
+  .annotateMerge(OpenApi.annotations({ title: "Transactions", description: "Deposits, withdrawals and transfers" })) {}
+
+/** Liveness and readiness, served by every service. */
+export class HealthApi extends HttpApiGroup.make("health")
+  .add(
+    HttpApiEndpoint.get("live", "/health/live", { success: Health }).annotateMerge(
+      OpenApi.annotations({ summary: "The process is up" }),
+    ),
+    HttpApiEndpoint.get("ready", "/health/ready", { success: Health, error: Unavailable }).annotateMerge(
+      OpenApi.annotations({ summary: "Every dependency is reachable" }),
+    ),
+  )
+  .annotateMerge(OpenApi.annotations({ title: "Health", description: "Operations" })) {}
+
+/** The whole public API, as the gateway serves it and `GET /openapi.json` documents it. */
+export class WalletunApi extends HttpApi.make("walletun")
+  .add(AuthApi)
+  .add(WalletsApi)
+  .add(TransactionsApi)
+  .add(HealthApi)
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "walletun API",
+      version,
+      description:
+        "A digital wallet: users, wallets in USD, EUR, GBP, BRL and JPY, and deposits, withdrawals and " +
+        "transfers applied asynchronously. Amounts are JSON integers of minor units (1 to 10^15); errors " +
+        "are RFC 9457 problem details.",
+    }),
+  ) {}
