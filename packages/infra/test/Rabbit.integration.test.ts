@@ -7,10 +7,8 @@ import { Rabbit } from "@walletun/infra"
 const temporaryQueue = Effect.gen(function* () {
   const rabbit = yield* Rabbit.Rabbit
   const queue = `ground.check.${randomUUID()}`
-  yield* Effect.acquireRelease(
-    Effect.promise(() => rabbit.channel.assertQueue(queue, { durable: true, arguments: { "x-queue-type": "quorum" } })),
-    () => Effect.promise(() => rabbit.channel.deleteQueue(queue)),
-  )
+  yield* Effect.addFinalizer(() => rabbit.withChannel((channel) => channel.deleteQueue(queue)).pipe(Effect.ignore))
+  yield* rabbit.declare({ queues: [{ name: queue, type: "quorum" }] })
   return queue
 })
 
@@ -24,7 +22,7 @@ layer(Rabbit.Rabbit.layer)("Rabbit (real broker)", (it) => {
         const messageId = randomUUID()
         yield* rabbit.publish("", queue, new TextEncoder().encode(`{"hello":"world"}`), {
           messageId,
-          headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
+          headers: { "x-walletun-test": "kept" },
         })
 
         const received = yield* Deferred.make<{ id: unknown; body: string; header: unknown; redelivered: boolean }>()
@@ -34,23 +32,23 @@ layer(Rabbit.Rabbit.layer)("Rabbit (real broker)", (it) => {
             Deferred.succeed(received, {
               id: message.properties.messageId,
               body: message.content.toString("utf8"),
-              header: message.properties.headers?.["traceparent"],
+              header: message.properties.headers?.["x-walletun-test"],
               redelivered: message.fields.redelivered,
-            }).pipe(Effect.as({ _tag: "Ack" as const })),
+            }).pipe(Effect.as(Rabbit.ack)),
           { prefetch: 1 },
         )
         const message = yield* Deferred.await(received).pipe(Effect.timeout("10 seconds"))
         assert.deepStrictEqual(message, {
           id: messageId,
           body: `{"hello":"world"}`,
-          header: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+          header: "kept",
           redelivered: false,
         })
 
         // The ack reached the broker: nothing is left ready or unacknowledged in the queue.
-        const settled = yield* Effect.promise(() => rabbit.channel.checkQueue(queue)).pipe(
-          Effect.repeat({ until: (state) => state.messageCount === 0, times: 50 }),
-        )
+        const settled = yield* rabbit
+          .withChannel((channel) => channel.checkQueue(queue))
+          .pipe(Effect.repeat({ until: (state) => state.messageCount === 0, times: 50 }))
         assert.strictEqual(settled.messageCount, 0)
       }).pipe(Effect.scoped),
     )
@@ -68,9 +66,9 @@ layer(Rabbit.Rabbit.layer)("Rabbit (real broker)", (it) => {
           (message) =>
             Effect.gen(function* () {
               deliveries.push(message.fields.redelivered)
-              if (deliveries.length === 1) return { _tag: "Nack", requeue: true } as const
+              if (deliveries.length === 1) return Rabbit.nack(true)
               yield* Deferred.succeed(done, undefined)
-              return { _tag: "Ack" } as const
+              return Rabbit.ack
             }),
           { prefetch: 1 },
         )
