@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Option } from "effect"
+import type { Tracer } from "effect"
 import { Rabbit } from "@walletun/infra"
 
 /** A durable quorum queue with a unique name, deleted when the test's scope closes. */
@@ -74,6 +75,121 @@ layer(Rabbit.Rabbit.layer)("Rabbit (real broker)", (it) => {
         )
         yield* Deferred.await(done).pipe(Effect.timeout("10 seconds"))
         assert.deepStrictEqual(deliveries, [false, true])
+      }).pipe(Effect.scoped),
+    )
+  })
+
+  describe("trace context", () => {
+    it.effect("the consumer's span continues the trace of the span that published", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const queue = yield* temporaryQueue
+        const producer = yield* Effect.gen(function* () {
+          const span = yield* Effect.currentSpan
+          yield* rabbit.publish("", queue, new TextEncoder().encode("{}"), { messageId: randomUUID() })
+          return span
+        }).pipe(Effect.withSpan("test.request"))
+
+        const seen = yield* Deferred.make<{ span: Tracer.Span; traceparent: unknown }>()
+        yield* rabbit.consume(
+          queue,
+          (message) =>
+            Effect.gen(function* () {
+              const span = yield* Effect.currentSpan.pipe(Effect.orDie)
+              yield* Deferred.succeed(seen, { span, traceparent: message.properties.headers?.["traceparent"] })
+              return Rabbit.ack
+            }),
+          { prefetch: 1, spanName: "test.handle" },
+        )
+        const { span, traceparent } = yield* Deferred.await(seen).pipe(Effect.timeout("10 seconds"))
+        assert.strictEqual(span.name, "test.handle")
+        assert.strictEqual(span.kind, "consumer")
+        assert.strictEqual(span.traceId, producer.traceId, "one trace from the publisher to the consumer")
+        // The parent is the Rabbit.publish span (kind producer), a child of test.request.
+        const parent = Option.getOrUndefined(span.parent)
+        assert.isDefined(parent)
+        assert.notStrictEqual(parent?.spanId, producer.spanId)
+        assert.strictEqual(traceparent, `00-${producer.traceId}-${parent?.spanId}-01`)
+      }).pipe(Effect.scoped),
+    )
+  })
+
+  describe("topology", () => {
+    it.effect("declaring the same topology twice is harmless; a conflicting declaration is not retryable", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const id = randomUUID()
+        const exchange = `infra.topology.${id}`
+        const queue = `infra.topology.${id}`
+        yield* Effect.addFinalizer(() =>
+          rabbit
+            .withChannel((channel) => channel.deleteQueue(queue).then(() => channel.deleteExchange(exchange)))
+            .pipe(Effect.ignore),
+        )
+        const topology: Rabbit.Topology = {
+          exchanges: [{ name: exchange, type: "direct" }],
+          queues: [{ name: queue, type: "quorum", deliveryLimit: 5, messageTtl: "1 hour" }],
+          bindings: [{ queue, exchange, routingKey: "requested" }],
+        }
+        yield* rabbit.declare(topology)
+        yield* rabbit.declare(topology)
+
+        yield* rabbit.publish(exchange, "requested", new TextEncoder().encode("{}"))
+        const state = yield* rabbit.withChannel((channel) => channel.checkQueue(queue))
+        assert.strictEqual(state.messageCount, 1, "routed through the binding, once")
+
+        const conflict = yield* rabbit
+          .declare({ queues: [{ name: queue, type: "quorum", deliveryLimit: 7 }] })
+          .pipe(Effect.flip)
+        assert.strictEqual(conflict._tag, "RabbitError")
+        assert.isFalse(conflict.retryable, conflict.message)
+        // The refused declaration closed only its own channel: publishing still works.
+        yield* rabbit.publish(exchange, "requested", new TextEncoder().encode("{}"))
+      }).pipe(Effect.scoped),
+    )
+
+    it.effect("a message nacked without requeue goes to the dead-letter queue, with the reason", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const id = randomUUID()
+        const work = `infra.work.${id}`
+        const dlx = `infra.dlx.${id}`
+        const dlq = `infra.dlq.${id}`
+        yield* Effect.addFinalizer(() =>
+          rabbit
+            .withChannel((channel) =>
+              channel
+                .deleteQueue(work)
+                .then(() => channel.deleteQueue(dlq))
+                .then(() => channel.deleteExchange(dlx)),
+            )
+            .pipe(Effect.ignore),
+        )
+        yield* rabbit.declare({
+          exchanges: [{ name: dlx, type: "fanout" }],
+          queues: [
+            { name: dlq, type: "quorum" },
+            { name: work, type: "quorum", deadLetterExchange: dlx },
+          ],
+          bindings: [{ queue: dlq, exchange: dlx, routingKey: "" }],
+        })
+        const messageId = randomUUID()
+        yield* rabbit.publish("", work, new TextEncoder().encode("poison"), { messageId })
+        yield* rabbit.consume(work, () => Effect.succeed(Rabbit.nack(false)), { prefetch: 1 })
+
+        const dead = yield* Deferred.make<{ id: unknown; reason: unknown; body: string }>()
+        yield* rabbit.consume(
+          dlq,
+          (message) =>
+            Deferred.succeed(dead, {
+              id: message.properties.messageId,
+              reason: message.properties.headers?.["x-first-death-reason"],
+              body: message.content.toString("utf8"),
+            }).pipe(Effect.as(Rabbit.ack)),
+          { prefetch: 1 },
+        )
+        const message = yield* Deferred.await(dead).pipe(Effect.timeout("10 seconds"))
+        assert.deepStrictEqual(message, { id: messageId, reason: "rejected", body: "poison" })
       }).pipe(Effect.scoped),
     )
   })

@@ -80,8 +80,9 @@ export const make = (target: {
     return {
       host: "127.0.0.1",
       port,
+      // A reset (RST), as a network failure or a killed peer looks, not an orderly close.
       drop: Effect.sync(() => {
-        for (const socket of sockets) socket.destroy()
+        for (const socket of sockets) socket.resetAndDestroy()
       }),
       pause: Effect.sync(() => {
         paused = true

@@ -1,0 +1,193 @@
+import { randomUUID } from "node:crypto"
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Redacted, Schedule, Scope, Exit } from "effect"
+import { Rabbit } from "@walletun/infra"
+import * as Retry from "@walletun/infra/Retry"
+import * as TcpProxy from "./TcpProxy.ts"
+
+/** A Rabbit adapter whose connection goes through a proxy the test can break, and a fresh quorum queue. */
+const throughProxy = (options: { readonly publishTimeout?: Duration.Input } = {}) =>
+  Effect.gen(function* () {
+    const proxy = yield* TcpProxy.make({ host: "127.0.0.1", port: 5672 })
+    const rabbit = yield* Rabbit.make({
+      url: Redacted.make(`amqp://guest:guest@127.0.0.1:${proxy.port}`),
+      reconnectDelay: "50 millis",
+      maxReconnectDelay: "1 second",
+      publishTimeout: options.publishTimeout ?? "15 seconds",
+      shutdownTimeout: "5 seconds",
+    })
+    const queue = `infra.faults.${randomUUID()}`
+    yield* Effect.addFinalizer(() => rabbit.withChannel((channel) => channel.deleteQueue(queue)).pipe(Effect.ignore))
+    yield* rabbit.declare({ queues: [{ name: queue, type: "quorum" }] })
+    return { proxy, rabbit, queue }
+  })
+
+/** Polls `condition` every 50 ms until it holds; fails after `within`. */
+const eventually = (what: string, condition: () => boolean, within: Duration.Input) =>
+  Effect.sync(condition).pipe(
+    Effect.repeat({ until: (holds) => holds, schedule: Schedule.spaced("50 millis") }),
+    Effect.timeoutOrElse({
+      duration: within,
+      orElse: () => Effect.die(new Error(`not within ${Duration.format(Duration.fromInputUnsafe(within))}: ${what}`)),
+    }),
+  )
+
+const body = (id: string) => new TextEncoder().encode(JSON.stringify({ id }))
+
+const publishAll = (rabbit: Rabbit.Rabbit["Service"], queue: string, ids: ReadonlyArray<string>) =>
+  Effect.forEach(
+    ids,
+    (id) => rabbit.publish("", queue, body(id), { messageId: id }).pipe(Retry.withRetry(Retry.retryReconnect)),
+    { discard: true },
+  )
+
+describe("Rabbit through a proxy that drops connections (real broker)", () => {
+  it.live(
+    "publishing and consuming continue after the connection drops mid-stream, and every published message is consumed",
+    () =>
+      Effect.gen(function* () {
+        const { proxy, rabbit, queue } = yield* throughProxy()
+        const consumed = new Set<string>()
+        yield* rabbit.consume(
+          queue,
+          (message) =>
+            Effect.sleep("10 millis").pipe(
+              Effect.andThen(Effect.sync(() => consumed.add(String(message.properties.messageId)))),
+              Effect.as(Rabbit.ack),
+            ),
+          { prefetch: 5 },
+        )
+        const before = Array.from({ length: 30 }, (_, i) => `before-${i}`)
+        const after = Array.from({ length: 30 }, (_, i) => `after-${i}`)
+
+        yield* publishAll(rabbit, queue, before)
+        yield* eventually("some messages consumed", () => consumed.size >= 5, "10 seconds")
+        yield* proxy.drop
+        yield* publishAll(rabbit, queue, after)
+
+        yield* eventually(
+          "every message consumed",
+          () => [...before, ...after].every((id) => consumed.has(id)),
+          "30 seconds",
+        )
+        assert.isAtLeast(yield* proxy.acceptedConnections, 2, "the adapter reconnected through the proxy")
+        const left = yield* rabbit
+          .withChannel((channel) => channel.checkQueue(queue))
+          .pipe(
+            Effect.repeat({
+              until: (state) => state.messageCount === 0,
+              schedule: Schedule.spaced("100 millis"),
+              times: 50,
+            }),
+          )
+        assert.strictEqual(left.messageCount, 0, "every message was acked")
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+
+  it.live(
+    "messages in flight when the connection drops are delivered again, marked redelivered",
+    () =>
+      Effect.gen(function* () {
+        const { proxy, rabbit, queue } = yield* throughProxy()
+        const ids = ["held-1", "held-2", "held-3"]
+        const release = yield* Deferred.make<void>()
+        const firstDeliveries = new Set<string>()
+        const redelivered = new Set<string>()
+        yield* rabbit.consume(
+          queue,
+          (message) =>
+            Effect.gen(function* () {
+              const id = String(message.properties.messageId)
+              if (!message.fields.redelivered) {
+                firstDeliveries.add(id)
+                // Held until after the drop: its ack goes to a dead channel and is lost.
+                yield* Deferred.await(release)
+                return Rabbit.ack
+              }
+              redelivered.add(id)
+              return Rabbit.ack
+            }),
+          { prefetch: 10 },
+        )
+        yield* publishAll(rabbit, queue, ids)
+        yield* eventually("all three held by the handler", () => firstDeliveries.size === 3, "10 seconds")
+        yield* proxy.drop
+        yield* Deferred.succeed(release, undefined)
+        yield* eventually("all three delivered again", () => ids.every((id) => redelivered.has(id)), "30 seconds")
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+
+  it.live(
+    "a publish while the broker is unreachable fails with retryable: true at its deadline, and succeeds after the reconnect",
+    () =>
+      Effect.gen(function* () {
+        const { proxy, rabbit, queue } = yield* throughProxy({ publishTimeout: "1 second" })
+        yield* proxy.pause
+        yield* proxy.drop
+        // Lets the adapter see the loss, so the publish below waits for a reconnect that cannot come.
+        yield* Effect.sleep("300 millis")
+        const started = Date.now()
+        const error = yield* rabbit
+          .publish("", queue, body("while-down"), { messageId: "while-down" })
+          .pipe(Effect.flip)
+        const waited = Date.now() - started
+        assert.strictEqual(error._tag, "RabbitError")
+        assert.isTrue(error.retryable)
+        assert.isAtLeast(waited, 900, "the publish waited for a reconnect")
+        assert.isBelow(waited, 5_000, "the publish gave up at its deadline")
+
+        yield* proxy.resume
+        yield* rabbit
+          .publish("", queue, body("after-resume"), { messageId: "after-resume" })
+          .pipe(Retry.withRetry(Retry.retryReconnect))
+        const state = yield* rabbit.withChannel((channel) => channel.checkQueue(queue))
+        assert.strictEqual(state.messageCount, 1, "only the confirmed message is in the queue")
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+
+  it.live(
+    "closing a consumer's scope stops deliveries and lets the handler in flight finish and ack",
+    () =>
+      Effect.gen(function* () {
+        const { rabbit, queue } = yield* throughProxy()
+        yield* publishAll(rabbit, queue, ["slow-1", "slow-2"])
+        const started = yield* Deferred.make<void>()
+        const finished: Array<string> = []
+        const consumerScope = yield* Scope.make()
+        yield* rabbit
+          .consume(
+            queue,
+            (message) =>
+              Deferred.succeed(started, undefined).pipe(
+                Effect.andThen(Effect.sleep("500 millis")),
+                Effect.andThen(Effect.sync(() => finished.push(String(message.properties.messageId)))),
+                Effect.as(Rabbit.ack),
+              ),
+            { prefetch: 1 },
+          )
+          .pipe(Scope.provide(consumerScope))
+        yield* Deferred.await(started).pipe(Effect.timeout("10 seconds"))
+        yield* Scope.close(consumerScope, Exit.void)
+
+        assert.deepStrictEqual(
+          finished,
+          ["slow-1"],
+          "the handler in flight finished before the scope closed; no new delivery",
+        )
+        const state = yield* rabbit
+          .withChannel((channel) => channel.checkQueue(queue))
+          .pipe(
+            Effect.repeat({
+              until: (queueState) => queueState.messageCount === 1,
+              schedule: Schedule.spaced("100 millis"),
+              times: 50,
+            }),
+          )
+        assert.strictEqual(state.messageCount, 1, "slow-1 was acked; slow-2 waits in the queue")
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+})
