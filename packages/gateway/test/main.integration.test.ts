@@ -1,0 +1,57 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { Health } from "@walletun/infra"
+import { ServiceProcess } from "@walletun/infra"
+
+const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
+const entry = main("gateway")
+const downstream = {
+  USER_SERVICE_URL: "http://127.0.0.1:18281",
+  TRANSACTION_SERVICE_URL: "http://127.0.0.1:18282",
+  WALLET_HEALTH_URL: "http://127.0.0.1:18283",
+}
+
+describe("gateway process", () => {
+  it.live("is live but not ready while the services behind it are down, and names each one", () =>
+    Effect.gen(function* () {
+      const gateway = yield* ServiceProcess.start(entry, { GATEWAY_PORT: "18280", ...downstream })
+      yield* ServiceProcess.waitFor("http://127.0.0.1:18280/health/live")
+      const report = (yield* ServiceProcess.waitFor("http://127.0.0.1:18280/health/ready", 503)) as Health.Report
+      assert.strictEqual(report.status, "unavailable")
+      assert.deepStrictEqual(
+        Object.entries(report.checks).map(([name, check]) => [name, check.status]),
+        [
+          ["user", "down"],
+          ["transaction", "down"],
+          ["wallet", "down"],
+        ],
+      )
+      gateway.child.kill("SIGTERM")
+      assert.strictEqual(yield* gateway.exited, 130)
+    }).pipe(Effect.scoped),
+  )
+
+  it.live("all four services boot together and the gateway becomes ready", () =>
+    Effect.gen(function* () {
+      yield* ServiceProcess.start(main("user"), { USER_PORT: "18281" })
+      yield* ServiceProcess.start(main("transaction"), { TRANSACTION_PORT: "18282" })
+      yield* ServiceProcess.start(main("wallet"), { WALLET_HTTP_PORT: "18283" })
+      const result = yield* ServiceProcess.bootThenStop(
+        entry,
+        { GATEWAY_PORT: "18280", ...downstream },
+        "http://127.0.0.1:18280/health/ready",
+      )
+      const report = result.ready as Health.Report
+      assert.strictEqual(report.status, "ok")
+      assert.strictEqual(result.exitCode, 130)
+    }).pipe(Effect.scoped),
+  )
+
+  it.live("a bad USER_SERVICE_URL stops start-up with a message naming the variable", () =>
+    Effect.gen(function* () {
+      const result = yield* ServiceProcess.runUntilExit(entry, { USER_SERVICE_URL: "not a url" })
+      assert.strictEqual(result.exitCode, 1)
+      assert.include(result.output, "USER_SERVICE_URL")
+    }),
+  )
+})

@@ -1,0 +1,37 @@
+/**
+ * How every walletun service starts and stops: an HTTP server on its configured port, JSON logs and
+ * tracing from `Telemetry`, and `NodeRuntime.runMain`, which turns SIGTERM / SIGINT into an orderly
+ * release of every layer (servers stop accepting, consumers stop, connections close).
+ */
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Cause, Config, Duration, Effect, Layer } from "effect"
+import { HttpRouter } from "effect/http"
+import { createServer } from "node:http"
+import * as Telemetry from "./Telemetry.ts"
+
+/** The Node HTTP server for a service: `HOST` (default 127.0.0.1) and the port in `portVariable`. */
+export const httpServer = (portVariable: string, defaultPort: number) =>
+  NodeHttpServer.layerConfig(createServer, {
+    host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+    port: Config.Port(portVariable).pipe(Config.withDefault(defaultPort)),
+    gracefulShutdownTimeout: Config.succeed(Duration.seconds(10)),
+  })
+
+/** Serves the routes that `routes` adds to the router, on the service's HTTP server. */
+export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>, portVariable: string, defaultPort: number) =>
+  HttpRouter.serve(routes).pipe(Layer.provide(httpServer(portVariable, defaultPort)))
+
+/**
+ * Runs a service until it is told to stop. A bad configuration value fails start-up with a
+ * message naming the variable, and the process exits non-zero.
+ */
+export const run = <E>(service: string, app: Layer.Layer<never, E, never>): void =>
+  Layer.launch(app).pipe(
+    // An interruption is the normal stop (SIGTERM / SIGINT); anything else is logged before exit.
+    Effect.tapCause((cause) =>
+      Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("service stopped on an error", cause),
+    ),
+    Effect.provide(Telemetry.layer(service)),
+    // Errors were just logged as JSON, once.
+    NodeRuntime.runMain({ disableErrorReporting: true }),
+  )
