@@ -1,0 +1,305 @@
+/**
+ * gRPC on @grpc/grpc-js as Effect code: a scoped server, unary handlers that run as Effects and
+ * continue the caller's trace, and unary client calls with a deadline, cancellation on
+ * interruption, trace propagation in metadata and a typed `GrpcError`.
+ */
+import { Metadata, Server, ServerCredentials, credentials, status } from "@grpc/grpc-js"
+import type {
+  CallOptions,
+  ChannelCredentials,
+  Client,
+  ClientOptions,
+  ClientUnaryCall,
+  MethodDefinition,
+  ServerOptions,
+  ServerUnaryCall,
+  ServiceDefinition,
+  ServiceError,
+  UntypedServiceImplementation,
+  handleUnaryCall,
+} from "@grpc/grpc-js"
+import { Cause, Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import type { Scope, Tracer } from "effect"
+import { Headers, HttpTraceContext } from "effect/http"
+
+/** The status codes after which the same call may succeed later. */
+export const retryableCodes: ReadonlySet<status> = new Set([
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.RESOURCE_EXHAUSTED,
+  status.ABORTED,
+])
+
+/** Whether a call that ended with this status code may be retried. */
+export const isRetryable = (code: status): boolean => retryableCodes.has(code)
+
+/** The name of a status code, such as `NOT_FOUND`, or `UNKNOWN(<code>)` for a code gRPC does not define. */
+export const statusName = (code: number): string => status[code] ?? `UNKNOWN(${code})`
+
+/**
+ * A gRPC call that did not end with OK: the status code and its name, the details, the string
+ * trailers, and whether the same call may succeed later (UNAVAILABLE, DEADLINE_EXCEEDED,
+ * RESOURCE_EXHAUSTED, ABORTED).
+ */
+export class GrpcError extends Schema.TaggedError<GrpcError>()("GrpcError", {
+  /** The call, as named by the caller, e.g. `WalletService.GetWallet`. */
+  method: Schema.String,
+  code: Schema.Number,
+  status: Schema.String,
+  details: Schema.String,
+  retryable: Schema.Boolean,
+  /** String-valued trailing metadata (binary `-bin` entries are left out). */
+  metadata: Schema.Record(Schema.String, Schema.String),
+}) {}
+
+const stringEntries = (metadata: Metadata | undefined): Record<string, string> => {
+  const entries: Record<string, string> = {}
+  if (metadata === undefined) return entries
+  for (const [key, value] of Object.entries(metadata.getMap())) {
+    if (typeof value === "string") entries[key] = value
+  }
+  return entries
+}
+
+/** Builds the `GrpcError` of a status; `retryable` follows the status code. */
+export const makeGrpcError = (
+  method: string,
+  code: status,
+  details: string,
+  metadata: Readonly<Record<string, string>> = {},
+): GrpcError =>
+  new GrpcError({ method, code, status: statusName(code), details, retryable: isRetryable(code), metadata })
+
+const fromServiceError = (method: string, error: ServiceError): GrpcError =>
+  makeGrpcError(method, error.code, error.details, stringEntries(error.metadata))
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+/** What a failed handler answers: a status code (not OK), details for the caller, optional trailers. */
+export interface GrpcFailure {
+  readonly code: status
+  readonly details: string
+  readonly metadata?: Readonly<Record<string, string>> | undefined
+}
+
+/** The W3C (or B3) trace context a caller put in the request metadata, if any. */
+export const traceParentFromMetadata = (metadata: Metadata): Tracer.ExternalSpan | undefined =>
+  Option.getOrUndefined(HttpTraceContext.fromHeaders(Headers.fromInput(stringEntries(metadata))))
+
+const toMetadata = (entries: Readonly<Record<string, string>> | undefined): Metadata => {
+  const metadata = new Metadata()
+  if (entries !== undefined) for (const [key, value] of Object.entries(entries)) metadata.set(key, value)
+  return metadata
+}
+
+/**
+ * What a handler whose Effect did not succeed with a typed failure answers: CANCELLED when the
+ * call was cancelled (the caller is gone or past its deadline), INTERNAL for a defect, without
+ * internal details.
+ */
+const failureOf = <E>(cause: Cause.Cause<E>, toFailure: (error: E) => GrpcFailure): GrpcFailure => {
+  const error = Cause.findErrorOption(cause)
+  if (Option.isSome(error)) return toFailure(error.value)
+  if (Cause.hasInterruptsOnly(cause)) return { code: status.CANCELLED, details: "the call was cancelled" }
+  return { code: status.INTERNAL, details: "internal error" }
+}
+
+/**
+ * The span name of a method path: `/walletun.wallet.v1.WalletService/GetWallet` becomes
+ * `WalletService.GetWallet`.
+ */
+export const spanName = (path: string): string => {
+  const [service = "", method = ""] = path.replace(/^\//, "").split("/")
+  return `${service.slice(service.lastIndexOf(".") + 1)}.${method}`
+}
+
+/**
+ * Implements a unary rpc of a generated service definition (e.g. `WalletServiceService.getWallet`)
+ * as an Effect. Each call runs in a SERVER span named after the method, whose parent is the
+ * caller's trace context from the metadata; a cancelled call (client gone, deadline passed)
+ * interrupts the Effect; a typed failure becomes the status that `toFailure` chooses (write it as
+ * an exhaustive `switch` on `_tag`); a defect becomes INTERNAL, without details, and is logged.
+ */
+export const unary = <Req, Res, E, R>(
+  method: MethodDefinition<Req, Res>,
+  handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Effect.Effect<Res, E, R>,
+  toFailure: (error: E) => GrpcFailure,
+): Effect.Effect<handleUnaryCall<Req, Res>, never, R> =>
+  Effect.map(Effect.context<R>(), (context): handleUnaryCall<Req, Res> => {
+    const run = Effect.runForkWith(context)
+    const name = spanName(method.path)
+    return (call, callback) => {
+      const program = handler(call.request, call).pipe(
+        Effect.tapCause((cause) =>
+          Cause.hasDies(cause) ? Effect.logError(`gRPC handler ${name} died`, cause) : Effect.void,
+        ),
+        Effect.withSpan(name, {
+          kind: "server",
+          parent: traceParentFromMetadata(call.metadata),
+          attributes: { "rpc.system": "grpc", "rpc.method": method.path },
+        }),
+      )
+      const fiber = run(program)
+      const onCancelled = () => fiber.interruptUnsafe()
+      call.once("cancelled", onCancelled)
+      fiber.addObserver((exit) => {
+        call.off("cancelled", onCancelled)
+        if (exit._tag === "Success") {
+          callback(null, exit.value)
+          return
+        }
+        const failure = failureOf(exit.cause, toFailure)
+        callback({ code: failure.code, details: failure.details, metadata: toMetadata(failure.metadata) }, null)
+      })
+    }
+  })
+
+/** One service served by a `GrpcServer`: its generated definition and its implementation. */
+export interface ServiceBinding {
+  readonly definition: ServiceDefinition
+  readonly implementation: UntypedServiceImplementation
+}
+
+/** Pairs a generated service definition (e.g. `WalletServiceService`) with its implementation. */
+export const service = (
+  definition: ServiceDefinition,
+  implementation: UntypedServiceImplementation,
+): ServiceBinding => ({ definition, implementation })
+
+/** Where and what a `GrpcServer` serves. */
+export interface ServerConfig {
+  readonly services: ReadonlyArray<ServiceBinding>
+  /** The TCP port; 0 picks a free one (read it back from `GrpcServer.port`). */
+  readonly port: number
+  /** The address to bind; `127.0.0.1` unless set. */
+  readonly host?: string | undefined
+  /** How long a graceful shutdown may wait for calls in flight before they are cut; 10 seconds unless set. */
+  readonly shutdownTimeout?: Duration.Input | undefined
+  /** grpc-js channel options for the server (message sizes, keepalive, ...). */
+  readonly options?: ServerOptions | undefined
+}
+
+const shutdown = (server: Server, timeout: Duration.Input): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    server.tryShutdown(() => resume(Effect.void))
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () => Effect.sync(() => server.forceShutdown()),
+    }),
+  )
+
+/**
+ * Starts a grpc-js server with the given services, bound (without TLS: internal traffic) to
+ * `host:port`, and shuts it down when the scope closes: gracefully, then forcibly after
+ * `shutdownTimeout`.
+ */
+export const makeServer = Effect.fnUntraced(function* (config: ServerConfig) {
+  const host = config.host ?? "127.0.0.1"
+  const server = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const created = new Server(config.options)
+      for (const binding of config.services) created.addService(binding.definition, binding.implementation)
+      return created
+    }),
+    (created) => shutdown(created, config.shutdownTimeout ?? Duration.seconds(10)),
+  )
+  const address = `${host.includes(":") ? `[${host}]` : host}:${config.port}`
+  const port = yield* Effect.callback<number, GrpcError>((resume) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) =>
+      resume(
+        error === null
+          ? Effect.succeed(bound)
+          : Effect.fail(makeGrpcError("Server.bind", status.UNAVAILABLE, `cannot bind ${address}: ${error.message}`)),
+      ),
+    )
+  })
+  return GrpcServer.of({ server, host, port })
+})
+
+/** A running gRPC server: the grpc-js server and the address it listens on. */
+export class GrpcServer extends Context.Service<
+  GrpcServer,
+  {
+    readonly server: Server
+    readonly host: string
+    /** The bound port (the chosen one when the config asked for port 0). */
+    readonly port: number
+  }
+>()("@walletun/infra/GrpcServer") {
+  /** A layer serving what `config` describes (build the implementations in it) until the layer is released. */
+  static readonly layer = <E, R>(
+    config: Effect.Effect<ServerConfig, E, R>,
+  ): Layer.Layer<GrpcServer, E | GrpcError, Exclude<R, Scope.Scope>> =>
+    Layer.effect(GrpcServer, Effect.flatMap(config, makeServer))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------------------------
+
+/** A generated client's unary method in its full form (request, metadata, options, callback). */
+export type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall
+
+/** Options of one unary call: the deadline (required: every call has one) and extra metadata. */
+export interface CallConfig {
+  /** How long the call may take, from now; it becomes the call's gRPC deadline. */
+  readonly timeout: Duration.Input
+  readonly metadata?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * Calls a unary method (e.g. `client.getWallet.bind(client)`) in a CLIENT span named `name`, with
+ * the trace context and `config.metadata` in the request metadata and a deadline of
+ * `config.timeout`. Interrupting the Effect cancels the call; a status other than OK fails with
+ * `GrpcError`.
+ */
+export const unaryCall = <Req, Res>(
+  name: string,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  config: CallConfig,
+): Effect.Effect<Res, GrpcError> =>
+  Effect.useSpan(name, { kind: "client", attributes: { "rpc.system": "grpc" } }, (span) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const deadline = now + Duration.toMillis(config.timeout)
+      const metadata = toMetadata(config.metadata)
+      for (const [key, value] of Object.entries(HttpTraceContext.toHeaders(span))) metadata.set(key, value)
+      return yield* Effect.callback<Res, GrpcError>((resume) => {
+        const call = method(request, metadata, { deadline }, (error, response) => {
+          span.attribute("rpc.grpc.status_code", error === null ? status.OK : error.code)
+          resume(error === null ? Effect.succeed(response) : Effect.fail(fromServiceError(name, error)))
+        })
+        return Effect.sync(() => call.cancel())
+      })
+    }),
+  )
+
+/** A generated client class, such as `WalletServiceClient`. */
+export type ClientConstructor<C extends Client> = new (
+  address: string,
+  credentials: ChannelCredentials,
+  options?: Partial<ClientOptions>,
+) => C
+
+/**
+ * Creates a client of `address` (`host:port`, no TLS: internal traffic) that is closed when the
+ * scope closes. The channel connects lazily, on the first call.
+ */
+export const makeClient = <C extends Client>(
+  constructor: ClientConstructor<C>,
+  address: string,
+  options: Partial<ClientOptions> = {},
+): Effect.Effect<C, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => new constructor(address, credentials.createInsecure(), options)),
+    (client) => Effect.sync(() => client.close()),
+  )
