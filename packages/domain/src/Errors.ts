@@ -116,7 +116,10 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()(
 ) {}
 
 /** The state of one dependency of a service, as the readiness check found it. */
-export const DependencyState = Schema.Literals(["up", "down"]).annotate({ identifier: "DependencyState" })
+export const DependencyState = Schema.Literals(["up", "down"]).annotate({
+  identifier: "DependencyState",
+  message: "dependency state must be up or down",
+})
 /** The state of one dependency. */
 export type DependencyState = typeof DependencyState.Type
 

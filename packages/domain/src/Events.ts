@@ -54,9 +54,11 @@ export class TransactionFailed extends Schema.TaggedClass<TransactionFailed>()("
 }) {}
 
 /** Every event on the broker, tagged by `_tag`. */
-export const TransactionEvent = Schema.Union([TransactionRequested, TransactionCompleted, TransactionFailed]).pipe(
-  Schema.toTaggedUnion("_tag"),
-)
+export const TransactionEvent = Schema.Union([TransactionRequested, TransactionCompleted, TransactionFailed])
+  .annotate({
+    message: "event must be an object whose _tag is TransactionRequested, TransactionCompleted or TransactionFailed",
+  })
+  .pipe(Schema.toTaggedUnion("_tag"))
 /** Every event on the broker. */
 export type TransactionEvent = typeof TransactionEvent.Type
 

@@ -45,7 +45,11 @@ export const FailureReason = Schema.Literals([
   "CURRENCY_MISMATCH",
   "LIMIT_EXCEEDED",
   "REJECTED",
-]).annotate({ identifier: "FailureReason" })
+]).annotate({
+  identifier: "FailureReason",
+  message:
+    "failure reason must be one of INSUFFICIENT_FUNDS, WALLET_NOT_FOUND, CURRENCY_MISMATCH, LIMIT_EXCEEDED, REJECTED",
+})
 /** Why a transaction failed. */
 export type FailureReason = typeof FailureReason.Type
 
@@ -86,7 +90,10 @@ export const CreateTransfer = Schema.Struct({
 
 /** Body of `POST /v1/transactions`: a union tagged by `type`. */
 export const CreateTransaction = Schema.Union([CreateDeposit, CreateWithdrawal, CreateTransfer])
-  .annotate({ identifier: "CreateTransaction" })
+  .annotate({
+    identifier: "CreateTransaction",
+    message: "body must be an object whose type is deposit, withdrawal or transfer",
+  })
   .pipe(Schema.toTaggedUnion("type"))
 /** Body of `POST /v1/transactions`. */
 export type CreateTransaction = typeof CreateTransaction.Type

@@ -1,0 +1,222 @@
+// The boundary rule keeps domain *sources* on `effect` alone; tests need the test runner.
+// oxlint-disable-next-line walletun/boundaries
+import { assert, describe, it } from "@effect/vitest"
+import { DateTime, Effect, Schema } from "effect"
+import { Events, Ids, Money, Transaction, Wallet } from "../src/index.ts"
+
+const statuses = Transaction.TransactionStatus.literals
+const order = { PENDING: 0, PROCESSING: 1, COMPLETED: 2, FAILED: 2 } as const
+
+const walletA = "0190a0c3-7d3e-7cc0-8000-00000000000a"
+const walletB = "0190a0c3-7d3e-7cc0-8000-00000000000b"
+const txId = "0190a0c3-7d3e-7cc0-8000-0000000000f1"
+const userId = "0190a0c3-7d3e-7cc0-8000-0000000000a1"
+
+describe("Transaction status transitions", () => {
+  it.effect("follows PENDING → PROCESSING → COMPLETED | FAILED", () =>
+    Effect.sync(() => {
+      assert.isTrue(Transaction.canTransition("PENDING", "PROCESSING"))
+      assert.isTrue(Transaction.canTransition("PROCESSING", "COMPLETED"))
+      assert.isTrue(Transaction.canTransition("PROCESSING", "FAILED"))
+      assert.isTrue(Transaction.canTransition("PENDING", "FAILED"))
+      assert.isFalse(Transaction.canTransition("COMPLETED", "FAILED"))
+      assert.isFalse(Transaction.canTransition("FAILED", "COMPLETED"))
+      assert.isFalse(Transaction.canTransition("PROCESSING", "PENDING"))
+      assert.isTrue(Transaction.isFinal("COMPLETED") && Transaction.isFinal("FAILED"))
+      assert.isFalse(Transaction.isFinal("PENDING") || Transaction.isFinal("PROCESSING"))
+    }),
+  )
+
+  it.effect.prop(
+    "never allows going backwards, staying put, or leaving a final status",
+    [Transaction.TransactionStatus, Transaction.TransactionStatus],
+    ([from, to]) =>
+      Effect.sync(() => {
+        const allowed = Transaction.canTransition(from, to)
+        if (order[to] <= order[from] || Transaction.isFinal(from)) assert.isFalse(allowed, `${from} → ${to}`)
+        else assert.isTrue(allowed, `${from} → ${to}`)
+      }),
+  )
+
+  it.effect("every chain of allowed moves is strictly forward and ends within four statuses", () =>
+    Effect.sync(() => {
+      const walk = (path: ReadonlyArray<Transaction.TransactionStatus>): number => {
+        const last = path[path.length - 1] ?? "PENDING"
+        const next = statuses.filter((s) => Transaction.canTransition(last, s))
+        return next.length === 0 ? path.length : Math.max(...next.map((s) => walk([...path, s])))
+      }
+      assert.strictEqual(walk(["PENDING"]), 3)
+    }),
+  )
+})
+
+const bodyFailure = (input: unknown) =>
+  Schema.decodeUnknownEffect(Transaction.CreateTransaction)(input, { errors: "all" }).pipe(
+    Effect.flip,
+    Effect.map((e) => e.message),
+  )
+
+const eventFailure = (text: string) =>
+  Schema.decodeUnknownEffect(Events.TransactionEventJson)(text).pipe(
+    Effect.flip,
+    Effect.map((e) => e.message),
+  )
+
+describe("CreateTransaction", () => {
+  it.effect("decodes each type and ignores unknown fields", () =>
+    Effect.gen(function* () {
+      const decode = Schema.decodeUnknownEffect(Transaction.CreateTransaction)
+      const deposit = yield* decode({ type: "deposit", walletId: walletA, amount: 500, balance: 10 ** 9, owner: "x" })
+      assert.deepStrictEqual(deposit, { type: "deposit", walletId: walletA, amount: Money.Amount.make(500n) } as never)
+      const transfer = yield* decode({
+        type: "transfer",
+        sourceWalletId: walletA,
+        targetWalletId: walletB,
+        amount: 1,
+        description: "rent",
+      })
+      assert.strictEqual(transfer.type, "transfer")
+      assert.isTrue(Transaction.CreateTransaction.guards.transfer(transfer))
+    }),
+  )
+
+  it.effect("rejects bad bodies with messages naming the problem", () =>
+    Effect.gen(function* () {
+      assert.include(yield* bodyFailure({ type: "deposit", walletId: walletA, amount: 1.25 }), "safe integer")
+      assert.include(yield* bodyFailure({ type: "deposit", walletId: "nope", amount: 1 }), "wallet id must be a UUID")
+      assert.include(
+        yield* bodyFailure({ type: "withdrawal", walletId: walletA, amount: 1, description: "d".repeat(501) }),
+        "description must be at most 500 characters",
+      )
+      assert.include(
+        yield* bodyFailure({ type: "refund", walletId: walletA, amount: 1 }),
+        "type is deposit, withdrawal or transfer",
+      )
+      const missing = yield* bodyFailure({ type: "transfer", sourceWalletId: walletA, amount: 5 })
+      assert.include(missing, "targetWalletId")
+    }),
+  )
+})
+
+const now = DateTime.makeUnsafe("2026-11-25T08:46:00.123Z")
+
+describe("Transaction and Wallet JSON", () => {
+  it.effect("encodes amounts as JSON integers and timestamps as RFC 3339 UTC with milliseconds", () =>
+    Effect.gen(function* () {
+      const tx: Transaction.Transaction = {
+        id: Ids.TransactionId.make(txId),
+        type: "deposit",
+        status: "PENDING",
+        amount: Money.Amount.make(1234n),
+        currency: "BRL",
+        walletId: Ids.WalletId.make(walletA),
+        failureReason: null,
+        createdAt: now,
+        updatedAt: now,
+      }
+      const json = yield* Schema.encodeEffect(Schema.fromJsonString(Transaction.Transaction))(tx)
+      assert.strictEqual(
+        json,
+        `{"id":"${txId}","type":"deposit","status":"PENDING","amount":1234,"currency":"BRL","walletId":"${walletA}",` +
+          `"failureReason":null,"createdAt":"2026-11-25T08:46:00.123Z","updatedAt":"2026-11-25T08:46:00.123Z"}`,
+      )
+      assert.deepStrictEqual(
+        yield* Schema.decodeUnknownEffect(Schema.fromJsonString(Transaction.Transaction))(json),
+        tx,
+      )
+    }),
+  )
+
+  it.effect.prop("wallets survive a JSON round trip", [Wallet.Wallet], ([wallet]) =>
+    Effect.gen(function* () {
+      const codec = Schema.fromJsonString(Wallet.Wallet)
+      const json = yield* Schema.encodeEffect(codec)(wallet)
+      const back = yield* Schema.decodeUnknownEffect(codec)(json)
+      assert.strictEqual(back.balance, wallet.balance)
+      assert.strictEqual(DateTime.toEpochMillis(back.createdAt), DateTime.toEpochMillis(wallet.createdAt))
+      assert.strictEqual(yield* Schema.encodeEffect(codec)(back), json)
+    }),
+  )
+
+  it.effect("rejects a timestamp that is not RFC 3339", () =>
+    Effect.gen(function* () {
+      const message = yield* Schema.decodeUnknownEffect(Wallet.Entry)({
+        transactionId: txId,
+        type: "deposit",
+        amount: 5,
+        balanceAfter: 5,
+        createdAt: "25/11/2026",
+      }).pipe(
+        Effect.flip,
+        Effect.map((e) => e.message),
+      )
+      assert.include(message, "timestamp must be an RFC 3339 date-time")
+    }),
+  )
+})
+
+describe("Events", () => {
+  it.effect("each event survives the broker's JSON string codec", () =>
+    Effect.gen(function* () {
+      const events: ReadonlyArray<Events.TransactionEvent> = [
+        new Events.TransactionRequested({
+          id: Ids.TransactionId.make(txId),
+          userId: Ids.UserId.make(userId),
+          type: "transfer",
+          amount: Money.Amount.make(10n ** 15n),
+          currency: "JPY",
+          sourceWalletId: Ids.WalletId.make(walletA),
+          targetWalletId: Ids.WalletId.make(walletB),
+          description: "split dinner",
+          createdAt: now,
+        }),
+        new Events.TransactionCompleted({
+          transactionId: Ids.TransactionId.make(txId),
+          entries: [
+            {
+              walletId: Ids.WalletId.make(walletA),
+              amount: Money.EntryAmount.make(-700n),
+              balanceAfter: Money.Balance.make(300n),
+            },
+            {
+              walletId: Ids.WalletId.make(walletB),
+              amount: Money.EntryAmount.make(700n),
+              balanceAfter: Money.Balance.make(700n),
+            },
+          ],
+          completedAt: now,
+        }),
+        new Events.TransactionFailed({
+          transactionId: Ids.TransactionId.make(txId),
+          reason: "INSUFFICIENT_FUNDS",
+          failedAt: now,
+        }),
+      ]
+      for (const event of events) {
+        const json = yield* Schema.encodeEffect(Events.TransactionEventJson)(event)
+        assert.include(json, `"_tag":"${event._tag}"`)
+        const back = yield* Schema.decodeUnknownEffect(Events.TransactionEventJson)(json)
+        assert.strictEqual(back._tag, event._tag)
+        assert.strictEqual(yield* Schema.encodeEffect(Events.TransactionEventJson)(back), json)
+      }
+      const requested = yield* Schema.encodeEffect(Events.TransactionEventJson)(events[0] as Events.TransactionEvent)
+      assert.include(requested, `"amount":1000000000000000`)
+    }),
+  )
+
+  it.effect("rejects an unknown event or a float amount in a message", () =>
+    Effect.gen(function* () {
+      assert.include(
+        yield* eventFailure(`{"_tag":"TransactionVanished","transactionId":"${txId}"}`),
+        "_tag is TransactionRequested, TransactionCompleted or TransactionFailed",
+      )
+      assert.include(
+        yield* eventFailure(
+          `{"_tag":"TransactionFailed","transactionId":"${txId}","reason":"BORED","failedAt":"2026-11-25T08:46:00.123Z"}`,
+        ),
+        "INSUFFICIENT_FUNDS",
+      )
+      assert.include(yield* eventFailure("{not json"), "JSON")
+    }),
+  )
+})
