@@ -50,7 +50,11 @@ export class GrpcError extends Schema.TaggedError<GrpcError>()("GrpcError", {
   retryable: Schema.Boolean,
   /** String-valued trailing metadata (binary `-bin` entries are left out). */
   metadata: Schema.Record(Schema.String, Schema.String),
-}) {}
+}) {
+  override get message(): string {
+    return `${this.method}: ${this.status} ${this.details}`
+  }
+}
 
 const stringEntries = (metadata: Metadata | undefined): Record<string, string> => {
   const entries: Record<string, string> = {}
@@ -132,8 +136,11 @@ export const unary = <Req, Res, E, R>(
     const name = spanName(method.path)
     return (call, callback) => {
       const program = handler(call.request, call).pipe(
+        Effect.tap(() => Effect.annotateCurrentSpan("rpc.grpc.status_code", status.OK)),
         Effect.tapCause((cause) =>
-          Cause.hasDies(cause) ? Effect.logError(`gRPC handler ${name} died`, cause) : Effect.void,
+          Effect.annotateCurrentSpan("rpc.grpc.status_code", failureOf(cause, toFailure).code).pipe(
+            Effect.andThen(Cause.hasDies(cause) ? Effect.logError(`gRPC handler ${name} died`, cause) : Effect.void),
+          ),
         ),
         Effect.withSpan(name, {
           kind: "server",

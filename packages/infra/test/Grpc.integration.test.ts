@@ -1,6 +1,6 @@
 import { status } from "@grpc/grpc-js"
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Option, Queue, Schema, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Option, Queue, Schema, Scope } from "effect"
 import type { Tracer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
 import {
@@ -106,7 +106,10 @@ const implementation = Effect.gen(function* () {
     ),
     getWallets: yield* Grpc.unary(
       WalletServiceService.getWallets,
-      (request) => Effect.succeed({ wallets: request.walletIds.flatMap((id) => wallets.get(id) ?? []) }),
+      (request) =>
+        request.walletIds.includes("boom")
+          ? Effect.die(new Error("secret internals"))
+          : Effect.succeed({ wallets: request.walletIds.flatMap((id) => wallets.get(id) ?? []) }),
       toFailure,
     ),
     listWallets: yield* Grpc.unary(
@@ -237,6 +240,53 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
     )
   })
 
+  describe("defects", () => {
+    it.effect("a handler that dies answers INTERNAL without its internals", () =>
+      Effect.gen(function* () {
+        const client = yield* TestClient
+        const found = yield* Grpc.unaryCall(
+          "WalletService.GetWallets",
+          client.getWallets.bind(client),
+          { walletIds: ["w-big", "w-missing"] },
+          { timeout: "5 seconds" },
+        )
+        assert.deepStrictEqual(
+          found.wallets.map((w) => w.id),
+          ["w-big"],
+        )
+        const error = yield* Grpc.unaryCall(
+          "WalletService.GetWallets",
+          client.getWallets.bind(client),
+          { walletIds: ["boom"] },
+          { timeout: "5 seconds" },
+        ).pipe(Effect.flip)
+        assert.strictEqual(error.code, status.INTERNAL)
+        assert.strictEqual(error.details, "internal error")
+        assert.strictEqual(error.retryable, false)
+      }),
+    )
+  })
+
+  describe("int64 limits", () => {
+    it.effect("an amount beyond int64 fails INTERNAL on the client, before anything is sent", () =>
+      Effect.gen(function* () {
+        const client = yield* TestClient
+        const error = yield* Grpc.unaryCall(
+          "WalletService.ApplyTransaction",
+          client.applyTransaction.bind(client),
+          {
+            transactionId: "t-too-big",
+            kind: { $case: "deposit", value: { walletId: "w-big", amount: 2n ** 63n, currency: "USD" } },
+          },
+          { timeout: "5 seconds" },
+        ).pipe(Effect.flip)
+        assert.strictEqual(error.code, status.INTERNAL)
+        assert.strictEqual(error.retryable, false)
+        assert.include(error.details, "serialization")
+      }),
+    )
+  })
+
   describe("deadlines and cancellation", () => {
     it.effect("a handler slower than the deadline gives a retryable DEADLINE_EXCEEDED and is interrupted", () =>
       Effect.gen(function* () {
@@ -302,6 +352,8 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
           // The parent is the client span (a child of test.caller), not test.caller itself.
           assert.notStrictEqual(parent.value.spanId, caller.spanId)
         }
+        assert.strictEqual(serverSpan?.attributes.get("rpc.grpc.status_code"), status.NOT_FOUND)
+        assert.strictEqual(serverSpan?.attributes.get("rpc.method"), "/walletun.wallet.v1.WalletService/GetWallet")
       }),
     )
   })
@@ -334,6 +386,38 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
         const error = yield* listWallets().pipe(Effect.flip)
         assert.strictEqual(error.code, status.UNAVAILABLE)
         assert.strictEqual(error.retryable, true)
+      }),
+    )
+
+    it.effect("a shutdown held up by a call in flight is forced after shutdownTimeout", () =>
+      Effect.gen(function* () {
+        const observed = yield* Observed
+        const scope = yield* Scope.make()
+        const server = yield* Grpc.makeServer({
+          services: [Grpc.service(WalletServiceService, yield* implementation)],
+          port: 0,
+          shutdownTimeout: "300 millis",
+        }).pipe(Scope.provide(scope))
+        const client = yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${server.port}`)
+        const inFlight = yield* Grpc.unaryCall(
+          "WalletService.ListEntries",
+          client.listEntries.bind(client),
+          { walletId: "slow-shutdown", ownerId: "alice", pageSize: 0, pageToken: "" },
+          { timeout: "30 seconds" },
+        ).pipe(Effect.flip, Effect.forkChild)
+        yield* Effect.sleep("200 millis") // the call reaches the handler
+
+        const started = yield* Clock.currentTimeMillis
+        yield* Scope.close(scope, Exit.void)
+        const took = (yield* Clock.currentTimeMillis) - started
+        assert.isAtLeast(took, 250)
+        assert.isBelow(took, 5_000)
+
+        const error = yield* Fiber.join(inFlight).pipe(Effect.timeout("5 seconds"))
+        // grpc-js's forceShutdown resets the stream: the caller sees CANCELLED, not UNAVAILABLE.
+        assert.strictEqual(error.code, status.CANCELLED)
+        const interrupted = yield* Queue.take(observed.interrupted).pipe(Effect.timeout("5 seconds"))
+        assert.strictEqual(interrupted, "slow-shutdown")
       }),
     )
   })
