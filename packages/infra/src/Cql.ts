@@ -1,32 +1,46 @@
 /**
  * The CQL database (ScyllaDB in production, Apache Cassandra where ScyllaDB cannot run), behind one
- * service: prepared statements only, and the consistency level stated at every call.
+ * service: prepared statements only, the consistency level stated at every call, a deadline on every
+ * request, and bounded retries only for requests that are safe to repeat.
  */
 import cassandra from "cassandra-driver"
 import { Config, Context, Duration, Effect, Layer, Schema } from "effect"
+import { retryTransient, withRetry } from "./Retry.ts"
 
-/** A failed CQL call. `retryable` is true when the same call may succeed later (timeouts, no host). */
+/**
+ * A failed CQL call. `retryable` is true when repeating the same call may succeed and is safe: the
+ * request did not run, or it ran but is idempotent.
+ */
 export class CqlError extends Schema.TaggedError<CqlError>()("CqlError", {
   message: Schema.String,
   retryable: Schema.Boolean,
   cause: Schema.Defect(),
 }) {}
 
-const retryableCodes = new Set<number>([
-  cassandra.types.responseErrorCodes.overloaded,
-  cassandra.types.responseErrorCodes.isBootstrapping,
-  cassandra.types.responseErrorCodes.unavailableException,
-  cassandra.types.responseErrorCodes.writeTimeout,
-  cassandra.types.responseErrorCodes.readTimeout,
-])
+const codes = cassandra.types.responseErrorCodes
 
-const toCqlError = (cause: unknown): CqlError => {
+// The coordinator refused the request before running it: repeating any request is safe.
+const refusedCodes = new Set<number>([codes.overloaded, codes.isBootstrapping, codes.unavailableException])
+// The request may or may not have been applied: repeating is safe only when it is idempotent.
+const unknownOutcomeCodes = new Set<number>([codes.writeTimeout, codes.readTimeout])
+
+const isSocketError = (cause: unknown): cause is { readonly requestNotWritten?: boolean } =>
+  cause instanceof cassandra.errors.DriverError && "isSocketError" in cause && cause.isSocketError === true
+
+/** Classifies a driver failure: transient or not, and if transient whether the request surely did not run. */
+export const classify = (cause: unknown, idempotent: boolean): CqlError => {
   const message = cause instanceof Error ? (cause.message.split("\n")[0] ?? cause.name) : String(cause)
-  const retryable =
+  const notApplied =
+    // The driver reports no host only after every host refused or could not take the request.
     cause instanceof cassandra.errors.NoHostAvailableError ||
+    cause instanceof cassandra.errors.BusyConnectionError ||
+    (cause instanceof cassandra.errors.ResponseError && refusedCodes.has(cause.code)) ||
+    (isSocketError(cause) && cause.requestNotWritten === true)
+  const unknownOutcome =
     cause instanceof cassandra.errors.OperationTimedOutError ||
-    (cause instanceof cassandra.errors.ResponseError && retryableCodes.has(cause.code))
-  return new CqlError({ message, retryable, cause })
+    (cause instanceof cassandra.errors.ResponseError && unknownOutcomeCodes.has(cause.code)) ||
+    isSocketError(cause)
+  return new CqlError({ message, retryable: notApplied || (idempotent && unknownOutcome), cause })
 }
 
 /** Consistency levels by name, so call sites say which one they need. */
@@ -38,18 +52,39 @@ export interface CqlPage {
   readonly pageState: string | undefined
 }
 
+/** Options of one statement. */
 export interface CqlExecuteOptions {
   readonly consistency: number
   readonly fetchSize?: number
   readonly pageState?: string
+  /**
+   * The statement gives the same result however often it runs (a read, an upsert of fixed values),
+   * so the driver and this adapter may repeat it after a timeout or a lost connection, with a
+   * bounded, jittered backoff. Default: true for `SELECT`, false for anything else.
+   */
+  readonly idempotent?: boolean
 }
+
+/** How the adapter connects; every request has a deadline. */
+export interface CqlOptions {
+  /** `host:port` of one node; the other nodes are found through it, on the same port. */
+  readonly contactPoint: string
+  readonly localDataCenter: string
+  /** Deadline of one request attempt. */
+  readonly requestTimeout: Duration.Input
+}
+
+const isSelect = (query: string) => /^\s*select\b/i.test(query)
 
 export class Cql extends Context.Service<
   Cql,
   {
-    /** Runs one prepared statement and returns one page of its rows. */
+    /** Runs one prepared statement and returns one page of its rows; retries only idempotent ones. */
     execute(query: string, params: ReadonlyArray<unknown>, options: CqlExecuteOptions): Effect.Effect<CqlPage, CqlError>
-    /** Runs a lightweight transaction (`IF NOT EXISTS`, `IF col = x`) and says whether it applied. */
+    /**
+     * Runs a lightweight transaction (`IF NOT EXISTS`, `IF col = x`) and says whether it applied.
+     * Never repeated here: after a timeout, a second try could find its own write and say "not applied".
+     */
     executeConditional(
       query: string,
       params: ReadonlyArray<unknown>,
@@ -57,6 +92,9 @@ export class Cql extends Context.Service<
     ): Effect.Effect<boolean, CqlError>
   }
 >()("@walletun/infra/Cql") {
+  /** Connects with explicit options (tests point it at a proxy). */
+  static readonly layerWith = (options: CqlOptions) => Layer.effect(Cql, make(options))
+
   /** Connects to `CQL_CONTACT_POINT` (host:port) in data centre `CQL_LOCAL_DATACENTER`. */
   static readonly layer = Layer.effect(
     Cql,
@@ -66,64 +104,108 @@ export class Cql extends Context.Service<
       const requestTimeout = yield* Config.Duration("CQL_REQUEST_TIMEOUT").pipe(
         Config.withDefault(Duration.seconds(10)),
       )
-      const client = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: async () => {
-            const created = new cassandra.Client({
-              contactPoints: [contactPoint],
-              localDataCenter,
-              // Money is bigint end to end: CQL bigint and varint columns map to JS bigint both ways.
-              encoding: { useBigIntAsLong: true, useBigIntAsVarint: true },
-              socketOptions: { connectTimeout: 5_000, readTimeout: Duration.toMillis(requestTimeout) },
-            })
-            await created.connect()
-            return created
-          },
-          catch: toCqlError,
-        }),
-        (connected) => Effect.promise(() => connected.shutdown()),
-      )
-
-      const run = (query: string, params: ReadonlyArray<unknown>, options: cassandra.QueryOptions) =>
-        Effect.tryPromise({
-          try: () => client.execute(query, [...params], { ...options, prepare: true }),
-          catch: toCqlError,
-        }).pipe(
-          Effect.timeout(requestTimeout),
-          Effect.mapError((error) =>
-            error._tag === "CqlError"
-              ? error
-              : new CqlError({ message: "CQL request timed out", retryable: true, cause: error }),
-          ),
-        )
-
-      const execute = Effect.fn("Cql.execute")(function* (
-        query: string,
-        params: ReadonlyArray<unknown>,
-        options: CqlExecuteOptions,
-      ) {
-        const result = yield* run(query, params, {
-          consistency: options.consistency,
-          ...(options.fetchSize === undefined ? {} : { fetchSize: options.fetchSize }),
-          ...(options.pageState === undefined ? {} : { pageState: options.pageState }),
-        })
-        return { rows: result.rows, pageState: result.pageState ?? undefined }
-      })
-
-      const executeConditional = Effect.fn("Cql.executeConditional")(function* (
-        query: string,
-        params: ReadonlyArray<unknown>,
-        options: { readonly serialConsistency?: number; readonly consistency: number },
-      ) {
-        const result = yield* run(query, params, {
-          consistency: options.consistency,
-          serialConsistency: options.serialConsistency ?? Consistency.serial,
-        })
-        // Read only [applied]: ScyllaDB returns the current row either way, Cassandra only on failure.
-        return result.wasApplied()
-      })
-
-      return Cql.of({ execute, executeConditional })
+      return yield* make({ contactPoint, localDataCenter, requestTimeout })
     }),
   )
 }
+
+/** Builds the service for the life of the scope: connects now, shuts the driver down at the end. */
+export const make = Effect.fnUntraced(function* (options: CqlOptions) {
+  const requestTimeout = Duration.fromInputUnsafe(options.requestTimeout)
+  const port = Number(options.contactPoint.split(":")[1] ?? "9042")
+  const client = yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => {
+        const created = new cassandra.Client({
+          contactPoints: [options.contactPoint],
+          localDataCenter: options.localDataCenter,
+          // Nodes found through the contact point are reached on its port too.
+          protocolOptions: { port },
+          // Money is bigint end to end: CQL bigint and varint columns map to JS bigint both ways.
+          encoding: { useBigIntAsLong: true, useBigIntAsVarint: true },
+          socketOptions: { connectTimeout: 5_000, readTimeout: Duration.toMillis(requestTimeout) },
+          // A lost node is tried again after 200 ms, backing off to 5 s (the driver never stops trying).
+          policies: {
+            reconnection: new cassandra.policies.reconnection.ExponentialReconnectionPolicy(200, 5_000, true),
+          },
+        })
+        return created.connect().then(
+          () => created,
+          (error: unknown) => created.shutdown().then(() => Promise.reject(error)),
+        )
+      },
+      catch: (cause) => classify(cause, true),
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: "30 seconds",
+        orElse: () =>
+          Effect.fail(new CqlError({ message: "CQL connect timed out", retryable: true, cause: new Error("timeout") })),
+      }),
+    ),
+    (connected) => Effect.promise(() => connected.shutdown()).pipe(Effect.timeout("10 seconds"), Effect.ignore),
+  )
+
+  const run = (
+    query: string,
+    params: ReadonlyArray<unknown>,
+    queryOptions: cassandra.QueryOptions,
+    idempotent: boolean,
+  ): Effect.Effect<cassandra.types.ResultSet, CqlError> => {
+    const attempt = Effect.tryPromise({
+      try: () => client.execute(query, [...params], { ...queryOptions, prepare: true, isIdempotent: idempotent }),
+      catch: (cause) => classify(cause, idempotent),
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: requestTimeout,
+        orElse: () =>
+          Effect.fail(
+            new CqlError({
+              message: `CQL request timed out after ${Duration.format(requestTimeout)}`,
+              // The request may still run on the server: repeat it only if that is harmless.
+              retryable: idempotent,
+              cause: new Error("timeout"),
+            }),
+          ),
+      }),
+    )
+    return idempotent ? attempt.pipe(withRetry(retryTransient)) : attempt
+  }
+
+  const execute = Effect.fn("Cql.execute")(function* (
+    query: string,
+    params: ReadonlyArray<unknown>,
+    executeOptions: CqlExecuteOptions,
+  ) {
+    const result = yield* run(
+      query,
+      params,
+      {
+        consistency: executeOptions.consistency,
+        ...(executeOptions.fetchSize === undefined ? {} : { fetchSize: executeOptions.fetchSize }),
+        ...(executeOptions.pageState === undefined ? {} : { pageState: executeOptions.pageState }),
+      },
+      executeOptions.idempotent ?? isSelect(query),
+    )
+    return { rows: result.rows, pageState: result.pageState ?? undefined }
+  })
+
+  const executeConditional = Effect.fn("Cql.executeConditional")(function* (
+    query: string,
+    params: ReadonlyArray<unknown>,
+    conditionalOptions: { readonly serialConsistency?: number; readonly consistency: number },
+  ) {
+    const result = yield* run(
+      query,
+      params,
+      {
+        consistency: conditionalOptions.consistency,
+        serialConsistency: conditionalOptions.serialConsistency ?? Consistency.serial,
+      },
+      false,
+    )
+    // Read only [applied]: ScyllaDB returns the current row either way, Cassandra only on failure.
+    return result.wasApplied()
+  })
+
+  return Cql.of({ execute, executeConditional })
+})

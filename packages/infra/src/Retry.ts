@@ -67,7 +67,9 @@ export const withRetry =
     self.pipe(
       Effect.tapError((error) =>
         isRetryable(error)
-          ? Effect.logDebug("retrying a transient failure").pipe(Effect.annotateLogs({ policy: retryPolicy.name }))
+          ? Effect.logDebug("transient failure; retrying while the policy allows").pipe(
+              Effect.annotateLogs({ policy: retryPolicy.name }),
+            )
           : Effect.void,
       ),
       Effect.retry({ schedule: retryPolicy.schedule, while: isRetryable }),
