@@ -37,18 +37,25 @@ export const isRetryable = (code: status): boolean => retryableCodes.has(code)
 export const statusName = (code: number): string => status[code] ?? `UNKNOWN(${code})`
 
 /**
- * A gRPC call that did not end with OK: the status code and its name, the details, the string
- * trailers, and whether the same call may succeed later (UNAVAILABLE, DEADLINE_EXCEEDED,
+ * A gRPC call that did not end with OK: the status code and its name, the details, the response
+ * metadata, and whether the same call may succeed later (UNAVAILABLE, DEADLINE_EXCEEDED,
  * RESOURCE_EXHAUSTED, ABORTED).
  */
 export class GrpcError extends Schema.TaggedError<GrpcError>()("GrpcError", {
   /** The call, as named by the caller, e.g. `WalletService.GetWallet`. */
   method: Schema.String,
+  /** The numeric gRPC status code (`status.NOT_FOUND` is 5). */
   code: Schema.Number,
+  /** The status code's name, such as `NOT_FOUND`. */
   status: Schema.String,
+  /** The status details the server sent (or grpc-js wrote, for a transport failure). */
   details: Schema.String,
+  /** True for UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED. */
   retryable: Schema.Boolean,
-  /** String-valued trailing metadata (binary `-bin` entries are left out). */
+  /**
+   * String-valued response metadata: the server's trailers (e.g. an error tag set by `GrpcFailure`)
+   * along with transport headers such as `content-type`; binary `-bin` entries are left out.
+   */
   metadata: Schema.Record(Schema.String, Schema.String),
 }) {
   override get message(): string {
@@ -81,7 +88,10 @@ const fromServiceError = (method: string, error: ServiceError): GrpcError =>
 // Server
 // ---------------------------------------------------------------------------------------------
 
-/** What a failed handler answers: a status code (not OK), details for the caller, optional trailers. */
+/**
+ * What a failed handler answers: a status code (not OK), details for the caller, and optional
+ * trailers (lower-case keys, as gRPC requires).
+ */
 export interface GrpcFailure {
   readonly code: status
   readonly details: string
