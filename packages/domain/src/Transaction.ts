@@ -56,9 +56,9 @@ export type FailureReason = typeof FailureReason.Type
 /** The longest description a client may attach to a transaction. */
 export const DescriptionMaxLength = 500
 
-/** A free-text description of at most 500 characters. */
+/** A free-text description of at most 500 characters (Unicode code points, so an emoji counts once). */
 export const Description = Schema.String.check(
-  Schema.isMaxLength(DescriptionMaxLength, {
+  Schema.isMaxCodePoints(DescriptionMaxLength, {
     message: `description must be at most ${DescriptionMaxLength} characters`,
   }),
 )

@@ -35,10 +35,10 @@ export const PasswordMinLength = 12
 /** The longest password accepted (bounds the cost of hashing). */
 export const PasswordMaxLength = 128
 
-/** A new password: 12 to 128 characters, held in a `Redacted` so it never shows in logs. */
+/** A new password: 12 to 128 characters (Unicode code points), held in a `Redacted` so it never shows in logs. */
 export const Password = Schema.RedactedFromValue(
   Schema.String.check(
-    Schema.isBetweenLength(PasswordMinLength, PasswordMaxLength, {
+    Schema.isBetweenCodePoints(PasswordMinLength, PasswordMaxLength, {
       message: `password must be ${PasswordMinLength} to ${PasswordMaxLength} characters`,
     }),
   ),
@@ -48,7 +48,9 @@ export const Password = Schema.RedactedFromValue(
 /** A password presented at login: 1 to 128 characters, redacted; its policy is not revealed. */
 export const LoginPassword = Schema.RedactedFromValue(
   Schema.String.check(
-    Schema.isBetweenLength(1, PasswordMaxLength, { message: `password must be 1 to ${PasswordMaxLength} characters` }),
+    Schema.isBetweenCodePoints(1, PasswordMaxLength, {
+      message: `password must be 1 to ${PasswordMaxLength} characters`,
+    }),
   ),
   { label: "password" },
 )
@@ -56,11 +58,11 @@ export const LoginPassword = Schema.RedactedFromValue(
 /** The longest display name. */
 export const DisplayNameMaxLength = 100
 
-/** A display name: 1 to 100 characters after trimming. */
+/** A display name: 1 to 100 characters (code points) after trimming. */
 export const DisplayName = Schema.String.pipe(
   Schema.decodeTo(
     Schema.String.check(
-      Schema.isBetweenLength(1, DisplayNameMaxLength, {
+      Schema.isBetweenCodePoints(1, DisplayNameMaxLength, {
         message: `display name must be 1 to ${DisplayNameMaxLength} characters`,
       }),
     ),
