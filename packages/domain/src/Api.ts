@@ -48,7 +48,8 @@ export class CurrentUser extends Context.Service<CurrentUser, { readonly id: Use
 /**
  * Bearer authentication: verifies the access token (`Authorization: Bearer <jwt>`) and provides the
  * {@link CurrentUser}. A missing token fails with `Unauthorized`, a bad one with `InvalidToken`
- * (both 401). Generated clients must provide it too, to attach their token.
+ * (both 401, answered with `WWW-Authenticate: Bearer`). Generated clients must provide it too
+ * (`requiredForClient`), to attach their token.
  */
 export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
   "@walletun/domain/Api/Authentication",
@@ -117,7 +118,11 @@ export class WalletsApi extends HttpApiGroup.make("wallets")
   .middleware(Authentication)
   .annotateMerge(OpenApi.annotations({ title: "Wallets", description: "Wallets and their ledger" })) {}
 
-/** Money movements: accepted at once (202), applied asynchronously. */
+/**
+ * Money movements: accepted at once (202), applied asynchronously. A request whose
+ * `Idempotency-Key` header is missing or malformed fails decoding before any handler runs (an
+ * `HttpApiSchemaError` of kind `Headers`): the transport answers it as `IdempotencyKeyRequired`.
+ */
 export class TransactionsApi extends HttpApiGroup.make("transactions")
   .add(
     HttpApiEndpoint.post("create", "/v1/transactions", {
