@@ -1,6 +1,7 @@
 // Package-boundary rules for oxlint (an ESLint-style JS plugin, loaded from .oxlintrc.json).
 //
-// - `packages/domain` imports `effect` only: it is the pure core every service shares.
+// - `packages/domain` imports `effect` only: it is the pure core every service shares (its tests
+//   may also use the root's test tools).
 // - Any other package imports only what its own package.json declares (or the root's dev tools in
 //   tests), plus `node:` built-ins, so a service cannot reach into another service.
 // - No relative import leaves its package: cross-package code goes through `@walletun/<name>`.
@@ -52,6 +53,8 @@ const rule = {
     if (match === null) return {}
     const name = match[1] as string
     const packageDir = path.join(root, "packages", name)
+    // Tests may use the root's test tools (vitest); the package's own code may not.
+    const isTest = file.startsWith(path.join(packageDir, "test") + path.sep)
     const check = (node: Node): void => {
       const source = node.source
       if (source == null || source.type !== "Literal" || typeof source.value !== "string") return
@@ -66,7 +69,7 @@ const rule = {
         }
         return
       }
-      if (name === "domain") {
+      if (name === "domain" && !isTest) {
         if (specifier !== "effect" && !specifier.startsWith("effect/")) {
           context.report({ node, message: `packages/domain depends on "effect" only, not "${specifier}".` })
         }

@@ -1,5 +1,4 @@
 // The boundary rule keeps domain *sources* on `effect` alone; tests need the test runner.
-// oxlint-disable-next-line walletun/boundaries
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, Schema } from "effect"
 import { User } from "../src/index.ts"

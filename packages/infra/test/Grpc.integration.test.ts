@@ -179,6 +179,7 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
         const amount = 2n ** 53n + 1n
         const request = {
           transactionId: "t-1",
+          actingUserId: "alice",
           kind: { $case: "deposit" as const, value: { walletId: "w-big", amount, currency: "USD" } },
         }
         const first = yield* Grpc.unaryCall(
@@ -276,6 +277,7 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
           client.applyTransaction.bind(client),
           {
             transactionId: "t-too-big",
+            actingUserId: "alice",
             kind: { $case: "deposit", value: { walletId: "w-big", amount: 2n ** 63n, currency: "USD" } },
           },
           { timeout: "5 seconds" },

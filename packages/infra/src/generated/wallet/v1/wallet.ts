@@ -331,6 +331,12 @@ export interface ApplyTransactionRequest {
     /** A transfer between two wallets. */
     { $case: "transfer"; value: Transfer }
     | undefined;
+  /**
+   * The user on whose behalf the transaction runs: the deposit or withdrawal wallet, or a
+   * transfer's source, must be theirs (FAILED with WALLET_NOT_FOUND otherwise); a transfer's
+   * target may be anyone's.
+   */
+  actingUserId: string;
 }
 
 /** A wallet's balance after a transaction was applied. */
@@ -1882,7 +1888,7 @@ export const Transfer: MessageFns<Transfer> = {
 };
 
 function createBaseApplyTransactionRequest(): ApplyTransactionRequest {
-  return { transactionId: "", kind: undefined };
+  return { transactionId: "", kind: undefined, actingUserId: "" };
 }
 
 export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
@@ -1900,6 +1906,9 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
       case "transfer":
         Transfer.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+    }
+    if (message.actingUserId !== "") {
+      writer.uint32(42).string(message.actingUserId);
     }
     return writer;
   },
@@ -1949,6 +1958,14 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
             message.kind = { $case: "transfer", value: Transfer.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.actingUserId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1975,6 +1992,11 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
         : isSet(object.transfer)
         ? { $case: "transfer", value: Transfer.fromJSON(object.transfer) }
         : undefined,
+      actingUserId: isSet(object.actingUserId)
+        ? globalThis.String(object.actingUserId)
+        : isSet(object.acting_user_id)
+        ? globalThis.String(object.acting_user_id)
+        : "",
     };
   },
 
@@ -1989,6 +2011,9 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
       obj.withdrawal = Withdrawal.toJSON(message.kind.value);
     } else if (message.kind?.$case === "transfer") {
       obj.transfer = Transfer.toJSON(message.kind.value);
+    }
+    if (message.actingUserId !== "") {
+      obj.actingUserId = message.actingUserId;
     }
     return obj;
   },
@@ -2019,6 +2044,7 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
         break;
       }
     }
+    message.actingUserId = object.actingUserId ?? "";
     return message;
   },
 };
