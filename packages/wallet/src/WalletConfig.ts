@@ -6,13 +6,23 @@ export class WalletConfig extends Context.Service<
   {
     /** The PostgreSQL database that holds the ledger. */
     readonly database: string
+    /** The size of the connection pool (the most ledger transactions in flight at once). */
+    readonly maxConnections: number
+    /** The address the gRPC server binds. */
+    readonly host: string
+    /** The gRPC port. */
+    readonly grpcPort: number
   }
 >()("@walletun/wallet/WalletConfig") {
   static readonly layer = Layer.effect(
     WalletConfig,
     Effect.gen(function* () {
-      const database = yield* Config.String("WALLET_DATABASE").pipe(Config.withDefault("walletun_wallet"))
-      return WalletConfig.of({ database })
+      return WalletConfig.of({
+        database: yield* Config.String("WALLET_DATABASE").pipe(Config.withDefault("walletun_wallet")),
+        maxConnections: yield* Config.Int("WALLET_DB_POOL_SIZE").pipe(Config.withDefault(16)),
+        host: yield* Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+        grpcPort: yield* Config.Port("WALLET_GRPC_PORT").pipe(Config.withDefault(50051)),
+      })
     }),
   )
 }

@@ -1,26 +1,19 @@
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { Health, Postgres, Service } from "@walletun/infra"
-import { WalletConfig } from "./WalletConfig.ts"
+import { Health, Rabbit, Service } from "@walletun/infra"
+import * as OutboxRelay from "./OutboxRelay.ts"
+import * as WalletServer from "./WalletServer.ts"
 
 // The wallet speaks gRPC to other services; its health routes are plain HTTP, like every service's.
 const HealthRoutes = Layer.unwrap(
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    return Health.routes([{ name: "postgres", check: sql`SELECT 1` }])
+    const rabbit = yield* Rabbit.Rabbit
+    return Health.routes([
+      { name: "postgres", check: sql`SELECT 1` },
+      { name: "rabbitmq", check: rabbit.withChannel((channel) => channel.checkExchange(OutboxRelay.exchange)) },
+    ])
   }),
 )
 
-const Database = Layer.unwrap(
-  Effect.gen(function* () {
-    const config = yield* WalletConfig
-    return Postgres.layer({ database: config.database })
-  }),
-)
-
-const Main = Service.serveHttp(HealthRoutes, "WALLET_HTTP_PORT", 8083).pipe(
-  Layer.provide(Database),
-  Layer.provide(WalletConfig.layer),
-)
-
-Service.run("wallet", Main)
+Service.run("wallet", Service.serveHttp(HealthRoutes, "WALLET_HTTP_PORT", 8083).pipe(Layer.provide(WalletServer.layer)))

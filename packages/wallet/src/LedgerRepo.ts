@@ -1,0 +1,468 @@
+/**
+ * Persistence of wallets and the ledger. `apply` is the one place where money moves: one
+ * PostgreSQL transaction claims the transaction id, locks the wallets in id order, lets the rules
+ * (`Ledger.plan`) decide, writes the entries, balances and outcome, and queues the outcome event in
+ * the outbox. `layerMemory` keeps the same contract in memory for fast tests.
+ */
+import { Array as Arr, Clock, Context, Effect, Layer, Option, Schema, Semaphore } from "effect"
+import { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
+import type { SqlError } from "effect/sql/SqlError"
+import { Events } from "@walletun/domain"
+import type { Currency, Ids, Transaction } from "@walletun/domain"
+import * as Ledger from "./Ledger.ts"
+
+/** A wallet as stored. `ownerId` is null for a system account. */
+export interface WalletRow {
+  readonly id: Ids.WalletId
+  readonly ownerId: Ids.UserId | null
+  readonly currency: Currency.Currency
+  readonly balance: bigint
+  readonly createdAtMs: number
+  readonly updatedAtMs: number
+}
+
+/** A ledger entry as stored; `id` orders a wallet's entries (newest has the largest). */
+export interface EntryRow {
+  readonly id: bigint
+  readonly transactionId: Ids.TransactionId
+  readonly type: Transaction.TransactionType
+  readonly amount: bigint
+  readonly balanceAfter: bigint
+  readonly createdAtMs: number
+}
+
+/** The recorded outcome of a transaction: the balances it left, or why nothing moved. */
+export type Outcome =
+  | {
+      readonly _tag: "Completed"
+      readonly balances: ReadonlyArray<{ readonly walletId: Ids.WalletId; readonly balance: bigint }>
+    }
+  | { readonly _tag: "Failed"; readonly reason: Transaction.FailureReason; readonly detail: string }
+
+/** The answer to an apply: the outcome, whether it is the replay of an earlier apply, and when. */
+export interface Applied {
+  readonly outcome: Outcome
+  readonly replayed: boolean
+  readonly appliedAtMs: number
+}
+
+/** A message waiting in the outbox for the relay. */
+export interface OutboxMessage {
+  readonly id: bigint
+  readonly routingKey: string
+  readonly messageId: string
+  readonly payload: string
+}
+
+/** The owner already has a wallet in this currency. */
+export class WalletAlreadyExists extends Schema.TaggedError<WalletAlreadyExists>()("WalletAlreadyExists", {}) {}
+
+/** The database could not be reached or refused the statement; the call may be retried. */
+export class LedgerUnavailable extends Schema.TaggedError<LedgerUnavailable>()("LedgerUnavailable", {
+  message: Schema.String,
+}) {}
+
+const unavailable = (error: SqlError) => new LedgerUnavailable({ message: error.message })
+
+/** Routing keys on the `wallet.events` exchange. */
+export const routingKeys = { completed: "transaction.completed", failed: "transaction.failed" } as const
+
+const toOutcomeEvent = (request: Ledger.ApplyRequest, plan: Ledger.Plan, nowMs: number) => {
+  const at = new Date(nowMs).toISOString()
+  if (plan._tag === "Failed") {
+    return {
+      routingKey: routingKeys.failed,
+      payload: Schema.encodeSync(Events.TransactionEventJson)(
+        Events.TransactionFailed.make({
+          transactionId: request.transactionId,
+          reason: plan.reason,
+          failedAt: Schema.decodeSync(Schema.DateTimeUtcFromString)(at),
+        }),
+      ),
+    }
+  }
+  return {
+    routingKey: routingKeys.completed,
+    payload: Schema.encodeSync(Events.TransactionEventJson)(
+      Events.TransactionCompleted.make({
+        transactionId: request.transactionId,
+        entries: plan.postings
+          .filter((posting) => !posting.system)
+          .map((posting) => ({
+            walletId: posting.walletId,
+            amount: posting.amount as never,
+            balanceAfter: posting.balanceAfter as never,
+          })),
+        completedAt: Schema.decodeSync(Schema.DateTimeUtcFromString)(at),
+      }),
+    ),
+  }
+}
+
+const outcomeOf = (plan: Ledger.Plan): Outcome =>
+  plan._tag === "Failed"
+    ? plan
+    : {
+        _tag: "Completed",
+        balances: plan.postings
+          .filter((posting) => !posting.system)
+          .map((posting) => ({ walletId: posting.walletId, balance: posting.balanceAfter })),
+      }
+
+export class LedgerRepo extends Context.Service<
+  LedgerRepo,
+  {
+    createWallet(
+      id: Ids.WalletId,
+      ownerId: Ids.UserId,
+      currency: Currency.Currency,
+    ): Effect.Effect<WalletRow, WalletAlreadyExists | LedgerUnavailable>
+    /** User wallets by id (system accounts are never returned). */
+    getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<WalletRow>, LedgerUnavailable>
+    /** An owner's wallets, oldest first. */
+    listWallets(ownerId: Ids.UserId): Effect.Effect<ReadonlyArray<WalletRow>, LedgerUnavailable>
+    /** A wallet's entries older than `before` (all when undefined), newest first, at most `limit`. */
+    listEntries(
+      walletId: Ids.WalletId,
+      before: bigint | undefined,
+      limit: number,
+    ): Effect.Effect<ReadonlyArray<EntryRow>, LedgerUnavailable>
+    /** Applies a transaction exactly once (see the module comment). */
+    apply(request: Ledger.ApplyRequest): Effect.Effect<Applied, LedgerUnavailable>
+    /** Unsent outbox messages, oldest first, locked for this relay until `markSent` commits. */
+    relayBatch<A, E, R>(
+      limit: number,
+      publish: (messages: ReadonlyArray<OutboxMessage>) => Effect.Effect<A, E, R>,
+    ): Effect.Effect<number, E | LedgerUnavailable, R>
+    /** The sum of every balance, system accounts included (zero when the ledger is balanced). */
+    readonly totalBalance: Effect.Effect<bigint, LedgerUnavailable>
+  }
+>()("@walletun/wallet/LedgerRepo") {
+  /** PostgreSQL, through the `SqlClient` of the wallet database. */
+  static readonly layer = Layer.effect(
+    LedgerRepo,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+
+      type WalletRecord = {
+        readonly id: string
+        readonly owner_id: string | null
+        readonly currency: string
+        readonly balance: bigint
+        readonly created_at: Date
+        readonly updated_at: Date
+      }
+      const toWallet = (row: WalletRecord): WalletRow => ({
+        id: row.id as Ids.WalletId,
+        ownerId: row.owner_id as Ids.UserId | null,
+        currency: row.currency as Currency.Currency,
+        balance: row.balance,
+        createdAtMs: row.created_at.getTime(),
+        updatedAtMs: row.updated_at.getTime(),
+      })
+
+      const createWallet = Effect.fn("LedgerRepo.createWallet")(function* (
+        id: Ids.WalletId,
+        ownerId: Ids.UserId,
+        currency: Currency.Currency,
+      ) {
+        const rows = yield* sql<WalletRecord>`
+          INSERT INTO wallets (id, owner_id, currency) VALUES (${id}, ${ownerId}, ${currency})
+          ON CONFLICT (owner_id, currency) DO NOTHING
+          RETURNING id, owner_id, currency, balance, created_at, updated_at`.pipe(Effect.mapError(unavailable))
+        const [row] = rows
+        if (row === undefined) return yield* new WalletAlreadyExists()
+        return toWallet(row)
+      })
+
+      const getWallets = Effect.fn("LedgerRepo.getWallets")(function* (ids: ReadonlyArray<Ids.WalletId>) {
+        if (ids.length === 0) return []
+        const rows = yield* sql<WalletRecord>`
+          SELECT id, owner_id, currency, balance, created_at, updated_at FROM wallets
+          WHERE ${sql.in("id", ids)} AND owner_id IS NOT NULL`.pipe(Effect.mapError(unavailable))
+        return rows.map(toWallet)
+      })
+
+      const listWallets = Effect.fn("LedgerRepo.listWallets")(function* (ownerId: Ids.UserId) {
+        const rows = yield* sql<WalletRecord>`
+          SELECT id, owner_id, currency, balance, created_at, updated_at FROM wallets
+          WHERE owner_id = ${ownerId} ORDER BY created_at, id`.pipe(Effect.mapError(unavailable))
+        return rows.map(toWallet)
+      })
+
+      const listEntries = Effect.fn("LedgerRepo.listEntries")(function* (
+        walletId: Ids.WalletId,
+        before: bigint | undefined,
+        limit: number,
+      ) {
+        const rows = yield* sql<{
+          id: bigint
+          transaction_id: string
+          type: string
+          amount: bigint
+          balance_after: bigint
+          created_at: Date
+        }>`
+          SELECT id, transaction_id, type, amount, balance_after, created_at FROM ledger_entries
+          WHERE wallet_id = ${walletId} AND id < ${before ?? 9_223_372_036_854_775_807n}
+          ORDER BY id DESC LIMIT ${limit}`.pipe(Effect.mapError(unavailable))
+        return rows.map((row): EntryRow => ({
+          id: row.id,
+          transactionId: row.transaction_id as Ids.TransactionId,
+          type: row.type as Transaction.TransactionType,
+          amount: row.amount,
+          balanceAfter: row.balance_after,
+          createdAtMs: row.created_at.getTime(),
+        }))
+      })
+
+      type AppliedRecord = {
+        readonly outcome: string
+        readonly reason: string | null
+        readonly detail: string | null
+        readonly balances: ReadonlyArray<{ walletId: string; balance: string }>
+        readonly applied_at: Date
+      }
+      const toApplied = (row: AppliedRecord, replayed: boolean): Applied => ({
+        outcome:
+          row.outcome === "COMPLETED"
+            ? {
+                _tag: "Completed",
+                balances: row.balances.map((entry) => ({
+                  walletId: entry.walletId as Ids.WalletId,
+                  balance: BigInt(entry.balance),
+                })),
+              }
+            : {
+                _tag: "Failed",
+                reason: (row.reason ?? "REJECTED") as Transaction.FailureReason,
+                detail: row.detail ?? "",
+              },
+        replayed,
+        appliedAtMs: row.applied_at.getTime(),
+      })
+
+      const applyOnce = (request: Ledger.ApplyRequest) =>
+        Effect.gen(function* () {
+          // The claim. A concurrent apply of the same id blocks here until the first commits, then
+          // sees its row and replays it; if the first rolls back, this one proceeds.
+          const claimed = yield* sql`
+            INSERT INTO applied_transactions (id, outcome) VALUES (${request.transactionId}, 'CLAIMED')
+            ON CONFLICT (id) DO NOTHING RETURNING id`
+          if (claimed.length === 0) {
+            const [row] = yield* sql<AppliedRecord>`
+              SELECT outcome, reason, detail, balances, applied_at FROM applied_transactions
+              WHERE id = ${request.transactionId}`
+            return toApplied(row as AppliedRecord, true)
+          }
+          // Locks in id order, whatever the request's order: two transfers between the same
+          // wallets in opposite directions wait for each other instead of deadlocking.
+          const ids = Ledger.walletIdsOf(request)
+          const systemName = Ledger.needsSystemAccount(request) ? Ledger.systemAccountName(request.currency) : ""
+          const locked = yield* sql<WalletRecord & { system_name: string | null }>`
+            SELECT id, owner_id, system_name, currency, balance, created_at, updated_at FROM wallets
+            WHERE ${sql.in("id", ids)} OR system_name = ${systemName}
+            ORDER BY id FOR UPDATE`
+          const wallets = new Map<Ids.WalletId, Ledger.LockedWallet>()
+          let system: Ledger.LockedWallet | undefined
+          for (const row of locked) {
+            const wallet = toWallet(row)
+            if (row.system_name !== null) system = wallet
+            else wallets.set(wallet.id, wallet)
+          }
+          const plan = Ledger.plan(request, wallets, system)
+          if (plan._tag === "Completed") {
+            for (const posting of plan.postings) {
+              yield* sql`
+                UPDATE wallets SET balance = ${posting.balanceAfter}, version = version + 1, updated_at = now()
+                WHERE id = ${posting.walletId}`
+            }
+            const rows = plan.postings.map((posting): Record<string, unknown> => ({
+              transaction_id: request.transactionId,
+              wallet_id: posting.walletId,
+              type: request.type,
+              amount: posting.amount,
+              balance_after: posting.balanceAfter,
+            }))
+            if (Arr.isReadonlyArrayNonEmpty(rows)) yield* sql`INSERT INTO ledger_entries ${sql.insert(rows)}`
+          }
+          const outcome = outcomeOf(plan)
+          const [row] = yield* sql<AppliedRecord>`
+            UPDATE applied_transactions SET
+              outcome = ${plan._tag === "Completed" ? "COMPLETED" : "FAILED"},
+              reason = ${plan._tag === "Failed" ? plan.reason : null},
+              detail = ${plan._tag === "Failed" ? plan.detail : null},
+              balances = ${JSON.stringify(
+                outcome._tag === "Completed"
+                  ? outcome.balances.map((entry) => ({ walletId: entry.walletId, balance: String(entry.balance) }))
+                  : [],
+              )}::jsonb,
+              applied_at = now()
+            WHERE id = ${request.transactionId}
+            RETURNING outcome, reason, detail, balances, applied_at`
+          const applied = toApplied(row as AppliedRecord, false)
+          const event = toOutcomeEvent(request, plan, applied.appliedAtMs)
+          yield* sql`
+            INSERT INTO outbox (routing_key, message_id, payload)
+            VALUES (${event.routingKey}, ${request.transactionId}, ${event.payload})`
+          return applied
+        })
+
+      const apply = Effect.fn("LedgerRepo.apply")(function* (request: Ledger.ApplyRequest) {
+        return yield* sql.withTransaction(applyOnce(request)).pipe(Effect.mapError(unavailable))
+      })
+
+      const relayBatch = <A, E, R>(
+        limit: number,
+        publish: (messages: ReadonlyArray<OutboxMessage>) => Effect.Effect<A, E, R>,
+      ) =>
+        sql
+          .withTransaction(
+            Effect.gen(function* () {
+              // SKIP LOCKED: a second relay takes other rows instead of waiting or sending twice.
+              const rows = yield* sql<{ id: bigint; routing_key: string; message_id: string; payload: string }>`
+                SELECT id, routing_key, message_id, payload FROM outbox
+                WHERE sent_at IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED`
+              if (rows.length === 0) return 0
+              yield* publish(
+                rows.map((row) => ({
+                  id: row.id,
+                  routingKey: row.routing_key,
+                  messageId: row.message_id,
+                  payload: row.payload,
+                })),
+              )
+              yield* sql`UPDATE outbox SET sent_at = now() WHERE ${sql.in(
+                "id",
+                rows.map((row) => row.id),
+              )}`
+              return rows.length
+            }),
+          )
+          .pipe(
+            Effect.catchIf(isSqlError, (error) => Effect.fail(unavailable(error))),
+            Effect.withSpan("LedgerRepo.relayBatch"),
+          )
+
+      const totalBalance = sql<{ total: string }>`SELECT COALESCE(SUM(balance), 0)::text AS total FROM wallets`.pipe(
+        Effect.map((rows) => BigInt(rows[0]?.total ?? "0")),
+        Effect.mapError(unavailable),
+      )
+
+      return LedgerRepo.of({ createWallet, getWallets, listWallets, listEntries, apply, relayBatch, totalBalance })
+    }),
+  )
+
+  /** The same contract in memory, serialised by one permit, for unit and property tests. */
+  static readonly layerMemory = Layer.effect(
+    LedgerRepo,
+    Effect.gen(function* () {
+      const lock = yield* Semaphore.make(1)
+      const wallets = new Map<Ids.WalletId, WalletRow & { readonly systemName: string | null }>()
+      const entries: Array<EntryRow & { readonly walletId: Ids.WalletId }> = []
+      const applied = new Map<Ids.TransactionId, Applied>()
+      const outbox: Array<OutboxMessage & { sent: boolean }> = []
+      let nextId = 1n
+      const currencies: ReadonlyArray<Currency.Currency> = ["USD", "EUR", "GBP", "BRL", "JPY"]
+      currencies.forEach((currency, index) => {
+        const id = `00000000-0000-7000-8000-00000000000${index + 1}` as Ids.WalletId
+        wallets.set(id, {
+          id,
+          ownerId: null,
+          systemName: Ledger.systemAccountName(currency),
+          currency,
+          balance: 0n,
+          createdAtMs: 0,
+          updatedAtMs: 0,
+        })
+      })
+      const serial = lock.withPermits(1)
+
+      return LedgerRepo.of({
+        createWallet: (id, ownerId, currency) =>
+          serial(
+            Effect.gen(function* () {
+              const now = yield* Clock.currentTimeMillis
+              for (const wallet of wallets.values()) {
+                if (wallet.ownerId === ownerId && wallet.currency === currency) {
+                  return yield* new WalletAlreadyExists()
+                }
+              }
+              const row = { id, ownerId, systemName: null, currency, balance: 0n, createdAtMs: now, updatedAtMs: now }
+              wallets.set(id, row)
+              return row
+            }),
+          ),
+        getWallets: (ids) =>
+          Effect.sync(() =>
+            ids.flatMap((id) => {
+              const wallet = wallets.get(id)
+              return wallet === undefined || wallet.ownerId === null ? [] : [wallet]
+            }),
+          ),
+        listWallets: (ownerId) => Effect.sync(() => [...wallets.values()].filter((w) => w.ownerId === ownerId)),
+        listEntries: (walletId, before, limit) =>
+          Effect.sync(() =>
+            entries
+              .filter((entry) => entry.walletId === walletId && (before === undefined || entry.id < before))
+              .toSorted((a, b) => (a.id < b.id ? 1 : -1))
+              .slice(0, limit),
+          ),
+        apply: (request) =>
+          serial(
+            Effect.gen(function* () {
+              const previous = applied.get(request.transactionId)
+              if (previous !== undefined) return { ...previous, replayed: true }
+              const now = yield* Clock.currentTimeMillis
+              const named = new Map<Ids.WalletId, Ledger.LockedWallet>()
+              for (const id of Ledger.walletIdsOf(request)) {
+                const wallet = wallets.get(id)
+                if (wallet !== undefined && wallet.systemName === null) named.set(id, wallet)
+              }
+              const system = Ledger.needsSystemAccount(request)
+                ? [...wallets.values()].find((w) => w.systemName === Ledger.systemAccountName(request.currency))
+                : undefined
+              const plan = Ledger.plan(request, named, system)
+              if (plan._tag === "Completed") {
+                for (const posting of plan.postings) {
+                  const wallet = wallets.get(posting.walletId)
+                  if (wallet !== undefined) {
+                    wallets.set(posting.walletId, { ...wallet, balance: posting.balanceAfter, updatedAtMs: now })
+                  }
+                  entries.push({
+                    id: nextId++,
+                    walletId: posting.walletId,
+                    transactionId: request.transactionId,
+                    type: request.type,
+                    amount: posting.amount,
+                    balanceAfter: posting.balanceAfter,
+                    createdAtMs: now,
+                  })
+                }
+              }
+              const result: Applied = { outcome: outcomeOf(plan), replayed: false, appliedAtMs: now }
+              applied.set(request.transactionId, result)
+              const event = toOutcomeEvent(request, plan, now)
+              outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, ...event })
+              return result
+            }),
+          ),
+        relayBatch: (limit, publish) =>
+          serial(
+            Effect.gen(function* () {
+              const batch = outbox.filter((message) => !message.sent).slice(0, limit)
+              if (batch.length === 0) return 0
+              yield* publish(batch)
+              for (const message of batch) message.sent = true
+              return batch.length
+            }),
+          ),
+        totalBalance: Effect.sync(() => [...wallets.values()].reduce((sum, wallet) => sum + wallet.balance, 0n)),
+      })
+    }),
+  )
+}
+
+/** Reads `Option` of the first row, for callers that look one wallet up. */
+export const first = <A>(rows: ReadonlyArray<A>): Option.Option<A> => Option.fromNullishOr(rows[0])

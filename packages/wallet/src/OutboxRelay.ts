@@ -1,0 +1,60 @@
+/**
+ * Publishes the outbox to the `wallet.events` exchange. A row leaves the outbox only after the
+ * broker has confirmed it, inside the same PostgreSQL transaction that marks it sent: a crash or a
+ * broker outage delays events, never loses them (at least once; consumers are idempotent). Rows go
+ * out in id order, and ids follow the wallet locks, so the events of one wallet keep their order.
+ */
+import { Duration, Effect, Layer, Schedule } from "effect"
+import { Rabbit } from "@walletun/infra"
+import { LedgerRepo } from "./LedgerRepo.ts"
+import type { OutboxMessage } from "./LedgerRepo.ts"
+
+/** The topic exchange of the wallet's outcome events. */
+export const exchange = "wallet.events"
+
+const batchSize = 200
+const idlePoll = Duration.millis(50)
+const drainDeadline = Duration.seconds(5)
+
+export const layer = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const repo = yield* LedgerRepo
+    const rabbit = yield* Rabbit.Rabbit
+    yield* rabbit.declare({ exchanges: [{ name: exchange, type: "topic" }] })
+
+    const encoder = new TextEncoder()
+    const publishAll = (messages: ReadonlyArray<OutboxMessage>) =>
+      // Published back to back on one channel, so the broker receives them in id order; the batch
+      // commits only when every confirm is back.
+      Effect.forEach(
+        messages,
+        (message) =>
+          rabbit.publish(exchange, message.routingKey, encoder.encode(message.payload), {
+            messageId: message.messageId,
+          }),
+        { concurrency: "unbounded", discard: true },
+      )
+
+    const relayOnce = repo.relayBatch(batchSize, publishAll)
+    // Runs while the service runs (stopped by interruption at shutdown); a failure (broker or
+    // database away) is logged and retried with a bounded backoff, never dropped.
+    const loop = relayOnce.pipe(
+      Effect.tapCause((cause) => Effect.logWarning("outbox relay failed; retrying", cause)),
+      Effect.flatMap((sent) => (sent < batchSize ? Effect.sleep(idlePoll) : Effect.void)),
+      Effect.retry({
+        schedule: Schedule.min([Schedule.exponential(Duration.millis(100)), Schedule.spaced(Duration.seconds(5))]),
+      }),
+      Effect.forever,
+    )
+    // Finalizers run in reverse order: the loop is interrupted first (mid-batch is safe: that batch
+    // rolls back), then whatever committed meanwhile is drained once, within a deadline.
+    yield* Effect.addFinalizer(() =>
+      relayOnce.pipe(
+        Effect.repeat({ while: (sent) => sent > 0 }),
+        Effect.timeout(drainDeadline),
+        Effect.catchCause((cause) => Effect.logWarning("outbox not fully drained at shutdown", cause)),
+      ),
+    )
+    yield* Effect.forkScoped(loop)
+  }),
+)

@@ -1,0 +1,46 @@
+/**
+ * The wallet service without its HTTP health routes: the migrated database, the broker, the
+ * ledger, the outbox relay and the gRPC server, wired once for `main.ts` and the integration tests.
+ */
+import { NodeServices } from "@effect/platform-node"
+import { PgMigrator } from "@effect/sql-pg"
+import { Effect, Layer } from "effect"
+import { Grpc, Postgres, Rabbit } from "@walletun/infra"
+import * as WalletGrpc from "./grpc/WalletGrpc.ts"
+import { LedgerRepo } from "./LedgerRepo.ts"
+import { loader } from "./migrations/index.ts"
+import * as OutboxRelay from "./OutboxRelay.ts"
+import { WalletConfig } from "./WalletConfig.ts"
+import { Wallets } from "./Wallets.ts"
+
+/** The wallet database, migrated before anything uses it. */
+export const Database = Layer.unwrap(
+  Effect.gen(function* () {
+    const config = yield* WalletConfig
+    return PgMigrator.layer({ loader }).pipe(
+      Layer.provideMerge(Postgres.layer({ database: config.database, maxConnections: config.maxConnections })),
+      Layer.provide(NodeServices.layer),
+    )
+  }),
+)
+
+const GrpcServerLive = Grpc.GrpcServer.layer(
+  Effect.gen(function* () {
+    const config = yield* WalletConfig
+    return { services: [yield* WalletGrpc.binding], host: config.host, port: config.grpcPort }
+  }),
+)
+
+/**
+ * Everything but HTTP. Released in reverse order of construction: the gRPC server stops taking
+ * calls and finishes those in flight, then the relay drains the outbox, then the broker and the
+ * database connections close.
+ */
+export const layer = GrpcServerLive.pipe(
+  Layer.provide(Wallets.layerNoDeps),
+  Layer.provideMerge(OutboxRelay.layer),
+  Layer.provideMerge(LedgerRepo.layer),
+  Layer.provideMerge(Rabbit.Rabbit.layer),
+  Layer.provideMerge(Database),
+  Layer.provideMerge(WalletConfig.layer),
+)

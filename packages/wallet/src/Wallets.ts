@@ -1,0 +1,105 @@
+/**
+ * The wallet service's business operations. Authorization lives here: every read names the acting
+ * user, and a wallet that is not theirs is `WalletNotFound`, exactly like one that does not exist.
+ */
+import { Context, Effect, Layer, Schema } from "effect"
+import { Errors } from "@walletun/domain"
+import type { Currency, Ids } from "@walletun/domain"
+import { Uuid } from "@walletun/infra"
+import type * as Ledger from "./Ledger.ts"
+import { LedgerRepo } from "./LedgerRepo.ts"
+import type { Applied, EntryRow, LedgerUnavailable, WalletRow } from "./LedgerRepo.ts"
+
+/** A page token that this service did not issue, or that has been tampered with. */
+export class InvalidPageToken extends Schema.TaggedError<InvalidPageToken>()("InvalidPageToken", {}) {}
+
+/** The largest page of entries; the default when none is asked for is 20. */
+export const maxPageSize = 100
+const defaultPageSize = 20
+
+// An opaque cursor: the id of the last entry returned, in base64url so clients do not build it.
+const encodeCursor = (id: bigint): string => Buffer.from(`e:${id}`, "utf8").toString("base64url")
+const decodeCursor = (token: string): bigint | undefined => {
+  const text = Buffer.from(token, "base64url").toString("utf8")
+  return /^e:[1-9]\d{0,18}$/.test(text) ? BigInt(text.slice(2)) : undefined
+}
+
+export class Wallets extends Context.Service<
+  Wallets,
+  {
+    create(
+      ownerId: Ids.UserId,
+      currency: Currency.Currency,
+    ): Effect.Effect<WalletRow, Errors.WalletExists | LedgerUnavailable>
+    get(
+      walletId: Ids.WalletId,
+      actingUserId: Ids.UserId,
+    ): Effect.Effect<WalletRow, Errors.WalletNotFound | LedgerUnavailable>
+    getMany(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<WalletRow>, LedgerUnavailable>
+    list(ownerId: Ids.UserId): Effect.Effect<ReadonlyArray<WalletRow>, LedgerUnavailable>
+    entries(
+      walletId: Ids.WalletId,
+      actingUserId: Ids.UserId,
+      pageSize: number,
+      pageToken: string,
+    ): Effect.Effect<
+      { readonly entries: ReadonlyArray<EntryRow>; readonly nextPageToken: string },
+      Errors.WalletNotFound | InvalidPageToken | LedgerUnavailable
+    >
+    apply(request: Ledger.ApplyRequest): Effect.Effect<Applied, LedgerUnavailable>
+  }
+>()("@walletun/wallet/Wallets") {
+  static readonly layerNoDeps = Layer.effect(
+    Wallets,
+    Effect.gen(function* () {
+      const repo = yield* LedgerRepo
+
+      const create = Effect.fn("Wallets.create")(function* (ownerId: Ids.UserId, currency: Currency.Currency) {
+        const id = (yield* Uuid.v7) as Ids.WalletId
+        return yield* repo
+          .createWallet(id, ownerId, currency)
+          .pipe(Effect.catchTag("WalletAlreadyExists", () => Effect.fail(new Errors.WalletExists({ currency }))))
+      })
+
+      const get = Effect.fn("Wallets.get")(function* (walletId: Ids.WalletId, actingUserId: Ids.UserId) {
+        const [wallet] = yield* repo.getWallets([walletId])
+        if (wallet === undefined || wallet.ownerId !== actingUserId)
+          return yield* new Errors.WalletNotFound({ walletId })
+        return wallet
+      })
+
+      const entries = Effect.fn("Wallets.entries")(function* (
+        walletId: Ids.WalletId,
+        actingUserId: Ids.UserId,
+        pageSize: number,
+        pageToken: string,
+      ) {
+        yield* get(walletId, actingUserId)
+        const before = pageToken === "" ? undefined : decodeCursor(pageToken)
+        if (pageToken !== "" && before === undefined) return yield* new InvalidPageToken()
+        const limit = pageSize === 0 ? defaultPageSize : pageSize
+        // One more than asked tells whether another page exists without a second query.
+        const rows = yield* repo.listEntries(walletId, before, limit + 1)
+        const page = rows.slice(0, limit)
+        const last = page.at(-1)
+        return {
+          entries: page,
+          nextPageToken: rows.length > limit && last !== undefined ? encodeCursor(last.id) : "",
+        }
+      })
+
+      return Wallets.of({
+        create,
+        get,
+        getMany: (ids) => repo.getWallets([...new Set(ids)]),
+        list: (ownerId) => repo.listWallets(ownerId),
+        entries,
+        apply: (request) => repo.apply(request),
+      })
+    }),
+  )
+
+  static readonly layer = this.layerNoDeps.pipe(Layer.provide(LedgerRepo.layer))
+  /** In memory, for tests and for developers composing test layers. */
+  static readonly layerMemory = this.layerNoDeps.pipe(Layer.provide(LedgerRepo.layerMemory))
+}

@@ -1,0 +1,197 @@
+/**
+ * The gRPC transport of the wallet service: decode each request with the domain's schemas
+ * (INVALID_ARGUMENT with a readable message, nothing written), call `Wallets`, encode the answer,
+ * and map errors to statuses in one place (`toFailure`).
+ */
+import { status } from "@grpc/grpc-js"
+import { Effect, Schema } from "effect"
+import { Currency, Ids, Money } from "@walletun/domain"
+import type { Errors } from "@walletun/domain"
+import { Grpc } from "@walletun/infra"
+import { FailureReason, TransactionType, WalletServiceService } from "@walletun/infra/generated/wallet/v1/wallet"
+import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
+import type * as Ledger from "../Ledger.ts"
+import type { Applied, EntryRow, LedgerUnavailable, WalletRow } from "../LedgerRepo.ts"
+import { maxPageSize, Wallets } from "../Wallets.ts"
+import type { InvalidPageToken } from "../Wallets.ts"
+
+/** A request that does not satisfy the contract (bad id, amount, currency, page size). */
+export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+  message: Schema.String,
+}) {}
+
+type WalletError = InvalidArgument | InvalidPageToken | Errors.WalletNotFound | Errors.WalletExists | LedgerUnavailable
+
+/** The one mapping from the service's errors to gRPC statuses. */
+export const toFailure = (error: WalletError): Grpc.GrpcFailure => {
+  switch (error._tag) {
+    case "InvalidArgument":
+      return { code: status.INVALID_ARGUMENT, details: error.message }
+    case "InvalidPageToken":
+      return { code: status.INVALID_ARGUMENT, details: "page_token was not issued by this service" }
+    case "WalletNotFound":
+      return { code: status.NOT_FOUND, details: `wallet ${error.walletId} not found` }
+    case "WalletExists":
+      return { code: status.ALREADY_EXISTS, details: `the owner already has a ${error.currency} wallet` }
+    case "LedgerUnavailable":
+      // Retryable: every call is a read or an idempotent apply.
+      return { code: status.UNAVAILABLE, details: "the ledger database is unavailable" }
+  }
+}
+
+const decode =
+  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S, field: string) =>
+  (value: unknown): Effect.Effect<S["Type"], InvalidArgument> =>
+    Schema.decodeUnknownEffect(schema)(value).pipe(
+      Effect.mapError(
+        (error) => new InvalidArgument({ message: `${field}: ${error.message.split("\n")[0] ?? "invalid"}` }),
+      ),
+    )
+
+const walletId = (field: string) => decode(Ids.WalletId, field)
+const userId = (field: string) => decode(Ids.UserId, field)
+const currency = decode(Currency.Currency, "currency")
+const amount = decode(Money.Amount, "amount")
+
+const toProtoWallet = (wallet: WalletRow): Proto.Wallet => ({
+  id: wallet.id,
+  ownerId: wallet.ownerId ?? "",
+  currency: wallet.currency,
+  balance: wallet.balance,
+  createdAtMs: BigInt(wallet.createdAtMs),
+  updatedAtMs: BigInt(wallet.updatedAtMs),
+})
+
+const protoType = {
+  deposit: TransactionType.DEPOSIT,
+  withdrawal: TransactionType.WITHDRAWAL,
+  transfer: TransactionType.TRANSFER,
+} as const
+
+const toProtoEntry = (entry: EntryRow): Proto.Entry => ({
+  transactionId: entry.transactionId,
+  type: protoType[entry.type],
+  amount: entry.amount,
+  balanceAfter: entry.balanceAfter,
+  createdAtMs: BigInt(entry.createdAtMs),
+})
+
+const protoReason = {
+  INSUFFICIENT_FUNDS: FailureReason.INSUFFICIENT_FUNDS,
+  WALLET_NOT_FOUND: FailureReason.WALLET_NOT_FOUND,
+  CURRENCY_MISMATCH: FailureReason.CURRENCY_MISMATCH,
+  LIMIT_EXCEEDED: FailureReason.LIMIT_EXCEEDED,
+  REJECTED: FailureReason.REJECTED,
+} as const
+
+const toProtoApplied = (applied: Applied): Proto.ApplyTransactionResponse => ({
+  outcome:
+    applied.outcome._tag === "Completed"
+      ? { $case: "completed", value: { balances: [...applied.outcome.balances] } }
+      : {
+          $case: "failed",
+          value: { reason: protoReason[applied.outcome.reason], detail: applied.outcome.detail },
+        },
+  replayed: applied.replayed,
+  appliedAtMs: BigInt(applied.appliedAtMs),
+})
+
+/** Decodes an ApplyTransaction request into the ledger's request, or says what is wrong. */
+export const decodeApply = Effect.fnUntraced(function* (request: Proto.ApplyTransactionRequest) {
+  const transactionId = yield* decode(Ids.TransactionId, "transaction_id")(request.transactionId)
+  const actingUserId = yield* userId("acting_user_id")(request.actingUserId)
+  const kind = request.kind
+  if (kind === undefined) return yield* new InvalidArgument({ message: "kind: one of deposit, withdrawal, transfer" })
+  const base = {
+    transactionId,
+    actingUserId,
+    amount: yield* amount(kind.value.amount),
+    currency: yield* currency(kind.value.currency),
+  }
+  switch (kind.$case) {
+    case "deposit":
+    case "withdrawal":
+      return { ...base, type: kind.$case, walletId: yield* walletId("wallet_id")(kind.value.walletId) }
+    case "transfer":
+      return {
+        ...base,
+        type: "transfer",
+        sourceWalletId: yield* walletId("source_wallet_id")(kind.value.sourceWalletId),
+        targetWalletId: yield* walletId("target_wallet_id")(kind.value.targetWalletId),
+      }
+  }
+}) satisfies (request: Proto.ApplyTransactionRequest) => Effect.Effect<Ledger.ApplyRequest, InvalidArgument>
+
+/** The WalletService implementation, bound to the `Wallets` of the current context. */
+export const binding = Effect.gen(function* () {
+  const wallets = yield* Wallets
+  const svc = WalletServiceService
+
+  const implementation: Proto.WalletServiceServer = {
+    createWallet: yield* Grpc.unary(
+      svc.createWallet,
+      (request) =>
+        Effect.gen(function* () {
+          const owner = yield* userId("owner_id")(request.ownerId)
+          const wallet = yield* wallets.create(owner, yield* currency(request.currency))
+          return { wallet: toProtoWallet(wallet) }
+        }),
+      toFailure,
+    ),
+    getWallet: yield* Grpc.unary(
+      svc.getWallet,
+      (request) =>
+        Effect.gen(function* () {
+          const id = yield* walletId("wallet_id")(request.walletId)
+          const wallet = yield* wallets.get(id, yield* userId("owner_id")(request.ownerId))
+          return { wallet: toProtoWallet(wallet) }
+        }),
+      toFailure,
+    ),
+    getWallets: yield* Grpc.unary(
+      svc.getWallets,
+      (request) =>
+        Effect.gen(function* () {
+          if (request.walletIds.length === 0 || request.walletIds.length > 100) {
+            return yield* new InvalidArgument({ message: "wallet_ids: between 1 and 100 ids" })
+          }
+          const ids = yield* Effect.forEach(request.walletIds, walletId("wallet_ids"))
+          const found = yield* wallets.getMany(ids)
+          return { wallets: found.map(toProtoWallet) }
+        }),
+      toFailure,
+    ),
+    listWallets: yield* Grpc.unary(
+      svc.listWallets,
+      (request) =>
+        Effect.gen(function* () {
+          const found = yield* wallets.list(yield* userId("owner_id")(request.ownerId))
+          return { wallets: found.map(toProtoWallet) }
+        }),
+      toFailure,
+    ),
+    listEntries: yield* Grpc.unary(
+      svc.listEntries,
+      (request) =>
+        Effect.gen(function* () {
+          if (request.pageSize < 0 || request.pageSize > maxPageSize) {
+            return yield* new InvalidArgument({ message: `page_size: between 1 and ${maxPageSize}, or 0` })
+          }
+          const page = yield* wallets.entries(
+            yield* walletId("wallet_id")(request.walletId),
+            yield* userId("owner_id")(request.ownerId),
+            request.pageSize,
+            request.pageToken,
+          )
+          return { entries: page.entries.map(toProtoEntry), nextPageToken: page.nextPageToken }
+        }),
+      toFailure,
+    ),
+    applyTransaction: yield* Grpc.unary(
+      svc.applyTransaction,
+      (request) => Effect.flatMap(decodeApply(request), wallets.apply).pipe(Effect.map(toProtoApplied)),
+      toFailure,
+    ),
+  }
+  return Grpc.service(svc, implementation)
+})

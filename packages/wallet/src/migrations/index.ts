@@ -1,0 +1,7 @@
+import { Migrator } from "effect/sql"
+import ledger from "./0001_ledger.ts"
+
+/** The wallet database's migrations, in order; forward only (never edit one that has shipped). */
+export const loader = Migrator.fromRecord({
+  "0001_ledger": ledger,
+})

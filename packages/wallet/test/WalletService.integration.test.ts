@@ -1,0 +1,327 @@
+import { randomUUID } from "node:crypto"
+import { status } from "@grpc/grpc-js"
+import { assert, describe, layer } from "@effect/vitest"
+import { ConfigProvider, Context, Deferred, Effect, Layer, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import { Events } from "@walletun/domain"
+import { Grpc, Rabbit, Uuid } from "@walletun/infra"
+import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
+import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
+import * as OutboxRelay from "../src/OutboxRelay.ts"
+import * as WalletServer from "../src/WalletServer.ts"
+
+// The wallet service in this process (gRPC server on an ephemeral port, real PostgreSQL, real
+// RabbitMQ, the outbox relay running), called through a real generated gRPC client.
+
+class Client extends Context.Service<Client, WalletServiceClient>()("test/WalletClient") {
+  static readonly layer = Layer.effect(
+    Client,
+    Effect.gen(function* () {
+      const server = yield* Grpc.GrpcServer
+      return yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${server.port}`)
+    }),
+  )
+}
+
+const App = Client.layer.pipe(
+  Layer.provideMerge(WalletServer.layer),
+  Layer.provide(
+    ConfigProvider.layerAdd(ConfigProvider.fromUnknown({ WALLET_GRPC_PORT: "18384" }), { asPrimary: true }),
+  ),
+)
+
+const call = <Req, Res>(name: keyof WalletServiceClient & string, request: Req) =>
+  Effect.gen(function* () {
+    const client = yield* Client
+    const method = (client[name] as unknown as Grpc.UnaryMethod<Req, Res>).bind(client)
+    return yield* Grpc.unaryCall(`WalletService.${name}`, method, request, { timeout: "10 seconds" })
+  })
+
+const createWallet = (ownerId: string, currency = "USD") =>
+  call<Proto.CreateWalletRequest, Proto.CreateWalletResponse>("createWallet", { ownerId, currency }).pipe(
+    Effect.map((response) => response.wallet as Proto.Wallet),
+  )
+const apply = (request: Proto.ApplyTransactionRequest) =>
+  call<Proto.ApplyTransactionRequest, Proto.ApplyTransactionResponse>("applyTransaction", request)
+const deposit = (actingUserId: string, walletId: string, amount: bigint, transactionId: string = randomUUID()) =>
+  apply({ transactionId, actingUserId, kind: { $case: "deposit", value: { walletId, amount, currency: "USD" } } })
+const transfer = (actingUserId: string, source: string, target: string, amount: bigint, transactionId: string) =>
+  apply({
+    transactionId,
+    actingUserId,
+    kind: { $case: "transfer", value: { sourceWalletId: source, targetWalletId: target, amount, currency: "USD" } },
+  })
+const balanceOf = (walletId: string, ownerId: string) =>
+  call<Proto.GetWalletRequest, Proto.GetWalletResponse>("getWallet", { walletId, ownerId }).pipe(
+    Effect.map((response) => response.wallet?.balance ?? -1n),
+  )
+
+const ledgerTotal = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ total: string }>`SELECT COALESCE(SUM(balance), 0)::text AS total FROM wallets`
+  return BigInt(row?.total ?? "x")
+})
+
+layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over gRPC (real PostgreSQL)", (it) => {
+  describe("wallets and entries", () => {
+    it.effect("creates, reads and lists wallets; one per owner and currency; others' wallets are NOT_FOUND", () =>
+      Effect.gen(function* () {
+        const alice = yield* Uuid.v7
+        const bob = yield* Uuid.v7
+        const usd = yield* createWallet(alice)
+        assert.strictEqual(usd.balance, 0n)
+        assert.strictEqual(usd.ownerId, alice)
+        yield* createWallet(alice, "JPY")
+
+        const again = yield* createWallet(alice).pipe(Effect.flip)
+        assert.strictEqual(again.code, status.ALREADY_EXISTS)
+
+        const listed = yield* call<Proto.ListWalletsRequest, Proto.ListWalletsResponse>("listWallets", {
+          ownerId: alice,
+        })
+        assert.deepStrictEqual(
+          listed.wallets.map((wallet) => wallet.currency),
+          ["USD", "JPY"],
+        )
+        const notBobs = yield* balanceOf(usd.id, bob).pipe(Effect.flip)
+        assert.strictEqual(notBobs.code, status.NOT_FOUND)
+        const missing = yield* balanceOf(yield* Uuid.v7, alice).pipe(Effect.flip)
+        assert.strictEqual(missing.code, status.NOT_FOUND)
+      }),
+    )
+
+    it.effect("pages through entries newest first with an opaque token", () =>
+      Effect.gen(function* () {
+        const owner = yield* Uuid.v7
+        const wallet = yield* createWallet(owner)
+        for (let i = 1n; i <= 5n; i++) yield* deposit(owner, wallet.id, i * 100n)
+        const page = (pageToken: string) =>
+          call<Proto.ListEntriesRequest, Proto.ListEntriesResponse>("listEntries", {
+            walletId: wallet.id,
+            ownerId: owner,
+            pageSize: 2,
+            pageToken,
+          })
+        const first = yield* page("")
+        const second = yield* page(first.nextPageToken)
+        const third = yield* page(second.nextPageToken)
+        assert.deepStrictEqual(
+          [...first.entries, ...second.entries, ...third.entries].map((entry) => [entry.amount, entry.balanceAfter]),
+          [
+            [500n, 1500n],
+            [400n, 1000n],
+            [300n, 600n],
+            [200n, 300n],
+            [100n, 100n],
+          ],
+        )
+        assert.strictEqual(third.nextPageToken, "")
+        const forged = yield* page("bm90LWEtdG9rZW4").pipe(Effect.flip)
+        assert.strictEqual(forged.code, status.INVALID_ARGUMENT)
+      }),
+    )
+  })
+
+  describe("bad input", () => {
+    it.effect("is INVALID_ARGUMENT with a readable message, and writes nothing", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const owner = yield* Uuid.v7
+        const wallet = yield* createWallet(owner)
+        const count = sql<{ n: string }>`
+          SELECT (SELECT count(*) FROM applied_transactions) + (SELECT count(*) FROM wallets) AS n`.pipe(
+          Effect.map((rows) => rows[0]?.n),
+        )
+        const before = yield* count
+        const cases: Array<[Proto.ApplyTransactionRequest, string]> = [
+          [
+            {
+              transactionId: "not-a-uuid",
+              actingUserId: owner,
+              kind: { $case: "deposit", value: { walletId: wallet.id, amount: 1n, currency: "USD" } },
+            },
+            "transaction_id",
+          ],
+          [
+            {
+              transactionId: randomUUID(),
+              actingUserId: owner,
+              kind: { $case: "deposit", value: { walletId: wallet.id, amount: 0n, currency: "USD" } },
+            },
+            "amount",
+          ],
+          [
+            {
+              transactionId: randomUUID(),
+              actingUserId: owner,
+              kind: { $case: "deposit", value: { walletId: wallet.id, amount: -5n, currency: "USD" } },
+            },
+            "amount",
+          ],
+          [
+            {
+              transactionId: randomUUID(),
+              actingUserId: owner,
+              kind: { $case: "deposit", value: { walletId: wallet.id, amount: 10n ** 15n + 1n, currency: "USD" } },
+            },
+            "amount",
+          ],
+          [
+            {
+              transactionId: randomUUID(),
+              actingUserId: owner,
+              kind: { $case: "deposit", value: { walletId: wallet.id, amount: 1n, currency: "XXX" } },
+            },
+            "currency",
+          ],
+          [{ transactionId: randomUUID(), actingUserId: owner, kind: undefined }, "kind"],
+        ]
+        for (const [request, field] of cases) {
+          const error = yield* apply(request).pipe(Effect.flip)
+          assert.strictEqual(error.code, status.INVALID_ARGUMENT, field)
+          assert.include(error.details, field)
+        }
+        const badCreate = yield* createWallet(owner, "DOGE").pipe(Effect.flip)
+        assert.strictEqual(badCreate.code, status.INVALID_ARGUMENT)
+        assert.strictEqual(yield* count, before)
+      }),
+    )
+  })
+
+  describe("ApplyTransaction", () => {
+    it.effect("a refusal is a recorded FAILED outcome that a retry gets again, not a gRPC error", () =>
+      Effect.gen(function* () {
+        const owner = yield* Uuid.v7
+        const a = yield* createWallet(owner)
+        const b = yield* createWallet(yield* Uuid.v7)
+        const id = randomUUID()
+        const first = yield* transfer(owner, a.id, b.id, 10n, id)
+        assert.deepStrictEqual(first.outcome?.$case, "failed")
+        assert.strictEqual(
+          first.outcome?.$case === "failed" ? first.outcome.value.reason : undefined,
+          FailureReason.INSUFFICIENT_FUNDS,
+        )
+        yield* deposit(owner, a.id, 50n)
+        // The same id after the wallet was funded: still the first answer, and nothing moves.
+        const retry = yield* transfer(owner, a.id, b.id, 10n, id)
+        assert.isTrue(retry.replayed)
+        assert.deepStrictEqual(retry.outcome, first.outcome)
+        assert.strictEqual(yield* balanceOf(a.id, owner), 50n)
+      }),
+    )
+
+    it.effect("the same transaction id applied 20 times concurrently moves money once", () =>
+      Effect.gen(function* () {
+        const owner = yield* Uuid.v7
+        const wallet = yield* createWallet(owner)
+        const id = randomUUID()
+        const answers = yield* Effect.forEach(Array.from({ length: 20 }), () => deposit(owner, wallet.id, 700n, id), {
+          concurrency: "unbounded",
+        })
+        assert.strictEqual(answers.filter((answer) => !answer.replayed).length, 1)
+        assert.strictEqual(answers.filter((answer) => answer.replayed).length, 19)
+        for (const answer of answers) assert.deepStrictEqual(answer.outcome, answers[0]?.outcome)
+        assert.strictEqual(yield* balanceOf(wallet.id, owner), 700n)
+      }),
+    )
+
+    it.effect("500 concurrent transfers among 10 wallets all settle, conserve the money and never deadlock", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const owners = yield* Effect.forEach(Array.from({ length: 10 }), () => Uuid.v7)
+        const wallets = yield* Effect.forEach(owners, (owner) => createWallet(owner))
+        yield* Effect.forEach(wallets, (wallet, i) => deposit(owners[i] as string, wallet.id, 10_000n))
+        // A fixed pseudo-random plan (a linear congruential sequence), so a failure reproduces.
+        let seed = 42
+        const next = (bound: number) => {
+          seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+          return seed % bound
+        }
+        const plan = Array.from({ length: 500 }, () => {
+          const from = next(10)
+          const to = (from + 1 + next(9)) % 10
+          return { from, to, amount: BigInt(1 + next(3_000)) }
+        })
+        const answers = yield* Effect.forEach(
+          plan,
+          ({ from, to, amount }) =>
+            transfer(owners[from] as string, wallets[from]!.id, wallets[to]!.id, amount, randomUUID()),
+          { concurrency: 32 },
+        )
+        const completed = answers.filter((answer) => answer.outcome?.$case === "completed").length
+        const refused = answers.filter(
+          (answer) =>
+            answer.outcome?.$case === "failed" && answer.outcome.value.reason === FailureReason.INSUFFICIENT_FUNDS,
+        ).length
+        assert.strictEqual(completed + refused, 500)
+        assert.isAbove(completed, 100)
+
+        const balances = yield* Effect.forEach(wallets, (wallet, i) => balanceOf(wallet.id, owners[i] as string))
+        assert.strictEqual(
+          balances.reduce((sum, balance) => sum + balance, 0n),
+          100_000n,
+        )
+        for (const balance of balances) assert.isTrue(balance >= 0n)
+        // Every balance is explained by its entries, and the whole ledger still sums to zero.
+        for (const wallet of wallets) {
+          const [row] = yield* sql<{ entries: string; balance: string }>`
+            SELECT (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE wallet_id = ${wallet.id})::text AS entries,
+                   (SELECT balance FROM wallets WHERE id = ${wallet.id})::text AS balance`
+          assert.strictEqual(row?.entries, row?.balance)
+        }
+        assert.strictEqual(yield* ledgerTotal, 0n)
+      }),
+    )
+  })
+
+  describe("outbox", () => {
+    it.effect("delivers one outcome event per applied transaction to a queue bound to wallet.events", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const queue = `wallet.events.test.${randomUUID()}`
+        yield* rabbit.declare({
+          queues: [{ name: queue, type: "quorum" }],
+          bindings: [{ queue, exchange: OutboxRelay.exchange, routingKey: "transaction.*" }],
+        })
+        yield* Effect.addFinalizer(() =>
+          rabbit.withChannel((channel) => channel.deleteQueue(queue)).pipe(Effect.ignore),
+        )
+        const owner = yield* Uuid.v7
+        const wallet = yield* createWallet(owner)
+        const ids: Array<string> = Array.from({ length: 30 }, () => randomUUID())
+        const seen = new Map<string, Events.TransactionEvent>()
+        const done = yield* Deferred.make<void>()
+        yield* rabbit.consume(
+          queue,
+          (message) =>
+            Effect.gen(function* () {
+              const event = yield* Schema.decodeUnknownEffect(Events.TransactionEventJson)(
+                message.content.toString("utf8"),
+              ).pipe(Effect.orDie)
+              const id = String(message.properties.messageId)
+              if (ids.includes(id)) seen.set(id, event)
+              if (seen.size === ids.length) yield* Deferred.succeed(done, undefined)
+              return { _tag: "Ack" } as const
+            }),
+          { prefetch: 50 },
+        )
+        // Half deposits (COMPLETED), half withdrawals beyond the balance (FAILED).
+        yield* Effect.forEach(ids, (id, i) =>
+          i % 2 === 0
+            ? deposit(owner, wallet.id, 10n, id)
+            : apply({
+                transactionId: id,
+                actingUserId: owner,
+                kind: { $case: "withdrawal", value: { walletId: wallet.id, amount: 10n ** 12n, currency: "USD" } },
+              }),
+        )
+        yield* Deferred.await(done).pipe(Effect.timeout("20 seconds"))
+        const tags = ids.map((id) => seen.get(id)?._tag)
+        assert.deepStrictEqual(
+          tags,
+          ids.map((_, i) => (i % 2 === 0 ? "TransactionCompleted" : "TransactionFailed")),
+        )
+      }).pipe(Effect.scoped),
+    )
+  })
+})
