@@ -240,7 +240,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
         const plan = Array.from({ length: 500 }, () => {
           const from = next(10)
           const to = (from + 1 + next(9)) % 10
-          return { from, to, amount: BigInt(1 + next(3_000)) }
+          return { from, to, amount: BigInt(1 + next(500)) }
         })
         const answers = yield* Effect.forEach(
           plan,
@@ -254,7 +254,8 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
             answer.outcome?.$case === "failed" && answer.outcome.value.reason === FailureReason.INSUFFICIENT_FUNDS,
         ).length
         assert.strictEqual(completed + refused, 500)
-        assert.isAbove(completed, 100)
+        // Most complete; some may be refused as wallets drain, depending on the interleaving.
+        assert.isAbove(completed, 250)
 
         const balances = yield* Effect.forEach(wallets, (wallet, i) => balanceOf(wallet.id, owners[i] as string))
         assert.strictEqual(
