@@ -1,25 +1,9 @@
-import { Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
-import { Health, Postgres, Service } from "@walletun/infra"
+import { Layer } from "effect"
+import { Service } from "@walletun/infra"
+import * as App from "./App.ts"
+import { Passwords } from "./Passwords.ts"
 import { UserConfig } from "./UserConfig.ts"
 
-const HealthRoutes = Layer.unwrap(
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    return Health.routes([{ name: "postgres", check: sql`SELECT 1` }])
-  }),
-)
-
-const Database = Layer.unwrap(
-  Effect.gen(function* () {
-    const config = yield* UserConfig
-    return Postgres.layer({ database: config.database })
-  }),
-)
-
-const Main = Service.serveHttp(HealthRoutes, "USER_PORT", 8081).pipe(
-  Layer.provide(Database),
-  Layer.provide(UserConfig.layer),
-)
+const Main = Service.serveHttp(App.routes(Passwords.layer), "USER_PORT", 8081).pipe(Layer.provide(UserConfig.layer))
 
 Service.run("user", Main)

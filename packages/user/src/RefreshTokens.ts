@@ -1,0 +1,134 @@
+import { Context, Duration, Effect, Layer, Redacted, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import { Errors, Ids } from "@walletun/domain"
+import { Uuid } from "@walletun/infra"
+import { createHash, randomBytes } from "node:crypto"
+import { UserConfig } from "./UserConfig.ts"
+
+/** 256 random bits, base64url: guessing one is hopeless, so a fast hash is enough to store it. */
+const newToken = Effect.sync(() => randomBytes(32).toString("base64url"))
+
+const digest = (token: Redacted.Redacted<string>): string =>
+  createHash("sha256").update(Redacted.value(token)).digest("hex")
+
+const Row = Schema.Struct({
+  id: Schema.String,
+  family_id: Schema.String,
+  user_id: Ids.UserId,
+  used: Schema.Boolean,
+  revoked: Schema.Boolean,
+  expired: Schema.Boolean,
+})
+const decodeRows = Schema.decodeUnknownEffect(Schema.Array(Row))
+
+/** What presenting a refresh token found. */
+type Presented =
+  | { readonly _tag: "Valid"; readonly row: typeof Row.Type }
+  | { readonly _tag: "Reused" }
+  | { readonly _tag: "Invalid" }
+
+/**
+ * Refresh tokens: opaque, random, stored only as SHA-256 hashes, single use. Each login starts a
+ * family; a refresh retires the token it presents and adds its successor to the family; presenting
+ * a retired token again (a stolen copy, or the thief's after the owner's) revokes the whole family.
+ */
+export class RefreshTokens extends Context.Service<
+  RefreshTokens,
+  {
+    /** Starts a family (a login) and answers its first token. */
+    readonly start: (userId: Ids.UserId) => Effect.Effect<string>
+    /** Retires the token and answers its successor and the user it belongs to. */
+    readonly rotate: (
+      token: Redacted.Redacted<string>,
+    ) => Effect.Effect<{ readonly userId: Ids.UserId; readonly refreshToken: string }, Errors.InvalidToken>
+    /** Revokes the token's family (logout). */
+    readonly revoke: (token: Redacted.Redacted<string>) => Effect.Effect<void, Errors.InvalidToken>
+  }
+>()("@walletun/user/RefreshTokens") {
+  static readonly layer = Layer.effect(
+    RefreshTokens,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const config = yield* UserConfig
+      const ttlSeconds = Math.max(1, Math.floor(Duration.toSeconds(config.refreshTokenTtl)))
+
+      const insert = (familyId: string, userId: Ids.UserId) =>
+        Effect.gen(function* () {
+          const id = yield* Uuid.v7
+          const token = yield* newToken
+          yield* sql`
+            INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
+            VALUES (${id}, ${familyId}, ${userId}, ${digest(Redacted.make(token))},
+                    now() + make_interval(secs => ${ttlSeconds}))
+          `
+          return token
+        })
+
+      // Locks the token's row for the rest of the transaction, so two concurrent presentations of
+      // one token are serialized: the second sees it used and revokes the family.
+      const present = (token: Redacted.Redacted<string>) =>
+        Effect.gen(function* () {
+          const rows = yield* sql`
+            SELECT id, family_id, user_id, used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked,
+                   expires_at <= now() AS expired
+            FROM refresh_tokens WHERE token_hash = ${digest(token)} FOR UPDATE
+          `.pipe(Effect.flatMap(decodeRows))
+          const row = rows[0]
+          if (row === undefined || row.revoked) return { _tag: "Invalid" } as Presented
+          if (row.used) {
+            yield* sql`UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = ${row.family_id} AND revoked_at IS NULL`
+            return { _tag: "Reused" } as Presented
+          }
+          if (row.expired) return { _tag: "Invalid" } as Presented
+          return { _tag: "Valid", row } as Presented
+        })
+
+      const start = Effect.fn("RefreshTokens.start")(function* (userId: Ids.UserId) {
+        const familyId = yield* Uuid.v7
+        return yield* insert(familyId, userId).pipe(Effect.orDie)
+      })
+
+      const rotate = Effect.fn("RefreshTokens.rotate")(function* (token: Redacted.Redacted<string>) {
+        // The revocation of a reused family must commit, so the transaction answers the outcome
+        // rather than failing (a failure would roll the revocation back).
+        const outcome = yield* sql
+          .withTransaction(
+            Effect.gen(function* () {
+              const presented = yield* present(token)
+              if (presented._tag !== "Valid") return presented
+              const { row } = presented
+              yield* sql`UPDATE refresh_tokens SET used_at = now() WHERE id = ${row.id}`
+              const refreshToken = yield* insert(row.family_id, row.user_id)
+              return { _tag: "Rotated" as const, userId: row.user_id, refreshToken }
+            }),
+          )
+          .pipe(Effect.orDie)
+        switch (outcome._tag) {
+          case "Rotated":
+            return { userId: outcome.userId, refreshToken: outcome.refreshToken }
+          case "Reused":
+            yield* Effect.logWarning("a retired refresh token was presented again; its family is revoked")
+            return yield* new Errors.InvalidToken()
+          case "Invalid":
+            return yield* new Errors.InvalidToken()
+        }
+      })
+
+      const revoke = Effect.fn("RefreshTokens.revoke")(function* (token: Redacted.Redacted<string>) {
+        const outcome = yield* sql
+          .withTransaction(
+            Effect.gen(function* () {
+              const presented = yield* present(token)
+              if (presented._tag !== "Valid") return presented._tag
+              yield* sql`UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = ${presented.row.family_id} AND revoked_at IS NULL`
+              return "Revoked" as const
+            }),
+          )
+          .pipe(Effect.orDie)
+        if (outcome !== "Revoked") return yield* new Errors.InvalidToken()
+      })
+
+      return RefreshTokens.of({ start, rotate, revoke })
+    }),
+  )
+}

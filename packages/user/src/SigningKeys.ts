@@ -1,0 +1,192 @@
+import { DateTime, Duration, Effect, Layer, Option, Redacted, Ref, Schema, Context } from "effect"
+import { SqlClient } from "effect/sql"
+import type { User } from "@walletun/domain"
+import * as Jose from "jose"
+import { UserConfig } from "./UserConfig.ts"
+
+/** A key that signs access tokens: its id, its private half, and the public JWK the JWKS serves. */
+export interface SigningKey {
+  readonly kid: string
+  readonly privateKey: Jose.CryptoKey
+  readonly publicJwk: User.Jwk
+}
+
+const PrivateJwk = Schema.Struct({
+  kty: Schema.Literal("OKP"),
+  crv: Schema.Literal("Ed25519"),
+  x: Schema.String,
+  d: Schema.String,
+  kid: Schema.optionalKey(Schema.String),
+})
+const decodePrivateJwk = Schema.decodeUnknownEffect(Schema.fromJsonString(PrivateJwk))
+
+/** A configured or stored key is not a private Ed25519 JWK. */
+export class InvalidSigningKey extends Schema.TaggedError<InvalidSigningKey>()("InvalidSigningKey", {
+  message: Schema.String,
+}) {}
+
+/** Builds a signing key from a private Ed25519 JWK in JSON; its kid is the JWK's, or its RFC 7638 thumbprint. */
+export const fromPrivateJwk = Effect.fnUntraced(function* (json: Redacted.Redacted<string>) {
+  // The decoding error would quote the input, which is a secret: report only that it is invalid.
+  const jwk = yield* decodePrivateJwk(Redacted.value(json)).pipe(
+    Effect.mapError(() => new InvalidSigningKey({ message: "not a private Ed25519 JWK (kty OKP, crv Ed25519, x, d)" })),
+  )
+  const publicPart = { kty: jwk.kty, crv: jwk.crv, x: jwk.x }
+  const kid = jwk.kid ?? (yield* Effect.promise(() => Jose.calculateJwkThumbprint(publicPart)))
+  const privateKey = yield* Effect.tryPromise({
+    try: () => Jose.importJWK({ ...publicPart, d: jwk.d }, "EdDSA"),
+    catch: () => new InvalidSigningKey({ message: "the Ed25519 JWK does not import" }),
+  })
+  if (privateKey instanceof Uint8Array) {
+    return yield* new InvalidSigningKey({ message: "not an asymmetric key" })
+  }
+  return { kid, privateKey, publicJwk: { ...publicPart, kid, alg: "EdDSA", use: "sig" } } satisfies SigningKey
+})
+
+/** A new random Ed25519 key and its private JWK in JSON (to store). */
+export const generate = Effect.gen(function* () {
+  const pair = yield* Effect.promise(() => Jose.generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true }))
+  const jwk = yield* Effect.promise(() => Jose.exportJWK(pair.privateKey))
+  const json = Redacted.make(JSON.stringify(jwk))
+  const key = yield* fromPrivateJwk(json).pipe(Effect.orDie)
+  return { key, json }
+})
+
+/** The keys at one moment: the one that signs, and the public keys that verify (current first). */
+interface KeyRing {
+  readonly current: SigningKey
+  readonly verifying: ReadonlyArray<User.Jwk>
+  readonly loadedAt: number
+}
+
+/** How often an instance re-reads the stored keys, so a rotation by another instance reaches it. */
+const reloadEvery = Duration.minutes(1)
+
+/** An arbitrary constant for the advisory lock that serializes key generation across instances. */
+const keyLock = 5_171_905
+
+/**
+ * The signing keys: from configuration (`JWT_SIGNING_KEY`, and `JWT_PREVIOUS_SIGNING_KEY` during a
+ * rotation), or generated at first start and kept in the database so that every instance signs
+ * with the same key and a restart keeps tokens valid. Stored keys rotate after
+ * `JWT_KEY_ROTATION`: the new key signs, the JWKS serves it and the previous one.
+ */
+export class SigningKeys extends Context.Service<
+  SigningKeys,
+  {
+    /** The key that signs now. */
+    readonly current: Effect.Effect<SigningKey>
+    /** The public keys that verify: the current and the previous one. */
+    readonly jwks: Effect.Effect<User.Jwks>
+    /** Makes a new key the current one (database keys only; configured keys change by redeploying). */
+    readonly rotate: Effect.Effect<SigningKey>
+  }
+>()("@walletun/user/SigningKeys") {
+  /** Keys from configuration when `JWT_SIGNING_KEY` is set, from the database otherwise. */
+  static readonly layer = Layer.effect(
+    SigningKeys,
+    Effect.gen(function* () {
+      const config = yield* UserConfig
+      if (Option.isSome(config.signingKey)) {
+        const current = yield* fromPrivateJwk(config.signingKey.value)
+        const previous = Option.isSome(config.previousSigningKey)
+          ? [(yield* fromPrivateJwk(config.previousSigningKey.value)).publicJwk]
+          : []
+        const jwks = { keys: [current.publicJwk, ...previous] }
+        yield* Effect.logInfo("signing with the configured key").pipe(Effect.annotateLogs({ kid: current.kid }))
+        return SigningKeys.of({
+          current: Effect.succeed(current),
+          jwks: Effect.succeed(jwks),
+          rotate: Effect.succeed(current),
+        })
+      }
+      return yield* SigningKeys.makeStored(config.signingKeyRotation)
+    }),
+  )
+
+  /** Database-held keys, generated when none exists and rotated when the newest is older than `rotation`. */
+  static readonly makeStored = Effect.fnUntraced(function* (rotation: Duration.Duration) {
+    const sql = yield* SqlClient.SqlClient
+    const Row = Schema.Struct({ kid: Schema.String, private_jwk: Schema.String, age_ms: Schema.Number })
+    const decodeRows = Schema.decodeUnknownEffect(Schema.Array(Row))
+
+    const newest = sql`
+      SELECT kid, private_jwk, (extract(epoch FROM now() - created_at) * 1000)::float8 AS age_ms
+      FROM signing_keys ORDER BY created_at DESC, kid LIMIT 2
+    `.pipe(Effect.flatMap(decodeRows))
+
+    const insert = Effect.gen(function* () {
+      const { key, json } = yield* generate
+      yield* sql`
+        INSERT INTO signing_keys (kid, private_jwk, public_jwk)
+        VALUES (${key.kid}, ${Redacted.value(json)}, ${JSON.stringify(key.publicJwk)})
+      `
+      yield* Effect.logInfo("generated a new signing key").pipe(Effect.annotateLogs({ kid: key.kid }))
+    })
+
+    // Under a transaction-scoped advisory lock, so two instances starting (or rotating) together
+    // create one key, not two.
+    const ensure = (force: boolean) =>
+      sql.withTransaction(
+        Effect.gen(function* () {
+          yield* sql`SELECT pg_advisory_xact_lock(${keyLock})`
+          const rows = yield* newest
+          const first = rows[0]
+          if (force || first === undefined || first.age_ms >= Duration.toMillis(rotation)) yield* insert
+        }),
+      )
+
+    const load = Effect.gen(function* () {
+      const rows = yield* newest
+      const keys = yield* Effect.forEach(rows, (row) => fromPrivateJwk(Redacted.make(row.private_jwk)))
+      const current = keys[0]
+      if (current === undefined) return yield* Effect.die(new Error("no signing key is stored"))
+      const loadedAt = DateTime.toEpochMillis(yield* DateTime.now)
+      return { current, verifying: keys.map((key) => key.publicJwk), loadedAt } satisfies KeyRing
+    })
+
+    yield* ensure(false).pipe(Effect.orDie)
+    const ring = yield* Ref.make(yield* Effect.orDie(load))
+
+    const reload = (force: boolean) =>
+      Effect.gen(function* () {
+        yield* ensure(force)
+        const loaded = yield* load
+        yield* Ref.set(ring, loaded)
+        return loaded
+      }).pipe(Effect.orDie)
+
+    const fresh = Effect.gen(function* () {
+      const now = DateTime.toEpochMillis(yield* DateTime.now)
+      const cached = yield* Ref.get(ring)
+      return now - cached.loadedAt < Duration.toMillis(reloadEvery) ? cached : yield* reload(false)
+    })
+
+    return SigningKeys.of({
+      current: Effect.map(fresh, (keys) => keys.current),
+      // Read from the database each time, so a verifier that refreshes on an unknown kid sees a key
+      // another instance has just rotated in.
+      jwks: Effect.map(Effect.orDie(load), (keys) => ({ keys: keys.verifying })),
+      rotate: Effect.map(reload(true), (keys) => keys.current),
+    })
+  })
+
+  /** A key generated in memory (no database), for tests. */
+  static readonly layerTest = Layer.effect(
+    SigningKeys,
+    Effect.gen(function* () {
+      const first = (yield* generate).key
+      const keys = yield* Ref.make<ReadonlyArray<SigningKey>>([first])
+      const current = Effect.map(Ref.get(keys), (all) => all[0] ?? first)
+      return SigningKeys.of({
+        current,
+        jwks: Effect.map(Ref.get(keys), (all) => ({ keys: all.map((key) => key.publicJwk) })),
+        rotate: Effect.gen(function* () {
+          const next = (yield* generate).key
+          yield* Ref.update(keys, (all) => [next, ...all].slice(0, 2))
+          return next
+        }),
+      })
+    }),
+  )
+}
