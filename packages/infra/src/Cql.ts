@@ -76,6 +76,7 @@ export interface CqlOptions {
 
 const isSelect = (query: string) => /^\s*select\b/i.test(query)
 
+/** The CQL database: prepared statements, an explicit consistency level and a deadline on every call. */
 export class Cql extends Context.Service<
   Cql,
   {

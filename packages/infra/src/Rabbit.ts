@@ -153,6 +153,7 @@ const stringHeaders = (headers: unknown): Record<string, string> => {
   return out
 }
 
+/** The broker, for one service: publish with confirm, consume with manual ack, declare topology. */
 export class Rabbit extends Context.Service<
   Rabbit,
   {
@@ -213,6 +214,11 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
   let session: Session | undefined
   let gaveUp: Error | undefined
   let stopping = false
+  // The connection amqplib has set up and not yet reported lost.
+  let liveModel: ChannelModel | undefined
+  // Why the broker closed a publisher channel: amqplib fails the pending confirms with a bare
+  // "channel closed", and the reply code (404 for a missing exchange) comes in the 'error' before.
+  const closedBy = new WeakMap<ConfirmChannel, Error>()
   const connected = Latch.makeUnsafe(false)
   const topologies = new Set<Topology>()
   const consumers = new Set<ConsumerState>()
@@ -280,16 +286,15 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       closeQuietly,
     )
 
-  const withChannel = <A>(f: (channel: Channel) => Promise<A>): Effect.Effect<A, RabbitError> =>
-    awaitSession.pipe(
+  const withChannel = Effect.fn("Rabbit.withChannel")(function* <A>(f: (channel: Channel) => Promise<A>) {
+    const live = yield* awaitSession.pipe(
       Effect.timeoutOrElse({
         duration: operationTimeout,
         orElse: () => Effect.fail(timedOut("RabbitMQ is not connected")()),
       }),
-      Effect.flatMap((live) =>
-        onTemporaryChannel(live.model, (channel) => tryAmqp("channel operation failed", () => f(channel))),
-      ),
     )
+    return yield* onTemporaryChannel(live.model, (channel) => tryAmqp("channel operation failed", () => f(channel)))
+  })
 
   const startConsumer = (state: ConsumerState, model: ChannelModel) =>
     Effect.gen(function* () {
@@ -313,7 +318,9 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       if (state.current?.channel !== channel) return
       const model = state.current.model
       state.current = undefined
-      if (state.stopped || stopping || session?.model !== model) return
+      // A lost connection closes its channels first: give its 'disconnect' the turn to land.
+      yield* Effect.sleep("50 millis")
+      if (state.stopped || stopping || liveModel !== model) return
       yield* Effect.logWarning(`RabbitMQ consumer channel of ${state.queue} closed; opening it again`)
       yield* startConsumer(state, model).pipe(
         Effect.catch((error) =>
@@ -351,6 +358,7 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
     Effect.gen(function* () {
       const publisher = yield* tryAmqp("cannot open a confirm channel", () => model.createConfirmChannel())
       watchErrors(publisher, "publisher")
+      publisher.on("error", (error: Error) => closedBy.set(publisher, error))
       publisher.on("close", () => runFork(onPublisherClosed(model, publisher)))
       return publisher
     })
@@ -362,10 +370,12 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       if (session?.publisher !== publisher) return
       session = undefined
       yield* connected.close
-      if (stopping) return
+      // A lost connection closes its channels first: give its 'disconnect' the turn to land.
+      yield* Effect.sleep("50 millis")
+      if (stopping || liveModel !== model) return
       yield* Effect.logWarning("RabbitMQ publisher channel closed; opening it again")
       const reopened = yield* openPublisher(model).pipe(Effect.option)
-      if (Option.isSome(reopened) && session === undefined && gaveUp === undefined && !stopping) {
+      if (Option.isSome(reopened) && liveModel === model && session === undefined && !stopping) {
         session = { model, publisher: reopened.value }
         yield* connected.open
       } else {
@@ -385,6 +395,7 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       }
       yield* Effect.forEach(consumers, (state) => startConsumer(state, model), { discard: true })
       session = { model, publisher }
+      liveModel = model
       yield* connected.open
     }).pipe(
       Effect.tapError((error) =>
@@ -412,6 +423,7 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
         catch: toRabbitError("cannot connect to RabbitMQ"),
       })
       recovering.on("disconnect", (error: Error) => {
+        liveModel = undefined
         session = undefined
         connected.closeUnsafe()
         runFork(Effect.logWarning("RabbitMQ connection lost").pipe(Effect.annotateLogs({ error: error.message })))
@@ -454,6 +466,8 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
         yield* Effect.forEach([...consumers], stopConsumer, { discard: true })
         const live = session
         session = undefined
+        // Wakes publishers that wait for a connection: they fail now, not at their deadline.
+        connected.openUnsafe()
         if (live !== undefined) yield* closeQuietly(live.publisher)
         yield* closeQuietly(recovering)
       }),
@@ -491,7 +505,7 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
                   headers,
                   ...(publishOptions.messageId === undefined ? {} : { messageId: publishOptions.messageId }),
                 },
-                (error: unknown) => (error == null ? resolve() : reject(error)),
+                (error: unknown) => (error == null ? resolve() : reject(closedBy.get(live.publisher) ?? error)),
               )
             }),
           catch: toRabbitError("the broker did not confirm the message"),
@@ -510,6 +524,13 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
     handle: (message: ConsumeMessage) => Effect.Effect<Settlement, never, R>,
     consumeOptions: ConsumeOptions,
   ) {
+    if (!Number.isInteger(consumeOptions.prefetch) || consumeOptions.prefetch < 1 || consumeOptions.prefetch > 1_000) {
+      return yield* new RabbitError({
+        message: `prefetch must be an integer from 1 to 1000, got ${consumeOptions.prefetch}`,
+        retryable: false,
+        cause: new Error("invalid prefetch"),
+      })
+    }
     const handlerContext = yield* Effect.context<R>()
     const runHandler = Effect.runForkWith(handlerContext)
     const spanName = consumeOptions.spanName ?? `Rabbit.handle ${queue}`

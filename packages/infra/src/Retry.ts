@@ -5,9 +5,6 @@
  */
 import { Duration, Effect, Schedule } from "effect"
 
-/** An error that says whether the same call may succeed later. */
-export type Classified = { readonly retryable: boolean } | { readonly isRetryable: boolean }
-
 /** True when the error is marked retryable; anything unmarked is not. */
 export const isRetryable = (error: unknown): boolean => {
   if (typeof error !== "object" || error === null) return false

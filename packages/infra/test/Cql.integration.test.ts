@@ -6,7 +6,7 @@ import { Cql } from "@walletun/infra"
 const keyspace = "walletun_ground_check"
 const one = { consistency: Cql.Consistency.one }
 
-layer(Cql.Cql.layer, { timeout: 60_000 })("Cql (real server)", (it) => {
+layer(Cql.Cql.layer, { timeout: 60_000, excludeTestServices: true })("Cql (real server)", (it) => {
   describe("keyspace, table, write, read and a lightweight transaction", () => {
     it.effect("writes and reads back a row, and a second INSERT … IF NOT EXISTS is not applied", () =>
       Effect.gen(function* () {

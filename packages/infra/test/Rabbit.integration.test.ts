@@ -13,7 +13,7 @@ const temporaryQueue = Effect.gen(function* () {
   return queue
 })
 
-layer(Rabbit.Rabbit.layer)("Rabbit (real broker)", (it) => {
+layer(Rabbit.Rabbit.layer, { excludeTestServices: true })("Rabbit (real broker)", (it) => {
   describe("publish and consume", () => {
     it.effect("publishes with a confirm, then consumes the message with its headers and acks it", () =>
       Effect.gen(function* () {
@@ -145,6 +145,22 @@ layer(Rabbit.Rabbit.layer)("Rabbit (real broker)", (it) => {
         assert.isFalse(conflict.retryable, conflict.message)
         // The refused declaration closed only its own channel: publishing still works.
         yield* rabbit.publish(exchange, "requested", new TextEncoder().encode("{}"))
+      }).pipe(Effect.scoped),
+    )
+
+    it.effect("a publish to a missing exchange is not retryable, and the next publish goes through", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const queue = yield* temporaryQueue
+        const error = yield* rabbit
+          .publish(`infra.missing.${randomUUID()}`, "any", new TextEncoder().encode("{}"))
+          .pipe(Effect.flip)
+        assert.strictEqual(error._tag, "RabbitError")
+        assert.isFalse(error.retryable, error.message)
+
+        yield* rabbit.publish("", queue, new TextEncoder().encode("{}"))
+        const state = yield* rabbit.withChannel((channel) => channel.checkQueue(queue))
+        assert.strictEqual(state.messageCount, 1)
       }).pipe(Effect.scoped),
     )
 
