@@ -4,8 +4,9 @@
  * connection comes back with bounded, jittered backoff; the declared topology is declared again and
  * every consumer resumes before publishers see the new channel.
  */
+import { randomUUID } from "node:crypto"
 import amqp from "amqplib"
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from "amqplib"
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, RecoveringChannelModel } from "amqplib"
 import { Config, Context, Duration, Effect, Fiber, Latch, Layer, Option, Redacted, Schema, Semaphore } from "effect"
 import type { Scope } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
@@ -17,9 +18,9 @@ export class RabbitError extends Schema.TaggedError<RabbitError>()("RabbitError"
   cause: Schema.Defect(),
 }) {}
 
-// AMQP reply codes that mean the request itself is wrong (access refused, not found, resource
-// locked, precondition failed, not allowed, not implemented): repeating it cannot help.
-const permanentReplyCodes = new Set([403, 404, 405, 406, 503, 530, 540])
+// AMQP reply codes that mean repeating the request cannot help: it is wrong (access refused, not
+// found, resource // locked, precondition failed, not allowed, not implemented), or that no queue took the message.
+const permanentReplyCodes = new Set([312, 403, 404, 405, 406, 503, 530, 540])
 
 const isPermanent = (cause: unknown): boolean =>
   typeof cause === "object" &&
@@ -219,6 +220,9 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
   // Why the broker closed a publisher channel: amqplib fails the pending confirms with a bare
   // "channel closed", and the reply code (404 for a missing exchange) comes in the 'error' before.
   const closedBy = new WeakMap<ConfirmChannel, Error>()
+  // Message ids the broker returned as unroutable (mandatory): it sends basic.return before the
+  // confirm, so the confirm callback finds the id here and fails the publish instead of losing it.
+  const returnedIds = new WeakMap<ConfirmChannel, Set<string>>()
   const connected = Latch.makeUnsafe(false)
   const topologies = new Set<Topology>()
   const consumers = new Set<ConsumerState>()
@@ -359,6 +363,12 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       const publisher = yield* tryAmqp("cannot open a confirm channel", () => model.createConfirmChannel())
       watchErrors(publisher, "publisher")
       publisher.on("error", (error: Error) => closedBy.set(publisher, error))
+      const returned = new Set<string>()
+      returnedIds.set(publisher, returned)
+      publisher.on("return", (message: Message) => {
+        const id: unknown = message.properties.messageId
+        if (typeof id === "string") returned.add(id)
+      })
       publisher.on("close", () => runFork(onPublisherClosed(model, publisher)))
       return publisher
     })
@@ -484,9 +494,12 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       ...publishOptions.headers,
       ...(Option.isSome(span) ? HttpTraceContext.toHeaders(span.value) : {}),
     }
+    // Every message has an id: consumers deduplicate by it, and an unroutable one is told apart by it.
+    const messageId = publishOptions.messageId ?? (yield* Effect.sync(randomUUID))
     yield* Effect.annotateCurrentSpan({
       "messaging.destination.name": exchange,
       "messaging.rabbitmq.routing_key": routingKey,
+      "messaging.message.id": messageId,
     })
     yield* awaitSession.pipe(
       Effect.flatMap((live) =>
@@ -501,11 +514,20 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
                 Buffer.from(content),
                 {
                   persistent: true,
+                  mandatory: true,
                   contentType: publishOptions.contentType ?? "application/json",
                   headers,
-                  ...(publishOptions.messageId === undefined ? {} : { messageId: publishOptions.messageId }),
+                  messageId,
                 },
-                (error: unknown) => (error == null ? resolve() : reject(closedBy.get(live.publisher) ?? error)),
+                (error: unknown) => {
+                  if (error != null) return reject(closedBy.get(live.publisher) ?? error)
+                  if (returnedIds.get(live.publisher)?.delete(messageId) === true) {
+                    return reject(
+                      Object.assign(new Error(`no queue is bound for ${exchange} / ${routingKey}`), { code: 312 }),
+                    )
+                  }
+                  resolve()
+                },
               )
             }),
           catch: toRabbitError("the broker did not confirm the message"),

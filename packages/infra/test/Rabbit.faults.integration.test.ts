@@ -86,6 +86,33 @@ describe("Rabbit through a proxy that drops connections (real broker)", () => {
   )
 
   it.live(
+    "a queue lost while disconnected is declared again on reconnect, and its consumer resumes",
+    () =>
+      Effect.gen(function* () {
+        const { proxy, rabbit, queue } = yield* throughProxy()
+        const direct = yield* Rabbit.make({ url: Redacted.make("amqp://guest:guest@127.0.0.1:5672") })
+        const consumed = new Set<string>()
+        yield* rabbit.consume(
+          queue,
+          (message) =>
+            Effect.sync(() => consumed.add(String(message.properties.messageId))).pipe(Effect.as(Rabbit.ack)),
+          { prefetch: 5 },
+        )
+        yield* proxy.pause
+        yield* proxy.drop
+        yield* direct.withChannel((channel) => channel.deleteQueue(queue))
+        const gone = yield* direct.withChannel((channel) => channel.checkQueue(queue)).pipe(Effect.flip)
+        assert.isFalse(gone.retryable, "the queue is gone (404)")
+
+        yield* proxy.resume
+        // Publishers wait until the reconnect has declared the queue again, so this one is routed.
+        yield* publishAll(rabbit, queue, ["after-redeclare"])
+        yield* eventually("consumed after the redeclare", () => consumed.has("after-redeclare"), "20 seconds")
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+
+  it.live(
     "messages in flight when the connection drops are delivered again, marked redelivered",
     () =>
       Effect.gen(function* () {

@@ -164,6 +164,23 @@ layer(Rabbit.Rabbit.layer, { excludeTestServices: true })("Rabbit (real broker)"
       }).pipe(Effect.scoped),
     )
 
+    it.effect("a message that no queue takes fails the publish (not retryable) instead of vanishing", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const exchange = `infra.unbound.${randomUUID()}`
+        yield* Effect.addFinalizer(() =>
+          rabbit.withChannel((channel) => channel.deleteExchange(exchange)).pipe(Effect.ignore),
+        )
+        yield* rabbit.declare({ exchanges: [{ name: exchange, type: "direct" }] })
+        const error = yield* rabbit
+          .publish(exchange, "nobody-listens", new TextEncoder().encode("{}"), { messageId: randomUUID() })
+          .pipe(Effect.flip)
+        assert.strictEqual(error._tag, "RabbitError")
+        assert.isFalse(error.retryable, error.message)
+        assert.include(error.message, "no queue is bound")
+      }).pipe(Effect.scoped),
+    )
+
     it.effect("a message nacked without requeue goes to the dead-letter queue, with the reason", () =>
       Effect.gen(function* () {
         const rabbit = yield* Rabbit.Rabbit

@@ -69,7 +69,7 @@ export const make = (target: {
           }
           resume(Effect.succeed(address.port))
         })
-      }),
+      }).pipe(Effect.timeout("5 seconds")),
       () =>
         Effect.callback<void>((resume) => {
           for (const socket of sockets) socket.destroy()
