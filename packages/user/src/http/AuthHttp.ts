@@ -9,7 +9,10 @@ import { Users } from "../Users.ts"
 import * as Problems from "./Problems.ts"
 
 /** The part of the public API that the user service serves: the `auth` group. */
-export class UserApi extends HttpApi.make("walletun-user").add(Api.AuthApi) {}
+export class UserApi extends HttpApi.make("walletun-user")
+  .add(Api.AuthApi)
+  // Every invalid field of a body is reported at once, not only the first.
+  .annotate(HttpApi.PayloadParseOptions, { errors: "all" }) {}
 
 const decodeUserId = Schema.decodeUnknownEffect(Ids.UserId)
 
