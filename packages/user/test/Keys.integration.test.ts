@@ -1,0 +1,97 @@
+import { assert, layer } from "@effect/vitest"
+import { Duration, Effect, Layer, Redacted } from "effect"
+import { FetchHttpClient } from "effect/http"
+import { Jwt, Postgres } from "@walletun/infra"
+import * as Jose from "jose"
+import { SigningKeys } from "../src/SigningKeys.ts"
+import { call, freshEmail, instance, TestDatabase } from "./support.ts"
+import type { Instance } from "./support.ts"
+
+const password = "correct horse battery staple"
+
+const session = (api: Instance) =>
+  Effect.gen(function* () {
+    const email = freshEmail("keys")
+    yield* call(api, "POST", "/v1/auth/register", { body: { email, password } })
+    const login = yield* call(api, "POST", "/v1/auth/login", { body: { email, password } })
+    assert.strictEqual(login.status, 200)
+    return { access: String(login.body["accessToken"]), refresh: String(login.body["refreshToken"]) }
+  })
+
+const me = (api: Instance, token: string) =>
+  Effect.map(call(api, "GET", "/v1/me", { headers: { authorization: `Bearer ${token}` } }), (answer) => answer.status)
+
+/** Rotates the stored keys of the test database, as an instance does when its key gets old. */
+const rotate = Effect.gen(function* () {
+  const { name } = yield* TestDatabase
+  return yield* Effect.flatMap(SigningKeys.makeStored(Duration.days(30)), (keys) => keys.rotate).pipe(
+    Effect.provide(Postgres.layer({ database: name, maxConnections: 1 })),
+  )
+})
+
+layer(TestDatabase.layer, { excludeTestServices: true })("signing keys in the database", (it) => {
+  it.effect("two instances share the generated key: each verifies what the other signed", () =>
+    Effect.gen(function* () {
+      // Started together on an empty database: migrations and key generation must not race.
+      const [first, second] = yield* Effect.all([instance(), instance()], { concurrency: 2 })
+      const jwksFirst = yield* call(first, "GET", "/.well-known/jwks.json")
+      const jwksSecond = yield* call(second, "GET", "/.well-known/jwks.json")
+      assert.deepStrictEqual(jwksFirst.body, jwksSecond.body)
+      assert.lengthOf(jwksFirst.body["keys"] as Array<unknown>, 1)
+
+      const tokens = yield* session(first)
+      assert.strictEqual(yield* me(second, tokens.access), 200)
+      const refreshed = yield* call(second, "POST", "/v1/auth/refresh", { body: { refreshToken: tokens.refresh } })
+      assert.strictEqual(refreshed.status, 200)
+      assert.strictEqual(yield* me(first, String(refreshed.body["accessToken"])), 200)
+
+      // A restart (a new instance) signs with the same key: nobody is logged out.
+      const restarted = yield* instance()
+      assert.strictEqual(yield* me(restarted, tokens.access), 200)
+    }),
+  )
+
+  it.effect("after a rotation the new key signs, the JWKS serves both, and old tokens still verify", () =>
+    Effect.gen(function* () {
+      const before = yield* instance()
+      const old = yield* session(before)
+      const oldKid = Jose.decodeProtectedHeader(old.access).kid
+
+      const rotated = yield* rotate
+      assert.notStrictEqual(rotated.kid, oldKid)
+
+      const after = yield* instance()
+      const fresh = yield* session(after)
+      assert.strictEqual(Jose.decodeProtectedHeader(fresh.access).kid, rotated.kid)
+      const jwks = yield* call(before, "GET", "/.well-known/jwks.json")
+      assert.deepStrictEqual(
+        (jwks.body["keys"] as ReadonlyArray<{ kid: string }>).map((key) => key.kid),
+        [rotated.kid, oldKid],
+      )
+      // The instance that started before the rotation learns the new kid on first sight.
+      assert.strictEqual(yield* me(before, fresh.access), 200)
+      assert.strictEqual(yield* me(after, old.access), 200)
+    }),
+  )
+
+  it.effect("the shared verifier fetches the service's JWKS over HTTP and accepts its tokens", () =>
+    Effect.gen(function* () {
+      const api = yield* instance()
+      const tokens = yield* session(api)
+      const verifier = yield* Effect.provide(
+        Effect.gen(function* () {
+          return yield* Jwt.JwtVerifier
+        }),
+        Jwt.layerHttp({
+          jwksUrl: `${api.url}/.well-known/jwks.json`,
+          issuer: "walletun",
+          audience: "walletun-api",
+        }).pipe(Layer.provide(FetchHttpClient.layer)),
+      )
+      const claims = yield* verifier.verify(Redacted.make(tokens.access))
+      assert.strictEqual(claims.kid, Jose.decodeProtectedHeader(tokens.access).kid)
+      const refused = yield* verifier.verify(Redacted.make(`${tokens.access}x`)).pipe(Effect.flip)
+      assert.strictEqual(refused.reason, "Signature")
+    }),
+  )
+})
