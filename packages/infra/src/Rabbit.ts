@@ -258,6 +258,9 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
         })
       }
       yield* connected.await
+      // The latch is open only with a session, after giving up, or while stopping; should that
+      // ever not hold, this yields instead of spinning.
+      yield* Effect.yieldNow
     }
   })
 
@@ -328,13 +331,22 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       yield* Effect.logWarning(`RabbitMQ consumer channel of ${state.queue} closed; opening it again`)
       yield* startConsumer(state, model).pipe(
         Effect.catch((error) =>
-          Effect.logError(`cannot resume consumer of ${state.queue}; reconnecting`).pipe(
-            Effect.annotateLogs({ error: error.message }),
-            Effect.andThen(closeQuietly(model)),
-          ),
+          error.retryable
+            ? Effect.logError(`cannot resume consumer of ${state.queue}; reconnecting`).pipe(
+                Effect.annotateLogs({ error: error.message }),
+                Effect.andThen(closeQuietly(model)),
+              )
+            : consumerRefused(state, error),
         ),
       )
     })
+
+  // The broker refuses the consumer for good (its queue is missing): bouncing the connection would
+  // stall every publisher, so it stays stopped, loudly, until the next reconnect tries again.
+  const consumerRefused = (state: ConsumerState, error: RabbitError) =>
+    Effect.logError(`the broker refuses the consumer of ${state.queue}; it resumes after the next reconnect`).pipe(
+      Effect.annotateLogs({ error: error.message }),
+    )
 
   const stopConsumer = (state: ConsumerState) =>
     Effect.gen(function* () {
@@ -403,7 +415,14 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
           Effect.forEach(topologies, (topology) => declareOn(channel, topology), { discard: true }),
         )
       }
-      yield* Effect.forEach(consumers, (state) => startConsumer(state, model), { discard: true })
+      yield* Effect.forEach(
+        consumers,
+        (state) =>
+          startConsumer(state, model).pipe(
+            Effect.catch((error) => (error.retryable ? Effect.fail(error) : consumerRefused(state, error))),
+          ),
+        { discard: true },
+      )
       session = { model, publisher }
       liveModel = model
       yield* connected.open

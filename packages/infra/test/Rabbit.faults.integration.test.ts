@@ -113,6 +113,30 @@ describe("Rabbit through a proxy that drops connections (real broker)", () => {
   )
 
   it.live(
+    "a consumed queue deleted under the consumer stops that consumer only: publishing goes on without a reconnect",
+    () =>
+      Effect.gen(function* () {
+        const { proxy, rabbit, queue } = yield* throughProxy()
+        const direct = yield* Rabbit.make({ url: Redacted.make("amqp://guest:guest@127.0.0.1:5672") })
+        const doomed = `infra.doomed.${randomUUID()}`
+        yield* Effect.addFinalizer(() =>
+          direct.withChannel((channel) => channel.deleteQueue(doomed)).pipe(Effect.ignore),
+        )
+        yield* direct.withChannel((channel) => channel.assertQueue(doomed, { durable: true }))
+        yield* rabbit.consume(doomed, () => Effect.succeed(Rabbit.ack), { prefetch: 1 })
+        const acceptedBefore = yield* proxy.acceptedConnections
+
+        yield* direct.withChannel((channel) => channel.deleteQueue(doomed))
+        yield* Effect.sleep("500 millis")
+        yield* rabbit.publish("", queue, body("still-flowing"), { messageId: "still-flowing" })
+        assert.strictEqual(yield* proxy.acceptedConnections, acceptedBefore, "no reconnect")
+        const state = yield* rabbit.withChannel((channel) => channel.checkQueue(queue))
+        assert.strictEqual(state.messageCount, 1)
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+
+  it.live(
     "messages in flight when the connection drops are delivered again, marked redelivered",
     () =>
       Effect.gen(function* () {
