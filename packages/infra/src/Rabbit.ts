@@ -49,7 +49,13 @@ export const nack = (requeue: boolean): Settlement => ({ _tag: "Nack", requeue }
 
 /** Message options; every message is persistent and carries the current span's trace context. */
 export interface PublishOptions {
+  /** Default: a random UUID. Consumers deduplicate by it; give the business id (transaction id). */
   readonly messageId?: string
+  /**
+   * Default true: a message that no queue takes fails the publish (`retryable: false`) instead of
+   * vanishing. Set false only where an event without subscribers may be dropped.
+   */
+  readonly mandatory?: boolean
   readonly contentType?: string
   readonly headers?: Readonly<Record<string, string>>
 }
@@ -533,7 +539,7 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
                 Buffer.from(content),
                 {
                   persistent: true,
-                  mandatory: true,
+                  mandatory: publishOptions.mandatory ?? true,
                   contentType: publishOptions.contentType ?? "application/json",
                   headers,
                   messageId,
