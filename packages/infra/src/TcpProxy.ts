@@ -1,5 +1,5 @@
 /**
- * A TCP proxy on 127.0.0.1 (an ephemeral port) in front of a real server, for fault tests: `drop`
+ * Test support: a TCP proxy on 127.0.0.1 (an ephemeral port) in front of a real server, for fault tests: `drop`
  * destroys every open connection as a network failure would, `pause` refuses new connections
  * until `resume`.
  */
