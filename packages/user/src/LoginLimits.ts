@@ -1,6 +1,7 @@
-import { Context, DateTime, Duration, Effect, Layer, Ref, Schema } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Ref, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Errors } from "@walletun/domain"
+import { UserConfig } from "./UserConfig.ts"
 import type { RateLimit } from "./UserConfig.ts"
 
 /** One counter to charge: a key (`email:…`, `address:…`) and its limit. */
@@ -40,6 +41,16 @@ export class LoginLimits extends Context.Service<
     LoginLimits,
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
+      const config = yield* UserConfig
+      // Counters of keys that never come back are swept every 10 minutes, so the table stays bounded.
+      const keep = Math.max(
+        Duration.toMillis(config.loginLimitPerEmail.window),
+        Duration.toMillis(config.loginLimitPerAddress.window),
+      )
+      yield* Effect.gen(function* () {
+        const now = DateTime.toEpochMillis(yield* DateTime.now)
+        yield* sql`DELETE FROM login_attempts WHERE window_start < ${now - 2 * keep}`
+      }).pipe(Effect.ignore, Effect.repeat(Schedule.spaced(Duration.minutes(10))), Effect.forkScoped)
       const decodeHits = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ hits: Schema.Number })))
       const chargeOne = ({ key, limit }: Charge, now: number) =>
         Effect.gen(function* () {

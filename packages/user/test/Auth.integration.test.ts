@@ -127,6 +127,23 @@ layer(TestDatabase.layer, { excludeTestServices: true })("auth over real HTTP an
     }),
   )
 
+  it.effect("HTTP-level refusals are problems too: 413 over 64 KiB, 404, 415", () =>
+    Effect.gen(function* () {
+      const api = yield* instance()
+      const big = yield* call(api, "POST", "/v1/auth/register", {
+        body: { email: freshEmail("big"), password: "x".repeat(70_000) },
+      })
+      assertProblem(big, 413, "PAYLOAD_TOO_LARGE")
+      assertProblem(yield* call(api, "GET", "/v1/nothing-here"), 404, "NOT_FOUND")
+      assertProblem(yield* call(api, "DELETE", "/v1/me"), 404, "NOT_FOUND")
+      const text = yield* Effect.promise(() =>
+        fetch(`${api.url}/v1/auth/login`, { method: "POST", headers: { "content-type": "text/plain" }, body: "hi" }),
+      )
+      assert.strictEqual(text.status, 415)
+      assert.strictEqual(text.headers.get("content-type"), "application/problem+json")
+    }),
+  )
+
   it.effect("an unknown email and a wrong password answer the same 401, in about the same time", () =>
     Effect.gen(function* () {
       const api = yield* instance()

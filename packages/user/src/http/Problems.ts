@@ -1,5 +1,5 @@
-import { Cause, Effect, Option } from "effect"
-import { HttpRouter, HttpServerResponse, ProblemDetails } from "effect/http"
+import { ByteSize, Cause, Effect, Option } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerResponse, ProblemDetails } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import { Errors } from "@walletun/domain"
 
@@ -40,27 +40,74 @@ export const handled = <A, E extends Errors.DomainError, R>(effect: Effect.Effec
 /** The largest request body the API accepts (64 KiB). */
 export const maxBodyBytes = 65_536
 
+/** Codes of the HTTP-level refusals that no domain error names (unknown route, method, media type). */
+const protocolCodes: Record<number, { readonly code: string; readonly title: string; readonly detail: string }> = {
+  404: { code: "NOT_FOUND", title: "Not found", detail: "No resource answers this method and path" },
+  405: { code: "METHOD_NOT_ALLOWED", title: "Method not allowed", detail: "This path does not accept the method" },
+  406: { code: "NOT_ACCEPTABLE", title: "Not acceptable", detail: "The API answers application/json only" },
+  415: { code: "UNSUPPORTED_MEDIA_TYPE", title: "Unsupported media type", detail: "Send the body as application/json" },
+}
+
+/** A problem for a refusal the router or the HttpApi decoder answered without a domain error. */
+const protocolProblem = (status: number) =>
+  Effect.map(traceId, (id) => {
+    const { code, title, detail } = protocolCodes[status] ?? {
+      code: `HTTP_${status}`,
+      title: "The request was refused",
+      detail: "The request was refused",
+    }
+    return ProblemDetails.toResponse({
+      type: Errors.problemType(code),
+      title,
+      status,
+      code,
+      detail,
+      ...Option.match(id, { onNone: () => ({}), onSome: (value) => ({ traceId: value }) }),
+    })
+  })
+
 /** A request value that does not decode: `400 VALIDATION_FAILED` with one entry per issue. */
 const validation = (error: HttpApiError.HttpApiSchemaError) =>
   Errors.validationFailed(error.cause, error.kind === "Payload" ? undefined : error.kind.toLowerCase())
 
+const isProblem = (response: HttpServerResponse.HttpServerResponse) =>
+  response.headers["content-type"]?.startsWith(ProblemDetails.contentType) === true ||
+  (response.body._tag !== "Empty" && response.body.contentType?.startsWith(ProblemDetails.contentType) === true)
+
 /**
  * Router middleware for what the handlers never see: request decoding failures (400 with
- * `errors`), bodies over the limit (413) and defects (500 with no internal detail, logged).
+ * `errors`), bodies over 64 KiB (413), unknown routes and media types (404, 415) and defects
+ * (500 with no internal detail, logged), each answered as a problem.
  */
 export const layer = HttpRouter.middleware(
   (httpEffect) =>
-    Effect.catchCause(httpEffect, (cause) => {
-      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
-      const defect = cause.reasons.find(Cause.isDieReason)?.defect
-      if (HttpApiError.HttpApiSchemaError.is(defect) && defect.kind !== "Body" && defect.kind !== "ResponseHeaders") {
-        return respond(validation(defect))
-      }
-      if (HttpApiError.HttpApiPayloadTooLarge.is(defect)) {
-        return respond(new Errors.PayloadTooLarge({ limitBytes: maxBodyBytes }))
-      }
-      if (cause.reasons.some(Cause.isFailReason)) return Effect.failCause(cause)
-      return Effect.andThen(Effect.logError("request failed", cause), respond(new Errors.InternalError()))
-    }),
+    httpEffect.pipe(
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+      Effect.flatMap((response) =>
+        response.status >= 400 && !isProblem(response) ? protocolProblem(response.status) : Effect.succeed(response),
+      ),
+      Effect.catchCause((cause) => {
+        if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+        const failure = cause.reasons.find(Cause.isFailReason)?.error
+        const defect = cause.reasons.find(Cause.isDieReason)?.defect
+        const error = failure ?? defect
+        if (HttpApiError.HttpApiSchemaError.is(error) && error.kind !== "Body" && error.kind !== "ResponseHeaders") {
+          return respond(validation(error))
+        }
+        if (HttpApiError.HttpApiPayloadTooLarge.is(error) || isTooLarge(error)) {
+          return respond(new Errors.PayloadTooLarge({ limitBytes: maxBodyBytes }))
+        }
+        if (HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound") {
+          return protocolProblem(404)
+        }
+        return Effect.andThen(Effect.logError("request failed", cause), respond(new Errors.InternalError()))
+      }),
+    ),
   { global: true },
 )
+
+/** The server's own refusal of a body over `MaxBodySize`. */
+const isTooLarge = (error: unknown): boolean =>
+  HttpServerError.isHttpServerError(error) &&
+  error.reason._tag === "RequestParseError" &&
+  /too large|exceed|max/i.test(String(error.reason.cause))
