@@ -239,9 +239,15 @@ export const layerConfig = Layer.unwrap(
   }),
 )
 
-/** The `WWW-Authenticate` challenge of a refused bearer token (RFC 6750). */
+/** The `WWW-Authenticate` challenges (RFC 6750) for a missing and for an invalid bearer token. */
+export const challenges = {
+  missing: `Bearer realm="walletun"`,
+  invalid: `Bearer realm="walletun", error="invalid_token"`,
+} as const
+
+/** The `WWW-Authenticate` challenge of a refused bearer token. */
 export const challenge = (error: JwtError): string =>
-  error.reason === "Missing" ? `Bearer realm="walletun"` : `Bearer realm="walletun", error="invalid_token"`
+  error.reason === "Missing" ? challenges.missing : challenges.invalid
 
 /**
  * The implementation of an HttpApi bearer security middleware: verifies the credential, provides the

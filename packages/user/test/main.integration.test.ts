@@ -32,4 +32,14 @@ describe("user service process", () => {
       assert.include(result.output, "USER_PORT")
     }),
   )
+
+  it.live("a malformed JWT_SIGNING_KEY stops start-up without printing the secret", () =>
+    Effect.gen(function* () {
+      const secret = '{"kty":"OKP","crv":"Ed25519","x":"bm90LWEta2V5","d":"c3VwZXItc2VjcmV0LXZhbHVl"'
+      const result = yield* ServiceProcess.runUntilExit(entry, { USER_PORT: "18182", JWT_SIGNING_KEY: secret })
+      assert.strictEqual(result.exitCode, 1)
+      assert.include(result.output, "Ed25519 JWK")
+      assert.notInclude(result.output, "c3VwZXItc2VjcmV0LXZhbHVl")
+    }),
+  )
 })

@@ -2,6 +2,7 @@ import { ByteSize, Cause, Effect, Option } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerResponse, ProblemDetails } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import { Errors } from "@walletun/domain"
+import { Jwt } from "@walletun/infra"
 
 /** Headers a problem needs besides its body: the wait of a 429, the challenge of a 401 on a bearer token. */
 const headersOf = (error: Errors.DomainError): Record<string, string> => {
@@ -9,9 +10,9 @@ const headersOf = (error: Errors.DomainError): Record<string, string> => {
     case "RateLimited":
       return { "retry-after": String(error.retryAfter) }
     case "Unauthorized":
-      return { "www-authenticate": `Bearer realm="walletun"` }
+      return { "www-authenticate": Jwt.challenges.missing }
     case "InvalidToken":
-      return { "www-authenticate": `Bearer realm="walletun", error="invalid_token"` }
+      return { "www-authenticate": Jwt.challenges.invalid }
     default:
       return {}
   }
