@@ -1,21 +1,13 @@
-import { Effect, Layer } from "effect"
-import { Cql, Health, Rabbit, Service } from "@walletun/infra"
+import { Layer } from "effect"
+import { FetchHttpClient } from "effect/http"
+import { Cql, Jwt, Rabbit, Service } from "@walletun/infra"
+import * as App from "./App.ts"
+import { TransactionConfig } from "./TransactionConfig.ts"
 
-const HealthRoutes = Layer.unwrap(
-  Effect.gen(function* () {
-    const cql = yield* Cql.Cql
-    const rabbit = yield* Rabbit.Rabbit
-    return Health.routes([
-      {
-        name: "cql",
-        check: cql.execute("SELECT release_version FROM system.local", [], { consistency: Cql.Consistency.localOne }),
-      },
-      { name: "rabbitmq", check: rabbit.withChannel((channel) => channel.checkExchange("amq.direct")) },
-    ])
-  }),
-)
-
-const Main = Service.serveHttp(HealthRoutes, "TRANSACTION_PORT", 8082).pipe(
+const Main = App.layer.pipe(
+  Layer.provide(Service.httpServer("TRANSACTION_PORT", 8082)),
+  Layer.provide(Jwt.layerConfig.pipe(Layer.provide(FetchHttpClient.layer))),
+  Layer.provide(TransactionConfig.layer),
   Layer.provide(Layer.mergeAll(Cql.Cql.layer, Rabbit.Rabbit.layer)),
 )
 

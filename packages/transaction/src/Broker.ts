@@ -1,0 +1,175 @@
+/**
+ * The service's RabbitMQ topology and its publications: requests to the `transactions` exchange,
+ * delayed retries through `transactions.retry` (message TTL, dead-lettered back to the requests
+ * queue), and dead letters to `transactions.dlq` with the reason and the attempt count in headers.
+ */
+import { Context, Effect, Layer, Ref, Schema } from "effect"
+import type { Duration } from "effect"
+import { Events } from "@walletun/domain"
+import { Rabbit } from "@walletun/infra"
+import { TransactionConfig } from "./TransactionConfig.ts"
+
+/** The exchange where the wallet service publishes outcomes (topic). */
+export const walletEvents = "wallet.events"
+/** Routing key of requests, on the requests exchange and the retry exchange alike. */
+export const requestedKey = "transaction.requested"
+/** Routing key of dead letters. */
+export const deadKey = "transaction.dead"
+/** Header: how many times the message was tried (1 on the first delivery). */
+export const attemptHeader = "x-walletun-attempt"
+/** Header: why the message went to the retry queue or the DLQ. */
+export const reasonHeader = "x-walletun-reason"
+
+/** Names of the exchanges and queues for a prefix (`transactions` in production). */
+export const namesOf = (prefix: string) => ({
+  exchange: prefix,
+  retryExchange: `${prefix}.retry`,
+  deadExchange: `${prefix}.dlq`,
+  requested: `${prefix}.requested`,
+  retry: `${prefix}.retry`,
+  dlq: `${prefix}.dlq`,
+  outcomes: `${prefix}.outcomes`,
+})
+/** Names of the exchanges and queues. */
+export type Names = ReturnType<typeof namesOf>
+
+// A message that keeps killing its handler (so it is requeued) is dead-lettered after this many
+// deliveries; handlers otherwise settle every message themselves.
+const deliveryLimit = 20
+
+/** Every exchange, queue and binding of the service; declaring it again is harmless. */
+export const topologyOf = (names: Names, retryDelay: Duration.Duration): Rabbit.Topology => ({
+  exchanges: [
+    { name: names.exchange, type: "direct" },
+    { name: names.retryExchange, type: "direct" },
+    { name: names.deadExchange, type: "direct" },
+    { name: walletEvents, type: "topic" },
+  ],
+  queues: [
+    {
+      name: names.requested,
+      type: "quorum",
+      deadLetterExchange: names.deadExchange,
+      deadLetterRoutingKey: deadKey,
+      deliveryLimit,
+    },
+    // No consumer: a message waits retryDelay, then is dead-lettered back to the requests queue.
+    {
+      name: names.retry,
+      type: "quorum",
+      messageTtl: retryDelay,
+      deadLetterExchange: names.exchange,
+      deadLetterRoutingKey: requestedKey,
+    },
+    { name: names.dlq, type: "quorum" },
+    {
+      name: names.outcomes,
+      type: "quorum",
+      deadLetterExchange: names.deadExchange,
+      deadLetterRoutingKey: deadKey,
+      deliveryLimit,
+    },
+  ],
+  bindings: [
+    { queue: names.requested, exchange: names.exchange, routingKey: requestedKey },
+    { queue: names.retry, exchange: names.retryExchange, routingKey: requestedKey },
+    { queue: names.dlq, exchange: names.deadExchange, routingKey: deadKey },
+    { queue: names.outcomes, exchange: walletEvents, routingKey: "transaction.completed" },
+    { queue: names.outcomes, exchange: walletEvents, routingKey: "transaction.failed" },
+  ],
+})
+
+const encodeEvent = Schema.encodeEffect(Events.TransactionEventJson)
+const encoder = new TextEncoder()
+
+/** A message body with what identifies it, for re-publishing it as it came. */
+export interface RawMessage {
+  readonly content: Uint8Array
+  readonly messageId: string | undefined
+}
+
+/** What the service publishes. */
+export class Broker extends Context.Service<
+  Broker,
+  {
+    readonly names: Names
+    /** Publishes a request (persistent, confirmed, messageId = transaction id). */
+    publishRequested(event: Events.TransactionRequested): Effect.Effect<void, Rabbit.RabbitError>
+    /** Sends a message to the retry queue, to be delivered again after the retry delay. */
+    publishRetry(message: RawMessage, attempt: number, reason: string): Effect.Effect<void, Rabbit.RabbitError>
+    /** Sends a message to the DLQ with why and after how many attempts. */
+    publishDead(message: RawMessage, attempts: number, reason: string): Effect.Effect<void, Rabbit.RabbitError>
+  }
+>()("@walletun/transaction/Broker") {
+  /** Declares the topology (again after every reconnect) and publishes with confirms. */
+  static readonly layerNoDeps = Layer.effect(
+    Broker,
+    Effect.gen(function* () {
+      const config = yield* TransactionConfig
+      const rabbit = yield* Rabbit.Rabbit
+      const names = namesOf(config.brokerPrefix)
+      yield* rabbit.declare(topologyOf(names, config.retryDelay))
+      return Broker.of({
+        names,
+        publishRequested: Effect.fn("Broker.publishRequested")(function* (event: Events.TransactionRequested) {
+          const body = yield* encodeEvent(event).pipe(Effect.orDie)
+          yield* rabbit.publish(names.exchange, requestedKey, encoder.encode(body), {
+            messageId: event.id,
+            headers: { [attemptHeader]: "1" },
+          })
+        }),
+        publishRetry: Effect.fn("Broker.publishRetry")(function* (
+          message: RawMessage,
+          attempt: number,
+          reason: string,
+        ) {
+          yield* rabbit.publish(names.retryExchange, requestedKey, message.content, {
+            ...(message.messageId === undefined ? {} : { messageId: message.messageId }),
+            headers: { [attemptHeader]: String(attempt), [reasonHeader]: reason.slice(0, 500) },
+          })
+        }),
+        publishDead: Effect.fn("Broker.publishDead")(function* (message: RawMessage, attempts: number, reason: string) {
+          yield* rabbit.publish(names.deadExchange, deadKey, message.content, {
+            ...(message.messageId === undefined ? {} : { messageId: message.messageId }),
+            headers: { [attemptHeader]: String(attempts), [reasonHeader]: reason.slice(0, 500) },
+          })
+        }),
+      })
+    }),
+  )
+}
+
+/** What a memory broker saw, for tests. */
+export interface Published {
+  readonly requested: ReadonlyArray<Events.TransactionRequested>
+  readonly retried: ReadonlyArray<{ readonly message: RawMessage; readonly attempt: number; readonly reason: string }>
+  readonly dead: ReadonlyArray<{ readonly message: RawMessage; readonly attempts: number; readonly reason: string }>
+}
+
+/** The record of a memory broker. */
+export class BrokerRecord extends Context.Service<BrokerRecord, Ref.Ref<Published>>()(
+  "@walletun/transaction/test/BrokerRecord",
+) {}
+
+/** A broker that records what is published; `failRequested` makes request publishes fail. */
+export const layerMemory = (options: { readonly failRequested?: Ref.Ref<boolean> } = {}) =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const record = yield* Ref.make<Published>({ requested: [], retried: [], dead: [] })
+      const broker = Broker.of({
+        names: namesOf("memory"),
+        publishRequested: (event) =>
+          Effect.gen(function* () {
+            if (options.failRequested !== undefined && (yield* Ref.get(options.failRequested))) {
+              return yield* new Rabbit.RabbitError({ message: "no confirm", retryable: true, cause: new Error("test") })
+            }
+            yield* Ref.update(record, (r) => ({ ...r, requested: [...r.requested, event] }))
+          }),
+        publishRetry: (message, attempt, reason) =>
+          Ref.update(record, (r) => ({ ...r, retried: [...r.retried, { message, attempt, reason }] })),
+        publishDead: (message, attempts, reason) =>
+          Ref.update(record, (r) => ({ ...r, dead: [...r.dead, { message, attempts, reason }] })),
+      })
+      return Context.make(Broker, broker).pipe(Context.add(BrokerRecord, record))
+    }),
+  )

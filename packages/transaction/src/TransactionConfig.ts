@@ -1,0 +1,100 @@
+import { Config, Context, Duration, Effect, Layer, Schema, SchemaGetter } from "effect"
+
+/** The parts of the service one process can run; each scales on its own. */
+export const Role = Schema.Literals(["api", "worker", "outcomes", "reconciler"])
+/** One part of the service. */
+export type Role = typeof Role.Type
+
+/** Every role, the default of `TRANSACTION_ROLES`. */
+export const allRoles: ReadonlyArray<Role> = ["api", "worker", "outcomes", "reconciler"]
+
+const Roles = Schema.String.pipe(
+  Schema.decodeTo(Schema.Array(Role).check(Schema.isMinLength(1, { message: "name at least one role" })), {
+    decode: SchemaGetter.transform(
+      (text: string) =>
+        text
+          .split(",")
+          .map((part) => part.trim())
+          // Checked against the role names by the array schema right after.
+          .filter((part) => part !== "") as ReadonlyArray<Role>,
+    ),
+    encode: SchemaGetter.transform((roles: ReadonlyArray<string>) => roles.join(",")),
+  }),
+)
+
+/** The transaction service's settings, read once at start-up from the environment. */
+export class TransactionConfig extends Context.Service<
+  TransactionConfig,
+  {
+    /** Which roles this process runs. */
+    readonly roles: ReadonlyArray<Role>
+    /** The CQL keyspace of the service. */
+    readonly keyspace: string
+    /** Replication factor of the keyspace when the migrations create it (SimpleStrategy). */
+    readonly replicationFactor: number
+    /**
+     * True on ScyllaDB: keyspaces with tablets do not support LWT there, so the keyspace is created
+     * `WITH tablets = {'enabled': false}` (a syntax error on Cassandra, hence a switch).
+     */
+    readonly scyllaTabletsOff: boolean
+    /**
+     * The prefix of the service's exchanges and queues (`<prefix>`, `<prefix>.requested`,
+     * `<prefix>.retry`, `<prefix>.dlq`, `<prefix>.outcomes`).
+     */
+    readonly brokerPrefix: string
+    /** `host:port` of the wallet service's gRPC server. */
+    readonly walletAddress: string
+    /** Deadline of one wallet gRPC call. */
+    readonly walletCallTimeout: Duration.Duration
+    /** How long an idempotency key is kept (at least 24 hours). */
+    readonly idempotencyTtl: Duration.Duration
+    /** Unacknowledged messages one worker (and one outcome consumer) holds at once. */
+    readonly prefetch: number
+    /** Deliveries through the retry queue before a message goes to the DLQ. */
+    readonly maxAttempts: number
+    /** How long a message waits in `transactions.retry` before it is delivered again. */
+    readonly retryDelay: Duration.Duration
+    /** How often the reconciler looks for stale work. */
+    readonly reconcileInterval: Duration.Duration
+    /** How old a PENDING or PROCESSING transaction must be before the reconciler re-publishes it. */
+    readonly reconcileAge: Duration.Duration
+    /** The most transactions one reconciler round re-publishes. */
+    readonly reconcileBatch: number
+  }
+>()("@walletun/transaction/TransactionConfig") {
+  static readonly layer = Layer.effect(
+    TransactionConfig,
+    Effect.gen(function* () {
+      const idempotencyTtl = yield* Config.Duration("TRANSACTION_IDEMPOTENCY_TTL").pipe(
+        Config.withDefault(Duration.hours(25)),
+      )
+      if (Duration.isLessThan(idempotencyTtl, Duration.hours(24))) {
+        return yield* Effect.die(new Error("TRANSACTION_IDEMPOTENCY_TTL must be at least 24 hours"))
+      }
+      return TransactionConfig.of({
+        roles: yield* Config.schema(Roles, "TRANSACTION_ROLES").pipe(Config.withDefault(allRoles)),
+        keyspace: yield* Config.schema(
+          Schema.String.check(Schema.isPattern(/^[a-z][a-z0-9_]{0,47}$/)),
+          "CQL_KEYSPACE",
+        ).pipe(Config.withDefault("walletun")),
+        replicationFactor: yield* Config.Int("CQL_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
+        scyllaTabletsOff: yield* Config.Boolean("CQL_SCYLLA_TABLETS_OFF").pipe(Config.withDefault(false)),
+        brokerPrefix: yield* Config.schema(
+          Schema.String.check(Schema.isPattern(/^[a-zA-Z][a-zA-Z0-9_.-]{0,100}$/)),
+          "TRANSACTION_BROKER_PREFIX",
+        ).pipe(Config.withDefault("transactions")),
+        walletAddress: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(Config.withDefault("127.0.0.1:50051")),
+        walletCallTimeout: yield* Config.Duration("WALLET_CALL_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5))),
+        idempotencyTtl,
+        prefetch: yield* Config.Int("TRANSACTION_PREFETCH").pipe(Config.withDefault(32)),
+        maxAttempts: yield* Config.Int("TRANSACTION_MAX_ATTEMPTS").pipe(Config.withDefault(5)),
+        retryDelay: yield* Config.Duration("TRANSACTION_RETRY_DELAY").pipe(Config.withDefault(Duration.seconds(5))),
+        reconcileInterval: yield* Config.Duration("TRANSACTION_RECONCILE_INTERVAL").pipe(
+          Config.withDefault(Duration.seconds(30)),
+        ),
+        reconcileAge: yield* Config.Duration("TRANSACTION_RECONCILE_AGE").pipe(Config.withDefault(Duration.minutes(2))),
+        reconcileBatch: yield* Config.Int("TRANSACTION_RECONCILE_BATCH").pipe(Config.withDefault(500)),
+      })
+    }),
+  )
+}

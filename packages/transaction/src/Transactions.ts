@@ -1,0 +1,233 @@
+/**
+ * The transaction API's rules: accept a deposit, withdrawal or transfer exactly once per
+ * idempotency key, after checking the wallets; read one transaction or a page of the caller's
+ * history. Infrastructure failures become `Unavailable` (503): the caller may retry with the same
+ * key, and the retry finishes what the first attempt started.
+ */
+import { createHash } from "node:crypto"
+import { Context, DateTime, Effect, Layer, Option } from "effect"
+import { Errors, Events } from "@walletun/domain"
+import type { Ids, Page, Transaction } from "@walletun/domain"
+import { Retry, Uuid } from "@walletun/infra"
+import { Broker } from "./Broker.ts"
+import * as Retries from "./Retries.ts"
+import { TransactionsRepo } from "./TransactionsRepo.ts"
+import type { StoredTransaction } from "./TransactionsRepo.ts"
+import { WalletClient } from "./WalletClient.ts"
+import type { WalletInfo } from "./WalletClient.ts"
+
+/** What `accept` answers: the transaction, and whether this request replayed an earlier one. */
+export interface Accepted {
+  readonly transaction: StoredTransaction
+  readonly replayed: boolean
+}
+
+/** The errors a client may get from `accept`. */
+export type AcceptError =
+  | Errors.WalletNotFound
+  | Errors.SameWallet
+  | Errors.CurrencyMismatch
+  | Errors.IdempotencyKeyReused
+  | Errors.Unavailable
+
+/** A transaction as the API shows it. */
+export const toApi = (tx: StoredTransaction): Transaction.Transaction => ({
+  id: tx.id,
+  type: tx.type,
+  status: tx.status,
+  amount: tx.amount,
+  currency: tx.currency,
+  ...(tx.walletId === undefined ? {} : { walletId: tx.walletId }),
+  ...(tx.sourceWalletId === undefined ? {} : { sourceWalletId: tx.sourceWalletId }),
+  ...(tx.targetWalletId === undefined ? {} : { targetWalletId: tx.targetWalletId }),
+  ...(tx.description === undefined ? {} : { description: tx.description }),
+  failureReason: tx.failureReason,
+  createdAt: tx.createdAt,
+  updatedAt: tx.updatedAt,
+})
+
+/** The broker message that asks the worker to apply a stored transaction. */
+export const requestedOf = (tx: StoredTransaction): Events.TransactionRequested =>
+  new Events.TransactionRequested({
+    id: tx.id,
+    userId: tx.userId,
+    type: tx.type,
+    amount: tx.amount,
+    currency: tx.currency,
+    ...(tx.walletId === undefined ? {} : { walletId: tx.walletId }),
+    ...(tx.sourceWalletId === undefined ? {} : { sourceWalletId: tx.sourceWalletId }),
+    ...(tx.targetWalletId === undefined ? {} : { targetWalletId: tx.targetWalletId }),
+    ...(tx.description === undefined ? {} : { description: tx.description }),
+    createdAt: tx.createdAt,
+  })
+
+/**
+ * A digest of what the request asks for (not of its bytes): the same transaction sent with other
+ * key order, whitespace or unknown fields is the same request.
+ */
+export const requestHash = (body: Transaction.CreateTransaction): string => {
+  const fields =
+    body.type === "transfer"
+      ? [body.type, body.sourceWalletId, body.targetWalletId, body.amount.toString(), body.description ?? null]
+      : [body.type, body.walletId, body.amount.toString(), body.description ?? null]
+  return createHash("sha256").update(JSON.stringify(fields)).digest("base64url")
+}
+
+/** The opaque cursor of the page that starts after a transaction. */
+export const cursorOf = (id: Ids.TransactionId): Page.Cursor =>
+  Buffer.from(id, "utf8").toString("base64url") as Page.Cursor
+
+const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** The transaction id a cursor starts after, if the cursor is one of ours. */
+export const afterOf = (cursor: Page.Cursor): Option.Option<Ids.TransactionId> => {
+  const id = Buffer.from(cursor, "base64url").toString("utf8")
+  return uuidText.test(id) ? Option.some(id as Ids.TransactionId) : Option.none()
+}
+
+const unavailable = (dependency: string) => () => new Errors.Unavailable({ dependencies: { [dependency]: "down" } })
+
+/** Accepting and reading transactions. */
+export class Transactions extends Context.Service<
+  Transactions,
+  {
+    accept(
+      userId: Ids.UserId,
+      key: Ids.IdempotencyKey,
+      body: Transaction.CreateTransaction,
+    ): Effect.Effect<Accepted, AcceptError>
+    get(
+      userId: Ids.UserId,
+      id: Ids.TransactionId,
+    ): Effect.Effect<StoredTransaction, Errors.TransactionNotFound | Errors.Unavailable>
+    list(
+      userId: Ids.UserId,
+      query: Transaction.ListTransactionsQuery,
+    ): Effect.Effect<
+      { readonly items: ReadonlyArray<StoredTransaction>; readonly nextCursor: Page.Cursor | null },
+      Errors.ValidationFailed | Errors.Unavailable
+    >
+  }
+>()("@walletun/transaction/Transactions") {
+  static readonly layerNoDeps = Layer.effect(
+    Transactions,
+    Effect.gen(function* () {
+      const repo = yield* TransactionsRepo
+      const wallets = yield* WalletClient
+      const broker = yield* Broker
+
+      // Ownership, existence and currency, answered at once: the caller must own the deposit,
+      // withdrawal or source wallet; a transfer's target may be anyone's, in the same currency.
+      const check = Effect.fn("Transactions.check")(function* (
+        userId: Ids.UserId,
+        body: Transaction.CreateTransaction,
+      ) {
+        const ids = body.type === "transfer" ? [body.sourceWalletId, body.targetWalletId] : [body.walletId]
+        const found = yield* wallets
+          .getWallets(ids)
+          .pipe(Retry.withRetry(Retries.walletLookup), Effect.mapError(unavailable("wallet")))
+        const byId = new Map<string, WalletInfo>(found.map((wallet) => [wallet.id, wallet]))
+        const own = byId.get(body.type === "transfer" ? body.sourceWalletId : body.walletId)
+        if (own === undefined || own.ownerId !== userId) {
+          return yield* new Errors.WalletNotFound({
+            walletId: body.type === "transfer" ? body.sourceWalletId : body.walletId,
+          })
+        }
+        if (body.type !== "transfer") return { currency: own.currency, targetOwnerId: undefined }
+        const target = byId.get(body.targetWalletId)
+        if (target === undefined) return yield* new Errors.WalletNotFound({ walletId: body.targetWalletId })
+        if (target.currency !== own.currency) {
+          return yield* new Errors.CurrencyMismatch({ expected: own.currency, actual: target.currency })
+        }
+        return { currency: own.currency, targetOwnerId: target.ownerId }
+      })
+
+      const publish = (tx: StoredTransaction) =>
+        broker.publishRequested(requestedOf(tx)).pipe(Effect.mapError(unavailable("rabbitmq")))
+
+      const accept = Effect.fn("Transactions.accept")(function* (
+        userId: Ids.UserId,
+        key: Ids.IdempotencyKey,
+        body: Transaction.CreateTransaction,
+      ) {
+        if (body.type === "transfer" && body.sourceWalletId === body.targetWalletId) {
+          return yield* new Errors.SameWallet({ walletId: body.sourceWalletId })
+        }
+        const hash = requestHash(body)
+        const fresh = {
+          transactionId: (yield* Uuid.v7) as Ids.TransactionId,
+          requestHash: hash,
+          createdAt: yield* DateTime.now,
+        }
+        // The one lightweight transaction of the money path: whoever claims (user, key) first
+        // decides the transaction id; everyone else with the same key gets that id.
+        const earlier = yield* repo.claimKey(userId, key, fresh).pipe(Effect.mapError(unavailable("cql")))
+        const claim = Option.getOrElse(earlier, () => fresh)
+        const replayed = Option.isSome(earlier)
+        if (replayed) {
+          if (claim.requestHash !== hash) return yield* new Errors.IdempotencyKeyReused()
+          const stored = yield* repo.find(claim.transactionId).pipe(Effect.mapError(unavailable("cql")))
+          if (Option.isSome(stored)) {
+            // The first attempt may have failed to publish (it answered 503): publishing again is
+            // harmless, since the wallet applies a transaction id once.
+            if (stored.value.status === "PENDING") yield* publish(stored.value)
+            return { transaction: stored.value, replayed }
+          }
+          // The first attempt with this key stopped before storing the transaction (it is still
+          // running, or it failed): finish it with the same id and time. Every step is idempotent.
+        }
+        const { currency, targetOwnerId } = yield* check(userId, body)
+        const tx: StoredTransaction = {
+          id: claim.transactionId,
+          userId,
+          targetOwnerId,
+          type: body.type,
+          amount: body.amount,
+          currency,
+          walletId: body.type === "transfer" ? undefined : body.walletId,
+          sourceWalletId: body.type === "transfer" ? body.sourceWalletId : undefined,
+          targetWalletId: body.type === "transfer" ? body.targetWalletId : undefined,
+          description: body.description,
+          createdAt: claim.createdAt,
+          status: "PENDING",
+          failureReason: null,
+          updatedAt: claim.createdAt,
+        }
+        yield* repo.insertPending(tx).pipe(Effect.mapError(unavailable("cql")))
+        yield* publish(tx)
+        return { transaction: tx, replayed }
+      })
+
+      const get = Effect.fn("Transactions.get")(function* (userId: Ids.UserId, id: Ids.TransactionId) {
+        const stored = yield* repo.find(id).pipe(Effect.mapError(unavailable("cql")))
+        // Someone else's transaction is answered exactly like a missing one.
+        if (Option.isNone(stored) || !(stored.value.userId === userId || stored.value.targetOwnerId === userId)) {
+          return yield* new Errors.TransactionNotFound({ transactionId: id })
+        }
+        return stored.value
+      })
+
+      const list = Effect.fn("Transactions.list")(function* (
+        userId: Ids.UserId,
+        query: Transaction.ListTransactionsQuery,
+      ) {
+        let after: Ids.TransactionId | undefined
+        if (query.cursor !== undefined) {
+          const decoded = afterOf(query.cursor)
+          if (Option.isNone(decoded)) {
+            return yield* new Errors.ValidationFailed({
+              errors: [{ path: "query.cursor", message: "cursor is not valid" }],
+            })
+          }
+          after = decoded.value
+        }
+        const page = yield* repo
+          .history(userId, { status: query.status, limit: query.limit, after })
+          .pipe(Effect.mapError(unavailable("cql")))
+        return { items: page.items, nextCursor: page.next === undefined ? null : cursorOf(page.next) }
+      })
+
+      return Transactions.of({ accept, get, list })
+    }),
+  )
+}

@@ -1,0 +1,462 @@
+/**
+ * Persistence of transactions in the CQL database: the idempotency claim (the one lightweight
+ * transaction of an accepted transaction), the transaction by id, each party's history, and the
+ * index of unfinished work for the reconciler. Status changes are plain writes of a new clustering
+ * row per status, monotonic by construction (see the migration).
+ */
+import { Context, DateTime, Duration, Effect, Layer, Option, Ref } from "effect"
+import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
+import { Cql } from "@walletun/infra"
+import { TransactionConfig } from "./TransactionConfig.ts"
+
+/** A transaction as stored: the API's fields plus its parties. */
+export interface StoredTransaction {
+  readonly id: Ids.TransactionId
+  /** The sender (the caller who requested it). */
+  readonly userId: Ids.UserId
+  /** The owner of a transfer's target wallet, when it is someone else. */
+  readonly targetOwnerId: Ids.UserId | undefined
+  readonly type: Transaction.TransactionType
+  readonly amount: Money.Amount
+  readonly currency: Currency.Currency
+  readonly walletId: Ids.WalletId | undefined
+  readonly sourceWalletId: Ids.WalletId | undefined
+  readonly targetWalletId: Ids.WalletId | undefined
+  readonly description: string | undefined
+  readonly createdAt: DateTime.Utc
+  readonly status: Transaction.TransactionStatus
+  readonly failureReason: Transaction.FailureReason | null
+  readonly updatedAt: DateTime.Utc
+}
+
+/** The users who see a transaction in their history: the sender, and a transfer's target owner. */
+export const partiesOf = (tx: Pick<StoredTransaction, "userId" | "targetOwnerId">): ReadonlyArray<Ids.UserId> =>
+  tx.targetOwnerId === undefined || tx.targetOwnerId === tx.userId ? [tx.userId] : [tx.userId, tx.targetOwnerId]
+
+/** What an idempotency key is bound to: the transaction id and a hash of the request body. */
+export interface KeyClaim {
+  readonly transactionId: Ids.TransactionId
+  readonly requestHash: string
+  readonly createdAt: DateTime.Utc
+}
+
+/** One page of a user's history, and the id after which the next page starts. */
+export interface HistoryPage {
+  readonly items: ReadonlyArray<StoredTransaction>
+  readonly next: Ids.TransactionId | undefined
+}
+
+/** The rank of a status: the current status is the highest rank recorded. */
+export const statusRank = (status: Transaction.TransactionStatus): number => {
+  switch (status) {
+    case "PENDING":
+      return 0
+    case "PROCESSING":
+      return 1
+    case "COMPLETED":
+    case "FAILED":
+      return 2
+  }
+}
+
+/** How many shards the index of unfinished work has; a reconciler round reads each. */
+export const unfinishedShards = 16
+
+/** The shard of a transaction in the unfinished index (its id's last, random, hex digit). */
+export const shardOf = (id: string): number => Number.parseInt(id.slice(-1), 16) % unfinishedShards
+
+/** Rows a history read looks at, at most, to fill one page (a status filter may skip many). */
+export const maxScannedRows = 2_000
+
+/** The transaction store. */
+export class TransactionsRepo extends Context.Service<
+  TransactionsRepo,
+  {
+    /**
+     * Claims `(user, key)` for `claim` with one lightweight transaction. `None`: claimed now.
+     * `Some`: the key was claimed before, with what it is bound to.
+     */
+    claimKey(
+      userId: Ids.UserId,
+      key: Ids.IdempotencyKey,
+      claim: KeyClaim,
+    ): Effect.Effect<Option.Option<KeyClaim>, Cql.CqlError>
+    /** Writes a PENDING transaction everywhere it is stored (an idempotent upsert). */
+    insertPending(tx: StoredTransaction): Effect.Effect<void, Cql.CqlError>
+    /** The transaction with its current status. */
+    find(id: Ids.TransactionId): Effect.Effect<Option.Option<StoredTransaction>, Cql.CqlError>
+    /**
+     * Records a status in every place the transaction is stored; a final one also leaves the
+     * unfinished index. Monotonic: a lower status recorded later does not change the current one.
+     */
+    recordStatus(
+      tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">,
+      status: Transaction.TransactionStatus,
+      reason: Transaction.FailureReason | null,
+      at: DateTime.Utc,
+    ): Effect.Effect<void, Cql.CqlError>
+    /** A page of the user's history, newest first, optionally only one status, after an id. */
+    history(
+      userId: Ids.UserId,
+      query: {
+        readonly status: Transaction.TransactionStatus | undefined
+        readonly limit: number
+        readonly after: Ids.TransactionId | undefined
+      },
+    ): Effect.Effect<HistoryPage, Cql.CqlError>
+    /** Unfinished transactions whose id sorts before `before` (older), at most `limit`, oldest first per shard. */
+    unfinished(before: string, limit: number): Effect.Effect<ReadonlyArray<Ids.TransactionId>, Cql.CqlError>
+    /** Removes a transaction from the unfinished index (it is final, or was never stored). */
+    forgetUnfinished(id: Ids.TransactionId): Effect.Effect<void, Cql.CqlError>
+  }
+>()("@walletun/transaction/TransactionsRepo") {
+  /** The repository on the CQL database, in the configured keyspace (migrated first). */
+  static readonly layerNoDeps = Layer.effect(
+    TransactionsRepo,
+    Effect.gen(function* () {
+      const config = yield* TransactionConfig
+      return yield* make(config.keyspace, config.idempotencyTtl)
+    }),
+  )
+
+  /** An in-memory repository for tests, with the same observable behaviour. */
+  static readonly layerMemory = Layer.effect(
+    TransactionsRepo,
+    Effect.suspend(() => makeMemory),
+  )
+}
+
+// Every read and write of the money path: LOCAL_QUORUM (one replica here, a majority of the local
+// data centre in production), so a read after a write sees it.
+const quorum = Cql.Consistency.localQuorum
+const write = { consistency: quorum, idempotent: true } as const
+
+const toDate = (at: DateTime.Utc) => DateTime.toDateUtc(at)
+const fromDate = (value: unknown): DateTime.Utc =>
+  value instanceof Date ? DateTime.makeUnsafe(value.getTime()) : DateTime.makeUnsafe(0)
+const optional = <A>(value: unknown): A | undefined =>
+  value === null || value === undefined ? undefined : (value as A)
+
+interface Row {
+  get(name: string): unknown
+}
+
+const detailValues = (tx: StoredTransaction) => [
+  tx.type,
+  tx.amount,
+  tx.currency,
+  tx.walletId,
+  tx.sourceWalletId,
+  tx.targetWalletId,
+  tx.description,
+  toDate(tx.createdAt),
+]
+
+const fromRow = (row: Row, id: string, userId: string, targetOwnerId: unknown): StoredTransaction => ({
+  id: id as Ids.TransactionId,
+  userId: userId as Ids.UserId,
+  targetOwnerId: optional<Ids.UserId>(targetOwnerId),
+  type: row.get("type") as Transaction.TransactionType,
+  amount: row.get("amount") as Money.Amount,
+  currency: row.get("currency") as Currency.Currency,
+  walletId: optional<Ids.WalletId>(row.get("wallet_id")),
+  sourceWalletId: optional<Ids.WalletId>(row.get("source_wallet_id")),
+  targetWalletId: optional<Ids.WalletId>(row.get("target_wallet_id")),
+  description: optional<string>(row.get("description")),
+  createdAt: fromDate(row.get("created_at")),
+  status: row.get("status") as Transaction.TransactionStatus,
+  failureReason: (row.get("failure_reason") ?? null) as Transaction.FailureReason | null,
+  updatedAt: fromDate(row.get("updated_at")),
+})
+
+/** Builds the CQL repository. */
+export const make = Effect.fnUntraced(function* (keyspace: string, idempotencyTtl: Duration.Duration) {
+  const cql = yield* Cql.Cql
+  const ttlSeconds = Math.ceil(Duration.toSeconds(idempotencyTtl))
+
+  const detailColumns = "type, amount, currency, wallet_id, source_wallet_id, target_wallet_id, description, created_at"
+  const insertById =
+    `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at, ` +
+    `user_id, target_owner_id, ${detailColumns}) VALUES (?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+  const insertByUser =
+    `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at, ` +
+    `${detailColumns}) VALUES (?, ?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+  const insertUnfinished = `INSERT INTO ${keyspace}.transactions_unfinished (shard, id) VALUES (?, ?)`
+  const deleteUnfinished = `DELETE FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`
+  const statusById =
+    `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at) ` +
+    `VALUES (?, ?, ?, ?, ?)`
+  const statusByUser =
+    `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at) ` +
+    `VALUES (?, ?, ?, ?, ?, ?)`
+
+  const claimKey: (
+    userId: Ids.UserId,
+    key: Ids.IdempotencyKey,
+    claim: KeyClaim,
+  ) => Effect.Effect<Option.Option<KeyClaim>, Cql.CqlError> = Effect.fn("TransactionsRepo.claimKey")(function* (
+    userId: Ids.UserId,
+    key: Ids.IdempotencyKey,
+    claim: KeyClaim,
+  ) {
+    const applied = yield* cql.executeConditional(
+      `INSERT INTO ${keyspace}.idempotency_keys (user_id, key, transaction_id, request_hash, created_at) ` +
+        `VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?`,
+      [userId, key, claim.transactionId, claim.requestHash, toDate(claim.createdAt), ttlSeconds],
+      { consistency: quorum, serialConsistency: Cql.Consistency.localSerial },
+    )
+    if (applied) return Option.none<KeyClaim>()
+    // A serial read sees the claim that won, even one whose Paxos round is still completing.
+    const read = yield* cql.execute(
+      `SELECT transaction_id, request_hash, created_at FROM ${keyspace}.idempotency_keys WHERE user_id = ? AND key = ?`,
+      [userId, key],
+      { consistency: Cql.Consistency.localSerial },
+    )
+    const row = read.rows[0]
+    if (row === undefined) {
+      // The claim expired between the two statements (a key older than its TTL): claim again.
+      return yield* claimKey(userId, key, claim)
+    }
+    return Option.some<KeyClaim>({
+      transactionId: row.get("transaction_id") as Ids.TransactionId,
+      requestHash: row.get("request_hash") as string,
+      createdAt: fromDate(row.get("created_at")),
+    })
+  })
+
+  // One logged batch: the transaction appears everywhere or nowhere (eventually), in one round trip.
+  const insertPending = Effect.fn("TransactionsRepo.insertPending")(function* (tx: StoredTransaction) {
+    const parties = partiesOf(tx)
+    const statements = [insertById, ...parties.map(() => insertByUser), insertUnfinished]
+    const values = [
+      tx.id,
+      toDate(tx.updatedAt),
+      tx.userId,
+      tx.targetOwnerId,
+      ...detailValues(tx),
+      ...parties.flatMap((party) => [party, tx.id, toDate(tx.updatedAt), ...detailValues(tx)]),
+      shardOf(tx.id),
+      tx.id,
+    ]
+    yield* cql.execute(`BEGIN BATCH ${statements.join("; ")}; APPLY BATCH`, values, write)
+  })
+
+  const find = Effect.fn("TransactionsRepo.find")(function* (id: Ids.TransactionId) {
+    // Rows are ranked highest first: the first row is the current status, with the static details.
+    const read = yield* cql.execute(
+      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns} ` +
+        `FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
+      [id],
+      { consistency: quorum },
+    )
+    const row = read.rows[0]
+    if (row === undefined || row.get("status") === null || row.get("type") === null) return Option.none()
+    return Option.some(fromRow(row, id, row.get("user_id") as string, row.get("target_owner_id")))
+  })
+
+  const recordStatus = Effect.fn("TransactionsRepo.recordStatus")(function* (
+    tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">,
+    status: Transaction.TransactionStatus,
+    reason: Transaction.FailureReason | null,
+    at: DateTime.Utc,
+  ) {
+    const rank = statusRank(status)
+    const parties = partiesOf(tx)
+    const final = rank === 2
+    const statements = [statusById, ...parties.map(() => statusByUser), ...(final ? [deleteUnfinished] : [])]
+    const values = [
+      tx.id,
+      rank,
+      status,
+      reason,
+      toDate(at),
+      ...parties.flatMap((party) => [party, tx.id, rank, status, reason, toDate(at)]),
+      ...(final ? [shardOf(tx.id), tx.id] : []),
+    ]
+    // Unlogged: every statement is an idempotent upsert, and a failure is retried by redelivery.
+    yield* cql.execute(`BEGIN UNLOGGED BATCH ${statements.join("; ")}; APPLY BATCH`, values, write)
+  })
+
+  const history = Effect.fn("TransactionsRepo.history")(function* (
+    userId: Ids.UserId,
+    query: {
+      readonly status: Transaction.TransactionStatus | undefined
+      readonly limit: number
+      readonly after: Ids.TransactionId | undefined
+    },
+  ) {
+    const fetchSize = Math.min(500, query.limit * 3 + 3)
+    const items: Array<StoredTransaction> = []
+    let scanned = 0
+    let lastComplete: Ids.TransactionId | undefined
+    // The rows of one transaction, current status first and its PENDING row (the details) last.
+    let group: Array<Row> = []
+    let pageState: string | undefined
+    let exhausted = false
+
+    const close = (): boolean => {
+      const top = group[0]
+      const details = group[group.length - 1]
+      group = []
+      if (top === undefined || details === undefined || details.get("status_rank") !== 0) return false
+      const id = top.get("id") as Ids.TransactionId
+      const tx = {
+        ...fromRow(details, id, userId, undefined),
+        status: top.get("status") as Transaction.TransactionStatus,
+        failureReason: (top.get("failure_reason") ?? null) as Transaction.FailureReason | null,
+        updatedAt: fromDate(top.get("updated_at")),
+      }
+      lastComplete = id
+      if (query.status === undefined || tx.status === query.status) items.push(tx)
+      return items.length > query.limit
+    }
+
+    // Bounded by maxScannedRows: a sparse status filter answers a shorter page with a cursor.
+    scan: while (scanned < maxScannedRows) {
+      const page = yield* cql.execute(
+        `SELECT id, status_rank, status, failure_reason, updated_at, ${detailColumns} ` +
+          `FROM ${keyspace}.transactions_by_user WHERE user_id = ?${query.after === undefined ? "" : " AND id < ?"}`,
+        query.after === undefined ? [userId] : [userId, query.after],
+        { consistency: quorum, fetchSize, ...(pageState === undefined ? {} : { pageState }) },
+      )
+      for (const row of page.rows) {
+        scanned++
+        const current = group[0]
+        if (current !== undefined && current.get("id") !== row.get("id")) {
+          if (close()) break scan
+        }
+        group.push(row)
+      }
+      pageState = page.pageState
+      if (pageState === undefined) {
+        exhausted = true
+        if (close()) break
+        break
+      }
+    }
+    if (items.length > query.limit) {
+      const page = items.slice(0, query.limit)
+      return { items: page, next: page[page.length - 1]?.id } satisfies HistoryPage
+    }
+    return { items, next: exhausted ? undefined : lastComplete } satisfies HistoryPage
+  })
+
+  const unfinished = Effect.fn("TransactionsRepo.unfinished")(function* (before: string, limit: number) {
+    const perShard = Math.max(1, Math.ceil(limit / unfinishedShards))
+    const shards = Array.from({ length: unfinishedShards }, (_, shard) => shard)
+    const found = yield* Effect.forEach(
+      shards,
+      (shard) =>
+        cql.execute(
+          `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id < ? LIMIT ?`,
+          [shard, before, perShard],
+          { consistency: quorum },
+        ),
+      { concurrency: 4 },
+    )
+    return found.flatMap((page) => page.rows.map((row) => row.get("id") as Ids.TransactionId)).slice(0, limit)
+  })
+
+  const forgetUnfinished = Effect.fn("TransactionsRepo.forgetUnfinished")(function* (id: Ids.TransactionId) {
+    yield* cql.execute(deleteUnfinished, [shardOf(id), id], write)
+  })
+
+  return TransactionsRepo.of({ claimKey, insertPending, find, recordStatus, history, unfinished, forgetUnfinished })
+})
+
+/** The in-memory repository: statuses kept per rank, exactly like the CQL rows. */
+export const makeMemory = Effect.gen(function* () {
+  const keys = yield* Ref.make(new Map<string, KeyClaim>())
+  const details = yield* Ref.make(new Map<string, StoredTransaction>())
+  const statuses = yield* Ref.make(
+    new Map<
+      string,
+      Map<number, { status: Transaction.TransactionStatus; reason: Transaction.FailureReason | null; at: DateTime.Utc }>
+    >(),
+  )
+  const open = yield* Ref.make(new Set<string>())
+
+  const current = (id: string) =>
+    Effect.gen(function* () {
+      const tx = (yield* Ref.get(details)).get(id)
+      const ranks = (yield* Ref.get(statuses)).get(id)
+      if (tx === undefined || ranks === undefined) return Option.none<StoredTransaction>()
+      const top = Math.max(...ranks.keys())
+      const state = ranks.get(top)
+      if (state === undefined) return Option.none<StoredTransaction>()
+      return Option.some<StoredTransaction>({
+        ...tx,
+        status: state.status,
+        failureReason: state.reason,
+        updatedAt: state.at,
+      })
+    })
+
+  const record = (
+    id: string,
+    rank: number,
+    state: { status: Transaction.TransactionStatus; reason: Transaction.FailureReason | null; at: DateTime.Utc },
+  ) =>
+    Ref.update(statuses, (map) => {
+      const next = new Map(map)
+      next.set(id, new Map(map.get(id) ?? []).set(rank, state))
+      return next
+    })
+
+  return TransactionsRepo.of({
+    claimKey: (userId, key, claim) =>
+      Ref.modify(keys, (map) => {
+        const existing = map.get(`${userId}/${key}`)
+        if (existing !== undefined) return [Option.some(existing), map] as const
+        return [Option.none(), new Map(map).set(`${userId}/${key}`, claim)] as const
+      }),
+    insertPending: (tx) =>
+      Effect.gen(function* () {
+        yield* Ref.update(details, (map) => new Map(map).set(tx.id, tx))
+        yield* record(tx.id, 0, { status: "PENDING", reason: null, at: tx.updatedAt })
+        yield* Ref.update(open, (set) => new Set(set).add(tx.id))
+      }),
+    find: (id) => current(id),
+    recordStatus: (tx, status, reason, at) =>
+      Effect.gen(function* () {
+        yield* record(tx.id, statusRank(status), { status, reason, at })
+        if (statusRank(status) === 2) {
+          yield* Ref.update(open, (set) => {
+            const next = new Set(set)
+            next.delete(tx.id)
+            return next
+          })
+        }
+      }),
+    history: (userId, query) =>
+      Effect.gen(function* () {
+        const all = [...(yield* Ref.get(details)).values()]
+          .filter((tx) => partiesOf(tx).includes(userId))
+          .filter((tx) => query.after === undefined || tx.id < query.after)
+          .toSorted((a, b) => (a.id < b.id ? 1 : -1))
+        const items: Array<StoredTransaction> = []
+        for (const tx of all) {
+          const found = yield* current(tx.id)
+          if (Option.isSome(found) && (query.status === undefined || found.value.status === query.status)) {
+            items.push(found.value)
+          }
+        }
+        const page = items.slice(0, query.limit)
+        return { items: page, next: items.length > query.limit ? page[page.length - 1]?.id : undefined }
+      }),
+    unfinished: (before, limit) =>
+      Effect.map(Ref.get(open), (set) =>
+        [...set]
+          .filter((id) => id < before)
+          .toSorted()
+          .slice(0, limit)
+          .map((id) => id as Ids.TransactionId),
+      ),
+    forgetUnfinished: (id) =>
+      Ref.update(open, (set) => {
+        const next = new Set(set)
+        next.delete(id)
+        return next
+      }),
+  })
+})

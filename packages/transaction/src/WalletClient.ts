@@ -1,0 +1,134 @@
+/**
+ * The wallet service as the transaction service needs it: wallet lookups for the checks before a
+ * transaction is accepted, and ApplyTransaction, each one gRPC call with a deadline.
+ */
+import { Context, Effect, Layer } from "effect"
+import type { Duration } from "effect"
+import type { Currency, Events, Ids, Transaction } from "@walletun/domain"
+import { Grpc } from "@walletun/infra"
+import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
+import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
+import { TransactionConfig } from "./TransactionConfig.ts"
+
+// gRPC's INTERNAL status code (grpc-js is reached through @walletun/infra only).
+const internalStatus = 13
+
+/** A wallet's owner and currency, as the checks need them. */
+export interface WalletInfo {
+  readonly id: Ids.WalletId
+  readonly ownerId: Ids.UserId
+  readonly currency: Currency.Currency
+}
+
+/** What the wallet service recorded for a transaction: applied, or refused for a reason. */
+export type Outcome =
+  | { readonly _tag: "Completed" }
+  | { readonly _tag: "Failed"; readonly reason: Transaction.FailureReason }
+
+const reasonOf = (reason: Proto.FailureReason): Transaction.FailureReason => {
+  switch (reason) {
+    case FailureReason.INSUFFICIENT_FUNDS:
+      return "INSUFFICIENT_FUNDS"
+    case FailureReason.WALLET_NOT_FOUND:
+      return "WALLET_NOT_FOUND"
+    case FailureReason.CURRENCY_MISMATCH:
+      return "CURRENCY_MISMATCH"
+    case FailureReason.LIMIT_EXCEEDED:
+      return "LIMIT_EXCEEDED"
+    case FailureReason.REJECTED:
+    case FailureReason.UNSPECIFIED:
+    case FailureReason.UNRECOGNIZED:
+      return "REJECTED"
+  }
+}
+
+/** The ApplyTransaction request of a requested transaction. */
+export const applyRequest = (event: Events.TransactionRequested): Proto.ApplyTransactionRequest => {
+  const base = { transactionId: event.id, actingUserId: event.userId }
+  switch (event.type) {
+    case "deposit":
+      return {
+        ...base,
+        kind: {
+          $case: "deposit",
+          value: { walletId: event.walletId ?? "", amount: event.amount, currency: event.currency },
+        },
+      }
+    case "withdrawal":
+      return {
+        ...base,
+        kind: {
+          $case: "withdrawal",
+          value: { walletId: event.walletId ?? "", amount: event.amount, currency: event.currency },
+        },
+      }
+    case "transfer":
+      return {
+        ...base,
+        kind: {
+          $case: "transfer",
+          value: {
+            sourceWalletId: event.sourceWalletId ?? "",
+            targetWalletId: event.targetWalletId ?? "",
+            amount: event.amount,
+            currency: event.currency,
+          },
+        },
+      }
+  }
+}
+
+/** The wallet service's gRPC API, as used here. */
+export class WalletClient extends Context.Service<
+  WalletClient,
+  {
+    /** The wallets among `ids` that exist (whoever owns them). */
+    getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<WalletInfo>, Grpc.GrpcError>
+    /** Applies a transaction (exactly once per id) and returns the recorded outcome. */
+    apply(event: Events.TransactionRequested): Effect.Effect<Outcome, Grpc.GrpcError>
+  }
+>()("@walletun/transaction/WalletClient") {
+  /** A client of `WALLET_GRPC_ADDRESS`, each call bounded by `WALLET_CALL_TIMEOUT`. */
+  static readonly layer = Layer.effect(
+    WalletClient,
+    Effect.gen(function* () {
+      const config = yield* TransactionConfig
+      const client = yield* Grpc.makeClient(WalletServiceClient, config.walletAddress)
+      return make(client, config.walletCallTimeout)
+    }),
+  )
+}
+
+/** The service over a generated client. */
+export const make = (client: WalletServiceClient, timeout: Duration.Duration) =>
+  WalletClient.of({
+    getWallets: Effect.fn("WalletClient.getWallets")(function* (ids: ReadonlyArray<Ids.WalletId>) {
+      const response = yield* Grpc.unaryCall(
+        "WalletService.GetWallets",
+        client.getWallets.bind(client),
+        { walletIds: [...ids] },
+        { timeout },
+      )
+      return response.wallets.map((wallet): WalletInfo => ({
+        id: wallet.id as Ids.WalletId,
+        ownerId: wallet.ownerId as Ids.UserId,
+        currency: wallet.currency as Currency.Currency,
+      }))
+    }),
+    apply: Effect.fn("WalletClient.apply")(function* (event: Events.TransactionRequested) {
+      const response = yield* Grpc.unaryCall(
+        "WalletService.ApplyTransaction",
+        client.applyTransaction.bind(client),
+        applyRequest(event),
+        { timeout },
+      )
+      const outcome = response.outcome
+      if (outcome === undefined) {
+        // INTERNAL (13): a malformed answer is not retryable; the message goes to the DLQ.
+        return yield* Grpc.makeGrpcError("WalletService.ApplyTransaction", internalStatus, "the answer had no outcome")
+      }
+      return outcome.$case === "completed"
+        ? ({ _tag: "Completed" } as const)
+        : ({ _tag: "Failed", reason: reasonOf(outcome.value.reason) } as const)
+    }),
+  })

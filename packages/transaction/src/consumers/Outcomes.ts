@@ -1,0 +1,86 @@
+/**
+ * The outcome consumer: records the wallet's outcome (COMPLETED, or FAILED with its reason) of each
+ * transaction everywhere it is stored. Idempotent: a duplicate outcome changes nothing, and the
+ * status rows are monotonic, so a late PROCESSING cannot hide it.
+ */
+import { Effect, Layer, Option } from "effect"
+import type { Ids, Transaction } from "@walletun/domain"
+import type { DateTime } from "effect"
+import { Rabbit, Retry } from "@walletun/infra"
+import { Broker } from "../Broker.ts"
+import * as Retries from "../Retries.ts"
+import { TransactionConfig } from "../TransactionConfig.ts"
+import { TransactionsRepo } from "../TransactionsRepo.ts"
+import { attemptOf, decode, rawOf } from "./Messages.ts"
+import type { IncomingMessage } from "./Messages.ts"
+
+/** Builds the handler of one outcome message; it always settles the message itself. */
+export const makeHandler = Effect.gen(function* () {
+  const repo = yield* TransactionsRepo
+  const broker = yield* Broker
+
+  const record = Effect.fn("Outcomes.record")(function* (
+    id: Ids.TransactionId,
+    status: Transaction.TransactionStatus,
+    reason: Transaction.FailureReason | null,
+    at: DateTime.Utc,
+  ) {
+    yield* Effect.annotateCurrentSpan({ "transaction.id": id, "transaction.status": status })
+    const stored = yield* repo.find(id)
+    // The wallet applies transactions of other callers too (tests, tools): not ours, nothing to record.
+    if (Option.isNone(stored)) return
+    const tx = stored.value
+    if (tx.status === "COMPLETED" || tx.status === "FAILED") {
+      // A duplicate outcome: the status is already final; only the unfinished index may lag.
+      return
+    }
+    yield* repo.recordStatus(tx, status, reason, at)
+  })
+
+  return Effect.fn("Outcomes.handle")(function* (message: IncomingMessage) {
+    const decoded = yield* decode(message).pipe(Effect.result)
+    if (decoded._tag === "Failure") {
+      return yield* broker
+        .publishDead(
+          rawOf(message),
+          attemptOf(message),
+          `undecodable outcome: ${decoded.failure.message.slice(0, 300)}`,
+        )
+        .pipe(
+          Effect.as(Rabbit.ack),
+          Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
+        )
+    }
+    const event = decoded.success
+    const recorded =
+      event._tag === "TransactionCompleted"
+        ? record(event.transactionId, "COMPLETED", null, event.completedAt)
+        : event._tag === "TransactionFailed"
+          ? record(event.transactionId, "FAILED", event.reason, event.failedAt)
+          : Effect.void
+    // A store outage: after the bounded retries, the message goes back to the queue (and after the
+    // queue's delivery limit, to the DLQ), never dropped.
+    return yield* recorded.pipe(
+      Retry.withRetry(Retries.consumerStep),
+      Effect.as(Rabbit.ack),
+      Effect.catch((error) =>
+        Effect.logWarning("cannot record an outcome yet; it will be delivered again").pipe(
+          Effect.annotateLogs({ error: error.message }),
+          Effect.as(Rabbit.nack(true)),
+        ),
+      ),
+    )
+  })
+})
+
+/** Consumes the outcomes queue until the layer is released. */
+export const layer = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const rabbit = yield* Rabbit.Rabbit
+    const broker = yield* Broker
+    const config = yield* TransactionConfig
+    const handle = yield* makeHandler
+    yield* rabbit.consume(broker.names.outcomes, handle, { prefetch: config.prefetch, spanName: "Outcomes.consume" })
+    yield* Effect.logInfo("outcome consumer consuming").pipe(Effect.annotateLogs({ queue: broker.names.outcomes }))
+  }),
+)

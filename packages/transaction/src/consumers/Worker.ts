@@ -1,0 +1,102 @@
+/**
+ * The worker: consumes `transactions.requested`, marks each transaction PROCESSING and asks the
+ * wallet service to apply it. Transient failures are retried in process (bounded), then the message
+ * goes through the retry queue, then to the DLQ with its reason. It never decides an outcome: only
+ * the wallet's recorded outcome (through the outcome consumer) makes a transaction final.
+ */
+import { DateTime, Effect, Layer, Option } from "effect"
+import type { Events } from "@walletun/domain"
+import { Rabbit, Retry } from "@walletun/infra"
+import { Broker } from "../Broker.ts"
+import * as Retries from "../Retries.ts"
+import { TransactionConfig } from "../TransactionConfig.ts"
+import { TransactionsRepo } from "../TransactionsRepo.ts"
+import { WalletClient } from "../WalletClient.ts"
+import { attemptOf, decode, rawOf } from "./Messages.ts"
+import type { IncomingMessage } from "./Messages.ts"
+
+/** Builds the handler of one request message; it always settles the message itself. */
+export const makeHandler = Effect.gen(function* () {
+  const repo = yield* TransactionsRepo
+  const wallets = yield* WalletClient
+  const broker = yield* Broker
+  const config = yield* TransactionConfig
+
+  const dead = (message: IncomingMessage, attempts: number, reason: string) =>
+    broker.publishDead(rawOf(message), attempts, reason).pipe(
+      Retry.withRetry(Retries.consumerStep),
+      Effect.tap(() =>
+        Effect.logWarning("transaction request dead-lettered").pipe(
+          Effect.annotateLogs({ reason, attempts, messageId: rawOf(message).messageId }),
+        ),
+      ),
+      Effect.as(Rabbit.ack),
+      // Not even the DLQ takes it: leave it on the queue, to be delivered again.
+      Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
+    )
+
+  // An infrastructure failure: try again later through the retry queue, or give up to the DLQ.
+  const later = (message: IncomingMessage, attempt: number, reason: string) =>
+    attempt >= config.maxAttempts
+      ? dead(message, attempt, `gave up after ${attempt} attempts: ${reason}`)
+      : broker.publishRetry(rawOf(message), attempt + 1, reason).pipe(
+          Retry.withRetry(Retries.consumerStep),
+          Effect.tap(() =>
+            Effect.logInfo("transaction request sent to the retry queue").pipe(
+              Effect.annotateLogs({ reason, attempt, messageId: rawOf(message).messageId }),
+            ),
+          ),
+          Effect.as(Rabbit.ack),
+          Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
+        )
+
+  const process = Effect.fn("Worker.process")(function* (
+    message: IncomingMessage,
+    attempt: number,
+    event: Events.TransactionRequested,
+  ) {
+    yield* Effect.annotateCurrentSpan({ "transaction.id": event.id, "transaction.attempt": attempt })
+    const stored = yield* repo.find(event.id).pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
+    if (Option.isNone(stored)) return yield* later(message, attempt, "the transaction store is unavailable")
+    if (Option.isSome(stored.value)) {
+      const tx = stored.value.value
+      // Already final: the wallet applied it and its outcome is recorded; a redelivery changes nothing.
+      if (tx.status === "COMPLETED" || tx.status === "FAILED") return Rabbit.ack
+      const marked = yield* repo
+        .recordStatus(tx, "PROCESSING", null, yield* DateTime.now)
+        .pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
+      if (Option.isNone(marked)) return yield* later(message, attempt, "the transaction store is unavailable")
+    }
+    const applied = yield* wallets.apply(event).pipe(Retry.withRetry(Retries.walletApply), Effect.result)
+    if (applied._tag === "Success") return Rabbit.ack
+    const error = applied.failure
+    // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
+    if (!error.retryable) return yield* dead(message, attempt, `wallet service refused the request: ${error.message}`)
+    return yield* later(message, attempt, `wallet service unavailable: ${error.message}`)
+  })
+
+  return Effect.fn("Worker.handle")(function* (message: IncomingMessage) {
+    const attempt = attemptOf(message)
+    const decoded = yield* decode(message).pipe(Effect.result)
+    if (decoded._tag === "Failure") {
+      return yield* dead(message, attempt, `undecodable message: ${decoded.failure.message.slice(0, 300)}`)
+    }
+    const event = decoded.success
+    if (event._tag !== "TransactionRequested") {
+      return yield* dead(message, attempt, `unexpected event ${event._tag} on the requests queue`)
+    }
+    return yield* process(message, attempt, event)
+  })
+})
+
+/** Consumes the requests queue until the layer is released (then in-flight messages finish first). */
+export const layer = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const rabbit = yield* Rabbit.Rabbit
+    const broker = yield* Broker
+    const config = yield* TransactionConfig
+    const handle = yield* makeHandler
+    yield* rabbit.consume(broker.names.requested, handle, { prefetch: config.prefetch, spanName: "Worker.consume" })
+    yield* Effect.logInfo("worker consuming").pipe(Effect.annotateLogs({ queue: broker.names.requested }))
+  }),
+)

@@ -1,0 +1,77 @@
+/**
+ * A small, versioned, forward-only migration runner for CQL. Every statement is idempotent
+ * (`IF NOT EXISTS`), so two processes starting together, or a run cut off half way, only repeat
+ * harmless work; a version is recorded after all its statements ran.
+ */
+import { Clock, DateTime, Effect, Layer } from "effect"
+import { Cql } from "@walletun/infra"
+import { TransactionConfig } from "../TransactionConfig.ts"
+import { migrations } from "./index.ts"
+
+/** One migration: a version (strictly increasing), a name, and its idempotent CQL statements. */
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly statements: (keyspace: string) => ReadonlyArray<string>
+}
+
+/** Where the schema goes and how the keyspace is created. */
+export interface KeyspaceOptions {
+  readonly keyspace: string
+  readonly replicationFactor: number
+  /** ScyllaDB only: LWT needs a keyspace without tablets (the clause is a syntax error on Cassandra). */
+  readonly scyllaTabletsOff: boolean
+}
+
+/** The `CREATE KEYSPACE` statement for the options. */
+export const keyspaceStatement = (options: KeyspaceOptions): string =>
+  `CREATE KEYSPACE IF NOT EXISTS ${options.keyspace} WITH replication = ` +
+  `{'class': 'SimpleStrategy', 'replication_factor': ${options.replicationFactor}}` +
+  (options.scyllaTabletsOff ? ` AND tablets = {'enabled': false}` : "")
+
+// Schema changes and the bookkeeping are idempotent, so the adapter may repeat them after a timeout.
+const ddl = { consistency: Cql.Consistency.localQuorum, idempotent: true } as const
+
+/** Creates the keyspace if needed and applies every migration not yet recorded; returns the versions applied now. */
+export const run = Effect.fn("Migrations.run")(function* (
+  options: KeyspaceOptions,
+  list: ReadonlyArray<Migration> = migrations,
+) {
+  const cql = yield* Cql.Cql
+  const { keyspace } = options
+  yield* cql.execute(keyspaceStatement(options), [], ddl)
+  yield* cql.execute(
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.schema_migrations (version int PRIMARY KEY, name text, applied_at timestamp)`,
+    [],
+    ddl,
+  )
+  const recorded = yield* cql.execute(`SELECT version FROM ${keyspace}.schema_migrations`, [], {
+    consistency: Cql.Consistency.localQuorum,
+    fetchSize: 1_000,
+  })
+  const done = new Set(recorded.rows.map((row) => row.get("version") as number))
+  const applied: Array<number> = []
+  for (const migration of list.toSorted((a, b) => a.version - b.version)) {
+    if (done.has(migration.version)) continue
+    for (const statement of migration.statements(keyspace)) yield* cql.execute(statement, [], ddl)
+    const now = yield* Clock.currentTimeMillis
+    yield* cql.execute(
+      `INSERT INTO ${keyspace}.schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+      [migration.version, migration.name, DateTime.toDateUtc(DateTime.makeUnsafe(now))],
+      ddl,
+    )
+    yield* Effect.logInfo("CQL migration applied").pipe(
+      Effect.annotateLogs({ keyspace, version: migration.version, name: migration.name }),
+    )
+    applied.push(migration.version)
+  }
+  return applied
+})
+
+/** Brings the keyspace up to date before anything reads it. */
+export const layer = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const config = yield* TransactionConfig
+    yield* run(config)
+  }),
+)

@@ -1,0 +1,5 @@
+import { migration as transactions } from "./0001_transactions.ts"
+import type { Migration } from "./Migrator.ts"
+
+/** The service's CQL migrations, in order; forward only (never edit one that has shipped). */
+export const migrations: ReadonlyArray<Migration> = [transactions]
