@@ -61,7 +61,7 @@ export class RefreshTokens extends Context.Service<
             VALUES (${id}, ${familyId}, ${userId}, ${digest(Redacted.make(token))},
                     now() + make_interval(secs => ${ttlSeconds}))
           `
-          return token
+          return { id, token }
         })
 
       // Locks the token's row for the rest of the transaction, so two concurrent presentations of
@@ -85,7 +85,10 @@ export class RefreshTokens extends Context.Service<
 
       const start = Effect.fn("RefreshTokens.start")(function* (userId: Ids.UserId) {
         const familyId = yield* Uuid.v7
-        return yield* insert(familyId, userId).pipe(Effect.orDie)
+        return yield* insert(familyId, userId).pipe(
+          Effect.map(({ token }) => token),
+          Effect.orDie,
+        )
       })
 
       const rotate = Effect.fn("RefreshTokens.rotate")(function* (token: Redacted.Redacted<string>) {
@@ -97,9 +100,9 @@ export class RefreshTokens extends Context.Service<
               const presented = yield* present(token)
               if (presented._tag !== "Valid") return presented
               const { row } = presented
-              yield* sql`UPDATE refresh_tokens SET used_at = now() WHERE id = ${row.id}`
-              const refreshToken = yield* insert(row.family_id, row.user_id)
-              return { _tag: "Rotated" as const, userId: row.user_id, refreshToken }
+              const successor = yield* insert(row.family_id, row.user_id)
+              yield* sql`UPDATE refresh_tokens SET used_at = now(), replaced_by = ${successor.id} WHERE id = ${row.id}`
+              return { _tag: "Rotated" as const, userId: row.user_id, refreshToken: successor.token }
             }),
           )
           .pipe(Effect.orDie)
