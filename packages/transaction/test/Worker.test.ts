@@ -1,0 +1,210 @@
+import { assert, describe, it } from "@effect/vitest"
+import { DateTime, Effect, Layer, Option, Ref } from "effect"
+import { Events } from "@walletun/domain"
+import type { Ids, Money } from "@walletun/domain"
+import * as Broker from "../src/Broker.ts"
+import * as Outcomes from "../src/consumers/Outcomes.ts"
+import * as Worker from "../src/consumers/Worker.ts"
+import { requestedOf, Transactions } from "../src/Transactions.ts"
+import { TransactionsRepo } from "../src/TransactionsRepo.ts"
+import { invalid, messageOf, newUser, openWallet, services, unavailable, WalletScript } from "./support.ts"
+import type { Step } from "./support.ts"
+
+const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
+
+/** An accepted deposit, ready for the worker. */
+const accepted = Effect.gen(function* () {
+  const transactions = yield* Transactions
+  const alice = yield* newUser
+  const wallet = yield* openWallet(alice)
+  const { transaction } = yield* transactions.accept(alice, `k-${wallet.id}` as Ids.IdempotencyKey, {
+    type: "deposit",
+    walletId: wallet.id,
+    amount: 500n as Money.Amount,
+  })
+  return transaction
+})
+
+const statusOf = (id: Ids.TransactionId) =>
+  Effect.flatMap(
+    TransactionsRepo.use((repo) => repo.find(id)),
+    (found) => Option.match(found, { onNone: () => Effect.die("missing"), onSome: (tx) => Effect.succeed(tx) }),
+  )
+
+const script = (steps: ReadonlyArray<Step>) => Effect.flatMap(WalletScript, (wallet) => Ref.set(wallet.steps, steps))
+
+// The live clock: the in-process retries wait real (short, jittered) delays.
+describe("worker", () => {
+  it.live("marks PROCESSING, applies once and acks; the outcome comes from the wallet's event", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const handle = yield* Worker.makeHandler
+        const settlement = yield* handle(yield* messageOf(requestedOf(tx)))
+        assert.deepStrictEqual(settlement, { _tag: "Ack" })
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PROCESSING")
+        const applied = yield* Ref.get((yield* WalletScript).applied)
+        assert.deepStrictEqual(
+          applied.map((event) => event.id),
+          [tx.id],
+        )
+      }),
+    ),
+  )
+
+  it.live("retries a transient failure in process, then sends the message to the retry queue, never FAILED", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        yield* script(Array.from({ length: 10 }, () => ({ _tag: "Fail", error: unavailable }) as const))
+        const handle = yield* Worker.makeHandler
+        const settlement = yield* handle(yield* messageOf(requestedOf(tx)))
+        assert.deepStrictEqual(settlement, { _tag: "Ack" })
+        const published = yield* Ref.get(yield* Broker.BrokerRecord)
+        assert.strictEqual(published.retried.length, 1)
+        assert.strictEqual(published.retried[0]?.attempt, 2)
+        assert.include(published.retried[0]?.reason, "UNAVAILABLE")
+        assert.strictEqual(published.dead.length, 0)
+        // 1 call and 3 in-process retries (the walletApply policy).
+        assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 4)
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PROCESSING")
+      }),
+    ),
+  )
+
+  it.live("a transient failure on the last attempt goes to the DLQ with the reason and the attempt count", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        yield* script(Array.from({ length: 10 }, () => ({ _tag: "Fail", error: unavailable }) as const))
+        const handle = yield* Worker.makeHandler
+        // maxAttempts is 3 in the test configuration.
+        yield* handle(yield* messageOf(requestedOf(tx), 3))
+        const published = yield* Ref.get(yield* Broker.BrokerRecord)
+        assert.strictEqual(published.retried.length, 0)
+        assert.strictEqual(published.dead.length, 1)
+        assert.strictEqual(published.dead[0]?.attempts, 3)
+        assert.include(published.dead[0]?.reason, "gave up after 3 attempts")
+        assert.strictEqual(published.dead[0]?.message.messageId, tx.id)
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PROCESSING")
+      }),
+    ),
+  )
+
+  it.live("a retry that then succeeds acks, with nothing retried or dead", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        yield* script([{ _tag: "Fail", error: unavailable }])
+        const handle = yield* Worker.makeHandler
+        assert.deepStrictEqual(yield* handle(yield* messageOf(requestedOf(tx), 2)), { _tag: "Ack" })
+        const published = yield* Ref.get(yield* Broker.BrokerRecord)
+        assert.deepStrictEqual([published.retried.length, published.dead.length], [0, 0])
+        assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 2)
+      }),
+    ),
+  )
+
+  it.live("a request the wallet refuses (INVALID_ARGUMENT) goes to the DLQ at once, and is not FAILED", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        yield* script([{ _tag: "Fail", error: invalid }])
+        const handle = yield* Worker.makeHandler
+        yield* handle(yield* messageOf(requestedOf(tx)))
+        const published = yield* Ref.get(yield* Broker.BrokerRecord)
+        assert.strictEqual(published.dead.length, 1)
+        assert.include(published.dead[0]?.reason, "INVALID_ARGUMENT")
+        assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 1)
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PROCESSING")
+      }),
+    ),
+  )
+
+  it.effect("an undecodable message goes straight to the DLQ with its reason, and the wallet is not called", () =>
+    fresh(
+      Effect.gen(function* () {
+        const handle = yield* Worker.makeHandler
+        const settlement = yield* handle({
+          content: new TextEncoder().encode("{not json"),
+          properties: { messageId: "poison" },
+        })
+        assert.deepStrictEqual(settlement, { _tag: "Ack" })
+        const published = yield* Ref.get(yield* Broker.BrokerRecord)
+        assert.strictEqual(published.dead.length, 1)
+        assert.include(published.dead[0]?.reason, "undecodable")
+        assert.strictEqual(published.dead[0]?.message.messageId, "poison")
+        assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 0)
+      }),
+    ),
+  )
+
+  it.effect("a redelivered request of a final transaction is acked without calling the wallet", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const repo = yield* TransactionsRepo
+        yield* repo.recordStatus(tx, "COMPLETED", null, yield* DateTime.now)
+        const handle = yield* Worker.makeHandler
+        assert.deepStrictEqual(yield* handle(yield* messageOf(requestedOf(tx))), { _tag: "Ack" })
+        assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 0)
+        assert.strictEqual((yield* statusOf(tx.id)).status, "COMPLETED")
+      }),
+    ),
+  )
+})
+
+describe("outcome consumer", () => {
+  it.effect("records the outcome; a late PROCESSING and a duplicate or contrary outcome change nothing", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const repo = yield* TransactionsRepo
+        const handle = yield* Outcomes.makeHandler
+        const now = yield* DateTime.now
+        const failed = new Events.TransactionFailed({
+          transactionId: tx.id,
+          reason: "INSUFFICIENT_FUNDS",
+          failedAt: now,
+        })
+        assert.deepStrictEqual(yield* handle(yield* messageOf(failed)), { _tag: "Ack" })
+        const final = yield* statusOf(tx.id)
+        assert.deepStrictEqual([final.status, final.failureReason], ["FAILED", "INSUFFICIENT_FUNDS"])
+
+        // A worker that marks PROCESSING late (a redelivery racing the outcome) hides nothing.
+        yield* repo.recordStatus(tx, "PROCESSING", null, now)
+        assert.strictEqual((yield* statusOf(tx.id)).status, "FAILED")
+        yield* handle(yield* messageOf(failed))
+        yield* handle(
+          yield* messageOf(new Events.TransactionCompleted({ transactionId: tx.id, entries: [], completedAt: now })),
+        )
+        const after = yield* statusOf(tx.id)
+        assert.deepStrictEqual([after.status, after.failureReason], ["FAILED", "INSUFFICIENT_FUNDS"])
+        // Both histories show the final status.
+        const history = yield* repo.history(tx.userId, { status: "FAILED", limit: 10, after: undefined })
+        assert.deepStrictEqual(
+          history.items.map((item) => item.id),
+          [tx.id],
+        )
+        // Final transactions leave the reconciler's index.
+        assert.deepStrictEqual(yield* repo.unfinished("ffffffff", 10), [])
+      }),
+    ),
+  )
+
+  it.effect("an outcome of a transaction this service does not know is acked and ignored", () =>
+    fresh(
+      Effect.gen(function* () {
+        const handle = yield* Outcomes.makeHandler
+        const id = (yield* newUser) as unknown as Ids.TransactionId
+        const event = new Events.TransactionCompleted({
+          transactionId: id,
+          entries: [],
+          completedAt: yield* DateTime.now,
+        })
+        assert.deepStrictEqual(yield* handle(yield* messageOf(event)), { _tag: "Ack" })
+        assert.isTrue(Option.isNone(yield* TransactionsRepo.use((repo) => repo.find(id))))
+      }),
+    ),
+  )
+})

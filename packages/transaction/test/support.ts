@@ -1,0 +1,127 @@
+/**
+ * Test doubles for the transaction service's unit tests: a configuration, a scripted wallet
+ * service (wallets in memory, ApplyTransaction answers or failures queued by the test), and the
+ * memory repository and broker, composed into the services `Transactions`, the worker and the
+ * outcome consumer need.
+ */
+import { Context, Duration, Effect, Layer, Ref, Schema } from "effect"
+import { Events } from "@walletun/domain"
+import type { Currency, Ids } from "@walletun/domain"
+import { Grpc, Uuid } from "@walletun/infra"
+import * as Broker from "../src/Broker.ts"
+import type { IncomingMessage } from "../src/consumers/Messages.ts"
+import { TransactionConfig } from "../src/TransactionConfig.ts"
+import { Transactions } from "../src/Transactions.ts"
+import { TransactionsRepo } from "../src/TransactionsRepo.ts"
+import { WalletClient } from "../src/WalletClient.ts"
+import type { Outcome, WalletInfo } from "../src/WalletClient.ts"
+
+/** A configuration for tests: three attempts before the DLQ. */
+export const config = Layer.succeed(
+  TransactionConfig,
+  TransactionConfig.of({
+    roles: ["api", "worker", "outcomes", "reconciler"],
+    keyspace: "walletun_test",
+    replicationFactor: 1,
+    scyllaTabletsOff: false,
+    brokerPrefix: "memory",
+    walletAddress: "127.0.0.1:1",
+    walletCallTimeout: Duration.seconds(1),
+    idempotencyTtl: Duration.hours(25),
+    prefetch: 8,
+    maxAttempts: 3,
+    retryDelay: Duration.seconds(1),
+    reconcileInterval: Duration.seconds(1),
+    reconcileAge: Duration.seconds(0),
+    reconcileBatch: 100,
+  }),
+)
+
+/** What one scripted ApplyTransaction call does. */
+export type Step =
+  | { readonly _tag: "Answer"; readonly outcome: Outcome }
+  | { readonly _tag: "Fail"; readonly error: Grpc.GrpcError }
+
+/** The scripted wallet service: its wallets, the steps queued for ApplyTransaction, the calls made. */
+export class WalletScript extends Context.Service<
+  WalletScript,
+  {
+    readonly wallets: Ref.Ref<ReadonlyMap<string, WalletInfo>>
+    /** Steps consumed one per call; when empty, calls answer Completed. */
+    readonly steps: Ref.Ref<ReadonlyArray<Step>>
+    /** When set, GetWallets fails with UNAVAILABLE. */
+    readonly lookupDown: Ref.Ref<boolean>
+    readonly applied: Ref.Ref<ReadonlyArray<Events.TransactionRequested>>
+  }
+>()("@walletun/transaction/test/WalletScript") {}
+
+/** A gRPC failure, transient (UNAVAILABLE) or not (INVALID_ARGUMENT). */
+export const unavailable = Grpc.makeGrpcError("WalletService.ApplyTransaction", 14, "connection refused")
+export const invalid = Grpc.makeGrpcError("WalletService.ApplyTransaction", 3, "bad request")
+
+const scriptedWallet = Layer.effectContext(
+  Effect.gen(function* () {
+    const script = WalletScript.of({
+      wallets: yield* Ref.make<ReadonlyMap<string, WalletInfo>>(new Map()),
+      steps: yield* Ref.make<ReadonlyArray<Step>>([]),
+      lookupDown: yield* Ref.make(false),
+      applied: yield* Ref.make<ReadonlyArray<Events.TransactionRequested>>([]),
+    })
+    const client = WalletClient.of({
+      getWallets: (ids) =>
+        Effect.gen(function* () {
+          if (yield* Ref.get(script.lookupDown)) {
+            return yield* Grpc.makeGrpcError("WalletService.GetWallets", 14, "connection refused")
+          }
+          const wallets = yield* Ref.get(script.wallets)
+          return ids.flatMap((id) => {
+            const wallet = wallets.get(id)
+            return wallet === undefined ? [] : [wallet]
+          })
+        }),
+      apply: (event) =>
+        Effect.gen(function* () {
+          yield* Ref.update(script.applied, (calls) => [...calls, event])
+          const step = yield* Ref.modify(script.steps, (steps) => [steps[0], steps.slice(1)] as const)
+          if (step === undefined) return { _tag: "Completed" } as const
+          if (step._tag === "Fail") return yield* step.error
+          return step.outcome
+        }),
+    })
+    return Context.make(WalletScript, script).pipe(Context.add(WalletClient, client))
+  }),
+)
+
+/** Everything the service, the worker and the outcome consumer need, in memory, with the given broker. */
+export const servicesWith = (broker: ReturnType<typeof Broker.layerMemory>) =>
+  Transactions.layerNoDeps.pipe(
+    Layer.provideMerge(Layer.mergeAll(TransactionsRepo.layerMemory, broker, scriptedWallet)),
+    Layer.provideMerge(config),
+  )
+
+/** Everything the service, the worker and the outcome consumer need, in memory. */
+export const services = servicesWith(Broker.layerMemory())
+
+/** Opens a wallet in the scripted wallet service. */
+export const openWallet = (ownerId: Ids.UserId, currency: Currency.Currency = "USD") =>
+  Effect.gen(function* () {
+    const script = yield* WalletScript
+    const wallet: WalletInfo = { id: (yield* Uuid.v7) as Ids.WalletId, ownerId, currency }
+    yield* Ref.update(script.wallets, (map) => new Map(map).set(wallet.id, wallet))
+    return wallet
+  })
+
+/** A fresh user id. */
+export const newUser = Effect.map(Uuid.v7, (id) => id as Ids.UserId)
+
+const encoder = new TextEncoder()
+
+/** A broker message carrying an event, as the worker receives it. */
+export const messageOf = (event: Events.TransactionEvent, attempt?: number) =>
+  Effect.map(Schema.encodeEffect(Events.TransactionEventJson)(event), (body): IncomingMessage => ({
+    content: encoder.encode(body),
+    properties: {
+      messageId: event._tag === "TransactionRequested" ? event.id : event.transactionId,
+      headers: attempt === undefined ? {} : { [Broker.attemptHeader]: String(attempt) },
+    },
+  }))
