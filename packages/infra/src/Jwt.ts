@@ -137,25 +137,32 @@ export const make = Effect.fnUntraced(function* (options: VerifierOptions) {
   // One fetch at a time: concurrent requests with an unknown kid wait for the same refresh.
   const refreshing = yield* Semaphore.make(1)
 
+  const isDue = (current: KeyCache, now: number, force: boolean) =>
+    force ? now - current.fetchedAt >= minRefreshMillis : now - current.loadedAt >= cacheTtlMillis
+
+  // The common case (fresh cache) reads a Ref and takes no lock; only a due refresh is serialized.
   const refresh = (force: boolean) =>
-    refreshing.withPermits(1)(
-      Effect.gen(function* () {
-        const now = DateTime.toEpochMillis(yield* DateTime.now)
-        const current = yield* Ref.get(cache)
-        const due = force ? now - current.fetchedAt >= minRefreshMillis : now - current.loadedAt >= cacheTtlMillis
-        if (!due) return
-        const fetched = yield* options.fetchJwks.pipe(Effect.flatMap(importKeys), Effect.option)
-        // A failed fetch keeps the keys we have and still counts as an attempt (bounded rate).
-        yield* Ref.set(
-          cache,
-          Option.match(fetched, {
-            onNone: () => ({ ...current, fetchedAt: now }),
-            onSome: (keys) => ({ keys, fetchedAt: now, loadedAt: now }),
-          }),
-        )
-        if (Option.isNone(fetched)) yield* Effect.logWarning("JWKS fetch failed; keeping the cached keys")
-      }),
-    )
+    Effect.gen(function* () {
+      const now = DateTime.toEpochMillis(yield* DateTime.now)
+      if (!isDue(yield* Ref.get(cache), now, force)) return
+      yield* refreshing.withPermits(1)(
+        Effect.gen(function* () {
+          // Checked again under the lock: a concurrent caller may have refreshed meanwhile.
+          const current = yield* Ref.get(cache)
+          if (!isDue(current, now, force)) return
+          const fetched = yield* options.fetchJwks.pipe(Effect.flatMap(importKeys), Effect.option)
+          // A failed fetch keeps the keys we have and still counts as an attempt (bounded rate).
+          yield* Ref.set(
+            cache,
+            Option.match(fetched, {
+              onNone: () => ({ ...current, fetchedAt: now }),
+              onSome: (keys) => ({ keys, fetchedAt: now, loadedAt: now }),
+            }),
+          )
+          if (Option.isNone(fetched)) yield* Effect.logWarning("JWKS fetch failed; keeping the cached keys")
+        }),
+      )
+    })
 
   const keyFor = Effect.fnUntraced(function* (kid: string) {
     yield* refresh(false)

@@ -91,6 +91,7 @@ const program = Effect.gen(function* () {
   const verifier = yield* Jwt.make({ issuer: "walletun", audience: "walletun-api", fetchJwks: keys.jwks })
   const token = Redacted.make(access)
   const verifyPerSecond = yield* rate(verifier.verify(token), 1)
+  const verifyConcurrentPerSecond = yield* rate(verifier.verify(token), concurrency)
   const mePerSecond = yield* rate(
     Effect.promise(() =>
       fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${access}` } }).then((response) => response.text()),
@@ -106,6 +107,7 @@ const program = Effect.gen(function* () {
         "login/s (argon2id m=19 MiB t=2 p=1, HTTP + PostgreSQL)": loginsPerSecond,
         "failed login/s": wrongPerSecond,
         "verify/s (Jwt verifier, one fiber)": verifyPerSecond,
+        [`verify/s (Jwt verifier, ${concurrency} fibers)`]: verifyConcurrentPerSecond,
         "GET /v1/me/s (HTTP, verify + PostgreSQL)": mePerSecond,
       }),
     ),
