@@ -1,0 +1,247 @@
+import { assert, describe, layer } from "@effect/vitest"
+import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Rabbit } from "@walletun/infra"
+import * as Broker from "../src/Broker.ts"
+import {
+  balanceOf,
+  deleteTopology,
+  entriesOf,
+  freshPrefix,
+  fundedWallet,
+  infrastructure,
+  request,
+  serveIn,
+  settings,
+  settle,
+  startWallet,
+  WalletAdmin,
+} from "./integration.ts"
+
+// Everything real: the wallet service as its own process (PostgreSQL, its outbox relay), the
+// transaction service in this process with every role, CQL, RabbitMQ, HTTP with signed tokens.
+
+const ports = { grpc: 18571, http: 18572 }
+
+class Suite extends Context.Service<Suite, { readonly base: string; readonly prefix: string }>()("test/Suite") {
+  static readonly layer = Layer.effect(
+    Suite,
+    Effect.gen(function* () {
+      yield* startWallet(ports)
+      const prefix = freshPrefix()
+      yield* Effect.addFinalizer(() => deleteTopology(prefix))
+      const base = yield* serveIn(yield* Effect.scope, settings(prefix, ports))
+      return { base, prefix }
+    }),
+  )
+}
+
+const App = Layer.mergeAll(Suite.layer, WalletAdmin.layer(ports)).pipe(Layer.provideMerge(infrastructure))
+
+layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service, everything real", (it) => {
+  describe("the money path", () => {
+    it.effect("300 transfers accepted over HTTP settle COMPLETED or FAILED and the balances match the ledger", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const users = yield* Effect.forEach(Array.from({ length: 20 }), () => fundedWallet(300n), {
+          concurrency: 8,
+        })
+        const plan = Array.from({ length: 300 }, (_, i) => {
+          const from = i % users.length
+          const to = (from + 1 + ((i * 7) % (users.length - 1))) % users.length
+          return { from, to, amount: 100 + ((i * 37) % 300) }
+        })
+        const started = performance.now()
+        const accepted = yield* Effect.forEach(
+          plan,
+          (step, i) =>
+            Effect.gen(function* () {
+              const source = users[step.from]!
+              const answer = yield* request("POST", `${base}/v1/transactions`, {
+                token: source.token,
+                headers: { "idempotency-key": `bulk-${i}-${source.walletId}` },
+                body: {
+                  type: "transfer",
+                  sourceWalletId: source.walletId,
+                  targetWalletId: users[step.to]!.walletId,
+                  amount: step.amount,
+                },
+              })
+              assert.strictEqual(answer.status, 202, JSON.stringify(answer.body))
+              assert.strictEqual(answer.body["status"], "PENDING")
+              assert.strictEqual(answer.headers.get("location"), `/v1/transactions/${String(answer.body["id"])}`)
+              return { id: String(answer.body["id"]), token: source.token, step }
+            }),
+          { concurrency: 32 },
+        )
+        const acceptedIn = performance.now() - started
+        const final = yield* settle(base, accepted, "40 seconds")
+        yield* Effect.logInfo(
+          `accepted in ${Math.round(acceptedIn)} ms, settled in ${Math.round(performance.now() - started)} ms`,
+        )
+
+        const expected = users.map(() => 300n)
+        let completed = 0
+        for (const tx of accepted) {
+          const body = final.get(tx.id)!
+          if (body["status"] === "COMPLETED") {
+            completed++
+            expected[tx.step.from]! -= BigInt(tx.step.amount)
+            expected[tx.step.to]! += BigInt(tx.step.amount)
+            assert.strictEqual(body["failureReason"], null)
+          } else {
+            assert.strictEqual(body["failureReason"], "INSUFFICIENT_FUNDS")
+          }
+        }
+        // Both outcomes happen in this mix: the check below is not vacuous.
+        assert.isAbove(completed, 50)
+        assert.isBelow(completed, 300)
+        const balances = yield* Effect.forEach(users, (user) => balanceOf(user.walletId, user.ownerId), {
+          concurrency: 8,
+        })
+        assert.deepStrictEqual(balances, expected)
+        assert.strictEqual(
+          balances.reduce((sum, b) => sum + b, 0n),
+          6_000n,
+        )
+      }),
+    )
+
+    it.effect("the same Idempotency-Key sent 20 times at once creates one transaction and moves money once", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const alice = yield* fundedWallet(1_000n)
+        const bob = yield* fundedWallet(0n)
+        const body = { type: "transfer", sourceWalletId: alice.walletId, targetWalletId: bob.walletId, amount: 100 }
+        const answers = yield* Effect.forEach(
+          Array.from({ length: 20 }),
+          () =>
+            request("POST", `${base}/v1/transactions`, {
+              token: alice.token,
+              headers: { "idempotency-key": `same-${alice.walletId}` },
+              body,
+            }),
+          { concurrency: "unbounded" },
+        )
+        assert.deepStrictEqual(
+          answers.map((answer) => answer.status),
+          answers.map(() => 202),
+        )
+        const ids = new Set(answers.map((answer) => answer.body["id"]))
+        assert.strictEqual(ids.size, 1)
+        assert.strictEqual(answers.filter((answer) => answer.headers.get("idempotent-replayed") !== "true").length, 1)
+        const id = String([...ids][0])
+        yield* settle(base, [{ id, token: alice.token }], "20 seconds")
+        assert.strictEqual(yield* balanceOf(alice.walletId, alice.ownerId), 900n)
+        assert.strictEqual(yield* balanceOf(bob.walletId, bob.ownerId), 100n)
+        const entries = yield* entriesOf(bob.walletId, bob.ownerId)
+        assert.deepStrictEqual(
+          entries.map((entry) => entry.transactionId),
+          [id],
+        )
+        // A replay after settlement answers the settled transaction, still with the same id.
+        const replay = yield* request("POST", `${base}/v1/transactions`, {
+          token: alice.token,
+          headers: { "idempotency-key": `same-${alice.walletId}` },
+          body,
+        })
+        assert.deepStrictEqual(
+          [replay.status, replay.body["id"], replay.body["status"], replay.headers.get("idempotent-replayed")],
+          [202, id, "COMPLETED", "true"],
+        )
+      }),
+    )
+
+    it.effect("a poison message lands in the DLQ with its reason", () =>
+      Effect.gen(function* () {
+        const { prefix } = yield* Suite
+        const rabbit = yield* Rabbit.Rabbit
+        const names = Broker.namesOf(prefix)
+        yield* rabbit.publish(names.exchange, Broker.requestedKey, new TextEncoder().encode("{poison"), {
+          messageId: "poison-1",
+        })
+        const dead = yield* rabbit
+          .withChannel((channel) => channel.get(names.dlq, { noAck: true }))
+          .pipe(
+            Effect.filterOrFail((message) => message !== false),
+            Effect.retry(Schedule.spaced(Duration.millis(100))),
+            Effect.timeout("10 seconds"),
+          )
+        assert.strictEqual(dead.properties.messageId, "poison-1")
+        assert.include(String(dead.properties.headers?.[Broker.reasonHeader]), "undecodable")
+        assert.strictEqual(dead.content.toString("utf8"), "{poison")
+      }),
+    )
+  })
+
+  describe("the HTTP contract", () => {
+    it.effect("answers errors as problem details: 400, 401, 404, 422, and reads only the caller's transactions", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const alice = yield* fundedWallet(500n)
+        const bob = yield* fundedWallet(0n)
+        const yen = yield* fundedWallet(0n, "JPY")
+        const url = `${base}/v1/transactions`
+        const deposit = { type: "deposit", walletId: alice.walletId, amount: 10 }
+
+        const noKey = yield* request("POST", url, { token: alice.token, body: deposit })
+        assert.strictEqual(noKey.status, 400)
+        assert.strictEqual(noKey.body["code"], "IDEMPOTENCY_KEY_REQUIRED")
+        assert.strictEqual(noKey.headers.get("content-type"), "application/problem+json")
+
+        const noToken = yield* request("POST", url, { body: deposit, headers: { "idempotency-key": "x" } })
+        assert.deepStrictEqual([noToken.status, noToken.body["code"]], [401, "UNAUTHORIZED"])
+        const badToken = yield* request("GET", url, { token: "a.b.c" })
+        assert.deepStrictEqual([badToken.status, badToken.body["code"]], [401, "INVALID_TOKEN"])
+
+        const float = yield* request("POST", url, {
+          token: alice.token,
+          headers: { "idempotency-key": "f" },
+          body: { ...deposit, amount: 1.5 },
+        })
+        assert.deepStrictEqual([float.status, float.body["code"]], [400, "VALIDATION_FAILED"])
+
+        const notMine = yield* request("POST", url, {
+          token: alice.token,
+          headers: { "idempotency-key": "n" },
+          body: { type: "withdrawal", walletId: bob.walletId, amount: 1 },
+        })
+        assert.deepStrictEqual([notMine.status, notMine.body["code"]], [404, "WALLET_NOT_FOUND"])
+        assert.strictEqual(notMine.headers.get("content-type"), "application/problem+json")
+        const mismatch = yield* request("POST", url, {
+          token: alice.token,
+          headers: { "idempotency-key": "m" },
+          body: { type: "transfer", sourceWalletId: alice.walletId, targetWalletId: yen.walletId, amount: 1 },
+        })
+        assert.deepStrictEqual([mismatch.status, mismatch.body["code"]], [422, "CURRENCY_MISMATCH"])
+
+        const first = yield* request("POST", url, {
+          token: alice.token,
+          headers: { "idempotency-key": "k" },
+          body: deposit,
+        })
+        assert.strictEqual(first.status, 202)
+        const reused = yield* request("POST", url, {
+          token: alice.token,
+          headers: { "idempotency-key": "k" },
+          body: { ...deposit, amount: 11 },
+        })
+        assert.deepStrictEqual([reused.status, reused.body["code"]], [422, "IDEMPOTENCY_KEY_REUSED"])
+
+        const id = String(first.body["id"])
+        const mine = yield* request("GET", `${url}/${id}`, { token: alice.token })
+        assert.deepStrictEqual([mine.status, mine.body["id"], mine.body["amount"]], [200, id, 10])
+        const theirs = yield* request("GET", `${url}/${id}`, { token: bob.token })
+        assert.deepStrictEqual([theirs.status, theirs.body["code"]], [404, "TRANSACTION_NOT_FOUND"])
+
+        const listed = yield* request("GET", `${url}?limit=1`, { token: alice.token })
+        assert.strictEqual(listed.status, 200)
+        assert.deepStrictEqual(
+          (listed.body["items"] as Array<{ id: string }>).map((item) => item.id),
+          [id],
+        )
+        const badLimit = yield* request("GET", `${url}?limit=0`, { token: alice.token })
+        assert.deepStrictEqual([badLimit.status, badLimit.body["code"]], [400, "VALIDATION_FAILED"])
+      }),
+    )
+  })
+})

@@ -1,0 +1,245 @@
+/**
+ * Integration test support: the real wallet service as a child process, the transaction service
+ * in this process (its App layer on an ephemeral port, real CQL and RabbitMQ, broker names of its
+ * own so tests never share queues), access tokens signed by a test key that the service's JWT
+ * verifier trusts, and an HTTP client that returns status, headers and JSON.
+ */
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto"
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Clock, ConfigProvider, Context, Duration, Effect, Layer, Logger, Schedule } from "effect"
+import type { Scope } from "effect"
+import { HttpServer } from "effect/http"
+import type { Ids } from "@walletun/domain"
+import { Cql, Grpc, Jwt, Rabbit, ServiceProcess, Uuid } from "@walletun/infra"
+import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
+import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
+import * as App from "../src/App.ts"
+import * as Broker from "../src/Broker.ts"
+import { TransactionConfig } from "../src/TransactionConfig.ts"
+
+const walletMain = new URL("../../wallet/src/main.ts", import.meta.url).pathname
+
+// --- tokens ---------------------------------------------------------------------------------------
+
+const keys = generateKeyPairSync("ed25519")
+const kid = `test-${randomBytes(4).toString("hex")}`
+const jwks = { keys: [{ ...keys.publicKey.export({ format: "jwk" }), kid, alg: "EdDSA", use: "sig" }] }
+const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
+
+/** An access token for `userId`, as the user service would sign it. */
+export const tokenFor = (userId: string) =>
+  Effect.map(Clock.currentTimeMillis, (now) => {
+    const iat = Math.floor(now / 1000)
+    const signed = `${base64url({ alg: "EdDSA", kid, typ: "JWT" })}.${base64url({
+      iss: "walletun",
+      aud: "walletun-api",
+      sub: userId,
+      iat,
+      exp: iat + 900,
+      jti: randomBytes(8).toString("hex"),
+    })}`
+    return `${signed}.${sign(null, Buffer.from(signed), keys.privateKey).toString("base64url")}`
+  })
+
+/** The verifier the in-process service uses: it trusts the test key. */
+export const verifier = Jwt.layer({ issuer: "walletun", audience: "walletun-api", fetchJwks: Effect.succeed(jwks) })
+
+// --- the wallet service ---------------------------------------------------------------------------
+
+/** Where the wallet service of a test file listens. */
+export interface WalletPorts {
+  readonly grpc: number
+  readonly http: number
+}
+
+/** Starts the wallet service (a child process, killed when the scope closes) and waits until it is ready. */
+export const startWallet = (ports: WalletPorts) =>
+  Effect.gen(function* () {
+    const service = yield* ServiceProcess.start(walletMain, {
+      WALLET_GRPC_PORT: String(ports.grpc),
+      WALLET_HTTP_PORT: String(ports.http),
+      LOG_LEVEL: "Warn",
+    })
+    yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.http}/health/ready`)
+    return service
+  })
+
+/** A gRPC client of the wallet service, for setting up wallets and reading balances. */
+export class WalletAdmin extends Context.Service<WalletAdmin, WalletServiceClient>()("test/WalletAdmin") {
+  static readonly layer = (ports: WalletPorts) =>
+    Layer.effect(WalletAdmin, Grpc.makeClient(WalletServiceClient, `127.0.0.1:${ports.grpc}`))
+}
+
+const timeout = { timeout: "10 seconds" } as const
+
+/** Opens a USD wallet for a new user and deposits `balance` directly through gRPC. */
+export const fundedWallet = (balance: bigint, currency = "USD") =>
+  Effect.gen(function* () {
+    const client = yield* WalletAdmin
+    const ownerId = yield* Uuid.v7
+    const created = yield* Grpc.unaryCall(
+      "createWallet",
+      client.createWallet.bind(client),
+      { ownerId, currency },
+      timeout,
+    )
+    const walletId = created.wallet?.id ?? ""
+    if (balance > 0n) {
+      yield* Grpc.unaryCall(
+        "applyTransaction",
+        client.applyTransaction.bind(client),
+        {
+          transactionId: yield* Uuid.v7,
+          actingUserId: ownerId,
+          kind: { $case: "deposit", value: { walletId, amount: balance, currency } },
+        } satisfies Proto.ApplyTransactionRequest,
+        timeout,
+      )
+    }
+    return { ownerId: ownerId as Ids.UserId, walletId: walletId as Ids.WalletId, token: yield* tokenFor(ownerId) }
+  })
+
+/** A wallet's balance as the ledger holds it. */
+export const balanceOf = (walletId: string, ownerId: string) =>
+  Effect.gen(function* () {
+    const client = yield* WalletAdmin
+    const got = yield* Grpc.unaryCall("getWallet", client.getWallet.bind(client), { walletId, ownerId }, timeout)
+    return got.wallet?.balance ?? -1n
+  })
+
+/** A wallet's ledger entries (up to 100), newest first. */
+export const entriesOf = (walletId: string, ownerId: string) =>
+  Effect.gen(function* () {
+    const client = yield* WalletAdmin
+    const got = yield* Grpc.unaryCall(
+      "listEntries",
+      client.listEntries.bind(client),
+      { walletId, ownerId, pageSize: 100, pageToken: "" },
+      timeout,
+    )
+    return got.entries
+  })
+
+// --- the transaction service ----------------------------------------------------------------------
+
+/** Settings of an in-process transaction service. */
+export const settings = (prefix: string, ports: WalletPorts, env: Record<string, string> = {}) => ({
+  TRANSACTION_BROKER_PREFIX: prefix,
+  WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.grpc}`,
+  WALLET_CALL_TIMEOUT: "2 seconds",
+  TRANSACTION_RETRY_DELAY: "500 millis",
+  TRANSACTION_MAX_ATTEMPTS: "30",
+  TRANSACTION_RECONCILE_INTERVAL: "1 second",
+  TRANSACTION_RECONCILE_AGE: "5 seconds",
+  ...env,
+})
+
+/** A fresh broker prefix, so a test file has queues of its own. */
+export const freshPrefix = () => `txtest_${randomBytes(4).toString("hex")}`
+
+/**
+ * Runs the service's App layer (the roles `TRANSACTION_ROLES` names) in `scope`, on an ephemeral
+ * port; returns its base URL. Closing the scope stops it gracefully.
+ */
+export const serveIn = (scope: Scope.Scope, env: Record<string, string>) =>
+  Effect.gen(function* () {
+    const context = yield* Layer.buildWithScope(
+      App.layer.pipe(
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
+        Layer.provide(verifier),
+        Layer.provide(TransactionConfig.layer),
+        Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))),
+        Layer.fresh,
+      ),
+      scope,
+    )
+    const address = Context.get(context, HttpServer.HttpServer).address
+    if (address._tag !== "InetAddressV4") return yield* Effect.die(new Error("expected an IPv4 address"))
+    return `http://127.0.0.1:${address.port}`
+  })
+
+/** Deletes the queues and exchanges of a prefix (when the test file ends). */
+export const deleteTopology = (prefix: string) =>
+  Effect.gen(function* () {
+    const rabbit = yield* Rabbit.Rabbit
+    const names = Broker.namesOf(prefix)
+    yield* rabbit
+      .withChannel(async (channel) => {
+        for (const queue of [names.requested, names.retry, names.dlq, names.outcomes]) await channel.deleteQueue(queue)
+        for (const exchange of [names.exchange, names.retryExchange, names.deadExchange]) {
+          await channel.deleteExchange(exchange)
+        }
+      })
+      .pipe(Effect.ignore)
+  })
+
+/** The shared infrastructure clients of a test file (quiet logs). */
+export const infrastructure = Layer.mergeAll(Cql.Cql.layer, Rabbit.Rabbit.layer).pipe(
+  Layer.provideMerge(Logger.layer([])),
+)
+
+// --- HTTP -----------------------------------------------------------------------------------------
+
+/** A response: status, headers and the parsed JSON body. */
+export interface Answer {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: Record<string, unknown>
+}
+
+/** Sends a request with a bearer token (and JSON body), bounded by a 10 s deadline. */
+export const request = (
+  method: string,
+  url: string,
+  options: { readonly token?: string; readonly body?: unknown; readonly headers?: Record<string, string> } = {},
+) =>
+  Effect.promise(async (): Promise<Answer> => {
+    const response = await fetch(url, {
+      method,
+      headers: {
+        ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+        ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+        ...options.headers,
+      },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+      signal: AbortSignal.timeout(10_000),
+    })
+    const text = await response.text()
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>),
+    }
+  })
+
+/** Waits until every transaction is COMPLETED or FAILED (polling the API); returns the final ones. */
+export const settle = (
+  base: string,
+  transactions: ReadonlyArray<{ readonly id: string; readonly token: string }>,
+  within: Duration.Input,
+) =>
+  Effect.gen(function* () {
+    const final = new Map<string, Record<string, unknown>>()
+    const poll = Effect.gen(function* () {
+      const open = transactions.filter((tx) => !final.has(tx.id))
+      yield* Effect.forEach(
+        open,
+        (tx) =>
+          Effect.map(request("GET", `${base}/v1/transactions/${tx.id}`, { token: tx.token }), (answer) => {
+            if (answer.body["status"] === "COMPLETED" || answer.body["status"] === "FAILED")
+              final.set(tx.id, answer.body)
+          }),
+        { concurrency: 16, discard: true },
+      )
+      if (final.size < transactions.length) return yield* Effect.fail(`${transactions.length - final.size} not final`)
+    })
+    yield* poll.pipe(
+      Effect.retry(Schedule.spaced(Duration.millis(250))),
+      Effect.timeoutOrElse({
+        duration: within,
+        orElse: () => Effect.die(new Error(`${transactions.length - final.size} transactions did not settle`)),
+      }),
+    )
+    return final
+  })
