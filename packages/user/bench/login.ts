@@ -13,7 +13,6 @@ import { availableParallelism } from "node:os"
 import { createServer } from "node:http"
 import { randomBytes } from "node:crypto"
 import * as App from "../src/App.ts"
-import { Passwords } from "../src/Passwords.ts"
 import { SigningKeys } from "../src/SigningKeys.ts"
 import { UserConfig } from "../src/UserConfig.ts"
 
@@ -70,7 +69,7 @@ const program = Effect.gen(function* () {
     LOGIN_LIMIT_PER_ADDRESS: "100000000",
   })
   const context = yield* Layer.build(
-    HttpRouter.serve(App.routes(Passwords.layer), { disableLogger: true }).pipe(
+    HttpRouter.serve(App.routes, { disableLogger: true }).pipe(
       Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
       Layer.provideMerge(SigningKeys.layer.pipe(Layer.provide(App.Migrations), Layer.provide(App.Database))),
       Layer.provide(UserConfig.layer),

@@ -1,4 +1,4 @@
-import { Context, Duration, Effect, Layer, Redacted, Schema } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Redacted, Ref, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Errors, Ids } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
@@ -132,6 +132,70 @@ export class RefreshTokens extends Context.Service<
       })
 
       return RefreshTokens.of({ start, rotate, revoke })
+    }),
+  )
+
+  /** The same rules in memory, timed by the Clock, for tests. */
+  static readonly layerMemory = Layer.effect(
+    RefreshTokens,
+    Effect.gen(function* () {
+      const config = yield* UserConfig
+      const ttl = Duration.toMillis(config.refreshTokenTtl)
+      interface Stored {
+        readonly familyId: string
+        readonly userId: Ids.UserId
+        readonly expiresAt: number
+        readonly used: boolean
+        readonly revoked: boolean
+      }
+      const tokens = yield* Ref.make(new Map<string, Stored>())
+      const now = Effect.map(DateTime.now, DateTime.toEpochMillis)
+      const add = (familyId: string, userId: Ids.UserId) =>
+        Effect.gen(function* () {
+          const token = yield* newToken
+          const expiresAt = (yield* now) + ttl
+          yield* Ref.update(tokens, (all) =>
+            new Map(all).set(digest(Redacted.make(token)), {
+              familyId,
+              userId,
+              expiresAt,
+              used: false,
+              revoked: false,
+            }),
+          )
+          return token
+        })
+      const revokeFamily = (familyId: string) =>
+        Ref.update(
+          tokens,
+          (all) =>
+            new Map([...all].map(([hash, row]) => [hash, row.familyId === familyId ? { ...row, revoked: true } : row])),
+        )
+      const present = Effect.fnUntraced(function* (token: Redacted.Redacted<string>) {
+        const hash = digest(token)
+        const row = (yield* Ref.get(tokens)).get(hash)
+        if (row === undefined || row.revoked) return yield* new Errors.InvalidToken()
+        if (row.used) {
+          yield* revokeFamily(row.familyId)
+          return yield* new Errors.InvalidToken()
+        }
+        if (row.expiresAt <= (yield* now)) return yield* new Errors.InvalidToken()
+        return { hash, row }
+      })
+      return RefreshTokens.of({
+        start: Effect.fn("RefreshTokens.start")(function* (userId: Ids.UserId) {
+          return yield* add(yield* Uuid.v7, userId)
+        }),
+        rotate: Effect.fn("RefreshTokens.rotate")(function* (token: Redacted.Redacted<string>) {
+          const { hash, row } = yield* present(token)
+          yield* Ref.update(tokens, (all) => new Map(all).set(hash, { ...row, used: true }))
+          return { userId: row.userId, refreshToken: yield* add(row.familyId, row.userId) }
+        }),
+        revoke: Effect.fn("RefreshTokens.revoke")(function* (token: Redacted.Redacted<string>) {
+          const { row } = yield* present(token)
+          yield* revokeFamily(row.familyId)
+        }),
+      })
     }),
   )
 }

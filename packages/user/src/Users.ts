@@ -6,6 +6,7 @@ import { Uuid } from "@walletun/infra"
 import { AccessTokens } from "./AccessTokens.ts"
 import { LoginLimits } from "./LoginLimits.ts"
 import { Passwords } from "./Passwords.ts"
+import { SigningKeys } from "./SigningKeys.ts"
 import { RefreshTokens } from "./RefreshTokens.ts"
 import { UserConfig } from "./UserConfig.ts"
 import { UsersRepo } from "./UsersRepo.ts"
@@ -102,5 +103,22 @@ export class Users extends Context.Service<
 
       return Users.of({ register, login, refresh, logout, me })
     }),
+  )
+
+  /** Wired to PostgreSQL and production hashing; needs the database, the keys and the configuration. */
+  static readonly layer = Users.layerNoDeps.pipe(
+    Layer.provide([UsersRepo.layer, RefreshTokens.layer, LoginLimits.layer, AccessTokens.layer, Passwords.layer]),
+  )
+
+  /** In memory with cheap hashing and generated keys; needs only the configuration. */
+  static readonly layerTest = Users.layerNoDeps.pipe(
+    Layer.provide([
+      UsersRepo.layerMemory,
+      RefreshTokens.layerMemory,
+      LoginLimits.layerMemory,
+      AccessTokens.layer,
+      Passwords.layerTest,
+    ]),
+    Layer.provide(SigningKeys.layerTest),
   )
 }

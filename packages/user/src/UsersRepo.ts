@@ -1,4 +1,4 @@
-import { Context, DateTime, Effect, Layer, Option, Schema } from "effect"
+import { Context, DateTime, Effect, Layer, Option, Ref, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Ids } from "@walletun/domain"
 import type { User } from "@walletun/domain"
@@ -73,6 +73,30 @@ export class UsersRepo extends Context.Service<
         findById: Effect.fn("UsersRepo.findById")(function* (id) {
           return yield* one(sql`SELECT ${columns} FROM users WHERE id = ${id}`)
         }),
+      })
+    }),
+  )
+
+  /** Users in memory, for tests. */
+  static readonly layerMemory = Layer.effect(
+    UsersRepo,
+    Effect.gen(function* () {
+      const users = yield* Ref.make(new Map<string, StoredUser>())
+      const find = (predicate: (stored: StoredUser) => boolean) =>
+        Effect.map(Ref.get(users), (all) => Option.fromUndefinedOr([...all.values()].find(predicate)))
+      return UsersRepo.of({
+        insert: Effect.fn("UsersRepo.insert")(function* (user) {
+          const createdAt = yield* DateTime.now
+          const stored: StoredUser = {
+            user: { id: user.id, email: user.email, displayName: user.displayName, createdAt },
+            passwordHash: user.passwordHash,
+          }
+          return yield* Ref.modify(users, (all) =>
+            all.has(user.email) ? [Option.none(), all] : [Option.some(stored), new Map(all).set(user.email, stored)],
+          )
+        }),
+        findByEmail: (email) => find((stored) => stored.user.email === email),
+        findById: (id) => find((stored) => stored.user.id === id),
       })
     }),
   )

@@ -10,7 +10,6 @@ import { Postgres, Telemetry } from "@walletun/infra"
 import { createServer } from "node:http"
 import { randomBytes } from "node:crypto"
 import * as App from "../src/App.ts"
-import { Passwords } from "../src/Passwords.ts"
 import { UserConfig } from "../src/UserConfig.ts"
 
 /** The name of the database a test file owns. */
@@ -53,7 +52,7 @@ export const instance = (env: Record<string, string> = {}, logs?: Array<string>)
     const database = yield* TestDatabase
     const provider = ConfigProvider.fromUnknown({ ...defaults, USER_DATABASE: database.name, ...env })
     const context = yield* Layer.build(
-      HttpRouter.serve(App.routes(Passwords.layer)).pipe(
+      HttpRouter.serve(App.routes).pipe(
         Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
         Layer.provide(UserConfig.layer),
         Layer.provide(ConfigProvider.layer(provider)),
