@@ -124,7 +124,11 @@ export const entriesOf = (walletId: string, ownerId: string) =>
 // --- the transaction service ----------------------------------------------------------------------
 
 /** Settings of an in-process transaction service. */
-export const settings = (prefix: string, ports: WalletPorts, env: Record<string, string> = {}) => ({
+export const settings = (
+  prefix: string,
+  ports: WalletPorts,
+  env: Record<string, string> = {},
+): Record<string, string> => ({
   TRANSACTION_BROKER_PREFIX: prefix,
   WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.grpc}`,
   WALLET_CALL_TIMEOUT: "2 seconds",

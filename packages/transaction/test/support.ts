@@ -4,7 +4,7 @@
  * memory repository and broker, composed into the services `Transactions`, the worker and the
  * outcome consumer need.
  */
-import { Context, Duration, Effect, Layer, Ref, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Logger, Ref, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
 import { Grpc, Uuid } from "@walletun/infra"
@@ -97,6 +97,8 @@ export const servicesWith = (broker: ReturnType<typeof Broker.layerMemory>) =>
   Transactions.layerNoDeps.pipe(
     Layer.provideMerge(Layer.mergeAll(TransactionsRepo.layerMemory, broker, scriptedWallet)),
     Layer.provideMerge(config),
+    // Quiet: the tests assert what the doubles recorded, not log lines.
+    Layer.provideMerge(Logger.layer([])),
   )
 
 /** Everything the service, the worker and the outcome consumer need, in memory. */
