@@ -137,8 +137,9 @@ export const make = Effect.fnUntraced(function* (options: VerifierOptions) {
   // One fetch at a time: concurrent requests with an unknown kid wait for the same refresh.
   const refreshing = yield* Semaphore.make(1)
 
+  // Whatever the reason, at most one fetch per `minRefreshInterval`: an unreachable JWKS is not hammered.
   const isDue = (current: KeyCache, now: number, force: boolean) =>
-    force ? now - current.fetchedAt >= minRefreshMillis : now - current.loadedAt >= cacheTtlMillis
+    now - current.fetchedAt >= minRefreshMillis && (force || now - current.loadedAt >= cacheTtlMillis)
 
   // The common case (fresh cache) reads a Ref and takes no lock; only a due refresh is serialized.
   const refresh = (force: boolean) =>

@@ -146,4 +146,30 @@ describe("Jwt verifier", () => {
       assert.strictEqual(yield* reasonOf(verifier, token), "UnknownKey")
     }),
   )
+
+  it.effect("an unreachable JWKS is fetched at most once per interval, and keys arrive when it recovers", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(Date.UTC(2026, 10, 25))
+      const key = yield* keyPair("k1")
+      const up = yield* Ref.make(false)
+      const fetches = yield* Ref.make(0)
+      const verifier = yield* Jwt.make({
+        issuer,
+        audience,
+        minRefreshInterval: Duration.seconds(10),
+        fetchJwks: Effect.gen(function* () {
+          yield* Ref.update(fetches, (n) => n + 1)
+          if (!(yield* Ref.get(up))) return yield* new Jwt.JwtError({ reason: "KeysUnavailable" })
+          return { keys: [key.jwk] }
+        }),
+      })
+      const token = yield* sign(key)
+      for (let i = 0; i < 50; i++) assert.strictEqual(yield* reasonOf(verifier, token), "UnknownKey")
+      assert.strictEqual(yield* Ref.get(fetches), 1)
+      yield* Ref.set(up, true)
+      yield* TestClock.adjust(Duration.seconds(10))
+      assert.strictEqual((yield* verifier.verify(Redacted.make(token))).kid, "k1")
+      assert.strictEqual(yield* Ref.get(fetches), 2)
+    }),
+  )
 })

@@ -55,6 +55,7 @@ export const generate = Effect.gen(function* () {
 /** The keys at one moment: the one that signs, and the public keys that verify (current first). */
 interface KeyRing {
   readonly current: SigningKey
+  readonly newest: SigningKey
   readonly verifying: ReadonlyArray<User.Jwk>
   readonly loadedAt: number
 }
@@ -78,7 +79,10 @@ export class SigningKeys extends Context.Service<
     readonly current: Effect.Effect<SigningKey>
     /** The public keys that verify: the current and the previous one. */
     readonly jwks: Effect.Effect<User.Jwks>
-    /** Makes a new key the current one (database keys only; configured keys change by redeploying). */
+    /**
+     * Publishes a new key, which signs once the publish-ahead time has passed (database keys only;
+     * configured keys change by redeploying).
+     */
     readonly rotate: Effect.Effect<SigningKey>
   }
 >()("@walletun/user/SigningKeys") {
@@ -100,12 +104,23 @@ export class SigningKeys extends Context.Service<
           rotate: Effect.succeed(current),
         })
       }
-      return yield* SigningKeys.makeStored(config.signingKeyRotation)
+      return yield* SigningKeys.makeStored({
+        rotation: config.signingKeyRotation,
+        publishAhead: config.signingKeyPublishAhead,
+      })
     }),
   )
 
-  /** Database-held keys, generated when none exists and rotated when the newest is older than `rotation`. */
-  static readonly makeStored = Effect.fnUntraced(function* (rotation: Duration.Duration) {
+  /**
+   * Database-held keys, generated when none exists and rotated when the newest is older than
+   * `rotation`. A rotated-in key is published at once but signs only after `publishAhead`.
+   */
+  static readonly makeStored = Effect.fnUntraced(function* (options: {
+    readonly rotation: Duration.Duration
+    readonly publishAhead: Duration.Duration
+  }) {
+    const { rotation } = options
+    const publishAheadMillis = Duration.toMillis(options.publishAhead)
     const sql = yield* SqlClient.SqlClient
     const Row = Schema.Struct({ kid: Schema.String, private_jwk: Schema.String, age_ms: Schema.Number })
     const decodeRows = Schema.decodeUnknownEffect(Schema.Array(Row))
@@ -139,10 +154,17 @@ export class SigningKeys extends Context.Service<
     const load = Effect.gen(function* () {
       const rows = yield* newest
       const keys = yield* Effect.forEach(rows, (row) => fromPrivateJwk(Redacted.make(row.private_jwk)))
-      const current = keys[0]
-      if (current === undefined) return yield* Effect.die(new Error("no signing key is stored"))
+      // The newest key published long enough ago; else the oldest one loaded (at first start, the
+      // only key, which signs at once).
+      const ready = rows.findIndex((row) => row.age_ms >= publishAheadMillis)
+      const signing = ready === -1 ? rows.length - 1 : ready
+      const current = keys[signing]
+      const latest = keys[0]
+      if (current === undefined || latest === undefined) {
+        return yield* Effect.die(new Error("no signing key is stored"))
+      }
       const loadedAt = DateTime.toEpochMillis(yield* DateTime.now)
-      return { current, verifying: keys.map((key) => key.publicJwk), loadedAt } satisfies KeyRing
+      return { current, newest: latest, verifying: keys.map((key) => key.publicJwk), loadedAt } satisfies KeyRing
     })
 
     yield* ensure(false).pipe(Effect.orDie)
@@ -167,7 +189,7 @@ export class SigningKeys extends Context.Service<
       // Read from the database each time, so a verifier that refreshes on an unknown kid sees a key
       // another instance has just rotated in.
       jwks: Effect.map(Effect.orDie(load), (keys) => ({ keys: keys.verifying })),
-      rotate: Effect.map(reload(true), (keys) => keys.current),
+      rotate: Effect.map(reload(true), (keys) => keys.newest),
     })
   })
 

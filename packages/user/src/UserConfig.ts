@@ -27,6 +27,8 @@ export class UserConfig extends Context.Service<
     readonly previousSigningKey: Option.Option<Redacted.Redacted<string>>
     /** Age after which a database-held signing key is replaced by a new one (the old one keeps verifying). */
     readonly signingKeyRotation: Duration.Duration
+    /** How long a rotated-in key is only published in the JWKS before it signs, so verifiers learn it first. */
+    readonly signingKeyPublishAhead: Duration.Duration
     /** Login attempts per email address. */
     readonly loginLimitPerEmail: RateLimit
     /** Login attempts per client address. */
@@ -46,6 +48,9 @@ export class UserConfig extends Context.Service<
       const signingKey = yield* Config.option(Config.Redacted("JWT_SIGNING_KEY"))
       const previousSigningKey = yield* Config.option(Config.Redacted("JWT_PREVIOUS_SIGNING_KEY"))
       const signingKeyRotation = yield* Config.Duration("JWT_KEY_ROTATION").pipe(Config.withDefault(Duration.days(30)))
+      const signingKeyPublishAhead = yield* Config.Duration("JWT_KEY_PUBLISH_AHEAD").pipe(
+        Config.withDefault(Duration.minutes(1)),
+      )
       const emailLimit = yield* Config.Int("LOGIN_LIMIT_PER_EMAIL").pipe(Config.withDefault(10))
       const addressLimit = yield* Config.Int("LOGIN_LIMIT_PER_ADDRESS").pipe(Config.withDefault(50))
       const window = yield* Config.Duration("LOGIN_LIMIT_WINDOW").pipe(Config.withDefault(Duration.minutes(5)))
@@ -59,6 +64,7 @@ export class UserConfig extends Context.Service<
         signingKey,
         previousSigningKey,
         signingKeyRotation,
+        signingKeyPublishAhead,
         loginLimitPerEmail: { limit: emailLimit, window },
         loginLimitPerAddress: { limit: addressLimit, window },
         trustForwardedFor,

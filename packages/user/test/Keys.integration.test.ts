@@ -24,9 +24,10 @@ const me = (api: Instance, token: string) =>
 /** Rotates the stored keys of the test database, as an instance does when its key gets old. */
 const rotate = Effect.gen(function* () {
   const { name } = yield* TestDatabase
-  return yield* Effect.flatMap(SigningKeys.makeStored(Duration.days(30)), (keys) => keys.rotate).pipe(
-    Effect.provide(Postgres.layer({ database: name, maxConnections: 1 })),
-  )
+  return yield* Effect.flatMap(
+    SigningKeys.makeStored({ rotation: Duration.days(30), publishAhead: Duration.zero }),
+    (keys) => keys.rotate,
+  ).pipe(Effect.provide(Postgres.layer({ database: name, maxConnections: 1 })))
 })
 
 layer(TestDatabase.layer, { excludeTestServices: true })("signing keys in the database", (it) => {
@@ -60,7 +61,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("signing keys in the da
       const rotated = yield* rotate
       assert.notStrictEqual(rotated.kid, oldKid)
 
-      const after = yield* instance()
+      // Without publish-ahead, so that the new key signs at once.
+      const after = yield* instance({ JWT_KEY_PUBLISH_AHEAD: "0 seconds" })
       const fresh = yield* session(after)
       assert.strictEqual(Jose.decodeProtectedHeader(fresh.access).kid, rotated.kid)
       const jwks = yield* call(before, "GET", "/.well-known/jwks.json")
@@ -92,6 +94,24 @@ layer(TestDatabase.layer, { excludeTestServices: true })("signing keys in the da
       assert.strictEqual(claims.kid, Jose.decodeProtectedHeader(tokens.access).kid)
       const refused = yield* verifier.verify(Redacted.make(`${tokens.access}x`)).pipe(Effect.flip)
       assert.strictEqual(refused.reason, "Signature")
+    }),
+  )
+})
+
+// A database of its own: no rotation of the tests above is younger than the publish-ahead time.
+layer(TestDatabase.layer, { excludeTestServices: true })("key rotation with publish-ahead", (it) => {
+  it.effect("a rotated-in key is published in the JWKS before it signs", () =>
+    Effect.gen(function* () {
+      const signing = Jose.decodeProtectedHeader((yield* session(yield* instance())).access).kid
+      const rotated = yield* rotate
+      // A fresh instance (no cached key) with the default publish-ahead of one minute.
+      const api = yield* instance()
+      const jwks = yield* call(api, "GET", "/.well-known/jwks.json")
+      assert.deepStrictEqual(
+        (jwks.body["keys"] as ReadonlyArray<{ kid: string }>).map((key) => key.kid),
+        [rotated.kid, signing],
+      )
+      assert.strictEqual(Jose.decodeProtectedHeader((yield* session(api)).access).kid, signing)
     }),
   )
 })
