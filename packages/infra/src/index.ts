@@ -1,9 +1,11 @@
 /** Shared adapters: each is a Context.Service (or layer) that every walletun service builds on. */
+export * as Authentication from "./Authentication.ts"
 export * as Cql from "./Cql.ts"
 export * as Grpc from "./Grpc.ts"
 export * as Health from "./Health.ts"
 export * as Jwt from "./Jwt.ts"
 export * as Postgres from "./Postgres.ts"
+export * as Problems from "./Problems.ts"
 export * as Rabbit from "./Rabbit.ts"
 export * as Retry from "./Retry.ts"
 export * as Service from "./Service.ts"

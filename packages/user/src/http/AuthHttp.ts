@@ -1,42 +1,17 @@
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { HttpApi, HttpApiBuilder } from "effect/http-api"
 import type { HttpServerRequest } from "effect/http"
-import { Api, Errors, Ids } from "@walletun/domain"
-import { Jwt } from "@walletun/infra"
+import { Api } from "@walletun/domain"
+import { Authentication, Problems } from "@walletun/infra"
 import { SigningKeys } from "../SigningKeys.ts"
 import { UserConfig } from "../UserConfig.ts"
 import { Users } from "../Users.ts"
-import * as Problems from "./Problems.ts"
 
 /** The part of the public API that the user service serves: the `auth` group. */
 export class UserApi extends HttpApi.make("walletun-user")
   .add(Api.AuthApi)
   // Every invalid field of a body is reported at once, not only the first.
   .annotate(HttpApi.PayloadParseOptions, { errors: "all" }) {}
-
-const decodeUserId = Schema.decodeUnknownEffect(Ids.UserId)
-
-/**
- * The domain's bearer `Authentication`, implemented with the shared `Jwt` middleware: a verified
- * token provides `CurrentUser`; a missing one answers 401 UNAUTHORIZED, a bad one 401 INVALID_TOKEN,
- * both as problems with `WWW-Authenticate: Bearer`.
- */
-export const AuthenticationLive = Layer.effect(
-  Api.Authentication,
-  Effect.map(
-    Jwt.bearer({
-      provides: Api.CurrentUser,
-      fromClaims: (claims) =>
-        decodeUserId(claims.sub).pipe(
-          Effect.map((id) => ({ id })),
-          Effect.mapError(() => new Jwt.JwtError({ reason: "Claims" })),
-        ),
-      reject: (error) =>
-        Problems.respond(error.reason === "Missing" ? new Errors.Unauthorized() : new Errors.InvalidToken()),
-    }),
-    (bearer) => Api.Authentication.of({ bearer }),
-  ),
-)
 
 /** The client's address: the socket's, or the first `X-Forwarded-For` entry behind a trusted proxy. */
 const clientAddress = (request: HttpServerRequest.HttpServerRequest, trustForwardedFor: boolean) => {
@@ -67,4 +42,7 @@ export const AuthHandlers = HttpApiBuilder.group(
 )
 
 /** The HttpApi routes of the service. */
-export const routes = HttpApiBuilder.layer(UserApi).pipe(Layer.provide(AuthHandlers), Layer.provide(AuthenticationLive))
+export const routes = HttpApiBuilder.layer(UserApi).pipe(
+  Layer.provide(AuthHandlers),
+  Layer.provide(Authentication.layer),
+)

@@ -1,8 +1,13 @@
+/**
+ * The one place where a walletun HTTP service turns errors into HTTP: RFC 9457 problems
+ * (`application/problem+json`) with the API's code and the request's trace id, for domain errors,
+ * request decoding failures, oversized bodies, unknown routes and defects alike.
+ */
 import { ByteSize, Cause, Effect, Option } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerResponse, ProblemDetails } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import { Errors } from "@walletun/domain"
-import { Jwt } from "@walletun/infra"
+import * as Jwt from "./Jwt.ts"
 
 /** Headers a problem needs besides its body: the wait of a 429, the challenge of a 401 on a bearer token. */
 const headersOf = (error: Errors.DomainError): Record<string, string> => {
