@@ -16,6 +16,9 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["packages/*/test/**/*.integration.test.ts"],
+          // One file at a time: the files share the real servers and start service processes, and
+          // two cores do not run several such files side by side without starving each other.
+          fileParallelism: false,
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -228,6 +228,7 @@ export const ProblemDetails = Schema.Struct({
   detail: Schema.optionalKey(Schema.String),
   traceId: Schema.optionalKey(Schema.String),
   errors: Schema.optionalKey(Schema.Array(FieldError)),
+  dependencies: Schema.optionalKey(Schema.Record(Schema.String, DependencyState)),
 }).annotate({ identifier: "ProblemDetails" })
 /** An RFC 9457 problem details body. */
 export type ProblemDetails = typeof ProblemDetails.Type
@@ -287,6 +288,7 @@ export const problemOf = (error: DomainError, traceId?: string): ProblemDetails 
     detail: detailOf(error),
     ...(traceId === undefined ? {} : { traceId }),
     ...(error._tag === "ValidationFailed" ? { errors: error.errors } : {}),
+    ...(error._tag === "Unavailable" ? { dependencies: error.dependencies } : {}),
   }
 }
 

@@ -55,7 +55,7 @@ const protocolCodes: Record<number, { readonly code: string; readonly title: str
 }
 
 /** A problem for a refusal the router or the HttpApi decoder answered without a domain error. */
-const protocolProblem = (status: number) =>
+export const protocolProblem = (status: number) =>
   Effect.map(traceId, (id) => {
     const { code, title, detail } = protocolCodes[status] ?? {
       code: `HTTP_${status}`,
@@ -85,32 +85,36 @@ const isProblem = (response: HttpServerResponse.HttpServerResponse) =>
  * `errors`), bodies over 64 KiB (413), unknown routes and media types (404, 415) and defects
  * (500 with no internal detail, logged), each answered as a problem.
  */
-export const layer = HttpRouter.middleware(
-  (httpEffect) =>
-    httpEffect.pipe(
-      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
-      Effect.flatMap((response) =>
-        response.status >= 400 && !isProblem(response) ? protocolProblem(response.status) : Effect.succeed(response),
-      ),
-      Effect.catchCause((cause) => {
-        if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
-        const failure = cause.reasons.find(Cause.isFailReason)?.error
-        const defect = cause.reasons.find(Cause.isDieReason)?.defect
-        const error = failure ?? defect
-        if (HttpApiError.HttpApiSchemaError.is(error) && error.kind !== "Body" && error.kind !== "ResponseHeaders") {
-          return respond(validation(error))
-        }
-        if (HttpApiError.HttpApiPayloadTooLarge.is(error) || isTooLarge(error)) {
-          return respond(new Errors.PayloadTooLarge({ limitBytes: maxBodyBytes }))
-        }
-        if (HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound") {
-          return protocolProblem(404)
-        }
-        return Effect.andThen(Effect.logError("request failed", cause), respond(new Errors.InternalError()))
-      }),
+export const handle = <E, R>(httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  httpEffect.pipe(
+    Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+    Effect.flatMap((response) =>
+      response.status >= 400 && !isProblem(response) ? protocolProblem(response.status) : Effect.succeed(response),
     ),
-  { global: true },
-)
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+      const failure = cause.reasons.find(Cause.isFailReason)?.error
+      const defect = cause.reasons.find(Cause.isDieReason)?.defect
+      const error = failure ?? defect
+      if (HttpApiError.HttpApiSchemaError.is(error) && error.kind === "Headers") {
+        // The only request header the API declares is `Idempotency-Key` (POST /v1/transactions).
+        return respond(new Errors.IdempotencyKeyRequired())
+      }
+      if (HttpApiError.HttpApiSchemaError.is(error) && error.kind !== "Body" && error.kind !== "ResponseHeaders") {
+        return respond(validation(error))
+      }
+      if (HttpApiError.HttpApiPayloadTooLarge.is(error) || isTooLarge(error)) {
+        return respond(new Errors.PayloadTooLarge({ limitBytes: maxBodyBytes }))
+      }
+      if (HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound") {
+        return protocolProblem(404)
+      }
+      return Effect.andThen(Effect.logError("request failed", cause), respond(new Errors.InternalError()))
+    }),
+  )
+
+/** {@link handle} as a global router middleware, for every route of the service. */
+export const layer = HttpRouter.middleware((httpEffect) => handle(httpEffect), { global: true })
 
 /** The server's own refusal of a body over `MaxBodySize`. */
 const isTooLarge = (error: unknown): boolean =>

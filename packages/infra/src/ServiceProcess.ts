@@ -46,7 +46,7 @@ export const start = (entry: string, env: Readonly<Record<string, string>>) =>
     ({ child }) => Effect.sync(() => (child.exitCode === null ? child.kill("SIGKILL") : true)),
   )
 
-/** Polls `url` until it answers `status` (bounded: 40 tries, 250 ms apart). */
+/** Polls `url` until it answers `status` (bounded: 120 tries, 250 ms apart, so 30 s on a busy machine). */
 export const waitFor = (url: string, status = 200) =>
   Effect.tryPromise(() => fetch(url, { signal: AbortSignal.timeout(2_000) })).pipe(
     Effect.filterOrFail(
@@ -54,7 +54,7 @@ export const waitFor = (url: string, status = 200) =>
       (response) => new ServiceProcessError({ message: `${url} answered ${response.status}` }),
     ),
     Effect.flatMap((response) => Effect.promise(() => response.json() as Promise<unknown>)),
-    Effect.retry({ schedule: Schedule.spaced(Duration.millis(250)), times: 40 }),
+    Effect.retry({ schedule: Schedule.spaced(Duration.millis(250)), times: 120 }),
     Effect.mapError(
       (error) => new ServiceProcessError({ message: `${url} never answered ${status}: ${String(error)}` }),
     ),

@@ -1,0 +1,32 @@
+/**
+ * The gateway's routes with everything they need, for `main.ts` and the tests: the public API,
+ * its OpenAPI document and Swagger UI, the edge middleware, the token verifier (JWKS from the user
+ * service), the wallet gRPC client and the rate limiter.
+ */
+import { Effect, Layer } from "effect"
+import { FetchHttpClient } from "effect/http"
+import { HttpApiSwagger } from "effect/http-api"
+import { Jwt } from "@walletun/infra"
+import { GatewayConfig } from "./GatewayConfig.ts"
+import * as Edge from "./http/Edge.ts"
+import * as GatewayHttp from "./http/GatewayHttp.ts"
+import { RateLimiter } from "./RateLimiter.ts"
+import { WalletClient } from "./WalletClient.ts"
+
+const Limiter = Layer.unwrap(
+  Effect.gen(function* () {
+    const config = yield* GatewayConfig
+    return RateLimiter.make({ window: config.rateLimitWindow })
+  }),
+)
+
+/** Every route of the gateway, needing only configuration. */
+export const routes = Layer.mergeAll(
+  GatewayHttp.routes,
+  HttpApiSwagger.layer(GatewayHttp.GatewayApi, { path: "/docs" }),
+  Edge.layer(GatewayHttp.GatewayApi),
+).pipe(
+  Layer.provide([WalletClient.layer, Jwt.layerConfig, Limiter]),
+  Layer.provideMerge(FetchHttpClient.layer),
+  Layer.provideMerge(GatewayConfig.layer),
+)

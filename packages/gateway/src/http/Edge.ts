@@ -1,0 +1,106 @@
+/**
+ * What every gateway response gets, whatever answered it: `X-Request-Id` (echoed when well formed,
+ * generated otherwise), the `traceparent` of the trace that served it, security headers, CORS for
+ * the configured origins, the per-address rate limit, `405` for a known path with the wrong method,
+ * and problem details for everything that went wrong before or around a handler.
+ */
+import { randomUUID } from "node:crypto"
+import { Effect, Option } from "effect"
+import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse, HttpTraceContext } from "effect/http"
+import { OpenApi } from "effect/http-api"
+import type { HttpApi, HttpApiGroup } from "effect/http-api"
+import { Errors } from "@walletun/domain"
+import { Problems } from "@walletun/infra"
+import { GatewayConfig } from "../GatewayConfig.ts"
+import { RateLimiter } from "../RateLimiter.ts"
+
+const requestIdPattern = /^[\x21-\x7e]{1,128}$/
+
+const securityHeaders = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "cross-origin-resource-policy": "same-origin",
+  "cache-control": "no-store",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+} as const
+
+// Swagger UI is one HTML page with its script and styles inline (no CDN): it needs them allowed.
+const docsPolicy =
+  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; frame-ancestors 'none'"
+
+/** The client's address: the socket's, or the first `X-Forwarded-For` entry behind a trusted proxy. */
+export const clientAddress = (request: HttpServerRequest.HttpServerRequest, trustForwardedFor: boolean): string => {
+  const forwarded = request.headers["x-forwarded-for"]?.split(",")[0]?.trim()
+  if (trustForwardedFor && forwarded !== undefined && forwarded !== "") return forwarded
+  return Option.getOrElse(request.remoteAddress, () => "unknown")
+}
+
+/** The methods each documented path answers, as patterns, from the API's own OpenAPI document. */
+const routeMethods = (spec: ReturnType<typeof OpenApi.fromApi>) =>
+  Object.entries(spec.paths).map(([path, item]) => ({
+    pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, "[^/]+")}$`),
+    methods: new Set(
+      Object.keys(item ?? {})
+        .filter((key) => ["get", "post", "put", "patch", "delete"].includes(key))
+        .map((key) => key.toUpperCase()),
+    ),
+  }))
+
+/** Installs the edge behaviour for every route of the gateway, `api` being the API it serves. */
+export const layer = <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>) =>
+  HttpRouter.middleware(
+    Effect.gen(function* () {
+      const config = yield* GatewayConfig
+      const limiter = yield* RateLimiter
+      const routes = [
+        ...routeMethods(OpenApi.fromApi(api)),
+        { pattern: /^\/(openapi\.json|docs)$/, methods: new Set(["GET"]) },
+      ]
+      const cors =
+        config.corsOrigins.length === 0
+          ? <A>(effect: A) => effect
+          : HttpMiddleware.cors({
+              allowedOrigins: config.corsOrigins,
+              allowedMethods: ["GET", "POST", "OPTIONS"],
+              allowedHeaders: ["authorization", "content-type", "idempotency-key", "x-request-id"],
+              exposedHeaders: ["location", "retry-after", "idempotent-replayed", "x-request-id", "traceparent"],
+              maxAge: 600,
+            })
+
+      return (httpEffect) =>
+        Effect.gen(function* () {
+          const request = yield* HttpServerRequest.HttpServerRequest
+          const given = request.headers["x-request-id"]
+          const requestId = given !== undefined && requestIdPattern.test(given) ? given : randomUUID()
+          const path = new URL(request.url, "http://gateway").pathname
+
+          const answer = Effect.gen(function* () {
+            const wait = yield* limiter.hit(
+              `address:${clientAddress(request, config.trustForwardedFor)}`,
+              config.rateLimitPerAddress,
+            )
+            if (wait !== undefined) return yield* Problems.respond(new Errors.RateLimited({ retryAfter: wait }))
+            const route = routes.find((candidate) => candidate.pattern.test(path))
+            if (route !== undefined && !route.methods.has(request.method) && request.method !== "OPTIONS") {
+              const refused = yield* Problems.protocolProblem(405)
+              return HttpServerResponse.setHeader(refused, "allow", [...route.methods].join(", "))
+            }
+            return yield* Problems.handle(httpEffect)
+          })
+
+          const response = yield* cors(answer).pipe(Effect.annotateLogs({ requestId }))
+          const span = yield* Effect.option(Effect.currentSpan)
+          const traceparent = Option.flatMap(span, (value) =>
+            Option.fromNullishOr(HttpTraceContext.toHeaders(value)["traceparent"]),
+          )
+          return HttpServerResponse.setHeaders(response, {
+            ...securityHeaders,
+            ...(path === "/docs" ? { "content-security-policy": docsPolicy } : {}),
+            "x-request-id": requestId,
+            ...Option.match(traceparent, { onNone: () => ({}), onSome: (value) => ({ traceparent: value }) }),
+          })
+        })
+    }),
+    { global: true },
+  )

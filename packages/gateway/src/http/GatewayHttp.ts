@@ -1,0 +1,148 @@
+/**
+ * The public API (`Api.WalletunApi`) as the gateway serves it: auth routes forwarded to the user
+ * service and transaction routes to the transaction service (their answers, problems included,
+ * pass through unchanged; those services verify the caller's token again), wallet routes
+ * translated to the wallet service's gRPC, and health reporting each downstream.
+ */
+import { Effect, Layer } from "effect"
+import { HttpClient } from "effect/http"
+import { HttpApi, HttpApiBuilder } from "effect/http-api"
+import type { HttpServerRequest } from "effect/http"
+import { Api, Errors } from "@walletun/domain"
+import type { Ids } from "@walletun/domain"
+import { Authentication, Health, Problems } from "@walletun/infra"
+import { GatewayConfig } from "../GatewayConfig.ts"
+import { RateLimiter } from "../RateLimiter.ts"
+import { WalletClient } from "../WalletClient.ts"
+import * as Downstream from "./Downstream.ts"
+import { clientAddress } from "./Edge.ts"
+
+/** The API the gateway serves and documents; every invalid field of a body is reported at once. */
+export const GatewayApi = Api.WalletunApi.annotate(HttpApi.PayloadParseOptions, { errors: "all" })
+
+/** Answers domain errors and downstream failures as problems. */
+const answered = <A, E extends Errors.DomainError | Downstream.DownstreamFailure, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catch(effect, (error: Errors.DomainError | Downstream.DownstreamFailure) =>
+    error._tag === "DownstreamFailure" ? Downstream.problem(error) : Problems.respond(error),
+  )
+
+/** The per-user rate limit, checked once the caller is known; gives the caller's id. */
+const userLimit = Effect.gen(function* () {
+  const config = yield* GatewayConfig
+  const limiter = yield* RateLimiter
+  return Effect.gen(function* () {
+    const user = yield* Api.CurrentUser
+    const wait = yield* limiter.hit(`user:${user.id}`, config.rateLimitPerUser)
+    if (wait !== undefined) return yield* new Errors.RateLimited({ retryAfter: wait })
+    return user.id
+  })
+})
+
+const forwarder = Effect.gen(function* () {
+  const config = yield* GatewayConfig
+  const client = yield* HttpClient.HttpClient
+  return (service: "user" | "transaction", request: HttpServerRequest.HttpServerRequest) =>
+    Downstream.forward({
+      service,
+      base: service === "user" ? config.userServiceUrl : config.transactionServiceUrl,
+      timeout: config.downstreamTimeout,
+      request,
+      clientAddress: clientAddress(request, config.trustForwardedFor),
+    }).pipe(Effect.provideService(HttpClient.HttpClient, client))
+})
+
+const AuthHandlers = HttpApiBuilder.group(
+  GatewayApi,
+  "auth",
+  Effect.fn(function* (handlers) {
+    const forward = yield* forwarder
+    const limitUser = yield* userLimit
+    const toUser = ({ request }: { readonly request: HttpServerRequest.HttpServerRequest }) => forward("user", request)
+    return handlers
+      .handleRaw("register", toUser)
+      .handleRaw("login", toUser)
+      .handleRaw("refresh", toUser)
+      .handleRaw("logout", toUser)
+      .handleRaw("me", ({ request }) =>
+        answered(limitUser).pipe(
+          Effect.flatMap((limited) =>
+            typeof limited === "string" ? forward("user", request) : Effect.succeed(limited),
+          ),
+        ),
+      )
+      .handleRaw("jwks", toUser)
+  }),
+)
+
+const TransactionHandlers = HttpApiBuilder.group(
+  GatewayApi,
+  "transactions",
+  Effect.fn(function* (handlers) {
+    const forward = yield* forwarder
+    const limitUser = yield* userLimit
+    const toTransactions = ({ request }: { readonly request: HttpServerRequest.HttpServerRequest }) =>
+      answered(limitUser).pipe(
+        Effect.flatMap((limited) =>
+          typeof limited === "string" ? forward("transaction", request) : Effect.succeed(limited),
+        ),
+      )
+    return handlers
+      .handleRaw("create", toTransactions)
+      .handleRaw("get", toTransactions)
+      .handleRaw("list", toTransactions)
+  }),
+)
+
+const WalletHandlers = HttpApiBuilder.group(
+  GatewayApi,
+  "wallets",
+  Effect.fn(function* (handlers) {
+    const wallets = yield* WalletClient
+    const limitUser = yield* userLimit
+    const asUser = <A, E extends Errors.DomainError | Downstream.DownstreamFailure, R>(
+      f: (userId: Ids.UserId) => Effect.Effect<A, E, R>,
+    ) => answered(Effect.flatMap(limitUser, f))
+    return handlers.handleAll({
+      create: ({ payload }) => asUser((userId) => wallets.create(userId, payload.currency)),
+      list: () => asUser((userId) => Effect.map(wallets.list(userId), (items) => ({ items: [...items] }))),
+      get: ({ params }) => asUser((userId) => wallets.get(params.walletId, userId)),
+      entries: ({ params, query }) =>
+        asUser((userId) => wallets.entries(params.walletId, userId, query.limit, query.cursor)),
+    })
+  }),
+)
+
+const HealthHandlers = HttpApiBuilder.group(
+  GatewayApi,
+  "health",
+  Effect.fn(function* (handlers) {
+    const config = yield* GatewayConfig
+    const client = (yield* HttpClient.HttpClient).pipe(HttpClient.filterStatusOk)
+    // Ready when the services behind it are alive: their liveness, not their readiness, so one
+    // slow database does not take the whole API down twice.
+    const alive = (base: URL) => client.get(new URL("/health/live", base))
+    const checks: ReadonlyArray<Health.Check> = [
+      { name: "user", check: alive(config.userServiceUrl) },
+      { name: "transaction", check: alive(config.transactionServiceUrl) },
+      { name: "wallet", check: alive(config.walletHealthUrl) },
+    ]
+    return handlers.handleAll({
+      live: () => Effect.succeed({ status: "ok" as const, dependencies: {} }),
+      ready: () =>
+        Effect.gen(function* () {
+          const report = yield* Health.report(checks)
+          const dependencies = Object.fromEntries(
+            Object.entries(report.checks).map(([name, check]) => [name, check.status]),
+          )
+          if (report.status === "ok") return { status: "ok" as const, dependencies }
+          return yield* Problems.respond(new Errors.Unavailable({ dependencies }))
+        }),
+    })
+  }),
+)
+
+/** Every route of the API, with the shared bearer middleware (it needs a `Jwt.JwtVerifier`). */
+export const routes = HttpApiBuilder.layer(GatewayApi, { openapiPath: "/openapi.json" }).pipe(
+  Layer.provide([AuthHandlers, TransactionHandlers, WalletHandlers, HealthHandlers]),
+  Layer.provide(Authentication.layer),
+)

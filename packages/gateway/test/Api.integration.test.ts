@@ -1,0 +1,282 @@
+import { createHmac, generateKeyPairSync, randomUUID, sign } from "node:crypto"
+import type { KeyObject } from "node:crypto"
+import { assert, describe, layer } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+import { ServiceProcess } from "@walletun/infra"
+
+// The public API through the real gateway, with the real user and wallet services behind it (each
+// its own process, on PostgreSQL), as a REST client sees it. The user service signs with a key the
+// test holds, so the test can also forge tokens the way an attacker would.
+
+const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
+const ports = { gateway: 18580, user: 18581, transaction: 18582, walletHttp: 18583, walletGrpc: 18584 }
+const base = `http://127.0.0.1:${ports.gateway}`
+
+const keyPair = () => {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519")
+  return { privateKey, publicKey, jwk: privateKey.export({ format: "jwk" }) }
+}
+const signer = keyPair()
+const kid = "gateway-test-key"
+
+const b64 = (value: string | Buffer) => Buffer.from(value).toString("base64url")
+const now = () => Math.floor(Date.now() / 1000)
+
+/** A JWT signed with Ed25519 by `key`, with any header and claims the test wants. */
+const ed25519Token = (claims: Record<string, unknown>, key: KeyObject = signer.privateKey, header?: object) => {
+  const head = b64(JSON.stringify(header ?? { alg: "EdDSA", typ: "JWT", kid }))
+  const body = b64(JSON.stringify(claims))
+  return `${head}.${body}.${b64(sign(null, Buffer.from(`${head}.${body}`), key))}`
+}
+const claimsFor = (sub: string, overrides: Record<string, unknown> = {}) => ({
+  iss: "walletun",
+  aud: "walletun-api",
+  sub,
+  iat: now(),
+  exp: now() + 300,
+  jti: randomUUID(),
+  ...overrides,
+})
+
+class System extends Context.Service<System, {}>()("test/System") {
+  static readonly layer = Layer.effect(
+    System,
+    Effect.gen(function* () {
+      yield* ServiceProcess.start(main("user"), {
+        USER_PORT: String(ports.user),
+        JWT_SIGNING_KEY: JSON.stringify({ ...signer.jwk, kid }),
+        LOGIN_LIMIT_PER_ADDRESS: "1000",
+      })
+      yield* ServiceProcess.start(main("wallet"), {
+        WALLET_HTTP_PORT: String(ports.walletHttp),
+        WALLET_GRPC_PORT: String(ports.walletGrpc),
+      })
+      yield* ServiceProcess.start(main("gateway"), {
+        GATEWAY_PORT: String(ports.gateway),
+        USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,
+        TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
+        WALLET_HEALTH_URL: `http://127.0.0.1:${ports.walletHttp}`,
+        WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
+        JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json`,
+      })
+      yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.user}/health/ready`)
+      yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.walletHttp}/health/ready`)
+      yield* ServiceProcess.waitFor(`${base}/health/live`)
+      return System.of({})
+    }),
+  )
+}
+
+interface Answer {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: any
+}
+
+const http = (method: string, path: string, options: { token?: string; body?: unknown; headers?: object } = {}) =>
+  Effect.promise(async (): Promise<Answer> => {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+        ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+        ...options.headers,
+      },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+    })
+    const text = await response.text()
+    return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
+  })
+
+/** Registers a fresh user and logs in; gives the user and an access token. */
+const signUp = Effect.gen(function* () {
+  const email = `  Ada.${randomUUID()}@Example.COM `
+  const registered = yield* http("POST", "/v1/auth/register", {
+    body: { email, password: "correct horse battery staple", displayName: "Ada" },
+  })
+  assert.strictEqual(registered.status, 201)
+  assert.strictEqual(registered.body.email, email.trim().toLowerCase())
+  const login = yield* http("POST", "/v1/auth/login", {
+    body: { email, password: "correct horse battery staple" },
+  })
+  assert.strictEqual(login.status, 200)
+  return { user: registered.body as { id: string }, token: login.body.accessToken as string }
+})
+
+const assertProblem = (answer: Answer, status: number, code: string) => {
+  assert.strictEqual(answer.status, status, JSON.stringify(answer.body))
+  assert.strictEqual(answer.headers.get("content-type"), "application/problem+json")
+  assert.strictEqual(answer.body.code, code)
+  assert.strictEqual(answer.body.status, status)
+  assert.strictEqual(answer.body.type, `urn:walletun:problem:${code.toLowerCase().replaceAll("_", "-")}`)
+  assert.notInclude(JSON.stringify(answer.body), "    at ")
+}
+
+layer(System.layer, { excludeTestServices: true, timeout: 120_000 })("the public API through the gateway", (it) => {
+  describe("a REST client's session", () => {
+    it.effect("register, login, me, open wallets, read them; others' wallets are 404", () =>
+      Effect.gen(function* () {
+        const { user, token } = yield* signUp
+        const me = yield* http("GET", "/v1/me", { token })
+        assert.strictEqual(me.status, 200)
+        assert.strictEqual(me.body.id, user.id)
+
+        // Mass assignment: a client cannot choose the owner or the balance.
+        const created = yield* http("POST", "/v1/wallets", {
+          token,
+          body: { currency: "EUR", balance: 1_000_000, ownerId: randomUUID(), id: randomUUID() },
+        })
+        assert.strictEqual(created.status, 201)
+        assert.strictEqual(created.body.balance, 0)
+        assert.strictEqual(created.body.ownerId, user.id)
+        assert.strictEqual(created.body.currency, "EUR")
+        assertProblem(yield* http("POST", "/v1/wallets", { token, body: { currency: "EUR" } }), 409, "WALLET_EXISTS")
+
+        const listed = yield* http("GET", "/v1/wallets", { token })
+        assert.deepStrictEqual(
+          listed.body.items.map((wallet: { id: string }) => wallet.id),
+          [created.body.id],
+        )
+        const one = yield* http("GET", `/v1/wallets/${created.body.id}`, { token })
+        assert.deepStrictEqual(one.body, created.body)
+        const entries = yield* http("GET", `/v1/wallets/${created.body.id}/entries`, { token })
+        assert.deepStrictEqual(entries.body, { items: [], nextCursor: null })
+
+        const mallory = yield* signUp
+        assertProblem(
+          yield* http("GET", `/v1/wallets/${created.body.id}`, { token: mallory.token }),
+          404,
+          "WALLET_NOT_FOUND",
+        )
+        assertProblem(
+          yield* http("GET", `/v1/wallets/${created.body.id}/entries`, { token: mallory.token }),
+          404,
+          "WALLET_NOT_FOUND",
+        )
+      }),
+    )
+
+    it.effect("every response carries X-Request-Id (echoed or generated) and a traceparent", () =>
+      Effect.gen(function* () {
+        const echoed = yield* http("GET", "/health/live", { headers: { "x-request-id": "req-42" } })
+        assert.strictEqual(echoed.headers.get("x-request-id"), "req-42")
+        assert.match(echoed.headers.get("traceparent") ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+        const generated = yield* http("GET", "/v1/nowhere")
+        assert.match(generated.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/)
+        assert.strictEqual(generated.body.traceId, generated.headers.get("traceparent")?.split("-")[1])
+        assert.strictEqual(generated.headers.get("x-content-type-options"), "nosniff")
+      }),
+    )
+  })
+
+  describe("bad requests are problem details", () => {
+    it.effect("validation (each bad field named), malformed JSON, unknown route, wrong method, oversized body", () =>
+      Effect.gen(function* () {
+        const { token } = yield* signUp
+        const invalid = yield* http("POST", "/v1/wallets", { token, body: { currency: "DOGE" } })
+        assertProblem(invalid, 400, "VALIDATION_FAILED")
+        assert.deepStrictEqual(
+          invalid.body.errors.map((error: { path: string }) => error.path),
+          ["currency"],
+        )
+        const register = yield* http("POST", "/v1/auth/register", { body: { email: "nope", password: "short" } })
+        assertProblem(register, 400, "VALIDATION_FAILED")
+        assert.sameMembers(
+          register.body.errors.map((error: { path: string }) => error.path),
+          ["email", "password"],
+        )
+        const malformed = yield* Effect.promise(() =>
+          fetch(`${base}/v1/wallets`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+            body: '{"currency":',
+          }).then(async (response) => ({ status: response.status, body: await response.json() })),
+        )
+        assert.strictEqual(malformed.status, 400)
+        assert.strictEqual((malformed.body as { code: string }).code, "VALIDATION_FAILED")
+        assertProblem(yield* http("GET", "/v1/nowhere", { token }), 404, "NOT_FOUND")
+        const wrongMethod = yield* http("DELETE", "/v1/wallets", { token })
+        assertProblem(wrongMethod, 405, "METHOD_NOT_ALLOWED")
+        assert.include(wrongMethod.headers.get("allow") ?? "", "GET")
+        const huge = yield* http("POST", "/v1/wallets", { token, body: { currency: "USD", pad: "x".repeat(70_000) } })
+        assertProblem(huge, 413, "PAYLOAD_TOO_LARGE")
+      }),
+    )
+  })
+
+  describe("forged tokens", () => {
+    it.effect("a token the test signs with the service's own key is accepted (the checks below are real)", () =>
+      Effect.gen(function* () {
+        const { user } = yield* signUp
+        const answer = yield* http("GET", "/v1/wallets", { token: ed25519Token(claimsFor(user.id)) })
+        assert.strictEqual(answer.status, 200)
+      }),
+    )
+
+    it.effect("alg none, HS256 with the public key, tampered, expired, wrong aud or iss, other key: 401", () =>
+      Effect.gen(function* () {
+        const { user, token } = yield* signUp
+        const [head, payload] = token.split(".")
+        const claims = claimsFor(user.id)
+        const unsigned = `${b64(JSON.stringify({ alg: "none", typ: "JWT" }))}.${b64(JSON.stringify(claims))}.`
+        const hsHead = b64(JSON.stringify({ alg: "HS256", typ: "JWT", kid }))
+        const hsBody = b64(JSON.stringify(claims))
+        const publicPem = signer.publicKey.export({ format: "pem", type: "spki" })
+        const hs256 = `${hsHead}.${hsBody}.${createHmac("sha256", publicPem).update(`${hsHead}.${hsBody}`).digest("base64url")}`
+        const stolenSignature = token.split(".")[2]
+        const tampered = `${head}.${b64(JSON.stringify({ ...JSON.parse(Buffer.from(payload ?? "", "base64url").toString()), sub: randomUUID() }))}.${stolenSignature}`
+        const forgeries = {
+          unsigned,
+          hs256,
+          tampered,
+          expired: ed25519Token(claimsFor(user.id, { iat: now() - 3_600, exp: now() - 120 })),
+          wrongAudience: ed25519Token(claimsFor(user.id, { aud: "someone-else" })),
+          wrongIssuer: ed25519Token(claimsFor(user.id, { iss: "evil" })),
+          otherKey: ed25519Token(claims, keyPair().privateKey),
+          unknownKid: ed25519Token(claims, signer.privateKey, { alg: "EdDSA", typ: "JWT", kid: "no-such-key" }),
+        }
+        for (const [name, forged] of Object.entries(forgeries)) {
+          const answer = yield* http("GET", "/v1/wallets", { token: forged })
+          assert.strictEqual(answer.status, 401, name)
+          assert.strictEqual(answer.body.code, "INVALID_TOKEN", name)
+          assert.match(answer.headers.get("www-authenticate") ?? "", /^Bearer/, name)
+        }
+        const missing = yield* http("GET", "/v1/me")
+        assert.strictEqual(missing.status, 401)
+        assert.match(missing.headers.get("www-authenticate") ?? "", /^Bearer/)
+      }),
+    )
+  })
+
+  describe("documentation", () => {
+    it.effect("serves OpenAPI 3.1 with every route, error and the bearer scheme, and Swagger UI without a CDN", () =>
+      Effect.gen(function* () {
+        const spec = yield* http("GET", "/openapi.json")
+        assert.strictEqual(spec.status, 200)
+        assert.match(spec.body.openapi, /^3\.1/)
+        for (const path of [
+          "/v1/auth/register",
+          "/v1/auth/login",
+          "/v1/auth/refresh",
+          "/v1/auth/logout",
+          "/v1/me",
+          "/.well-known/jwks.json",
+          "/v1/wallets",
+          "/v1/wallets/{walletId}",
+          "/v1/wallets/{walletId}/entries",
+          "/v1/transactions",
+          "/v1/transactions/{transactionId}",
+          "/health/live",
+          "/health/ready",
+        ]) {
+          assert.property(spec.body.paths, path)
+        }
+        assert.property(spec.body.components.securitySchemes, "bearer")
+        assert.property(spec.body.paths["/v1/transactions"].post.responses, "422")
+        const docs = yield* Effect.promise(() => fetch(`${base}/docs`).then((response) => response.text()))
+        assert.include(docs, "SwaggerUIBundle")
+        assert.notMatch(docs, /<script[^>]+src="https?:/)
+      }),
+    )
+  })
+})
