@@ -3,7 +3,7 @@
  * configured age (a crash between storing and publishing, a message lost by the broker). Harmless,
  * since the wallet applies a transaction id once. Bounded per round; counted in a metric.
  */
-import { Clock, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import { Uuid } from "@walletun/infra"
 import { Broker } from "./Broker.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
@@ -22,8 +22,10 @@ export const round = Effect.fn("Reconciler.round")(function* () {
   const broker = yield* Broker
   const config = yield* TransactionConfig
   const now = yield* Clock.currentTimeMillis
+  const cutoff = now - Duration.toMillis(config.reconcileAge)
+  const stale = (at: DateTime.Utc) => DateTime.toEpochMillis(at) < cutoff
   // Ids are UUID v7: every id created before the cut-off sorts before the smallest id of that instant.
-  const before = Uuid.format(now - Duration.toMillis(config.reconcileAge), new Uint8Array(16))
+  const before = Uuid.format(cutoff, new Uint8Array(16))
   const ids = yield* repo.unfinished(before, config.reconcileBatch)
   const counts = yield* Effect.forEach(
     ids,
@@ -34,7 +36,13 @@ export const round = Effect.fn("Reconciler.round")(function* () {
           yield* repo.forgetUnfinished(id)
           return 0
         }
+        // A worker marked it PROCESSING lately, or this reconciler published it lately: it is on its
+        // way (perhaps behind a backlog); publishing again every round would only grow the backlog.
+        if (!stale(stored.value.updatedAt)) return 0
+        const last = yield* repo.republishedAt(id)
+        if (Option.isSome(last) && !stale(last.value)) return 0
         yield* broker.publishRequested(requestedOf(stored.value))
+        yield* repo.markRepublished(id, DateTime.makeUnsafe(now))
         return 1
       }),
     { concurrency: 8 },

@@ -106,6 +106,10 @@ export class TransactionsRepo extends Context.Service<
     ): Effect.Effect<HistoryPage, Cql.CqlError>
     /** Unfinished transactions whose id sorts before `before` (older), at most `limit`, oldest first per shard. */
     unfinished(before: string, limit: number): Effect.Effect<ReadonlyArray<Ids.TransactionId>, Cql.CqlError>
+    /** When the reconciler last re-published the transaction, if it did within the last day. */
+    republishedAt(id: Ids.TransactionId): Effect.Effect<Option.Option<DateTime.Utc>, Cql.CqlError>
+    /** Records that the reconciler re-published the transaction now. */
+    markRepublished(id: Ids.TransactionId, at: DateTime.Utc): Effect.Effect<void, Cql.CqlError>
     /** Removes a transaction from the unfinished index (it is final, or was never stored). */
     forgetUnfinished(id: Ids.TransactionId): Effect.Effect<void, Cql.CqlError>
   }
@@ -361,7 +365,38 @@ export const make = Effect.fnUntraced(function* (keyspace: string, idempotencyTt
     yield* cql.execute(deleteUnfinished, [shardOf(id), id], write)
   })
 
-  return TransactionsRepo.of({ claimKey, insertPending, find, recordStatus, history, unfinished, forgetUnfinished })
+  const republishedAt = Effect.fn("TransactionsRepo.republishedAt")(function* (id: Ids.TransactionId) {
+    const read = yield* cql.execute(
+      `SELECT republished_at FROM ${keyspace}.transactions_republished WHERE id = ?`,
+      [id],
+      { consistency: quorum },
+    )
+    const row = read.rows[0]
+    return row === undefined ? Option.none() : Option.some(fromDate(row.get("republished_at")))
+  })
+
+  const markRepublished = Effect.fn("TransactionsRepo.markRepublished")(function* (
+    id: Ids.TransactionId,
+    at: DateTime.Utc,
+  ) {
+    yield* cql.execute(
+      `INSERT INTO ${keyspace}.transactions_republished (id, republished_at) VALUES (?, ?)`,
+      [id, toDate(at)],
+      write,
+    )
+  })
+
+  return TransactionsRepo.of({
+    claimKey,
+    insertPending,
+    find,
+    recordStatus,
+    history,
+    unfinished,
+    republishedAt,
+    markRepublished,
+    forgetUnfinished,
+  })
 })
 
 /** The in-memory repository: statuses kept per rank, exactly like the CQL rows. */
@@ -375,6 +410,7 @@ export const makeMemory = Effect.gen(function* () {
     >(),
   )
   const open = yield* Ref.make(new Set<string>())
+  const republished = yield* Ref.make(new Map<string, DateTime.Utc>())
 
   const current = (id: string) =>
     Effect.gen(function* () {
@@ -452,6 +488,8 @@ export const makeMemory = Effect.gen(function* () {
           .slice(0, limit)
           .map((id) => id as Ids.TransactionId),
       ),
+    republishedAt: (id) => Effect.map(Ref.get(republished), (map) => Option.fromUndefinedOr(map.get(id))),
+    markRepublished: (id, at) => Ref.update(republished, (map) => new Map(map).set(id, at)),
     forgetUnfinished: (id) =>
       Ref.update(open, (set) => {
         const next = new Set(set)

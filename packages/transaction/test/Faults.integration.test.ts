@@ -3,10 +3,9 @@ import { Context, Effect, Exit, Layer, Ref, Scope } from "effect"
 import type { ServiceProcess } from "@walletun/infra"
 import {
   balanceOf,
-  deleteTopology,
-  freshPrefix,
   fundedWallet,
   infrastructure,
+  isolated,
   request,
   serveIn,
   settings,
@@ -33,9 +32,7 @@ class Suite extends Context.Service<
     Suite,
     Effect.gen(function* () {
       const wallet = yield* Ref.make<ServiceProcess.RunningService>(yield* startWallet(ports))
-      const prefix = freshPrefix()
-      yield* Effect.addFinalizer(() => deleteTopology(prefix))
-      const env = settings(prefix, ports)
+      const env = settings(yield* isolated("faults"), ports)
       const base = yield* serveIn(yield* Effect.scope, { ...env, TRANSACTION_ROLES: "api,outcomes" })
       return { base, env, wallet }
     }),

@@ -1,14 +1,16 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, Schedule } from "effect"
-import { Rabbit } from "@walletun/infra"
+import { randomBytes } from "node:crypto"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Schedule } from "effect"
+import type { Ids, Money } from "@walletun/domain"
+import { Rabbit, Uuid } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
+import { make as makeRepo } from "../src/TransactionsRepo.ts"
 import {
   balanceOf,
-  deleteTopology,
   entriesOf,
-  freshPrefix,
   fundedWallet,
   infrastructure,
+  isolated,
   request,
   serveIn,
   settings,
@@ -22,15 +24,17 @@ import {
 
 const ports = { grpc: 18571, http: 18572 }
 
-class Suite extends Context.Service<Suite, { readonly base: string; readonly prefix: string }>()("test/Suite") {
+class Suite extends Context.Service<
+  Suite,
+  { readonly base: string; readonly prefix: string; readonly keyspace: string }
+>()("test/Suite") {
   static readonly layer = Layer.effect(
     Suite,
     Effect.gen(function* () {
       yield* startWallet(ports)
-      const prefix = freshPrefix()
-      yield* Effect.addFinalizer(() => deleteTopology(prefix))
-      const base = yield* serveIn(yield* Effect.scope, settings(prefix, ports))
-      return { base, prefix }
+      const isolation = yield* isolated("settle")
+      const base = yield* serveIn(yield* Effect.scope, settings(isolation, ports))
+      return { base, ...isolation }
     }),
   )
 }
@@ -169,6 +173,39 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
         assert.strictEqual(dead.properties.messageId, "poison-1")
         assert.include(String(dead.properties.headers?.[Broker.reasonHeader]), "undecodable")
         assert.strictEqual(dead.content.toString("utf8"), "{poison")
+      }),
+    )
+  })
+
+  describe("the reconciler", () => {
+    it.effect("publishes a transaction that was stored but never published (a crash in between), and it settles", () =>
+      Effect.gen(function* () {
+        const { base, keyspace } = yield* Suite
+        const repo = yield* makeRepo(keyspace, Duration.hours(25))
+        const alice = yield* fundedWallet(0n)
+        // Stored PENDING ten seconds ago (older than the configured age of 5 s), with no message.
+        const then = (yield* Clock.currentTimeMillis) - 10_000
+        const id = Uuid.format(then, randomBytes(16)) as Ids.TransactionId
+        const at = DateTime.makeUnsafe(then)
+        yield* repo.insertPending({
+          id,
+          userId: alice.ownerId,
+          targetOwnerId: undefined,
+          type: "deposit",
+          amount: 42n as Money.Amount,
+          currency: "USD",
+          walletId: alice.walletId,
+          sourceWalletId: undefined,
+          targetWalletId: undefined,
+          description: "stranded",
+          createdAt: at,
+          status: "PENDING",
+          failureReason: null,
+          updatedAt: at,
+        })
+        const final = yield* settle(base, [{ id, token: alice.token }], "15 seconds")
+        assert.strictEqual(final.get(id)?.["status"], "COMPLETED")
+        assert.strictEqual(yield* balanceOf(alice.walletId, alice.ownerId), 42n)
       }),
     )
   })

@@ -61,7 +61,11 @@ export const startWallet = (ports: WalletPorts) =>
       WALLET_HTTP_PORT: String(ports.http),
       LOG_LEVEL: "Warn",
     })
-    yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.http}/health/ready`)
+    yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.http}/health/ready`).pipe(
+      Effect.mapError(
+        (error) => new ServiceProcess.ServiceProcessError({ message: `${error.message}\n${service.output()}` }),
+      ),
+    )
     return service
   })
 
@@ -123,13 +127,43 @@ export const entriesOf = (walletId: string, ownerId: string) =>
 
 // --- the transaction service ----------------------------------------------------------------------
 
+/** The broker prefix and the CQL keyspace of one test file (or benchmark run). */
+export interface Isolation {
+  readonly prefix: string
+  readonly keyspace: string
+}
+
+/**
+ * Queues and a keyspace of its own for a test file, so nothing left by other runs (or other
+ * services' tests) is seen: deleted and dropped when the scope closes.
+ */
+export const isolated = (name: string) =>
+  Effect.gen(function* () {
+    const suffix = randomBytes(4).toString("hex")
+    const isolation: Isolation = { prefix: `txtest_${name}_${suffix}`, keyspace: `walletun_test_${name}_${suffix}` }
+    const cql = yield* Cql.Cql
+    yield* Effect.addFinalizer(() =>
+      Effect.andThen(
+        deleteTopology(isolation.prefix),
+        cql
+          .execute(`DROP KEYSPACE IF EXISTS ${isolation.keyspace}`, [], {
+            consistency: Cql.Consistency.localQuorum,
+            idempotent: true,
+          })
+          .pipe(Effect.ignore),
+      ),
+    )
+    return isolation
+  })
+
 /** Settings of an in-process transaction service. */
 export const settings = (
-  prefix: string,
+  isolation: Isolation,
   ports: WalletPorts,
   env: Record<string, string> = {},
 ): Record<string, string> => ({
-  TRANSACTION_BROKER_PREFIX: prefix,
+  TRANSACTION_BROKER_PREFIX: isolation.prefix,
+  CQL_KEYSPACE: isolation.keyspace,
   WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.grpc}`,
   WALLET_CALL_TIMEOUT: "2 seconds",
   TRANSACTION_RETRY_DELAY: "500 millis",
@@ -138,9 +172,6 @@ export const settings = (
   TRANSACTION_RECONCILE_AGE: "5 seconds",
   ...env,
 })
-
-/** A fresh broker prefix, so a test file has queues of its own. */
-export const freshPrefix = () => `txtest_${randomBytes(4).toString("hex")}`
 
 /**
  * Runs the service's App layer (the roles `TRANSACTION_ROLES` names) in `scope`, on an ephemeral

@@ -33,4 +33,15 @@ describe("transaction service process", () => {
       assert.include(result.output, "TRANSACTION_PORT")
     }),
   )
+
+  it.live("a bad TRANSACTION_ROLES stops start-up with a message naming the variable", () =>
+    Effect.gen(function* () {
+      const result = yield* ServiceProcess.runUntilExit(entry, {
+        TRANSACTION_PORT: "18183",
+        TRANSACTION_ROLES: "api,cook",
+      })
+      assert.strictEqual(result.exitCode, 1)
+      assert.include(result.output, "TRANSACTION_ROLES")
+    }),
+  )
 })

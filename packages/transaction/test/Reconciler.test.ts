@@ -1,0 +1,69 @@
+import { assert, describe, it } from "@effect/vitest"
+import { DateTime, Effect, Layer, Metric, Ref } from "effect"
+import { TestClock } from "effect/testing"
+import type { Ids, Money } from "@walletun/domain"
+import * as Broker from "../src/Broker.ts"
+import { keyspaceStatement } from "../src/migrations/Migrator.ts"
+import * as Reconciler from "../src/Reconciler.ts"
+import { Transactions } from "../src/Transactions.ts"
+import { TransactionsRepo } from "../src/TransactionsRepo.ts"
+import { newUser, openWallet, services } from "./support.ts"
+
+const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
+
+describe("reconciler", () => {
+  it.effect(
+    "re-publishes unfinished transactions older than the age (not again until stale again), forgets final ones, and counts",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const transactions = yield* Transactions
+          const repo = yield* TransactionsRepo
+          const alice = yield* newUser
+          const wallet = yield* openWallet(alice)
+          const accept = (key: string) =>
+            transactions.accept(alice, key as Ids.IdempotencyKey, {
+              type: "deposit",
+              walletId: wallet.id,
+              amount: 1n as Money.Amount,
+            })
+          const stuck = (yield* accept("stuck")).transaction
+          const done = (yield* accept("done")).transaction
+          yield* repo.recordStatus(done, "COMPLETED", null, yield* DateTime.now)
+          yield* TestClock.adjust("1 second")
+          const fresher = (yield* accept("fresh")).transaction
+
+          const record = yield* Broker.BrokerRecord
+          yield* Ref.update(record, (r) => ({ ...r, requested: [] }))
+          // The test configuration's age is 0: anything created before now is stale.
+          yield* TestClock.adjust("1 millis")
+          const count = yield* Reconciler.round()
+          assert.strictEqual(count, 2)
+          assert.deepStrictEqual(
+            (yield* Ref.get(record)).requested.map((event) => event.id).toSorted(),
+            [stuck.id, fresher.id].toSorted(),
+          )
+          assert.deepStrictEqual((yield* repo.unfinished("ffffffff", 10)).toSorted(), [stuck.id, fresher.id].toSorted())
+          const counted = yield* Metric.value(Reconciler.republished)
+          assert.isAtLeast(counted.count, 2)
+          // Published lately: the next round leaves them alone until they are stale again.
+          assert.strictEqual(yield* Reconciler.round(), 0)
+          yield* TestClock.adjust("1 millis")
+          assert.strictEqual(yield* Reconciler.round(), 2)
+        }),
+      ),
+  )
+})
+
+describe("migrations", () => {
+  it("create the keyspace with the configured replication, and without tablets on ScyllaDB", () => {
+    const cassandra = keyspaceStatement({ keyspace: "walletun", replicationFactor: 1, scyllaTabletsOff: false })
+    assert.strictEqual(
+      cassandra,
+      "CREATE KEYSPACE IF NOT EXISTS walletun WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+    )
+    const scylla = keyspaceStatement({ keyspace: "walletun", replicationFactor: 3, scyllaTabletsOff: true })
+    assert.include(scylla, "'replication_factor': 3}")
+    assert.isTrue(scylla.endsWith(" AND tablets = {'enabled': false}"))
+  })
+})
