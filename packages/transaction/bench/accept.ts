@@ -1,26 +1,28 @@
 /**
  * Benchmark (not a test): accept/s (HTTP 202 answers per second, 64 concurrent clients) and
- * settle/s (accepted to final status) of the transaction service with every role in this process,
- * against the wallet service as its own process, the real CQL database and RabbitMQ.
+ * settle/s (accepted to final status) of the transaction service (every role, one process) against
+ * the wallet service (its own process), the real CQL database and RabbitMQ; the clients run here.
  *
  *   bash scripts/with-node.sh node packages/transaction/bench/accept.ts   (BENCH_TRANSFERS, default 3000)
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
 import type { Ids } from "@walletun/domain"
+import { ServiceProcess } from "@walletun/infra"
 import { make as makeRepo } from "../src/TransactionsRepo.ts"
 import {
   fundedWallet,
   infrastructure,
   isolated,
   request,
-  serveIn,
+  serveJwks,
   settings,
   startWallet,
   WalletAdmin,
 } from "../test/integration.ts"
 
 const ports = { grpc: 18591, http: 18592 }
+const servicePort = 18593
 const clients = 64
 const walletCount = 200
 
@@ -28,13 +30,21 @@ const program = Effect.gen(function* () {
   const transfers = yield* Config.Int("BENCH_TRANSFERS").pipe(Config.withDefault(3_000))
   yield* startWallet(ports)
   const isolation = yield* isolated("bench")
-  const base = yield* serveIn(
-    yield* Effect.scope,
-    settings(isolation, ports, {
+  // The service runs as its own process (as in production), so the load generator here does not
+  // share its event loop.
+  const service = yield* ServiceProcess.start(new URL("../src/main.ts", import.meta.url).pathname, {
+    ...settings(isolation, ports, {
       TRANSACTION_RECONCILE_AGE: "5 minutes",
       TRANSACTION_ROLES: process.env["BENCH_ROLES"] ?? "api,worker,outcomes,reconciler",
     }),
+    TRANSACTION_PORT: String(servicePort),
+    JWT_JWKS_URL: yield* serveJwks,
+    LOG_LEVEL: "Warn",
+  })
+  yield* ServiceProcess.waitFor(`http://127.0.0.1:${servicePort}/health/ready`).pipe(
+    Effect.tapError(() => Effect.sync(() => console.log(service.output()))),
   )
+  const base = `http://127.0.0.1:${servicePort}`
   const repo = yield* makeRepo(isolation.keyspace, Duration.hours(25))
   const users = yield* Effect.forEach(Array.from({ length: walletCount }), () => fundedWallet(1_000_000_000n), {
     concurrency: 16,

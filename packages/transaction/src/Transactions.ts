@@ -160,8 +160,13 @@ export class Transactions extends Context.Service<
           createdAt: yield* DateTime.now,
         }
         // The one lightweight transaction of the money path: whoever claims (user, key) first
-        // decides the transaction id; everyone else with the same key gets that id.
-        const earlier = yield* repo.claimKey(userId, key, fresh).pipe(Effect.mapError(unavailable("cql")))
+        // decides the transaction id; everyone else with the same key gets that id. The wallet
+        // checks run meanwhile (they only read); their answer counts only after the claim's.
+        const [claimed, checked] = yield* Effect.all(
+          [repo.claimKey(userId, key, fresh).pipe(Effect.result), check(userId, body).pipe(Effect.result)],
+          { concurrency: 2 },
+        )
+        const earlier = yield* Effect.fromResult(claimed).pipe(Effect.mapError(unavailable("cql")))
         const claim = Option.getOrElse(earlier, () => fresh)
         const replayed = Option.isSome(earlier)
         if (replayed) {
@@ -176,7 +181,7 @@ export class Transactions extends Context.Service<
           // The first attempt with this key stopped before storing the transaction (it is still
           // running, or it failed): finish it with the same id and time. Every step is idempotent.
         }
-        const { currency, targetOwnerId } = yield* check(userId, body)
+        const { currency, targetOwnerId } = yield* Effect.fromResult(checked)
         const tx: StoredTransaction = {
           id: claim.transactionId,
           userId,

@@ -99,21 +99,43 @@ export class WalletClient extends Context.Service<
   )
 }
 
-/** The service over a generated client. */
-export const make = (client: WalletServiceClient, timeout: Duration.Duration) =>
-  WalletClient.of({
+/** How many wallets the lookup cache holds at most (the oldest entry leaves first). */
+export const cacheCapacity = 50_000
+
+/**
+ * The service over a generated client. A wallet's owner and currency never change once it exists,
+ * so wallets found are cached (bounded); a wallet not found is asked for again next time.
+ */
+export const make = (client: WalletServiceClient, timeout: Duration.Duration) => {
+  const known = new Map<string, WalletInfo>()
+  const remember = (wallet: WalletInfo) => {
+    known.set(wallet.id, wallet)
+    if (known.size > cacheCapacity) {
+      const oldest = known.keys().next()
+      if (oldest.done !== true) known.delete(oldest.value)
+    }
+  }
+  return WalletClient.of({
     getWallets: Effect.fn("WalletClient.getWallets")(function* (ids: ReadonlyArray<Ids.WalletId>) {
+      const cached = ids.flatMap((id) => {
+        const wallet = known.get(id)
+        return wallet === undefined ? [] : [wallet]
+      })
+      const missing = ids.filter((id) => !known.has(id))
+      if (missing.length === 0) return cached
       const response = yield* Grpc.unaryCall(
         "WalletService.GetWallets",
         client.getWallets.bind(client),
-        { walletIds: [...ids] },
+        { walletIds: missing },
         { timeout },
       )
-      return response.wallets.map((wallet): WalletInfo => ({
+      const found = response.wallets.map((wallet): WalletInfo => ({
         id: wallet.id as Ids.WalletId,
         ownerId: wallet.ownerId as Ids.UserId,
         currency: wallet.currency as Currency.Currency,
       }))
+      for (const wallet of found) remember(wallet)
+      return [...cached, ...found]
     }),
     apply: Effect.fn("WalletClient.apply")(function* (event: Events.TransactionRequested) {
       const response = yield* Grpc.unaryCall(
@@ -132,3 +154,4 @@ export const make = (client: WalletServiceClient, timeout: Duration.Duration) =>
         : ({ _tag: "Failed", reason: reasonOf(outcome.value.reason) } as const)
     }),
   })
+}

@@ -6,6 +6,7 @@
  */
 import { generateKeyPairSync, randomBytes, sign } from "node:crypto"
 import { createServer } from "node:http"
+import { createServer as createHttpServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Clock, ConfigProvider, Context, Duration, Effect, Layer, Logger, Schedule } from "effect"
 import type { Scope } from "effect"
@@ -41,6 +42,22 @@ export const tokenFor = (userId: string) =>
     })}`
     return `${signed}.${sign(null, Buffer.from(signed), keys.privateKey).toString("base64url")}`
   })
+
+/** Serves the test JWKS over HTTP (for a service run as its own process); returns its URL. */
+export const serveJwks = Effect.acquireRelease(
+  Effect.callback<{ readonly url: string; readonly server: ReturnType<typeof createHttpServer> }>((resume) => {
+    const server = createHttpServer((_, response) => {
+      response.writeHead(200, { "content-type": "application/json" })
+      response.end(JSON.stringify(jwks))
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      resume(Effect.succeed({ url: `http://127.0.0.1:${port}/.well-known/jwks.json`, server }))
+    })
+  }),
+  ({ server }) => Effect.sync(() => server.close()),
+).pipe(Effect.map(({ url }) => url))
 
 /** The verifier the in-process service uses: it trusts the test key. */
 export const verifier = Jwt.layer({ issuer: "walletun", audience: "walletun-api", fetchJwks: Effect.succeed(jwks) })
