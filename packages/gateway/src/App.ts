@@ -20,13 +20,23 @@ const Limiter = Layer.unwrap(
   }),
 )
 
-/** Every route of the gateway, needing only configuration. */
-export const routes = Layer.mergeAll(
+/**
+ * Every route of the gateway over the services it needs: `WalletClient`, a `Jwt.JwtVerifier`, the
+ * `RateLimiter`, an `HttpClient` to the services behind it and `GatewayConfig` (tests provide
+ * in-memory ones).
+ */
+export const routesNoDeps = Layer.mergeAll(
   GatewayHttp.routes,
   HttpApiSwagger.layer(GatewayHttp.GatewayApi, { path: "/docs" }),
   Edge.layer(GatewayHttp.GatewayApi),
-).pipe(
+)
+
+/** Every route of the gateway with the real downstreams, needing only configuration. */
+export const routes = routesNoDeps.pipe(
   Layer.provide([WalletClient.layer, Jwt.layerConfig, Limiter]),
   Layer.provideMerge(FetchHttpClient.layer),
   Layer.provideMerge(GatewayConfig.layer),
 )
+
+/** The rate limiter with the configured window. */
+export const RateLimiterLive = Limiter

@@ -7,7 +7,7 @@ import { status } from "@grpc/grpc-js"
 import { Context, DateTime, Duration, Effect, Layer, Schedule } from "effect"
 import { Errors } from "@walletun/domain"
 import type { Currency, Ids, Money, Page, Transaction, Wallet } from "@walletun/domain"
-import { Grpc } from "@walletun/infra"
+import { Grpc, Uuid } from "@walletun/infra"
 import { TransactionType, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import { GatewayConfig } from "./GatewayConfig.ts"
@@ -123,6 +123,56 @@ export class WalletClient extends Context.Service<
                   return downstream(error)
               }
             }),
+          ),
+      })
+    }),
+  )
+
+  /**
+   * In memory, for tests and for developers composing test layers: the same ownership and
+   * uniqueness rules; wallets keep a zero balance and have no entries.
+   */
+  static readonly layerMemory = Layer.effect(
+    WalletClient,
+    Effect.sync(() => {
+      const wallets = new Map<string, Wallet.Wallet>()
+      const owned = (walletId: Ids.WalletId, ownerId: Ids.UserId) => {
+        const wallet = wallets.get(walletId)
+        return wallet !== undefined && wallet.ownerId === ownerId
+          ? Effect.succeed(wallet)
+          : Effect.fail(new Errors.WalletNotFound({ walletId }))
+      }
+      return WalletClient.of({
+        create: (ownerId, currency) =>
+          Effect.gen(function* () {
+            for (const wallet of wallets.values()) {
+              if (wallet.ownerId === ownerId && wallet.currency === currency) {
+                return yield* new Errors.WalletExists({ currency })
+              }
+            }
+            const now = yield* DateTime.now
+            const wallet: Wallet.Wallet = {
+              id: (yield* Uuid.v7) as Ids.WalletId,
+              ownerId,
+              currency,
+              balance: 0n as Money.Balance,
+              createdAt: now,
+              updatedAt: now,
+            }
+            wallets.set(wallet.id, wallet)
+            return wallet
+          }),
+        get: owned,
+        list: (ownerId) => Effect.sync(() => [...wallets.values()].filter((wallet) => wallet.ownerId === ownerId)),
+        entries: (walletId, ownerId, _limit, cursor) =>
+          Effect.flatMap(owned(walletId, ownerId), () =>
+            cursor === undefined
+              ? Effect.succeed({ items: [], nextCursor: null })
+              : Effect.fail(
+                  new Errors.ValidationFailed({
+                    errors: [{ path: "cursor", message: "cursor was not issued by this API" }],
+                  }),
+                ),
           ),
       })
     }),

@@ -1,0 +1,230 @@
+import { generateKeyPairSync, randomUUID, sign } from "node:crypto"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer } from "effect"
+import { HttpClient, HttpClientError, HttpClientResponse, HttpRouter, HttpServer } from "effect/http"
+import { Jwt } from "@walletun/infra"
+import * as App from "../src/App.ts"
+import { GatewayConfig } from "../src/GatewayConfig.ts"
+import { WalletClient } from "../src/WalletClient.ts"
+
+// The whole gateway in memory (no server, no network): its routes served by a web handler, with the
+// wallet service, the token keys and the services behind it replaced by test doubles.
+
+const { privateKey, publicKey } = generateKeyPairSync("ed25519")
+const kid = "unit-key"
+const b64 = (value: string | Buffer) => Buffer.from(value).toString("base64url")
+const tokenFor = (sub: string) => {
+  const head = b64(JSON.stringify({ alg: "EdDSA", typ: "JWT", kid }))
+  const seconds = Math.floor(Date.now() / 1000)
+  const body = b64(
+    JSON.stringify({ iss: "walletun", aud: "walletun-api", sub, iat: seconds, exp: seconds + 300, jti: randomUUID() }),
+  )
+  return `${head}.${body}.${b64(sign(null, Buffer.from(`${head}.${body}`), privateKey))}`
+}
+
+const Verifier = Jwt.layer({
+  issuer: "walletun",
+  audience: "walletun-api",
+  fetchJwks: Effect.succeed({ keys: [{ ...publicKey.export({ format: "jwk" }), kid, alg: "EdDSA" }] }),
+})
+
+/** What the services behind the gateway received. */
+const received: Array<{ url: string; method: string; headers: Record<string, string>; body: string }> = []
+const slowId = "00000000-0000-7000-8000-00000000051a"
+const downId = "00000000-0000-7000-8000-0000000000d0"
+
+/** The user and transaction services, as canned answers keyed by method and path. */
+const Downstreams = Layer.succeed(
+  HttpClient.HttpClient,
+  HttpClient.make((request, url) =>
+    Effect.gen(function* () {
+      const body = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
+      received.push({ url: url.href, method: request.method, headers: { ...request.headers }, body })
+      const answer = (status: number, json: unknown, headers: Record<string, string> = {}) =>
+        HttpClientResponse.fromWeb(
+          request,
+          new Response(JSON.stringify(json), {
+            status,
+            headers: { "content-type": status >= 400 ? "application/problem+json" : "application/json", ...headers },
+          }),
+        )
+      const key = `${request.method} ${url.pathname}`
+      if (url.pathname === `/v1/transactions/${slowId}`) return yield* Effect.never
+      if (url.pathname === `/v1/transactions/${downId}`) {
+        return yield* new HttpClientError.HttpClientError({
+          reason: new HttpClientError.TransportError({ request, description: "connection refused" }),
+        })
+      }
+      switch (key) {
+        case "POST /v1/auth/register":
+          return JSON.parse(body).email === "taken@example.com"
+            ? answer(409, { type: "urn:walletun:problem:email-taken", status: 409, code: "EMAIL_TAKEN", title: "x" })
+            : answer(201, { id: randomUUID(), email: JSON.parse(body).email, displayName: null, createdAt: "x" })
+        case "POST /v1/transactions":
+          return answer(
+            202,
+            { id: "t-1", status: "PENDING" },
+            { location: "/v1/transactions/t-1", "idempotent-replayed": "true", "x-internal": "secret" },
+          )
+        default:
+          return answer(200, { path: url.pathname, query: url.search })
+      }
+    }),
+  ),
+)
+
+const config = ConfigProvider.layer(
+  ConfigProvider.fromUnknown({
+    USER_SERVICE_URL: "http://user.test",
+    TRANSACTION_SERVICE_URL: "http://transaction.test",
+    GATEWAY_DOWNSTREAM_TIMEOUT: "300 millis",
+    GATEWAY_RATE_LIMIT_PER_USER: "20",
+  }),
+)
+
+const { handler, dispose } = HttpRouter.toWebHandler(
+  App.routesNoDeps.pipe(
+    Layer.provide([WalletClient.layerMemory, Verifier, App.RateLimiterLive, Downstreams]),
+    Layer.provideMerge(GatewayConfig.layer),
+    Layer.provide(config),
+    Layer.provide(HttpServer.layerServices),
+  ),
+  { disableLogger: true },
+)
+afterAll(() => dispose())
+
+const call = (method: string, path: string, options: { token?: string; body?: unknown; headers?: object } = {}) =>
+  Effect.promise(async () => {
+    const response = await handler(
+      new Request(`http://gateway.test${path}`, {
+        method,
+        headers: {
+          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+          ...options.headers,
+        },
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+      }),
+    )
+    const text = await response.text()
+    return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
+  })
+
+describe("gateway (in memory)", () => {
+  it.live("wallet routes: create 201, duplicate 409, list, get, someone else's 404, entries, bad cursor 400", () =>
+    Effect.gen(function* () {
+      const alice = tokenFor(randomUUID())
+      const created = yield* call("POST", "/v1/wallets", { token: alice, body: { currency: "JPY" } })
+      assert.strictEqual(created.status, 201)
+      assert.strictEqual(created.body.balance, 0)
+      assert.match(created.body.createdAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+      const duplicate = yield* call("POST", "/v1/wallets", { token: alice, body: { currency: "JPY" } })
+      assert.strictEqual(duplicate.body.code, "WALLET_EXISTS")
+      assert.strictEqual(duplicate.status, 409)
+      const listed = yield* call("GET", "/v1/wallets", { token: alice })
+      assert.deepStrictEqual(listed.body, { items: [created.body] })
+      assert.deepStrictEqual(
+        (yield* call("GET", `/v1/wallets/${created.body.id}`, { token: alice })).body,
+        created.body,
+      )
+      const bob = tokenFor(randomUUID())
+      const hidden = yield* call("GET", `/v1/wallets/${created.body.id}`, { token: bob })
+      assert.strictEqual(hidden.status, 404)
+      assert.strictEqual(hidden.body.code, "WALLET_NOT_FOUND")
+      const entries = yield* call("GET", `/v1/wallets/${created.body.id}/entries?limit=5`, { token: alice })
+      assert.deepStrictEqual(entries.body, { items: [], nextCursor: null })
+      const badCursor = yield* call("GET", `/v1/wallets/${created.body.id}/entries?cursor=abc`, { token: alice })
+      assert.strictEqual(badCursor.status, 400)
+      assert.deepStrictEqual(badCursor.body.errors, [{ path: "cursor", message: "cursor was not issued by this API" }])
+    }),
+  )
+
+  it.live("auth routes are forwarded as they came, and the service's problem passes through unchanged", () =>
+    Effect.gen(function* () {
+      const registered = yield* call("POST", "/v1/auth/register", {
+        body: { email: "new@example.com", password: "x", extra: 1 },
+        headers: { "x-request-id": "req-1" },
+      })
+      assert.strictEqual(registered.status, 201)
+      const forwarded = received.at(-1)
+      assert.strictEqual(forwarded?.url, "http://user.test/v1/auth/register")
+      assert.deepStrictEqual(JSON.parse(forwarded?.body ?? "{}"), { email: "new@example.com", password: "x", extra: 1 })
+      assert.strictEqual(forwarded?.headers["x-request-id"], "req-1")
+      assert.isDefined(forwarded?.headers["x-forwarded-for"])
+      const taken = yield* call("POST", "/v1/auth/register", { body: { email: "taken@example.com", password: "x" } })
+      assert.strictEqual(taken.status, 409)
+      assert.strictEqual(taken.headers.get("content-type"), "application/problem+json")
+      assert.deepStrictEqual(taken.body, {
+        type: "urn:walletun:problem:email-taken",
+        status: 409,
+        code: "EMAIL_TAKEN",
+        title: "x",
+      })
+    }),
+  )
+
+  it.live("transaction routes need a token, forward it with the idempotency key, and return Location", () =>
+    Effect.gen(function* () {
+      const token = tokenFor(randomUUID())
+      const body = { type: "deposit", walletId: randomUUID(), amount: 100 }
+      const accepted = yield* call("POST", "/v1/transactions", { token, body, headers: { "idempotency-key": "k-1" } })
+      assert.strictEqual(accepted.status, 202)
+      assert.strictEqual(accepted.headers.get("location"), "/v1/transactions/t-1")
+      assert.strictEqual(accepted.headers.get("idempotent-replayed"), "true")
+      assert.isNull(accepted.headers.get("x-internal"))
+      const forwarded = received.at(-1)
+      assert.strictEqual(forwarded?.headers["authorization"], `Bearer ${token}`)
+      assert.strictEqual(forwarded?.headers["idempotency-key"], "k-1")
+
+      const noKey = yield* call("POST", "/v1/transactions", { token, body })
+      assert.strictEqual(noKey.status, 400)
+      assert.strictEqual(noKey.body.code, "IDEMPOTENCY_KEY_REQUIRED")
+      const noToken = yield* call("POST", "/v1/transactions", { body, headers: { "idempotency-key": "k-2" } })
+      assert.strictEqual(noToken.status, 401)
+      assert.match(noToken.headers.get("www-authenticate") ?? "", /^Bearer/)
+      const list = yield* call("GET", "/v1/transactions?status=PENDING&limit=5", { token })
+      assert.deepStrictEqual(list.body, { path: "/v1/transactions", query: "?status=PENDING&limit=5" })
+    }),
+  )
+
+  it.live("a service that does not answer in time is a 504, one that cannot be reached a 503", () =>
+    Effect.gen(function* () {
+      const token = tokenFor(randomUUID())
+      const slow = yield* call("GET", `/v1/transactions/${slowId}`, { token })
+      assert.strictEqual(slow.status, 504)
+      assert.strictEqual(slow.body.code, "GATEWAY_TIMEOUT")
+      const down = yield* call("GET", `/v1/transactions/${downId}`, { token })
+      assert.strictEqual(down.status, 503)
+      assert.strictEqual(down.body.code, "SERVICE_UNAVAILABLE")
+      assert.notInclude(JSON.stringify(down.body), "refused")
+    }),
+  )
+
+  it.live("a user over the per-user limit gets 429 with Retry-After", () =>
+    Effect.gen(function* () {
+      const token = tokenFor(randomUUID())
+      const statuses: Array<number> = []
+      for (let i = 0; i < 25; i++) statuses.push((yield* call("GET", "/v1/wallets", { token })).status)
+      assert.deepStrictEqual(
+        statuses.slice(0, 20),
+        Array.from({ length: 20 }, () => 200),
+      )
+      const limited = yield* call("GET", "/v1/wallets", { token })
+      assert.strictEqual(limited.status, 429)
+      assert.strictEqual(limited.body.code, "RATE_LIMITED")
+      assert.isAbove(Number(limited.headers.get("retry-after")), 0)
+      // Another user is not affected.
+      assert.strictEqual((yield* call("GET", "/v1/wallets", { token: tokenFor(randomUUID()) })).status, 200)
+    }),
+  )
+
+  it.live("health: live answers ok; ready names each service behind the gateway", () =>
+    Effect.gen(function* () {
+      const live = yield* call("GET", "/health/live")
+      assert.deepStrictEqual(live.body, { status: "ok", dependencies: {} })
+      const ready = yield* call("GET", "/health/ready")
+      assert.strictEqual(ready.status, 200)
+      assert.deepStrictEqual(Object.keys(ready.body.dependencies), ["user", "transaction", "wallet"])
+    }),
+  )
+})
