@@ -7,8 +7,22 @@
 import { randomUUID } from "node:crypto"
 import amqp from "amqplib"
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, RecoveringChannelModel } from "amqplib"
-import { Config, Context, Duration, Effect, Fiber, Latch, Layer, Option, Redacted, Schema, Semaphore } from "effect"
+import {
+  Config,
+  Context,
+  Duration,
+  Effect,
+  Fiber,
+  Latch,
+  Layer,
+  Metric,
+  Option,
+  Redacted,
+  Schema,
+  Semaphore,
+} from "effect"
 import type { Scope } from "effect"
+import * as Metrics from "./Metrics.ts"
 import { Headers, HttpTraceContext } from "effect/http"
 
 /** A failed broker call. `retryable` is true when the same call may succeed later. */
@@ -564,6 +578,7 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
           Effect.fail(timedOut(`the broker did not confirm the message within ${Duration.format(publishTimeout)}`)()),
       }),
     )
+    yield* Metric.update(Metric.withAttributes(Metrics.messagesPublished, { exchange }), 1)
   })
 
   const consume = Effect.fn("Rabbit.consume")(function* <R>(
@@ -600,7 +615,13 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       const parent = HttpTraceContext.fromHeaders(Headers.fromInput(stringHeaders(message.properties.headers)))
       return handle(message).pipe(
         Effect.exit,
-        Effect.flatMap((exit) => settle(channel, message, exit._tag === "Success" ? exit.value : nack(true))),
+        Effect.flatMap((exit) => {
+          const settlement = exit._tag === "Success" ? exit.value : nack(true)
+          const outcome = settlement._tag === "Ack" ? "ack" : settlement.requeue ? "requeue" : "reject"
+          return settle(channel, message, settlement).pipe(
+            Effect.andThen(Metric.update(Metric.withAttributes(Metrics.messagesConsumed, { queue, outcome }), 1)),
+          )
+        }),
         Effect.withSpan(spanName, {
           kind: "consumer",
           // Without trace context in the message the handler starts a trace of its own.

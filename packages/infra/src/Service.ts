@@ -7,6 +7,7 @@ import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Cause, Config, Duration, Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { createServer } from "node:http"
+import * as Metrics from "./Metrics.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 /** The Node HTTP server for a service: `HOST` (default 127.0.0.1) and the port in `portVariable`. */
@@ -17,9 +18,9 @@ export const httpServer = (portVariable: string, defaultPort: number) =>
     gracefulShutdownTimeout: Config.succeed(Duration.seconds(10)),
   })
 
-/** Serves the routes that `routes` adds to the router, on the service's HTTP server. */
+/** Serves the routes that `routes` adds to the router, plus `GET /metrics` and HTTP request metrics. */
 export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>, portVariable: string, defaultPort: number) =>
-  HttpRouter.serve(routes).pipe(Layer.provide(httpServer(portVariable, defaultPort)))
+  HttpRouter.serve(Layer.mergeAll(routes, Metrics.layer)).pipe(Layer.provide(httpServer(portVariable, defaultPort)))
 
 /**
  * Runs a service until it is told to stop. A bad configuration value fails start-up with a

@@ -137,6 +137,11 @@ export class LedgerRepo extends Context.Service<
     ): Effect.Effect<number, E | LedgerUnavailable, R>
     /** The sum of every balance, system accounts included (zero when the ledger is balanced). */
     readonly totalBalance: Effect.Effect<bigint, LedgerUnavailable>
+    /** How many outbox rows wait for the relay, and the age in seconds of the oldest. */
+    readonly outboxBacklog: Effect.Effect<
+      { readonly pending: number; readonly oldestSeconds: number },
+      LedgerUnavailable
+    >
   }
 >()("@walletun/wallet/LedgerRepo") {
   /** PostgreSQL, through the `SqlClient` of the wallet database. */
@@ -350,7 +355,24 @@ export class LedgerRepo extends Context.Service<
         Effect.mapError(unavailable),
       )
 
-      return LedgerRepo.of({ createWallet, getWallets, listWallets, listEntries, apply, relayBatch, totalBalance })
+      const outboxBacklog = sql<{ pending: number; oldest: number }>`
+        SELECT count(*)::int AS pending,
+               COALESCE(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
+        FROM outbox WHERE sent_at IS NULL`.pipe(
+        Effect.map((rows) => ({ pending: rows[0]?.pending ?? 0, oldestSeconds: rows[0]?.oldest ?? 0 })),
+        Effect.mapError(unavailable),
+      )
+
+      return LedgerRepo.of({
+        createWallet,
+        getWallets,
+        listWallets,
+        listEntries,
+        apply,
+        relayBatch,
+        totalBalance,
+        outboxBacklog,
+      })
     }),
   )
 
@@ -459,6 +481,10 @@ export class LedgerRepo extends Context.Service<
             }),
           ),
         totalBalance: Effect.sync(() => [...wallets.values()].reduce((sum, wallet) => sum + wallet.balance, 0n)),
+        outboxBacklog: Effect.sync(() => ({
+          pending: outbox.filter((message) => !message.sent).length,
+          oldestSeconds: 0,
+        })),
       })
     }),
   )

@@ -4,8 +4,8 @@
  * broker outage delays events, never loses them (at least once; consumers are idempotent). Rows go
  * out in id order, and ids follow the wallet locks, so the events of one wallet keep their order.
  */
-import { Duration, Effect, Layer, Schedule } from "effect"
-import { Rabbit } from "@walletun/infra"
+import { Duration, Effect, Layer, Metric, Schedule } from "effect"
+import { Metrics, Rabbit } from "@walletun/infra"
 import { LedgerRepo } from "./LedgerRepo.ts"
 import type { OutboxMessage } from "./LedgerRepo.ts"
 
@@ -56,5 +56,17 @@ export const layer = Layer.effectDiscard(
       ),
     )
     yield* Effect.forkScoped(loop)
+    // The backlog, sampled for /metrics while the service runs (an error only skips a sample).
+    yield* repo.outboxBacklog.pipe(
+      Effect.flatMap(({ pending, oldestSeconds }) =>
+        Effect.andThen(
+          Metric.update(Metrics.outboxPending, pending),
+          Metric.update(Metrics.outboxLagSeconds, oldestSeconds),
+        ),
+      ),
+      Effect.ignore,
+      Effect.repeat(Schedule.spaced(Duration.seconds(5))),
+      Effect.forkScoped,
+    )
   }),
 )

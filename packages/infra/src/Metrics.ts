@@ -1,0 +1,103 @@
+/**
+ * Prometheus metrics for every service: `GET /metrics` in the text exposition format, HTTP request
+ * counts and latency histograms per route, and the shared counters of the money path (messages
+ * published, consumed, retried, dead-lettered; transactions by final status; outbox lag;
+ * reconciler re-publishes). Route labels replace ids with `:id`, so the series stay few.
+ */
+import { Cause, Clock, Effect, Layer, Metric } from "effect"
+import { HttpRouter, HttpServerError, HttpServerRequest } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
+
+/** HTTP requests served, by method, route and status. */
+export const httpRequests = Metric.counter("walletun_http_requests_total", {
+  description: "HTTP requests served, by method, route and status",
+  incremental: true,
+})
+
+/** HTTP request latency in seconds, by method and route. */
+export const httpDuration = Metric.histogram("walletun_http_request_duration_seconds", {
+  description: "HTTP request latency in seconds, by method and route",
+  boundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+})
+
+/** Broker messages published, by exchange. */
+export const messagesPublished = Metric.counter("walletun_messages_published_total", {
+  description: "Broker messages published and confirmed, by exchange",
+  incremental: true,
+})
+
+/** Broker messages handled, by queue and settlement (ack, requeue, reject). */
+export const messagesConsumed = Metric.counter("walletun_messages_consumed_total", {
+  description: "Broker messages handled, by queue and settlement",
+  incremental: true,
+})
+
+/** Messages sent back for a delayed retry, by queue. */
+export const messagesRetried = Metric.counter("walletun_messages_retried_total", {
+  description: "Messages sent back for a delayed retry, by queue",
+  incremental: true,
+})
+
+/** Messages dead-lettered, by queue and reason. */
+export const messagesDeadLettered = Metric.counter("walletun_messages_dead_lettered_total", {
+  description: "Messages dead-lettered, by queue and reason",
+  incremental: true,
+})
+
+/** Transactions that reached a final status, by status (and reason when FAILED). */
+export const transactionsFinal = Metric.counter("walletun_transactions_final_total", {
+  description: "Transactions that reached a final status, by status and reason",
+  incremental: true,
+})
+
+/** Outbox rows not yet published. */
+export const outboxPending = Metric.gauge("walletun_outbox_pending", {
+  description: "Outbox rows not yet published to the broker",
+})
+
+/** Age in seconds of the oldest unpublished outbox row (0 when the outbox is empty). */
+export const outboxLagSeconds = Metric.gauge("walletun_outbox_lag_seconds", {
+  description: "Age in seconds of the oldest unpublished outbox row",
+})
+
+/** Transactions the reconciler re-published. */
+export const reconcilerRepublished = Metric.counter("walletun_reconciler_republished_total", {
+  description: "Stale transactions the reconciler re-published",
+  incremental: true,
+})
+
+const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
+
+/** A request path as a low-cardinality route label: ids become `:id`, the query is dropped. */
+export const routeOf = (url: string): string => new URL(url, "http://local").pathname.replace(uuid, ":id")
+
+// A request that ends in an error (before a problem middleware answers it) still counts: an
+// unknown route as the 404 the server will send, anything else as a 500.
+const statusOfFailure = (cause: Cause.Cause<unknown>): number => {
+  const error = cause.reasons.find(Cause.isFailReason)?.error
+  return HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound" ? 404 : 500
+}
+
+/** Counts and times every request of the service's router. */
+const httpMetrics = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const labels = { method: request.method, route: routeOf(request.url) }
+      const started = yield* Clock.currentTimeNanos
+      return yield* httpEffect.pipe(
+        Effect.onExit((exit) =>
+          Effect.gen(function* () {
+            const seconds = Number((yield* Clock.currentTimeNanos) - started) / 1e9
+            const status = exit._tag === "Success" ? exit.value.status : statusOfFailure(exit.cause)
+            yield* Metric.update(Metric.withAttributes(httpDuration, labels), seconds)
+            yield* Metric.update(Metric.withAttributes(httpRequests, { ...labels, status: String(status) }), 1)
+          }),
+        ),
+      )
+    }),
+  { global: true },
+)
+
+/** `GET /metrics` and the HTTP request metrics, for a service's router. */
+export const layer = Layer.mergeAll(httpMetrics, PrometheusMetrics.layerHttp({ path: "/metrics" }))
