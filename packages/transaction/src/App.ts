@@ -10,6 +10,7 @@ import { Cql, Health, Rabbit } from "@walletun/infra"
 import { Broker } from "./Broker.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"
+import * as Problems from "./http/Problems.ts"
 import * as TransactionsHttp from "./http/TransactionsHttp.ts"
 import * as Migrator from "./migrations/Migrator.ts"
 import * as Reconciler from "./Reconciler.ts"
@@ -54,7 +55,7 @@ export const layer = Layer.unwrap(
     yield* Effect.logInfo("transaction service roles").pipe(Effect.annotateLogs({ roles: roles.join(",") }))
     const http = HttpRouter.serve(
       roles.includes("api") ? Layer.mergeAll(HealthRoutes, TransactionsHttp.routes) : HealthRoutes,
-    )
+    ).pipe(Layer.provide(Problems.bodyLimit))
     return Layer.mergeAll(
       http,
       roles.includes("worker") ? Worker.layer : Layer.empty,

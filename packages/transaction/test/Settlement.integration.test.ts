@@ -276,6 +276,12 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
           (listed.body["items"] as Array<{ id: string }>).map((item) => item.id),
           [id],
         )
+        const huge = yield* request("POST", url, {
+          token: alice.token,
+          headers: { "idempotency-key": "huge" },
+          body: { ...deposit, padding: "x".repeat(70_000) },
+        })
+        assert.deepStrictEqual([huge.status, huge.body["code"]], [413, "PAYLOAD_TOO_LARGE"])
         const badLimit = yield* request("GET", `${url}?limit=0`, { token: alice.token })
         assert.deepStrictEqual([badLimit.status, badLimit.body["code"]], [400, "VALIDATION_FAILED"])
       }),

@@ -3,7 +3,7 @@
  * transaction everywhere it is stored. Idempotent: a duplicate outcome changes nothing, and the
  * status rows are monotonic, so a late PROCESSING cannot hide it.
  */
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Metric, Option } from "effect"
 import type { Ids, Transaction } from "@walletun/domain"
 import type { DateTime } from "effect"
 import { Rabbit, Retry } from "@walletun/infra"
@@ -13,6 +13,11 @@ import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
 import { attemptOf, decode, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
+
+/** Transactions that reached a final status, by status. */
+export const finalStatuses = Metric.frequency("transactions_final_total", {
+  description: "Transactions recorded COMPLETED or FAILED",
+})
 
 /** Builds the handler of one outcome message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
@@ -35,6 +40,7 @@ export const makeHandler = Effect.gen(function* () {
       return
     }
     yield* repo.recordStatus(tx, status, reason, at)
+    yield* Metric.update(finalStatuses, status)
   })
 
   return Effect.fn("Outcomes.handle")(function* (message: IncomingMessage) {

@@ -4,7 +4,7 @@
  * goes through the retry queue, then to the DLQ with its reason. It never decides an outcome: only
  * the wallet's recorded outcome (through the outcome consumer) makes a transaction final.
  */
-import { DateTime, Effect, Layer, Option } from "effect"
+import { DateTime, Effect, Layer, Metric, Option } from "effect"
 import type { Events } from "@walletun/domain"
 import { Rabbit, Retry } from "@walletun/infra"
 import { Broker } from "../Broker.ts"
@@ -14,6 +14,18 @@ import { TransactionsRepo } from "../TransactionsRepo.ts"
 import { WalletClient } from "../WalletClient.ts"
 import { attemptOf, decode, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
+
+/** Requests sent to the retry queue. */
+export const retried = Metric.counter("transactions_retried_total", {
+  description: "Transaction requests sent to the retry queue after an infrastructure failure",
+  incremental: true,
+})
+
+/** Requests sent to the DLQ. */
+export const deadLettered = Metric.counter("transactions_dead_lettered_total", {
+  description: "Transaction requests sent to the dead-letter queue",
+  incremental: true,
+})
 
 /** Builds the handler of one request message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
@@ -25,6 +37,7 @@ export const makeHandler = Effect.gen(function* () {
   const dead = (message: IncomingMessage, attempts: number, reason: string) =>
     broker.publishDead(rawOf(message), attempts, reason).pipe(
       Retry.withRetry(Retries.consumerStep),
+      Effect.tap(() => Metric.update(deadLettered, 1)),
       Effect.tap(() =>
         Effect.logWarning("transaction request dead-lettered").pipe(
           Effect.annotateLogs({ reason, attempts, messageId: rawOf(message).messageId }),
@@ -41,6 +54,7 @@ export const makeHandler = Effect.gen(function* () {
       ? dead(message, attempt, `gave up after ${attempt} attempts: ${reason}`)
       : broker.publishRetry(rawOf(message), attempt + 1, reason).pipe(
           Retry.withRetry(Retries.consumerStep),
+          Effect.tap(() => Metric.update(retried, 1)),
           Effect.tap(() =>
             Effect.logInfo("transaction request sent to the retry queue").pipe(
               Effect.annotateLogs({ reason, attempt, messageId: rawOf(message).messageId }),

@@ -2,13 +2,16 @@
  * The one place where the transaction API turns errors into HTTP: RFC 9457 problems
  * (`application/problem+json`) with the API's code and the request's trace id.
  */
-import { Cause, Effect, Option } from "effect"
-import { HttpRouter, HttpServerResponse, ProblemDetails } from "effect/http"
+import { ByteSize, Cause, Effect, Layer, Option } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerResponse, ProblemDetails } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import { Errors } from "@walletun/domain"
 
 /** The largest request body the API accepts (64 KiB). */
 export const maxBodyBytes = 65_536
+
+/** Request bodies over the limit fail to read (answered 413 by the middleware below). */
+export const bodyLimit = Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes))
 
 /** Headers a problem needs besides its body. */
 const headersOf = (error: Errors.DomainError): Record<string, string> => {
@@ -81,7 +84,11 @@ export const layer = HttpRouter.middleware(
             break
         }
       }
-      if (HttpApiError.HttpApiPayloadTooLarge.is(defect)) {
+      const tooLarge =
+        HttpServerError.isHttpServerError(defect) &&
+        defect.reason._tag === "RequestParseError" &&
+        defect.reason.reason === "BodyTooLarge"
+      if (HttpApiError.HttpApiPayloadTooLarge.is(defect) || tooLarge) {
         return respond(new Errors.PayloadTooLarge({ limitBytes: maxBodyBytes }))
       }
       if (cause.reasons.some(Cause.isFailReason)) return Effect.failCause(cause)
