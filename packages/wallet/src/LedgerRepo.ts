@@ -277,40 +277,58 @@ export class LedgerRepo extends Context.Service<
             else wallets.set(wallet.id, wallet)
           }
           const plan = Ledger.plan(request, wallets, system)
-          if (plan._tag === "Completed") {
-            for (const posting of plan.postings) {
-              yield* sql`
-                UPDATE wallets SET balance = ${posting.balanceAfter}, version = version + 1, updated_at = now()
-                WHERE id = ${posting.walletId}`
-            }
-            const rows = plan.postings.map((posting): Record<string, unknown> => ({
-              transaction_id: request.transactionId,
-              wallet_id: posting.walletId,
-              type: request.type,
-              amount: posting.amount,
-              balance_after: posting.balanceAfter,
-            }))
-            if (Arr.isReadonlyArrayNonEmpty(rows)) yield* sql`INSERT INTO ledger_entries ${sql.insert(rows)}`
-          }
+          // The application time comes from the service's clock, so the outcome event can be
+          // built before the write, and everything the decision changes is one statement.
+          const appliedAtMs = yield* Clock.currentTimeMillis
           const outcome = outcomeOf(plan)
-          const [row] = yield* sql<AppliedRecord>`
-            UPDATE applied_transactions SET
-              outcome = ${plan._tag === "Completed" ? "COMPLETED" : "FAILED"},
-              reason = ${plan._tag === "Failed" ? plan.reason : null},
-              detail = ${plan._tag === "Failed" ? plan.detail : null},
-              balances = ${JSON.stringify(
-                outcome._tag === "Completed"
-                  ? outcome.balances.map((entry) => ({ walletId: entry.walletId, balance: String(entry.balance) }))
-                  : [],
-              )}::jsonb,
-              applied_at = now()
-            WHERE id = ${request.transactionId}
-            RETURNING outcome, reason, detail, balances, applied_at`
-          const applied = toApplied(row as AppliedRecord, false)
-          const event = toOutcomeEvent(request, plan, applied.appliedAtMs)
+          const event = toOutcomeEvent(request, plan, appliedAtMs)
+          const balances = JSON.stringify(
+            outcome._tag === "Completed"
+              ? outcome.balances.map((entry) => ({ walletId: entry.walletId, balance: String(entry.balance) }))
+              : [],
+          )
+          const moves =
+            plan._tag === "Completed"
+              ? {
+                  balances: plan.postings.map((posting): Record<string, unknown> => ({
+                    id: posting.walletId,
+                    balance: String(posting.balanceAfter),
+                  })),
+                  entries: plan.postings.map((posting): Record<string, unknown> => ({
+                    transaction_id: request.transactionId,
+                    wallet_id: posting.walletId,
+                    type: request.type,
+                    amount: posting.amount,
+                    balance_after: posting.balanceAfter,
+                  })),
+                }
+              : undefined
+          const money =
+            moves !== undefined &&
+            Arr.isReadonlyArrayNonEmpty(moves.balances) &&
+            Arr.isReadonlyArrayNonEmpty(moves.entries)
+              ? sql`
+                  moved AS (
+                    UPDATE wallets SET balance = data.balance::bigint, version = wallets.version + 1, updated_at = now()
+                    FROM ${sql.updateValues(moves.balances, "data")}
+                    WHERE wallets.id = data.id::uuid
+                  ),
+                  entries AS (INSERT INTO ledger_entries ${sql.insert(moves.entries)}),`
+              : sql.literal("")
           yield* sql`
+            WITH ${money}
+            outcome AS (
+              UPDATE applied_transactions SET
+                outcome = ${plan._tag === "Completed" ? "COMPLETED" : "FAILED"},
+                reason = ${plan._tag === "Failed" ? plan.reason : null},
+                detail = ${plan._tag === "Failed" ? plan.detail : null},
+                balances = ${balances}::jsonb,
+                applied_at = to_timestamp(${appliedAtMs}::float8 / 1000)
+              WHERE id = ${request.transactionId}
+            )
             INSERT INTO outbox (routing_key, message_id, payload)
             VALUES (${event.routingKey}, ${request.transactionId}, ${event.payload})`
+          const applied: Applied = { outcome, replayed: false, appliedAtMs }
           return applied
         })
 
