@@ -210,6 +210,62 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
     )
   })
 
+  describe("the history", () => {
+    it.effect("pages the caller's transactions newest first with a cursor, filtered by status, on the real store", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const alice = yield* fundedWallet(1_000n)
+        const bob = yield* fundedWallet(0n)
+        const url = `${base}/v1/transactions`
+        const ids: Array<string> = []
+        for (let i = 0; i < 5; i++) {
+          const answer = yield* request("POST", url, {
+            token: alice.token,
+            headers: { "idempotency-key": `page-${i}` },
+            // The last one asks for more than the balance left: it fails.
+            body: {
+              type: "transfer",
+              sourceWalletId: alice.walletId,
+              targetWalletId: bob.walletId,
+              amount: i === 4 ? 5_000 : 10,
+            },
+          })
+          ids.push(String(answer.body["id"]))
+          yield* Effect.sleep("2 millis")
+        }
+        yield* settle(
+          base,
+          ids.map((id) => ({ id, token: alice.token })),
+          "20 seconds",
+        )
+        const pages: Array<Array<string>> = []
+        let cursor: string | null = null
+        do {
+          const query: string = cursor === null ? "" : `&cursor=${cursor}`
+          const page = yield* request("GET", `${url}?limit=2${query}`, { token: alice.token })
+          assert.strictEqual(page.status, 200)
+          pages.push((page.body["items"] as Array<{ id: string }>).map((item) => item.id))
+          cursor = page.body["nextCursor"] as string | null
+        } while (cursor !== null && pages.length < 10)
+        assert.deepStrictEqual(pages, [ids.slice(3).toReversed(), ids.slice(1, 3).toReversed(), [ids[0]]])
+        const failed = yield* request("GET", `${url}?status=FAILED`, { token: alice.token })
+        assert.deepStrictEqual(
+          (failed.body["items"] as Array<{ id: string; failureReason: string }>).map((item) => [
+            item.id,
+            item.failureReason,
+          ]),
+          [[ids[4], "INSUFFICIENT_FUNDS"]],
+        )
+        // The target owner sees the transfers too, with their final status.
+        const bobs = yield* request("GET", `${url}?status=COMPLETED&limit=100`, { token: bob.token })
+        assert.deepStrictEqual(
+          (bobs.body["items"] as Array<{ id: string }>).map((item) => item.id),
+          ids.slice(0, 4).toReversed(),
+        )
+      }),
+    )
+  })
+
   describe("the HTTP contract", () => {
     it.effect("answers errors as problem details: 400, 401, 404, 422, and reads only the caller's transactions", () =>
       Effect.gen(function* () {
