@@ -4,6 +4,7 @@
  * the wallet service (its own process), the real CQL database and RabbitMQ; the clients run here.
  *
  *   bash scripts/with-node.sh node packages/transaction/bench/accept.ts   (BENCH_TRANSFERS, default 3000)
+ *   BENCH_SPLIT=1 …   the API and the worker in two processes (the roles scale apart)
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
@@ -31,19 +32,27 @@ const program = Effect.gen(function* () {
   yield* startWallet(ports)
   const isolation = yield* isolated("bench")
   // The service runs as its own process (as in production), so the load generator here does not
-  // share its event loop.
-  const service = yield* ServiceProcess.start(new URL("../src/main.ts", import.meta.url).pathname, {
-    ...settings(isolation, ports, {
-      TRANSACTION_RECONCILE_AGE: "5 minutes",
-      TRANSACTION_ROLES: process.env["BENCH_ROLES"] ?? "api,worker,outcomes,reconciler",
-    }),
-    TRANSACTION_PORT: String(servicePort),
-    JWT_JWKS_URL: yield* serveJwks,
-    LOG_LEVEL: "Warn",
-  })
-  yield* ServiceProcess.waitFor(`http://127.0.0.1:${servicePort}/health/ready`).pipe(
-    Effect.tapError(() => Effect.sync(() => console.log(service.output()))),
-  )
+  // share its event loop. BENCH_SPLIT=1 runs two: the API, and the worker with the outcome consumer.
+  const split = process.env["BENCH_SPLIT"] === "1"
+  const jwksUrl = yield* serveJwks
+  const entry = new URL("../src/main.ts", import.meta.url).pathname
+  const instances = split
+    ? [
+        { port: servicePort, roles: "api" },
+        { port: servicePort + 1, roles: "worker,outcomes,reconciler" },
+      ]
+    : [{ port: servicePort, roles: process.env["BENCH_ROLES"] ?? "api,worker,outcomes,reconciler" }]
+  for (const instance of instances) {
+    const service = yield* ServiceProcess.start(entry, {
+      ...settings(isolation, ports, { TRANSACTION_RECONCILE_AGE: "5 minutes", TRANSACTION_ROLES: instance.roles }),
+      TRANSACTION_PORT: String(instance.port),
+      JWT_JWKS_URL: jwksUrl,
+      LOG_LEVEL: "Warn",
+    })
+    yield* ServiceProcess.waitFor(`http://127.0.0.1:${instance.port}/health/ready`).pipe(
+      Effect.tapError(() => Effect.sync(() => console.log(service.output()))),
+    )
+  }
   const base = `http://127.0.0.1:${servicePort}`
   const repo = yield* makeRepo(isolation.keyspace, Duration.hours(25))
   const users = yield* Effect.forEach(Array.from({ length: walletCount }), () => fundedWallet(1_000_000_000n), {
