@@ -242,7 +242,7 @@ const recordChildren = (file: string, api: string, children: ReadonlyMap<string,
     }
   })
 
-const signal = (pid: number, name: NodeJS.Signals) =>
+const sendSignal = (pid: number, name: NodeJS.Signals) =>
   Effect.sync(() => {
     try {
       process.kill(pid, name)
@@ -256,12 +256,12 @@ const stopLeftovers = (leftovers: ReadonlyArray<Leftover>, timeout: Duration.Dur
   Effect.forEach(leftovers.toReversed(), ({ name, pid }) =>
     Effect.gen(function* () {
       yield* say(`${name} (pid ${pid}) was left running by an orchestrator that is gone; stopping it`)
-      yield* signal(pid, "SIGTERM")
+      yield* sendSignal(pid, "SIGTERM")
       const gone = yield* Effect.sync(() => commandLineOf(pid) === undefined).pipe(
         Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(100)) }),
         Effect.timeoutOption(timeout),
       )
-      if (Option.isNone(gone)) yield* signal(pid, "SIGKILL")
+      if (Option.isNone(gone)) yield* sendSignal(pid, "SIGKILL")
     }),
   )
 
@@ -375,7 +375,7 @@ interface Supervisor {
 }
 
 /** Our children by service, as the pid file records them. */
-const running = new Map<string, number>()
+const childPids = new Map<string, number>()
 
 const tailLines = 30
 const backoffBase = Duration.seconds(1)
@@ -442,8 +442,8 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
         }),
       )
       yield* Ref.set(current, Option.some(handle))
-      running.set(spec.name, handle.pid)
-      yield* recordChildren(settings.pidFile, settings.api, running)
+      childPids.set(spec.name, handle.pid)
+      yield* recordChildren(settings.pidFile, settings.api, childPids)
       yield* say(
         restart === 0 ? `started ${spec.name} (pid ${handle.pid})` : `${spec.name} restarted (pid ${handle.pid})`,
       )
@@ -457,8 +457,8 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
       // The last lines a process prints arrive after its exit event; let them through (bounded).
       yield* Fiber.join(output).pipe(Effect.timeoutOption(Duration.seconds(2)))
       yield* Ref.set(current, Option.none())
-      running.delete(spec.name)
-      yield* recordChildren(settings.pidFile, settings.api, running)
+      childPids.delete(spec.name)
+      yield* recordChildren(settings.pidFile, settings.api, childPids)
       const now = yield* Clock.currentTimeMillis
       return Option.map(yield* Ref.get(readyAt), (at) => Duration.millis(now - at))
     }).pipe(

@@ -5,6 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Schedule } from "effect"
 import { ServiceProcess } from "@walletun/infra"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -141,5 +142,67 @@ describe("npm start (scripts/start.ts)", () => {
         assert.isFalse(fs.existsSync(path.join(runDir, "start.pid")))
       }),
     180_000,
+  )
+  it.live(
+    "a start after an orchestrator killed outright stops the service it left, then runs only WALLETUN_SERVICES",
+    () =>
+      Effect.gen(function* () {
+        const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-start-"))
+        const env = { USER_PORT: "19591", WALLETUN_SERVICES: "user", WALLETUN_RUN_DIR: runDir }
+        const first = yield* ServiceProcess.start(script, env)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            for (const pid of childPids(first.output())) if (alive(pid)) process.kill(pid, "SIGKILL")
+            fs.rmSync(runDir, { recursive: true, force: true })
+          }),
+        )
+        yield* waitForOutput(first, /walletun is ready in .*: user\n/, Duration.seconds(60))
+        const userPid = Number((yield* waitForOutput(first, /started user \(pid (\d+)\)/, "1 second"))[1])
+        first.child.kill("SIGKILL")
+        yield* first.exited
+        assert.isTrue(alive(userPid), "a service outlives its orchestrator's SIGKILL")
+
+        const third = yield* ServiceProcess.start(script, env)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            for (const pid of childPids(third.output())) if (alive(pid)) process.kill(pid, "SIGKILL")
+          }),
+        )
+        yield* waitForOutput(
+          third,
+          new RegExp(`user \\(pid ${userPid}\\) was left running by an orchestrator that is gone; stopping it`),
+          Duration.seconds(20),
+        )
+        yield* waitForOutput(third, /walletun is ready in .*: user\n/, Duration.seconds(60))
+        assert.isFalse(alive(userPid))
+        assert.notInclude(third.output(), "started wallet")
+        assert.include(third.output(), "API      not started (gateway is not in WALLETUN_SERVICES)")
+        third.child.kill("SIGTERM")
+        assert.strictEqual(yield* third.exited, 0, third.output())
+      }),
+    120_000,
+  )
+
+  it.live(
+    "a port taken by another process stops start-up with a message naming the port, the variable and the owner",
+    () =>
+      Effect.gen(function* () {
+        const server = net.createServer()
+        yield* Effect.acquireRelease(
+          Effect.promise(() => new Promise<void>((resolve) => server.listen(19592, "127.0.0.1", resolve))),
+          () => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve()))),
+        )
+        const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-start-"))
+        const result = yield* ServiceProcess.runUntilExit(script, {
+          USER_PORT: "19592",
+          WALLETUN_SERVICES: "user",
+          WALLETUN_RUN_DIR: runDir,
+        })
+        fs.rmSync(runDir, { recursive: true, force: true })
+        assert.strictEqual(result.exitCode, 1, result.output)
+        assert.include(result.output, `port 19592 (USER_PORT, for user) is taken by pid ${process.pid} (`)
+        assert.include(result.output, "walletun did not start")
+        assert.notInclude(result.output, "started user")
+      }),
   )
 })
