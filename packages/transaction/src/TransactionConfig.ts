@@ -86,7 +86,7 @@ export class TransactionConfig extends Context.Service<
         walletAddress: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(Config.withDefault("127.0.0.1:50051")),
         walletCallTimeout: yield* Config.Duration("WALLET_CALL_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5))),
         idempotencyTtl,
-        prefetch: yield* Config.Int("TRANSACTION_PREFETCH").pipe(Config.withDefault(32)),
+        prefetch: yield* Config.Int("TRANSACTION_PREFETCH").pipe(Config.withDefault(64)),
         maxAttempts: yield* Config.Int("TRANSACTION_MAX_ATTEMPTS").pipe(Config.withDefault(5)),
         retryDelay: yield* Config.Duration("TRANSACTION_RETRY_DELAY").pipe(Config.withDefault(Duration.seconds(5))),
         reconcileInterval: yield* Config.Duration("TRANSACTION_RECONCILE_INTERVAL").pipe(
