@@ -45,26 +45,49 @@ const App = Layer.mergeAll(Suite.layer, WalletAdmin.layer(ports)).pipe(Layer.pro
 const startWorker = Effect.gen(function* () {
   const { env } = yield* Suite
   const scope = yield* Scope.make()
-  yield* serveIn(scope, { ...env, TRANSACTION_ROLES: "worker" })
+  // A small prefetch: few messages are in flight when the worker is stopped, so it stops mid-stream.
+  yield* serveIn(scope, { ...env, TRANSACTION_ROLES: "worker", TRANSACTION_PREFETCH: "8" })
   return scope
 })
 
-/** Accepts `count` deposits of 10 into fresh wallets; returns them with their owners. */
-const acceptDeposits = (base: string, count: number, tag: string) =>
-  Effect.forEach(
-    Array.from({ length: count }, (_, i) => i),
-    (i) =>
-      Effect.gen(function* () {
-        const owner = yield* fundedWallet(0n)
-        const answer = yield* request("POST", `${base}/v1/transactions`, {
-          token: owner.token,
-          headers: { "idempotency-key": `${tag}-${i}` },
-          body: { type: "deposit", walletId: owner.walletId, amount: 10 },
-        })
-        assert.strictEqual(answer.status, 202, JSON.stringify(answer.body))
-        return { id: String(answer.body["id"]), token: owner.token, owner }
-      }),
-    { concurrency: 16 },
+/** Accepts `count` deposits of 10 into `wallets` fresh wallets (round robin); returns them with their owners. */
+const acceptDeposits = (base: string, count: number, wallets: number, tag: string) =>
+  Effect.gen(function* () {
+    const owners = yield* Effect.forEach(Array.from({ length: wallets }), () => fundedWallet(0n), { concurrency: 8 })
+    return yield* Effect.forEach(
+      Array.from({ length: count }, (_, i) => i),
+      (i) =>
+        Effect.gen(function* () {
+          const owner = owners[i % wallets]!
+          const answer = yield* request("POST", `${base}/v1/transactions`, {
+            token: owner.token,
+            headers: { "idempotency-key": `${tag}-${i}` },
+            body: { type: "deposit", walletId: owner.walletId, amount: 10 },
+          })
+          assert.strictEqual(answer.status, 202, JSON.stringify(answer.body))
+          return { id: String(answer.body["id"]), token: owner.token, owner }
+        }),
+      { concurrency: 16 },
+    )
+  })
+
+/** What each owner's balance must be once every deposit in `accepted` is applied exactly once. */
+const expectedBalances = (accepted: ReadonlyArray<{ readonly owner: { readonly walletId: string } }>) => {
+  const expected = new Map<string, bigint>()
+  for (const tx of accepted) expected.set(tx.owner.walletId, (expected.get(tx.owner.walletId) ?? 0n) + 10n)
+  return expected
+}
+
+const balancesOf = (
+  accepted: ReadonlyArray<{ readonly owner: { readonly walletId: string; readonly ownerId: string } }>,
+) =>
+  Effect.map(
+    Effect.forEach(
+      [...new Map(accepted.map((tx) => [tx.owner.walletId, tx.owner])).values()],
+      (owner) => Effect.map(balanceOf(owner.walletId, owner.ownerId), (balance) => [owner.walletId, balance] as const),
+      { concurrency: 8 },
+    ),
+    (entries) => new Map(entries),
   )
 
 const statusesOf = (base: string, accepted: ReadonlyArray<{ readonly id: string; readonly token: string }>) =>
@@ -82,7 +105,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service 
     it.effect("stopped mid-stream (its layer interrupted) and started again loses nothing", () =>
       Effect.gen(function* () {
         const { base } = yield* Suite
-        const accepted = yield* acceptDeposits(base, 150, "worker-stop")
+        const accepted = yield* acceptDeposits(base, 300, 30, "worker-stop")
         const worker = yield* startWorker
         // Stop it once some (not all) of the work is done.
         yield* Effect.gen(function* () {
@@ -99,14 +122,8 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service 
         const final = yield* settle(base, accepted, "30 seconds")
         yield* Scope.close(again, Exit.void)
         for (const tx of accepted) assert.strictEqual(final.get(tx.id)?.["status"], "COMPLETED")
-        const balances = yield* Effect.forEach(accepted, (tx) => balanceOf(tx.owner.walletId, tx.owner.ownerId), {
-          concurrency: 16,
-        })
         // Each deposit applied exactly once.
-        assert.deepStrictEqual(
-          balances,
-          accepted.map(() => 10n),
-        )
+        assert.deepStrictEqual(yield* balancesOf(accepted), expectedBalances(accepted))
       }),
     )
   })
@@ -115,7 +132,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service 
     it.effect("down for a while, then back: the API answers 503, and every transaction still settles", () =>
       Effect.gen(function* () {
         const { base, wallet } = yield* Suite
-        const accepted = yield* acceptDeposits(base, 30, "wallet-down")
+        const accepted = yield* acceptDeposits(base, 30, 30, "wallet-down")
         const spare = yield* fundedWallet(0n)
 
         const running = yield* Ref.get(wallet)
@@ -142,13 +159,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service 
         yield* Ref.set(wallet, yield* startWallet(ports))
         const final = yield* settle(base, accepted, "30 seconds")
         for (const tx of accepted) assert.strictEqual(final.get(tx.id)?.["status"], "COMPLETED")
-        const balances = yield* Effect.forEach(accepted, (tx) => balanceOf(tx.owner.walletId, tx.owner.ownerId), {
-          concurrency: 16,
-        })
-        assert.deepStrictEqual(
-          balances,
-          accepted.map(() => 10n),
-        )
+        assert.deepStrictEqual(yield* balancesOf(accepted), expectedBalances(accepted))
         // The refused request is safe to retry with the same key now.
         const retried = yield* request("POST", `${base}/v1/transactions`, {
           token: spare.token,
