@@ -6,11 +6,10 @@
  */
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
-import { Cql, Health, Rabbit } from "@walletun/infra"
+import { Cql, Health, Metrics, Rabbit } from "@walletun/infra"
 import { Broker } from "./Broker.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"
-import * as Problems from "./http/Problems.ts"
 import * as TransactionsHttp from "./http/TransactionsHttp.ts"
 import * as Migrator from "./migrations/Migrator.ts"
 import * as Reconciler from "./Reconciler.ts"
@@ -45,8 +44,8 @@ export const services = Transactions.layerNoDeps.pipe(
 )
 
 /**
- * Everything the configured roles need, served on the given HTTP server: health routes always, the
- * API with `api`, and the worker, outcome consumer and reconciler with their roles. Needs the
+ * Everything the configured roles need, served on the given HTTP server: health routes and
+ * `GET /metrics` always, the API with `api`, and the worker, outcome consumer and reconciler with their roles. Needs the
  * configuration, CQL, RabbitMQ, a JWT verifier and an HTTP server.
  */
 export const layer = Layer.unwrap(
@@ -54,8 +53,8 @@ export const layer = Layer.unwrap(
     const { roles } = yield* TransactionConfig
     yield* Effect.logInfo("transaction service roles").pipe(Effect.annotateLogs({ roles: roles.join(",") }))
     const http = HttpRouter.serve(
-      roles.includes("api") ? Layer.mergeAll(HealthRoutes, TransactionsHttp.routes) : HealthRoutes,
-    ).pipe(Layer.provide(Problems.bodyLimit))
+      Layer.mergeAll(HealthRoutes, Metrics.layer, roles.includes("api") ? TransactionsHttp.routes : Layer.empty),
+    )
     return Layer.mergeAll(
       http,
       roles.includes("worker") ? Worker.layer : Layer.empty,

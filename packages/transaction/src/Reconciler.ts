@@ -4,17 +4,11 @@
  * since the wallet applies a transaction id once. Bounded per round; counted in a metric.
  */
 import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
-import { Uuid } from "@walletun/infra"
+import { Metrics, Uuid } from "@walletun/infra"
 import { Broker } from "./Broker.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { requestedOf } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
-
-/** Transactions re-published by the reconciler. */
-export const republished = Metric.counter("transactions_reconciled_total", {
-  description: "Stale PENDING or PROCESSING transactions re-published by the reconciler",
-  incremental: true,
-})
 
 /** One round: returns how many transactions it re-published. */
 export const round = Effect.fn("Reconciler.round")(function* () {
@@ -48,7 +42,7 @@ export const round = Effect.fn("Reconciler.round")(function* () {
     { concurrency: 8 },
   )
   const count = counts.reduce<number>((sum, n) => sum + n, 0)
-  yield* Metric.update(republished, count)
+  yield* Metric.update(Metrics.reconcilerRepublished, count)
   if (count > 0)
     yield* Effect.logInfo("reconciler re-published stale transactions").pipe(Effect.annotateLogs({ count }))
   return count

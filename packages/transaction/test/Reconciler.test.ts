@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Layer, Metric, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import type { Ids, Money } from "@walletun/domain"
+import { Metrics } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import { keyspaceStatement } from "../src/migrations/Migrator.ts"
 import * as Reconciler from "../src/Reconciler.ts"
@@ -44,7 +45,7 @@ describe("reconciler", () => {
             [stuck.id, fresher.id].toSorted(),
           )
           assert.deepStrictEqual((yield* repo.unfinished("ffffffff", 10)).toSorted(), [stuck.id, fresher.id].toSorted())
-          const counted = yield* Metric.value(Reconciler.republished)
+          const counted = yield* Metric.value(Metrics.reconcilerRepublished)
           assert.isAtLeast(counted.count, 2)
           // Published lately: the next round leaves them alone until they are stale again.
           assert.strictEqual(yield* Reconciler.round(), 0)

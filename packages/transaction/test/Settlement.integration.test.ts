@@ -338,6 +338,8 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
           body: { ...deposit, padding: "x".repeat(70_000) },
         })
         assert.deepStrictEqual([huge.status, huge.body["code"]], [413, "PAYLOAD_TOO_LARGE"])
+        const metrics = yield* Effect.promise(() => fetch(`${base}/metrics`).then((response) => response.text()))
+        assert.include(metrics, "walletun_http_requests_total")
         const badLimit = yield* request("GET", `${url}?limit=0`, { token: alice.token })
         assert.deepStrictEqual([badLimit.status, badLimit.body["code"]], [400, "VALIDATION_FAILED"])
       }),

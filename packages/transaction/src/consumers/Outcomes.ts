@@ -6,18 +6,13 @@
 import { Effect, Layer, Metric, Option } from "effect"
 import type { Ids, Transaction } from "@walletun/domain"
 import type { DateTime } from "effect"
-import { Rabbit, Retry } from "@walletun/infra"
+import { Metrics, Rabbit, Retry } from "@walletun/infra"
 import { Broker } from "../Broker.ts"
 import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
 import { attemptOf, decode, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
-
-/** Transactions that reached a final status, by status. */
-export const finalStatuses = Metric.frequency("transactions_final_total", {
-  description: "Transactions recorded COMPLETED or FAILED",
-})
 
 /** Builds the handler of one outcome message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
@@ -40,7 +35,7 @@ export const makeHandler = Effect.gen(function* () {
       return
     }
     yield* repo.recordStatus(tx, status, reason, at)
-    yield* Metric.update(finalStatuses, status)
+    yield* Metric.update(Metric.withAttributes(Metrics.transactionsFinal, { status, reason: reason ?? "none" }), 1)
   })
 
   return Effect.fn("Outcomes.handle")(function* (message: IncomingMessage) {

@@ -6,7 +6,7 @@
  */
 import { DateTime, Effect, Layer, Metric, Option } from "effect"
 import type { Events } from "@walletun/domain"
-import { Rabbit, Retry } from "@walletun/infra"
+import { Metrics, Rabbit, Retry } from "@walletun/infra"
 import { Broker } from "../Broker.ts"
 import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"
@@ -15,17 +15,8 @@ import { WalletClient } from "../WalletClient.ts"
 import { attemptOf, decode, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
-/** Requests sent to the retry queue. */
-export const retried = Metric.counter("transactions_retried_total", {
-  description: "Transaction requests sent to the retry queue after an infrastructure failure",
-  incremental: true,
-})
-
-/** Requests sent to the DLQ. */
-export const deadLettered = Metric.counter("transactions_dead_lettered_total", {
-  description: "Transaction requests sent to the dead-letter queue",
-  incremental: true,
-})
+/** Why a request went to the DLQ, as a metric label (few values; the header has the details). */
+type DeadReason = "undecodable" | "unexpected" | "refused" | "gave_up"
 
 /** Builds the handler of one request message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
@@ -34,10 +25,15 @@ export const makeHandler = Effect.gen(function* () {
   const broker = yield* Broker
   const config = yield* TransactionConfig
 
-  const dead = (message: IncomingMessage, attempts: number, reason: string) =>
+  const dead = (message: IncomingMessage, attempts: number, kind: DeadReason, reason: string) =>
     broker.publishDead(rawOf(message), attempts, reason).pipe(
       Retry.withRetry(Retries.consumerStep),
-      Effect.tap(() => Metric.update(deadLettered, 1)),
+      Effect.tap(() =>
+        Metric.update(
+          Metric.withAttributes(Metrics.messagesDeadLettered, { queue: broker.names.requested, reason: kind }),
+          1,
+        ),
+      ),
       Effect.tap(() =>
         Effect.logWarning("transaction request dead-lettered").pipe(
           Effect.annotateLogs({ reason, attempts, messageId: rawOf(message).messageId }),
@@ -51,10 +47,12 @@ export const makeHandler = Effect.gen(function* () {
   // An infrastructure failure: try again later through the retry queue, or give up to the DLQ.
   const later = (message: IncomingMessage, attempt: number, reason: string) =>
     attempt >= config.maxAttempts
-      ? dead(message, attempt, `gave up after ${attempt} attempts: ${reason}`)
+      ? dead(message, attempt, "gave_up", `gave up after ${attempt} attempts: ${reason}`)
       : broker.publishRetry(rawOf(message), attempt + 1, reason).pipe(
           Retry.withRetry(Retries.consumerStep),
-          Effect.tap(() => Metric.update(retried, 1)),
+          Effect.tap(() =>
+            Metric.update(Metric.withAttributes(Metrics.messagesRetried, { queue: broker.names.requested }), 1),
+          ),
           Effect.tap(() =>
             Effect.logInfo("transaction request sent to the retry queue").pipe(
               Effect.annotateLogs({ reason, attempt, messageId: rawOf(message).messageId }),
@@ -85,7 +83,8 @@ export const makeHandler = Effect.gen(function* () {
     if (applied._tag === "Success") return Rabbit.ack
     const error = applied.failure
     // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
-    if (!error.retryable) return yield* dead(message, attempt, `wallet service refused the request: ${error.message}`)
+    if (!error.retryable)
+      return yield* dead(message, attempt, "refused", `wallet service refused the request: ${error.message}`)
     return yield* later(message, attempt, `wallet service unavailable: ${error.message}`)
   })
 
@@ -93,11 +92,16 @@ export const makeHandler = Effect.gen(function* () {
     const attempt = attemptOf(message)
     const decoded = yield* decode(message).pipe(Effect.result)
     if (decoded._tag === "Failure") {
-      return yield* dead(message, attempt, `undecodable message: ${decoded.failure.message.slice(0, 300)}`)
+      return yield* dead(
+        message,
+        attempt,
+        "undecodable",
+        `undecodable message: ${decoded.failure.message.slice(0, 300)}`,
+      )
     }
     const event = decoded.success
     if (event._tag !== "TransactionRequested") {
-      return yield* dead(message, attempt, `unexpected event ${event._tag} on the requests queue`)
+      return yield* dead(message, attempt, "unexpected", `unexpected event ${event._tag} on the requests queue`)
     }
     return yield* process(message, attempt, event)
   })

@@ -1,38 +1,19 @@
+/**
+ * The `transactions` group of the public API, served by the transaction service behind the gateway:
+ * decoded by HttpApi, answered by `Transactions`, errors as problems.
+ */
 import { Effect, Layer, Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApi, HttpApiBuilder } from "effect/http-api"
-import { Api, Errors, Ids, Transaction } from "@walletun/domain"
-import { Jwt } from "@walletun/infra"
+import { Api, Transaction } from "@walletun/domain"
+import { Authentication, Problems } from "@walletun/infra"
 import { toApi, Transactions } from "../Transactions.ts"
 import type { Accepted } from "../Transactions.ts"
-import * as Problems from "./Problems.ts"
 
 /** The part of the public API the transaction service serves: the `transactions` group. */
 export class TransactionApi extends HttpApi.make("walletun-transaction").add(Api.TransactionsApi) {}
 
-const decodeUserId = Schema.decodeUnknownEffect(Ids.UserId)
 const encodeTransaction = Schema.encodeEffect(Transaction.Transaction)
-
-/**
- * The domain's bearer `Authentication` on the shared JWT verifier: the caller is the verified
- * token's subject; a missing token is 401 UNAUTHORIZED, a bad one 401 INVALID_TOKEN.
- */
-export const AuthenticationLive = Layer.effect(
-  Api.Authentication,
-  Effect.map(
-    Jwt.bearer({
-      provides: Api.CurrentUser,
-      fromClaims: (claims) =>
-        decodeUserId(claims.sub).pipe(
-          Effect.map((id) => ({ id })),
-          Effect.mapError(() => new Jwt.JwtError({ reason: "Claims" })),
-        ),
-      reject: (error) =>
-        Problems.respond(error.reason === "Missing" ? new Errors.Unauthorized() : new Errors.InvalidToken()),
-    }),
-    (bearer) => Api.Authentication.of({ bearer }),
-  ),
-)
 
 /** 202 with the transaction, `Location`, and `Idempotent-Replayed: true` for a replay. */
 const acceptedResponse = ({ transaction, replayed }: Accepted) =>
@@ -75,8 +56,12 @@ export const TransactionsHandlers = HttpApiBuilder.group(
   }),
 )
 
-/** The HttpApi routes of the service with its problem middleware; needs `Transactions` and a `JwtVerifier`. */
+/**
+ * The HttpApi routes of the service with the shared problem middleware (every error, decoding
+ * failure, body over 64 KiB and defect answered as a problem) and the shared bearer
+ * authentication; needs `Transactions` and a `JwtVerifier`.
+ */
 export const routes = Layer.mergeAll(
-  HttpApiBuilder.layer(TransactionApi).pipe(Layer.provide(TransactionsHandlers), Layer.provide(AuthenticationLive)),
+  HttpApiBuilder.layer(TransactionApi).pipe(Layer.provide(TransactionsHandlers), Layer.provide(Authentication.layer)),
   Problems.layer,
 )
