@@ -5,6 +5,7 @@
  * the outbox. `layerMemory` keeps the same contract in memory for fast tests.
  */
 import { Array as Arr, Clock, Context, Effect, Layer, Option, Schema, Semaphore } from "effect"
+import { HttpTraceContext } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
@@ -53,6 +54,8 @@ export interface OutboxMessage {
   readonly routingKey: string
   readonly messageId: string
   readonly payload: string
+  /** The W3C trace context of the apply that wrote it, so the event continues that trace. */
+  readonly headers: Readonly<Record<string, string>>
 }
 
 /** The owner already has a wallet in this currency. */
@@ -277,9 +280,16 @@ export class LedgerRepo extends Context.Service<
             else wallets.set(wallet.id, wallet)
           }
           const plan = Ledger.plan(request, wallets, system)
+          yield* Effect.annotateCurrentSpan({
+            "walletun.transaction_id": request.transactionId,
+            "walletun.wallet_ids": Ledger.walletIdsOf(request).join(","),
+            "walletun.outcome": plan._tag === "Completed" ? "COMPLETED" : `FAILED:${plan.reason}`,
+          })
           // The application time comes from the service's clock, so the outcome event can be
           // built before the write, and everything the decision changes is one statement.
           const appliedAtMs = yield* Clock.currentTimeMillis
+          const span = yield* Effect.option(Effect.currentSpan)
+          const traceHeaders = Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders })
           const outcome = outcomeOf(plan)
           const event = toOutcomeEvent(request, plan, appliedAtMs)
           const balances = JSON.stringify(
@@ -326,8 +336,8 @@ export class LedgerRepo extends Context.Service<
                 applied_at = to_timestamp(${appliedAtMs}::float8 / 1000)
               WHERE id = ${request.transactionId}
             )
-            INSERT INTO outbox (routing_key, message_id, payload)
-            VALUES (${event.routingKey}, ${request.transactionId}, ${event.payload})`
+            INSERT INTO outbox (routing_key, message_id, payload, headers)
+            VALUES (${event.routingKey}, ${request.transactionId}, ${event.payload}, ${JSON.stringify(traceHeaders)}::jsonb)`
           const applied: Applied = { outcome, replayed: false, appliedAtMs }
           return applied
         })
@@ -344,8 +354,14 @@ export class LedgerRepo extends Context.Service<
           .withTransaction(
             Effect.gen(function* () {
               // SKIP LOCKED: a second relay takes other rows instead of waiting or sending twice.
-              const rows = yield* sql<{ id: bigint; routing_key: string; message_id: string; payload: string }>`
-                SELECT id, routing_key, message_id, payload FROM outbox
+              const rows = yield* sql<{
+                id: bigint
+                routing_key: string
+                message_id: string
+                payload: string
+                headers: Record<string, string>
+              }>`
+                SELECT id, routing_key, message_id, payload, headers FROM outbox
                 WHERE sent_at IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED`
               if (rows.length === 0) return 0
               yield* publish(
@@ -354,6 +370,7 @@ export class LedgerRepo extends Context.Service<
                   routingKey: row.routing_key,
                   messageId: row.message_id,
                   payload: row.payload,
+                  headers: row.headers,
                 })),
               )
               yield* sql`UPDATE outbox SET sent_at = now() WHERE ${sql.in(
@@ -484,7 +501,7 @@ export class LedgerRepo extends Context.Service<
               const result: Applied = { outcome: outcomeOf(plan), replayed: false, appliedAtMs: now }
               applied.set(request.transactionId, result)
               const event = toOutcomeEvent(request, plan, now)
-              outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, ...event })
+              outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: {}, ...event })
               return result
             }),
           ),

@@ -4,7 +4,8 @@
  * broker outage delays events, never loses them (at least once; consumers are idempotent). Rows go
  * out in id order, and ids follow the wallet locks, so the events of one wallet keep their order.
  */
-import { Duration, Effect, Layer, Metric, Schedule } from "effect"
+import { Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import { Headers, HttpTraceContext } from "effect/http"
 import { Metrics, Rabbit } from "@walletun/infra"
 import { LedgerRepo } from "./LedgerRepo.ts"
 import type { OutboxMessage } from "./LedgerRepo.ts"
@@ -29,9 +30,19 @@ export const layer = Layer.effectDiscard(
       Effect.forEach(
         messages,
         (message) =>
-          rabbit.publish(exchange, message.routingKey, encoder.encode(message.payload), {
-            messageId: message.messageId,
-          }),
+          rabbit
+            .publish(exchange, message.routingKey, encoder.encode(message.payload), { messageId: message.messageId })
+            .pipe(
+              // The event continues the trace of the apply that wrote it, not the relay's own.
+              Effect.withSpan("OutboxRelay.publish", {
+                kind: "producer",
+                attributes: { "walletun.transaction_id": message.messageId },
+                ...Option.match(HttpTraceContext.fromHeaders(Headers.fromInput(message.headers)), {
+                  onNone: () => ({}),
+                  onSome: (parent) => ({ parent }),
+                }),
+              }),
+            ),
         { concurrency: "unbounded", discard: true },
       )
 

@@ -128,11 +128,17 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
         const sql = yield* SqlClient.SqlClient
         const owner = yield* Uuid.v7
         const wallet = yield* createWallet(owner)
-        const count = sql<{ n: string }>`
-          SELECT (SELECT count(*) FROM applied_transactions) + (SELECT count(*) FROM wallets) AS n`.pipe(
-          Effect.map((rows) => rows[0]?.n),
-        )
-        const before = yield* count
+        // What these requests could have written: an applied transaction under one of their ids,
+        // a wallet or a ledger entry of this owner.
+        const count = Effect.suspend(() => {
+          const ids = cases.map(([request]) => request.transactionId).filter((id) => /^[0-9a-f-]{36}$/.test(id))
+          return sql<{ n: string }>`
+            SELECT (SELECT count(*) FROM applied_transactions WHERE ${sql.in("id", ids)})
+                 + (SELECT count(*) FROM wallets WHERE owner_id = ${owner})
+                 + (SELECT count(*) FROM ledger_entries WHERE wallet_id = ${wallet.id}) AS n`.pipe(
+            Effect.map((rows) => rows[0]?.n),
+          )
+        })
         const cases: Array<[Proto.ApplyTransactionRequest, string]> = [
           [
             {
@@ -176,6 +182,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
           ],
           [{ transactionId: randomUUID(), actingUserId: owner, kind: undefined }, "kind"],
         ]
+        const before = yield* count
         for (const [request, field] of cases) {
           const error = yield* apply(request).pipe(Effect.flip)
           assert.strictEqual(error.code, status.INVALID_ARGUMENT, field)
