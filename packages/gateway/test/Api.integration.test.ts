@@ -1,42 +1,28 @@
-import { createHmac, generateKeyPairSync, randomUUID, sign } from "node:crypto"
-import type { KeyObject } from "node:crypto"
+import { createHmac, randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { ServiceProcess } from "@walletun/infra"
+import {
+  assertProblem,
+  b64,
+  claimsFor,
+  client,
+  ed25519Token,
+  keyPair,
+  kid,
+  main,
+  nowSeconds as now,
+  signer,
+  signingKeyEnv,
+} from "./support.ts"
 
 // The public API through the real gateway, with the real user and wallet services behind it (each
 // its own process, on PostgreSQL), as a REST client sees it. The user service signs with a key the
 // test holds, so the test can also forge tokens the way an attacker would.
 
-const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
 const ports = { gateway: 18580, user: 18581, transaction: 18582, walletHttp: 18583, walletGrpc: 18584 }
 const base = `http://127.0.0.1:${ports.gateway}`
-
-const keyPair = () => {
-  const { privateKey, publicKey } = generateKeyPairSync("ed25519")
-  return { privateKey, publicKey, jwk: privateKey.export({ format: "jwk" }) }
-}
-const signer = keyPair()
-const kid = "gateway-test-key"
-
-const b64 = (value: string | Buffer) => Buffer.from(value).toString("base64url")
-const now = () => Math.floor(Date.now() / 1000)
-
-/** A JWT signed with Ed25519 by `key`, with any header and claims the test wants. */
-const ed25519Token = (claims: Record<string, unknown>, key: KeyObject = signer.privateKey, header?: object) => {
-  const head = b64(JSON.stringify(header ?? { alg: "EdDSA", typ: "JWT", kid }))
-  const body = b64(JSON.stringify(claims))
-  return `${head}.${body}.${b64(sign(null, Buffer.from(`${head}.${body}`), key))}`
-}
-const claimsFor = (sub: string, overrides: Record<string, unknown> = {}) => ({
-  iss: "walletun",
-  aud: "walletun-api",
-  sub,
-  iat: now(),
-  exp: now() + 300,
-  jti: randomUUID(),
-  ...overrides,
-})
+const { http, signUp } = client(base)
 
 class System extends Context.Service<System, {}>()("test/System") {
   static readonly layer = Layer.effect(
@@ -44,7 +30,7 @@ class System extends Context.Service<System, {}>()("test/System") {
     Effect.gen(function* () {
       yield* ServiceProcess.start(main("user"), {
         USER_PORT: String(ports.user),
-        JWT_SIGNING_KEY: JSON.stringify({ ...signer.jwk, kid }),
+        JWT_SIGNING_KEY: signingKeyEnv,
         LOGIN_LIMIT_PER_ADDRESS: "1000",
       })
       yield* ServiceProcess.start(main("wallet"), {
@@ -65,51 +51,6 @@ class System extends Context.Service<System, {}>()("test/System") {
       return System.of({})
     }),
   )
-}
-
-interface Answer {
-  readonly status: number
-  readonly headers: Headers
-  readonly body: any
-}
-
-const http = (method: string, path: string, options: { token?: string; body?: unknown; headers?: object } = {}) =>
-  Effect.promise(async (): Promise<Answer> => {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-        ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
-        ...options.headers,
-      },
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-    })
-    const text = await response.text()
-    return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
-  })
-
-/** Registers a fresh user and logs in; gives the user and an access token. */
-const signUp = Effect.gen(function* () {
-  const email = `  Ada.${randomUUID()}@Example.COM `
-  const registered = yield* http("POST", "/v1/auth/register", {
-    body: { email, password: "correct horse battery staple", displayName: "Ada" },
-  })
-  assert.strictEqual(registered.status, 201)
-  assert.strictEqual(registered.body.email, email.trim().toLowerCase())
-  const login = yield* http("POST", "/v1/auth/login", {
-    body: { email, password: "correct horse battery staple" },
-  })
-  assert.strictEqual(login.status, 200)
-  return { user: registered.body as { id: string }, token: login.body.accessToken as string }
-})
-
-const assertProblem = (answer: Answer, status: number, code: string) => {
-  assert.strictEqual(answer.status, status, JSON.stringify(answer.body))
-  assert.strictEqual(answer.headers.get("content-type"), "application/problem+json")
-  assert.strictEqual(answer.body.code, code)
-  assert.strictEqual(answer.body.status, status)
-  assert.strictEqual(answer.body.type, `urn:walletun:problem:${code.toLowerCase().replaceAll("_", "-")}`)
-  assert.notInclude(JSON.stringify(answer.body), "    at ")
 }
 
 layer(System.layer, { excludeTestServices: true, timeout: 120_000 })("the public API through the gateway", (it) => {

@@ -1,0 +1,91 @@
+// Test support for the public API through a real gateway: HTTP calls, sign-up, problem checks, and
+// Ed25519 tokens signed with a key the test holds (the user service is started with it).
+import { generateKeyPairSync, randomUUID, sign } from "node:crypto"
+import type { KeyObject } from "node:crypto"
+import { assert } from "@effect/vitest"
+import { Effect } from "effect"
+
+/** A fresh Ed25519 key pair and its private JWK. */
+export const keyPair = () => {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519")
+  return { privateKey, publicKey, jwk: privateKey.export({ format: "jwk" }) }
+}
+
+/** The key the user service signs with in these tests, and its kid. */
+export const signer = keyPair()
+export const kid = "gateway-test-key"
+/** `JWT_SIGNING_KEY` for the user service. */
+export const signingKeyEnv = JSON.stringify({ ...signer.jwk, kid })
+
+export const b64 = (value: string | Buffer) => Buffer.from(value).toString("base64url")
+export const nowSeconds = () => Math.floor(Date.now() / 1000)
+
+/** A JWT signed with Ed25519 by `key`, with any header and claims the test wants. */
+export const ed25519Token = (claims: Record<string, unknown>, key: KeyObject = signer.privateKey, header?: object) => {
+  const head = b64(JSON.stringify(header ?? { alg: "EdDSA", typ: "JWT", kid }))
+  const body = b64(JSON.stringify(claims))
+  return `${head}.${body}.${b64(sign(null, Buffer.from(`${head}.${body}`), key))}`
+}
+
+/** Valid access-token claims for `sub`, with overrides. */
+export const claimsFor = (sub: string, overrides: Record<string, unknown> = {}) => ({
+  iss: "walletun",
+  aud: "walletun-api",
+  sub,
+  iat: nowSeconds(),
+  exp: nowSeconds() + 300,
+  jti: randomUUID(),
+  ...overrides,
+})
+
+export interface Answer {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: any
+}
+
+/** A client of the API at `base`. */
+export const client = (base: string) => {
+  const http = (method: string, path: string, options: { token?: string; body?: unknown; headers?: object } = {}) =>
+    Effect.promise(async (): Promise<Answer> => {
+      const response = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+          ...options.headers,
+        },
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+      })
+      const text = await response.text()
+      return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
+    })
+
+  /** Registers a fresh user and logs in; gives the user and an access token. */
+  const signUp = Effect.gen(function* () {
+    const email = `  Ada.${randomUUID()}@Example.COM `
+    const registered = yield* http("POST", "/v1/auth/register", {
+      body: { email, password: "correct horse battery staple", displayName: "Ada" },
+    })
+    assert.strictEqual(registered.status, 201, JSON.stringify(registered.body))
+    assert.strictEqual(registered.body.email, email.trim().toLowerCase())
+    const login = yield* http("POST", "/v1/auth/login", { body: { email, password: "correct horse battery staple" } })
+    assert.strictEqual(login.status, 200)
+    return { user: registered.body as { id: string }, token: login.body.accessToken as string }
+  })
+
+  return { http, signUp }
+}
+
+/** Asserts an RFC 9457 problem with the API's code, and no stack trace in it. */
+export const assertProblem = (answer: Answer, status: number, code: string) => {
+  assert.strictEqual(answer.status, status, JSON.stringify(answer.body))
+  assert.strictEqual(answer.headers.get("content-type"), "application/problem+json")
+  assert.strictEqual(answer.body.code, code)
+  assert.strictEqual(answer.body.status, status)
+  assert.strictEqual(answer.body.type, `urn:walletun:problem:${code.toLowerCase().replaceAll("_", "-")}`)
+  assert.notInclude(JSON.stringify(answer.body), "    at ")
+}
+
+/** The path of a service's `main.ts`. */
+export const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
