@@ -22,8 +22,8 @@ import {
   WalletAdmin,
 } from "../test/integration.ts"
 
-const ports = { grpc: 18591, http: 18592 }
-const servicePort = 18593
+const ports = { grpc: 18791, http: 18792 }
+const servicePort = 18793
 const clients = 64
 const walletCount = 200
 

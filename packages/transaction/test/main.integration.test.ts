@@ -10,8 +10,8 @@ describe("transaction service process", () => {
     Effect.gen(function* () {
       const result = yield* ServiceProcess.bootThenStop(
         entry,
-        { TRANSACTION_PORT: "18182" },
-        "http://127.0.0.1:18182/health/ready",
+        { TRANSACTION_PORT: "18185" },
+        "http://127.0.0.1:18185/health/ready",
       )
       const report = result.ready as Health.Report
       assert.strictEqual(report.status, "ok")
@@ -37,7 +37,7 @@ describe("transaction service process", () => {
   it.live("a bad TRANSACTION_ROLES stops start-up with a message naming the variable", () =>
     Effect.gen(function* () {
       const result = yield* ServiceProcess.runUntilExit(entry, {
-        TRANSACTION_PORT: "18183",
+        TRANSACTION_PORT: "18184",
         TRANSACTION_ROLES: "api,cook",
       })
       assert.strictEqual(result.exitCode, 1)
