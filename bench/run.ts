@@ -1,0 +1,557 @@
+/**
+ * `npm run bench`: the whole system under load through its public API (a tool, not a test).
+ *
+ * Starts walletun with `npm start`'s orchestrator on ports of its own (or uses a running system
+ * with `--url`), registers users with one funded USD wallet each (deposits, waited until settled),
+ * then sends transfers between them at a chosen concurrency for a chosen count or duration, follows
+ * each to its final status through the users' transaction lists, and prints accepted and settled
+ * per second, latency percentiles, errors by kind, the services' peak RSS, and the rate of the
+ * same ledger SQL on PostgreSQL alone for scale. It ends by checking that every transfer is final
+ * and no money was created or destroyed, and writes JSON and an SVG chart under bench/results/.
+ * See bench/README.md.
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Clock, DateTime, Duration, Effect, Fiber, Option, Schema } from "effect"
+import { Command, Flag } from "effect/cli"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Api from "./src/api.ts"
+import * as LedgerSql from "./src/ledgerSql.ts"
+import * as Report from "./src/report.ts"
+import * as System from "./src/system.ts"
+
+/** A check at the end failed; the results are written and printed all the same. */
+class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", { message: Schema.String }) {}
+/** The flags contradict each other or are out of range. */
+class BadFlags extends Schema.TaggedError<BadFlags>()("BadFlags", { message: Schema.String }) {}
+
+interface Settings {
+  readonly transfers: number | undefined
+  readonly seconds: number | undefined
+  readonly concurrency: number
+  readonly users: number
+  readonly hot: boolean
+  readonly url: string | undefined
+  readonly portBase: number
+  readonly out: string
+  readonly postgres: boolean
+}
+
+/** Every user's wallet starts with this many cents; transfers move 1–100 cents, so none runs dry. */
+const funding = 100_000_000n
+const password = "bench-password-correct-horse"
+const setupConcurrency = 8
+/** How long everything may take to settle once the last transfer was accepted. */
+const settleTimeout = Duration.minutes(3)
+/** Status polls in flight at once, and the least time between two rounds: polls must not swamp the system. */
+const pollConcurrency = 4
+const pollRoundMs = 250
+const pagesPerPoll = 40
+const tty = process.stdout.isTTY === true
+
+const say = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
+const randomIndex = (n: number) => Math.floor(Math.random() * n)
+const amountOf = (i: number) => 1 + (i % 100)
+
+/** Uniform: random distinct pairs. Hot: 35 % from wallet 0, 35 % to it, 30 % among the others. */
+const picker =
+  (users: number, hot: boolean): LedgerSql.Pick =>
+  (i) => {
+    const pair = (offset: number, n: number): readonly [number, number] => {
+      const from = randomIndex(n)
+      return [offset + from, offset + ((from + 1 + randomIndex(n - 1)) % n)]
+    }
+    if (!hot) return [...pair(0, users), amountOf(i)]
+    const r = Math.random()
+    if (r < 0.35) return [0, 1 + randomIndex(users - 1), amountOf(i)]
+    if (r < 0.7) return [1 + randomIndex(users - 1), 0, amountOf(i)]
+    return [...pair(1, users - 1), amountOf(i)]
+  }
+
+interface BenchUser {
+  readonly index: number
+  readonly token: string
+  readonly walletId: string
+}
+
+const isFinal = (status: unknown) => status === "COMPLETED" || status === "FAILED"
+
+// ------------------------------------------------------------------------------------------ setup
+
+/** Registers, logs in, opens a USD wallet and deposits `funding` into it; returns the deposit's id. */
+const makeUser = (base: string, run: string, index: number) =>
+  Effect.gen(function* () {
+    const email = `bench-${run}-${index}@example.com`
+    yield* Api.request(base, "POST", "/v1/auth/register", { body: { email, password } }).pipe(
+      Effect.flatMap(Api.expect("register", 201)),
+    )
+    const tokens = yield* Api.request(base, "POST", "/v1/auth/login", { body: { email, password } }).pipe(
+      Effect.flatMap(Api.expect("login", 200)),
+    )
+    const token = String(tokens["accessToken"])
+    const wallet = yield* Api.request(base, "POST", "/v1/wallets", { token, body: { currency: "USD" } }).pipe(
+      Effect.flatMap(Api.expect("create wallet", 201)),
+    )
+    const walletId = String(wallet["id"])
+    const deposit = yield* Api.request(base, "POST", "/v1/transactions", {
+      token,
+      headers: { "idempotency-key": `bench-${run}-deposit-${index}` },
+      body: { type: "deposit", walletId, amount: Number(funding) },
+    }).pipe(Effect.flatMap(Api.expect("deposit", 202)))
+    return { user: { index, token, walletId } satisfies BenchUser, depositId: String(deposit["id"]) }
+  })
+
+/** Waits (bounded) until every deposit is COMPLETED. */
+const awaitDeposits = (base: string, deposits: ReadonlyArray<{ user: BenchUser; depositId: string }>) =>
+  Effect.gen(function* () {
+    const open = new Map(deposits.map((d) => [d.depositId, d.user]))
+    const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(settleTimeout)
+    while (open.size > 0) {
+      yield* Effect.forEach(
+        [...open],
+        ([id, user]) =>
+          Api.request(base, "GET", `/v1/transactions/${id}`, { token: user.token }).pipe(
+            Effect.flatMap(Api.expect("get deposit", 200)),
+            Effect.flatMap((tx) =>
+              tx["status"] === "FAILED"
+                ? Effect.fail(new Api.SetupFailed({ message: `deposit ${id} FAILED: ${String(tx["failureReason"])}` }))
+                : Effect.sync(() => {
+                    if (tx["status"] === "COMPLETED") open.delete(id)
+                  }),
+            ),
+          ),
+        { concurrency: setupConcurrency, discard: true },
+      )
+      if (open.size === 0) break
+      if ((yield* Clock.currentTimeMillis) > deadline) {
+        return yield* new Api.SetupFailed({ message: `${open.size} deposits were not settled within 3 minutes` })
+      }
+      yield* Effect.sleep(Duration.millis(500))
+    }
+  })
+
+// ------------------------------------------------------------------------------------------ drive
+
+interface Sent {
+  readonly user: number
+  readonly acceptedAtMs: number
+}
+
+interface Settled {
+  readonly status: string
+  readonly reason: string
+  readonly observedMs: number
+  readonly systemMs: number
+  readonly finalAtMs: number
+}
+
+/** Counters and records of one run, shared by the senders, the poller and the progress line. */
+const makeState = () => ({
+  sent: 0,
+  accepted: 0,
+  acceptMs: [] as Array<number>,
+  errors: new Map<string, number>(),
+  open: new Map<string, Sent>(),
+  openByUser: new Map<number, Set<string>>(),
+  settled: new Map<string, Settled>(),
+  pollRequests: 0,
+  driveDone: false,
+})
+type State = ReturnType<typeof makeState>
+
+const countError = (state: State, kind: string) => state.errors.set(kind, (state.errors.get(kind) ?? 0) + 1)
+
+/** Records a final status that a poll saw; the system's own timestamps give the precise latency. */
+const settle = (state: State, tx: Record<string, unknown>, nowMs: number) => {
+  const id = String(tx["id"])
+  const sent = state.open.get(id)
+  if (sent === undefined || !isFinal(tx["status"])) return
+  const createdMs = Date.parse(String(tx["createdAt"]))
+  const finalAtMs = Date.parse(String(tx["updatedAt"]))
+  state.settled.set(id, {
+    status: String(tx["status"]),
+    reason: String(tx["failureReason"] ?? ""),
+    observedMs: nowMs - sent.acceptedAtMs,
+    systemMs: finalAtMs - createdMs,
+    finalAtMs,
+  })
+  state.open.delete(id)
+  state.openByUser.get(sent.user)?.delete(id)
+}
+
+/**
+ * One look at a sender's transactions, newest first, page by page until every transfer of theirs
+ * still open has been seen (or the page bound is reached; the rest is asked for one by one next round).
+ */
+const pollUser = (base: string, state: State, user: BenchUser) =>
+  Effect.gen(function* () {
+    const mine = state.openByUser.get(user.index)
+    if (mine === undefined || mine.size === 0) return
+    const unseen = new Set(mine)
+    let cursor: string | null = null
+    for (let page = 0; page < pagesPerPoll && unseen.size > 0; page++) {
+      const query: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`
+      state.pollRequests++
+      const answer = yield* Api.request(base, "GET", `/v1/transactions?limit=100${query}`, { token: user.token })
+      if (answer.status !== 200) return countError(state, `poll ${Api.errorKind(answer)}`)
+      const now = yield* Clock.currentTimeMillis
+      const items = Array.isArray(answer.body["items"]) ? (answer.body["items"] as Array<Record<string, unknown>>) : []
+      for (const tx of items) if (unseen.delete(String(tx["id"]))) settle(state, tx, now)
+      cursor = typeof answer.body["nextCursor"] === "string" ? answer.body["nextCursor"] : null
+      if (cursor === null) break
+    }
+    // Not found within the pages looked at: ask for a few directly.
+    for (const id of [...unseen].slice(0, 10)) {
+      state.pollRequests++
+      const answer = yield* Api.request(base, "GET", `/v1/transactions/${id}`, { token: user.token })
+      if (answer.status === 200) settle(state, answer.body, yield* Clock.currentTimeMillis)
+      else countError(state, `poll ${Api.errorKind(answer)}`)
+    }
+  }).pipe(Effect.catchTag("NoAnswer", (error) => Effect.sync(() => countError(state, `poll ${error.kind}`))))
+
+/** Polls until the drive is over and nothing is open, or the settle timeout after the drive passes. */
+const poller = (base: string, state: State, users: ReadonlyArray<BenchUser>) =>
+  Effect.gen(function* () {
+    let settleDeadline = Number.POSITIVE_INFINITY
+    // Bounded: the drive is bounded, and after it this loop ends at the settle deadline.
+    for (;;) {
+      const roundStart = yield* Clock.currentTimeMillis
+      if (state.driveDone && settleDeadline === Number.POSITIVE_INFINITY) {
+        settleDeadline = roundStart + Duration.toMillis(settleTimeout)
+      }
+      if (state.driveDone && (state.open.size === 0 || roundStart > settleDeadline)) return
+      const busy = users.filter((user) => (state.openByUser.get(user.index)?.size ?? 0) > 0)
+      yield* Effect.forEach(busy, (user) => pollUser(base, state, user), {
+        concurrency: pollConcurrency,
+        discard: true,
+      })
+      const spent = (yield* Clock.currentTimeMillis) - roundStart
+      if (spent < pollRoundMs) yield* Effect.sleep(Duration.millis(pollRoundMs - spent))
+    }
+  })
+
+/** The progress bar on a terminal (redrawn in place), plain lines every 5 s otherwise. */
+const progress = (state: State, settings: Settings, startedMs: number) =>
+  Effect.gen(function* () {
+    let lastLine = 0
+    // Interrupted when the run is over.
+    for (;;) {
+      yield* Effect.sleep(Duration.millis(tty ? 200 : 1000))
+      const now = yield* Clock.currentTimeMillis
+      const elapsed = (now - startedMs) / 1000
+      const fraction =
+        settings.transfers !== undefined
+          ? state.sent / settings.transfers
+          : Math.min(1, elapsed / (settings.seconds ?? 1))
+      const final = state.settled.size
+      const errors = [...state.errors.values()].reduce((a, b) => a + b, 0)
+      const text = `${state.driveDone ? "settling" : "sending "} ${Math.round(fraction * 100)
+        .toString()
+        .padStart(
+          3,
+        )} %  ${state.accepted} accepted (${Math.round(state.accepted / Math.max(elapsed, 0.001))}/s)  ${final} final  ${state.open.size} open  ${errors} errors  ${elapsed.toFixed(0)} s`
+      if (tty) {
+        const width = 30
+        const filled = Math.round(fraction * width)
+        process.stdout.write(`\r\u001b[2K[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${text}`)
+      } else if (now - lastLine >= 5000) {
+        lastLine = now
+        process.stdout.write(`${text}\n`)
+      }
+    }
+  })
+
+/** Sends transfers with `concurrency` in flight until the count is reached or the time is up. */
+const drive = (base: string, state: State, settings: Settings, users: ReadonlyArray<BenchUser>, run: string) =>
+  Effect.gen(function* () {
+    const pick = picker(users.length, settings.hot)
+    const limit = settings.transfers ?? Number.MAX_SAFE_INTEGER
+    const deadline =
+      settings.seconds === undefined ? Number.POSITIVE_INFINITY : performance.now() + settings.seconds * 1000
+    const sendOne = (i: number) =>
+      Effect.gen(function* () {
+        const [from, to, amount] = pick(i)
+        const source = users[from]
+        const target = users[to]
+        if (source === undefined || target === undefined) return
+        const sentAt = performance.now()
+        const answer = yield* Api.request(base, "POST", "/v1/transactions", {
+          token: source.token,
+          headers: { "idempotency-key": `bench-${run}-${i}` },
+          body: { type: "transfer", sourceWalletId: source.walletId, targetWalletId: target.walletId, amount },
+        })
+        if (answer.status !== 202) return countError(state, Api.errorKind(answer))
+        state.acceptMs.push(performance.now() - sentAt)
+        state.accepted++
+        const id = String(answer.body["id"])
+        state.open.set(id, { user: from, acceptedAtMs: yield* Clock.currentTimeMillis })
+        const mine = state.openByUser.get(from) ?? new Set<string>()
+        mine.add(id)
+        state.openByUser.set(from, mine)
+      }).pipe(Effect.catchTag("NoAnswer", (error) => Effect.sync(() => countError(state, error.kind))))
+    // Each lane stops at the count or the deadline, whichever comes first.
+    const lane = Effect.gen(function* () {
+      while (state.sent < limit && performance.now() < deadline) yield* sendOne(state.sent++)
+    })
+    yield* Effect.all(
+      Array.from({ length: settings.concurrency }, () => lane),
+      { concurrency: "unbounded", discard: true },
+    )
+  })
+
+// ------------------------------------------------------------------------------------------- main
+
+const machine = () => ({
+  cores: os.cpus().length,
+  memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+  node: process.versions.node,
+})
+
+const bench = Effect.fn("bench")(function* (settings: Settings) {
+  const startedAt = DateTime.formatIso(yield* DateTime.now)
+  const run = randomBytes(4).toString("hex")
+  const pick = picker(settings.users, settings.hot)
+
+  const measured = yield* Effect.scoped(
+    Effect.gen(function* () {
+      let system: System.System
+      if (settings.url === undefined) {
+        yield* say(`starting walletun (scripts/start.ts) on ports ${settings.portBase}–${settings.portBase + 4} ...`)
+        system = yield* System.start(settings.portBase, Duration.minutes(3))
+        yield* say(`walletun is ready at ${system.api}`)
+      } else {
+        const api = settings.url.replace(/\/$/, "")
+        system = { api, started: false, pidFile: System.findPidFile(api), tail: () => "" }
+        yield* say(`using the running system at ${api}`)
+      }
+      const base = system.api
+      const rss = System.makeRssSampler(system.pidFile)
+      const sampler = yield* Effect.forkScoped(
+        Effect.forever(Effect.andThen(rss.sample, Effect.sleep(Duration.millis(500)))),
+      )
+
+      yield* say(`setting up ${settings.users} users with a funded USD wallet each ...`)
+      const setupStarted = performance.now()
+      const made = yield* Effect.forEach(
+        Array.from({ length: settings.users }, (_, i) => i),
+        (i) => makeUser(base, run, i),
+        { concurrency: setupConcurrency },
+      )
+      yield* awaitDeposits(base, made)
+      const setupSeconds = (performance.now() - setupStarted) / 1000
+      const users = made.map((m) => m.user)
+      const deposited = funding * BigInt(users.length)
+      yield* say(`set up in ${setupSeconds.toFixed(1)} s; sending transfers ...`)
+
+      const state = makeState()
+      const driveStartMs = yield* Clock.currentTimeMillis
+      const driveStarted = performance.now()
+      const bar = yield* Effect.forkScoped(progress(state, settings, driveStartMs))
+      const polls = yield* Effect.forkScoped(poller(base, state, users))
+      yield* drive(base, state, settings, users, run).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
+      const driveSeconds = (performance.now() - driveStarted) / 1000
+      yield* Fiber.join(polls)
+      yield* Fiber.interrupt(bar)
+      if (tty) yield* say("")
+      yield* say(`done sending in ${driveSeconds.toFixed(2)} s; ${state.settled.size} of ${state.accepted} final`)
+      yield* rss.sample
+      const peakRssMiB = yield* rss.finish
+      yield* Fiber.interrupt(sampler)
+
+      const balances = yield* Effect.forEach(
+        users,
+        (user) =>
+          Api.request(base, "GET", `/v1/wallets/${user.walletId}`, { token: user.token }).pipe(
+            Effect.flatMap(Api.expect("get wallet", 200)),
+            Effect.map((wallet) => BigInt(Number(wallet["balance"]))),
+          ),
+        { concurrency: setupConcurrency },
+      )
+      const walletsSum = balances.reduce((a, b) => a + b, 0n)
+      const ledgerSum = yield* LedgerSql.ledgerSum.pipe(
+        Effect.map(Option.some),
+        Effect.catch(() => Effect.succeed(Option.none<bigint>())),
+      )
+      return { state, setupSeconds, deposited, driveSeconds, driveStartMs, peakRssMiB, walletsSum, ledgerSum, system }
+    }).pipe(
+      // Runs before the scope closes, so the line explains the wait while the services stop.
+      Effect.onInterrupt(() => say(`${tty ? "\n" : ""}interrupted: stopping what the bench started ...`)),
+    ),
+  )
+  const { state } = measured
+  if (measured.system.started) yield* say("walletun stopped")
+
+  const final = [...state.settled.values()]
+  const lastFinalMs = Math.max(measured.driveStartMs, ...final.map((s) => s.finalAtMs))
+  const settleSeconds = (lastFinalMs - measured.driveStartMs) / 1000
+  const settledPerSecond = final.length / Math.max(settleSeconds, 0.001)
+
+  let postgres: Report.Results["postgres"] = null
+  if (settings.postgres) {
+    yield* say(`PostgreSQL alone: the same apply transaction in a direct loop, ${settings.concurrency} in flight ...`)
+    const pg = yield* LedgerSql.measure({
+      users: settings.users,
+      concurrency: settings.concurrency,
+      // The rate is what matters: the same count, or the same time, each capped to keep the run short.
+      transfers: settings.transfers === undefined ? undefined : Math.min(settings.transfers, 50_000),
+      seconds: settings.seconds === undefined ? undefined : Math.min(settings.seconds, 20),
+      funding,
+      pick,
+    })
+    const perSecond = pg.transfers / Math.max(pg.seconds, 0.001)
+    postgres = {
+      transfers: pg.transfers,
+      seconds: pg.seconds,
+      perSecond,
+      connections: LedgerSql.connections,
+      concurrency: settings.concurrency,
+      settledToPostgresRatio: settledPerSecond / perSecond,
+    }
+  }
+
+  const failed: Record<string, number> = {}
+  for (const s of final) if (s.status === "FAILED") failed[s.reason] = (failed[s.reason] ?? 0) + 1
+  const everyTransferFinal = state.open.size === 0 && final.length === state.accepted
+  const ledgerSum = Option.getOrNull(measured.ledgerSum)
+  const results: Report.Results = {
+    startedAt,
+    machine: machine(),
+    settings: {
+      mode: settings.hot ? "hot" : "uniform",
+      transfers: settings.transfers ?? null,
+      seconds: settings.seconds ?? null,
+      concurrency: settings.concurrency,
+      users: settings.users,
+      url: measured.system.api,
+      startedSystem: measured.system.started,
+    },
+    setup: { seconds: measured.setupSeconds, deposited: String(measured.deposited) },
+    run: {
+      sent: state.sent,
+      accepted: state.accepted,
+      driveSeconds: measured.driveSeconds,
+      settleSeconds,
+      acceptedPerSecond: state.accepted / Math.max(measured.driveSeconds, 0.001),
+      settledPerSecond,
+      completed: final.filter((s) => s.status === "COMPLETED").length,
+      failed,
+      notFinal: state.open.size,
+      pollRequests: state.pollRequests,
+    },
+    latencyMs: {
+      accept: Report.percentiles(state.acceptMs),
+      acceptToSettledObserved: Report.percentiles(final.map((s) => s.observedMs)),
+      acceptToSettled: Report.percentiles(final.map((s) => s.systemMs)),
+    },
+    errors: Object.fromEntries([...state.errors].toSorted((a, b) => b[1] - a[1])),
+    peakRssMiB: measured.peakRssMiB,
+    postgres,
+    checks: {
+      everyTransferFinal,
+      walletsSum: String(measured.walletsSum),
+      walletsSumEqualsDeposited: measured.walletsSum === measured.deposited,
+      ledgerSum: ledgerSum === null ? null : String(ledgerSum),
+      ledgerSumsToZero: ledgerSum === null ? null : ledgerSum === 0n,
+    },
+    curves: { accept: Report.curve(state.acceptMs), settled: Report.curve(final.map((s) => s.systemMs)) },
+  }
+
+  const stamp = startedAt.replace(/[:.]/g, "-")
+  const out = path.resolve(settings.out)
+  const jsonFile = path.join(out, `${stamp}-${results.settings.mode}.json`)
+  const svgFile = path.join(out, `${stamp}-${results.settings.mode}.svg`)
+  yield* Effect.sync(() => {
+    fs.mkdirSync(out, { recursive: true })
+    fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`)
+    fs.writeFileSync(svgFile, Report.chart(results))
+  })
+  yield* say(
+    `\n${Report.summary(results)}\n\nwrote ${path.relative(process.cwd(), jsonFile)} and ${path.relative(process.cwd(), svgFile)}`,
+  )
+
+  const broken = [
+    ...(everyTransferFinal ? [] : [`${state.open.size} transfers are not final`]),
+    ...(results.checks.walletsSumEqualsDeposited ? [] : ["the bench wallets do not sum to what was deposited"]),
+    ...(results.checks.ledgerSumsToZero === false ? ["the ledger does not sum to zero"] : []),
+  ]
+  if (broken.length > 0) return yield* new ChecksFailed({ message: broken.join("; ") })
+})
+
+// -------------------------------------------------------------------------------------------- CLI
+
+const validate = (settings: Settings) => {
+  const problems = [
+    settings.transfers !== undefined && settings.seconds !== undefined ? "give --transfers or --seconds, not both" : "",
+    settings.transfers !== undefined && (settings.transfers < 1 || settings.transfers > 1_000_000)
+      ? "--transfers must be 1 to 1000000"
+      : "",
+    // Access tokens live 15 minutes; a run must end well within them.
+    settings.seconds !== undefined && (settings.seconds < 1 || settings.seconds > 600)
+      ? "--seconds must be 1 to 600"
+      : "",
+    settings.concurrency < 1 || settings.concurrency > 1024 ? "--concurrency must be 1 to 1024" : "",
+    settings.users < 3 || settings.users > 10_000 ? "--users must be 3 to 10000" : "",
+    settings.portBase < 1024 || settings.portBase > 65_000 ? "--port-base must be 1024 to 65000" : "",
+    settings.url !== undefined && !/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(settings.url)
+      ? "--url must be http://127.0.0.1:<port> (the bench sends traffic to this machine only)"
+      : "",
+  ].filter((problem) => problem !== "")
+  return problems.length === 0 ? Effect.succeed(settings) : Effect.fail(new BadFlags({ message: problems.join("; ") }))
+}
+
+const command = Command.make(
+  "bench",
+  {
+    transfers: Flag.Int("transfers").pipe(
+      Flag.withDescription("How many transfers to send (default 5000 when --seconds is not given)"),
+      Flag.optional,
+    ),
+    seconds: Flag.Int("seconds").pipe(
+      Flag.withDescription("Send transfers for this many seconds instead"),
+      Flag.optional,
+    ),
+    concurrency: Flag.Int("concurrency").pipe(
+      Flag.withDescription("Transfers in flight at once"),
+      Flag.withDefault(64),
+    ),
+    users: Flag.Int("users").pipe(
+      Flag.withDescription("Users, each with one funded USD wallet"),
+      Flag.withDefault(100),
+    ),
+    hot: Flag.Boolean("hot").pipe(
+      Flag.withDescription("Send 70 % of transfers through one wallet (35 % from it, 35 % to it)"),
+      Flag.withDefault(false),
+    ),
+    url: Flag.String("url").pipe(
+      Flag.withDescription("Use the system running at this URL instead of starting one"),
+      Flag.optional,
+    ),
+    portBase: Flag.Int("port-base").pipe(
+      Flag.withDescription("First of the five ports of the system the bench starts"),
+      Flag.withDefault(18780),
+    ),
+    out: Flag.String("out").pipe(Flag.withDescription("Where the JSON and SVG go"), Flag.withDefault("bench/results")),
+    skipPostgres: Flag.Boolean("skip-postgres").pipe(
+      Flag.withDescription("Do not measure the ledger SQL on PostgreSQL alone"),
+      Flag.withDefault(false),
+    ),
+  },
+  (flags) =>
+    validate({
+      transfers: Option.getOrUndefined(flags.transfers) ?? (Option.isNone(flags.seconds) ? 5_000 : undefined),
+      seconds: Option.getOrUndefined(flags.seconds),
+      concurrency: flags.concurrency,
+      users: flags.users,
+      hot: flags.hot,
+      url: Option.getOrUndefined(flags.url),
+      portBase: flags.portBase,
+      out: flags.out,
+      postgres: !flags.skipPostgres,
+    }).pipe(Effect.flatMap(bench)),
+).pipe(Command.withDescription("Drive transfers through walletun's public API and measure it"))
+
+// A terminal's Ctrl-C interrupts the run: the scopes close, so the system the bench started is
+// stopped and the scratch database dropped before the process exits.
+command.pipe(Command.run({ version: "1.0.0" }), Effect.provide(NodeServices.layer), NodeRuntime.runMain)

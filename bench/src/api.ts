@@ -1,0 +1,73 @@
+/**
+ * The public API as the benchmark's clients use it: one request with a deadline, its status and
+ * JSON body, and a name for every kind of failure ("HTTP 429 RATE_LIMITED", "network ECONNRESET").
+ */
+import { Effect, Schema } from "effect"
+
+/** A request that got no HTTP answer (refused, reset, timed out). */
+export class NoAnswer extends Schema.TaggedError<NoAnswer>()("NoAnswer", { kind: Schema.String }) {}
+
+/** An HTTP answer: status and the JSON body (empty when there was none or it was not JSON). */
+export interface Answer {
+  readonly status: number
+  readonly body: Record<string, unknown>
+}
+
+/** Deadline of one request: long enough for a loaded 2-core machine, short enough to end a stuck run. */
+const requestTimeoutMs = 30_000
+
+const causeCode = (error: unknown): string => {
+  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) return "timeout"
+  const cause = (error as { cause?: { code?: string } }).cause
+  return cause?.code ?? (error instanceof Error ? error.name : "unknown")
+}
+
+export interface RequestOptions {
+  readonly token?: string
+  readonly body?: unknown
+  readonly headers?: Record<string, string>
+}
+
+/** One request to `base + path`; every answer (any status) succeeds, no answer fails with `NoAnswer`. */
+export const request = (base: string, method: "GET" | "POST", path: string, options: RequestOptions = {}) =>
+  Effect.tryPromise({
+    try: async (): Promise<Answer> => {
+      const response = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+          ...options.headers,
+        },
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        signal: AbortSignal.timeout(requestTimeoutMs),
+      })
+      const text = await response.text()
+      let body: Record<string, unknown> = {}
+      try {
+        const parsed: unknown = text === "" ? {} : JSON.parse(text)
+        if (typeof parsed === "object" && parsed !== null) body = parsed as Record<string, unknown>
+      } catch {
+        // Not JSON (a proxy's error page, say): the status alone names the error.
+      }
+      return { status: response.status, body }
+    },
+    catch: (error) => new NoAnswer({ kind: `network ${causeCode(error)}` }),
+  })
+
+/** The name an error answer is counted under: status and problem code. */
+export const errorKind = (answer: Answer): string =>
+  `HTTP ${answer.status}${typeof answer.body["code"] === "string" ? ` ${answer.body["code"]}` : ""}`
+
+/** A setup step that did not get the answer it needs; the message says which and why. */
+export class SetupFailed extends Schema.TaggedError<SetupFailed>()("SetupFailed", { message: Schema.String }) {}
+
+/** Fails with `SetupFailed` unless the answer has the expected status. */
+export const expect = (what: string, status: number) => (answer: Answer) =>
+  answer.status === status
+    ? Effect.succeed(answer.body)
+    : Effect.fail(
+        new SetupFailed({
+          message: `${what}: expected ${status}, got ${errorKind(answer)} ${JSON.stringify(answer.body).slice(0, 300)}`,
+        }),
+      )

@@ -1,0 +1,211 @@
+/**
+ * Figures of one benchmark run: percentiles, the printed summary, the JSON record and the SVG
+ * latency chart (written by hand, no dependency).
+ */
+
+/** Latency percentiles of one series, in milliseconds. */
+export interface Percentiles {
+  readonly count: number
+  readonly p50: number
+  readonly p95: number
+  readonly p99: number
+  readonly max: number
+}
+
+/** The value at percentile `p` (0–100) of an ascending array (nearest rank). */
+export const at = (sorted: ReadonlyArray<number>, p: number): number => {
+  if (sorted.length === 0) return 0
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank] ?? 0
+}
+
+export const percentiles = (values: ReadonlyArray<number>): Percentiles => {
+  const sorted = values.toSorted((a, b) => a - b)
+  return {
+    count: sorted.length,
+    p50: at(sorted, 50),
+    p95: at(sorted, 95),
+    p99: at(sorted, 99),
+    max: sorted[sorted.length - 1] ?? 0,
+  }
+}
+
+/** Everything a run measured; written as JSON and printed. */
+export interface Results {
+  readonly startedAt: string
+  readonly machine: { readonly cores: number; readonly memoryGiB: number; readonly node: string }
+  readonly settings: {
+    readonly mode: "uniform" | "hot"
+    readonly transfers: number | null
+    readonly seconds: number | null
+    readonly concurrency: number
+    readonly users: number
+    readonly url: string
+    readonly startedSystem: boolean
+  }
+  readonly setup: { readonly seconds: number; readonly deposited: string }
+  readonly run: {
+    readonly sent: number
+    readonly accepted: number
+    readonly driveSeconds: number
+    readonly settleSeconds: number
+    readonly acceptedPerSecond: number
+    readonly settledPerSecond: number
+    readonly completed: number
+    readonly failed: Record<string, number>
+    readonly notFinal: number
+    readonly pollRequests: number
+  }
+  readonly latencyMs: {
+    readonly accept: Percentiles
+    /** Accept answer to the first poll that saw the final status (includes the poll interval). */
+    readonly acceptToSettledObserved: Percentiles
+    /** The transaction's createdAt to its final updatedAt, both stamped by the system. */
+    readonly acceptToSettled: Percentiles
+  }
+  /** Kinds of error answers ("HTTP 429 RATE_LIMITED", "network ECONNRESET", ...) and their counts. */
+  readonly errors: Record<string, number>
+  /** Peak resident set size per service process, in MiB (null when its pid was unknown). */
+  readonly peakRssMiB: Record<string, number | null>
+  readonly postgres: {
+    readonly transfers: number
+    readonly seconds: number
+    readonly perSecond: number
+    readonly connections: number
+    readonly concurrency: number
+    readonly settledToPostgresRatio: number
+  } | null
+  readonly checks: {
+    readonly everyTransferFinal: boolean
+    readonly walletsSum: string
+    readonly walletsSumEqualsDeposited: boolean
+    readonly ledgerSum: string | null
+    readonly ledgerSumsToZero: boolean | null
+  }
+  /** Percentile curves for the chart (1..100). */
+  readonly curves: { readonly accept: ReadonlyArray<number>; readonly settled: ReadonlyArray<number> }
+}
+
+export const curve = (values: ReadonlyArray<number>): ReadonlyArray<number> => {
+  const sorted = values.toSorted((a, b) => a - b)
+  return Array.from({ length: 100 }, (_, i) => at(sorted, i + 1))
+}
+
+const ms = (value: number): string => (value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(1)} ms`)
+const rate = (value: number): string => `${Math.round(value).toLocaleString("en-US")}/s`
+const row = (name: string, p: Percentiles): string =>
+  `  ${name.padEnd(34)} p50 ${ms(p.p50).padStart(9)}   p95 ${ms(p.p95).padStart(9)}   p99 ${ms(p.p99).padStart(9)}   max ${ms(p.max).padStart(9)}   (n=${p.count})`
+const yes = (value: boolean | null): string => (value === null ? "not checked" : value ? "yes" : "NO")
+
+/** The summary printed at the end of a run. */
+export const summary = (r: Results): string => {
+  const lines: Array<string> = []
+  const size = r.settings.transfers !== null ? `${r.settings.transfers} transfers` : `${r.settings.seconds} s`
+  lines.push(
+    `walletun bench: ${r.settings.mode === "hot" ? "hot (70 % of transfers through one wallet)" : "uniform (random pairs)"}, ${size}, ${r.settings.concurrency} in flight, ${r.settings.users} users`,
+    `  machine: ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; API ${r.settings.url}${r.settings.startedSystem ? " (started by the bench)" : ""}`,
+    `  setup: ${r.settings.users} users registered, logged in, one USD wallet each, funded with deposits of ${r.setup.deposited} minor units in all, settled in ${r.setup.seconds.toFixed(1)} s`,
+    "",
+    "throughput",
+    `  accepted (202)                     ${rate(r.run.acceptedPerSecond).padStart(9)}   ${r.run.accepted} of ${r.run.sent} sent in ${r.run.driveSeconds.toFixed(2)} s`,
+    `  settled (COMPLETED or FAILED)      ${rate(r.run.settledPerSecond).padStart(9)}   ${r.run.completed + Object.values(r.run.failed).reduce((a, b) => a + b, 0)} final, the last ${r.run.settleSeconds.toFixed(2)} s after the first request`,
+  )
+  if (r.postgres !== null) {
+    lines.push(
+      `  PostgreSQL alone, same ledger SQL  ${rate(r.postgres.perSecond).padStart(9)}   ${r.postgres.transfers} apply transactions, ${r.postgres.concurrency} in flight on ${r.postgres.connections} connections, ${r.postgres.seconds.toFixed(2)} s`,
+      `  settled / PostgreSQL alone         ${(r.postgres.settledToPostgresRatio * 100).toFixed(1).padStart(7)} %`,
+    )
+  }
+  lines.push(
+    "",
+    "latency",
+    row("accept (POST to 202)", r.latencyMs.accept),
+    row("accept to settled (system clock)", r.latencyMs.acceptToSettled),
+    row("accept to settled (seen by polls)", r.latencyMs.acceptToSettledObserved),
+    "",
+    `outcomes: ${r.run.completed} COMPLETED, ${
+      Object.entries(r.run.failed)
+        .map(([reason, count]) => `${count} FAILED ${reason}`)
+        .join(", ") || "0 FAILED"
+    }, ${r.run.notFinal} not final; ${r.run.pollRequests} status polls`,
+    `errors: ${
+      Object.keys(r.errors).length === 0
+        ? "none"
+        : Object.entries(r.errors)
+            .map(([kind, count]) => `${count} × ${kind}`)
+            .join(", ")
+    }`,
+    `peak RSS: ${
+      Object.entries(r.peakRssMiB)
+        .map(([name, mib]) => `${name} ${mib === null ? "unknown" : `${mib.toFixed(0)} MiB`}`)
+        .join(", ") || "unknown (no pids)"
+    }`,
+    "",
+    "checks",
+    `  every transfer final                         ${yes(r.checks.everyTransferFinal)}`,
+    `  bench wallets sum to what was deposited      ${yes(r.checks.walletsSumEqualsDeposited)} (${r.checks.walletsSum} of ${r.setup.deposited}, read through the API)`,
+    `  the whole ledger sums to zero (PostgreSQL)   ${yes(r.checks.ledgerSumsToZero)}${r.checks.ledgerSum === null ? "" : ` (${r.checks.ledgerSum})`}`,
+  )
+  return lines.join("\n")
+}
+
+const escape = (text: string): string => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+
+/** Latency by percentile, accept and accept-to-settled, on a log scale: a hand-written SVG. */
+export const chart = (r: Results): string => {
+  const width = 760
+  const height = 420
+  const left = 70
+  const right = 20
+  const top = 50
+  const bottom = 60
+  const plotW = width - left - right
+  const plotH = height - top - bottom
+  const all = [...r.curves.accept, ...r.curves.settled].filter((v) => v > 0)
+  const lo = Math.max(0.1, Math.min(...all, 1))
+  const hi = Math.max(...all, 10)
+  const minExp = Math.floor(Math.log10(lo))
+  const maxExp = Math.ceil(Math.log10(hi))
+  const y = (value: number): number =>
+    top + plotH - ((Math.log10(Math.max(value, 10 ** minExp)) - minExp) / (maxExp - minExp)) * plotH
+  const x = (percentile: number): number => left + ((percentile - 1) / 99) * plotW
+  const path = (values: ReadonlyArray<number>): string =>
+    values.map((v, i) => `${i === 0 ? "M" : "L"}${x(i + 1).toFixed(1)},${y(v).toFixed(1)}`).join(" ")
+  const parts: Array<string> = []
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${left}" y="22" font-size="15" font-weight="bold">${escape(
+      `walletun bench, ${r.settings.mode}: latency by percentile (log scale)`,
+    )}</text>`,
+    `<text x="${left}" y="40" fill="#555">${escape(
+      `${r.run.accepted} transfers, ${r.settings.concurrency} in flight; ${Math.round(r.run.acceptedPerSecond)} accepted/s, ${Math.round(r.run.settledPerSecond)} settled/s; ${r.startedAt}`,
+    )}</text>`,
+  )
+  for (let e = minExp; e <= maxExp; e++) {
+    const value = 10 ** e
+    const label = value >= 1000 ? `${value / 1000} s` : `${value} ms`
+    parts.push(
+      `<line x1="${left}" x2="${left + plotW}" y1="${y(value).toFixed(1)}" y2="${y(value).toFixed(1)}" stroke="#ddd"/>`,
+      `<text x="${left - 6}" y="${(y(value) + 4).toFixed(1)}" text-anchor="end">${label}</text>`,
+    )
+  }
+  for (const p of [1, 25, 50, 75, 90, 95, 99, 100]) {
+    parts.push(
+      `<line x1="${x(p).toFixed(1)}" x2="${x(p).toFixed(1)}" y1="${top}" y2="${top + plotH}" stroke="#eee"/>`,
+      `<text x="${x(p).toFixed(1)}" y="${top + plotH + 18}" text-anchor="middle">p${p}</text>`,
+    )
+  }
+  parts.push(
+    `<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888"/>`,
+    `<path d="${path(r.curves.accept)}" fill="none" stroke="#1f77b4" stroke-width="2"/>`,
+    `<path d="${path(r.curves.settled)}" fill="none" stroke="#d62728" stroke-width="2"/>`,
+    `<text x="${left + plotW / 2}" y="${height - 14}" text-anchor="middle">percentile</text>`,
+    `<line x1="${left + 10}" x2="${left + 40}" y1="${top + 14}" y2="${top + 14}" stroke="#1f77b4" stroke-width="2"/>`,
+    `<text x="${left + 46}" y="${top + 18}">accept (POST to 202)</text>`,
+    `<line x1="${left + 10}" x2="${left + 40}" y1="${top + 32}" y2="${top + 32}" stroke="#d62728" stroke-width="2"/>`,
+    `<text x="${left + 46}" y="${top + 36}">accept to settled (final status, system clock)</text>`,
+    "</svg>",
+  )
+  return `${parts.join("\n")}\n`
+}
