@@ -22,8 +22,8 @@ import {
   WalletAdmin,
 } from "../test/integration.ts"
 
-const ports = { grpc: 18791, http: 18792 }
-const servicePort = 18793
+const ports = { grpc: 23491, http: 23492 }
+const servicePort = 23493
 const clients = 64
 const walletCount = 200
 

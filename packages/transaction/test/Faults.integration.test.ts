@@ -18,7 +18,7 @@ import {
 // killed and started again. The API and the outcome consumer run on their own (no reconciler, so
 // only the queues can bring the work back), and the worker runs as a separate layer.
 
-const ports = { grpc: 18781, http: 18782 }
+const ports = { grpc: 23481, http: 23482 }
 
 class Suite extends Context.Service<
   Suite,

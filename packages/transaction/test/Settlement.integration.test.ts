@@ -22,7 +22,7 @@ import {
 // Everything real: the wallet service as its own process (PostgreSQL, its outbox relay), the
 // transaction service in this process with every role, CQL, RabbitMQ, HTTP with signed tokens.
 
-const ports = { grpc: 18771, http: 18772 }
+const ports = { grpc: 23471, http: 23472 }
 
 class Suite extends Context.Service<
   Suite,
