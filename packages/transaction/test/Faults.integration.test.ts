@@ -42,13 +42,13 @@ class Suite extends Context.Service<
 const App = Layer.mergeAll(Suite.layer, WalletAdmin.layer(ports)).pipe(Layer.provideMerge(infrastructure))
 
 /** Starts a worker-only instance in a scope of its own, so the test can stop it. */
-const startWorker = Effect.gen(function* () {
-  const { env } = yield* Suite
-  const scope = yield* Scope.make()
-  // A small prefetch: few messages are in flight when the worker is stopped, so it stops mid-stream.
-  yield* serveIn(scope, { ...env, TRANSACTION_ROLES: "worker", TRANSACTION_PREFETCH: "8" })
-  return scope
-})
+const startWorker = (prefetch: number) =>
+  Effect.gen(function* () {
+    const { env } = yield* Suite
+    const scope = yield* Scope.make()
+    yield* serveIn(scope, { ...env, TRANSACTION_ROLES: "worker", TRANSACTION_PREFETCH: String(prefetch) })
+    return scope
+  })
 
 /** Accepts `count` deposits of 10 into `wallets` fresh wallets (round robin); returns them with their owners. */
 const acceptDeposits = (base: string, count: number, wallets: number, tag: string) =>
@@ -106,7 +106,8 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service 
       Effect.gen(function* () {
         const { base } = yield* Suite
         const accepted = yield* acceptDeposits(base, 300, 30, "worker-stop")
-        const worker = yield* startWorker
+        // A small prefetch: few messages are in flight when the worker is stopped, so it stops mid-stream.
+        const worker = yield* startWorker(8)
         // Stop it once some (not all) of the work is done.
         yield* Effect.gen(function* () {
           const statuses = yield* statusesOf(base, accepted.slice(0, 40))
@@ -118,7 +119,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service 
         yield* Effect.logInfo(`worker stopped with ${done} of ${accepted.length} completed`)
         assert.isBelow(done, accepted.length, "the worker was stopped before the end")
 
-        const again = yield* startWorker
+        const again = yield* startWorker(64)
         const final = yield* settle(base, accepted, "30 seconds")
         yield* Scope.close(again, Exit.void)
         for (const tx of accepted) assert.strictEqual(final.get(tx.id)?.["status"], "COMPLETED")
@@ -138,7 +139,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service 
         const running = yield* Ref.get(wallet)
         running.child.kill("SIGKILL")
         yield* running.exited
-        const worker = yield* startWorker
+        const worker = yield* startWorker(64)
 
         const refused = yield* request("POST", `${base}/v1/transactions`, {
           token: spare.token,
