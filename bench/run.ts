@@ -11,7 +11,7 @@
  * See bench/README.md.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Clock, DateTime, Duration, Effect, Fiber, Option, Schema } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
@@ -307,10 +307,13 @@ const machine = () => ({
   cores: os.cpus().length,
   memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
   node: process.versions.node,
+  // Other work on the machine skews every figure; the 1-minute load average at the start says how much.
+  loadAverage: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
 })
 
 const bench = Effect.fn("bench")(function* (settings: Settings) {
   const startedAt = DateTime.formatIso(yield* DateTime.now)
+  const host = machine()
   const run = randomBytes(4).toString("hex")
   const pick = picker(settings.users, settings.hot)
 
@@ -417,7 +420,7 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
   const ledgerSum = Option.getOrNull(measured.ledgerSum)
   const results: Report.Results = {
     startedAt,
-    machine: machine(),
+    machine: host,
     settings: {
       mode: settings.hot ? "hot" : "uniform",
       transfers: settings.transfers ?? null,
@@ -530,7 +533,7 @@ const command = Command.make(
     ),
     portBase: Flag.Int("port-base").pipe(
       Flag.withDescription("First of the five ports of the system the bench starts"),
-      Flag.withDefault(18780),
+      Flag.withDefault(18880),
     ),
     out: Flag.String("out").pipe(Flag.withDescription("Where the JSON and SVG go"), Flag.withDefault("bench/results")),
     skipPostgres: Flag.Boolean("skip-postgres").pipe(
@@ -554,4 +557,22 @@ const command = Command.make(
 
 // A terminal's Ctrl-C interrupts the run: the scopes close, so the system the bench started is
 // stopped and the scratch database dropped before the process exits.
-command.pipe(Command.run({ version: "1.0.0" }), Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+command.pipe(
+  Command.run({ version: "1.0.0" }),
+  // Our own failures are told in a sentence; anything else (a defect) keeps its stack trace.
+  Effect.tapCause((cause) =>
+    Effect.sync(() => {
+      if (Cause.hasInterruptsOnly(cause)) return
+      const error = Cause.findErrorOption(cause)
+      const ours =
+        Option.isSome(error) && typeof error.value === "object" && error.value !== null && "message" in error.value
+      process.stdout.write(`bench failed: ${ours ? String(error.value.message) : Cause.pretty(cause)}\n`)
+    }),
+  ),
+  Effect.provide(NodeServices.layer),
+  (program) =>
+    NodeRuntime.runMain(program, {
+      disableErrorReporting: true,
+      teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : 1),
+    }),
+)

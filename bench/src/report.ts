@@ -33,7 +33,12 @@ export const percentiles = (values: ReadonlyArray<number>): Percentiles => {
 /** Everything a run measured; written as JSON and printed. */
 export interface Results {
   readonly startedAt: string
-  readonly machine: { readonly cores: number; readonly memoryGiB: number; readonly node: string }
+  readonly machine: {
+    readonly cores: number
+    readonly memoryGiB: number
+    readonly node: string
+    readonly loadAverage: number
+  }
   readonly settings: {
     readonly mode: "uniform" | "hot"
     readonly transfers: number | null
@@ -103,7 +108,7 @@ export const summary = (r: Results): string => {
   const size = r.settings.transfers !== null ? `${r.settings.transfers} transfers` : `${r.settings.seconds} s`
   lines.push(
     `walletun bench: ${r.settings.mode === "hot" ? "hot (70 % of transfers through one wallet)" : "uniform (random pairs)"}, ${size}, ${r.settings.concurrency} in flight, ${r.settings.users} users`,
-    `  machine: ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; API ${r.settings.url}${r.settings.startedSystem ? " (started by the bench)" : ""}`,
+    `  machine: ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, load average ${r.machine.loadAverage} at the start; API ${r.settings.url}${r.settings.startedSystem ? " (started by the bench)" : ""}`,
     `  setup: ${r.settings.users} users registered, logged in, one USD wallet each, funded with deposits of ${r.setup.deposited} minor units in all, settled in ${r.setup.seconds.toFixed(1)} s`,
     "",
     "throughput",

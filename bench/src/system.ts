@@ -3,7 +3,7 @@
  * the bench's own, with a run directory and broker queues of its own; and the peak RSS of each
  * service process, sampled from /proc.
  */
-import { Duration, Effect, Schedule, Schema } from "effect"
+import { Duration, Effect, Option, Schedule, Schema } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -95,7 +95,7 @@ export const start = (portBase: number, readyTimeout: Duration.Duration) =>
         if (lines.length > tailLines) lines.shift()
       }
     }
-    const child = yield* Effect.acquireRelease(
+    yield* Effect.acquireRelease(
       Effect.sync(() => {
         const spawned = spawn(process.execPath, [script], {
           cwd: root,
@@ -141,37 +141,24 @@ export const start = (portBase: number, readyTimeout: Duration.Duration) =>
         }),
     )
     const tail = () => lines.map((line) => `  ${line}`).join("\n")
-    yield* Effect.sync(() => ({ ready: lines.some((line) => line.includes("walletun is ready in")), exitCode })).pipe(
-      Effect.flatMap(({ ready, exitCode: code }) =>
-        ready
-          ? Effect.void
-          : code !== null
-            ? Effect.die(
-                new SystemFailed({
-                  message: `the orchestrator exited (${code}) before walletun was ready:\n${tail()}`,
-                }),
-              )
-            : Effect.fail("not yet" as const),
-      ),
-      Effect.retry({ schedule: Schedule.spaced(Duration.millis(250)) }),
-      Effect.timeoutOrElse({
-        duration: readyTimeout,
-        orElse: () =>
-          Effect.fail(
-            new SystemFailed({
-              message: `walletun was not ready within ${Duration.format(readyTimeout)}:\n${tail()}`,
-            }),
-          ),
-      }),
-      Effect.catchDefect((defect) => (defect instanceof SystemFailed ? Effect.fail(defect) : Effect.die(defect))),
+    const isReady = () => lines.some((line) => line.includes("walletun is ready in"))
+    const settled = yield* Effect.sync(() => isReady() || exitCode !== null).pipe(
+      Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(250)) }),
+      Effect.timeoutOption(readyTimeout),
     )
+    if (!isReady()) {
+      return yield* new SystemFailed({
+        message: Option.isNone(settled)
+          ? `walletun was not ready within ${Duration.format(readyTimeout)}:\n${tail()}`
+          : `the orchestrator exited (${exitCode}) before walletun was ready:\n${tail()}`,
+      })
+    }
     return {
       api: `http://127.0.0.1:${ports.gateway}`,
       started: true,
       pidFile,
       tail,
-      pid: child.pid,
-    } satisfies System & { readonly pid: number | undefined }
+    } satisfies System
   })
 
 /** One field of /proc/<pid>/status in KiB (VmRSS, VmHWM), or undefined when the process is gone. */
