@@ -48,6 +48,8 @@ const settleTimeout = Duration.minutes(3)
 /** Status polls in flight at once, and the least time between two rounds: polls must not swamp the system. */
 const pollConcurrency = 4
 const pollRoundMs = 250
+/** Small pages: the transfers still open are a user's newest, and a short page is a cheaper read. */
+const pageSize = 25
 const pagesPerPoll = 40
 const tty = process.stdout.isTTY === true
 
@@ -194,7 +196,9 @@ const pollUser = (base: string, state: State, user: BenchUser) =>
     for (let page = 0; page < pagesPerPoll && unseen.size > 0; page++) {
       const query: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`
       state.pollRequests++
-      const answer = yield* Api.request(base, "GET", `/v1/transactions?limit=100${query}`, { token: user.token })
+      const answer = yield* Api.request(base, "GET", `/v1/transactions?limit=${pageSize}${query}`, {
+        token: user.token,
+      })
       if (answer.status !== 200) return countError(state, `poll ${Api.errorKind(answer)}`)
       const now = yield* Clock.currentTimeMillis
       const items = Array.isArray(answer.body["items"]) ? (answer.body["items"] as Array<Record<string, unknown>>) : []

@@ -125,8 +125,8 @@ export const summary = (r: Results): string => {
     "",
     "latency",
     row("accept (POST to 202)", r.latencyMs.accept),
-    row("accept to settled (system clock)", r.latencyMs.acceptToSettled),
-    row("accept to settled (seen by polls)", r.latencyMs.acceptToSettledObserved),
+    row("accept to settled (system stamps)", r.latencyMs.acceptToSettled),
+    row("accept to final seen by a poll", r.latencyMs.acceptToSettledObserved),
     "",
     `outcomes: ${r.run.completed} COMPLETED, ${
       Object.entries(r.run.failed)
@@ -209,7 +209,7 @@ export const chart = (r: Results): string => {
     `<line x1="${left + 10}" x2="${left + 40}" y1="${top + 14}" y2="${top + 14}" stroke="#1f77b4" stroke-width="2"/>`,
     `<text x="${left + 46}" y="${top + 18}">accept (POST to 202)</text>`,
     `<line x1="${left + 10}" x2="${left + 40}" y1="${top + 32}" y2="${top + 32}" stroke="#d62728" stroke-width="2"/>`,
-    `<text x="${left + 46}" y="${top + 36}">accept to settled (final status, system clock)</text>`,
+    `<text x="${left + 46}" y="${top + 36}">accept to settled (createdAt to final updatedAt)</text>`,
     "</svg>",
   )
   return `${parts.join("\n")}\n`
