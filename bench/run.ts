@@ -46,10 +46,10 @@ const setupConcurrency = 8
 /** How long everything may take to settle once the last transfer was accepted. */
 const settleTimeout = Duration.minutes(3)
 /** Status polls in flight at once, and the least time between two rounds: polls must not swamp the system. */
-const pollConcurrency = 4
+const pollConcurrency = 8
 const pollRoundMs = 250
-/** Small pages: the transfers still open are a user's newest, and a short page is a cheaper read. */
-const pageSize = 25
+/** Small pages when few are open (they are a user's newest, and a short page is a cheaper read), large for a hot user. */
+const pageSizeFor = (open: number) => (open > 10 ? 100 : 25)
 const pagesPerPoll = 40
 const tty = process.stdout.isTTY === true
 
@@ -159,6 +159,8 @@ const makeState = () => ({
   openByUser: new Map<number, Set<string>>(),
   settled: new Map<string, Settled>(),
   pollRequests: 0,
+  pollRounds: 0,
+  pollRoundsMs: 0,
   driveDone: false,
 })
 type State = ReturnType<typeof makeState>
@@ -196,7 +198,7 @@ const pollUser = (base: string, state: State, user: BenchUser) =>
     for (let page = 0; page < pagesPerPoll && unseen.size > 0; page++) {
       const query: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`
       state.pollRequests++
-      const answer = yield* Api.request(base, "GET", `/v1/transactions?limit=${pageSize}${query}`, {
+      const answer = yield* Api.request(base, "GET", `/v1/transactions?limit=${pageSizeFor(unseen.size)}${query}`, {
         token: user.token,
       })
       if (answer.status !== 200) return countError(state, `poll ${Api.errorKind(answer)}`)
@@ -232,6 +234,8 @@ const poller = (base: string, state: State, users: ReadonlyArray<BenchUser>) =>
         discard: true,
       })
       const spent = (yield* Clock.currentTimeMillis) - roundStart
+      state.pollRounds++
+      state.pollRoundsMs += Math.max(spent, pollRoundMs)
       if (spent < pollRoundMs) yield* Effect.sleep(Duration.millis(pollRoundMs - spent))
     }
   })
@@ -446,6 +450,7 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       failed,
       notFinal: state.open.size,
       pollRequests: state.pollRequests,
+      meanPollRoundSeconds: state.pollRoundsMs / Math.max(state.pollRounds, 1) / 1000,
     },
     latencyMs: {
       accept: Report.percentiles(state.acceptMs),

@@ -60,6 +60,8 @@ export interface Results {
     readonly failed: Record<string, number>
     readonly notFinal: number
     readonly pollRequests: number
+    /** How long one round of status polls over the users took: the resolution of the polled latency. */
+    readonly meanPollRoundSeconds: number
   }
   readonly latencyMs: {
     readonly accept: Percentiles
@@ -132,7 +134,7 @@ export const summary = (r: Results): string => {
       Object.entries(r.run.failed)
         .map(([reason, count]) => `${count} FAILED ${reason}`)
         .join(", ") || "0 FAILED"
-    }, ${r.run.notFinal} not final; ${r.run.pollRequests} status polls`,
+    }, ${r.run.notFinal} not final; ${r.run.pollRequests} status polls, one round over the users every ${r.run.meanPollRoundSeconds.toFixed(1)} s`,
     `errors: ${
       Object.keys(r.errors).length === 0
         ? "none"
