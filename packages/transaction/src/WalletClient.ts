@@ -2,7 +2,7 @@
  * The wallet service as the transaction service needs it: wallet lookups for the checks before a
  * transaction is accepted, and ApplyTransaction, each one gRPC call with a deadline.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, DateTime, Effect, Layer } from "effect"
 import type { Duration } from "effect"
 import type { Currency, Events, Ids, Transaction } from "@walletun/domain"
 import { Grpc } from "@walletun/infra"
@@ -20,10 +20,14 @@ export interface WalletInfo {
   readonly currency: Currency.Currency
 }
 
-/** What the wallet service recorded for a transaction: applied, or refused for a reason. */
-export type Outcome =
+/**
+ * What the wallet service recorded for a transaction: applied, or refused for a reason; when it
+ * was first applied, and whether this call only replayed that first outcome.
+ */
+export type Outcome = (
   | { readonly _tag: "Completed" }
   | { readonly _tag: "Failed"; readonly reason: Transaction.FailureReason }
+) & { readonly replayed: boolean; readonly appliedAt: DateTime.Utc }
 
 const reasonOf = (reason: Proto.FailureReason): Transaction.FailureReason => {
   switch (reason) {
@@ -149,9 +153,10 @@ export const make = (client: WalletServiceClient, timeout: Duration.Duration) =>
         // INTERNAL (13): a malformed answer is not retryable; the message goes to the DLQ.
         return yield* Grpc.makeGrpcError("WalletService.ApplyTransaction", internalStatus, "the answer had no outcome")
       }
+      const recorded = { replayed: response.replayed, appliedAt: DateTime.makeUnsafe(Number(response.appliedAtMs)) }
       return outcome.$case === "completed"
-        ? ({ _tag: "Completed" } as const)
-        : ({ _tag: "Failed", reason: reasonOf(outcome.value.reason) } as const)
+        ? ({ _tag: "Completed", ...recorded } as const)
+        : ({ _tag: "Failed", reason: reasonOf(outcome.value.reason), ...recorded } as const)
     }),
   })
 }

@@ -139,6 +139,33 @@ describe("worker", () => {
     ),
   )
 
+  it.effect("a replayed answer (the first outcome's event lost) records the wallet's outcome", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const appliedAt = yield* DateTime.now
+        yield* script([
+          { _tag: "Answer", outcome: { _tag: "Failed", reason: "INSUFFICIENT_FUNDS", replayed: true, appliedAt } },
+        ])
+        const handle = yield* Worker.makeHandler
+        assert.deepStrictEqual(yield* handle(yield* messageOf(requestedOf(tx), 2)), { _tag: "Ack" })
+        const final = yield* statusOf(tx.id)
+        assert.deepStrictEqual([final.status, final.failureReason], ["FAILED", "INSUFFICIENT_FUNDS"])
+      }),
+    ),
+  )
+
+  it.effect("a first application leaves the outcome to the outcome consumer", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const handle = yield* Worker.makeHandler
+        yield* handle(yield* messageOf(requestedOf(tx)))
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PROCESSING")
+      }),
+    ),
+  )
+
   it.effect("a redelivered request of a final transaction is acked without calling the wallet", () =>
     fresh(
       Effect.gen(function* () {

@@ -4,7 +4,7 @@
  * memory repository and broker, composed into the services `Transactions`, the worker and the
  * outcome consumer need.
  */
-import { Context, Duration, Effect, Layer, Logger, Ref, Schema } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Logger, Ref, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
 import { Grpc, Uuid } from "@walletun/infra"
@@ -83,7 +83,7 @@ const scriptedWallet = Layer.effectContext(
         Effect.gen(function* () {
           yield* Ref.update(script.applied, (calls) => [...calls, event])
           const step = yield* Ref.modify(script.steps, (steps) => [steps[0], steps.slice(1)] as const)
-          if (step === undefined) return { _tag: "Completed" } as const
+          if (step === undefined) return { _tag: "Completed", replayed: false, appliedAt: yield* DateTime.now } as const
           if (step._tag === "Fail") return yield* step.error
           return step.outcome
         }),

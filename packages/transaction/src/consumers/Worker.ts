@@ -70,8 +70,9 @@ export const makeHandler = Effect.gen(function* () {
     yield* Effect.annotateCurrentSpan({ "transaction.id": event.id, "transaction.attempt": attempt })
     const stored = yield* repo.find(event.id).pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
     if (Option.isNone(stored)) return yield* later(message, attempt, "the transaction store is unavailable")
-    if (Option.isSome(stored.value)) {
-      const tx = stored.value.value
+    const known = stored.value
+    if (Option.isSome(known)) {
+      const tx = known.value
       // Already final: the wallet applied it and its outcome is recorded; a redelivery changes nothing.
       if (tx.status === "COMPLETED" || tx.status === "FAILED") return Rabbit.ack
       const marked = yield* repo
@@ -80,7 +81,24 @@ export const makeHandler = Effect.gen(function* () {
       if (Option.isNone(marked)) return yield* later(message, attempt, "the transaction store is unavailable")
     }
     const applied = yield* wallets.apply(event).pipe(Retry.withRetry(Retries.walletApply), Effect.result)
-    if (applied._tag === "Success") return Rabbit.ack
+    if (applied._tag === "Success") {
+      const outcome = applied.success
+      // A replay (a redelivery, or the reconciler's re-publish) answers the outcome the wallet
+      // recorded the first time; its event may have been lost with the outcomes queue, so record
+      // it here too (idempotent). A first application leaves it to the outcome consumer.
+      if (outcome.replayed && Option.isSome(known)) {
+        const recorded = yield* repo
+          .recordStatus(
+            known.value,
+            outcome._tag === "Completed" ? "COMPLETED" : "FAILED",
+            outcome._tag === "Completed" ? null : outcome.reason,
+            outcome.appliedAt,
+          )
+          .pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
+        if (Option.isNone(recorded)) return yield* later(message, attempt, "the transaction store is unavailable")
+      }
+      return Rabbit.ack
+    }
     const error = applied.failure
     // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
     if (!error.retryable)
