@@ -1,0 +1,433 @@
+/**
+ * The invariant audit of a live walletun system (issue 9): what the chaos test checks after its
+ * faults, and what `walletun audit` prints. It reads, never writes.
+ *
+ * Order matters on a live system. The CQL statuses are read first, then every PostgreSQL figure in
+ * one REPEATABLE READ, READ ONLY transaction (one snapshot). The wallet commits before the outcome
+ * reaches the CQL database, so a status read earlier can only be behind the ledger, never ahead of
+ * it: COMPLETED in CQL always finds its ledger effect, and a transaction still PENDING in CQL but
+ * already applied is "settling", not a violation.
+ *
+ * The checks (each is a `Check` of the report; `ok` is false on any violation):
+ * - `ledger-effects`: per transaction id, ledger entries are 0 or exactly 2, summing to zero; 2 iff
+ *   applied_transactions says COMPLETED (so no transaction moved money twice, and none moved money
+ *   without a recorded outcome, and a FAILED one moved nothing).
+ * - `conservation`: per currency, the balances of all accounts (system accounts included) sum to
+ *   zero, and so do the ledger entries.
+ * - `balances`: every wallet's balance equals the sum of its entries.
+ * - `non-negative`: no user wallet has a negative balance.
+ * - `statuses`: each transaction in the keyspace agrees with the wallet's recorded outcome:
+ *   COMPLETED iff applied COMPLETED with exactly 2 entries; FAILED iff applied FAILED with no
+ *   entries (the worker never decides an outcome, so FAILED without an applied row means a status
+ *   the wallet never decided, and a later apply of that id could still move money). With
+ *   `exclusive`, an applied transaction the keyspace does not know is a violation too (by default
+ *   it is counted only: the wallet database is shared by tests, benchmarks and other keyspaces).
+ * - `settlement`: PENDING / PROCESSING transactions: "in flight" when younger than `stuckAfter`,
+ *   "settling" when applied (the outcome event is on its way) within `stuckAfter` of the apply,
+ *   "stuck" otherwise. Stuck ones are listed; they are violations only with `settled`.
+ * - `dlq`: the dead letters by reason kind; any kind outside `allowedDeadReasons` is a violation.
+ */
+import { Clock, Duration, Effect, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql"
+import { Cql } from "@walletun/infra"
+import type { Rabbit } from "@walletun/infra"
+import * as Dlq from "./Dlq.ts"
+
+/** What to audit and how strictly. */
+export interface AuditOptions {
+  /** The transaction service's CQL keyspace (`CQL_KEYSPACE`). */
+  readonly keyspace: string
+  /** The transaction service's broker prefix (`TRANSACTION_BROKER_PREFIX`); its DLQ is `<prefix>.dlq`. */
+  readonly brokerPrefix: string
+  /** Age after which an unfinished transaction is stuck. Default 2 minutes (the reconciler's age). */
+  readonly stuckAfter?: Duration.Input
+  /** The system has settled: a stuck transaction is a violation. Default false. */
+  readonly settled?: boolean
+  /** Dead-letter reasons allowed in the DLQ. Default `Dlq.intendedReasons` (poison messages). */
+  readonly allowedDeadReasons?: ReadonlyArray<Dlq.ReasonKind>
+  /** The keyspace is the only writer of the wallet database: an applied transaction it does not know is a violation. */
+  readonly exclusive?: boolean
+  /** Most CQL rows scanned; a larger keyspace fails the `statuses` check as incomplete. Default 5,000,000. */
+  readonly maxRows?: number
+  /** Most dead letters read for the counts by reason. Default 10,000. */
+  readonly maxDeadLetters?: number
+}
+
+/** The names of the checks, in report order. */
+export type CheckName =
+  | "ledger-effects"
+  | "conservation"
+  | "balances"
+  | "non-negative"
+  | "statuses"
+  | "settlement"
+  | "dlq"
+
+/** One check: its figures (bigints as decimal strings), and a few samples of what violated it. */
+export interface Check {
+  readonly name: CheckName
+  readonly description: string
+  readonly ok: boolean
+  readonly violations: number
+  readonly figures: Readonly<Record<string, number | string>>
+  /** At most `sampleLimit` lines, each naming one violation (or one stuck transaction). */
+  readonly samples: ReadonlyArray<string>
+}
+
+/** The audit's answer: `ok` iff every check is. */
+export interface AuditReport {
+  readonly ok: boolean
+  readonly keyspace: string
+  readonly brokerPrefix: string
+  /** ISO time when the audit started. */
+  readonly startedAt: string
+  readonly durationMillis: number
+  readonly checks: ReadonlyArray<Check>
+}
+
+/** A server could not be read (down, refused, timed out); the audit decided nothing. */
+export class AuditUnavailable extends Schema.TaggedError<AuditUnavailable>()("AuditUnavailable", {
+  server: Schema.Literals(["cql", "postgres", "rabbitmq"]),
+  message: Schema.String,
+}) {}
+
+/** Samples kept per check. */
+export const sampleLimit = 20
+
+const cqlError = (error: Cql.CqlError) => new AuditUnavailable({ server: "cql", message: error.message })
+const sqlError = (error: SqlError.SqlError) =>
+  new AuditUnavailable({ server: "postgres", message: error.message.split("\n")[0] ?? error.message })
+const rabbitError = (error: Rabbit.RabbitError) => new AuditUnavailable({ server: "rabbitmq", message: error.message })
+
+/** A transaction as the CQL database has it: its highest status and when it was created. */
+interface CqlTransaction {
+  rank: number
+  status: string
+  createdAtMillis: number | undefined
+}
+
+/** Reads every transaction of the keyspace (paged, bounded by `maxRows`). */
+const scanStatuses = Effect.fn("Audit.scanStatuses")(function* (keyspace: string, maxRows: number) {
+  const cql = yield* Cql.Cql
+  const found = new Map<string, CqlTransaction>()
+  let rows = 0
+  let pageState: string | undefined
+  // Bounded by maxRows.
+  while (rows < maxRows) {
+    const page = yield* cql.execute(
+      `SELECT id, status_rank, status, created_at FROM ${keyspace}.transactions_by_id`,
+      [],
+      { consistency: Cql.Consistency.localQuorum, fetchSize: 5_000, ...(pageState === undefined ? {} : { pageState }) },
+    )
+    for (const row of page.rows) {
+      rows++
+      const id = row.get("id") as string
+      const rank = row.get("status_rank") as number | null
+      const status = row.get("status") as string | null
+      const createdAt = row.get("created_at") as Date | null
+      if (rank === null || status === null) continue
+      const known = found.get(id)
+      if (known === undefined || rank > known.rank) {
+        found.set(id, { rank, status, createdAtMillis: createdAt?.getTime() })
+      }
+    }
+    pageState = page.pageState
+    if (pageState === undefined) return { found, rows, complete: true }
+  }
+  return { found, rows, complete: false }
+})
+
+interface Applied {
+  readonly outcome: string
+  readonly appliedAtMillis: number
+  readonly entries: number
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+const str = (value: unknown) => (typeof value === "bigint" ? value.toString() : String(value))
+const num = (value: unknown) => Number(value)
+
+/**
+ * Runs every check. Needs the transaction service's CQL database, the wallet's PostgreSQL database
+ * (the `SqlClient`) and RabbitMQ; fails only when one cannot be read.
+ */
+export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
+  const sql = yield* SqlClient.SqlClient
+  const startedAtMillis = yield* Clock.currentTimeMillis
+  const stuckAfterMillis = Duration.toMillis(Duration.fromInputUnsafe(options.stuckAfter ?? "2 minutes"))
+  const allowed = new Set(options.allowedDeadReasons ?? Dlq.intendedReasons)
+  const maxRows = options.maxRows ?? 5_000_000
+
+  // 1. The CQL statuses first (see the module comment for why this order).
+  const scan = yield* scanStatuses(options.keyspace, maxRows).pipe(Effect.mapError(cqlError))
+
+  // 2. Every PostgreSQL figure from one snapshot.
+  const pg = yield* Effect.gen(function* () {
+    yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
+    const effects = yield* sql<{ readonly outcome: string | null; readonly transactions: bigint }>`
+      SELECT a.outcome, count(*) AS transactions FROM applied_transactions a GROUP BY a.outcome`
+    const entryTotals = yield* sql<{ readonly transactions: bigint; readonly entries: bigint }>`
+      SELECT count(DISTINCT transaction_id) AS transactions, count(*) AS entries FROM ledger_entries`
+    // Per transaction id: its entries and its recorded outcome, where they disagree with "2 entries
+    // summing to zero iff COMPLETED, none otherwise".
+    const badEffects = yield* sql<{
+      readonly violations: bigint
+      readonly id: string
+      readonly outcome: string | null
+      readonly entries: bigint
+      readonly total: bigint
+    }>`
+      WITH effects AS (
+        SELECT transaction_id AS id, count(*) AS n, sum(amount) AS total FROM ledger_entries GROUP BY transaction_id
+      )
+      SELECT count(*) OVER () AS violations, coalesce(e.id, a.id)::text AS id, a.outcome,
+             coalesce(e.n, 0) AS entries, coalesce(e.total, 0)::bigint AS total
+      FROM effects e FULL JOIN applied_transactions a ON a.id = e.id
+      WHERE NOT (
+        (a.outcome = 'COMPLETED' AND e.n = 2 AND e.total = 0) OR
+        (a.outcome IS DISTINCT FROM 'COMPLETED' AND e.id IS NULL)
+      )
+      ORDER BY 2 LIMIT ${sampleLimit}`
+    const sums = yield* sql<{
+      readonly currency: string
+      readonly wallets: bigint
+      readonly balances: bigint
+      readonly entries: bigint
+    }>`
+      SELECT w.currency, count(*) AS wallets, coalesce(sum(w.balance), 0)::bigint AS balances,
+             coalesce(sum(s.total), 0)::bigint AS entries
+      FROM wallets w
+      LEFT JOIN (SELECT wallet_id, sum(amount) AS total FROM ledger_entries GROUP BY wallet_id) s ON s.wallet_id = w.id
+      GROUP BY w.currency ORDER BY w.currency`
+    const badBalances = yield* sql<{
+      readonly violations: bigint
+      readonly id: string
+      readonly balance: bigint
+      readonly entries: bigint
+    }>`
+      SELECT count(*) OVER () AS violations, w.id::text AS id, w.balance, coalesce(s.total, 0)::bigint AS entries
+      FROM wallets w
+      LEFT JOIN (SELECT wallet_id, sum(amount) AS total FROM ledger_entries GROUP BY wallet_id) s ON s.wallet_id = w.id
+      WHERE w.balance <> coalesce(s.total, 0)
+      ORDER BY 2 LIMIT ${sampleLimit}`
+    const negative = yield* sql<{ readonly violations: bigint; readonly id: string; readonly balance: bigint }>`
+      SELECT count(*) OVER () AS violations, id::text AS id, balance FROM wallets
+      WHERE system_name IS NULL AND balance < 0 ORDER BY 2 LIMIT ${sampleLimit}`
+    const userWallets = yield* sql<{ readonly wallets: bigint }>`
+      SELECT count(*) AS wallets FROM wallets WHERE system_name IS NULL`
+    // The recorded outcome of every transaction the keyspace knows, in chunks.
+    const applied = new Map<string, Applied>()
+    // Ids are UUIDs (the API makes them); anything else cannot have an applied row.
+    const ids = [...scan.found.keys()].filter((id) => uuidPattern.test(id))
+    for (let index = 0; index < ids.length; index += 1_000) {
+      const chunk = ids.slice(index, index + 1_000)
+      const rows = yield* sql<{
+        readonly id: string
+        readonly outcome: string
+        readonly applied_at: Date
+        readonly entries: bigint
+      }>`
+        SELECT a.id::text AS id, a.outcome, a.applied_at,
+               (SELECT count(*) FROM ledger_entries e WHERE e.transaction_id = a.id) AS entries
+        FROM applied_transactions a WHERE a.id IN ${sql.in(chunk)}`
+      for (const row of rows) {
+        applied.set(row.id, {
+          outcome: row.outcome,
+          appliedAtMillis: new Date(row.applied_at).getTime(),
+          entries: num(row.entries),
+        })
+      }
+    }
+    return { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets, applied }
+  }).pipe(sql.withTransaction, Effect.mapError(sqlError))
+
+  // 3. The DLQ.
+  const dlq = yield* Dlq.peek(options.brokerPrefix, options.maxDeadLetters ?? 10_000).pipe(Effect.mapError(rabbitError))
+
+  const checks: Array<Check> = []
+
+  {
+    const violations = num(pg.badEffects[0]?.violations ?? 0)
+    const byOutcome = Object.fromEntries(pg.effects.map((row) => [`applied ${row.outcome}`, num(row.transactions)]))
+    checks.push({
+      name: "ledger-effects",
+      description:
+        "per transaction id: 0 ledger entries, or exactly 2 summing to zero iff the wallet applied it COMPLETED",
+      ok: violations === 0,
+      violations,
+      figures: {
+        "transactions with ledger entries": num(pg.entryTotals[0]?.transactions ?? 0),
+        "ledger entries": num(pg.entryTotals[0]?.entries ?? 0),
+        ...byOutcome,
+      },
+      samples: pg.badEffects.map(
+        (row) =>
+          `${row.id}: ${str(row.entries)} entries summing to ${str(row.total)}, outcome ${row.outcome ?? "none recorded"}`,
+      ),
+    })
+  }
+
+  {
+    const bad = pg.sums.filter((row) => row.balances !== 0n || row.entries !== 0n)
+    const totalBalances = pg.sums.reduce((sum, row) => sum + row.balances, 0n)
+    checks.push({
+      name: "conservation",
+      description: "per currency, the balances of all accounts (system accounts included) and all entries sum to zero",
+      ok: bad.length === 0 && totalBalances === 0n,
+      violations: bad.length,
+      figures: Object.fromEntries([
+        ...pg.sums.map((row) => [
+          `${row.currency}`,
+          `balances ${str(row.balances)}, entries ${str(row.entries)} over ${str(row.wallets)} accounts`,
+        ]),
+        ["all accounts", str(totalBalances)],
+      ]),
+      samples: bad.map(
+        (row) => `${row.currency}: balances sum to ${str(row.balances)}, entries sum to ${str(row.entries)}`,
+      ),
+    })
+  }
+
+  {
+    const violations = num(pg.badBalances[0]?.violations ?? 0)
+    const wallets = pg.sums.reduce((sum, row) => sum + num(row.wallets), 0)
+    checks.push({
+      name: "balances",
+      description: "every wallet's balance equals the sum of its ledger entries",
+      ok: violations === 0,
+      violations,
+      figures: { "wallets (system accounts included)": wallets },
+      samples: pg.badBalances.map(
+        (row) => `wallet ${row.id}: balance ${str(row.balance)}, entries sum to ${str(row.entries)}`,
+      ),
+    })
+  }
+
+  {
+    const violations = num(pg.negative[0]?.violations ?? 0)
+    checks.push({
+      name: "non-negative",
+      description: "no user wallet has a negative balance",
+      ok: violations === 0,
+      violations,
+      figures: { "user wallets": num(pg.userWallets[0]?.wallets ?? 0) },
+      samples: pg.negative.map((row) => `wallet ${row.id}: balance ${str(row.balance)}`),
+    })
+  }
+
+  // Statuses and settlement, from the scan and the outcomes of the same ids.
+  {
+    const counts = { PENDING: 0, PROCESSING: 0, COMPLETED: 0, FAILED: 0 } as Record<string, number>
+    const mismatches: Array<string> = []
+    const stuck: Array<string> = []
+    let inFlight = 0
+    let settling = 0
+    for (const [id, tx] of scan.found) {
+      counts[tx.status] = (counts[tx.status] ?? 0) + 1
+      const outcome = pg.applied.get(id)
+      const recorded =
+        outcome === undefined ? "never applied" : `applied ${outcome.outcome} with ${outcome.entries} entries`
+      if (tx.status === "COMPLETED") {
+        if (outcome?.outcome !== "COMPLETED" || outcome.entries !== 2) {
+          mismatches.push(`${id}: COMPLETED in CQL, ${recorded}`)
+        }
+      } else if (tx.status === "FAILED") {
+        if (outcome?.outcome !== "FAILED" || outcome.entries !== 0) {
+          mismatches.push(`${id}: FAILED in CQL, ${recorded}`)
+        }
+      } else if (tx.status === "PENDING" || tx.status === "PROCESSING") {
+        const final = outcome !== undefined && (outcome.outcome === "COMPLETED" || outcome.outcome === "FAILED")
+        const since = final ? outcome.appliedAtMillis : tx.createdAtMillis
+        const age = since === undefined ? Number.POSITIVE_INFINITY : startedAtMillis - since
+        if (age < stuckAfterMillis) {
+          if (final) settling++
+          else inFlight++
+        } else {
+          const seconds = Number.isFinite(age) ? `${Math.round(age / 1000)} s` : "an unknown time"
+          stuck.push(
+            final
+              ? `${id}: ${tx.status} in CQL ${seconds} after the wallet applied it ${outcome.outcome} (outcome not recorded)`
+              : `${id}: ${tx.status} for ${seconds}, ${recorded}`,
+          )
+        }
+      } else {
+        mismatches.push(`${id}: unknown status ${tx.status} in CQL`)
+      }
+    }
+    const totalApplied = pg.effects.reduce((sum, row) => sum + num(row.transactions), 0)
+    const foreign = totalApplied - pg.applied.size
+    if (options.exclusive === true && foreign > 0) {
+      mismatches.push(`${foreign} applied transactions are not in keyspace ${options.keyspace}`)
+    }
+    if (!scan.complete) mismatches.push(`scan stopped after ${scan.rows} CQL rows (maxRows): incomplete`)
+    checks.push({
+      name: "statuses",
+      description:
+        "each CQL status agrees with the wallet: COMPLETED iff applied COMPLETED with 2 entries, FAILED iff applied FAILED with none",
+      ok: mismatches.length === 0,
+      violations: mismatches.length,
+      figures: {
+        transactions: scan.found.size,
+        ...counts,
+        "applied, not in this keyspace": foreign,
+      },
+      samples: mismatches.slice(0, sampleLimit),
+    })
+    const settled = options.settled === true
+    checks.push({
+      name: "settlement",
+      description: `unfinished transactions: in flight or settling within ${Duration.format(Duration.millis(stuckAfterMillis))}, else stuck${settled ? " (a violation: --settled)" : ""}`,
+      ok: !settled || stuck.length === 0,
+      violations: settled ? stuck.length : 0,
+      figures: { "in flight": inFlight, "settling (applied, outcome on its way)": settling, stuck: stuck.length },
+      samples: stuck.slice(0, sampleLimit),
+    })
+  }
+
+  {
+    const byKind = Dlq.countByKind(dlq.messages)
+    const bad = dlq.messages.filter((message) => !allowed.has(message.kind))
+    const unread = dlq.total - dlq.messages.length
+    checks.push({
+      name: "dlq",
+      description: `the DLQ holds only dead letters of the allowed reasons (${[...allowed].join(", ") || "none"})`,
+      ok: bad.length === 0 && unread === 0,
+      violations: bad.length + unread,
+      figures: {
+        queue: dlq.exists ? dlq.queue : `${dlq.queue} (does not exist)`,
+        messages: dlq.total,
+        ...Object.fromEntries(Dlq.reasonKinds.filter((kind) => byKind[kind] > 0).map((kind) => [kind, byKind[kind]])),
+        ...(unread > 0 ? { "not read (over maxDeadLetters)": unread } : {}),
+      },
+      samples: bad.slice(0, sampleLimit).map((message) => `${message.id}: ${message.kind}: ${message.reason}`),
+    })
+  }
+
+  const finishedAt = yield* Clock.currentTimeMillis
+  return {
+    ok: checks.every((check) => check.ok),
+    keyspace: options.keyspace,
+    brokerPrefix: options.brokerPrefix,
+    startedAt: new Date(startedAtMillis).toISOString(),
+    durationMillis: finishedAt - startedAtMillis,
+    checks,
+  } satisfies AuditReport
+})
+
+/** The report as text: one line per check with its figures, then its samples. */
+export const format = (report: AuditReport): string => {
+  const lines = [
+    `audit of keyspace ${report.keyspace}, broker prefix ${report.brokerPrefix} (${report.durationMillis} ms)`,
+  ]
+  for (const check of report.checks) {
+    lines.push(`${check.ok ? "ok  " : "FAIL"} ${check.name}: ${check.description}`)
+    for (const [name, value] of Object.entries(check.figures)) lines.push(`       ${name}: ${value}`)
+    if (check.violations > 0) lines.push(`       violations: ${check.violations}`)
+    for (const sample of check.samples) lines.push(`       - ${sample}`)
+  }
+  const failed = report.checks.filter((check) => !check.ok).map((check) => check.name)
+  lines.push(failed.length === 0 ? "audit passed" : `audit FAILED: ${failed.join(", ")}`)
+  return lines.join("\n")
+}

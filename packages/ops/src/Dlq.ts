@@ -1,0 +1,270 @@
+/**
+ * The transaction service's dead-letter queue (`<prefix>.dlq`), read and repaired through the
+ * broker: peek (messages are taken unacknowledged on a channel of their own and go back to the
+ * queue when it closes), replay (publish to the queue the message came from, with confirm, and
+ * only then acknowledge it in the DLQ), and purge (take and acknowledge, recording what went).
+ *
+ * Replaying is safe because the wallet applies a transaction id at most once: a request that was
+ * applied after all is answered with its first outcome, and moves nothing again.
+ */
+import { Clock, Effect } from "effect"
+import type { Context } from "effect"
+import { Rabbit } from "@walletun/infra"
+
+/** Headers the transaction service writes on dead letters (see packages/transaction/src/Broker.ts). */
+export const reasonHeader = "x-walletun-reason"
+export const attemptHeader = "x-walletun-attempt"
+/** Header set on a replayed message, so logs and the DLQ (if it dies again) tell it apart. */
+export const replayedHeader = "x-walletun-replayed"
+
+/**
+ * Why a message is in the DLQ, from its reason header (written by the worker and the outcome
+ * consumer) or the broker's `x-death` record:
+ * - `undecodable`: the body is not a walletun event (poison message), on the requests or outcomes queue
+ * - `unexpected`: a decodable event that does not belong on the requests queue
+ * - `refused`: the wallet service refused the request (a non-retryable gRPC status)
+ * - `gave_up`: the wallet service stayed unavailable for every attempt
+ * - `delivery_limit`: a handler kept dying on the message; the queue dead-lettered it
+ * - `unknown`: anything else
+ */
+export type ReasonKind = "undecodable" | "unexpected" | "refused" | "gave_up" | "delivery_limit" | "unknown"
+
+/** Every reason kind, in report order. */
+export const reasonKinds: ReadonlyArray<ReasonKind> = [
+  "undecodable",
+  "unexpected",
+  "refused",
+  "gave_up",
+  "delivery_limit",
+  "unknown",
+]
+
+/** Reason kinds that mean "dead-lettered on purpose" (poison messages): the audit allows them by default. */
+export const intendedReasons: ReadonlyArray<ReasonKind> = ["undecodable", "unexpected"]
+
+/** One dead letter, as an operator sees it. */
+export interface DeadLetter {
+  /** The message id: the transaction id for requests and outcomes. */
+  readonly id: string
+  readonly kind: ReasonKind
+  /** The reason header (or the broker's dead-letter reason), as written. */
+  readonly reason: string
+  /** Attempts made before it was dead-lettered (the attempt header; 1 when absent). */
+  readonly attempts: number
+  /** The queue it came from, where a replay sends it. */
+  readonly origin: string
+  /**
+   * When the transaction was created (milliseconds since the epoch), read from the id (UUIDv7
+   * carries its creation time); undefined for an id that is not a UUIDv7.
+   */
+  readonly createdAtMillis: number | undefined
+  /** Bytes of the body. */
+  readonly size: number
+}
+
+/** A look at the DLQ: whether it exists, how many messages it holds, and the first `limit` of them. */
+export interface DlqView {
+  readonly queue: string
+  readonly exists: boolean
+  readonly total: number
+  readonly messages: ReadonlyArray<DeadLetter>
+}
+
+/** The DLQ of a prefix. */
+export const queueOf = (prefix: string) => `${prefix}.dlq`
+
+type Channel = Parameters<Parameters<Context.Service.Shape<typeof Rabbit.Rabbit>["withChannel"]>[0]>[0]
+type Got = Exclude<Awaited<ReturnType<Channel["get"]>>, false>
+
+const text = (value: unknown): string | undefined =>
+  typeof value === "string" ? value : Buffer.isBuffer(value) ? value.toString("utf8") : undefined
+
+const headersOf = (message: Got): Record<string, unknown> =>
+  (message.properties.headers ?? {}) as Record<string, unknown>
+
+const firstDeath = (headers: Record<string, unknown>): Record<string, unknown> | undefined => {
+  const deaths = headers["x-death"]
+  return Array.isArray(deaths) && typeof deaths[0] === "object" && deaths[0] !== null
+    ? (deaths[0] as Record<string, unknown>)
+    : undefined
+}
+
+/** The kind of a reason header (or of the broker's dead-letter reason when there is no header). */
+export const kindOf = (reason: string | undefined, deathReason: string | undefined): ReasonKind => {
+  if (reason !== undefined) {
+    if (reason.startsWith("undecodable")) return "undecodable"
+    if (reason.startsWith("unexpected event")) return "unexpected"
+    if (reason.startsWith("wallet service refused")) return "refused"
+    if (reason.startsWith("gave up after")) return "gave_up"
+    return "unknown"
+  }
+  return deathReason === "delivery_limit" ? "delivery_limit" : "unknown"
+}
+
+/** The creation time of a UUIDv7 (its first 48 bits), if it is one. */
+export const uuidV7Millis = (id: string): number | undefined =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.test(id)
+    ? Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16)
+    : undefined
+
+const describe = (prefix: string, message: Got): DeadLetter => {
+  const headers = headersOf(message)
+  const death = firstDeath(headers)
+  const header = text(headers[reasonHeader])
+  const deathReason = text(death?.["reason"])
+  const deathQueue = text(death?.["queue"])
+  const attempts = Number(text(headers[attemptHeader]) ?? headers[attemptHeader] ?? 1)
+  const id = text(message.properties.messageId) ?? "(no id)"
+  const origin =
+    deathQueue !== undefined && deathQueue.startsWith(`${prefix}.`) && deathQueue !== queueOf(prefix)
+      ? deathQueue
+      : header?.startsWith("undecodable outcome") === true
+        ? `${prefix}.outcomes`
+        : `${prefix}.requested`
+  return {
+    id,
+    kind: kindOf(header, deathReason),
+    reason: header ?? (deathReason === undefined ? "(no reason)" : `dead-lettered by the broker: ${deathReason}`),
+    attempts: Number.isInteger(attempts) && attempts >= 1 ? attempts : 1,
+    origin,
+    createdAtMillis: uuidV7Millis(id),
+    size: message.content.length,
+  }
+}
+
+// Messages taken per channel: each channel operation has the adapter's deadline (10 s), and a
+// basic.get is one round trip, so a batch stays well inside it.
+const batchSize = 200
+
+/** The queue's message count, or undefined when it does not exist. */
+const countOf = (rabbit: Context.Service.Shape<typeof Rabbit.Rabbit>, queue: string) =>
+  rabbit
+    .withChannel((channel) => channel.checkQueue(queue))
+    .pipe(
+      Effect.map((reply): number | undefined => reply.messageCount),
+      Effect.catchIf(
+        (error) => !error.retryable,
+        () => Effect.succeed(undefined),
+      ),
+    )
+
+/**
+ * The first `limit` messages of the DLQ, without removing any: they are taken unacknowledged on
+ * one channel and return to the queue when it closes (their order may change).
+ */
+export const peek = Effect.fn("Dlq.peek")(function* (prefix: string, limit: number) {
+  const rabbit = yield* Rabbit.Rabbit
+  const queue = queueOf(prefix)
+  const total = yield* countOf(rabbit, queue)
+  if (total === undefined) return { queue, exists: false, total: 0, messages: [] } satisfies DlqView
+  const wanted = Math.min(limit, total)
+  const messages = yield* rabbit.withChannel(async (channel) => {
+    const found: Array<DeadLetter> = []
+    // Bounded by `wanted` (itself bounded by the caller's limit).
+    while (found.length < wanted) {
+      const message = await channel.get(queue, { noAck: false })
+      if (message === false) break
+      found.push(describe(prefix, message))
+    }
+    return found
+  })
+  return { queue, exists: true, total, messages } satisfies DlqView
+})
+
+/** What a replay or a purge did. */
+export interface Removal {
+  readonly queue: string
+  readonly exists: boolean
+  readonly messages: ReadonlyArray<DeadLetter>
+}
+
+/**
+ * Takes up to `max` messages matching `select`, runs `onEach` on each (a failure leaves that
+ * message and the rest in the DLQ), then acknowledges it; returns what was removed.
+ */
+const take = (
+  prefix: string,
+  max: number,
+  selective: boolean,
+  select: (letter: DeadLetter) => boolean,
+  onEach: (letter: DeadLetter, message: Got) => Effect.Effect<void, Rabbit.RabbitError>,
+) =>
+  Effect.gen(function* () {
+    const rabbit = yield* Rabbit.Rabbit
+    const queue = queueOf(prefix)
+    const total = yield* countOf(rabbit, queue)
+    if (total === undefined) return { queue, exists: false, messages: [] } satisfies Removal
+    const context = yield* Effect.context<never>()
+    const run = Effect.runPromiseWith(context)
+    const removed: Array<DeadLetter> = []
+    // Looks at each message present at the start at most once. A selective run keeps the messages
+    // it skips unacknowledged on one channel, so it sees what lies behind them (bounded by `total`
+    // and the channel operation's deadline); a run that takes everything goes in batches.
+    const batchLimit = selective ? total : batchSize
+    let seen = 0
+    let done = false
+    while (!done && removed.length < max) {
+      done = yield* rabbit.withChannel(async (channel) => {
+        let inBatch = 0
+        while (inBatch < batchLimit && seen < total && removed.length < max) {
+          const message = await channel.get(queue, { noAck: false })
+          if (message === false) return true
+          seen++
+          inBatch++
+          const letter = describe(prefix, message)
+          if (!select(letter)) continue
+          await run(onEach(letter, message))
+          channel.ack(message)
+          removed.push(letter)
+        }
+        return seen >= total
+      })
+    }
+    return { queue, exists: true, messages: removed } satisfies Removal
+  })
+
+/**
+ * Re-publishes dead letters to the queue each came from (the default exchange, routed by queue
+ * name), persistent and confirmed, with the attempt count reset to 1; each is acknowledged in the
+ * DLQ only after the broker confirmed its copy, so a failure leaves it in the DLQ. `ids`: only
+ * those messages; undefined: every message (at most `max`).
+ */
+export const replay = Effect.fn("Dlq.replay")(function* (
+  prefix: string,
+  ids: ReadonlyArray<string> | undefined,
+  max: number,
+) {
+  const rabbit = yield* Rabbit.Rabbit
+  const now = yield* Clock.currentTimeMillis
+  const wanted = ids === undefined ? undefined : new Set(ids)
+  return yield* take(
+    prefix,
+    wanted === undefined ? max : Math.min(max, wanted.size),
+    wanted !== undefined,
+    (letter) => wanted === undefined || wanted.has(letter.id),
+    (letter, message) =>
+      rabbit.publish("", letter.origin, message.content, {
+        ...(letter.id === "(no id)" ? {} : { messageId: letter.id }),
+        contentType: text(message.properties.contentType) ?? "application/json",
+        headers: { [attemptHeader]: "1", [replayedHeader]: new Date(now).toISOString() },
+      }),
+  )
+})
+
+/** Removes every message of the DLQ (at most `max`), and says which. */
+export const purge = Effect.fn("Dlq.purge")(function* (prefix: string, max: number) {
+  return yield* take(
+    prefix,
+    max,
+    false,
+    () => true,
+    () => Effect.void,
+  )
+})
+
+/** Counts of dead letters by reason kind. */
+export const countByKind = (messages: ReadonlyArray<DeadLetter>): Record<ReasonKind, number> => {
+  const counts = Object.fromEntries(reasonKinds.map((kind) => [kind, 0])) as Record<ReasonKind, number>
+  for (const message of messages) counts[message.kind]++
+  return counts
+}

@@ -1,0 +1,227 @@
+/**
+ * One transaction across the stores (`walletun tx show`): its CQL row and status history (by id,
+ * in each party's history, in the unfinished index), and in the wallet's PostgreSQL database its
+ * applied_transactions row, its ledger entries and its outbox event with when it was sent.
+ */
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+import { Cql } from "@walletun/infra"
+import { AuditUnavailable } from "./Audit.ts"
+
+/** One status row of the transaction (rank 0 PENDING, 1 PROCESSING, 2 COMPLETED / FAILED). */
+export interface StatusRow {
+  readonly rank: number
+  readonly status: string
+  readonly failureReason: string | null
+  readonly updatedAt: string | null
+}
+
+/** The transaction as the CQL database holds it. */
+export interface CqlView {
+  readonly details: Readonly<Record<string, string | null>>
+  /** Highest rank first: the first is the current status. */
+  readonly statuses: ReadonlyArray<StatusRow>
+  /** Each party's history: the highest status it shows. */
+  readonly histories: ReadonlyArray<{ readonly userId: string; readonly status: string | null }>
+  readonly unfinishedIndex: boolean
+}
+
+/** The transaction as the wallet's PostgreSQL database holds it. */
+export interface LedgerView {
+  readonly applied:
+    | {
+        readonly outcome: string
+        readonly reason: string | null
+        readonly detail: string | null
+        readonly appliedAt: string
+      }
+    | undefined
+  readonly entries: ReadonlyArray<{
+    readonly walletId: string
+    readonly amount: string
+    readonly balanceAfter: string
+    readonly createdAt: string
+  }>
+  readonly outbox: ReadonlyArray<{
+    readonly id: string
+    readonly routingKey: string
+    readonly createdAt: string
+    readonly sentAt: string | null
+  }>
+}
+
+/** Both views; `cql` is undefined when the keyspace does not have the transaction. */
+export interface TransactionView {
+  readonly id: string
+  readonly cql: CqlView | undefined
+  readonly ledger: LedgerView
+  /** Both stores know nothing of it. */
+  readonly found: boolean
+}
+
+const iso = (value: unknown): string | null =>
+  value instanceof Date ? value.toISOString() : value === null || value === undefined ? null : String(value)
+const text = (value: unknown): string | null =>
+  value === null || value === undefined ? null : typeof value === "bigint" ? value.toString() : String(value)
+
+/** A canonical UUID (any version). */
+export const isUuid = (value: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)
+
+const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: string) {
+  const cql = yield* Cql.Cql
+  const quorum = { consistency: Cql.Consistency.localQuorum }
+  const byId = yield* cql.execute(
+    `SELECT status_rank, status, failure_reason, updated_at, user_id, target_owner_id, type, amount, currency, ` +
+      `wallet_id, source_wallet_id, target_wallet_id, description, created_at ` +
+      `FROM ${keyspace}.transactions_by_id WHERE id = ?`,
+    [id],
+    quorum,
+  )
+  const first = byId.rows[0]
+  if (first === undefined) return undefined
+  const details = Object.fromEntries(
+    [
+      "type",
+      "amount",
+      "currency",
+      "wallet_id",
+      "source_wallet_id",
+      "target_wallet_id",
+      "user_id",
+      "target_owner_id",
+      "description",
+    ]
+      .map((name) => [name, text(first.get(name))] as const)
+      .concat([["created_at", iso(first.get("created_at"))]]),
+  )
+  const statuses: Array<StatusRow> = byId.rows
+    .filter((row) => row.get("status_rank") !== null)
+    .map((row) => ({
+      rank: row.get("status_rank") as number,
+      status: row.get("status") as string,
+      failureReason: text(row.get("failure_reason")),
+      updatedAt: iso(row.get("updated_at")),
+    }))
+  const parties = [details["user_id"], details["target_owner_id"]].filter(
+    (party, index, all): party is string => party !== null && party !== undefined && all.indexOf(party) === index,
+  )
+  const histories = yield* Effect.forEach(parties, (userId) =>
+    cql
+      .execute(
+        `SELECT status FROM ${keyspace}.transactions_by_user WHERE user_id = ? AND id = ? LIMIT 1`,
+        [userId, id],
+        quorum,
+      )
+      .pipe(Effect.map((page) => ({ userId, status: text(page.rows[0]?.get("status")) }))),
+  )
+  const shard = Number.parseInt(id.slice(-1), 16) % 16
+  const unfinished = yield* cql.execute(
+    `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
+    [shard, id],
+    quorum,
+  )
+  return { details, statuses, histories, unfinishedIndex: unfinished.rows.length > 0 } satisfies CqlView
+})
+
+const readLedger = Effect.fn("Lookup.readLedger")(function* (id: string) {
+  const sql = yield* SqlClient.SqlClient
+  const applied = yield* sql<{
+    readonly outcome: string
+    readonly reason: string | null
+    readonly detail: string | null
+    readonly applied_at: Date
+  }>`SELECT outcome, reason, detail, applied_at FROM applied_transactions WHERE id = ${id}`
+  const entries = yield* sql<{
+    readonly wallet_id: string
+    readonly amount: bigint
+    readonly balance_after: bigint
+    readonly created_at: Date
+  }>`SELECT wallet_id::text AS wallet_id, amount, balance_after, created_at FROM ledger_entries
+     WHERE transaction_id = ${id} ORDER BY id`
+  const outbox = yield* sql<{
+    readonly id: bigint
+    readonly routing_key: string
+    readonly created_at: Date
+    readonly sent_at: Date | null
+  }>`SELECT id, routing_key, created_at, sent_at FROM outbox WHERE message_id = ${id} ORDER BY id`
+  const row = applied[0]
+  return {
+    applied:
+      row === undefined
+        ? undefined
+        : { outcome: row.outcome, reason: row.reason, detail: row.detail, appliedAt: iso(row.applied_at) ?? "" },
+    entries: entries.map((entry) => ({
+      walletId: entry.wallet_id,
+      amount: String(entry.amount),
+      balanceAfter: String(entry.balance_after),
+      createdAt: iso(entry.created_at) ?? "",
+    })),
+    outbox: outbox.map((event) => ({
+      id: String(event.id),
+      routingKey: event.routing_key,
+      createdAt: iso(event.created_at) ?? "",
+      sentAt: iso(event.sent_at),
+    })),
+  } satisfies LedgerView
+})
+
+/** The transaction `id` (a UUID: the caller checks) in the keyspace and the wallet database. */
+export const show = Effect.fn("Lookup.show")(function* (keyspace: string, id: string) {
+  const cql = yield* readCql(keyspace, id).pipe(
+    Effect.mapError((error) => new AuditUnavailable({ server: "cql", message: error.message })),
+  )
+  const ledger = yield* readLedger(id).pipe(
+    Effect.mapError(
+      (error) => new AuditUnavailable({ server: "postgres", message: error.message.split("\n")[0] ?? error.message }),
+    ),
+  )
+  return {
+    id,
+    cql,
+    ledger,
+    found: cql !== undefined || ledger.applied !== undefined || ledger.entries.length > 0 || ledger.outbox.length > 0,
+  } satisfies TransactionView
+})
+
+/** The view as text. */
+export const format = (view: TransactionView, keyspace: string): string => {
+  const lines = [`transaction ${view.id}`]
+  lines.push(`CQL (keyspace ${keyspace}):`)
+  if (view.cql === undefined) {
+    lines.push("  not found")
+  } else {
+    const current = view.cql.statuses[0]
+    lines.push(
+      `  current status: ${current === undefined ? "none" : current.status}${current?.failureReason == null ? "" : ` (${current.failureReason})`}`,
+    )
+    for (const [name, value] of Object.entries(view.cql.details)) if (value !== null) lines.push(`  ${name}: ${value}`)
+    lines.push("  status history:")
+    for (const row of view.cql.statuses.toReversed()) {
+      lines.push(
+        `    ${row.rank} ${row.status.padEnd(10)} at ${row.updatedAt ?? "?"}${row.failureReason === null ? "" : ` reason ${row.failureReason}`}`,
+      )
+    }
+    for (const history of view.cql.histories) {
+      lines.push(`  history of user ${history.userId}: ${history.status ?? "missing"}`)
+    }
+    lines.push(`  in the reconciler's unfinished index: ${view.cql.unfinishedIndex ? "yes" : "no"}`)
+  }
+  lines.push("PostgreSQL (wallet):")
+  const applied = view.ledger.applied
+  lines.push(
+    applied === undefined
+      ? "  applied_transactions: none (never applied)"
+      : `  applied_transactions: ${applied.outcome}${applied.reason === null ? "" : ` (${applied.reason}${applied.detail === null ? "" : `: ${applied.detail}`})`} at ${applied.appliedAt}`,
+  )
+  lines.push(`  ledger entries: ${view.ledger.entries.length}`)
+  for (const entry of view.ledger.entries) {
+    lines.push(`    wallet ${entry.walletId} ${entry.amount.padStart(12)} -> balance ${entry.balanceAfter}`)
+  }
+  if (view.ledger.outbox.length === 0) lines.push("  outbox: none")
+  for (const event of view.ledger.outbox) {
+    lines.push(
+      `  outbox #${event.id} ${event.routingKey} created ${event.createdAt}, ${event.sentAt === null ? "NOT SENT yet" : `sent ${event.sentAt}`}`,
+    )
+  }
+  return lines.join("\n")
+}
