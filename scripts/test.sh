@@ -13,5 +13,6 @@ bash scripts/with-node.sh oxlint --deny-warnings
 bash scripts/with-node.sh oxfmt --check
 echo "== servers"
 bash scripts/infra.sh up
+bash scripts/ensure-chromium.sh
 echo "== tests"
 bash scripts/with-node.sh vitest run --reporter=default --reporter=json --outputFile.json=.reports/vitest.json "$@"
