@@ -458,7 +458,9 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
       const handle = yield* spawner.spawn(
         ChildProcess.make(process.execPath, [path.join(root, "packages", spec.name, "src", "main.ts")], {
           cwd: root,
-          env: settings.childEnv,
+          // The user service sits behind the gateway, which sets X-Forwarded-For to the client's
+          // real address: its per-address login limit must count clients, not the gateway.
+          env: spec.name === "user" ? { TRUST_FORWARDED_FOR: "true", ...settings.childEnv } : settings.childEnv,
           extendEnv: true,
           stdin: "ignore",
           killSignal: "SIGTERM",

@@ -78,6 +78,7 @@ class System extends Context.Service<
           USER_PORT: String(ports.user),
           JWT_SIGNING_KEY: signingKeyEnv,
           LOGIN_LIMIT_PER_ADDRESS: "1000",
+          TRUST_FORWARDED_FOR: "true",
         }),
         yield* ServiceProcess.start(main("transaction"), {
           ...otlp,
@@ -134,6 +135,71 @@ const balance = (token: string, walletId: string) =>
   Effect.map(http("GET", `/v1/wallets/${walletId}`, { token }), (answer) => answer.body.balance as number)
 
 layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun end to end (API.md)", (it) => {
+  describe("accounts and tokens", () => {
+    it.effect("email taken, wrong password, refresh rotation and reuse, logout, JWKS, login rate limit", () =>
+      Effect.gen(function* () {
+        const email = `grace.${Date.now()}@example.com`
+        const password = "correct horse battery staple"
+        assert.strictEqual((yield* http("POST", "/v1/auth/register", { body: { email, password } })).status, 201)
+        assertProblem(yield* http("POST", "/v1/auth/register", { body: { email, password } }), 409, "EMAIL_TAKEN")
+        const wrong = yield* http("POST", "/v1/auth/login", { body: { email, password: "not the password!" } })
+        const unknown = yield* http("POST", "/v1/auth/login", { body: { email: `x${email}`, password } })
+        assertProblem(wrong, 401, "INVALID_CREDENTIALS")
+        assertProblem(unknown, 401, "INVALID_CREDENTIALS")
+        assert.strictEqual(wrong.body.detail, unknown.body.detail)
+
+        const tokens = (yield* http("POST", "/v1/auth/login", { body: { email, password } })).body
+        assert.strictEqual(tokens.tokenType, "Bearer")
+        assert.strictEqual(tokens.expiresIn, 900)
+        const rotated = yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: tokens.refreshToken } })
+        assert.strictEqual(rotated.status, 200)
+        assert.notStrictEqual(rotated.body.refreshToken, tokens.refreshToken)
+        // The retired token is refused, and its whole family with it.
+        assertProblem(
+          yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: tokens.refreshToken } }),
+          401,
+          "INVALID_TOKEN",
+        )
+        assertProblem(
+          yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: rotated.body.refreshToken } }),
+          401,
+          "INVALID_TOKEN",
+        )
+        const again = (yield* http("POST", "/v1/auth/login", { body: { email, password } })).body
+        const logout = yield* http("POST", "/v1/auth/logout", { body: { refreshToken: again.refreshToken } })
+        assert.strictEqual(logout.status, 204)
+        assertProblem(
+          yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: again.refreshToken } }),
+          401,
+          "INVALID_TOKEN",
+        )
+
+        const jwks = yield* http("GET", "/.well-known/jwks.json")
+        assert.strictEqual(jwks.status, 200)
+        assert.isTrue(
+          jwks.body.keys.every(
+            (key: { kty: string; crv: string; d?: string }) =>
+              key.kty === "OKP" && key.crv === "Ed25519" && key.d === undefined,
+          ),
+        )
+
+        // Login is limited per email: the 11th attempt in the window is 429 with Retry-After.
+        const limited = `limit.${Date.now()}@example.com`
+        const statuses: Array<number> = []
+        for (let i = 0; i < 11; i++) {
+          statuses.push((yield* http("POST", "/v1/auth/login", { body: { email: limited, password } })).status)
+        }
+        assert.deepStrictEqual(
+          statuses.slice(0, 10),
+          Array.from({ length: 10 }, () => 401),
+        )
+        const blocked = yield* http("POST", "/v1/auth/login", { body: { email: limited, password } })
+        assertProblem(blocked, 429, "RATE_LIMITED")
+        assert.isAbove(Number(blocked.headers.get("retry-after")), 0)
+      }),
+    )
+  })
+
   describe("a REST client moves money", () => {
     it.effect(
       "deposit, transfer, withdrawal, overdraft, replays, refusals, entries and history, with one trace per transfer",
