@@ -19,7 +19,8 @@ export interface RetryPolicy {
   readonly schedule: Schedule.Schedule<Duration.Duration, unknown>
 }
 
-const policy = (
+/** A named policy: exponential from `base`, each delay capped at `cap`, jittered, at most `times` retries within `within`. */
+export const policy = (
   name: string,
   options: {
     readonly base: Duration.Input

@@ -2,27 +2,9 @@
  * The service's named retry policies: bounded in attempts and time, jittered, and applied (through
  * `Retry.withRetry`) only to failures marked retryable.
  */
-import { Duration, Effect, Schedule } from "effect"
-import type { Retry } from "@walletun/infra"
+import { Retry } from "@walletun/infra"
 
-const policy = (
-  name: string,
-  options: {
-    readonly base: Duration.Input
-    readonly cap: Duration.Input
-    readonly times: number
-    readonly within: Duration.Input
-  },
-): Retry.RetryPolicy => ({
-  name,
-  schedule: Schedule.exponential(options.base, 2).pipe(
-    Schedule.modifyDelay(({ duration }) =>
-      Effect.succeed(Duration.min(duration, Duration.fromInputUnsafe(options.cap))),
-    ),
-    Schedule.jittered,
-    Schedule.upTo({ times: options.times, duration: options.within }),
-  ),
-})
+const { policy } = Retry
 
 /** GetWallets while a client waits for its answer: 2 retries within 1.5 seconds. */
 export const walletLookup = policy("walletLookup", {
