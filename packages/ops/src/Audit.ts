@@ -185,9 +185,11 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
       SELECT count(*) OVER () AS violations, coalesce(e.id, a.id)::text AS id, a.outcome,
              coalesce(e.n, 0) AS entries, coalesce(e.total, 0)::bigint AS total
       FROM effects e FULL JOIN applied_transactions a ON a.id = e.id
-      WHERE NOT (
+      -- coalesce: entries without an applied row make the first test NULL, and NOT NULL filters nothing.
+      WHERE NOT coalesce(
         (a.outcome = 'COMPLETED' AND e.n = 2 AND e.total = 0) OR
-        (a.outcome IS DISTINCT FROM 'COMPLETED' AND e.id IS NULL)
+        (a.outcome IS DISTINCT FROM 'COMPLETED' AND e.id IS NULL),
+        false
       )
       ORDER BY 2 LIMIT ${sampleLimit}`
     const sums = yield* sql<{
