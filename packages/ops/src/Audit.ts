@@ -96,8 +96,16 @@ export class AuditUnavailable extends Schema.TaggedError<AuditUnavailable>()("Au
 export const sampleLimit = 20
 
 const cqlError = (error: Cql.CqlError) => new AuditUnavailable({ server: "cql", message: error.message })
+/** A PostgreSQL failure in one line, with the driver's reason ("database x does not exist"). */
+export const describeSqlError = (error: SqlError.SqlError): string => {
+  const first = error.message.split("\n")[0] ?? error.message
+  const cause: unknown = error.reason.cause
+  return cause instanceof Error && cause.message !== "" && cause.message !== first
+    ? `${first}: ${cause.message}`
+    : first
+}
 const sqlError = (error: SqlError.SqlError) =>
-  new AuditUnavailable({ server: "postgres", message: error.message.split("\n")[0] ?? error.message })
+  new AuditUnavailable({ server: "postgres", message: describeSqlError(error) })
 const rabbitError = (error: Rabbit.RabbitError) => new AuditUnavailable({ server: "rabbitmq", message: error.message })
 
 /** A transaction as the CQL database has it: its highest status and when it was created. */

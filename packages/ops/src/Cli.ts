@@ -4,7 +4,7 @@
  * and an exit code: 2 for a usage error (unknown command or flag, bad value), 1 for failed checks,
  * something not found, or a server that cannot be reached.
  */
-import { Console, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Console, Duration, Effect, Layer, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Audit from "./Audit.ts"
 import * as Connections from "./Connections.ts"
@@ -79,7 +79,7 @@ const audit = Command.make(
     ),
     allowReason: Flag.Literals("allow-reason", Dlq.reasonKinds).pipe(
       Flag.withDescription(
-        `a dead-letter reason allowed in the DLQ; repeat it; default ${Dlq.intendedReasons.join(", ")} (kinds: ${Dlq.reasonKinds.join(", ")})`,
+        `a dead-letter reason allowed in the DLQ; repeat it (default: ${Dlq.intendedReasons.join(", ")})`,
       ),
       Flag.atLeast(0),
     ),
@@ -131,7 +131,7 @@ const dlqList = Command.make(
     if (!view.exists)
       return yield* new Failed({ message: `queue ${view.queue} does not exist (check --broker-prefix)` })
     if (flags.json) return yield* printJson(view)
-    const now = Date.now()
+    const now = yield* Clock.currentTimeMillis
     yield* Console.log(
       `${view.queue}: ${view.total} messages${view.total > view.messages.length ? `, the first ${view.messages.length} shown` : ""}`,
     )

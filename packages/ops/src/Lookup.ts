@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { Cql } from "@walletun/infra"
-import { AuditUnavailable } from "./Audit.ts"
+import { AuditUnavailable, describeSqlError } from "./Audit.ts"
 
 /** One status row of the transaction (rank 0 PENDING, 1 PROCESSING, 2 COMPLETED / FAILED). */
 export interface StatusRow {
@@ -171,9 +171,7 @@ export const show = Effect.fn("Lookup.show")(function* (keyspace: string, id: st
     Effect.mapError((error) => new AuditUnavailable({ server: "cql", message: error.message })),
   )
   const ledger = yield* readLedger(id).pipe(
-    Effect.mapError(
-      (error) => new AuditUnavailable({ server: "postgres", message: error.message.split("\n")[0] ?? error.message }),
-    ),
+    Effect.mapError((error) => new AuditUnavailable({ server: "postgres", message: describeSqlError(error) })),
   )
   return {
     id,

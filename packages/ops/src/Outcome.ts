@@ -4,6 +4,8 @@
  */
 import { Cause, Console } from "effect"
 import { CliOutput } from "effect/cli"
+import type { SqlError } from "effect/sql"
+import { describeSqlError } from "./Audit.ts"
 
 const firstLine = (text: string) => (text.split("\n").find((line) => line.trim() !== "") ?? text).trim()
 
@@ -45,7 +47,7 @@ export const exitCodeOf = (cause: Cause.Cause<unknown>): { readonly code: number
     case "CqlError":
       return { code: 1, message: `cannot reach the CQL database: ${messageOf(error)}` }
     case "SqlError":
-      return { code: 1, message: `cannot reach PostgreSQL: ${messageOf(error)}` }
+      return { code: 1, message: `cannot reach PostgreSQL: ${firstLine(describeSqlError(error as SqlError.SqlError))}` }
     case "RabbitError":
       return { code: 1, message: `cannot reach RabbitMQ: ${messageOf(error)}` }
     default:
