@@ -1,0 +1,109 @@
+/**
+ * The public API as the chaos clients use it: one request with a deadline, answering its status,
+ * content type, raw text and JSON body, or why there was no answer; and what a refusal must look
+ * like (a 503 or 504 problem details without internal names).
+ */
+import { Effect } from "effect"
+
+/** An HTTP answer. */
+export interface Answer {
+  readonly status: number
+  readonly contentType: string
+  readonly replayed: boolean
+  readonly text: string
+  readonly body: Record<string, unknown>
+}
+
+/** No HTTP answer (refused, reset, timed out): the kind, e.g. "network ECONNREFUSED". */
+export interface NoAnswer {
+  readonly noAnswer: string
+}
+
+/** Deadline of one request: longer than the gateway's downstream timeout (10 s), so it answers 504 first. */
+const requestTimeoutMs = 30_000
+
+const causeCode = (error: unknown): string => {
+  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) return "timeout"
+  const cause = (error as { cause?: { code?: string } }).cause
+  return cause?.code ?? (error instanceof Error ? error.name : "unknown")
+}
+
+export interface RequestOptions {
+  readonly token?: string
+  readonly body?: unknown
+  readonly headers?: Record<string, string>
+}
+
+/** One request to `base + path`; never fails: an answer of any status, or `NoAnswer`. */
+export const request = (
+  base: string,
+  method: "GET" | "POST",
+  path: string,
+  options: RequestOptions = {},
+): Effect.Effect<Answer | NoAnswer> =>
+  Effect.promise(async (): Promise<Answer | NoAnswer> => {
+    try {
+      const response = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+          ...options.headers,
+        },
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        signal: AbortSignal.timeout(requestTimeoutMs),
+      })
+      const text = await response.text()
+      let body: Record<string, unknown> = {}
+      try {
+        const parsed: unknown = text === "" ? {} : JSON.parse(text)
+        if (typeof parsed === "object" && parsed !== null) body = parsed as Record<string, unknown>
+      } catch {
+        // Not JSON: the refusal check below says so.
+      }
+      return {
+        status: response.status,
+        contentType: response.headers.get("content-type") ?? "",
+        replayed: response.headers.get("idempotent-replayed") === "true",
+        text,
+        body,
+      }
+    } catch (error) {
+      return { noAnswer: `network ${causeCode(error)}` }
+    }
+  })
+
+export const isAnswer = (result: Answer | NoAnswer): result is Answer => "status" in result
+
+/** The name an answer is counted under: status and problem code. */
+export const kindOf = (answer: Answer): string =>
+  `HTTP ${answer.status}${typeof answer.body["code"] === "string" ? ` ${answer.body["code"]}` : ""}`
+
+// Words that would tell an outsider how the system is built: stack frames, files, drivers, servers.
+const internalDetail =
+  /node_modules|\.ts:\d+|\n\s+at |\bat [\w.<>]+ \(|SqlError|CqlError|RabbitError|PgError|amqp|grpc|ECONN|postgres|cassandra|scylla|rabbitmq|stack/i
+
+/**
+ * Why a 5xx answer is not an acceptable refusal, or undefined when it is: a 503 or 504 RFC 9457
+ * problem details (`application/problem+json` with matching `status`, a `code` and a `type`) that
+ * names nothing internal.
+ */
+export const refusalDefect = (answer: Answer): string | undefined => {
+  if (answer.status !== 503 && answer.status !== 504) return `status ${answer.status} (only 503 and 504 are refusals)`
+  if (!answer.contentType.includes("application/problem+json")) return `content type "${answer.contentType}"`
+  if (answer.body["status"] !== answer.status) return "problem details without the matching status"
+  if (typeof answer.body["code"] !== "string" || typeof answer.body["type"] !== "string") {
+    return "problem details without code or type"
+  }
+  // The names in `dependencies` are judged apart (see `dependencyStates`); everything else must be clean.
+  const { dependencies: _dependencies, ...rest } = answer.body
+  const text = JSON.stringify(rest)
+  const leak = internalDetail.exec(text)
+  return leak === null
+    ? undefined
+    : `internal detail "${leak[0].trim()}" in ${text.slice(Math.max(0, leak.index - 80), leak.index + 80)}`
+}
+
+/** The `dependencies` member of a 503 (each dependency's state), as text, or undefined when absent. */
+export const dependencyStates = (answer: Answer): string | undefined =>
+  answer.body["dependencies"] === undefined ? undefined : JSON.stringify(answer.body["dependencies"])

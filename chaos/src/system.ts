@@ -1,0 +1,192 @@
+/**
+ * The system under chaos: `npm start`'s orchestrator (scripts/start.ts) run as a child on ports,
+ * a run directory, a CQL keyspace and broker queues of the chaos run's own, so it disturbs no other
+ * run's data. Its whole output is kept, so the run can verify that a killed service was restarted.
+ */
+import { Duration, Effect, Option, Schedule, Schema } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
+const root = path.resolve(import.meta.dirname, "../..")
+const script = path.join(root, "scripts", "start.ts")
+
+/** The system could not be started, or a service did not come back; the message says why. */
+export class SystemFailed extends Schema.TaggedError<SystemFailed>()("SystemFailed", { message: Schema.String }) {}
+
+export const serviceNames = ["wallet", "user", "transaction", "gateway"] as const
+export type ServiceName = (typeof serviceNames)[number]
+
+/** Where one chaos run lives. */
+export interface Isolation {
+  readonly portBase: number
+  /** CQL keyspace and broker prefix (the same word). */
+  readonly name: string
+}
+
+export interface System {
+  readonly api: string
+  readonly pidFile: string
+  /** Every line the orchestrator and its services printed (the most recent `keptLines`). */
+  readonly output: () => ReadonlyArray<string>
+  /** The orchestrator's lines only ("start | ..."), the most recent first. */
+  readonly orchestratorLines: () => ReadonlyArray<string>
+  /** The pid of a service now, from the orchestrator's pid file. */
+  readonly pidOf: (service: ServiceName) => number | undefined
+}
+
+const keptLines = 20_000
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The `<service> <pid>` lines of a pid file written by scripts/start.ts. */
+const servicePids = (pidFile: string): Map<string, number> => {
+  const pids = new Map<string, number>()
+  let text = ""
+  try {
+    text = fs.readFileSync(pidFile, "utf8")
+  } catch {
+    return pids
+  }
+  for (const line of text.split("\n").slice(2)) {
+    const [name = "", pid = ""] = line.split(" ")
+    if (name !== "" && Number.isInteger(Number(pid)) && Number(pid) > 0) pids.set(name, Number(pid))
+  }
+  return pids
+}
+
+/** The environment of the chaos run's services. */
+export const environment = (isolation: Isolation, runDir: string): Record<string, string> => {
+  const base = isolation.portBase
+  return {
+    GATEWAY_PORT: String(base),
+    USER_PORT: String(base + 1),
+    TRANSACTION_PORT: String(base + 2),
+    WALLET_HTTP_PORT: String(base + 3),
+    WALLET_GRPC_PORT: String(base + 4),
+    WALLETUN_RUN_DIR: runDir,
+    CQL_KEYSPACE: isolation.name,
+    TRANSACTION_BROKER_PREFIX: isolation.name,
+    // Every service is killed at least once and may crash when a server goes away: the orchestrator
+    // must keep restarting them for the whole run.
+    WALLETUN_MAX_RESTARTS: "50",
+    WALLETUN_STOP_TIMEOUT: "10 seconds",
+    // Unfinished work is re-published sooner than in production, so the run settles within minutes.
+    TRANSACTION_RECONCILE_INTERVAL: "5 seconds",
+    TRANSACTION_RECONCILE_AGE: "20 seconds",
+    TRANSACTION_RETRY_DELAY: "2 seconds",
+    // One client address sends everything; the abuse limits are not what this run tests.
+    GATEWAY_RATE_LIMIT_PER_USER: "100000000",
+    GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000000",
+    LOGIN_LIMIT_PER_ADDRESS: "100000",
+    LOGIN_LIMIT_PER_EMAIL: "100000",
+    ACCESS_TOKEN_TTL: "2 hours",
+    LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",
+  }
+}
+
+/**
+ * Runs the orchestrator in a process group of its own (a terminal's Ctrl-C reaches only the chaos
+ * run, which then stops it in order) and waits until walletun is ready. Closing the scope sends it
+ * SIGTERM, waits for it to stop the services, and kills whatever is left.
+ */
+export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
+  Effect.gen(function* () {
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-chaos-"))
+    const pidFile = path.join(runDir, "start.pid")
+    const lines: Array<string> = []
+    let partial = ""
+    let exitCode: number | null = null
+    const collect = (chunk: Buffer) => {
+      const text = partial + chunk.toString("utf8")
+      const parts = text.split("\n")
+      partial = parts.pop() ?? ""
+      for (const part of parts) {
+        lines.push(part)
+        if (lines.length > keptLines) lines.shift()
+      }
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const spawned = spawn(process.execPath, [script], {
+          cwd: root,
+          detached: true,
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, ...environment(isolation, runDir) },
+        })
+        spawned.stdout.on("data", collect)
+        spawned.stderr.on("data", collect)
+        spawned.once("exit", (code, signal) => {
+          exitCode = code ?? (signal === null ? 1 : 128)
+        })
+        return spawned
+      }),
+      (spawned) =>
+        Effect.gen(function* () {
+          const children = servicePids(pidFile)
+          if (exitCode === null && spawned.pid !== undefined) spawned.kill("SIGTERM")
+          yield* Effect.sync(() => exitCode !== null).pipe(
+            Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(100)) }),
+            Effect.timeoutOption(Duration.seconds(60)),
+          )
+          if (exitCode === null) spawned.kill("SIGKILL")
+          for (const pid of children.values()) if (alive(pid)) process.kill(pid, "SIGKILL")
+          fs.rmSync(runDir, { recursive: true, force: true })
+        }),
+    )
+    const tail = (n: number) =>
+      lines
+        .slice(-n)
+        .map((line) => `  ${line}`)
+        .join("\n")
+    const isReady = () => lines.some((line) => line.includes("walletun is ready in"))
+    const settled = yield* Effect.sync(() => isReady() || exitCode !== null).pipe(
+      Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(250)) }),
+      Effect.timeoutOption(readyTimeout),
+    )
+    if (!isReady()) {
+      return yield* new SystemFailed({
+        message: Option.isNone(settled)
+          ? `walletun was not ready within ${Duration.format(readyTimeout)}:\n${tail(40)}`
+          : `the orchestrator exited (${exitCode}) before walletun was ready:\n${tail(40)}`,
+      })
+    }
+    return {
+      api: `http://127.0.0.1:${isolation.portBase}`,
+      pidFile,
+      output: () => lines,
+      orchestratorLines: () => lines.filter((line) => line.startsWith("start ")),
+      pidOf: (service) => servicePids(pidFile).get(service),
+    } satisfies System
+  })
+
+/**
+ * Waits (bounded) until the orchestrator says `service` is ready again after a restart it had not
+ * announced before (`seenBefore` such lines); answers how long that took.
+ */
+export const awaitRestart = (system: System, service: ServiceName, seenBefore: number, timeout: Duration.Duration) =>
+  Effect.gen(function* () {
+    const pattern = `${service} is ready again after restart`
+    const count = () => system.orchestratorLines().filter((line) => line.includes(pattern)).length
+    const done = yield* Effect.sync(() => count() > seenBefore).pipe(
+      Effect.repeat({ until: (ok) => ok, schedule: Schedule.spaced(Duration.millis(200)) }),
+      Effect.timeoutOption(timeout),
+    )
+    if (Option.isNone(done)) {
+      return yield* new SystemFailed({
+        message: `${service} was not ready again within ${Duration.format(timeout)} of its kill`,
+      })
+    }
+  })
+
+/** How many times the orchestrator has announced `service` ready again after a restart. */
+export const restartsOf = (system: System, service: ServiceName): number =>
+  system.orchestratorLines().filter((line) => line.includes(`${service} is ready again after restart`)).length
