@@ -322,6 +322,14 @@ const badValues = (field: Field, fixtures: Fixtures, excluded: ReadonlyArray<str
           refused(obj([["value", "x"]]), "object"),
         ]
   constant([...wrongTypes, refused(null, "null")])
+  // Valid JSON nested deeper than any recursive parser or error formatter should follow.
+  cases.push(
+    Arbitrary.map(int(1_000, 20_000), (depth): Mutation => [
+      `array nested ${depth} deep`,
+      raw(`${"[".repeat(depth)}${"]".repeat(depth)}`),
+      [400],
+    ]),
+  )
   if (field.required) constant([["missing", undefined, [400]]])
 
   if (schema.type === "integer") {
