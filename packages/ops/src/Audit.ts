@@ -25,7 +25,8 @@
  * - `settlement`: PENDING / PROCESSING transactions: "in flight" when younger than `stuckAfter`,
  *   "settling" when applied (the outcome event is on its way) within `stuckAfter` of the apply,
  *   "stuck" otherwise. Stuck ones are listed; they are violations only with `settled`.
- * - `dlq`: the dead letters by reason kind; any kind outside `allowedDeadReasons` is a violation.
+ * - `dlq`: the dead letters by reason kind; any kind outside `allowedDeadReasons` is a violation,
+ *   and so is a DLQ that does not exist (a wrong prefix: the service declares it at start-up).
  */
 import { Clock, Duration, Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
@@ -403,15 +404,19 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
     checks.push({
       name: "dlq",
       description: `the DLQ holds only dead letters of the allowed reasons (${[...allowed].join(", ") || "none"})`,
-      ok: bad.length === 0 && unread === 0,
-      violations: bad.length + unread,
+      // A missing DLQ means the wrong prefix (the service declares it at start-up): nothing was checked.
+      ok: dlq.exists && bad.length === 0 && unread === 0,
+      violations: bad.length + unread + (dlq.exists ? 0 : 1),
       figures: {
         queue: dlq.exists ? dlq.queue : `${dlq.queue} (does not exist)`,
         messages: dlq.total,
         ...Object.fromEntries(Dlq.reasonKinds.filter((kind) => byKind[kind] > 0).map((kind) => [kind, byKind[kind]])),
         ...(unread > 0 ? { "not read (over maxDeadLetters)": unread } : {}),
       },
-      samples: bad.slice(0, sampleLimit).map((message) => `${message.id}: ${message.kind}: ${message.reason}`),
+      samples: [
+        ...(dlq.exists ? [] : [`${dlq.queue} does not exist: is the broker prefix right?`]),
+        ...bad.slice(0, sampleLimit).map((message) => `${message.id}: ${message.kind}: ${message.reason}`),
+      ],
     })
   }
 

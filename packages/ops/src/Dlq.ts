@@ -149,26 +149,41 @@ const countOf = (rabbit: Context.Service.Shape<typeof Rabbit.Rabbit>, queue: str
     )
 
 /**
+ * Gives back the `held` messages this channel took unacknowledged, and waits (bounded: 40 polls,
+ * 25 ms apart) until the queue shows them again: a quorum queue applies returns asynchronously,
+ * and the next peek, replay or purge must see them.
+ */
+const giveBack = async (channel: Channel, queue: string, held: number, before: number) => {
+  if (held === 0) return
+  channel.nackAll(true)
+  for (let poll = 0; poll < 40; poll++) {
+    const { messageCount } = await channel.checkQueue(queue)
+    if (messageCount >= Math.min(before, held)) return
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/**
  * The first `limit` messages of the DLQ, without removing any: they are taken unacknowledged on
- * one channel and return to the queue when it closes (their order may change).
+ * one channel and given back (their order may change).
  */
 export const peek = Effect.fn("Dlq.peek")(function* (prefix: string, limit: number) {
   const rabbit = yield* Rabbit.Rabbit
   const queue = queueOf(prefix)
-  const total = yield* countOf(rabbit, queue)
-  if (total === undefined) return { queue, exists: false, total: 0, messages: [] } satisfies DlqView
-  const wanted = Math.min(limit, total)
+  const count = yield* countOf(rabbit, queue)
+  if (count === undefined) return { queue, exists: false, total: 0, messages: [] } satisfies DlqView
   const messages = yield* rabbit.withChannel(async (channel) => {
     const found: Array<DeadLetter> = []
-    // Bounded by `wanted` (itself bounded by the caller's limit).
-    while (found.length < wanted) {
+    // Bounded by the caller's limit.
+    while (found.length < limit) {
       const message = await channel.get(queue, { noAck: false })
       if (message === false) break
       found.push(describe(prefix, message))
     }
+    await giveBack(channel, queue, found.length, count)
     return found
   })
-  return { queue, exists: true, total, messages } satisfies DlqView
+  return { queue, exists: true, total: Math.max(count, messages.length), messages } satisfies DlqView
 })
 
 /** What a replay or a purge did. */
@@ -180,7 +195,9 @@ export interface Removal {
 
 /**
  * Takes up to `max` messages matching `select`, runs `onEach` on each (a failure leaves that
- * message and the rest in the DLQ), then acknowledges it; returns what was removed.
+ * message and the rest in the DLQ), then acknowledges it; returns what was removed. It stops at
+ * the end of the queue, or at a message it removed already (a replayed poison message that was
+ * dead-lettered again), so it never chases its own replays.
  */
 const take = (
   prefix: string,
@@ -192,32 +209,45 @@ const take = (
   Effect.gen(function* () {
     const rabbit = yield* Rabbit.Rabbit
     const queue = queueOf(prefix)
-    const total = yield* countOf(rabbit, queue)
-    if (total === undefined) return { queue, exists: false, messages: [] } satisfies Removal
+    const count = yield* countOf(rabbit, queue)
+    if (count === undefined) return { queue, exists: false, messages: [] } satisfies Removal
     const context = yield* Effect.context<never>()
     const run = Effect.runPromiseWith(context)
     const removed: Array<DeadLetter> = []
-    // Looks at each message present at the start at most once. A selective run keeps the messages
-    // it skips unacknowledged on one channel, so it sees what lies behind them (bounded by `total`
-    // and the channel operation's deadline); a run that takes everything goes in batches.
-    const batchLimit = selective ? total : batchSize
-    let seen = 0
+    const removedIds = new Set<string>()
+    // A selective run keeps the messages it skips unacknowledged on one channel, so it sees what
+    // lies behind them (bounded by the queue's length and the channel operation's deadline); a run
+    // that takes everything goes in batches of its own channel each.
+    const batchLimit = selective ? Number.POSITIVE_INFINITY : batchSize
     let done = false
     while (!done && removed.length < max) {
       done = yield* rabbit.withChannel(async (channel) => {
+        let skipped = 0
+        const finish = async (end: boolean) => {
+          await giveBack(channel, queue, skipped, count)
+          return end
+        }
         let inBatch = 0
-        while (inBatch < batchLimit && seen < total && removed.length < max) {
+        while (inBatch < batchLimit) {
+          if (removed.length >= max) return finish(true)
           const message = await channel.get(queue, { noAck: false })
-          if (message === false) return true
-          seen++
+          if (message === false) return finish(true)
           inBatch++
           const letter = describe(prefix, message)
-          if (!select(letter)) continue
+          if (letter.id !== "(no id)" && removedIds.has(letter.id)) {
+            skipped++
+            return finish(true)
+          }
+          if (!select(letter)) {
+            skipped++
+            continue
+          }
           await run(onEach(letter, message))
           channel.ack(message)
           removed.push(letter)
+          removedIds.add(letter.id)
         }
-        return seen >= total
+        return finish(false)
       })
     }
     return { queue, exists: true, messages: removed } satisfies Removal

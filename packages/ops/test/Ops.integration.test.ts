@@ -522,6 +522,10 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       assert.strictEqual(figures["messages"], 2)
       assert.strictEqual(figures["undecodable"], 1)
       assert.strictEqual(figures["gave_up"], 1)
+      // A DLQ that does not exist means a wrong prefix: nothing was checked.
+      const wrongPrefix = yield* audit({ brokerPrefix: `${prefix}.nowhere` })
+      assert.deepStrictEqual(failing(wrongPrefix), ["dlq"])
+      assert.include(checkOf(wrongPrefix, "dlq").samples[0], "does not exist")
       // Allowed when listed.
       yield* Effect.acquireUseRelease(
         deadLetter(gaveUp, "gave up after 5 attempts: wallet service unavailable", 5, "{}"),
@@ -657,10 +661,14 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
     Effect.gen(function* () {
       const { keyspace, prefix, database, sql, a, b } = yield* Scratch
       const flags = ["--keyspace", keyspace, "--broker-prefix", prefix, "--database", database]
-      const passed = yield* cli(["audit", ...flags, "--settled"])
+      const [passed, json] = yield* Effect.all(
+        [cli(["audit", ...flags, "--settled"]), cli(["audit", ...flags, "--json"])],
+        {
+          concurrency: 2,
+        },
+      )
       assert.strictEqual(passed.code, 0, passed.stdout + passed.stderr)
       assert.include(passed.stdout, "audit passed")
-      const json = yield* cli(["audit", ...flags, "--json"])
       const parsed = JSON.parse(json.stdout) as Audit.AuditReport
       assert.isTrue(parsed.ok)
       assert.strictEqual(parsed.checks.length, 7)
@@ -679,24 +687,31 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       assert.include(failed.stdout, "FAIL balances")
       assert.include(failed.stdout, "audit FAILED: balances")
 
-      for (const args of [
+      // Usage errors need no server; they run side by side (each is a Node start-up).
+      const usage = [
         ["frobnicate"],
         ["audit", "--no-such-flag"],
         ["tx", "show", "not-a-uuid"],
         ["dlq", "replay"],
         ["audit", "--keyspace", "bad;name"],
         ["audit", ...flags, "--stuck-after", "soon"],
-      ]) {
-        const run = yield* cli(args)
-        assert.strictEqual(run.code, 2, `${args.join(" ")}: ${run.stderr}`)
+      ]
+      const down = yield* Uuid.v7
+      const [downRun, ...usageRuns] = yield* Effect.forEach(
+        [
+          cli(["tx", "show", down, ...flags.slice(0, 2)], { CQL_CONTACT_POINT: "127.0.0.1:1" }),
+          ...usage.map((args) => cli(args)),
+        ],
+        (run) => run,
+        { concurrency: "unbounded" },
+      )
+      usageRuns.forEach((run, index) => {
+        assert.strictEqual(run.code, 2, `${usage[index]?.join(" ")}: ${run.stderr}`)
         oneLine(run)
-      }
-      const down = yield* cli(["tx", "show", yield* Uuid.v7, ...flags.slice(0, 2)], {
-        CQL_CONTACT_POINT: "127.0.0.1:1",
       })
-      assert.strictEqual(down.code, 1)
-      oneLine(down)
-      assert.include(down.stderr, "cannot reach the CQL database")
+      assert.strictEqual(downRun?.code, 1)
+      oneLine(downRun ?? { stderr: "" })
+      assert.include(downRun?.stderr, "cannot reach the CQL database")
 
       // After every corruption above was restored, the system audits clean again.
       const report = yield* audit({ settled: true })
