@@ -559,7 +559,14 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       // Peeking removed nothing.
       assert.strictEqual((yield* Dlq.peek(prefix, 10)).total, 2)
 
-      const listed = yield* cli(["dlq", "list", "--broker-prefix", prefix])
+      // Listing, and a purge refused for want of --yes, side by side: neither removes anything.
+      const [listed, refused] = yield* Effect.all(
+        [cli(["dlq", "list", "--broker-prefix", prefix]), cli(["dlq", "purge", "--broker-prefix", prefix])],
+        { concurrency: 2 },
+      )
+      assert.strictEqual(refused.code, 2)
+      assert.strictEqual(refused.stderr.trim().split("\n").length, 1)
+      assert.include(refused.stderr, "add --yes")
       assert.strictEqual(listed.code, 0, listed.stderr)
       assert.include(listed.stdout, `${prefix}.dlq: 2 messages`)
       assert.match(listed.stdout, new RegExp(`${replayed}\\s+gave_up\\s+5\\s+\\d+s`))
@@ -584,10 +591,7 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
         [poison],
       )
 
-      // Purge refuses without --yes, then removes and names what it removed.
-      const refused = yield* cli(["dlq", "purge", "--broker-prefix", prefix])
-      assert.strictEqual(refused.code, 2)
-      assert.strictEqual(refused.stderr.trim().split("\n").length, 1)
+      // Purge (refused above without --yes) removes and names what it removed.
       assert.strictEqual((yield* Dlq.peek(prefix, 10)).total, 1)
       const purged = yield* cli(["dlq", "purge", "--broker-prefix", prefix, "--yes"])
       assert.strictEqual(purged.code, 0, purged.stderr)
@@ -643,7 +647,11 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       assert.strictEqual(view.ledger.outbox.length, 1)
       assert.strictEqual(view.ledger.outbox[0]?.routingKey, "transaction.completed")
 
-      const shown = yield* cli(["tx", "show", transfer, "--keyspace", keyspace, "--database", database])
+      const at = ["--keyspace", keyspace, "--database", database]
+      const [shown, unknown] = yield* Effect.all(
+        [cli(["tx", "show", transfer, ...at]), cli(["tx", "show", yield* Uuid.v7, ...at])],
+        { concurrency: 2 },
+      )
       assert.strictEqual(shown.code, 0, shown.stderr)
       assert.include(shown.stdout, "current status: COMPLETED")
       assert.match(shown.stdout, /1 PROCESSING at /)
@@ -651,7 +659,6 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       assert.include(shown.stdout, "ledger entries: 2")
       assert.match(shown.stdout, /outbox #\d+ transaction\.completed created .*, sent /)
 
-      const unknown = yield* cli(["tx", "show", yield* Uuid.v7, "--keyspace", keyspace, "--database", database])
       assert.strictEqual(unknown.code, 1)
       assert.match(unknown.stderr, /^walletun: transaction .* is in neither keyspace/)
     }),
