@@ -9,6 +9,7 @@ import { TransactionId, WalletId } from "./Ids.ts"
 import { AmountJson } from "./Money.ts"
 import { Page, pageQueryFields } from "./Page.ts"
 import { Timestamp } from "./Timestamp.ts"
+import { hasNoNul, isWellFormed } from "./Text.ts"
 
 /** What a transaction does: money in, money out, or money between two wallets. */
 export const TransactionType = Schema.Literals(["deposit", "withdrawal", "transfer"]).annotate({
@@ -61,6 +62,8 @@ export const Description = Schema.String.check(
   Schema.isMaxCodePoints(DescriptionMaxLength, {
     message: `description must be at most ${DescriptionMaxLength} characters`,
   }),
+  isWellFormed("description"),
+  hasNoNul("description"),
 )
 
 /** Body of a deposit: money enters the caller's wallet from outside. */

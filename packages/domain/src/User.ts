@@ -4,6 +4,7 @@
  */
 import { Schema, SchemaGetter } from "effect"
 import { UserId } from "./Ids.ts"
+import { hasNoControlCharacters, hasNoNul, isWellFormed } from "./Text.ts"
 import { Timestamp } from "./Timestamp.ts"
 
 /** The longest email address accepted (RFC 5321's path limit). */
@@ -19,6 +20,8 @@ export const Email = Schema.String.pipe(
   Schema.decodeTo(
     Schema.String.check(
       Schema.isMaxLength(EmailMaxLength, { message: `email must be at most ${EmailMaxLength} characters` }),
+      isWellFormed("email"),
+      hasNoControlCharacters("email"),
       Schema.isPattern(emailShape, { message: "email must be a valid address such as ada@example.com" }),
     ).pipe(Schema.brand("Email")),
     {
@@ -41,6 +44,8 @@ export const Password = Schema.RedactedFromValue(
     Schema.isBetweenCodePoints(PasswordMinLength, PasswordMaxLength, {
       message: `password must be ${PasswordMinLength} to ${PasswordMaxLength} characters`,
     }),
+    isWellFormed("password"),
+    hasNoNul("password"),
   ),
   { label: "password" },
 )
@@ -51,6 +56,8 @@ export const LoginPassword = Schema.RedactedFromValue(
     Schema.isBetweenCodePoints(1, PasswordMaxLength, {
       message: `password must be 1 to ${PasswordMaxLength} characters`,
     }),
+    isWellFormed("password"),
+    hasNoNul("password"),
   ),
   { label: "password" },
 )
@@ -65,6 +72,8 @@ export const DisplayName = Schema.String.pipe(
       Schema.isBetweenCodePoints(1, DisplayNameMaxLength, {
         message: `display name must be 1 to ${DisplayNameMaxLength} characters`,
       }),
+      isWellFormed("display name"),
+      hasNoControlCharacters("display name"),
     ),
     { decode: SchemaGetter.transform((s: string) => s.trim()), encode: SchemaGetter.passthrough() },
   ),

@@ -450,7 +450,14 @@ const badValues = (field: Field, fixtures: Fixtures, excluded: ReadonlyArray<str
       }),
     )
   }
-  if (name === "displayName" && !excluded.includes("\u0000")) constant([refused("Ada\u0000", "NUL")])
+  if (name === "displayName" || name === "description") {
+    constant([
+      refused("Ada\u0000", "NUL"),
+      refused("Ada\ud800", "a lone high surrogate"),
+      refused("\udc00Ada", "a lone low surrogate"),
+    ])
+  }
+  if (name === "displayName") constant([refused("Ada\nLovelace", "a line break")])
   if (name === "password") constant([refused("x".repeat(11), "11 characters", [400, 401])])
   if (name === "displayName") constant([refused("d".repeat(101), "101 characters")])
   if (name === "description") constant([refused("d".repeat(501), "501 characters")])
@@ -549,6 +556,13 @@ const extraFields = (excluded: ReadonlyArray<string>) =>
     { minLength: 0, maxLength: 3 },
   )
 
+/**
+ * Fragments the API refuses in a free-text field (NUL and lone surrogates anywhere; line breaks and
+ * tabs in a name), so noise leaves them out: they are sent as bad values instead.
+ */
+const invalidInText = (name: string): ReadonlyArray<string> =>
+  name === "displayName" ? ["\u0000", "\ud800", "\udc00", "\n", "\t"] : ["\u0000", "\ud800", "\udc00"]
+
 /** Hostile but valid text in the optional free-text fields (description, displayName) left unmutated. */
 const freeTextNoise = (fields: ReadonlyArray<Field>, mutated: string | undefined, excluded: ReadonlyArray<string>) =>
   Arbitrary.map(
@@ -563,7 +577,9 @@ const freeTextNoise = (fields: ReadonlyArray<Field>, mutated: string | undefined
           oneOf<ReadonlyArray<readonly [string, Json]>>([
             Arbitrary.Constant([]),
             // Letters around it: a name or description that trims to nothing is rightly refused.
-            Arbitrary.map(text(excluded, 6), (value) => [[field.name, `A${value}z`] as const]),
+            Arbitrary.map(text([...excluded, ...invalidInText(field.name)], 6), (value) => [
+              [field.name, `A${value}z`] as const,
+            ]),
           ]),
         ),
     ),
