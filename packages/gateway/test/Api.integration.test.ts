@@ -1,7 +1,6 @@
 import { createHmac, randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { ServiceProcess } from "@walletun/infra"
 import {
   assertProblem,
   b64,
@@ -10,10 +9,9 @@ import {
   ed25519Token,
   keyPair,
   kid,
-  main,
   nowSeconds as now,
   signer,
-  signingKeyEnv,
+  startSystem,
 } from "./support.ts"
 
 // The public API through the real gateway, with the real user and wallet services behind it (each
@@ -28,26 +26,11 @@ class System extends Context.Service<System, {}>()("test/System") {
   static readonly layer = Layer.effect(
     System,
     Effect.gen(function* () {
-      yield* ServiceProcess.start(main("user"), {
-        USER_PORT: String(ports.user),
-        JWT_SIGNING_KEY: signingKeyEnv,
-        LOGIN_LIMIT_PER_ADDRESS: "1000",
+      yield* startSystem({
+        ports,
+        isolation: { keyspace: "walletun_api", brokerPrefix: "api.transactions" },
+        per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000" } },
       })
-      yield* ServiceProcess.start(main("wallet"), {
-        WALLET_HTTP_PORT: String(ports.walletHttp),
-        WALLET_GRPC_PORT: String(ports.walletGrpc),
-      })
-      yield* ServiceProcess.start(main("gateway"), {
-        GATEWAY_PORT: String(ports.gateway),
-        USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,
-        TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
-        WALLET_HEALTH_URL: `http://127.0.0.1:${ports.walletHttp}`,
-        WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
-        JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json`,
-      })
-      yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.user}/health/ready`)
-      yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.walletHttp}/health/ready`)
-      yield* ServiceProcess.waitFor(`${base}/health/live`)
       return System.of({})
     }),
   )

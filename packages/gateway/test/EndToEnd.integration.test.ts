@@ -2,8 +2,7 @@ import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Duration, Effect, Layer, Schedule } from "effect"
-import { ServiceProcess } from "@walletun/infra"
-import { assertProblem, client, main, signingKeyEnv } from "./support.ts"
+import { assertProblem, client, startSystem } from "./support.ts"
 import type { Answer } from "./support.ts"
 
 // API.md as a REST client uses it, through the real gateway with all four services behind it (each
@@ -66,38 +65,13 @@ class System extends Context.Service<
         (running) => Effect.sync(running.close),
       )
       const otlp = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`, LOG_LEVEL: "Warn" }
-      const isolation = { CQL_KEYSPACE: "walletun_e2e", TRANSACTION_BROKER_PREFIX: "e2e.transactions" }
-      const services = [
-        yield* ServiceProcess.start(main("wallet"), {
-          ...otlp,
-          WALLET_HTTP_PORT: String(ports.walletHttp),
-          WALLET_GRPC_PORT: String(ports.walletGrpc),
-        }),
-        yield* ServiceProcess.start(main("user"), {
-          ...otlp,
-          USER_PORT: String(ports.user),
-          JWT_SIGNING_KEY: signingKeyEnv,
-          LOGIN_LIMIT_PER_ADDRESS: "1000",
-          TRUST_FORWARDED_FOR: "true",
-        }),
-        yield* ServiceProcess.start(main("transaction"), {
-          ...otlp,
-          ...isolation,
-          TRANSACTION_PORT: String(ports.transaction),
-          WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
-          JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json`,
-        }),
-        yield* ServiceProcess.start(main("gateway"), {
-          ...otlp,
-          GATEWAY_PORT: String(ports.gateway),
-          USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,
-          TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
-          WALLET_HEALTH_URL: `http://127.0.0.1:${ports.walletHttp}`,
-          WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
-          JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json`,
-        }),
-      ]
-      yield* ServiceProcess.waitFor(`${base}/health/ready`)
+      const system = yield* startSystem({
+        ports,
+        isolation: { keyspace: "walletun_e2e", brokerPrefix: "e2e.transactions" },
+        env: otlp,
+        per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000" } },
+      })
+      const services = [system.wallet, system.user, system.transaction, system.gateway]
       // SIGTERM makes each service flush its spans before it exits.
       const stop = Effect.forEach(
         services,

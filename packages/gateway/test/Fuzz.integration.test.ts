@@ -1,19 +1,7 @@
 import { createHmac, randomUUID } from "node:crypto"
 import { assert, layer } from "@effect/vitest"
 import { Arbitrary, Console, Context, Duration, Effect, Layer, Random, Schedule } from "effect"
-import { ServiceProcess } from "@walletun/infra"
-import {
-  b64,
-  claimsFor,
-  client,
-  ed25519Token,
-  keyPair,
-  kid,
-  main,
-  nowSeconds,
-  signer,
-  signingKeyEnv,
-} from "./support.ts"
+import { b64, claimsFor, client, ed25519Token, keyPair, kid, nowSeconds, signer, startSystem } from "./support.ts"
 import { casesFor, routesOf, validKey, violations } from "./fuzz.ts"
 import type { Answer, Case, Fixtures, OpenApiDocument } from "./fuzz.ts"
 
@@ -42,40 +30,16 @@ class System extends Context.Service<System, {}>()("test/FuzzSystem") {
   static readonly layer = Layer.effect(
     System,
     Effect.gen(function* () {
-      const quiet = { LOG_LEVEL: "Error" }
-      yield* ServiceProcess.start(main("wallet"), {
-        ...quiet,
-        WALLET_HTTP_PORT: String(ports.walletHttp),
-        WALLET_GRPC_PORT: String(ports.walletGrpc),
+      yield* startSystem({
+        ports,
+        isolation: { keyspace: "walletun_fuzz", brokerPrefix: "fuzz.transactions" },
+        env: { LOG_LEVEL: "Error" },
+        per: {
+          // The fuzzer logs in with wrong passwords on purpose; the limits are tested elsewhere.
+          user: { LOGIN_LIMIT_PER_ADDRESS: "100000", LOGIN_LIMIT_PER_EMAIL: "100000" },
+          gateway: { GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000", GATEWAY_RATE_LIMIT_PER_USER: "100000" },
+        },
       })
-      yield* ServiceProcess.start(main("user"), {
-        ...quiet,
-        USER_PORT: String(ports.user),
-        JWT_SIGNING_KEY: signingKeyEnv,
-        // The fuzzer logs in with wrong passwords on purpose; the limits are tested elsewhere.
-        LOGIN_LIMIT_PER_ADDRESS: "100000",
-        LOGIN_LIMIT_PER_EMAIL: "100000",
-      })
-      yield* ServiceProcess.start(main("transaction"), {
-        ...quiet,
-        CQL_KEYSPACE: "walletun_fuzz",
-        TRANSACTION_BROKER_PREFIX: "fuzz.transactions",
-        TRANSACTION_PORT: String(ports.transaction),
-        WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
-        JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json`,
-      })
-      yield* ServiceProcess.start(main("gateway"), {
-        ...quiet,
-        GATEWAY_PORT: String(ports.gateway),
-        USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,
-        TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
-        WALLET_HEALTH_URL: `http://127.0.0.1:${ports.walletHttp}`,
-        WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
-        JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json`,
-        GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000",
-        GATEWAY_RATE_LIMIT_PER_USER: "100000",
-      })
-      yield* ServiceProcess.waitFor(`${base}/health/ready`)
       return System.of({})
     }),
   )

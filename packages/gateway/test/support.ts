@@ -4,6 +4,7 @@ import { generateKeyPairSync, randomUUID, sign } from "node:crypto"
 import type { KeyObject } from "node:crypto"
 import { assert } from "@effect/vitest"
 import { Effect } from "effect"
+import { ServiceProcess } from "@walletun/infra"
 
 /** A fresh Ed25519 key pair and its private JWK. */
 export const keyPair = () => {
@@ -89,3 +90,65 @@ export const assertProblem = (answer: Answer, status: number, code: string) => {
 
 /** The path of a service's `main.ts`. */
 export const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
+
+/** The ports of a system started by a test. */
+export interface Ports {
+  readonly gateway: number
+  readonly user: number
+  readonly transaction: number
+  readonly walletHttp: number
+  readonly walletGrpc: number
+}
+
+/**
+ * Starts the four services as processes on `ports`, wired to each other, the user service signing
+ * with the test's key; `env` goes to every service, `per` to one. The transaction service gets the
+ * keyspace and broker prefix of `isolation`, so its data and queues are the test's own. Waits until
+ * the gateway is ready; every process is killed when the scope closes.
+ */
+export const startSystem = (options: {
+  readonly ports: Ports
+  readonly isolation: { readonly keyspace: string; readonly brokerPrefix: string }
+  readonly env?: Readonly<Record<string, string>>
+  readonly per?: Partial<Record<"wallet" | "user" | "transaction" | "gateway", Readonly<Record<string, string>>>>
+}) =>
+  Effect.gen(function* () {
+    const { ports, isolation } = options
+    const env = options.env ?? {}
+    const jwks = { JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json` }
+    const wallet = yield* ServiceProcess.start(main("wallet"), {
+      ...env,
+      WALLET_HTTP_PORT: String(ports.walletHttp),
+      WALLET_GRPC_PORT: String(ports.walletGrpc),
+      ...options.per?.wallet,
+    })
+    const user = yield* ServiceProcess.start(main("user"), {
+      ...env,
+      USER_PORT: String(ports.user),
+      JWT_SIGNING_KEY: signingKeyEnv,
+      // Behind the gateway, which sets X-Forwarded-For to the client's address.
+      TRUST_FORWARDED_FOR: "true",
+      ...options.per?.user,
+    })
+    const transaction = yield* ServiceProcess.start(main("transaction"), {
+      ...env,
+      ...jwks,
+      CQL_KEYSPACE: isolation.keyspace,
+      TRANSACTION_BROKER_PREFIX: isolation.brokerPrefix,
+      TRANSACTION_PORT: String(ports.transaction),
+      WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
+      ...options.per?.transaction,
+    })
+    const gateway = yield* ServiceProcess.start(main("gateway"), {
+      ...env,
+      ...jwks,
+      GATEWAY_PORT: String(ports.gateway),
+      USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,
+      TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
+      WALLET_HEALTH_URL: `http://127.0.0.1:${ports.walletHttp}`,
+      WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
+      ...options.per?.gateway,
+    })
+    yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.gateway}/health/ready`)
+    return { wallet, user, transaction, gateway }
+  })
