@@ -13,6 +13,7 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, References, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
+import * as path from "node:path"
 import { Cql } from "@walletun/infra"
 import { Audit, Connections } from "@walletun/ops/src/index.ts"
 import * as Faults from "./src/faults.ts"
@@ -206,7 +207,9 @@ const chaos = Effect.fn("chaos")(function* (settings: Settings) {
     Effect.gen(function* () {
       const system = yield* System.start({ portBase: settings.portBase, name }, Duration.seconds(180))
       const readyAt = yield* Clock.currentTimeMillis
-      yield* say(`chaos | walletun is ready at ${system.api} after ${secondsOf(readyAt - runStart)}`)
+      yield* say(
+        `chaos | walletun is ready at ${system.api} after ${secondsOf(readyAt - runStart)}; the services' logs go to ${path.relative(process.cwd(), system.logFile)}`,
+      )
       const log = Workload.makeLog()
 
       const users = yield* Workload.setup(system.api, log, name, settings.users, readyAt + 120_000)
@@ -454,7 +457,7 @@ const chaos = Effect.fn("chaos")(function* (settings: Settings) {
                 .slice(0, 10)
                 .map(
                   (message) =>
-                    `  unexpected ${message.id}: ${message.kind}: ${message.reason.replace(/\s+/g, " ").slice(0, 160)}`,
+                    `  unexpected ${message.id} (the transaction is ${listed.get(message.id)?.status ?? "not one of this run's"} now): ${message.kind}: ${message.reason.replace(/\s+/g, " ").slice(0, 160)}`,
                 ),
               ...withoutReason.map((message) => `  ${message.id} without its reason (${message.kind})`),
             ],

@@ -40,7 +40,8 @@ export const command = (file: string, args: ReadonlyArray<string>, timeout: Dura
       { timeout: Duration.toMillis(Duration.fromInputUnsafe(timeout)), env: process.env },
       (error, stdout, stderr) => {
         const output = `${stdout}${stderr}`.trim()
-        resume(Effect.succeed({ ok: error === null, output: error === null ? output : `${error.message} ${output}` }))
+        const text = error === null ? output : `${error.message} ${output}`
+        resume(Effect.succeed({ ok: error === null, output: text.replace(/\s+/g, " ").trim() }))
       },
     )
   })

@@ -27,6 +27,8 @@ export interface Isolation {
 
 export interface System {
   readonly api: string
+  /** Where every line of the orchestrator and the services is written. */
+  readonly logFile: string
   readonly pidFile: string
   /** Every line the orchestrator and its services printed (the most recent `keptLines`). */
   readonly output: () => ReadonlyArray<string>
@@ -102,10 +104,15 @@ export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
   Effect.gen(function* () {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-chaos-"))
     const pidFile = path.join(runDir, "start.pid")
+    const logDir = path.join(root, ".data", "log", "chaos")
+    fs.mkdirSync(logDir, { recursive: true })
+    const logFile = path.join(logDir, `${isolation.name}.log`)
+    const log = fs.openSync(logFile, "a")
     const lines: Array<string> = []
     let partial = ""
     let exitCode: number | null = null
     const collect = (chunk: Buffer) => {
+      fs.writeSync(log, chunk)
       const text = partial + chunk.toString("utf8")
       const parts = text.split("\n")
       partial = parts.pop() ?? ""
@@ -139,6 +146,7 @@ export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
           )
           if (exitCode === null) spawned.kill("SIGKILL")
           for (const pid of children.values()) if (alive(pid)) process.kill(pid, "SIGKILL")
+          fs.closeSync(log)
           fs.rmSync(runDir, { recursive: true, force: true })
         }),
     )
@@ -161,6 +169,7 @@ export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
     }
     return {
       api: `http://127.0.0.1:${isolation.portBase}`,
+      logFile,
       pidFile,
       output: () => lines,
       orchestratorLines: () => lines.filter((line) => line.startsWith("start ")),
