@@ -68,6 +68,14 @@ export class LedgerUnavailable extends Schema.TaggedError<LedgerUnavailable>()("
 
 const unavailable = (error: SqlError) => new LedgerUnavailable({ message: error.message })
 
+/**
+ * A connection that closes under a transaction (a PostgreSQL restart) can surface as a defect
+ * carrying the SqlError rather than as a failure; it is the same retryable unavailability, and
+ * must reach the caller as UNAVAILABLE, never as an internal error that is not retried.
+ */
+const connectionDefects = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catchDefect(effect, (defect) => (isSqlError(defect) ? Effect.fail(unavailable(defect)) : Effect.die(defect)))
+
 /** Routing keys on the `wallet.events` exchange. */
 export const routingKeys = { completed: "transaction.completed", failed: "transaction.failed" } as const
 
@@ -343,7 +351,7 @@ export class LedgerRepo extends Context.Service<
         })
 
       const apply = Effect.fn("LedgerRepo.apply")(function* (request: Ledger.ApplyRequest) {
-        return yield* sql.withTransaction(applyOnce(request)).pipe(Effect.mapError(unavailable))
+        return yield* sql.withTransaction(applyOnce(request)).pipe(Effect.mapError(unavailable), connectionDefects)
       })
 
       const relayBatch = <A, E, R>(
@@ -382,6 +390,7 @@ export class LedgerRepo extends Context.Service<
           )
           .pipe(
             Effect.catchIf(isSqlError, (error) => Effect.fail(unavailable(error))),
+            connectionDefects,
             Effect.withSpan("LedgerRepo.relayBatch"),
           )
 

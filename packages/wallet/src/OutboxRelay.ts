@@ -4,7 +4,7 @@
  * broker outage delays events, never loses them (at least once; consumers are idempotent). Rows go
  * out in id order, and ids follow the wallet locks, so the events of one wallet keep their order.
  */
-import { Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import { Cause, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 import { Metrics, Rabbit } from "@walletun/infra"
 import { LedgerRepo } from "./LedgerRepo.ts"
@@ -49,8 +49,17 @@ export const layer = Layer.effectDiscard(
     const relayOnce = repo.relayBatch(batchSize, publishAll)
     // Runs while the service runs (stopped by interruption at shutdown); a failure (broker or
     // database away) is logged and retried with a bounded backoff, never dropped.
+    // Any failure, a defect included, is logged and retried: the relay must outlive a broker or
+    // database outage. Only an interruption (shutdown) ends it.
     const loop = relayOnce.pipe(
-      Effect.tapCause((cause) => Effect.logWarning("outbox relay failed; retrying", cause)),
+      Effect.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause)
+          ? Effect.interrupt
+          : Effect.andThen(
+              Effect.logWarning("outbox relay failed; retrying", cause),
+              Effect.fail("relay failed" as const),
+            ),
+      ),
       Effect.flatMap((sent) => (sent < batchSize ? Effect.sleep(idlePoll) : Effect.void)),
       Effect.retry({
         schedule: Schedule.min([Schedule.exponential(Duration.millis(100)), Schedule.spaced(Duration.seconds(5))]),
