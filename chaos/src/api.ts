@@ -95,9 +95,10 @@ export const refusalDefect = (answer: Answer): string | undefined => {
   if (typeof answer.body["code"] !== "string" || typeof answer.body["type"] !== "string") {
     return "problem details without code or type"
   }
-  // The names in `dependencies` are judged apart (see `dependencyStates`); everything else must be clean.
-  const { dependencies: _dependencies, ...rest } = answer.body
-  const text = JSON.stringify(rest)
+  // An API answer names no dependency (only health reports do).
+  if (answer.body["dependencies"] !== undefined)
+    return `dependencies named: ${JSON.stringify(answer.body["dependencies"])}`
+  const text = JSON.stringify(answer.body)
   const leak = internalDetail.exec(text)
   return leak === null
     ? undefined

@@ -288,7 +288,10 @@ export const problemOf = (error: DomainError, traceId?: string): ProblemDetails 
     detail: detailOf(error),
     ...(traceId === undefined ? {} : { traceId }),
     ...(error._tag === "ValidationFailed" ? { errors: error.errors } : {}),
-    ...(error._tag === "Unavailable" ? { dependencies: error.dependencies } : {}),
+    // Only health reports name dependencies; an API answer's 503 carries none (API.md).
+    ...(error._tag === "Unavailable" && Object.keys(error.dependencies).length > 0
+      ? { dependencies: error.dependencies }
+      : {}),
   }
 }
 

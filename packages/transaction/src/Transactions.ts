@@ -85,7 +85,17 @@ export const afterOf = (cursor: Page.Cursor): Option.Option<Ids.TransactionId> =
   return uuidText.test(id) ? Option.some(id as Ids.TransactionId) : Option.none()
 }
 
-const unavailable = (dependency: string) => () => new Errors.Unavailable({ dependencies: { [dependency]: "down" } })
+/**
+ * A dependency is down: the client gets a plain 503 (API.md: a 5xx names nothing internal); which
+ * dependency it was goes to the log, where an operator looks.
+ */
+const unavailable =
+  (dependency: string) =>
+  <E>(cause: E): Effect.Effect<never, Errors.Unavailable> =>
+    Effect.andThen(
+      Effect.logWarning(`${dependency} is unavailable; answering 503`, cause),
+      Effect.fail(new Errors.Unavailable({ dependencies: {} })),
+    )
 
 /** Accepting and reading transactions. */
 export class Transactions extends Context.Service<
@@ -125,7 +135,7 @@ export class Transactions extends Context.Service<
         const ids = body.type === "transfer" ? [body.sourceWalletId, body.targetWalletId] : [body.walletId]
         const found = yield* wallets
           .getWallets(ids)
-          .pipe(Retry.withRetry(Retries.walletLookup), Effect.mapError(unavailable("wallet")))
+          .pipe(Retry.withRetry(Retries.walletLookup), Effect.catch(unavailable("wallet")))
         const byId = new Map<string, WalletInfo>(found.map((wallet) => [wallet.id, wallet]))
         const own = byId.get(body.type === "transfer" ? body.sourceWalletId : body.walletId)
         if (own === undefined || own.ownerId !== userId) {
@@ -143,7 +153,7 @@ export class Transactions extends Context.Service<
       })
 
       const publish = (tx: StoredTransaction) =>
-        broker.publishRequested(requestedOf(tx)).pipe(Effect.mapError(unavailable("rabbitmq")))
+        broker.publishRequested(requestedOf(tx)).pipe(Effect.catch(unavailable("rabbitmq")))
 
       const accept = Effect.fn("Transactions.accept")(function* (
         userId: Ids.UserId,
@@ -166,12 +176,12 @@ export class Transactions extends Context.Service<
           [repo.claimKey(userId, key, fresh).pipe(Effect.result), check(userId, body).pipe(Effect.result)],
           { concurrency: 2 },
         )
-        const earlier = yield* Effect.fromResult(claimed).pipe(Effect.mapError(unavailable("cql")))
+        const earlier = yield* Effect.fromResult(claimed).pipe(Effect.catch(unavailable("cql")))
         const claim = Option.getOrElse(earlier, () => fresh)
         const replayed = Option.isSome(earlier)
         if (replayed) {
           if (claim.requestHash !== hash) return yield* new Errors.IdempotencyKeyReused()
-          const stored = yield* repo.find(claim.transactionId).pipe(Effect.mapError(unavailable("cql")))
+          const stored = yield* repo.find(claim.transactionId).pipe(Effect.catch(unavailable("cql")))
           if (Option.isSome(stored)) {
             // The first attempt may have failed to publish (it answered 503): publishing again is
             // harmless, since the wallet applies a transaction id once.
@@ -198,13 +208,13 @@ export class Transactions extends Context.Service<
           failureReason: null,
           updatedAt: claim.createdAt,
         }
-        yield* repo.insertPending(tx).pipe(Effect.mapError(unavailable("cql")))
+        yield* repo.insertPending(tx).pipe(Effect.catch(unavailable("cql")))
         yield* publish(tx)
         return { transaction: tx, replayed }
       })
 
       const get = Effect.fn("Transactions.get")(function* (userId: Ids.UserId, id: Ids.TransactionId) {
-        const stored = yield* repo.find(id).pipe(Effect.mapError(unavailable("cql")))
+        const stored = yield* repo.find(id).pipe(Effect.catch(unavailable("cql")))
         // Someone else's transaction is answered exactly like a missing one.
         if (Option.isNone(stored) || !(stored.value.userId === userId || stored.value.targetOwnerId === userId)) {
           return yield* new Errors.TransactionNotFound({ transactionId: id })
@@ -228,7 +238,7 @@ export class Transactions extends Context.Service<
         }
         const page = yield* repo
           .history(userId, { status: query.status, limit: query.limit, after })
-          .pipe(Effect.mapError(unavailable("cql")))
+          .pipe(Effect.catch(unavailable("cql")))
         return { items: page.items, nextCursor: page.next === undefined ? null : cursorOf(page.next) }
       })
 
