@@ -173,8 +173,10 @@ cass_jars() {
   command -v mvn >/dev/null || apt_install maven
   local t0; t0=$(now_ms)
   say "cassandra: fetching the jars from Maven Central (once; cached in .cache/cassandra/lib)"
+  # Maven prints bare colour resets even when told not to colour; they are dropped from the output.
   mvn -B -q -Dstyle.color=never -f "$root/scripts/cassandra/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$cass_lib.partial"
+    -DincludeScope=runtime -DoutputDirectory="$cass_lib.partial" 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g'
+  ls "$cass_lib.partial"/cassandra-all-*.jar >/dev/null 2>&1 || die "Maven did not fetch cassandra-all; see the lines above"
   mv "$cass_lib.partial" "$cass_lib"
   say "cassandra: $(ls "$cass_lib" | wc -l) jars fetched in $(elapsed "$t0")"
 }
