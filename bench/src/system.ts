@@ -3,14 +3,13 @@
  * the bench's own, with a run directory and broker queues of its own; and the peak RSS of each
  * service process, sampled from /proc.
  */
-import { Duration, Effect, Option, Schedule, Schema } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
+import { Effect, Schema } from "effect"
+import type { Duration } from "effect"
+import { Orchestrator } from "@walletun/infra"
 
 const root = path.resolve(import.meta.dirname, "../..")
-const script = path.join(root, "scripts", "start.ts")
 
 /** The system could not be started (or stopped); the message carries the orchestrator's last lines. */
 export class SystemFailed extends Schema.TaggedError<SystemFailed>()("SystemFailed", { message: Schema.String }) {}
@@ -25,31 +24,8 @@ export interface System {
   readonly tail: () => string
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** The `<service> <pid>` lines of a pid file written by scripts/start.ts. */
-export const servicePids = (pidFile: string | undefined): Map<string, number> => {
-  const pids = new Map<string, number>()
-  if (pidFile === undefined) return pids
-  let text = ""
-  try {
-    text = fs.readFileSync(pidFile, "utf8")
-  } catch {
-    return pids
-  }
-  for (const line of text.split("\n").slice(2)) {
-    const [name = "", pid = ""] = line.split(" ")
-    if (name !== "" && Number.isInteger(Number(pid)) && Number(pid) > 0) pids.set(name, Number(pid))
-  }
-  return pids
-}
+export const servicePids = Orchestrator.servicePids
 
 /** For `--url`: the pid file of an `npm start` serving that URL, if one is found. */
 export const findPidFile = (api: string): string | undefined => {
@@ -71,93 +47,37 @@ export const portsFrom = (base: number) => ({
   walletGrpc: base + 4,
 })
 
-const tailLines = 40
-
 /**
- * Runs scripts/start.ts as a child in a process group of its own (so a terminal's Ctrl-C reaches
- * only the bench, which then stops it in order) and waits until it prints that walletun is ready.
- * Closing the scope sends it SIGTERM, waits for it to stop the services, and kills whatever is left.
+ * Runs scripts/start.ts as a child (see `Orchestrator.start`) on the bench's ports, with queues of
+ * its own, and waits until walletun is ready; closing the scope stops it.
  */
 export const start = (portBase: number, readyTimeout: Duration.Duration) =>
   Effect.gen(function* () {
     const ports = portsFrom(portBase)
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-bench-"))
-    const pidFile = path.join(runDir, "start.pid")
-    const lines: Array<string> = []
-    let partial = ""
-    let exitCode: number | null = null
-    const collect = (chunk: Buffer) => {
-      const text = partial + chunk.toString("utf8")
-      const parts = text.split("\n")
-      partial = parts.pop() ?? ""
-      for (const part of parts) {
-        lines.push(part)
-        if (lines.length > tailLines) lines.shift()
-      }
-    }
-    yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const spawned = spawn(process.execPath, [script], {
-          cwd: root,
-          detached: true,
-          stdio: ["ignore", "pipe", "pipe"],
-          env: {
-            ...process.env,
-            GATEWAY_PORT: String(ports.gateway),
-            USER_PORT: String(ports.user),
-            TRANSACTION_PORT: String(ports.transaction),
-            WALLET_HTTP_PORT: String(ports.walletHttp),
-            WALLET_GRPC_PORT: String(ports.walletGrpc),
-            WALLETUN_RUN_DIR: runDir,
-            // Queues of its own, so its worker takes no message of a developer's `npm start` or a test.
-            TRANSACTION_BROKER_PREFIX: `bench_${portBase}`,
-            // The bench measures the money path, not the abuse limits: one client address sends it all.
-            GATEWAY_RATE_LIMIT_PER_USER: "100000000",
-            GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000000",
-            LOGIN_LIMIT_PER_ADDRESS: "100000",
-            LOGIN_LIMIT_PER_EMAIL: "100000",
-            LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",
-          },
-        })
-        spawned.stdout.on("data", collect)
-        spawned.stderr.on("data", collect)
-        spawned.once("exit", (code, signal) => {
-          exitCode = code ?? (signal === null ? 1 : 128)
-        })
-        return spawned
-      }),
-      (spawned) =>
-        Effect.gen(function* () {
-          const children = servicePids(pidFile)
-          if (exitCode === null && spawned.pid !== undefined) spawned.kill("SIGTERM")
-          // The orchestrator stops the services in order, each within its own stop timeout.
-          yield* Effect.sync(() => exitCode !== null).pipe(
-            Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(100)) }),
-            Effect.timeoutOption(Duration.seconds(60)),
-          )
-          if (exitCode === null) spawned.kill("SIGKILL")
-          for (const pid of children.values()) if (alive(pid)) process.kill(pid, "SIGKILL")
-          fs.rmSync(runDir, { recursive: true, force: true })
-        }),
-    )
-    const tail = () => lines.map((line) => `  ${line}`).join("\n")
-    const isReady = () => lines.some((line) => line.includes("walletun is ready in"))
-    const settled = yield* Effect.sync(() => isReady() || exitCode !== null).pipe(
-      Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(250)) }),
-      Effect.timeoutOption(readyTimeout),
-    )
-    if (!isReady()) {
-      return yield* new SystemFailed({
-        message: Option.isNone(settled)
-          ? `walletun was not ready within ${Duration.format(readyTimeout)}:\n${tail()}`
-          : `the orchestrator exited (${exitCode}) before walletun was ready:\n${tail()}`,
-      })
-    }
+    const running = yield* Orchestrator.start({
+      runDirPrefix: "walletun-bench-",
+      readyTimeout,
+      env: {
+        GATEWAY_PORT: String(ports.gateway),
+        USER_PORT: String(ports.user),
+        TRANSACTION_PORT: String(ports.transaction),
+        WALLET_HTTP_PORT: String(ports.walletHttp),
+        WALLET_GRPC_PORT: String(ports.walletGrpc),
+        // Queues of its own, so its worker takes no message of a developer's `npm start` or a test.
+        TRANSACTION_BROKER_PREFIX: `bench_${portBase}`,
+        // The bench measures the money path, not the abuse limits: one client address sends it all.
+        GATEWAY_RATE_LIMIT_PER_USER: "100000000",
+        GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000000",
+        LOGIN_LIMIT_PER_ADDRESS: "100000",
+        LOGIN_LIMIT_PER_EMAIL: "100000",
+        LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",
+      },
+    }).pipe(Effect.mapError((error) => new SystemFailed({ message: error.message })))
     return {
       api: `http://127.0.0.1:${ports.gateway}`,
       started: true,
-      pidFile,
-      tail,
+      pidFile: running.pidFile,
+      tail: () => running.tail(40),
     } satisfies System
   })
 

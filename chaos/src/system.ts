@@ -3,14 +3,12 @@
  * a run directory, a CQL keyspace and broker queues of the chaos run's own, so it disturbs no other
  * run's data. Its whole output is kept, so the run can verify that a killed service was restarted.
  */
-import { Duration, Effect, Option, Schedule, Schema } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
+import { Duration, Effect, Option, Schedule, Schema } from "effect"
+import { Orchestrator } from "@walletun/infra"
 
 const root = path.resolve(import.meta.dirname, "../..")
-const script = path.join(root, "scripts", "start.ts")
 
 /** The system could not be started, or a service did not come back; the message says why. */
 export class SystemFailed extends Schema.TaggedError<SystemFailed>()("SystemFailed", { message: Schema.String }) {}
@@ -40,33 +38,8 @@ export interface System {
 
 const keptLines = 20_000
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** The `<service> <pid>` lines of a pid file written by scripts/start.ts. */
-const servicePids = (pidFile: string): Map<string, number> => {
-  const pids = new Map<string, number>()
-  let text = ""
-  try {
-    text = fs.readFileSync(pidFile, "utf8")
-  } catch {
-    return pids
-  }
-  for (const line of text.split("\n").slice(2)) {
-    const [name = "", pid = ""] = line.split(" ")
-    if (name !== "" && Number.isInteger(Number(pid)) && Number(pid) > 0) pids.set(name, Number(pid))
-  }
-  return pids
-}
-
 /** The environment of the chaos run's services. */
-export const environment = (isolation: Isolation, runDir: string): Record<string, string> => {
+export const environment = (isolation: Isolation): Record<string, string> => {
   const base = isolation.portBase
   return {
     GATEWAY_PORT: String(base),
@@ -74,7 +47,6 @@ export const environment = (isolation: Isolation, runDir: string): Record<string
     TRANSACTION_PORT: String(base + 2),
     WALLET_HTTP_PORT: String(base + 3),
     WALLET_GRPC_PORT: String(base + 4),
-    WALLETUN_RUN_DIR: runDir,
     CQL_KEYSPACE: isolation.name,
     TRANSACTION_BROKER_PREFIX: isolation.name,
     // Every service is killed at least once and may crash when a server goes away: the orchestrator
@@ -102,78 +74,25 @@ export const environment = (isolation: Isolation, runDir: string): Record<string
  */
 export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
   Effect.gen(function* () {
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-chaos-"))
-    const pidFile = path.join(runDir, "start.pid")
     const logDir = path.join(root, ".data", "log", "chaos")
     fs.mkdirSync(logDir, { recursive: true })
     const logFile = path.join(logDir, `${isolation.name}.log`)
     const log = fs.openSync(logFile, "a")
-    const lines: Array<string> = []
-    let partial = ""
-    let exitCode: number | null = null
-    const collect = (chunk: Buffer) => {
-      fs.writeSync(log, chunk)
-      const text = partial + chunk.toString("utf8")
-      const parts = text.split("\n")
-      partial = parts.pop() ?? ""
-      for (const part of parts) {
-        lines.push(part)
-        if (lines.length > keptLines) lines.shift()
-      }
-    }
-    yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const spawned = spawn(process.execPath, [script], {
-          cwd: root,
-          detached: true,
-          stdio: ["ignore", "pipe", "pipe"],
-          env: { ...process.env, ...environment(isolation, runDir) },
-        })
-        spawned.stdout.on("data", collect)
-        spawned.stderr.on("data", collect)
-        spawned.once("exit", (code, signal) => {
-          exitCode = code ?? (signal === null ? 1 : 128)
-        })
-        return spawned
-      }),
-      (spawned) =>
-        Effect.gen(function* () {
-          const children = servicePids(pidFile)
-          if (exitCode === null && spawned.pid !== undefined) spawned.kill("SIGTERM")
-          yield* Effect.sync(() => exitCode !== null).pipe(
-            Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(100)) }),
-            Effect.timeoutOption(Duration.seconds(60)),
-          )
-          if (exitCode === null) spawned.kill("SIGKILL")
-          for (const pid of children.values()) if (alive(pid)) process.kill(pid, "SIGKILL")
-          fs.closeSync(log)
-          fs.rmSync(runDir, { recursive: true, force: true })
-        }),
-    )
-    const tail = (n: number) =>
-      lines
-        .slice(-n)
-        .map((line) => `  ${line}`)
-        .join("\n")
-    const isReady = () => lines.some((line) => line.includes("walletun is ready in"))
-    const settled = yield* Effect.sync(() => isReady() || exitCode !== null).pipe(
-      Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(250)) }),
-      Effect.timeoutOption(readyTimeout),
-    )
-    if (!isReady()) {
-      return yield* new SystemFailed({
-        message: Option.isNone(settled)
-          ? `walletun was not ready within ${Duration.format(readyTimeout)}:\n${tail(40)}`
-          : `the orchestrator exited (${exitCode}) before walletun was ready:\n${tail(40)}`,
-      })
-    }
+    const running = yield* Orchestrator.start({
+      runDirPrefix: "walletun-chaos-",
+      readyTimeout,
+      keepLines: keptLines,
+      env: environment(isolation),
+      onOutput: (chunk) => fs.writeSync(log, chunk),
+      onStopped: () => fs.closeSync(log),
+    }).pipe(Effect.mapError((error) => new SystemFailed({ message: error.message })))
     return {
       api: `http://127.0.0.1:${isolation.portBase}`,
       logFile,
-      pidFile,
-      output: () => lines,
-      orchestratorLines: () => lines.filter((line) => line.startsWith("start ")),
-      pidOf: (service) => servicePids(pidFile).get(service),
+      pidFile: running.pidFile,
+      output: running.lines,
+      orchestratorLines: () => running.lines().filter((line) => line.startsWith("start ")),
+      pidOf: (service) => Orchestrator.servicePids(running.pidFile).get(service),
     } satisfies System
   })
 
