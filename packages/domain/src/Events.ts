@@ -25,6 +25,12 @@ export class TransactionRequested extends Schema.TaggedClass<TransactionRequeste
   targetWalletId: Schema.optionalKey(WalletId),
   description: Schema.optionalKey(Description),
   createdAt: Timestamp,
+  /**
+   * The owner of a transfer's target wallet (the second party of the transaction's history), so
+   * the worker can record PROCESSING without reading the transaction first. Absent on deposits and
+   * withdrawals, and on messages published before it existed.
+   */
+  targetOwnerId: Schema.optionalKey(UserId),
 }) {}
 
 /** One ledger entry written by a completed transaction, with the wallet's balance right after it. */
@@ -44,6 +50,13 @@ export class TransactionCompleted extends Schema.TaggedClass<TransactionComplete
   transactionId: TransactionId,
   entries: Schema.Array(PostedEntry),
   completedAt: Timestamp,
+  /**
+   * The parties whose histories show the transaction: the acting user and, for a transfer, the
+   * target wallet's owner. The outcome consumer writes the final status with them and reads
+   * nothing first. Absent on events written before they were carried.
+   */
+  userId: Schema.optionalKey(UserId),
+  targetOwnerId: Schema.optionalKey(UserId),
 }) {}
 
 /** A transaction was refused by the ledger; no money moved. */
@@ -51,6 +64,13 @@ export class TransactionFailed extends Schema.TaggedClass<TransactionFailed>()("
   transactionId: TransactionId,
   reason: FailureReason,
   failedAt: Timestamp,
+  /**
+   * The parties whose histories show the transaction: the acting user and, for a transfer, the
+   * target wallet's owner. The outcome consumer writes the final status with them and reads
+   * nothing first. Absent on events written before they were carried.
+   */
+  userId: Schema.optionalKey(UserId),
+  targetOwnerId: Schema.optionalKey(UserId),
 }) {}
 
 /** Every event on the broker, tagged by `_tag`. */

@@ -120,6 +120,11 @@ interface CqlTransaction {
 const scanStatuses = Effect.fn("Audit.scanStatuses")(function* (keyspace: string, maxRows: number) {
   const cql = yield* Cql.Cql
   const found = new Map<string, CqlTransaction>()
+  // Status rows are plain writes keyed by the event's transaction id: an outcome of a transaction
+  // that another caller applied directly (a test, a tool) leaves status rows without the PENDING
+  // row of an accepted transaction. Only accepted transactions are this keyspace's.
+  const accepted = new Set<string>()
+  const acceptedOnly = () => new Map([...found].filter(([id]) => accepted.has(id)))
   let rows = 0
   let pageState: string | undefined
   // Bounded by maxRows.
@@ -136,15 +141,16 @@ const scanStatuses = Effect.fn("Audit.scanStatuses")(function* (keyspace: string
       const status = row.get("status") as string | null
       const createdAt = row.get("created_at") as Date | null
       if (rank === null || status === null) continue
+      if (rank === 0) accepted.add(id)
       const known = found.get(id)
       if (known === undefined || rank > known.rank) {
         found.set(id, { rank, status, createdAtMillis: createdAt?.getTime() })
       }
     }
     pageState = page.pageState
-    if (pageState === undefined) return { found, rows, complete: true }
+    if (pageState === undefined) return { found: acceptedOnly(), rows, complete: true }
   }
-  return { found, rows, complete: false }
+  return { found: acceptedOnly(), rows, complete: false }
 })
 
 interface Applied {

@@ -59,6 +59,7 @@ export const requestedOf = (tx: StoredTransaction): Events.TransactionRequested 
     ...(tx.targetWalletId === undefined ? {} : { targetWalletId: tx.targetWalletId }),
     ...(tx.description === undefined ? {} : { description: tx.description }),
     createdAt: tx.createdAt,
+    ...(tx.targetOwnerId === undefined ? {} : { targetOwnerId: tx.targetOwnerId }),
   })
 
 /**

@@ -59,6 +59,12 @@ export const statusRank = (status: Transaction.TransactionStatus): number => {
   }
 }
 
+/**
+ * The write timestamp (microseconds) of a final status recorded at `at`: larger for earlier times,
+ * so the earliest final outcome of a transaction wins (see `recordStatus`).
+ */
+export const finalWriteTimestamp = (at: DateTime.Utc): bigint => 2n ** 53n - BigInt(DateTime.toEpochMillis(at)) * 1_000n
+
 /** How many shards the index of unfinished work has; a reconciler round reads each. */
 export const unfinishedShards = 16
 
@@ -193,6 +199,12 @@ export const make = Effect.fnUntraced(function* (keyspace: string, idempotencyTt
   const statusByUser =
     `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at) ` +
     `VALUES (?, ?, ?, ?, ?, ?)`
+  // A final status is written with a write timestamp that falls as its time rises, so of two final
+  // outcomes recorded for one transaction the earliest wins, whatever order they arrive in. The
+  // wallet records one outcome per transaction and re-emits only that one; this keeps any other
+  // (a forged or corrupted event) from replacing it, with no read before the write.
+  const finalById = `${statusById} USING TIMESTAMP ?`
+  const finalByUser = `${statusByUser} USING TIMESTAMP ?`
 
   const claimKey: (
     userId: Ids.UserId,
@@ -267,14 +279,18 @@ export const make = Effect.fnUntraced(function* (keyspace: string, idempotencyTt
     const rank = statusRank(status)
     const parties = partiesOf(tx)
     const final = rank === 2
-    const statements = [statusById, ...parties.map(() => statusByUser), ...(final ? [deleteUnfinished] : [])]
+    const stamp = final ? [finalWriteTimestamp(at)] : []
+    const statements = final
+      ? [finalById, ...parties.map(() => finalByUser), deleteUnfinished]
+      : [statusById, ...parties.map(() => statusByUser)]
     const values = [
       tx.id,
       rank,
       status,
       reason,
       toDate(at),
-      ...parties.flatMap((party) => [party, tx.id, rank, status, reason, toDate(at)]),
+      ...stamp,
+      ...parties.flatMap((party) => [party, tx.id, rank, status, reason, toDate(at), ...stamp]),
       ...(final ? [shardOf(tx.id), tx.id] : []),
     ]
     // Unlogged: every statement is an idempotent upsert, and a failure is retried by redelivery.
@@ -434,6 +450,15 @@ export const makeMemory = Effect.gen(function* () {
     state: { status: Transaction.TransactionStatus; reason: Transaction.FailureReason | null; at: DateTime.Utc },
   ) =>
     Ref.update(statuses, (map) => {
+      const previous = map.get(id)?.get(rank)
+      // As in CQL: of two final statuses, the earliest wins (ties keep the one recorded).
+      if (
+        rank === 2 &&
+        previous !== undefined &&
+        DateTime.toEpochMillis(previous.at) <= DateTime.toEpochMillis(state.at)
+      ) {
+        return map
+      }
       const next = new Map(map)
       next.set(id, new Map(map.get(id) ?? []).set(rank, state))
       return next

@@ -139,7 +139,7 @@ describe("worker", () => {
     ),
   )
 
-  it.effect("a replayed answer (the first outcome's event lost) records the wallet's outcome", () =>
+  it.effect("a replayed answer writes nothing final: the wallet re-emits the recorded outcome event", () =>
     fresh(
       Effect.gen(function* () {
         const tx = yield* accepted
@@ -149,8 +149,8 @@ describe("worker", () => {
         ])
         const handle = yield* Worker.makeHandler
         assert.deepStrictEqual(yield* handle(yield* messageOf(requestedOf(tx), 2)), { _tag: "Ack" })
-        const final = yield* statusOf(tx.id)
-        assert.deepStrictEqual([final.status, final.failureReason], ["FAILED", "INSUFFICIENT_FUNDS"])
+        // The outcome consumer is the one writer of the final status.
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PROCESSING")
       }),
     ),
   )
@@ -166,7 +166,7 @@ describe("worker", () => {
     ),
   )
 
-  it.effect("a redelivered request of a final transaction is acked without calling the wallet", () =>
+  it.effect("a redelivered request of a final transaction is replayed by the wallet; the final status stays", () =>
     fresh(
       Effect.gen(function* () {
         const tx = yield* accepted
@@ -174,8 +174,37 @@ describe("worker", () => {
         yield* repo.recordStatus(tx, "COMPLETED", null, yield* DateTime.now)
         const handle = yield* Worker.makeHandler
         assert.deepStrictEqual(yield* handle(yield* messageOf(requestedOf(tx))), { _tag: "Ack" })
-        assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 0)
+        // No read before the write: the worker asks the wallet, which answers with a replay.
+        assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 1)
         assert.strictEqual((yield* statusOf(tx.id)).status, "COMPLETED")
+      }),
+    ),
+  )
+
+  it.effect("a request carries its parties: PROCESSING shows in the target owner's history too", () =>
+    fresh(
+      Effect.gen(function* () {
+        const transactions = yield* Transactions
+        const alice = yield* newUser
+        const bob = yield* newUser
+        const from = yield* openWallet(alice)
+        const to = yield* openWallet(bob)
+        const { transaction } = yield* transactions.accept(alice, "k-parties" as Ids.IdempotencyKey, {
+          type: "transfer",
+          sourceWalletId: from.id,
+          targetWalletId: to.id,
+          amount: 5n as Money.Amount,
+        })
+        const event = requestedOf(transaction)
+        assert.strictEqual(event.targetOwnerId, bob)
+        const handle = yield* Worker.makeHandler
+        assert.deepStrictEqual(yield* handle(yield* messageOf(event)), { _tag: "Ack" })
+        const repo = yield* TransactionsRepo
+        const seen = yield* repo.history(bob, { status: "PROCESSING", limit: 10, after: undefined })
+        assert.deepStrictEqual(
+          seen.items.map((item) => item.id),
+          [transaction.id],
+        )
       }),
     ),
   )
@@ -193,6 +222,7 @@ describe("outcome consumer", () => {
           transactionId: tx.id,
           reason: "INSUFFICIENT_FUNDS",
           failedAt: now,
+          userId: tx.userId,
         })
         assert.deepStrictEqual(yield* handle(yield* messageOf(failed)), { _tag: "Ack" })
         const final = yield* statusOf(tx.id)
@@ -202,8 +232,17 @@ describe("outcome consumer", () => {
         yield* repo.recordStatus(tx, "PROCESSING", null, now)
         assert.strictEqual((yield* statusOf(tx.id)).status, "FAILED")
         yield* handle(yield* messageOf(failed))
+        // A contrary outcome, even one dated later, cannot replace the first one recorded.
+        const later = DateTime.add(now, { seconds: 1 })
         yield* handle(
-          yield* messageOf(new Events.TransactionCompleted({ transactionId: tx.id, entries: [], completedAt: now })),
+          yield* messageOf(
+            new Events.TransactionCompleted({
+              transactionId: tx.id,
+              entries: [],
+              completedAt: later,
+              userId: tx.userId,
+            }),
+          ),
         )
         const after = yield* statusOf(tx.id)
         assert.deepStrictEqual([after.status, after.failureReason], ["FAILED", "INSUFFICIENT_FUNDS"])
@@ -219,7 +258,7 @@ describe("outcome consumer", () => {
     ),
   )
 
-  it.effect("an outcome of a transaction this service does not know is acked and ignored", () =>
+  it.effect("an outcome without parties (an older event) of a transaction this service does not know is ignored", () =>
     fresh(
       Effect.gen(function* () {
         const handle = yield* Outcomes.makeHandler

@@ -79,7 +79,23 @@ const connectionDefects = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 /** Routing keys on the `wallet.events` exchange. */
 export const routingKeys = { completed: "transaction.completed", failed: "transaction.failed" } as const
 
-const toOutcomeEvent = (request: Ledger.ApplyRequest, plan: Ledger.Plan, nowMs: number) => {
+/** The parties of an applied request: the acting user and, for a transfer, the target's owner. */
+const partiesOf = (
+  request: Ledger.ApplyRequest,
+  wallets: ReadonlyMap<Ids.WalletId, Ledger.LockedWallet>,
+): { readonly userId: Ids.UserId; readonly targetOwnerId?: Ids.UserId } => {
+  const owner = request.type === "transfer" ? wallets.get(request.targetWalletId)?.ownerId : null
+  return owner === null || owner === undefined
+    ? { userId: request.actingUserId }
+    : { userId: request.actingUserId, targetOwnerId: owner }
+}
+
+const toOutcomeEvent = (
+  request: Ledger.ApplyRequest,
+  plan: Ledger.Plan,
+  nowMs: number,
+  parties: ReturnType<typeof partiesOf>,
+) => {
   const at = new Date(nowMs).toISOString()
   if (plan._tag === "Failed") {
     return {
@@ -89,6 +105,7 @@ const toOutcomeEvent = (request: Ledger.ApplyRequest, plan: Ledger.Plan, nowMs: 
           transactionId: request.transactionId,
           reason: plan.reason,
           failedAt: Schema.decodeSync(Schema.DateTimeUtcFromString)(at),
+          ...parties,
         }),
       ),
     }
@@ -106,6 +123,7 @@ const toOutcomeEvent = (request: Ledger.ApplyRequest, plan: Ledger.Plan, nowMs: 
             balanceAfter: posting.balanceAfter as never,
           })),
         completedAt: Schema.decodeSync(Schema.DateTimeUtcFromString)(at),
+        ...parties,
       }),
     ),
   }
@@ -270,6 +288,13 @@ export class LedgerRepo extends Context.Service<
             const [row] = yield* sql<AppliedRecord>`
               SELECT outcome, reason, detail, balances, applied_at FROM applied_transactions
               WHERE id = ${request.transactionId}`
+            // A replay (a redelivery, the reconciler) may come because the first outcome event was
+            // lost downstream: the recorded event goes out again, so the outcome consumer stays the
+            // one writer of the final status. Duplicates are harmless there.
+            yield* sql`
+              INSERT INTO outbox (routing_key, message_id, payload, headers)
+              SELECT routing_key, message_id, payload, headers FROM outbox
+              WHERE message_id = ${request.transactionId} ORDER BY id LIMIT 1`
             return toApplied(row as AppliedRecord, true)
           }
           // Locks in id order, whatever the request's order: two transfers between the same
@@ -299,7 +324,7 @@ export class LedgerRepo extends Context.Service<
           const span = yield* Effect.option(Effect.currentSpan)
           const traceHeaders = Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders })
           const outcome = outcomeOf(plan)
-          const event = toOutcomeEvent(request, plan, appliedAtMs)
+          const event = toOutcomeEvent(request, plan, appliedAtMs, partiesOf(request, wallets))
           const balances = JSON.stringify(
             outcome._tag === "Completed"
               ? outcome.balances.map((entry) => ({ walletId: entry.walletId, balance: String(entry.balance) }))
@@ -479,7 +504,11 @@ export class LedgerRepo extends Context.Service<
           serial(
             Effect.gen(function* () {
               const previous = applied.get(request.transactionId)
-              if (previous !== undefined) return { ...previous, replayed: true }
+              if (previous !== undefined) {
+                const recorded = outbox.find((message) => message.messageId === request.transactionId)
+                if (recorded !== undefined) outbox.push({ ...recorded, id: nextId++, sent: false })
+                return { ...previous, replayed: true }
+              }
               const now = yield* Clock.currentTimeMillis
               const named = new Map<Ids.WalletId, Ledger.LockedWallet>()
               for (const id of Ledger.walletIdsOf(request)) {
@@ -509,7 +538,7 @@ export class LedgerRepo extends Context.Service<
               }
               const result: Applied = { outcome: outcomeOf(plan), replayed: false, appliedAtMs: now }
               applied.set(request.transactionId, result)
-              const event = toOutcomeEvent(request, plan, now)
+              const event = toOutcomeEvent(request, plan, now, partiesOf(request, named))
               outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: {}, ...event })
               return result
             }),

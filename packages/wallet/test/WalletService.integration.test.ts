@@ -331,5 +331,54 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
         )
       }).pipe(Effect.scoped),
     )
+
+    it.effect("an event names the parties; a replayed apply emits the recorded event again, unchanged", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const queue = `wallet.events.test.${randomUUID()}`
+        yield* rabbit.declare({
+          queues: [{ name: queue, type: "quorum" }],
+          bindings: [{ queue, exchange: OutboxRelay.exchange, routingKey: "transaction.*" }],
+        })
+        yield* Effect.addFinalizer(() =>
+          rabbit.withChannel((channel) => channel.deleteQueue(queue)).pipe(Effect.ignore),
+        )
+        const alice = yield* Uuid.v7
+        const bob = yield* Uuid.v7
+        const from = yield* createWallet(alice)
+        const to = yield* createWallet(bob)
+        yield* deposit(alice, from.id, 100n)
+        const id = randomUUID()
+        const bodies: Array<string> = []
+        const twice = yield* Deferred.make<void>()
+        yield* rabbit.consume(
+          queue,
+          (message) =>
+            Effect.gen(function* () {
+              if (String(message.properties.messageId) === id) bodies.push(message.content.toString("utf8"))
+              if (bodies.length === 2) yield* Deferred.succeed(twice, undefined)
+              return { _tag: "Ack" } as const
+            }),
+          { prefetch: 50 },
+        )
+        const first = yield* transfer(alice, from.id, to.id, 30n, id)
+        // The replay comes with another amount: it moves nothing, and re-emits the first outcome.
+        const again = yield* transfer(alice, from.id, to.id, 99n, id)
+        assert.isFalse(first.replayed)
+        assert.isTrue(again.replayed)
+        yield* Deferred.await(twice).pipe(Effect.timeout("20 seconds"))
+        assert.strictEqual(bodies[0], bodies[1])
+        const event = yield* Schema.decodeUnknownEffect(Events.TransactionEventJson)(bodies[0]).pipe(Effect.orDie)
+        assert.strictEqual(event._tag, "TransactionCompleted")
+        if (event._tag !== "TransactionCompleted") return
+        assert.strictEqual(event.userId, alice)
+        assert.strictEqual(event.targetOwnerId, bob)
+        assert.deepStrictEqual(
+          event.entries.map((entry) => entry.amount),
+          [-30n, 30n],
+        )
+        assert.strictEqual(yield* balanceOf(from.id, alice), 70n)
+      }).pipe(Effect.scoped),
+    )
   })
 })

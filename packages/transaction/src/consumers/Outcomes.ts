@@ -4,13 +4,14 @@
  * status rows are monotonic, so a late PROCESSING cannot hide it.
  */
 import { Effect, Layer, Metric, Option } from "effect"
-import type { Ids, Transaction } from "@walletun/domain"
+import type { Events, Transaction } from "@walletun/domain"
 import type { DateTime } from "effect"
 import { Metrics, Rabbit, Retry } from "@walletun/infra"
 import { Broker } from "../Broker.ts"
 import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
+import type { StoredTransaction } from "../TransactionsRepo.ts"
 import { attemptOf, decode, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
@@ -20,21 +21,27 @@ export const makeHandler = Effect.gen(function* () {
   const broker = yield* Broker
 
   const record = Effect.fn("Outcomes.record")(function* (
-    id: Ids.TransactionId,
+    event: Events.TransactionCompleted | Events.TransactionFailed,
     status: Transaction.TransactionStatus,
     reason: Transaction.FailureReason | null,
     at: DateTime.Utc,
   ) {
+    const id = event.transactionId
     yield* Effect.annotateCurrentSpan({ "transaction.id": id, "transaction.status": status })
-    const stored = yield* repo.find(id)
-    // The wallet applies transactions of other callers too (tests, tools): not ours, nothing to record.
-    if (Option.isNone(stored)) return
-    const tx = stored.value
-    if (tx.status === "COMPLETED" || tx.status === "FAILED") {
-      // A duplicate outcome: the status is already final; only the unfinished index may lag.
-      return
+    // The event names the parties, so the status is written with no read first; the status rows
+    // are ranked, so a duplicate outcome rewrites the same final row and a late PROCESSING cannot
+    // hide it. An event from before the parties were carried is looked up once.
+    let parties: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">
+    if (event.userId !== undefined) {
+      parties = { id, userId: event.userId, targetOwnerId: event.targetOwnerId }
+    } else {
+      const stored = yield* repo.find(id)
+      // The wallet applies transactions of other callers too (tests, tools): not ours, nothing to record.
+      if (Option.isNone(stored)) return
+      parties = stored.value
     }
-    yield* repo.recordStatus(tx, status, reason, at)
+    yield* repo.recordStatus(parties, status, reason, at)
+    // Counts outcomes recorded: a duplicate event (a replayed apply) is counted again.
     yield* Metric.update(Metric.withAttributes(Metrics.transactionsFinal, { status, reason: reason ?? "none" }), 1)
   })
 
@@ -55,9 +62,9 @@ export const makeHandler = Effect.gen(function* () {
     const event = decoded.success
     const recorded =
       event._tag === "TransactionCompleted"
-        ? record(event.transactionId, "COMPLETED", null, event.completedAt)
+        ? record(event, "COMPLETED", null, event.completedAt)
         : event._tag === "TransactionFailed"
-          ? record(event.transactionId, "FAILED", event.reason, event.failedAt)
+          ? record(event, "FAILED", event.reason, event.failedAt)
           : Effect.void
     // A store outage: after the bounded retries, the message goes back to the queue (and after the
     // queue's delivery limit, to the DLQ), never dropped.

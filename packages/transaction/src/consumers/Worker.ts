@@ -62,43 +62,42 @@ export const makeHandler = Effect.gen(function* () {
           Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
         )
 
+  // The parties whose histories show the transaction come with the request. A transfer published
+  // before requests carried its target's owner is looked up once (such messages only drain out).
+  const partiesOf = (event: Events.TransactionRequested) =>
+    event.type !== "transfer" || event.targetOwnerId !== undefined
+      ? Effect.succeed(Option.some({ id: event.id, userId: event.userId, targetOwnerId: event.targetOwnerId }))
+      : repo.find(event.id).pipe(
+          Retry.withRetry(Retries.consumerStep),
+          Effect.map((found) =>
+            Option.some({
+              id: event.id,
+              userId: event.userId,
+              targetOwnerId: Option.isSome(found) ? found.value.targetOwnerId : undefined,
+            }),
+          ),
+          Effect.catch(() => Effect.succeedNone),
+        )
+
   const process = Effect.fn("Worker.process")(function* (
     message: IncomingMessage,
     attempt: number,
     event: Events.TransactionRequested,
   ) {
     yield* Effect.annotateCurrentSpan({ "transaction.id": event.id, "transaction.attempt": attempt })
-    const stored = yield* repo.find(event.id).pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
-    if (Option.isNone(stored)) return yield* later(message, attempt, "the transaction store is unavailable")
-    const known = stored.value
-    if (Option.isSome(known)) {
-      const tx = known.value
-      // Already final: the wallet applied it and its outcome is recorded; a redelivery changes nothing.
-      if (tx.status === "COMPLETED" || tx.status === "FAILED") return Rabbit.ack
-      const marked = yield* repo
-        .recordStatus(tx, "PROCESSING", null, yield* DateTime.now)
-        .pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
-      if (Option.isNone(marked)) return yield* later(message, attempt, "the transaction store is unavailable")
-    }
+    const parties = yield* partiesOf(event)
+    if (Option.isNone(parties)) return yield* later(message, attempt, "the transaction store is unavailable")
+    // PROCESSING is a plain write, with no read first: statuses are ranked rows, so on a redelivery
+    // of a finished transaction the final status still outranks it.
+    const marked = yield* repo
+      .recordStatus(parties.value, "PROCESSING", null, yield* DateTime.now)
+      .pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
+    if (Option.isNone(marked)) return yield* later(message, attempt, "the transaction store is unavailable")
+    // The worker writes nothing after PROCESSING: the outcome consumer is the one writer of the
+    // final status. A replay (a redelivery, the reconciler's re-publish) makes the wallet emit the
+    // recorded outcome again through its outbox, so an outcome event lost earlier is recovered.
     const applied = yield* wallets.apply(event).pipe(Retry.withRetry(Retries.walletApply), Effect.result)
-    if (applied._tag === "Success") {
-      const outcome = applied.success
-      // A replay (a redelivery, or the reconciler's re-publish) answers the outcome the wallet
-      // recorded the first time; its event may have been lost with the outcomes queue, so record
-      // it here too (idempotent). A first application leaves it to the outcome consumer.
-      if (outcome.replayed && Option.isSome(known)) {
-        const recorded = yield* repo
-          .recordStatus(
-            known.value,
-            outcome._tag === "Completed" ? "COMPLETED" : "FAILED",
-            outcome._tag === "Completed" ? null : outcome.reason,
-            outcome.appliedAt,
-          )
-          .pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
-        if (Option.isNone(recorded)) return yield* later(message, attempt, "the transaction store is unavailable")
-      }
-      return Rabbit.ack
-    }
+    if (applied._tag === "Success") return Rabbit.ack
     const error = applied.failure
     // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
     if (!error.retryable)
