@@ -139,6 +139,18 @@ const implementation = Effect.gen(function* () {
         }),
       toFailure,
     ),
+    // Not exercised by these tests (they test the transport): every claim binds.
+    claimIdempotencyKey: yield* Grpc.unary(
+      WalletServiceService.claimIdempotencyKey,
+      (request) =>
+        Effect.succeed({
+          claimed: true,
+          transactionId: request.transactionId,
+          requestHash: request.requestHash,
+          createdAtMs: request.createdAtMs,
+        }),
+      toFailure,
+    ),
   }
   return server
 })

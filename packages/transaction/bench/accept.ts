@@ -54,7 +54,7 @@ const program = Effect.gen(function* () {
     )
   }
   const base = `http://127.0.0.1:${servicePort}`
-  const repo = yield* makeRepo(isolation.keyspace, Duration.hours(25))
+  const repo = yield* makeRepo(isolation.keyspace)
   const users = yield* Effect.forEach(Array.from({ length: walletCount }), () => fundedWallet(1_000_000_000n), {
     concurrency: 16,
   })

@@ -11,6 +11,7 @@ import type { Ids, Page, Transaction } from "@walletun/domain"
 import { Retry, Uuid } from "@walletun/infra"
 import { Broker } from "./Broker.ts"
 import * as Retries from "./Retries.ts"
+import { TransactionConfig } from "./TransactionConfig.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
 import type { StoredTransaction } from "./TransactionsRepo.ts"
 import { WalletClient } from "./WalletClient.ts"
@@ -126,6 +127,7 @@ export class Transactions extends Context.Service<
       const repo = yield* TransactionsRepo
       const wallets = yield* WalletClient
       const broker = yield* Broker
+      const config = yield* TransactionConfig
 
       // Ownership, existence and currency, answered at once: the caller must own the deposit,
       // withdrawal or source wallet; a transfer's target may be anyone's, in the same currency.
@@ -170,14 +172,22 @@ export class Transactions extends Context.Service<
           requestHash: hash,
           createdAt: yield* DateTime.now,
         }
-        // The one lightweight transaction of the money path: whoever claims (user, key) first
-        // decides the transaction id; everyone else with the same key gets that id. The wallet
+        // Whoever claims (user, key) first decides the transaction id; everyone else with the same
+        // key, racing or later, gets that id. The race is decided by a unique key in the ledger's
+        // PostgreSQL (one plain insert), not by a Paxos round in the CQL database. The wallet
         // checks run meanwhile (they only read); their answer counts only after the claim's.
         const [claimed, checked] = yield* Effect.all(
-          [repo.claimKey(userId, key, fresh).pipe(Effect.result), check(userId, body).pipe(Effect.result)],
+          [
+            wallets
+              .claimKey(userId, key, fresh, config.idempotencyTtl)
+              .pipe(Retry.withRetry(Retries.walletLookup), Effect.result),
+            check(userId, body).pipe(Effect.result),
+          ],
           { concurrency: 2 },
         )
-        const earlier = yield* Effect.fromResult(claimed).pipe(Effect.catch(unavailable("cql")))
+        const bound = yield* Effect.fromResult(claimed).pipe(Effect.catch(unavailable("wallet")))
+        // A retried claim whose first attempt bound the key (its answer lost) finds this request's own id.
+        const earlier = Option.filter(bound, (binding) => binding.transactionId !== fresh.transactionId)
         const claim = Option.getOrElse(earlier, () => fresh)
         const replayed = Option.isSome(earlier)
         if (replayed) {

@@ -4,7 +4,7 @@
  * index of unfinished work for the reconciler. Status changes are plain writes of a new clustering
  * row per status, monotonic by construction (see the migration).
  */
-import { Context, DateTime, Duration, Effect, Layer, Option, Ref } from "effect"
+import { Context, DateTime, Effect, Layer, Option, Ref } from "effect"
 import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
 import { Cql } from "@walletun/infra"
 import { TransactionConfig } from "./TransactionConfig.ts"
@@ -32,13 +32,6 @@ export interface StoredTransaction {
 /** The users who see a transaction in their history: the sender, and a transfer's target owner. */
 export const partiesOf = (tx: Pick<StoredTransaction, "userId" | "targetOwnerId">): ReadonlyArray<Ids.UserId> =>
   tx.targetOwnerId === undefined || tx.targetOwnerId === tx.userId ? [tx.userId] : [tx.userId, tx.targetOwnerId]
-
-/** What an idempotency key is bound to: the transaction id and a hash of the request body. */
-export interface KeyClaim {
-  readonly transactionId: Ids.TransactionId
-  readonly requestHash: string
-  readonly createdAt: DateTime.Utc
-}
 
 /** One page of a user's history, and the id after which the next page starts. */
 export interface HistoryPage {
@@ -78,15 +71,6 @@ export const maxScannedRows = 2_000
 export class TransactionsRepo extends Context.Service<
   TransactionsRepo,
   {
-    /**
-     * Claims `(user, key)` for `claim` with one lightweight transaction. `None`: claimed now.
-     * `Some`: the key was claimed before, with what it is bound to.
-     */
-    claimKey(
-      userId: Ids.UserId,
-      key: Ids.IdempotencyKey,
-      claim: KeyClaim,
-    ): Effect.Effect<Option.Option<KeyClaim>, Cql.CqlError>
     /** Writes a PENDING transaction everywhere it is stored (an idempotent upsert). */
     insertPending(tx: StoredTransaction): Effect.Effect<void, Cql.CqlError>
     /** The transaction with its current status. */
@@ -125,7 +109,7 @@ export class TransactionsRepo extends Context.Service<
     TransactionsRepo,
     Effect.gen(function* () {
       const config = yield* TransactionConfig
-      return yield* make(config.keyspace, config.idempotencyTtl)
+      return yield* make(config.keyspace)
     }),
   )
 
@@ -180,9 +164,8 @@ const fromRow = (row: Row, id: string, userId: string, targetOwnerId: unknown): 
 })
 
 /** Builds the CQL repository. */
-export const make = Effect.fnUntraced(function* (keyspace: string, idempotencyTtl: Duration.Duration) {
+export const make = Effect.fnUntraced(function* (keyspace: string) {
   const cql = yield* Cql.Cql
-  const ttlSeconds = Math.ceil(Duration.toSeconds(idempotencyTtl))
 
   const detailColumns = "type, amount, currency, wallet_id, source_wallet_id, target_wallet_id, description, created_at"
   const insertById =
@@ -205,40 +188,6 @@ export const make = Effect.fnUntraced(function* (keyspace: string, idempotencyTt
   // (a forged or corrupted event) from replacing it, with no read before the write.
   const finalById = `${statusById} USING TIMESTAMP ?`
   const finalByUser = `${statusByUser} USING TIMESTAMP ?`
-
-  const claimKey: (
-    userId: Ids.UserId,
-    key: Ids.IdempotencyKey,
-    claim: KeyClaim,
-  ) => Effect.Effect<Option.Option<KeyClaim>, Cql.CqlError> = Effect.fn("TransactionsRepo.claimKey")(function* (
-    userId: Ids.UserId,
-    key: Ids.IdempotencyKey,
-    claim: KeyClaim,
-  ) {
-    const applied = yield* cql.executeConditional(
-      `INSERT INTO ${keyspace}.idempotency_keys (user_id, key, transaction_id, request_hash, created_at) ` +
-        `VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?`,
-      [userId, key, claim.transactionId, claim.requestHash, toDate(claim.createdAt), ttlSeconds],
-      { consistency: quorum, serialConsistency: Cql.Consistency.localSerial },
-    )
-    if (applied) return Option.none<KeyClaim>()
-    // A serial read sees the claim that won, even one whose Paxos round is still completing.
-    const read = yield* cql.execute(
-      `SELECT transaction_id, request_hash, created_at FROM ${keyspace}.idempotency_keys WHERE user_id = ? AND key = ?`,
-      [userId, key],
-      { consistency: Cql.Consistency.localSerial },
-    )
-    const row = read.rows[0]
-    if (row === undefined) {
-      // The claim expired between the two statements (a key older than its TTL): claim again.
-      return yield* claimKey(userId, key, claim)
-    }
-    return Option.some<KeyClaim>({
-      transactionId: row.get("transaction_id") as Ids.TransactionId,
-      requestHash: row.get("request_hash") as string,
-      createdAt: fromDate(row.get("created_at")),
-    })
-  })
 
   // One logged batch: the transaction appears everywhere or nowhere (eventually), in one round trip.
   const insertPending = Effect.fn("TransactionsRepo.insertPending")(function* (tx: StoredTransaction) {
@@ -403,7 +352,6 @@ export const make = Effect.fnUntraced(function* (keyspace: string, idempotencyTt
   })
 
   return TransactionsRepo.of({
-    claimKey,
     insertPending,
     find,
     recordStatus,
@@ -417,7 +365,6 @@ export const make = Effect.fnUntraced(function* (keyspace: string, idempotencyTt
 
 /** The in-memory repository: statuses kept per rank, exactly like the CQL rows. */
 export const makeMemory = Effect.gen(function* () {
-  const keys = yield* Ref.make(new Map<string, KeyClaim>())
   const details = yield* Ref.make(new Map<string, StoredTransaction>())
   const statuses = yield* Ref.make(
     new Map<
@@ -465,12 +412,6 @@ export const makeMemory = Effect.gen(function* () {
     })
 
   return TransactionsRepo.of({
-    claimKey: (userId, key, claim) =>
-      Ref.modify(keys, (map) => {
-        const existing = map.get(`${userId}/${key}`)
-        if (existing !== undefined) return [Option.some(existing), map] as const
-        return [Option.none(), new Map(map).set(`${userId}/${key}`, claim)] as const
-      }),
     insertPending: (tx) =>
       Effect.gen(function* () {
         yield* Ref.update(details, (map) => new Map(map).set(tx.id, tx))

@@ -2,8 +2,7 @@
  * The wallet service as the transaction service needs it: wallet lookups for the checks before a
  * transaction is accepted, and ApplyTransaction, each one gRPC call with a deadline.
  */
-import { Context, DateTime, Effect, Layer } from "effect"
-import type { Duration } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Option } from "effect"
 import type { Currency, Events, Ids, Transaction } from "@walletun/domain"
 import { Grpc } from "@walletun/infra"
 import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
@@ -82,6 +81,13 @@ export const applyRequest = (event: Events.TransactionRequested): Proto.ApplyTra
   }
 }
 
+/** What an idempotency key is bound to: the transaction id, a hash of the request body, its creation time. */
+export interface KeyClaim {
+  readonly transactionId: Ids.TransactionId
+  readonly requestHash: string
+  readonly createdAt: DateTime.Utc
+}
+
 /** The wallet service's gRPC API, as used here. */
 export class WalletClient extends Context.Service<
   WalletClient,
@@ -90,6 +96,16 @@ export class WalletClient extends Context.Service<
     getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<WalletInfo>, Grpc.GrpcError>
     /** Applies a transaction (exactly once per id) and returns the recorded outcome. */
     apply(event: Events.TransactionRequested): Effect.Effect<Outcome, Grpc.GrpcError>
+    /**
+     * Claims `(user, key)` for `claim`, for `ttl`. `None`: claimed now. `Some`: the key was claimed
+     * before (or by a concurrent request), with what it is bound to.
+     */
+    claimKey(
+      userId: Ids.UserId,
+      key: Ids.IdempotencyKey,
+      claim: KeyClaim,
+      ttl: Duration.Duration,
+    ): Effect.Effect<Option.Option<KeyClaim>, Grpc.GrpcError>
   }
 >()("@walletun/transaction/WalletClient") {
   /** A client of `WALLET_GRPC_ADDRESS`, each call bounded by `WALLET_CALL_TIMEOUT`. */
@@ -140,6 +156,32 @@ export const make = (client: WalletServiceClient, timeout: Duration.Duration) =>
       }))
       for (const wallet of found) remember(wallet)
       return [...cached, ...found]
+    }),
+    claimKey: Effect.fn("WalletClient.claimKey")(function* (
+      userId: Ids.UserId,
+      key: Ids.IdempotencyKey,
+      claim: KeyClaim,
+      ttl: Duration.Duration,
+    ) {
+      const response = yield* Grpc.unaryCall(
+        "WalletService.ClaimIdempotencyKey",
+        client.claimIdempotencyKey.bind(client),
+        {
+          userId,
+          key,
+          transactionId: claim.transactionId,
+          requestHash: claim.requestHash,
+          createdAtMs: BigInt(DateTime.toEpochMillis(claim.createdAt)),
+          ttlMs: BigInt(Math.ceil(Duration.toMillis(ttl))),
+        },
+        { timeout },
+      )
+      if (response.claimed) return Option.none<KeyClaim>()
+      return Option.some<KeyClaim>({
+        transactionId: response.transactionId as Ids.TransactionId,
+        requestHash: response.requestHash,
+        createdAt: DateTime.makeUnsafe(Number(response.createdAtMs)),
+      })
     }),
     apply: Effect.fn("WalletClient.apply")(function* (event: Events.TransactionRequested) {
       const response = yield* Grpc.unaryCall(

@@ -30,7 +30,6 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
           quorum,
         )
         assert.deepStrictEqual(tables.rows.map((row) => row.get("table_name") as string).toSorted(), [
-          "idempotency_keys",
           "schema_migrations",
           "transactions_by_id",
           "transactions_by_user",

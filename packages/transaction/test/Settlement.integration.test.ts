@@ -155,6 +155,44 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
       }),
     )
 
+    it.effect("one Idempotency-Key raced with 20 different bodies: one 202, the rest 422, money moves once", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const alice = yield* fundedWallet(1_000n)
+        const bob = yield* fundedWallet(0n)
+        const key = `raced-${alice.walletId}`
+        // Twenty requests at once, each with its own amount: at most one may move money.
+        const answers = yield* Effect.forEach(
+          Array.from({ length: 20 }, (_, i) => i + 1),
+          (amount) =>
+            request("POST", `${base}/v1/transactions`, {
+              token: alice.token,
+              headers: { "idempotency-key": key },
+              body: { type: "transfer", sourceWalletId: alice.walletId, targetWalletId: bob.walletId, amount },
+            }),
+          { concurrency: "unbounded" },
+        )
+        const accepted = answers.filter((answer) => answer.status === 202)
+        const reused = answers.filter((answer) => answer.status === 422)
+        assert.strictEqual(accepted.length, 1)
+        assert.strictEqual(reused.length, 19)
+        for (const answer of reused) assert.strictEqual(answer.body["code"], "IDEMPOTENCY_KEY_REUSED")
+        const winner = accepted[0]
+        if (winner === undefined) return
+        const id = String(winner.body["id"])
+        const amount = BigInt(winner.body["amount"] as number)
+        yield* settle(base, [{ id, token: alice.token }], "20 seconds")
+        // Every answer told the truth: the one transaction moved exactly its own amount, once.
+        assert.strictEqual(yield* balanceOf(alice.walletId, alice.ownerId), 1_000n - amount)
+        assert.strictEqual(yield* balanceOf(bob.walletId, bob.ownerId), amount)
+        const entries = yield* entriesOf(bob.walletId, bob.ownerId)
+        assert.deepStrictEqual(
+          entries.map((entry) => entry.transactionId),
+          [id],
+        )
+      }),
+    )
+
     it.effect("a poison message lands in the DLQ with its reason", () =>
       Effect.gen(function* () {
         const { prefix } = yield* Suite
@@ -181,7 +219,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
     it.effect("publishes a transaction that was stored but never published (a crash in between), and it settles", () =>
       Effect.gen(function* () {
         const { base, keyspace } = yield* Suite
-        const repo = yield* makeRepo(keyspace, Duration.hours(25))
+        const repo = yield* makeRepo(keyspace)
         const alice = yield* fundedWallet(0n)
         // Stored PENDING ten seconds ago (older than the configured age of 5 s), with no message.
         const then = (yield* Clock.currentTimeMillis) - 10_000

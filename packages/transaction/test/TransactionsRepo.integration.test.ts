@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
-import { DateTime, Duration, Effect, Option } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import type { Ids, Money } from "@walletun/domain"
 import { Cql, Uuid } from "@walletun/infra"
 import * as Migrator from "../src/migrations/Migrator.ts"
@@ -20,7 +20,7 @@ const scratch = Effect.gen(function* () {
       .pipe(Effect.ignore),
   )
   yield* Migrator.run({ keyspace, replicationFactor: 1, scyllaTabletsOff: false })
-  return yield* TransactionsRepo.make(keyspace, Duration.hours(24))
+  return yield* TransactionsRepo.make(keyspace)
 })
 
 const pendingTransfer = Effect.gen(function* () {

@@ -4,7 +4,7 @@
  * memory repository and broker, composed into the services `Transactions`, the worker and the
  * outcome consumer need.
  */
-import { Context, DateTime, Duration, Effect, Layer, Logger, Ref, Schema } from "effect"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
 import { Grpc, Uuid } from "@walletun/infra"
@@ -14,7 +14,7 @@ import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { Transactions } from "../src/Transactions.ts"
 import { TransactionsRepo } from "../src/TransactionsRepo.ts"
 import { WalletClient } from "../src/WalletClient.ts"
-import type { Outcome, WalletInfo } from "../src/WalletClient.ts"
+import type { KeyClaim, Outcome, WalletInfo } from "../src/WalletClient.ts"
 
 /** A configuration for tests: three attempts before the DLQ. */
 export const config = Layer.succeed(
@@ -67,7 +67,17 @@ const scriptedWallet = Layer.effectContext(
       lookupDown: yield* Ref.make(false),
       applied: yield* Ref.make<ReadonlyArray<Events.TransactionRequested>>([]),
     })
+    // Idempotency keys bound as the wallet binds them: the first claim wins until it expires.
+    const keys = new Map<string, { readonly claim: KeyClaim; readonly expiresAtMs: number }>()
     const client = WalletClient.of({
+      claimKey: (userId, key, claim, ttl) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const bound = keys.get(`${userId}/${key}`)
+          if (bound !== undefined && bound.expiresAtMs > now) return Option.some(bound.claim)
+          keys.set(`${userId}/${key}`, { claim, expiresAtMs: now + Duration.toMillis(ttl) })
+          return Option.none()
+        }),
       getWallets: (ids) =>
         Effect.gen(function* () {
           if (yield* Ref.get(script.lookupDown)) {

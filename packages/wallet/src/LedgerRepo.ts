@@ -48,6 +48,20 @@ export interface Applied {
   readonly appliedAtMs: number
 }
 
+/** What an idempotency key is bound to: a transaction, the digest of its request, its creation time. */
+export interface KeyBinding {
+  readonly transactionId: Ids.TransactionId
+  readonly requestHash: string
+  readonly createdAtMs: number
+}
+
+/** A claim of an idempotency key: the binding it asks for, and how long it lasts. */
+export interface KeyClaim extends KeyBinding {
+  readonly userId: Ids.UserId
+  readonly key: Ids.IdempotencyKey
+  readonly ttlMs: number
+}
+
 /** A message waiting in the outbox for the relay. */
 export interface OutboxMessage {
   readonly id: bigint
@@ -159,6 +173,15 @@ export class LedgerRepo extends Context.Service<
     ): Effect.Effect<ReadonlyArray<EntryRow>, LedgerUnavailable>
     /** Applies a transaction exactly once (see the module comment). */
     apply(request: Ledger.ApplyRequest): Effect.Effect<Applied, LedgerUnavailable>
+    /**
+     * Binds `(userId, key)` to the claim's transaction unless an unexpired binding exists; answers
+     * the binding in force and whether this call made it. Concurrent claims get the same answer.
+     */
+    claimKey(
+      claim: KeyClaim,
+    ): Effect.Effect<{ readonly claimed: boolean; readonly binding: KeyBinding }, LedgerUnavailable>
+    /** Deletes at most `limit` expired key bindings; answers how many. */
+    purgeKeys(limit: number): Effect.Effect<number, LedgerUnavailable>
     /** Unsent outbox messages, oldest first, locked for this relay until `markSent` commits. */
     relayBatch<A, E, R>(
       limit: number,
@@ -379,6 +402,50 @@ export class LedgerRepo extends Context.Service<
         return yield* sql.withTransaction(applyOnce(request)).pipe(Effect.mapError(unavailable), connectionDefects)
       })
 
+      type BindingRecord = { readonly transaction_id: string; readonly request_hash: string; readonly created_at: Date }
+      const toBinding = (row: BindingRecord): KeyBinding => ({
+        transactionId: row.transaction_id as Ids.TransactionId,
+        requestHash: row.request_hash,
+        createdAtMs: row.created_at.getTime(),
+      })
+
+      const claimKey = Effect.fn("LedgerRepo.claimKey")(function* (claim: KeyClaim) {
+        // One statement, its own transaction: the primary key makes a concurrent claim of the same
+        // key wait for this one's commit, then find the row and leave it (an expired row is
+        // replaced). Bounded: a binding found gone (purged between the two statements) is claimed
+        // again, at most a few times.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const inserted = yield* sql<BindingRecord>`
+            INSERT INTO idempotency_keys (user_id, key, transaction_id, request_hash, created_at, expires_at)
+            VALUES (${claim.userId}, ${claim.key}, ${claim.transactionId}, ${claim.requestHash},
+                    to_timestamp(${claim.createdAtMs}::float8 / 1000),
+                    now() + make_interval(secs => ${claim.ttlMs}::float8 / 1000))
+            ON CONFLICT (user_id, key) DO UPDATE SET
+              transaction_id = EXCLUDED.transaction_id, request_hash = EXCLUDED.request_hash,
+              created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+            WHERE idempotency_keys.expires_at <= now()
+            RETURNING transaction_id, request_hash, created_at`.pipe(Effect.mapError(unavailable))
+          const [mine] = inserted
+          if (mine !== undefined) return { claimed: true, binding: toBinding(mine) }
+          // A new statement sees the binding that the conflicting claim committed.
+          const [theirs] = yield* sql<BindingRecord>`
+            SELECT transaction_id, request_hash, created_at FROM idempotency_keys
+            WHERE user_id = ${claim.userId} AND key = ${claim.key}`.pipe(Effect.mapError(unavailable))
+          if (theirs !== undefined) return { claimed: false, binding: toBinding(theirs) }
+        }
+        return yield* new LedgerUnavailable({ message: "an idempotency key kept vanishing while it was claimed" })
+      })
+
+      const purgeKeys = Effect.fn("LedgerRepo.purgeKeys")(function* (limit: number) {
+        const rows = yield* sql<{ n: number }>`
+          WITH gone AS (
+            DELETE FROM idempotency_keys WHERE ctid IN (
+              SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT ${limit}
+            ) RETURNING 1
+          ) SELECT count(*)::int AS n FROM gone`.pipe(Effect.mapError(unavailable))
+        return rows[0]?.n ?? 0
+      })
+
       const relayBatch = <A, E, R>(
         limit: number,
         publish: (messages: ReadonlyArray<OutboxMessage>) => Effect.Effect<A, E, R>,
@@ -438,6 +505,8 @@ export class LedgerRepo extends Context.Service<
         listWallets,
         listEntries,
         apply,
+        claimKey,
+        purgeKeys,
         relayBatch,
         totalBalance,
         outboxBacklog,
@@ -454,6 +523,7 @@ export class LedgerRepo extends Context.Service<
       const entries: Array<EntryRow & { readonly walletId: Ids.WalletId }> = []
       const applied = new Map<Ids.TransactionId, Applied>()
       const outbox: Array<OutboxMessage & { sent: boolean }> = []
+      const keys = new Map<string, KeyBinding & { readonly expiresAtMs: number }>()
       let nextId = 1n
       const currencies: ReadonlyArray<Currency.Currency> = ["USD", "EUR", "GBP", "BRL", "JPY"]
       currencies.forEach((currency, index) => {
@@ -541,6 +611,40 @@ export class LedgerRepo extends Context.Service<
               const event = toOutcomeEvent(request, plan, now, partiesOf(request, named))
               outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: {}, ...event })
               return result
+            }),
+          ),
+        claimKey: (claim) =>
+          serial(
+            Effect.gen(function* () {
+              const now = yield* Clock.currentTimeMillis
+              const id = `${claim.userId}/${claim.key}`
+              const existing = keys.get(id)
+              if (existing !== undefined && existing.expiresAtMs > now) {
+                const { expiresAtMs: _, ...binding } = existing
+                return { claimed: false, binding }
+              }
+              const binding: KeyBinding = {
+                transactionId: claim.transactionId,
+                requestHash: claim.requestHash,
+                createdAtMs: claim.createdAtMs,
+              }
+              keys.set(id, { ...binding, expiresAtMs: now + claim.ttlMs })
+              return { claimed: true, binding }
+            }),
+          ),
+        purgeKeys: (limit) =>
+          serial(
+            Effect.gen(function* () {
+              const now = yield* Clock.currentTimeMillis
+              let purged = 0
+              for (const [id, binding] of keys) {
+                if (purged >= limit) break
+                if (binding.expiresAtMs <= now) {
+                  keys.delete(id)
+                  purged++
+                }
+              }
+              return purged
             }),
           ),
         relayBatch: (limit, publish) =>

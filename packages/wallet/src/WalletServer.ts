@@ -7,6 +7,7 @@ import { PgMigrator } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
 import { Grpc, Postgres, Rabbit } from "@walletun/infra"
 import * as WalletGrpc from "./grpc/WalletGrpc.ts"
+import * as KeyPurge from "./KeyPurge.ts"
 import { LedgerRepo } from "./LedgerRepo.ts"
 import { loader } from "./migrations/index.ts"
 import * as OutboxRelay from "./OutboxRelay.ts"
@@ -38,7 +39,7 @@ const GrpcServerLive = Grpc.GrpcServer.layer(
  */
 export const layer = GrpcServerLive.pipe(
   Layer.provide(Wallets.layerNoDeps),
-  Layer.provideMerge(OutboxRelay.layer),
+  Layer.provideMerge(Layer.merge(OutboxRelay.layer, KeyPurge.layer)),
   Layer.provideMerge(LedgerRepo.layer),
   Layer.provideMerge(Rabbit.Rabbit.layer),
   Layer.provideMerge(Database),

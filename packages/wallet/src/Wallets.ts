@@ -8,7 +8,7 @@ import type { Currency, Ids } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
 import type * as Ledger from "./Ledger.ts"
 import { LedgerRepo } from "./LedgerRepo.ts"
-import type { Applied, EntryRow, LedgerUnavailable, WalletRow } from "./LedgerRepo.ts"
+import type { Applied, EntryRow, KeyBinding, KeyClaim, LedgerUnavailable, WalletRow } from "./LedgerRepo.ts"
 
 /** A page token that this service did not issue, or that has been tampered with. */
 export class InvalidPageToken extends Schema.TaggedError<InvalidPageToken>()("InvalidPageToken", {}) {}
@@ -47,6 +47,10 @@ export class Wallets extends Context.Service<
       Errors.WalletNotFound | InvalidPageToken | LedgerUnavailable
     >
     apply(request: Ledger.ApplyRequest): Effect.Effect<Applied, LedgerUnavailable>
+    /** Binds an idempotency key once (see `LedgerRepo.claimKey`). */
+    claimKey(
+      claim: KeyClaim,
+    ): Effect.Effect<{ readonly claimed: boolean; readonly binding: KeyBinding }, LedgerUnavailable>
   }
 >()("@walletun/wallet/Wallets") {
   static readonly layerNoDeps = Layer.effect(
@@ -95,6 +99,7 @@ export class Wallets extends Context.Service<
         list: (ownerId) => repo.listWallets(ownerId),
         entries,
         apply: (request) => repo.apply(request),
+        claimKey: (claim) => repo.claimKey(claim),
       })
     }),
   )

@@ -7,6 +7,7 @@ import { Events } from "@walletun/domain"
 import { Grpc, Rabbit, Uuid } from "@walletun/infra"
 import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
+import * as KeyPurge from "../src/KeyPurge.ts"
 import * as OutboxRelay from "../src/OutboxRelay.ts"
 import * as WalletServer from "../src/WalletServer.ts"
 
@@ -278,6 +279,77 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
           assert.strictEqual(row?.entries, row?.balance)
         }
         assert.strictEqual(yield* ledgerTotal, 0n)
+      }),
+    )
+  })
+
+  describe("ClaimIdempotencyKey", () => {
+    const claim = (userId: string, key: string, transactionId: string, requestHash: string) =>
+      call<Proto.ClaimIdempotencyKeyRequest, Proto.ClaimIdempotencyKeyResponse>("claimIdempotencyKey", {
+        userId,
+        key,
+        transactionId,
+        requestHash,
+        createdAtMs: 1_700_000_000_000n,
+        ttlMs: 25n * 3_600_000n,
+      })
+
+    it.effect("20 concurrent claims of one key with different ids: one binds it, all get its binding", () =>
+      Effect.gen(function* () {
+        const user = yield* Uuid.v7
+        const ids = Array.from({ length: 20 }, () => randomUUID())
+        const answers = yield* Effect.forEach(ids, (id, i) => claim(user, "race-1", id, `hash-${i}`), {
+          concurrency: "unbounded",
+        })
+        const winners = answers.filter((answer) => answer.claimed)
+        assert.strictEqual(winners.length, 1)
+        const winner = winners[0]
+        for (const answer of answers) {
+          assert.deepStrictEqual(
+            [answer.transactionId, answer.requestHash, answer.createdAtMs],
+            [winner?.transactionId, winner?.requestHash, 1_700_000_000_000n],
+          )
+        }
+        // The same key of another user is another key.
+        assert.isTrue((yield* claim(yield* Uuid.v7, "race-1", randomUUID(), "h")).claimed)
+      }),
+    )
+
+    it.effect("an expired binding is replaced by the next claim, and the purge removes expired ones", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const user = yield* Uuid.v7
+        const first = randomUUID()
+        assert.isTrue((yield* claim(user, "expiring", first, "h1")).claimed)
+        assert.isFalse((yield* claim(user, "expiring", randomUUID(), "h2")).claimed)
+        yield* sql`UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE user_id = ${user}`
+        const second = randomUUID()
+        const again = yield* claim(user, "expiring", second, "h2")
+        assert.deepStrictEqual([again.claimed, again.transactionId], [true, second])
+
+        const other = yield* Uuid.v7
+        yield* claim(other, "gone", randomUUID(), "h")
+        yield* sql`UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE user_id = ${other}`
+        assert.isAtLeast(yield* KeyPurge.round(), 1)
+        const left = yield* sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM idempotency_keys WHERE user_id IN (${user}, ${other})`
+        assert.strictEqual(left[0]?.n, 1)
+      }),
+    )
+
+    it.effect("a malformed claim is INVALID_ARGUMENT, naming the field, and binds nothing", () =>
+      Effect.gen(function* () {
+        const user = yield* Uuid.v7
+        const badKey = yield* claim(user, "has space", randomUUID(), "h").pipe(Effect.flip)
+        assert.strictEqual(badKey.code, status.INVALID_ARGUMENT)
+        assert.include(badKey.details, "key")
+        const badTtl = yield* call<Proto.ClaimIdempotencyKeyRequest, Proto.ClaimIdempotencyKeyResponse>(
+          "claimIdempotencyKey",
+          { userId: user, key: "k", transactionId: randomUUID(), requestHash: "h", createdAtMs: 1n, ttlMs: 5n },
+        ).pipe(Effect.flip)
+        assert.strictEqual(badTtl.code, status.INVALID_ARGUMENT)
+        assert.include(badTtl.details, "ttl_ms")
+        assert.isTrue((yield* claim(user, "k", randomUUID(), "h")).claimed)
       }),
     )
   })

@@ -11,7 +11,7 @@ import { Grpc } from "@walletun/infra"
 import { FailureReason, TransactionType, WalletServiceService } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Ledger from "../Ledger.ts"
-import type { Applied, EntryRow, LedgerUnavailable, WalletRow } from "../LedgerRepo.ts"
+import type { Applied, EntryRow, KeyClaim, LedgerUnavailable, WalletRow } from "../LedgerRepo.ts"
 import { maxPageSize, Wallets } from "../Wallets.ts"
 import type { InvalidPageToken } from "../Wallets.ts"
 
@@ -122,6 +122,29 @@ export const decodeApply = Effect.fnUntraced(function* (request: Proto.ApplyTran
   }
 }) satisfies (request: Proto.ApplyTransactionRequest) => Effect.Effect<Ledger.ApplyRequest, InvalidArgument>
 
+const RequestHash = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(128))
+const hour = 3_600_000
+
+/** Decodes a ClaimIdempotencyKey request, or says what is wrong. */
+export const decodeClaim = Effect.fnUntraced(function* (request: Proto.ClaimIdempotencyKeyRequest) {
+  const createdAtMs = Number(request.createdAtMs)
+  const ttlMs = Number(request.ttlMs)
+  if (!Number.isSafeInteger(createdAtMs) || createdAtMs <= 0) {
+    return yield* new InvalidArgument({ message: "created_at_ms: a positive number of milliseconds" })
+  }
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < hour || ttlMs > 30 * 24 * hour) {
+    return yield* new InvalidArgument({ message: "ttl_ms: from 1 hour to 30 days, in milliseconds" })
+  }
+  return {
+    userId: yield* userId("user_id")(request.userId),
+    key: yield* decode(Ids.IdempotencyKey, "key")(request.key),
+    transactionId: yield* decode(Ids.TransactionId, "transaction_id")(request.transactionId),
+    requestHash: yield* decode(RequestHash, "request_hash")(request.requestHash),
+    createdAtMs,
+    ttlMs,
+  }
+}) satisfies (request: Proto.ClaimIdempotencyKeyRequest) => Effect.Effect<KeyClaim, InvalidArgument>
+
 /** The WalletService implementation, bound to the `Wallets` of the current context. */
 export const binding = Effect.gen(function* () {
   const wallets = yield* Wallets
@@ -190,6 +213,21 @@ export const binding = Effect.gen(function* () {
     applyTransaction: yield* Grpc.unary(
       svc.applyTransaction,
       (request) => Effect.flatMap(decodeApply(request), wallets.apply).pipe(Effect.map(toProtoApplied)),
+      toFailure,
+    ),
+    claimIdempotencyKey: yield* Grpc.unary(
+      svc.claimIdempotencyKey,
+      (request) =>
+        Effect.gen(function* () {
+          const claim = yield* decodeClaim(request)
+          const { claimed, binding } = yield* wallets.claimKey(claim)
+          return {
+            claimed,
+            transactionId: binding.transactionId,
+            requestHash: binding.requestHash,
+            createdAtMs: BigInt(binding.createdAtMs),
+          }
+        }),
       toFailure,
     ),
   }

@@ -385,6 +385,37 @@ export interface ApplyTransactionResponse {
   appliedAtMs: bigint;
 }
 
+/** Request of ClaimIdempotencyKey. */
+export interface ClaimIdempotencyKeyRequest {
+  /** The user who sent the key. */
+  userId: string;
+  /** The client's Idempotency-Key: 1 to 255 visible ASCII characters. */
+  key: string;
+  /** The transaction id to bind the key to, if this claim is the first. */
+  transactionId: string;
+  /** A digest of what the request asks for (1 to 128 characters), to tell a replay from a reuse. */
+  requestHash: string;
+  /** When the transaction was created (epoch milliseconds), kept with the binding. */
+  createdAtMs: bigint;
+  /** How long the binding lasts (milliseconds, 1 hour to 30 days); an expired one is replaced. */
+  ttlMs: bigint;
+}
+
+/** Answer of ClaimIdempotencyKey: the key's binding. */
+export interface ClaimIdempotencyKeyResponse {
+  /**
+   * True when this call bound the key (the request's own values are returned); false when an
+   * earlier claim did (its values are returned).
+   */
+  claimed: boolean;
+  /** The transaction the key is bound to. */
+  transactionId: string;
+  /** The request hash it was bound with. */
+  requestHash: string;
+  /** The creation time it was bound with (epoch milliseconds). */
+  createdAtMs: bigint;
+}
+
 function createBaseWallet(): Wallet {
   return { id: "", ownerId: "", currency: "", balance: 0n, createdAtMs: 0n, updatedAtMs: 0n };
 }
@@ -2439,6 +2470,313 @@ export const ApplyTransactionResponse: MessageFns<ApplyTransactionResponse> = {
   },
 };
 
+function createBaseClaimIdempotencyKeyRequest(): ClaimIdempotencyKeyRequest {
+  return { userId: "", key: "", transactionId: "", requestHash: "", createdAtMs: 0n, ttlMs: 0n };
+}
+
+export const ClaimIdempotencyKeyRequest: MessageFns<ClaimIdempotencyKeyRequest> = {
+  encode(message: ClaimIdempotencyKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    if (message.transactionId !== "") {
+      writer.uint32(26).string(message.transactionId);
+    }
+    if (message.requestHash !== "") {
+      writer.uint32(34).string(message.requestHash);
+    }
+    if (message.createdAtMs !== 0n) {
+      if (BigInt.asIntN(64, message.createdAtMs) !== message.createdAtMs) {
+        throw new globalThis.Error("value provided for field message.createdAtMs of type int64 too large");
+      }
+      writer.uint32(40).int64(message.createdAtMs);
+    }
+    if (message.ttlMs !== 0n) {
+      if (BigInt.asIntN(64, message.ttlMs) !== message.ttlMs) {
+        throw new globalThis.Error("value provided for field message.ttlMs of type int64 too large");
+      }
+      writer.uint32(48).int64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimIdempotencyKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimIdempotencyKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.transactionId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.requestHash = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.createdAtMs = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.ttlMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimIdempotencyKeyRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      transactionId: isSet(object.transactionId)
+        ? globalThis.String(object.transactionId)
+        : isSet(object.transaction_id)
+        ? globalThis.String(object.transaction_id)
+        : "",
+      requestHash: isSet(object.requestHash)
+        ? globalThis.String(object.requestHash)
+        : isSet(object.request_hash)
+        ? globalThis.String(object.request_hash)
+        : "",
+      createdAtMs: isSet(object.createdAtMs)
+        ? BigInt(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? BigInt(object.created_at_ms)
+        : 0n,
+      ttlMs: isSet(object.ttlMs) ? BigInt(object.ttlMs) : isSet(object.ttl_ms) ? BigInt(object.ttl_ms) : 0n,
+    };
+  },
+
+  toJSON(message: ClaimIdempotencyKeyRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.transactionId !== "") {
+      obj.transactionId = message.transactionId;
+    }
+    if (message.requestHash !== "") {
+      obj.requestHash = message.requestHash;
+    }
+    if (message.createdAtMs !== 0n) {
+      obj.createdAtMs = message.createdAtMs.toString();
+    }
+    if (message.ttlMs !== 0n) {
+      obj.ttlMs = message.ttlMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimIdempotencyKeyRequest>, I>>(base?: I): ClaimIdempotencyKeyRequest {
+    return ClaimIdempotencyKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimIdempotencyKeyRequest>, I>>(object: I): ClaimIdempotencyKeyRequest {
+    const message = createBaseClaimIdempotencyKeyRequest();
+    message.userId = object.userId ?? "";
+    message.key = object.key ?? "";
+    message.transactionId = object.transactionId ?? "";
+    message.requestHash = object.requestHash ?? "";
+    message.createdAtMs = (object.createdAtMs !== undefined && object.createdAtMs !== null)
+      ? BigInt(object.createdAtMs)
+      : 0n;
+    message.ttlMs = (object.ttlMs !== undefined && object.ttlMs !== null) ? BigInt(object.ttlMs) : 0n;
+    return message;
+  },
+};
+
+function createBaseClaimIdempotencyKeyResponse(): ClaimIdempotencyKeyResponse {
+  return { claimed: false, transactionId: "", requestHash: "", createdAtMs: 0n };
+}
+
+export const ClaimIdempotencyKeyResponse: MessageFns<ClaimIdempotencyKeyResponse> = {
+  encode(message: ClaimIdempotencyKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.claimed !== false) {
+      writer.uint32(8).bool(message.claimed);
+    }
+    if (message.transactionId !== "") {
+      writer.uint32(18).string(message.transactionId);
+    }
+    if (message.requestHash !== "") {
+      writer.uint32(26).string(message.requestHash);
+    }
+    if (message.createdAtMs !== 0n) {
+      if (BigInt.asIntN(64, message.createdAtMs) !== message.createdAtMs) {
+        throw new globalThis.Error("value provided for field message.createdAtMs of type int64 too large");
+      }
+      writer.uint32(32).int64(message.createdAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimIdempotencyKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimIdempotencyKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.claimed = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.transactionId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestHash = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.createdAtMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimIdempotencyKeyResponse {
+    return {
+      claimed: isSet(object.claimed) ? globalThis.Boolean(object.claimed) : false,
+      transactionId: isSet(object.transactionId)
+        ? globalThis.String(object.transactionId)
+        : isSet(object.transaction_id)
+        ? globalThis.String(object.transaction_id)
+        : "",
+      requestHash: isSet(object.requestHash)
+        ? globalThis.String(object.requestHash)
+        : isSet(object.request_hash)
+        ? globalThis.String(object.request_hash)
+        : "",
+      createdAtMs: isSet(object.createdAtMs)
+        ? BigInt(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? BigInt(object.created_at_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ClaimIdempotencyKeyResponse): unknown {
+    const obj: any = {};
+    if (message.claimed !== false) {
+      obj.claimed = message.claimed;
+    }
+    if (message.transactionId !== "") {
+      obj.transactionId = message.transactionId;
+    }
+    if (message.requestHash !== "") {
+      obj.requestHash = message.requestHash;
+    }
+    if (message.createdAtMs !== 0n) {
+      obj.createdAtMs = message.createdAtMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimIdempotencyKeyResponse>, I>>(base?: I): ClaimIdempotencyKeyResponse {
+    return ClaimIdempotencyKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimIdempotencyKeyResponse>, I>>(object: I): ClaimIdempotencyKeyResponse {
+    const message = createBaseClaimIdempotencyKeyResponse();
+    message.claimed = object.claimed ?? false;
+    message.transactionId = object.transactionId ?? "";
+    message.requestHash = object.requestHash ?? "";
+    message.createdAtMs = (object.createdAtMs !== undefined && object.createdAtMs !== null)
+      ? BigInt(object.createdAtMs)
+      : 0n;
+    return message;
+  },
+};
+
 /** Wallets and the ledger. Served by the wallet service on port 50051. */
 export type WalletServiceService = typeof WalletServiceService;
 export const WalletServiceService = {
@@ -2524,6 +2862,25 @@ export const WalletServiceService = {
       Buffer.from(ApplyTransactionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ApplyTransactionResponse => ApplyTransactionResponse.decode(value),
   },
+  /**
+   * Binds a user's idempotency key to a transaction, once: the first claim of (user_id, key)
+   * binds it to its transaction id, request hash and creation time until it expires; every later
+   * claim gets that binding back with claimed = false. Concurrent claims of one key are decided
+   * by a unique key in the ledger's database, so they all get the same binding: this is how the
+   * transaction service gives one transaction id to requests that race with the same key.
+   * INVALID_ARGUMENT for a malformed request. Safe to retry.
+   */
+  claimIdempotencyKey: {
+    path: "/walletun.wallet.v1.WalletService/ClaimIdempotencyKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClaimIdempotencyKeyRequest): Buffer =>
+      Buffer.from(ClaimIdempotencyKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClaimIdempotencyKeyRequest => ClaimIdempotencyKeyRequest.decode(value),
+    responseSerialize: (value: ClaimIdempotencyKeyResponse): Buffer =>
+      Buffer.from(ClaimIdempotencyKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClaimIdempotencyKeyResponse => ClaimIdempotencyKeyResponse.decode(value),
+  },
 } as const;
 
 export interface WalletServiceServer extends UntypedServiceImplementation {
@@ -2558,6 +2915,15 @@ export interface WalletServiceServer extends UntypedServiceImplementation {
    * (INVALID_ARGUMENT) and transient failures (retry with the same transaction id).
    */
   applyTransaction: handleUnaryCall<ApplyTransactionRequest, ApplyTransactionResponse>;
+  /**
+   * Binds a user's idempotency key to a transaction, once: the first claim of (user_id, key)
+   * binds it to its transaction id, request hash and creation time until it expires; every later
+   * claim gets that binding back with claimed = false. Concurrent claims of one key are decided
+   * by a unique key in the ledger's database, so they all get the same binding: this is how the
+   * transaction service gives one transaction id to requests that race with the same key.
+   * INVALID_ARGUMENT for a malformed request. Safe to retry.
+   */
+  claimIdempotencyKey: handleUnaryCall<ClaimIdempotencyKeyRequest, ClaimIdempotencyKeyResponse>;
 }
 
 export interface WalletServiceClient extends Client {
@@ -2675,6 +3041,29 @@ export interface WalletServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ApplyTransactionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Binds a user's idempotency key to a transaction, once: the first claim of (user_id, key)
+   * binds it to its transaction id, request hash and creation time until it expires; every later
+   * claim gets that binding back with claimed = false. Concurrent claims of one key are decided
+   * by a unique key in the ledger's database, so they all get the same binding: this is how the
+   * transaction service gives one transaction id to requests that race with the same key.
+   * INVALID_ARGUMENT for a malformed request. Safe to retry.
+   */
+  claimIdempotencyKey(
+    request: ClaimIdempotencyKeyRequest,
+    callback: (error: ServiceError | null, response: ClaimIdempotencyKeyResponse) => void,
+  ): ClientUnaryCall;
+  claimIdempotencyKey(
+    request: ClaimIdempotencyKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClaimIdempotencyKeyResponse) => void,
+  ): ClientUnaryCall;
+  claimIdempotencyKey(
+    request: ClaimIdempotencyKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClaimIdempotencyKeyResponse) => void,
   ): ClientUnaryCall;
 }
 
