@@ -458,14 +458,18 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       )
       const reason = original.rows[0]?.get("failure_reason") as string
       assert.isString(reason)
+      // Final statuses are written with timestamps that make the earliest outcome win (see
+      // TransactionsRepo.recordStatus): the corruption and the repair each write above all of them.
+      let stamp = 2n ** 53n
       const write = (status: string, failureReason: string | null) =>
-        cql
-          .execute(
-            `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at) VALUES (?, 2, ?, ?, ?)`,
-            [withdrawal, status, failureReason, new Date()],
+        Effect.suspend(() =>
+          cql.execute(
+            `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at) ` +
+              `VALUES (?, 2, ?, ?, ?) USING TIMESTAMP ?`,
+            [withdrawal, status, failureReason, new Date(), ++stamp],
             ddl,
-          )
-          .pipe(Effect.asVoid)
+          ),
+        ).pipe(Effect.asVoid)
       yield* violation(write("COMPLETED", null), write("FAILED", reason), ["statuses"], {
         statuses: `${withdrawal}: COMPLETED in CQL, applied FAILED with 0 entries`,
       })
