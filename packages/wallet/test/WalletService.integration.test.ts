@@ -57,6 +57,16 @@ const balanceOf = (walletId: string, ownerId: string) =>
     Effect.map((response) => response.wallet?.balance ?? -1n),
   )
 
+const claim = (userId: string, key: string, transactionId: string, requestHash: string) =>
+  call<Proto.ClaimIdempotencyKeyRequest, Proto.ClaimIdempotencyKeyResponse>("claimIdempotencyKey", {
+    userId,
+    key,
+    transactionId,
+    requestHash,
+    createdAtMs: 1_700_000_000_000n,
+    ttlMs: 25n * 3_600_000n,
+  })
+
 const ledgerTotal = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const [row] = yield* sql<{ total: string }>`SELECT COALESCE(SUM(balance), 0)::text AS total FROM wallets`
@@ -284,16 +294,6 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
   })
 
   describe("ClaimIdempotencyKey", () => {
-    const claim = (userId: string, key: string, transactionId: string, requestHash: string) =>
-      call<Proto.ClaimIdempotencyKeyRequest, Proto.ClaimIdempotencyKeyResponse>("claimIdempotencyKey", {
-        userId,
-        key,
-        transactionId,
-        requestHash,
-        createdAtMs: 1_700_000_000_000n,
-        ttlMs: 25n * 3_600_000n,
-      })
-
     it.effect("20 concurrent claims of one key with different ids: one binds it, all get its binding", () =>
       Effect.gen(function* () {
         const user = yield* Uuid.v7

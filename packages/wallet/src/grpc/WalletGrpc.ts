@@ -220,12 +220,12 @@ export const binding = Effect.gen(function* () {
       (request) =>
         Effect.gen(function* () {
           const claim = yield* decodeClaim(request)
-          const { claimed, binding } = yield* wallets.claimKey(claim)
+          const { claimed, binding: bound } = yield* wallets.claimKey(claim)
           return {
             claimed,
-            transactionId: binding.transactionId,
-            requestHash: binding.requestHash,
-            createdAtMs: BigInt(binding.createdAtMs),
+            transactionId: bound.transactionId,
+            requestHash: bound.requestHash,
+            createdAtMs: BigInt(bound.createdAtMs),
           }
         }),
       toFailure,
