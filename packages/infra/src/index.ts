@@ -1,5 +1,6 @@
 /** Shared adapters: each is a Context.Service (or layer) that every walletun service builds on. */
 export * as Authentication from "./Authentication.ts"
+export * as Batcher from "./Batcher.ts"
 export * as Cql from "./Cql.ts"
 export * as Grpc from "./Grpc.ts"
 export * as Health from "./Health.ts"

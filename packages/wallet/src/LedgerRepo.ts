@@ -4,13 +4,14 @@
  * (`Ledger.plan`) decide, writes the entries, balances and outcome, and queues the outcome event in
  * the outbox. `layerMemory` keeps the same contract in memory for fast tests.
  */
-import { Array as Arr, Clock, Context, Effect, Layer, Option, Schema, Semaphore } from "effect"
+import { Array as Arr, Clock, Config, Context, Effect, Layer, Option, Result, Schema, Semaphore } from "effect"
 import { HttpTraceContext } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
 import { Events } from "@walletun/domain"
 import type { Currency, Ids, Transaction } from "@walletun/domain"
+import { Batcher } from "@walletun/infra"
 import * as Ledger from "./Ledger.ts"
 
 /** A wallet as stored. `ownerId` is null for a system account. */
@@ -62,6 +63,12 @@ export interface KeyClaim extends KeyBinding {
   readonly ttlMs: number
 }
 
+/** One request of a batch, with the W3C trace context of its caller (its outcome event continues that trace). */
+export interface BatchItem {
+  readonly request: Ledger.ApplyRequest
+  readonly traceHeaders: Readonly<Record<string, string>>
+}
+
 /** A message waiting in the outbox for the relay. */
 export interface OutboxMessage {
   readonly id: bigint
@@ -78,9 +85,14 @@ export class WalletAlreadyExists extends Schema.TaggedError<WalletAlreadyExists>
 /** The database could not be reached or refused the statement; the call may be retried. */
 export class LedgerUnavailable extends Schema.TaggedError<LedgerUnavailable>()("LedgerUnavailable", {
   message: Schema.String,
+  /**
+   * True when the same statement may succeed later (the connection, a deadlock, a timeout); false
+   * when it failed on what it was given (a constraint), which a batch narrows down to one request.
+   */
+  retryable: Schema.Boolean,
 }) {}
 
-const unavailable = (error: SqlError) => new LedgerUnavailable({ message: error.message })
+const unavailable = (error: SqlError) => new LedgerUnavailable({ message: error.message, retryable: error.isRetryable })
 
 /**
  * A connection that closes under a transaction (a PostgreSQL restart) can surface as a defect
@@ -173,6 +185,13 @@ export class LedgerRepo extends Context.Service<
     ): Effect.Effect<ReadonlyArray<EntryRow>, LedgerUnavailable>
     /** Applies a transaction exactly once (see the module comment). */
     apply(request: Ledger.ApplyRequest): Effect.Effect<Applied, LedgerUnavailable>
+    /**
+     * Applies many transactions exactly once each, in one database transaction, in the given
+     * order (each sees the balances the earlier ones left), with wallet locks taken in one global
+     * order. Answers each in the same order. A transient failure fails every item (retry them all);
+     * a failure caused by one request fails that one only, and the others are applied.
+     */
+    applyBatch(items: ReadonlyArray<BatchItem>): Effect.Effect<ReadonlyArray<Result.Result<Applied, LedgerUnavailable>>>
     /**
      * Binds `(userId, key)` to the claim's transaction unless an unexpired binding exists; answers
      * the binding in force and whether this call made it. Concurrent claims get the same answer.
@@ -300,106 +319,219 @@ export class LedgerRepo extends Context.Service<
         appliedAtMs: row.applied_at.getTime(),
       })
 
-      const applyOnce = (request: Ledger.ApplyRequest) =>
+      /**
+       * Applies a batch in one PostgreSQL transaction (see `applyBatch` on the service). Claims in
+       * id order, then every wallet lock in id order, then one statement for all the writes: two
+       * batches that share wallets or ids wait for each other instead of deadlocking.
+       */
+      const applyAll = (items: ReadonlyArray<BatchItem>) =>
         Effect.gen(function* () {
-          // The claim. A concurrent apply of the same id blocks here until the first commits, then
+          const ids = [...new Set(items.map((item) => item.request.transactionId))].toSorted()
+          const claims = ids.map((id): Record<string, unknown> => ({ id, outcome: "CLAIMED" }))
+          if (!Arr.isReadonlyArrayNonEmpty(claims)) return []
+          // The claims. A concurrent apply of the same id blocks here until the first commits, then
           // sees its row and replays it; if the first rolls back, this one proceeds.
-          const claimed = yield* sql`
-            INSERT INTO applied_transactions (id, outcome) VALUES (${request.transactionId}, 'CLAIMED')
+          const claimedRows = yield* sql<{ id: string }>`
+            INSERT INTO applied_transactions ${sql.insert(claims)}
             ON CONFLICT (id) DO NOTHING RETURNING id`
-          if (claimed.length === 0) {
-            const [row] = yield* sql<AppliedRecord>`
-              SELECT outcome, reason, detail, balances, applied_at FROM applied_transactions
-              WHERE id = ${request.transactionId}`
-            // A replay (a redelivery, the reconciler) may come because the first outcome event was
-            // lost downstream: the recorded event goes out again, so the outcome consumer stays the
-            // one writer of the final status. Duplicates are harmless there.
+          const claimed = new Set(claimedRows.map((row) => row.id))
+          const results = new Map<string, Applied>()
+          const replays = ids.filter((id) => !claimed.has(id))
+          if (replays.length > 0) {
+            const rows = yield* sql<AppliedRecord & { id: string }>`
+              SELECT id, outcome, reason, detail, balances, applied_at FROM applied_transactions
+              WHERE ${sql.in("id", replays)}`
+            for (const row of rows) results.set(row.id, toApplied(row, true))
+            // A replay (a redelivery, the reconciler) may come because the first outcome event
+            // was lost downstream: the recorded event goes out again, so the outcome consumer
+            // stays the one writer of the final status. Duplicates are harmless there.
             yield* sql`
               INSERT INTO outbox (routing_key, message_id, payload, headers)
-              SELECT routing_key, message_id, payload, headers FROM outbox
-              WHERE message_id = ${request.transactionId} ORDER BY id LIMIT 1`
-            return toApplied(row as AppliedRecord, true)
+              SELECT DISTINCT ON (message_id) routing_key, message_id, payload, headers FROM outbox
+              WHERE ${sql.in("message_id", replays)} ORDER BY message_id, id`
           }
-          // Locks in id order, whatever the request's order: two transfers between the same
-          // wallets in opposite directions wait for each other instead of deadlocking.
-          const ids = Ledger.walletIdsOf(request)
-          const systemName = Ledger.needsSystemAccount(request) ? Ledger.systemAccountName(request.currency) : ""
-          const locked = yield* sql<WalletRecord & { system_name: string | null }>`
-            SELECT id, owner_id, system_name, currency, balance, created_at, updated_at FROM wallets
-            WHERE ${sql.in("id", ids)} OR system_name = ${systemName}
-            ORDER BY id FOR UPDATE`
-          const wallets = new Map<Ids.WalletId, Ledger.LockedWallet>()
-          let system: Ledger.LockedWallet | undefined
-          for (const row of locked) {
-            const wallet = toWallet(row)
-            if (row.system_name !== null) system = wallet
-            else wallets.set(wallet.id, wallet)
+          // The first occurrence of each claimed id, in the batch's order.
+          const fresh: Array<BatchItem> = []
+          const seen = new Set<string>()
+          for (const item of items) {
+            const id = item.request.transactionId
+            if (claimed.has(id) && !seen.has(id)) fresh.push(item)
+            seen.add(id)
           }
-          const plan = Ledger.plan(request, wallets, system)
-          yield* Effect.annotateCurrentSpan({
-            "walletun.transaction_id": request.transactionId,
-            "walletun.wallet_ids": Ledger.walletIdsOf(request).join(","),
-            "walletun.outcome": plan._tag === "Completed" ? "COMPLETED" : `FAILED:${plan.reason}`,
-          })
-          // The application time comes from the service's clock, so the outcome event can be
-          // built before the write, and everything the decision changes is one statement.
-          const appliedAtMs = yield* Clock.currentTimeMillis
-          const span = yield* Effect.option(Effect.currentSpan)
-          const traceHeaders = Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders })
-          const outcome = outcomeOf(plan)
-          const event = toOutcomeEvent(request, plan, appliedAtMs, partiesOf(request, wallets))
-          const balances = JSON.stringify(
-            outcome._tag === "Completed"
-              ? outcome.balances.map((entry) => ({ walletId: entry.walletId, balance: String(entry.balance) }))
-              : [],
-          )
-          const moves =
-            plan._tag === "Completed"
-              ? {
-                  balances: plan.postings.map((posting): Record<string, unknown> => ({
-                    id: posting.walletId,
-                    balance: String(posting.balanceAfter),
-                  })),
-                  entries: plan.postings.map((posting): Record<string, unknown> => ({
+          if (fresh.length > 0) {
+            // Every wallet of the batch locked at once, in id order, whatever the requests' order.
+            const walletIds = [...new Set(fresh.flatMap((item) => Ledger.walletIdsOf(item.request)))]
+            const systemNames = [
+              ...new Set(
+                fresh.flatMap((item) =>
+                  Ledger.needsSystemAccount(item.request) ? [Ledger.systemAccountName(item.request.currency)] : [],
+                ),
+              ),
+            ]
+            const locked = yield* sql<WalletRecord & { system_name: string | null }>`
+              SELECT id, owner_id, system_name, currency, balance, created_at, updated_at FROM wallets
+              WHERE ${sql.in("id", walletIds)}
+                 OR ${systemNames.length === 0 ? sql`false` : sql.in("system_name", systemNames)}
+              ORDER BY id FOR UPDATE`
+            const wallets = new Map<Ids.WalletId, Ledger.LockedWallet>()
+            const systems = new Map<string, Ledger.LockedWallet>()
+            for (const row of locked) {
+              const wallet = toWallet(row)
+              if (row.system_name !== null) systems.set(row.system_name, wallet)
+              else wallets.set(wallet.id, wallet)
+            }
+            // The application time comes from the service's clock, so each outcome event can be
+            // built before the write, and everything the decisions change is one statement.
+            const appliedAtMs = yield* Clock.currentTimeMillis
+            const balances = new Map<Ids.WalletId, { balance: bigint; changes: number }>()
+            const entries: Array<Record<string, unknown>> = []
+            const outcomes: Array<Record<string, unknown>> = []
+            const events: Array<Record<string, unknown>> = []
+            // The rules see each request against the balances the earlier ones in the batch left.
+            for (const item of fresh) {
+              const request = item.request
+              const systemName = Ledger.systemAccountName(request.currency)
+              const plan = Ledger.plan(request, wallets, systems.get(systemName))
+              if (plan._tag === "Completed") {
+                for (const posting of plan.postings) {
+                  const before = posting.system ? systems.get(systemName) : wallets.get(posting.walletId)
+                  if (before !== undefined) {
+                    const after = { ...before, balance: posting.balanceAfter }
+                    if (posting.system) systems.set(systemName, after)
+                    else wallets.set(posting.walletId, after)
+                  }
+                  balances.set(posting.walletId, {
+                    balance: posting.balanceAfter,
+                    changes: (balances.get(posting.walletId)?.changes ?? 0) + 1,
+                  })
+                  entries.push({
                     transaction_id: request.transactionId,
                     wallet_id: posting.walletId,
                     type: request.type,
                     amount: posting.amount,
                     balance_after: posting.balanceAfter,
-                  })),
+                  })
                 }
-              : undefined
-          const money =
-            moves !== undefined &&
-            Arr.isReadonlyArrayNonEmpty(moves.balances) &&
-            Arr.isReadonlyArrayNonEmpty(moves.entries)
-              ? sql`
-                  moved AS (
-                    UPDATE wallets SET balance = data.balance::bigint, version = wallets.version + 1, updated_at = now()
-                    FROM ${sql.updateValues(moves.balances, "data")}
-                    WHERE wallets.id = data.id::uuid
-                  ),
-                  entries AS (INSERT INTO ledger_entries ${sql.insert(moves.entries)}),`
-              : sql.literal("")
-          yield* sql`
-            WITH ${money}
-            outcome AS (
-              UPDATE applied_transactions SET
-                outcome = ${plan._tag === "Completed" ? "COMPLETED" : "FAILED"},
-                reason = ${plan._tag === "Failed" ? plan.reason : null},
-                detail = ${plan._tag === "Failed" ? plan.detail : null},
-                balances = ${balances}::jsonb,
-                applied_at = to_timestamp(${appliedAtMs}::float8 / 1000)
-              WHERE id = ${request.transactionId}
-            )
-            INSERT INTO outbox (routing_key, message_id, payload, headers)
-            VALUES (${event.routingKey}, ${request.transactionId}, ${event.payload}, ${JSON.stringify(traceHeaders)}::jsonb)`
-          const applied: Applied = { outcome, replayed: false, appliedAtMs }
-          return applied
+              }
+              const outcome = outcomeOf(plan)
+              const event = toOutcomeEvent(request, plan, appliedAtMs, partiesOf(request, wallets))
+              outcomes.push({
+                id: request.transactionId,
+                outcome: plan._tag === "Completed" ? "COMPLETED" : "FAILED",
+                reason: plan._tag === "Failed" ? plan.reason : null,
+                detail: plan._tag === "Failed" ? plan.detail : null,
+                balances: JSON.stringify(
+                  outcome._tag === "Completed"
+                    ? outcome.balances.map((entry) => ({ walletId: entry.walletId, balance: String(entry.balance) }))
+                    : [],
+                ),
+              })
+              events.push({
+                routing_key: event.routingKey,
+                message_id: request.transactionId,
+                payload: event.payload,
+                headers: JSON.stringify(item.traceHeaders),
+              })
+              results.set(request.transactionId, { outcome, replayed: false, appliedAtMs })
+            }
+            const moved = [...balances].map(([id, change]): Record<string, unknown> => ({
+              id,
+              balance: String(change.balance),
+              changes: String(change.changes),
+            }))
+            const money =
+              Arr.isReadonlyArrayNonEmpty(moved) && Arr.isReadonlyArrayNonEmpty(entries)
+                ? sql`
+                    moved AS (
+                      UPDATE wallets SET balance = data.balance::bigint,
+                        version = wallets.version + data.changes::bigint, updated_at = now()
+                      FROM ${sql.updateValues(moved, "data")}
+                      WHERE wallets.id = data.id::uuid
+                    ),
+                    entries AS (INSERT INTO ledger_entries ${sql.insert(entries)}),`
+                : sql.literal("")
+            if (!Arr.isReadonlyArrayNonEmpty(outcomes) || !Arr.isReadonlyArrayNonEmpty(events)) {
+              return yield* Effect.die(new Error("a batch with fresh requests planned no outcome"))
+            }
+            yield* sql`
+              WITH ${money}
+              outcome AS (
+                UPDATE applied_transactions SET
+                  outcome = data.outcome::text,
+                  reason = data.reason::text,
+                  detail = data.detail::text,
+                  balances = data.balances::jsonb,
+                  applied_at = to_timestamp(${appliedAtMs}::float8 / 1000)
+                FROM ${sql.updateValues(outcomes, "data")}
+                WHERE applied_transactions.id = data.id::uuid
+              )
+              INSERT INTO outbox (routing_key, message_id, payload, headers)
+              SELECT data.routing_key::text, data.message_id::uuid, data.payload::text, data.headers::jsonb
+              FROM ${sql.updateValues(events, "data")}`
+          }
+          // Every item answered, in the batch's order; a repeat of an id within the batch is a replay.
+          const answered = new Set<string>()
+          return items.map((item) => {
+            const id = item.request.transactionId
+            const result = results.get(id) as Applied
+            const repeat = answered.has(id)
+            answered.add(id)
+            return repeat ? { ...result, replayed: true } : result
+          })
         })
 
+      /** One transaction for the whole batch; a failure that is not transient is narrowed down. */
+      const applyBatch = (
+        items: ReadonlyArray<BatchItem>,
+      ): Effect.Effect<ReadonlyArray<Result.Result<Applied, LedgerUnavailable>>, never> =>
+        sql.withTransaction(applyAll(items)).pipe(
+          Effect.map((applied) => applied.map((one) => Result.succeed(one))),
+          Effect.mapError(unavailable),
+          connectionDefects,
+          Effect.catch((error: LedgerUnavailable) =>
+            // A transient failure (the connection, a deadlock, a timeout) fails the whole batch:
+            // it is retried as a whole. Anything else is one bad request among good ones: split
+            // the batch until the bad one is alone, and apply the rest.
+            error.retryable || items.length === 1
+              ? Effect.succeed(items.map(() => Result.fail(error)))
+              : Effect.map(
+                  Effect.all([
+                    applyBatch(items.slice(0, Math.ceil(items.length / 2))),
+                    applyBatch(items.slice(Math.ceil(items.length / 2))),
+                  ]),
+                  ([left, right]) => [...left, ...right],
+                ),
+          ),
+        )
+
+      const applyMany = Effect.fn("LedgerRepo.applyBatch")(function* (items: ReadonlyArray<BatchItem>) {
+        if (items.length === 0) return []
+        yield* Effect.annotateCurrentSpan({ "walletun.batch_size": items.length })
+        return yield* applyBatch(items)
+      })
+
+      // Concurrent applies are grouped: while `batches` ledger transactions run, new applies wait
+      // and go together in the next one (group commit), so the database does one transaction, one
+      // lock round and one write statement for many transfers when the load is high.
+      const batched = yield* Batcher.make({
+        maxSize: yield* Config.Int("WALLET_APPLY_BATCH_SIZE").pipe(Config.withDefault(128)),
+        concurrency: yield* Config.Int("WALLET_APPLY_BATCHES").pipe(Config.withDefault(2)),
+        run: applyBatch,
+      })
+
       const apply = Effect.fn("LedgerRepo.apply")(function* (request: Ledger.ApplyRequest) {
-        return yield* sql.withTransaction(applyOnce(request)).pipe(Effect.mapError(unavailable), connectionDefects)
+        const span = yield* Effect.option(Effect.currentSpan)
+        // The outcome event continues the trace of this apply, not the batch's.
+        const traceHeaders = Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders })
+        yield* Effect.annotateCurrentSpan({
+          "walletun.transaction_id": request.transactionId,
+          "walletun.wallet_ids": Ledger.walletIdsOf(request).join(","),
+        })
+        const applied = yield* batched({ request, traceHeaders })
+        yield* Effect.annotateCurrentSpan({
+          "walletun.outcome": applied.outcome._tag === "Completed" ? "COMPLETED" : `FAILED:${applied.outcome.reason}`,
+        })
+        return applied
       })
 
       type BindingRecord = { readonly transaction_id: string; readonly request_hash: string; readonly created_at: Date }
@@ -433,7 +565,10 @@ export class LedgerRepo extends Context.Service<
             WHERE user_id = ${claim.userId} AND key = ${claim.key}`.pipe(Effect.mapError(unavailable))
           if (theirs !== undefined) return { claimed: false, binding: toBinding(theirs) }
         }
-        return yield* new LedgerUnavailable({ message: "an idempotency key kept vanishing while it was claimed" })
+        return yield* new LedgerUnavailable({
+          message: "an idempotency key kept vanishing while it was claimed",
+          retryable: true,
+        })
       })
 
       const purgeKeys = Effect.fn("LedgerRepo.purgeKeys")(function* (limit: number) {
@@ -505,6 +640,7 @@ export class LedgerRepo extends Context.Service<
         listWallets,
         listEntries,
         apply,
+        applyBatch: applyMany,
         claimKey,
         purgeKeys,
         relayBatch,
@@ -540,6 +676,50 @@ export class LedgerRepo extends Context.Service<
       })
       const serial = lock.withPermits(1)
 
+      const memoryApply = (request: Ledger.ApplyRequest) =>
+        serial(
+          Effect.gen(function* () {
+            const previous = applied.get(request.transactionId)
+            if (previous !== undefined) {
+              const recorded = outbox.find((message) => message.messageId === request.transactionId)
+              if (recorded !== undefined) outbox.push({ ...recorded, id: nextId++, sent: false })
+              return { ...previous, replayed: true }
+            }
+            const now = yield* Clock.currentTimeMillis
+            const named = new Map<Ids.WalletId, Ledger.LockedWallet>()
+            for (const id of Ledger.walletIdsOf(request)) {
+              const wallet = wallets.get(id)
+              if (wallet !== undefined && wallet.systemName === null) named.set(id, wallet)
+            }
+            const system = Ledger.needsSystemAccount(request)
+              ? [...wallets.values()].find((w) => w.systemName === Ledger.systemAccountName(request.currency))
+              : undefined
+            const plan = Ledger.plan(request, named, system)
+            if (plan._tag === "Completed") {
+              for (const posting of plan.postings) {
+                const wallet = wallets.get(posting.walletId)
+                if (wallet !== undefined) {
+                  wallets.set(posting.walletId, { ...wallet, balance: posting.balanceAfter, updatedAtMs: now })
+                }
+                entries.push({
+                  id: nextId++,
+                  walletId: posting.walletId,
+                  transactionId: request.transactionId,
+                  type: request.type,
+                  amount: posting.amount,
+                  balanceAfter: posting.balanceAfter,
+                  createdAtMs: now,
+                })
+              }
+            }
+            const result: Applied = { outcome: outcomeOf(plan), replayed: false, appliedAtMs: now }
+            applied.set(request.transactionId, result)
+            const event = toOutcomeEvent(request, plan, now, partiesOf(request, named))
+            outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: {}, ...event })
+            return result
+          }),
+        )
+
       return LedgerRepo.of({
         createWallet: (id, ownerId, currency) =>
           serial(
@@ -570,49 +750,8 @@ export class LedgerRepo extends Context.Service<
               .toSorted((a, b) => (a.id < b.id ? 1 : -1))
               .slice(0, limit),
           ),
-        apply: (request) =>
-          serial(
-            Effect.gen(function* () {
-              const previous = applied.get(request.transactionId)
-              if (previous !== undefined) {
-                const recorded = outbox.find((message) => message.messageId === request.transactionId)
-                if (recorded !== undefined) outbox.push({ ...recorded, id: nextId++, sent: false })
-                return { ...previous, replayed: true }
-              }
-              const now = yield* Clock.currentTimeMillis
-              const named = new Map<Ids.WalletId, Ledger.LockedWallet>()
-              for (const id of Ledger.walletIdsOf(request)) {
-                const wallet = wallets.get(id)
-                if (wallet !== undefined && wallet.systemName === null) named.set(id, wallet)
-              }
-              const system = Ledger.needsSystemAccount(request)
-                ? [...wallets.values()].find((w) => w.systemName === Ledger.systemAccountName(request.currency))
-                : undefined
-              const plan = Ledger.plan(request, named, system)
-              if (plan._tag === "Completed") {
-                for (const posting of plan.postings) {
-                  const wallet = wallets.get(posting.walletId)
-                  if (wallet !== undefined) {
-                    wallets.set(posting.walletId, { ...wallet, balance: posting.balanceAfter, updatedAtMs: now })
-                  }
-                  entries.push({
-                    id: nextId++,
-                    walletId: posting.walletId,
-                    transactionId: request.transactionId,
-                    type: request.type,
-                    amount: posting.amount,
-                    balanceAfter: posting.balanceAfter,
-                    createdAtMs: now,
-                  })
-                }
-              }
-              const result: Applied = { outcome: outcomeOf(plan), replayed: false, appliedAtMs: now }
-              applied.set(request.transactionId, result)
-              const event = toOutcomeEvent(request, plan, now, partiesOf(request, named))
-              outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: {}, ...event })
-              return result
-            }),
-          ),
+        apply: (request) => memoryApply(request),
+        applyBatch: (items) => Effect.forEach(items, (item) => Effect.result(memoryApply(item.request))),
         claimKey: (claim) =>
           serial(
             Effect.gen(function* () {
