@@ -1,13 +1,15 @@
 import { randomUUID } from "node:crypto"
 import { status } from "@grpc/grpc-js"
 import { assert, describe, layer } from "@effect/vitest"
-import { ConfigProvider, Context, Deferred, Effect, Layer, Schema } from "effect"
+import { ConfigProvider, Context, Deferred, Effect, Layer, Result, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Events } from "@walletun/domain"
+import type { Ids, Money } from "@walletun/domain"
 import { Grpc, Rabbit, Uuid } from "@walletun/infra"
 import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import * as KeyPurge from "../src/KeyPurge.ts"
+import { LedgerRepo } from "../src/LedgerRepo.ts"
 import * as OutboxRelay from "../src/OutboxRelay.ts"
 import * as WalletServer from "../src/WalletServer.ts"
 
@@ -290,6 +292,60 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
         }
         assert.strictEqual(yield* ledgerTotal, 0n)
       }),
+    )
+  })
+
+  describe("batches", () => {
+    it.effect("one ledger transaction for many applies; one request that breaks it fails alone", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const repo = yield* LedgerRepo
+        const owner = (yield* Uuid.v7) as Ids.UserId
+        const wallet = yield* createWallet(owner)
+        // A request the database refuses (as a bug or a corrupt row would make it): a trigger
+        // rejects one amount that no other test uses.
+        const poison = 987_654_321n
+        yield* sql`
+          CREATE OR REPLACE FUNCTION walletun_test_refuse() RETURNS trigger AS $$
+          BEGIN
+            IF NEW.amount = ${sql.literal(String(poison))} THEN
+              RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'check_violation';
+            END IF;
+            RETURN NEW;
+          END $$ LANGUAGE plpgsql`
+        yield* sql`
+          CREATE OR REPLACE TRIGGER walletun_test_refuse BEFORE INSERT ON ledger_entries
+          FOR EACH ROW EXECUTE FUNCTION walletun_test_refuse()`
+        yield* Effect.addFinalizer(() =>
+          sql`DROP TRIGGER IF EXISTS walletun_test_refuse ON ledger_entries`.pipe(Effect.ignore),
+        )
+        const amounts = [10n, 20n, poison, 30n, 40n]
+        const ids = amounts.map(() => randomUUID() as Ids.TransactionId)
+        const results = yield* repo.applyBatch(
+          amounts.map((amount, i) => ({
+            request: {
+              transactionId: ids[i] as Ids.TransactionId,
+              actingUserId: owner,
+              type: "deposit" as const,
+              walletId: wallet.id as Ids.WalletId,
+              amount: amount as Money.Amount,
+              currency: "USD" as const,
+            },
+            traceHeaders: {},
+          })),
+        )
+        assert.deepStrictEqual(
+          results.map((result) => result._tag),
+          ["Success", "Success", "Failure", "Success", "Success"],
+        )
+        const refused = results[2]
+        assert.isTrue(refused !== undefined && Result.isFailure(refused) && !refused.failure.retryable)
+        // The others moved their money once each; the refused one moved nothing and is not claimed.
+        assert.strictEqual(yield* balanceOf(wallet.id, owner), 100n)
+        const claimed = yield* sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM applied_transactions WHERE ${sql.in("id", ids)}`
+        assert.strictEqual(claimed[0]?.n, 4)
+      }).pipe(Effect.scoped),
     )
   })
 
