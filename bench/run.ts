@@ -4,8 +4,9 @@
  * Starts walletun with `npm start`'s orchestrator on ports of its own (or uses a running system
  * with `--url`), registers users with one funded USD wallet each (deposits, waited until settled),
  * then sends transfers between them at a chosen concurrency for a chosen count or duration, follows
- * each to its final status through the users' transaction lists, and prints accepted and settled
- * per second, latency percentiles, errors by kind, the services' peak RSS, and the rate of the
+ * each to its final status through the users' transaction lists, and prints accepted and settled per second, latency percentiles, errors by
+ * kind, where the CPU went (per process, per settled transfer), what a transfer costs in CQL
+ * statements, PostgreSQL transactions and broker messages, the services' RSS, and the rate of the
  * same ledger SQL on PostgreSQL alone for scale. It ends by checking that every transfer is final
  * and no money was created or destroyed, and writes JSON and an SVG chart under bench/results/.
  * See bench/README.md.
@@ -21,6 +22,7 @@ import * as Api from "./src/api.ts"
 import * as LedgerSql from "./src/ledgerSql.ts"
 import * as Report from "./src/report.ts"
 import * as System from "./src/system.ts"
+import * as Usage from "./src/usage.ts"
 
 /** A check at the end failed; the results are written and printed all the same. */
 class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", { message: Schema.String }) {}
@@ -52,6 +54,16 @@ const pollRoundMs = 250
 const pageSizeFor = (open: number) => (open > 10 ? 100 : 25)
 const pagesPerPoll = 40
 const tty = process.stdout.isTTY === true
+/**
+ * How long the counters' readings wait after the last request before them (the setup's, and the
+ * last transfer's settling): PostgreSQL 15 publishes a backend's transaction counts in
+ * pg_stat_database at most once a second, and those of a backend that has gone idle only 10 s
+ * later (PGSTAT_IDLE_INTERVAL). Without the wait the setup's counts would land in the window, and
+ * the last second's out of it.
+ */
+const statsFlushWait = Duration.seconds(11)
+const flushWaitText = `${Duration.toSeconds(statsFlushWait)} s`
+const databases = [process.env["WALLET_DATABASE"] ?? "walletun_wallet", process.env["USER_DATABASE"] ?? "walletun_user"]
 
 const say = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
 const randomIndex = (n: number) => Math.floor(Math.random() * n)
@@ -339,6 +351,13 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       }
       const base = system.api
       const rss = System.makeRssSampler(system.pidFile)
+      // The services' HTTP ports follow the gateway's, as in the bench's own system and npm start's.
+      const ports = System.portsFrom(Number(new URL(base).port))
+      const readCounters = yield* Usage.makeCounterReader(
+        [ports.gateway, ports.user, ports.transaction, ports.walletHttp],
+        databases,
+      )
+      const ticksPerSecond = yield* Usage.ticksPerSecond
       const sampler = yield* Effect.forkScoped(
         Effect.forever(Effect.andThen(rss.sample, Effect.sleep(Duration.millis(500)))),
       )
@@ -354,19 +373,37 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       const setupSeconds = (performance.now() - setupStarted) / 1000
       const users = made.map((m) => m.user)
       const deposited = funding * BigInt(users.length)
-      yield* say(`set up in ${setupSeconds.toFixed(1)} s; sending transfers ...`)
+      yield* say(
+        `set up in ${setupSeconds.toFixed(1)} s; sending transfers in ${flushWaitText}, once PostgreSQL has published the setup's counts ...`,
+      )
+      yield* Effect.sleep(statsFlushWait)
 
+      // The sending window: from the first transfer sent to the last answer. The counters are read
+      // first (they take a moment), the CPU last, just before the first send.
+      const countersBefore = yield* readCounters
+      const rssAtStart = yield* System.rssMiB(system.pidFile)
+      const cpuBefore = yield* Usage.snapshot(System.servicePids(system.pidFile))
       const state = makeState()
       const driveStartMs = yield* Clock.currentTimeMillis
       const driveStarted = performance.now()
       const bar = yield* Effect.forkScoped(progress(state, settings, driveStartMs))
       const polls = yield* Effect.forkScoped(poller(base, state, users))
       yield* drive(base, state, settings, users, run).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
+      const cpuAfter = yield* Usage.snapshot(System.servicePids(system.pidFile))
       const driveSeconds = (performance.now() - driveStarted) / 1000
+      const driveEndMs = yield* Clock.currentTimeMillis
+      const rssAtEnd = yield* System.rssMiB(system.pidFile)
       yield* Fiber.join(polls)
       yield* Fiber.interrupt(bar)
       if (tty) yield* say("")
       yield* say(`done sending in ${driveSeconds.toFixed(2)} s; ${state.settled.size} of ${state.accepted} final`)
+      // The counts' window runs until everything has settled and PostgreSQL has published its counts.
+      yield* say(
+        `reading the counters in ${flushWaitText}, once PostgreSQL has published the last transfers' counts ...`,
+      )
+      yield* Effect.sleep(statsFlushWait)
+      const countersAfter = yield* readCounters
+      const countsSeconds = ((yield* Clock.currentTimeMillis) - driveStartMs) / 1000
       yield* rss.sample
       const peakRssMiB = yield* rss.finish
       yield* Fiber.interrupt(sampler)
@@ -385,7 +422,21 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
         Effect.map(Option.some),
         Effect.catch(() => Effect.succeed(Option.none<bigint>())),
       )
-      return { state, setupSeconds, deposited, driveSeconds, driveStartMs, peakRssMiB, walletsSum, ledgerSum, system }
+      return {
+        state,
+        setupSeconds,
+        deposited,
+        driveSeconds,
+        driveStartMs,
+        driveEndMs,
+        peakRssMiB,
+        rssMiB: { start: rssAtStart, end: rssAtEnd },
+        cpu: { before: cpuBefore, after: cpuAfter, ticksPerSecond },
+        counters: { before: countersBefore, after: countersAfter, seconds: countsSeconds },
+        walletsSum,
+        ledgerSum,
+        system,
+      }
     }).pipe(
       // Runs before the scope closes, so the line explains the wait while the services stop.
       Effect.onInterrupt(() => say(`${tty ? "\n" : ""}interrupted: stopping what the bench started ...`)),
@@ -426,6 +477,9 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
   for (const s of final) if (s.status === "FAILED") failed[s.reason] = (failed[s.reason] ?? 0) + 1
   const everyTransferFinal = state.open.size === 0 && final.length === state.accepted
   const ledgerSum = Option.getOrNull(measured.ledgerSum)
+  // The CPU is divided by the transfers that settled within the sending window (system stamps).
+  const settledInWindow = final.filter((s) => s.finalAtMs <= measured.driveEndMs).length
+  const counts = Usage.windowCounts(measured.counters.before, measured.counters.after, databases)
   const results: Report.Results = {
     startedAt,
     machine: host,
@@ -459,6 +513,22 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
     },
     errors: Object.fromEntries([...state.errors].toSorted((a, b) => b[1] - a[1])),
     peakRssMiB: measured.peakRssMiB,
+    rssMiB: measured.rssMiB,
+    cpu: {
+      ...Usage.cpuUsage(measured.cpu.before, measured.cpu.after, {
+        seconds: measured.driveSeconds,
+        settled: settledInWindow,
+        ticksPerSecond: measured.cpu.ticksPerSecond,
+      }),
+      accepted: state.accepted,
+    },
+    counts: {
+      seconds: measured.counters.seconds,
+      flushWaitSeconds: Duration.toSeconds(statsFlushWait),
+      settled: final.length,
+      totals: counts,
+      perSettled: Usage.perTransfer(counts, final.length),
+    },
     postgres,
     checks: {
       everyTransferFinal,

@@ -2,6 +2,7 @@
  * Figures of one benchmark run: percentiles, the printed summary, the JSON record and the SVG
  * latency chart (written by hand, no dependency).
  */
+import type { CpuUsage, Group, WindowCounts } from "./usage.ts"
 
 /** Latency percentiles of one series, in milliseconds. */
 export interface Percentiles {
@@ -74,6 +75,21 @@ export interface Results {
   readonly errors: Record<string, number>
   /** Peak resident set size per service process, in MiB (null when its pid was unknown). */
   readonly peakRssMiB: Record<string, number | null>
+  /** Resident set size per service at the start and at the end of the sending window, in MiB. */
+  readonly rssMiB: { readonly start: Record<string, number | null>; readonly end: Record<string, number | null> }
+  /** CPU by process over the sending window, per transfer settled in it (`accepted`: the 202s in it). */
+  readonly cpu: CpuUsage & { readonly accepted: number }
+  /**
+   * Statements and messages from the first request until everything settled and `flushWaitSeconds`
+   * more, in all and per settled transfer.
+   */
+  readonly counts: {
+    readonly seconds: number
+    readonly flushWaitSeconds: number
+    readonly settled: number
+    readonly totals: WindowCounts
+    readonly perSettled: WindowCounts
+  }
   readonly postgres: {
     readonly transfers: number
     readonly seconds: number
@@ -103,6 +119,60 @@ const rate = (value: number): string => `${Math.round(value).toLocaleString("en-
 const row = (name: string, p: Percentiles): string =>
   `  ${name.padEnd(34)} p50 ${ms(p.p50).padStart(9)}   p95 ${ms(p.p95).padStart(9)}   p99 ${ms(p.p99).padStart(9)}   max ${ms(p.max).padStart(9)}   (n=${p.count})`
 const yes = (value: boolean | null): string => (value === null ? "not checked" : value ? "yes" : "NO")
+const mib = (value: number | null | undefined): string => (value == null ? "unknown" : `${value.toFixed(0)} MiB`)
+const figure = (value: number | null): string => (value === null ? "unknown" : value.toFixed(2))
+
+const cpuLabels: Record<Group | "other" | "total", string> = {
+  gateway: "gateway",
+  user: "user",
+  transaction: "transaction",
+  wallet: "wallet",
+  postgres: "PostgreSQL",
+  rabbitmq: "RabbitMQ",
+  cql: "CQL database",
+  bench: "bench client",
+  other: "other",
+  total: "total",
+}
+
+/** The CPU table: each process group's CPU per settled transfer and its share of the machine's busy time. */
+const cpuTable = (r: Results): Array<string> => {
+  const cpu = r.cpu
+  const lines = [
+    `where the CPU went, sending window (${cpu.seconds.toFixed(2)} s, ${cpu.settled} of the ${cpu.accepted} accepted settled in it): machine busy ${Math.round(cpu.machineBusy * 100)} % of ${cpu.cores} cores`,
+    `  ${"process".padEnd(34)} ${"CPU ms per settled transfer".padStart(27)}   ${"share of total".padStart(14)}`,
+  ]
+  for (const [group, usage] of Object.entries(cpu.byProcess) as Array<
+    [Group | "other" | "total", CpuUsage["byProcess"]["total"]]
+  >) {
+    const many = ["postgres", "rabbitmq"].includes(group) ? ` (${usage.processes} processes)` : ""
+    const kind = group === "cql" && cpu.cqlServer !== null ? ` (${cpu.cqlServer})` : ""
+    const missing = usage.processes === 0 && group !== "other" ? " (not found)" : ""
+    lines.push(
+      `  ${`${cpuLabels[group]}${many}${kind}${missing}`.padEnd(34)} ${(usage.msPerSettled === null ? "-" : usage.msPerSettled.toFixed(2)).padStart(27)}   ${`${(usage.share * 100).toFixed(1)} %`.padStart(14)}`,
+    )
+  }
+  return lines
+}
+
+/** What a settled transfer cost in CQL statements, PostgreSQL transactions and broker messages. */
+const countsTable = (r: Results): Array<string> => {
+  const per = r.counts.perSettled
+  const postgres =
+    per.postgres === null
+      ? ""
+      : Object.entries(per.postgres)
+          .map(([db, n]) => `${db} ${n.toFixed(2)}`)
+          .join(", ")
+  return [
+    `per settled transfer, from the first request until ${r.counts.flushWaitSeconds} s after everything settled (${r.counts.seconds.toFixed(1)} s, ${r.counts.settled} settled; status polls included)`,
+    `  CQL statements, walletun's clients  ${figure(per.cqlTotal).padStart(8)}   ${per.cqlTotal === null ? "" : `plain ${figure(per.cqlPlain)}, batch ${figure(per.cqlBatch)}, lightweight transactions ${figure(per.cqlLwt)}`}`,
+    `  CQL statements, the whole server    ${figure(per.cqlServer).padStart(8)}   every client of the server (system_views.cql_metrics)`,
+    `  PostgreSQL transactions             ${figure(per.postgresTotal).padStart(8)}   ${postgres}`,
+    `  broker messages published           ${figure(per.messagesPublished).padStart(8)}`,
+    `  broker messages consumed            ${figure(per.messagesConsumed).padStart(8)}`,
+  ]
+}
 
 /** The summary printed at the end of a run. */
 export const summary = (r: Results): string => {
@@ -130,6 +200,10 @@ export const summary = (r: Results): string => {
     row("accept to settled (system stamps)", r.latencyMs.acceptToSettled),
     row("accept to final seen by a poll", r.latencyMs.acceptToSettledObserved),
     "",
+    ...cpuTable(r),
+    "",
+    ...countsTable(r),
+    "",
     `outcomes: ${r.run.completed} COMPLETED, ${
       Object.entries(r.run.failed)
         .map(([reason, count]) => `${count} FAILED ${reason}`)
@@ -144,9 +218,12 @@ export const summary = (r: Results): string => {
     }`,
     `peak RSS: ${
       Object.entries(r.peakRssMiB)
-        .map(([name, mib]) => `${name} ${mib === null ? "unknown" : `${mib.toFixed(0)} MiB`}`)
+        .map(([name, value]) => `${name} ${mib(value)}`)
         .join(", ") || "unknown (no pids)"
     }`,
+    `RSS at the start → end of sending: ${Object.keys(r.rssMiB.start)
+      .map((name) => `${name} ${mib(r.rssMiB.start[name])} → ${mib(r.rssMiB.end[name])}`)
+      .join(", ")}`,
     "",
     "checks",
     `  every transfer final                         ${yes(r.checks.everyTransferFinal)}`,
