@@ -3,8 +3,9 @@
  *
  * Starts walletun with `npm start`'s orchestrator on ports of its own (or uses a running system
  * with `--url`), registers users with one funded USD wallet each (deposits, waited until settled),
- * then sends transfers between them at a chosen concurrency for a chosen count or duration, follows
- * each to its final status through the users' transaction lists, and prints accepted and settled per second, latency percentiles, errors by
+ * then sends transfers between them at a chosen concurrency (closed loop) or at a chosen arrival rate
+ * (open loop) for a chosen count or duration, follows each to its final status through the users'
+ * transaction lists, and prints accepted and settled per second, latency percentiles, errors by
  * kind, where the CPU went (per process, per settled transfer), what a transfer costs in CQL
  * statements, PostgreSQL transactions and broker messages, the services' RSS, and the rate of the
  * same ledger SQL on PostgreSQL alone for scale. It ends by checking that every transfer is final
@@ -12,7 +13,7 @@
  * See bench/README.md.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, Option, Schema } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, FiberSet, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
@@ -32,7 +33,10 @@ class BadFlags extends Schema.TaggedError<BadFlags>()("BadFlags", { message: Sch
 interface Settings {
   readonly transfers: number | undefined
   readonly seconds: number | undefined
+  /** Closed loop: transfers in flight at once (also PostgreSQL alone's, in either mode). */
   readonly concurrency: number
+  /** Open loop: transfers sent per second whatever is in flight (undefined: closed loop). */
+  readonly rate: number | undefined
   readonly users: number
   readonly hot: boolean
   readonly url: string | undefined
@@ -54,6 +58,8 @@ const pollRoundMs = 250
 const pageSizeFor = (open: number) => (open > 10 ? 100 : 25)
 const pagesPerPoll = 40
 const tty = process.stdout.isTTY === true
+/** The open loop's bound on transfers in flight: one due while this many are open is dropped and counted as an error. */
+const inFlightCap = 4096
 /**
  * How long the counters' readings wait after the last request before them (the setup's, and the
  * last transfer's settling): PostgreSQL 15 publishes a backend's transaction counts in
@@ -151,6 +157,8 @@ const awaitDeposits = (base: string, deposits: ReadonlyArray<{ user: BenchUser; 
 interface Sent {
   readonly user: number
   readonly acceptedAtMs: number
+  /** When it was sent (open loop: when it was due), on the wall clock. */
+  readonly sentAtMs: number
 }
 
 interface Settled {
@@ -158,6 +166,7 @@ interface Settled {
   readonly reason: string
   readonly observedMs: number
   readonly systemMs: number
+  readonly sendToFinalMs: number
   readonly finalAtMs: number
 }
 
@@ -165,6 +174,9 @@ interface Settled {
 const makeState = () => ({
   sent: 0,
   accepted: 0,
+  dropped: 0,
+  /** When the last request went out (`performance.now()`). */
+  lastSendAt: 0,
   acceptMs: [] as Array<number>,
   errors: new Map<string, number>(),
   open: new Map<string, Sent>(),
@@ -191,6 +203,7 @@ const settle = (state: State, tx: Record<string, unknown>, nowMs: number) => {
     reason: String(tx["failureReason"] ?? ""),
     observedMs: nowMs - sent.acceptedAtMs,
     systemMs: finalAtMs - createdMs,
+    sendToFinalMs: finalAtMs - sent.sentAtMs,
     finalAtMs,
   })
   state.open.delete(id)
@@ -283,43 +296,79 @@ const progress = (state: State, settings: Settings, startedMs: number) =>
     }
   })
 
-/** Sends transfers with `concurrency` in flight until the count is reached or the time is up. */
-const drive = (base: string, state: State, settings: Settings, users: ReadonlyArray<BenchUser>, run: string) =>
+/**
+ * Sends transfers until the count is reached or the time is up: with `concurrency` in flight
+ * (closed loop), or one every 1/rate seconds whatever is in flight (open loop). Each transfer's
+ * latency counts from when it was due, so a system that falls behind is charged for the wait
+ * (no coordinated omission). `wallMs` turns a `performance.now()` time into the wall clock's.
+ */
+const drive = (
+  base: string,
+  state: State,
+  settings: Settings,
+  users: ReadonlyArray<BenchUser>,
+  run: string,
+  wallMs: (at: number) => number,
+) =>
   Effect.gen(function* () {
     const pick = picker(users.length, settings.hot)
     const limit = settings.transfers ?? Number.MAX_SAFE_INTEGER
-    const deadline =
-      settings.seconds === undefined ? Number.POSITIVE_INFINITY : performance.now() + settings.seconds * 1000
-    const sendOne = (i: number) =>
+    const started = performance.now()
+    const deadline = settings.seconds === undefined ? Number.POSITIVE_INFINITY : started + settings.seconds * 1000
+    /** Sends transfer `i`, due at `due` (a `performance.now()` time). */
+    const sendOne = (i: number, due: number) =>
       Effect.gen(function* () {
         const [from, to, amount] = pick(i)
         const source = users[from]
         const target = users[to]
         if (source === undefined || target === undefined) return
-        const sentAt = performance.now()
+        state.lastSendAt = performance.now()
         const answer = yield* Api.request(base, "POST", "/v1/transactions", {
           token: source.token,
           headers: { "idempotency-key": `bench-${run}-${i}` },
           body: { type: "transfer", sourceWalletId: source.walletId, targetWalletId: target.walletId, amount },
         })
         if (answer.status !== 202) return countError(state, Api.errorKind(answer))
-        state.acceptMs.push(performance.now() - sentAt)
+        state.acceptMs.push(performance.now() - due)
         state.accepted++
         const id = String(answer.body["id"])
-        state.open.set(id, { user: from, acceptedAtMs: yield* Clock.currentTimeMillis })
+        state.open.set(id, { user: from, acceptedAtMs: yield* Clock.currentTimeMillis, sentAtMs: wallMs(due) })
         const mine = state.openByUser.get(from) ?? new Set<string>()
         mine.add(id)
         state.openByUser.set(from, mine)
       }).pipe(Effect.catchTag("NoAnswer", (error) => Effect.sync(() => countError(state, error.kind))))
-    // Each lane stops at the count or the deadline, whichever comes first.
-    const lane = Effect.gen(function* () {
-      while (state.sent < limit && performance.now() < deadline) yield* sendOne(state.sent++)
-    })
-    yield* Effect.all(
-      Array.from({ length: settings.concurrency }, () => lane),
-      { concurrency: "unbounded", discard: true },
-    )
-  })
+
+    if (settings.rate === undefined) {
+      // Each lane stops at the count or the deadline, whichever comes first.
+      const lane = Effect.gen(function* () {
+        while (state.sent < limit && performance.now() < deadline) yield* sendOne(state.sent++, performance.now())
+      })
+      yield* Effect.all(
+        Array.from({ length: settings.concurrency }, () => lane),
+        { concurrency: "unbounded", discard: true },
+      )
+      return { sendSeconds: (state.lastSendAt - started) / 1000 }
+    }
+    const interval = 1000 / settings.rate
+    const inFlight = yield* FiberSet.make<void>()
+    // Bounded by the count or, with --seconds, by the deadline.
+    for (let i = 0; i < limit; i++) {
+      const due = started + i * interval
+      if (due >= deadline) break
+      const early = due - performance.now()
+      if (early > 0) yield* Effect.sleep(Duration.millis(early))
+      state.sent++
+      if ((yield* FiberSet.size(inFlight)) >= inFlightCap) {
+        state.dropped++
+        countError(state, `dropped (${inFlightCap} in flight)`)
+      } else {
+        yield* FiberSet.run(inFlight, sendOne(i, due))
+      }
+    }
+    yield* FiberSet.awaitEmpty(inFlight)
+    // The time the sends took, counting the last one's own interval: N sends on schedule take N/rate.
+    return { sendSeconds: (state.lastSendAt - started + interval) / 1000 }
+  }).pipe(Effect.scoped)
 
 // ------------------------------------------------------------------------------------------- main
 
@@ -388,7 +437,14 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       const driveStarted = performance.now()
       const bar = yield* Effect.forkScoped(progress(state, settings, driveStartMs))
       const polls = yield* Effect.forkScoped(poller(base, state, users))
-      yield* drive(base, state, settings, users, run).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
+      const { sendSeconds } = yield* drive(
+        base,
+        state,
+        settings,
+        users,
+        run,
+        (at) => driveStartMs + at - driveStarted,
+      ).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
       const cpuAfter = yield* Usage.snapshot(System.servicePids(system.pidFile))
       const driveSeconds = (performance.now() - driveStarted) / 1000
       const driveEndMs = yield* Clock.currentTimeMillis
@@ -427,6 +483,7 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
         setupSeconds,
         deposited,
         driveSeconds,
+        sendSeconds,
         driveStartMs,
         driveEndMs,
         peakRssMiB,
@@ -487,7 +544,8 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       mode: settings.hot ? "hot" : "uniform",
       transfers: settings.transfers ?? null,
       seconds: settings.seconds ?? null,
-      concurrency: settings.concurrency,
+      concurrency: settings.rate === undefined ? settings.concurrency : null,
+      rate: settings.rate ?? null,
       users: settings.users,
       url: measured.system.api,
       startedSystem: measured.system.started,
@@ -506,10 +564,21 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       pollRequests: state.pollRequests,
       meanPollRoundSeconds: state.pollRoundsMs / Math.max(state.pollRounds, 1) / 1000,
     },
+    openLoop:
+      settings.rate === undefined
+        ? null
+        : {
+            rate: settings.rate,
+            inFlightCap,
+            dropped: state.dropped,
+            sendSeconds: measured.sendSeconds,
+            achievedSendRate: (state.sent - state.dropped) / Math.max(measured.sendSeconds, 0.001),
+          },
     latencyMs: {
       accept: Report.percentiles(state.acceptMs),
       acceptToSettledObserved: Report.percentiles(final.map((s) => s.observedMs)),
       acceptToSettled: Report.percentiles(final.map((s) => s.systemMs)),
+      sendToFinal: Report.percentiles(final.map((s) => s.sendToFinalMs)),
     },
     errors: Object.fromEntries([...state.errors].toSorted((a, b) => b[1] - a[1])),
     peakRssMiB: measured.peakRssMiB,
@@ -563,8 +632,15 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
 
 // -------------------------------------------------------------------------------------------- CLI
 
-const validate = (settings: Settings) => {
+/** The closed loop's default concurrency, and PostgreSQL alone's in either mode. */
+const defaultConcurrency = 64
+
+const validate = (settings: Settings, concurrencyGiven: boolean) => {
   const problems = [
+    settings.rate !== undefined && concurrencyGiven
+      ? "give --rate (open loop: transfers sent per second, whatever is in flight) or --concurrency (closed loop: transfers in flight), not both"
+      : "",
+    settings.rate !== undefined && (settings.rate < 1 || settings.rate > 10_000) ? "--rate must be 1 to 10000" : "",
     settings.transfers !== undefined && settings.seconds !== undefined ? "give --transfers or --seconds, not both" : "",
     settings.transfers !== undefined && (settings.transfers < 1 || settings.transfers > 1_000_000)
       ? "--transfers must be 1 to 1000000"
@@ -595,8 +671,14 @@ const command = Command.make(
       Flag.optional,
     ),
     concurrency: Flag.Int("concurrency").pipe(
-      Flag.withDescription("Transfers in flight at once"),
-      Flag.withDefault(64),
+      Flag.withDescription(`Closed loop: transfers in flight at once (default ${defaultConcurrency})`),
+      Flag.optional,
+    ),
+    rate: Flag.Int("rate").pipe(
+      Flag.withDescription(
+        `Open loop: send this many transfers per second whatever is in flight (at most ${inFlightCap} in flight; latency counts from when each was due)`,
+      ),
+      Flag.optional,
     ),
     users: Flag.Int("users").pipe(
       Flag.withDescription("Users, each with one funded USD wallet"),
@@ -621,17 +703,21 @@ const command = Command.make(
     ),
   },
   (flags) =>
-    validate({
-      transfers: Option.getOrUndefined(flags.transfers) ?? (Option.isNone(flags.seconds) ? 5_000 : undefined),
-      seconds: Option.getOrUndefined(flags.seconds),
-      concurrency: flags.concurrency,
-      users: flags.users,
-      hot: flags.hot,
-      url: Option.getOrUndefined(flags.url),
-      portBase: flags.portBase,
-      out: flags.out,
-      postgres: !flags.skipPostgres,
-    }).pipe(Effect.flatMap(bench)),
+    validate(
+      {
+        transfers: Option.getOrUndefined(flags.transfers) ?? (Option.isNone(flags.seconds) ? 5_000 : undefined),
+        seconds: Option.getOrUndefined(flags.seconds),
+        concurrency: Option.getOrElse(flags.concurrency, () => defaultConcurrency),
+        rate: Option.getOrUndefined(flags.rate),
+        users: flags.users,
+        hot: flags.hot,
+        url: Option.getOrUndefined(flags.url),
+        portBase: flags.portBase,
+        out: flags.out,
+        postgres: !flags.skipPostgres,
+      },
+      Option.isSome(flags.concurrency),
+    ).pipe(Effect.flatMap(bench)),
 ).pipe(Command.withDescription("Drive transfers through walletun's public API and measure it"))
 
 // A terminal's Ctrl-C interrupts the run: the scopes close, so the system the bench started is

@@ -44,7 +44,10 @@ export interface Results {
     readonly mode: "uniform" | "hot"
     readonly transfers: number | null
     readonly seconds: number | null
-    readonly concurrency: number
+    /** Closed loop: transfers in flight (null in the open loop). */
+    readonly concurrency: number | null
+    /** Open loop: transfers sent per second (null in the closed loop). */
+    readonly rate: number | null
     readonly users: number
     readonly url: string
     readonly startedSystem: boolean
@@ -64,12 +67,24 @@ export interface Results {
     /** How long one round of status polls over the users took: the resolution of the polled latency. */
     readonly meanPollRoundSeconds: number
   }
+  /** The open loop's schedule and how well the client kept it (null in the closed loop). */
+  readonly openLoop: {
+    readonly rate: number
+    readonly inFlightCap: number
+    /** Transfers not sent because `inFlightCap` were in flight when they were due (also in `errors`). */
+    readonly dropped: number
+    /** From the first send to the last, plus one interval. */
+    readonly sendSeconds: number
+    readonly achievedSendRate: number
+  } | null
   readonly latencyMs: {
     readonly accept: Percentiles
     /** Accept answer to the first poll that saw the final status (includes the poll interval). */
     readonly acceptToSettledObserved: Percentiles
     /** The transaction's createdAt to its final updatedAt, both stamped by the system. */
     readonly acceptToSettled: Percentiles
+    /** From the send (in the open loop, from when it was due) to the final updatedAt stamped by the system. */
+    readonly sendToFinal: Percentiles
   }
   /** Kinds of error answers ("HTTP 429 RATE_LIMITED", "network ECONNRESET", ...) and their counts. */
   readonly errors: Record<string, number>
@@ -119,6 +134,10 @@ const rate = (value: number): string => `${Math.round(value).toLocaleString("en-
 const row = (name: string, p: Percentiles): string =>
   `  ${name.padEnd(34)} p50 ${ms(p.p50).padStart(9)}   p95 ${ms(p.p95).padStart(9)}   p99 ${ms(p.p99).padStart(9)}   max ${ms(p.max).padStart(9)}   (n=${p.count})`
 const yes = (value: boolean | null): string => (value === null ? "not checked" : value ? "yes" : "NO")
+const loadOf = (r: Results): string =>
+  r.settings.rate === null
+    ? `${r.settings.concurrency} in flight`
+    : `open loop at ${r.settings.rate}/s (at most ${r.openLoop?.inFlightCap ?? "?"} in flight)`
 const mib = (value: number | null | undefined): string => (value == null ? "unknown" : `${value.toFixed(0)} MiB`)
 const figure = (value: number | null): string => (value === null ? "unknown" : value.toFixed(2))
 
@@ -179,7 +198,7 @@ export const summary = (r: Results): string => {
   const lines: Array<string> = []
   const size = r.settings.transfers !== null ? `${r.settings.transfers} transfers` : `${r.settings.seconds} s`
   lines.push(
-    `walletun bench: ${r.settings.mode === "hot" ? "hot (70 % of transfers through one wallet)" : "uniform (random pairs)"}, ${size}, ${r.settings.concurrency} in flight, ${r.settings.users} users`,
+    `walletun bench: ${r.settings.mode === "hot" ? "hot (70 % of transfers through one wallet)" : "uniform (random pairs)"}, ${size}, ${loadOf(r)}, ${r.settings.users} users`,
     `  machine: ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, load average ${r.machine.loadAverage} at the start; API ${r.settings.url}${r.settings.startedSystem ? " (started by the bench)" : ""}`,
     `  setup: ${r.settings.users} users registered, logged in, one USD wallet each, funded with deposits of ${r.setup.deposited} minor units in all, settled in ${r.setup.seconds.toFixed(1)} s`,
     "",
@@ -187,6 +206,11 @@ export const summary = (r: Results): string => {
     `  accepted (202)                     ${rate(r.run.acceptedPerSecond).padStart(9)}   ${r.run.accepted} of ${r.run.sent} sent in ${r.run.driveSeconds.toFixed(2)} s`,
     `  settled (COMPLETED or FAILED)      ${rate(r.run.settledPerSecond).padStart(9)}   ${r.run.completed + Object.values(r.run.failed).reduce((a, b) => a + b, 0)} final, the last ${r.run.settleSeconds.toFixed(2)} s after the first request`,
   )
+  if (r.openLoop !== null) {
+    lines.push(
+      `  sent (open loop)                   ${rate(r.openLoop.achievedSendRate).padStart(9)}   ${r.run.sent - r.openLoop.dropped} sent in ${r.openLoop.sendSeconds.toFixed(2)} s at an offered ${rate(r.openLoop.rate)}, ${r.openLoop.dropped} dropped (${r.openLoop.inFlightCap} in flight)`,
+    )
+  }
   if (r.postgres !== null) {
     lines.push(
       `  PostgreSQL alone, same ledger SQL  ${rate(r.postgres.perSecond).padStart(9)}   ${r.postgres.transfers} apply transactions, ${r.postgres.concurrency} in flight on ${r.postgres.connections} connections, ${r.postgres.seconds.toFixed(2)} s`,
@@ -196,9 +220,10 @@ export const summary = (r: Results): string => {
   lines.push(
     "",
     "latency",
-    row("accept (POST to 202)", r.latencyMs.accept),
+    row(r.openLoop === null ? "accept (POST to 202)" : "accept (due to 202)", r.latencyMs.accept),
     row("accept to settled (system stamps)", r.latencyMs.acceptToSettled),
     row("accept to final seen by a poll", r.latencyMs.acceptToSettledObserved),
+    row(r.openLoop === null ? "send to final (system stamp)" : "due to final (system stamp)", r.latencyMs.sendToFinal),
     "",
     ...cpuTable(r),
     "",
@@ -263,7 +288,7 @@ export const chart = (r: Results): string => {
       `walletun bench, ${r.settings.mode}: latency by percentile (log scale)`,
     )}</text>`,
     `<text x="${left}" y="40" fill="#555">${escape(
-      `${r.run.accepted} transfers, ${r.settings.concurrency} in flight; ${Math.round(r.run.acceptedPerSecond)} accepted/s, ${Math.round(r.run.settledPerSecond)} settled/s; ${r.startedAt}`,
+      `${r.run.accepted} transfers, ${loadOf(r)}; ${Math.round(r.run.acceptedPerSecond)} accepted/s, ${Math.round(r.run.settledPerSecond)} settled/s; ${r.startedAt}`,
     )}</text>`,
   )
   for (let e = minExp; e <= maxExp; e++) {
