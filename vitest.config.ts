@@ -8,7 +8,8 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["packages/*/test/**/*.test.ts"],
+          // The benchmark's pure parts (bench/test) are unit-tested too; the bench itself is a tool.
+          include: ["packages/*/test/**/*.test.ts", "bench/test/**/*.test.ts"],
           exclude: ["packages/*/test/**/*.integration.test.ts"],
         },
       },

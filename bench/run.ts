@@ -3,15 +3,17 @@
  *
  * Starts walletun with `npm start`'s orchestrator on ports of its own (or uses a running system
  * with `--url`), registers users with one funded USD wallet each (deposits, waited until settled),
- * then sends transfers between them at a chosen concurrency for a chosen count or duration, follows
- * each to its final status through the users' transaction lists, and prints accepted and settled
- * per second, latency percentiles, errors by kind, the services' peak RSS, and the rate of the
+ * then sends transfers between them at a chosen concurrency (closed loop) or at a chosen arrival rate
+ * (open loop) for a chosen count or duration, follows each to its final status through the users'
+ * transaction lists, and prints accepted and settled per second, latency percentiles, errors by
+ * kind, where the CPU went (per process, per settled transfer), what a transfer costs in CQL
+ * statements, PostgreSQL transactions and broker messages, the services' RSS, and the rate of the
  * same ledger SQL on PostgreSQL alone for scale. It ends by checking that every transfer is final
  * and no money was created or destroyed, and writes JSON and an SVG chart under bench/results/.
  * See bench/README.md.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, Option, Schema } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, FiberSet, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
@@ -21,6 +23,7 @@ import * as Api from "./src/api.ts"
 import * as LedgerSql from "./src/ledgerSql.ts"
 import * as Report from "./src/report.ts"
 import * as System from "./src/system.ts"
+import * as Usage from "./src/usage.ts"
 
 /** A check at the end failed; the results are written and printed all the same. */
 class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", { message: Schema.String }) {}
@@ -30,7 +33,10 @@ class BadFlags extends Schema.TaggedError<BadFlags>()("BadFlags", { message: Sch
 interface Settings {
   readonly transfers: number | undefined
   readonly seconds: number | undefined
+  /** Closed loop: transfers in flight at once (also PostgreSQL alone's, in either mode). */
   readonly concurrency: number
+  /** Open loop: transfers sent per second whatever is in flight (undefined: closed loop). */
+  readonly rate: number | undefined
   readonly users: number
   readonly hot: boolean
   readonly url: string | undefined
@@ -52,6 +58,18 @@ const pollRoundMs = 250
 const pageSizeFor = (open: number) => (open > 10 ? 100 : 25)
 const pagesPerPoll = 40
 const tty = process.stdout.isTTY === true
+/** The open loop's bound on transfers in flight: one due while this many are open is dropped and counted as an error. */
+const inFlightCap = 4096
+/**
+ * How long the counters' readings wait after the last request before them (the setup's, and the
+ * last transfer's settling): PostgreSQL 15 publishes a backend's transaction counts in
+ * pg_stat_database at most once a second, and those of a backend that has gone idle only 10 s
+ * later (PGSTAT_IDLE_INTERVAL). Without the wait the setup's counts would land in the window, and
+ * the last second's out of it.
+ */
+const statsFlushWait = Duration.seconds(11)
+const flushWaitText = `${Duration.toSeconds(statsFlushWait)} s`
+const databases = [process.env["WALLET_DATABASE"] ?? "walletun_wallet", process.env["USER_DATABASE"] ?? "walletun_user"]
 
 const say = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
 const randomIndex = (n: number) => Math.floor(Math.random() * n)
@@ -139,6 +157,8 @@ const awaitDeposits = (base: string, deposits: ReadonlyArray<{ user: BenchUser; 
 interface Sent {
   readonly user: number
   readonly acceptedAtMs: number
+  /** When it was sent (open loop: when it was due), on the wall clock. */
+  readonly sentAtMs: number
 }
 
 interface Settled {
@@ -146,6 +166,7 @@ interface Settled {
   readonly reason: string
   readonly observedMs: number
   readonly systemMs: number
+  readonly sendToFinalMs: number
   readonly finalAtMs: number
 }
 
@@ -153,6 +174,9 @@ interface Settled {
 const makeState = () => ({
   sent: 0,
   accepted: 0,
+  dropped: 0,
+  /** When the last request went out (`performance.now()`). */
+  lastSendAt: 0,
   acceptMs: [] as Array<number>,
   errors: new Map<string, number>(),
   open: new Map<string, Sent>(),
@@ -179,6 +203,7 @@ const settle = (state: State, tx: Record<string, unknown>, nowMs: number) => {
     reason: String(tx["failureReason"] ?? ""),
     observedMs: nowMs - sent.acceptedAtMs,
     systemMs: finalAtMs - createdMs,
+    sendToFinalMs: finalAtMs - sent.sentAtMs,
     finalAtMs,
   })
   state.open.delete(id)
@@ -271,43 +296,79 @@ const progress = (state: State, settings: Settings, startedMs: number) =>
     }
   })
 
-/** Sends transfers with `concurrency` in flight until the count is reached or the time is up. */
-const drive = (base: string, state: State, settings: Settings, users: ReadonlyArray<BenchUser>, run: string) =>
+/**
+ * Sends transfers until the count is reached or the time is up: with `concurrency` in flight
+ * (closed loop), or one every 1/rate seconds whatever is in flight (open loop). Each transfer's
+ * latency counts from when it was due, so a system that falls behind is charged for the wait
+ * (no coordinated omission). `wallMs` turns a `performance.now()` time into the wall clock's.
+ */
+const drive = (
+  base: string,
+  state: State,
+  settings: Settings,
+  users: ReadonlyArray<BenchUser>,
+  run: string,
+  wallMs: (at: number) => number,
+) =>
   Effect.gen(function* () {
     const pick = picker(users.length, settings.hot)
     const limit = settings.transfers ?? Number.MAX_SAFE_INTEGER
-    const deadline =
-      settings.seconds === undefined ? Number.POSITIVE_INFINITY : performance.now() + settings.seconds * 1000
-    const sendOne = (i: number) =>
+    const started = performance.now()
+    const deadline = settings.seconds === undefined ? Number.POSITIVE_INFINITY : started + settings.seconds * 1000
+    /** Sends transfer `i`, due at `due` (a `performance.now()` time). */
+    const sendOne = (i: number, due: number) =>
       Effect.gen(function* () {
         const [from, to, amount] = pick(i)
         const source = users[from]
         const target = users[to]
         if (source === undefined || target === undefined) return
-        const sentAt = performance.now()
+        state.lastSendAt = performance.now()
         const answer = yield* Api.request(base, "POST", "/v1/transactions", {
           token: source.token,
           headers: { "idempotency-key": `bench-${run}-${i}` },
           body: { type: "transfer", sourceWalletId: source.walletId, targetWalletId: target.walletId, amount },
         })
         if (answer.status !== 202) return countError(state, Api.errorKind(answer))
-        state.acceptMs.push(performance.now() - sentAt)
+        state.acceptMs.push(performance.now() - due)
         state.accepted++
         const id = String(answer.body["id"])
-        state.open.set(id, { user: from, acceptedAtMs: yield* Clock.currentTimeMillis })
+        state.open.set(id, { user: from, acceptedAtMs: yield* Clock.currentTimeMillis, sentAtMs: wallMs(due) })
         const mine = state.openByUser.get(from) ?? new Set<string>()
         mine.add(id)
         state.openByUser.set(from, mine)
       }).pipe(Effect.catchTag("NoAnswer", (error) => Effect.sync(() => countError(state, error.kind))))
-    // Each lane stops at the count or the deadline, whichever comes first.
-    const lane = Effect.gen(function* () {
-      while (state.sent < limit && performance.now() < deadline) yield* sendOne(state.sent++)
-    })
-    yield* Effect.all(
-      Array.from({ length: settings.concurrency }, () => lane),
-      { concurrency: "unbounded", discard: true },
-    )
-  })
+
+    if (settings.rate === undefined) {
+      // Each lane stops at the count or the deadline, whichever comes first.
+      const lane = Effect.gen(function* () {
+        while (state.sent < limit && performance.now() < deadline) yield* sendOne(state.sent++, performance.now())
+      })
+      yield* Effect.all(
+        Array.from({ length: settings.concurrency }, () => lane),
+        { concurrency: "unbounded", discard: true },
+      )
+      return { sendSeconds: (state.lastSendAt - started) / 1000 }
+    }
+    const interval = 1000 / settings.rate
+    const inFlight = yield* FiberSet.make<void>()
+    // Bounded by the count or, with --seconds, by the deadline.
+    for (let i = 0; i < limit; i++) {
+      const due = started + i * interval
+      if (due >= deadline) break
+      const early = due - performance.now()
+      if (early > 0) yield* Effect.sleep(Duration.millis(early))
+      state.sent++
+      if ((yield* FiberSet.size(inFlight)) >= inFlightCap) {
+        state.dropped++
+        countError(state, `dropped (${inFlightCap} in flight)`)
+      } else {
+        yield* FiberSet.run(inFlight, sendOne(i, due))
+      }
+    }
+    yield* FiberSet.awaitEmpty(inFlight)
+    // The time the sends took, counting the last one's own interval: N sends on schedule take N/rate.
+    return { sendSeconds: (state.lastSendAt - started + interval) / 1000 }
+  }).pipe(Effect.scoped)
 
 // ------------------------------------------------------------------------------------------- main
 
@@ -339,6 +400,13 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       }
       const base = system.api
       const rss = System.makeRssSampler(system.pidFile)
+      // The services' HTTP ports follow the gateway's, as in the bench's own system and npm start's.
+      const ports = System.portsFrom(Number(new URL(base).port))
+      const readCounters = yield* Usage.makeCounterReader(
+        [ports.gateway, ports.user, ports.transaction, ports.walletHttp],
+        databases,
+      )
+      const ticksPerSecond = yield* Usage.ticksPerSecond
       const sampler = yield* Effect.forkScoped(
         Effect.forever(Effect.andThen(rss.sample, Effect.sleep(Duration.millis(500)))),
       )
@@ -354,19 +422,44 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       const setupSeconds = (performance.now() - setupStarted) / 1000
       const users = made.map((m) => m.user)
       const deposited = funding * BigInt(users.length)
-      yield* say(`set up in ${setupSeconds.toFixed(1)} s; sending transfers ...`)
+      yield* say(
+        `set up in ${setupSeconds.toFixed(1)} s; sending transfers in ${flushWaitText}, once PostgreSQL has published the setup's counts ...`,
+      )
+      yield* Effect.sleep(statsFlushWait)
 
+      // The sending window: from the first transfer sent to the last answer. The counters are read
+      // first (they take a moment), the CPU last, just before the first send.
+      const countersBefore = yield* readCounters
+      const rssAtStart = yield* System.rssMiB(system.pidFile)
+      const cpuBefore = yield* Usage.snapshot(System.servicePids(system.pidFile))
       const state = makeState()
       const driveStartMs = yield* Clock.currentTimeMillis
       const driveStarted = performance.now()
       const bar = yield* Effect.forkScoped(progress(state, settings, driveStartMs))
       const polls = yield* Effect.forkScoped(poller(base, state, users))
-      yield* drive(base, state, settings, users, run).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
+      const { sendSeconds } = yield* drive(
+        base,
+        state,
+        settings,
+        users,
+        run,
+        (at) => driveStartMs + at - driveStarted,
+      ).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
+      const cpuAfter = yield* Usage.snapshot(System.servicePids(system.pidFile))
       const driveSeconds = (performance.now() - driveStarted) / 1000
+      const driveEndMs = yield* Clock.currentTimeMillis
+      const rssAtEnd = yield* System.rssMiB(system.pidFile)
       yield* Fiber.join(polls)
       yield* Fiber.interrupt(bar)
       if (tty) yield* say("")
       yield* say(`done sending in ${driveSeconds.toFixed(2)} s; ${state.settled.size} of ${state.accepted} final`)
+      // The counts' window runs until everything has settled and PostgreSQL has published its counts.
+      yield* say(
+        `reading the counters in ${flushWaitText}, once PostgreSQL has published the last transfers' counts ...`,
+      )
+      yield* Effect.sleep(statsFlushWait)
+      const countersAfter = yield* readCounters
+      const countsSeconds = ((yield* Clock.currentTimeMillis) - driveStartMs) / 1000
       yield* rss.sample
       const peakRssMiB = yield* rss.finish
       yield* Fiber.interrupt(sampler)
@@ -385,7 +478,22 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
         Effect.map(Option.some),
         Effect.catch(() => Effect.succeed(Option.none<bigint>())),
       )
-      return { state, setupSeconds, deposited, driveSeconds, driveStartMs, peakRssMiB, walletsSum, ledgerSum, system }
+      return {
+        state,
+        setupSeconds,
+        deposited,
+        driveSeconds,
+        sendSeconds,
+        driveStartMs,
+        driveEndMs,
+        peakRssMiB,
+        rssMiB: { start: rssAtStart, end: rssAtEnd },
+        cpu: { before: cpuBefore, after: cpuAfter, ticksPerSecond },
+        counters: { before: countersBefore, after: countersAfter, seconds: countsSeconds },
+        walletsSum,
+        ledgerSum,
+        system,
+      }
     }).pipe(
       // Runs before the scope closes, so the line explains the wait while the services stop.
       Effect.onInterrupt(() => say(`${tty ? "\n" : ""}interrupted: stopping what the bench started ...`)),
@@ -426,6 +534,9 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
   for (const s of final) if (s.status === "FAILED") failed[s.reason] = (failed[s.reason] ?? 0) + 1
   const everyTransferFinal = state.open.size === 0 && final.length === state.accepted
   const ledgerSum = Option.getOrNull(measured.ledgerSum)
+  // The CPU is divided by the transfers that settled within the sending window (system stamps).
+  const settledInWindow = final.filter((s) => s.finalAtMs <= measured.driveEndMs).length
+  const counts = Usage.windowCounts(measured.counters.before, measured.counters.after, databases)
   const results: Report.Results = {
     startedAt,
     machine: host,
@@ -433,7 +544,8 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       mode: settings.hot ? "hot" : "uniform",
       transfers: settings.transfers ?? null,
       seconds: settings.seconds ?? null,
-      concurrency: settings.concurrency,
+      concurrency: settings.rate === undefined ? settings.concurrency : null,
+      rate: settings.rate ?? null,
       users: settings.users,
       url: measured.system.api,
       startedSystem: measured.system.started,
@@ -452,13 +564,40 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       pollRequests: state.pollRequests,
       meanPollRoundSeconds: state.pollRoundsMs / Math.max(state.pollRounds, 1) / 1000,
     },
+    openLoop:
+      settings.rate === undefined
+        ? null
+        : {
+            rate: settings.rate,
+            inFlightCap,
+            dropped: state.dropped,
+            sendSeconds: measured.sendSeconds,
+            achievedSendRate: (state.sent - state.dropped) / Math.max(measured.sendSeconds, 0.001),
+          },
     latencyMs: {
       accept: Report.percentiles(state.acceptMs),
       acceptToSettledObserved: Report.percentiles(final.map((s) => s.observedMs)),
       acceptToSettled: Report.percentiles(final.map((s) => s.systemMs)),
+      sendToFinal: Report.percentiles(final.map((s) => s.sendToFinalMs)),
     },
     errors: Object.fromEntries([...state.errors].toSorted((a, b) => b[1] - a[1])),
     peakRssMiB: measured.peakRssMiB,
+    rssMiB: measured.rssMiB,
+    cpu: {
+      ...Usage.cpuUsage(measured.cpu.before, measured.cpu.after, {
+        seconds: measured.driveSeconds,
+        settled: settledInWindow,
+        ticksPerSecond: measured.cpu.ticksPerSecond,
+      }),
+      accepted: state.accepted,
+    },
+    counts: {
+      seconds: measured.counters.seconds,
+      flushWaitSeconds: Duration.toSeconds(statsFlushWait),
+      settled: final.length,
+      totals: counts,
+      perSettled: Usage.perTransfer(counts, final.length),
+    },
     postgres,
     checks: {
       everyTransferFinal,
@@ -493,8 +632,15 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
 
 // -------------------------------------------------------------------------------------------- CLI
 
-const validate = (settings: Settings) => {
+/** The closed loop's default concurrency, and PostgreSQL alone's in either mode. */
+const defaultConcurrency = 64
+
+const validate = (settings: Settings, concurrencyGiven: boolean) => {
   const problems = [
+    settings.rate !== undefined && concurrencyGiven
+      ? "give --rate (open loop: transfers sent per second, whatever is in flight) or --concurrency (closed loop: transfers in flight), not both"
+      : "",
+    settings.rate !== undefined && (settings.rate < 1 || settings.rate > 10_000) ? "--rate must be 1 to 10000" : "",
     settings.transfers !== undefined && settings.seconds !== undefined ? "give --transfers or --seconds, not both" : "",
     settings.transfers !== undefined && (settings.transfers < 1 || settings.transfers > 1_000_000)
       ? "--transfers must be 1 to 1000000"
@@ -525,8 +671,14 @@ const command = Command.make(
       Flag.optional,
     ),
     concurrency: Flag.Int("concurrency").pipe(
-      Flag.withDescription("Transfers in flight at once"),
-      Flag.withDefault(64),
+      Flag.withDescription(`Closed loop: transfers in flight at once (default ${defaultConcurrency})`),
+      Flag.optional,
+    ),
+    rate: Flag.Int("rate").pipe(
+      Flag.withDescription(
+        `Open loop: send this many transfers per second whatever is in flight (at most ${inFlightCap} in flight; latency counts from when each was due)`,
+      ),
+      Flag.optional,
     ),
     users: Flag.Int("users").pipe(
       Flag.withDescription("Users, each with one funded USD wallet"),
@@ -551,17 +703,21 @@ const command = Command.make(
     ),
   },
   (flags) =>
-    validate({
-      transfers: Option.getOrUndefined(flags.transfers) ?? (Option.isNone(flags.seconds) ? 5_000 : undefined),
-      seconds: Option.getOrUndefined(flags.seconds),
-      concurrency: flags.concurrency,
-      users: flags.users,
-      hot: flags.hot,
-      url: Option.getOrUndefined(flags.url),
-      portBase: flags.portBase,
-      out: flags.out,
-      postgres: !flags.skipPostgres,
-    }).pipe(Effect.flatMap(bench)),
+    validate(
+      {
+        transfers: Option.getOrUndefined(flags.transfers) ?? (Option.isNone(flags.seconds) ? 5_000 : undefined),
+        seconds: Option.getOrUndefined(flags.seconds),
+        concurrency: Option.getOrElse(flags.concurrency, () => defaultConcurrency),
+        rate: Option.getOrUndefined(flags.rate),
+        users: flags.users,
+        hot: flags.hot,
+        url: Option.getOrUndefined(flags.url),
+        portBase: flags.portBase,
+        out: flags.out,
+        postgres: !flags.skipPostgres,
+      },
+      Option.isSome(flags.concurrency),
+    ).pipe(Effect.flatMap(bench)),
 ).pipe(Command.withDescription("Drive transfers through walletun's public API and measure it"))
 
 // A terminal's Ctrl-C interrupts the run: the scopes close, so the system the bench started is

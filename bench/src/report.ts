@@ -2,6 +2,7 @@
  * Figures of one benchmark run: percentiles, the printed summary, the JSON record and the SVG
  * latency chart (written by hand, no dependency).
  */
+import type { CpuUsage, Group, WindowCounts } from "./usage.ts"
 
 /** Latency percentiles of one series, in milliseconds. */
 export interface Percentiles {
@@ -43,7 +44,10 @@ export interface Results {
     readonly mode: "uniform" | "hot"
     readonly transfers: number | null
     readonly seconds: number | null
-    readonly concurrency: number
+    /** Closed loop: transfers in flight (null in the open loop). */
+    readonly concurrency: number | null
+    /** Open loop: transfers sent per second (null in the closed loop). */
+    readonly rate: number | null
     readonly users: number
     readonly url: string
     readonly startedSystem: boolean
@@ -63,17 +67,44 @@ export interface Results {
     /** How long one round of status polls over the users took: the resolution of the polled latency. */
     readonly meanPollRoundSeconds: number
   }
+  /** The open loop's schedule and how well the client kept it (null in the closed loop). */
+  readonly openLoop: {
+    readonly rate: number
+    readonly inFlightCap: number
+    /** Transfers not sent because `inFlightCap` were in flight when they were due (also in `errors`). */
+    readonly dropped: number
+    /** From the first send to the last, plus one interval. */
+    readonly sendSeconds: number
+    readonly achievedSendRate: number
+  } | null
   readonly latencyMs: {
     readonly accept: Percentiles
     /** Accept answer to the first poll that saw the final status (includes the poll interval). */
     readonly acceptToSettledObserved: Percentiles
     /** The transaction's createdAt to its final updatedAt, both stamped by the system. */
     readonly acceptToSettled: Percentiles
+    /** From the send (in the open loop, from when it was due) to the final updatedAt stamped by the system. */
+    readonly sendToFinal: Percentiles
   }
   /** Kinds of error answers ("HTTP 429 RATE_LIMITED", "network ECONNRESET", ...) and their counts. */
   readonly errors: Record<string, number>
   /** Peak resident set size per service process, in MiB (null when its pid was unknown). */
   readonly peakRssMiB: Record<string, number | null>
+  /** Resident set size per service at the start and at the end of the sending window, in MiB. */
+  readonly rssMiB: { readonly start: Record<string, number | null>; readonly end: Record<string, number | null> }
+  /** CPU by process over the sending window, per transfer settled in it (`accepted`: the 202s in it). */
+  readonly cpu: CpuUsage & { readonly accepted: number }
+  /**
+   * Statements and messages from the first request until everything settled and `flushWaitSeconds`
+   * more, in all and per settled transfer.
+   */
+  readonly counts: {
+    readonly seconds: number
+    readonly flushWaitSeconds: number
+    readonly settled: number
+    readonly totals: WindowCounts
+    readonly perSettled: WindowCounts
+  }
   readonly postgres: {
     readonly transfers: number
     readonly seconds: number
@@ -103,13 +134,71 @@ const rate = (value: number): string => `${Math.round(value).toLocaleString("en-
 const row = (name: string, p: Percentiles): string =>
   `  ${name.padEnd(34)} p50 ${ms(p.p50).padStart(9)}   p95 ${ms(p.p95).padStart(9)}   p99 ${ms(p.p99).padStart(9)}   max ${ms(p.max).padStart(9)}   (n=${p.count})`
 const yes = (value: boolean | null): string => (value === null ? "not checked" : value ? "yes" : "NO")
+const loadOf = (r: Results): string =>
+  r.settings.rate === null
+    ? `${r.settings.concurrency} in flight`
+    : `open loop at ${r.settings.rate}/s (at most ${r.openLoop?.inFlightCap ?? "?"} in flight)`
+const mib = (value: number | null | undefined): string => (value == null ? "unknown" : `${value.toFixed(0)} MiB`)
+const figure = (value: number | null): string => (value === null ? "unknown" : value.toFixed(2))
+
+const cpuLabels: Record<Group | "other" | "total", string> = {
+  gateway: "gateway",
+  user: "user",
+  transaction: "transaction",
+  wallet: "wallet",
+  postgres: "PostgreSQL",
+  rabbitmq: "RabbitMQ",
+  cql: "CQL database",
+  bench: "bench client",
+  other: "other",
+  total: "total",
+}
+
+/** The CPU table: each process group's CPU per settled transfer and its share of the machine's busy time. */
+const cpuTable = (r: Results): Array<string> => {
+  const cpu = r.cpu
+  const lines = [
+    `where the CPU went, sending window (${cpu.seconds.toFixed(2)} s, ${cpu.settled} of the ${cpu.accepted} accepted settled in it): machine busy ${Math.round(cpu.machineBusy * 100)} % of ${cpu.cores} cores`,
+    `  ${"process".padEnd(34)} ${"CPU ms per settled transfer".padStart(27)}   ${"share of total".padStart(14)}`,
+  ]
+  for (const [group, usage] of Object.entries(cpu.byProcess) as Array<
+    [Group | "other" | "total", CpuUsage["byProcess"]["total"]]
+  >) {
+    const many = ["postgres", "rabbitmq"].includes(group) ? ` (${usage.processes} processes)` : ""
+    const kind = group === "cql" && cpu.cqlServer !== null ? ` (${cpu.cqlServer})` : ""
+    const missing = usage.processes === 0 && group !== "other" ? " (not found)" : ""
+    lines.push(
+      `  ${`${cpuLabels[group]}${many}${kind}${missing}`.padEnd(34)} ${(usage.msPerSettled === null ? "-" : usage.msPerSettled.toFixed(2)).padStart(27)}   ${`${(usage.share * 100).toFixed(1)} %`.padStart(14)}`,
+    )
+  }
+  return lines
+}
+
+/** What a settled transfer cost in CQL statements, PostgreSQL transactions and broker messages. */
+const countsTable = (r: Results): Array<string> => {
+  const per = r.counts.perSettled
+  const postgres =
+    per.postgres === null
+      ? ""
+      : Object.entries(per.postgres)
+          .map(([db, n]) => `${db} ${n.toFixed(2)}`)
+          .join(", ")
+  return [
+    `per settled transfer, from the first request until ${r.counts.flushWaitSeconds} s after everything settled (${r.counts.seconds.toFixed(1)} s, ${r.counts.settled} settled; status polls included)`,
+    `  CQL statements, walletun's clients  ${figure(per.cqlTotal).padStart(8)}   ${per.cqlTotal === null ? "" : `plain ${figure(per.cqlPlain)}, batch ${figure(per.cqlBatch)}, lightweight transactions ${figure(per.cqlLwt)}`}`,
+    `  CQL statements, the whole server    ${figure(per.cqlServer).padStart(8)}   every client of the server (system_views.cql_metrics)`,
+    `  PostgreSQL transactions             ${figure(per.postgresTotal).padStart(8)}   ${postgres}`,
+    `  broker messages published           ${figure(per.messagesPublished).padStart(8)}`,
+    `  broker messages consumed            ${figure(per.messagesConsumed).padStart(8)}`,
+  ]
+}
 
 /** The summary printed at the end of a run. */
 export const summary = (r: Results): string => {
   const lines: Array<string> = []
   const size = r.settings.transfers !== null ? `${r.settings.transfers} transfers` : `${r.settings.seconds} s`
   lines.push(
-    `walletun bench: ${r.settings.mode === "hot" ? "hot (70 % of transfers through one wallet)" : "uniform (random pairs)"}, ${size}, ${r.settings.concurrency} in flight, ${r.settings.users} users`,
+    `walletun bench: ${r.settings.mode === "hot" ? "hot (70 % of transfers through one wallet)" : "uniform (random pairs)"}, ${size}, ${loadOf(r)}, ${r.settings.users} users`,
     `  machine: ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, load average ${r.machine.loadAverage} at the start; API ${r.settings.url}${r.settings.startedSystem ? " (started by the bench)" : ""}`,
     `  setup: ${r.settings.users} users registered, logged in, one USD wallet each, funded with deposits of ${r.setup.deposited} minor units in all, settled in ${r.setup.seconds.toFixed(1)} s`,
     "",
@@ -117,6 +206,11 @@ export const summary = (r: Results): string => {
     `  accepted (202)                     ${rate(r.run.acceptedPerSecond).padStart(9)}   ${r.run.accepted} of ${r.run.sent} sent in ${r.run.driveSeconds.toFixed(2)} s`,
     `  settled (COMPLETED or FAILED)      ${rate(r.run.settledPerSecond).padStart(9)}   ${r.run.completed + Object.values(r.run.failed).reduce((a, b) => a + b, 0)} final, the last ${r.run.settleSeconds.toFixed(2)} s after the first request`,
   )
+  if (r.openLoop !== null) {
+    lines.push(
+      `  sent (open loop)                   ${rate(r.openLoop.achievedSendRate).padStart(9)}   ${r.run.sent - r.openLoop.dropped} sent in ${r.openLoop.sendSeconds.toFixed(2)} s at an offered ${rate(r.openLoop.rate)}, ${r.openLoop.dropped} dropped (${r.openLoop.inFlightCap} in flight)`,
+    )
+  }
   if (r.postgres !== null) {
     lines.push(
       `  PostgreSQL alone, same ledger SQL  ${rate(r.postgres.perSecond).padStart(9)}   ${r.postgres.transfers} apply transactions, ${r.postgres.concurrency} in flight on ${r.postgres.connections} connections, ${r.postgres.seconds.toFixed(2)} s`,
@@ -126,9 +220,14 @@ export const summary = (r: Results): string => {
   lines.push(
     "",
     "latency",
-    row("accept (POST to 202)", r.latencyMs.accept),
+    row(r.openLoop === null ? "accept (POST to 202)" : "accept (due to 202)", r.latencyMs.accept),
     row("accept to settled (system stamps)", r.latencyMs.acceptToSettled),
     row("accept to final seen by a poll", r.latencyMs.acceptToSettledObserved),
+    row(r.openLoop === null ? "send to final (system stamp)" : "due to final (system stamp)", r.latencyMs.sendToFinal),
+    "",
+    ...cpuTable(r),
+    "",
+    ...countsTable(r),
     "",
     `outcomes: ${r.run.completed} COMPLETED, ${
       Object.entries(r.run.failed)
@@ -144,9 +243,12 @@ export const summary = (r: Results): string => {
     }`,
     `peak RSS: ${
       Object.entries(r.peakRssMiB)
-        .map(([name, mib]) => `${name} ${mib === null ? "unknown" : `${mib.toFixed(0)} MiB`}`)
+        .map(([name, value]) => `${name} ${mib(value)}`)
         .join(", ") || "unknown (no pids)"
     }`,
+    `RSS at the start → end of sending: ${Object.keys(r.rssMiB.start)
+      .map((name) => `${name} ${mib(r.rssMiB.start[name])} → ${mib(r.rssMiB.end[name])}`)
+      .join(", ")}`,
     "",
     "checks",
     `  every transfer final                         ${yes(r.checks.everyTransferFinal)}`,
@@ -186,7 +288,7 @@ export const chart = (r: Results): string => {
       `walletun bench, ${r.settings.mode}: latency by percentile (log scale)`,
     )}</text>`,
     `<text x="${left}" y="40" fill="#555">${escape(
-      `${r.run.accepted} transfers, ${r.settings.concurrency} in flight; ${Math.round(r.run.acceptedPerSecond)} accepted/s, ${Math.round(r.run.settledPerSecond)} settled/s; ${r.startedAt}`,
+      `${r.run.accepted} transfers, ${loadOf(r)}; ${Math.round(r.run.acceptedPerSecond)} accepted/s, ${Math.round(r.run.settledPerSecond)} settled/s; ${r.startedAt}`,
     )}</text>`,
   )
   for (let e = minExp; e <= maxExp; e++) {

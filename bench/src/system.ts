@@ -1,7 +1,7 @@
 /**
  * The system under test: `npm start`'s orchestrator (scripts/start.ts) run as a child on ports of
- * the bench's own, with a run directory and broker queues of its own; and the peak RSS of each
- * service process, sampled from /proc.
+ * the bench's own, with a run directory and broker queues of its own; and the RSS of each service
+ * process (now, and its peak), from /proc.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -91,6 +91,25 @@ const statusKiB = (pid: number, field: string): number | undefined => {
   }
 }
 
+/** MiB by service name, from each service's KiB (null where unknown). */
+const mibByService = (kibOf: (name: string) => number | undefined) =>
+  Object.fromEntries(
+    ["wallet", "user", "transaction", "gateway"].map((name) => {
+      const kib = kibOf(name)
+      return [name, kib === undefined ? null : kib / 1024]
+    }),
+  ) as Record<string, number | null>
+
+/** Each service's RSS now (VmRSS), in MiB by service name (null where no pid is known or it is gone). */
+export const rssMiB = (pidFile: string | undefined) =>
+  Effect.sync(() => {
+    const pids = servicePids(pidFile)
+    return mibByService((name) => {
+      const pid = pids.get(name)
+      return pid === undefined ? undefined : statusKiB(pid, "VmRSS")
+    })
+  })
+
 /**
  * Peak RSS per service: every sample's VmRSS and, at the end, each process's own high-water mark
  * (VmHWM), so a restarted service counts with its largest incarnation.
@@ -108,13 +127,7 @@ export const makeRssSampler = (pidFile: string | undefined) => {
     /** Peak MiB by service name (null where no pid was ever seen). */
     finish: Effect.sync(() => {
       take("VmHWM")
-      const names = ["wallet", "user", "transaction", "gateway"]
-      return Object.fromEntries(
-        names.map((name) => {
-          const kib = peaks.get(name)
-          return [name, kib === undefined ? null : kib / 1024]
-        }),
-      ) as Record<string, number | null>
+      return mibByService((name) => peaks.get(name))
     }),
   }
 }

@@ -4,7 +4,8 @@
  * request, and bounded retries only for requests that are safe to repeat.
  */
 import cassandra from "cassandra-driver"
-import { Config, Context, Duration, Effect, Layer, Schema } from "effect"
+import { Config, Context, Duration, Effect, Layer, Metric, Schema } from "effect"
+import { cqlStatements } from "./Metrics.ts"
 import { retryTransient, withRetry } from "./Retry.ts"
 
 /**
@@ -75,6 +76,7 @@ export interface CqlOptions {
 }
 
 const isSelect = (query: string) => /^\s*select\b/i.test(query)
+const isBatch = (query: string) => /^\s*begin\s+(unlogged\s+|counter\s+)?batch\b/i.test(query)
 
 /** The CQL database: prepared statements, an explicit consistency level and a deadline on every call. */
 export class Cql extends Context.Service<
@@ -151,11 +153,14 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
     params: ReadonlyArray<unknown>,
     queryOptions: cassandra.QueryOptions,
     idempotent: boolean,
+    kind: "plain" | "batch" | "lwt",
   ): Effect.Effect<cassandra.types.ResultSet, CqlError> => {
     const attempt = Effect.tryPromise({
       try: () => client.execute(query, [...params], { ...queryOptions, prepare: true, isIdempotent: idempotent }),
       catch: (cause) => classify(cause, idempotent),
     }).pipe(
+      // Every attempt counts, as the server sees them: `walletun_cql_statements_total` on /metrics.
+      Effect.ensuring(Metric.update(Metric.withAttributes(cqlStatements, { kind }), 1)),
       Effect.timeoutOrElse({
         duration: requestTimeout,
         orElse: () =>
@@ -186,6 +191,7 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
         ...(executeOptions.pageState === undefined ? {} : { pageState: executeOptions.pageState }),
       },
       executeOptions.idempotent ?? isSelect(query),
+      isBatch(query) ? "batch" : "plain",
     )
     return { rows: result.rows, pageState: result.pageState ?? undefined }
   })
@@ -203,6 +209,7 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
         serialConsistency: conditionalOptions.serialConsistency ?? Consistency.serial,
       },
       false,
+      "lwt",
     )
     // Read only [applied]: ScyllaDB returns the current row either way, Cassandra only on failure.
     return result.wasApplied()

@@ -2,7 +2,8 @@
  * Prometheus metrics for every service: `GET /metrics` in the text exposition format, HTTP request
  * counts and latency histograms per route, and the shared counters of the money path (messages
  * published, consumed, retried, dead-lettered; transactions by final status; outbox lag;
- * reconciler re-publishes). Route labels replace ids with `:id`, so the series stay few.
+ * reconciler re-publishes; CQL statements by kind). Route labels replace ids with `:id`, so the
+ * series stay few.
  */
 import { Cause, Clock, Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerError, HttpServerRequest } from "effect/http"
@@ -63,6 +64,15 @@ export const outboxLagSeconds = Metric.gauge("walletun_outbox_lag_seconds", {
 /** Transactions the reconciler re-published. */
 export const reconcilerRepublished = Metric.counter("walletun_reconciler_republished_total", {
   description: "Stale transactions the reconciler re-published",
+  incremental: true,
+})
+
+/**
+ * CQL statements sent to the server (every attempt, retries included), by kind: `plain`, `batch`
+ * (`BEGIN … BATCH`) or `lwt` (a lightweight transaction, a Paxos round on the server).
+ */
+export const cqlStatements = Metric.counter("walletun_cql_statements_total", {
+  description: "CQL statements sent to the server, by kind (plain, batch, lwt)",
   incremental: true,
 })
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect } from "effect"
-import { Cql } from "@walletun/infra"
+import { Effect, Metric } from "effect"
+import { Cql, Metrics } from "@walletun/infra"
 
 const keyspace = "walletun_ground_check"
 const one = { consistency: Cql.Consistency.one }
@@ -52,6 +52,34 @@ layer(Cql.Cql.layer, { timeout: 60_000, excludeTestServices: true })("Cql (real 
           { consistency: Cql.Consistency.serial },
         )
         assert.strictEqual(kept.rows[0]?.get("amount"), 100n)
+      }),
+    )
+
+    it.effect("counts every statement it sends by kind: plain, batch and lightweight transaction", () =>
+      Effect.gen(function* () {
+        const cql = yield* Cql.Cql
+        const counts = Effect.all({
+          plain: Metric.value(Metric.withAttributes(Metrics.cqlStatements, { kind: "plain" })),
+          batch: Metric.value(Metric.withAttributes(Metrics.cqlStatements, { kind: "batch" })),
+          lwt: Metric.value(Metric.withAttributes(Metrics.cqlStatements, { kind: "lwt" })),
+        }).pipe(Effect.map(({ plain, batch, lwt }) => ({ plain: plain.count, batch: batch.count, lwt: lwt.count })))
+        const owner = randomUUID()
+        const insert = `INSERT INTO ${keyspace}.claims (owner, key, amount) VALUES (?, ?, ?)`
+        const before = yield* counts
+        yield* cql.execute(`SELECT amount FROM ${keyspace}.claims WHERE owner = ? AND key = ?`, [owner, "a"], one)
+        yield* cql.execute(
+          `BEGIN UNLOGGED BATCH ${insert}; ${insert}; APPLY BATCH`,
+          [owner, "a", 1n, owner, "b", 2n],
+          one,
+        )
+        yield* cql.executeConditional(`${insert} IF NOT EXISTS`, [owner, "c", 3n], {
+          consistency: Cql.Consistency.quorum,
+        })
+        const after = yield* counts
+        assert.deepStrictEqual(
+          { plain: after.plain - before.plain, batch: after.batch - before.batch, lwt: after.lwt - before.lwt },
+          { plain: 1, batch: 1, lwt: 1 },
+        )
       }),
     )
 
