@@ -1,10 +1,11 @@
 /**
- * PostgreSQL alone, for scale: the wallet service's own apply transaction (`LedgerRepo.apply`,
- * the same statements and the same prepared protocol, `synchronous_commit` on) in a direct loop
- * against a scratch database migrated with the wallet's own migration, dropped afterwards. Also
- * the sum of the real ledger, which is zero when no money was created or destroyed.
+ * PostgreSQL alone, for scale: the wallet service's own apply transaction (`LedgerRepo.applyBatch`
+ * with one transfer each: one PostgreSQL transaction per transfer, the same statements and the same
+ * prepared protocol, `synchronous_commit` on, and no grouping of concurrent transfers) in a direct
+ * loop against a scratch database migrated with the wallet's own migration, dropped afterwards.
+ * Also the sum of the real ledger, which is zero when no money was created or destroyed.
  */
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Result } from "effect"
 import { SqlClient } from "effect/sql"
 import type { Currency, Ids, Money } from "@walletun/domain"
 import { Postgres, Uuid } from "@walletun/infra"
@@ -79,15 +80,25 @@ export const measure = (options: {
           const source = wallets[from]
           const target = wallets[to]
           if (source === undefined || target === undefined) return
-          yield* repo.apply({
-            type: "transfer",
-            transactionId: (yield* Uuid.v7) as Ids.TransactionId,
-            actingUserId: source.ownerId,
-            sourceWalletId: source.id,
-            targetWalletId: target.id,
-            amount: BigInt(amount) as Money.Amount,
-            currency: usd,
-          })
+          // One transfer per ledger transaction: the reference is PostgreSQL without the service's
+          // grouping of concurrent applies (LedgerRepo.apply batches them).
+          const [result] = yield* repo.applyBatch([
+            {
+              request: {
+                type: "transfer",
+                transactionId: (yield* Uuid.v7) as Ids.TransactionId,
+                actingUserId: source.ownerId,
+                sourceWalletId: source.id,
+                targetWalletId: target.id,
+                amount: BigInt(amount) as Money.Amount,
+                currency: usd,
+              },
+              traceHeaders: {},
+            },
+          ])
+          if (result === undefined || Result.isFailure(result)) {
+            return yield* Effect.die(new Error(`a transfer of the reference failed: ${String(result)}`))
+          }
         })
       // Warm-up, not timed: every connection opened and its statements prepared, as in a running service.
       yield* Effect.forEach(
