@@ -541,34 +541,91 @@ export class LedgerRepo extends Context.Service<
         createdAtMs: row.created_at.getTime(),
       })
 
+      type ClaimAnswer = { readonly claimed: boolean; readonly binding: KeyBinding }
+      const keyOf = (claim: Pick<KeyClaim, "userId" | "key">) => `${claim.userId}/${claim.key}`
+
+      /**
+       * Binds many keys at once: one insert under the primary key, then one read of the keys it
+       * did not bind. Rows go in (user, key) order, so two batches that share keys wait for each
+       * other instead of deadlocking; a concurrent claim of a key waits for the other one's commit,
+       * then leaves its row (an expired row is replaced). Within a batch, the first claim of a
+       * key is the one that may bind it; later ones get its binding.
+       */
+      const claimAll = (claims: ReadonlyArray<KeyClaim>) =>
+        Effect.gen(function* () {
+          const first = new Map<string, KeyClaim>()
+          for (const claim of claims) if (!first.has(keyOf(claim))) first.set(keyOf(claim), claim)
+          const rows = [...first.values()]
+            .toSorted((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0))
+            .map((claim): Record<string, unknown> => ({
+              user_id: claim.userId,
+              key: claim.key,
+              transaction_id: claim.transactionId,
+              request_hash: claim.requestHash,
+              created_ms: String(claim.createdAtMs),
+              ttl_ms: String(claim.ttlMs),
+            }))
+          const answers = new Map<string, ClaimAnswer>()
+          // Bounded: a binding found gone (purged between the two statements) is claimed again.
+          for (let attempt = 0; attempt < 3 && Arr.isReadonlyArrayNonEmpty(rows); attempt++) {
+            const bound = yield* sql<BindingRecord & { user_id: string; key: string }>`
+              INSERT INTO idempotency_keys (user_id, key, transaction_id, request_hash, created_at, expires_at)
+              SELECT q.user_id::uuid, q.key::text, q.transaction_id::uuid, q.request_hash::text,
+                     to_timestamp(q.created_ms::float8 / 1000),
+                     now() + make_interval(secs => q.ttl_ms::float8 / 1000)
+              FROM ${sql.updateValues(rows, "q")}
+              ORDER BY q.user_id, q.key
+              ON CONFLICT (user_id, key) DO UPDATE SET
+                transaction_id = EXCLUDED.transaction_id, request_hash = EXCLUDED.request_hash,
+                created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+              WHERE idempotency_keys.expires_at <= now()
+              RETURNING user_id, key, transaction_id, request_hash, created_at`
+            for (const row of bound)
+              answers.set(`${row.user_id}/${row.key}`, { claimed: true, binding: toBinding(row) })
+            const others = rows.filter((row) => !answers.has(`${row["user_id"]}/${row["key"]}`))
+            if (!Arr.isReadonlyArrayNonEmpty(others)) break
+            // A new statement sees the bindings that the conflicting claims committed.
+            const found = yield* sql<BindingRecord & { user_id: string; key: string }>`
+              SELECT k.user_id, k.key, k.transaction_id, k.request_hash, k.created_at
+              FROM idempotency_keys k JOIN ${sql.updateValues(others, "q")}
+                ON k.user_id = q.user_id::uuid AND k.key = q.key::text`
+            for (const row of found)
+              answers.set(`${row.user_id}/${row.key}`, { claimed: false, binding: toBinding(row) })
+            rows.splice(0, rows.length, ...others.filter((row) => !answers.has(`${row["user_id"]}/${row["key"]}`)))
+          }
+          const seen = new Set<string>()
+          return claims.map((claim): Result.Result<ClaimAnswer, LedgerUnavailable> => {
+            const answer = answers.get(keyOf(claim))
+            if (answer === undefined) {
+              return Result.fail(
+                new LedgerUnavailable({
+                  message: "an idempotency key kept vanishing while it was claimed",
+                  retryable: true,
+                }),
+              )
+            }
+            // A second claim of the key in this batch did not bind it: the first one did.
+            const repeat = seen.has(keyOf(claim))
+            seen.add(keyOf(claim))
+            return repeat ? Result.succeed({ claimed: false, binding: answer.binding }) : Result.succeed(answer)
+          })
+        }).pipe(
+          Effect.mapError(unavailable),
+          connectionDefects,
+          Effect.catch((error: LedgerUnavailable) =>
+            Effect.succeed(claims.map(() => Result.fail(error) as Result.Result<ClaimAnswer, LedgerUnavailable>)),
+          ),
+        )
+
+      // Concurrent claims share statements, as applies share transactions.
+      const batchedClaims = yield* Batcher.make({
+        maxSize: 256,
+        concurrency: yield* Config.Int("WALLET_APPLY_BATCHES").pipe(Config.withDefault(2)),
+        run: claimAll,
+      })
+
       const claimKey = Effect.fn("LedgerRepo.claimKey")(function* (claim: KeyClaim) {
-        // One statement, its own transaction: the primary key makes a concurrent claim of the same
-        // key wait for this one's commit, then find the row and leave it (an expired row is
-        // replaced). Bounded: a binding found gone (purged between the two statements) is claimed
-        // again, at most a few times.
-        for (let attempt = 0; attempt < 3; attempt++) {
-          const inserted = yield* sql<BindingRecord>`
-            INSERT INTO idempotency_keys (user_id, key, transaction_id, request_hash, created_at, expires_at)
-            VALUES (${claim.userId}, ${claim.key}, ${claim.transactionId}, ${claim.requestHash},
-                    to_timestamp(${claim.createdAtMs}::float8 / 1000),
-                    now() + make_interval(secs => ${claim.ttlMs}::float8 / 1000))
-            ON CONFLICT (user_id, key) DO UPDATE SET
-              transaction_id = EXCLUDED.transaction_id, request_hash = EXCLUDED.request_hash,
-              created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-            WHERE idempotency_keys.expires_at <= now()
-            RETURNING transaction_id, request_hash, created_at`.pipe(Effect.mapError(unavailable))
-          const [mine] = inserted
-          if (mine !== undefined) return { claimed: true, binding: toBinding(mine) }
-          // A new statement sees the binding that the conflicting claim committed.
-          const [theirs] = yield* sql<BindingRecord>`
-            SELECT transaction_id, request_hash, created_at FROM idempotency_keys
-            WHERE user_id = ${claim.userId} AND key = ${claim.key}`.pipe(Effect.mapError(unavailable))
-          if (theirs !== undefined) return { claimed: false, binding: toBinding(theirs) }
-        }
-        return yield* new LedgerUnavailable({
-          message: "an idempotency key kept vanishing while it was claimed",
-          retryable: true,
-        })
+        return yield* batchedClaims(claim)
       })
 
       const purgeKeys = Effect.fn("LedgerRepo.purgeKeys")(function* (limit: number) {
