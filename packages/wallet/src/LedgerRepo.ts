@@ -102,6 +102,9 @@ const unavailable = (error: SqlError) => new LedgerUnavailable({ message: error.
 const connectionDefects = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.catchDefect(effect, (defect) => (isSqlError(defect) ? Effect.fail(unavailable(defect)) : Effect.die(defect)))
 
+/** The identity of an idempotency key: its user and its text. */
+const keyOf = (claim: Pick<KeyClaim, "userId" | "key">) => `${claim.userId}/${claim.key}`
+
 /** Routing keys on the `wallet.events` exchange. */
 export const routingKeys = { completed: "transaction.completed", failed: "transaction.failed" } as const
 
@@ -542,7 +545,6 @@ export class LedgerRepo extends Context.Service<
       })
 
       type ClaimAnswer = { readonly claimed: boolean; readonly binding: KeyBinding }
-      const keyOf = (claim: Pick<KeyClaim, "userId" | "key">) => `${claim.userId}/${claim.key}`
 
       /**
        * Binds many keys at once: one insert under the primary key, then one read of the keys it
