@@ -85,6 +85,14 @@ export class Cql extends Context.Service<
     /** Runs one prepared statement and returns one page of its rows; retries only idempotent ones. */
     execute(query: string, params: ReadonlyArray<unknown>, options: CqlExecuteOptions): Effect.Effect<CqlPage, CqlError>
     /**
+     * Runs many prepared statements as one unlogged batch (one request). Every statement must be
+     * an idempotent write: the batch is repeated after a timeout like any idempotent statement.
+     */
+    batch(
+      statements: ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>,
+      options: { readonly consistency: number },
+    ): Effect.Effect<void, CqlError>
+    /**
      * Runs a lightweight transaction (`IF NOT EXISTS`, `IF col = x`) and says whether it applied.
      * Never repeated here: after a timeout, a second try could find its own write and say "not applied".
      */
@@ -149,14 +157,20 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
   )
 
   const run = (
-    query: string,
+    query: string | ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>,
     params: ReadonlyArray<unknown>,
     queryOptions: cassandra.QueryOptions,
     idempotent: boolean,
     kind: "plain" | "batch" | "lwt",
   ): Effect.Effect<cassandra.types.ResultSet, CqlError> => {
     const attempt = Effect.tryPromise({
-      try: () => client.execute(query, [...params], { ...queryOptions, prepare: true, isIdempotent: idempotent }),
+      try: () =>
+        typeof query === "string"
+          ? client.execute(query, [...params], { ...queryOptions, prepare: true, isIdempotent: idempotent })
+          : client.batch(
+              query.map((statement) => ({ query: statement.query, params: [...statement.params] })),
+              { ...queryOptions, prepare: true, logged: false, isIdempotent: idempotent },
+            ),
       catch: (cause) => classify(cause, idempotent),
     }).pipe(
       // Every attempt counts, as the server sees them: `walletun_cql_statements_total` on /metrics.
@@ -215,5 +229,13 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
     return result.wasApplied()
   })
 
-  return Cql.of({ execute, executeConditional })
+  const batch = Effect.fn("Cql.batch")(function* (
+    statements: ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>,
+    batchOptions: { readonly consistency: number },
+  ) {
+    if (statements.length === 0) return
+    yield* run(statements, [], { consistency: batchOptions.consistency }, true, "batch")
+  })
+
+  return Cql.of({ execute, batch, executeConditional })
 })

@@ -6,7 +6,7 @@
  */
 import { Context, DateTime, Effect, Layer, Option, Ref } from "effect"
 import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
-import { Cql } from "@walletun/infra"
+import { Batcher, Cql } from "@walletun/infra"
 import { TransactionConfig } from "./TransactionConfig.ts"
 
 /** A transaction as stored: the API's fields plus its parties. */
@@ -63,6 +63,20 @@ export const unfinishedShards = 16
 
 /** The shard of a transaction in the unfinished index (its id's last, random, hex digit). */
 export const shardOf = (id: string): number => Number.parseInt(id.slice(-1), 16) % unfinishedShards
+
+/**
+ * The most status records one CQL batch carries: about 4 small statements each, so a batch stays
+ * near 20 KiB, under the servers' batch size limits (Cassandra fails one over 50 KiB by default).
+ */
+export const statusBatchSize = 24
+
+/** One status to record. */
+interface StatusRecord {
+  readonly tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">
+  readonly status: Transaction.TransactionStatus
+  readonly reason: Transaction.FailureReason | null
+  readonly at: DateTime.Utc
+}
 
 /** Rows a history read looks at, at most, to fill one page (a status filter may skip many). */
 export const maxScannedRows = 2_000
@@ -219,31 +233,43 @@ export const make = Effect.fnUntraced(function* (keyspace: string) {
     return Option.some(fromRow(row, id, row.get("user_id") as string, row.get("target_owner_id")))
   })
 
+  /** The writes that record one status: the transaction's row, each party's history row, the index. */
+  const statusWrites = (record: StatusRecord) => {
+    const { tx, status, reason, at } = record
+    const rank = statusRank(status)
+    const final = rank === 2
+    const stamp = final ? [finalWriteTimestamp(at)] : []
+    return [
+      { query: final ? finalById : statusById, params: [tx.id, rank, status, reason, toDate(at), ...stamp] },
+      ...partiesOf(tx).map((party) => ({
+        query: final ? finalByUser : statusByUser,
+        params: [party, tx.id, rank, status, reason, toDate(at), ...stamp],
+      })),
+      ...(final ? [{ query: deleteUnfinished, params: [shardOf(tx.id), tx.id] }] : []),
+    ]
+  }
+
+  // Concurrent status writes (the worker's PROCESSING, the outcome consumer's final statuses) go
+  // out together as one unlogged batch of prepared statements: one request to the CQL database for
+  // many transactions. Unlogged: every statement is an idempotent upsert, and a failure is retried
+  // (by the caller, then by redelivery).
+  const recordBatched = yield* Batcher.make({
+    maxSize: statusBatchSize,
+    concurrency: 4,
+    run: (records: ReadonlyArray<StatusRecord>) =>
+      cql.batch(records.flatMap(statusWrites), { consistency: quorum }).pipe(
+        Effect.result,
+        Effect.map((result) => records.map(() => result)),
+      ),
+  })
+
   const recordStatus = Effect.fn("TransactionsRepo.recordStatus")(function* (
     tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">,
     status: Transaction.TransactionStatus,
     reason: Transaction.FailureReason | null,
     at: DateTime.Utc,
   ) {
-    const rank = statusRank(status)
-    const parties = partiesOf(tx)
-    const final = rank === 2
-    const stamp = final ? [finalWriteTimestamp(at)] : []
-    const statements = final
-      ? [finalById, ...parties.map(() => finalByUser), deleteUnfinished]
-      : [statusById, ...parties.map(() => statusByUser)]
-    const values = [
-      tx.id,
-      rank,
-      status,
-      reason,
-      toDate(at),
-      ...stamp,
-      ...parties.flatMap((party) => [party, tx.id, rank, status, reason, toDate(at), ...stamp]),
-      ...(final ? [shardOf(tx.id), tx.id] : []),
-    ]
-    // Unlogged: every statement is an idempotent upsert, and a failure is retried by redelivery.
-    yield* cql.execute(`BEGIN UNLOGGED BATCH ${statements.join("; ")}; APPLY BATCH`, values, write)
+    yield* recordBatched({ tx, status, reason, at })
   })
 
   const history = Effect.fn("TransactionsRepo.history")(function* (
