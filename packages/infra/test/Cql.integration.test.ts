@@ -83,6 +83,28 @@ layer(Cql.Cql.layer, { timeout: 60_000, excludeTestServices: true })("Cql (real 
       }),
     )
 
+    it.effect("batch: many prepared statements in one request, across partitions; counted as one batch", () =>
+      Effect.gen(function* () {
+        const cql = yield* Cql.Cql
+        const batches = Metric.value(Metric.withAttributes(Metrics.cqlStatements, { kind: "batch" }))
+        const before = (yield* batches).count
+        const owners = [randomUUID(), randomUUID(), randomUUID()]
+        const insert = `INSERT INTO ${keyspace}.claims (owner, key, amount) VALUES (?, ?, ?)`
+        yield* cql.batch(
+          owners.map((owner, i) => ({ query: insert, params: [owner, "batched", BigInt(i + 1)] })),
+          one,
+        )
+        assert.strictEqual((yield* batches).count - before, 1)
+        const amounts = yield* Effect.forEach(owners, (owner) =>
+          cql.execute(`SELECT amount FROM ${keyspace}.claims WHERE owner = ? AND key = ?`, [owner, "batched"], one),
+        )
+        assert.deepStrictEqual(
+          amounts.map((page) => page.rows[0]?.get("amount")),
+          [1n, 2n, 3n],
+        )
+      }),
+    )
+
     it.effect("a query the server refuses is a CqlError that is not retryable", () =>
       Effect.gen(function* () {
         const cql = yield* Cql.Cql
