@@ -85,12 +85,14 @@ export class Cql extends Context.Service<
     /** Runs one prepared statement and returns one page of its rows; retries only idempotent ones. */
     execute(query: string, params: ReadonlyArray<unknown>, options: CqlExecuteOptions): Effect.Effect<CqlPage, CqlError>
     /**
-     * Runs many prepared statements as one unlogged batch (one request). Every statement must be
-     * an idempotent write: the batch is repeated after a timeout like any idempotent statement.
+     * Runs many prepared statements as one batch (one request): unlogged unless `logged` (then
+     * the server's batch log makes all of them apply, eventually, if any does). Every statement
+     * must be an idempotent write: the batch is repeated after a timeout like any idempotent
+     * statement.
      */
     batch(
       statements: ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>,
-      options: { readonly consistency: number },
+      options: { readonly consistency: number; readonly logged?: boolean },
     ): Effect.Effect<void, CqlError>
     /**
      * Runs a lightweight transaction (`IF NOT EXISTS`, `IF col = x`) and says whether it applied.
@@ -169,7 +171,7 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
           ? client.execute(query, [...params], { ...queryOptions, prepare: true, isIdempotent: idempotent })
           : client.batch(
               query.map((statement) => ({ query: statement.query, params: [...statement.params] })),
-              { ...queryOptions, prepare: true, logged: false, isIdempotent: idempotent },
+              { logged: false, ...queryOptions, prepare: true, isIdempotent: idempotent },
             ),
       catch: (cause) => classify(cause, idempotent),
     }).pipe(
@@ -231,10 +233,16 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
 
   const batch = Effect.fn("Cql.batch")(function* (
     statements: ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>,
-    batchOptions: { readonly consistency: number },
+    batchOptions: { readonly consistency: number; readonly logged?: boolean },
   ) {
     if (statements.length === 0) return
-    yield* run(statements, [], { consistency: batchOptions.consistency }, true, "batch")
+    yield* run(
+      statements,
+      [],
+      { consistency: batchOptions.consistency, logged: batchOptions.logged ?? false },
+      true,
+      "batch",
+    )
   })
 
   return Cql.of({ execute, batch, executeConditional })

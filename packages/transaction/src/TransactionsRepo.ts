@@ -70,6 +70,9 @@ export const shardOf = (id: string): number => Number.parseInt(id.slice(-1), 16)
  */
 export const statusBatchSize = 24
 
+/** The most PENDING transactions one logged CQL batch carries (about 1.2 KiB each). */
+export const pendingBatchSize = 16
+
 /** One status to record. */
 interface StatusRecord {
   readonly tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">
@@ -203,21 +206,30 @@ export const make = Effect.fnUntraced(function* (keyspace: string) {
   const finalById = `${statusById} USING TIMESTAMP ?`
   const finalByUser = `${statusByUser} USING TIMESTAMP ?`
 
-  // One logged batch: the transaction appears everywhere or nowhere (eventually), in one round trip.
+  /** The writes that store one PENDING transaction: by id, in each party's history, in the index. */
+  const pendingWrites = (tx: StoredTransaction) => [
+    { query: insertById, params: [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId, ...detailValues(tx)] },
+    ...partiesOf(tx).map((party) => ({
+      query: insertByUser,
+      params: [party, tx.id, toDate(tx.updatedAt), ...detailValues(tx)],
+    })),
+    { query: insertUnfinished, params: [shardOf(tx.id), tx.id] },
+  ]
+
+  // One logged batch: a transaction appears everywhere or nowhere (eventually). Concurrent accepts
+  // share it, so the batch log is written once for many transactions, in one request.
+  const insertBatched = yield* Batcher.make({
+    maxSize: pendingBatchSize,
+    concurrency: 4,
+    run: (txs: ReadonlyArray<StoredTransaction>) =>
+      cql.batch(txs.flatMap(pendingWrites), { consistency: quorum, logged: true }).pipe(
+        Effect.result,
+        Effect.map((result) => txs.map(() => result)),
+      ),
+  })
+
   const insertPending = Effect.fn("TransactionsRepo.insertPending")(function* (tx: StoredTransaction) {
-    const parties = partiesOf(tx)
-    const statements = [insertById, ...parties.map(() => insertByUser), insertUnfinished]
-    const values = [
-      tx.id,
-      toDate(tx.updatedAt),
-      tx.userId,
-      tx.targetOwnerId,
-      ...detailValues(tx),
-      ...parties.flatMap((party) => [party, tx.id, toDate(tx.updatedAt), ...detailValues(tx)]),
-      shardOf(tx.id),
-      tx.id,
-    ]
-    yield* cql.execute(`BEGIN BATCH ${statements.join("; ")}; APPLY BATCH`, values, write)
+    yield* insertBatched(tx)
   })
 
   const find = Effect.fn("TransactionsRepo.find")(function* (id: Ids.TransactionId) {
