@@ -274,3 +274,51 @@ describe("outcome consumer", () => {
     ),
   )
 })
+
+// The repository as the consumers see it, with reads that die: a consumer that reads fails.
+const withoutReads = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(TransactionsRepo, (repo) =>
+    Effect.provideService(
+      effect,
+      TransactionsRepo,
+      TransactionsRepo.of({ ...repo, find: () => Effect.die(new Error("a read before the write")) }),
+    ),
+  )
+
+describe("no read before a status write", () => {
+  it.effect("the worker writes PROCESSING from the request alone", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const settlement = yield* withoutReads(
+          Effect.flatMap(Worker.makeHandler, (handle) =>
+            Effect.flatMap(messageOf(requestedOf(tx)), (message) => handle(message)),
+          ),
+        )
+        assert.deepStrictEqual(settlement, { _tag: "Ack" })
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PROCESSING")
+      }),
+    ),
+  )
+
+  it.effect("the outcome consumer writes the final status from the event alone", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const event = new Events.TransactionCompleted({
+          transactionId: tx.id,
+          entries: [],
+          completedAt: yield* DateTime.now,
+          userId: tx.userId,
+        })
+        const settlement = yield* withoutReads(
+          Effect.flatMap(Outcomes.makeHandler, (handle) =>
+            Effect.flatMap(messageOf(event), (message) => handle(message)),
+          ),
+        )
+        assert.deepStrictEqual(settlement, { _tag: "Ack" })
+        assert.strictEqual((yield* statusOf(tx.id)).status, "COMPLETED")
+      }),
+    ),
+  )
+})
