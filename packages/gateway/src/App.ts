@@ -4,7 +4,7 @@
  * service), the wallet gRPC client and the rate limiter.
  */
 import { Effect, Layer } from "effect"
-import { FetchHttpClient } from "effect/http"
+import { NodeHttpClient } from "@effect/platform-node"
 import { HttpApiSwagger } from "effect/http-api"
 import { Jwt } from "@walletun/infra"
 import { GatewayConfig } from "./GatewayConfig.ts"
@@ -19,6 +19,13 @@ import { WalletClient } from "./WalletClient.ts"
  * for its whole lifetime (15 minutes), so this covers that many active users; about 1 KiB each.
  */
 const tokenCacheSize = 10_000
+
+/**
+ * The HTTP client to the services behind the gateway: undici's dispatcher without the WHATWG
+ * fetch layer over it (streams, Request and Response objects per call), keep-alive connections,
+ * at most this many to one service; further requests wait for one, within the downstream deadline.
+ */
+const downstreamConnections = 128
 
 const Limiter = Layer.unwrap(
   Effect.gen(function* () {
@@ -41,7 +48,7 @@ export const routesNoDeps = Layer.mergeAll(
 /** Every route of the gateway with the real downstreams, needing only configuration. */
 export const routes = routesNoDeps.pipe(
   Layer.provide([WalletClient.layer, Jwt.layerConfigWith({ tokenCacheSize }), Limiter]),
-  Layer.provideMerge(FetchHttpClient.layer),
+  Layer.provideMerge(NodeHttpClient.layerUndiciOptions({ connections: downstreamConnections })),
   Layer.provideMerge(GatewayConfig.layer),
 )
 
