@@ -13,7 +13,11 @@
  *                             BENCH_SECONDS (cap of each measurement, 3), BENCH_USERS (64),
  *                             LOG_LEVEL (of the gateway, Warn),
  *                             BENCH_CPU_PROF=<dir>: the gateway runs with `--cpu-prof` into <dir>
- *                             and the top functions of each route's measured windows are printed.
+ *                             and the top functions of each route's measured windows are printed,
+ *                             BENCH_BASELINE=<path of another checkout's packages/gateway/src/main.ts>:
+ *                             that gateway runs too, side by side under the same load, and the
+ *                             change in CPU per request is printed as the median of the rounds' ratios
+ *                             (what a machine shared with other work disturbs least).
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Option } from "effect"
@@ -26,8 +30,7 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import * as path from "node:path"
 import * as Profile from "./profile.ts"
 
-const ports = { gateway: 18690, stub: 18691, walletGrpc: 18692 }
-const base = `http://127.0.0.1:${ports.gateway}`
+const ports = { gateway: 18690, stub: 18691, walletGrpc: 18692, baseline: 18693 }
 const stubBase = `http://127.0.0.1:${ports.stub}`
 const gatewayMain = new URL("../src/main.ts", import.meta.url).pathname
 
@@ -106,14 +109,14 @@ const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n)
 interface Route {
   readonly name: string
   readonly status: number
-  readonly send: (index: number, token: string) => Promise<Response>
+  readonly send: (base: string, index: number, token: string) => Promise<Response>
 }
 
 const routes: ReadonlyArray<Route> = [
   {
     name: "POST /v1/transactions",
     status: 202,
-    send: (index, token) =>
+    send: (base, index, token) =>
       fetch(`${base}/v1/transactions`, {
         method: "POST",
         headers: {
@@ -133,7 +136,7 @@ const routes: ReadonlyArray<Route> = [
   {
     name: "GET /v1/transactions/{id}",
     status: 200,
-    send: (_index, token) =>
+    send: (base, _index, token) =>
       fetch(`${base}/v1/transactions/${transactionId}`, { headers: { authorization: `Bearer ${token}` } }),
   },
 ]
@@ -142,7 +145,14 @@ const routes: ReadonlyArray<Route> = [
 let sent = 0
 
 /** Sends `count` requests of `route` from `concurrency` loops, stopping early at `deadline` (ms). */
-const drive = (route: Route, tokens: ReadonlyArray<string>, count: number, concurrency: number, deadline: number) =>
+const drive = (
+  route: Route,
+  base: string,
+  tokens: ReadonlyArray<string>,
+  count: number,
+  concurrency: number,
+  deadline: number,
+) =>
   Effect.promise(async () => {
     let started = 0
     let ok = 0
@@ -152,7 +162,7 @@ const drive = (route: Route, tokens: ReadonlyArray<string>, count: number, concu
       while (started < count && performance.now() < deadline) {
         started++
         const index = sent++
-        const response = await route.send(index, tokens[index % tokens.length] ?? "")
+        const response = await route.send(base, index, tokens[index % tokens.length] ?? "")
         await response.arrayBuffer()
         if (response.status === route.status) ok++
         else failures.set(response.status, (failures.get(response.status) ?? 0) + 1)
@@ -169,30 +179,66 @@ interface Measured {
   readonly unexpected: string
 }
 
-/** One measured run of `route` after its warm-up: the gateway's CPU per request it served. */
+/** A gateway process under test. */
+interface Gateway {
+  readonly label: string
+  readonly base: string
+  readonly pid: number
+  readonly process: ServiceProcess.RunningService
+}
+
+/** Starts the gateway of `main` on `port`, wired to the stub; `env` is added to its environment. */
+const startGateway = (label: string, main: string, port: number, env: Readonly<Record<string, string>>) =>
+  Effect.gen(function* () {
+    const running = yield* ServiceProcess.start(main, {
+      GATEWAY_PORT: String(port),
+      USER_SERVICE_URL: stubBase,
+      TRANSACTION_SERVICE_URL: stubBase,
+      WALLET_HEALTH_URL: stubBase,
+      // Nothing listens there: no wallet route is driven.
+      WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
+      JWT_JWKS_URL: `${stubBase}/.well-known/jwks.json`,
+      // The benchmark measures the forwarding, not the limits.
+      GATEWAY_RATE_LIMIT_PER_USER: "100000000",
+      GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000000",
+      ...env,
+    })
+    const base = `http://127.0.0.1:${port}`
+    yield* ServiceProcess.waitFor(`${base}/health/live`)
+    return { label, base, pid: running.child.pid ?? 0, process: running } satisfies Gateway
+  })
+
+/**
+ * One measured run of `route` on every gateway at once (each with its own `concurrency` in
+ * flight, so side by side they share whatever else loads the machine): each one's CPU per request
+ * it served, and the window of the run on the profile clock.
+ */
 const measure = (
   route: Route,
-  pid: number,
+  gateways: ReadonlyArray<Gateway>,
   options: { readonly tokens: ReadonlyArray<string>; readonly requests: number; readonly concurrency: number },
   seconds: number,
 ) =>
   Effect.gen(function* () {
-    const cpuBefore = cpuMillis(pid)
+    const cpuBefore = gateways.map((gateway) => cpuMillis(gateway.pid))
     const from = monotonicMicros()
     const started = performance.now()
-    const { ok, failures } = yield* drive(
-      route,
-      options.tokens,
-      options.requests,
-      options.concurrency,
-      started + seconds * 1000,
+    const runs = yield* Effect.all(
+      gateways.map((gateway) =>
+        drive(route, gateway.base, options.tokens, options.requests, options.concurrency, started + seconds * 1000),
+      ),
+      { concurrency: "unbounded" },
     )
     const elapsed = (performance.now() - started) / 1000
     const window = { from, to: monotonicMicros() }
-    const cpu = cpuMillis(pid) - cpuBefore
-    const served = ok + [...failures.values()].reduce((sum, n) => sum + n, 0)
-    const unexpected = [...failures].map(([status, n]) => `${n} × ${status}`).join(", ")
-    return { window, measured: { ok, seconds: elapsed, cpuMsPerRequest: cpu / Math.max(1, served), unexpected } }
+    const measured = gateways.map((gateway, index): Measured => {
+      const { ok, failures } = runs[index] ?? { ok: 0, failures: new Map<number, number>() }
+      const cpu = cpuMillis(gateway.pid) - (cpuBefore[index] ?? 0)
+      const served = ok + [...failures.values()].reduce((sum, n) => sum + n, 0)
+      const unexpected = [...failures].map(([status, n]) => `${n} × ${status}`).join(", ")
+      return { ok, seconds: elapsed, cpuMsPerRequest: cpu / Math.max(1, served), unexpected }
+    })
+    return { window, measured }
   })
 
 const median = (values: ReadonlyArray<number>) => {
@@ -208,70 +254,93 @@ const program = Effect.gen(function* () {
   const seconds = yield* Config.Int("BENCH_SECONDS").pipe(Config.withDefault(3))
   const users = yield* Config.Int("BENCH_USERS").pipe(Config.withDefault(64))
   const logLevel = yield* Config.String("LOG_LEVEL").pipe(Config.withDefault("Warn"))
+  const baselineMain = yield* Config.option(Config.String("BENCH_BASELINE"))
   const profiling = Option.map(yield* Config.option(Config.String("BENCH_CPU_PROF")), (dir) => path.resolve(dir))
 
   yield* stub
-  const gateway = yield* ServiceProcess.start(gatewayMain, {
+  const gateway = yield* startGateway("gateway", gatewayMain, ports.gateway, {
     LOG_LEVEL: logLevel,
-    GATEWAY_PORT: String(ports.gateway),
-    USER_SERVICE_URL: stubBase,
-    TRANSACTION_SERVICE_URL: stubBase,
-    WALLET_HEALTH_URL: stubBase,
-    // Nothing listens there: no wallet route is driven.
-    WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
-    JWT_JWKS_URL: `${stubBase}/.well-known/jwks.json`,
-    // The benchmark measures the forwarding, not the limits.
-    GATEWAY_RATE_LIMIT_PER_USER: "100000000",
-    GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000000",
     ...Option.match(profiling, {
       onNone: () => ({}),
       onSome: (dir) => ({ NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` }),
     }),
   })
-  const pid = gateway.child.pid ?? 0
-  yield* ServiceProcess.waitFor(`${base}/health/live`)
+  const gateways: ReadonlyArray<Gateway> = Option.isSome(baselineMain)
+    ? [
+        gateway,
+        yield* startGateway("baseline", path.resolve(baselineMain.value), ports.baseline, { LOG_LEVEL: logLevel }),
+      ]
+    : [gateway]
   const load = { tokens: Array.from({ length: users }, () => tokenFor(randomUUID())), requests, concurrency }
   yield* Effect.sync(() =>
     console.log(
-      `gateway (pid ${pid}, LOG_LEVEL=${logLevel}) forwarding to a stub: ${concurrency} in flight, ${users} users, ` +
+      `${gateways.map((one) => `${one.label} pid ${one.pid}`).join(", ")}, LOG_LEVEL=${logLevel}, ` +
+        `forwarding to a stub: ${concurrency} in flight each, ${users} users, ` +
         `${rounds} rounds of ${requests} requests per route after ${warmup} to warm up`,
     ),
   )
-  for (const route of routes) yield* drive(route, load.tokens, warmup, concurrency, performance.now() + seconds * 1000)
+  for (const route of routes) {
+    yield* Effect.all(
+      gateways.map((one) =>
+        drive(route, one.base, load.tokens, warmup, concurrency, performance.now() + seconds * 1000),
+      ),
+      { concurrency: "unbounded" },
+    )
+  }
 
-  const results = new Map(routes.map((route) => [route, [] as Array<Measured>]))
-  const windows = new Map(routes.map((route) => [route, [] as Array<{ from: number; to: number }>]))
-  const report = (label: string, route: Route, measured: Measured) =>
+  const key = (route: Route, one: Gateway) => `${route.name} ${one.label}`
+  const results = new Map<string, Array<Measured>>()
+  const windows = new Map<Route, Array<Profile.Window>>()
+  const report = (label: string, route: Route, one: Gateway, measured: Measured) =>
     Effect.sync(() =>
       console.log(
-        `${label.padEnd(7)} ${route.name.padEnd(26)} ${String(measured.ok).padStart(6)} ok ` +
+        `${label.padEnd(7)} ${route.name.padEnd(26)} ${one.label.padEnd(8)} ${String(measured.ok).padStart(6)} ok ` +
           `${String(Math.round(measured.ok / measured.seconds)).padStart(6)} requests/s ` +
           `${measured.cpuMsPerRequest.toFixed(3)} ms CPU/request  ` +
-          `RSS ${memoryMiB(pid, "VmRSS")} MiB (peak ${memoryMiB(pid, "VmHWM")} MiB)` +
+          `RSS ${memoryMiB(one.pid, "VmRSS")} MiB (peak ${memoryMiB(one.pid, "VmHWM")} MiB)` +
           (measured.unexpected === "" ? "" : `  unexpected: ${measured.unexpected}`),
       ),
     )
   for (let round = 1; round <= rounds; round++) {
     for (const route of routes) {
-      const { window, measured } = yield* measure(route, pid, load, seconds)
-      results.get(route)?.push(measured)
-      windows.get(route)?.push(window)
-      yield* report(`round ${round}`, route, measured)
+      const { window, measured } = yield* measure(route, gateways, load, seconds)
+      windows.set(route, [...(windows.get(route) ?? []), window])
+      for (const [index, one] of gateways.entries()) {
+        const run = measured[index]
+        if (run === undefined) continue
+        results.set(key(route, one), [...(results.get(key(route, one)) ?? []), run])
+        yield* report(`round ${round}`, route, one, run)
+      }
     }
   }
-  for (const [route, all] of results) {
-    yield* report("median", route, {
-      ok: median(all.map((one) => one.ok)),
-      seconds: median(all.map((one) => one.seconds)),
-      cpuMsPerRequest: median(all.map((one) => one.cpuMsPerRequest)),
-      unexpected: all.map((one) => one.unexpected).join(""),
-    })
+  for (const route of routes) {
+    for (const one of gateways) {
+      const all = results.get(key(route, one)) ?? []
+      yield* report("median", route, one, {
+        ok: median(all.map((run) => run.ok)),
+        seconds: median(all.map((run) => run.seconds)),
+        cpuMsPerRequest: median(all.map((run) => run.cpuMsPerRequest)),
+        unexpected: all.map((run) => run.unexpected).join(""),
+      })
+    }
+    if (gateways.length === 2) {
+      // Paired by round: both ran at the same time, so the ratio is what the machine's load disturbs least.
+      const mine = results.get(key(route, gateway)) ?? []
+      const theirs = results.get(`${route.name} baseline`) ?? []
+      const ratios = mine.map((run, index) => run.cpuMsPerRequest / (theirs[index]?.cpuMsPerRequest ?? Number.NaN))
+      yield* Effect.sync(() =>
+        console.log(
+          `change  ${route.name.padEnd(26)} gateway/baseline CPU per request: median ${median(ratios).toFixed(3)} ` +
+            `(rounds: ${ratios.map((ratio) => ratio.toFixed(3)).join(", ")})`,
+        ),
+      )
+    }
   }
 
   if (Option.isSome(profiling)) {
     // The profile is written when the process exits on its own: SIGTERM, then wait.
-    gateway.child.kill("SIGTERM")
-    yield* gateway.exited
+    gateway.process.child.kill("SIGTERM")
+    yield* gateway.process.exited
     const dir = profiling.value
     const written = fs
       .readdirSync(dir)
