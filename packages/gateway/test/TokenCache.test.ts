@@ -64,6 +64,16 @@ const same = (both: { readonly cached: Verifier; readonly uncached: Verifier }, 
     return remembered
   })
 
+/** Both verifiers at the test's start time, and a token they have both accepted once. */
+const accepted = (claims?: Parameters<typeof sign>[1]) =>
+  Effect.gen(function* () {
+    yield* TestClock.setTime(start)
+    const both = yield* verifiers(100)
+    const token = yield* sign(both.current, claims)
+    assert.match(yield* same(both, token), /^ok /)
+    return { ...both, token }
+  })
+
 type Key = Jwt.VerifiedToken["key"]
 const fakeKey = () => ({}) as Key
 const verified = (kid: string, key: Key, exp: number, nbf?: number): Jwt.VerifiedToken => ({
@@ -111,10 +121,7 @@ describe("token cache", () => {
 
   it.effect("an expired token is refused on a hit, at the same second as without the cache", () =>
     Effect.gen(function* () {
-      yield* TestClock.setTime(start)
-      const both = yield* verifiers(100)
-      const token = yield* sign(both.current)
-      assert.match(yield* same(both, token), /^ok /)
+      const { token, ...both } = yield* accepted()
       assert.match(yield* same(both, token), /^ok /)
       // Past exp but within the 30 s of skew: still accepted; then refused as expired.
       yield* TestClock.adjust(Duration.seconds(900 + 29))
@@ -140,10 +147,7 @@ describe("token cache", () => {
 
   it.effect("a remembered token whose key left the JWKS is refused once the keys are refreshed", () =>
     Effect.gen(function* () {
-      yield* TestClock.setTime(start)
-      const both = yield* verifiers(100)
-      const token = yield* sign(both.current, { exp: Math.floor(start / 1000) + 3600 })
-      assert.match(yield* same(both, token), /^ok /)
+      const { token, ...both } = yield* accepted({ exp: Math.floor(start / 1000) + 3600 })
       yield* Ref.set(both.published, [])
       yield* TestClock.adjust(Duration.minutes(4))
       assert.match(yield* same(both, token), /^ok /)
@@ -154,10 +158,7 @@ describe("token cache", () => {
 
   it.effect("a remembered token does not vouch for a tampered copy or for another key", () =>
     Effect.gen(function* () {
-      yield* TestClock.setTime(start)
-      const both = yield* verifiers(100)
-      const token = yield* sign(both.current)
-      assert.match(yield* same(both, token), /^ok /)
+      const { token, ...both } = yield* accepted()
       const [head, body, signature] = token.split(".")
       const forged = Buffer.from(
         JSON.stringify({ ...JSON.parse(Buffer.from(body ?? "", "base64url").toString()), sub: "admin" }),
