@@ -15,8 +15,8 @@ import { WalletClient } from "./WalletClient.ts"
 
 /**
  * Verified tokens the gateway remembers, so a client's next request with the same token skips the
- * Ed25519 signature check (the largest cost of a forwarded request). A user keeps one access token
- * for its whole lifetime (15 minutes), so this covers that many active users; about 1 KiB each.
+ * Ed25519 signature check (a fifth of the CPU of a forwarded request). A user keeps one access
+ * token for its whole lifetime (15 minutes), so this covers that many active users; about 1 KiB each.
  */
 const tokenCacheSize = 10_000
 
