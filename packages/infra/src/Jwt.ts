@@ -1,8 +1,9 @@
 /**
  * Access-token verification that the gateway and the internal services share: EdDSA (Ed25519) JWTs
  * checked against a JWKS that is fetched, cached and refreshed on an unknown `kid` (at a bounded
- * rate), with the algorithm pinned and `iss` / `aud` / `exp` checked with a clock skew; plus the
- * implementation of an HttpApi bearer security middleware built on it.
+ * rate), with the algorithm pinned and `iss` / `aud` / `exp` checked with a clock skew; optionally a
+ * bounded cache of tokens that verified, so a token presented again skips the signature check; plus
+ * the implementation of an HttpApi bearer security middleware built on it.
  */
 import { Config, Context, DateTime, Duration, Effect, Layer, Option, Redacted, Ref, Schema, Semaphore } from "effect"
 import { HttpClient } from "effect/http"
@@ -52,6 +53,11 @@ export interface VerifierOptions {
   readonly cacheTtl?: Duration.Duration
   /** Reads the JWKS document (`{ keys: [...] }`). */
   readonly fetchJwks: Effect.Effect<unknown, JwtError>
+  /**
+   * How many verified tokens to remember (see {@link makeTokenCache}); 0, the default, remembers
+   * none and verifies every token in full.
+   */
+  readonly tokenCacheSize?: number
 }
 
 /** Verifies access tokens; fails with `JwtError` for anything but a valid, current, well-signed token. */
@@ -117,6 +123,62 @@ const classify = (error: unknown): JwtError => {
   }
 }
 
+/** A token that verified: its claims, the key that verified it and its time bounds (epoch seconds). */
+export interface VerifiedToken {
+  readonly claims: Claims
+  readonly key: Jose.CryptoKey
+  readonly exp: number
+  readonly nbf: number | undefined
+}
+
+/** Tokens that verified, by their exact text, at most `maxTokens` of them. */
+export interface TokenCache {
+  /**
+   * The claims of `token` when it verified before and nothing that could refuse it has changed: it
+   * is within its time bounds with no clock skew (`nbf <= now < exp`, stricter than the verifier)
+   * and the key that verified it is still the one `keys` holds for its kid. Otherwise `undefined`,
+   * and the token is forgotten: the caller verifies it again in full, which decides.
+   */
+  readonly lookup: (token: string, nowSeconds: number, keys: ReadonlyMap<string, Jose.CryptoKey>) => Claims | undefined
+  /** Remembers a token that just verified, dropping the least recently used one beyond `maxTokens`. */
+  readonly remember: (token: string, verified: VerifiedToken) => void
+  /** How many tokens are remembered. */
+  readonly size: () => number
+}
+
+/**
+ * A bounded cache of verified tokens. A token is only ever looked up by its whole text, a hit is
+ * re-checked against the clock and the current keys, and refused tokens are never remembered, so
+ * the cache cannot accept a token that a full verification would refuse.
+ */
+export const makeTokenCache = (maxTokens: number): TokenCache => {
+  // A Map keeps insertion order: re-inserting on every hit makes the first key the least recently used.
+  const tokens = new Map<string, VerifiedToken>()
+  return {
+    lookup: (token, nowSeconds, keys) => {
+      const entry = tokens.get(token)
+      if (entry === undefined) return undefined
+      tokens.delete(token)
+      const current =
+        nowSeconds < entry.exp &&
+        (entry.nbf === undefined || entry.nbf <= nowSeconds) &&
+        keys.get(entry.claims.kid) === entry.key
+      if (!current) return undefined
+      tokens.set(token, entry)
+      return entry.claims
+    },
+    remember: (token, verified) => {
+      tokens.delete(token)
+      tokens.set(token, verified)
+      if (tokens.size > maxTokens) {
+        const stalest = tokens.keys().next().value
+        if (stalest !== undefined) tokens.delete(stalest)
+      }
+    },
+    size: () => tokens.size,
+  }
+}
+
 interface KeyCache {
   readonly keys: ReadonlyMap<string, Jose.CryptoKey>
   /** When the JWKS was last fetched (or attempted), in epoch milliseconds. */
@@ -176,10 +238,9 @@ export const make = Effect.fnUntraced(function* (options: VerifierOptions) {
     return refreshed
   })
 
-  const verify = Effect.fnUntraced(function* (token: Redacted.Redacted<string>) {
-    const raw = Redacted.value(token)
-    // HttpApi calls the bearer handler with an empty credential when the header is missing.
-    if (raw.trim() === "") return yield* new JwtError({ reason: "Missing" })
+  const tokens = (options.tokenCacheSize ?? 0) > 0 ? makeTokenCache(options.tokenCacheSize ?? 0) : undefined
+
+  const verifyInFull = Effect.fnUntraced(function* (raw: string) {
     const header = yield* Effect.try({
       try: () => Jose.decodeProtectedHeader(raw),
       catch: () => new JwtError({ reason: "Malformed" }),
@@ -202,7 +263,23 @@ export const make = Effect.fnUntraced(function* (options: VerifierOptions) {
       catch: classify,
     })
     const claims = yield* decodeClaims(payload).pipe(Effect.mapError(() => new JwtError({ reason: "Claims" })))
-    return { ...claims, kid: header.kid } satisfies Claims
+    const verified = { ...claims, kid: header.kid } satisfies Claims
+    tokens?.remember(raw, { claims: verified, key, exp: claims.exp, nbf: payload.nbf })
+    return verified
+  })
+
+  const verify = Effect.fnUntraced(function* (token: Redacted.Redacted<string>) {
+    const raw = Redacted.value(token)
+    // HttpApi calls the bearer handler with an empty credential when the header is missing.
+    if (raw.trim() === "") return yield* new JwtError({ reason: "Missing" })
+    if (tokens !== undefined) {
+      // The keys are refreshed as for a full verification, so a retired key stops verifying as soon.
+      yield* refresh(false)
+      const nowSeconds = Math.floor(DateTime.toEpochMillis(yield* DateTime.now) / 1000)
+      const cached = tokens.lookup(raw, nowSeconds, (yield* Ref.get(cache)).keys)
+      if (cached !== undefined) return cached
+    }
+    return yield* verifyInFull(raw)
   })
 
   return JwtVerifier.of({
@@ -234,18 +311,23 @@ export const layerHttp = (options: Omit<VerifierOptions, "fetchJwks"> & { readon
 
 /**
  * `layerHttp` configured from the environment: `JWT_JWKS_URL` (default the user service's
- * `http://127.0.0.1:8081/.well-known/jwks.json`), `JWT_ISSUER` (`walletun`), `JWT_AUDIENCE` (`walletun-api`).
+ * `http://127.0.0.1:8081/.well-known/jwks.json`), `JWT_ISSUER` (`walletun`), `JWT_AUDIENCE`
+ * (`walletun-api`), with the token cache of `options` (none by default).
  */
-export const layerConfig = Layer.unwrap(
-  Effect.gen(function* () {
-    const jwksUrl = yield* Config.String("JWT_JWKS_URL").pipe(
-      Config.withDefault("http://127.0.0.1:8081/.well-known/jwks.json"),
-    )
-    const issuer = yield* Config.String("JWT_ISSUER").pipe(Config.withDefault("walletun"))
-    const audience = yield* Config.String("JWT_AUDIENCE").pipe(Config.withDefault("walletun-api"))
-    return layerHttp({ jwksUrl, issuer, audience })
-  }),
-)
+export const layerConfigWith = (options: Pick<VerifierOptions, "tokenCacheSize"> = {}) =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const jwksUrl = yield* Config.String("JWT_JWKS_URL").pipe(
+        Config.withDefault("http://127.0.0.1:8081/.well-known/jwks.json"),
+      )
+      const issuer = yield* Config.String("JWT_ISSUER").pipe(Config.withDefault("walletun"))
+      const audience = yield* Config.String("JWT_AUDIENCE").pipe(Config.withDefault("walletun-api"))
+      return layerHttp({ jwksUrl, issuer, audience, ...options })
+    }),
+  )
+
+/** {@link layerConfigWith} without a token cache: every token verified in full. */
+export const layerConfig = layerConfigWith()
 
 /** The `WWW-Authenticate` challenges (RFC 6750) for a missing and for an invalid bearer token. */
 export const challenges = {

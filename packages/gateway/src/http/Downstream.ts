@@ -5,8 +5,8 @@
  * fails or is too slow becomes a 503, 502 or 504 problem with no internal detail.
  */
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
-import { HttpBody, HttpClient, HttpClientRequest, HttpServerResponse, ProblemDetails } from "effect/http"
-import type { HttpMethod, HttpServerRequest } from "effect/http"
+import { HttpBody, HttpClientRequest, HttpServerResponse, ProblemDetails } from "effect/http"
+import type { HttpClient, HttpMethod, HttpServerRequest } from "effect/http"
 import { Errors } from "@walletun/domain"
 
 /** A service behind the gateway did not answer usefully. */
@@ -53,34 +53,26 @@ const pick = (headers: Readonly<Record<string, string | undefined>>, names: Read
 const readRetry = Schedule.exponential(Duration.millis(50)).pipe(Schedule.jittered, Schedule.upTo({ times: 3 }))
 
 /**
- * Forwards the current request to `base` (same path and query) and returns the service's answer
- * as is. `clientAddress` goes on as `X-Forwarded-For`, so the service's own per-address limits see
- * the real client.
+ * A forwarder to the service at `base`, built once: each call sends the request on to the service
+ * (same path and query, to `base`'s origin) and returns the service's answer as is.
+ * `clientAddress` goes on as `X-Forwarded-For`, so the service's own per-address limits see the
+ * real client.
  */
-export const forward = (options: {
+export const forwarder = (options: {
   readonly service: string
   readonly base: URL
   readonly timeout: Duration.Duration
-  readonly request: HttpServerRequest.HttpServerRequest
-  readonly clientAddress: string
-}) =>
-  Effect.gen(function* () {
-    const client = yield* HttpClient.HttpClient
-    const { request } = options
-    const read = request.method === "GET" || request.method === "HEAD"
-    // A body over the limit (or cut off) dies here; the problem middleware answers it (413 / 400).
-    const body = read ? undefined : new Uint8Array(yield* Effect.orDie(request.arrayBuffer))
-    const headers = { ...pick(request.headers, requestHeaders), "x-forwarded-for": options.clientAddress }
-    const outgoing = HttpClientRequest.make(request.method as HttpMethod.HttpMethod)(
-      new URL(request.url, options.base),
-      {
-        headers,
-        ...(body === undefined
-          ? {}
-          : { body: HttpBody.uint8Array(body, request.headers["content-type"] ?? "application/json") }),
-      },
-    )
-    const send = client.execute(outgoing).pipe(
+  readonly client: HttpClient.HttpClient
+}) => {
+  const { service, client } = options
+  const origin = options.base.origin
+  const timedOut = () => Effect.fail(new DownstreamFailure({ service, status: 504 }))
+  const failure = (error: unknown) =>
+    error instanceof DownstreamFailure
+      ? error
+      : new DownstreamFailure({ service, status: isTransport(error) ? 503 : 502 })
+  const send = (outgoing: HttpClientRequest.HttpClientRequest) =>
+    client.execute(outgoing).pipe(
       Effect.flatMap((response) =>
         Effect.map(response.arrayBuffer, (bytes) => ({
           status: response.status,
@@ -88,24 +80,32 @@ export const forward = (options: {
           bytes: new Uint8Array(bytes),
         })),
       ),
-      Effect.timeoutOrElse({
-        duration: options.timeout,
-        orElse: () => Effect.fail(new DownstreamFailure({ service: options.service, status: 504 })),
-      }),
+      Effect.timeoutOrElse({ duration: options.timeout, orElse: timedOut }),
     )
-    const answer = yield* (read ? send.pipe(Effect.retry({ schedule: readRetry, while: isTransport })) : send).pipe(
-      Effect.mapError((error) =>
-        error._tag === "DownstreamFailure"
-          ? error
-          : new DownstreamFailure({ service: options.service, status: isTransport(error) ? 503 : 502 }),
-      ),
-    )
-    return HttpServerResponse.uint8Array(answer.bytes, {
-      status: answer.status,
-      headers: pick(answer.headers, responseHeaders),
-      ...(answer.headers["content-type"] === undefined ? {} : { contentType: answer.headers["content-type"] }),
-    })
-  }).pipe(Effect.catchTag("DownstreamFailure", problem))
+
+  return (request: HttpServerRequest.HttpServerRequest, clientAddress: string) =>
+    Effect.gen(function* () {
+      const read = request.method === "GET" || request.method === "HEAD"
+      const incoming = request.headers
+      // A body over the limit (or cut off) dies here; the problem middleware answers it (413 / 400).
+      const body = read ? undefined : new Uint8Array(yield* Effect.orDie(request.arrayBuffer))
+      // The request's own path and query on the service's origin: a path is never read as a host.
+      const outgoing = HttpClientRequest.make(request.method as HttpMethod.HttpMethod)(`${origin}${request.url}`, {
+        headers: { ...pick(incoming, requestHeaders), "x-forwarded-for": clientAddress },
+        ...(body === undefined
+          ? {}
+          : { body: HttpBody.uint8Array(body, incoming["content-type"] ?? "application/json") }),
+      })
+      const answer = yield* (
+        read ? send(outgoing).pipe(Effect.retry({ schedule: readRetry, while: isTransport })) : send(outgoing)
+      ).pipe(Effect.mapError(failure))
+      return HttpServerResponse.uint8Array(answer.bytes, {
+        status: answer.status,
+        headers: pick(answer.headers, responseHeaders),
+        ...(answer.headers["content-type"] === undefined ? {} : { contentType: answer.headers["content-type"] }),
+      })
+    }).pipe(Effect.catchTag("DownstreamFailure", problem))
+}
 
 /** A connection that could not be made or was cut: the service is unavailable, not broken. */
 const isTransport = (error: unknown): boolean =>

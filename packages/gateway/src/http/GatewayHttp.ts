@@ -41,14 +41,14 @@ const userLimit = Effect.gen(function* () {
 const forwarder = Effect.gen(function* () {
   const config = yield* GatewayConfig
   const client = yield* HttpClient.HttpClient
+  const to = (service: string, base: URL) =>
+    Downstream.forwarder({ service, base, timeout: config.downstreamTimeout, client })
+  const services = {
+    user: to("user", config.userServiceUrl),
+    transaction: to("transaction", config.transactionServiceUrl),
+  }
   return (service: "user" | "transaction", request: HttpServerRequest.HttpServerRequest) =>
-    Downstream.forward({
-      service,
-      base: service === "user" ? config.userServiceUrl : config.transactionServiceUrl,
-      timeout: config.downstreamTimeout,
-      request,
-      clientAddress: clientAddress(request, config.trustForwardedFor),
-    }).pipe(Effect.provideService(HttpClient.HttpClient, client))
+    services[service](request, clientAddress(request, config.trustForwardedFor))
 })
 
 const AuthHandlers = HttpApiBuilder.group(
