@@ -4,9 +4,16 @@ import { Cql, Jwt, Rabbit, Service } from "@walletun/infra"
 import * as App from "./App.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 
+/**
+ * Verified tokens remembered, as in the gateway: every request's token is verified again here
+ * (nothing behind the gateway trusts it blindly), and a client's next request with the same token
+ * skips the Ed25519 check; a hit is re-checked against the clock and the current keys.
+ */
+const tokenCacheSize = 10_000
+
 const Main = App.layer.pipe(
   Layer.provide(Service.httpServer("TRANSACTION_PORT", 8082)),
-  Layer.provide(Jwt.layerConfig.pipe(Layer.provide(FetchHttpClient.layer))),
+  Layer.provide(Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))),
   Layer.provide(TransactionConfig.layer),
   Layer.provide(Layer.mergeAll(Cql.Cql.layer, Rabbit.Rabbit.layer)),
 )
