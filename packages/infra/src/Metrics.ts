@@ -79,7 +79,49 @@ export const cqlStatements = Metric.counter("walletun_cql_statements_total", {
 const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
 
 /** A request path as a low-cardinality route label: ids become `:id`, the query is dropped. */
-export const routeOf = (url: string): string => new URL(url, "http://local").pathname.replace(uuid, ":id")
+export const routeOf = (url: string): string => {
+  // A server request's url is its path and query; only an absolute one needs the URL parser.
+  const path = url.startsWith("/") ? url.slice(0, url.indexOf("?") >>> 0) : new URL(url, "http://local").pathname
+  return path.replace(uuid, ":id")
+}
+
+/**
+ * At most this many distinct routes are labelled; beyond them (paths made up by a client, a
+ * fuzzer) every other route is labelled `other`, so neither the series nor memory grow with them.
+ */
+export const maxRoutes = 256
+
+const routes = new Set<string>()
+const routeLabel = (url: string): string => {
+  const route = routeOf(url)
+  if (routes.has(route)) return route
+  if (routes.size >= maxRoutes) return "other"
+  routes.add(route)
+  return route
+}
+
+// The metric of each label set, built once: `Metric.withAttributes` per request would build its
+// key again each time. Bounded: routes by `maxRoutes`; methods and statuses are few.
+const durations = new Map<string, Metric.Metric<number, unknown>>()
+const counts = new Map<string, Metric.Metric<number, unknown>>()
+const durationOf = (method: string, route: string) => {
+  const key = `${method} ${route}`
+  let metric = durations.get(key)
+  if (metric === undefined) {
+    metric = Metric.withAttributes(httpDuration, { method, route })
+    durations.set(key, metric)
+  }
+  return metric
+}
+const countOf = (method: string, route: string, status: number) => {
+  const key = `${method} ${route} ${status}`
+  let metric = counts.get(key)
+  if (metric === undefined) {
+    metric = Metric.withAttributes(httpRequests, { method, route, status: String(status) })
+    counts.set(key, metric)
+  }
+  return metric
+}
 
 // A request that ends in an error (before a problem middleware answers it) still counts: an
 // unknown route as the 404 the server will send, anything else as a 500.
@@ -93,15 +135,16 @@ const httpMetrics = HttpRouter.middleware(
   (httpEffect) =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const labels = { method: request.method, route: routeOf(request.url) }
+      const method = request.method
+      const route = routeLabel(request.url)
       const started = yield* Clock.currentTimeNanos
       return yield* httpEffect.pipe(
         Effect.onExit((exit) =>
           Effect.gen(function* () {
             const seconds = Number((yield* Clock.currentTimeNanos) - started) / 1e9
             const status = exit._tag === "Success" ? exit.value.status : statusOfFailure(exit.cause)
-            yield* Metric.update(Metric.withAttributes(httpDuration, labels), seconds)
-            yield* Metric.update(Metric.withAttributes(httpRequests, { ...labels, status: String(status) }), 1)
+            yield* Metric.update(durationOf(method, route), seconds)
+            yield* Metric.update(countOf(method, route, status), 1)
           }),
         ),
       )

@@ -19,6 +19,11 @@ describe("Metrics", () => {
       Metrics.routeOf("/v1/wallets/0190a000-0000-7000-8000-0000000000a1/entries?limit=5"),
       "/v1/wallets/:id/entries",
     )
+    assert.strictEqual(Metrics.routeOf("/v1/transactions"), "/v1/transactions")
+    assert.strictEqual(
+      Metrics.routeOf("http://host.test/v1/transactions/0190A000-0000-7000-8000-0000000000A1?x=1"),
+      "/v1/transactions/:id",
+    )
   })
 
   it.live("serves Prometheus text with request counts and latency per route and status", () =>
@@ -33,6 +38,21 @@ describe("Metrics", () => {
       assert.match(text, /walletun_http_request_duration_seconds_count\{[^}]*route="\/v1\/wallets\/:id"[^}]*\} 2/)
       assert.match(text, /walletun_http_requests_total\{[^}]*route="\/nowhere"[^}]*status="404"[^}]*\} 1/)
       assert.match(text, /walletun_transactions_final_total\{status="COMPLETED"\} 1/)
+    }),
+  )
+
+  // Last: it fills the labelled routes of this process.
+  it.live("labels at most maxRoutes routes; paths made up beyond them count as `other`", () =>
+    Effect.gen(function* () {
+      yield* Effect.forEach(
+        Array.from({ length: Metrics.maxRoutes + 20 }, (_, i) => i),
+        (i) => get(`/made-up/${i}`),
+        { concurrency: 16 },
+      )
+      const text = yield* get("/metrics")
+      const series = text.split("\n").filter((line) => line.startsWith("walletun_http_requests_total{"))
+      assert.isAtMost(series.filter((line) => line.includes('route="/made-up/')).length, Metrics.maxRoutes)
+      assert.match(text, /walletun_http_requests_total\{[^}]*route="other"[^}]*status="404"[^}]*\} \d+/)
     }),
   )
 })
