@@ -139,7 +139,12 @@ const implementation = Effect.gen(function* () {
         }),
       toFailure,
     ),
-    // Not exercised by these tests (they test the transport): every claim binds.
+    // Not exercised by these tests (they test the transport): nothing applied, every claim binds.
+    applyTransactions: yield* Grpc.unary(
+      WalletServiceService.applyTransactions,
+      () => Effect.succeed({ results: [] }),
+      toFailure,
+    ),
     claimIdempotencyKey: yield* Grpc.unary(
       WalletServiceService.claimIdempotencyKey,
       (request) =>

@@ -2,9 +2,10 @@
  * The wallet service as the transaction service needs it: wallet lookups for the checks before a
  * transaction is accepted, and ApplyTransaction, each one gRPC call with a deadline.
  */
-import { Context, DateTime, Duration, Effect, Layer, Option } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Option, Result } from "effect"
+import { HttpTraceContext } from "effect/http"
 import type { Currency, Events, Ids, Transaction } from "@walletun/domain"
-import { Grpc } from "@walletun/infra"
+import { Batcher, Grpc } from "@walletun/infra"
 import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import { TransactionConfig } from "./TransactionConfig.ts"
@@ -114,10 +115,13 @@ export class WalletClient extends Context.Service<
     Effect.gen(function* () {
       const config = yield* TransactionConfig
       const client = yield* Grpc.makeClient(WalletServiceClient, config.walletAddress)
-      return make(client, config.walletCallTimeout)
+      return yield* make(client, config.walletCallTimeout)
     }),
   )
 }
+
+/** The most applies one ApplyTransactions call carries. */
+export const applyBatchSize = 128
 
 /** How many wallets the lookup cache holds at most (the oldest entry leaves first). */
 export const cacheCapacity = 50_000
@@ -126,8 +130,40 @@ export const cacheCapacity = 50_000
  * The service over a generated client. A wallet's owner and currency never change once it exists,
  * so wallets found are cached (bounded); a wallet not found is asked for again next time.
  */
-export const make = (client: WalletServiceClient, timeout: Duration.Duration) => {
+export const make = Effect.fnUntraced(function* (client: WalletServiceClient, timeout: Duration.Duration) {
   const known = new Map<string, WalletInfo>()
+  // Concurrent applies (the worker holds many messages at once) go out together in one
+  // ApplyTransactions call: one round trip and one gRPC call for many transactions. Each keeps the
+  // trace context of its own apply, so the wallet's spans and outcome event stay in its trace.
+  const applyBatched = yield* Batcher.make({
+    maxSize: applyBatchSize,
+    concurrency: 2,
+    run: (items: ReadonlyArray<Proto.BatchedApply>) =>
+      Grpc.unaryCall(
+        "WalletService.ApplyTransactions",
+        client.applyTransactions.bind(client),
+        { transactions: [...items] },
+        { timeout },
+      ).pipe(
+        Effect.map((response) =>
+          items.map((_, i): Result.Result<Proto.ApplyTransactionResponse, Grpc.GrpcError> => {
+            const result = response.results[i]?.result
+            if (result === undefined) {
+              return Result.fail(
+                Grpc.makeGrpcError("WalletService.ApplyTransactions", internalStatus, "the answer had no result"),
+              )
+            }
+            return result.$case === "applied"
+              ? Result.succeed(result.value)
+              : Result.fail(
+                  Grpc.makeGrpcError("WalletService.ApplyTransactions", result.value.code, result.value.details),
+                )
+          }),
+        ),
+        // The whole call failed (the service is away, the deadline passed): every item gets it.
+        Effect.catch((error) => Effect.succeed(items.map(() => Result.fail(error)))),
+      ),
+  })
   const remember = (wallet: WalletInfo) => {
     known.set(wallet.id, wallet)
     if (known.size > cacheCapacity) {
@@ -184,12 +220,11 @@ export const make = (client: WalletServiceClient, timeout: Duration.Duration) =>
       })
     }),
     apply: Effect.fn("WalletClient.apply")(function* (event: Events.TransactionRequested) {
-      const response = yield* Grpc.unaryCall(
-        "WalletService.ApplyTransaction",
-        client.applyTransaction.bind(client),
-        applyRequest(event),
-        { timeout },
-      )
+      const span = yield* Effect.option(Effect.currentSpan)
+      const response = yield* applyBatched({
+        request: applyRequest(event),
+        traceContext: Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders }),
+      })
       const outcome = response.outcome
       if (outcome === undefined) {
         // INTERNAL (13): a malformed answer is not retryable; the message goes to the DLQ.
@@ -201,4 +236,4 @@ export const make = (client: WalletServiceClient, timeout: Duration.Duration) =>
         : ({ _tag: "Failed", reason: reasonOf(outcome.value.reason), ...recorded } as const)
     }),
   })
-}
+})

@@ -295,6 +295,42 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
     )
   })
 
+  describe("ApplyTransactions", () => {
+    it.effect("answers each transaction in order: applied, refused as malformed, replayed; none fails another", () =>
+      Effect.gen(function* () {
+        const owner = yield* Uuid.v7
+        const wallet = yield* createWallet(owner)
+        const id = randomUUID()
+        const deposit = (transactionId: string, amount: bigint): Proto.BatchedApply => ({
+          request: {
+            transactionId,
+            actingUserId: owner,
+            kind: { $case: "deposit", value: { walletId: wallet.id, amount, currency: "USD" } },
+          },
+          traceContext: {},
+        })
+        const response = yield* call<Proto.ApplyTransactionsRequest, Proto.ApplyTransactionsResponse>(
+          "applyTransactions",
+          { transactions: [deposit(id, 40n), deposit("not-a-uuid", 5n), deposit(randomUUID(), 2n), deposit(id, 99n)] },
+        )
+        const [first, bad, second, again] = response.results.map((result) => result.result)
+        assert.strictEqual(first?.$case, "applied")
+        assert.deepStrictEqual(
+          bad?.$case === "error" ? [bad.value.code, bad.value.details.startsWith("transaction_id")] : [],
+          [status.INVALID_ARGUMENT, true],
+        )
+        assert.strictEqual(second?.$case, "applied")
+        assert.isTrue(again?.$case === "applied" && again.value.replayed)
+        assert.strictEqual(yield* balanceOf(wallet.id, owner), 42n)
+        const empty = yield* call<Proto.ApplyTransactionsRequest, Proto.ApplyTransactionsResponse>(
+          "applyTransactions",
+          { transactions: [] },
+        ).pipe(Effect.flip)
+        assert.strictEqual(empty.code, status.INVALID_ARGUMENT)
+      }),
+    )
+  })
+
   describe("batches", () => {
     it.effect("one ledger transaction for many applies; one request that breaks it fails alone", () =>
       Effect.gen(function* () {

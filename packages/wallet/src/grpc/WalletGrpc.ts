@@ -4,7 +4,8 @@
  * and map errors to statuses in one place (`toFailure`).
  */
 import { status } from "@grpc/grpc-js"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
+import { Headers, HttpTraceContext } from "effect/http"
 import { Currency, Ids, Money } from "@walletun/domain"
 import type { Errors } from "@walletun/domain"
 import { Grpc } from "@walletun/infra"
@@ -122,6 +123,9 @@ export const decodeApply = Effect.fnUntraced(function* (request: Proto.ApplyTran
   }
 }) satisfies (request: Proto.ApplyTransactionRequest) => Effect.Effect<Ledger.ApplyRequest, InvalidArgument>
 
+/** The most transactions one ApplyTransactions call takes. */
+export const maxBatch = 500
+
 const RequestHash = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(128))
 const hour = 3_600_000
 
@@ -149,6 +153,30 @@ export const decodeClaim = Effect.fnUntraced(function* (request: Proto.ClaimIdem
 export const binding = Effect.gen(function* () {
   const wallets = yield* Wallets
   const svc = WalletServiceService
+
+  // One transaction of an ApplyTransactions call: its answer, or the status it failed with.
+  const applyOne = (item: Proto.BatchedApply): Effect.Effect<Proto.BatchedApplyResult> => {
+    const parent = HttpTraceContext.fromHeaders(Headers.fromInput(item.traceContext))
+    return Effect.suspend(() =>
+      item.request === undefined
+        ? Effect.fail(new InvalidArgument({ message: "request: required" }))
+        : Effect.flatMap(decodeApply(item.request), wallets.apply),
+    ).pipe(
+      Effect.map((applied): Proto.BatchedApplyResult => ({
+        result: { $case: "applied", value: toProtoApplied(applied) },
+      })),
+      Effect.catch((error) => {
+        const failure = toFailure(error)
+        return Effect.succeed<Proto.BatchedApplyResult>({
+          result: { $case: "error", value: { code: failure.code, details: failure.details } },
+        })
+      }),
+      Effect.withSpan("WalletService.ApplyTransactions.item", {
+        kind: "server",
+        ...Option.match(parent, { onNone: () => ({}), onSome: (span) => ({ parent: span }) }),
+      }),
+    )
+  }
 
   const implementation: Proto.WalletServiceServer = {
     createWallet: yield* Grpc.unary(
@@ -213,6 +241,22 @@ export const binding = Effect.gen(function* () {
     applyTransaction: yield* Grpc.unary(
       svc.applyTransaction,
       (request) => Effect.flatMap(decodeApply(request), wallets.apply).pipe(Effect.map(toProtoApplied)),
+      toFailure,
+    ),
+    applyTransactions: yield* Grpc.unary(
+      svc.applyTransactions,
+      (request) =>
+        Effect.gen(function* () {
+          if (request.transactions.length === 0 || request.transactions.length > maxBatch) {
+            return yield* new InvalidArgument({ message: `transactions: between 1 and ${maxBatch}` })
+          }
+          // Each one applied on its own (they still share ledger transactions: LedgerRepo.apply
+          // groups concurrent applies), in a span of its own transaction's trace.
+          const results = yield* Effect.forEach(request.transactions, (item) => applyOne(item), {
+            concurrency: "unbounded",
+          })
+          return { results }
+        }),
       toFailure,
     ),
     claimIdempotencyKey: yield* Grpc.unary(

@@ -416,6 +416,57 @@ export interface ClaimIdempotencyKeyResponse {
   createdAtMs: bigint;
 }
 
+/** Request of ApplyTransactions. */
+export interface ApplyTransactionsRequest {
+  /** The transactions to apply, 1 to 500, each with its caller's trace context. */
+  transactions: BatchedApply[];
+}
+
+/** One transaction of an ApplyTransactions call. */
+export interface BatchedApply {
+  /** What to apply, as ApplyTransaction takes it. */
+  request:
+    | ApplyTransactionRequest
+    | undefined;
+  /**
+   * The W3C trace context (`traceparent`) of the transaction's own trace, so the server's spans and
+   * the outcome event continue that trace rather than the call's.
+   */
+  traceContext: { [key: string]: string };
+}
+
+export interface BatchedApply_TraceContextEntry {
+  key: string;
+  value: string;
+}
+
+/** Answer of ApplyTransactions: one result per transaction, in the request's order. */
+export interface ApplyTransactionsResponse {
+  /** The results. */
+  results: BatchedApplyResult[];
+}
+
+/** The result of one transaction of an ApplyTransactions call. */
+export interface BatchedApplyResult {
+  /** Exactly one is set. */
+  result:
+    | //
+    /** As ApplyTransaction answers it. */
+    { $case: "applied"; value: ApplyTransactionResponse }
+    | //
+    /** The status ApplyTransaction would have failed with (INVALID_ARGUMENT, UNAVAILABLE, ...). */
+    { $case: "error"; value: BatchedApplyError }
+    | undefined;
+}
+
+/** Why one transaction of an ApplyTransactions call got no answer. */
+export interface BatchedApplyError {
+  /** A gRPC status code. */
+  code: number;
+  /** Its details. */
+  details: string;
+}
+
 function createBaseWallet(): Wallet {
   return { id: "", ownerId: "", currency: "", balance: 0n, createdAtMs: 0n, updatedAtMs: 0n };
 }
@@ -2777,6 +2828,551 @@ export const ClaimIdempotencyKeyResponse: MessageFns<ClaimIdempotencyKeyResponse
   },
 };
 
+function createBaseApplyTransactionsRequest(): ApplyTransactionsRequest {
+  return { transactions: [] };
+}
+
+export const ApplyTransactionsRequest: MessageFns<ApplyTransactionsRequest> = {
+  encode(message: ApplyTransactionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.transactions) {
+      BatchedApply.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyTransactionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyTransactionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transactions.push(BatchedApply.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyTransactionsRequest {
+    return {
+      transactions: globalThis.Array.isArray(object?.transactions)
+        ? object.transactions.map((e: any) => BatchedApply.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ApplyTransactionsRequest): unknown {
+    const obj: any = {};
+    if (message.transactions?.length) {
+      obj.transactions = message.transactions.map((e) => BatchedApply.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyTransactionsRequest>, I>>(base?: I): ApplyTransactionsRequest {
+    return ApplyTransactionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyTransactionsRequest>, I>>(object: I): ApplyTransactionsRequest {
+    const message = createBaseApplyTransactionsRequest();
+    message.transactions = object.transactions?.map((e) => BatchedApply.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchedApply(): BatchedApply {
+  return { request: undefined, traceContext: {} };
+}
+
+export const BatchedApply: MessageFns<BatchedApply> = {
+  encode(message: BatchedApply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.request !== undefined) {
+      ApplyTransactionRequest.encode(message.request, writer.uint32(10).fork()).join();
+    }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      BatchedApply_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchedApply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchedApply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.request = ApplyTransactionRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = BatchedApply_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.traceContext[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchedApply {
+    return {
+      request: isSet(object.request) ? ApplyTransactionRequest.fromJSON(object.request) : undefined,
+      traceContext: isObject(object.traceContext)
+        ? (globalThis.Object.entries(object.traceContext) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.trace_context)
+        ? (globalThis.Object.entries(object.trace_context) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: BatchedApply): unknown {
+    const obj: any = {};
+    if (message.request !== undefined) {
+      obj.request = ApplyTransactionRequest.toJSON(message.request);
+    }
+    if (message.traceContext) {
+      const entries = globalThis.Object.entries(message.traceContext) as [string, string][];
+      if (entries.length > 0) {
+        obj.traceContext = {};
+        entries.forEach(([k, v]) => {
+          obj.traceContext[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BatchedApply>, I>>(base?: I): BatchedApply {
+    return BatchedApply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchedApply>, I>>(object: I): BatchedApply {
+    const message = createBaseBatchedApply();
+    message.request = (object.request !== undefined && object.request !== null)
+      ? ApplyTransactionRequest.fromPartial(object.request)
+      : undefined;
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseBatchedApply_TraceContextEntry(): BatchedApply_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const BatchedApply_TraceContextEntry: MessageFns<BatchedApply_TraceContextEntry> = {
+  encode(message: BatchedApply_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchedApply_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchedApply_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchedApply_TraceContextEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: BatchedApply_TraceContextEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BatchedApply_TraceContextEntry>, I>>(base?: I): BatchedApply_TraceContextEntry {
+    return BatchedApply_TraceContextEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchedApply_TraceContextEntry>, I>>(
+    object: I,
+  ): BatchedApply_TraceContextEntry {
+    const message = createBaseBatchedApply_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseApplyTransactionsResponse(): ApplyTransactionsResponse {
+  return { results: [] };
+}
+
+export const ApplyTransactionsResponse: MessageFns<ApplyTransactionsResponse> = {
+  encode(message: ApplyTransactionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      BatchedApplyResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyTransactionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyTransactionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(BatchedApplyResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApplyTransactionsResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => BatchedApplyResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ApplyTransactionsResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => BatchedApplyResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyTransactionsResponse>, I>>(base?: I): ApplyTransactionsResponse {
+    return ApplyTransactionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyTransactionsResponse>, I>>(object: I): ApplyTransactionsResponse {
+    const message = createBaseApplyTransactionsResponse();
+    message.results = object.results?.map((e) => BatchedApplyResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchedApplyResult(): BatchedApplyResult {
+  return { result: undefined };
+}
+
+export const BatchedApplyResult: MessageFns<BatchedApplyResult> = {
+  encode(message: BatchedApplyResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.result?.$case) {
+      case "applied":
+        ApplyTransactionResponse.encode(message.result.value, writer.uint32(10).fork()).join();
+        break;
+      case "error":
+        BatchedApplyError.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchedApplyResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchedApplyResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = { $case: "applied", value: ApplyTransactionResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "error", value: BatchedApplyError.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchedApplyResult {
+    return {
+      result: isSet(object.applied)
+        ? { $case: "applied", value: ApplyTransactionResponse.fromJSON(object.applied) }
+        : isSet(object.error)
+        ? { $case: "error", value: BatchedApplyError.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: BatchedApplyResult): unknown {
+    const obj: any = {};
+    if (message.result?.$case === "applied") {
+      obj.applied = ApplyTransactionResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "error") {
+      obj.error = BatchedApplyError.toJSON(message.result.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BatchedApplyResult>, I>>(base?: I): BatchedApplyResult {
+    return BatchedApplyResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchedApplyResult>, I>>(object: I): BatchedApplyResult {
+    const message = createBaseBatchedApplyResult();
+    switch (object.result?.$case) {
+      case "applied": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "applied", value: ApplyTransactionResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "error", value: BatchedApplyError.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseBatchedApplyError(): BatchedApplyError {
+  return { code: 0, details: "" };
+}
+
+export const BatchedApplyError: MessageFns<BatchedApplyError> = {
+  encode(message: BatchedApplyError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).int32(message.code);
+    }
+    if (message.details !== "") {
+      writer.uint32(18).string(message.details);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchedApplyError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchedApplyError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.details = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchedApplyError {
+    return {
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      details: isSet(object.details) ? globalThis.String(object.details) : "",
+    };
+  },
+
+  toJSON(message: BatchedApplyError): unknown {
+    const obj: any = {};
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.details !== "") {
+      obj.details = message.details;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BatchedApplyError>, I>>(base?: I): BatchedApplyError {
+    return BatchedApplyError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchedApplyError>, I>>(object: I): BatchedApplyError {
+    const message = createBaseBatchedApplyError();
+    message.code = object.code ?? 0;
+    message.details = object.details ?? "";
+    return message;
+  },
+};
+
 /** Wallets and the ledger. Served by the wallet service on port 50051. */
 export type WalletServiceService = typeof WalletServiceService;
 export const WalletServiceService = {
@@ -2863,6 +3459,25 @@ export const WalletServiceService = {
     responseDeserialize: (value: Buffer): ApplyTransactionResponse => ApplyTransactionResponse.decode(value),
   },
   /**
+   * ApplyTransaction for many transactions in one call (1 to 500), for a caller that has many
+   * ready at once (the transaction service's worker). Each is applied exactly once and answered
+   * on its own, in the request's order: one that is malformed, or that a transient failure stops,
+   * gets its own status in its result, and the others are still applied. The call itself fails
+   * only when the whole request is unusable (INVALID_ARGUMENT for 0 or more than 500) or cannot be
+   * served at all. Concurrent applies share ledger transactions on the server either way.
+   */
+  applyTransactions: {
+    path: "/walletun.wallet.v1.WalletService/ApplyTransactions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApplyTransactionsRequest): Buffer =>
+      Buffer.from(ApplyTransactionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApplyTransactionsRequest => ApplyTransactionsRequest.decode(value),
+    responseSerialize: (value: ApplyTransactionsResponse): Buffer =>
+      Buffer.from(ApplyTransactionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApplyTransactionsResponse => ApplyTransactionsResponse.decode(value),
+  },
+  /**
    * Binds a user's idempotency key to a transaction, once: the first claim of (user_id, key)
    * binds it to its transaction id, request hash and creation time until it expires; every later
    * claim gets that binding back with claimed = false. Concurrent claims of one key are decided
@@ -2915,6 +3530,15 @@ export interface WalletServiceServer extends UntypedServiceImplementation {
    * (INVALID_ARGUMENT) and transient failures (retry with the same transaction id).
    */
   applyTransaction: handleUnaryCall<ApplyTransactionRequest, ApplyTransactionResponse>;
+  /**
+   * ApplyTransaction for many transactions in one call (1 to 500), for a caller that has many
+   * ready at once (the transaction service's worker). Each is applied exactly once and answered
+   * on its own, in the request's order: one that is malformed, or that a transient failure stops,
+   * gets its own status in its result, and the others are still applied. The call itself fails
+   * only when the whole request is unusable (INVALID_ARGUMENT for 0 or more than 500) or cannot be
+   * served at all. Concurrent applies share ledger transactions on the server either way.
+   */
+  applyTransactions: handleUnaryCall<ApplyTransactionsRequest, ApplyTransactionsResponse>;
   /**
    * Binds a user's idempotency key to a transaction, once: the first claim of (user_id, key)
    * binds it to its transaction id, request hash and creation time until it expires; every later
@@ -3043,6 +3667,29 @@ export interface WalletServiceClient extends Client {
     callback: (error: ServiceError | null, response: ApplyTransactionResponse) => void,
   ): ClientUnaryCall;
   /**
+   * ApplyTransaction for many transactions in one call (1 to 500), for a caller that has many
+   * ready at once (the transaction service's worker). Each is applied exactly once and answered
+   * on its own, in the request's order: one that is malformed, or that a transient failure stops,
+   * gets its own status in its result, and the others are still applied. The call itself fails
+   * only when the whole request is unusable (INVALID_ARGUMENT for 0 or more than 500) or cannot be
+   * served at all. Concurrent applies share ledger transactions on the server either way.
+   */
+  applyTransactions(
+    request: ApplyTransactionsRequest,
+    callback: (error: ServiceError | null, response: ApplyTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  applyTransactions(
+    request: ApplyTransactionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApplyTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  applyTransactions(
+    request: ApplyTransactionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApplyTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  /**
    * Binds a user's idempotency key to a transaction, once: the first claim of (user_id, key)
    * binds it to its transaction id, request hash and creation time until it expires; every later
    * claim gets that binding back with claimed = false. Concurrent claims of one key are decided
@@ -3088,6 +3735,10 @@ export type DeepPartial<T> = T extends bigint ? string | number | bigint
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
