@@ -301,7 +301,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
         const owner = yield* Uuid.v7
         const wallet = yield* createWallet(owner)
         const id = randomUUID()
-        const deposit = (transactionId: string, amount: bigint): Proto.BatchedApply => ({
+        const item = (transactionId: string, amount: bigint): Proto.BatchedApply => ({
           request: {
             transactionId,
             actingUserId: owner,
@@ -311,7 +311,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
         })
         const response = yield* call<Proto.ApplyTransactionsRequest, Proto.ApplyTransactionsResponse>(
           "applyTransactions",
-          { transactions: [deposit(id, 40n), deposit("not-a-uuid", 5n), deposit(randomUUID(), 2n), deposit(id, 99n)] },
+          { transactions: [item(id, 40n), item("not-a-uuid", 5n), item(randomUUID(), 2n), item(id, 99n)] },
         )
         const [first, bad, second, again] = response.results.map((result) => result.result)
         assert.strictEqual(first?.$case, "applied")
