@@ -25,4 +25,6 @@ COPY packages packages
 USER node
 ARG SERVICE
 ENV SERVICE=${SERVICE}
-CMD ["sh", "-c", "exec node packages/${SERVICE}/src/main.ts"]
+# V8's heap bounds, as scripts/start.ts applies them (README.md, WALLETUN_NODE_OPTIONS).
+ENV WALLETUN_NODE_OPTIONS="--max-semi-space-size=16 --max-old-space-size=256"
+CMD ["sh", "-c", "exec node ${WALLETUN_NODE_OPTIONS} packages/${SERVICE}/src/main.ts"]

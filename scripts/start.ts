@@ -20,6 +20,8 @@
 //   WALLETUN_MAX_RESTARTS   5              restarts in a row (1 s, 2 s, 4 s ... at most 30 s apart)
 //                                          before giving up on a service; a run that stayed ready
 //                                          for 60 s starts the count again
+//   WALLETUN_NODE_OPTIONS   see defaultNodeOptions   the flags each service's node runs with before
+//                                          its main.ts; none for V8's defaults
 //
 // Children are spawned with Effect's ChildProcess module: each one lives in a scope (so nothing
 // outlives the orchestrator, even on a defect), in a process group of its own (so the terminal's
@@ -95,7 +97,19 @@ interface Settings {
   readonly stopTimeout: Duration.Duration
   readonly maxRestarts: number
   readonly traces: string
+  /** Flags for each service's `node`, before its main.ts (WALLETUN_NODE_OPTIONS). */
+  readonly nodeOptions: ReadonlyArray<string>
 }
+
+/**
+ * Bounds on V8's heap, sized from measurement (bench/README.md, "Memory"). A service's live heap is
+ * about 50 MiB after a full collection, idle or after thousands of transfers; left alone, V8 grows
+ * the young generation to 2 x 64 MiB and lets the old generation fill with garbage up to a limit
+ * derived from the machine's memory (4 GiB here), so RSS rose with the work done, to 400-600 MiB.
+ * Semi-spaces of 16 MiB hold a few hundred requests' short-lived objects (8 MiB cost a quarter more
+ * CPU in GC); 256 MiB of old space is five times the live set and makes V8 collect before it grows.
+ */
+const defaultNodeOptions = "--max-semi-space-size=16 --max-old-space-size=256"
 
 const portConfig = (name: string, fallback: number) => Config.Port(name).pipe(Config.withDefault(fallback))
 
@@ -171,6 +185,10 @@ const readSettings = Effect.gen(function* () {
     readyTimeout: yield* Config.Duration("WALLETUN_READY_TIMEOUT").pipe(Config.withDefault(Duration.seconds(90))),
     stopTimeout: yield* Config.Duration("WALLETUN_STOP_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15))),
     maxRestarts: yield* Config.Int("WALLETUN_MAX_RESTARTS").pipe(Config.withDefault(5)),
+    // "none" runs them with V8's own sizing (an empty variable counts as unset).
+    nodeOptions: (yield* Config.String("WALLETUN_NODE_OPTIONS").pipe(Config.withDefault(defaultNodeOptions)))
+      .split(/\s+/)
+      .filter((flag) => flag !== "" && flag !== "none"),
     traces:
       otlp === ""
         ? "not exported; set OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -456,16 +474,20 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
   const incarnation = (restart: number) =>
     Effect.gen(function* () {
       const handle = yield* spawner.spawn(
-        ChildProcess.make(process.execPath, [path.join(root, "packages", spec.name, "src", "main.ts")], {
-          cwd: root,
-          // The user service sits behind the gateway, which sets X-Forwarded-For to the client's
-          // real address: its per-address login limit must count clients, not the gateway.
-          env: spec.name === "user" ? { TRUST_FORWARDED_FOR: "true", ...settings.childEnv } : settings.childEnv,
-          extendEnv: true,
-          stdin: "ignore",
-          killSignal: "SIGTERM",
-          forceKillAfter: settings.stopTimeout,
-        }),
+        ChildProcess.make(
+          process.execPath,
+          [...settings.nodeOptions, path.join(root, "packages", spec.name, "src", "main.ts")],
+          {
+            cwd: root,
+            // The user service sits behind the gateway, which sets X-Forwarded-For to the client's
+            // real address: its per-address login limit must count clients, not the gateway.
+            env: spec.name === "user" ? { TRUST_FORWARDED_FOR: "true", ...settings.childEnv } : settings.childEnv,
+            extendEnv: true,
+            stdin: "ignore",
+            killSignal: "SIGTERM",
+            forceKillAfter: settings.stopTimeout,
+          },
+        ),
       )
       yield* Ref.set(current, Option.some(handle))
       childPids.set(spec.name, handle.pid)
