@@ -106,8 +106,8 @@ interface Settings {
  * about 50 MiB after a full collection, idle or after thousands of transfers; left alone, V8 grows
  * the young generation to 2 x 64 MiB and lets the old generation fill with garbage up to a limit
  * derived from the machine's memory (4 GiB here), so RSS rose with the work done, to 400-600 MiB.
- * Semi-spaces of 16 MiB hold a few hundred requests' short-lived objects (8 MiB cost a quarter more
- * CPU in GC); 256 MiB of old space is five times the live set and makes V8 collect before it grows.
+ * Semi-spaces of 16 MiB hold a few hundred requests' short-lived objects (8 MiB cost a fifth more
+ * CPU); 256 MiB of old space is five times the live set and makes V8 collect before it grows.
  */
 const defaultNodeOptions = "--max-semi-space-size=16 --max-old-space-size=256"
 
