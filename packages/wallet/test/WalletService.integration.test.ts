@@ -69,6 +69,18 @@ const claim = (userId: string, key: string, transactionId: string, requestHash: 
     ttlMs: 25n * 3_600_000n,
   })
 
+/** A queue of this test's own bound to every outcome event, deleted when the test's scope closes. */
+const eventsQueue = Effect.gen(function* () {
+  const rabbit = yield* Rabbit.Rabbit
+  const queue = `wallet.events.test.${randomUUID()}`
+  yield* rabbit.declare({
+    queues: [{ name: queue, type: "quorum" }],
+    bindings: [{ queue, exchange: OutboxRelay.exchange, routingKey: "transaction.*" }],
+  })
+  yield* Effect.addFinalizer(() => rabbit.withChannel((channel) => channel.deleteQueue(queue)).pipe(Effect.ignore))
+  return queue
+})
+
 const ledgerTotal = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const [row] = yield* sql<{ total: string }>`SELECT COALESCE(SUM(balance), 0)::text AS total FROM wallets`
@@ -450,14 +462,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
     it.effect("delivers one outcome event per applied transaction to a queue bound to wallet.events", () =>
       Effect.gen(function* () {
         const rabbit = yield* Rabbit.Rabbit
-        const queue = `wallet.events.test.${randomUUID()}`
-        yield* rabbit.declare({
-          queues: [{ name: queue, type: "quorum" }],
-          bindings: [{ queue, exchange: OutboxRelay.exchange, routingKey: "transaction.*" }],
-        })
-        yield* Effect.addFinalizer(() =>
-          rabbit.withChannel((channel) => channel.deleteQueue(queue)).pipe(Effect.ignore),
-        )
+        const queue = yield* eventsQueue
         const owner = yield* Uuid.v7
         const wallet = yield* createWallet(owner)
         const ids: Array<string> = Array.from({ length: 30 }, () => randomUUID())
@@ -499,14 +504,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
     it.effect("an event names the parties; a replayed apply emits the recorded event again, unchanged", () =>
       Effect.gen(function* () {
         const rabbit = yield* Rabbit.Rabbit
-        const queue = `wallet.events.test.${randomUUID()}`
-        yield* rabbit.declare({
-          queues: [{ name: queue, type: "quorum" }],
-          bindings: [{ queue, exchange: OutboxRelay.exchange, routingKey: "transaction.*" }],
-        })
-        yield* Effect.addFinalizer(() =>
-          rabbit.withChannel((channel) => channel.deleteQueue(queue)).pipe(Effect.ignore),
-        )
+        const queue = yield* eventsQueue
         const alice = yield* Uuid.v7
         const bob = yield* Uuid.v7
         const from = yield* createWallet(alice)
