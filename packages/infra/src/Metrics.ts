@@ -102,25 +102,15 @@ const routeLabel = (url: string): string => {
 
 // The metric of each label set, built once: `Metric.withAttributes` per request would build its
 // key again each time. Bounded: routes by `maxRoutes`; methods and statuses are few.
-const durations = new Map<string, Metric.Metric<number, unknown>>()
-const counts = new Map<string, Metric.Metric<number, unknown>>()
-const durationOf = (method: string, route: string) => {
-  const key = `${method} ${route}`
-  let metric = durations.get(key)
-  if (metric === undefined) {
-    metric = Metric.withAttributes(httpDuration, { method, route })
-    durations.set(key, metric)
+const built = new Map<string, Metric.Metric<number, unknown>>()
+const labelled = (metric: Metric.Metric<number, unknown>, attributes: Readonly<Record<string, string>>) => {
+  const key = `${metric.id} ${Object.values(attributes).join(" ")}`
+  let found = built.get(key)
+  if (found === undefined) {
+    found = Metric.withAttributes(metric, attributes)
+    built.set(key, found)
   }
-  return metric
-}
-const countOf = (method: string, route: string, status: number) => {
-  const key = `${method} ${route} ${status}`
-  let metric = counts.get(key)
-  if (metric === undefined) {
-    metric = Metric.withAttributes(httpRequests, { method, route, status: String(status) })
-    counts.set(key, metric)
-  }
-  return metric
+  return found
 }
 
 // A request that ends in an error (before a problem middleware answers it) still counts: an
@@ -143,8 +133,8 @@ const httpMetrics = HttpRouter.middleware(
           Effect.gen(function* () {
             const seconds = Number((yield* Clock.currentTimeNanos) - started) / 1e9
             const status = exit._tag === "Success" ? exit.value.status : statusOfFailure(exit.cause)
-            yield* Metric.update(durationOf(method, route), seconds)
-            yield* Metric.update(countOf(method, route, status), 1)
+            yield* Metric.update(labelled(httpDuration, { method, route }), seconds)
+            yield* Metric.update(labelled(httpRequests, { method, route, status: String(status) }), 1)
           }),
         ),
       )

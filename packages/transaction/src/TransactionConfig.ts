@@ -33,8 +33,8 @@ export class TransactionConfig extends Context.Service<
     /** Replication factor of the keyspace when the migrations create it (SimpleStrategy). */
     readonly replicationFactor: number
     /**
-     * True on ScyllaDB: keyspaces with tablets do not support LWT there, so the keyspace is created
-     * `WITH tablets = {'enabled': false}` (a syntax error on Cassandra, hence a switch).
+     * Creates a ScyllaDB keyspace `WITH tablets = {'enabled': false}` (a syntax error on Cassandra,
+     * hence a switch). Tablets once had to be off for LWTs; no statement of the service uses one now.
      */
     readonly scyllaTabletsOff: boolean
     /**

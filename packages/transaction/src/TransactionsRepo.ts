@@ -206,6 +206,25 @@ export const make = Effect.fnUntraced(function* (keyspace: string) {
   const finalById = `${statusById} USING TIMESTAMP ?`
   const finalByUser = `${statusByUser} USING TIMESTAMP ?`
 
+  /**
+   * Groups concurrent writes: the statements of up to `maxSize` callers go out as one CQL batch
+   * (one request), and every caller gets that batch's result.
+   */
+  const grouped = <A>(
+    maxSize: number,
+    writes: (item: A) => ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>,
+    logged: boolean,
+  ) =>
+    Batcher.make({
+      maxSize,
+      concurrency: 4,
+      run: (items: ReadonlyArray<A>) =>
+        cql.batch(items.flatMap(writes), { consistency: quorum, logged }).pipe(
+          Effect.result,
+          Effect.map((result) => items.map(() => result)),
+        ),
+    })
+
   /** The writes that store one PENDING transaction: by id, in each party's history, in the index. */
   const pendingWrites = (tx: StoredTransaction) => [
     { query: insertById, params: [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId, ...detailValues(tx)] },
@@ -218,15 +237,7 @@ export const make = Effect.fnUntraced(function* (keyspace: string) {
 
   // One logged batch: a transaction appears everywhere or nowhere (eventually). Concurrent accepts
   // share it, so the batch log is written once for many transactions, in one request.
-  const insertBatched = yield* Batcher.make({
-    maxSize: pendingBatchSize,
-    concurrency: 4,
-    run: (txs: ReadonlyArray<StoredTransaction>) =>
-      cql.batch(txs.flatMap(pendingWrites), { consistency: quorum, logged: true }).pipe(
-        Effect.result,
-        Effect.map((result) => txs.map(() => result)),
-      ),
-  })
+  const insertBatched = yield* grouped(pendingBatchSize, pendingWrites, true)
 
   const insertPending = Effect.fn("TransactionsRepo.insertPending")(function* (tx: StoredTransaction) {
     yield* insertBatched(tx)
@@ -262,18 +273,9 @@ export const make = Effect.fnUntraced(function* (keyspace: string) {
   }
 
   // Concurrent status writes (the worker's PROCESSING, the outcome consumer's final statuses) go
-  // out together as one unlogged batch of prepared statements: one request to the CQL database for
-  // many transactions. Unlogged: every statement is an idempotent upsert, and a failure is retried
-  // (by the caller, then by redelivery).
-  const recordBatched = yield* Batcher.make({
-    maxSize: statusBatchSize,
-    concurrency: 4,
-    run: (records: ReadonlyArray<StatusRecord>) =>
-      cql.batch(records.flatMap(statusWrites), { consistency: quorum }).pipe(
-        Effect.result,
-        Effect.map((result) => records.map(() => result)),
-      ),
-  })
+  // out together as one unlogged batch: every statement is an idempotent upsert, and a failure is
+  // retried (by the caller, then by redelivery).
+  const recordBatched = yield* grouped(statusBatchSize, statusWrites, false)
 
   const recordStatus = Effect.fn("TransactionsRepo.recordStatus")(function* (
     tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">,

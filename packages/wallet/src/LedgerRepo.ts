@@ -513,12 +513,15 @@ export class LedgerRepo extends Context.Service<
         return yield* applyBatch(items)
       })
 
+      // How many grouped ledger transactions (and grouped key claims) run at once.
+      const batches = yield* Config.Int("WALLET_APPLY_BATCHES").pipe(Config.withDefault(2))
+
       // Concurrent applies are grouped: while `batches` ledger transactions run, new applies wait
       // and go together in the next one (group commit), so the database does one transaction, one
       // lock round and one write statement for many transfers when the load is high.
       const batched = yield* Batcher.make({
         maxSize: yield* Config.Int("WALLET_APPLY_BATCH_SIZE").pipe(Config.withDefault(128)),
-        concurrency: yield* Config.Int("WALLET_APPLY_BATCHES").pipe(Config.withDefault(2)),
+        concurrency: batches,
         run: applyBatch,
       })
 
@@ -622,7 +625,7 @@ export class LedgerRepo extends Context.Service<
       // Concurrent claims share statements, as applies share transactions.
       const batchedClaims = yield* Batcher.make({
         maxSize: 256,
-        concurrency: yield* Config.Int("WALLET_APPLY_BATCHES").pipe(Config.withDefault(2)),
+        concurrency: batches,
         run: claimAll,
       })
 

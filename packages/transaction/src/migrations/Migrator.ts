@@ -19,7 +19,7 @@ export interface Migration {
 export interface KeyspaceOptions {
   readonly keyspace: string
   readonly replicationFactor: number
-  /** ScyllaDB only: LWT needs a keyspace without tablets (the clause is a syntax error on Cassandra). */
+  /** ScyllaDB only: create the keyspace without tablets (the clause is a syntax error on Cassandra). */
   readonly scyllaTabletsOff: boolean
 }
 
