@@ -1,6 +1,7 @@
 /**
  * RabbitMQ through amqplib: one recovering connection per service, a confirm channel for publishing,
- * one channel per consumer with manual ack and a bounded prefetch. After a lost connection, the
+ * one channel per consumer with manual ack and a bounded prefetch (acks coalesced into one
+ * `multiple` ack per turn of the event loop where they can be, see RabbitAcks.ts). After a lost connection, the
  * connection comes back with bounded, jittered backoff; the declared topology is declared again and
  * every consumer resumes before publishers see the new channel.
  */
@@ -23,6 +24,7 @@ import {
 } from "effect"
 import type { Scope } from "effect"
 import * as Metrics from "./Metrics.ts"
+import * as RabbitAcks from "./RabbitAcks.ts"
 import { Headers, HttpTraceContext } from "effect/http"
 
 /** A failed broker call. `retryable` is true when the same call may succeed later. */
@@ -240,6 +242,22 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
   // Why the broker closed a publisher channel: amqplib fails the pending confirms with a bare
   // "channel closed", and the reply code (404 for a missing exchange) comes in the 'error' before.
   const closedBy = new WeakMap<ConfirmChannel, Error>()
+  // Each consumer channel's acker: acks coalesced into one `multiple` ack per turn where they can be.
+  const ackers = new WeakMap<Channel, RabbitAcks.Acker<ConsumeMessage>>()
+  const ackerOf = (channel: Channel, queue: string) => {
+    let acker = ackers.get(channel)
+    if (acker === undefined) {
+      acker = RabbitAcks.make<ConsumeMessage>(channel, (error) =>
+        runFork(
+          Effect.logWarning(`cannot settle messages of ${queue}; the broker will deliver them again`).pipe(
+            Effect.annotateLogs({ error: describe(error) }),
+          ),
+        ),
+      )
+      ackers.set(channel, acker)
+    }
+    return acker
+  }
   // Message ids the broker returned as unroutable (mandatory): it sends basic.return before the
   // confirm, so the confirm callback finds the id here and fails the publish instead of losing it.
   const returnedIds = new WeakMap<ConfirmChannel, Set<string>>()
@@ -387,7 +405,11 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
         yield* Fiber.interruptAll([...state.inFlight])
       }
       state.current = undefined
-      if (current !== undefined) yield* closeQuietly(current.channel)
+      if (current !== undefined) {
+        // The handlers' last acks go out before the channel closes (else they are delivered again).
+        yield* Effect.try(() => ackerOf(current.channel, state.queue).flush()).pipe(Effect.ignore)
+        yield* closeQuietly(current.channel)
+      }
     }).pipe(state.lock.withPermit)
 
   const openPublisher = (model: ChannelModel) =>
@@ -600,7 +622,9 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
     const settle = (channel: Channel, message: ConsumeMessage, settlement: Settlement) =>
       Effect.try({
         try: () =>
-          settlement._tag === "Ack" ? channel.ack(message) : channel.nack(message, false, settlement.requeue),
+          settlement._tag === "Ack"
+            ? ackerOf(channel, queue).ack(message)
+            : ackerOf(channel, queue).nack(message, settlement.requeue),
         catch: (cause) => cause,
       }).pipe(
         // The channel closed under the message: the broker requeues it and delivers it again.
@@ -653,6 +677,7 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
           )
           return
         }
+        ackerOf(channel, queue).delivered(message)
         const fiber = runHandler(handleOne(channel, message))
         state.inFlight.add(fiber)
         fiber.addObserver(() => state.inFlight.delete(fiber))

@@ -79,6 +79,75 @@ layer(Rabbit.Rabbit.layer, { excludeTestServices: true })("Rabbit (real broker)"
     )
   })
 
+  describe("acks", () => {
+    it.effect("acks of messages handled together reach the broker, and none is delivered again", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const queue = yield* temporaryQueue
+        const count = 200
+        yield* Effect.forEach(
+          Array.from({ length: count }, (_, i) => i),
+          (i) => rabbit.publish("", queue, new TextEncoder().encode(String(i))),
+          { concurrency: 32, discard: true },
+        )
+        const seen: Array<string> = []
+        const done = yield* Deferred.make<void>()
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* rabbit.consume(
+              queue,
+              (message) =>
+                Effect.gen(function* () {
+                  seen.push(message.content.toString("utf8"))
+                  if (seen.length === count) yield* Deferred.succeed(done, undefined)
+                  return Rabbit.ack
+                }),
+              { prefetch: 100 },
+            )
+            yield* Deferred.await(done).pipe(Effect.timeout("20 seconds"))
+          }),
+        )
+        // The consumer is stopped and its channel closed: an ack that never reached the broker
+        // would put its message back in the queue.
+        yield* Effect.sleep("300 millis")
+        const state = yield* rabbit.withChannel((channel) => channel.checkQueue(queue))
+        assert.strictEqual(state.messageCount, 0)
+        assert.strictEqual(seen.length, count)
+        assert.strictEqual(new Set(seen).size, count)
+      }).pipe(Effect.scoped),
+    )
+
+    it.effect("a handler still running does not hold back the acks of the messages after it", () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const queue = yield* temporaryQueue
+        const count = 20
+        for (let i = 0; i < count; i++) yield* rabbit.publish("", queue, new TextEncoder().encode(String(i)))
+        const release = yield* Deferred.make<void>()
+        const others = yield* Deferred.make<void>()
+        let handled = 0
+        yield* rabbit.consume(
+          queue,
+          (message) =>
+            Effect.gen(function* () {
+              // The first message waits until every other one is handled: with a prefetch of 4,
+              // that needs the others' acks to reach the broker while the first is unsettled.
+              if (message.content.toString("utf8") === "0") yield* Deferred.await(release)
+              else if (++handled === count - 1) yield* Deferred.succeed(others, undefined)
+              return Rabbit.ack
+            }),
+          { prefetch: 4 },
+        )
+        yield* Deferred.await(others).pipe(Effect.timeout("20 seconds"))
+        yield* Deferred.succeed(release, undefined)
+        const settled = yield* rabbit
+          .withChannel((channel) => channel.checkQueue(queue))
+          .pipe(Effect.repeat({ until: (state) => state.messageCount === 0, times: 50 }))
+        assert.strictEqual(settled.messageCount, 0)
+      }).pipe(Effect.scoped),
+    )
+  })
+
   describe("trace context", () => {
     it.effect("the consumer's span continues the trace of the span that published", () =>
       Effect.gen(function* () {
