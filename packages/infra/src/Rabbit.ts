@@ -480,6 +480,9 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
         try: () =>
           amqp.connect(Redacted.value(options.url), {
             timeout: Duration.toMillis(connectTimeout),
+            // Nagle's algorithm off: an ack (which the broker never answers) followed by a publish
+            // would otherwise hold the publish until the broker's delayed ACK, up to 40 ms.
+            noDelay: true,
             recovery: {
               initialDelay: Duration.toMillis(options.reconnectDelay ?? "100 millis"),
               maxDelay: Duration.toMillis(options.maxReconnectDelay ?? "5 seconds"),
