@@ -6,7 +6,7 @@
 import { Effect, Layer } from "effect"
 import { NodeHttpClient } from "@effect/platform-node"
 import { HttpApiSwagger } from "effect/http-api"
-import { Jwt } from "@walletun/infra"
+import * as Jwt from "@walletun/infra/Jwt"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import * as Edge from "./http/Edge.ts"
 import * as GatewayHttp from "./http/GatewayHttp.ts"
