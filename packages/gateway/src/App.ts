@@ -4,7 +4,7 @@
  * service), the wallet gRPC client and the rate limiter.
  */
 import { Effect, Layer } from "effect"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { HttpApiSwagger } from "effect/http-api"
 import * as Jwt from "@walletun/infra/Jwt"
 import { GatewayConfig } from "./GatewayConfig.ts"

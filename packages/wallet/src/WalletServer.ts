@@ -2,7 +2,7 @@
  * The wallet service without its HTTP health routes: the migrated database, the broker, the
  * ledger, the outbox relay and the gRPC server, wired once for `main.ts` and the integration tests.
  */
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { PgMigrator } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
