@@ -4,9 +4,9 @@
  * service), the wallet gRPC client and the rate limiter.
  */
 import { Effect, Layer } from "effect"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { HttpApiSwagger } from "effect/http-api"
-import { Jwt } from "@walletun/infra"
+import * as Jwt from "@walletun/infra/Jwt"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import * as Edge from "./http/Edge.ts"
 import * as GatewayHttp from "./http/GatewayHttp.ts"

@@ -3,7 +3,8 @@
  * tracing from `Telemetry`, and `NodeRuntime.runMain`, which turns SIGTERM / SIGINT into an orderly
  * release of every layer (servers stop accepting, consumers stop, connections close).
  */
-import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Duration, Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { createServer } from "node:http"

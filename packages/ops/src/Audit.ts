@@ -31,8 +31,8 @@
 import { Clock, Duration, Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql"
-import { Cql } from "@walletun/infra"
-import type { Rabbit } from "@walletun/infra"
+import * as Cql from "@walletun/infra/Cql"
+import type * as Rabbit from "@walletun/infra/Rabbit"
 import * as Dlq from "./Dlq.ts"
 
 /** What to audit and how strictly. */

@@ -5,7 +5,9 @@
  * flags. Connections give up quickly: a tool should say a server is down, not wait for it.
  */
 import { Config, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { Cql, Postgres, Rabbit } from "@walletun/infra"
+import * as Cql from "@walletun/infra/Cql"
+import * as Postgres from "@walletun/infra/Postgres"
+import * as Rabbit from "@walletun/infra/Rabbit"
 
 /** What the tools look at. */
 export interface Target {

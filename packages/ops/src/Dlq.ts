@@ -9,7 +9,7 @@
  */
 import { Clock, Effect } from "effect"
 import type { Context } from "effect"
-import { Rabbit } from "@walletun/infra"
+import * as Rabbit from "@walletun/infra/Rabbit"
 
 /** Headers the transaction service writes on dead letters (see packages/transaction/src/Broker.ts). */
 export const reasonHeader = "x-walletun-reason"

@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { Cql } from "@walletun/infra"
+import * as Cql from "@walletun/infra/Cql"
 import { AuditUnavailable, describeSqlError } from "./Audit.ts"
 
 /** One status row of the transaction (rank 0 PENDING, 1 PROCESSING, 2 COMPLETED / FAILED). */

@@ -3,7 +3,8 @@
  * (never a stack trace) and an exit code: 0 done, 1 a check failed or a server is unreachable,
  * 2 a usage error.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Layer, References } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import { walletun } from "./Cli.ts"

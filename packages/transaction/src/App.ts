@@ -6,7 +6,10 @@
  */
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
-import { Cql, Health, Metrics, Rabbit } from "@walletun/infra"
+import * as Cql from "@walletun/infra/Cql"
+import * as Health from "@walletun/infra/Health"
+import * as Metrics from "@walletun/infra/Metrics"
+import * as Rabbit from "@walletun/infra/Rabbit"
 import { Broker } from "./Broker.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"

@@ -6,7 +6,7 @@
 import { Context, Effect, Layer, Ref, Schema } from "effect"
 import type { Duration } from "effect"
 import { Events } from "@walletun/domain"
-import { Rabbit } from "@walletun/infra"
+import * as Rabbit from "@walletun/infra/Rabbit"
 import { TransactionConfig } from "./TransactionConfig.ts"
 
 /** The exchange where the wallet service publishes outcomes (topic). */

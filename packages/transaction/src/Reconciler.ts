@@ -4,7 +4,8 @@
  * since the wallet applies a transaction id once. Bounded per round; counted in a metric.
  */
 import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
-import { Metrics, Uuid } from "@walletun/infra"
+import * as Metrics from "@walletun/infra/Metrics"
+import * as Uuid from "@walletun/infra/Uuid"
 import { Broker } from "./Broker.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { requestedOf } from "./Transactions.ts"

@@ -2,7 +2,7 @@
  * The service's named retry policies: bounded in attempts and time, jittered, and applied (through
  * `Retry.withRetry`) only to failures marked retryable.
  */
-import { Retry } from "@walletun/infra"
+import * as Retry from "@walletun/infra/Retry"
 
 const { policy } = Retry
 

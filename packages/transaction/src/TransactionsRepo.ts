@@ -6,7 +6,8 @@
  */
 import { Context, DateTime, Effect, Layer, Option, Ref } from "effect"
 import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
-import { Batcher, Cql } from "@walletun/infra"
+import * as Batcher from "@walletun/infra/Batcher"
+import * as Cql from "@walletun/infra/Cql"
 import { TransactionConfig } from "./TransactionConfig.ts"
 
 /** A transaction as stored: the API's fields plus its parties. */

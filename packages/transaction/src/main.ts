@@ -1,6 +1,9 @@
 import { Layer } from "effect"
 import { FetchHttpClient } from "effect/http"
-import { Cql, Jwt, Rabbit, Service } from "@walletun/infra"
+import * as Cql from "@walletun/infra/Cql"
+import * as Jwt from "@walletun/infra/Jwt"
+import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Service from "@walletun/infra/Service"
 import * as App from "./App.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 

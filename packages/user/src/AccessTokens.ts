@@ -1,6 +1,7 @@
 import { Context, DateTime, Duration, Effect, Layer } from "effect"
 import type { Ids } from "@walletun/domain"
-import { Jwt, Uuid } from "@walletun/infra"
+import * as Jwt from "@walletun/infra/Jwt"
+import * as Uuid from "@walletun/infra/Uuid"
 import * as Jose from "jose"
 import { SigningKeys } from "./SigningKeys.ts"
 import { UserConfig } from "./UserConfig.ts"

@@ -1,7 +1,7 @@
 import { Context, DateTime, Duration, Effect, Layer, Redacted, Ref, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Errors, Ids } from "@walletun/domain"
-import { Uuid } from "@walletun/infra"
+import * as Uuid from "@walletun/infra/Uuid"
 import { createHash, randomBytes } from "node:crypto"
 import { UserConfig } from "./UserConfig.ts"
 

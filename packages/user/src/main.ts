@@ -1,5 +1,5 @@
 import { Layer } from "effect"
-import { Service } from "@walletun/infra"
+import * as Service from "@walletun/infra/Service"
 import * as App from "./App.ts"
 import { UserConfig } from "./UserConfig.ts"
 

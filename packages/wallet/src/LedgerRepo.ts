@@ -11,7 +11,7 @@ import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
 import { Events } from "@walletun/domain"
 import type { Currency, Ids, Transaction } from "@walletun/domain"
-import { Batcher } from "@walletun/infra"
+import * as Batcher from "@walletun/infra/Batcher"
 import * as Ledger from "./Ledger.ts"
 
 /** A wallet as stored. `ownerId` is null for a system account. */

@@ -6,7 +6,8 @@
  */
 import { Cause, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
-import { Metrics, Rabbit } from "@walletun/infra"
+import * as Metrics from "@walletun/infra/Metrics"
+import * as Rabbit from "@walletun/infra/Rabbit"
 import { LedgerRepo } from "./LedgerRepo.ts"
 import type { OutboxMessage } from "./LedgerRepo.ts"
 

@@ -2,10 +2,12 @@
  * The wallet service without its HTTP health routes: the migrated database, the broker, the
  * ledger, the outbox relay and the gRPC server, wired once for `main.ts` and the integration tests.
  */
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { PgMigrator } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
-import { Grpc, Postgres, Rabbit } from "@walletun/infra"
+import * as Grpc from "@walletun/infra/Grpc"
+import * as Postgres from "@walletun/infra/Postgres"
+import * as Rabbit from "@walletun/infra/Rabbit"
 import * as WalletGrpc from "./grpc/WalletGrpc.ts"
 import * as KeyPurge from "./KeyPurge.ts"
 import { LedgerRepo } from "./LedgerRepo.ts"

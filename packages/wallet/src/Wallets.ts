@@ -5,7 +5,7 @@
 import { Context, Effect, Layer, Schema } from "effect"
 import { Errors } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
-import { Uuid } from "@walletun/infra"
+import * as Uuid from "@walletun/infra/Uuid"
 import type * as Ledger from "./Ledger.ts"
 import { LedgerRepo } from "./LedgerRepo.ts"
 import type { Applied, EntryRow, KeyBinding, KeyClaim, LedgerUnavailable, WalletRow } from "./LedgerRepo.ts"

@@ -1,6 +1,8 @@
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { Health, Rabbit, Service } from "@walletun/infra"
+import * as Health from "@walletun/infra/Health"
+import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Service from "@walletun/infra/Service"
 import * as OutboxRelay from "./OutboxRelay.ts"
 import * as WalletServer from "./WalletServer.ts"
 

@@ -10,7 +10,7 @@ import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse, Http
 import { OpenApi } from "effect/http-api"
 import type { HttpApi, HttpApiGroup } from "effect/http-api"
 import { Errors } from "@walletun/domain"
-import { Problems } from "@walletun/infra"
+import * as Problems from "@walletun/infra/Problems"
 import { GatewayConfig } from "../GatewayConfig.ts"
 import { RateLimiter } from "../RateLimiter.ts"
 

@@ -6,7 +6,9 @@
  */
 import { DateTime, Effect, Layer, Metric, Option } from "effect"
 import type { Events } from "@walletun/domain"
-import { Metrics, Rabbit, Retry } from "@walletun/infra"
+import * as Metrics from "@walletun/infra/Metrics"
+import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Retry from "@walletun/infra/Retry"
 import { Broker } from "../Broker.ts"
 import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"

@@ -4,7 +4,7 @@
  * harmless work; a version is recorded after all its statements ran.
  */
 import { Clock, DateTime, Effect, Layer } from "effect"
-import { Cql } from "@walletun/infra"
+import * as Cql from "@walletun/infra/Cql"
 import { TransactionConfig } from "../TransactionConfig.ts"
 import { migrations } from "./index.ts"
 
