@@ -5,6 +5,9 @@
 // - Any other package imports only what its own package.json declares (or the root's dev tools in
 //   tests), plus `node:` built-ins, so a service cannot reach into another service.
 // - No relative import leaves its package: cross-package code goes through `@walletun/<name>`.
+// - A package's runtime code (src) imports `@walletun/infra` and `@effect/platform-node` by sub-path
+//   (`@walletun/infra/Cql`), never their index: the index loads every driver (cassandra-driver,
+//   amqplib, grpc-js, the redis client), 7–17 MiB of RSS in a service that uses none of them.
 import { readFileSync } from "node:fs"
 import * as path from "node:path"
 
@@ -55,6 +58,8 @@ const rule = {
     const packageDir = path.join(root, "packages", name)
     // Tests may use the root's test tools (vitest); the package's own code may not.
     const isTest = file.startsWith(path.join(packageDir, "test") + path.sep)
+    // What a service runs (its src), as opposed to its tests and bench tools.
+    const isRuntime = file.startsWith(path.join(packageDir, "src") + path.sep)
     const check = (node: Node): void => {
       const source = node.source
       if (source == null || source.type !== "Literal" || typeof source.value !== "string") return
@@ -76,6 +81,13 @@ const rule = {
         return
       }
       if (specifier.startsWith("node:")) return
+      if (isRuntime && (specifier === "@walletun/infra" || specifier === "@effect/platform-node")) {
+        context.report({
+          node,
+          message: `Import "${specifier}" by sub-path ("${specifier}/<Module>"): its index loads every driver into the service.`,
+        })
+        return
+      }
       const dependency = packageOf(specifier)
       if (dependency !== `@walletun/${name}` && !declared(packageDir).has(dependency)) {
         context.report({
