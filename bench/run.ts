@@ -59,8 +59,13 @@ const settleTimeout = Duration.minutes(3)
  */
 const pollConcurrency = 8
 const pollRoundMs = 1_000
-/** Small pages when few are open (they are a user's newest, and a short page is a cheaper read), large for a hot user. */
-const pageSizeFor = (open: number) => (open > 10 ? 100 : 25)
+/**
+ * A page about twice the user's open transfers (they are among the newest, interleaved with the
+ * transfers others sent them): the history read, its rows and its JSON cost the system in
+ * proportion to the page, and a page of 25 for a user with 2 open made the CQL database read and
+ * encode 78 rows for 2. Deeper ones are reached through the cursor.
+ */
+const pageSizeFor = (open: number) => Math.min(100, 2 * open + 4)
 const pagesPerPoll = 40
 const tty = process.stdout.isTTY === true
 /** The open loop's bound on transfers in flight: one due while this many are open is dropped and counted as an error. */
