@@ -451,6 +451,27 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
   // closes that connection and schedules the next attempt with backoff.
   const setup = (model: ChannelModel) =>
     Effect.gen(function* () {
+      // amqplib listens to the connection's errors only once setup is done. A connection cut
+      // during setup would emit "error" with no listener: the throw escapes as an uncaught
+      // exception and stops amqplib before it closes the connection's channels, so this setup
+      // would wait on a channel that never opens, and the recovery would never try again. The
+      // listener stays (amqplib leaves one of its own on a connection it let go).
+      model.on("error", () => undefined)
+      // A cut ends the setup at once, so the next attempt comes after its backoff: the steps still
+      // waiting on the dead connection (opening or closing a channel cannot be interrupted) are
+      // interrupted in the background, not waited for until their deadline.
+      const running = yield* Effect.forkDetach(steps(model))
+      yield* Effect.raceFirst(Fiber.join(running), connectionCut(model)).pipe(
+        Effect.onError(() => Effect.asVoid(Effect.forkDetach(Fiber.interrupt(running)))),
+      )
+    }).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("RabbitMQ connection setup failed").pipe(Effect.annotateLogs({ error: error.message })),
+      ),
+    )
+
+  const steps = (model: ChannelModel) =>
+    Effect.gen(function* () {
       const publisher = yield* openPublisher(model)
       if (topologies.size > 0) {
         yield* onTemporaryChannel(model, (channel) =>
@@ -468,11 +489,28 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
       session = { model, publisher }
       liveModel = model
       yield* connected.open
-    }).pipe(
-      Effect.tapError((error) =>
-        Effect.logWarning("RabbitMQ connection setup failed").pipe(Effect.annotateLogs({ error: error.message })),
-      ),
-    )
+    })
+
+  // Fails when the connection errors or closes; never succeeds.
+  const connectionCut = (model: ChannelModel) =>
+    Effect.callback<never, RabbitError>((resume) => {
+      const cut = (error?: Error) =>
+        resume(
+          Effect.fail(
+            new RabbitError({
+              message: `the connection was cut during setup: ${error?.message ?? "closed"}`,
+              retryable: true,
+              cause: error ?? new Error("connection closed"),
+            }),
+          ),
+        )
+      model.once("error", cut)
+      model.once("close", cut)
+      return Effect.sync(() => {
+        model.removeListener("error", cut)
+        model.removeListener("close", cut)
+      })
+    })
 
   yield* Effect.acquireRelease(
     Effect.gen(function* () {

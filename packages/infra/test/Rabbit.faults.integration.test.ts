@@ -200,6 +200,40 @@ describe("Rabbit through a proxy that drops connections (real broker)", () => {
   )
 
   it.live(
+    "a connection cut while it is being set up is given up, and a later attempt connects",
+    () =>
+      Effect.gen(function* () {
+        const { proxy, rabbit, queue } = yield* throughProxy()
+        const consumed = new Set<string>()
+        yield* rabbit.consume(
+          queue,
+          (message) =>
+            Effect.sync(() => consumed.add(String(message.properties.messageId))).pipe(Effect.as(Rabbit.ack)),
+          { prefetch: 5 },
+        )
+        // Each new connection is cut a little later than the one before (0 to 39 ms after the proxy
+        // accepts it), so some cuts land in the handshake and some while the adapter opens its
+        // channels, declares the queue and starts the consumer.
+        for (let delay = 0; delay < 40; delay += 1) {
+          const accepted = yield* proxy.acceptedConnections
+          yield* proxy.drop
+          yield* Effect.sync(() => undefined).pipe(
+            Effect.andThen(proxy.acceptedConnections),
+            Effect.repeat({ until: (count) => count > accepted, schedule: Schedule.spaced("2 millis") }),
+            Effect.timeout("10 seconds"),
+          )
+          yield* Effect.sleep(Duration.millis(delay))
+        }
+        yield* proxy.drop
+        // Then the network heals: the adapter must be trying again, not waiting forever on the
+        // channel of a connection that is gone.
+        yield* publishAll(rabbit, queue, ["healed"]).pipe(Effect.timeout("20 seconds"))
+        yield* eventually("consumed after the cuts", () => consumed.has("healed"), "20 seconds")
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+
+  it.live(
     "closing a consumer's scope stops deliveries and lets the handler in flight finish and ack",
     () =>
       Effect.gen(function* () {
