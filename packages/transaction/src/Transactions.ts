@@ -167,6 +167,10 @@ export class Transactions extends Context.Service<
         if (body.type === "transfer" && body.sourceWalletId === body.targetWalletId) {
           return yield* new Errors.SameWallet({ walletId: body.sourceWalletId })
         }
+        // The checks come before the claim: a request answered with a 4xx binds nothing (API.md),
+        // so a corrected retry with the same key is processed. They read a cache of wallets (a
+        // wallet's owner and currency never change), so they seldom cost a round trip.
+        const { currency, targetOwnerId } = yield* check(userId, body)
         const hash = requestHash(body)
         const fresh = {
           transactionId: (yield* Uuid.v7) as Ids.TransactionId,
@@ -175,18 +179,10 @@ export class Transactions extends Context.Service<
         }
         // Whoever claims (user, key) first decides the transaction id; everyone else with the same
         // key, racing or later, gets that id. The race is decided by a unique key in the ledger's
-        // PostgreSQL (one plain insert), not by a Paxos round in the CQL database. The wallet
-        // checks run meanwhile (they only read); their answer counts only after the claim's.
-        const [claimed, checked] = yield* Effect.all(
-          [
-            wallets
-              .claimKey(userId, key, fresh, config.idempotencyTtl)
-              .pipe(Retry.withRetry(Retries.walletLookup), Effect.result),
-            check(userId, body).pipe(Effect.result),
-          ],
-          { concurrency: 2 },
-        )
-        const bound = yield* Effect.fromResult(claimed).pipe(Effect.catch(unavailable("wallet")))
+        // PostgreSQL (one plain insert), not by a Paxos round in the CQL database.
+        const bound = yield* wallets
+          .claimKey(userId, key, fresh, config.idempotencyTtl)
+          .pipe(Retry.withRetry(Retries.walletLookup), Effect.catch(unavailable("wallet")))
         // A retried claim whose first attempt bound the key (its answer lost) finds this request's own id.
         const earlier = Option.filter(bound, (binding) => binding.transactionId !== fresh.transactionId)
         const claim = Option.getOrElse(earlier, () => fresh)
@@ -203,7 +199,6 @@ export class Transactions extends Context.Service<
           // The first attempt with this key stopped before storing the transaction (it is still
           // running, or it failed): finish it with the same id and time. Every step is idempotent.
         }
-        const { currency, targetOwnerId } = yield* Effect.fromResult(checked)
         const tx: StoredTransaction = {
           id: claim.transactionId,
           userId,

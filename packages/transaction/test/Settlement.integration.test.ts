@@ -193,6 +193,39 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
       }),
     )
 
+    it.effect("a request answered 404 or 422 binds nothing: the corrected retry with the same key is accepted", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const alice = yield* fundedWallet(1_000n)
+        const bob = yield* fundedWallet(0n)
+        const euro = yield* fundedWallet(0n, "EUR")
+        const key = `corrected-${alice.walletId}`
+        const send = (targetWalletId: string, amount: number) =>
+          request("POST", `${base}/v1/transactions`, {
+            token: alice.token,
+            headers: { "idempotency-key": key },
+            body: { type: "transfer", sourceWalletId: alice.walletId, targetWalletId, amount },
+          })
+        const missing = yield* send(yield* Uuid.v7, 5)
+        assert.strictEqual(missing.status, 404)
+        assert.strictEqual(missing.body["code"], "WALLET_NOT_FOUND")
+        const mismatch = yield* send(euro.walletId, 6)
+        assert.strictEqual(mismatch.status, 422)
+        assert.strictEqual(mismatch.body["code"], "CURRENCY_MISMATCH")
+
+        const corrected = yield* send(bob.walletId, 7)
+        assert.strictEqual(corrected.status, 202, JSON.stringify(corrected.body))
+        const id = String(corrected.body["id"])
+        yield* settle(base, [{ id, token: alice.token }], "20 seconds")
+        assert.strictEqual(yield* balanceOf(bob.walletId, bob.ownerId), 7n)
+        assert.strictEqual(yield* balanceOf(alice.walletId, alice.ownerId), 993n)
+        // Now the key is bound to the corrected request: a different body is refused.
+        const reused = yield* send(bob.walletId, 8)
+        assert.strictEqual(reused.status, 422)
+        assert.strictEqual(reused.body["code"], "IDEMPOTENCY_KEY_REUSED")
+      }),
+    )
+
     it.effect("a poison message lands in the DLQ with its reason", () =>
       Effect.gen(function* () {
         const { prefix } = yield* Suite

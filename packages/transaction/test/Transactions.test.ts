@@ -110,6 +110,42 @@ describe("Transactions.accept", () => {
     ),
   )
 
+  it.effect("a request answered with a 4xx binds nothing: the corrected retry with the same key is accepted", () =>
+    fresh(
+      Effect.gen(function* () {
+        const transactions = yield* Transactions
+        const alice = yield* newUser
+        const bob = yield* newUser
+        const a = yield* openWallet(alice)
+        const b = yield* openWallet(bob)
+        const yen = yield* openWallet(bob, "JPY")
+        const missing = (yield* newUser) as unknown as Ids.WalletId
+        const retried = key("retried")
+
+        const refusals = [
+          yield* transactions.accept(alice, retried, transfer(a.id, missing)).pipe(Effect.flip),
+          yield* transactions.accept(alice, retried, transfer(a.id, yen.id)).pipe(Effect.flip),
+          yield* transactions.accept(alice, retried, transfer(b.id, a.id)).pipe(Effect.flip),
+          yield* transactions.accept(alice, retried, transfer(a.id, a.id)).pipe(Effect.flip),
+        ]
+        assert.deepStrictEqual(
+          refusals.map((error) => error._tag),
+          ["WalletNotFound", "CurrencyMismatch", "WalletNotFound", "SameWallet"],
+        )
+
+        const accepted = yield* transactions.accept(alice, retried, transfer(a.id, b.id))
+        assert.isFalse(accepted.replayed, "the corrected request is processed, not refused as a reused key")
+        assert.strictEqual(accepted.transaction.status, "PENDING")
+        // From now on the key is bound to the corrected request.
+        const replay = yield* transactions.accept(alice, retried, transfer(a.id, b.id))
+        assert.isTrue(replay.replayed)
+        assert.strictEqual(replay.transaction.id, accepted.transaction.id)
+        const reused = yield* transactions.accept(alice, retried, transfer(a.id, b.id, 7n)).pipe(Effect.flip)
+        assert.strictEqual(reused._tag, "IdempotencyKeyReused")
+      }),
+    ),
+  )
+
   it.effect("a failed publish is Unavailable, and a retry with the same key publishes the same transaction", () =>
     Effect.gen(function* () {
       const failing = yield* Ref.make(true)
