@@ -2,6 +2,7 @@ import { Context, Effect, Layer, Option } from "effect"
 import type { Redacted } from "effect"
 import { Errors, Ids } from "@walletun/domain"
 import type { User } from "@walletun/domain"
+import * as ClientAddress from "@walletun/infra/ClientAddress"
 import * as Uuid from "@walletun/infra/Uuid"
 import { AccessTokens } from "./AccessTokens.ts"
 import { LoginLimits } from "./LoginLimits.ts"
@@ -66,7 +67,10 @@ export class Users extends Context.Service<
           { key: `email:${request.email}`, limit: config.loginLimitPerEmail },
           ...Option.match(clientAddress, {
             onNone: () => [],
-            onSome: (address) => [{ key: `address:${address}`, limit: config.loginLimitPerAddress }],
+            // An IPv6 client counts as its /64: it usually holds all of it.
+            onSome: (address) => [
+              { key: `address:${ClientAddress.limitKey(address)}`, limit: config.loginLimitPerAddress },
+            ],
           }),
         ])
         const stored = yield* repo.findByEmail(request.email)

@@ -10,6 +10,7 @@ import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse, Http
 import { OpenApi } from "effect/http-api"
 import type { HttpApi, HttpApiGroup } from "effect/http-api"
 import { Errors } from "@walletun/domain"
+import * as ClientAddress from "@walletun/infra/ClientAddress"
 import * as Problems from "@walletun/infra/Problems"
 import { GatewayConfig } from "../GatewayConfig.ts"
 import { RateLimiter } from "../RateLimiter.ts"
@@ -29,12 +30,12 @@ const securityHeaders = {
 const docsPolicy =
   "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; frame-ancestors 'none'"
 
-/** The client's address: the socket's, or the first `X-Forwarded-For` entry behind a trusted proxy. */
-export const clientAddress = (request: HttpServerRequest.HttpServerRequest, trustForwardedFor: boolean): string => {
-  const forwarded = request.headers["x-forwarded-for"]?.split(",")[0]?.trim()
-  if (trustForwardedFor && forwarded !== undefined && forwarded !== "") return forwarded
-  return Option.getOrElse(request.remoteAddress, () => "unknown")
-}
+/**
+ * The client's address: the socket's, or behind a trusted proxy the right-most `X-Forwarded-For`
+ * entry (the one that proxy added; the entries left of it are the client's own words).
+ */
+export const clientAddress = (request: HttpServerRequest.HttpServerRequest, trustForwardedFor: boolean): string =>
+  Option.getOrElse(ClientAddress.of(request, trustForwardedFor), () => "unknown")
 
 /** The methods each documented path answers, as patterns, from the API's own OpenAPI document. */
 const routeMethods = (spec: ReturnType<typeof OpenApi.fromApi>) =>
@@ -77,7 +78,7 @@ export const layer = <Id extends string, Groups extends HttpApiGroup.Constraint>
 
           const answer = Effect.gen(function* () {
             const wait = yield* limiter.hit(
-              `address:${clientAddress(request, config.trustForwardedFor)}`,
+              `address:${ClientAddress.limitKey(clientAddress(request, config.trustForwardedFor))}`,
               config.rateLimitPerAddress,
             )
             if (wait !== undefined) return yield* Problems.respond(new Errors.RateLimited({ retryAfter: wait }))

@@ -1,8 +1,8 @@
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer } from "effect"
 import { HttpApi, HttpApiBuilder } from "effect/http-api"
-import type { HttpServerRequest } from "effect/http"
 import { Api } from "@walletun/domain"
 import * as Authentication from "@walletun/infra/Authentication"
+import * as ClientAddress from "@walletun/infra/ClientAddress"
 import * as Problems from "@walletun/infra/Problems"
 import { SigningKeys } from "../SigningKeys.ts"
 import { UserConfig } from "../UserConfig.ts"
@@ -13,14 +13,6 @@ export class UserApi extends HttpApi.make("walletun-user")
   .add(Api.AuthApi)
   // Every invalid field of a body is reported at once, not only the first.
   .annotate(HttpApi.PayloadParseOptions, { errors: "all" }) {}
-
-/** The client's address: the socket's, or the first `X-Forwarded-For` entry behind a trusted proxy. */
-const clientAddress = (request: HttpServerRequest.HttpServerRequest, trustForwardedFor: boolean) => {
-  const forwarded = request.headers["x-forwarded-for"]?.split(",")[0]?.trim()
-  return trustForwardedFor && forwarded !== undefined && forwarded !== ""
-    ? Option.some(forwarded)
-    : request.remoteAddress
-}
 
 /** Handlers of the `auth` group: decode (done by HttpApi), call `Users`, answer errors as problems. */
 export const AuthHandlers = HttpApiBuilder.group(
@@ -33,7 +25,7 @@ export const AuthHandlers = HttpApiBuilder.group(
     return handlers.handleAll({
       register: ({ payload }) => Problems.handled(users.register(payload)),
       login: ({ payload, request }) =>
-        Problems.handled(users.login(payload, clientAddress(request, config.trustForwardedFor))),
+        Problems.handled(users.login(payload, ClientAddress.of(request, config.trustForwardedFor))),
       refresh: ({ payload }) => Problems.handled(users.refresh(payload.refreshToken)),
       logout: ({ payload }) => Problems.handled(users.logout(payload.refreshToken)),
       me: () => Effect.flatMap(Api.CurrentUser, ({ id }) => Problems.handled(users.me(id))),
