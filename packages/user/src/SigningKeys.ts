@@ -25,6 +25,27 @@ export class InvalidSigningKey extends Schema.TaggedError<InvalidSigningKey>()("
   message: Schema.String,
 }) {}
 
+/**
+ * A new signing key could not be stored. It names the key and the SQLSTATE only: the driver's
+ * error would carry PostgreSQL's detail of a refused row ("Failing row contains (...)"), which
+ * quotes the private key, into the log.
+ */
+export class SigningKeyNotStored extends Schema.TaggedError<SigningKeyNotStored>()("SigningKeyNotStored", {
+  message: Schema.String,
+  sqlState: Schema.String,
+}) {}
+
+/**
+ * The SQLSTATE of a failed statement: the `code` of the driver's error, found through the SQL
+ * error's `reason` and `cause`; "unknown" when there is none.
+ */
+const sqlStateOf = (error: unknown, depth = 0): string => {
+  if (typeof error !== "object" || error === null || depth > 5) return "unknown"
+  if ("code" in error && typeof error.code === "string" && /^[0-9A-Z]{5}$/.test(error.code)) return error.code
+  const reason = "reason" in error ? sqlStateOf(error.reason, depth + 1) : "unknown"
+  return reason !== "unknown" ? reason : "cause" in error ? sqlStateOf(error.cause, depth + 1) : "unknown"
+}
+
 /** Builds a signing key from a private Ed25519 JWK in JSON; its kid is the JWK's, or its RFC 7638 thumbprint. */
 export const fromPrivateJwk = Effect.fnUntraced(function* (json: Redacted.Redacted<string>) {
   // The decoding error would quote the input, which is a secret: report only that it is invalid.
@@ -135,7 +156,15 @@ export class SigningKeys extends Context.Service<
       yield* sql`
         INSERT INTO signing_keys (kid, private_jwk, public_jwk)
         VALUES (${key.kid}, ${Redacted.value(json)}, ${JSON.stringify(key.publicJwk)})
-      `
+      `.pipe(
+        Effect.mapError((error) => {
+          const sqlState = sqlStateOf(error)
+          return new SigningKeyNotStored({
+            message: `the new signing key ${key.kid} was not stored (SQLSTATE ${sqlState})`,
+            sqlState,
+          })
+        }),
+      )
       yield* Effect.logInfo("generated a new signing key").pipe(Effect.annotateLogs({ kid: key.kid }))
     })
 

@@ -1,5 +1,7 @@
 import { assert, layer } from "@effect/vitest"
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { inspect } from "node:util"
+import { Cause, Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import { FetchHttpClient } from "effect/http"
 import { Jwt, Postgres } from "@walletun/infra"
 import * as Jose from "jose"
@@ -49,6 +51,39 @@ layer(TestDatabase.layer, { excludeTestServices: true })("signing keys in the da
       // A restart (a new instance) signs with the same key: nobody is logged out.
       const restarted = yield* instance()
       assert.strictEqual(yield* me(restarted, tokens.access), 200)
+    }),
+  )
+
+  it.effect("a refused INSERT INTO signing_keys tells the SQLSTATE and no part of the key", () =>
+    Effect.gen(function* () {
+      const { name } = yield* TestDatabase
+      yield* instance()
+      const onTestDatabase = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+        effect.pipe(Effect.provide(Postgres.layer({ database: name, maxConnections: 1 })))
+      // A constraint that refuses every new row. PostgreSQL's detail of such a refusal quotes the
+      // whole row ("Failing row contains (...)"), the private JWK with it.
+      yield* onTestDatabase(
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql.unsafe("ALTER TABLE signing_keys ADD CONSTRAINT refuse_new_keys CHECK (false) NOT VALID"),
+        ),
+      )
+      const exit = yield* rotate.pipe(
+        Effect.exit,
+        Effect.ensuring(
+          onTestDatabase(
+            Effect.flatMap(SqlClient.SqlClient, (sql) =>
+              sql.unsafe("ALTER TABLE signing_keys DROP CONSTRAINT refuse_new_keys"),
+            ),
+          ).pipe(Effect.orDie),
+        ),
+      )
+      assert.isTrue(Exit.isFailure(exit), "the rotation failed")
+      if (!Exit.isFailure(exit)) return
+      // Everything a log line or a crash report could print of the failure.
+      const printed = `${Cause.pretty(exit.cause)}\n${inspect(exit.cause, { depth: 20 })}`
+      assert.include(printed, "23514", "the SQLSTATE (check_violation) is told")
+      assert.notInclude(printed, '"d":', "no private key material")
+      assert.notInclude(printed, "Failing row", "no quoted row")
     }),
   )
 
