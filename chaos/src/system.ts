@@ -61,6 +61,8 @@ export const environment = (isolation: Isolation): Record<string, string> => {
     GATEWAY_RATE_LIMIT_PER_USER: "100000000",
     GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000000",
     LOGIN_LIMIT_PER_ADDRESS: "100000",
+    REGISTER_LIMIT_PER_ADDRESS: "100000",
+    REGISTER_LIMIT_GLOBAL: "100000",
     LOGIN_LIMIT_PER_EMAIL: "100000",
     ACCESS_TOKEN_TTL: "2 hours",
     LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",

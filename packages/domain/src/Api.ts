@@ -66,7 +66,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
     HttpApiEndpoint.post("register", "/v1/auth/register", {
       payload: Register,
       success: User.pipe(HttpApiSchema.status(201)),
-      error: [ValidationFailed, EmailTaken],
+      error: [ValidationFailed, EmailTaken, RateLimited],
     }).annotateMerge(OpenApi.annotations({ summary: "Create an account" })),
     HttpApiEndpoint.post("login", "/v1/auth/login", {
       payload: Login,

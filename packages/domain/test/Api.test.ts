@@ -8,7 +8,7 @@ const spec = OpenApi.fromApi(Api.WalletunApi)
 
 // Every route of API.md, with its success status and the error statuses it documents.
 const routes = [
-  { method: "post", path: "/v1/auth/register", success: "201", errors: ["400", "409"], auth: false },
+  { method: "post", path: "/v1/auth/register", success: "201", errors: ["400", "409", "429"], auth: false },
   { method: "post", path: "/v1/auth/login", success: "200", errors: ["400", "401", "429"], auth: false },
   { method: "post", path: "/v1/auth/refresh", success: "200", errors: ["401"], auth: false },
   { method: "post", path: "/v1/auth/logout", success: "204", errors: ["401"], auth: false },

@@ -34,6 +34,7 @@ const program = Effect.gen(function* () {
     ...quiet,
     USER_PORT: String(ports.user),
     LOGIN_LIMIT_PER_ADDRESS: "1000",
+    REGISTER_LIMIT_PER_ADDRESS: "1000",
   })
   yield* ServiceProcess.start(main("wallet"), {
     ...quiet,

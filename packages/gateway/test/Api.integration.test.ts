@@ -29,7 +29,7 @@ class System extends Context.Service<System, {}>()("test/System") {
       yield* startSystem({
         ports,
         isolation: { keyspace: "walletun_api", brokerPrefix: "api.transactions" },
-        per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000" } },
+        per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000", REGISTER_LIMIT_PER_ADDRESS: "1000" } },
       })
       return System.of({})
     }),

@@ -69,7 +69,7 @@ class System extends Context.Service<
         ports,
         isolation: { keyspace: "walletun_e2e", brokerPrefix: "e2e.transactions" },
         env: otlp,
-        per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000" } },
+        per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000", REGISTER_LIMIT_PER_ADDRESS: "1000" } },
       })
       const services = [system.wallet, system.user, system.transaction, system.gateway]
       // SIGTERM makes each service flush its spans before it exits.

@@ -36,7 +36,12 @@ class System extends Context.Service<System, {}>()("test/FuzzSystem") {
         env: { LOG_LEVEL: "Error" },
         per: {
           // The fuzzer logs in with wrong passwords on purpose; the limits are tested elsewhere.
-          user: { LOGIN_LIMIT_PER_ADDRESS: "100000", LOGIN_LIMIT_PER_EMAIL: "100000" },
+          user: {
+            LOGIN_LIMIT_PER_ADDRESS: "100000",
+            REGISTER_LIMIT_PER_ADDRESS: "100000",
+            REGISTER_LIMIT_GLOBAL: "100000",
+            LOGIN_LIMIT_PER_EMAIL: "100000",
+          },
           gateway: { GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000", GATEWAY_RATE_LIMIT_PER_USER: "100000" },
         },
       })

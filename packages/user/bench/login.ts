@@ -67,6 +67,8 @@ const program = Effect.gen(function* () {
     USER_DATABASE: name,
     LOGIN_LIMIT_PER_EMAIL: "100000000",
     LOGIN_LIMIT_PER_ADDRESS: "100000000",
+    REGISTER_LIMIT_PER_ADDRESS: "100000000",
+    REGISTER_LIMIT_GLOBAL: "100000000",
   })
   const context = yield* Layer.build(
     HttpRouter.serve(App.routes, { disableLogger: true }).pipe(

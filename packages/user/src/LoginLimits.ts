@@ -29,7 +29,7 @@ const verdict = (results: ReadonlyArray<{ readonly over: boolean; readonly retry
 const memoryBound = 10_000
 
 /**
- * Login rate limits in fixed windows: each attempt charges every counter it names, and fails with
+ * Login and registration rate limits in fixed windows: each attempt charges every counter it names, and fails with
  * `RateLimited` (with the seconds until the longest window ends) when one is over its limit. The
  * counters live in PostgreSQL, so the limits hold across instances.
  */
@@ -46,6 +46,8 @@ export class LoginLimits extends Context.Service<
       const keep = Math.max(
         Duration.toMillis(config.loginLimitPerEmail.window),
         Duration.toMillis(config.loginLimitPerAddress.window),
+        Duration.toMillis(config.registerLimitPerAddress.window),
+        Duration.toMillis(config.registerLimitGlobal.window),
       )
       yield* Effect.gen(function* () {
         const now = DateTime.toEpochMillis(yield* DateTime.now)

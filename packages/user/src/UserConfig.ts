@@ -1,7 +1,7 @@
 import { Config, Context, Duration, Effect, Layer } from "effect"
 import type { Option, Redacted } from "effect"
 
-/** One login rate limit: at most `limit` attempts per `window` for one key (an email or an address). */
+/** One rate limit: at most `limit` attempts per `window` for one key (an email, an address, everyone). */
 export interface RateLimit {
   readonly limit: number
   readonly window: Duration.Duration
@@ -33,6 +33,10 @@ export class UserConfig extends Context.Service<
     readonly loginLimitPerEmail: RateLimit
     /** Login attempts per client address. */
     readonly loginLimitPerAddress: RateLimit
+    /** Registrations per client address (an IPv6 client counts as its /64). */
+    readonly registerLimitPerAddress: RateLimit
+    /** Registrations from everyone together: each one costs an argon2id hash. */
+    readonly registerLimitGlobal: RateLimit
     /** Take the client address from `X-Forwarded-For` (only behind a proxy that sets it, the gateway). */
     readonly trustForwardedFor: boolean
   }
@@ -54,6 +58,11 @@ export class UserConfig extends Context.Service<
       const emailLimit = yield* Config.Int("LOGIN_LIMIT_PER_EMAIL").pipe(Config.withDefault(10))
       const addressLimit = yield* Config.Int("LOGIN_LIMIT_PER_ADDRESS").pipe(Config.withDefault(50))
       const window = yield* Config.Duration("LOGIN_LIMIT_WINDOW").pipe(Config.withDefault(Duration.minutes(5)))
+      const registerPerAddress = yield* Config.Int("REGISTER_LIMIT_PER_ADDRESS").pipe(Config.withDefault(20))
+      const registerGlobal = yield* Config.Int("REGISTER_LIMIT_GLOBAL").pipe(Config.withDefault(1_000))
+      const registerWindow = yield* Config.Duration("REGISTER_LIMIT_WINDOW").pipe(
+        Config.withDefault(Duration.minutes(10)),
+      )
       const trustForwardedFor = yield* Config.Boolean("TRUST_FORWARDED_FOR").pipe(Config.withDefault(false))
       return UserConfig.of({
         database,
@@ -67,6 +76,8 @@ export class UserConfig extends Context.Service<
         signingKeyPublishAhead,
         loginLimitPerEmail: { limit: emailLimit, window },
         loginLimitPerAddress: { limit: addressLimit, window },
+        registerLimitPerAddress: { limit: registerPerAddress, window: registerWindow },
+        registerLimitGlobal: { limit: registerGlobal, window: registerWindow },
         trustForwardedFor,
       })
     }),

@@ -19,7 +19,11 @@ import { UsersRepo } from "./UsersRepo.ts"
 export class Users extends Context.Service<
   Users,
   {
-    readonly register: (request: User.Register) => Effect.Effect<User.User, Errors.EmailTaken>
+    /** Registers an account; limited per client address (when known) and for everyone together. */
+    readonly register: (
+      request: User.Register,
+      clientAddress?: Option.Option<string>,
+    ) => Effect.Effect<User.User, Errors.EmailTaken | Errors.RateLimited>
     readonly login: (
       request: User.Login,
       clientAddress: Option.Option<string>,
@@ -47,7 +51,20 @@ export class Users extends Context.Service<
           expiresIn,
         }))
 
-      const register = Effect.fn("Users.register")(function* (request: User.Register) {
+      const register = Effect.fn("Users.register")(function* (
+        request: User.Register,
+        clientAddress: Option.Option<string> = Option.none(),
+      ) {
+        // Each registration costs an argon2id hash: counted before it, per address and in all.
+        yield* limits.charge([
+          { key: "register:all", limit: config.registerLimitGlobal },
+          ...Option.match(clientAddress, {
+            onNone: () => [],
+            onSome: (address) => [
+              { key: `register:address:${ClientAddress.limitKey(address)}`, limit: config.registerLimitPerAddress },
+            ],
+          }),
+        ])
         // Hashing first, so a taken email costs the same time as a new one.
         const passwordHash = yield* passwords.hash(request.password)
         const id = Ids.UserId.make(yield* Uuid.v7)

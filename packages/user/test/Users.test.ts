@@ -12,6 +12,7 @@ const UsersTest = Users.layerTest.pipe(
       ConfigProvider.fromUnknown({
         LOGIN_LIMIT_PER_EMAIL: "3",
         LOGIN_LIMIT_PER_ADDRESS: "100",
+        REGISTER_LIMIT_PER_ADDRESS: "100",
         LOGIN_LIMIT_WINDOW: "1 minute",
         REFRESH_TOKEN_TTL: "1 hour",
       }),
@@ -19,7 +20,25 @@ const UsersTest = Users.layerTest.pipe(
   ),
 )
 
+/** Registrations limited to 2 per address (an IPv6 /64) and 5 in all, per minute. */
+const RegistrationLimited = Users.layerTest.pipe(
+  Layer.provide(UserConfig.layer),
+  Layer.provide(
+    ConfigProvider.layer(
+      ConfigProvider.fromUnknown({
+        REGISTER_LIMIT_PER_ADDRESS: "2",
+        REGISTER_LIMIT_GLOBAL: "5",
+        REGISTER_LIMIT_WINDOW: "1 minute",
+      }),
+    ),
+  ),
+)
+
 const register = Schema.decodeUnknownSync(User.Register)
+
+/** "ok", or the tag of the error a registration failed with. */
+const tags = (result: { readonly _tag: string; readonly failure?: { readonly _tag: string } }) =>
+  result._tag === "Success" ? "ok" : (result.failure?._tag ?? "?")
 const login = Schema.decodeUnknownSync(User.Login)
 const address = Option.some("10.0.0.1")
 const token = (value: string) => Redacted.make(value)
@@ -97,5 +116,32 @@ describe("Users (test layers)", () => {
       const tokens = yield* users.login(right, address)
       assert.strictEqual(tokens.tokenType, "Bearer")
     }).pipe(Effect.provide(UsersTest)),
+  )
+
+  it.effect("registration is limited per address (an IPv6 /64 as one) and in all, before any hash, and recovers", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(Date.UTC(2026, 10, 25, 9, 0, 0))
+      const users = yield* Users
+      const from = (email: string, ip: string) =>
+        users.register(register({ email, password: "correct horse battery" }), Option.some(ip)).pipe(Effect.result)
+
+      const outcomes = [
+        tags(yield* from("a@example.com", "203.0.113.1")),
+        tags(yield* from("b@example.com", "203.0.113.1")),
+        tags(yield* from("c@example.com", "203.0.113.1")),
+        // Two addresses of one /64 count as one client.
+        tags(yield* from("d@example.com", "2001:db8:0:1::1")),
+        tags(yield* from("e@example.com", "2001:db8:0:1::2")),
+        tags(yield* from("f@example.com", "2001:db8:0:1::3")),
+        // A fresh address, but everyone together is over 5 by now.
+        tags(yield* from("g@example.com", "198.51.100.9")),
+      ]
+      assert.deepStrictEqual(outcomes, ["ok", "ok", "RateLimited", "ok", "ok", "RateLimited", "RateLimited"])
+
+      yield* TestClock.adjust(Duration.minutes(1))
+      // A refused registration stored nothing: the email is free in the next window.
+      assert.strictEqual(tags(yield* from("c@example.com", "203.0.113.1")), "ok")
+      assert.strictEqual(tags(yield* from("a@example.com", "203.0.113.2")), "EmailTaken")
+    }).pipe(Effect.provide(RegistrationLimited)),
   )
 })

@@ -39,6 +39,7 @@ export interface Instance {
 const defaults: Record<string, string> = {
   LOGIN_LIMIT_PER_EMAIL: "1000",
   LOGIN_LIMIT_PER_ADDRESS: "1000",
+  REGISTER_LIMIT_PER_ADDRESS: "1000",
   LOGIN_LIMIT_WINDOW: "1 minute",
   TRUST_FORWARDED_FOR: "true",
 }

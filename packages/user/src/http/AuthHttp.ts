@@ -23,7 +23,8 @@ export const AuthHandlers = HttpApiBuilder.group(
     const keys = yield* SigningKeys
     const config = yield* UserConfig
     return handlers.handleAll({
-      register: ({ payload }) => Problems.handled(users.register(payload)),
+      register: ({ payload, request }) =>
+        Problems.handled(users.register(payload, ClientAddress.of(request, config.trustForwardedFor))),
       login: ({ payload, request }) =>
         Problems.handled(users.login(payload, ClientAddress.of(request, config.trustForwardedFor))),
       refresh: ({ payload }) => Problems.handled(users.refresh(payload.refreshToken)),
