@@ -5,34 +5,27 @@ import { Ids, User } from "@walletun/domain"
 import { UserConfig } from "../src/UserConfig.ts"
 import { Users } from "../src/Users.ts"
 
-const UsersTest = Users.layerTest.pipe(
-  Layer.provide(UserConfig.layer),
-  Layer.provide(
-    ConfigProvider.layer(
-      ConfigProvider.fromUnknown({
-        LOGIN_LIMIT_PER_EMAIL: "3",
-        LOGIN_LIMIT_PER_ADDRESS: "100",
-        REGISTER_LIMIT_PER_ADDRESS: "100",
-        LOGIN_LIMIT_WINDOW: "1 minute",
-        REFRESH_TOKEN_TTL: "1 hour",
-      }),
-    ),
-  ),
-)
+/** The test layers of `Users` with this environment for its configuration. */
+const usersWith = (env: Record<string, string>) =>
+  Users.layerTest.pipe(
+    Layer.provide(UserConfig.layer),
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))),
+  )
+
+const UsersTest = usersWith({
+  LOGIN_LIMIT_PER_EMAIL: "3",
+  LOGIN_LIMIT_PER_ADDRESS: "100",
+  REGISTER_LIMIT_PER_ADDRESS: "100",
+  LOGIN_LIMIT_WINDOW: "1 minute",
+  REFRESH_TOKEN_TTL: "1 hour",
+})
 
 /** Registrations limited to 2 per address (an IPv6 /64) and 5 in all, per minute. */
-const RegistrationLimited = Users.layerTest.pipe(
-  Layer.provide(UserConfig.layer),
-  Layer.provide(
-    ConfigProvider.layer(
-      ConfigProvider.fromUnknown({
-        REGISTER_LIMIT_PER_ADDRESS: "2",
-        REGISTER_LIMIT_GLOBAL: "5",
-        REGISTER_LIMIT_WINDOW: "1 minute",
-      }),
-    ),
-  ),
-)
+const RegistrationLimited = usersWith({
+  REGISTER_LIMIT_PER_ADDRESS: "2",
+  REGISTER_LIMIT_GLOBAL: "5",
+  REGISTER_LIMIT_WINDOW: "1 minute",
+})
 
 const register = Schema.decodeUnknownSync(User.Register)
 
