@@ -11,6 +11,14 @@ export const MaxAmount = 1_000_000_000_000_000n
 /** The largest balance a wallet may hold: the largest integer a JSON number carries exactly (2^53 - 1). */
 export const MaxBalance = BigInt(Number.MAX_SAFE_INTEGER)
 
+/**
+ * The most money of one currency that may be issued (deposited and not withdrawn yet), in minor
+ * units. The currency's system account holds minus that sum, so this bound keeps its balance
+ * inside PostgreSQL's bigint (down to -2^63, about -9.22 × 10^18): about 1,025 wallets at the
+ * largest balance would pass it otherwise, and every later deposit would fail in the database.
+ */
+export const MaxIssuance = 9_000_000_000_000_000_000n
+
 /** A transaction amount: a positive number of minor units, 1 ≤ amount ≤ 10^15. */
 export const Amount = Schema.BigInt.check(
   Schema.isBetweenBigInt(

@@ -72,6 +72,12 @@ export const plan = (
     if (!fromSystem && from.balance < amount) {
       return failed("INSUFFICIENT_FUNDS", `wallet ${from.id} holds ${from.balance}, needs ${amount}`)
     }
+    if (fromSystem && from.balance - amount < -Money.MaxIssuance) {
+      return failed(
+        "LIMIT_EXCEEDED",
+        `issuing ${amount} more ${request.currency} would pass the currency's issuance bound`,
+      )
+    }
     if (!toSystem && to.balance + amount > Money.MaxBalance) {
       return failed("LIMIT_EXCEEDED", `wallet ${to.id} would exceed the largest balance`)
     }

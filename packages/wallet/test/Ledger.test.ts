@@ -110,6 +110,35 @@ describe("Ledger rules (in memory)", () => {
     }).pipe(Effect.provide(TestLayer)),
   )
 
+  it("a deposit past the currency's issuance bound fails LIMIT_EXCEEDED; up to it, it completes", () => {
+    const owner = users[0] as Ids.UserId
+    const wallet = lockedWallet("0190c000-0000-7000-8000-000000000001", owner, 0n)
+    const system = lockedWallet("0190c000-0000-7000-8000-000000000002", null, -Money.MaxIssuance + 5n)
+    const deposit = (value: bigint) =>
+      Ledger.plan(
+        {
+          transactionId: txId(900),
+          actingUserId: owner,
+          type: "deposit",
+          walletId: wallet.id,
+          amount: amount(value),
+          currency: "USD",
+        },
+        new Map([[wallet.id, wallet]]),
+        system,
+      )
+    const over = deposit(6n)
+    assert.strictEqual(over._tag === "Failed" ? over.reason : over._tag, "LIMIT_EXCEEDED")
+    const upTo = deposit(5n)
+    assert.strictEqual(upTo._tag, "Completed")
+    if (upTo._tag === "Completed") {
+      assert.deepStrictEqual(
+        upTo.postings.map((posting) => posting.balanceAfter),
+        [-Money.MaxIssuance, 5n],
+      )
+    }
+  })
+
   it("plans only balanced postings", () => {
     const plan = Ledger.plan(
       {
