@@ -27,6 +27,9 @@ type Presented =
   | { readonly _tag: "Reused" }
   | { readonly _tag: "Invalid" }
 
+/** Seeds the family locks' key, apart from the service's other advisory locks. */
+const familyLockSeed = 7_302_114
+
 /**
  * Refresh tokens: opaque, random, stored only as SHA-256 hashes, single use. Each login starts a
  * family; a refresh retires the token it presents and adds its successor to the family; presenting
@@ -64,10 +67,19 @@ export class RefreshTokens extends Context.Service<
           return { id, token }
         })
 
-      // Locks the token's row for the rest of the transaction, so two concurrent presentations of
-      // one token are serialized: the second sees it used and revokes the family.
+      // Serializes everything done to the token's family for the rest of the transaction (a lock
+      // on the family, then the token's row): two presentations of one token, and a rotation
+      // racing the reuse of a retired token of its family. Without the family lock, the reuse's
+      // revocation (one UPDATE) could miss the successor the rotation was inserting, leaving a
+      // live token in a revoked family. The family lock comes first, so the two cannot deadlock.
       const present = (token: Redacted.Redacted<string>) =>
         Effect.gen(function* () {
+          const families = yield* sql<{ readonly family_id: string }>`
+            SELECT family_id FROM refresh_tokens WHERE token_hash = ${digest(token)}
+          `
+          const family = families[0]
+          if (family === undefined) return { _tag: "Invalid" } as Presented
+          yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${family.family_id}, ${familyLockSeed}))`
           const rows = yield* sql`
             SELECT id, family_id, user_id, used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked,
                    expires_at <= now() AS expired

@@ -96,6 +96,30 @@ layer(TestDatabase.layer, { excludeTestServices: true })("auth over real HTTP an
     }),
   )
 
+  it.effect("a rotation racing the reuse of a retired token of its family leaves no live token", () =>
+    Effect.gen(function* () {
+      const api = yield* instance()
+      const email = freshEmail("Race")
+      yield* call(api, "POST", "/v1/auth/register", { body: { email, password } })
+      const refresh = (refreshToken: string) => call(api, "POST", "/v1/auth/refresh", { body: { refreshToken } })
+      for (let round = 0; round < 15; round++) {
+        const login = yield* call(api, "POST", "/v1/auth/login", { body: { email, password } })
+        const retired = String(login.body["refreshToken"])
+        const live = String((yield* refresh(retired)).body["refreshToken"])
+        // The owner rotates its live token while a thief presents the retired one, at once.
+        const [rotated, reused] = yield* Effect.all([refresh(live), refresh(retired)], { concurrency: 2 })
+        assertInvalidToken(reused)
+        // The family is revoked: whatever the rotation handed out must not work.
+        if (rotated.status === 200) {
+          const successor = yield* refresh(String(rotated.body["refreshToken"]))
+          assert.strictEqual(successor.status, 401, `round ${round}: a token of a revoked family still rotates`)
+        } else {
+          assertInvalidToken(rotated)
+        }
+      }
+    }),
+  )
+
   it.effect("registration validates the body and refuses a taken email with 409 EMAIL_TAKEN", () =>
     Effect.gen(function* () {
       const api = yield* instance()
