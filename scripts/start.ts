@@ -86,7 +86,10 @@ interface ServiceSpec {
 }
 
 interface Settings {
+  /** The gateway's bind address (HOST). */
   readonly bindHost: string
+  /** The bind address of the services behind the gateway (INTERNAL_HOST). */
+  readonly internalBindHost: string
   readonly api: string
   readonly services: ReadonlyArray<ServiceSpec>
   /** Environment variables the children get on top of ours, so they find each other on moved ports. */
@@ -115,15 +118,21 @@ const portConfig = (name: string, fallback: number) => Config.Port(name).pipe(Co
 
 /** Everything comes from the variables the services themselves read, with the same defaults. */
 const readSettings = Effect.gen(function* () {
+  // The gateway binds HOST (public); the services behind it bind INTERNAL_HOST, loopback unless
+  // set on purpose (compose sets it, so the containers reach each other).
   const bindHost = yield* Config.String("HOST").pipe(Config.withDefault("127.0.0.1"))
+  const internalBindHost = yield* Config.String("INTERNAL_HOST").pipe(Config.withDefault("127.0.0.1"))
   // A service bound to every address is reached on loopback.
-  const host = bindHost === "0.0.0.0" || bindHost === "::" ? "127.0.0.1" : bindHost
+  const reachable = (bound: string) => (bound === "0.0.0.0" || bound === "::" ? "127.0.0.1" : bound)
+  const host = reachable(internalBindHost)
+  const publicHost = reachable(bindHost)
   const gatewayPort = yield* portConfig("GATEWAY_PORT", 8080)
   const userPort = yield* portConfig("USER_PORT", 8081)
   const transactionPort = yield* portConfig("TRANSACTION_PORT", 8082)
   const walletHttpPort = yield* portConfig("WALLET_HTTP_PORT", 8083)
   const walletGrpcPort = yield* portConfig("WALLET_GRPC_PORT", 50051)
   const base = (p: number) => `http://${host}:${p}`
+  const publicBase = (p: number) => `http://${publicHost}:${p}`
   const userUrl = yield* Config.String("USER_SERVICE_URL").pipe(Config.withDefault(base(userPort)))
   const childEnv = {
     USER_SERVICE_URL: userUrl,
@@ -168,13 +177,14 @@ const readSettings = Effect.gen(function* () {
       ports: [["GATEWAY_PORT", gatewayPort]],
       // The gateway is ready only when user, transaction and wallet answer; when WALLETUN_SERVICES
       // leaves one of them out (a developer working around a broken one), being live is all we can wait for.
-      readyUrl: `${base(gatewayPort)}/health/${serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"}`,
+      readyUrl: `${publicBase(gatewayPort)}/health/${serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"}`,
     },
   ]
   const otlp = yield* Config.String("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.withDefault(""))
   return {
     bindHost,
-    api: base(gatewayPort),
+    internalBindHost,
+    api: publicBase(gatewayPort),
     // Dependency order whatever order the variable lists them in.
     services: all.filter((spec) => chosen.includes(spec.name)),
     childEnv,
@@ -378,7 +388,7 @@ const checkPorts = (settings: Settings) =>
   Effect.forEach(settings.services, (spec) =>
     Effect.forEach(spec.ports, ([variable, port]) =>
       Effect.gen(function* () {
-        if (yield* portFree(settings.bindHost, port)) return
+        if (yield* portFree(spec.name === "gateway" ? settings.bindHost : settings.internalBindHost, port)) return
         const owner = listenerOf(port) ?? "another process"
         return yield* new StartFailed({
           message: `port ${port} (${variable}, for ${spec.name}) is taken by ${owner}; stop it or set ${variable} to a free port`,

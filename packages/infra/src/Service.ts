@@ -11,17 +11,35 @@ import { createServer } from "node:http"
 import * as Metrics from "./Metrics.ts"
 import * as Telemetry from "./Telemetry.ts"
 
-/** The Node HTTP server for a service: `HOST` (default 127.0.0.1) and the port in `portVariable`. */
-export const httpServer = (portVariable: string, defaultPort: number) =>
+/**
+ * Where a server listens: the public entry (the gateway) on `HOST`, every service behind it on
+ * `INTERNAL_HOST`. Both default to loopback, and they are separate so that opening the API to the
+ * network (`HOST=0.0.0.0`) does not open the internal ports with it.
+ */
+export type Exposure = "public" | "internal"
+
+/** The address a server of this exposure binds. */
+export const bindHost = (exposure: Exposure) =>
+  Config.String(exposure === "public" ? "HOST" : "INTERNAL_HOST").pipe(Config.withDefault("127.0.0.1"))
+
+/** The Node HTTP server for a service: its bind address (see `Exposure`) and the port in `portVariable`. */
+export const httpServer = (portVariable: string, defaultPort: number, exposure: Exposure = "internal") =>
   NodeHttpServer.layerConfig(createServer, {
-    host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+    host: bindHost(exposure),
     port: Config.Port(portVariable).pipe(Config.withDefault(defaultPort)),
     gracefulShutdownTimeout: Config.succeed(Duration.seconds(10)),
   })
 
 /** Serves the routes that `routes` adds to the router, plus `GET /metrics` and HTTP request metrics. */
-export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>, portVariable: string, defaultPort: number) =>
-  HttpRouter.serve(Layer.mergeAll(routes, Metrics.layer)).pipe(Layer.provide(httpServer(portVariable, defaultPort)))
+export const serveHttp = <E, R>(
+  routes: Layer.Layer<never, E, R>,
+  portVariable: string,
+  defaultPort: number,
+  exposure: Exposure = "internal",
+) =>
+  HttpRouter.serve(Layer.mergeAll(routes, Metrics.layer)).pipe(
+    Layer.provide(httpServer(portVariable, defaultPort, exposure)),
+  )
 
 /**
  * Runs a service until it is told to stop. A bad configuration value fails start-up with a

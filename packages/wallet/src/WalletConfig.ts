@@ -8,7 +8,7 @@ export class WalletConfig extends Context.Service<
     readonly database: string
     /** The size of the connection pool (the most ledger transactions in flight at once). */
     readonly maxConnections: number
-    /** The address the gRPC server binds. */
+    /** The address the gRPC server binds (`INTERNAL_HOST`, loopback by default). */
     readonly host: string
     /** The gRPC port. */
     readonly grpcPort: number
@@ -20,7 +20,8 @@ export class WalletConfig extends Context.Service<
       return WalletConfig.of({
         database: yield* Config.String("WALLET_DATABASE").pipe(Config.withDefault("walletun_wallet")),
         maxConnections: yield* Config.Int("WALLET_DB_POOL_SIZE").pipe(Config.withDefault(16)),
-        host: yield* Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+        // Behind the gateway: the internal bind address, never the public one.
+        host: yield* Config.String("INTERNAL_HOST").pipe(Config.withDefault("127.0.0.1")),
         grpcPort: yield* Config.Port("WALLET_GRPC_PORT").pipe(Config.withDefault(50051)),
       })
     }),
