@@ -116,14 +116,15 @@ const defaultNodeOptions = "--max-semi-space-size=16 --max-old-space-size=256"
 
 const portConfig = (name: string, fallback: number) => Config.Port(name).pipe(Config.withDefault(fallback))
 
+/** Where a service bound to `bound` is reached: on loopback when it is bound to every address. */
+const reachable = (bound: string) => (bound === "0.0.0.0" || bound === "::" ? "127.0.0.1" : bound)
+
 /** Everything comes from the variables the services themselves read, with the same defaults. */
 const readSettings = Effect.gen(function* () {
   // The gateway binds HOST (public); the services behind it bind INTERNAL_HOST, loopback unless
   // set on purpose (compose sets it, so the containers reach each other).
   const bindHost = yield* Config.String("HOST").pipe(Config.withDefault("127.0.0.1"))
   const internalBindHost = yield* Config.String("INTERNAL_HOST").pipe(Config.withDefault("127.0.0.1"))
-  // A service bound to every address is reached on loopback.
-  const reachable = (bound: string) => (bound === "0.0.0.0" || bound === "::" ? "127.0.0.1" : bound)
   const host = reachable(internalBindHost)
   const publicHost = reachable(bindHost)
   const gatewayPort = yield* portConfig("GATEWAY_PORT", 8080)
