@@ -41,6 +41,18 @@ const publishAll = (rabbit: Rabbit.Rabbit["Service"], queue: string, ids: Readon
     { discard: true },
   )
 
+/** Consumes `queue`, acking every message; gives the set of message ids consumed so far. */
+const consumeIds = (rabbit: Rabbit.Rabbit["Service"], queue: string) =>
+  Effect.gen(function* () {
+    const consumed = new Set<string>()
+    yield* rabbit.consume(
+      queue,
+      (message) => Effect.sync(() => consumed.add(String(message.properties.messageId))).pipe(Effect.as(Rabbit.ack)),
+      { prefetch: 5 },
+    )
+    return consumed
+  })
+
 describe("Rabbit through a proxy that drops connections (real broker)", () => {
   it.live(
     "publishing and consuming continue after the connection drops mid-stream, and every published message is consumed",
@@ -91,13 +103,7 @@ describe("Rabbit through a proxy that drops connections (real broker)", () => {
       Effect.gen(function* () {
         const { proxy, rabbit, queue } = yield* throughProxy()
         const direct = yield* Rabbit.make({ url: Redacted.make("amqp://guest:guest@127.0.0.1:5672") })
-        const consumed = new Set<string>()
-        yield* rabbit.consume(
-          queue,
-          (message) =>
-            Effect.sync(() => consumed.add(String(message.properties.messageId))).pipe(Effect.as(Rabbit.ack)),
-          { prefetch: 5 },
-        )
+        const consumed = yield* consumeIds(rabbit, queue)
         yield* proxy.pause
         yield* proxy.drop
         yield* direct.withChannel((channel) => channel.deleteQueue(queue))
@@ -204,13 +210,7 @@ describe("Rabbit through a proxy that drops connections (real broker)", () => {
     () =>
       Effect.gen(function* () {
         const { proxy, rabbit, queue } = yield* throughProxy()
-        const consumed = new Set<string>()
-        yield* rabbit.consume(
-          queue,
-          (message) =>
-            Effect.sync(() => consumed.add(String(message.properties.messageId))).pipe(Effect.as(Rabbit.ack)),
-          { prefetch: 5 },
-        )
+        const consumed = yield* consumeIds(rabbit, queue)
         // Each new connection is cut a little later than the one before (0 to 39 ms after the proxy
         // accepts it), so some cuts land in the handshake and some while the adapter opens its
         // channels, declares the queue and starts the consumer.

@@ -17,6 +17,19 @@ const transfer = (source: Ids.WalletId, target: Ids.WalletId, n = 100n): Transac
   amount: amount(n),
 })
 
+/** What the wallet checks are tried on: Alice's USD wallet, Bob's USD and JPY ones, a missing id. */
+const checkedWallets = Effect.gen(function* () {
+  const alice = yield* newUser
+  const bob = yield* newUser
+  return {
+    alice,
+    a: yield* openWallet(alice),
+    b: yield* openWallet(bob),
+    yen: yield* openWallet(bob, "JPY"),
+    missing: (yield* newUser) as unknown as Ids.WalletId,
+  }
+})
+
 const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
 
 describe("Transactions.accept", () => {
@@ -83,12 +96,7 @@ describe("Transactions.accept", () => {
     fresh(
       Effect.gen(function* () {
         const transactions = yield* Transactions
-        const alice = yield* newUser
-        const bob = yield* newUser
-        const a = yield* openWallet(alice)
-        const b = yield* openWallet(bob)
-        const yen = yield* openWallet(bob, "JPY")
-        const missing = (yield* newUser) as unknown as Ids.WalletId
+        const { alice, a, b, yen, missing } = yield* checkedWallets
 
         const notMine = yield* transactions.accept(alice, key("1"), transfer(b.id, a.id)).pipe(Effect.flip)
         assert.strictEqual(notMine._tag, "WalletNotFound")
@@ -114,12 +122,7 @@ describe("Transactions.accept", () => {
     fresh(
       Effect.gen(function* () {
         const transactions = yield* Transactions
-        const alice = yield* newUser
-        const bob = yield* newUser
-        const a = yield* openWallet(alice)
-        const b = yield* openWallet(bob)
-        const yen = yield* openWallet(bob, "JPY")
-        const missing = (yield* newUser) as unknown as Ids.WalletId
+        const { alice, a, b, yen, missing } = yield* checkedWallets
         const retried = key("retried")
 
         const refusals = [
