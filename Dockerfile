@@ -22,6 +22,10 @@ COPY --from=deps /app/node_modules node_modules
 COPY package.json ./
 COPY proto proto
 COPY packages packages
+# The local CA and certificates for compose's one-shot `pki` service (docker-compose.yml); the
+# directory belongs to node so that the named volume mounted on it is writable by the service.
+COPY scripts/pki.ts scripts/pki.ts
+RUN mkdir -p /pki && chown node:node /pki
 USER node
 ARG SERVICE
 ENV SERVICE=${SERVICE}

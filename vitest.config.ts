@@ -1,9 +1,11 @@
 import { defineConfig } from "vitest/config"
 
 // Two projects: fast unit tests (test doubles only) and integration tests against the real
-// PostgreSQL, RabbitMQ and CQL database that `npm run infra:up` provides.
+// PostgreSQL, RabbitMQ and CQL database that `npm run infra:up` provides. Both first make sure
+// the services' certificates exist (scripts/test-setup.ts).
 export default defineConfig({
   test: {
+    globalSetup: ["scripts/test-setup.ts"],
     projects: [
       {
         test: {

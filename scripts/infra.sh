@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the servers walletun needs: PostgreSQL, RabbitMQ and a CQL database.
 #
-#   scripts/infra.sh up       use each server that already answers; start the others under .data/
+#   scripts/infra.sh up       use each server that already answers; start the others under .data/;
+#                             create the services' local CA and certificates (.data/pki) where missing
 #   scripts/infra.sh down     stop exactly what `up` started (never a server it found running)
 #   scripts/infra.sh status   report each server, and who started it
 #
@@ -258,8 +259,11 @@ cql_status() {
   fi
 }
 
+# The services' certificates for mutual TLS (scripts/pki.ts): created where missing, never replaced.
+pki_up() { bash "$root/scripts/with-node.sh" node "$root/scripts/pki.ts"; }
+
 case "${1:-}" in
-  up) cql_up; pg_up; rabbit_up ;;
+  up) pki_up; cql_up; pg_up; rabbit_up ;;
   down) rabbit_down; pg_down; cql_down ;;
   status) cql_status; pg_status; rabbit_status ;;
   *) die "usage: scripts/infra.sh up|down|status" ;;

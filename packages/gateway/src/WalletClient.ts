@@ -8,6 +8,7 @@ import { Context, DateTime, Duration, Effect, Layer, Schedule } from "effect"
 import { Errors } from "@walletun/domain"
 import type { Currency, Ids, Money, Page, Transaction, Wallet } from "@walletun/domain"
 import * as Grpc from "@walletun/infra/Grpc"
+import * as Tls from "@walletun/infra/Tls"
 import * as Uuid from "@walletun/infra/Uuid"
 import { TransactionType, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
@@ -74,7 +75,12 @@ export class WalletClient extends Context.Service<
     WalletClient,
     Effect.gen(function* () {
       const config = yield* GatewayConfig
-      const client = yield* Grpc.makeClient(WalletServiceClient, config.walletGrpcAddress)
+      const client = yield* Grpc.makeClient(
+        WalletServiceClient,
+        config.walletGrpcAddress,
+        {},
+        yield* Tls.identity("gateway"),
+      )
       const call = <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req, read: boolean) => {
         const once = Grpc.unaryCall(`WalletService.${name}`, method, request, { timeout: config.downstreamTimeout })
         return read ? once.pipe(Effect.retry({ schedule: readRetry, while: (error) => error.retryable })) : once

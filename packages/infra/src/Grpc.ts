@@ -21,6 +21,7 @@ import type {
 import { Cause, Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { Scope, Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
+import type * as Tls from "./Tls.ts"
 
 /** The status codes after which the same call may succeed later. */
 export const retryableCodes: ReadonlySet<status> = new Set([
@@ -173,17 +174,79 @@ export const unary = <Req, Res, E, R>(
     }
   })
 
-/** One service served by a `GrpcServer`: its generated definition and its implementation. */
+/**
+ * Who may call each method: the identities (certificate common names) allowed, by method name as
+ * in the generated definition (`applyTransaction`). A method left out is refused to everyone.
+ */
+export type Access<Methods extends string = string> = Readonly<Record<Methods, ReadonlyArray<string>>>
+
+/** One service served by a `GrpcServer`: its generated definition, its implementation, and who may call what. */
 export interface ServiceBinding {
   readonly definition: ServiceDefinition
   readonly implementation: UntypedServiceImplementation
+  /** Per-method authorisation by the caller's certificate; every caller may call everything when absent. */
+  readonly access?: Access | undefined
 }
 
 /** Pairs a generated service definition (e.g. `WalletServiceService`) with its implementation. */
 export const service = (
   definition: ServiceDefinition,
   implementation: UntypedServiceImplementation,
-): ServiceBinding => ({ definition, implementation })
+  access?: Access,
+): ServiceBinding => ({ definition, implementation, access })
+
+/** The identity of a call's peer: the common name of the client certificate it proved it holds. */
+export const peerIdentity = (call: {
+  getAuthContext(): { sslPeerCertificate?: { subject?: { CN?: string | Array<string> } } } | null
+}) => {
+  const name = call.getAuthContext()?.sslPeerCertificate?.subject?.CN
+  return Array.isArray(name) ? undefined : name
+}
+
+/**
+ * The implementation with each method behind its access rule: a caller without a verified
+ * certificate gets UNAUTHENTICATED, one whose identity the rule does not list PERMISSION_DENIED,
+ * before the request is decoded or any handler runs.
+ */
+const guarded = (binding: ServiceBinding): UntypedServiceImplementation => {
+  const access = binding.access
+  if (access === undefined) return binding.implementation
+  const implementation: UntypedServiceImplementation = {}
+  for (const [name, handler] of Object.entries(binding.implementation)) {
+    const allowed = new Set(access[name] ?? [])
+    const path = binding.definition[name]?.path ?? name
+    implementation[name] = ((
+      call: ServerUnaryCall<unknown, unknown>,
+      callback: (error: Partial<ServiceError>) => void,
+    ) => {
+      const peer = peerIdentity(call)
+      if (peer === undefined) {
+        callback({ code: status.UNAUTHENTICATED, details: "a client certificate from the services' CA is required" })
+        return
+      }
+      if (!allowed.has(peer)) {
+        callback({ code: status.PERMISSION_DENIED, details: `${peer} may not call ${path}` })
+        return
+      }
+      ;(handler as (call: unknown, callback: unknown) => void)(call, callback)
+    }) as UntypedServiceImplementation[string]
+  }
+  return implementation
+}
+
+/**
+ * Mutual TLS on the server: the client must present a certificate, and only one that chains to
+ * the CA carries an identity (`peerIdentity`). A client without one still completes the
+ * handshake, so that it gets a readable UNAUTHENTICATED rather than a dropped connection.
+ */
+class MutualTls extends ServerCredentials {
+  constructor(identity: Tls.Identity) {
+    super({ requestCert: true, rejectUnauthorized: false }, { ca: identity.ca, cert: identity.cert, key: identity.key })
+  }
+  _equals(other: ServerCredentials): boolean {
+    return other === this
+  }
+}
 
 /** Where and what a `GrpcServer` serves. */
 export interface ServerConfig {
@@ -196,6 +259,8 @@ export interface ServerConfig {
   readonly shutdownTimeout?: Duration.Input | undefined
   /** grpc-js channel options for the server (message sizes, keepalive, ...). */
   readonly options?: ServerOptions | undefined
+  /** Mutual TLS with this identity; plaintext without it (only for tests of this module). */
+  readonly tls?: Tls.Identity | undefined
 }
 
 const shutdown = (server: Server, timeout: Duration.Input): Effect.Effect<void> =>
@@ -209,8 +274,8 @@ const shutdown = (server: Server, timeout: Duration.Input): Effect.Effect<void> 
   )
 
 /**
- * Starts a grpc-js server with the given services, bound (without TLS: internal traffic) to
- * `host:port`, and shuts it down when the scope closes: gracefully, then forcibly after
+ * Starts a grpc-js server with the given services (each method behind its access rule), bound
+ * to `host:port` with mutual TLS when `tls` is set, and shuts it down when the scope closes: gracefully, then forcibly after
  * `shutdownTimeout`.
  */
 export const makeServer = Effect.fnUntraced(function* (config: ServerConfig) {
@@ -218,14 +283,15 @@ export const makeServer = Effect.fnUntraced(function* (config: ServerConfig) {
   const server = yield* Effect.acquireRelease(
     Effect.sync(() => {
       const created = new Server(config.options)
-      for (const binding of config.services) created.addService(binding.definition, binding.implementation)
+      for (const binding of config.services) created.addService(binding.definition, guarded(binding))
       return created
     }),
     (created) => shutdown(created, config.shutdownTimeout ?? Duration.seconds(10)),
   )
   const address = `${host.includes(":") ? `[${host}]` : host}:${config.port}`
   const port = yield* Effect.callback<number, GrpcError>((resume) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) =>
+    const serverCredentials = config.tls === undefined ? ServerCredentials.createInsecure() : new MutualTls(config.tls)
+    server.bindAsync(address, serverCredentials, (error, bound) =>
       resume(
         error === null
           ? Effect.succeed(bound)
@@ -308,15 +374,24 @@ export type ClientConstructor<C extends Client> = new (
 ) => C
 
 /**
- * Creates a client of `address` (`host:port`, no TLS: internal traffic) that is closed when the
- * scope closes. The channel connects lazily, on the first call.
+ * Creates a client of `address` (`host:port`) that is closed when the scope closes: over mutual
+ * TLS as `tls` (the server's certificate must chain to its CA and name the address's host),
+ * plaintext without it. The channel connects lazily, on the first call.
  */
 export const makeClient = <C extends Client>(
   constructor: ClientConstructor<C>,
   address: string,
   options: Partial<ClientOptions> = {},
+  tls?: Tls.Identity,
 ): Effect.Effect<C, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.sync(() => new constructor(address, credentials.createInsecure(), options)),
+    Effect.sync(
+      () =>
+        new constructor(
+          address,
+          tls === undefined ? credentials.createInsecure() : credentials.createSsl(tls.ca, tls.key, tls.cert),
+          options,
+        ),
+    ),
     (client) => Effect.sync(() => client.close()),
   )

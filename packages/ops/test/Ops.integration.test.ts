@@ -13,7 +13,7 @@ import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Events } from "@walletun/domain"
-import { Cql, Grpc, Postgres, Rabbit, ServiceProcess, Uuid } from "@walletun/infra"
+import { Cql, Grpc, Postgres, Rabbit, ServiceProcess, Tls, Uuid } from "@walletun/infra"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as Audit from "../src/Audit.ts"
 import * as Dlq from "../src/Dlq.ts"
@@ -183,7 +183,12 @@ const scratchLayer = Layer.effect(
       Effect.mapError((error) => new Error(`${error.message}\n${transaction.output()}`)),
     )
 
-    const client = yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${ports.grpc}`)
+    const client = yield* Grpc.makeClient(
+      WalletServiceClient,
+      `127.0.0.1:${ports.grpc}`,
+      {},
+      yield* Tls.identity("gateway"),
+    )
     const open = Effect.gen(function* () {
       const userId = yield* Uuid.v7
       const created = yield* Grpc.unaryCall(

@@ -7,6 +7,7 @@ import { HttpTraceContext } from "effect/http"
 import type { Currency, Events, Ids, Transaction } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import * as Grpc from "@walletun/infra/Grpc"
+import * as Tls from "@walletun/infra/Tls"
 import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import { TransactionConfig } from "./TransactionConfig.ts"
@@ -115,7 +116,12 @@ export class WalletClient extends Context.Service<
     WalletClient,
     Effect.gen(function* () {
       const config = yield* TransactionConfig
-      const client = yield* Grpc.makeClient(WalletServiceClient, config.walletAddress)
+      const client = yield* Grpc.makeClient(
+        WalletServiceClient,
+        config.walletAddress,
+        {},
+        yield* Tls.identity("transaction"),
+      )
       return yield* make(client, config.walletCallTimeout)
     }),
   )

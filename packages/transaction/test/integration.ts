@@ -12,7 +12,7 @@ import { Clock, ConfigProvider, Context, Duration, Effect, Layer, Logger, Schedu
 import type { Scope } from "effect"
 import { HttpServer } from "effect/http"
 import type { Ids } from "@walletun/domain"
-import { Cql, Grpc, Jwt, Rabbit, ServiceProcess, Uuid } from "@walletun/infra"
+import { Cql, Grpc, Jwt, Rabbit, ServiceProcess, Tls, Uuid } from "@walletun/infra"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import * as App from "../src/App.ts"
@@ -86,10 +86,25 @@ export const startWallet = (ports: WalletPorts) =>
     return service
   })
 
-/** A gRPC client of the wallet service, for setting up wallets and reading balances. */
-export class WalletAdmin extends Context.Service<WalletAdmin, WalletServiceClient>()("test/WalletAdmin") {
+/**
+ * gRPC clients of the wallet service, for setting up wallets and reading balances: one with the
+ * gateway's certificate (open and read wallets), one with the transaction service's (apply).
+ */
+export class WalletAdmin extends Context.Service<
+  WalletAdmin,
+  { readonly asGateway: WalletServiceClient; readonly asTransaction: WalletServiceClient }
+>()("test/WalletAdmin") {
   static readonly layer = (ports: WalletPorts) =>
-    Layer.effect(WalletAdmin, Grpc.makeClient(WalletServiceClient, `127.0.0.1:${ports.grpc}`))
+    Layer.effect(
+      WalletAdmin,
+      Effect.gen(function* () {
+        const address = `127.0.0.1:${ports.grpc}`
+        return {
+          asGateway: yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("gateway")),
+          asTransaction: yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("transaction")),
+        }
+      }),
+    )
 }
 
 const timeout = { timeout: "10 seconds" } as const
@@ -97,11 +112,11 @@ const timeout = { timeout: "10 seconds" } as const
 /** Opens a USD wallet for a new user and deposits `balance` directly through gRPC. */
 export const fundedWallet = (balance: bigint, currency = "USD") =>
   Effect.gen(function* () {
-    const client = yield* WalletAdmin
+    const { asGateway, asTransaction } = yield* WalletAdmin
     const ownerId = yield* Uuid.v7
     const created = yield* Grpc.unaryCall(
       "createWallet",
-      client.createWallet.bind(client),
+      asGateway.createWallet.bind(asGateway),
       { ownerId, currency },
       timeout,
     )
@@ -109,7 +124,7 @@ export const fundedWallet = (balance: bigint, currency = "USD") =>
     if (balance > 0n) {
       yield* Grpc.unaryCall(
         "applyTransaction",
-        client.applyTransaction.bind(client),
+        asTransaction.applyTransaction.bind(asTransaction),
         {
           transactionId: yield* Uuid.v7,
           actingUserId: ownerId,
@@ -124,7 +139,7 @@ export const fundedWallet = (balance: bigint, currency = "USD") =>
 /** A wallet's balance as the ledger holds it. */
 export const balanceOf = (walletId: string, ownerId: string) =>
   Effect.gen(function* () {
-    const client = yield* WalletAdmin
+    const client = (yield* WalletAdmin).asGateway
     const got = yield* Grpc.unaryCall("getWallet", client.getWallet.bind(client), { walletId, ownerId }, timeout)
     return got.wallet?.balance ?? -1n
   })
@@ -132,7 +147,7 @@ export const balanceOf = (walletId: string, ownerId: string) =>
 /** A wallet's ledger entries (up to 100), newest first. */
 export const entriesOf = (walletId: string, ownerId: string) =>
   Effect.gen(function* () {
-    const client = yield* WalletAdmin
+    const client = (yield* WalletAdmin).asGateway
     const got = yield* Grpc.unaryCall(
       "listEntries",
       client.listEntries.bind(client),

@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto"
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
-import { Grpc, ServiceProcess, Uuid } from "@walletun/infra"
+import { Grpc, ServiceProcess, Tls, Uuid } from "@walletun/infra"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 
@@ -25,7 +25,9 @@ const program = Effect.gen(function* () {
     LOG_LEVEL: "Warn",
   })
   yield* ServiceProcess.waitFor(`http://127.0.0.1:${httpPort}/health/ready`)
-  const client = yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${grpcPort}`)
+  const address = `127.0.0.1:${grpcPort}`
+  const gateway = yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("gateway"))
+  const client = yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("transaction"))
   const timeout = { timeout: "30 seconds" } as const
   const apply = (request: Proto.ApplyTransactionRequest) =>
     Grpc.unaryCall("apply", client.applyTransaction.bind(client), request, timeout)
@@ -34,7 +36,7 @@ const program = Effect.gen(function* () {
   const wallets = yield* Effect.forEach(
     owners,
     (ownerId) =>
-      Grpc.unaryCall("create", client.createWallet.bind(client), { ownerId, currency: "USD" }, timeout).pipe(
+      Grpc.unaryCall("create", gateway.createWallet.bind(gateway), { ownerId, currency: "USD" }, timeout).pipe(
         Effect.map((response) => response.wallet?.id ?? ""),
       ),
     { concurrency: inFlight },

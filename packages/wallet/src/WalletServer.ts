@@ -8,6 +8,7 @@ import { Effect, Layer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Tls from "@walletun/infra/Tls"
 import * as WalletGrpc from "./grpc/WalletGrpc.ts"
 import * as KeyPurge from "./KeyPurge.ts"
 import { LedgerRepo } from "./LedgerRepo.ts"
@@ -30,7 +31,12 @@ export const Database = Layer.unwrap(
 const GrpcServerLive = Grpc.GrpcServer.layer(
   Effect.gen(function* () {
     const config = yield* WalletConfig
-    return { services: [yield* WalletGrpc.binding], host: config.host, port: config.grpcPort }
+    return {
+      services: [yield* WalletGrpc.binding],
+      host: config.host,
+      port: config.grpcPort,
+      tls: yield* Tls.identity("wallet"),
+    }
   }),
 )
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Layer, Redacted } from "effect"
-import { Grpc, Rabbit, Uuid } from "@walletun/infra"
+import { Grpc, Rabbit, Tls, Uuid } from "@walletun/infra"
 import * as TcpProxy from "@walletun/infra/TcpProxy"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as OutboxRelay from "../src/OutboxRelay.ts"
@@ -41,7 +41,9 @@ layer(App, { excludeTestServices: true, timeout: 90_000 })("outbox relay under b
         const proxy = yield* Proxy
         const observer = yield* Observer
         const server = yield* Grpc.GrpcServer
-        const client = yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${server.port}`)
+        const address = `127.0.0.1:${server.port}`
+        const gateway = yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("gateway"))
+        const client = yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("transaction"))
         const queue = `wallet.events.faults.${randomUUID()}`
         yield* observer.declare({
           queues: [{ name: queue, type: "quorum" }],
@@ -69,7 +71,7 @@ layer(App, { excludeTestServices: true, timeout: 90_000 })("outbox relay under b
         const owner = yield* Uuid.v7
         const created = yield* Grpc.unaryCall(
           "create",
-          client.createWallet.bind(client),
+          gateway.createWallet.bind(gateway),
           { ownerId: owner, currency: "EUR" },
           { timeout: "10 seconds" },
         )

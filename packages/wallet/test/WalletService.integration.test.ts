@@ -5,23 +5,31 @@ import { ConfigProvider, Context, Deferred, Effect, Layer, Result, Schema } from
 import { SqlClient } from "effect/sql"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
-import { Grpc, Rabbit, Uuid } from "@walletun/infra"
+import { Grpc, Rabbit, Tls, Uuid } from "@walletun/infra"
 import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import * as KeyPurge from "../src/KeyPurge.ts"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
 import * as OutboxRelay from "../src/OutboxRelay.ts"
 import * as WalletServer from "../src/WalletServer.ts"
+import * as WalletGrpc from "../src/grpc/WalletGrpc.ts"
 
 // The wallet service in this process (gRPC server on an ephemeral port, real PostgreSQL, real
 // RabbitMQ, the outbox relay running), called through a real generated gRPC client.
 
-class Client extends Context.Service<Client, WalletServiceClient>()("test/WalletClient") {
+// One client per identity that may call the service; each method is called as the first identity
+// its access rule lists (the gateway's certificate to open a wallet, the transaction service's to apply).
+class Client extends Context.Service<Client, Record<"gateway" | "transaction", WalletServiceClient>>()(
+  "test/WalletClient",
+) {
   static readonly layer = Layer.effect(
     Client,
     Effect.gen(function* () {
-      const server = yield* Grpc.GrpcServer
-      return yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${server.port}`)
+      const address = `127.0.0.1:${(yield* Grpc.GrpcServer).port}`
+      return {
+        gateway: yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("gateway")),
+        transaction: yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("transaction")),
+      }
     }),
   )
 }
@@ -33,9 +41,9 @@ const App = Client.layer.pipe(
   ),
 )
 
-const call = <Req, Res>(name: keyof WalletServiceClient & string, request: Req) =>
+const call = <Req, Res>(name: keyof typeof WalletGrpc.access, request: Req) =>
   Effect.gen(function* () {
-    const client = yield* Client
+    const client = (yield* Client)[WalletGrpc.access[name][0]]
     const method = (client[name] as unknown as Grpc.UnaryMethod<Req, Res>).bind(client)
     return yield* Grpc.unaryCall(`WalletService.${name}`, method, request, { timeout: "10 seconds" })
   })

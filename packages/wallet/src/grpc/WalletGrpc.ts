@@ -149,6 +149,23 @@ export const decodeClaim = Effect.fnUntraced(function* (request: Proto.ClaimIdem
   }
 }) satisfies (request: Proto.ClaimIdempotencyKeyRequest) => Effect.Effect<KeyClaim, InvalidArgument>
 
+/**
+ * Who may call what, by the caller's certificate: the gateway opens and reads wallets for the
+ * user its JWT names; the transaction service looks wallets up, claims idempotency keys and
+ * applies transactions. Nobody else may call anything, and nobody but the transaction service may
+ * move money, so the acting user of an apply always comes from it.
+ */
+export const access = {
+  createWallet: ["gateway"],
+  getWallet: ["gateway"],
+  getWallets: ["transaction"],
+  listWallets: ["gateway"],
+  listEntries: ["gateway"],
+  applyTransaction: ["transaction"],
+  applyTransactions: ["transaction"],
+  claimIdempotencyKey: ["transaction"],
+} as const satisfies Grpc.Access<keyof typeof WalletServiceService>
+
 /** The WalletService implementation, bound to the `Wallets` of the current context. */
 export const binding = Effect.gen(function* () {
   const wallets = yield* Wallets
@@ -275,5 +292,5 @@ export const binding = Effect.gen(function* () {
       toFailure,
     ),
   }
-  return Grpc.service(svc, implementation)
+  return Grpc.service(svc, implementation, access)
 })

@@ -1,0 +1,87 @@
+/**
+ * A service's identity for mutual TLS on internal hops: the CA that every internal peer's
+ * certificate must chain to, and this service's own certificate and key, whose common name is
+ * the identity the other side authorises (`gateway`, `transaction`, `wallet`, `user`).
+ *
+ * Read at start-up from files: `TLS_CA_FILE`, `TLS_CERT_FILE`, `TLS_KEY_FILE`, each defaulting
+ * to `PKI_DIR` (`.data/pki` of the checkout, which `npm start` fills) plus `ca.crt`,
+ * `<service>.crt` and `<service>.key`.
+ */
+import { X509Certificate } from "node:crypto"
+import { readFileSync } from "node:fs"
+import path from "node:path"
+import { Config, Effect, Schema } from "effect"
+
+/** What one side of a mutual-TLS connection presents and trusts. */
+export interface Identity {
+  /** The common name of `cert`: who this service is to its peers. */
+  readonly name: string
+  /** The PEM of the CA that peers' certificates must chain to. */
+  readonly ca: Buffer
+  /** The PEM of this service's certificate (and chain). */
+  readonly cert: Buffer
+  /** The PEM of its private key. */
+  readonly key: Buffer
+}
+
+/** A TLS file that is missing or unreadable, named with the variable that points at it. */
+export class TlsFileUnreadable extends Schema.TaggedError<TlsFileUnreadable>()("TlsFileUnreadable", {
+  variable: Schema.String,
+  file: Schema.String,
+  reason: Schema.String,
+}) {
+  override get message(): string {
+    return `${this.variable}: cannot read ${this.file} (${this.reason}); run \`npm start\` or \`bash scripts/infra.sh up\` once to create the local certificates, or point ${this.variable} at yours`
+  }
+}
+
+/** Where `npm start` keeps the local CA and the services' certificates: `.data/pki` of the checkout. */
+export const defaultDir = path.resolve(import.meta.dirname, "../../../.data/pki")
+
+const read = (variable: string, file: string) =>
+  Effect.try({
+    try: () => readFileSync(file),
+    catch: (error) => new TlsFileUnreadable({ variable, file, reason: String((error as Error).message ?? error) }),
+  })
+
+/** The common name in a certificate's subject, if it has one. */
+export const commonName = (subject: string | undefined): string | undefined =>
+  subject
+    ?.split("\n")
+    .find((line) => line.startsWith("CN="))
+    ?.slice(3)
+
+/** Reads the files of an identity. */
+export const load = Effect.fnUntraced(function* (files: {
+  readonly ca: string
+  readonly cert: string
+  readonly key: string
+}) {
+  const ca = yield* read("TLS_CA_FILE", files.ca)
+  const cert = yield* read("TLS_CERT_FILE", files.cert)
+  const key = yield* read("TLS_KEY_FILE", files.key)
+  const name = yield* Effect.try({
+    try: () => commonName(new X509Certificate(cert).subject) ?? "",
+    catch: (error) => new TlsFileUnreadable({ variable: "TLS_CERT_FILE", file: files.cert, reason: String(error) }),
+  })
+  return { name, ca, cert, key } satisfies Identity
+})
+
+/** The files of `service`'s identity in a directory laid out as `Pki.ensure` makes it. */
+export const filesIn = (dir: string, service: string) => ({
+  ca: path.join(dir, "ca.crt"),
+  cert: path.join(dir, `${service}.crt`),
+  key: path.join(dir, `${service}.key`),
+})
+
+/** The identity of `service`, from `TLS_*_FILE` or `PKI_DIR` (see the module's comment). */
+export const identity = (service: string) =>
+  Effect.gen(function* () {
+    const dir = yield* Config.String("PKI_DIR").pipe(Config.withDefault(defaultDir))
+    const defaults = filesIn(dir, service)
+    return yield* load({
+      ca: yield* Config.String("TLS_CA_FILE").pipe(Config.withDefault(defaults.ca)),
+      cert: yield* Config.String("TLS_CERT_FILE").pipe(Config.withDefault(defaults.cert)),
+      key: yield* Config.String("TLS_KEY_FILE").pipe(Config.withDefault(defaults.key)),
+    })
+  })
