@@ -49,6 +49,7 @@ import type { PlatformError } from "effect/PlatformError"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
+import * as Service from "@walletun/infra/Service"
 
 const root = path.resolve(import.meta.dirname, "..")
 
@@ -100,6 +101,8 @@ interface Settings {
   readonly stopTimeout: Duration.Duration
   readonly maxRestarts: number
   readonly traces: string
+  /** Every service's /metrics (the gateway's on its internal port). */
+  readonly metrics: ReadonlyArray<string>
   /** Flags for each service's `node`, before its main.ts (WALLETUN_NODE_OPTIONS). */
   readonly nodeOptions: ReadonlyArray<string>
 }
@@ -128,6 +131,8 @@ const readSettings = Effect.gen(function* () {
   const host = reachable(internalBindHost)
   const publicHost = reachable(bindHost)
   const gatewayPort = yield* portConfig("GATEWAY_PORT", 8080)
+  // The gateway's /metrics, apart from the API and on the internal address (Service.servePublic).
+  const gatewayMetricsPort = yield* portConfig("GATEWAY_METRICS_PORT", gatewayPort + Service.metricsPortOffset)
   const userPort = yield* portConfig("USER_PORT", 8081)
   const transactionPort = yield* portConfig("TRANSACTION_PORT", 8082)
   const walletHttpPort = yield* portConfig("WALLET_HTTP_PORT", 8083)
@@ -136,6 +141,7 @@ const readSettings = Effect.gen(function* () {
   const publicBase = (p: number) => `http://${publicHost}:${p}`
   const userUrl = yield* Config.String("USER_SERVICE_URL").pipe(Config.withDefault(base(userPort)))
   const childEnv = {
+    GATEWAY_METRICS_PORT: String(gatewayMetricsPort),
     USER_SERVICE_URL: userUrl,
     TRANSACTION_SERVICE_URL: yield* Config.String("TRANSACTION_SERVICE_URL").pipe(
       Config.withDefault(base(transactionPort)),
@@ -175,7 +181,10 @@ const readSettings = Effect.gen(function* () {
     },
     {
       name: "gateway",
-      ports: [["GATEWAY_PORT", gatewayPort]],
+      ports: [
+        ["GATEWAY_PORT", gatewayPort],
+        ["GATEWAY_METRICS_PORT", gatewayMetricsPort],
+      ],
       // The gateway is ready only when user, transaction and wallet answer; when WALLETUN_SERVICES
       // leaves one of them out (a developer working around a broken one), being live is all we can wait for.
       readyUrl: `${publicBase(gatewayPort)}/health/${serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"}`,
@@ -200,6 +209,10 @@ const readSettings = Effect.gen(function* () {
     nodeOptions: (yield* Config.String("WALLETUN_NODE_OPTIONS").pipe(Config.withDefault(defaultNodeOptions)))
       .split(/\s+/)
       .filter((flag) => flag !== "" && flag !== "none"),
+    metrics: [
+      `${base(gatewayMetricsPort)}/metrics`,
+      ...[userPort, transactionPort, walletHttpPort].map((port) => `${base(port)}/metrics`),
+    ],
     traces:
       otlp === ""
         ? "not exported; set OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -592,6 +605,7 @@ const printReady = (settings: Settings, millis: number) =>
     yield* say(`  API      ${gateway ? settings.api : notStarted}`)
     yield* say(`  docs     ${gateway ? `${settings.api}/docs` : notStarted}`)
     yield* say(`  OpenAPI  ${gateway ? `${settings.api}/openapi.json` : notStarted}`)
+    yield* say(`  metrics  ${settings.metrics.join(" ")}`)
     yield* say(`  traces   ${settings.traces}`)
     yield* say("Ctrl-C stops the services; the servers stay up (npm run infra:down stops them)")
   })

@@ -2,11 +2,11 @@
  * Prometheus metrics for every service: `GET /metrics` in the text exposition format, HTTP request
  * counts and latency histograms per route, and the shared counters of the money path (messages
  * published, consumed, retried, dead-lettered; transactions by final status; outbox lag;
- * reconciler re-publishes; CQL statements by kind). Route labels replace ids with `:id`, so the
- * series stay few.
+ * reconciler re-publishes; CQL statements by kind). Route labels are the matched route's template
+ * (or `unmatched`), so the series stay few whatever paths clients send.
  */
 import { Cause, Clock, Effect, Layer, Metric } from "effect"
-import { HttpRouter, HttpServerError, HttpServerRequest } from "effect/http"
+import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 
 /** HTTP requests served, by method, route and status. */
@@ -76,32 +76,18 @@ export const cqlStatements = Metric.counter("walletun_cql_statements_total", {
   incremental: true,
 })
 
-const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
-
-/** A request path as a low-cardinality route label: ids become `:id`, the query is dropped. */
-export const routeOf = (url: string): string => {
-  // A server request's url is its path and query; only an absolute one needs the URL parser.
-  const path = url.startsWith("/") ? url.slice(0, url.indexOf("?") >>> 0) : new URL(url, "http://local").pathname
-  return path.replace(uuid, ":id")
-}
-
 /**
- * At most this many distinct routes are labelled; beyond them (paths made up by a client, a
- * fuzzer) every other route is labelled `other`, so neither the series nor memory grow with them.
+ * The `route` label of a request: the template of the route that matched it (`/v1/wallets/:walletId`),
+ * or `unmatched` for a request no route matched. Never the raw path, so a client that makes paths
+ * up (a fuzzer, a flood of 404s) cannot grow the series.
  */
-export const maxRoutes = 256
+export const unmatched = "unmatched"
 
-const routes = new Set<string>()
-const routeLabel = (url: string): string => {
-  const route = routeOf(url)
-  if (routes.has(route)) return route
-  if (routes.size >= maxRoutes) return "other"
-  routes.add(route)
-  return route
-}
+const methods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
 // The metric of each label set, built once: `Metric.withAttributes` per request would build its
-// key again each time. Bounded: routes by `maxRoutes`; methods and statuses are few.
+// key again each time. Bounded: routes are the router's templates, methods the standard ones
+// (`other` for any made-up method) and statuses three digits.
 const built = new Map<string, Metric.Metric<number, unknown>>()
 const labelled = (metric: Metric.Metric<number, unknown>, attributes: Readonly<Record<string, string>>) => {
   const key = `${metric.id} ${Object.values(attributes).join(" ")}`
@@ -125,12 +111,14 @@ const httpMetrics = HttpRouter.middleware(
   (httpEffect) =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const method = request.method
-      const route = routeLabel(request.url)
+      const method = methods.has(request.method) ? request.method : "other"
       const started = yield* Clock.currentTimeNanos
       return yield* httpEffect.pipe(
         Effect.onExit((exit) =>
           Effect.gen(function* () {
+            // The router puts the matched route in the fiber's context for the request's life.
+            const matched = yield* Effect.serviceOption(HttpRouter.RouteContext)
+            const route = matched._tag === "Some" ? matched.value.route.path : unmatched
             const seconds = Number((yield* Clock.currentTimeNanos) - started) / 1e9
             const status = exit._tag === "Success" ? exit.value.status : statusOfFailure(exit.cause)
             yield* Metric.update(labelled(httpDuration, { method, route }), seconds)
@@ -142,5 +130,13 @@ const httpMetrics = HttpRouter.middleware(
   { global: true },
 )
 
+/** The HTTP request metrics of a service's router, without the `/metrics` route. */
+export const middleware = httpMetrics
+
+/** The Prometheus text of every metric of this process, as `GET /metrics` serves it. */
+export const exposition = Effect.map(PrometheusMetrics.format(), (body) =>
+  HttpServerResponse.text(body, { contentType: "text/plain; version=0.0.4; charset=utf-8" }),
+)
+
 /** `GET /metrics` and the HTTP request metrics, for a service's router. */
-export const layer = Layer.mergeAll(httpMetrics, PrometheusMetrics.layerHttp({ path: "/metrics" }))
+export const layer = Layer.mergeAll(httpMetrics, HttpRouter.add("GET", "/metrics", exposition))

@@ -6,7 +6,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Duration, Effect, Layer } from "effect"
-import { HttpRouter } from "effect/http"
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
 import * as Metrics from "./Metrics.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -24,22 +24,57 @@ export const bindHost = (exposure: Exposure) =>
 
 /** The Node HTTP server for a service: its bind address (see `Exposure`) and the port in `portVariable`. */
 export const httpServer = (portVariable: string, defaultPort: number, exposure: Exposure = "internal") =>
+  httpServerOn(Config.Port(portVariable).pipe(Config.withDefault(defaultPort)), exposure)
+
+const httpServerOn = (port: Config.Config<number>, exposure: Exposure) =>
   NodeHttpServer.layerConfig(createServer, {
     host: bindHost(exposure),
-    port: Config.Port(portVariable).pipe(Config.withDefault(defaultPort)),
+    port,
     gracefulShutdownTimeout: Config.succeed(Duration.seconds(10)),
   })
 
-/** Serves the routes that `routes` adds to the router, plus `GET /metrics` and HTTP request metrics. */
-export const serveHttp = <E, R>(
+/** How far the public entry's metrics port is from its API port unless set: 8080 → 9080. */
+export const metricsPortOffset = 1000
+
+/**
+ * Serves, behind the gateway (`INTERNAL_HOST`), the routes that `routes` adds to the router, plus
+ * `GET /metrics` and HTTP request metrics.
+ */
+export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>, portVariable: string, defaultPort: number) =>
+  HttpRouter.serve(Layer.mergeAll(routes, Metrics.layer)).pipe(
+    Layer.provide(httpServer(portVariable, defaultPort, "internal")),
+  )
+
+// Only `GET /metrics`; anything else is a bare 404.
+const metricsOnly = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const path = request.url.split("?", 1)[0]
+  return request.method === "GET" && path === "/metrics"
+    ? yield* Metrics.exposition
+    : HttpServerResponse.empty({ status: 404 })
+})
+
+/**
+ * Serves the public entry: `routes` with HTTP request metrics on `HOST` and the port in
+ * `portVariable`, and `GET /metrics` on `INTERNAL_HOST` and the port in `metricsPortVariable`
+ * (the API's port plus `metricsPortOffset` unless set), so that the Internet never reads the
+ * metrics, nor learns the routes, the load or the failure counts from them.
+ */
+export const servePublic = <E, R>(
   routes: Layer.Layer<never, E, R>,
   portVariable: string,
   defaultPort: number,
-  exposure: Exposure = "internal",
-) =>
-  HttpRouter.serve(Layer.mergeAll(routes, Metrics.layer)).pipe(
-    Layer.provide(httpServer(portVariable, defaultPort, exposure)),
+  metricsPortVariable: string,
+) => {
+  const port = Config.Port(portVariable).pipe(Config.withDefault(defaultPort))
+  const metricsPort = Config.all([port, Config.option(Config.Port(metricsPortVariable))]).pipe(
+    Config.map(([api, metrics]) => (metrics._tag === "Some" ? metrics.value : api + metricsPortOffset)),
   )
+  return Layer.merge(
+    HttpRouter.serve(Layer.mergeAll(routes, Metrics.middleware)).pipe(Layer.provide(httpServerOn(port, "public"))),
+    HttpServer.serve(metricsOnly).pipe(Layer.provide(httpServerOn(metricsPort, "internal"))),
+  )
+}
 
 /**
  * Runs a service until it is told to stop. A bad configuration value fails start-up with a

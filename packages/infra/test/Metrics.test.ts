@@ -13,19 +13,11 @@ afterAll(() => dispose())
 const get = (path: string) =>
   Effect.promise(() => handler(new Request(`http://service.test${path}`)).then((response) => response.text()))
 
-describe("Metrics", () => {
-  it("labels routes without their ids and queries", () => {
-    assert.strictEqual(
-      Metrics.routeOf("/v1/wallets/0190a000-0000-7000-8000-0000000000a1/entries?limit=5"),
-      "/v1/wallets/:id/entries",
-    )
-    assert.strictEqual(Metrics.routeOf("/v1/transactions"), "/v1/transactions")
-    assert.strictEqual(
-      Metrics.routeOf("http://host.test/v1/transactions/0190A000-0000-7000-8000-0000000000A1?x=1"),
-      "/v1/transactions/:id",
-    )
-  })
+/** How many series of `walletun_http_requests_total` a /metrics text holds. */
+const seriesOf = (text: string) =>
+  text.split("\n").filter((line) => line.startsWith("walletun_http_requests_total{")).length
 
+describe("Metrics", () => {
   it.live("serves Prometheus text with request counts and latency per route and status", () =>
     Effect.gen(function* () {
       yield* get("/v1/wallets/0190a000-0000-7000-8000-0000000000a1")
@@ -34,25 +26,35 @@ describe("Metrics", () => {
       yield* Metric.update(Metric.withAttributes(Metrics.transactionsFinal, { status: "COMPLETED" }), 1)
       const text = yield* get("/metrics")
       assert.include(text, "# TYPE walletun_http_requests_total counter")
-      assert.match(text, /walletun_http_requests_total\{[^}]*route="\/v1\/wallets\/:id"[^}]*status="200"[^}]*\} 2/)
-      assert.match(text, /walletun_http_request_duration_seconds_count\{[^}]*route="\/v1\/wallets\/:id"[^}]*\} 2/)
-      assert.match(text, /walletun_http_requests_total\{[^}]*route="\/nowhere"[^}]*status="404"[^}]*\} 1/)
+      assert.match(
+        text,
+        /walletun_http_requests_total\{[^}]*route="\/v1\/wallets\/:walletId"[^}]*status="200"[^}]*\} 2/,
+      )
+      assert.match(text, /walletun_http_request_duration_seconds_count\{[^}]*route="\/v1\/wallets\/:walletId"[^}]*\} 2/)
+      assert.match(text, /walletun_http_requests_total\{[^}]*route="unmatched"[^}]*status="404"[^}]*\} 1/)
+      assert.notInclude(text, "/nowhere")
       assert.match(text, /walletun_transactions_final_total\{status="COMPLETED"\} 1/)
     }),
   )
 
-  // Last: it fills the labelled routes of this process.
-  it.live("labels at most maxRoutes routes; paths made up beyond them count as `other`", () =>
+  it.live("a flood of made-up paths and methods adds no series: they all count as `unmatched`", () =>
     Effect.gen(function* () {
+      yield* get("/made-up/warm-up")
+      const before = seriesOf(yield* get("/metrics"))
       yield* Effect.forEach(
-        Array.from({ length: Metrics.maxRoutes + 20 }, (_, i) => i),
-        (i) => get(`/made-up/${i}`),
+        Array.from({ length: 500 }, (_, i) => i),
+        (i) =>
+          Effect.promise(() =>
+            handler(new Request(`http://service.test/made-up/${i}?q=${i}`, { method: i % 2 === 0 ? "GET" : "BREW" })),
+          ),
         { concurrency: 16 },
       )
       const text = yield* get("/metrics")
-      const series = text.split("\n").filter((line) => line.startsWith("walletun_http_requests_total{"))
-      assert.isAtMost(series.filter((line) => line.includes('route="/made-up/')).length, Metrics.maxRoutes)
-      assert.match(text, /walletun_http_requests_total\{[^}]*route="other"[^}]*status="404"[^}]*\} \d+/)
+      assert.notInclude(text, "/made-up/")
+      assert.notInclude(text, "BREW")
+      // One new series: the made-up method, as `other`, on `unmatched`, 404.
+      assert.strictEqual(seriesOf(text) - before, 1)
+      assert.match(text, /walletun_http_requests_total\{method="other",route="unmatched",status="404"\} 250/)
     }),
   )
 })

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { connect, createServer } from "node:net"
 import { networkInterfaces } from "node:os"
 import { ConfigProvider, Effect, Layer } from "effect"
-import { HttpServer } from "effect/http"
+import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import * as Service from "@walletun/infra/Service"
 
 /** This machine's first IPv4 address that is not loopback (the network the API may be opened to). */
@@ -63,5 +63,48 @@ describe("Service.httpServer", () => {
           network: true,
         })
       }),
+  )
+})
+
+/** The status of a GET, or "refused" when the connection is. */
+const statusOf = (host: string, port: number, path: string) =>
+  Effect.promise(() =>
+    fetch(`http://${host}:${port}${path}`).then(
+      (response) => response.status,
+      () => "refused" as const,
+    ),
+  )
+
+describe("Service.servePublic", () => {
+  it.live("serves the API on HOST and /metrics only on INTERNAL_HOST, on a port of its own", () =>
+    Effect.gen(function* () {
+      assert.isDefined(otherAddress, "this machine has a non-loopback IPv4 address to probe")
+      const api = yield* freePort
+      const metrics = yield* freePort
+      const config = ConfigProvider.fromUnknown({
+        HOST: "0.0.0.0",
+        PROBE_PORT: String(api),
+        PROBE_METRICS_PORT: String(metrics),
+      })
+      const routes = HttpRouter.add("GET", "/hello", HttpServerResponse.text("hello"))
+      yield* Layer.build(
+        Service.servePublic(routes, "PROBE_PORT", 18_000, "PROBE_METRICS_PORT").pipe(
+          Layer.provide(ConfigProvider.layer(config)),
+        ),
+      )
+      yield* statusOf("127.0.0.1", api, "/hello")
+      assert.strictEqual(yield* statusOf(otherAddress ?? "", api, "/hello"), 200)
+      // The public port has no /metrics, from anywhere.
+      assert.strictEqual(yield* statusOf(otherAddress ?? "", api, "/metrics"), 404)
+      assert.strictEqual(yield* statusOf("127.0.0.1", api, "/metrics"), 404)
+      // The metrics port answers on loopback, and not from the network.
+      assert.strictEqual(yield* statusOf("127.0.0.1", metrics, "/metrics"), 200)
+      assert.strictEqual(yield* statusOf("127.0.0.1", metrics, "/hello"), 404)
+      assert.strictEqual(yield* statusOf(otherAddress ?? "", metrics, "/metrics"), "refused")
+      const text = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${metrics}/metrics`).then((response) => response.text()),
+      )
+      assert.match(text, /walletun_http_requests_total\{method="GET",route="\/hello",status="200"\} \d+/)
+    }),
   )
 })
