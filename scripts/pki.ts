@@ -1,6 +1,7 @@
-// `scripts/infra.sh up` (and so `npm start` and `npm test`) runs this: the local CA and one
-// certificate per service for mutual TLS on internal hops, under PKI_DIR (`.data/pki`), created
-// where missing. Existing files are kept, so a running system's certificates never change under it.
+// `scripts/infra.sh up` (and so `npm start` and `npm test`) runs this: under PKI_DIR (`.data/pki`),
+// the local CA, one certificate per service for mutual TLS on internal hops, and the keys that
+// seal broker messages, each created where missing. Existing files are kept, so a running
+// system's certificates and keys never change under it.
 import * as Pki from "../packages/infra/src/Pki.ts"
 import * as Tls from "../packages/infra/src/Tls.ts"
 

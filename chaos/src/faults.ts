@@ -9,7 +9,7 @@ import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Events } from "@walletun/domain"
-import { Rabbit } from "@walletun/infra"
+import { MessageSeal, Rabbit } from "@walletun/infra"
 import { Connections, Dlq } from "@walletun/ops/src/index.ts"
 
 const root = path.resolve(import.meta.dirname, "../..")
@@ -235,7 +235,11 @@ const withBroker = <A, E>(f: (rabbit: typeof Rabbit.Rabbit.Service) => Effect.Ef
     return yield* f(rabbit)
   }).pipe(Effect.provide(Connections.rabbit))
 
-/** Publishes a copy of each accepted request to the requested queue (as the service does). */
+/**
+ * Publishes a copy of each accepted request to the requested queue, as the service does: sealed
+ * with its key (a duplicate of the service's own publish, which the worker must apply at most once;
+ * forged requests are the attack suite's business, not this fault's).
+ */
 export const republish = (prefix: string, requests: ReadonlyArray<AcceptedRequest>) =>
   Effect.try({
     try: () => requests.map((request) => ({ id: request.id, content: encodeRequested(request) })),
@@ -246,10 +250,13 @@ export const republish = (prefix: string, requests: ReadonlyArray<AcceptedReques
         Effect.forEach(
           messages,
           (message) =>
-            rabbit.publish(prefix, "transaction.requested", message.content, {
-              messageId: message.id,
-              contentType: "application/json",
-            }),
+            Effect.flatMap(MessageSeal.sealer("requests"), (sealer) =>
+              rabbit.publish(prefix, "transaction.requested", message.content, {
+                messageId: message.id,
+                contentType: "application/json",
+                headers: { [MessageSeal.header]: sealer.seal(message.content) },
+              }),
+            ),
           { concurrency: 4, discard: true },
         ),
       ),

@@ -16,6 +16,7 @@ import { randomBytes, webcrypto } from "node:crypto"
 import { existsSync } from "node:fs"
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
 import path from "node:path"
+import * as MessageSeal from "./MessageSeal.ts"
 import * as Tls from "./Tls.ts"
 
 /** The identities that take part in internal calls. */
@@ -100,10 +101,14 @@ const issue = async (dir: string, name: string) => {
   await writeFile(files(dir, name).cert, cert.toString("pem"))
 }
 
+/** The kinds of message keys `ensure` makes (see `MessageSeal`). */
+export const messageKeys: ReadonlyArray<MessageSeal.Kind> = ["requests", "events"]
+
 /**
- * Makes sure `dir` holds a CA and a certificate for each of `names`, creating only what is
- * missing (an existing CA keeps signing; a service whose certificate exists keeps it). Returns
- * the names whose certificates were created now.
+ * Makes sure `dir` holds a CA and a certificate for each of `names`, and the message keys,
+ * creating only what is missing (an existing CA keeps signing; a service whose certificate exists
+ * keeps it; a key is never replaced, since messages in flight are sealed with it). Returns the
+ * names whose certificates were created now.
  */
 export const ensure = async (
   dir: string,
@@ -117,6 +122,10 @@ export const ensure = async (
     if (existsSync(files(dir, name).cert) && existsSync(files(dir, name).key)) continue
     await issue(dir, name)
     created.push(name)
+  }
+  for (const kind of messageKeys) {
+    const file = MessageSeal.keyFileIn(dir, kind)
+    if (!existsSync(file)) await writeSecret(file, `${randomBytes(32).toString("hex")}\n`)
   }
   return created
 }

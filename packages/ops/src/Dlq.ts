@@ -9,6 +9,7 @@
  */
 import { Clock, Effect } from "effect"
 import type { Context } from "effect"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
 
 /** Headers the transaction service writes on dead letters (see packages/transaction/src/Broker.ts). */
@@ -20,6 +21,8 @@ export const replayedHeader = "x-walletun-replayed"
 /**
  * Why a message is in the DLQ, from its reason header (written by the worker and the outcome
  * consumer) or the broker's `x-death` record:
+ * - `unsealed`: no valid seal of its sender (`MessageSeal`): published by someone else than the
+ *   transaction service (a request) or the wallet service (an outcome), or altered on the way
  * - `undecodable`: the body is not a walletun event (poison message), on the requests or outcomes queue
  * - `unexpected`: a decodable event that does not belong on the requests queue
  * - `refused`: the wallet service refused the request (a non-retryable gRPC status)
@@ -27,10 +30,18 @@ export const replayedHeader = "x-walletun-replayed"
  * - `delivery_limit`: a handler kept dying on the message; the queue dead-lettered it
  * - `unknown`: anything else
  */
-export type ReasonKind = "undecodable" | "unexpected" | "refused" | "gave_up" | "delivery_limit" | "unknown"
+export type ReasonKind =
+  | "unsealed"
+  | "undecodable"
+  | "unexpected"
+  | "refused"
+  | "gave_up"
+  | "delivery_limit"
+  | "unknown"
 
 /** Every reason kind, in report order. */
 export const reasonKinds: ReadonlyArray<ReasonKind> = [
+  "unsealed",
   "undecodable",
   "unexpected",
   "refused",
@@ -39,8 +50,11 @@ export const reasonKinds: ReadonlyArray<ReasonKind> = [
   "unknown",
 ]
 
-/** Reason kinds that mean "dead-lettered on purpose" (poison messages): the audit allows them by default. */
-export const intendedReasons: ReadonlyArray<ReasonKind> = ["undecodable", "unexpected"]
+/**
+ * Reason kinds that mean "dead-lettered on purpose" (poison and forged messages, refused as they
+ * should be): the audit allows them by default.
+ */
+export const intendedReasons: ReadonlyArray<ReasonKind> = ["unsealed", "undecodable", "unexpected"]
 
 /** One dead letter, as an operator sees it. */
 export interface DeadLetter {
@@ -92,6 +106,7 @@ const firstDeath = (headers: Record<string, unknown>): Record<string, unknown> |
 /** The kind of a reason header (or of the broker's dead-letter reason when there is no header). */
 export const kindOf = (reason: string | undefined, deathReason: string | undefined): ReasonKind => {
   if (reason !== undefined) {
+    if (reason.startsWith("not sealed by") || reason.startsWith("outcome not sealed by")) return "unsealed"
     if (reason.startsWith("undecodable")) return "undecodable"
     if (reason.startsWith("unexpected event")) return "unexpected"
     if (reason.startsWith("wallet service refused")) return "refused"
@@ -276,7 +291,14 @@ export const replay = Effect.fn("Dlq.replay")(function* (
       rabbit.publish("", letter.origin, message.content, {
         ...(letter.id === "(no id)" ? {} : { messageId: letter.id }),
         contentType: text(message.properties.contentType) ?? "application/json",
-        headers: { [attemptHeader]: "1", [replayedHeader]: new Date(now).toISOString() },
+        headers: {
+          [attemptHeader]: "1",
+          [replayedHeader]: new Date(now).toISOString(),
+          // Its sender's seal goes with it: a replay can return only what the sender published.
+          ...(typeof message.properties.headers?.[MessageSeal.header] === "string"
+            ? { [MessageSeal.header]: message.properties.headers[MessageSeal.header] }
+            : {}),
+        },
       }),
   )
 })

@@ -6,6 +6,8 @@ import * as Dlq from "../src/Dlq.ts"
 describe("dead-letter reasons", () => {
   it.effect("are classified from the worker's and outcome consumer's headers", () =>
     Effect.sync(() => {
+      assert.strictEqual(Dlq.kindOf("not sealed by the transaction service: no valid seal", undefined), "unsealed")
+      assert.strictEqual(Dlq.kindOf("outcome not sealed by the wallet service: x", undefined), "unsealed")
       assert.strictEqual(Dlq.kindOf("undecodable message: x", undefined), "undecodable")
       assert.strictEqual(Dlq.kindOf("undecodable outcome: x", undefined), "undecodable")
       assert.strictEqual(

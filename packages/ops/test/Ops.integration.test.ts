@@ -13,7 +13,7 @@ import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Events } from "@walletun/domain"
-import { Cql, Grpc, Postgres, Rabbit, ServiceProcess, Tls, Uuid } from "@walletun/infra"
+import { Cql, Grpc, MessageSeal, Postgres, Rabbit, ServiceProcess, Tls, Uuid } from "@walletun/infra"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as Audit from "../src/Audit.ts"
 import * as Dlq from "../src/Dlq.ts"
@@ -317,13 +317,16 @@ const cli = (args: ReadonlyArray<string>, extraEnv: Record<string, string> = {})
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
+/** A dead letter as the worker writes one: its body, still sealed by the transaction service. */
 const deadLetter = (id: string, reason: string, attempts: number, body: string) =>
   Effect.gen(function* () {
     const scratch = yield* Scratch
     const rabbit = yield* Rabbit.Rabbit
-    yield* rabbit.publish(`${scratch.prefix}.dlq`, "transaction.dead", new TextEncoder().encode(body), {
+    const content = new TextEncoder().encode(body)
+    const seal = (yield* MessageSeal.sealer("requests")).seal(content)
+    yield* rabbit.publish(`${scratch.prefix}.dlq`, "transaction.dead", content, {
       messageId: id,
-      headers: { [Dlq.reasonHeader]: reason, [Dlq.attemptHeader]: String(attempts) },
+      headers: { [Dlq.reasonHeader]: reason, [Dlq.attemptHeader]: String(attempts), [MessageSeal.header]: seal },
     })
   })
 

@@ -8,6 +8,7 @@ import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import * as Cql from "@walletun/infra/Cql"
 import * as Health from "@walletun/infra/Health"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import { Broker } from "./Broker.ts"
@@ -35,7 +36,10 @@ const HealthRoutes = Layer.unwrap(
   }),
 )
 
-/** The services every role shares: the migrated store, the broker topology, the wallet client. */
+/**
+ * The services every role shares: the migrated store, the broker topology, the wallet client, and
+ * the seals of the requests it publishes and of the wallet's outcome events it records.
+ */
 export const services = Transactions.layerNoDeps.pipe(
   Layer.provideMerge(
     Layer.mergeAll(
@@ -44,6 +48,7 @@ export const services = Transactions.layerNoDeps.pipe(
       WalletClient.layer,
     ),
   ),
+  Layer.provideMerge(Layer.mergeAll(MessageSeal.RequestSealer.layer, MessageSeal.EventSealer.layer)),
 )
 
 /**

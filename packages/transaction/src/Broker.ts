@@ -6,6 +6,7 @@
 import { Context, Effect, Layer, Ref, Schema } from "effect"
 import type { Duration } from "effect"
 import { Events } from "@walletun/domain"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import { TransactionConfig } from "./TransactionConfig.ts"
 
@@ -86,7 +87,11 @@ const encoder = new TextEncoder()
 export interface RawMessage {
   readonly content: Uint8Array
   readonly messageId: string | undefined
+  /** Its seal (`MessageSeal.header`), kept on a retry so that the worker still accepts it. */
+  readonly seal?: string | undefined
 }
+
+const sealHeader = (message: RawMessage) => (message.seal === undefined ? {} : { [MessageSeal.header]: message.seal })
 
 /** What the service publishes. */
 export class Broker extends Context.Service<
@@ -107,15 +112,17 @@ export class Broker extends Context.Service<
     Effect.gen(function* () {
       const config = yield* TransactionConfig
       const rabbit = yield* Rabbit.Rabbit
+      const sealer = yield* MessageSeal.RequestSealer
       const names = namesOf(config.brokerPrefix)
       yield* rabbit.declare(topologyOf(names, config.retryDelay))
       return Broker.of({
         names,
         publishRequested: Effect.fn("Broker.publishRequested")(function* (event: Events.TransactionRequested) {
-          const body = yield* encodeEvent(event).pipe(Effect.orDie)
-          yield* rabbit.publish(names.exchange, requestedKey, encoder.encode(body), {
+          const body = encoder.encode(yield* encodeEvent(event).pipe(Effect.orDie))
+          // Sealed: the worker applies only requests this service published.
+          yield* rabbit.publish(names.exchange, requestedKey, body, {
             messageId: event.id,
-            headers: { [attemptHeader]: "1" },
+            headers: { [attemptHeader]: "1", [MessageSeal.header]: sealer.seal(body) },
           })
         }),
         publishRetry: Effect.fn("Broker.publishRetry")(function* (
@@ -125,13 +132,17 @@ export class Broker extends Context.Service<
         ) {
           yield* rabbit.publish(names.retryExchange, requestedKey, message.content, {
             ...(message.messageId === undefined ? {} : { messageId: message.messageId }),
-            headers: { [attemptHeader]: String(attempt), [reasonHeader]: reason.slice(0, 500) },
+            headers: { [attemptHeader]: String(attempt), [reasonHeader]: reason.slice(0, 500), ...sealHeader(message) },
           })
         }),
         publishDead: Effect.fn("Broker.publishDead")(function* (message: RawMessage, attempts: number, reason: string) {
           yield* rabbit.publish(names.deadExchange, deadKey, message.content, {
             ...(message.messageId === undefined ? {} : { messageId: message.messageId }),
-            headers: { [attemptHeader]: String(attempts), [reasonHeader]: reason.slice(0, 500) },
+            headers: {
+              [attemptHeader]: String(attempts),
+              [reasonHeader]: reason.slice(0, 500),
+              ...sealHeader(message),
+            },
           })
         }),
       })

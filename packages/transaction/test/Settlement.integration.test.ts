@@ -1,8 +1,9 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { randomBytes } from "node:crypto"
-import { Clock, Context, DateTime, Duration, Effect, Layer, Schedule } from "effect"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
-import { Rabbit, Uuid } from "@walletun/infra"
+import { MessageSeal, Rabbit, Uuid } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import { make as makeRepo } from "../src/TransactionsRepo.ts"
 import {
@@ -23,6 +24,31 @@ import {
 // transaction service in this process with every role, CQL, RabbitMQ, HTTP with signed tokens.
 
 const ports = { grpc: 23471, http: 23472 }
+
+/** An event's body, as its publisher encodes it. */
+const encode = (event: Events.TransactionEvent) =>
+  new TextEncoder().encode(Schema.encodeSync(Events.TransactionEventJson)(event))
+
+/** The reason headers of the dead letters with these ids, waited for (other letters are taken off too). */
+const deadLettersOf = (dlq: string, ids: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const rabbit = yield* Rabbit.Rabbit
+    const found = new Map<string, string>()
+    yield* rabbit
+      .withChannel((channel) => channel.get(dlq, { noAck: true }))
+      .pipe(
+        Effect.map((message) => {
+          if (message !== false && typeof message.properties.messageId === "string") {
+            found.set(message.properties.messageId, String(message.properties.headers?.[Broker.reasonHeader]))
+          }
+          return ids.every((id) => found.has(id))
+        }),
+        Effect.filterOrFail((all) => all),
+        Effect.retry(Schedule.spaced(Duration.millis(100))),
+        Effect.timeout("15 seconds"),
+      )
+    return found
+  })
 
 class Suite extends Context.Service<
   Suite,
@@ -226,13 +252,75 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
       }),
     )
 
+    it.effect(
+      "a forged request (no seal) moves no money and a forged outcome is not recorded: both are dead-lettered",
+      () =>
+        Effect.gen(function* () {
+          const { base, prefix } = yield* Suite
+          const rabbit = yield* Rabbit.Rabbit
+          const names = Broker.namesOf(prefix)
+          const victim = yield* fundedWallet(1_000n)
+          const thief = yield* fundedWallet(0n)
+          // A well-formed request, as the transaction service would publish it, with the guest account.
+          const forgedId = (yield* Uuid.v7) as Ids.TransactionId
+          yield* rabbit.publish(
+            names.exchange,
+            Broker.requestedKey,
+            encode(
+              new Events.TransactionRequested({
+                id: forgedId,
+                userId: victim.ownerId,
+                type: "transfer",
+                amount: 1_000n as Money.Amount,
+                currency: "USD",
+                sourceWalletId: victim.walletId,
+                targetWalletId: thief.walletId,
+                targetOwnerId: thief.ownerId,
+                createdAt: yield* DateTime.now,
+              }),
+            ),
+            { messageId: forgedId },
+          )
+          // And an outcome the ledger never decided, for a transaction of the victim's.
+          const fakeId = (yield* Uuid.v7) as Ids.TransactionId
+          yield* rabbit.publish(
+            Broker.walletEvents,
+            "transaction.completed",
+            encode(
+              new Events.TransactionCompleted({
+                transactionId: fakeId,
+                entries: [],
+                completedAt: yield* DateTime.now,
+                userId: victim.ownerId,
+              }),
+            ),
+            { messageId: fakeId },
+          )
+
+          const dead = yield* deadLettersOf(names.dlq, [forgedId, fakeId])
+          assert.include(dead.get(forgedId), "not sealed by the transaction service")
+          assert.include(dead.get(fakeId), "outcome not sealed by the wallet service")
+          assert.strictEqual(yield* balanceOf(victim.walletId, victim.ownerId), 1_000n)
+          assert.strictEqual(yield* balanceOf(thief.walletId, thief.ownerId), 0n)
+          assert.deepStrictEqual(yield* entriesOf(thief.walletId, thief.ownerId), [])
+          // Neither shows in the victim's transactions.
+          for (const id of [forgedId, fakeId]) {
+            const got = yield* request("GET", `${base}/v1/transactions/${id}`, { token: victim.token })
+            assert.strictEqual(got.status, 404)
+          }
+        }),
+    )
+
     it.effect("a poison message lands in the DLQ with its reason", () =>
       Effect.gen(function* () {
         const { prefix } = yield* Suite
         const rabbit = yield* Rabbit.Rabbit
         const names = Broker.namesOf(prefix)
-        yield* rabbit.publish(names.exchange, Broker.requestedKey, new TextEncoder().encode("{poison"), {
+        // Sealed with the service's key (a bug of its own, not a forgery): the body is what fails.
+        const content = new TextEncoder().encode("{poison")
+        yield* rabbit.publish(names.exchange, Broker.requestedKey, content, {
           messageId: "poison-1",
+          headers: { [MessageSeal.header]: (yield* MessageSeal.sealer("requests")).seal(content) },
         })
         const dead = yield* rabbit
           .withChannel((channel) => channel.get(names.dlq, { noAck: true }))

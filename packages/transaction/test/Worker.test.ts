@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Layer, Option, Ref } from "effect"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
+import { MessageSeal } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import * as Outcomes from "../src/consumers/Outcomes.ts"
 import * as Worker from "../src/consumers/Worker.ts"
@@ -125,9 +126,11 @@ describe("worker", () => {
     fresh(
       Effect.gen(function* () {
         const handle = yield* Worker.makeHandler
+        const content = new TextEncoder().encode("{not json")
+        const seal = (yield* MessageSeal.RequestSealer).seal(content)
         const settlement = yield* handle({
-          content: new TextEncoder().encode("{not json"),
-          properties: { messageId: "poison" },
+          content,
+          properties: { messageId: "poison", headers: { [MessageSeal.header]: seal } },
         })
         assert.deepStrictEqual(settlement, { _tag: "Ack" })
         const published = yield* Ref.get(yield* Broker.BrokerRecord)
@@ -137,6 +140,40 @@ describe("worker", () => {
         assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 0)
       }),
     ),
+  )
+
+  it.effect(
+    "a well-formed request it did not seal (forged, or sealed with another key) is dead-lettered, never applied",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const tx = yield* accepted
+          const handle = yield* Worker.makeHandler
+          const genuine = yield* messageOf(requestedOf(tx))
+          const unsealed = yield* messageOf(requestedOf(tx), undefined, false)
+          const otherKey = MessageSeal.make(new Uint8Array(32).fill(7))
+          const wrongKey = {
+            ...unsealed,
+            properties: { ...unsealed.properties, headers: { [MessageSeal.header]: otherKey.seal(unsealed.content) } },
+          }
+          // A genuine seal over another body: the amount raised after sealing.
+          const text = new TextDecoder().decode(genuine.content)
+          const raised = text.replace(/("amount":"?)500/, "$1900000")
+          assert.notStrictEqual(raised, text)
+          const tampered = { ...genuine, content: new TextEncoder().encode(raised) }
+          for (const message of [unsealed, wrongKey, tampered]) {
+            assert.deepStrictEqual(yield* handle(message), { _tag: "Ack" })
+          }
+          const published = yield* Ref.get(yield* Broker.BrokerRecord)
+          assert.strictEqual(published.dead.length, 3)
+          for (const dead of published.dead) assert.include(dead.reason, "not sealed by the transaction service")
+          assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 0)
+          assert.strictEqual((yield* statusOf(tx.id)).status, "PENDING")
+          // The genuine one still goes through.
+          assert.deepStrictEqual(yield* handle(genuine), { _tag: "Ack" })
+          assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 1)
+        }),
+      ),
   )
 
   it.effect("a replayed answer writes nothing final: the wallet re-emits the recorded outcome event", () =>
@@ -254,6 +291,35 @@ describe("outcome consumer", () => {
         )
         // Final transactions leave the reconciler's index.
         assert.deepStrictEqual(yield* repo.unfinished("ffffffff", 10), [])
+      }),
+    ),
+  )
+
+  it.effect("an outcome the wallet did not seal is dead-lettered and not recorded", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const handle = yield* Outcomes.makeHandler
+        const forged = new Events.TransactionCompleted({
+          transactionId: tx.id,
+          entries: [],
+          completedAt: yield* DateTime.now,
+          userId: tx.userId,
+        })
+        // Sealed with the requests' key: a transaction-service key is not the wallet's.
+        const unsealed = yield* messageOf(forged, undefined, false)
+        const requestsKey = yield* MessageSeal.RequestSealer
+        const wrongKey = {
+          ...unsealed,
+          properties: { ...unsealed.properties, headers: { [MessageSeal.header]: requestsKey.seal(unsealed.content) } },
+        }
+        for (const message of [unsealed, wrongKey]) {
+          assert.deepStrictEqual(yield* handle(message), { _tag: "Ack" })
+        }
+        const published = yield* Ref.get(yield* Broker.BrokerRecord)
+        assert.strictEqual(published.dead.length, 2)
+        for (const dead of published.dead) assert.include(dead.reason, "not sealed by the wallet service")
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PENDING")
       }),
     ),
   )

@@ -7,7 +7,7 @@
 import { Clock, Context, DateTime, Duration, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
-import { Grpc, Uuid } from "@walletun/infra"
+import { Grpc, MessageSeal, Uuid } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import type { IncomingMessage } from "../src/consumers/Messages.ts"
 import { TransactionConfig } from "../src/TransactionConfig.ts"
@@ -107,6 +107,7 @@ export const servicesWith = (broker: ReturnType<typeof Broker.layerMemory>) =>
   Transactions.layerNoDeps.pipe(
     Layer.provideMerge(Layer.mergeAll(TransactionsRepo.layerMemory, broker, scriptedWallet)),
     Layer.provideMerge(config),
+    Layer.provideMerge(Layer.mergeAll(MessageSeal.RequestSealer.layerTest, MessageSeal.EventSealer.layerTest)),
     // Quiet: the tests assert what the doubles recorded, not log lines.
     Layer.provideMerge(Logger.layer([])),
   )
@@ -128,12 +129,23 @@ export const newUser = Effect.map(Uuid.v7, (id) => id as Ids.UserId)
 
 const encoder = new TextEncoder()
 
-/** A broker message carrying an event, as the worker receives it. */
-export const messageOf = (event: Events.TransactionEvent, attempt?: number) =>
-  Effect.map(Schema.encodeEffect(Events.TransactionEventJson)(event), (body): IncomingMessage => ({
-    content: encoder.encode(body),
-    properties: {
-      messageId: event._tag === "TransactionRequested" ? event.id : event.transactionId,
-      headers: attempt === undefined ? {} : { [Broker.attemptHeader]: String(attempt) },
-    },
-  }))
+/**
+ * A broker message carrying an event, as a consumer receives it: sealed as its sender seals it (a
+ * request by the transaction service, an outcome by the wallet), unless `sealed` is false.
+ */
+export const messageOf = (event: Events.TransactionEvent, attempt?: number, sealed = true) =>
+  Effect.gen(function* () {
+    const content = encoder.encode(yield* Schema.encodeEffect(Events.TransactionEventJson)(event))
+    const sealer =
+      event._tag === "TransactionRequested" ? yield* MessageSeal.RequestSealer : yield* MessageSeal.EventSealer
+    return {
+      content,
+      properties: {
+        messageId: event._tag === "TransactionRequested" ? event.id : event.transactionId,
+        headers: {
+          ...(attempt === undefined ? {} : { [Broker.attemptHeader]: String(attempt) }),
+          ...(sealed ? { [MessageSeal.header]: sealer.seal(content) } : {}),
+        },
+      },
+    } satisfies IncomingMessage
+  })

@@ -6,6 +6,7 @@
  */
 import { Cause, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import { LedgerRepo } from "./LedgerRepo.ts"
@@ -22,6 +23,8 @@ export const layer = Layer.effectDiscard(
   Effect.gen(function* () {
     const repo = yield* LedgerRepo
     const rabbit = yield* Rabbit.Rabbit
+    // Sealed, so that the outcome consumer records only what this ledger decided.
+    const sealer = yield* MessageSeal.EventSealer
     yield* rabbit.declare({ exchanges: [{ name: exchange, type: "topic" }] })
 
     const encoder = new TextEncoder()
@@ -30,9 +33,13 @@ export const layer = Layer.effectDiscard(
       // commits only when every confirm is back.
       Effect.forEach(
         messages,
-        (message) =>
-          rabbit
-            .publish(exchange, message.routingKey, encoder.encode(message.payload), { messageId: message.messageId })
+        (message) => {
+          const body = encoder.encode(message.payload)
+          return rabbit
+            .publish(exchange, message.routingKey, body, {
+              messageId: message.messageId,
+              headers: { [MessageSeal.header]: sealer.seal(body) },
+            })
             .pipe(
               // The event continues the trace of the apply that wrote it, not the relay's own.
               Effect.withSpan("OutboxRelay.publish", {
@@ -43,7 +50,8 @@ export const layer = Layer.effectDiscard(
                   onSome: (parent) => ({ parent }),
                 }),
               }),
-            ),
+            )
+        },
         { concurrency: "unbounded", discard: true },
       )
 

@@ -6,6 +6,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { PgMigrator } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import * as Tls from "@walletun/infra/Tls"
@@ -47,7 +48,7 @@ const GrpcServerLive = Grpc.GrpcServer.layer(
  */
 export const layer = GrpcServerLive.pipe(
   Layer.provide(Wallets.layerNoDeps),
-  Layer.provideMerge(Layer.merge(OutboxRelay.layer, KeyPurge.layer)),
+  Layer.provideMerge(Layer.merge(OutboxRelay.layer, KeyPurge.layer).pipe(Layer.provide(MessageSeal.EventSealer.layer))),
   Layer.provideMerge(LedgerRepo.layer),
   Layer.provideMerge(Rabbit.Rabbit.layer),
   Layer.provideMerge(Database),

@@ -6,6 +6,7 @@
 import { Effect, Layer, Metric, Option } from "effect"
 import type { Events, Transaction } from "@walletun/domain"
 import type { DateTime } from "effect"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import * as Retry from "@walletun/infra/Retry"
@@ -14,13 +15,31 @@ import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
 import type { StoredTransaction } from "../TransactionsRepo.ts"
-import { attemptOf, decode, rawOf } from "./Messages.ts"
+import { attemptOf, decode, isSealed, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
 /** Builds the handler of one outcome message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
   const repo = yield* TransactionsRepo
   const broker = yield* Broker
+  const sealer = yield* MessageSeal.EventSealer
+
+  const dead = (message: IncomingMessage, reason: string) =>
+    broker.publishDead(rawOf(message), attemptOf(message), reason).pipe(
+      Effect.tap(() =>
+        Metric.update(
+          Metric.withAttributes(Metrics.messagesDeadLettered, { queue: broker.names.outcomes, reason: "refused" }),
+          1,
+        ),
+      ),
+      Effect.tap(() =>
+        Effect.logWarning("outcome dead-lettered").pipe(
+          Effect.annotateLogs({ reason, messageId: rawOf(message).messageId }),
+        ),
+      ),
+      Effect.as(Rabbit.ack),
+      Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
+    )
 
   const record = Effect.fn("Outcomes.record")(function* (
     event: Events.TransactionCompleted | Events.TransactionFailed,
@@ -48,18 +67,14 @@ export const makeHandler = Effect.gen(function* () {
   })
 
   return Effect.fn("Outcomes.handle")(function* (message: IncomingMessage) {
+    // Only an outcome the ledger decided is recorded: the wallet seals each event of its outbox,
+    // written in the same PostgreSQL transaction as the money move (or the refusal).
+    if (!isSealed(message, sealer)) {
+      return yield* dead(message, "outcome not sealed by the wallet service: no valid x-walletun-seal; not recorded")
+    }
     const decoded = yield* decode(message).pipe(Effect.result)
     if (decoded._tag === "Failure") {
-      return yield* broker
-        .publishDead(
-          rawOf(message),
-          attemptOf(message),
-          `undecodable outcome: ${decoded.failure.message.slice(0, 300)}`,
-        )
-        .pipe(
-          Effect.as(Rabbit.ack),
-          Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
-        )
+      return yield* dead(message, `undecodable outcome: ${decoded.failure.message.slice(0, 300)}`)
     }
     const event = decoded.success
     const recorded =

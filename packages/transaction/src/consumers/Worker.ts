@@ -6,6 +6,7 @@
  */
 import { DateTime, Effect, Layer, Metric, Option } from "effect"
 import type { Events } from "@walletun/domain"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import * as Retry from "@walletun/infra/Retry"
@@ -14,11 +15,11 @@ import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
 import { WalletClient } from "../WalletClient.ts"
-import { attemptOf, decode, rawOf } from "./Messages.ts"
+import { attemptOf, decode, isSealed, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
 /** Why a request went to the DLQ, as a metric label (few values; the header has the details). */
-type DeadReason = "undecodable" | "unexpected" | "refused" | "gave_up"
+type DeadReason = "unsealed" | "undecodable" | "unexpected" | "refused" | "gave_up"
 
 /** Builds the handler of one request message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
@@ -26,6 +27,7 @@ export const makeHandler = Effect.gen(function* () {
   const wallets = yield* WalletClient
   const broker = yield* Broker
   const config = yield* TransactionConfig
+  const sealer = yield* MessageSeal.RequestSealer
 
   const dead = (message: IncomingMessage, attempts: number, kind: DeadReason, reason: string) =>
     broker.publishDead(rawOf(message), attempts, reason).pipe(
@@ -109,6 +111,16 @@ export const makeHandler = Effect.gen(function* () {
 
   return Effect.fn("Worker.handle")(function* (message: IncomingMessage) {
     const attempt = attemptOf(message)
+    // Only a request this service published moves money: anyone else who can publish to the
+    // broker (a leaked password, a compromised neighbour) gets a dead letter, never an apply.
+    if (!isSealed(message, sealer)) {
+      return yield* dead(
+        message,
+        attempt,
+        "unsealed",
+        "not sealed by the transaction service: no valid x-walletun-seal for this body; nothing applied",
+      )
+    }
     const decoded = yield* decode(message).pipe(Effect.result)
     if (decoded._tag === "Failure") {
       return yield* dead(
