@@ -503,9 +503,7 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
           [...settings.nodeOptions, path.join(root, "packages", spec.name, "src", "main.ts")],
           {
             cwd: root,
-            // The user service sits behind the gateway, which sets X-Forwarded-For to the client's
-            // real address: its per-address login limit must count clients, not the gateway.
-            env: spec.name === "user" ? { TRUST_FORWARDED_FOR: "true", ...settings.childEnv } : settings.childEnv,
+            env: settings.childEnv,
             extendEnv: true,
             stdin: "ignore",
             killSignal: "SIGTERM",

@@ -265,7 +265,7 @@ export const republish = (prefix: string, requests: ReadonlyArray<AcceptedReques
     Effect.catch((error) => Effect.succeed(failed(`republishing: ${String(error)}`))),
   )
 
-/** Bodies no worker can decode; each must reach the DLQ with its reason. */
+/** Bodies no worker can decode, sealed as the service would; each must reach the DLQ with its reason. */
 export const poisonBodies: ReadonlyArray<string> = [
   "this is not json",
   '{"_tag":"TransactionRequested","id":"not-a-uuid"}',
@@ -279,14 +279,20 @@ export const poisonId = (index: number) => `chaos-poison-${index}`
 
 export const poison = (prefix: string) =>
   withBroker((rabbit) =>
-    Effect.forEach(
-      poisonBodies,
-      (text, index) =>
-        rabbit.publish(prefix, "transaction.requested", new TextEncoder().encode(text), {
-          messageId: poisonId(index),
-          contentType: "application/json",
-        }),
-      { discard: true },
+    Effect.flatMap(MessageSeal.sealer("requests"), (sealer) =>
+      Effect.forEach(
+        poisonBodies,
+        (text, index) => {
+          // Sealed with the service's key, as a bug of its own would be: what must fail is the body.
+          const content = new TextEncoder().encode(text)
+          return rabbit.publish(prefix, "transaction.requested", content, {
+            messageId: poisonId(index),
+            contentType: "application/json",
+            headers: { [MessageSeal.header]: sealer.seal(content) },
+          })
+        },
+        { discard: true },
+      ),
     ),
   ).pipe(
     Effect.as(injected(`${poisonBodies.length} poison messages published`)),

@@ -79,7 +79,7 @@ export class WalletClient extends Context.Service<
         WalletServiceClient,
         config.walletGrpcAddress,
         {},
-        yield* Tls.identity("gateway"),
+        { identity: yield* Tls.identity("gateway"), server: "wallet" },
       )
       const call = <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req, read: boolean) => {
         const once = Grpc.unaryCall(`WalletService.${name}`, method, request, { timeout: config.downstreamTimeout })

@@ -126,8 +126,6 @@ export const startSystem = (options: {
       ...env,
       USER_PORT: String(ports.user),
       JWT_SIGNING_KEY: signingKeyEnv,
-      // Behind the gateway, which sets X-Forwarded-For to the client's address.
-      TRUST_FORWARDED_FOR: "true",
       ...options.per?.user,
     })
     const transaction = yield* ServiceProcess.start(main("transaction"), {

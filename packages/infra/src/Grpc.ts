@@ -373,24 +373,45 @@ export type ClientConstructor<C extends Client> = new (
   options?: Partial<ClientOptions>,
 ) => C
 
+/** Mutual TLS for a client: its own identity, and the identity (certificate name) the server must prove. */
+export interface ClientTls {
+  readonly identity: Tls.Identity
+  /** The server's identity: its certificate must name it (SAN DNS), e.g. `wallet`. */
+  readonly server: string
+}
+
+/**
+ * How soon a client tries again to connect to a server it lost: from 200 ms, at most every 2 s.
+ * grpc-js fails calls at once between attempts, and its defaults (1 s, growing to 120 s) would
+ * leave an internal client refusing calls for minutes after a short restart of the server.
+ */
+const reconnect = { "grpc.initial_reconnect_backoff_ms": 200, "grpc.max_reconnect_backoff_ms": 2_000 } as const
+
 /**
  * Creates a client of `address` (`host:port`) that is closed when the scope closes: over mutual
- * TLS as `tls` (the server's certificate must chain to its CA and name the address's host),
+ * TLS with `tls` (the server's certificate must chain to the CA and name `tls.server`, whatever
+ * host the address names, so that another service's certificate cannot stand in for it),
  * plaintext without it. The channel connects lazily, on the first call.
  */
 export const makeClient = <C extends Client>(
   constructor: ClientConstructor<C>,
   address: string,
   options: Partial<ClientOptions> = {},
-  tls?: Tls.Identity,
+  tls?: ClientTls,
 ): Effect.Effect<C, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(
       () =>
         new constructor(
           address,
-          tls === undefined ? credentials.createInsecure() : credentials.createSsl(tls.ca, tls.key, tls.cert),
-          options,
+          tls === undefined
+            ? credentials.createInsecure()
+            : credentials.createSsl(tls.identity.ca, tls.identity.key, tls.identity.cert),
+          {
+            ...reconnect,
+            ...(tls === undefined ? {} : { "grpc.ssl_target_name_override": tls.server }),
+            ...options,
+          },
         ),
     ),
     (client) => Effect.sync(() => client.close()),

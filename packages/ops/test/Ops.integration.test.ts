@@ -13,7 +13,7 @@ import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Events } from "@walletun/domain"
-import { Cql, Grpc, MessageSeal, Postgres, Rabbit, ServiceProcess, Tls, Uuid } from "@walletun/infra"
+import { Cql, Grpc, MessageSeal, Postgres, Rabbit, ServiceCredential, ServiceProcess, Tls, Uuid } from "@walletun/infra"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as Audit from "../src/Audit.ts"
 import * as Dlq from "../src/Dlq.ts"
@@ -95,11 +95,18 @@ class Scratch extends Context.Service<
   }
 >()("ops/test/Scratch") {}
 
+/** The test plays the gateway, the one caller the transaction service's API answers. */
+const asGateway = ServiceCredential.issuer(
+  Effect.runSync(Tls.load(Tls.filesIn(Tls.defaultDir, "gateway"))),
+  "transaction",
+)
+
 const api = (path: string, init: { readonly method?: string; readonly token: string; readonly body?: unknown }) =>
   Effect.tryPromise(async () => {
     const response = await fetch(`http://127.0.0.1:${ports.transaction}${path}`, {
       method: init.method ?? "GET",
       headers: {
+        [ServiceCredential.header]: asGateway.token(Date.now()),
         authorization: `Bearer ${init.token}`,
         "content-type": "application/json",
         "idempotency-key": randomBytes(8).toString("hex"),
@@ -187,7 +194,7 @@ const scratchLayer = Layer.effect(
       WalletServiceClient,
       `127.0.0.1:${ports.grpc}`,
       {},
-      yield* Tls.identity("gateway"),
+      { identity: yield* Tls.identity("gateway"), server: "wallet" },
     )
     const open = Effect.gen(function* () {
       const userId = yield* Uuid.v7

@@ -11,6 +11,7 @@ import * as Health from "@walletun/infra/Health"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { Broker } from "./Broker.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"
@@ -60,8 +61,15 @@ export const layer = Layer.unwrap(
   Effect.gen(function* () {
     const { roles } = yield* TransactionConfig
     yield* Effect.logInfo("transaction service roles").pipe(Effect.annotateLogs({ roles: roles.join(",") }))
+    // The API answers only the gateway (`ServiceCredential`); health and metrics are open.
     const http = HttpRouter.serve(
-      Layer.mergeAll(HealthRoutes, Metrics.layer, roles.includes("api") ? TransactionsHttp.routes : Layer.empty),
+      Layer.mergeAll(
+        HealthRoutes,
+        Metrics.layer,
+        roles.includes("api")
+          ? Layer.merge(TransactionsHttp.routes, ServiceCredential.layerGatewayOnly("transaction"))
+          : Layer.empty,
+      ),
     )
     return Layer.mergeAll(
       http,

@@ -120,7 +120,7 @@ export class WalletClient extends Context.Service<
         WalletServiceClient,
         config.walletAddress,
         {},
-        yield* Tls.identity("transaction"),
+        { identity: yield* Tls.identity("transaction"), server: "wallet" },
       )
       return yield* make(client, config.walletCallTimeout)
     }),

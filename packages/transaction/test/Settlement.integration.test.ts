@@ -311,6 +311,30 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
         }),
     )
 
+    it.effect("its API answers only the gateway: a direct caller with a valid user token gets 401", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const owner = yield* fundedWallet(100n)
+        const direct = (method: string, path: string, body?: unknown) =>
+          request(method, `${base}${path}`, {
+            token: owner.token,
+            headers: { "idempotency-key": `direct-${owner.walletId}`, "x-forwarded-for": "203.0.113.9" },
+            asGateway: false,
+            ...(body === undefined ? {} : { body }),
+          })
+        for (const refused of [
+          yield* direct("POST", "/v1/transactions", { type: "withdrawal", walletId: owner.walletId, amount: 100 }),
+          yield* direct("GET", "/v1/transactions"),
+        ]) {
+          assert.strictEqual(refused.status, 401)
+          assert.strictEqual(refused.body["code"], "UNAUTHORIZED")
+        }
+        assert.strictEqual(yield* balanceOf(owner.walletId, owner.ownerId), 100n)
+        // Health stays open.
+        assert.strictEqual((yield* request("GET", `${base}/health/live`, { asGateway: false })).status, 200)
+      }),
+    )
+
     it.effect("a poison message lands in the DLQ with its reason", () =>
       Effect.gen(function* () {
         const { prefix } = yield* Suite

@@ -12,7 +12,7 @@ import { Clock, ConfigProvider, Context, Duration, Effect, Layer, Logger, Schedu
 import type { Scope } from "effect"
 import { HttpServer } from "effect/http"
 import type { Ids } from "@walletun/domain"
-import { Cql, Grpc, Jwt, Rabbit, ServiceProcess, Tls, Uuid } from "@walletun/infra"
+import { Cql, Grpc, Jwt, Rabbit, ServiceCredential, ServiceProcess, Tls, Uuid } from "@walletun/infra"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import * as App from "../src/App.ts"
@@ -100,8 +100,18 @@ export class WalletAdmin extends Context.Service<
       Effect.gen(function* () {
         const address = `127.0.0.1:${ports.grpc}`
         return {
-          asGateway: yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("gateway")),
-          asTransaction: yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("transaction")),
+          asGateway: yield* Grpc.makeClient(
+            WalletServiceClient,
+            address,
+            {},
+            { identity: yield* Tls.identity("gateway"), server: "wallet" },
+          ),
+          asTransaction: yield* Grpc.makeClient(
+            WalletServiceClient,
+            address,
+            {},
+            { identity: yield* Tls.identity("transaction"), server: "wallet" },
+          ),
         }
       }),
     )
@@ -255,16 +265,29 @@ export interface Answer {
   readonly body: Record<string, unknown>
 }
 
+/** The tests play the gateway: its token goes with every request unless a test leaves it out. */
+const asGateway = ServiceCredential.issuer(
+  Effect.runSync(Tls.load(Tls.filesIn(Tls.defaultDir, "gateway"))),
+  "transaction",
+)
+
 /** Sends a request with a bearer token (and JSON body), bounded by a 10 s deadline. */
 export const request = (
   method: string,
   url: string,
-  options: { readonly token?: string; readonly body?: unknown; readonly headers?: Record<string, string> } = {},
+  options: {
+    readonly token?: string
+    readonly body?: unknown
+    readonly headers?: Record<string, string>
+    /** False: without the gateway's token, as a process that reaches the port directly. */
+    readonly asGateway?: boolean
+  } = {},
 ) =>
   Effect.promise(async (): Promise<Answer> => {
     const response = await fetch(url, {
       method,
       headers: {
+        ...(options.asGateway === false ? {} : { [ServiceCredential.header]: asGateway.token(Date.now()) }),
         ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
         ...(options.body === undefined ? {} : { "content-type": "application/json" }),
         ...options.headers,

@@ -3,6 +3,7 @@ import { Migrator, SqlClient } from "effect/sql"
 import * as Health from "@walletun/infra/Health"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Problems from "@walletun/infra/Problems"
+import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { AccessTokens } from "./AccessTokens.ts"
 import * as AuthHttp from "./http/AuthHttp.ts"
 import { loader } from "./migrations/index.ts"
@@ -30,9 +31,15 @@ export const Migrations = Layer.effectDiscard(Migrator.make({})({ loader }))
 
 /**
  * Every route of the service (the `auth` API, its problem middleware, health) with its services,
- * needing only configuration.
+ * needing only configuration. The API (`/v1/...`) answers only the gateway (`ServiceCredential`);
+ * health, metrics and the JWKS are open.
  */
-export const routes = Layer.mergeAll(AuthHttp.routes, Problems.layer, HealthRoutes).pipe(
+export const routes = Layer.mergeAll(
+  AuthHttp.routes,
+  Problems.layer,
+  HealthRoutes,
+  ServiceCredential.layerGatewayOnly("user"),
+).pipe(
   Layer.provide([Users.layer, AccessTokens.verifierLayer]),
   Layer.provide(SigningKeys.layer.pipe(Layer.provide(Migrations))),
   Layer.provide(Database),

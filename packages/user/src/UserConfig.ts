@@ -37,8 +37,6 @@ export class UserConfig extends Context.Service<
     readonly registerLimitPerAddress: RateLimit
     /** Registrations from everyone together: each one costs an argon2id hash. */
     readonly registerLimitGlobal: RateLimit
-    /** Take the client address from `X-Forwarded-For` (only behind a proxy that sets it, the gateway). */
-    readonly trustForwardedFor: boolean
   }
 >()("@walletun/user/UserConfig") {
   static readonly layer = Layer.effect(
@@ -63,7 +61,6 @@ export class UserConfig extends Context.Service<
       const registerWindow = yield* Config.Duration("REGISTER_LIMIT_WINDOW").pipe(
         Config.withDefault(Duration.minutes(10)),
       )
-      const trustForwardedFor = yield* Config.Boolean("TRUST_FORWARDED_FOR").pipe(Config.withDefault(false))
       return UserConfig.of({
         database,
         issuer,
@@ -78,7 +75,6 @@ export class UserConfig extends Context.Service<
         loginLimitPerAddress: { limit: addressLimit, window },
         registerLimitPerAddress: { limit: registerPerAddress, window: registerWindow },
         registerLimitGlobal: { limit: registerGlobal, window: registerWindow },
-        trustForwardedFor,
       })
     }),
   )

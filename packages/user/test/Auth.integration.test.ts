@@ -163,9 +163,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("auth over real HTTP an
       assertProblem(big, 413, "PAYLOAD_TOO_LARGE")
       assertProblem(yield* call(api, "GET", "/v1/nothing-here"), 404, "NOT_FOUND")
       assertProblem(yield* call(api, "DELETE", "/v1/me"), 404, "NOT_FOUND")
-      const text = yield* Effect.promise(() =>
-        fetch(`${api.url}/v1/auth/login`, { method: "POST", headers: { "content-type": "text/plain" }, body: "hi" }),
-      )
+      const text = yield* call(api, "POST", "/v1/auth/login", { headers: { "content-type": "text/plain" }, body: "hi" })
       assert.strictEqual(text.status, 415)
       assert.strictEqual(text.headers.get("content-type"), "application/problem+json")
     }),
@@ -307,6 +305,48 @@ layer(TestDatabase.layer, { excludeTestServices: true })("auth over real HTTP an
       const recovered = yield* login({ email, password }, "10.0.0.10")
       assert.strictEqual(recovered.status, 200)
       assert.strictEqual((yield* login({ email: freshEmail("spray"), password }, "10.1.1.1")).status, 401)
+    }),
+  )
+
+  it.effect("a caller that is not the gateway gets 401 on every API route, whatever X-Forwarded-For says", () =>
+    Effect.gen(function* () {
+      const api = yield* instance({ LOGIN_LIMIT_PER_ADDRESS: "2", LOGIN_LIMIT_WINDOW: "1 minute" })
+      const email = freshEmail("direct")
+      assert.strictEqual((yield* call(api, "POST", "/v1/auth/register", { body: { email, password } })).status, 201)
+      const forged = { "x-forwarded-for": "203.0.113.7" }
+      const refusals = [
+        yield* call(api, "POST", "/v1/auth/register", {
+          body: { email: freshEmail("direct"), password },
+          headers: forged,
+          asGateway: false,
+        }),
+        yield* call(api, "POST", "/v1/auth/login", { body: { email, password }, headers: forged, asGateway: false }),
+        yield* call(api, "POST", "/v1/auth/refresh", { body: { refreshToken: "x" }, asGateway: false }),
+        yield* call(api, "GET", "/v1/me", { asGateway: false }),
+        // A token of our own making is no better.
+        yield* call(api, "POST", "/v1/auth/login", {
+          body: { email, password },
+          headers: { ...forged, "x-walletun-caller": "eyJpc3MiOiJnYXRld2F5In0.AAAA" },
+          asGateway: false,
+        }),
+      ]
+      for (const refused of refusals) {
+        assertProblem(refused, 401, "UNAUTHORIZED")
+        assert.include(String(refused.body["detail"]), "gateway")
+      }
+      // Health and the public keys stay open to anyone.
+      assert.strictEqual((yield* call(api, "GET", "/health/live", { asGateway: false })).status, 200)
+      assert.strictEqual((yield* call(api, "GET", "/.well-known/jwks.json", { asGateway: false })).status, 200)
+      // Through the gateway, the address it forwards is the one limited: 2 failures from one, then 429.
+      const viaGateway = (address: string) =>
+        call(api, "POST", "/v1/auth/login", {
+          body: { email, password: "wrong password 123" },
+          headers: { "x-forwarded-for": address },
+        })
+      assert.strictEqual((yield* viaGateway("198.51.100.1")).status, 401)
+      assert.strictEqual((yield* viaGateway("198.51.100.1")).status, 401)
+      assertProblem(yield* viaGateway("198.51.100.1"), 429, "RATE_LIMITED")
+      assert.strictEqual((yield* viaGateway("198.51.100.2")).status, 401)
     }),
   )
 

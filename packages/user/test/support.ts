@@ -6,7 +6,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { ConfigProvider, Context, Effect, Layer, Logger } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { SqlClient } from "effect/sql"
-import { Postgres, Telemetry } from "@walletun/infra"
+import { Postgres, ServiceCredential, Telemetry, Tls } from "@walletun/infra"
 import { createServer } from "node:http"
 import { randomBytes } from "node:crypto"
 import * as App from "../src/App.ts"
@@ -41,8 +41,10 @@ const defaults: Record<string, string> = {
   LOGIN_LIMIT_PER_ADDRESS: "1000",
   REGISTER_LIMIT_PER_ADDRESS: "1000",
   LOGIN_LIMIT_WINDOW: "1 minute",
-  TRUST_FORWARDED_FOR: "true",
 }
+
+/** The tests play the gateway: its token goes with every call unless a test leaves it out. */
+const asGateway = ServiceCredential.issuer(Effect.runSync(Tls.load(Tls.filesIn(Tls.defaultDir, "gateway"))), "user")
 
 /**
  * Serves the service on 127.0.0.1 with an ephemeral port against the test database, with the
@@ -83,13 +85,22 @@ export const call = (
   base: Instance,
   method: string,
   path: string,
-  options: { readonly body?: unknown; readonly headers?: Record<string, string> } = {},
+  options: {
+    readonly body?: unknown
+    readonly headers?: Record<string, string>
+    /** False: without the gateway's token, as a process that reaches the port directly. */
+    readonly asGateway?: boolean
+  } = {},
 ) =>
   Effect.gen(function* () {
     const response = yield* Effect.promise(() =>
       fetch(`${base.url}${path}`, {
         method,
-        headers: { ...(options.body === undefined ? {} : { "content-type": "application/json" }), ...options.headers },
+        headers: {
+          ...(options.asGateway === false ? {} : { [ServiceCredential.header]: asGateway.token(Date.now()) }),
+          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+          ...options.headers,
+        },
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       }),
     )

@@ -26,8 +26,18 @@ const program = Effect.gen(function* () {
   })
   yield* ServiceProcess.waitFor(`http://127.0.0.1:${httpPort}/health/ready`)
   const address = `127.0.0.1:${grpcPort}`
-  const gateway = yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("gateway"))
-  const client = yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("transaction"))
+  const gateway = yield* Grpc.makeClient(
+    WalletServiceClient,
+    address,
+    {},
+    { identity: yield* Tls.identity("gateway"), server: "wallet" },
+  )
+  const client = yield* Grpc.makeClient(
+    WalletServiceClient,
+    address,
+    {},
+    { identity: yield* Tls.identity("transaction"), server: "wallet" },
+  )
   const timeout = { timeout: "30 seconds" } as const
   const apply = (request: Proto.ApplyTransactionRequest) =>
     Grpc.unaryCall("apply", client.applyTransaction.bind(client), request, timeout)

@@ -23,7 +23,10 @@ const clientWith = (channel: ChannelCredentials) =>
   Effect.gen(function* () {
     const server = yield* Grpc.GrpcServer
     return yield* Effect.acquireRelease(
-      Effect.sync(() => new WalletServiceClient(`127.0.0.1:${server.port}`, channel)),
+      Effect.sync(
+        () =>
+          new WalletServiceClient(`127.0.0.1:${server.port}`, channel, { "grpc.ssl_target_name_override": "wallet" }),
+      ),
       (client) => Effect.sync(() => client.close()),
     )
   })
@@ -196,6 +199,28 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("who may call the wal
           }
         }
         assert.strictEqual(yield* wallet.balance, 5_000n)
+      }),
+    )
+  })
+
+  describe("the server's identity", () => {
+    it.effect("a server with another service's certificate is not taken for the wallet service", () =>
+      Effect.gen(function* () {
+        // Another service of ours, listening where a client expects the wallet (a port taken over).
+        const impostor = yield* Grpc.makeServer({ services: [], port: 0, tls: yield* Tls.identity("transaction") })
+        const client = yield* Grpc.makeClient(
+          WalletServiceClient,
+          `127.0.0.1:${impostor.port}`,
+          {},
+          { identity: yield* Tls.identity("transaction"), server: "wallet" },
+        )
+        const wallet = yield* fundedWallet
+        // Refused in the handshake: the certificate does not name `wallet`. (Had it been taken,
+        // the call would have reached a server without the method: UNIMPLEMENTED.)
+        assert.strictEqual(
+          yield* codeOf(client, "applyTransaction", requests(wallet.ownerId, wallet.walletId).applyTransaction),
+          status.UNAVAILABLE,
+        )
       }),
     )
   })

@@ -42,8 +42,18 @@ layer(App, { excludeTestServices: true, timeout: 90_000 })("outbox relay under b
         const observer = yield* Observer
         const server = yield* Grpc.GrpcServer
         const address = `127.0.0.1:${server.port}`
-        const gateway = yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("gateway"))
-        const client = yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("transaction"))
+        const gateway = yield* Grpc.makeClient(
+          WalletServiceClient,
+          address,
+          {},
+          { identity: yield* Tls.identity("gateway"), server: "wallet" },
+        )
+        const client = yield* Grpc.makeClient(
+          WalletServiceClient,
+          address,
+          {},
+          { identity: yield* Tls.identity("transaction"), server: "wallet" },
+        )
         const queue = `wallet.events.faults.${randomUUID()}`
         yield* observer.declare({
           queues: [{ name: queue, type: "quorum" }],

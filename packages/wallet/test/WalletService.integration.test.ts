@@ -27,8 +27,18 @@ class Client extends Context.Service<Client, Record<"gateway" | "transaction", W
     Effect.gen(function* () {
       const address = `127.0.0.1:${(yield* Grpc.GrpcServer).port}`
       return {
-        gateway: yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("gateway")),
-        transaction: yield* Grpc.makeClient(WalletServiceClient, address, {}, yield* Tls.identity("transaction")),
+        gateway: yield* Grpc.makeClient(
+          WalletServiceClient,
+          address,
+          {},
+          { identity: yield* Tls.identity("gateway"), server: "wallet" },
+        ),
+        transaction: yield* Grpc.makeClient(
+          WalletServiceClient,
+          address,
+          {},
+          { identity: yield* Tls.identity("transaction"), server: "wallet" },
+        ),
       }
     }),
   )

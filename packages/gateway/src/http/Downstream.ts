@@ -4,10 +4,11 @@
  * the answer comes back unchanged, problem details included. A service that cannot be reached,
  * fails or is too slow becomes a 503, 502 or 504 problem with no internal detail.
  */
-import { Duration, Effect, Option, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Option, Schedule, Schema } from "effect"
 import { HttpBody, HttpClientRequest, HttpServerResponse, ProblemDetails } from "effect/http"
 import type { HttpClient, HttpMethod, HttpServerRequest } from "effect/http"
 import { Errors } from "@walletun/domain"
+import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 
 /** A service behind the gateway did not answer usefully. */
 export class DownstreamFailure extends Schema.TaggedError<DownstreamFailure>()("DownstreamFailure", {
@@ -63,6 +64,8 @@ export const forwarder = (options: {
   readonly base: URL
   readonly timeout: Duration.Duration
   readonly client: HttpClient.HttpClient
+  /** Proves to the service that the gateway calls (`ServiceCredential`). */
+  readonly credential: ServiceCredential.Issuer
 }) => {
   const { service, client } = options
   const origin = options.base.origin
@@ -91,7 +94,11 @@ export const forwarder = (options: {
       const body = read ? undefined : new Uint8Array(yield* Effect.orDie(request.arrayBuffer))
       // The request's own path and query on the service's origin: a path is never read as a host.
       const outgoing = HttpClientRequest.make(request.method as HttpMethod.HttpMethod)(`${origin}${request.url}`, {
-        headers: { ...pick(incoming, requestHeaders), "x-forwarded-for": clientAddress },
+        headers: {
+          ...pick(incoming, requestHeaders),
+          "x-forwarded-for": clientAddress,
+          [ServiceCredential.header]: options.credential.token(yield* Clock.currentTimeMillis),
+        },
         ...(body === undefined
           ? {}
           : { body: HttpBody.uint8Array(body, incoming["content-type"] ?? "application/json") }),

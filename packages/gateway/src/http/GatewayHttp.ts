@@ -13,6 +13,8 @@ import type { Ids } from "@walletun/domain"
 import * as Authentication from "@walletun/infra/Authentication"
 import * as Health from "@walletun/infra/Health"
 import * as Problems from "@walletun/infra/Problems"
+import * as ServiceCredential from "@walletun/infra/ServiceCredential"
+import * as Tls from "@walletun/infra/Tls"
 import { GatewayConfig } from "../GatewayConfig.ts"
 import { RateLimiter } from "../RateLimiter.ts"
 import { WalletClient } from "../WalletClient.ts"
@@ -43,8 +45,15 @@ const userLimit = Effect.gen(function* () {
 const forwarder = Effect.gen(function* () {
   const config = yield* GatewayConfig
   const client = yield* HttpClient.HttpClient
+  const identity = yield* Tls.identity("gateway")
   const to = (service: string, base: URL) =>
-    Downstream.forwarder({ service, base, timeout: config.downstreamTimeout, client })
+    Downstream.forwarder({
+      service,
+      base,
+      timeout: config.downstreamTimeout,
+      client,
+      credential: ServiceCredential.issuer(identity, service),
+    })
   const services = {
     user: to("user", config.userServiceUrl),
     transaction: to("transaction", config.transactionServiceUrl),

@@ -5,7 +5,6 @@ import * as Authentication from "@walletun/infra/Authentication"
 import * as ClientAddress from "@walletun/infra/ClientAddress"
 import * as Problems from "@walletun/infra/Problems"
 import { SigningKeys } from "../SigningKeys.ts"
-import { UserConfig } from "../UserConfig.ts"
 import { Users } from "../Users.ts"
 
 /** The part of the public API that the user service serves: the `auth` group. */
@@ -21,12 +20,11 @@ export const AuthHandlers = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const users = yield* Users
     const keys = yield* SigningKeys
-    const config = yield* UserConfig
+    // Every /v1 request here comes from the gateway, authenticated (`ServiceCredential`), so the
+    // right-most X-Forwarded-For entry is the address the gateway saw; nobody else can set it.
     return handlers.handleAll({
-      register: ({ payload, request }) =>
-        Problems.handled(users.register(payload, ClientAddress.of(request, config.trustForwardedFor))),
-      login: ({ payload, request }) =>
-        Problems.handled(users.login(payload, ClientAddress.of(request, config.trustForwardedFor))),
+      register: ({ payload, request }) => Problems.handled(users.register(payload, ClientAddress.of(request, true))),
+      login: ({ payload, request }) => Problems.handled(users.login(payload, ClientAddress.of(request, true))),
       refresh: ({ payload }) => Problems.handled(users.refresh(payload.refreshToken)),
       logout: ({ payload }) => Problems.handled(users.logout(payload.refreshToken)),
       me: () => Effect.flatMap(Api.CurrentUser, ({ id }) => Problems.handled(users.me(id))),
