@@ -11,7 +11,7 @@
  * Each is read from `MESSAGE_KEY_<KIND>_FILE`, by default `<PKI_DIR>/<kind>.hmac`, which
  * `Pki.ensure` creates.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual } from "node:crypto"
 import { readFileSync } from "node:fs"
 import path from "node:path"
 import { Config, Context, Effect, Layer } from "effect"
@@ -37,7 +37,10 @@ export const minKeyBytes = 32
 /** A sealer over `key` (at least `minKeyBytes` bytes). */
 export const make = (key: Uint8Array): Sealer => {
   if (key.length < minKeyBytes) throw new Error(`a message key needs at least ${minKeyBytes} bytes`)
-  const seal = (body: Uint8Array) => createHmac("sha256", key).update(body).digest("base64url")
+  // A KeyObject made once: createHmac with raw key bytes imports them again on every call
+  // (10.6 µs against 1.7 µs per 400-byte body, measured on Node 24).
+  const secret = createSecretKey(key)
+  const seal = (body: Uint8Array) => createHmac("sha256", secret).update(body).digest("base64url")
   return {
     seal,
     verify: (body, given) => {
