@@ -123,8 +123,11 @@ export const ensure = async (
     await issue(dir, name)
     created.push(name)
   }
-  for (const kind of messageKeys) {
-    const file = MessageSeal.keyFileIn(dir, kind)
+  // The message keys, and the key that encrypts the user service's stored signing keys.
+  for (const file of [
+    ...messageKeys.map((kind) => MessageSeal.keyFileIn(dir, kind)),
+    path.join(dir, Tls.signingKeysFile),
+  ]) {
     if (!existsSync(file)) await writeSecret(file, `${randomBytes(32).toString("hex")}\n`)
   }
   return created

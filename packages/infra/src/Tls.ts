@@ -35,6 +35,9 @@ export class TlsFileUnreadable extends Schema.TaggedError<TlsFileUnreadable>()("
   }
 }
 
+/** The file, in the PKI directory, of the key that encrypts the user service's stored signing keys. */
+export const signingKeysFile = "signing-keys.key"
+
 /** Where `npm start` keeps the local CA and the services' certificates: `.data/pki` of the checkout. */
 export const defaultDir = path.resolve(import.meta.dirname, "../../../.data/pki")
 

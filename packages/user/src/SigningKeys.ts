@@ -2,6 +2,7 @@ import { DateTime, Duration, Effect, Layer, Option, Redacted, Ref, Schema, Conte
 import { SqlClient } from "effect/sql"
 import type { User } from "@walletun/domain"
 import * as Jose from "jose"
+import * as KeyVault from "./KeyVault.ts"
 import { UserConfig } from "./UserConfig.ts"
 
 /** A key that signs access tokens: its id, its private half, and the public JWK the JWKS serves. */
@@ -128,6 +129,7 @@ export class SigningKeys extends Context.Service<
       return yield* SigningKeys.makeStored({
         rotation: config.signingKeyRotation,
         publishAhead: config.signingKeyPublishAhead,
+        vault: yield* KeyVault.fromConfig,
       })
     }),
   )
@@ -139,8 +141,10 @@ export class SigningKeys extends Context.Service<
   static readonly makeStored = Effect.fnUntraced(function* (options: {
     readonly rotation: Duration.Duration
     readonly publishAhead: Duration.Duration
+    /** Encrypts the private keys at rest (`KeyVault`). */
+    readonly vault: KeyVault.KeyVault
   }) {
-    const { rotation } = options
+    const { rotation, vault } = options
     const publishAheadMillis = Duration.toMillis(options.publishAhead)
     const sql = yield* SqlClient.SqlClient
     const Row = Schema.Struct({ kid: Schema.String, private_jwk: Schema.String, age_ms: Schema.Number })
@@ -155,7 +159,7 @@ export class SigningKeys extends Context.Service<
       const { key, json } = yield* generate
       yield* sql`
         INSERT INTO signing_keys (kid, private_jwk, public_jwk)
-        VALUES (${key.kid}, ${Redacted.value(json)}, ${JSON.stringify(key.publicJwk)})
+        VALUES (${key.kid}, ${vault.seal(Redacted.value(json), key.kid)}, ${JSON.stringify(key.publicJwk)})
       `.pipe(
         Effect.mapError((error) => {
           const sqlState = sqlStateOf(error)
@@ -174,6 +178,19 @@ export class SigningKeys extends Context.Service<
       sql.withTransaction(
         Effect.gen(function* () {
           yield* sql`SELECT pg_advisory_xact_lock(${keyLock})`
+          // Keys stored before encryption at rest are encrypted now, in place.
+          const plain = yield* sql<{ kid: string; private_jwk: string }>`
+            SELECT kid, private_jwk FROM signing_keys WHERE private_jwk NOT LIKE ${`${KeyVault.prefix}%`}`
+          for (const row of plain) {
+            yield* sql`
+              UPDATE signing_keys SET private_jwk = ${vault.seal(row.private_jwk, row.kid)}
+              WHERE kid = ${row.kid} AND private_jwk = ${row.private_jwk}`
+          }
+          if (plain.length > 0) {
+            yield* Effect.logInfo("encrypted stored signing keys at rest").pipe(
+              Effect.annotateLogs({ kids: plain.map((row) => row.kid).join(",") }),
+            )
+          }
           const rows = yield* newest
           const first = rows[0]
           if (force || first === undefined || first.age_ms >= Duration.toMillis(rotation)) yield* insert
@@ -182,7 +199,18 @@ export class SigningKeys extends Context.Service<
 
     const load = Effect.gen(function* () {
       const rows = yield* newest
-      const keys = yield* Effect.forEach(rows, (row) => fromPrivateJwk(Redacted.make(row.private_jwk)))
+      const keys = yield* Effect.forEach(rows, (row) => {
+        if (!KeyVault.isSealed(row.private_jwk)) return fromPrivateJwk(Redacted.make(row.private_jwk))
+        return Option.match(vault.open(row.private_jwk, row.kid), {
+          onNone: () =>
+            Effect.fail(
+              new InvalidSigningKey({
+                message: `the stored signing key ${row.kid} does not decrypt with SIGNING_KEYS_ENCRYPTION_KEY_FILE's key`,
+              }),
+            ),
+          onSome: (json) => fromPrivateJwk(Redacted.make(json)),
+        })
+      })
       // The newest key published long enough ago; else the oldest one loaded (at first start, the
       // only key, which signs at once).
       const ready = rows.findIndex((row) => row.age_ms >= publishAheadMillis)

@@ -1,11 +1,16 @@
 import { assert, layer } from "@effect/vitest"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import path from "node:path"
 import { inspect } from "node:util"
-import { Cause, Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { Cause, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { FetchHttpClient } from "effect/http"
 import { Jwt, Postgres } from "@walletun/infra"
 import * as Jose from "jose"
-import { SigningKeys } from "../src/SigningKeys.ts"
+import * as KeyVault from "../src/KeyVault.ts"
+import { generate, SigningKeys } from "../src/SigningKeys.ts"
 import { call, freshEmail, instance, TestDatabase } from "./support.ts"
 import type { Instance } from "./support.ts"
 
@@ -27,7 +32,11 @@ const me = (api: Instance, token: string) =>
 const rotate = Effect.gen(function* () {
   const { name } = yield* TestDatabase
   return yield* Effect.flatMap(
-    SigningKeys.makeStored({ rotation: Duration.days(30), publishAhead: Duration.zero }),
+    SigningKeys.makeStored({
+      rotation: Duration.days(30),
+      publishAhead: Duration.zero,
+      vault: yield* KeyVault.fromConfig,
+    }),
     (keys) => keys.rotate,
   ).pipe(Effect.provide(Postgres.layer({ database: name, maxConnections: 1 })))
 })
@@ -147,6 +156,60 @@ layer(TestDatabase.layer, { excludeTestServices: true })("key rotation with publ
         [rotated.kid, signing],
       )
       assert.strictEqual(Jose.decodeProtectedHeader((yield* session(api)).access).kid, signing)
+    }),
+  )
+})
+
+// A database of its own: the key it adds would sign in the tests above.
+layer(TestDatabase.layer, { excludeTestServices: true })("signing keys at rest", (it) => {
+  it.effect("private keys are stored encrypted; one stored in plain text before is encrypted at the next start", () =>
+    Effect.gen(function* () {
+      const { name } = yield* TestDatabase
+      const onTestDatabase = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+        effect.pipe(Effect.provide(Postgres.layer({ database: name, maxConnections: 1 })))
+      const stored = onTestDatabase(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql<{ kid: string; private_jwk: string }>`
+          SELECT kid, private_jwk FROM signing_keys`,
+        ),
+      )
+      yield* instance()
+      // A key as releases before encryption at rest stored it, and the newest: it signs next.
+      const { key, json } = yield* generate
+      yield* onTestDatabase(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql`
+          INSERT INTO signing_keys (kid, private_jwk, public_jwk)
+          VALUES (${key.kid}, ${Redacted.value(json)}, ${JSON.stringify(key.publicJwk)})`,
+        ),
+      )
+      const api = yield* instance({ JWT_KEY_PUBLISH_AHEAD: "0 seconds" })
+      const rows = yield* stored
+      assert.isAtLeast(rows.length, 2)
+      for (const row of rows) {
+        // What a database dump shows: ciphertext, no JWK, no part of the key.
+        assert.isTrue(row.private_jwk.startsWith("enc:v1:"), row.kid)
+        assert.notInclude(row.private_jwk, '"d"')
+        assert.notInclude(row.private_jwk, key.publicJwk.x)
+      }
+      // The key that was plain still signs, decrypted.
+      const tokens = yield* session(api)
+      assert.strictEqual(Jose.decodeProtectedHeader(tokens.access).kid, key.kid)
+      assert.strictEqual(yield* me(api, tokens.access), 200)
+
+      // With another encryption key, the stored keys do not decrypt: the service does not start.
+      const other = path.join(mkdtempSync(path.join(tmpdir(), "walletun-vault-")), "other.key")
+      writeFileSync(other, randomBytes(32).toString("hex"))
+      const refused = yield* Effect.exit(instance({ SIGNING_KEYS_ENCRYPTION_KEY_FILE: other }))
+      assert.isTrue(Exit.isFailure(refused))
+      if (Exit.isFailure(refused)) assert.include(Cause.pretty(refused.cause), "does not decrypt")
+      // A ciphertext moved to another row does not open either (the row id is authenticated).
+      const vault = yield* KeyVault.fromConfig
+      const [first] = rows
+      assert.isTrue(first !== undefined && Option.isSome(vault.open(first.private_jwk, first.kid)))
+      assert.isTrue(first !== undefined && Option.isNone(vault.open(first.private_jwk, `${first.kid}x`)))
     }),
   )
 })

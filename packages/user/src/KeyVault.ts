@@ -1,0 +1,88 @@
+/**
+ * Encryption at rest of the private signing keys (and of any other secret the user service
+ * stores): AES-256-GCM under a key the service reads from configuration, never from the database,
+ * so a dump of the database does not yield a key that forges tokens.
+ *
+ * A stored secret is `enc:v1:<iv>:<ciphertext and tag>` (base64url). The row's id (the key's kid)
+ * is authenticated with it, so a ciphertext moved to another row does not open.
+ *
+ * The key: `SIGNING_KEYS_ENCRYPTION_KEY_FILE`, by default `<PKI_DIR>/signing-keys.key`, hex, at
+ * least 32 bytes (`Pki.ensure` creates one for `npm start`); the AES key is derived from it with
+ * HKDF-SHA256, so any such secret will do.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
+import path from "node:path"
+import { Config, Effect, Option } from "effect"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
+import * as Tls from "@walletun/infra/Tls"
+
+/** The prefix of an encrypted value, with its format's version. */
+export const prefix = "enc:v1:"
+
+/** Encrypts and decrypts the secrets of rows, each bound to its row's id. */
+export interface KeyVault {
+  /** `plain`, encrypted for the row `id`. */
+  readonly seal: (plain: string, id: string) => string
+  /** The plain text of a value `seal` made for the row `id`; None when it does not open (another key, another row, altered). */
+  readonly open: (stored: string, id: string) => Option.Option<string>
+}
+
+/** Whether a stored value is encrypted (else it is a plain value from before encryption). */
+export const isSealed = (stored: string): boolean => stored.startsWith(prefix)
+
+/** A vault over `secret` (at least 32 bytes). */
+export const make = (secret: Uint8Array): KeyVault => {
+  if (secret.length < MessageSeal.minKeyBytes)
+    throw new Error(`the key needs at least ${MessageSeal.minKeyBytes} bytes`)
+  const key = Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), "walletun signing keys at rest", 32))
+  return {
+    seal: (plain, id) => {
+      const iv = randomBytes(12)
+      const cipher = createCipheriv("aes-256-gcm", key, iv)
+      cipher.setAAD(Buffer.from(id, "utf8"))
+      const body = Buffer.concat([cipher.update(plain, "utf8"), cipher.final(), cipher.getAuthTag()])
+      return `${prefix}${iv.toString("base64url")}:${body.toString("base64url")}`
+    },
+    open: (stored, id) => {
+      if (!isSealed(stored)) return Option.none()
+      const [ivText = "", bodyText = ""] = stored.slice(prefix.length).split(":")
+      const iv = Buffer.from(ivText, "base64url")
+      const body = Buffer.from(bodyText, "base64url")
+      if (iv.length !== 12 || body.length < 16) return Option.none()
+      try {
+        const decipher = createDecipheriv("aes-256-gcm", key, iv)
+        decipher.setAAD(Buffer.from(id, "utf8"))
+        decipher.setAuthTag(body.subarray(body.length - 16))
+        return Option.some(
+          Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString("utf8"),
+        )
+      } catch {
+        return Option.none()
+      }
+    },
+  }
+}
+
+/** The file of the key in a directory laid out as `Pki.ensure` makes it. */
+export const keyFileIn = (dir: string) => path.join(dir, Tls.signingKeysFile)
+
+/** The vault of the key in `SIGNING_KEYS_ENCRYPTION_KEY_FILE` (or `PKI_DIR`). */
+export const fromConfig = Effect.gen(function* () {
+  const variable = "SIGNING_KEYS_ENCRYPTION_KEY_FILE"
+  const dir = yield* Config.String("PKI_DIR").pipe(Config.withDefault(Tls.defaultDir))
+  const file = yield* Config.String(variable).pipe(Config.withDefault(keyFileIn(dir)))
+  const text = yield* Effect.try({
+    try: () => readFileSync(file, "utf8"),
+    catch: (error) => new Tls.TlsFileUnreadable({ variable, file, reason: String((error as Error).message ?? error) }),
+  })
+  const secret = MessageSeal.parseKey(text)
+  if (secret === undefined) {
+    return yield* new Tls.TlsFileUnreadable({
+      variable,
+      file,
+      reason: `not a key: ${MessageSeal.minKeyBytes} or more bytes in hex`,
+    })
+  }
+  return make(secret)
+})
