@@ -142,6 +142,42 @@ rabbit_up() {
   die "rabbitmq did not open 127.0.0.1:$port within 60 s; see .data/log/rabbitmq"
 }
 
+# rabbitmqctl for the broker on AMQP_URL's port: infra.sh's own node when it started one, else the
+# machine's (Debian's wrapper, as root). Fails when neither can manage it (a broker elsewhere).
+rabbit_ctl() {
+  if [ -f "$run/rabbitmq.started" ]; then rabbit_run rabbitmqctl -n "$rabbit_node" "$@"
+  else command -v rabbitmqctl >/dev/null && rabbitmqctl "$@"; fi
+}
+
+# One broker user per service, allowed only what it publishes and consumes (see README):
+#   walletun-wallet       declares and publishes to wallet.events, reads nothing
+#   walletun-transaction  everything else: its exchanges and queues, the bindings to wallet.events
+#                         (it declares and reads that exchange) but never a publish to it
+# The password is made once and kept in $PKI_DIR/amqp-<service>.password, written only after the
+# broker took it; a service connects as its user when that file exists, else with AMQP_URL's.
+rabbit_users_up() {
+  local pki="${PKI_DIR:-$data/pki}" service user file password
+  if ! rabbit_ctl list_users >/dev/null 2>&1; then
+    say "rabbitmq: cannot manage its users from here; the services connect with AMQP_URL's credentials"
+    return 0
+  fi
+  for service in wallet transaction; do
+    user="walletun-$service"; file="$pki/amqp-$service.password"
+    if [ -f "$file" ]; then password="$(cat "$file")"; else password="$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"; fi
+    if rabbit_ctl list_users 2>/dev/null | awk '{print $1}' | grep -qx "$user"; then
+      rabbit_ctl change_password "$user" "$password" >/dev/null
+    else
+      rabbit_ctl add_user "$user" "$password" >/dev/null
+    fi
+    case "$service" in
+      wallet) rabbit_ctl set_permissions -p / "$user" '^wallet\.events$' '^wallet\.events$' '^$' >/dev/null ;;
+      transaction) rabbit_ctl set_permissions -p / "$user" '.*' '^(?!wallet\.events$).*' '.*' >/dev/null ;;
+    esac
+    if [ ! -f "$file" ]; then (umask 077 && printf '%s' "$password" >"$file"); fi
+  done
+  say "rabbitmq: users walletun-wallet and walletun-transaction ready (passwords in ${pki#"$root"/})"
+}
+
 rabbit_down() {
   [ -f "$run/rabbitmq.started" ] || { say "rabbitmq: not started by walletun, left alone"; return 0; }
   rabbit_run rabbitmqctl -n "$rabbit_node" stop "$run/rabbitmq.pid" >/dev/null 2>&1 || true
@@ -263,7 +299,7 @@ cql_status() {
 pki_up() { bash "$root/scripts/with-node.sh" node "$root/scripts/pki.ts"; }
 
 case "${1:-}" in
-  up) pki_up; cql_up; pg_up; rabbit_up ;;
+  up) pki_up; cql_up; pg_up; rabbit_up; rabbit_users_up ;;
   down) rabbit_down; pg_down; cql_down ;;
   status) cql_status; pg_status; rabbit_status ;;
   *) die "usage: scripts/infra.sh up|down|status" ;;

@@ -6,6 +6,8 @@
  * every consumer resumes before publishers see the new channel.
  */
 import { randomUUID } from "node:crypto"
+import { existsSync, readFileSync } from "node:fs"
+import path from "node:path"
 import amqp from "amqplib"
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, RecoveringChannelModel } from "amqplib"
 import {
@@ -25,6 +27,7 @@ import {
 import type { Scope } from "effect"
 import * as Metrics from "./Metrics.ts"
 import * as RabbitAcks from "./RabbitAcks.ts"
+import * as Tls from "./Tls.ts"
 import { Headers, HttpTraceContext } from "effect/http"
 
 /** A failed broker call. `retryable` is true when the same call may succeed later. */
@@ -209,17 +212,49 @@ export class Rabbit extends Context.Service<
   /** Connects with explicit options (tests point it at a proxy). */
   static readonly layerWith = (options: RabbitOptions) => Layer.effect(Rabbit, make(options))
 
-  /** Connects to `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`). */
+  /** Connects to `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`) with its credentials (tools, tests). */
   static readonly layer = Layer.effect(
     Rabbit,
     Effect.gen(function* () {
-      const url = yield* Config.Redacted("AMQP_URL").pipe(
-        Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672")),
-      )
-      return yield* make({ url })
+      return yield* make({ url: yield* amqpUrl })
     }),
   )
+
+  /**
+   * Connects to `AMQP_URL` as `service`'s own broker user, which may publish and consume only
+   * what the service does: `AMQP_USERNAME` (default `walletun-<service>`) with the password in
+   * `AMQP_PASSWORD_FILE` (default `<PKI_DIR>/amqp-<service>.password`, which `scripts/infra.sh up`
+   * writes once it has made the user). Without that default file (a broker whose users the
+   * scripts cannot manage), with `AMQP_URL`'s own credentials.
+   */
+  static readonly layerAs = (service: string) =>
+    Layer.effect(
+      Rabbit,
+      Effect.gen(function* () {
+        const url = yield* amqpUrl
+        const dir = yield* Config.String("PKI_DIR").pipe(Config.withDefault(Tls.defaultDir))
+        const username = yield* Config.String("AMQP_USERNAME").pipe(Config.withDefault(`walletun-${service}`))
+        const explicit = yield* Config.option(Config.String("AMQP_PASSWORD_FILE"))
+        const file = Option.getOrElse(explicit, () => path.join(dir, `amqp-${service}.password`))
+        if (Option.isNone(explicit) && !existsSync(file)) return yield* make({ url })
+        const password = yield* Effect.try({
+          try: () => readFileSync(file, "utf8").trim(),
+          catch: (error) =>
+            new Tls.TlsFileUnreadable({
+              variable: "AMQP_PASSWORD_FILE",
+              file,
+              reason: String((error as Error).message ?? error),
+            }),
+        })
+        const withUser = new URL(Redacted.value(url))
+        withUser.username = encodeURIComponent(username)
+        withUser.password = encodeURIComponent(password)
+        return yield* make({ url: Redacted.make(withUser.toString()) })
+      }),
+    )
 }
+
+const amqpUrl = Config.Redacted("AMQP_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672")))
 
 /** Builds the service for the life of the scope: connects, then on close stops consumers and disconnects. */
 export const make = Effect.fnUntraced(function* (options: RabbitOptions) {

@@ -18,7 +18,7 @@ const Main = App.layer.pipe(
   Layer.provide(Service.httpServer("TRANSACTION_PORT", 8082)),
   Layer.provide(Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))),
   Layer.provide(TransactionConfig.layer),
-  Layer.provide(Layer.mergeAll(Cql.Cql.layer, Rabbit.Rabbit.layer)),
+  Layer.provide(Layer.mergeAll(Cql.Cql.layer, Rabbit.Rabbit.layerAs("transaction"))),
 )
 
 Service.run("transaction", Main)

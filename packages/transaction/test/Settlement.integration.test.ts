@@ -1,6 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { randomBytes } from "node:crypto"
-import { Clock, Context, DateTime, Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Logger, Schedule, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
 import { MessageSeal, Rabbit, Uuid } from "@walletun/infra"
@@ -24,6 +24,19 @@ import {
 // transaction service in this process with every role, CQL, RabbitMQ, HTTP with signed tokens.
 
 const ports = { grpc: 23471, http: 23472 }
+
+/** Publishes one message as a service's broker user: "accepted" (confirmed) or "refused". */
+const publishAs = (service: "wallet" | "transaction", exchange: string, routingKey: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const rabbit = yield* Rabbit.Rabbit
+      return yield* rabbit.publish(exchange, routingKey, new TextEncoder().encode("{}"), { mandatory: false })
+    }).pipe(
+      Effect.provide(Rabbit.Rabbit.layerAs(service).pipe(Layer.provide(Logger.layer([])))),
+      Effect.as("accepted" as const),
+      Effect.catch(() => Effect.succeed("refused" as const)),
+    ),
+  )
 
 /** An event's body, as its publisher encodes it. */
 const encode = (event: Events.TransactionEvent) =>
@@ -308,6 +321,22 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
             const got = yield* request("GET", `${base}/v1/transactions/${id}`, { token: victim.token })
             assert.strictEqual(got.status, 404)
           }
+        }),
+    )
+
+    it.effect(
+      "the broker refuses a service's user outside its own messages: no one but the wallet publishes outcomes",
+      () =>
+        Effect.gen(function* () {
+          const { prefix } = yield* Suite
+          const names = Broker.namesOf(prefix)
+          // The wallet's user may publish outcomes only; the transaction service's, anything but outcomes.
+          assert.strictEqual(yield* publishAs("wallet", names.exchange, Broker.requestedKey), "refused")
+          assert.strictEqual(yield* publishAs("wallet", names.deadExchange, "transaction.dead"), "refused")
+          assert.strictEqual(yield* publishAs("transaction", Broker.walletEvents, "transaction.completed"), "refused")
+          // Each may publish its own (to a routing key no queue is bound to: nothing is delivered).
+          assert.strictEqual(yield* publishAs("wallet", Broker.walletEvents, "nobody.listens"), "accepted")
+          assert.strictEqual(yield* publishAs("transaction", names.exchange, "nobody.listens"), "accepted")
         }),
     )
 

@@ -50,7 +50,7 @@ export const layer = GrpcServerLive.pipe(
   Layer.provide(Wallets.layerNoDeps),
   Layer.provideMerge(Layer.merge(OutboxRelay.layer, KeyPurge.layer).pipe(Layer.provide(MessageSeal.EventSealer.layer))),
   Layer.provideMerge(LedgerRepo.layer),
-  Layer.provideMerge(Rabbit.Rabbit.layer),
+  Layer.provideMerge(Rabbit.Rabbit.layerAs("wallet")),
   Layer.provideMerge(Database),
   Layer.provideMerge(WalletConfig.layer),
 )

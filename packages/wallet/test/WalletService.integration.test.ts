@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto"
 import { status } from "@grpc/grpc-js"
 import { assert, describe, layer } from "@effect/vitest"
-import { ConfigProvider, Context, Deferred, Effect, Layer, Result, Schema } from "effect"
+import { ConfigProvider, Context, Deferred, Effect, Layer, Redacted, Result, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
@@ -44,7 +44,18 @@ class Client extends Context.Service<Client, Record<"gateway" | "transaction", W
   )
 }
 
-const App = Client.layer.pipe(
+/**
+ * The test's own broker connection (guest, a local default): the service's user may declare no
+ * queue, only its exchange.
+ */
+class Observer extends Context.Service<Observer, Rabbit.Rabbit["Service"]>()("test/Observer") {
+  static readonly layer = Layer.effect(
+    Observer,
+    Rabbit.make({ url: Redacted.make("amqp://guest:guest@127.0.0.1:5672") }),
+  )
+}
+
+const App = Layer.merge(Client.layer, Observer.layer).pipe(
   Layer.provideMerge(WalletServer.layer),
   Layer.provide(
     ConfigProvider.layerAdd(ConfigProvider.fromUnknown({ WALLET_GRPC_PORT: "18384" }), { asPrimary: true }),
@@ -89,7 +100,7 @@ const claim = (userId: string, key: string, transactionId: string, requestHash: 
 
 /** A queue of this test's own bound to every outcome event, deleted when the test's scope closes. */
 const eventsQueue = Effect.gen(function* () {
-  const rabbit = yield* Rabbit.Rabbit
+  const rabbit = yield* Observer
   const queue = `wallet.events.test.${randomUUID()}`
   yield* rabbit.declare({
     queues: [{ name: queue, type: "quorum" }],
@@ -479,7 +490,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
   describe("outbox", () => {
     it.effect("delivers one outcome event per applied transaction to a queue bound to wallet.events", () =>
       Effect.gen(function* () {
-        const rabbit = yield* Rabbit.Rabbit
+        const rabbit = yield* Observer
         const queue = yield* eventsQueue
         const owner = yield* Uuid.v7
         const wallet = yield* createWallet(owner)
@@ -521,7 +532,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
 
     it.effect("an event names the parties; a replayed apply emits the recorded event again, unchanged", () =>
       Effect.gen(function* () {
-        const rabbit = yield* Rabbit.Rabbit
+        const rabbit = yield* Observer
         const queue = yield* eventsQueue
         const alice = yield* Uuid.v7
         const bob = yield* Uuid.v7
