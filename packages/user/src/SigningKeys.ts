@@ -150,10 +150,45 @@ export class SigningKeys extends Context.Service<
     const Row = Schema.Struct({ kid: Schema.String, private_jwk: Schema.String, age_ms: Schema.Number })
     const decodeRows = Schema.decodeUnknownEffect(Schema.Array(Row))
 
+    // Keys this instance cannot decrypt (another encryption key: a replaced configuration, or
+    // another deployment on the same database) are passed over with a warning, once each; a new
+    // key is made when none is usable, so a lost encryption key costs live access tokens (15
+    // minutes), never the service.
+    const warned = new Set<string>()
+    const opened = (row: typeof Row.Type) => {
+      if (!KeyVault.isSealed(row.private_jwk))
+        return Effect.map(fromPrivateJwk(Redacted.make(row.private_jwk)), Option.some)
+      return Option.match(vault.open(row.private_jwk, row.kid), {
+        onNone: () =>
+          Effect.gen(function* () {
+            if (!warned.has(row.kid)) {
+              warned.add(row.kid)
+              yield* Effect.logWarning(
+                "a stored signing key does not decrypt with SIGNING_KEYS_ENCRYPTION_KEY_FILE's key; it is not used",
+              ).pipe(Effect.annotateLogs({ kid: row.kid }))
+            }
+            return Option.none<SigningKey>()
+          }),
+        onSome: (json) => Effect.map(fromPrivateJwk(Redacted.make(json)), Option.some),
+      })
+    }
+
+    /** The two newest keys this instance can use, newest first, with their ages. */
     const newest = sql`
       SELECT kid, private_jwk, (extract(epoch FROM now() - created_at) * 1000)::float8 AS age_ms
-      FROM signing_keys ORDER BY created_at DESC, kid LIMIT 2
-    `.pipe(Effect.flatMap(decodeRows))
+      FROM signing_keys ORDER BY created_at DESC, kid LIMIT 20
+    `.pipe(
+      Effect.flatMap(decodeRows),
+      Effect.flatMap((rows) =>
+        Effect.forEach(rows, (row) =>
+          Effect.map(
+            opened(row),
+            Option.map((key) => ({ key, ageMs: row.age_ms })),
+          ),
+        ),
+      ),
+      Effect.map((found) => found.flatMap((entry) => (Option.isSome(entry) ? [entry.value] : [])).slice(0, 2)),
+    )
 
     const insert = Effect.gen(function* () {
       const { key, json } = yield* generate
@@ -191,30 +226,19 @@ export class SigningKeys extends Context.Service<
               Effect.annotateLogs({ kids: plain.map((row) => row.kid).join(",") }),
             )
           }
-          const rows = yield* newest
-          const first = rows[0]
-          if (force || first === undefined || first.age_ms >= Duration.toMillis(rotation)) yield* insert
+          const usable = yield* newest
+          const first = usable[0]
+          if (force || first === undefined || first.ageMs >= Duration.toMillis(rotation)) yield* insert
         }),
       )
 
     const load = Effect.gen(function* () {
-      const rows = yield* newest
-      const keys = yield* Effect.forEach(rows, (row) => {
-        if (!KeyVault.isSealed(row.private_jwk)) return fromPrivateJwk(Redacted.make(row.private_jwk))
-        return Option.match(vault.open(row.private_jwk, row.kid), {
-          onNone: () =>
-            Effect.fail(
-              new InvalidSigningKey({
-                message: `the stored signing key ${row.kid} does not decrypt with SIGNING_KEYS_ENCRYPTION_KEY_FILE's key`,
-              }),
-            ),
-          onSome: (json) => fromPrivateJwk(Redacted.make(json)),
-        })
-      })
+      const usable = yield* newest
+      const keys = usable.map((entry) => entry.key)
       // The newest key published long enough ago; else the oldest one loaded (at first start, the
       // only key, which signs at once).
-      const ready = rows.findIndex((row) => row.age_ms >= publishAheadMillis)
-      const signing = ready === -1 ? rows.length - 1 : ready
+      const ready = usable.findIndex((entry) => entry.ageMs >= publishAheadMillis)
+      const signing = ready === -1 ? usable.length - 1 : ready
       const current = keys[signing]
       const latest = keys[0]
       if (current === undefined || latest === undefined) {

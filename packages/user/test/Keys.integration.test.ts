@@ -199,12 +199,17 @@ layer(TestDatabase.layer, { excludeTestServices: true })("signing keys at rest",
       assert.strictEqual(Jose.decodeProtectedHeader(tokens.access).kid, key.kid)
       assert.strictEqual(yield* me(api, tokens.access), 200)
 
-      // With another encryption key, the stored keys do not decrypt: the service does not start.
+      // With another encryption key (a lost or replaced one), the stored keys do not decrypt: the
+      // service passes over them with a warning and signs with a key of its own.
       const other = path.join(mkdtempSync(path.join(tmpdir(), "walletun-vault-")), "other.key")
       writeFileSync(other, randomBytes(32).toString("hex"))
-      const refused = yield* Effect.exit(instance({ SIGNING_KEYS_ENCRYPTION_KEY_FILE: other }))
-      assert.isTrue(Exit.isFailure(refused))
-      if (Exit.isFailure(refused)) assert.include(Cause.pretty(refused.cause), "does not decrypt")
+      const logs: Array<string> = []
+      const elsewhere = yield* instance({ SIGNING_KEYS_ENCRYPTION_KEY_FILE: other }, logs)
+      const theirs = yield* session(elsewhere)
+      assert.notStrictEqual(Jose.decodeProtectedHeader(theirs.access).kid, key.kid)
+      assert.isTrue(logs.some((line) => line.includes("does not decrypt") && line.includes(key.kid)))
+      // It cannot sign as the key it cannot read, so it does not take that key's tokens either.
+      assert.strictEqual(yield* me(elsewhere, tokens.access), 401)
       // A ciphertext moved to another row does not open either (the row id is authenticated).
       const vault = yield* KeyVault.fromConfig
       const [first] = rows
