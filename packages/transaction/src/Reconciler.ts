@@ -2,8 +2,13 @@
  * The reconciler: every interval, re-publishes PENDING and PROCESSING transactions older than the
  * configured age (a crash between storing and publishing, a message lost by the broker). Harmless,
  * since the wallet applies a transaction id once. Bounded per round; counted in a metric.
+ *
+ * It walks the index of unfinished work with a cursor, one page a round, and starts again from the
+ * oldest once it reaches the age cut-off, so transactions it cannot finish (at the front of the
+ * index) never hide newer ones. It re-publishes one transaction at most
+ * `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times a day, then logs it for an operator (`npm run ops`).
  */
-import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Ref, Schedule } from "effect"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Uuid from "@walletun/infra/Uuid"
 import { Broker } from "./Broker.ts"
@@ -11,8 +16,11 @@ import { TransactionConfig } from "./TransactionConfig.ts"
 import { requestedOf } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
 
-/** One round: returns how many transactions it re-published. */
-export const round = Effect.fn("Reconciler.round")(function* () {
+/**
+ * One round, from `cursor` (where the last round stopped; from the oldest without one): returns
+ * how many transactions it re-published, and moves the cursor.
+ */
+export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<string>) {
   const repo = yield* TransactionsRepo
   const broker = yield* Broker
   const config = yield* TransactionConfig
@@ -21,7 +29,10 @@ export const round = Effect.fn("Reconciler.round")(function* () {
   const stale = (at: DateTime.Utc) => DateTime.toEpochMillis(at) < cutoff
   // Ids are UUID v7: every id created before the cut-off sorts before the smallest id of that instant.
   const before = Uuid.format(cutoff, new Uint8Array(16))
-  const ids = yield* repo.unfinished(before, config.reconcileBatch)
+  const after = cursor === undefined ? "" : yield* Ref.get(cursor)
+  const page = yield* repo.unfinishedPage(after, before, config.reconcileBatch)
+  if (cursor !== undefined) yield* Ref.set(cursor, page.next ?? "")
+  const ids = page.ids
   const counts = yield* Effect.forEach(
     ids,
     (id) =>
@@ -34,10 +45,21 @@ export const round = Effect.fn("Reconciler.round")(function* () {
         // A worker marked it PROCESSING lately, or this reconciler published it lately: it is on its
         // way (perhaps behind a backlog); publishing again every round would only grow the backlog.
         if (!stale(stored.value.updatedAt)) return 0
-        const last = yield* repo.republishedAt(id)
-        if (Option.isSome(last) && !stale(last.value)) return 0
+        const last = yield* repo.republished(id)
+        if (Option.isSome(last) && !stale(last.value.at)) return 0
+        const count = Option.match(last, { onNone: () => 0, onSome: (value) => value.count })
+        if (count >= config.reconcileMaxRepublishes) {
+          // Published that often and still not final: more of the same will not finish it.
+          if (count === config.reconcileMaxRepublishes) {
+            yield* Effect.logWarning("reconciler gave up re-publishing a transaction; an operator should look").pipe(
+              Effect.annotateLogs({ transactionId: id, republishes: count, status: stored.value.status }),
+            )
+            yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)
+          }
+          return 0
+        }
         yield* broker.publishRequested(requestedOf(stored.value))
-        yield* repo.markRepublished(id, DateTime.makeUnsafe(now))
+        yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)
         return 1
       }),
     { concurrency: 8 },
@@ -53,7 +75,8 @@ export const round = Effect.fn("Reconciler.round")(function* () {
 export const layer = Layer.effectDiscard(
   Effect.gen(function* () {
     const config = yield* TransactionConfig
-    const once = round().pipe(
+    const cursor = yield* Ref.make("")
+    const once = round(cursor).pipe(
       Effect.timeout(Duration.max(config.reconcileInterval, Duration.seconds(10))),
       Effect.catchCause((cause) => Effect.logWarning("reconciler round failed", cause)),
     )

@@ -60,6 +60,8 @@ export class TransactionConfig extends Context.Service<
     readonly reconcileAge: Duration.Duration
     /** The most transactions one reconciler round re-publishes. */
     readonly reconcileBatch: number
+    /** How often, in a day, the reconciler re-publishes one transaction before it leaves it to an operator. */
+    readonly reconcileMaxRepublishes: number
   }
 >()("@walletun/transaction/TransactionConfig") {
   static readonly layer = Layer.effect(
@@ -94,6 +96,9 @@ export class TransactionConfig extends Context.Service<
         ),
         reconcileAge: yield* Config.Duration("TRANSACTION_RECONCILE_AGE").pipe(Config.withDefault(Duration.minutes(2))),
         reconcileBatch: yield* Config.Int("TRANSACTION_RECONCILE_BATCH").pipe(Config.withDefault(500)),
+        reconcileMaxRepublishes: yield* Config.Int("TRANSACTION_RECONCILE_MAX_REPUBLISHES").pipe(
+          Config.withDefault(10),
+        ),
       })
     }),
   )

@@ -62,6 +62,33 @@ export const finalWriteTimestamp = (at: DateTime.Utc): bigint => 2n ** 53n - Big
 /** How many shards the index of unfinished work has; a reconciler round reads each. */
 export const unfinishedShards = 16
 
+/** A page of the unfinished index (see `unfinishedPage`). */
+export interface UnfinishedPage {
+  readonly ids: ReadonlyArray<Ids.TransactionId>
+  readonly next: string | undefined
+}
+
+/** When and how often the reconciler re-published a transaction. */
+export interface Republished {
+  readonly at: DateTime.Utc
+  readonly count: number
+}
+
+/**
+ * A page from each shard's ids (oldest first, at most `perShard` each): all of them, and where
+ * the next page starts. Only a shard that returned a full page may have more, so the next page
+ * starts at the lowest last id of such a shard: every id below it, in any shard, is in this page.
+ */
+export const pageOf = (shards: ReadonlyArray<ReadonlyArray<Ids.TransactionId>>, perShard: number): UnfinishedPage => {
+  let next: string | undefined
+  for (const ids of shards) {
+    const last = ids[ids.length - 1]
+    if (ids.length >= perShard && last !== undefined && (next === undefined || last < next)) next = last
+  }
+  const ids = shards.flat().filter((id) => next === undefined || id <= next)
+  return { ids: ids.toSorted(), next }
+}
+
 /** The shard of a transaction in the unfinished index (its id's last, random, hex digit). */
 export const shardOf = (id: string): number => Number.parseInt(id.slice(-1), 16) % unfinishedShards
 
@@ -114,10 +141,16 @@ export class TransactionsRepo extends Context.Service<
     ): Effect.Effect<HistoryPage, Cql.CqlError>
     /** Unfinished transactions whose id sorts before `before` (older), at most `limit`, oldest first per shard. */
     unfinished(before: string, limit: number): Effect.Effect<ReadonlyArray<Ids.TransactionId>, Cql.CqlError>
-    /** When the reconciler last re-published the transaction, if it did within the last day. */
-    republishedAt(id: Ids.TransactionId): Effect.Effect<Option.Option<DateTime.Utc>, Cql.CqlError>
-    /** Records that the reconciler re-published the transaction now. */
-    markRepublished(id: Ids.TransactionId, at: DateTime.Utc): Effect.Effect<void, Cql.CqlError>
+    /**
+     * Unfinished ids between `after` and `before` (exclusive), oldest first, about `limit` of
+     * them; `next` is where the following page starts (every id up to it was returned), or
+     * undefined when this page reached `before`.
+     */
+    unfinishedPage(after: string, before: string, limit: number): Effect.Effect<UnfinishedPage, Cql.CqlError>
+    /** When the reconciler last re-published the transaction and how often, within the last day. */
+    republished(id: Ids.TransactionId): Effect.Effect<Option.Option<Republished>, Cql.CqlError>
+    /** Records that the reconciler re-published the transaction now, for the `count`-th time. */
+    markRepublished(id: Ids.TransactionId, at: DateTime.Utc, count: number): Effect.Effect<void, Cql.CqlError>
     /** Removes a transaction from the unfinished index (it is final, or was never stored). */
     forgetUnfinished(id: Ids.TransactionId): Effect.Effect<void, Cql.CqlError>
   }
@@ -351,43 +384,59 @@ export const make = Effect.fnUntraced(function* (keyspace: string) {
     return { items, next: exhausted ? undefined : lastComplete } satisfies HistoryPage
   })
 
-  const unfinished = Effect.fn("TransactionsRepo.unfinished")(function* (before: string, limit: number) {
+  const unfinishedPage = Effect.fn("TransactionsRepo.unfinishedPage")(function* (
+    after: string,
+    before: string,
+    limit: number,
+  ) {
     const perShard = Math.max(1, Math.ceil(limit / unfinishedShards))
     const shards = Array.from({ length: unfinishedShards }, (_, shard) => shard)
     const found = yield* Effect.forEach(
       shards,
       (shard) =>
-        cql.execute(
-          `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id < ? LIMIT ?`,
-          [shard, before, perShard],
-          { consistency: quorum },
+        Effect.map(
+          cql.execute(
+            `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id > ? AND id < ? LIMIT ?`,
+            [shard, after, before, perShard],
+            { consistency: quorum },
+          ),
+          (page) => page.rows.map((row) => row.get("id") as Ids.TransactionId),
         ),
       { concurrency: 4 },
     )
-    return found.flatMap((page) => page.rows.map((row) => row.get("id") as Ids.TransactionId)).slice(0, limit)
+    return pageOf(found, perShard)
   })
+
+  const unfinished = (before: string, limit: number) =>
+    Effect.map(unfinishedPage("", before, limit), (page) => page.ids.slice(0, limit))
 
   const forgetUnfinished = Effect.fn("TransactionsRepo.forgetUnfinished")(function* (id: Ids.TransactionId) {
     yield* cql.execute(deleteUnfinished, [shardOf(id), id], write)
   })
 
-  const republishedAt = Effect.fn("TransactionsRepo.republishedAt")(function* (id: Ids.TransactionId) {
+  const republished = Effect.fn("TransactionsRepo.republished")(function* (id: Ids.TransactionId) {
     const read = yield* cql.execute(
-      `SELECT republished_at FROM ${keyspace}.transactions_republished WHERE id = ?`,
+      `SELECT republished_at, republishes FROM ${keyspace}.transactions_republishes WHERE id = ?`,
       [id],
       { consistency: quorum },
     )
     const row = read.rows[0]
-    return row === undefined ? Option.none() : Option.some(fromDate(row.get("republished_at")))
+    if (row === undefined) return Option.none<Republished>()
+    const count = row.get("republishes")
+    return Option.some<Republished>({
+      at: fromDate(row.get("republished_at")),
+      count: typeof count === "number" ? count : 1,
+    })
   })
 
   const markRepublished = Effect.fn("TransactionsRepo.markRepublished")(function* (
     id: Ids.TransactionId,
     at: DateTime.Utc,
+    count: number,
   ) {
     yield* cql.execute(
-      `INSERT INTO ${keyspace}.transactions_republished (id, republished_at) VALUES (?, ?)`,
-      [id, toDate(at)],
+      `INSERT INTO ${keyspace}.transactions_republishes (id, republished_at, republishes) VALUES (?, ?, ?)`,
+      [id, toDate(at), count],
       write,
     )
   })
@@ -398,7 +447,8 @@ export const make = Effect.fnUntraced(function* (keyspace: string) {
     recordStatus,
     history,
     unfinished,
-    republishedAt,
+    unfinishedPage,
+    republished,
     markRepublished,
     forgetUnfinished,
   })
@@ -414,7 +464,7 @@ export const makeMemory = Effect.gen(function* () {
     >(),
   )
   const open = yield* Ref.make(new Set<string>())
-  const republished = yield* Ref.make(new Map<string, DateTime.Utc>())
+  const republished = yield* Ref.make(new Map<string, Republished>())
 
   const current = (id: string) =>
     Effect.gen(function* () {
@@ -495,8 +545,21 @@ export const makeMemory = Effect.gen(function* () {
           .slice(0, limit)
           .map((id) => id as Ids.TransactionId),
       ),
-    republishedAt: (id) => Effect.map(Ref.get(republished), (map) => Option.fromUndefinedOr(map.get(id))),
-    markRepublished: (id, at) => Ref.update(republished, (map) => new Map(map).set(id, at)),
+    unfinishedPage: (after, before, limit) =>
+      Effect.map(Ref.get(open), (set) =>
+        pageOf(
+          [
+            [...set]
+              .filter((id) => id > after && id < before)
+              .toSorted()
+              .slice(0, limit)
+              .map((id) => id as Ids.TransactionId),
+          ],
+          limit,
+        ),
+      ),
+    republished: (id) => Effect.map(Ref.get(republished), (map) => Option.fromUndefinedOr(map.get(id))),
+    markRepublished: (id, at, count) => Ref.update(republished, (map) => new Map(map).set(id, { at, count })),
     forgetUnfinished: (id) =>
       Ref.update(open, (set) => {
         const next = new Set(set)

@@ -6,6 +6,7 @@ import { Metrics } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import { keyspaceStatement } from "../src/migrations/Migrator.ts"
 import * as Reconciler from "../src/Reconciler.ts"
+import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { Transactions } from "../src/Transactions.ts"
 import { TransactionsRepo } from "../src/TransactionsRepo.ts"
 import { newUser, openWallet, services } from "./support.ts"
@@ -53,6 +54,83 @@ describe("reconciler", () => {
           assert.strictEqual(yield* Reconciler.round(), 2)
         }),
       ),
+  )
+})
+
+describe("reconciler, bounded", () => {
+  const acceptMany = (count: number) =>
+    Effect.gen(function* () {
+      const transactions = yield* Transactions
+      const alice = yield* newUser
+      const wallet = yield* openWallet(alice)
+      const ids: Array<string> = []
+      for (let i = 0; i < count; i++) {
+        const accepted = yield* transactions.accept(alice, `k-${i}-${wallet.id}` as Ids.IdempotencyKey, {
+          type: "deposit",
+          walletId: wallet.id,
+          amount: 1n as Money.Amount,
+        })
+        ids.push(accepted.transaction.id)
+        yield* TestClock.adjust("1 millis")
+      }
+      return ids
+    })
+  const published = Effect.gen(function* () {
+    const record = yield* Broker.BrokerRecord
+    const ids = (yield* Ref.get(record)).requested.map((event) => event.id)
+    yield* Ref.update(record, (r) => ({ ...r, requested: [] }))
+    return ids
+  })
+
+  it.effect("walks the unfinished index with a cursor: stuck transactions at its front do not hide the rest", () =>
+    fresh(
+      Effect.gen(function* () {
+        const ids = yield* acceptMany(5)
+        yield* published
+        const config = yield* TransactionConfig
+        const cursor = yield* Ref.make("")
+        const pageOfTwo = Reconciler.round(cursor).pipe(
+          Effect.provideService(TransactionConfig, { ...config, reconcileBatch: 2 }),
+        )
+        yield* TestClock.adjust("1 millis")
+        // Two a round, oldest first, then on from where the last round stopped.
+        assert.strictEqual(yield* pageOfTwo, 2)
+        assert.deepStrictEqual(yield* published, ids.slice(0, 2))
+        assert.strictEqual(yield* pageOfTwo, 2)
+        assert.deepStrictEqual(yield* published, ids.slice(2, 4))
+        assert.strictEqual(yield* pageOfTwo, 1)
+        assert.deepStrictEqual(yield* published, ids.slice(4))
+        // The end reached, the next round starts again from the oldest (stale again by then).
+        yield* TestClock.adjust("1 millis")
+        assert.strictEqual(yield* pageOfTwo, 2)
+        assert.deepStrictEqual(yield* published, ids.slice(0, 2))
+      }),
+    ),
+  )
+
+  it.effect("re-publishes one transaction at most TRANSACTION_RECONCILE_MAX_REPUBLISHES times a day", () =>
+    fresh(
+      Effect.gen(function* () {
+        const [id] = yield* acceptMany(1)
+        yield* published
+        const { reconcileMaxRepublishes } = yield* TransactionConfig
+        const rounds: Array<number> = []
+        for (let i = 0; i < reconcileMaxRepublishes + 3; i++) {
+          yield* TestClock.adjust("1 millis")
+          rounds.push(yield* Reconciler.round())
+        }
+        assert.deepStrictEqual(rounds, [
+          ...Array.from({ length: reconcileMaxRepublishes }, () => 1),
+          ...Array.from({ length: 3 }, () => 0),
+        ])
+        assert.deepStrictEqual(
+          yield* published,
+          Array.from({ length: reconcileMaxRepublishes }, () => id),
+        )
+        // Still unfinished, for an operator to look at.
+        assert.include(yield* TransactionsRepo.use((repo) => repo.unfinished("ffffffff", 10)), id)
+      }),
+    ),
   )
 })
 

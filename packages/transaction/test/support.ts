@@ -34,6 +34,7 @@ export const config = Layer.succeed(
     reconcileInterval: Duration.seconds(1),
     reconcileAge: Duration.seconds(0),
     reconcileBatch: 100,
+    reconcileMaxRepublishes: 3,
   }),
 )
 
