@@ -57,31 +57,32 @@ describe("reconciler", () => {
   )
 })
 
-describe("reconciler, bounded", () => {
-  const acceptMany = (count: number) =>
-    Effect.gen(function* () {
-      const transactions = yield* Transactions
-      const alice = yield* newUser
-      const wallet = yield* openWallet(alice)
-      const ids: Array<string> = []
-      for (let i = 0; i < count; i++) {
-        const accepted = yield* transactions.accept(alice, `k-${i}-${wallet.id}` as Ids.IdempotencyKey, {
-          type: "deposit",
-          walletId: wallet.id,
-          amount: 1n as Money.Amount,
-        })
-        ids.push(accepted.transaction.id)
-        yield* TestClock.adjust("1 millis")
-      }
-      return ids
-    })
-  const published = Effect.gen(function* () {
-    const record = yield* Broker.BrokerRecord
-    const ids = (yield* Ref.get(record)).requested.map((event) => event.id)
-    yield* Ref.update(record, (r) => ({ ...r, requested: [] }))
+/** Accepts `count` deposits a millisecond apart, and gives their ids. */
+const acceptMany = (count: number) =>
+  Effect.gen(function* () {
+    const transactions = yield* Transactions
+    const alice = yield* newUser
+    const wallet = yield* openWallet(alice)
+    const ids: Array<string> = []
+    for (let i = 0; i < count; i++) {
+      const accepted = yield* transactions.accept(alice, `k-${i}-${wallet.id}` as Ids.IdempotencyKey, {
+        type: "deposit",
+        walletId: wallet.id,
+        amount: 1n as Money.Amount,
+      })
+      ids.push(accepted.transaction.id)
+      yield* TestClock.adjust("1 millis")
+    }
     return ids
   })
+const published = Effect.gen(function* () {
+  const record = yield* Broker.BrokerRecord
+  const ids = (yield* Ref.get(record)).requested.map((event) => event.id)
+  yield* Ref.update(record, (r) => ({ ...r, requested: [] }))
+  return ids
+})
 
+describe("reconciler, bounded", () => {
   it.effect("walks the unfinished index with a cursor: stuck transactions at its front do not hide the rest", () =>
     fresh(
       Effect.gen(function* () {
