@@ -33,7 +33,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
           "schema_migrations",
           "transactions_by_id",
           "transactions_by_user",
-          "transactions_republished",
+          "transactions_republishes",
           "transactions_unfinished",
         ])
       }).pipe(Effect.scoped),
