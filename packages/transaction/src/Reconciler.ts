@@ -5,8 +5,9 @@
  *
  * It walks the index of unfinished work with a cursor, one page a round, and starts again from the
  * oldest once it reaches the age cut-off, so transactions it cannot finish (at the front of the
- * index) never hide newer ones. It re-publishes one transaction at most
- * `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times a day, then logs it for an operator (`npm run ops`).
+ * index) never hide newer ones. It re-publishes one transaction with a doubling wait (the age, twice
+ * it, ... at most an hour), at most `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times (about six hours
+ * with the defaults), then logs it for an operator (`npm run ops`) and leaves it for a day.
  */
 import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Ref, Schedule } from "effect"
 import * as Metrics from "@walletun/infra/Metrics"
@@ -15,6 +16,13 @@ import { Broker } from "./Broker.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { requestedOf } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
+
+/** The longest wait between two re-publishes of one transaction. */
+export const maxSpacing = Duration.hours(1)
+
+/** How long after its `count`-th re-publish a transaction may be re-published again. */
+export const spacing = (age: Duration.Duration, count: number): number =>
+  Math.min(Duration.toMillis(age) * 2 ** Math.max(0, count - 1), Duration.toMillis(maxSpacing))
 
 /**
  * One round, from `cursor` (where the last round stopped; from the oldest without one): returns
@@ -46,8 +54,13 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
         // way (perhaps behind a backlog); publishing again every round would only grow the backlog.
         if (!stale(stored.value.updatedAt)) return 0
         const last = yield* repo.republished(id)
-        if (Option.isSome(last) && !stale(last.value.at)) return 0
         const count = Option.match(last, { onNone: () => 0, onSome: (value) => value.count })
+        // Each re-publish of one transaction waits twice as long as the one before (the age, then
+        // twice it, ... at most an hour): a long outage of the wallet service is waited out with
+        // a few publishes, not one every round.
+        if (Option.isSome(last) && now - DateTime.toEpochMillis(last.value.at) <= spacing(config.reconcileAge, count)) {
+          return 0
+        }
         if (count >= config.reconcileMaxRepublishes) {
           // Published that often and still not final: more of the same will not finish it.
           if (count === config.reconcileMaxRepublishes) {

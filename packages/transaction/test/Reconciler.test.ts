@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Effect, Layer, Metric, Ref } from "effect"
+import { DateTime, Duration, Effect, Layer, Metric, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import type { Ids, Money } from "@walletun/domain"
 import { Metrics } from "@walletun/infra"
@@ -109,29 +109,35 @@ describe("reconciler, bounded", () => {
     ),
   )
 
-  it.effect("re-publishes one transaction at most TRANSACTION_RECONCILE_MAX_REPUBLISHES times a day", () =>
-    fresh(
-      Effect.gen(function* () {
-        const [id] = yield* acceptMany(1)
-        yield* published
-        const { reconcileMaxRepublishes } = yield* TransactionConfig
-        const rounds: Array<number> = []
-        for (let i = 0; i < reconcileMaxRepublishes + 3; i++) {
-          yield* TestClock.adjust("1 millis")
-          rounds.push(yield* Reconciler.round())
-        }
-        assert.deepStrictEqual(rounds, [
-          ...Array.from({ length: reconcileMaxRepublishes }, () => 1),
-          ...Array.from({ length: 3 }, () => 0),
-        ])
-        assert.deepStrictEqual(
-          yield* published,
-          Array.from({ length: reconcileMaxRepublishes }, () => id),
-        )
-        // Still unfinished, for an operator to look at.
-        assert.include(yield* TransactionsRepo.use((repo) => repo.unfinished("ffffffff", 10)), id)
-      }),
-    ),
+  it.effect(
+    "re-publishes one transaction with a doubling wait, at most TRANSACTION_RECONCILE_MAX_REPUBLISHES times",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const [id] = yield* acceptMany(1)
+          yield* published
+          const config = yield* TransactionConfig
+          // An age of 1 s: waits of 1, 1, 2, 4 ... seconds between re-publishes.
+          const withAge = Effect.provideService(Reconciler.round(), TransactionConfig, {
+            ...config,
+            reconcileAge: Duration.seconds(1),
+          })
+          const publishedAt: Array<number> = []
+          for (let second = 1; second <= 40; second++) {
+            yield* TestClock.adjust("1 second")
+            if ((yield* withAge) === 1) publishedAt.push(second)
+          }
+          // Stale after 1 s; then more than 1 s, 2 s, 4 s ... after each re-publish; 3 at most here.
+          assert.deepStrictEqual(publishedAt, [1, 3, 6].slice(0, config.reconcileMaxRepublishes))
+          assert.deepStrictEqual(
+            yield* published,
+            publishedAt.map(() => id),
+          )
+          // Still unfinished, for an operator to look at.
+          assert.include(yield* TransactionsRepo.use((repo) => repo.unfinished("ffffffff", 10)), id)
+          assert.strictEqual(Reconciler.spacing(Duration.minutes(2), 20), Duration.toMillis(Reconciler.maxSpacing))
+        }),
+      ),
   )
 })
 
