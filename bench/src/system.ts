@@ -8,6 +8,7 @@ import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import type { Duration } from "effect"
 import { Orchestrator } from "@walletun/infra"
+import { Topology } from "@walletun/ops/src/index.ts"
 
 const root = path.resolve(import.meta.dirname, "../..")
 
@@ -54,6 +55,8 @@ export const portsFrom = (base: number) => ({
 export const start = (portBase: number, readyTimeout: Duration.Duration) =>
   Effect.gen(function* () {
     const ports = portsFrom(portBase)
+    // Added first, so it runs last, once the system has stopped.
+    yield* Effect.addFinalizer(() => Topology.remove(`bench_${portBase}`).pipe(Effect.ignore))
     const running = yield* Orchestrator.start({
       runDirPrefix: "walletun-bench-",
       readyTimeout,

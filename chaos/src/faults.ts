@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Events } from "@walletun/domain"
 import { MessageSeal, Rabbit } from "@walletun/infra"
-import { Connections, Dlq } from "@walletun/ops/src/index.ts"
+import { Connections, Dlq, Topology } from "@walletun/ops/src/index.ts"
 
 const root = path.resolve(import.meta.dirname, "../..")
 const runDir = path.join(root, ".data", "run")
@@ -303,10 +303,4 @@ export const poison = (prefix: string) =>
 export const deadLetters = (prefix: string) => Dlq.peek(prefix, 10_000).pipe(Effect.provide(Connections.rabbit))
 
 /** Deletes the run's queues and exchanges (its outcomes queue would otherwise collect every wallet event). */
-export const deleteTopology = (prefix: string) =>
-  withBroker((rabbit) =>
-    rabbit.withChannel(async (channel) => {
-      for (const queue of ["requested", "retry", "dlq", "outcomes"]) await channel.deleteQueue(`${prefix}.${queue}`)
-      for (const exchange of [prefix, `${prefix}.retry`, `${prefix}.dlq`]) await channel.deleteExchange(exchange)
-    }),
-  )
+export const deleteTopology = Topology.remove

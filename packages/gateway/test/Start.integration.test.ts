@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { deleteBrokerTopology } from "./support.ts"
 
 const script = new URL("../../../scripts/start.ts", import.meta.url).pathname
 
@@ -76,6 +77,7 @@ describe("npm start (scripts/start.ts)", () => {
           // Queues of its own, so its worker takes no message meant for another run.
           TRANSACTION_BROKER_PREFIX: "start-test",
         }
+        yield* Effect.addFinalizer(() => deleteBrokerTopology("start-test"))
         const orchestrator = yield* ServiceProcess.start(script, env)
         // Runs before ServiceProcess's SIGKILL of the orchestrator, whose children live in process
         // groups of their own: whatever the test left running is killed here.

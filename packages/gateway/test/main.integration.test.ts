@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ServiceProcess } from "@walletun/infra"
+import { deleteBrokerTopology } from "./support.ts"
 
 const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
 const entry = main("gateway")
@@ -29,7 +30,12 @@ describe("gateway process", () => {
   it.live("all four services boot together and the gateway becomes ready", () =>
     Effect.gen(function* () {
       yield* ServiceProcess.start(main("user"), { USER_PORT: "18281" })
-      yield* ServiceProcess.start(main("transaction"), { TRANSACTION_PORT: "18282" })
+      // Queues of its own (deleted after), so it takes no message of a running `npm start`.
+      yield* Effect.addFinalizer(() => deleteBrokerTopology("process-test"))
+      yield* ServiceProcess.start(main("transaction"), {
+        TRANSACTION_PORT: "18282",
+        TRANSACTION_BROKER_PREFIX: "process-test",
+      })
       yield* ServiceProcess.start(main("wallet"), { WALLET_HTTP_PORT: "18283" })
       const result = yield* ServiceProcess.bootThenStop(
         entry,

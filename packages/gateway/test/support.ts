@@ -5,6 +5,7 @@ import type { KeyObject } from "node:crypto"
 import { assert } from "@effect/vitest"
 import { Effect } from "effect"
 import { ServiceProcess } from "@walletun/infra"
+import { Topology } from "@walletun/ops/src/index.ts"
 
 /** A fresh Ed25519 key pair and its private JWK. */
 export const keyPair = () => {
@@ -100,6 +101,9 @@ export interface Ports {
   readonly walletGrpc: number
 }
 
+/** Deletes what a transaction service declared under `prefix` (see `Topology.remove`), quietly. */
+export const deleteBrokerTopology = (prefix: string) => Topology.remove(prefix).pipe(Effect.ignore)
+
 /**
  * Starts the four services as processes on `ports`, wired to each other, the user service signing
  * with the test's key; `env` goes to every service, `per` to one. The transaction service gets the
@@ -114,6 +118,8 @@ export const startSystem = (options: {
 }) =>
   Effect.gen(function* () {
     const { ports, isolation } = options
+    // Added first, so it runs last, after every process is gone.
+    yield* Effect.addFinalizer(() => deleteBrokerTopology(isolation.brokerPrefix))
     const env = options.env ?? {}
     const jwks = { JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json` }
     const wallet = yield* ServiceProcess.start(main("wallet"), {

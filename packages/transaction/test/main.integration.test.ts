@@ -1,16 +1,21 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Health } from "@walletun/infra"
-import { ServiceProcess } from "@walletun/infra"
+import { Rabbit, ServiceProcess } from "@walletun/infra"
+import { deleteTopology } from "./integration.ts"
 
 const entry = new URL("../src/main.ts", import.meta.url).pathname
 
 describe("transaction service process", () => {
   it.live("boots, is ready against the real CQL database and RabbitMQ, logs JSON, and stops cleanly on SIGTERM", () =>
     Effect.gen(function* () {
+      // Queues of its own (deleted after), so it takes no message of a running `npm start`.
+      yield* Effect.addFinalizer(() =>
+        deleteTopology("process-test").pipe(Effect.provide(Rabbit.Rabbit.layer), Effect.ignore),
+      )
       const result = yield* ServiceProcess.bootThenStop(
         entry,
-        { TRANSACTION_PORT: "18185" },
+        { TRANSACTION_PORT: "18185", TRANSACTION_BROKER_PREFIX: "process-test" },
         "http://127.0.0.1:18185/health/ready",
       )
       const report = result.ready as Health.Report

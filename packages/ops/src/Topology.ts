@@ -1,0 +1,18 @@
+/**
+ * The broker topology of one transaction-service prefix, for tools that start systems of their
+ * own (tests, the bench, chaos): deleted when they stop, since an outcomes queue left behind keeps
+ * a copy of every later wallet event and taxes the broker in every later run. Connects with
+ * `AMQP_URL` (guest locally): the services' own broker users may not delete anything.
+ */
+import { Effect } from "effect"
+import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Connections from "./Connections.ts"
+
+/** Deletes the queues and exchanges a transaction service declared under `prefix`; quiet when they are gone. */
+export const remove = (prefix: string) =>
+  Effect.flatMap(Rabbit.Rabbit, (rabbit) =>
+    rabbit.withChannel(async (channel) => {
+      for (const queue of ["requested", "retry", "dlq", "outcomes"]) await channel.deleteQueue(`${prefix}.${queue}`)
+      for (const exchange of [prefix, `${prefix}.retry`, `${prefix}.dlq`]) await channel.deleteExchange(exchange)
+    }),
+  ).pipe(Effect.provide(Connections.rabbit))
