@@ -6,7 +6,7 @@
  * It walks the index of unfinished work with a cursor, one page a round, and starts again from the
  * oldest once it reaches the age cut-off, so transactions it cannot finish (at the front of the
  * index) never hide newer ones. It re-publishes one transaction with a doubling wait (the age, twice
- * it, ... at most an hour), at most `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times (about six hours
+ * it, ... at most an hour), at most `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times (about five hours
  * with the defaults), then logs it for an operator (`npm run ops`) and leaves it for a day.
  */
 import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Ref, Schedule } from "effect"
