@@ -80,7 +80,37 @@ pg_up() {
       psql_cmd -d postgres -c "CREATE DATABASE $db"
       say "postgres: created database $db"
     fi
+    pg_role_up "$db"
   done
+}
+
+# The service that owns database $1 connects as the role of the same name, which owns the
+# database and everything in it and is the only role (superusers aside) that may connect to it: a
+# service cannot read another's database. Idempotent; existing objects change owner once.
+pg_role_up() {
+  local db="$1"
+  psql_cmd -d postgres >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$db') THEN CREATE ROLE $db LOGIN; END IF;
+END \$\$;
+ALTER DATABASE $db OWNER TO $db;
+REVOKE CONNECT, TEMPORARY ON DATABASE $db FROM PUBLIC;
+GRANT CONNECT ON DATABASE $db TO $db;
+SQL
+  psql_cmd -d "$db" >/dev/null <<SQL
+ALTER SCHEMA public OWNER TO $db;
+DO \$\$ DECLARE statement text; BEGIN
+  FOR statement IN
+    SELECT format('ALTER TABLE public.%I OWNER TO $db', tablename) FROM pg_tables
+    WHERE schemaname = 'public' AND tableowner <> '$db'
+    UNION ALL
+    SELECT format('ALTER FUNCTION public.%I(%s) OWNER TO $db', proname, pg_get_function_identity_arguments(oid))
+    FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proowner <> '$db'::regrole
+  LOOP EXECUTE statement; END LOOP;
+END \$\$;
+ALTER DEFAULT PRIVILEGES FOR ROLE $PGUSER IN SCHEMA public GRANT ALL ON TABLES TO $db;
+ALTER DEFAULT PRIVILEGES FOR ROLE $PGUSER IN SCHEMA public GRANT ALL ON SEQUENCES TO $db;
+SQL
 }
 
 pg_down() {

@@ -1,4 +1,12 @@
--- The databases walletun's services own. Run by the PostgreSQL container on its first start
--- (docker-compose.yml); scripts/infra.sh creates the same databases on a local server.
-CREATE DATABASE walletun_user;
-CREATE DATABASE walletun_wallet;
+-- The databases walletun's services own, each with the role its service connects as: the role owns
+-- its database and is the only one (superusers aside) that may connect to it. Run by the PostgreSQL
+-- container on its first start (docker-compose.yml); scripts/infra.sh does the same on a local server.
+-- Give the roles passwords (ALTER ROLE ... PASSWORD) wherever the server does not trust local connections.
+CREATE ROLE walletun_user LOGIN;
+CREATE ROLE walletun_wallet LOGIN;
+CREATE DATABASE walletun_user OWNER walletun_user;
+CREATE DATABASE walletun_wallet OWNER walletun_wallet;
+REVOKE CONNECT, TEMPORARY ON DATABASE walletun_user FROM PUBLIC;
+REVOKE CONNECT, TEMPORARY ON DATABASE walletun_wallet FROM PUBLIC;
+GRANT CONNECT ON DATABASE walletun_user TO walletun_user;
+GRANT CONNECT ON DATABASE walletun_wallet TO walletun_wallet;

@@ -1,6 +1,6 @@
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it as test, layer } from "@effect/vitest"
 import { randomUUID } from "node:crypto"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { Postgres } from "@walletun/infra"
 
@@ -40,4 +40,29 @@ layer(Postgres.layer({ database: "walletun_wallet", maxConnections: 2 }))("Postg
       }).pipe(Effect.scoped),
     )
   })
+})
+
+/** Whether `username` may run a query in `database`. */
+const canQuery = (database: string, username: string) =>
+  Effect.scoped(
+    Effect.flatMap(
+      Layer.build(Postgres.layer({ database, username, maxConnections: 1 })),
+      (context) => Context.get(context, SqlClient.SqlClient)`SELECT 1`,
+    ),
+  ).pipe(
+    Effect.as(true),
+    Effect.catchCause(() => Effect.succeed(false)),
+  )
+
+describe("one role per service (scripts/infra.sh)", () => {
+  test.live("each service's role reaches its own database and not the other's", () =>
+    Effect.gen(function* () {
+      assert.isTrue(yield* canQuery("walletun_wallet", "walletun_wallet"))
+      assert.isTrue(yield* canQuery("walletun_user", "walletun_user"))
+      // The wallet's role cannot read the user database (password hashes, signing keys) ...
+      assert.isFalse(yield* canQuery("walletun_user", "walletun_wallet"))
+      // ... nor the user service's role the ledger.
+      assert.isFalse(yield* canQuery("walletun_wallet", "walletun_user"))
+    }),
+  )
 })

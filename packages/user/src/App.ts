@@ -22,7 +22,7 @@ const HealthRoutes = Layer.unwrap(
 export const Database = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* UserConfig
-    return Postgres.layer({ database: config.database })
+    return Postgres.layer({ database: config.database, username: config.databaseUser })
   }),
 )
 

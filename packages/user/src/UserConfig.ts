@@ -13,6 +13,8 @@ export class UserConfig extends Context.Service<
   {
     /** The PostgreSQL database the service owns. */
     readonly database: string
+    /** The role the service connects as: it owns the database and may connect to no other. */
+    readonly databaseUser: string
     /** `iss` of the access tokens it signs. */
     readonly issuer: string
     /** `aud` of the access tokens it signs. */
@@ -43,6 +45,7 @@ export class UserConfig extends Context.Service<
     UserConfig,
     Effect.gen(function* () {
       const database = yield* Config.String("USER_DATABASE").pipe(Config.withDefault("walletun_user"))
+      const databaseUser = yield* Config.String("USER_DB_USER").pipe(Config.withDefault("walletun_user"))
       const issuer = yield* Config.String("JWT_ISSUER").pipe(Config.withDefault("walletun"))
       const audience = yield* Config.String("JWT_AUDIENCE").pipe(Config.withDefault("walletun-api"))
       const accessTokenTtl = yield* Config.Duration("ACCESS_TOKEN_TTL").pipe(Config.withDefault(Duration.minutes(15)))
@@ -63,6 +66,7 @@ export class UserConfig extends Context.Service<
       )
       return UserConfig.of({
         database,
+        databaseUser,
         issuer,
         audience,
         accessTokenTtl,

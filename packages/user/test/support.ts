@@ -22,7 +22,7 @@ export class TestDatabase extends Context.Service<TestDatabase, { readonly name:
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const name = `walletun_user_test_${randomBytes(6).toString("hex")}`
-      yield* Effect.acquireRelease(sql.unsafe(`CREATE DATABASE ${name}`), () =>
+      yield* Effect.acquireRelease(sql.unsafe(`CREATE DATABASE ${name} OWNER walletun_user`), () =>
         sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).pipe(Effect.ignore),
       )
       return TestDatabase.of({ name })

@@ -6,6 +6,8 @@ export class WalletConfig extends Context.Service<
   {
     /** The PostgreSQL database that holds the ledger. */
     readonly database: string
+    /** The role the service connects as: it owns the database and may connect to no other. */
+    readonly databaseUser: string
     /** The size of the connection pool (the most ledger transactions in flight at once). */
     readonly maxConnections: number
     /** The address the gRPC server binds (`INTERNAL_HOST`, loopback by default). */
@@ -19,6 +21,7 @@ export class WalletConfig extends Context.Service<
     Effect.gen(function* () {
       return WalletConfig.of({
         database: yield* Config.String("WALLET_DATABASE").pipe(Config.withDefault("walletun_wallet")),
+        databaseUser: yield* Config.String("WALLET_DB_USER").pipe(Config.withDefault("walletun_wallet")),
         maxConnections: yield* Config.Int("WALLET_DB_POOL_SIZE").pipe(Config.withDefault(16)),
         // Behind the gateway: the internal bind address, never the public one.
         host: yield* Config.String("INTERNAL_HOST").pipe(Config.withDefault("127.0.0.1")),

@@ -23,7 +23,13 @@ export const Database = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* WalletConfig
     return PgMigrator.layer({ loader }).pipe(
-      Layer.provideMerge(Postgres.layer({ database: config.database, maxConnections: config.maxConnections })),
+      Layer.provideMerge(
+        Postgres.layer({
+          database: config.database,
+          maxConnections: config.maxConnections,
+          username: config.databaseUser,
+        }),
+      ),
       Layer.provide(NodeServices.layer),
     )
   }),
