@@ -147,7 +147,8 @@ const scratchLayer = Layer.effect(
     const rabbit = yield* Rabbit.Rabbit
     const admin = yield* SqlClient.SqlClient
 
-    yield* admin.unsafe(`CREATE DATABASE ${database}`)
+    // Owned by the wallet's role, which the wallet service connects as.
+    yield* admin.unsafe(`CREATE DATABASE ${database} OWNER walletun_wallet`)
     // Released after the services are killed (finalizers run in reverse order).
     yield* Effect.addFinalizer(() =>
       Effect.all(

@@ -54,7 +54,7 @@ const database = Layer.effect(
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const name = `walletun_user_bench_${randomBytes(4).toString("hex")}`
-    yield* Effect.acquireRelease(sql.unsafe(`CREATE DATABASE ${name}`), () =>
+    yield* Effect.acquireRelease(sql.unsafe(`CREATE DATABASE ${name} OWNER walletun_user`), () =>
       sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).pipe(Effect.ignore),
     )
     return { name }
