@@ -12,9 +12,8 @@
  * `Pki.ensure` creates.
  */
 import { createHmac, createSecretKey, randomBytes, timingSafeEqual } from "node:crypto"
-import { readFileSync } from "node:fs"
 import path from "node:path"
-import { Config, Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import * as Tls from "./Tls.ts"
 
 /** The header that carries a message's seal. */
@@ -53,7 +52,10 @@ export const make = (key: Uint8Array): Sealer => {
 }
 
 /** The file of a kind's key in a directory laid out as `Pki.ensure` makes it. */
-export const keyFileIn = (dir: string, kind: Kind) => path.join(dir, `${kind}.hmac`)
+export const keyFileIn = (dir: string, kind: Kind) => path.join(dir, keyFileName(kind))
+
+/** The name of a kind's key file. */
+const keyFileName = (kind: Kind) => `${kind}.hmac`
 
 /** The key in a key file: hex text, at least `minKeyBytes` bytes. */
 export const parseKey = (text: string): Uint8Array | undefined => {
@@ -62,18 +64,14 @@ export const parseKey = (text: string): Uint8Array | undefined => {
   return Buffer.from(hex, "hex")
 }
 
-/** The sealer of `kind`, with its key read from `MESSAGE_KEY_<KIND>_FILE` or `PKI_DIR`. */
-export const sealer = (kind: Kind) =>
+/**
+ * The key in the file of `variable` (by default `name` in `PKI_DIR`): hex, at least `minKeyBytes`
+ * bytes. Shared by every secret key the services read from configuration.
+ */
+export const keyFrom = (variable: string, name: string) =>
   Effect.gen(function* () {
-    const variable = `MESSAGE_KEY_${kind.toUpperCase()}_FILE`
-    const dir = yield* Config.String("PKI_DIR").pipe(Config.withDefault(Tls.defaultDir))
-    const file = yield* Config.String(variable).pipe(Config.withDefault(keyFileIn(dir, kind)))
-    const text = yield* Effect.try({
-      try: () => readFileSync(file, "utf8"),
-      catch: (error) =>
-        new Tls.TlsFileUnreadable({ variable, file, reason: String((error as Error).message ?? error) }),
-    })
-    const key = parseKey(text)
+    const { file, bytes } = yield* Tls.readConfigured(variable, name)
+    const key = parseKey(bytes.toString("utf8"))
     if (key === undefined) {
       return yield* new Tls.TlsFileUnreadable({
         variable,
@@ -81,8 +79,12 @@ export const sealer = (kind: Kind) =>
         reason: `not a key: ${minKeyBytes} or more bytes in hex`,
       })
     }
-    return make(key)
+    return key
   })
+
+/** The sealer of `kind`, with its key read from `MESSAGE_KEY_<KIND>_FILE` or `PKI_DIR`. */
+export const sealer = (kind: Kind) =>
+  Effect.map(keyFrom(`MESSAGE_KEY_${kind.toUpperCase()}_FILE`, keyFileName(kind)), make)
 
 /** The sealer of TransactionRequested messages (the transaction service's key). */
 export class RequestSealer extends Context.Service<RequestSealer, Sealer>()(

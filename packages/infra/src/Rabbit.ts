@@ -6,8 +6,7 @@
  * every consumer resumes before publishers see the new channel.
  */
 import { randomUUID } from "node:crypto"
-import { existsSync, readFileSync } from "node:fs"
-import path from "node:path"
+import { existsSync } from "node:fs"
 import amqp from "amqplib"
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, RecoveringChannelModel } from "amqplib"
 import {
@@ -232,20 +231,11 @@ export class Rabbit extends Context.Service<
       Rabbit,
       Effect.gen(function* () {
         const url = yield* amqpUrl
-        const dir = yield* Config.String("PKI_DIR").pipe(Config.withDefault(Tls.defaultDir))
         const username = yield* Config.String("AMQP_USERNAME").pipe(Config.withDefault(`walletun-${service}`))
         const explicit = yield* Config.option(Config.String("AMQP_PASSWORD_FILE"))
-        const file = Option.getOrElse(explicit, () => path.join(dir, `amqp-${service}.password`))
+        const file = yield* Tls.configuredPath("AMQP_PASSWORD_FILE", `amqp-${service}.password`)
         if (Option.isNone(explicit) && !existsSync(file)) return yield* make({ url })
-        const password = yield* Effect.try({
-          try: () => readFileSync(file, "utf8").trim(),
-          catch: (error) =>
-            new Tls.TlsFileUnreadable({
-              variable: "AMQP_PASSWORD_FILE",
-              file,
-              reason: String((error as Error).message ?? error),
-            }),
-        })
+        const password = (yield* Tls.readFile("AMQP_PASSWORD_FILE", file)).toString("utf8").trim()
         const withUser = new URL(Redacted.value(url))
         withUser.username = encodeURIComponent(username)
         withUser.password = encodeURIComponent(password)

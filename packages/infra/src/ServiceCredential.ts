@@ -14,9 +14,7 @@
  */
 import { X509Certificate, createPrivateKey, sign, verify } from "node:crypto"
 import type { KeyObject } from "node:crypto"
-import { readFileSync } from "node:fs"
-import path from "node:path"
-import { Clock, Config, Effect, Layer, Option } from "effect"
+import { Clock, Effect, Layer, Option } from "effect"
 import { HttpRouter, HttpServerRequest, ProblemDetails } from "effect/http"
 import { Errors } from "@walletun/domain"
 import * as Tls from "./Tls.ts"
@@ -98,12 +96,14 @@ export const makeVerifier = (callerCert: X509Certificate, audience: string): Ver
   }
 }
 
-/** A certificate file, or why it cannot be read (naming the variable that points at it). */
-const loadCertificate = (variable: string, file: string) =>
-  Effect.try({
-    try: () => new X509Certificate(readFileSync(file)),
-    catch: (error) => new Tls.TlsFileUnreadable({ variable, file, reason: String((error as Error).message ?? error) }),
-  })
+/** The certificate in the file of `variable` (by default `name` in `PKI_DIR`), or why not. */
+const certificateFrom = (variable: string, name: string) =>
+  Effect.flatMap(Tls.readConfigured(variable, name), ({ file, bytes }) =>
+    Effect.try({
+      try: () => ({ file, cert: new X509Certificate(bytes) }),
+      catch: (error) => new Tls.TlsFileUnreadable({ variable, file, reason: String(error) }),
+    }),
+  )
 
 /**
  * The verifier of the gateway's tokens for `audience`: the gateway's certificate from
@@ -112,15 +112,12 @@ const loadCertificate = (variable: string, file: string) =>
  */
 export const gatewayVerifier = (audience: string) =>
   Effect.gen(function* () {
-    const dir = yield* Config.String("PKI_DIR").pipe(Config.withDefault(Tls.defaultDir))
-    const caFile = yield* Config.String("TLS_CA_FILE").pipe(Config.withDefault(path.join(dir, "ca.crt")))
-    const certFile = yield* Config.String("GATEWAY_CERT_FILE").pipe(Config.withDefault(path.join(dir, "gateway.crt")))
-    const ca = yield* loadCertificate("TLS_CA_FILE", caFile)
-    const cert = yield* loadCertificate("GATEWAY_CERT_FILE", certFile)
+    const ca = (yield* certificateFrom("TLS_CA_FILE", "ca.crt")).cert
+    const { file, cert } = yield* certificateFrom("GATEWAY_CERT_FILE", "gateway.crt")
     if (!cert.verify(ca.publicKey) || Tls.commonName(cert.subject) !== "gateway") {
       return yield* new Tls.TlsFileUnreadable({
         variable: "GATEWAY_CERT_FILE",
-        file: certFile,
+        file,
         reason: "not the gateway's certificate from the CA of TLS_CA_FILE",
       })
     }

@@ -41,11 +41,28 @@ export const signingKeysFile = "signing-keys.key"
 /** Where `npm start` keeps the local CA and the services' certificates: `.data/pki` of the checkout. */
 export const defaultDir = path.resolve(import.meta.dirname, "../../../.data/pki")
 
-const read = (variable: string, file: string) =>
+/** `PKI_DIR`: where the local identities and keys live. */
+export const pkiDir = Config.String("PKI_DIR").pipe(Config.withDefault(defaultDir))
+
+/** The path in `variable`, by default the file `name` in `PKI_DIR`. */
+export const configuredPath = (variable: string, name: string) =>
+  Effect.gen(function* () {
+    const dir = yield* pkiDir
+    return yield* Config.String(variable).pipe(Config.withDefault(path.join(dir, name)))
+  })
+
+/** The bytes of `file`, or why not, naming the variable that points at it. */
+export const readFile = (variable: string, file: string) =>
   Effect.try({
     try: () => readFileSync(file),
     catch: (error) => new TlsFileUnreadable({ variable, file, reason: String((error as Error).message ?? error) }),
   })
+
+/** The bytes of the file in `variable` (by default `name` in `PKI_DIR`), and its path. */
+export const readConfigured = (variable: string, name: string) =>
+  Effect.flatMap(configuredPath(variable, name), (file) =>
+    Effect.map(readFile(variable, file), (bytes) => ({ file, bytes })),
+  )
 
 /** The common name in a certificate's subject, if it has one. */
 export const commonName = (subject: string | undefined): string | undefined =>
@@ -60,9 +77,9 @@ export const load = Effect.fnUntraced(function* (files: {
   readonly cert: string
   readonly key: string
 }) {
-  const ca = yield* read("TLS_CA_FILE", files.ca)
-  const cert = yield* read("TLS_CERT_FILE", files.cert)
-  const key = yield* read("TLS_KEY_FILE", files.key)
+  const ca = yield* readFile("TLS_CA_FILE", files.ca)
+  const cert = yield* readFile("TLS_CERT_FILE", files.cert)
+  const key = yield* readFile("TLS_KEY_FILE", files.key)
   const name = yield* Effect.try({
     try: () => commonName(new X509Certificate(cert).subject) ?? "",
     catch: (error) => new TlsFileUnreadable({ variable: "TLS_CERT_FILE", file: files.cert, reason: String(error) }),
@@ -80,11 +97,9 @@ export const filesIn = (dir: string, service: string) => ({
 /** The identity of `service`, from `TLS_*_FILE` or `PKI_DIR` (see the module's comment). */
 export const identity = (service: string) =>
   Effect.gen(function* () {
-    const dir = yield* Config.String("PKI_DIR").pipe(Config.withDefault(defaultDir))
-    const defaults = filesIn(dir, service)
     return yield* load({
-      ca: yield* Config.String("TLS_CA_FILE").pipe(Config.withDefault(defaults.ca)),
-      cert: yield* Config.String("TLS_CERT_FILE").pipe(Config.withDefault(defaults.cert)),
-      key: yield* Config.String("TLS_KEY_FILE").pipe(Config.withDefault(defaults.key)),
+      ca: yield* configuredPath("TLS_CA_FILE", "ca.crt"),
+      cert: yield* configuredPath("TLS_CERT_FILE", `${service}.crt`),
+      key: yield* configuredPath("TLS_KEY_FILE", `${service}.key`),
     })
   })

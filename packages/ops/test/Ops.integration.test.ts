@@ -18,6 +18,7 @@ import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as Audit from "../src/Audit.ts"
 import * as Dlq from "../src/Dlq.ts"
 import * as Lookup from "../src/Lookup.ts"
+import * as Topology from "../src/Topology.ts"
 
 const root = new URL("../../../", import.meta.url).pathname
 const walletMain = `${root}packages/wallet/src/main.ts`
@@ -144,7 +145,6 @@ const scratchLayer = Layer.effect(
     const prefix = `ops_${suffix}.transactions`
     const database = `walletun_ops_${suffix}`
     const cql = yield* Cql.Cql
-    const rabbit = yield* Rabbit.Rabbit
     const admin = yield* SqlClient.SqlClient
 
     // Owned by the wallet's role, which the wallet service connects as.
@@ -155,11 +155,7 @@ const scratchLayer = Layer.effect(
         [
           admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`),
           cql.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`, [], ddl),
-          rabbit.withChannel(async (channel) => {
-            for (const queue of ["requested", "retry", "dlq", "outcomes"])
-              await channel.deleteQueue(`${prefix}.${queue}`)
-            for (const exchange of ["", ".retry", ".dlq"]) await channel.deleteExchange(`${prefix}${exchange}`)
-          }),
+          Topology.remove(prefix),
         ],
         { mode: "result" },
       ),

@@ -11,9 +11,7 @@
  * HKDF-SHA256, so any such secret will do.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto"
-import { readFileSync } from "node:fs"
-import path from "node:path"
-import { Config, Effect, Option } from "effect"
+import { Effect, Option } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Tls from "@walletun/infra/Tls"
 
@@ -64,25 +62,5 @@ export const make = (secret: Uint8Array): KeyVault => {
   }
 }
 
-/** The file of the key in a directory laid out as `Pki.ensure` makes it. */
-export const keyFileIn = (dir: string) => path.join(dir, Tls.signingKeysFile)
-
 /** The vault of the key in `SIGNING_KEYS_ENCRYPTION_KEY_FILE` (or `PKI_DIR`). */
-export const fromConfig = Effect.gen(function* () {
-  const variable = "SIGNING_KEYS_ENCRYPTION_KEY_FILE"
-  const dir = yield* Config.String("PKI_DIR").pipe(Config.withDefault(Tls.defaultDir))
-  const file = yield* Config.String(variable).pipe(Config.withDefault(keyFileIn(dir)))
-  const text = yield* Effect.try({
-    try: () => readFileSync(file, "utf8"),
-    catch: (error) => new Tls.TlsFileUnreadable({ variable, file, reason: String((error as Error).message ?? error) }),
-  })
-  const secret = MessageSeal.parseKey(text)
-  if (secret === undefined) {
-    return yield* new Tls.TlsFileUnreadable({
-      variable,
-      file,
-      reason: `not a key: ${MessageSeal.minKeyBytes} or more bytes in hex`,
-    })
-  }
-  return make(secret)
-})
+export const fromConfig = Effect.map(MessageSeal.keyFrom("SIGNING_KEYS_ENCRYPTION_KEY_FILE", Tls.signingKeysFile), make)
