@@ -67,6 +67,12 @@ export const reconcilerRepublished = Metric.counter("walletun_reconciler_republi
   incremental: true,
 })
 
+/** Transactions the reconciler gave up on: it asked the ledger to record them as refused. */
+export const reconcilerRefused = Metric.counter("walletun_reconciler_refused_total", {
+  description: "Transactions the reconciler gave up on after its re-publishes, recorded by the ledger as REJECTED",
+  incremental: true,
+})
+
 /**
  * CQL statements sent to the server (every attempt, retries included), by kind: `plain`, `batch`
  * (`BEGIN … BATCH`) or `lwt` (a lightweight transaction, a Paxos round on the server).

@@ -197,6 +197,7 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
         const request = {
           transactionId: "t-1",
           actingUserId: "alice",
+          refusal: "",
           kind: { $case: "deposit" as const, value: { walletId: "w-big", amount, currency: "USD" } },
         }
         const first = yield* Grpc.unaryCall(
@@ -295,6 +296,7 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
           {
             transactionId: "t-too-big",
             actingUserId: "alice",
+            refusal: "",
             kind: { $case: "deposit", value: { walletId: "w-big", amount: 2n ** 63n, currency: "USD" } },
           },
           { timeout: "5 seconds" },

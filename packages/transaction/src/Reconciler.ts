@@ -7,7 +7,14 @@
  * oldest once it reaches the age cut-off, so transactions it cannot finish (at the front of the
  * index) never hide newer ones. It re-publishes one transaction with a doubling wait (the age, twice
  * it, ... at most an hour), at most `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times (about five hours
- * with the defaults), then logs it for an operator (`npm run ops`) and leaves it for a day.
+ * with the defaults).
+ *
+ * A transaction still unfinished after that is given up: the reconciler asks the ledger to record
+ * it as refused (`REJECTED`) under its id, and the ledger's `FAILED` event makes the status final
+ * through the outcome consumer, like any other outcome. The ledger decides it, so the refusal and a
+ * late apply of the same transaction (a redelivery, a dead letter replayed) cannot both happen:
+ * whichever the ledger records first is the outcome, and no money moves after `FAILED`. When the
+ * wallet service cannot be reached, the refusal is tried again a round later.
  */
 import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Ref, Schedule } from "effect"
 import * as Metrics from "@walletun/infra/Metrics"
@@ -16,6 +23,7 @@ import { Broker } from "./Broker.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { requestedOf } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
+import { WalletClient } from "./WalletClient.ts"
 
 /** The longest wait between two re-publishes of one transaction. */
 export const maxSpacing = Duration.hours(1)
@@ -31,6 +39,7 @@ export const spacing = (age: Duration.Duration, count: number): number =>
 export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<string>) {
   const repo = yield* TransactionsRepo
   const broker = yield* Broker
+  const wallet = yield* WalletClient
   const config = yield* TransactionConfig
   const now = yield* Clock.currentTimeMillis
   const cutoff = now - Duration.toMillis(config.reconcileAge)
@@ -62,13 +71,33 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
           return 0
         }
         if (count >= config.reconcileMaxRepublishes) {
-          // Published that often and still not final: more of the same will not finish it.
-          if (count === config.reconcileMaxRepublishes) {
-            yield* Effect.logWarning("reconciler gave up re-publishing a transaction; an operator should look").pipe(
-              Effect.annotateLogs({ transactionId: id, republishes: count, status: stored.value.status }),
+          // Published that often and still not final: more of the same will not finish it. The
+          // ledger records the refusal (or answers the outcome it recorded first), and its event
+          // makes the status final; until that event is recorded, this repeats, spaced as above.
+          const refused = yield* wallet
+            .refuse(requestedOf(stored.value), `not final after ${count} re-publishes; given up by the reconciler`)
+            .pipe(
+              Effect.tapError((error) =>
+                Effect.logWarning("reconciler could not have the ledger refuse a transaction; next round").pipe(
+                  Effect.annotateLogs({ transactionId: id, error: error.message }),
+                ),
+              ),
+              Effect.option,
             )
-            yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)
-          }
+          // The wallet service is away (or refused the call): the next round tries again.
+          if (Option.isNone(refused)) return 0
+          const outcome = refused.value
+          yield* Metric.update(Metrics.reconcilerRefused, 1)
+          yield* Effect.logWarning("reconciler gave up on a transaction; the ledger recorded its outcome").pipe(
+            Effect.annotateLogs({
+              transactionId: id,
+              republishes: count,
+              status: stored.value.status,
+              outcome: outcome._tag === "Failed" ? `FAILED:${outcome.reason}` : "COMPLETED",
+              replayed: outcome.replayed,
+            }),
+          )
+          yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)
           return 0
         }
         yield* broker.publishRequested(requestedOf(stored.value))

@@ -50,7 +50,7 @@ const reasonOf = (reason: Proto.FailureReason): Transaction.FailureReason => {
 
 /** The ApplyTransaction request of a requested transaction. */
 export const applyRequest = (event: Events.TransactionRequested): Proto.ApplyTransactionRequest => {
-  const base = { transactionId: event.id, actingUserId: event.userId }
+  const base = { transactionId: event.id, actingUserId: event.userId, refusal: "" }
   switch (event.type) {
     case "deposit":
       return {
@@ -99,6 +99,12 @@ export class WalletClient extends Context.Service<
     getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<WalletInfo>, Grpc.GrpcError>
     /** Applies a transaction (exactly once per id) and returns the recorded outcome. */
     apply(event: Events.TransactionRequested): Effect.Effect<Outcome, Grpc.GrpcError>
+    /**
+     * Asks the ledger to record the transaction as refused (`REJECTED`, with `detail`) instead of
+     * applying it, and returns the recorded outcome: that refusal, or, when the transaction was
+     * applied first, its outcome as a replay. Either way no later apply of its id moves money.
+     */
+    refuse(event: Events.TransactionRequested, detail: string): Effect.Effect<Outcome, Grpc.GrpcError>
     /**
      * Claims `(user, key)` for `claim`, for `ttl`. `None`: claimed now. `Some`: the key was claimed
      * before (or by a concurrent request), with what it is bound to.
@@ -178,6 +184,23 @@ export const make = Effect.fnUntraced(function* (client: WalletServiceClient, ti
       if (oldest.done !== true) known.delete(oldest.value)
     }
   }
+  /** Sends one ApplyTransaction (in a batch) and reads the outcome the ledger recorded. */
+  const send = Effect.fnUntraced(function* (request: Proto.ApplyTransactionRequest) {
+    const span = yield* Effect.option(Effect.currentSpan)
+    const response = yield* applyBatched({
+      request,
+      traceContext: Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders }),
+    })
+    const outcome = response.outcome
+    if (outcome === undefined) {
+      // INTERNAL (13): a malformed answer is not retryable; the message goes to the DLQ.
+      return yield* Grpc.makeGrpcError("WalletService.ApplyTransaction", internalStatus, "the answer had no outcome")
+    }
+    const recorded = { replayed: response.replayed, appliedAt: DateTime.makeUnsafe(Number(response.appliedAtMs)) }
+    return outcome.$case === "completed"
+      ? ({ _tag: "Completed", ...recorded } as const)
+      : ({ _tag: "Failed", reason: reasonOf(outcome.value.reason), ...recorded } as const)
+  })
   return WalletClient.of({
     getWallets: Effect.fn("WalletClient.getWallets")(function* (ids: ReadonlyArray<Ids.WalletId>) {
       const cached = ids.flatMap((id) => {
@@ -227,20 +250,10 @@ export const make = Effect.fnUntraced(function* (client: WalletServiceClient, ti
       })
     }),
     apply: Effect.fn("WalletClient.apply")(function* (event: Events.TransactionRequested) {
-      const span = yield* Effect.option(Effect.currentSpan)
-      const response = yield* applyBatched({
-        request: applyRequest(event),
-        traceContext: Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders }),
-      })
-      const outcome = response.outcome
-      if (outcome === undefined) {
-        // INTERNAL (13): a malformed answer is not retryable; the message goes to the DLQ.
-        return yield* Grpc.makeGrpcError("WalletService.ApplyTransaction", internalStatus, "the answer had no outcome")
-      }
-      const recorded = { replayed: response.replayed, appliedAt: DateTime.makeUnsafe(Number(response.appliedAtMs)) }
-      return outcome.$case === "completed"
-        ? ({ _tag: "Completed", ...recorded } as const)
-        : ({ _tag: "Failed", reason: reasonOf(outcome.value.reason), ...recorded } as const)
+      return yield* send(applyRequest(event))
+    }),
+    refuse: Effect.fn("WalletClient.refuse")(function* (event: Events.TransactionRequested, detail: string) {
+      return yield* send({ ...applyRequest(event), refusal: detail })
     }),
   })
 })

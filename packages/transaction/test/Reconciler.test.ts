@@ -9,7 +9,7 @@ import * as Reconciler from "../src/Reconciler.ts"
 import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { Transactions } from "../src/Transactions.ts"
 import { TransactionsRepo } from "../src/TransactionsRepo.ts"
-import { newUser, openWallet, services } from "./support.ts"
+import { WalletScript, newUser, openWallet, services, unavailable } from "./support.ts"
 
 const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
 
@@ -82,6 +82,21 @@ const published = Effect.gen(function* () {
   return ids
 })
 
+/**
+ * One accepted transaction that never finishes, and a round with an age of 1 s (waits of 1, 1, 2,
+ * 4 ... seconds between re-publishes).
+ */
+const oneStuck = Effect.gen(function* () {
+  const [id] = yield* acceptMany(1)
+  yield* published
+  const config = yield* TransactionConfig
+  const withAge = Effect.provideService(Reconciler.round(), TransactionConfig, {
+    ...config,
+    reconcileAge: Duration.seconds(1),
+  })
+  return { id, config, withAge }
+})
+
 describe("reconciler, bounded", () => {
   it.effect("walks the unfinished index with a cursor: stuck transactions at its front do not hide the rest", () =>
     fresh(
@@ -114,14 +129,7 @@ describe("reconciler, bounded", () => {
     () =>
       fresh(
         Effect.gen(function* () {
-          const [id] = yield* acceptMany(1)
-          yield* published
-          const config = yield* TransactionConfig
-          // An age of 1 s: waits of 1, 1, 2, 4 ... seconds between re-publishes.
-          const withAge = Effect.provideService(Reconciler.round(), TransactionConfig, {
-            ...config,
-            reconcileAge: Duration.seconds(1),
-          })
+          const { id, config, withAge } = yield* oneStuck
           const publishedAt: Array<number> = []
           for (let second = 1; second <= 40; second++) {
             yield* TestClock.adjust("1 second")
@@ -133,9 +141,43 @@ describe("reconciler, bounded", () => {
             yield* published,
             publishedAt.map(() => id),
           )
-          // Still unfinished, for an operator to look at.
-          assert.include(yield* TransactionsRepo.use((repo) => repo.unfinished("ffffffff", 10)), id)
           assert.strictEqual(Reconciler.spacing(Duration.minutes(2), 20), Duration.toMillis(Reconciler.maxSpacing))
+        }),
+      ),
+  )
+
+  it.effect(
+    "then gives up: the ledger is asked to record the refusal, again a round later while the wallet is away",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const { id, config, withAge } = yield* oneStuck
+          const script = yield* WalletScript
+          // The first refusal meets a wallet service that is away.
+          yield* Ref.set(script.steps, [{ _tag: "Fail", error: unavailable }])
+          const refusedAt: Array<number> = []
+          const before = (yield* Metric.value(Metrics.reconcilerRefused)).count
+          for (let second = 1; second <= 40; second++) {
+            yield* TestClock.adjust("1 second")
+            const calls = (yield* Ref.get(script.refused)).length
+            yield* withAge
+            if ((yield* Ref.get(script.refused)).length > calls) refusedAt.push(second)
+          }
+          // Re-published at 1, 3 and 6 s (the test's limit is 3); the refusal is due more than 4 s
+          // after the last, at 11 s. That call fails, so it is made again at 12 s, and then spaced
+          // like the re-publishes (more than 8 s, then 16 s, after the one before) until the
+          // ledger's event makes the transaction final.
+          assert.strictEqual(config.reconcileMaxRepublishes, 3)
+          assert.deepStrictEqual(yield* published, [id, id, id])
+          assert.deepStrictEqual(refusedAt, [11, 12, 21, 38])
+          const calls = yield* Ref.get(script.refused)
+          assert.deepStrictEqual(
+            calls.map((call) => call.event.id),
+            [id, id, id, id],
+          )
+          assert.match(calls[0]?.detail ?? "", /not final after 3 re-publishes/)
+          // Only the refusals the ledger answered are counted.
+          assert.strictEqual((yield* Metric.value(Metrics.reconcilerRefused)).count - before, 3)
         }),
       ),
   )

@@ -3,9 +3,11 @@ import { randomBytes } from "node:crypto"
 import { Clock, Context, DateTime, Duration, Effect, Layer, Logger, Schedule, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
-import { MessageSeal, Rabbit, Uuid } from "@walletun/infra"
+import { Grpc, MessageSeal, Rabbit, Uuid } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
+import { requestedOf } from "../src/Transactions.ts"
 import { make as makeRepo } from "../src/TransactionsRepo.ts"
+import { applyRequest } from "../src/WalletClient.ts"
 import {
   balanceOf,
   entriesOf,
@@ -61,6 +63,35 @@ const deadLettersOf = (dlq: string, ids: ReadonlyArray<string>) =>
         Effect.timeout("15 seconds"),
       )
     return found
+  })
+
+/** Stores a PENDING deposit of 42 into `owner`'s wallet as created at `then`, with no message. */
+const storeDeposit = (
+  repo: Effect.Success<ReturnType<typeof makeRepo>>,
+  owner: { readonly ownerId: Ids.UserId; readonly walletId: Ids.WalletId },
+  then: number,
+  description: string,
+) =>
+  Effect.gen(function* () {
+    const at = DateTime.makeUnsafe(then)
+    const transaction = {
+      id: Uuid.format(then, randomBytes(16)) as Ids.TransactionId,
+      userId: owner.ownerId,
+      targetOwnerId: undefined,
+      type: "deposit",
+      amount: 42n as Money.Amount,
+      currency: "USD",
+      walletId: owner.walletId,
+      sourceWalletId: undefined,
+      targetWalletId: undefined,
+      description,
+      createdAt: at,
+      status: "PENDING",
+      failureReason: null,
+      updatedAt: at,
+    } as const
+    yield* repo.insertPending(transaction)
+    return transaction
   })
 
 class Suite extends Context.Service<
@@ -396,29 +427,47 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
         const repo = yield* makeRepo(keyspace)
         const alice = yield* fundedWallet(0n)
         // Stored PENDING ten seconds ago (older than the configured age of 5 s), with no message.
-        const then = (yield* Clock.currentTimeMillis) - 10_000
-        const id = Uuid.format(then, randomBytes(16)) as Ids.TransactionId
-        const at = DateTime.makeUnsafe(then)
-        yield* repo.insertPending({
-          id,
-          userId: alice.ownerId,
-          targetOwnerId: undefined,
-          type: "deposit",
-          amount: 42n as Money.Amount,
-          currency: "USD",
-          walletId: alice.walletId,
-          sourceWalletId: undefined,
-          targetWalletId: undefined,
-          description: "stranded",
-          createdAt: at,
-          status: "PENDING",
-          failureReason: null,
-          updatedAt: at,
-        })
+        const { id } = yield* storeDeposit(repo, alice, (yield* Clock.currentTimeMillis) - 10_000, "stranded")
         const final = yield* settle(base, [{ id, token: alice.token }], "15 seconds")
         assert.strictEqual(final.get(id)?.["status"], "COMPLETED")
         assert.strictEqual(yield* balanceOf(alice.walletId, alice.ownerId), 42n)
       }),
+    )
+  })
+
+  describe("giving up", () => {
+    it.effect(
+      "a transaction re-published to its limit and still not final ends FAILED REJECTED, recorded by the ledger first",
+      () =>
+        Effect.gen(function* () {
+          const { base, keyspace } = yield* Suite
+          const { asTransaction } = yield* WalletAdmin
+          const repo = yield* makeRepo(keyspace)
+          const alice = yield* fundedWallet(0n)
+          // Stored three hours ago, re-published ten times (the default limit), the last two hours
+          // ago, and never applied: its messages were all dead-lettered, say.
+          const now = yield* Clock.currentTimeMillis
+          const transaction = yield* storeDeposit(repo, alice, now - 3 * 3_600_000, "never applied")
+          const id = transaction.id
+          yield* repo.markRepublished(id, DateTime.makeUnsafe(now - 2 * 3_600_000), 10)
+
+          // The service's own reconciler gives up on it, the ledger records the refusal, and the
+          // outcome consumer makes the status final from the ledger's event.
+          const final = yield* settle(base, [{ id, token: alice.token }], "20 seconds")
+          assert.deepInclude(final.get(id), { status: "FAILED", failureReason: "REJECTED" })
+          assert.strictEqual(yield* balanceOf(alice.walletId, alice.ownerId), 0n)
+
+          // Its message applied late (a dead letter replayed): the ledger answers the refusal.
+          const late = yield* Grpc.unaryCall(
+            "applyTransaction",
+            asTransaction.applyTransaction.bind(asTransaction),
+            applyRequest(requestedOf(transaction)),
+            { timeout: "10 seconds" },
+          )
+          assert.isTrue(late.replayed)
+          assert.strictEqual(late.outcome?.$case, "failed")
+          assert.strictEqual(yield* balanceOf(alice.walletId, alice.ownerId), 0n)
+        }),
     )
   })
 

@@ -138,6 +138,7 @@ export const fundedWallet = (balance: bigint, currency = "USD") =>
         {
           transactionId: yield* Uuid.v7,
           actingUserId: ownerId,
+          refusal: "",
           kind: { $case: "deposit", value: { walletId, amount: balance, currency } },
         } satisfies Proto.ApplyTransactionRequest,
         timeout,

@@ -53,6 +53,8 @@ export class WalletScript extends Context.Service<
     /** When set, GetWallets fails with UNAVAILABLE. */
     readonly lookupDown: Ref.Ref<boolean>
     readonly applied: Ref.Ref<ReadonlyArray<Events.TransactionRequested>>
+    /** RefuseTransaction calls: the transaction and the detail. They consume steps too. */
+    readonly refused: Ref.Ref<ReadonlyArray<{ readonly event: Events.TransactionRequested; readonly detail: string }>>
   }
 >()("@walletun/transaction/test/WalletScript") {}
 
@@ -67,7 +69,11 @@ const scriptedWallet = Layer.effectContext(
       steps: yield* Ref.make<ReadonlyArray<Step>>([]),
       lookupDown: yield* Ref.make(false),
       applied: yield* Ref.make<ReadonlyArray<Events.TransactionRequested>>([]),
+      refused: yield* Ref.make<ReadonlyArray<{ readonly event: Events.TransactionRequested; readonly detail: string }>>(
+        [],
+      ),
     })
+    const nextStep = Ref.modify(script.steps, (steps) => [steps[0], steps.slice(1)] as const)
     // Idempotency keys bound as the wallet binds them: the first claim wins until it expires.
     const keys = new Map<string, { readonly claim: KeyClaim; readonly expiresAtMs: number }>()
     const client = WalletClient.of({
@@ -93,8 +99,18 @@ const scriptedWallet = Layer.effectContext(
       apply: (event) =>
         Effect.gen(function* () {
           yield* Ref.update(script.applied, (calls) => [...calls, event])
-          const step = yield* Ref.modify(script.steps, (steps) => [steps[0], steps.slice(1)] as const)
+          const step = yield* nextStep
           if (step === undefined) return { _tag: "Completed", replayed: false, appliedAt: yield* DateTime.now } as const
+          if (step._tag === "Fail") return yield* step.error
+          return step.outcome
+        }),
+      refuse: (event, detail) =>
+        Effect.gen(function* () {
+          yield* Ref.update(script.refused, (calls) => [...calls, { event, detail }])
+          const step = yield* nextStep
+          if (step === undefined) {
+            return { _tag: "Failed", reason: "REJECTED", replayed: false, appliedAt: yield* DateTime.now } as const
+          }
           if (step._tag === "Fail") return yield* step.error
           return step.outcome
         }),

@@ -57,6 +57,7 @@ const program = Effect.gen(function* () {
       apply({
         transactionId: randomUUID(),
         actingUserId: owners[i] ?? "",
+        refusal: "",
         kind: { $case: "deposit", value: { walletId, amount: 1_000_000n, currency: "USD" } },
       }),
     { concurrency: inFlight },
@@ -85,6 +86,7 @@ const program = Effect.gen(function* () {
     return {
       transactionId: randomUUID(),
       actingUserId: owners[from] ?? "",
+      refusal: "",
       kind: {
         $case: "transfer",
         value: {
@@ -99,6 +101,7 @@ const program = Effect.gen(function* () {
   yield* measure("one hot wallet (deposits into it)", () => ({
     transactionId: randomUUID(),
     actingUserId: owners[0] ?? "",
+    refusal: "",
     kind: { $case: "deposit", value: { walletId: wallets[0] ?? "", amount: 1n, currency: "USD" } },
   }))
 })

@@ -7,12 +7,17 @@
 import type { Currency, Ids, Transaction } from "@walletun/domain"
 import { Money } from "@walletun/domain"
 
-/** A deposit, withdrawal or transfer to apply, with the user who asked for it. */
+/**
+ * A deposit, withdrawal or transfer to apply, with the user who asked for it. With `refusal`, the
+ * transaction is not applied but recorded as refused (`REJECTED`, with that text): the transaction
+ * service gave up on it, and the record under its id keeps any later apply from moving money.
+ */
 export type ApplyRequest = {
   readonly transactionId: Ids.TransactionId
   readonly actingUserId: Ids.UserId
   readonly amount: Money.Amount
   readonly currency: Currency.Currency
+  readonly refusal?: string
 } & (
   | { readonly type: "deposit"; readonly walletId: Ids.WalletId }
   | { readonly type: "withdrawal"; readonly walletId: Ids.WalletId }
@@ -56,7 +61,7 @@ const failed = (reason: Transaction.FailureReason, detail: string): Plan => ({ _
 /**
  * Decides a transaction against the locked wallets. The caller's wallet (deposit, withdrawal,
  * transfer source) must be the acting user's; a transfer's target may be anyone's user wallet.
- * Postings always sum to zero.
+ * Postings always sum to zero. A refusal fails whatever the balances.
  */
 export const plan = (
   request: ApplyRequest,
@@ -94,6 +99,7 @@ export const plan = (
       ? undefined
       : failed("CURRENCY_MISMATCH", `wallet ${wallet.id} holds ${wallet.currency}, not ${request.currency}`)
 
+  if (request.refusal !== undefined) return failed("REJECTED", request.refusal)
   switch (request.type) {
     case "deposit":
     case "withdrawal": {

@@ -78,6 +78,7 @@ const requests = (ownerId: string, walletId: string): Record<Method, unknown> =>
   applyTransaction: {
     transactionId: crypto.randomUUID(),
     actingUserId: ownerId,
+    refusal: "",
     kind: { $case: "deposit", value: { walletId, amount: 1_000n, currency: "USD" } },
   } satisfies Proto.ApplyTransactionRequest,
   applyTransactions: {
@@ -86,6 +87,7 @@ const requests = (ownerId: string, walletId: string): Record<Method, unknown> =>
         request: {
           transactionId: crypto.randomUUID(),
           actingUserId: ownerId,
+          refusal: "",
           kind: { $case: "deposit", value: { walletId, amount: 1_000n, currency: "USD" } },
         },
         traceContext: {},
@@ -130,6 +132,7 @@ const fundedWallet = Effect.gen(function* () {
     {
       transactionId: yield* Uuid.v7,
       actingUserId: ownerId,
+      refusal: "",
       kind: { $case: "deposit", value: { walletId, amount: 5_000n, currency: "USD" } },
     },
     timeout,

@@ -91,6 +91,39 @@ describe("Ledger rules (in memory)", () => {
     }).pipe(Effect.provide(TestLayer)),
   )
 
+  it.effect("a refused transaction is FAILED REJECTED under its id: a later apply of the id moves nothing", () =>
+    Effect.gen(function* () {
+      const wallets = yield* Wallets
+      const repo = yield* LedgerRepo
+      const [w] = yield* openWallets([[0, "USD"]])
+      const deposit = (n: number, refusal?: string) =>
+        wallets.apply({
+          transactionId: txId(n),
+          actingUserId: users[0] as Ids.UserId,
+          type: "deposit",
+          walletId: w as Ids.WalletId,
+          amount: amount(500n),
+          currency: "USD",
+          ...(refusal === undefined ? {} : { refusal }),
+        })
+      const refused = yield* deposit(1, "given up")
+      assert.deepStrictEqual(refused.outcome, { _tag: "Failed", reason: "REJECTED", detail: "given up" })
+      const late = yield* deposit(1)
+      assert.isTrue(late.replayed)
+      assert.deepStrictEqual(late.outcome, refused.outcome)
+      // Applied first, then refused: the refusal is a replay of the completed deposit.
+      yield* deposit(2)
+      const tooLate = yield* deposit(2, "given up")
+      assert.isTrue(tooLate.replayed)
+      assert.strictEqual(tooLate.outcome._tag, "Completed")
+      assert.deepStrictEqual(
+        (yield* wallets.getMany([w as Ids.WalletId])).map((wallet) => wallet.balance),
+        [500n],
+      )
+      assert.strictEqual(yield* repo.totalBalance, 0n)
+    }).pipe(Effect.provide(TestLayer)),
+  )
+
   it.effect("a balance never passes the largest safe balance: LIMIT_EXCEEDED", () =>
     Effect.gen(function* () {
       const wallets = yield* Wallets

@@ -93,6 +93,7 @@ layer(App, { excludeTestServices: true, timeout: 90_000 })("outbox relay under b
             {
               transactionId,
               actingUserId: owner,
+              refusal: "",
               kind: { $case: "deposit", value: { walletId, amount: 1n, currency: "EUR" } },
             },
             { timeout: "10 seconds" },

@@ -76,11 +76,17 @@ const createWallet = (ownerId: string, currency = "USD") =>
 const apply = (request: Proto.ApplyTransactionRequest) =>
   call<Proto.ApplyTransactionRequest, Proto.ApplyTransactionResponse>("applyTransaction", request)
 const deposit = (actingUserId: string, walletId: string, amount: bigint, transactionId: string = randomUUID()) =>
-  apply({ transactionId, actingUserId, kind: { $case: "deposit", value: { walletId, amount, currency: "USD" } } })
+  apply({
+    transactionId,
+    actingUserId,
+    refusal: "",
+    kind: { $case: "deposit", value: { walletId, amount, currency: "USD" } },
+  })
 const transfer = (actingUserId: string, source: string, target: string, amount: bigint, transactionId: string) =>
   apply({
     transactionId,
     actingUserId,
+    refusal: "",
     kind: { $case: "transfer", value: { sourceWalletId: source, targetWalletId: target, amount, currency: "USD" } },
   })
 const balanceOf = (walletId: string, ownerId: string) =>
@@ -198,6 +204,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
             {
               transactionId: "not-a-uuid",
               actingUserId: owner,
+              refusal: "",
               kind: { $case: "deposit", value: { walletId: wallet.id, amount: 1n, currency: "USD" } },
             },
             "transaction_id",
@@ -206,6 +213,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
             {
               transactionId: randomUUID(),
               actingUserId: owner,
+              refusal: "",
               kind: { $case: "deposit", value: { walletId: wallet.id, amount: 0n, currency: "USD" } },
             },
             "amount",
@@ -214,6 +222,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
             {
               transactionId: randomUUID(),
               actingUserId: owner,
+              refusal: "",
               kind: { $case: "deposit", value: { walletId: wallet.id, amount: -5n, currency: "USD" } },
             },
             "amount",
@@ -222,6 +231,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
             {
               transactionId: randomUUID(),
               actingUserId: owner,
+              refusal: "",
               kind: { $case: "deposit", value: { walletId: wallet.id, amount: 10n ** 15n + 1n, currency: "USD" } },
             },
             "amount",
@@ -230,11 +240,12 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
             {
               transactionId: randomUUID(),
               actingUserId: owner,
+              refusal: "",
               kind: { $case: "deposit", value: { walletId: wallet.id, amount: 1n, currency: "XXX" } },
             },
             "currency",
           ],
-          [{ transactionId: randomUUID(), actingUserId: owner, kind: undefined }, "kind"],
+          [{ transactionId: randomUUID(), actingUserId: owner, refusal: "", kind: undefined }, "kind"],
         ]
         const before = yield* count
         for (const [request, field] of cases) {
@@ -269,6 +280,82 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
         assert.deepStrictEqual(retry.outcome, first.outcome)
         assert.strictEqual(yield* balanceOf(a.id, owner), 50n)
       }),
+    )
+
+    it.effect(
+      "a refusal from the transaction service is recorded under the id: no later apply moves money; an applied id stays applied",
+      () =>
+        Effect.gen(function* () {
+          const rabbit = yield* Observer
+          const queue = yield* eventsQueue
+          const owner = yield* Uuid.v7
+          const wallet = yield* createWallet(owner)
+          const refused = randomUUID()
+          const body = { walletId: wallet.id, amount: 40n, currency: "USD" }
+          const refuse = (transactionId: string) =>
+            apply({
+              transactionId,
+              actingUserId: owner,
+              refusal: "given up by the reconciler",
+              kind: { $case: "deposit", value: body },
+            })
+          const events: Array<Events.TransactionEvent> = []
+          const received = yield* Deferred.make<void>()
+          yield* rabbit.consume(
+            queue,
+            (message) =>
+              Effect.gen(function* () {
+                if (String(message.properties.messageId) === refused) {
+                  events.push(
+                    yield* Schema.decodeUnknownEffect(Events.TransactionEventJson)(
+                      message.content.toString("utf8"),
+                    ).pipe(Effect.orDie),
+                  )
+                  yield* Deferred.succeed(received, undefined)
+                }
+                return { _tag: "Ack" } as const
+              }),
+            { prefetch: 50 },
+          )
+          // A deposit that would complete is refused, and the refusal is the recorded outcome.
+          const first = yield* refuse(refused)
+          assert.isFalse(first.replayed)
+          assert.deepStrictEqual(first.outcome, {
+            $case: "failed",
+            value: { reason: FailureReason.REJECTED, detail: "given up by the reconciler" },
+          })
+          // The FAILED event goes out like any outcome: the outcome consumer makes the status final.
+          yield* Deferred.await(received).pipe(Effect.timeout("20 seconds"))
+          assert.deepInclude(events[0], {
+            _tag: "TransactionFailed",
+            reason: "REJECTED",
+            userId: owner as Ids.UserId,
+          })
+          // The message applied late (a redelivery, a dead letter replayed): a replay, nothing moves.
+          const late = yield* deposit(owner, wallet.id, 40n, refused)
+          assert.isTrue(late.replayed)
+          assert.deepStrictEqual(late.outcome, first.outcome)
+          assert.strictEqual(yield* balanceOf(wallet.id, owner), 0n)
+
+          // The other order: applied first, a refusal after it cannot undo it.
+          const applied = randomUUID()
+          const done = yield* deposit(owner, wallet.id, 40n, applied)
+          const tooLate = yield* refuse(applied)
+          assert.isTrue(tooLate.replayed)
+          assert.deepStrictEqual(tooLate.outcome, done.outcome)
+          assert.strictEqual(tooLate.outcome?.$case, "completed")
+          assert.strictEqual(yield* balanceOf(wallet.id, owner), 40n)
+
+          // A refusal is bounded like every text field.
+          const long = yield* apply({
+            transactionId: randomUUID(),
+            actingUserId: owner,
+            refusal: "x".repeat(501),
+            kind: { $case: "deposit", value: body },
+          }).pipe(Effect.flip)
+          assert.strictEqual(long.code, 3)
+          assert.match(long.details, /^refusal:/)
+        }).pipe(Effect.scoped),
     )
 
     it.effect("the same transaction id applied 20 times concurrently moves money once", () =>
@@ -346,6 +433,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
           request: {
             transactionId,
             actingUserId: owner,
+            refusal: "",
             kind: { $case: "deposit", value: { walletId: wallet.id, amount, currency: "USD" } },
           },
           traceContext: {},
@@ -518,6 +606,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
             : apply({
                 transactionId: id,
                 actingUserId: owner,
+                refusal: "",
                 kind: { $case: "withdrawal", value: { walletId: wallet.id, amount: 10n ** 12n, currency: "USD" } },
               }),
         )

@@ -53,6 +53,7 @@ const walletId = (field: string) => decode(Ids.WalletId, field)
 const userId = (field: string) => decode(Ids.UserId, field)
 const currency = decode(Currency.Currency, "currency")
 const amount = decode(Money.Amount, "amount")
+const refusal = decode(Schema.String.check(Schema.isMaxLength(500)), "refusal")
 
 const toProtoWallet = (wallet: WalletRow): Proto.Wallet => ({
   id: wallet.id,
@@ -108,6 +109,7 @@ export const decodeApply = Effect.fnUntraced(function* (request: Proto.ApplyTran
     actingUserId,
     amount: yield* amount(kind.value.amount),
     currency: yield* currency(kind.value.currency),
+    ...(request.refusal === "" ? {} : { refusal: yield* refusal(request.refusal) }),
   }
   switch (kind.$case) {
     case "deposit":

@@ -337,6 +337,14 @@ export interface ApplyTransactionRequest {
    * target may be anyone's.
    */
   actingUserId: string;
+  /**
+   * When set, the ledger does not apply the transaction: it records it as FAILED with REJECTED and
+   * this text as the detail, under the same transaction id, so that no later apply of that id
+   * (a redelivery, a replayed dead letter) can move money. The transaction service sends it for a
+   * transaction it has given up on. A transaction already applied keeps its recorded outcome (the
+   * answer is then a replay). At most 500 characters.
+   */
+  refusal: string;
 }
 
 /** A wallet's balance after a transaction was applied. */
@@ -1970,7 +1978,7 @@ export const Transfer: MessageFns<Transfer> = {
 };
 
 function createBaseApplyTransactionRequest(): ApplyTransactionRequest {
-  return { transactionId: "", kind: undefined, actingUserId: "" };
+  return { transactionId: "", kind: undefined, actingUserId: "", refusal: "" };
 }
 
 export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
@@ -1991,6 +1999,9 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
     }
     if (message.actingUserId !== "") {
       writer.uint32(42).string(message.actingUserId);
+    }
+    if (message.refusal !== "") {
+      writer.uint32(50).string(message.refusal);
     }
     return writer;
   },
@@ -2048,6 +2059,14 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
             message.actingUserId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.refusal = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2079,6 +2098,7 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
         : isSet(object.acting_user_id)
         ? globalThis.String(object.acting_user_id)
         : "",
+      refusal: isSet(object.refusal) ? globalThis.String(object.refusal) : "",
     };
   },
 
@@ -2096,6 +2116,9 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
     }
     if (message.actingUserId !== "") {
       obj.actingUserId = message.actingUserId;
+    }
+    if (message.refusal !== "") {
+      obj.refusal = message.refusal;
     }
     return obj;
   },
@@ -2127,6 +2150,7 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
       }
     }
     message.actingUserId = object.actingUserId ?? "";
+    message.refusal = object.refusal ?? "";
     return message;
   },
 };
