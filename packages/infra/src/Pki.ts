@@ -3,7 +3,8 @@
  * service whose common name is the service's identity (`gateway`, `transaction`, `wallet`, `user`).
  * `npm start`, the infra script and the test set-up call `ensure`, which creates whatever is
  * missing under a directory (`.data/pki` by default) and leaves what exists alone. Production
- * brings its own CA and certificates (see `Tls.ts` for the paths).
+ * brings its own CA and certificates (see `Tls.ts` for the paths). Compose's `pki` service also
+ * calls `ensureBrokerUsers`: the services' broker passwords, and the definitions its RabbitMQ loads.
  *
  * Only tools import this module (it loads an X.509 builder and its reflection polyfill); the
  * services read the files through `Tls.ts`.
@@ -17,6 +18,7 @@ import { existsSync } from "node:fs"
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
 import path from "node:path"
 import * as MessageSeal from "./MessageSeal.ts"
+import * as RabbitDefinitions from "./RabbitDefinitions.ts"
 import * as Tls from "./Tls.ts"
 
 /** The identities that take part in internal calls. */
@@ -40,10 +42,12 @@ const pemKey = async (key: webcrypto.CryptoKey) =>
 const importKey = async (pem: string) =>
   webcrypto.subtle.importKey("pkcs8", x509.PemConverter.decodeFirst(pem), algorithm, true, ["sign"])
 
-const writeSecret = async (file: string, text: string) => {
-  await writeFile(file, text, { mode: 0o600 })
-  await chmod(file, 0o600)
+const writeWithMode = async (file: string, text: string, mode: number) => {
+  await writeFile(file, text, { mode })
+  await chmod(file, mode)
 }
+
+const writeSecret = (file: string, text: string) => writeWithMode(file, text, 0o600)
 
 /** The files of a directory made by `ensure`: the CA's certificate and key, and `name`'s. */
 export const files = (dir: string, name = "ca") => ({ ...Tls.filesIn(dir, name), caKey: path.join(dir, "ca.key") })
@@ -130,5 +134,37 @@ export const ensure = async (
   ]) {
     if (!existsSync(file)) await writeSecret(file, `${randomBytes(32).toString("hex")}\n`)
   }
+  return created
+}
+
+/**
+ * Makes sure `dir` holds a broker password for each service with a broker user (as
+ * `scripts/infra.sh` writes them: letters and digits, no newline, mode 600), creating only the
+ * missing ones, and writes the RabbitMQ definitions that give those users their passwords and
+ * grants (`RabbitDefinitions`), for a broker that loads them at boot (compose's). Returns the
+ * services whose passwords were created now.
+ *
+ * Not part of `ensure`: a service connects as its broker user once its password file exists, so
+ * locally that file must appear only after the broker took the password (`scripts/infra.sh`).
+ */
+export const ensureBrokerUsers = async (dir: string): Promise<ReadonlyArray<RabbitDefinitions.BrokerService>> => {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const created: Array<RabbitDefinitions.BrokerService> = []
+  const accounts: Array<RabbitDefinitions.Account> = []
+  for (const service of RabbitDefinitions.brokerServices) {
+    const file = RabbitDefinitions.passwordFileIn(dir, service)
+    if (!existsSync(file)) {
+      await writeSecret(file, RabbitDefinitions.newPassword())
+      created.push(service)
+    }
+    // Trimmed as `Rabbit.layerAs` trims it, so a password file edited by hand means the same to both.
+    const password = (await readFile(file, "utf8")).trim()
+    if (password === "") throw new Error(`${file} is empty; delete it to have a new password made`)
+    accounts.push(RabbitDefinitions.serviceAccount(service, password))
+  }
+  // Rewritten every time, so it always matches the password files. Readable by all: the broker
+  // reads it as a user of its own, and it holds only salted hashes of long random passwords.
+  const definitions = RabbitDefinitions.make(accounts)
+  await writeWithMode(RabbitDefinitions.definitionsFileIn(dir), `${JSON.stringify(definitions, null, 2)}\n`, 0o644)
   return created
 }
