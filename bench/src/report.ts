@@ -190,6 +190,7 @@ const countsTable = (r: Results): Array<string> => {
     `  PostgreSQL transactions             ${figure(per.postgresTotal).padStart(8)}   ${postgres}`,
     `  broker messages published           ${figure(per.messagesPublished).padStart(8)}`,
     `  broker messages consumed            ${figure(per.messagesConsumed).padStart(8)}`,
+    `  gRPC calls to the wallet service    ${figure(per.grpcCalls).padStart(8)}`,
   ]
 }
 

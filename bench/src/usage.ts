@@ -267,6 +267,7 @@ export interface ServiceCounters {
   readonly cqlPlain: number
   readonly cqlBatch: number
   readonly cqlLwt: number
+  readonly grpcCalls: number
 }
 
 export const serviceCounters = (samples: ReadonlyArray<MetricSample>): ServiceCounters => ({
@@ -275,6 +276,7 @@ export const serviceCounters = (samples: ReadonlyArray<MetricSample>): ServiceCo
   cqlPlain: sumOf(samples, "walletun_cql_statements_total", { kind: "plain" }),
   cqlBatch: sumOf(samples, "walletun_cql_statements_total", { kind: "batch" }),
   cqlLwt: sumOf(samples, "walletun_cql_statements_total", { kind: "lwt" }),
+  grpcCalls: sumOf(samples, "walletun_grpc_calls_total"),
 })
 
 /** One reading of every counter; each part is null when it could not be read. */
@@ -298,6 +300,8 @@ export interface WindowCounts {
   readonly postgresTotal: number | null
   readonly messagesPublished: number | null
   readonly messagesConsumed: number | null
+  /** gRPC calls the services' clients made (the transaction service's and the gateway's to the wallet). */
+  readonly grpcCalls: number | null
 }
 
 export const windowCounts = (
@@ -340,6 +344,7 @@ export const windowCounts = (
     postgresTotal: postgres === null ? null : Object.values(postgres).reduce((sum, n) => sum + n, 0),
     messagesPublished: service("messagesPublished"),
     messagesConsumed: service("messagesConsumed"),
+    grpcCalls: service("grpcCalls"),
   }
 }
 
@@ -359,6 +364,7 @@ export const perTransfer = (counts: WindowCounts, settled: number): WindowCounts
     postgresTotal: per(counts.postgresTotal),
     messagesPublished: per(counts.messagesPublished),
     messagesConsumed: per(counts.messagesConsumed),
+    grpcCalls: per(counts.grpcCalls),
   }
 }
 

@@ -153,7 +153,7 @@ describe("bench usage: /proc", () => {
 })
 
 describe("bench usage: /metrics", () => {
-  it("sums the services' broker and CQL counters from Prometheus text", () => {
+  it("sums the services' broker, CQL and gRPC counters from Prometheus text", () => {
     const text = [
       "# HELP walletun_messages_published_total Broker messages published and confirmed, by exchange",
       "# TYPE walletun_messages_published_total counter",
@@ -165,6 +165,8 @@ describe("bench usage: /metrics", () => {
       'walletun_cql_statements_total{kind="batch"} 800',
       'walletun_cql_statements_total{kind="lwt"} 400',
       'walletun_cql_statements_total_other{kind="lwt"} 5',
+      'walletun_grpc_calls_total{method="WalletService.ClaimIdempotencyKey"} 390',
+      'walletun_grpc_calls_total{method="WalletService.ApplyTransactions"} 12',
       "walletun_outbox_pending 0",
       "not a sample",
     ].join("\n")
@@ -175,6 +177,7 @@ describe("bench usage: /metrics", () => {
       cqlPlain: 1200,
       cqlBatch: 800,
       cqlLwt: 400,
+      grpcCalls: 402,
     })
     assert.strictEqual(Usage.sumOf(samples, "walletun_messages_consumed_total", { queue: 'q "odd" name' }), 2)
     assert.strictEqual(Usage.sumOf(samples, "walletun_outbox_pending"), 0)

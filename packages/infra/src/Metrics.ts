@@ -83,6 +83,15 @@ export const cqlStatements = Metric.counter("walletun_cql_statements_total", {
 })
 
 /**
+ * gRPC calls a client made, by method (`WalletService.ApplyTransactions`), each counted once
+ * whatever its outcome. Method names are the code's own, so the series are bounded.
+ */
+export const grpcCalls = Metric.counter("walletun_grpc_calls_total", {
+  description: "gRPC calls made by this process's clients, by method",
+  incremental: true,
+})
+
+/**
  * The `route` label of a request: the template of the route that matched it (`/v1/wallets/:walletId`),
  * or `unmatched` for a request no route matched. Never the raw path, so a client that makes paths
  * up (a fuzzer, a flood of 404s) cannot grow the series.
