@@ -1,8 +1,9 @@
 import { status } from "@grpc/grpc-js"
 import { assert, describe, layer } from "@effect/vitest"
-import { Clock, Context, Effect, Exit, Fiber, Layer, Option, Queue, Schema, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Schema, Scope } from "effect"
 import type { Tracer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
+import * as Metrics from "@walletun/infra/Metrics"
 import {
   ApplyTransactionResponse,
   FailureReason,
@@ -156,9 +157,18 @@ const implementation = Effect.gen(function* () {
         }),
       toFailure,
     ),
+    claimIdempotencyKeys: yield* Grpc.unary(
+      WalletServiceService.claimIdempotencyKeys,
+      () => Effect.succeed({ results: [] }),
+      toFailure,
+    ),
   }
   return server
 })
+
+/** How many calls of `method` this process's clients made. */
+const callsCounted = (method: string) =>
+  Effect.map(Metric.value(Metric.withAttributes(Metrics.grpcCalls, { method })), (state) => state.count)
 
 class TestClient extends Context.Service<TestClient, WalletServiceClient>()("test/WalletServiceClient") {}
 
@@ -255,6 +265,26 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
         ).pipe(Effect.flip)
         assert.strictEqual(exists.code, status.ALREADY_EXISTS)
         assert.strictEqual(exists.retryable, false)
+      }),
+    )
+
+    it.effect("every call counts in walletun_grpc_calls_total by method, whatever its outcome", () =>
+      Effect.gen(function* () {
+        const client = yield* TestClient
+        const before = yield* callsCounted("WalletService.GetWallet")
+        const others = yield* callsCounted("WalletService.ListWallets")
+        for (const ownerId of ["bob", "mallory"]) {
+          yield* Effect.result(
+            Grpc.unaryCall(
+              "WalletService.GetWallet",
+              client.getWallet.bind(client),
+              { walletId: "w-big", ownerId },
+              { timeout: "5 seconds" },
+            ),
+          )
+        }
+        assert.strictEqual((yield* callsCounted("WalletService.GetWallet")) - before, 2)
+        assert.strictEqual(yield* callsCounted("WalletService.ListWallets"), others)
       }),
     )
   })

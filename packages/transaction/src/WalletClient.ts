@@ -136,8 +136,54 @@ export class WalletClient extends Context.Service<
 /** The most applies one ApplyTransactions call carries. */
 export const applyBatchSize = 128
 
+/** The most claims one ClaimIdempotencyKeys call carries. */
+export const claimBatchSize = 128
+
 /** How many wallets the lookup cache holds at most (the oldest entry leaves first). */
 export const cacheCapacity = 50_000
+
+/** One item of a batch call's answer: its own answer, or the status it failed with. */
+type ItemResult<A> = Result.Result<A, Proto.BatchedApplyError> | undefined
+
+/** Reads one item of an answer whose oneof is `{ <answered>, error }`. */
+const itemOf = <K extends string, A>(
+  result:
+    | { readonly $case: K; readonly value: A }
+    | { readonly $case: "error"; readonly value: Proto.BatchedApplyError }
+    | undefined,
+): ItemResult<A> =>
+  result === undefined
+    ? undefined
+    : result.$case === "error"
+      ? Result.fail(result.value as Proto.BatchedApplyError)
+      : Result.succeed(result.value as A)
+
+/**
+ * One batch call (ApplyTransactions, ClaimIdempotencyKeys) of `count` items: each item's answer,
+ * or the status that item failed with. When the whole call fails (the service is away, the
+ * deadline passed), every item gets that failure.
+ */
+const batchCall = <Req, Res, A>(
+  method: string,
+  call: Grpc.UnaryMethod<Req, Res>,
+  request: Req,
+  count: number,
+  timeout: Duration.Duration,
+  resultsOf: (response: Res) => ReadonlyArray<ItemResult<A>>,
+): Effect.Effect<ReadonlyArray<Result.Result<A, Grpc.GrpcError>>> =>
+  Grpc.unaryCall(method, call, request, { timeout }).pipe(
+    Effect.map((response) => {
+      const results = resultsOf(response)
+      return Array.from({ length: count }, (_, i): Result.Result<A, Grpc.GrpcError> => {
+        const result = results[i]
+        if (result === undefined) {
+          return Result.fail(Grpc.makeGrpcError(method, internalStatus, "the answer had no result"))
+        }
+        return Result.mapError(result, (error) => Grpc.makeGrpcError(method, error.code, error.details))
+      })
+    }),
+    Effect.catch((error) => Effect.succeed(Array.from({ length: count }, () => Result.fail(error)))),
+  )
 
 /**
  * The service over a generated client. A wallet's owner and currency never change once it exists,
@@ -152,29 +198,27 @@ export const make = Effect.fnUntraced(function* (client: WalletServiceClient, ti
     maxSize: applyBatchSize,
     concurrency: 2,
     run: (items: ReadonlyArray<Proto.BatchedApply>) =>
-      Grpc.unaryCall(
+      batchCall(
         "WalletService.ApplyTransactions",
         client.applyTransactions.bind(client),
         { transactions: [...items] },
-        { timeout },
-      ).pipe(
-        Effect.map((response) =>
-          items.map((_, i): Result.Result<Proto.ApplyTransactionResponse, Grpc.GrpcError> => {
-            const result = response.results[i]?.result
-            if (result === undefined) {
-              return Result.fail(
-                Grpc.makeGrpcError("WalletService.ApplyTransactions", internalStatus, "the answer had no result"),
-              )
-            }
-            return result.$case === "applied"
-              ? Result.succeed(result.value)
-              : Result.fail(
-                  Grpc.makeGrpcError("WalletService.ApplyTransactions", result.value.code, result.value.details),
-                )
-          }),
-        ),
-        // The whole call failed (the service is away, the deadline passed): every item gets it.
-        Effect.catch((error) => Effect.succeed(items.map(() => Result.fail(error)))),
+        items.length,
+        timeout,
+        (response) => response.results.map((item) => itemOf(item.result)),
+      ),
+  })
+  // Concurrent accepts claim their keys together, in one ClaimIdempotencyKeys call.
+  const claimBatched = yield* Batcher.make({
+    maxSize: claimBatchSize,
+    concurrency: 2,
+    run: (items: ReadonlyArray<Proto.ClaimIdempotencyKeyRequest>) =>
+      batchCall(
+        "WalletService.ClaimIdempotencyKeys",
+        client.claimIdempotencyKeys.bind(client),
+        { claims: [...items] },
+        items.length,
+        timeout,
+        (response) => response.results.map((item) => itemOf(item.result)),
       ),
   })
   const remember = (wallet: WalletInfo) => {
@@ -229,19 +273,14 @@ export const make = Effect.fnUntraced(function* (client: WalletServiceClient, ti
       claim: KeyClaim,
       ttl: Duration.Duration,
     ) {
-      const response = yield* Grpc.unaryCall(
-        "WalletService.ClaimIdempotencyKey",
-        client.claimIdempotencyKey.bind(client),
-        {
-          userId,
-          key,
-          transactionId: claim.transactionId,
-          requestHash: claim.requestHash,
-          createdAtMs: BigInt(DateTime.toEpochMillis(claim.createdAt)),
-          ttlMs: BigInt(Math.ceil(Duration.toMillis(ttl))),
-        },
-        { timeout },
-      )
+      const response = yield* claimBatched({
+        userId,
+        key,
+        transactionId: claim.transactionId,
+        requestHash: claim.requestHash,
+        createdAtMs: BigInt(DateTime.toEpochMillis(claim.createdAt)),
+        ttlMs: BigInt(Math.ceil(Duration.toMillis(ttl))),
+      })
       if (response.claimed) return Option.none<KeyClaim>()
       return Option.some<KeyClaim>({
         transactionId: response.transactionId as Ids.TransactionId,

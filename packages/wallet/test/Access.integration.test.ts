@@ -94,14 +94,18 @@ const requests = (ownerId: string, walletId: string): Record<Method, unknown> =>
       },
     ],
   } satisfies Proto.ApplyTransactionsRequest,
-  claimIdempotencyKey: {
-    userId: ownerId,
-    key: crypto.randomUUID(),
-    transactionId: crypto.randomUUID(),
-    requestHash: "h",
-    createdAtMs: BigInt(Date.now()),
-    ttlMs: 3_600_000n,
-  } satisfies Proto.ClaimIdempotencyKeyRequest,
+  claimIdempotencyKey: claimRequest(ownerId),
+  claimIdempotencyKeys: { claims: [claimRequest(ownerId)] } satisfies Proto.ClaimIdempotencyKeysRequest,
+})
+
+/** A well-formed claim of a new key. */
+const claimRequest = (userId: string): Proto.ClaimIdempotencyKeyRequest => ({
+  userId,
+  key: crypto.randomUUID(),
+  transactionId: crypto.randomUUID(),
+  requestHash: "h",
+  createdAtMs: BigInt(Date.now()),
+  ttlMs: 3_600_000n,
 })
 
 const methods = Object.keys(WalletGrpc.access) as ReadonlyArray<Method>

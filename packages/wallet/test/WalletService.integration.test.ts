@@ -573,6 +573,57 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("wallet service over 
         assert.isTrue((yield* claim(user, "k", randomUUID(), "h")).claimed)
       }),
     )
+
+    it.effect(
+      "ClaimIdempotencyKeys decides each claim as ClaimIdempotencyKey would: one key twice binds once; a bad one fails alone",
+      () =>
+        Effect.gen(function* () {
+          const user = yield* Uuid.v7
+          const request = (key: string, transactionId: string, requestHash: string) => ({
+            userId: user,
+            key,
+            transactionId,
+            requestHash,
+            createdAtMs: 1_700_000_000_000n,
+            ttlMs: 25n * 3_600_000n,
+          })
+          const [first, second, other] = [randomUUID(), randomUUID(), randomUUID()]
+          yield* claim(user, "bound-before", other, "h0")
+          const response = yield* call<Proto.ClaimIdempotencyKeysRequest, Proto.ClaimIdempotencyKeysResponse>(
+            "claimIdempotencyKeys",
+            {
+              claims: [
+                request("twice", first, "h1"),
+                request("has space", randomUUID(), "h"),
+                request("twice", second, "h2"),
+                request("bound-before", randomUUID(), "h3"),
+              ],
+            },
+          )
+          const [a, bad, b, before] = response.results.map((item) => item.result)
+          // The two claims of one key: exactly one binds it, and both answer that binding.
+          const answers = [a, b].map((item) => (item?.$case === "claimed" ? item.value : undefined))
+          assert.strictEqual(answers.filter((answer) => answer?.claimed === true).length, 1)
+          assert.strictEqual(answers[0]?.transactionId, answers[1]?.transactionId)
+          assert.include([first, second], answers[0]?.transactionId)
+          assert.deepStrictEqual(bad?.$case === "error" ? [bad.value.code, bad.value.details.startsWith("key")] : [], [
+            status.INVALID_ARGUMENT,
+            true,
+          ])
+          assert.deepStrictEqual(
+            before?.$case === "claimed" ? [before.value.claimed, before.value.transactionId] : [],
+            [false, other],
+          )
+          // As the single call sees it afterwards.
+          const after = yield* claim(user, "twice", randomUUID(), "h9")
+          assert.deepStrictEqual([after.claimed, after.transactionId], [false, answers[0]?.transactionId])
+          const empty = yield* call<Proto.ClaimIdempotencyKeysRequest, Proto.ClaimIdempotencyKeysResponse>(
+            "claimIdempotencyKeys",
+            { claims: [] },
+          ).pipe(Effect.flip)
+          assert.strictEqual(empty.code, status.INVALID_ARGUMENT)
+        }),
+    )
   })
 
   describe("outbox", () => {

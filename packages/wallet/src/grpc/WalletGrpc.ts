@@ -166,7 +166,14 @@ export const access = {
   applyTransaction: ["transaction"],
   applyTransactions: ["transaction"],
   claimIdempotencyKey: ["transaction"],
+  claimIdempotencyKeys: ["transaction"],
 } as const satisfies Grpc.Access<keyof typeof WalletServiceService>
+
+/** The result of one item of a batch call that failed: the status it would have failed with. */
+const errorResult = (error: InvalidArgument | LedgerUnavailable) => {
+  const failure = toFailure(error)
+  return { $case: "error", value: { code: failure.code, details: failure.details } } as const
+}
 
 /** The WalletService implementation, bound to the `Wallets` of the current context. */
 export const binding = Effect.gen(function* () {
@@ -184,18 +191,25 @@ export const binding = Effect.gen(function* () {
       Effect.map((applied): Proto.BatchedApplyResult => ({
         result: { $case: "applied", value: toProtoApplied(applied) },
       })),
-      Effect.catch((error) => {
-        const failure = toFailure(error)
-        return Effect.succeed<Proto.BatchedApplyResult>({
-          result: { $case: "error", value: { code: failure.code, details: failure.details } },
-        })
-      }),
+      Effect.catch((error) => Effect.succeed<Proto.BatchedApplyResult>({ result: errorResult(error) })),
       Effect.withSpan("WalletService.ApplyTransactions.item", {
         kind: "server",
         ...Option.match(parent, { onNone: () => ({}), onSome: (span) => ({ parent: span }) }),
       }),
     )
   }
+
+  // A ClaimIdempotencyKey request decided: the binding in force, and whether this claim made it.
+  const claim = (request: Proto.ClaimIdempotencyKeyRequest) =>
+    Effect.gen(function* () {
+      const { claimed, binding: bound } = yield* wallets.claimKey(yield* decodeClaim(request))
+      return {
+        claimed,
+        transactionId: bound.transactionId,
+        requestHash: bound.requestHash,
+        createdAtMs: BigInt(bound.createdAtMs),
+      } satisfies Proto.ClaimIdempotencyKeyResponse
+    })
 
   const implementation: Proto.WalletServiceServer = {
     createWallet: yield* Grpc.unary(
@@ -278,18 +292,26 @@ export const binding = Effect.gen(function* () {
         }),
       toFailure,
     ),
-    claimIdempotencyKey: yield* Grpc.unary(
-      svc.claimIdempotencyKey,
+    claimIdempotencyKey: yield* Grpc.unary(svc.claimIdempotencyKey, claim, toFailure),
+    claimIdempotencyKeys: yield* Grpc.unary(
+      svc.claimIdempotencyKeys,
       (request) =>
         Effect.gen(function* () {
-          const claim = yield* decodeClaim(request)
-          const { claimed, binding: bound } = yield* wallets.claimKey(claim)
-          return {
-            claimed,
-            transactionId: bound.transactionId,
-            requestHash: bound.requestHash,
-            createdAtMs: BigInt(bound.createdAtMs),
+          if (request.claims.length === 0 || request.claims.length > maxBatch) {
+            return yield* new InvalidArgument({ message: `claims: between 1 and ${maxBatch}` })
           }
+          // Each decided on its own (concurrent claims still share one statement on the server:
+          // LedgerRepo.claimKey groups them), and answered on its own.
+          const results = yield* Effect.forEach(
+            request.claims,
+            (item) =>
+              claim(item).pipe(
+                Effect.map((claimed): Proto.BatchedClaimResult => ({ result: { $case: "claimed", value: claimed } })),
+                Effect.catch((error) => Effect.succeed<Proto.BatchedClaimResult>({ result: errorResult(error) })),
+              ),
+            { concurrency: "unbounded" },
+          )
+          return { results }
         }),
       toFailure,
     ),

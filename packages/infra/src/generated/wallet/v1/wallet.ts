@@ -475,6 +475,34 @@ export interface BatchedApplyError {
   details: string;
 }
 
+/** Request of ClaimIdempotencyKeys. */
+export interface ClaimIdempotencyKeysRequest {
+  /** The claims, 1 to 500, each as ClaimIdempotencyKey takes it. */
+  claims: ClaimIdempotencyKeyRequest[];
+}
+
+/** Answer of ClaimIdempotencyKeys: one result per claim, in the request's order. */
+export interface ClaimIdempotencyKeysResponse {
+  /** The results. */
+  results: BatchedClaimResult[];
+}
+
+/** The result of one claim of a ClaimIdempotencyKeys call. */
+export interface BatchedClaimResult {
+  /** Exactly one is set. */
+  result:
+    | //
+    /** As ClaimIdempotencyKey answers it. */
+    { $case: "claimed"; value: ClaimIdempotencyKeyResponse }
+    | //
+    /**
+     * The status ClaimIdempotencyKey would have failed with (INVALID_ARGUMENT, UNAVAILABLE, ...),
+     * in the same shape as an ApplyTransactions item's.
+     */
+    { $case: "error"; value: BatchedApplyError }
+    | undefined;
+}
+
 function createBaseWallet(): Wallet {
   return { id: "", ownerId: "", currency: "", balance: 0n, createdAtMs: 0n, updatedAtMs: 0n };
 }
@@ -3397,6 +3425,249 @@ export const BatchedApplyError: MessageFns<BatchedApplyError> = {
   },
 };
 
+function createBaseClaimIdempotencyKeysRequest(): ClaimIdempotencyKeysRequest {
+  return { claims: [] };
+}
+
+export const ClaimIdempotencyKeysRequest: MessageFns<ClaimIdempotencyKeysRequest> = {
+  encode(message: ClaimIdempotencyKeysRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.claims) {
+      ClaimIdempotencyKeyRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimIdempotencyKeysRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimIdempotencyKeysRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.claims.push(ClaimIdempotencyKeyRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimIdempotencyKeysRequest {
+    return {
+      claims: globalThis.Array.isArray(object?.claims)
+        ? object.claims.map((e: any) => ClaimIdempotencyKeyRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ClaimIdempotencyKeysRequest): unknown {
+    const obj: any = {};
+    if (message.claims?.length) {
+      obj.claims = message.claims.map((e) => ClaimIdempotencyKeyRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimIdempotencyKeysRequest>, I>>(base?: I): ClaimIdempotencyKeysRequest {
+    return ClaimIdempotencyKeysRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimIdempotencyKeysRequest>, I>>(object: I): ClaimIdempotencyKeysRequest {
+    const message = createBaseClaimIdempotencyKeysRequest();
+    message.claims = object.claims?.map((e) => ClaimIdempotencyKeyRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseClaimIdempotencyKeysResponse(): ClaimIdempotencyKeysResponse {
+  return { results: [] };
+}
+
+export const ClaimIdempotencyKeysResponse: MessageFns<ClaimIdempotencyKeysResponse> = {
+  encode(message: ClaimIdempotencyKeysResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      BatchedClaimResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimIdempotencyKeysResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimIdempotencyKeysResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(BatchedClaimResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimIdempotencyKeysResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => BatchedClaimResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ClaimIdempotencyKeysResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => BatchedClaimResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimIdempotencyKeysResponse>, I>>(base?: I): ClaimIdempotencyKeysResponse {
+    return ClaimIdempotencyKeysResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimIdempotencyKeysResponse>, I>>(object: I): ClaimIdempotencyKeysResponse {
+    const message = createBaseClaimIdempotencyKeysResponse();
+    message.results = object.results?.map((e) => BatchedClaimResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchedClaimResult(): BatchedClaimResult {
+  return { result: undefined };
+}
+
+export const BatchedClaimResult: MessageFns<BatchedClaimResult> = {
+  encode(message: BatchedClaimResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.result?.$case) {
+      case "claimed":
+        ClaimIdempotencyKeyResponse.encode(message.result.value, writer.uint32(10).fork()).join();
+        break;
+      case "error":
+        BatchedApplyError.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchedClaimResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchedClaimResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = { $case: "claimed", value: ClaimIdempotencyKeyResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "error", value: BatchedApplyError.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchedClaimResult {
+    return {
+      result: isSet(object.claimed)
+        ? { $case: "claimed", value: ClaimIdempotencyKeyResponse.fromJSON(object.claimed) }
+        : isSet(object.error)
+        ? { $case: "error", value: BatchedApplyError.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: BatchedClaimResult): unknown {
+    const obj: any = {};
+    if (message.result?.$case === "claimed") {
+      obj.claimed = ClaimIdempotencyKeyResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "error") {
+      obj.error = BatchedApplyError.toJSON(message.result.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BatchedClaimResult>, I>>(base?: I): BatchedClaimResult {
+    return BatchedClaimResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchedClaimResult>, I>>(object: I): BatchedClaimResult {
+    const message = createBaseBatchedClaimResult();
+    switch (object.result?.$case) {
+      case "claimed": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "claimed", value: ClaimIdempotencyKeyResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "error", value: BatchedApplyError.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 /** Wallets and the ledger. Served by the wallet service on port 50051. */
 export type WalletServiceService = typeof WalletServiceService;
 export const WalletServiceService = {
@@ -3520,6 +3791,26 @@ export const WalletServiceService = {
       Buffer.from(ClaimIdempotencyKeyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClaimIdempotencyKeyResponse => ClaimIdempotencyKeyResponse.decode(value),
   },
+  /**
+   * ClaimIdempotencyKey for many keys in one call (1 to 500), for a caller with many requests in
+   * flight at once (the transaction service's API under load): one round trip instead of one per
+   * request. Each claim is decided and answered on its own, in the request's order, exactly as
+   * ClaimIdempotencyKey decides it (two claims of one key in the same call get the same binding);
+   * a malformed one gets its own status in its result and the others are still claimed. The call
+   * itself fails only for 0 or more than 500 claims (INVALID_ARGUMENT) or when it cannot be
+   * served at all.
+   */
+  claimIdempotencyKeys: {
+    path: "/walletun.wallet.v1.WalletService/ClaimIdempotencyKeys" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClaimIdempotencyKeysRequest): Buffer =>
+      Buffer.from(ClaimIdempotencyKeysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClaimIdempotencyKeysRequest => ClaimIdempotencyKeysRequest.decode(value),
+    responseSerialize: (value: ClaimIdempotencyKeysResponse): Buffer =>
+      Buffer.from(ClaimIdempotencyKeysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClaimIdempotencyKeysResponse => ClaimIdempotencyKeysResponse.decode(value),
+  },
 } as const;
 
 export interface WalletServiceServer extends UntypedServiceImplementation {
@@ -3572,6 +3863,16 @@ export interface WalletServiceServer extends UntypedServiceImplementation {
    * INVALID_ARGUMENT for a malformed request. Safe to retry.
    */
   claimIdempotencyKey: handleUnaryCall<ClaimIdempotencyKeyRequest, ClaimIdempotencyKeyResponse>;
+  /**
+   * ClaimIdempotencyKey for many keys in one call (1 to 500), for a caller with many requests in
+   * flight at once (the transaction service's API under load): one round trip instead of one per
+   * request. Each claim is decided and answered on its own, in the request's order, exactly as
+   * ClaimIdempotencyKey decides it (two claims of one key in the same call get the same binding);
+   * a malformed one gets its own status in its result and the others are still claimed. The call
+   * itself fails only for 0 or more than 500 claims (INVALID_ARGUMENT) or when it cannot be
+   * served at all.
+   */
+  claimIdempotencyKeys: handleUnaryCall<ClaimIdempotencyKeysRequest, ClaimIdempotencyKeysResponse>;
 }
 
 export interface WalletServiceClient extends Client {
@@ -3735,6 +4036,30 @@ export interface WalletServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ClaimIdempotencyKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ClaimIdempotencyKey for many keys in one call (1 to 500), for a caller with many requests in
+   * flight at once (the transaction service's API under load): one round trip instead of one per
+   * request. Each claim is decided and answered on its own, in the request's order, exactly as
+   * ClaimIdempotencyKey decides it (two claims of one key in the same call get the same binding);
+   * a malformed one gets its own status in its result and the others are still claimed. The call
+   * itself fails only for 0 or more than 500 claims (INVALID_ARGUMENT) or when it cannot be
+   * served at all.
+   */
+  claimIdempotencyKeys(
+    request: ClaimIdempotencyKeysRequest,
+    callback: (error: ServiceError | null, response: ClaimIdempotencyKeysResponse) => void,
+  ): ClientUnaryCall;
+  claimIdempotencyKeys(
+    request: ClaimIdempotencyKeysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClaimIdempotencyKeysResponse) => void,
+  ): ClientUnaryCall;
+  claimIdempotencyKeys(
+    request: ClaimIdempotencyKeysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClaimIdempotencyKeysResponse) => void,
   ): ClientUnaryCall;
 }
 
