@@ -178,6 +178,8 @@ const scratchLayer = Layer.effect(
       TRANSACTION_RETRY_DELAY: "500 millis",
       // The audit's "stuck" transaction below must not be re-published by the reconciler.
       TRANSACTION_RECONCILE_AGE: "1 hour",
+      // Every transaction marked PROCESSING, so `tx show` has the whole status history to show.
+      TRANSACTION_PROCESSING_AFTER: "0 millis",
       LOG_LEVEL: "Warn",
     })
     yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.walletHttp}/health/ready`).pipe(

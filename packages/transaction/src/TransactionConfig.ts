@@ -54,13 +54,18 @@ export class TransactionConfig extends Context.Service<
     readonly maxAttempts: number
     /** How long a message waits in `transactions.retry` before it is delivered again. */
     readonly retryDelay: Duration.Duration
+    /**
+     * How long the worker's apply may take before it marks the transaction PROCESSING; zero marks
+     * every transaction before its apply.
+     */
+    readonly processingAfter: Duration.Duration
     /** How often the reconciler looks for stale work. */
     readonly reconcileInterval: Duration.Duration
     /** How old a PENDING or PROCESSING transaction must be before the reconciler re-publishes it. */
     readonly reconcileAge: Duration.Duration
     /** The most transactions one reconciler round re-publishes. */
     readonly reconcileBatch: number
-    /** How often, in a day, the reconciler re-publishes one transaction before it leaves it to an operator. */
+    /** How often the reconciler re-publishes one transaction before it has the ledger refuse it. */
     readonly reconcileMaxRepublishes: number
   }
 >()("@walletun/transaction/TransactionConfig") {
@@ -91,6 +96,9 @@ export class TransactionConfig extends Context.Service<
         prefetch: yield* Config.Int("TRANSACTION_PREFETCH").pipe(Config.withDefault(64)),
         maxAttempts: yield* Config.Int("TRANSACTION_MAX_ATTEMPTS").pipe(Config.withDefault(5)),
         retryDelay: yield* Config.Duration("TRANSACTION_RETRY_DELAY").pipe(Config.withDefault(Duration.seconds(5))),
+        processingAfter: yield* Config.Duration("TRANSACTION_PROCESSING_AFTER").pipe(
+          Config.withDefault(Duration.seconds(1)),
+        ),
         reconcileInterval: yield* Config.Duration("TRANSACTION_RECONCILE_INTERVAL").pipe(
           Config.withDefault(Duration.seconds(30)),
         ),

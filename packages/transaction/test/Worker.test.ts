@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Effect, Layer, Option, Ref } from "effect"
+import { DateTime, Duration, Effect, Fiber, Layer, Option, Ref } from "effect"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
 import { MessageSeal } from "@walletun/infra"
@@ -7,6 +7,7 @@ import * as Broker from "../src/Broker.ts"
 import * as Outcomes from "../src/consumers/Outcomes.ts"
 import * as Worker from "../src/consumers/Worker.ts"
 import { requestedOf, Transactions } from "../src/Transactions.ts"
+import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { TransactionsRepo } from "../src/TransactionsRepo.ts"
 import { invalid, messageOf, newUser, openWallet, services, unavailable, WalletScript } from "./support.ts"
 import type { Step } from "./support.ts"
@@ -32,6 +33,14 @@ const statusOf = (id: Ids.TransactionId) =>
     (found) => Option.match(found, { onNone: () => Effect.die("missing"), onSome: (tx) => Effect.succeed(tx) }),
   )
 
+/** Runs `effect` with the worker's TRANSACTION_PROCESSING_AFTER set to `after`. */
+const processingAfter =
+  (after: Duration.Input) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.flatMap(TransactionConfig, (config) =>
+      Effect.provideService(effect, TransactionConfig, { ...config, processingAfter: Duration.fromInputUnsafe(after) }),
+    )
+
 const script = (steps: ReadonlyArray<Step>) => Effect.flatMap(WalletScript, (wallet) => Ref.set(wallet.steps, steps))
 
 // The live clock: the in-process retries wait real (short, jittered) delays.
@@ -49,6 +58,34 @@ describe("worker", () => {
           applied.map((event) => event.id),
           [tx.id],
         )
+      }),
+    ),
+  )
+
+  it.live("with TRANSACTION_PROCESSING_AFTER, an apply that answers in time is never marked PROCESSING", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const handle = yield* Worker.makeHandler.pipe(processingAfter("100 millis"))
+        assert.deepStrictEqual(yield* handle(yield* messageOf(requestedOf(tx))), { _tag: "Ack" })
+        // Past the delay too: the mark was dropped when the apply answered.
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PENDING")
+        assert.strictEqual((yield* Ref.get((yield* WalletScript).applied)).length, 1)
+      }),
+    ),
+  )
+
+  it.live("an apply held up past TRANSACTION_PROCESSING_AFTER is marked PROCESSING while it waits", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        yield* Ref.set((yield* WalletScript).applyDelay, Duration.millis(600))
+        const handle = yield* Worker.makeHandler.pipe(processingAfter("100 millis"))
+        const handling = yield* Effect.forkChild(handle(yield* messageOf(requestedOf(tx))))
+        yield* Effect.sleep("400 millis")
+        assert.strictEqual((yield* statusOf(tx.id)).status, "PROCESSING")
+        assert.deepStrictEqual(yield* Fiber.join(handling), { _tag: "Ack" })
       }),
     ),
   )

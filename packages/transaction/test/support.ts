@@ -31,6 +31,8 @@ export const config = Layer.succeed(
     prefetch: 8,
     maxAttempts: 3,
     retryDelay: Duration.seconds(1),
+    // Every transaction marked PROCESSING before its apply, so the tests can see the mark.
+    processingAfter: Duration.zero,
     reconcileInterval: Duration.seconds(1),
     reconcileAge: Duration.seconds(0),
     reconcileBatch: 100,
@@ -52,6 +54,8 @@ export class WalletScript extends Context.Service<
     readonly steps: Ref.Ref<ReadonlyArray<Step>>
     /** When set, GetWallets fails with UNAVAILABLE. */
     readonly lookupDown: Ref.Ref<boolean>
+    /** How long each ApplyTransaction takes before it answers (zero by default). */
+    readonly applyDelay: Ref.Ref<Duration.Duration>
     readonly applied: Ref.Ref<ReadonlyArray<Events.TransactionRequested>>
     /** RefuseTransaction calls: the transaction and the detail. They consume steps too. */
     readonly refused: Ref.Ref<ReadonlyArray<{ readonly event: Events.TransactionRequested; readonly detail: string }>>
@@ -68,6 +72,7 @@ const scriptedWallet = Layer.effectContext(
       wallets: yield* Ref.make<ReadonlyMap<string, WalletInfo>>(new Map()),
       steps: yield* Ref.make<ReadonlyArray<Step>>([]),
       lookupDown: yield* Ref.make(false),
+      applyDelay: yield* Ref.make(Duration.zero),
       applied: yield* Ref.make<ReadonlyArray<Events.TransactionRequested>>([]),
       refused: yield* Ref.make<ReadonlyArray<{ readonly event: Events.TransactionRequested; readonly detail: string }>>(
         [],
@@ -99,6 +104,7 @@ const scriptedWallet = Layer.effectContext(
       apply: (event) =>
         Effect.gen(function* () {
           yield* Ref.update(script.applied, (calls) => [...calls, event])
+          yield* Effect.sleep(yield* Ref.get(script.applyDelay))
           const step = yield* nextStep
           if (step === undefined) return { _tag: "Completed", replayed: false, appliedAt: yield* DateTime.now } as const
           if (step._tag === "Fail") return yield* step.error

@@ -1,10 +1,16 @@
 /**
- * The worker: consumes `transactions.requested`, marks each transaction PROCESSING and asks the
- * wallet service to apply it. Transient failures are retried in process (bounded), then the message
- * goes through the retry queue, then to the DLQ with its reason. It never decides an outcome: only
- * the wallet's recorded outcome (through the outcome consumer) makes a transaction final.
+ * The worker: consumes `transactions.requested` and asks the wallet service to apply each
+ * transaction. Transient failures are retried in process (bounded), then the message goes through
+ * the retry queue, then to the DLQ with its reason. It never decides an outcome: only the wallet's
+ * recorded outcome (through the outcome consumer) makes a transaction final.
+ *
+ * It marks a transaction PROCESSING only when its apply has not answered within
+ * `TRANSACTION_PROCESSING_AFTER` (1 s by default; zero marks every one before its apply): a
+ * transaction that settles at once goes from PENDING to its final status, and one held up (the
+ * wallet service slow or away, retries) shows that a worker holds it. Each mark is three status
+ * rows in the CQL database, a third of what a transfer wrote there.
  */
-import { DateTime, Effect, Layer, Metric, Option } from "effect"
+import { DateTime, Duration, Effect, Fiber, Layer, Metric, Option } from "effect"
 import type { Events } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
@@ -92,15 +98,28 @@ export const makeHandler = Effect.gen(function* () {
     const parties = yield* partiesOf(event)
     if (Option.isNone(parties)) return yield* later(message, attempt, "the transaction store is unavailable")
     // PROCESSING is a plain write, with no read first: statuses are ranked rows, so on a redelivery
-    // of a finished transaction the final status still outranks it.
-    const marked = yield* repo
-      .recordStatus(parties.value, "PROCESSING", null, yield* DateTime.now)
-      .pipe(Retry.withRetry(Retries.consumerStep), Effect.option)
-    if (Option.isNone(marked)) return yield* later(message, attempt, "the transaction store is unavailable")
+    // of a finished transaction (or a mark that lands after the outcome) the final status still
+    // outranks it. A mark that fails is only logged: the status stays PENDING until it is final.
+    const mark = Effect.gen(function* () {
+      yield* repo.recordStatus(parties.value, "PROCESSING", null, yield* DateTime.now)
+    }).pipe(
+      Retry.withRetry(Retries.consumerStep),
+      Effect.catch((error) =>
+        Effect.logWarning("could not mark a transaction PROCESSING").pipe(
+          Effect.annotateLogs({ transactionId: event.id, error: error.message }),
+        ),
+      ),
+    )
+    const marking = Duration.isZero(config.processingAfter)
+      ? yield* mark.pipe(Effect.as(undefined))
+      : yield* Effect.forkChild(Effect.delay(mark, config.processingAfter))
     // The worker writes nothing after PROCESSING: the outcome consumer is the one writer of the
     // final status. A replay (a redelivery, the reconciler's re-publish) makes the wallet emit the
     // recorded outcome again through its outbox, so an outcome event lost earlier is recovered.
     const applied = yield* wallets.apply(event).pipe(Retry.withRetry(Retries.walletApply), Effect.result)
+    // The apply has answered (or failed): a mark not yet due is dropped. One already under way may
+    // land or not; either way it outranks nothing final.
+    if (marking !== undefined) yield* Fiber.interrupt(marking)
     if (applied._tag === "Success") return Rabbit.ack
     const error = applied.failure
     // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
