@@ -6,7 +6,12 @@
  * documented where they are sent. The errors themselves come from the endpoints' declarations.
  */
 import { SchemaAST } from "effect"
+import type { Schema } from "effect"
 import * as Errors from "./Errors.ts"
+import { Health } from "./Health.ts"
+import { CreateDeposit, CreateTransfer, CreateWithdrawal, Transaction, TransactionPage } from "./Transaction.ts"
+import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
+import { CreateWallet, EntryPage, Wallet, WalletList } from "./Wallet.ts"
 
 /** A JSON object of the OpenAPI document. */
 type Node = Record<string, unknown>
@@ -53,6 +58,141 @@ const samples: { readonly [K in Errors.DomainError["_tag"]]: Extract<Errors.Doma
   GatewayTimeout: new Errors.GatewayTimeout({ service: "transaction" }),
   InternalError: new Errors.InternalError(),
 }
+
+/** An example body as sent on the wire: typed by the schema's encoded side, decoded by a test. */
+export interface Example {
+  readonly schema: Schema.ConstraintDecoder<unknown, never>
+  readonly summary: string
+  readonly value: unknown
+}
+const example = <S extends Schema.Top & Schema.ConstraintDecoder<unknown, never>>(
+  schema: S,
+  summary: string,
+  value: S["Encoded"],
+): Example => ({
+  schema,
+  summary,
+  value,
+})
+
+const ids = {
+  user: "0190a0c3-7d3e-7cc0-8000-0000000000a1",
+  wallet: exampleId,
+  target: "0190a0c3-7d3e-7cc0-8000-00000000000b",
+  transaction: "0190a0c3-7d3e-7cc0-8000-0000000000f1",
+}
+const at = "2026-11-25T08:46:00.123Z"
+const wallet = {
+  id: ids.wallet,
+  ownerId: ids.user,
+  currency: "USD",
+  balance: 150_000,
+  createdAt: at,
+  updatedAt: at,
+} as const
+const transaction = {
+  id: ids.transaction,
+  type: "transfer",
+  status: "PENDING",
+  amount: 2_500,
+  currency: "USD",
+  sourceWalletId: ids.wallet,
+  targetWalletId: ids.target,
+  description: "Dinner, split",
+  failureReason: null,
+  createdAt: at,
+  updatedAt: at,
+} as const
+const refreshToken = "rt_3q2-7w6ZqkYc0m1XWcC5bA"
+
+/**
+ * Example request and response bodies, by the component schema they are documented with. Every
+ * request body and JSON response of the document gets its schema's examples; a test checks that
+ * none is missing and that each decodes with its schema.
+ */
+export const examples: Readonly<Record<string, ReadonlyArray<Example>>> = {
+  Register: [
+    example(Register, "An account", {
+      email: "ada@example.com",
+      password: "correct horse battery",
+      displayName: "Ada",
+    }),
+  ],
+  Login: [example(Login, "Email and password", { email: "ada@example.com", password: "correct horse battery" })],
+  Refresh: [example(Refresh, "A refresh token", { refreshToken })],
+  Logout: [example(Logout, "A refresh token", { refreshToken })],
+  User: [example(User, "A user", { id: ids.user, email: "ada@example.com", displayName: "Ada", createdAt: at })],
+  Tokens: [
+    example(Tokens, "A token pair", {
+      accessToken: "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+      refreshToken,
+      tokenType: "Bearer",
+      expiresIn: 900,
+    }),
+  ],
+  Jwks: [
+    example(Jwks, "One Ed25519 key", {
+      keys: [{ kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", kid: "k1", alg: "EdDSA" }],
+    }),
+  ],
+  CreateWallet: [example(CreateWallet, "A US dollar wallet", { currency: "USD" })],
+  Wallet: [example(Wallet, "A wallet holding 1,500.00 USD", wallet)],
+  WalletList: [example(WalletList, "The caller's wallets", { items: [wallet] })],
+  EntryPage: [
+    example(EntryPage, "The last page of entries", {
+      items: [
+        { transactionId: ids.transaction, type: "deposit", amount: 150_000, balanceAfter: 150_000, createdAt: at },
+      ],
+      nextCursor: null,
+    }),
+  ],
+  CreateTransaction: [
+    example(CreateDeposit, "Deposit 100.00", { type: "deposit", walletId: ids.wallet, amount: 10_000 }),
+    example(CreateWithdrawal, "Withdraw 20.00", { type: "withdrawal", walletId: ids.wallet, amount: 2_000 }),
+    example(CreateTransfer, "Transfer 25.00", {
+      type: "transfer",
+      sourceWalletId: ids.wallet,
+      targetWalletId: ids.target,
+      amount: 2_500,
+      description: "Dinner, split",
+    }),
+  ],
+  Transaction: [example(Transaction, "A transfer just accepted", transaction)],
+  TransactionPage: [
+    example(TransactionPage, "A page with more to come", {
+      items: [{ ...transaction, status: "COMPLETED" }],
+      nextCursor: "eyJjcmVhdGVkQXQiOiIyMDI2In0",
+    }),
+  ],
+  Health: [example(Health, "Every dependency is up", { status: "ok", dependencies: { user: "up", wallet: "up" } })],
+}
+
+/** The media type with the examples of the component its schema refers to, if it has some. */
+const withExamples = (media: unknown): unknown => {
+  if (!isNode(media)) return media
+  const ref = nodeAt(media, "schema")["$ref"]
+  const found =
+    typeof ref === "string" && ref.startsWith(schemaPrefix) ? examples[ref.slice(schemaPrefix.length)] : undefined
+  if (found === undefined) return media
+  return {
+    ...media,
+    examples: Object.fromEntries(
+      found.map((item, index) => [`example${index + 1}`, { summary: item.summary, value: item.value }]),
+    ),
+  }
+}
+
+/** A request or response body with the examples of its schema. */
+const withBodyExamples = (body: Node): Node => ({
+  ...body,
+  ...(isNode(body["content"])
+    ? {
+        content: Object.fromEntries(
+          Object.entries(body["content"]).map(([type, media]) => [type, withExamples(media)]),
+        ),
+      }
+    : {}),
+})
 
 const isTag = (tag: unknown): tag is Errors.DomainError["_tag"] =>
   typeof tag === "string" && Object.hasOwn(samples, tag)
@@ -201,7 +341,10 @@ export const transform = (spec: Record<string, unknown>): Record<string, unknown
             Object.entries(nodeAt(operation, "responses")).map(([status, response]) => {
               const answer = isNode(response) ? response : {}
               if (Number(status) < 400)
-                return [status, { ...answer, headers: { ...commonHeaders, ...nodeAt(answer, "headers") } }]
+                return [
+                  status,
+                  withBodyExamples({ ...answer, headers: { ...commonHeaders, ...nodeAt(answer, "headers") } }),
+                ]
               const generated = nodeAt(nodeAt(nodeAt(answer, "content"), "application/json"), "schema")
               return [status, problemResponse(where, Number(status), tagsOf(schemas, generated))]
             }),
@@ -221,7 +364,10 @@ export const transform = (spec: Record<string, unknown>): Record<string, unknown
             { $ref: "#/components/parameters/XRequestId" },
             { $ref: "#/components/parameters/Traceparent" },
           ]
-          return [method, { ...operation, parameters: parameterList, responses }]
+          const body = isNode(operation["requestBody"])
+            ? { requestBody: withBodyExamples(operation["requestBody"]) }
+            : {}
+          return [method, { ...operation, ...body, parameters: parameterList, responses }]
         }),
       ),
     ]),

@@ -1,8 +1,9 @@
 // The boundary rule keeps domain *sources* on `effect` alone; tests need the test runner.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { OpenApi } from "effect/http-api"
 import { Api, Errors } from "../src/index.ts"
+import * as ApiDocument from "../src/ApiDocument.ts"
 
 const spec = OpenApi.fromApi(Api.WalletunApi)
 
@@ -330,6 +331,32 @@ describe("the OpenAPI document states the headers", () => {
       const pattern = new RegExp(header?.schema?.pattern ?? "(?!)", "u")
       for (const key of ["key-1", "k".repeat(255), "~!"]) assert.isTrue(pattern.test(key), key)
       for (const key of ["", "has space", "k".repeat(256), "clé", "tab\t"]) assert.isFalse(pattern.test(key), key)
+    }),
+  )
+})
+
+describe("the OpenAPI document shows examples", () => {
+  it.effect.each(routes)("$method $path: every request and JSON response body has an example", (route) =>
+    Effect.sync(() => {
+      const op = operation(route.path, route.method)
+      if (op === undefined) return assert.fail(`${route.method} ${route.path}`)
+      const bodies = [
+        ...(op.requestBody === undefined ? [] : [["request", op.requestBody] as const]),
+        ...Object.entries(op.responses),
+      ]
+      for (const [where, body] of bodies) {
+        for (const [type, media] of Object.entries(body.content ?? {})) {
+          assert.isNotEmpty(Object.keys(media.examples ?? {}), `${where} ${type}`)
+        }
+      }
+    }),
+  )
+
+  it.effect.each(Object.entries(ApiDocument.examples))("the %s examples decode with their schema", ([, items]) =>
+    Effect.sync(() => {
+      for (const item of items) {
+        assert.doesNotThrow(() => Schema.decodeUnknownSync(item.schema)(item.value), item.summary)
+      }
     }),
   )
 })
