@@ -61,7 +61,16 @@ export class CurrentUser extends Context.Service<CurrentUser, { readonly id: Use
 export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
   "@walletun/domain/Api/Authentication",
   {
-    security: { bearer: HttpApiSecurity.bearer },
+    security: {
+      bearer: HttpApiSecurity.bearer.pipe(
+        HttpApiSecurity.annotateMerge(
+          OpenApi.annotations({
+            format: "JWT",
+            description: "An access token from POST /v1/auth/login or /v1/auth/refresh (EdDSA JWT, 15 minutes).",
+          }),
+        ),
+      ),
+    },
     error: [Unauthorized, InvalidToken],
     requiredForClient: true,
   },

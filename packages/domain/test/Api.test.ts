@@ -129,7 +129,14 @@ describe("Api.WalletunApi", () => {
       assert.strictEqual(spec.info.title, "walletun API")
       assert.strictEqual(spec.info.version, Api.version)
       assert.include(spec.info.description ?? "", "minor units")
-      assert.deepStrictEqual(spec.components.securitySchemes, { bearer: { type: "http", scheme: "Bearer" } })
+      assert.deepInclude(spec.components.securitySchemes, {
+        bearer: {
+          type: "http",
+          scheme: "Bearer",
+          bearerFormat: "JWT",
+          description: "An access token from POST /v1/auth/login or /v1/auth/refresh (EdDSA JWT, 15 minutes).",
+        },
+      })
     }),
   )
 
