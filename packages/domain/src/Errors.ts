@@ -259,15 +259,25 @@ export const problemType = (code: string): string => `urn:walletun:problem:${cod
 
 /** An RFC 9457 problem details body (`application/problem+json`); `errors` only for validation failures. */
 export const ProblemDetails = Schema.Struct({
-  type: Schema.String,
-  title: Schema.String,
-  status: Schema.Int,
-  code: Schema.String,
-  detail: Schema.optionalKey(Schema.String),
-  traceId: Schema.optionalKey(Schema.String),
-  errors: Schema.optionalKey(Schema.Array(FieldError)),
-  dependencies: Schema.optionalKey(Schema.Record(Schema.String, DependencyState)),
-}).annotate({ identifier: "ProblemDetails" })
+  type: Schema.String.annotate({ description: "`urn:walletun:problem:<kebab-case code>`" }),
+  title: Schema.String.annotate({
+    description: "A short summary of the kind of problem; the same for every occurrence",
+  }),
+  status: Schema.Int.check(Schema.isBetween({ minimum: 400, maximum: 599 })).annotate({
+    description: "The HTTP status of the response",
+  }),
+  code: Schema.String.annotate({ description: "The API's error code, stable for clients to match on" }),
+  detail: Schema.optionalKey(Schema.String.annotate({ description: "What went wrong this time, safe to show" })),
+  traceId: Schema.optionalKey(
+    Schema.String.annotate({ description: "The trace of the request (as in its `traceparent`), for support" }),
+  ),
+  errors: Schema.optionalKey(
+    Schema.Array(FieldError).annotate({ description: "Each invalid request value (validation failures only)" }),
+  ),
+  dependencies: Schema.optionalKey(
+    Schema.Record(Schema.String, DependencyState).annotate({ description: "Each dependency's state (readiness only)" }),
+  ),
+}).annotate({ identifier: "ProblemDetails", description: "An RFC 9457 problem details body" })
 /** An RFC 9457 problem details body. */
 export type ProblemDetails = typeof ProblemDetails.Type
 
