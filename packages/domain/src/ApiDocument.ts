@@ -9,6 +9,7 @@ import { SchemaAST } from "effect"
 import type { Schema } from "effect"
 import * as Errors from "./Errors.ts"
 import { Health } from "./Health.ts"
+import { TransactionId, WalletId } from "./Ids.ts"
 import { CreateDeposit, CreateTransfer, CreateWithdrawal, Transaction, TransactionPage } from "./Transaction.ts"
 import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
 import { CreateWallet, EntryPage, Wallet, WalletList } from "./Wallet.ts"
@@ -28,6 +29,7 @@ const problemSchema = `${schemaPrefix}${SchemaAST.resolveIdentifier(Errors.Probl
 /** The trace id the examples show (any 32 lower-case hex digits). */
 const exampleTraceId = "4bf92f3577b34da6a3ce929d0e0e4736"
 const exampleId = "0190a0c3-7d3e-7cc0-8000-00000000000a"
+const exampleWalletId = WalletId.make(exampleId)
 
 /**
  * One occurrence of each error, for the examples: typed by the union's tags, so a new error does
@@ -41,17 +43,17 @@ const samples: { readonly [K in Errors.DomainError["_tag"]]: Extract<Errors.Doma
   Unauthorized: new Errors.Unauthorized(),
   InvalidCredentials: new Errors.InvalidCredentials(),
   InvalidToken: new Errors.InvalidToken(),
-  WalletNotFound: new Errors.WalletNotFound({ walletId: exampleId as never }),
-  TransactionNotFound: new Errors.TransactionNotFound({ transactionId: exampleId as never }),
+  WalletNotFound: new Errors.WalletNotFound({ walletId: exampleWalletId }),
+  TransactionNotFound: new Errors.TransactionNotFound({ transactionId: TransactionId.make(exampleId) }),
   EmailTaken: new Errors.EmailTaken(),
   WalletExists: new Errors.WalletExists({ currency: "USD" }),
   PayloadTooLarge: new Errors.PayloadTooLarge({ limitBytes: 65_536 }),
   UnsupportedMediaType: new Errors.UnsupportedMediaType(),
-  SameWallet: new Errors.SameWallet({ walletId: exampleId as never }),
+  SameWallet: new Errors.SameWallet({ walletId: exampleWalletId }),
   CurrencyMismatch: new Errors.CurrencyMismatch({ expected: "USD", actual: "EUR" }),
   IdempotencyKeyReused: new Errors.IdempotencyKeyReused(),
-  InsufficientFunds: new Errors.InsufficientFunds({ walletId: exampleId as never }),
-  LimitExceeded: new Errors.LimitExceeded({ walletId: exampleId as never }),
+  InsufficientFunds: new Errors.InsufficientFunds({ walletId: exampleWalletId }),
+  LimitExceeded: new Errors.LimitExceeded({ walletId: exampleWalletId }),
   RateLimited: new Errors.RateLimited({ retryAfter: 30 }),
   Unavailable: new Errors.Unavailable({ dependencies: {} }),
   BadGateway: new Errors.BadGateway({ service: "transaction" }),
@@ -197,7 +199,7 @@ const withBodyExamples = (body: Node): Node => ({
 const isTag = (tag: unknown): tag is Errors.DomainError["_tag"] =>
   typeof tag === "string" && Object.hasOwn(samples, tag)
 
-/** The response headers a problem carries besides the common ones, by error. */
+/** The response headers a problem carries besides the common ones, by error (set by infra's `Problems`). */
 const problemHeaders: Partial<Record<Errors.DomainError["_tag"], ReadonlyArray<string>>> = {
   RateLimited: ["Retry-After"],
   Unauthorized: ["WWW-Authenticate"],
