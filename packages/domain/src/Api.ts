@@ -3,7 +3,7 @@
  * `transactions` and `health`, their success statuses and declared errors, and the bearer
  * `Authentication` middleware. Definitions only: the services implement the handlers.
  */
-import { Context } from "effect"
+import { Context, Schema } from "effect"
 import {
   HttpApi,
   HttpApiEndpoint,
@@ -13,18 +13,25 @@ import {
   HttpApiSecurity,
   OpenApi,
 } from "effect/http-api"
+import { transform } from "./ApiDocument.ts"
 import {
+  BadGateway,
   CurrencyMismatch,
   EmailTaken,
+  GatewayTimeout,
   IdempotencyKeyRequired,
   IdempotencyKeyReused,
   InvalidCredentials,
+  InternalError,
   InvalidToken,
+  PayloadTooLarge,
+  ProblemDetails,
   RateLimited,
   SameWallet,
   TransactionNotFound,
   Unauthorized,
   Unavailable,
+  UnsupportedMediaType,
   ValidationFailed,
   WalletExists,
   WalletNotFound,
@@ -54,11 +61,32 @@ export class CurrentUser extends Context.Service<CurrentUser, { readonly id: Use
 export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
   "@walletun/domain/Api/Authentication",
   {
-    security: { bearer: HttpApiSecurity.bearer },
+    security: {
+      bearer: HttpApiSecurity.bearer.pipe(
+        HttpApiSecurity.annotateMerge(
+          OpenApi.annotations({
+            format: "JWT",
+            description: "An access token from POST /v1/auth/login or /v1/auth/refresh (EdDSA JWT, 15 minutes).",
+          }),
+        ),
+      ),
+    },
     error: [Unauthorized, InvalidToken],
     requiredForClient: true,
   },
 ) {}
+
+/**
+ * What any route of the gateway may answer besides its own errors: its per-address (and, once the
+ * caller is known, per-user) rate limit, and an unexpected failure.
+ */
+const anyRoute = [RateLimited, InternalError] as const
+
+/** What a route with a body may answer before its handler runs: a body over 64 KiB or not JSON. */
+const withBody = [ValidationFailed, PayloadTooLarge, UnsupportedMediaType] as const
+
+/** What a route served by a service behind the gateway answers when that service cannot. */
+const behindGateway = [Unavailable, BadGateway, GatewayTimeout] as const
 
 /** Registration, login, token refresh and logout, the caller's profile and the public signing keys. */
 export class AuthApi extends HttpApiGroup.make("auth")
@@ -66,29 +94,30 @@ export class AuthApi extends HttpApiGroup.make("auth")
     HttpApiEndpoint.post("register", "/v1/auth/register", {
       payload: Register,
       success: User.pipe(HttpApiSchema.status(201)),
-      error: [ValidationFailed, EmailTaken, RateLimited],
+      error: [...withBody, EmailTaken, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "Create an account" })),
     HttpApiEndpoint.post("login", "/v1/auth/login", {
       payload: Login,
       success: Tokens,
-      error: [ValidationFailed, InvalidCredentials, RateLimited],
+      error: [...withBody, InvalidCredentials, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "Exchange email and password for a token pair" })),
     HttpApiEndpoint.post("refresh", "/v1/auth/refresh", {
       payload: Refresh,
       success: Tokens,
-      error: [ValidationFailed, InvalidToken],
+      error: [...withBody, InvalidToken, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "Rotate a refresh token into a new token pair" })),
     HttpApiEndpoint.post("logout", "/v1/auth/logout", {
       payload: Logout,
       success: HttpApiSchema.NoContent,
-      error: [ValidationFailed, InvalidToken],
+      error: [...withBody, InvalidToken, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "Retire a refresh token" })),
-    HttpApiEndpoint.get("me", "/v1/me", { success: User })
+    HttpApiEndpoint.get("me", "/v1/me", { success: User, error: [...behindGateway, ...anyRoute] })
       .middleware(Authentication)
       .annotateMerge(OpenApi.annotations({ summary: "The caller's profile" })),
-    HttpApiEndpoint.get("jwks", "/.well-known/jwks.json", { success: Jwks }).annotateMerge(
-      OpenApi.annotations({ summary: "The public keys that verify access tokens (EdDSA, Ed25519)" }),
-    ),
+    HttpApiEndpoint.get("jwks", "/.well-known/jwks.json", {
+      success: Jwks,
+      error: [...behindGateway, ...anyRoute],
+    }).annotateMerge(OpenApi.annotations({ summary: "The public keys that verify access tokens (EdDSA, Ed25519)" })),
   )
   .annotateMerge(OpenApi.annotations({ title: "Auth", description: "Accounts and tokens" })) {}
 
@@ -98,21 +127,22 @@ export class WalletsApi extends HttpApiGroup.make("wallets")
     HttpApiEndpoint.post("create", "/v1/wallets", {
       payload: CreateWallet,
       success: Wallet.pipe(HttpApiSchema.status(201)),
-      error: [ValidationFailed, WalletExists],
+      error: [...withBody, WalletExists, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "Open a wallet in a currency" })),
-    HttpApiEndpoint.get("list", "/v1/wallets", { success: WalletList }).annotateMerge(
-      OpenApi.annotations({ summary: "The caller's wallets" }),
-    ),
+    HttpApiEndpoint.get("list", "/v1/wallets", {
+      success: WalletList,
+      error: [...behindGateway, ...anyRoute],
+    }).annotateMerge(OpenApi.annotations({ summary: "The caller's wallets" })),
     HttpApiEndpoint.get("get", "/v1/wallets/:walletId", {
       params: { walletId: WalletId },
       success: Wallet,
-      error: [ValidationFailed, WalletNotFound],
+      error: [ValidationFailed, WalletNotFound, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "One of the caller's wallets" })),
     HttpApiEndpoint.get("entries", "/v1/wallets/:walletId/entries", {
       params: { walletId: WalletId },
       query: PageQuery,
       success: EntryPage,
-      error: [ValidationFailed, WalletNotFound],
+      error: [ValidationFailed, WalletNotFound, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "A wallet's ledger entries, newest first" })),
   )
   .middleware(Authentication)
@@ -128,14 +158,23 @@ export class TransactionsApi extends HttpApiGroup.make("transactions")
     HttpApiEndpoint.post("create", "/v1/transactions", {
       headers: { "idempotency-key": IdempotencyKey },
       payload: CreateTransaction,
-      success: Transaction.pipe(HttpApiSchema.status(202)),
+      success: HttpApiSchema.WithHeaders(Transaction.pipe(HttpApiSchema.status(202)), {
+        location: Schema.String.annotate({ description: "The transaction's URL: `/v1/transactions/{id}`" }),
+        "idempotent-replayed": Schema.optionalKey(
+          Schema.Literal("true").annotate({
+            description: "Present when the answer replays the original transaction of this Idempotency-Key",
+          }),
+        ),
+      }),
       error: [
-        ValidationFailed,
+        ...withBody,
         IdempotencyKeyRequired,
         WalletNotFound,
         SameWallet,
         CurrencyMismatch,
         IdempotencyKeyReused,
+        ...behindGateway,
+        ...anyRoute,
       ],
     }).annotateMerge(
       OpenApi.annotations({
@@ -149,12 +188,12 @@ export class TransactionsApi extends HttpApiGroup.make("transactions")
     HttpApiEndpoint.get("get", "/v1/transactions/:transactionId", {
       params: { transactionId: TransactionId },
       success: Transaction,
-      error: [ValidationFailed, TransactionNotFound],
+      error: [ValidationFailed, TransactionNotFound, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "One transaction the caller sent or received" })),
     HttpApiEndpoint.get("list", "/v1/transactions", {
       query: ListTransactionsQuery,
       success: TransactionPage,
-      error: ValidationFailed,
+      error: [ValidationFailed, ...behindGateway, ...anyRoute],
     }).annotateMerge(OpenApi.annotations({ summary: "The caller's transactions, newest first" })),
   )
   .middleware(Authentication)
@@ -163,23 +202,30 @@ export class TransactionsApi extends HttpApiGroup.make("transactions")
 /** Liveness and readiness, served by every service. */
 export class HealthApi extends HttpApiGroup.make("health")
   .add(
-    HttpApiEndpoint.get("live", "/health/live", { success: Health }).annotateMerge(
+    HttpApiEndpoint.get("live", "/health/live", { success: Health, error: anyRoute }).annotateMerge(
       OpenApi.annotations({ summary: "The process is up" }),
     ),
-    HttpApiEndpoint.get("ready", "/health/ready", { success: Health, error: Unavailable }).annotateMerge(
-      OpenApi.annotations({ summary: "Every dependency is reachable" }),
-    ),
+    HttpApiEndpoint.get("ready", "/health/ready", {
+      success: Health,
+      error: [Unavailable, ...anyRoute],
+    }).annotateMerge(OpenApi.annotations({ summary: "Every dependency is reachable" })),
   )
   .annotateMerge(OpenApi.annotations({ title: "Health", description: "Operations" })) {}
 
-/** The whole public API, as the gateway serves it and `GET /openapi.json` documents it. */
+/**
+ * The whole public API, as the gateway serves it and `GET /openapi.json` documents it. Errors are
+ * documented as the problems they are sent as (`ApiDocument.transform`), on the shared
+ * `ProblemDetails` schema.
+ */
 export class WalletunApi extends HttpApi.make("walletun")
   .add(AuthApi)
   .add(WalletsApi)
   .add(TransactionsApi)
   .add(HealthApi)
+  .annotate(HttpApi.AdditionalSchemas, [ProblemDetails])
   .annotateMerge(
     OpenApi.annotations({
+      transform,
       title: "walletun API",
       version,
       description:

@@ -73,6 +73,13 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   { httpApiStatus: 413 },
 ) {}
 
+/** The request body is not `application/json`, the only media type the API reads. */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  {},
+  { httpApiStatus: 415 },
+) {}
+
 /** A transfer names the same wallet as source and target. */
 export class SameWallet extends Schema.TaggedError<SameWallet>()(
   "SameWallet",
@@ -130,6 +137,20 @@ export class Unavailable extends Schema.TaggedError<Unavailable>()(
   { httpApiStatus: 503 },
 ) {}
 
+/** A service behind the gateway failed to answer usefully; `service` names which one. */
+export class BadGateway extends Schema.TaggedError<BadGateway>()(
+  "BadGateway",
+  { service: Schema.String },
+  { httpApiStatus: 502 },
+) {}
+
+/** A service behind the gateway did not answer within its deadline; `service` names which one. */
+export class GatewayTimeout extends Schema.TaggedError<GatewayTimeout>()(
+  "GatewayTimeout",
+  { service: Schema.String },
+  { httpApiStatus: 504 },
+) {}
+
 /** An unexpected failure; the problem carries no internal detail. */
 export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {}, { httpApiStatus: 500 }) {}
 
@@ -145,6 +166,7 @@ export type DomainError =
   | EmailTaken
   | WalletExists
   | PayloadTooLarge
+  | UnsupportedMediaType
   | SameWallet
   | CurrencyMismatch
   | IdempotencyKeyReused
@@ -152,6 +174,8 @@ export type DomainError =
   | LimitExceeded
   | RateLimited
   | Unavailable
+  | BadGateway
+  | GatewayTimeout
   | InternalError
 
 /** Every domain error class, for transports that declare or match them all. */
@@ -166,6 +190,7 @@ export const domainErrors = [
   EmailTaken,
   WalletExists,
   PayloadTooLarge,
+  UnsupportedMediaType,
   SameWallet,
   CurrencyMismatch,
   IdempotencyKeyReused,
@@ -173,6 +198,8 @@ export const domainErrors = [
   LimitExceeded,
   RateLimited,
   Unavailable,
+  BadGateway,
+  GatewayTimeout,
   InternalError,
 ] as const
 
@@ -202,6 +229,11 @@ export const problems: { readonly [K in DomainError["_tag"]]: ProblemInfo } = {
   EmailTaken: { status: 409, code: "EMAIL_TAKEN", title: "The email is already registered" },
   WalletExists: { status: 409, code: "WALLET_EXISTS", title: "A wallet in this currency already exists" },
   PayloadTooLarge: { status: 413, code: "PAYLOAD_TOO_LARGE", title: "The request body is too large" },
+  UnsupportedMediaType: {
+    status: 415,
+    code: "UNSUPPORTED_MEDIA_TYPE",
+    title: "Unsupported media type",
+  },
   SameWallet: { status: 422, code: "SAME_WALLET", title: "A transfer needs two different wallets" },
   CurrencyMismatch: { status: 422, code: "CURRENCY_MISMATCH", title: "The wallets hold different currencies" },
   IdempotencyKeyReused: {
@@ -213,6 +245,12 @@ export const problems: { readonly [K in DomainError["_tag"]]: ProblemInfo } = {
   LimitExceeded: { status: 422, code: "LIMIT_EXCEEDED", title: "A limit would be exceeded" },
   RateLimited: { status: 429, code: "RATE_LIMITED", title: "Too many requests" },
   Unavailable: { status: 503, code: "SERVICE_UNAVAILABLE", title: "The service is unavailable" },
+  BadGateway: { status: 502, code: "BAD_GATEWAY", title: "A service behind the gateway failed" },
+  GatewayTimeout: {
+    status: 504,
+    code: "GATEWAY_TIMEOUT",
+    title: "A service behind the gateway did not answer in time",
+  },
   InternalError: { status: 500, code: "INTERNAL_ERROR", title: "Internal error" },
 }
 
@@ -221,15 +259,25 @@ export const problemType = (code: string): string => `urn:walletun:problem:${cod
 
 /** An RFC 9457 problem details body (`application/problem+json`); `errors` only for validation failures. */
 export const ProblemDetails = Schema.Struct({
-  type: Schema.String,
-  title: Schema.String,
-  status: Schema.Int,
-  code: Schema.String,
-  detail: Schema.optionalKey(Schema.String),
-  traceId: Schema.optionalKey(Schema.String),
-  errors: Schema.optionalKey(Schema.Array(FieldError)),
-  dependencies: Schema.optionalKey(Schema.Record(Schema.String, DependencyState)),
-}).annotate({ identifier: "ProblemDetails" })
+  type: Schema.String.annotate({ description: "`urn:walletun:problem:<kebab-case code>`" }),
+  title: Schema.String.annotate({
+    description: "A short summary of the kind of problem; the same for every occurrence",
+  }),
+  status: Schema.Int.check(Schema.isBetween({ minimum: 400, maximum: 599 })).annotate({
+    description: "The HTTP status of the response",
+  }),
+  code: Schema.String.annotate({ description: "The API's error code, stable for clients to match on" }),
+  detail: Schema.optionalKey(Schema.String.annotate({ description: "What went wrong this time, safe to show" })),
+  traceId: Schema.optionalKey(
+    Schema.String.annotate({ description: "The trace of the request (as in its `traceparent`), for support" }),
+  ),
+  errors: Schema.optionalKey(
+    Schema.Array(FieldError).annotate({ description: "Each invalid request value (validation failures only)" }),
+  ),
+  dependencies: Schema.optionalKey(
+    Schema.Record(Schema.String, DependencyState).annotate({ description: "Each dependency's state (readiness only)" }),
+  ),
+}).annotate({ identifier: "ProblemDetails", description: "An RFC 9457 problem details body" })
 /** An RFC 9457 problem details body. */
 export type ProblemDetails = typeof ProblemDetails.Type
 
@@ -258,6 +306,8 @@ export const detailOf = (error: DomainError): string => {
       return `You already have a ${error.currency} wallet`
     case "PayloadTooLarge":
       return `The request body exceeds ${error.limitBytes} bytes`
+    case "UnsupportedMediaType":
+      return "Send the body as application/json"
     case "SameWallet":
       return `Wallet ${error.walletId} cannot transfer to itself`
     case "CurrencyMismatch":
@@ -272,6 +322,9 @@ export const detailOf = (error: DomainError): string => {
       return `Try again in ${error.retryAfter} seconds`
     case "Unavailable":
       return "A dependency of the service is unreachable; try again later"
+    case "BadGateway":
+    case "GatewayTimeout":
+      return `The ${error.service} service could not complete the request; retry later`
     case "InternalError":
       return "Something went wrong on our side"
   }

@@ -29,7 +29,8 @@ export const IdempotencyKeyMaxLength = 255
  * whitespace, control or non-ASCII character can make two keys look alike.
  */
 export const IdempotencyKey = Schema.String.check(
-  Schema.isPattern(/^[\x21-\x7E]{1,255}$/, {
+  // The `u` flag lets the JSON Schema (and so the OpenAPI document) carry the pattern.
+  Schema.isPattern(/^[\x21-\x7E]{1,255}$/u, {
     message: `idempotency key must be 1 to ${IdempotencyKeyMaxLength} visible ASCII characters (no spaces)`,
   }),
 ).pipe(Schema.brand("IdempotencyKey"))

@@ -1,34 +1,120 @@
 // The boundary rule keeps domain *sources* on `effect` alone; tests need the test runner.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { OpenApi } from "effect/http-api"
-import { Api } from "../src/index.ts"
+import { Api, Errors } from "../src/index.ts"
+import * as ApiDocument from "../src/ApiDocument.ts"
 
 const spec = OpenApi.fromApi(Api.WalletunApi)
 
-// Every route of API.md, with its success status and the error statuses it documents.
+// What any route may answer (the gateway's rate limit, an unexpected failure), what a route with a
+// body may answer before its handler runs, and what a route served behind the gateway answers when
+// its service cannot.
+const anyRoute = ["RATE_LIMITED", "INTERNAL_ERROR"]
+const withBody = ["VALIDATION_FAILED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
+const bearer = ["UNAUTHORIZED", "INVALID_TOKEN"]
+const downstream = ["BAD_GATEWAY", "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT"]
+
+/** A route of API.md: its success status, bearer or not, and the problem codes it can answer. */
+const row = (method: string, path: string, success: string, auth: boolean, codes: ReadonlyArray<string>) => ({
+  method,
+  path,
+  success,
+  auth,
+  codes,
+  // The statuses those codes are sent with (each code's status is checked against the document below).
+  errors: [
+    ...new Set(codes.map((code) => String(Object.values(Errors.problems).find((info) => info.code === code)?.status))),
+  ],
+})
+
+// Every route of API.md, with the codes API.md names plus what the gateway and the services answer
+// around handlers.
 const routes = [
-  { method: "post", path: "/v1/auth/register", success: "201", errors: ["400", "409", "429"], auth: false },
-  { method: "post", path: "/v1/auth/login", success: "200", errors: ["400", "401", "429"], auth: false },
-  { method: "post", path: "/v1/auth/refresh", success: "200", errors: ["401"], auth: false },
-  { method: "post", path: "/v1/auth/logout", success: "204", errors: ["401"], auth: false },
-  { method: "get", path: "/v1/me", success: "200", errors: ["401"], auth: true },
-  { method: "get", path: "/.well-known/jwks.json", success: "200", errors: [], auth: false },
-  { method: "post", path: "/v1/wallets", success: "201", errors: ["400", "401", "409"], auth: true },
-  { method: "get", path: "/v1/wallets", success: "200", errors: ["401"], auth: true },
-  { method: "get", path: "/v1/wallets/{walletId}", success: "200", errors: ["401", "404"], auth: true },
-  { method: "get", path: "/v1/wallets/{walletId}/entries", success: "200", errors: ["401", "404"], auth: true },
-  { method: "post", path: "/v1/transactions", success: "202", errors: ["400", "401", "404", "422"], auth: true },
-  { method: "get", path: "/v1/transactions/{transactionId}", success: "200", errors: ["401", "404"], auth: true },
-  { method: "get", path: "/v1/transactions", success: "200", errors: ["400", "401"], auth: true },
-  { method: "get", path: "/health/live", success: "200", errors: [], auth: false },
-  { method: "get", path: "/health/ready", success: "200", errors: ["503"], auth: false },
-] as const
+  row("post", "/v1/auth/register", "201", false, [...withBody, "EMAIL_TAKEN", ...downstream, ...anyRoute]),
+  row("post", "/v1/auth/login", "200", false, [...withBody, "INVALID_CREDENTIALS", ...downstream, ...anyRoute]),
+  row("post", "/v1/auth/refresh", "200", false, [...withBody, "INVALID_TOKEN", ...downstream, ...anyRoute]),
+  row("post", "/v1/auth/logout", "204", false, [...withBody, "INVALID_TOKEN", ...downstream, ...anyRoute]),
+  row("get", "/v1/me", "200", true, [...bearer, ...downstream, ...anyRoute]),
+  row("get", "/.well-known/jwks.json", "200", false, [...downstream, ...anyRoute]),
+  row("post", "/v1/wallets", "201", true, [...withBody, ...bearer, "WALLET_EXISTS", ...downstream, ...anyRoute]),
+  row("get", "/v1/wallets", "200", true, [...bearer, ...downstream, ...anyRoute]),
+  row("get", "/v1/wallets/{walletId}", "200", true, [
+    "VALIDATION_FAILED",
+    ...bearer,
+    "WALLET_NOT_FOUND",
+    ...downstream,
+    ...anyRoute,
+  ]),
+  row("get", "/v1/wallets/{walletId}/entries", "200", true, [
+    "VALIDATION_FAILED",
+    ...bearer,
+    "WALLET_NOT_FOUND",
+    ...downstream,
+    ...anyRoute,
+  ]),
+  row("post", "/v1/transactions", "202", true, [
+    ...withBody,
+    "IDEMPOTENCY_KEY_REQUIRED",
+    ...bearer,
+    "WALLET_NOT_FOUND",
+    "SAME_WALLET",
+    "CURRENCY_MISMATCH",
+    "IDEMPOTENCY_KEY_REUSED",
+    ...downstream,
+    ...anyRoute,
+  ]),
+  row("get", "/v1/transactions/{transactionId}", "200", true, [
+    "VALIDATION_FAILED",
+    ...bearer,
+    "TRANSACTION_NOT_FOUND",
+    ...downstream,
+    ...anyRoute,
+  ]),
+  row("get", "/v1/transactions", "200", true, ["VALIDATION_FAILED", ...bearer, ...downstream, ...anyRoute]),
+  row("get", "/health/live", "200", false, anyRoute),
+  row("get", "/health/ready", "200", false, ["SERVICE_UNAVAILABLE", ...anyRoute]),
+]
+
+interface Schema {
+  readonly $ref?: string
+  readonly allOf?: ReadonlyArray<Schema>
+  readonly properties?: Record<string, Schema>
+  readonly required?: ReadonlyArray<string>
+  readonly enum?: ReadonlyArray<unknown>
+  readonly const?: unknown
+  readonly pattern?: string
+}
+
+interface Header {
+  readonly $ref?: string
+  readonly required?: boolean
+  readonly schema?: Schema
+}
+
+interface Response {
+  readonly headers?: Record<string, Header>
+  readonly content?: Record<
+    string,
+    {
+      readonly schema?: Schema
+      readonly example?: unknown
+      readonly examples?: Record<string, { readonly value?: Record<string, unknown> }>
+    }
+  >
+}
 
 interface Operation {
-  readonly responses: Record<string, unknown>
+  readonly responses: Record<string, Response>
+  readonly requestBody?: Response
   readonly security?: ReadonlyArray<Record<string, unknown>>
-  readonly parameters?: ReadonlyArray<{ readonly name: string; readonly in: string; readonly required?: boolean }>
+  readonly parameters?: ReadonlyArray<{
+    readonly name: string
+    readonly in: string
+    readonly required?: boolean
+    readonly schema?: Schema
+    readonly $ref?: string
+  }>
 }
 
 const operation = (path: string, method: string): Operation | undefined =>
@@ -43,7 +129,14 @@ describe("Api.WalletunApi", () => {
       assert.strictEqual(spec.info.title, "walletun API")
       assert.strictEqual(spec.info.version, Api.version)
       assert.include(spec.info.description ?? "", "minor units")
-      assert.deepStrictEqual(spec.components.securitySchemes, { bearer: { type: "http", scheme: "Bearer" } })
+      assert.deepInclude(spec.components.securitySchemes, {
+        bearer: {
+          type: "http",
+          scheme: "Bearer",
+          bearerFormat: "JWT",
+          description: "An access token from POST /v1/auth/login or /v1/auth/refresh (EdDSA JWT, 15 minutes).",
+        },
+      })
     }),
   )
 
@@ -53,14 +146,12 @@ describe("Api.WalletunApi", () => {
     }),
   )
 
-  it.effect.each(routes)("$method $path: success $success, errors $errors, bearer $auth", (route) =>
+  it.effect.each(routes)("$method $path: exactly success $success and errors $errors, bearer $auth", (route) =>
     Effect.sync(() => {
       const op = operation(route.path, route.method)
       assert.isDefined(op, `${route.method} ${route.path}`)
       if (op === undefined) return
-      const statuses = Object.keys(op.responses)
-      assert.include(statuses, route.success)
-      for (const status of route.errors) assert.include(statuses, status)
+      assert.sameMembers(Object.keys(op.responses), [route.success, ...route.errors])
       assert.strictEqual(
         (op.security ?? []).some((s) => "bearer" in s),
         route.auth,
@@ -96,6 +187,183 @@ describe("Api.WalletunApi", () => {
       assert.deepInclude(schemas["Transaction"]?.properties ?? {}, {
         amount: { type: "integer", minimum: 1, maximum: 1e15 },
       })
+    }),
+  )
+})
+
+const problemRef = "#/components/schemas/ProblemDetails"
+const components = spec.components as unknown as {
+  readonly schemas: Record<string, Schema>
+  readonly headers: Record<string, Header>
+}
+const errorResponses = (op: Operation) =>
+  Object.entries(op.responses).filter(([status]) => Number(status) >= 400) as Array<[string, Response]>
+const codesOf = (response: Response): ReadonlyArray<unknown> =>
+  response.content?.["application/problem+json"]?.schema?.allOf?.[1]?.properties?.["code"]?.enum ?? []
+const headerNames = (response: Response) => Object.keys(response.headers ?? {}).map((name) => name.toLowerCase())
+
+describe("the OpenAPI document describes errors as they are sent (RFC 9457 problems)", () => {
+  it.effect("the one shared problem schema has the fields of API.md", () =>
+    Effect.sync(() => {
+      const problem = components.schemas["ProblemDetails"]
+      assert.sameMembers(Object.keys(problem?.properties ?? {}), [
+        "type",
+        "title",
+        "status",
+        "code",
+        "detail",
+        "traceId",
+        "errors",
+        "dependencies",
+      ])
+      assert.sameMembers([...(problem?.required ?? [])], ["type", "title", "status", "code"])
+      // Effect's encoded tagged errors are gone: no schema or example names a `_tag`.
+      assert.notInclude(JSON.stringify(spec), '"_tag"')
+    }),
+  )
+
+  it.effect.each(routes)("$method $path: every error is application/problem+json on the shared schema", (route) =>
+    Effect.sync(() => {
+      const op = operation(route.path, route.method)
+      assert.isDefined(op)
+      if (op === undefined) return
+      for (const [status, response] of errorResponses(op)) {
+        assert.sameMembers(Object.keys(response.content ?? {}), ["application/problem+json"], status)
+        const schema = response.content?.["application/problem+json"]?.schema
+        assert.strictEqual(schema?.allOf?.[0]?.$ref, problemRef, status)
+        assert.strictEqual(schema?.allOf?.[1]?.properties?.["status"]?.const, Number(status))
+        assert.isNotEmpty(codesOf(response), status)
+      }
+    }),
+  )
+
+  it.effect.each(routes)("$method $path: the code enums are exactly the codes it can answer", (route) =>
+    Effect.sync(() => {
+      const op = operation(route.path, route.method)
+      if (op === undefined) return assert.fail(`${route.method} ${route.path}`)
+      const documented = errorResponses(op).flatMap(([, response]) => codesOf(response))
+      assert.sameMembers(documented, [...route.codes])
+      // Each code sits under the status it is sent with.
+      for (const [status, response] of errorResponses(op)) {
+        for (const code of codesOf(response)) {
+          const info = Object.values(Errors.problems).find((candidate) => candidate.code === code)
+          assert.strictEqual(String(info?.status), status, String(code))
+        }
+      }
+    }),
+  )
+
+  it.effect.each(routes)("$method $path: an example for each code, valid for its status", (route) =>
+    Effect.sync(() => {
+      const op = operation(route.path, route.method)
+      if (op === undefined) return assert.fail(`${route.method} ${route.path}`)
+      for (const [status, response] of errorResponses(op)) {
+        const examples = Object.values(response.content?.["application/problem+json"]?.examples ?? {})
+        assert.sameMembers(
+          examples.map((example) => example.value?.["code"]),
+          [...codesOf(response)],
+        )
+        for (const example of examples) {
+          assert.strictEqual(example.value?.["status"], Number(status))
+          assert.strictEqual(
+            example.value?.["type"],
+            Errors.problemType(String(example.value?.["code"])),
+            "type is urn:walletun:problem:<kebab-code>",
+          )
+          assert.isString(example.value?.["detail"])
+        }
+      }
+    }),
+  )
+
+  it.effect("POST /v1/transactions documents 413, 429, 503 and 504 as problems", () =>
+    Effect.sync(() => {
+      const op = operation("/v1/transactions", "post")
+      for (const [status, code] of [
+        ["413", "PAYLOAD_TOO_LARGE"],
+        ["429", "RATE_LIMITED"],
+        ["503", "SERVICE_UNAVAILABLE"],
+        ["504", "GATEWAY_TIMEOUT"],
+      ] as const) {
+        const response = op?.responses[status]
+        assert.isDefined(response, status)
+        assert.deepStrictEqual(codesOf(response ?? {}), [code])
+      }
+    }),
+  )
+})
+
+describe("the OpenAPI document states the headers", () => {
+  it.effect.each(routes)("$method $path: every response carries X-Request-Id and traceparent", (route) =>
+    Effect.sync(() => {
+      const op = operation(route.path, route.method)
+      if (op === undefined) return assert.fail(`${route.method} ${route.path}`)
+      for (const [status, response] of Object.entries(op.responses)) {
+        assert.includeMembers(headerNames(response), ["x-request-id", "traceparent"], status)
+      }
+      assert.includeMembers(
+        (op.parameters ?? []).map((parameter) => parameter.$ref),
+        ["#/components/parameters/XRequestId", "#/components/parameters/Traceparent"],
+      )
+    }),
+  )
+
+  it.effect("a 429 says when to retry; a refused token gets a bearer challenge", () =>
+    Effect.sync(() => {
+      for (const route of routes) {
+        const op = operation(route.path, route.method)
+        assert.include(headerNames(op?.responses["429"] ?? {}), "retry-after", route.path)
+        const unauthorized = op?.responses["401"]
+        if (unauthorized !== undefined && codesOf(unauthorized).includes("INVALID_TOKEN")) {
+          assert.include(headerNames(unauthorized), "www-authenticate", route.path)
+        }
+      }
+      assert.notInclude(headerNames(operation("/v1/auth/login", "post")?.responses["401"] ?? {}), "www-authenticate")
+      assert.deepInclude(components.headers["Retry-After"], { required: true })
+    }),
+  )
+
+  it.effect("202 of POST /v1/transactions has Location, and Idempotent-Replayed when replayed", () =>
+    Effect.sync(() => {
+      const accepted = operation("/v1/transactions", "post")?.responses["202"]
+      assert.strictEqual(accepted?.headers?.["location"]?.required, true)
+      assert.strictEqual(accepted?.headers?.["idempotent-replayed"]?.required, false)
+      assert.deepStrictEqual(accepted?.headers?.["idempotent-replayed"]?.schema?.enum, ["true"])
+    }),
+  )
+
+  it.effect("the Idempotency-Key pattern is the one the API enforces", () =>
+    Effect.sync(() => {
+      const header = operation("/v1/transactions", "post")?.parameters?.find((p) => p.name === "idempotency-key")
+      const pattern = new RegExp(header?.schema?.pattern ?? "(?!)", "u")
+      for (const key of ["key-1", "k".repeat(255), "~!"]) assert.isTrue(pattern.test(key), key)
+      for (const key of ["", "has space", "k".repeat(256), "clé", "tab\t"]) assert.isFalse(pattern.test(key), key)
+    }),
+  )
+})
+
+describe("the OpenAPI document shows examples", () => {
+  it.effect.each(routes)("$method $path: every request and JSON response body has an example", (route) =>
+    Effect.sync(() => {
+      const op = operation(route.path, route.method)
+      if (op === undefined) return assert.fail(`${route.method} ${route.path}`)
+      const bodies = [
+        ...(op.requestBody === undefined ? [] : [["request", op.requestBody] as const]),
+        ...Object.entries(op.responses),
+      ]
+      for (const [where, body] of bodies) {
+        for (const [type, media] of Object.entries(body.content ?? {})) {
+          assert.isNotEmpty(Object.keys(media.examples ?? {}), `${where} ${type}`)
+        }
+      }
+    }),
+  )
+
+  it.effect.each(Object.entries(ApiDocument.examples))("the %s examples decode with their schema", ([, items]) =>
+    Effect.sync(() => {
+      for (const item of items) {
+        assert.doesNotThrow(() => Schema.decodeUnknownSync(item.schema)(item.value), item.summary)
+      }
     }),
   )
 })

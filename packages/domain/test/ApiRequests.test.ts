@@ -2,7 +2,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Layer, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
-import { HttpApi, HttpApiBuilder } from "effect/http-api"
+import { HttpApi, HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { Api, Errors, Ids, Page } from "../src/index.ts"
 
 // The transactions group served in memory by echo handlers: this checks what the definition itself
@@ -17,19 +17,24 @@ const at = DateTime.makeUnsafe("2026-11-25T08:46:00.123Z")
 const Handlers = HttpApiBuilder.group(TestApi, "transactions", (handlers) =>
   handlers
     .handle("create", ({ payload }) =>
-      Effect.succeed({
-        id: txId,
-        type: payload.type,
-        status: "PENDING" as const,
-        amount: payload.amount,
-        currency: "USD" as const,
-        ...(payload.type === "transfer"
-          ? { sourceWalletId: payload.sourceWalletId, targetWalletId: payload.targetWalletId }
-          : { walletId: payload.walletId }),
-        failureReason: null,
-        createdAt: at,
-        updatedAt: at,
-      }),
+      Effect.succeed(
+        HttpApiSchema.withHeaders({
+          headers: { location: `/v1/transactions/${txId}` },
+          body: {
+            id: txId,
+            type: payload.type,
+            status: "PENDING" as const,
+            amount: payload.amount,
+            currency: "USD" as const,
+            ...(payload.type === "transfer"
+              ? { sourceWalletId: payload.sourceWalletId, targetWalletId: payload.targetWalletId }
+              : { walletId: payload.walletId }),
+            failureReason: null,
+            createdAt: at,
+            updatedAt: at,
+          },
+        }),
+      ),
     )
     .handle("get", ({ params }) => Effect.fail(new Errors.TransactionNotFound({ transactionId: params.transactionId })))
     .handle("list", ({ query }) =>

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomUUID, sign } from "node:crypto"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { Validator } from "@seriousme/openapi-schema-validator"
+import { ConfigProvider, Console, Effect, Layer } from "effect"
 import { HttpClient, HttpClientError, HttpClientResponse, HttpRouter, HttpServer } from "effect/http"
 import { Jwt } from "@walletun/infra"
 import * as App from "../src/App.ts"
@@ -225,6 +226,75 @@ describe("gateway (in memory)", () => {
       const ready = yield* call("GET", "/health/ready")
       assert.strictEqual(ready.status, 200)
       assert.deepStrictEqual(Object.keys(ready.body.dependencies), ["user", "transaction", "wallet"])
+    }),
+  )
+})
+
+interface DocumentedResponse {
+  readonly headers?: Record<string, { readonly required?: boolean; readonly $ref?: string }>
+  readonly content?: Record<string, { readonly schema?: { readonly allOf?: ReadonlyArray<any> } }>
+}
+type Document = {
+  readonly paths: Record<string, Record<string, { readonly responses: Record<string, DocumentedResponse> }>>
+  readonly components: { readonly headers: Record<string, { readonly required?: boolean }> }
+}
+
+describe("/openapi.json (in memory)", () => {
+  it.live("is a valid OpenAPI 3.1 document whose references all resolve", () =>
+    Effect.gen(function* () {
+      const served = yield* call("GET", "/openapi.json")
+      assert.strictEqual(served.status, 200)
+      const validator = new Validator()
+      const result = yield* Effect.promise(() => validator.validate(served.body))
+      const errors = result.valid ? [] : (result.errors ?? [])
+      yield* Console.log(
+        `OpenAPI validator (@seriousme/openapi-schema-validator): version ${validator.version}, ` +
+          `${Array.isArray(errors) ? errors.length : 1} errors`,
+      )
+      assert.deepStrictEqual(errors, [])
+      assert.strictEqual(validator.version, "3.1")
+      assert.doesNotThrow(() => validator.resolveRefs())
+    }),
+  )
+
+  it.live("every error the gateway answers is documented for its operation, status and code", () =>
+    Effect.gen(function* () {
+      const document = (yield* call("GET", "/openapi.json")).body as Document
+      const token = tokenFor(randomUUID())
+      const wallet = "/v1/wallets/{walletId}"
+      const transaction = "/v1/transactions/{transactionId}"
+      const oversized = { currency: "USD", pad: "x".repeat(70_000) }
+      const cases: ReadonlyArray<readonly [string, string, string, Parameters<typeof call>[2]]> = [
+        ["GET", "/v1/wallets", "/v1/wallets", {}],
+        ["GET", "/v1/wallets", "/v1/wallets", { headers: { authorization: "Bearer not.a.jwt" } }],
+        ["POST", "/v1/wallets", "/v1/wallets", { token, body: { currency: "XXX" } }],
+        ["POST", "/v1/wallets", "/v1/wallets", { token, body: oversized }],
+        ["POST", "/v1/wallets", "/v1/wallets", { token, headers: { "content-type": "text/plain" }, body: {} }],
+        ["GET", `/v1/wallets/${randomUUID()}`, wallet, { token }],
+        ["GET", "/v1/wallets/not-a-uuid", wallet, { token }],
+        ["POST", "/v1/transactions", "/v1/transactions", { token, body: { type: "deposit" } }],
+        ["GET", `/v1/transactions/${slowId}`, transaction, { token }],
+        ["GET", `/v1/transactions/${downId}`, transaction, { token }],
+        ["POST", "/v1/auth/register", "/v1/auth/register", { body: { email: "taken@example.com", password: "x" } }],
+      ]
+      const seen = new Set<number>()
+      for (const [method, target, path, options] of cases) {
+        const answer = yield* call(method, target, options)
+        const where = `${method} ${target} answered ${answer.status}`
+        const response = document.paths[path]?.[method.toLowerCase()]?.responses[String(answer.status)]
+        assert.isDefined(response, `${where}, which is not documented`)
+        assert.strictEqual(answer.headers.get("content-type"), "application/problem+json", where)
+        const declared = response?.content?.["application/problem+json"]?.schema?.allOf?.[1]
+        assert.include(declared?.properties?.code?.enum ?? [], answer.body.code, where)
+        // In memory there is no server span, so no traceparent: Api.integration checks it on the real server.
+        const headers = Object.entries(response?.headers ?? {}).filter(([name]) => name !== "traceparent")
+        for (const [name, header] of headers) {
+          const required = header.required ?? document.components.headers[name]?.required
+          if (required === true) assert.isNotNull(answer.headers.get(name), `${where} without ${name}`)
+        }
+        seen.add(answer.status)
+      }
+      assert.sameMembers([...seen], [400, 401, 404, 409, 413, 415, 503, 504])
     }),
   )
 })

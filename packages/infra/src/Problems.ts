@@ -51,7 +51,7 @@ const protocolCodes: Record<number, { readonly code: string; readonly title: str
   404: { code: "NOT_FOUND", title: "Not found", detail: "No resource answers this method and path" },
   405: { code: "METHOD_NOT_ALLOWED", title: "Method not allowed", detail: "This path does not accept the method" },
   406: { code: "NOT_ACCEPTABLE", title: "Not acceptable", detail: "The API answers application/json only" },
-  415: { code: "UNSUPPORTED_MEDIA_TYPE", title: "Unsupported media type", detail: "Send the body as application/json" },
+  415: { ...Errors.problems.UnsupportedMediaType, detail: "Send the body as application/json" },
 }
 
 /** A problem for a refusal the router or the HttpApi decoder answered without a domain error. */

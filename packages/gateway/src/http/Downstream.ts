@@ -16,10 +16,11 @@ export class DownstreamFailure extends Schema.TaggedError<DownstreamFailure>()("
   status: Schema.Literals([502, 503, 504]),
 }) {}
 
+// The codes are the domain's, so the OpenAPI document (which declares these errors) names them.
 const titles = {
-  502: { code: "BAD_GATEWAY", title: "A service behind the gateway failed" },
-  503: { code: "SERVICE_UNAVAILABLE", title: "A service behind the gateway is unavailable" },
-  504: { code: "GATEWAY_TIMEOUT", title: "A service behind the gateway did not answer in time" },
+  502: Errors.problems.BadGateway,
+  503: { code: Errors.problems.Unavailable.code, title: "A service behind the gateway is unavailable" },
+  504: Errors.problems.GatewayTimeout,
 } as const
 
 /** The problem a client sees for a downstream failure: which service, never why in its words. */
