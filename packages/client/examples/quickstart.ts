@@ -2,26 +2,22 @@
 // 25.00 USD to Grace's wallet, then waits until the transfer is final. Runs against the API at
 // WALLETUN_URL (default http://127.0.0.1:8080): `npm run client:example`.
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Redacted } from "effect"
-import { Money, User, WalletunClient } from "../src/index.ts"
+import { Console, Effect } from "effect"
+import { Money, WalletunClient } from "@walletun/client"
 
-const password = Redacted.make("correct horse battery staple", { label: "password" })
+const password = "correct horse battery staple"
 
 export const quickstart = Effect.gen(function* () {
   const client = yield* WalletunClient
   const run = globalThis.crypto.randomUUID().slice(0, 8)
 
   // Grace: an account and a USD wallet to receive money.
-  const grace = yield* client.auth.register({
-    payload: { email: User.Email.make(`grace.${run}@example.com`), password },
-  })
+  const grace = yield* client.register({ email: `grace.${run}@example.com`, password })
   yield* client.login({ email: grace.email, password })
   const graceWallet = yield* client.wallets.create({ payload: { currency: "USD" } })
 
   // Ada: an account, a USD wallet and 100.00 USD in it.
-  const ada = yield* client.auth.register({
-    payload: { email: User.Email.make(`ada.${run}@example.com`), password, displayName: "Ada" },
-  })
+  const ada = yield* client.register({ email: `ada.${run}@example.com`, password, displayName: "Ada" })
   yield* client.login({ email: ada.email, password })
   const wallet = yield* client.wallets.create({ payload: { currency: "USD" } })
   yield* Console.log(`registered ${ada.email} and ${grace.email}; Ada's wallet ${wallet.id}`)

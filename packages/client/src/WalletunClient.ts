@@ -7,8 +7,7 @@
 import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient, HttpApiMiddleware } from "effect/http-api"
-import { Api, Ids, Transaction } from "@walletun/domain"
-import type { User } from "@walletun/domain"
+import { Api, Ids, Transaction, User } from "@walletun/domain"
 import { fromResponse } from "./Problems.ts"
 import * as Retry from "./Retry.ts"
 
@@ -83,9 +82,24 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       value === undefined ? Option.none() : Option.some(Redacted.isRedacted(value) ? value : Redacted.make(value)),
     )
 
-  /** Logs in and uses the access token for every following request; gives the token pair. */
-  const login = (credentials: User.Login) =>
-    Effect.tap(api.auth.login({ payload: credentials }), (tokens) => setToken(tokens.accessToken))
+  /**
+   * Creates an account from plain strings (`{ email, password, displayName? }`), checked and
+   * normalised by the domain's schema before anything is sent; gives the user.
+   */
+  const register = (body: typeof User.Register.Encoded) =>
+    Effect.flatMap(Schema.decodeEffect(User.Register)(body), (payload) => api.auth.register({ payload }))
+
+  /** Logs in with plain strings and uses the access token for every following request; gives the token pair. */
+  const login = (body: typeof User.Login.Encoded) =>
+    Effect.flatMap(Schema.decodeEffect(User.Login)(body), (payload) =>
+      Effect.tap(api.auth.login({ payload }), (tokens) => setToken(tokens.accessToken)),
+    )
+
+  /** Rotates a refresh token and uses the new access token from then on; gives the new token pair. */
+  const refresh = (refreshToken: string) =>
+    Effect.flatMap(Schema.decodeEffect(User.Refresh)({ refreshToken }), (payload) =>
+      Effect.tap(api.auth.refresh({ payload }), (tokens) => setToken(tokens.accessToken)),
+    )
 
   /**
    * Requests a deposit, withdrawal or transfer. `idempotencyKey` defaults to a fresh UUID; the same
@@ -129,7 +143,9 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   return {
     ...api,
     transactions: { ...api.transactions, create, awaitFinal },
+    register,
     login,
+    refresh,
     setToken,
   }
 })

@@ -2,10 +2,10 @@
 // the gateway's integration tests start them) on the real PostgreSQL, RabbitMQ and CQL database.
 // Runs the README's example exactly, then the typed errors a caller catches by tag.
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer } from "effect"
 import { startSystem } from "@walletun/gateway/test/support.ts"
 import { quickstart } from "../examples/quickstart.ts"
-import { Ids, Money, User, WalletunClient } from "../src/index.ts"
+import { Ids, Money, WalletunClient } from "../src/index.ts"
 
 const ports = { gateway: 18980, user: 18981, transaction: 18982, walletHttp: 18983, walletGrpc: 18984 }
 const baseUrl = `http://127.0.0.1:${ports.gateway}`
@@ -18,11 +18,11 @@ const System = Layer.effectDiscard(
   }),
 )
 
-const password = Redacted.make("correct horse battery staple", { label: "password" })
+const password = "correct horse battery staple"
 const signUp = Effect.gen(function* () {
   const client = yield* WalletunClient
-  const email = User.Email.make(`lin.${globalThis.crypto.randomUUID()}@example.com`)
-  yield* client.auth.register({ payload: { email, password } })
+  const email = `lin.${globalThis.crypto.randomUUID()}@example.com`
+  yield* client.register({ email, password })
   yield* client.login({ email, password })
   return yield* client.wallets.create({ payload: { currency: "EUR" } })
 })
@@ -88,8 +88,8 @@ layer(System, { excludeTestServices: true, timeout: 120_000 })("@walletun/client
       assert.strictEqual((yield* Effect.flip(client.wallets.list()))._tag, "InvalidToken")
       const wrong = yield* Effect.flip(
         client.login({
-          email: User.Email.make("nobody@example.com"),
-          password: Redacted.make("not the password", { label: "password" }),
+          email: "nobody@example.com",
+          password: "not the password",
         }),
       )
       assert.strictEqual(wrong._tag, "InvalidCredentials")

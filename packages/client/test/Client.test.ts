@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Redacted } from "effect"
+import { Duration, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
 import type { HttpClientRequest } from "effect/http"
-import { Errors, Ids, Money, Problem, Retry, User, WalletunClient } from "../src/index.ts"
+import { Errors, Ids, Money, Problem, Retry, WalletunClient } from "../src/index.ts"
 
 // The client over an in-memory HTTP layer: each test scripts the answers and reads the requests.
 
@@ -58,6 +58,12 @@ const fake = (
   )
   return { requests, layer }
 }
+const tokens = (accessToken: string) =>
+  json(200, { accessToken, refreshToken: "rt-2", tokenType: "Bearer", expiresIn: 900 })
+
+/** The JSON body a request carried. */
+const bodyOf = (request: HttpClientRequest.HttpClientRequest | undefined): unknown =>
+  request?.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : undefined
 const quick: Retry.Policy = { ...Retry.defaultPolicy, baseDelay: Duration.millis(1), maxDelay: Duration.millis(2) }
 
 /** One occurrence of each domain error: typed by the union's tags, so a new error needs one. */
@@ -162,32 +168,63 @@ describe("problems", () => {
 })
 
 describe("bearer token", () => {
-  it.effect("login's access token goes with every following request, until it is cleared", () =>
+  it.effect("login's and refresh's access token goes with every following request, until it is cleared", () =>
     Effect.gen(function* () {
       const { layer, requests } = fake((request) =>
         request.url.endsWith("/v1/auth/login")
-          ? json(200, { accessToken: "jwt-of-ada", refreshToken: "rt", tokenType: "Bearer", expiresIn: 900 })
-          : json(200, { items: [wallet] }),
+          ? tokens("jwt-of-ada")
+          : request.url.endsWith("/v1/auth/refresh")
+            ? tokens("jwt-refreshed")
+            : json(200, { items: [wallet] }),
       )
       yield* WalletunClient.use((client) =>
         Effect.gen(function* () {
           yield* client.wallets.list()
-          yield* client.login({
-            email: User.Email.make("ada@example.com"),
-            password: Redacted.make("a password!!", { label: "password" }),
-          })
+          yield* client.login({ email: "  Ada@Example.COM ", password: "a password!!" })
           yield* client.wallets.list()
           yield* client.setToken("another")
           yield* client.wallets.list()
           yield* client.setToken(undefined)
           yield* client.wallets.list()
+          yield* client.refresh("rt-1")
+          yield* client.wallets.list()
         }),
       ).pipe(Effect.provide(layer))
       assert.deepStrictEqual(
-        requests.map((request) => request.headers["authorization"]),
-        [undefined, undefined, "Bearer jwt-of-ada", "Bearer another", undefined],
+        requests.map((request) => [request.url.replace("http://api.test", ""), request.headers["authorization"]]),
+        [
+          ["/v1/wallets", undefined],
+          ["/v1/auth/login", undefined],
+          ["/v1/wallets", "Bearer jwt-of-ada"],
+          ["/v1/wallets", "Bearer another"],
+          ["/v1/wallets", undefined],
+          ["/v1/auth/refresh", undefined],
+          ["/v1/wallets", "Bearer jwt-refreshed"],
+        ],
       )
-      assert.strictEqual(requests[1]?.url, "http://api.test/v1/auth/login")
+      assert.deepStrictEqual(bodyOf(requests[1]), { email: "ada@example.com", password: "a password!!" })
+      assert.deepStrictEqual(bodyOf(requests[5]), { refreshToken: "rt-1" })
+    }),
+  )
+
+  it.effect("register checks its plain-string body with the domain's schema before sending it", () =>
+    Effect.gen(function* () {
+      const { layer, requests } = fake(() =>
+        json(201, { id: walletId, email: "grace@example.com", displayName: null, createdAt: at }),
+      )
+      const [user, short] = yield* WalletunClient.use((client) =>
+        Effect.all([
+          client.register({ email: "Grace@Example.com", password: "correct horse battery staple" }),
+          Effect.flip(client.register({ email: "grace@example.com", password: "too short" })),
+        ]),
+      ).pipe(Effect.provide(layer))
+      assert.strictEqual(user.email, "grace@example.com")
+      assert.strictEqual(short._tag, "SchemaError")
+      assert.strictEqual(requests.length, 1)
+      assert.deepStrictEqual(bodyOf(requests[0]), {
+        email: "grace@example.com",
+        password: "correct horse battery staple",
+      })
     }),
   )
 })

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net"
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { FetchHttpClient } from "effect/http"
-import { Money, User, make } from "@walletun/client"
+import { Money, make } from "@walletun/client"
 import type { Ids } from "@walletun/client"
 import { assertProblem, client, startSystem } from "./support.ts"
 import type { Answer } from "./support.ts"
@@ -20,16 +20,14 @@ const base = `http://127.0.0.1:${ports.gateway}`
 const { http } = client(base)
 
 const password = "correct horse battery staple"
-const redacted = (value: string) => Redacted.make(value, { label: "password" })
-const refreshToken = (value: string) => Redacted.make(value, { label: "refreshToken" })
 
 /** A fresh user with its own `@walletun/client` (logged in) and its access token for raw requests. */
 const signUp = Effect.gen(function* () {
   const api = yield* make({ baseUrl: base }).pipe(Effect.provide(FetchHttpClient.layer))
-  const email = User.Email.make(`Ada.${randomUUID()}@Example.COM`)
-  const user = yield* api.auth.register({ payload: { email, password: redacted(password), displayName: "Ada" } })
-  assert.strictEqual(user.email, email.toLowerCase())
-  const tokens = yield* api.login({ email, password: redacted(password) })
+  const email = `  Ada.${randomUUID()}@Example.COM `
+  const user = yield* api.register({ email, password, displayName: "Ada" })
+  assert.strictEqual(user.email, email.trim().toLowerCase())
+  const tokens = yield* api.login({ email, password })
   return { api, user, token: tokens.accessToken }
 })
 type Party = Effect.Success<typeof signUp>
@@ -132,8 +130,8 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
       Effect.gen(function* () {
         const api = yield* make({ baseUrl: base }).pipe(Effect.provide(FetchHttpClient.layer))
         const email = `grace.${Date.now()}@example.com`
-        const credentials = { email: User.Email.make(email), password: redacted(password) }
-        assert.strictEqual((yield* api.auth.register({ payload: credentials })).email, email)
+        const credentials = { email, password }
+        assert.strictEqual((yield* api.register(credentials)).email, email)
         assertProblem(yield* http("POST", "/v1/auth/register", { body: { email, password } }), 409, "EMAIL_TAKEN")
         const wrong = yield* http("POST", "/v1/auth/login", { body: { email, password: "not the password!" } })
         const unknown = yield* http("POST", "/v1/auth/login", { body: { email: `x${email}`, password } })
@@ -144,7 +142,7 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
         const tokens = yield* api.login(credentials)
         assert.strictEqual(tokens.tokenType, "Bearer")
         assert.strictEqual(tokens.expiresIn, 900)
-        const rotated = yield* api.auth.refresh({ payload: { refreshToken: refreshToken(tokens.refreshToken) } })
+        const rotated = yield* api.refresh(tokens.refreshToken)
         assert.notStrictEqual(rotated.refreshToken, tokens.refreshToken)
         // The retired token is refused, and its whole family with it.
         assertProblem(
@@ -158,7 +156,9 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           "INVALID_TOKEN",
         )
         const again = yield* api.login(credentials)
-        yield* api.auth.logout({ payload: { refreshToken: refreshToken(again.refreshToken) } })
+        yield* api.auth.logout({
+          payload: { refreshToken: Redacted.make(again.refreshToken, { label: "refreshToken" }) },
+        })
         assertProblem(
           yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: again.refreshToken } }),
           401,
