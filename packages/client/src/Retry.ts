@@ -75,6 +75,10 @@ const delayAfter = (
     return Duration.isGreaterThan(asked, policy.maxRetryAfter) ? undefined : Duration.max(asked, wait)
   })
 
+/** Reads and drops the body of an answer that is retried, so its connection goes back to the pool. */
+const discardBody = (outcome: Result.Result<HttpClientResponse.HttpClientResponse, unknown>) =>
+  Result.isSuccess(outcome) ? Effect.ignore(outcome.success.arrayBuffer) : Effect.void
+
 /**
  * Retries the safe requests of `client` by `policy`. The request is sent again unchanged, so a
  * `POST /v1/transactions` keeps its `Idempotency-Key`; the last answer is returned when retries run
@@ -89,7 +93,9 @@ export const retrying =
       const attempt = (n: number): typeof send =>
         Effect.flatMap(Effect.result(send), (outcome) =>
           Effect.flatMap(delayAfter(policy, n, outcome), (delay) =>
-            delay === undefined ? Effect.fromResult(outcome) : Effect.andThen(Effect.sleep(delay), attempt(n + 1)),
+            delay === undefined
+              ? Effect.fromResult(outcome)
+              : discardBody(outcome).pipe(Effect.andThen(Effect.sleep(delay)), Effect.andThen(attempt(n + 1))),
           ),
         )
       return attempt(0)
