@@ -44,17 +44,16 @@ export class TransactionNotFinal extends Schema.TaggedError<TransactionNotFinal>
   transaction: Transaction.Transaction,
 }) {}
 
+const redact = (value: string | Redacted.Redacted<string>) =>
+  Redacted.isRedacted(value) ? value : Redacted.make(value)
+
 /**
  * Builds a client. Needs an `HttpClient` (`FetchHttpClient.layer`, or an in-memory one in tests).
  * The token lives in a `Ref` read by the `Authentication` client middleware on every request,
  * because that middleware is captured when the client is built.
  */
 export const make = Effect.fnUntraced(function* (options: Options) {
-  const token = yield* Ref.make(
-    Option.map(Option.fromUndefinedOr(options.token), (value) =>
-      Redacted.isRedacted(value) ? value : Redacted.make(value),
-    ),
-  )
+  const token = yield* Ref.make(Option.map(Option.fromUndefinedOr(options.token), redact))
   const bearer = HttpApiMiddleware.layerClient(Api.Authentication, ({ request, next }) =>
     Effect.flatMap(Ref.get(token), (current) =>
       next(Option.isSome(current) ? HttpClientRequest.bearerToken(request, current.value) : request),
@@ -77,10 +76,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 
   /** Sets (or, with `undefined`, clears) the bearer token of every following request. */
   const setToken = (value: string | Redacted.Redacted<string> | undefined) =>
-    Ref.set(
-      token,
-      value === undefined ? Option.none() : Option.some(Redacted.isRedacted(value) ? value : Redacted.make(value)),
-    )
+    Ref.set(token, Option.map(Option.fromUndefinedOr(value), redact))
 
   /**
    * Creates an account from plain strings (`{ email, password, displayName? }`), checked and
