@@ -87,8 +87,9 @@ const fieldsOf: {
 }
 
 /** The tag of each API code: `WALLET_NOT_FOUND` → `WalletNotFound`. */
+const isTag = (tag: string): tag is Errors.DomainError["_tag"] => Object.hasOwn(Errors.problems, tag)
 const tagOfCode: ReadonlyMap<string, Errors.DomainError["_tag"]> = new Map(
-  Object.entries(Errors.problems).map(([tag, info]) => [info.code, tag as Errors.DomainError["_tag"]]),
+  Object.entries(Errors.problems).flatMap(([tag, info]) => (isTag(tag) ? [[info.code, tag] as const] : [])),
 )
 
 /** Decodes any domain error from its encoded form (`{ _tag, ...fields }`). */
