@@ -15,6 +15,9 @@ const System = Layer.effectDiscard(
     ports,
     isolation: { keyspace: "walletun_client", brokerPrefix: "client.transactions" },
     env: { LOG_LEVEL: "Warn" },
+    // Every run registers and logs in from 127.0.0.1: lift the per-address limits, as the
+    // gateway's end-to-end test does, so that runs in a row are not refused.
+    per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000", REGISTER_LIMIT_PER_ADDRESS: "1000" } },
   }),
 )
 
