@@ -13,6 +13,7 @@ COPY packages/gateway/package.json packages/gateway/package.json
 COPY packages/transaction/package.json packages/transaction/package.json
 COPY packages/wallet/package.json packages/wallet/package.json
 COPY packages/ops/package.json packages/ops/package.json
+COPY packages/client/package.json packages/client/package.json
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24.21-bookworm-slim AS runtime

@@ -1,17 +1,36 @@
+import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
+import { FetchHttpClient } from "effect/http"
+import { Money, make } from "@walletun/client"
+import type { Ids } from "@walletun/client"
 import { assertProblem, client, startSystem } from "./support.ts"
 import type { Answer } from "./support.ts"
 
 // API.md as a REST client uses it, through the real gateway with all four services behind it (each
 // its own process) on the real PostgreSQL, RabbitMQ and CQL database; every service exports its
 // spans to an OTLP/HTTP receiver of this test's own, so one transfer's trace can be followed.
+// The happy paths go through `@walletun/client`, as users call the API; what is asserted about
+// error bodies, statuses and headers goes through raw requests, which show the wire as it is.
 
 const ports = { gateway: 18780, user: 18781, transaction: 18782, walletHttp: 18783, walletGrpc: 18784 }
 const base = `http://127.0.0.1:${ports.gateway}`
-const { http, signUp } = client(base)
+const { http } = client(base)
+
+const password = "correct horse battery staple"
+
+/** A fresh user with its own `@walletun/client` (logged in) and its access token for raw requests. */
+const signUp = Effect.gen(function* () {
+  const api = yield* make({ baseUrl: base }).pipe(Effect.provide(FetchHttpClient.layer))
+  const email = `  Ada.${randomUUID()}@Example.COM `
+  const user = yield* api.register({ email, password, displayName: "Ada" })
+  assert.strictEqual(user.email, email.trim().toLowerCase())
+  const tokens = yield* api.login({ email, password })
+  return { api, user, token: tokens.accessToken }
+})
+type Party = Effect.Success<typeof signUp>
 
 interface OtlpSpan {
   readonly traceId: string
@@ -87,16 +106,9 @@ class System extends Context.Service<
   )
 }
 
-/** Polls a transaction until it is final (bounded: 30 s). */
-const settled = (token: string, id: string) =>
-  http("GET", `/v1/transactions/${id}`, { token }).pipe(
-    Effect.filterOrFail(
-      (answer) => answer.body?.status === "COMPLETED" || answer.body?.status === "FAILED",
-      (answer) => new Error(`transaction ${id} is ${JSON.stringify(answer.body)}`),
-    ),
-    Effect.retry({ schedule: Schedule.spaced(Duration.millis(100)), times: 300 }),
-    Effect.map((answer) => answer.body as { status: string; failureReason: string | null }),
-  )
+/** Waits until a transaction is final (bounded: 30 s). */
+const settled = (party: Party, id: Ids.TransactionId) =>
+  party.api.transactions.awaitFinal(id, { timeout: "30 seconds", interval: "100 millis" })
 
 const post = (token: string, key: string | undefined, body: unknown): Effect.Effect<Answer> =>
   http("POST", "/v1/transactions", {
@@ -105,16 +117,21 @@ const post = (token: string, key: string | undefined, body: unknown): Effect.Eff
     ...(key === undefined ? {} : { headers: { "idempotency-key": key } }),
   })
 
-const balance = (token: string, walletId: string) =>
-  Effect.map(http("GET", `/v1/wallets/${walletId}`, { token }), (answer) => answer.body.balance as number)
+/** Opens a wallet for `party`; gives its id. */
+const wallet = (party: Party, currency: "USD" | "EUR") =>
+  Effect.map(party.api.wallets.create({ payload: { currency } }), (created) => created.id)
+
+const balance = (party: Party, walletId: Ids.WalletId) =>
+  Effect.map(party.api.wallets.get({ params: { walletId } }), (found) => found.balance)
 
 layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun end to end (API.md)", (it) => {
   describe("accounts and tokens", () => {
     it.effect("email taken, wrong password, refresh rotation and reuse, logout, JWKS, login rate limit", () =>
       Effect.gen(function* () {
+        const api = yield* make({ baseUrl: base }).pipe(Effect.provide(FetchHttpClient.layer))
         const email = `grace.${Date.now()}@example.com`
-        const password = "correct horse battery staple"
-        assert.strictEqual((yield* http("POST", "/v1/auth/register", { body: { email, password } })).status, 201)
+        const credentials = { email, password }
+        assert.strictEqual((yield* api.register(credentials)).email, email)
         assertProblem(yield* http("POST", "/v1/auth/register", { body: { email, password } }), 409, "EMAIL_TAKEN")
         const wrong = yield* http("POST", "/v1/auth/login", { body: { email, password: "not the password!" } })
         const unknown = yield* http("POST", "/v1/auth/login", { body: { email: `x${email}`, password } })
@@ -122,12 +139,11 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
         assertProblem(unknown, 401, "INVALID_CREDENTIALS")
         assert.strictEqual(wrong.body.detail, unknown.body.detail)
 
-        const tokens = (yield* http("POST", "/v1/auth/login", { body: { email, password } })).body
+        const tokens = yield* api.login(credentials)
         assert.strictEqual(tokens.tokenType, "Bearer")
         assert.strictEqual(tokens.expiresIn, 900)
-        const rotated = yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: tokens.refreshToken } })
-        assert.strictEqual(rotated.status, 200)
-        assert.notStrictEqual(rotated.body.refreshToken, tokens.refreshToken)
+        const rotated = yield* api.refresh(tokens.refreshToken)
+        assert.notStrictEqual(rotated.refreshToken, tokens.refreshToken)
         // The retired token is refused, and its whole family with it.
         assertProblem(
           yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: tokens.refreshToken } }),
@@ -135,27 +151,22 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           "INVALID_TOKEN",
         )
         assertProblem(
-          yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: rotated.body.refreshToken } }),
+          yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: rotated.refreshToken } }),
           401,
           "INVALID_TOKEN",
         )
-        const again = (yield* http("POST", "/v1/auth/login", { body: { email, password } })).body
-        const logout = yield* http("POST", "/v1/auth/logout", { body: { refreshToken: again.refreshToken } })
-        assert.strictEqual(logout.status, 204)
+        const again = yield* api.login(credentials)
+        yield* api.auth.logout({
+          payload: { refreshToken: Redacted.make(again.refreshToken, { label: "refreshToken" }) },
+        })
         assertProblem(
           yield* http("POST", "/v1/auth/refresh", { body: { refreshToken: again.refreshToken } }),
           401,
           "INVALID_TOKEN",
         )
 
-        const jwks = yield* http("GET", "/.well-known/jwks.json")
-        assert.strictEqual(jwks.status, 200)
-        assert.isTrue(
-          jwks.body.keys.every(
-            (key: { kty: string; crv: string; d?: string }) =>
-              key.kty === "OKP" && key.crv === "Ed25519" && key.d === undefined,
-          ),
-        )
+        const jwks = yield* api.auth.jwks()
+        assert.isTrue(jwks.keys.every((key) => key.kty === "OKP" && key.crv === "Ed25519" && !("d" in key)))
 
         // Login is limited per email: the 11th attempt in the window is 429 with Retry-After.
         const limited = `limit.${Date.now()}@example.com`
@@ -183,11 +194,9 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           const alice = yield* signUp
           const bob = yield* signUp
           const mallory = yield* signUp
-          const wallet = (token: string, currency: string) =>
-            Effect.map(http("POST", "/v1/wallets", { token, body: { currency } }), (answer) => answer.body.id as string)
-          const aliceUsd = yield* wallet(alice.token, "USD")
-          const aliceEur = yield* wallet(alice.token, "EUR")
-          const bobUsd = yield* wallet(bob.token, "USD")
+          const aliceUsd = yield* wallet(alice, "USD")
+          const aliceEur = yield* wallet(alice, "EUR")
+          const bobUsd = yield* wallet(bob, "USD")
 
           // Deposit: accepted at once, PENDING, with Location; money moves asynchronously.
           const depositBody = { type: "deposit", walletId: aliceUsd, amount: 10_000, description: "salary" }
@@ -196,8 +205,8 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           assert.strictEqual(deposit.body.status, "PENDING")
           assert.isNull(deposit.body.failureReason)
           assert.strictEqual(deposit.headers.get("location"), `/v1/transactions/${deposit.body.id}`)
-          assert.strictEqual((yield* settled(alice.token, deposit.body.id)).status, "COMPLETED")
-          assert.strictEqual(yield* balance(alice.token, aliceUsd), 10_000)
+          assert.strictEqual((yield* settled(alice, deposit.body.id)).status, "COMPLETED")
+          assert.strictEqual(yield* balance(alice, aliceUsd), 10_000n)
 
           // Idempotency: a replay returns the original; the same key with another body is refused.
           const replay = yield* post(alice.token, "dep-1", depositBody)
@@ -206,7 +215,7 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           assert.strictEqual(replay.body.id, deposit.body.id)
           assertProblem(yield* post(alice.token, "dep-1", { ...depositBody, amount: 1 }), 422, "IDEMPOTENCY_KEY_REUSED")
           assertProblem(yield* post(alice.token, undefined, depositBody), 400, "IDEMPOTENCY_KEY_REQUIRED")
-          assert.strictEqual(yield* balance(alice.token, aliceUsd), 10_000)
+          assert.strictEqual(yield* balance(alice, aliceUsd), 10_000n)
 
           // Transfer: both parties see it; nobody else does.
           const transfer = yield* post(alice.token, "tr-1", {
@@ -216,36 +225,40 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
             amount: 2_500,
           })
           assert.strictEqual(transfer.status, 202)
-          assert.strictEqual((yield* settled(alice.token, transfer.body.id)).status, "COMPLETED")
+          assert.strictEqual((yield* settled(alice, transfer.body.id)).status, "COMPLETED")
           assert.strictEqual(
-            (yield* http("GET", `/v1/transactions/${transfer.body.id}`, { token: bob.token })).status,
-            200,
+            (yield* bob.api.transactions.get({ params: { transactionId: transfer.body.id } })).id,
+            transfer.body.id,
           )
           assertProblem(
             yield* http("GET", `/v1/transactions/${transfer.body.id}`, { token: mallory.token }),
             404,
             "TRANSACTION_NOT_FOUND",
           )
-          assert.strictEqual(yield* balance(alice.token, aliceUsd), 7_500)
-          assert.strictEqual(yield* balance(bob.token, bobUsd), 2_500)
+          assert.strictEqual(yield* balance(alice, aliceUsd), 7_500n)
+          assert.strictEqual(yield* balance(bob, bobUsd), 2_500n)
 
           // Withdrawal, then an overdraft that is accepted and then fails, moving nothing.
-          const withdrawal = yield* post(alice.token, "wd-1", { type: "withdrawal", walletId: aliceUsd, amount: 500 })
-          assert.strictEqual((yield* settled(alice.token, withdrawal.body.id)).status, "COMPLETED")
-          const overdraft = yield* post(alice.token, "od-1", {
-            type: "transfer",
-            sourceWalletId: aliceUsd,
-            targetWalletId: bobUsd,
-            amount: 1_000_000,
+          const { transaction: withdrawal } = yield* alice.api.transactions.create({
+            payload: { type: "withdrawal", walletId: aliceUsd, amount: Money.Amount.make(500n) },
           })
-          assert.strictEqual(overdraft.status, 202)
-          assert.deepStrictEqual(yield* settled(alice.token, overdraft.body.id), {
-            ...(yield* settled(alice.token, overdraft.body.id)),
+          assert.strictEqual((yield* settled(alice, withdrawal.id)).status, "COMPLETED")
+          const { transaction: overdraft } = yield* alice.api.transactions.create({
+            payload: {
+              type: "transfer",
+              sourceWalletId: aliceUsd,
+              targetWalletId: bobUsd,
+              amount: Money.Amount.make(1_000_000n),
+            },
+          })
+          assert.strictEqual(overdraft.status, "PENDING")
+          assert.deepStrictEqual(yield* settled(alice, overdraft.id), {
+            ...(yield* settled(alice, overdraft.id)),
             status: "FAILED",
             failureReason: "INSUFFICIENT_FUNDS",
           })
-          assert.strictEqual(yield* balance(alice.token, aliceUsd), 7_000)
-          assert.strictEqual(yield* balance(bob.token, bobUsd), 2_500)
+          assert.strictEqual(yield* balance(alice, aliceUsd), 7_000n)
+          assert.strictEqual(yield* balance(bob, bobUsd), 2_500n)
 
           // Refused at once: same wallet, currencies differ, not the caller's wallet, bad amounts.
           assertProblem(
@@ -284,39 +297,35 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           }
 
           // Entries: newest first, signed amounts, the balance after each; paged with a cursor.
-          const first = yield* http("GET", `/v1/wallets/${aliceUsd}/entries?limit=2`, { token: alice.token })
+          const first = yield* alice.api.wallets.entries({ params: { walletId: aliceUsd }, query: { limit: 2 } })
           assert.deepStrictEqual(
-            first.body.items.map((entry: { amount: number; balanceAfter: number; type: string }) => [
-              entry.type,
-              entry.amount,
-              entry.balanceAfter,
-            ]),
+            first.items.map((entry) => [entry.type, entry.amount, entry.balanceAfter]),
             [
-              ["withdrawal", -500, 7_000],
-              ["transfer", -2_500, 7_500],
+              ["withdrawal", -500n, 7_000n],
+              ["transfer", -2_500n, 7_500n],
             ],
           )
-          const second = yield* http(
-            "GET",
-            `/v1/wallets/${aliceUsd}/entries?limit=2&cursor=${encodeURIComponent(first.body.nextCursor)}`,
-            { token: alice.token },
-          )
+          assert.isNotNull(first.nextCursor)
+          const second = yield* alice.api.wallets.entries({
+            params: { walletId: aliceUsd },
+            query: { limit: 2, ...(first.nextCursor === null ? {} : { cursor: first.nextCursor }) },
+          })
           assert.deepStrictEqual(
-            second.body.items.map((entry: { amount: number }) => entry.amount),
-            [10_000],
+            second.items.map((entry) => entry.amount),
+            [10_000n],
           )
-          assert.isNull(second.body.nextCursor)
+          assert.isNull(second.nextCursor)
 
           // History: newest first, filtered by status.
-          const history = yield* http("GET", "/v1/transactions?limit=10", { token: alice.token })
+          const history = yield* alice.api.transactions.list({ query: { limit: 10 } })
           assert.deepStrictEqual(
-            history.body.items.map((item: { id: string }) => item.id),
-            [overdraft.body.id, withdrawal.body.id, transfer.body.id, deposit.body.id],
+            history.items.map((item) => item.id),
+            [overdraft.id, withdrawal.id, transfer.body.id, deposit.body.id],
           )
-          const failed = yield* http("GET", "/v1/transactions?status=FAILED", { token: alice.token })
+          const failed = yield* alice.api.transactions.list({ query: { status: "FAILED", limit: 20 } })
           assert.deepStrictEqual(
-            failed.body.items.map((item: { id: string }) => item.id),
-            [overdraft.body.id],
+            failed.items.map((item) => item.id),
+            [overdraft.id],
           )
 
           // The transfer's trace: every hop, one trace id, every parent present.

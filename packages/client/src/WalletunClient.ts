@@ -1,0 +1,159 @@
+/**
+ * The walletun API client: the domain's `HttpApiClient` over the public API at a base URL, with
+ * the bearer token of the last login (or one you set), error responses decoded into the domain's
+ * tagged errors (`Problems`), a fresh `Idempotency-Key` for each `POST /v1/transactions` that does
+ * not bring its own, and bounded, jittered retries of safe requests (`Retry`).
+ */
+import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref, Schema } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
+import { HttpApiClient, HttpApiMiddleware } from "effect/http-api"
+import { Api, Ids, Transaction, User } from "@walletun/domain"
+import { fromResponse } from "./Problems.ts"
+import * as Retry from "./Retry.ts"
+
+/** How to reach the API. */
+export interface Options {
+  /** The gateway's base URL, such as `http://127.0.0.1:8080`. */
+  readonly baseUrl: string | URL
+  /** An access token to start with; `login` replaces it. */
+  readonly token?: string | Redacted.Redacted<string> | undefined
+  /** How safe requests are retried; `Retry.defaultPolicy` when absent. */
+  readonly retry?: Retry.Policy | undefined
+}
+
+/** How long and how often `transactions.awaitFinal` polls. */
+export interface AwaitOptions {
+  /** The longest wait for a final status; 30 s when absent. */
+  readonly timeout?: Duration.Input | undefined
+  /** The pause between two polls; 200 ms when absent. */
+  readonly interval?: Duration.Input | undefined
+}
+
+/** What `transactions.create` answers: the accepted transaction, its URL, and whether it is a replay. */
+export interface Accepted {
+  /** The transaction as accepted (`PENDING`), or as it is now when `replayed`. */
+  readonly transaction: Transaction.Transaction
+  /** `Location`: `/v1/transactions/{id}`. */
+  readonly location: string
+  /** `Idempotent-Replayed: true`: the key was used before with the same body; no money moved again. */
+  readonly replayed: boolean
+}
+
+/** A transaction was still not final (`COMPLETED` or `FAILED`) when `awaitFinal` stopped waiting. */
+export class TransactionNotFinal extends Schema.TaggedError<TransactionNotFinal>()("TransactionNotFinal", {
+  transaction: Transaction.Transaction,
+}) {}
+
+const redact = (value: string | Redacted.Redacted<string>) =>
+  Redacted.isRedacted(value) ? value : Redacted.make(value)
+
+/**
+ * Builds a client. Needs an `HttpClient` (`FetchHttpClient.layer`, or an in-memory one in tests).
+ * The token lives in a `Ref` read by the `Authentication` client middleware on every request,
+ * because that middleware is captured when the client is built.
+ */
+export const make = Effect.fnUntraced(function* (options: Options) {
+  const token = yield* Ref.make(Option.map(Option.fromUndefinedOr(options.token), redact))
+  const bearer = HttpApiMiddleware.layerClient(Api.Authentication, ({ request, next }) =>
+    Effect.flatMap(Ref.get(token), (current) =>
+      next(Option.isSome(current) ? HttpClientRequest.bearerToken(request, current.value) : request),
+    ),
+  )
+  const http = (yield* HttpClient.HttpClient).pipe(
+    Retry.retrying(options.retry ?? Retry.defaultPolicy),
+    // After the retries: only the last answer is turned into an error.
+    HttpClient.transformResponse((send) =>
+      Effect.flatMap(send, (response) =>
+        response.status < 400
+          ? Effect.succeed(response)
+          : Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.flatMap(fromResponse(response, now), Effect.fail)),
+      ),
+    ),
+  )
+  const api = yield* HttpApiClient.makeWith(Api.WalletunApi, { httpClient: http, baseUrl: options.baseUrl }).pipe(
+    Effect.provide(bearer),
+  )
+
+  /** Sets (or, with `undefined`, clears) the bearer token of every following request. */
+  const setToken = (value: string | Redacted.Redacted<string> | undefined) =>
+    Ref.set(token, Option.map(Option.fromUndefinedOr(value), redact))
+
+  /**
+   * Creates an account from plain strings (`{ email, password, displayName? }`), checked and
+   * normalised by the domain's schema before anything is sent; gives the user.
+   */
+  const register = (body: typeof User.Register.Encoded) =>
+    Effect.flatMap(Schema.decodeEffect(User.Register)(body), (payload) => api.auth.register({ payload }))
+
+  /** Logs in with plain strings and uses the access token for every following request; gives the token pair. */
+  const login = (body: typeof User.Login.Encoded) =>
+    Effect.flatMap(Schema.decodeEffect(User.Login)(body), (payload) =>
+      Effect.tap(api.auth.login({ payload }), (tokens) => setToken(tokens.accessToken)),
+    )
+
+  /** Rotates a refresh token and uses the new access token from then on; gives the new token pair. */
+  const refresh = (refreshToken: string) =>
+    Effect.flatMap(Schema.decodeEffect(User.Refresh)({ refreshToken }), (payload) =>
+      Effect.tap(api.auth.refresh({ payload }), (tokens) => setToken(tokens.accessToken)),
+    )
+
+  /**
+   * Requests a deposit, withdrawal or transfer. `idempotencyKey` defaults to a fresh UUID; the same
+   * key goes with every retry of this call, so the money moves at most once. Pass your own to make a
+   * retry of your own (after a crash, say) safe too.
+   */
+  const create = (request: {
+    readonly payload: Transaction.CreateTransaction
+    readonly idempotencyKey?: string | undefined
+  }) =>
+    Effect.flatMap(
+      Schema.decodeEffect(Ids.IdempotencyKey)(request.idempotencyKey ?? globalThis.crypto.randomUUID()),
+      (key) =>
+        Effect.map(
+          api.transactions.create({ payload: request.payload, headers: { "idempotency-key": key } }),
+          ({ body, headers }): Accepted => ({
+            transaction: body,
+            location: headers.location,
+            replayed: headers["idempotent-replayed"] === "true",
+          }),
+        ),
+    )
+
+  /** Polls a transaction until it is `COMPLETED` or `FAILED`; bounded by `timeout`. */
+  const awaitFinal = Effect.fn("WalletunClient.awaitFinal")(function* (
+    transactionId: Ids.TransactionId,
+    wait?: AwaitOptions,
+  ) {
+    const timeout = Duration.toMillis(Duration.fromInputUnsafe(wait?.timeout ?? Duration.seconds(30)))
+    const interval = Duration.fromInputUnsafe(wait?.interval ?? Duration.millis(200))
+    const deadline = (yield* Clock.currentTimeMillis) + timeout
+    // Bounded: each round either returns, fails past the deadline, or sleeps `interval`.
+    while (true) {
+      const transaction = yield* api.transactions.get({ params: { transactionId } })
+      if (Transaction.isFinal(transaction.status)) return transaction
+      if ((yield* Clock.currentTimeMillis) >= deadline) return yield* new TransactionNotFinal({ transaction })
+      yield* Effect.sleep(interval)
+    }
+  })
+
+  return {
+    ...api,
+    transactions: { ...api.transactions, create, awaitFinal },
+    register,
+    login,
+    refresh,
+    setToken,
+  }
+})
+
+/** The client's shape: the API's groups (`auth`, `wallets`, `transactions`, `health`) and the token. */
+export type Shape = Effect.Success<ReturnType<typeof make>>
+
+/** The walletun API client as a service. */
+export class WalletunClient extends Context.Service<WalletunClient, Shape>()("@walletun/client/WalletunClient") {
+  /** A client over the `HttpClient` you provide. */
+  static readonly layerNoDeps = (options: Options) => Layer.effect(WalletunClient, make(options))
+  /** A client over `fetch`. */
+  static readonly layer = (options: Options) =>
+    WalletunClient.layerNoDeps(options).pipe(Layer.provide(FetchHttpClient.layer))
+}
