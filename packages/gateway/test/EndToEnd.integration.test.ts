@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted, Schedule } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { Money, make } from "@walletun/client"
 import type { Ids } from "@walletun/client"
@@ -331,6 +331,16 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           // The transfer's trace: every hop, one trace id, every parent present.
           const traceId = transfer.headers.get("traceparent")?.split("-")[1] ?? ""
           assert.match(traceId, /^[0-9a-f]{32}$/)
+          // Each service exports its spans in batches: wait (bounded) until every hop's span of this
+          // trace has arrived, so the stop below is not what decides whether the last batch made it.
+          const expected = ["Rabbit.publish", "OutboxRelay.publish", "Outcomes.consume", "LedgerRepo.apply"]
+          yield* Effect.sync(
+            () => new Set(system.spans().flatMap((span) => (span.traceId === traceId ? [span.name] : []))),
+          ).pipe(
+            Effect.filterOrFail((names) => expected.every((name) => names.has(name))),
+            Effect.retry({ schedule: Schedule.spaced("250 millis"), times: 60 }),
+            Effect.ignore,
+          )
           yield* system.stop
           const spans = system.spans().filter((span) => span.traceId === traceId)
           const services = new Set(spans.map((span) => span.service))
@@ -338,8 +348,8 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
             assert.isTrue(services.has(service), `no span of ${service} in ${[...services].join(", ")}`)
           }
           const names = spans.map((span) => span.name)
-          for (const expected of ["Rabbit.publish", "OutboxRelay.publish", "Outcomes.consume", "LedgerRepo.apply"]) {
-            assert.isTrue(names.includes(expected), `no ${expected} span in ${names.join(", ")}`)
+          for (const name of expected) {
+            assert.isTrue(names.includes(name), `no ${name} span in ${names.join(", ")}`)
           }
           const ids = new Set(spans.map((span) => span.spanId))
           const roots = spans.filter((span) => span.parentSpanId === undefined || span.parentSpanId === "")
