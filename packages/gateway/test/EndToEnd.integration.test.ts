@@ -1,29 +1,38 @@
 import { randomUUID } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted, Schedule } from "effect"
-import { FetchHttpClient } from "effect/http"
+import { Console, Context, Effect, Layer, Redacted, Schedule } from "effect"
+import type { HttpClient } from "effect/http"
 import { Money, make } from "@walletun/client"
 import type { Ids } from "@walletun/client"
-import { assertProblem, client, startSystem } from "./support.ts"
-import type { Answer } from "./support.ts"
+import { assertProblem, client, startSystem, startValidatingProxy } from "./support.ts"
+import type { Answer, Verdict } from "./support.ts"
 
 // API.md as a REST client uses it, through the real gateway with all four services behind it (each
 // its own process) on the real PostgreSQL, RabbitMQ and CQL database; every service exports its
 // spans to an OTLP/HTTP receiver of this test's own, so one transfer's trace can be followed.
 // The happy paths go through `@walletun/client`, as users call the API; what is asserted about
 // error bodies, statuses and headers goes through raw requests, which show the wire as it is.
+// Both reach the gateway through Stoplight Prism, a validating proxy that checks every response
+// against the gateway's own /openapi.json; the last test asserts that none broke it.
 
 const ports = { gateway: 18780, user: 18781, transaction: 18782, walletHttp: 18783, walletGrpc: 18784 }
-const base = `http://127.0.0.1:${ports.gateway}`
-const { http } = client(base)
+const proxyPort = 18785
+const base = `http://127.0.0.1:${proxyPort}`
+const gateway = `http://127.0.0.1:${ports.gateway}`
+
+/** A raw request to the API, through the validating proxy. */
+const http = (...args: Parameters<ReturnType<typeof client>["http"]>) => System.use((system) => system.http(...args))
 
 const password = "correct horse battery staple"
 
 /** A fresh user with its own `@walletun/client` (logged in) and its access token for raw requests. */
 const signUp = Effect.gen(function* () {
-  const api = yield* make({ baseUrl: base }).pipe(Effect.provide(FetchHttpClient.layer))
+  const api = yield* make({ baseUrl: base }).pipe(Effect.provide((yield* System).httpClient))
   const email = `  Ada.${randomUUID()}@Example.COM `
   const user = yield* api.register({ email, password, displayName: "Ada" })
   assert.strictEqual(user.email, email.trim().toLowerCase())
@@ -44,10 +53,19 @@ interface ExportedSpan extends OtlpSpan {
   readonly service: string
 }
 
-/** The services, and every span they exported to the test's receiver. */
+/**
+ * The services, every span they exported to the test's receiver, the clients' ways through the
+ * validating proxy (raw requests and an `HttpClient` for `@walletun/client`) and its verdict so far.
+ */
 class System extends Context.Service<
   System,
-  { readonly spans: () => ReadonlyArray<ExportedSpan>; readonly stop: Effect.Effect<void> }
+  {
+    readonly spans: () => ReadonlyArray<ExportedSpan>
+    readonly stop: Effect.Effect<void>
+    readonly http: ReturnType<typeof client>["http"]
+    readonly httpClient: Layer.Layer<HttpClient.HttpClient>
+    readonly verdict: () => Verdict
+  }
 >()("test/System") {
   static readonly layer = Layer.effect(
     System,
@@ -90,6 +108,7 @@ class System extends Context.Service<
         env: otlp,
         per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000", REGISTER_LIMIT_PER_ADDRESS: "1000" } },
       })
+      const proxy = yield* startValidatingProxy({ port: proxyPort, upstream: gateway })
       const services = [system.wallet, system.user, system.transaction, system.gateway]
       // SIGTERM makes each service flush its spans before it exits.
       const stop = Effect.forEach(
@@ -101,7 +120,13 @@ class System extends Context.Service<
           ),
         { concurrency: "unbounded", discard: true },
       )
-      return System.of({ spans: () => received, stop })
+      return System.of({
+        spans: () => received,
+        stop,
+        http: client(proxy.url, proxy.send).http,
+        httpClient: proxy.httpClient,
+        verdict: proxy.verdict,
+      })
     }),
   )
 }
@@ -110,7 +135,7 @@ class System extends Context.Service<
 const settled = (party: Party, id: Ids.TransactionId) =>
   party.api.transactions.awaitFinal(id, { timeout: "30 seconds", interval: "100 millis" })
 
-const post = (token: string, key: string | undefined, body: unknown): Effect.Effect<Answer> =>
+const post = (token: string, key: string | undefined, body: unknown): Effect.Effect<Answer, never, System> =>
   http("POST", "/v1/transactions", {
     token,
     body,
@@ -125,10 +150,51 @@ const balance = (party: Party, walletId: Ids.WalletId) =>
   Effect.map(party.api.wallets.get({ params: { walletId } }), (found) => found.balance)
 
 layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun end to end (API.md)", (it) => {
+  describe("the validating proxy", () => {
+    it.effect("reports the gateway's responses that break a document, errors included", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          // The gateway's own document with two mistakes a document could make: an error code the
+          // gateway does not send, and an error status left out. A proxy of its own checks against it.
+          const document = yield* Effect.promise((): Promise<any> =>
+            fetch(`${gateway}/openapi.json`).then((r) => r.json()),
+          )
+          document.paths["/v1/me"].get.responses["401"].content[
+            "application/problem+json"
+          ].schema.allOf[1].properties.code = { enum: ["NOT_SENT"] }
+          delete document.paths["/v1/wallets"].get.responses["401"]
+          const file = yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              const path = join(mkdtempSync(join(tmpdir(), "walletun-e2e-")), "openapi.json")
+              writeFileSync(path, JSON.stringify(document))
+              return path
+            }),
+            (path) => Effect.sync(() => rmSync(join(path, ".."), { recursive: true, force: true })),
+          )
+          const proxy = yield* startValidatingProxy({ port: proxyPort + 1, upstream: gateway, document: file })
+          const through = client(proxy.url, proxy.send).http
+          assertProblem(yield* through("GET", "/v1/me"), 401, "UNAUTHORIZED")
+          assertProblem(yield* through("GET", "/v1/wallets"), 401, "UNAUTHORIZED")
+          const { responses, breaches } = proxy.verdict()
+          assert.strictEqual(responses, 2)
+          const found = breaches.map(({ request, status, violation }) => `${request} ${status}: ${violation.message}`)
+          assert.isTrue(
+            found.some((breach) => breach.startsWith("GET /v1/me 401: ") && breach.includes("NOT_SENT")),
+            found.join("\n"),
+          )
+          assert.isTrue(
+            found.some((breach) => breach.startsWith("GET /v1/wallets 401: Unable to match the returned status code")),
+            found.join("\n"),
+          )
+        }),
+      ),
+    )
+  })
+
   describe("accounts and tokens", () => {
     it.effect("email taken, wrong password, refresh rotation and reuse, logout, JWKS, login rate limit", () =>
       Effect.gen(function* () {
-        const api = yield* make({ baseUrl: base }).pipe(Effect.provide(FetchHttpClient.layer))
+        const api = yield* make({ baseUrl: base }).pipe(Effect.provide((yield* System).httpClient))
         const email = `grace.${Date.now()}@example.com`
         const credentials = { email, password }
         assert.strictEqual((yield* api.register(credentials)).email, email)
@@ -365,6 +431,28 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           assert.include(JSON.stringify(annotated[0]?.attributes), bobUsd)
           assert.notMatch(JSON.stringify(spans), /eyJ[a-zA-Z0-9_-]{10,}\./)
         }),
+    )
+  })
+
+  // Last: the tests above have sent every request of this suite through the proxy.
+  describe("the document tells the truth", () => {
+    it.effect("every response above, errors included, conforms to /openapi.json (Stoplight Prism)", () =>
+      Effect.gen(function* () {
+        const { responses, statuses, breaches, requestViolations, flaggedRequests } = (yield* System).verdict()
+        const counts = Object.entries(statuses).map(([status, count]) => `${status}×${count}`)
+        yield* Console.log(
+          `validating proxy: ${responses} responses, ${breaches.length} response violations ` +
+            `(statuses ${counts.join(" ")}; ${requestViolations} request violations in ${flaggedRequests} requests ` +
+            `the suite sends bad on purpose)`,
+        )
+        // The proxy saw the suite's answers, errors among them.
+        assert.isAbove(responses, 0)
+        assert.isTrue(Object.keys(statuses).some((status) => Number(status) >= 400))
+        assert.deepStrictEqual(
+          breaches.map(({ request, status, violation }) => `${request} ${status}: ${violation.message}`),
+          [],
+        )
+      }),
     )
   })
 })

@@ -2,8 +2,10 @@
 // Ed25519 tokens signed with a key the test holds (the user service is started with it).
 import { generateKeyPairSync, randomUUID, sign } from "node:crypto"
 import type { KeyObject } from "node:crypto"
+import { createRequire } from "node:module"
 import { assert } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
+import { FetchHttpClient, HttpClient } from "effect/http"
 import { ServiceProcess } from "@walletun/infra"
 import { Topology } from "@walletun/ops/src/index.ts"
 
@@ -46,11 +48,11 @@ export interface Answer {
   readonly body: any
 }
 
-/** A client of the API at `base`. */
-export const client = (base: string) => {
+/** A client of the API at `base`, sending with `send` (the global `fetch` unless given). */
+export const client = (base: string, send: typeof fetch = fetch) => {
   const http = (method: string, path: string, options: { token?: string; body?: unknown; headers?: object } = {}) =>
     Effect.promise(async (): Promise<Answer> => {
-      const response = await fetch(`${base}${path}`, {
+      const response = await send(`${base}${path}`, {
         method,
         headers: {
           ...(options.body === undefined ? {} : { "content-type": "application/json" }),
@@ -155,4 +157,109 @@ export const startSystem = (options: {
     })
     yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.gateway}/health/ready`)
     return { wallet, user, transaction, gateway }
+  })
+
+/** One finding of the validating proxy about a request or a response, from its `sl-violations` header. */
+export interface Violation {
+  readonly location: ReadonlyArray<string>
+  readonly severity: string
+  readonly code?: string | number
+  readonly message: string
+}
+
+/** What the validating proxy said about every response that went through it. */
+export interface Verdict {
+  readonly responses: number
+  /** How many responses had each status. */
+  readonly statuses: Readonly<Record<number, number>>
+  /** Each way a response broke the document, with its request and status. */
+  readonly breaches: ReadonlyArray<{ readonly request: string; readonly status: number; readonly violation: Violation }>
+  /** Findings about requests: the suite sends bad requests on purpose, so these are only counted. */
+  readonly requestViolations: number
+  /** How many requests had such findings. */
+  readonly flaggedRequests: number
+}
+
+const prismCli = createRequire(import.meta.url).resolve("@stoplight/prism-cli/dist/index.js")
+
+/**
+ * Stoplight Prism (an OpenAPI 3.1 validating proxy from npm, independent of our code) on `port`, on
+ * loopback, in front of the gateway at `upstream`. It forwards requests and responses as they are
+ * and lists what breaks the document (the gateway's own `/openapi.json` unless `document` is given)
+ * in each response's `sl-violations` header, which `send` (a `fetch`) and `httpClient` (an
+ * `HttpClient` layer) read for every response. The gateway must be up; Prism is killed with the scope.
+ */
+export const startValidatingProxy = (options: {
+  readonly port: number
+  readonly upstream: string
+  /** The document to check against (a file or URL); the upstream's `/openapi.json` unless given. */
+  readonly document?: string
+}) =>
+  Effect.gen(function* () {
+    const url = `http://127.0.0.1:${options.port}`
+    // Without --errors Prism never answers in the gateway's place; --cors false keeps it from adding
+    // CORS headers of its own; at warn it still logs each violation.
+    const prism = yield* ServiceProcess.start(prismCli, {}, [
+      "proxy",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(options.port),
+      "--errors",
+      "false",
+      "--cors",
+      "false",
+      "--verboseLevel",
+      "warn",
+      options.document ?? `${options.upstream}/openapi.json`,
+      options.upstream,
+    ])
+    yield* ServiceProcess.waitFor(`${url}/health/live`).pipe(
+      Effect.mapError(
+        (error) => new ServiceProcess.ServiceProcessError({ message: `${error.message}\n${prism.output()}` }),
+      ),
+    )
+
+    let responses = 0
+    let requestViolations = 0
+    let flaggedRequests = 0
+    const statuses: Record<number, number> = {}
+    const breaches: Array<Verdict["breaches"][number]> = []
+    const record = (method: string, target: string, status: number, header: string | null | undefined) => {
+      responses++
+      statuses[status] = (statuses[status] ?? 0) + 1
+      const request = `${method} ${new URL(target).pathname}`
+      const violations = header == null ? [] : (JSON.parse(header) as ReadonlyArray<Violation>)
+      const aboutRequest = violations.filter((violation) => violation.location[0] !== "response")
+      requestViolations += aboutRequest.length
+      if (aboutRequest.length > 0) flaggedRequests++
+      for (const violation of violations) {
+        if (violation.location[0] === "response") breaches.push({ request, status, violation })
+      }
+    }
+
+    const send: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      record(init?.method ?? "GET", String(input), response.status, response.headers.get("sl-violations"))
+      return response
+    }
+    const httpClient = Layer.effect(
+      HttpClient.HttpClient,
+      Effect.gen(function* () {
+        return HttpClient.tap(yield* HttpClient.HttpClient, (response) =>
+          Effect.sync(() =>
+            record(response.request.method, response.request.url, response.status, response.headers["sl-violations"]),
+          ),
+        )
+      }),
+    ).pipe(Layer.provide(FetchHttpClient.layer))
+
+    const verdict = (): Verdict => ({
+      responses,
+      statuses: { ...statuses },
+      breaches: [...breaches],
+      requestViolations,
+      flaggedRequests,
+    })
+    return { url, send, httpClient, verdict }
   })

@@ -21,12 +21,15 @@ export interface RunningService {
 
 const signals: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }
 
-/** Starts `node <entry>` with extra environment variables; killed with SIGKILL when the scope closes. */
-export const start = (entry: string, env: Readonly<Record<string, string>>) =>
+/**
+ * Starts `node <entry> [...args]` with extra environment variables; killed with SIGKILL when the
+ * scope closes.
+ */
+export const start = (entry: string, env: Readonly<Record<string, string>>, args: ReadonlyArray<string> = []) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       let output = ""
-      const child = spawn(process.execPath, [entry], {
+      const child = spawn(process.execPath, [entry, ...args], {
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "pipe"],
       })
