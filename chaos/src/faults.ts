@@ -251,7 +251,7 @@ export const republish = (prefix: string, requests: ReadonlyArray<AcceptedReques
           messages,
           (message) =>
             Effect.flatMap(MessageSeal.sealer("requests"), (sealer) =>
-              rabbit.publish(prefix, "transaction.requested", message.content, {
+              rabbit.publish(prefix, Events.routingKeys.TransactionRequested, message.content, {
                 messageId: message.id,
                 contentType: "application/json",
                 headers: { [MessageSeal.header]: sealer.seal(message.content) },
@@ -285,7 +285,7 @@ export const poison = (prefix: string) =>
         (text, index) => {
           // Sealed with the service's key, as a bug of its own would be: what must fail is the body.
           const content = new TextEncoder().encode(text)
-          return rabbit.publish(prefix, "transaction.requested", content, {
+          return rabbit.publish(prefix, Events.routingKeys.TransactionRequested, content, {
             messageId: poisonId(index),
             contentType: "application/json",
             headers: { [MessageSeal.header]: sealer.seal(content) },

@@ -11,6 +11,19 @@ import { Timestamp } from "./Timestamp.ts"
 import { Description, FailureReason, TransactionType } from "./Transaction.ts"
 
 /**
+ * The topic exchange where the wallet service publishes its outcome events: its one home, for the
+ * publisher (the wallet's outbox relay) and the consumer (the transaction service's bindings).
+ */
+export const walletEventsExchange = "wallet.events"
+
+/** The routing key of each event, as its publisher sends it and its consumers bind to it. */
+export const routingKeys = {
+  TransactionRequested: "transaction.requested",
+  TransactionCompleted: "transaction.completed",
+  TransactionFailed: "transaction.failed",
+} as const
+
+/**
  * A transaction was accepted and awaits processing: the full request, so the worker needs nothing
  * else. `walletId` is set for deposits and withdrawals, the source and target for transfers.
  */

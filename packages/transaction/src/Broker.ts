@@ -11,9 +11,9 @@ import * as Rabbit from "@walletun/infra/Rabbit"
 import { TransactionConfig } from "./TransactionConfig.ts"
 
 /** The exchange where the wallet service publishes outcomes (topic). */
-export const walletEvents = "wallet.events"
+export const walletEvents = Events.walletEventsExchange
 /** Routing key of requests, on the requests exchange and the retry exchange alike. */
-export const requestedKey = "transaction.requested"
+export const requestedKey = Events.routingKeys.TransactionRequested
 /** Routing key of dead letters. */
 export const deadKey = "transaction.dead"
 /** Header: how many times the message was tried (1 on the first delivery). */
@@ -75,8 +75,8 @@ export const topologyOf = (names: Names, retryDelay: Duration.Duration): Rabbit.
     { queue: names.requested, exchange: names.exchange, routingKey: requestedKey },
     { queue: names.retry, exchange: names.retryExchange, routingKey: requestedKey },
     { queue: names.dlq, exchange: names.deadExchange, routingKey: deadKey },
-    { queue: names.outcomes, exchange: walletEvents, routingKey: "transaction.completed" },
-    { queue: names.outcomes, exchange: walletEvents, routingKey: "transaction.failed" },
+    { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionCompleted },
+    { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionFailed },
   ],
 })
 

@@ -106,7 +106,10 @@ const connectionDefects = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 const keyOf = (claim: Pick<KeyClaim, "userId" | "key">) => `${claim.userId}/${claim.key}`
 
 /** Routing keys on the `wallet.events` exchange. */
-export const routingKeys = { completed: "transaction.completed", failed: "transaction.failed" } as const
+export const routingKeys = {
+  completed: Events.routingKeys.TransactionCompleted,
+  failed: Events.routingKeys.TransactionFailed,
+} as const
 
 /** The parties of an applied request: the acting user and, for a transfer, the target's owner. */
 const partiesOf = (

@@ -6,6 +6,7 @@
  */
 import { Cause, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
+import { Events } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
@@ -13,7 +14,7 @@ import { LedgerRepo } from "./LedgerRepo.ts"
 import type { OutboxMessage } from "./LedgerRepo.ts"
 
 /** The topic exchange of the wallet's outcome events. */
-export const exchange = "wallet.events"
+export const exchange = Events.walletEventsExchange
 
 const batchSize = 200
 const idlePoll = Duration.millis(50)
