@@ -8,7 +8,6 @@ import { Context, DateTime, Duration, Effect, Layer, Schedule } from "effect"
 import { Errors } from "@walletun/domain"
 import type { Currency, Ids, Money, Page, Transaction, Wallet } from "@walletun/domain"
 import * as Grpc from "@walletun/infra/Grpc"
-import * as Tls from "@walletun/infra/Tls"
 import * as Uuid from "@walletun/infra/Uuid"
 import { TransactionType, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
@@ -75,12 +74,7 @@ export class WalletClient extends Context.Service<
     WalletClient,
     Effect.gen(function* () {
       const config = yield* GatewayConfig
-      const client = yield* Grpc.makeClient(
-        WalletServiceClient,
-        config.walletGrpcAddress,
-        {},
-        { identity: yield* Tls.identity("gateway"), server: "wallet" },
-      )
+      const client = yield* Grpc.makeClientAs(WalletServiceClient, config.walletGrpcAddress, "gateway", "wallet")
       const call = <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req, read: boolean) => {
         const once = Grpc.unaryCall(`WalletService.${name}`, method, request, { timeout: config.downstreamTimeout })
         return read ? once.pipe(Effect.retry({ schedule: readRetry, while: (error) => error.retryable })) : once

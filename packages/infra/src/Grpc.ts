@@ -22,7 +22,7 @@ import { TLSSocket } from "node:tls"
 import { Cause, Clock, Context, Duration, Effect, Layer, Metric, Option, Schema } from "effect"
 import type { Scope, Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
-import { grpcCalls } from "./Metrics.ts"
+import { grpcCalls, labelled } from "./Metrics.ts"
 import * as Tls from "./Tls.ts"
 
 /** The status codes after which the same call may succeed later. */
@@ -369,17 +369,6 @@ export interface CallConfig {
   readonly metadata?: Readonly<Record<string, string>> | undefined
 }
 
-// One counter per method name, made once (`walletun_grpc_calls_total` on /metrics).
-const counters = new Map<string, Metric.Metric<number, unknown>>()
-const callsOf = (method: string) => {
-  let counter = counters.get(method)
-  if (counter === undefined) {
-    counter = Metric.withAttributes(grpcCalls, { method })
-    counters.set(method, counter)
-  }
-  return counter
-}
-
 /**
  * Calls a unary method (e.g. `client.getWallet.bind(client)`) in a CLIENT span named `name`, with
  * the trace context and `config.metadata` in the request metadata and a deadline of
@@ -398,7 +387,7 @@ export const unaryCall = <Req, Res>(
       const deadline = now + Duration.toMillis(config.timeout)
       const metadata = toMetadata(config.metadata)
       for (const [key, value] of Object.entries(HttpTraceContext.toHeaders(span))) metadata.set(key, value)
-      yield* Metric.update(callsOf(name), 1)
+      yield* Metric.update(labelled(grpcCalls, { method: name }), 1)
       return yield* Effect.callback<Res, GrpcError>((resume) => {
         const call = method(request, metadata, { deadline }, (error, response) => {
           span.attribute("rpc.grpc.status_code", error === null ? status.OK : error.code)
@@ -459,3 +448,15 @@ export const makeClient = <C extends Client>(
     ),
     (client) => Effect.sync(() => client.close()),
   )
+
+/**
+ * A client of `address` as one service calls another: over mutual TLS with `caller`'s identity
+ * from the PKI (`Tls.identity`), expecting the server to prove it is `server`.
+ */
+export const makeClientAs = <C extends Client>(
+  constructor: ClientConstructor<C>,
+  address: string,
+  caller: string,
+  server: string,
+  options: Partial<ClientOptions> = {},
+) => Effect.flatMap(Tls.identity(caller), (identity) => makeClient(constructor, address, options, { identity, server }))

@@ -100,11 +100,13 @@ export const unmatched = "unmatched"
 
 const methods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
-// The metric of each label set, built once: `Metric.withAttributes` per request would build its
-// key again each time. Bounded: routes are the router's templates, methods the standard ones
-// (`other` for any made-up method) and statuses three digits.
+/**
+ * The metric of each label set, built once: `Metric.withAttributes` per update would build its key
+ * again each time. For bounded label sets only: the HTTP metrics' routes are the router's
+ * templates, methods the standard ones (`other` for any made-up method) and statuses three digits.
+ */
 const built = new Map<string, Metric.Metric<number, unknown>>()
-const labelled = (metric: Metric.Metric<number, unknown>, attributes: Readonly<Record<string, string>>) => {
+export const labelled = (metric: Metric.Metric<number, unknown>, attributes: Readonly<Record<string, string>>) => {
   const key = `${metric.id} ${Object.values(attributes).join(" ")}`
   let found = built.get(key)
   if (found === undefined) {

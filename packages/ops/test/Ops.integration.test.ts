@@ -189,12 +189,7 @@ const scratchLayer = Layer.effect(
       Effect.mapError((error) => new Error(`${error.message}\n${transaction.output()}`)),
     )
 
-    const client = yield* Grpc.makeClient(
-      WalletServiceClient,
-      `127.0.0.1:${ports.grpc}`,
-      {},
-      { identity: yield* Tls.identity("gateway"), server: "wallet" },
-    )
+    const client = yield* Grpc.makeClientAs(WalletServiceClient, `127.0.0.1:${ports.grpc}`, "gateway", "wallet")
     const open = Effect.gen(function* () {
       const userId = yield* Uuid.v7
       const created = yield* Grpc.unaryCall(

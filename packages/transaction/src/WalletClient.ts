@@ -7,7 +7,6 @@ import { HttpTraceContext } from "effect/http"
 import type { Currency, Events, Ids, Transaction } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import * as Grpc from "@walletun/infra/Grpc"
-import * as Tls from "@walletun/infra/Tls"
 import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import { TransactionConfig } from "./TransactionConfig.ts"
@@ -122,12 +121,7 @@ export class WalletClient extends Context.Service<
     WalletClient,
     Effect.gen(function* () {
       const config = yield* TransactionConfig
-      const client = yield* Grpc.makeClient(
-        WalletServiceClient,
-        config.walletAddress,
-        {},
-        { identity: yield* Tls.identity("transaction"), server: "wallet" },
-      )
+      const client = yield* Grpc.makeClientAs(WalletServiceClient, config.walletAddress, "transaction", "wallet")
       return yield* make(client, config.walletCallTimeout)
     }),
   )

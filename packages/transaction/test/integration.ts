@@ -100,18 +100,8 @@ export class WalletAdmin extends Context.Service<
       Effect.gen(function* () {
         const address = `127.0.0.1:${ports.grpc}`
         return {
-          asGateway: yield* Grpc.makeClient(
-            WalletServiceClient,
-            address,
-            {},
-            { identity: yield* Tls.identity("gateway"), server: "wallet" },
-          ),
-          asTransaction: yield* Grpc.makeClient(
-            WalletServiceClient,
-            address,
-            {},
-            { identity: yield* Tls.identity("transaction"), server: "wallet" },
-          ),
+          asGateway: yield* Grpc.makeClientAs(WalletServiceClient, address, "gateway", "wallet"),
+          asTransaction: yield* Grpc.makeClientAs(WalletServiceClient, address, "transaction", "wallet"),
         }
       }),
     )

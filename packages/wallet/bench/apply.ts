@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto"
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
-import { Grpc, ServiceProcess, Tls, Uuid } from "@walletun/infra"
+import { Grpc, ServiceProcess, Uuid } from "@walletun/infra"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 
@@ -26,18 +26,8 @@ const program = Effect.gen(function* () {
   })
   yield* ServiceProcess.waitFor(`http://127.0.0.1:${httpPort}/health/ready`)
   const address = `127.0.0.1:${grpcPort}`
-  const gateway = yield* Grpc.makeClient(
-    WalletServiceClient,
-    address,
-    {},
-    { identity: yield* Tls.identity("gateway"), server: "wallet" },
-  )
-  const client = yield* Grpc.makeClient(
-    WalletServiceClient,
-    address,
-    {},
-    { identity: yield* Tls.identity("transaction"), server: "wallet" },
-  )
+  const gateway = yield* Grpc.makeClientAs(WalletServiceClient, address, "gateway", "wallet")
+  const client = yield* Grpc.makeClientAs(WalletServiceClient, address, "transaction", "wallet")
   const timeout = { timeout: "30 seconds" } as const
   const apply = (request: Proto.ApplyTransactionRequest) =>
     Grpc.unaryCall("apply", client.applyTransaction.bind(client), request, timeout)

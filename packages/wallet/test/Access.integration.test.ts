@@ -215,11 +215,11 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("who may call the wal
       Effect.gen(function* () {
         // Another service of ours, listening where a client expects the wallet (a port taken over).
         const impostor = yield* Grpc.makeServer({ services: [], port: 0, tls: yield* Tls.identity("transaction") })
-        const client = yield* Grpc.makeClient(
+        const client = yield* Grpc.makeClientAs(
           WalletServiceClient,
           `127.0.0.1:${impostor.port}`,
-          {},
-          { identity: yield* Tls.identity("transaction"), server: "wallet" },
+          "transaction",
+          "wallet",
         )
         const wallet = yield* fundedWallet
         // Refused in the handshake: the certificate does not name `wallet`. (Had it been taken,

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Layer, Redacted } from "effect"
-import { Grpc, Rabbit, Tls, Uuid } from "@walletun/infra"
+import { Grpc, Rabbit, Uuid } from "@walletun/infra"
 import * as TcpProxy from "@walletun/infra/TcpProxy"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as OutboxRelay from "../src/OutboxRelay.ts"
@@ -42,18 +42,8 @@ layer(App, { excludeTestServices: true, timeout: 90_000 })("outbox relay under b
         const observer = yield* Observer
         const server = yield* Grpc.GrpcServer
         const address = `127.0.0.1:${server.port}`
-        const gateway = yield* Grpc.makeClient(
-          WalletServiceClient,
-          address,
-          {},
-          { identity: yield* Tls.identity("gateway"), server: "wallet" },
-        )
-        const client = yield* Grpc.makeClient(
-          WalletServiceClient,
-          address,
-          {},
-          { identity: yield* Tls.identity("transaction"), server: "wallet" },
-        )
+        const gateway = yield* Grpc.makeClientAs(WalletServiceClient, address, "gateway", "wallet")
+        const client = yield* Grpc.makeClientAs(WalletServiceClient, address, "transaction", "wallet")
         const queue = `wallet.events.faults.${randomUUID()}`
         yield* observer.declare({
           queues: [{ name: queue, type: "quorum" }],

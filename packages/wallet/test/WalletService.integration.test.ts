@@ -5,7 +5,7 @@ import { ConfigProvider, Context, Deferred, Effect, Layer, Redacted, Result, Sch
 import { SqlClient } from "effect/sql"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
-import { Grpc, Rabbit, Tls, Uuid } from "@walletun/infra"
+import { Grpc, Rabbit, Uuid } from "@walletun/infra"
 import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import * as KeyPurge from "../src/KeyPurge.ts"
@@ -27,18 +27,8 @@ class Client extends Context.Service<Client, Record<"gateway" | "transaction", W
     Effect.gen(function* () {
       const address = `127.0.0.1:${(yield* Grpc.GrpcServer).port}`
       return {
-        gateway: yield* Grpc.makeClient(
-          WalletServiceClient,
-          address,
-          {},
-          { identity: yield* Tls.identity("gateway"), server: "wallet" },
-        ),
-        transaction: yield* Grpc.makeClient(
-          WalletServiceClient,
-          address,
-          {},
-          { identity: yield* Tls.identity("transaction"), server: "wallet" },
-        ),
+        gateway: yield* Grpc.makeClientAs(WalletServiceClient, address, "gateway", "wallet"),
+        transaction: yield* Grpc.makeClientAs(WalletServiceClient, address, "transaction", "wallet"),
       }
     }),
   )
