@@ -60,9 +60,7 @@ export class Wallets extends Context.Service<
 
       const create = Effect.fn("Wallets.create")(function* (ownerId: Ids.UserId, currency: Currency.Currency) {
         const id = (yield* Uuid.v7) as Ids.WalletId
-        return yield* repo
-          .createWallet(id, ownerId, currency)
-          .pipe(Effect.catchTag("WalletAlreadyExists", () => Effect.fail(new Errors.WalletExists({ currency }))))
+        return yield* repo.createWallet(id, ownerId, currency)
       })
 
       const get = Effect.fn("Wallets.get")(function* (walletId: Ids.WalletId, actingUserId: Ids.UserId) {
