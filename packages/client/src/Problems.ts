@@ -77,8 +77,6 @@ const fieldsOf: {
     return { expected, actual }
   },
   IdempotencyKeyReused: () => ({}),
-  InsufficientFunds: (body) => ({ walletId: uuids(body.detail)[0] }),
-  LimitExceeded: (body) => ({ walletId: uuids(body.detail)[0] }),
   RateLimited: (body, retryAfter) => ({ retryAfter: retryAfter ?? integer(body.detail, /in (\d+) seconds/u) }),
   Unavailable: (body) => ({ dependencies: body.dependencies ?? {} }),
   BadGateway: (body) => ({ service: body.detail?.match(/^The (\S+) service/u)?.[1] }),

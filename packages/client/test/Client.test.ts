@@ -82,8 +82,6 @@ const samples: { readonly [K in Errors.DomainError["_tag"]]: Extract<Errors.Doma
   SameWallet: new Errors.SameWallet({ walletId }),
   CurrencyMismatch: new Errors.CurrencyMismatch({ expected: "GBP", actual: "BRL" }),
   IdempotencyKeyReused: new Errors.IdempotencyKeyReused(),
-  InsufficientFunds: new Errors.InsufficientFunds({ walletId }),
-  LimitExceeded: new Errors.LimitExceeded({ walletId }),
   RateLimited: new Errors.RateLimited({ retryAfter: 42 }),
   Unavailable: new Errors.Unavailable({ dependencies: { postgres: "down", rabbitmq: "up" } }),
   BadGateway: new Errors.BadGateway({ service: "transaction" }),

@@ -52,8 +52,6 @@ const samples: { readonly [K in Errors.DomainError["_tag"]]: Extract<Errors.Doma
   SameWallet: new Errors.SameWallet({ walletId: exampleWalletId }),
   CurrencyMismatch: new Errors.CurrencyMismatch({ expected: "USD", actual: "EUR" }),
   IdempotencyKeyReused: new Errors.IdempotencyKeyReused(),
-  InsufficientFunds: new Errors.InsufficientFunds({ walletId: exampleWalletId }),
-  LimitExceeded: new Errors.LimitExceeded({ walletId: exampleWalletId }),
   RateLimited: new Errors.RateLimited({ retryAfter: 30 }),
   Unavailable: new Errors.Unavailable({ dependencies: {} }),
   BadGateway: new Errors.BadGateway({ service: "transaction" }),

@@ -101,20 +101,6 @@ export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReuse
   { httpApiStatus: 422 },
 ) {}
 
-/** The wallet's balance is lower than the amount to take from it (a balance never goes below zero). */
-export class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()(
-  "InsufficientFunds",
-  { walletId: WalletId },
-  { httpApiStatus: 422 },
-) {}
-
-/** The transaction would break a limit, such as the largest balance a wallet may hold. */
-export class LimitExceeded extends Schema.TaggedError<LimitExceeded>()(
-  "LimitExceeded",
-  { walletId: WalletId },
-  { httpApiStatus: 422 },
-) {}
-
 /** Too many attempts: try again after `retryAfter` seconds (sent as `Retry-After`). */
 export class RateLimited extends Schema.TaggedError<RateLimited>()(
   "RateLimited",
@@ -170,8 +156,6 @@ export type DomainError =
   | SameWallet
   | CurrencyMismatch
   | IdempotencyKeyReused
-  | InsufficientFunds
-  | LimitExceeded
   | RateLimited
   | Unavailable
   | BadGateway
@@ -194,8 +178,6 @@ export const domainErrors = [
   SameWallet,
   CurrencyMismatch,
   IdempotencyKeyReused,
-  InsufficientFunds,
-  LimitExceeded,
   RateLimited,
   Unavailable,
   BadGateway,
@@ -241,8 +223,6 @@ export const problems: { readonly [K in DomainError["_tag"]]: ProblemInfo } = {
     code: "IDEMPOTENCY_KEY_REUSED",
     title: "The idempotency key was used with a different request",
   },
-  InsufficientFunds: { status: 422, code: "INSUFFICIENT_FUNDS", title: "Insufficient funds" },
-  LimitExceeded: { status: 422, code: "LIMIT_EXCEEDED", title: "A limit would be exceeded" },
   RateLimited: { status: 429, code: "RATE_LIMITED", title: "Too many requests" },
   Unavailable: { status: 503, code: "SERVICE_UNAVAILABLE", title: "The service is unavailable" },
   BadGateway: { status: 502, code: "BAD_GATEWAY", title: "A service behind the gateway failed" },
@@ -314,10 +294,6 @@ export const detailOf = (error: DomainError): string => {
       return `The source wallet holds ${error.expected} and the target wallet holds ${error.actual}`
     case "IdempotencyKeyReused":
       return "This Idempotency-Key was already used with a different request body"
-    case "InsufficientFunds":
-      return `Wallet ${error.walletId} does not hold enough money`
-    case "LimitExceeded":
-      return `The transaction would exceed a limit of wallet ${error.walletId}`
     case "RateLimited":
       return `Try again in ${error.retryAfter} seconds`
     case "Unavailable":

@@ -97,3 +97,39 @@ export type TransactionEvent = typeof TransactionEvent.Type
 
 /** Codec between an event and the JSON string of a broker message body. */
 export const TransactionEventJson = Schema.fromJsonString(TransactionEvent)
+
+/** An outcome event of the wallet service: a transaction completed or failed. */
+export type TransactionOutcome = TransactionCompleted | TransactionFailed
+
+/**
+ * The outcome event of one applied transaction, the one way the ledger builds it: completed with
+ * the entries of its user wallets (system accounts are not shown), or failed with the reason.
+ * `targetOwnerId` is set for a transfer whose target wallet has an owner.
+ */
+export const transactionOutcome = (outcome: {
+  readonly transactionId: TransactionId
+  readonly at: Timestamp
+  readonly userId: UserId
+  readonly targetOwnerId: UserId | undefined
+  readonly result:
+    | { readonly _tag: "Completed"; readonly entries: ReadonlyArray<PostedEntry> }
+    | { readonly _tag: "Failed"; readonly reason: FailureReason }
+}): TransactionOutcome => {
+  const parties =
+    outcome.targetOwnerId === undefined
+      ? { userId: outcome.userId }
+      : { userId: outcome.userId, targetOwnerId: outcome.targetOwnerId }
+  return outcome.result._tag === "Failed"
+    ? TransactionFailed.make({
+        transactionId: outcome.transactionId,
+        reason: outcome.result.reason,
+        failedAt: outcome.at,
+        ...parties,
+      })
+    : TransactionCompleted.make({
+        transactionId: outcome.transactionId,
+        entries: outcome.result.entries,
+        completedAt: outcome.at,
+        ...parties,
+      })
+}

@@ -74,10 +74,10 @@ describe("Errors", () => {
   it.effect("errors are yieldable and keep their tag", () =>
     Effect.gen(function* () {
       const error = yield* Effect.gen(function* () {
-        return yield* new Errors.InsufficientFunds({ walletId })
+        return yield* new Errors.WalletNotFound({ walletId })
       }).pipe(Effect.flip)
-      assert.strictEqual(error._tag, "InsufficientFunds")
-      assert.strictEqual(Errors.problemOf(error).code, "INSUFFICIENT_FUNDS")
+      assert.strictEqual(error._tag, "WalletNotFound")
+      assert.strictEqual(Errors.problemOf(error).code, "WALLET_NOT_FOUND")
     }),
   )
 

@@ -1,11 +1,13 @@
 /**
  * The ledger's rules, as pure functions: which wallets a transaction touches, and, given those
- * wallets locked, whether it completes (with balanced postings) or fails (with a final reason).
- * Persistence (`LedgerRepo`) calls `plan` while it holds the wallets' locks, so the rules see the
- * balances that the postings will replace.
+ * wallets locked, whether it completes (with balanced postings) or fails (with a final reason),
+ * what outcome is recorded and which outcome event goes out. Persistence (`LedgerRepo`) calls
+ * `decide` while it holds the wallets' locks, so the rules see the balances that the postings will
+ * replace, and then stores what was decided.
  */
+import { DateTime } from "effect"
 import type { Currency, Ids, Transaction } from "@walletun/domain"
-import { Money } from "@walletun/domain"
+import { Events, Money } from "@walletun/domain"
 
 /**
  * A deposit, withdrawal or transfer to apply, with the user who asked for it. With `refusal`, the
@@ -35,7 +37,7 @@ export interface LockedWallet {
 /** One change to one wallet's balance: signed amount and the balance right after it. */
 export interface Posting {
   readonly walletId: Ids.WalletId
-  readonly amount: bigint
+  readonly amount: Money.EntryAmount
   readonly balanceAfter: bigint
   /** True for the currency's system account (`external:<currency>`), which may go negative. */
   readonly system: boolean
@@ -89,8 +91,13 @@ export const plan = (
     return {
       _tag: "Completed",
       postings: [
-        { walletId: from.id, amount: -amount, balanceAfter: from.balance - amount, system: fromSystem },
-        { walletId: to.id, amount, balanceAfter: to.balance + amount, system: toSystem },
+        {
+          walletId: from.id,
+          amount: Money.debit(request.amount),
+          balanceAfter: from.balance - amount,
+          system: fromSystem,
+        },
+        { walletId: to.id, amount: Money.credit(request.amount), balanceAfter: to.balance + amount, system: toSystem },
       ],
     }
   }
@@ -125,4 +132,157 @@ export const plan = (
       return move(source, target, false, false)
     }
   }
+}
+
+/** The recorded outcome of a transaction: the balances it left, or why nothing moved. */
+export type Outcome =
+  | {
+      readonly _tag: "Completed"
+      readonly balances: ReadonlyArray<{ readonly walletId: Ids.WalletId; readonly balance: bigint }>
+    }
+  | { readonly _tag: "Failed"; readonly reason: Transaction.FailureReason; readonly detail: string }
+
+/** The answer to an apply: the outcome, whether it is the replay of an earlier apply, and when. */
+export interface Applied {
+  readonly outcome: Outcome
+  readonly replayed: boolean
+  readonly appliedAtMs: number
+}
+
+/** The wallets a batch holds locked: user wallets by id, system accounts by name. */
+export interface LockedState {
+  readonly wallets: ReadonlyMap<Ids.WalletId, LockedWallet>
+  readonly systems: ReadonlyMap<string, LockedWallet>
+}
+
+/** One request decided: its plan, the outcome to record and the outcome event to publish. */
+export interface Decision {
+  readonly request: ApplyRequest
+  readonly plan: Plan
+  readonly outcome: Outcome
+  readonly event: Events.TransactionOutcome
+}
+
+/** What a batch decides: each request's decision, in order, and each moved wallet's final balance. */
+export interface BatchPlan {
+  readonly decisions: ReadonlyArray<Decision>
+  /** The balance each moved wallet ends with, and how many postings changed it (its version bump). */
+  readonly balances: ReadonlyMap<Ids.WalletId, { readonly balance: bigint; readonly changes: number }>
+}
+
+/** The wallets to lock for a batch: user wallets by id, and system accounts by name. */
+export const locksOf = (
+  requests: ReadonlyArray<ApplyRequest>,
+): { readonly walletIds: ReadonlyArray<Ids.WalletId>; readonly systemNames: ReadonlyArray<string> } => ({
+  walletIds: [...new Set(requests.flatMap(walletIdsOf))],
+  systemNames: [
+    ...new Set(
+      requests.flatMap((request) => (needsSystemAccount(request) ? [systemAccountName(request.currency)] : [])),
+    ),
+  ],
+})
+
+/**
+ * The requests a batch decides: the first occurrence of each id it claimed, in the batch's order.
+ * An id it did not claim was applied before (a replay); a repeat within the batch is one too.
+ */
+export const freshOf = <A extends { readonly request: ApplyRequest }>(
+  items: ReadonlyArray<A>,
+  claimed: ReadonlySet<string>,
+): ReadonlyArray<A> => {
+  const seen = new Set<string>()
+  return items.filter((item) => {
+    const id = item.request.transactionId
+    const first = claimed.has(id) && !seen.has(id)
+    seen.add(id)
+    return first
+  })
+}
+
+const outcomeOf = (decided: Plan): Outcome =>
+  decided._tag === "Failed"
+    ? decided
+    : {
+        _tag: "Completed",
+        balances: decided.postings
+          .filter((posting) => !posting.system)
+          .map((posting) => ({ walletId: posting.walletId, balance: posting.balanceAfter })),
+      }
+
+const eventOf = (
+  request: ApplyRequest,
+  decided: Plan,
+  state: LockedState,
+  at: DateTime.Utc,
+): Events.TransactionOutcome => {
+  const targetOwner = request.type === "transfer" ? state.wallets.get(request.targetWalletId)?.ownerId : null
+  return Events.transactionOutcome({
+    transactionId: request.transactionId,
+    at,
+    userId: request.actingUserId,
+    targetOwnerId: targetOwner ?? undefined,
+    result:
+      decided._tag === "Failed"
+        ? decided
+        : {
+            _tag: "Completed",
+            entries: decided.postings
+              .filter((posting) => !posting.system)
+              .map((posting) => ({
+                walletId: posting.walletId,
+                amount: posting.amount,
+                balanceAfter: Money.Balance.make(posting.balanceAfter),
+              })),
+          },
+  })
+}
+
+/**
+ * Decides the fresh requests of a batch, in order, against the locked wallets: each request sees
+ * the balances that the earlier ones left. Pure: the caller writes what it answers.
+ */
+export const decide = (requests: ReadonlyArray<ApplyRequest>, locked: LockedState, appliedAtMs: number): BatchPlan => {
+  const wallets = new Map(locked.wallets)
+  const systems = new Map(locked.systems)
+  const state: LockedState = { wallets, systems }
+  const balances = new Map<Ids.WalletId, { balance: bigint; changes: number }>()
+  const at = DateTime.makeUnsafe(appliedAtMs)
+  const decisions = requests.map((request): Decision => {
+    const systemName = systemAccountName(request.currency)
+    const decided = plan(request, wallets, systems.get(systemName))
+    if (decided._tag === "Completed") {
+      for (const posting of decided.postings) {
+        const before = posting.system ? systems.get(systemName) : wallets.get(posting.walletId)
+        if (before !== undefined) {
+          const after = { ...before, balance: posting.balanceAfter }
+          if (posting.system) systems.set(systemName, after)
+          else wallets.set(posting.walletId, after)
+        }
+        balances.set(posting.walletId, {
+          balance: posting.balanceAfter,
+          changes: (balances.get(posting.walletId)?.changes ?? 0) + 1,
+        })
+      }
+    }
+    return { request, plan: decided, outcome: outcomeOf(decided), event: eventOf(request, decided, state, at) }
+  })
+  return { decisions, balances }
+}
+
+/**
+ * Answers every request of a batch in its order, from the outcome recorded under each id: the
+ * first answer of an id decided now is fresh, and any repeat of it is a replay.
+ */
+export const answersOf = (
+  requests: ReadonlyArray<ApplyRequest>,
+  recorded: ReadonlyMap<string, Applied>,
+): ReadonlyArray<Applied | undefined> => {
+  const answered = new Set<string>()
+  return requests.map((request) => {
+    const id = request.transactionId
+    const result = recorded.get(id)
+    const repeat = answered.has(id)
+    answered.add(id)
+    return repeat && result !== undefined ? { ...result, replayed: true } : result
+  })
 }

@@ -12,7 +12,8 @@ import * as Grpc from "@walletun/infra/Grpc"
 import { FailureReason, TransactionType, WalletServiceService } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Ledger from "../Ledger.ts"
-import type { Applied, EntryRow, KeyClaim, LedgerUnavailable, WalletRow } from "../LedgerRepo.ts"
+import { LedgerUnavailable } from "../LedgerRepo.ts"
+import type { Applied, EntryRow, KeyClaim, WalletRow } from "../LedgerRepo.ts"
 import { maxPageSize, Wallets } from "../Wallets.ts"
 import type { InvalidPageToken } from "../Wallets.ts"
 
@@ -39,6 +40,27 @@ export const toFailure = (error: WalletError): Grpc.GrpcFailure => {
       return { code: status.UNAVAILABLE, details: "the ledger database is unavailable" }
   }
 }
+
+/**
+ * `Wallets` lists domain errors only: a ledger outage it could not retry away is a
+ * `LedgerUnavailable` defect. Here it becomes the failure that `toFailure` answers UNAVAILABLE,
+ * which callers retry, instead of INTERNAL, which they do not.
+ */
+const surfaced = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | LedgerUnavailable> =>
+  Effect.catchDefect(effect, (defect) =>
+    defect instanceof LedgerUnavailable ? Effect.fail(defect) : Effect.die(defect),
+  )
+
+/** The `Wallets` this transport calls, with ledger outages surfaced as failures. */
+const surfacing = (wallets: Wallets["Service"]) => ({
+  create: (...args: Parameters<typeof wallets.create>) => surfaced(wallets.create(...args)),
+  get: (...args: Parameters<typeof wallets.get>) => surfaced(wallets.get(...args)),
+  getMany: (...args: Parameters<typeof wallets.getMany>) => surfaced(wallets.getMany(...args)),
+  list: (...args: Parameters<typeof wallets.list>) => surfaced(wallets.list(...args)),
+  entries: (...args: Parameters<typeof wallets.entries>) => surfaced(wallets.entries(...args)),
+  apply: (...args: Parameters<typeof wallets.apply>) => surfaced(wallets.apply(...args)),
+  claimKey: (...args: Parameters<typeof wallets.claimKey>) => surfaced(wallets.claimKey(...args)),
+})
 
 const decode =
   <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S, field: string) =>
@@ -177,7 +199,7 @@ const errorResult = (error: InvalidArgument | LedgerUnavailable) => {
 
 /** The WalletService implementation, bound to the `Wallets` of the current context. */
 export const binding = Effect.gen(function* () {
-  const wallets = yield* Wallets
+  const wallets = surfacing(yield* Wallets)
   const svc = WalletServiceService
 
   // One transaction of an ApplyTransactions call: its answer, or the status it failed with.

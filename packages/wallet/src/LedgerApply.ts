@@ -1,0 +1,229 @@
+/**
+ * The one place where money moves: applies grouped into PostgreSQL transactions (group commit).
+ * One transaction claims its transaction ids, replays those applied before, locks every wallet of
+ * the rest in id order, lets the rules (`Ledger.decide`) decide, and writes the entries, balances,
+ * outcomes and outbox messages in one statement.
+ */
+import { Array as Arr, Clock, Config, Effect, Option, Result } from "effect"
+import { HttpTraceContext } from "effect/http"
+import { SqlClient } from "effect/sql"
+import * as Batcher from "@walletun/infra/Batcher"
+import * as Ledger from "./Ledger.ts"
+import { connectionDefects, decodeLocked, decodeReplays, outboxMessageOf, unavailable } from "./LedgerRows.ts"
+import type { BatchItem, LedgerUnavailable } from "./LedgerRows.ts"
+
+type Rows = Array<Record<string, unknown>>
+
+/** The rows one batch writes: moved balances, entries, recorded outcomes and outbox messages. */
+const rowsOf = (fresh: ReadonlyArray<BatchItem>, batch: Ledger.BatchPlan) => {
+  const entries: Rows = []
+  const outcomes: Rows = []
+  const events: Rows = []
+  batch.decisions.forEach(({ request, plan, outcome, event }, index) => {
+    if (plan._tag === "Completed") {
+      for (const posting of plan.postings) {
+        entries.push({
+          transaction_id: request.transactionId,
+          wallet_id: posting.walletId,
+          type: request.type,
+          amount: posting.amount,
+          balance_after: posting.balanceAfter,
+        })
+      }
+    }
+    outcomes.push({
+      id: request.transactionId,
+      outcome: outcome._tag === "Completed" ? "COMPLETED" : "FAILED",
+      reason: outcome._tag === "Failed" ? outcome.reason : null,
+      detail: outcome._tag === "Failed" ? outcome.detail : null,
+      balances: JSON.stringify(
+        outcome._tag === "Completed"
+          ? outcome.balances.map((entry) => ({ walletId: entry.walletId, balance: String(entry.balance) }))
+          : [],
+      ),
+    })
+    const message = outboxMessageOf(event)
+    events.push({
+      routing_key: message.routingKey,
+      message_id: request.transactionId,
+      payload: message.payload,
+      headers: JSON.stringify(fresh[index]?.traceHeaders ?? {}),
+    })
+  })
+  const moved = [...batch.balances].map(([id, change]): Record<string, unknown> => ({
+    id,
+    balance: String(change.balance),
+    changes: String(change.changes),
+  }))
+  return { moved, entries, outcomes, events }
+}
+
+// The claims, in id order. A concurrent apply of the same id blocks here until the first commits,
+// then sees its row and replays it; if the first rolls back, this one proceeds.
+const claim = (sql: SqlClient.SqlClient, ids: Arr.NonEmptyReadonlyArray<string>) =>
+  sql`
+    INSERT INTO applied_transactions ${sql.insert(Arr.map(ids, (id): Record<string, unknown> => ({ id, outcome: "CLAIMED" })))}
+    ON CONFLICT (id) DO NOTHING RETURNING id`.pipe(Effect.map((rows) => new Set(rows.map((row) => String(row["id"])))))
+
+const replay = (sql: SqlClient.SqlClient, replays: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const recorded = yield* sql`
+      SELECT id, outcome, reason, detail, balances, applied_at FROM applied_transactions
+      WHERE ${sql.in("id", replays)}`.pipe(Effect.flatMap(decodeReplays))
+    // A replay (a redelivery, the reconciler) may come because the first outcome event was lost
+    // downstream: the recorded event goes out again, so the outcome consumer stays the one writer
+    // of the final status. Duplicates are harmless there.
+    yield* sql`
+      INSERT INTO outbox (routing_key, message_id, payload, headers)
+      SELECT DISTINCT ON (message_id) routing_key, message_id, payload, headers FROM outbox
+      WHERE ${sql.in("message_id", replays)} ORDER BY message_id, id`
+    return recorded
+  })
+
+// Every wallet of the batch locked at once, in id order, whatever the requests' order.
+const lock = (sql: SqlClient.SqlClient, requests: ReadonlyArray<Ledger.ApplyRequest>) => {
+  const { walletIds, systemNames } = Ledger.locksOf(requests)
+  return sql`
+    SELECT id, owner_id, system_name, currency, balance, created_at, updated_at FROM wallets
+    WHERE ${sql.in("id", walletIds)}
+       OR ${systemNames.length === 0 ? sql`false` : sql.in("system_name", systemNames)}
+    ORDER BY id FOR UPDATE`.pipe(Effect.flatMap(decodeLocked))
+}
+
+// Everything the decisions change is one statement.
+const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, appliedAtMs: number) => {
+  const { moved, entries, outcomes, events } = rows
+  const money =
+    Arr.isReadonlyArrayNonEmpty(moved) && Arr.isReadonlyArrayNonEmpty(entries)
+      ? sql`
+          moved AS (
+            UPDATE wallets SET balance = data.balance::bigint,
+              version = wallets.version + data.changes::bigint, updated_at = now()
+            FROM ${sql.updateValues(moved, "data")}
+            WHERE wallets.id = data.id::uuid
+          ),
+          entries AS (INSERT INTO ledger_entries ${sql.insert(entries)}),`
+      : sql.literal("")
+  if (!Arr.isReadonlyArrayNonEmpty(outcomes) || !Arr.isReadonlyArrayNonEmpty(events)) {
+    return Effect.die(new Error("a batch with fresh requests planned no outcome"))
+  }
+  return sql`
+    WITH ${money}
+    outcome AS (
+      UPDATE applied_transactions SET
+        outcome = data.outcome::text,
+        reason = data.reason::text,
+        detail = data.detail::text,
+        balances = data.balances::jsonb,
+        applied_at = to_timestamp(${appliedAtMs}::float8 / 1000)
+      FROM ${sql.updateValues(outcomes, "data")}
+      WHERE applied_transactions.id = data.id::uuid
+    )
+    INSERT INTO outbox (routing_key, message_id, payload, headers)
+    SELECT data.routing_key::text, data.message_id::uuid, data.payload::text, data.headers::jsonb
+    FROM ${sql.updateValues(events, "data")}`
+}
+
+/** Decides and writes the fresh requests of a batch, whose wallets it locks; answers each by id. */
+const applyFresh = (sql: SqlClient.SqlClient, fresh: ReadonlyArray<BatchItem>) =>
+  Effect.gen(function* () {
+    const requests = fresh.map((item) => item.request)
+    const locked = yield* lock(sql, requests)
+    // The application time comes from the service's clock, so each outcome event can be built
+    // before the write.
+    const appliedAtMs = yield* Clock.currentTimeMillis
+    const batch = Ledger.decide(requests, locked, appliedAtMs)
+    yield* write(sql, rowsOf(fresh, batch), appliedAtMs)
+    return batch.decisions.map(
+      ({ request, outcome }) => [request.transactionId, { outcome, replayed: false, appliedAtMs }] as const,
+    )
+  })
+
+/**
+ * Applies a batch in one PostgreSQL transaction (see `applyBatch` on the service). Claims in id
+ * order, then every wallet lock in id order, then one statement for all the writes: two batches
+ * that share wallets or ids wait for each other instead of deadlocking.
+ */
+const applyAll = (sql: SqlClient.SqlClient, items: ReadonlyArray<BatchItem>) =>
+  Effect.gen(function* () {
+    const ids = [...new Set(items.map((item) => item.request.transactionId))].toSorted()
+    if (!Arr.isReadonlyArrayNonEmpty(ids)) return []
+    const claimed = yield* claim(sql, ids)
+    const replays = ids.filter((id) => !claimed.has(id))
+    const recorded = new Map(replays.length > 0 ? yield* replay(sql, replays) : [])
+    const fresh = Ledger.freshOf(items, claimed)
+    if (fresh.length > 0) for (const [id, applied] of yield* applyFresh(sql, fresh)) recorded.set(id, applied)
+    // Every item answered, in the batch's order; a repeat of an id within the batch is a replay.
+    const answers = Ledger.answersOf(
+      items.map((item) => item.request),
+      recorded,
+    )
+    return yield* Effect.forEach(answers, (answer) =>
+      answer === undefined
+        ? Effect.die(new Error("an applied transaction has no recorded outcome"))
+        : Effect.succeed(answer),
+    )
+  })
+
+/** One transaction for the whole batch; a failure that is not transient is narrowed down. */
+const applyBatch = (
+  sql: SqlClient.SqlClient,
+  items: ReadonlyArray<BatchItem>,
+): Effect.Effect<ReadonlyArray<Result.Result<Ledger.Applied, LedgerUnavailable>>, never> =>
+  sql.withTransaction(applyAll(sql, items)).pipe(
+    Effect.map((applied) => applied.map((one) => Result.succeed(one))),
+    Effect.mapError(unavailable),
+    connectionDefects,
+    Effect.catch((error: LedgerUnavailable) =>
+      // A transient failure (the connection, a deadlock, a timeout) fails the whole batch: it is
+      // retried as a whole. Anything else is one bad request among good ones: split the batch
+      // until the bad one is alone, and apply the rest.
+      error.retryable || items.length === 1
+        ? Effect.succeed(items.map(() => Result.fail(error)))
+        : Effect.map(
+            Effect.all([
+              applyBatch(sql, items.slice(0, Math.ceil(items.length / 2))),
+              applyBatch(sql, items.slice(Math.ceil(items.length / 2))),
+            ]),
+            ([left, right]) => [...left, ...right],
+          ),
+    ),
+  )
+
+/** The group commit, bound to the `SqlClient` of the wallet database and its batching config. */
+export const make = (batches: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+
+    const applyMany = Effect.fn("LedgerRepo.applyBatch")(function* (items: ReadonlyArray<BatchItem>) {
+      if (items.length === 0) return []
+      yield* Effect.annotateCurrentSpan({ "walletun.batch_size": items.length })
+      return yield* applyBatch(sql, items)
+    })
+
+    // Concurrent applies are grouped: while `batches` ledger transactions run, new applies wait
+    // and go together in the next one (group commit), so the database does one transaction, one
+    // lock round and one write statement for many transfers when the load is high.
+    const batched = yield* Batcher.make({
+      maxSize: yield* Config.Int("WALLET_APPLY_BATCH_SIZE").pipe(Config.withDefault(128)),
+      concurrency: batches,
+      run: (items: ReadonlyArray<BatchItem>) => applyBatch(sql, items),
+    })
+
+    const apply = Effect.fn("LedgerRepo.apply")(function* (request: Ledger.ApplyRequest) {
+      const span = yield* Effect.option(Effect.currentSpan)
+      // The outcome event continues the trace of this apply, not the batch's.
+      const traceHeaders = Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders })
+      yield* Effect.annotateCurrentSpan({
+        "walletun.transaction_id": request.transactionId,
+        "walletun.wallet_ids": Ledger.walletIdsOf(request).join(","),
+      })
+      const applied = yield* batched({ request, traceHeaders })
+      yield* Effect.annotateCurrentSpan({
+        "walletun.outcome": applied.outcome._tag === "Completed" ? "COMPLETED" : `FAILED:${applied.outcome.reason}`,
+      })
+      return applied
+    })
+
+    return { apply, applyBatch: applyMany }
+  })

@@ -1,0 +1,199 @@
+/**
+ * The ledger's persistence contract in memory, serialised by one permit, for unit and property
+ * tests. It runs the same rules (`Ledger.decide`) and writes the same outcome events.
+ */
+import { Clock, Effect, Semaphore } from "effect"
+import type { Currency } from "@walletun/domain"
+import { Errors, Ids } from "@walletun/domain"
+import * as Ledger from "./Ledger.ts"
+import { outboxMessageOf } from "./LedgerRows.ts"
+import type { EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
+
+type Serial = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+type StoredWallet = WalletRow & { readonly systemName: string | null }
+
+const currencies: ReadonlyArray<Currency.Currency> = ["USD", "EUR", "GBP", "BRL", "JPY"]
+
+/** One system account per currency, as the first migration seeds them. */
+const systemAccounts = (): Map<Ids.WalletId, StoredWallet> =>
+  new Map(
+    currencies.map((currency, index) => {
+      const id = Ids.WalletId.make(`00000000-0000-7000-8000-00000000000${index + 1}`)
+      const wallet: StoredWallet = {
+        id,
+        ownerId: null,
+        systemName: Ledger.systemAccountName(currency),
+        currency,
+        balance: 0n,
+        createdAtMs: 0,
+        updatedAtMs: 0,
+      }
+      return [id, wallet]
+    }),
+  )
+
+/** The stores and the apply; the rest of the contract is in `make`. */
+const makeLedger = (serial: Serial) => {
+  const wallets = systemAccounts()
+  const entries: Array<EntryRow & { readonly walletId: Ids.WalletId }> = []
+  const applied = new Map<Ids.TransactionId, Ledger.Applied>()
+  const outbox: Array<OutboxMessage & { sent: boolean }> = []
+  let nextId = 1n
+
+  const lockedOf = (request: Ledger.ApplyRequest): Ledger.LockedState => {
+    const named = new Map<Ids.WalletId, Ledger.LockedWallet>()
+    for (const id of Ledger.walletIdsOf(request)) {
+      const wallet = wallets.get(id)
+      if (wallet !== undefined && wallet.systemName === null) named.set(id, wallet)
+    }
+    const systems = new Map<string, Ledger.LockedWallet>()
+    for (const wallet of wallets.values()) {
+      if (wallet.systemName !== null && Ledger.needsSystemAccount(request)) systems.set(wallet.systemName, wallet)
+    }
+    return { wallets: named, systems }
+  }
+
+  const apply = (request: Ledger.ApplyRequest) =>
+    serial(
+      Effect.gen(function* () {
+        const previous = applied.get(request.transactionId)
+        if (previous !== undefined) {
+          const recorded = outbox.find((message) => message.messageId === request.transactionId)
+          if (recorded !== undefined) outbox.push({ ...recorded, id: nextId++, sent: false })
+          return { ...previous, replayed: true }
+        }
+        const now = yield* Clock.currentTimeMillis
+        const [decision] = Ledger.decide([request], lockedOf(request), now).decisions
+        if (decision === undefined) return yield* Effect.die(new Error("a request was not decided"))
+        for (const posting of decision.plan._tag === "Completed" ? decision.plan.postings : []) {
+          const wallet = wallets.get(posting.walletId)
+          if (wallet !== undefined) {
+            wallets.set(posting.walletId, { ...wallet, balance: posting.balanceAfter, updatedAtMs: now })
+          }
+          entries.push({
+            id: nextId++,
+            walletId: posting.walletId,
+            transactionId: request.transactionId,
+            type: request.type,
+            amount: posting.amount,
+            balanceAfter: posting.balanceAfter,
+            createdAtMs: now,
+          })
+        }
+        const result: Ledger.Applied = { outcome: decision.outcome, replayed: false, appliedAtMs: now }
+        applied.set(request.transactionId, result)
+        const message = outboxMessageOf(decision.event)
+        outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: {}, ...message })
+        return result
+      }),
+    )
+
+  return { wallets, entries, outbox, apply }
+}
+
+/** Idempotency keys: bindings by `user/key`, each with its expiry. */
+const makeKeys = (serial: Serial) => {
+  const keys = new Map<string, KeyBinding & { readonly expiresAtMs: number }>()
+
+  const claimKey = (claim: KeyClaim) =>
+    serial(
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const id = `${claim.userId}/${claim.key}`
+        const existing = keys.get(id)
+        if (existing !== undefined && existing.expiresAtMs > now) {
+          const { expiresAtMs: _, ...binding } = existing
+          return { claimed: false, binding }
+        }
+        const binding: KeyBinding = {
+          transactionId: claim.transactionId,
+          requestHash: claim.requestHash,
+          createdAtMs: claim.createdAtMs,
+        }
+        keys.set(id, { ...binding, expiresAtMs: now + claim.ttlMs })
+        return { claimed: true, binding }
+      }),
+    )
+
+  const purgeKeys = (limit: number) =>
+    serial(
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        let purged = 0
+        for (const [id, binding] of keys) {
+          if (purged >= limit) break
+          if (binding.expiresAtMs <= now) {
+            keys.delete(id)
+            purged++
+          }
+        }
+        return purged
+      }),
+    )
+
+  return { claimKey, purgeKeys }
+}
+
+/** The in-memory contract; `LedgerRepo.layerMemory` provides it. */
+export const make = Effect.gen(function* () {
+  const lock = yield* Semaphore.make(1)
+  const serial = lock.withPermits(1)
+  const { wallets, entries, outbox, apply } = makeLedger(serial)
+
+  const createWallet = (id: Ids.WalletId, ownerId: Ids.UserId, currency: Currency.Currency) =>
+    serial(
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        for (const wallet of wallets.values()) {
+          if (wallet.ownerId === ownerId && wallet.currency === currency) {
+            return yield* new Errors.WalletExists({ currency })
+          }
+        }
+        const row = { id, ownerId, systemName: null, currency, balance: 0n, createdAtMs: now, updatedAtMs: now }
+        wallets.set(id, row)
+        return row
+      }),
+    )
+
+  const relayBatch = <A, E, R>(
+    limit: number,
+    publish: (messages: ReadonlyArray<OutboxMessage>) => Effect.Effect<A, E, R>,
+  ) =>
+    serial(
+      Effect.gen(function* () {
+        const batch = outbox.filter((message) => !message.sent).slice(0, limit)
+        if (batch.length === 0) return 0
+        yield* publish(batch)
+        for (const message of batch) message.sent = true
+        return batch.length
+      }),
+    )
+
+  return {
+    createWallet,
+    getWallets: (ids: ReadonlyArray<Ids.WalletId>) =>
+      Effect.sync(() =>
+        ids.flatMap((id) => {
+          const wallet = wallets.get(id)
+          return wallet === undefined || wallet.ownerId === null ? [] : [wallet]
+        }),
+      ),
+    listWallets: (ownerId: Ids.UserId) =>
+      Effect.sync(() => [...wallets.values()].filter((wallet) => wallet.ownerId === ownerId)),
+    listEntries: (walletId: Ids.WalletId, before: bigint | undefined, limit: number) =>
+      Effect.sync(() =>
+        entries
+          .filter((entry) => entry.walletId === walletId && (before === undefined || entry.id < before))
+          .toSorted((a, b) => (a.id < b.id ? 1 : -1))
+          .slice(0, limit),
+      ),
+    apply,
+    applyBatch: (items: ReadonlyArray<{ readonly request: Ledger.ApplyRequest }>) =>
+      Effect.forEach(items, (item) => Effect.result(apply(item.request))),
+    ...makeKeys(serial),
+    relayBatch,
+    totalBalance: Effect.sync(() => [...wallets.values()].reduce((sum, wallet) => sum + wallet.balance, 0n)),
+    outboxBacklog: Effect.sync(() => ({ pending: outbox.filter((message) => !message.sent).length, oldestSeconds: 0 })),
+  }
+})

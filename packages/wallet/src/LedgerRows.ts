@@ -1,0 +1,236 @@
+/**
+ * The edge of the wallet database: what `LedgerRepo` answers, the rows PostgreSQL returns, decoded
+ * with schemas (each decoder compiled once, here), and the one infrastructure error of the ledger.
+ */
+import { Effect, Schema } from "effect"
+import { isSqlError } from "effect/sql/SqlError"
+import type { SqlError } from "effect/sql/SqlError"
+import { Currency, Events, Ids, Transaction } from "@walletun/domain"
+import type * as Ledger from "./Ledger.ts"
+
+/** A wallet as stored. `ownerId` is null for a system account. */
+export interface WalletRow {
+  readonly id: Ids.WalletId
+  readonly ownerId: Ids.UserId | null
+  readonly currency: Currency.Currency
+  readonly balance: bigint
+  readonly createdAtMs: number
+  readonly updatedAtMs: number
+}
+
+/** A ledger entry as stored; `id` orders a wallet's entries (newest has the largest). */
+export interface EntryRow {
+  readonly id: bigint
+  readonly transactionId: Ids.TransactionId
+  readonly type: Transaction.TransactionType
+  readonly amount: bigint
+  readonly balanceAfter: bigint
+  readonly createdAtMs: number
+}
+
+/** What an idempotency key is bound to: a transaction, the digest of its request, its creation time. */
+export interface KeyBinding {
+  readonly transactionId: Ids.TransactionId
+  readonly requestHash: string
+  readonly createdAtMs: number
+}
+
+/** A claim of an idempotency key: the binding it asks for, and how long it lasts. */
+export interface KeyClaim extends KeyBinding {
+  readonly userId: Ids.UserId
+  readonly key: Ids.IdempotencyKey
+  readonly ttlMs: number
+}
+
+/** The answer to a key claim: the binding in force, and whether this claim made it. */
+export interface ClaimAnswer {
+  readonly claimed: boolean
+  readonly binding: KeyBinding
+}
+
+/** One request of a batch, with the W3C trace context of its caller (its outcome event continues that trace). */
+export interface BatchItem {
+  readonly request: Ledger.ApplyRequest
+  readonly traceHeaders: Readonly<Record<string, string>>
+}
+
+/** A message waiting in the outbox for the relay. */
+export interface OutboxMessage {
+  readonly id: bigint
+  readonly routingKey: string
+  readonly messageId: string
+  readonly payload: string
+  /** The W3C trace context of the apply that wrote it, so the event continues that trace. */
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** The database could not be reached or refused the statement; the call may be retried. */
+export class LedgerUnavailable extends Schema.TaggedError<LedgerUnavailable>()("LedgerUnavailable", {
+  message: Schema.String,
+  /**
+   * True when the same statement may succeed later (the connection, a deadlock, a timeout); false
+   * when it failed on what it was given (a constraint), which a batch narrows down to one request.
+   */
+  retryable: Schema.Boolean,
+}) {}
+
+/** The ledger's failure for a failed statement. */
+export const unavailable = (error: SqlError) =>
+  new LedgerUnavailable({ message: error.message, retryable: error.isRetryable })
+
+/**
+ * A connection that closes under a transaction (a PostgreSQL restart) can surface as a defect
+ * carrying the SqlError rather than as a failure; it is the same retryable unavailability, and
+ * must reach the caller as UNAVAILABLE, never as an internal error that is not retried.
+ */
+export const connectionDefects = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catchDefect(effect, (defect) => (isSqlError(defect) ? Effect.fail(unavailable(defect)) : Effect.die(defect)))
+
+const encodeEvent = Schema.encodeSync(Events.TransactionEventJson)
+
+/** The outbox message of an outcome event: its routing key and its JSON body. */
+export const outboxMessageOf = (event: Events.TransactionOutcome) => ({
+  routingKey: Events.routingKeys[event._tag],
+  payload: encodeEvent(event),
+})
+
+/**
+ * A decoder of a statement's rows, compiled once, with the mapping of each decoded row. A row that
+ * does not match its schema is a defect: the schema is the table's, so only a broken migration or
+ * a wrong query gets there.
+ */
+const rowsOf = <S extends Schema.Top & { readonly DecodingServices: never }, B>(
+  schema: S,
+  toRow: (row: S["Type"]) => B,
+) => {
+  const decode = Schema.decodeUnknownEffect(Schema.Array(schema))
+  return (rows: unknown): Effect.Effect<ReadonlyArray<B>> =>
+    Effect.map(Effect.orDie(decode(rows)), (records) => records.map(toRow))
+}
+
+const WalletRecord = Schema.Struct({
+  id: Ids.WalletId,
+  owner_id: Schema.NullOr(Ids.UserId),
+  currency: Currency.Currency,
+  balance: Schema.BigInt,
+  created_at: Schema.Date,
+  updated_at: Schema.Date,
+})
+
+const toWallet = (row: typeof WalletRecord.Type): WalletRow => ({
+  id: row.id,
+  ownerId: row.owner_id,
+  currency: row.currency,
+  balance: row.balance,
+  createdAtMs: row.created_at.getTime(),
+  updatedAtMs: row.updated_at.getTime(),
+})
+
+/** Decodes `id, owner_id, currency, balance, created_at, updated_at` rows. */
+export const decodeWallets = rowsOf(WalletRecord, toWallet)
+
+const decodeLockedRows = rowsOf(
+  Schema.Struct({ ...WalletRecord.fields, system_name: Schema.NullOr(Schema.String) }),
+  (row) => ({ systemName: row.system_name, wallet: toWallet(row) }),
+)
+/** Decodes locked wallet rows (with `system_name`): user wallets by id, system accounts by name. */
+export const decodeLocked = (rows: unknown) =>
+  Effect.map(decodeLockedRows(rows), (locked): Ledger.LockedState => {
+    const wallets = new Map<Ids.WalletId, Ledger.LockedWallet>()
+    const systems = new Map<string, Ledger.LockedWallet>()
+    for (const { systemName, wallet } of locked) {
+      if (systemName !== null) systems.set(systemName, wallet)
+      else wallets.set(wallet.id, wallet)
+    }
+    return { wallets, systems }
+  })
+
+/** Decodes `id, transaction_id, type, amount, balance_after, created_at` ledger entry rows. */
+export const decodeEntries = rowsOf(
+  Schema.Struct({
+    id: Schema.BigInt,
+    transaction_id: Ids.TransactionId,
+    type: Transaction.TransactionType,
+    amount: Schema.BigInt,
+    balance_after: Schema.BigInt,
+    created_at: Schema.Date,
+  }),
+  (row): EntryRow => ({
+    id: row.id,
+    transactionId: row.transaction_id,
+    type: row.type,
+    amount: row.amount,
+    balanceAfter: row.balance_after,
+    createdAtMs: row.created_at.getTime(),
+  }),
+)
+
+const decodeAppliedRows = rowsOf(
+  Schema.Struct({
+    id: Ids.TransactionId,
+    outcome: Schema.String,
+    reason: Schema.NullOr(Transaction.FailureReason),
+    detail: Schema.NullOr(Schema.String),
+    balances: Schema.Array(Schema.Struct({ walletId: Ids.WalletId, balance: Schema.BigIntFromString })),
+    applied_at: Schema.Date,
+  }),
+  (row): readonly [string, Ledger.Applied] => [
+    row.id,
+    {
+      outcome:
+        row.outcome === "COMPLETED"
+          ? { _tag: "Completed", balances: row.balances }
+          : { _tag: "Failed", reason: row.reason ?? "REJECTED", detail: row.detail ?? "" },
+      replayed: true,
+      appliedAtMs: row.applied_at.getTime(),
+    },
+  ],
+)
+/** Decodes recorded outcomes (`applied_transactions` rows) into the answers of their replays, by id. */
+export const decodeReplays = (rows: unknown) =>
+  Effect.map(decodeAppliedRows(rows), (replays): ReadonlyMap<string, Ledger.Applied> => new Map(replays))
+
+/** Decodes `user_id, key, transaction_id, request_hash, created_at` rows: each binding by `user/key`. */
+export const decodeBindings = rowsOf(
+  Schema.Struct({
+    user_id: Ids.UserId,
+    key: Schema.String,
+    transaction_id: Ids.TransactionId,
+    request_hash: Schema.String,
+    created_at: Schema.Date,
+  }),
+  (row) => ({
+    key: `${row.user_id}/${row.key}`,
+    binding: {
+      transactionId: row.transaction_id,
+      requestHash: row.request_hash,
+      createdAtMs: row.created_at.getTime(),
+    } satisfies KeyBinding,
+  }),
+)
+
+/** Decodes `id, routing_key, message_id, payload, headers` outbox rows. */
+export const decodeOutbox = rowsOf(
+  Schema.Struct({
+    id: Schema.BigInt,
+    routing_key: Schema.String,
+    message_id: Schema.String,
+    payload: Schema.String,
+    headers: Schema.Record(Schema.String, Schema.String),
+  }),
+  (row): OutboxMessage => ({
+    id: row.id,
+    routingKey: row.routing_key,
+    messageId: row.message_id,
+    payload: row.payload,
+    headers: row.headers,
+  }),
+)
+
+/** Decodes the one row of an aggregate, such as `count(*)::int AS n`, with a default when absent. */
+export const decodeFirst = <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) => {
+  const decode = rowsOf(schema, (row) => row)
+  return <B>(fallback: B) =>
+    (rows: unknown): Effect.Effect<S["Type"] | B> =>
+      Effect.map(decode(rows), (records) => records[0] ?? fallback)
+}
