@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { Migrator, SqlClient } from "effect/sql"
+import { SqlClient } from "effect/sql"
 import * as Health from "@walletun/infra/Health"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Problems from "@walletun/infra/Problems"
@@ -18,16 +18,13 @@ const HealthRoutes = Layer.unwrap(
   }),
 )
 
-/** The service's PostgreSQL pool, on the database `USER_DATABASE` names. */
+/** The service's PostgreSQL pool on the database `USER_DATABASE` names, migrated before anything reads it. */
 export const Database = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* UserConfig
-    return Postgres.layer({ database: config.database, username: config.databaseUser })
+    return Postgres.layerMigrated({ database: config.database, username: config.databaseUser, loader })
   }),
 )
-
-/** Brings the database schema up to date before anything reads it (forward-only migrations). */
-export const Migrations = Layer.effectDiscard(Migrator.make({})({ loader }))
 
 /**
  * Every route of the service (the `auth` API, its problem middleware, health) with its services,
@@ -41,6 +38,6 @@ export const routes = Layer.mergeAll(
   ServiceCredential.layerGatewayOnly("user"),
 ).pipe(
   Layer.provide([Users.layer, AccessTokens.verifierLayer]),
-  Layer.provide(SigningKeys.layer.pipe(Layer.provide(Migrations))),
+  Layer.provide(SigningKeys.layer),
   Layer.provide(Database),
 )

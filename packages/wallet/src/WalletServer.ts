@@ -2,8 +2,6 @@
  * The wallet service without its HTTP health routes: the migrated database, the broker, the
  * ledger, the outbox relay and the gRPC server, wired once for `main.ts` and the integration tests.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { PgMigrator } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
@@ -22,16 +20,12 @@ import { Wallets } from "./Wallets.ts"
 export const Database = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* WalletConfig
-    return PgMigrator.layer({ loader }).pipe(
-      Layer.provideMerge(
-        Postgres.layer({
-          database: config.database,
-          maxConnections: config.maxConnections,
-          username: config.databaseUser,
-        }),
-      ),
-      Layer.provide(NodeServices.layer),
-    )
+    return Postgres.layerMigrated({
+      database: config.database,
+      maxConnections: config.maxConnections,
+      username: config.databaseUser,
+      loader,
+    })
   }),
 )
 
