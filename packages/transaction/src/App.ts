@@ -7,6 +7,7 @@
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import * as Cql from "@walletun/infra/Cql"
+import * as CqlMigrator from "@walletun/infra/CqlMigrator"
 import * as Health from "@walletun/infra/Health"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
@@ -16,7 +17,7 @@ import { Broker } from "./Broker.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"
 import * as TransactionsHttp from "./http/TransactionsHttp.ts"
-import * as Migrator from "./migrations/Migrator.ts"
+import { migrations } from "./migrations/index.ts"
 import * as Reconciler from "./Reconciler.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { Transactions } from "./Transactions.ts"
@@ -37,6 +38,13 @@ const HealthRoutes = Layer.unwrap(
   }),
 )
 
+/** Brings the keyspace `CQL_KEYSPACE` up to date before anything reads it (forward-only migrations). */
+const Migrations = Layer.effectDiscard(
+  Effect.gen(function* () {
+    yield* CqlMigrator.run(yield* TransactionConfig, migrations)
+  }),
+)
+
 /**
  * The services every role shares: the migrated store, the broker topology, the wallet client, and
  * the seals of the requests it publishes and of the wallet's outcome events it records.
@@ -44,7 +52,7 @@ const HealthRoutes = Layer.unwrap(
 export const services = Transactions.layerNoDeps.pipe(
   Layer.provideMerge(
     Layer.mergeAll(
-      TransactionsRepo.layerNoDeps.pipe(Layer.provide(Migrator.layer)),
+      TransactionsRepo.layerNoDeps.pipe(Layer.provide(Migrations)),
       Broker.layerNoDeps,
       WalletClient.layer,
     ),
