@@ -1,12 +1,14 @@
 /**
- * The gateway's routes with everything they need, for `main.ts` and the tests: the public API,
- * its OpenAPI document and Swagger UI, the edge middleware, the token verifier (JWKS from the user
- * service), the wallet gRPC client and the rate limiter.
+ * The gateway's composition, for `main.ts` and the tests: the public API, its OpenAPI document and
+ * Swagger UI, the edge middleware, the token verifier (JWKS from the user service), the wallet gRPC
+ * client and the rate limiter, served on `HOST`; its metrics on `INTERNAL_HOST`, apart from it.
+ * Its health routes are part of the public API (they report each service behind it).
  */
 import { Effect, Layer } from "effect"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { HttpApiSwagger } from "effect/http-api"
 import * as Jwt from "@walletun/infra/Jwt"
+import * as Service from "@walletun/infra/Service"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import * as Edge from "./http/Edge.ts"
 import * as GatewayHttp from "./http/GatewayHttp.ts"
@@ -54,3 +56,9 @@ export const routes = routesNoDeps.pipe(
 
 /** The rate limiter with the configured window. */
 export const RateLimiterLive = Limiter
+
+/**
+ * The whole service, as `main.ts` runs it: the API on `HOST`, and `GET /metrics` on `INTERNAL_HOST`
+ * and a port of its own, so the Internet never reads the metrics.
+ */
+export const layer = Service.servePublic(routes, "GATEWAY_PORT", 8080, "GATEWAY_METRICS_PORT")

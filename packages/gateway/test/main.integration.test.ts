@@ -1,10 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ServiceProcess } from "@walletun/infra"
+import * as ServiceUnderTest from "@walletun/infra/test-support/ServiceUnderTest"
 import { deleteBrokerTopology } from "./support.ts"
 
-const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
-const entry = main("gateway")
+const gatewayUnderTest = ServiceUnderTest.make("gateway", "GATEWAY_PORT")
+const entry = gatewayUnderTest.entry
 const downstream = {
   USER_SERVICE_URL: "http://127.0.0.1:18281",
   TRANSACTION_SERVICE_URL: "http://127.0.0.1:18282",
@@ -29,14 +30,14 @@ describe("gateway process", () => {
 
   it.live("all four services boot together and the gateway becomes ready", () =>
     Effect.gen(function* () {
-      yield* ServiceProcess.start(main("user"), { USER_PORT: "18281" })
+      yield* ServiceProcess.start(ServiceUnderTest.entry("user"), { USER_PORT: "18281" })
       // Queues of its own (deleted after), so it takes no message of a running `npm start`.
       yield* Effect.addFinalizer(() => deleteBrokerTopology("process-test"))
-      yield* ServiceProcess.start(main("transaction"), {
+      yield* ServiceProcess.start(ServiceUnderTest.entry("transaction"), {
         TRANSACTION_PORT: "18282",
         TRANSACTION_BROKER_PREFIX: "process-test",
       })
-      yield* ServiceProcess.start(main("wallet"), { WALLET_HTTP_PORT: "18283" })
+      yield* ServiceProcess.start(ServiceUnderTest.entry("wallet"), { WALLET_HTTP_PORT: "18283" })
       const result = yield* ServiceProcess.bootThenStop(
         entry,
         { GATEWAY_PORT: "18280", ...downstream },
@@ -51,10 +52,6 @@ describe("gateway process", () => {
   )
 
   it.live("a bad USER_SERVICE_URL stops start-up with a message naming the variable", () =>
-    Effect.gen(function* () {
-      const result = yield* ServiceProcess.runUntilExit(entry, { USER_SERVICE_URL: "not a url" })
-      assert.strictEqual(result.exitCode, 1)
-      assert.include(result.output, "USER_SERVICE_URL")
-    }),
+    ServiceUnderTest.refusesToStart(gatewayUnderTest, { USER_SERVICE_URL: "not a url" }, "USER_SERVICE_URL"),
   )
 })

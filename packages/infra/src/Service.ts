@@ -8,6 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Duration, Effect, Layer } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
+import * as Health from "./Health.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -37,13 +38,20 @@ const httpServerOn = (port: Config.Config<number>, exposure: Exposure) =>
 export const metricsPortOffset = 1000
 
 /**
- * Serves, behind the gateway (`INTERNAL_HOST`), the routes that `routes` adds to the router, plus
- * `GET /metrics` and HTTP request metrics.
+ * The routes every service behind the gateway serves besides its own, mounted the same way in
+ * each: `GET /health/live`, `GET /health/ready` over the checks that `checks` builds from the
+ * service's dependencies (see `Health`), and `GET /metrics`, with HTTP request metrics on every
+ * route of the router.
+ */
+export const healthAndMetrics = <E, R>(checks: Effect.Effect<ReadonlyArray<Health.Check>, E, R>) =>
+  Layer.merge(Layer.unwrap(Effect.map(checks, Health.routes)), Metrics.layer)
+
+/**
+ * Serves, behind the gateway (`INTERNAL_HOST`, the port in `portVariable`), the routes that
+ * `routes` adds to the router (a service's own and its `healthAndMetrics`).
  */
 export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>, portVariable: string, defaultPort: number) =>
-  HttpRouter.serve(Layer.mergeAll(routes, Metrics.layer)).pipe(
-    Layer.provide(httpServer(portVariable, defaultPort, "internal")),
-  )
+  HttpRouter.serve(routes).pipe(Layer.provide(httpServer(portVariable, defaultPort, "internal")))
 
 // Only `GET /metrics`; anything else is a bare 404.
 const metricsOnly = Effect.gen(function* () {

@@ -2,6 +2,7 @@
 export * as Authentication from "./Authentication.ts"
 export * as Batcher from "./Batcher.ts"
 export * as Cql from "./Cql.ts"
+export * as CqlMigrator from "./CqlMigrator.ts"
 export * as Grpc from "./Grpc.ts"
 export * as Health from "./Health.ts"
 export * as Jwt from "./Jwt.ts"

@@ -108,3 +108,39 @@ describe("Service.servePublic", () => {
     }),
   )
 })
+
+describe("Service.healthAndMetrics", () => {
+  it.live("serves the service's routes with /health/live, /health/ready over its checks, and /metrics", () =>
+    Effect.gen(function* () {
+      const port = yield* freePort
+      const config = ConfigProvider.fromUnknown({ PROBE_PORT: String(port) })
+      const routes = Layer.merge(
+        HttpRouter.add("GET", "/hello", HttpServerResponse.text("hello")),
+        Service.healthAndMetrics(
+          Effect.succeed([
+            { name: "up", check: Effect.void },
+            { name: "down", check: Effect.fail("refused") },
+          ]),
+        ),
+      )
+      yield* Layer.build(
+        Service.serveHttp(routes, "PROBE_PORT", 18_000).pipe(Layer.provide(ConfigProvider.layer(config))),
+      )
+      assert.strictEqual(yield* statusOf("127.0.0.1", port, "/hello"), 200)
+      assert.strictEqual(yield* statusOf("127.0.0.1", port, "/health/live"), 200)
+      const ready = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${port}/health/ready`).then(async (response) => ({
+          status: response.status,
+          body: (await response.json()) as { checks: Record<string, { status: string }> },
+        })),
+      )
+      assert.strictEqual(ready.status, 503)
+      assert.strictEqual(ready.body.checks["up"]?.status, "up")
+      assert.strictEqual(ready.body.checks["down"]?.status, "down")
+      const text = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text()),
+      )
+      assert.match(text, /walletun_http_requests_total\{method="GET",route="\/hello",status="200"\} \d+/)
+    }),
+  )
+})

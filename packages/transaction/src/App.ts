@@ -1,39 +1,53 @@
 /**
- * The transaction service's composition: the roles this process runs (`TRANSACTION_ROLES`) on top
- * of the shared services. Release order follows the dependencies: the HTTP server and the
+ * The transaction service's composition: its configuration, the CQL session with the migrated
+ * keyspace, the broker, the token verifier, and the roles this process runs (`TRANSACTION_ROLES`),
+ * served on `TRANSACTION_PORT`. Release order follows the dependencies: the HTTP server and the
  * consumers stop first (consumers finish and ack their in-flight messages), then the broker, the
  * wallet client and the CQL session close.
  */
 import { Effect, Layer } from "effect"
-import { HttpRouter } from "effect/http"
+import { FetchHttpClient, HttpRouter } from "effect/http"
 import * as Cql from "@walletun/infra/Cql"
-import * as Health from "@walletun/infra/Health"
+import * as CqlMigrator from "@walletun/infra/CqlMigrator"
+import * as Jwt from "@walletun/infra/Jwt"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
-import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Service from "@walletun/infra/Service"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { Broker } from "./Broker.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"
 import * as TransactionsHttp from "./http/TransactionsHttp.ts"
-import * as Migrator from "./migrations/Migrator.ts"
+import { migrations } from "./migrations/index.ts"
 import * as Reconciler from "./Reconciler.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { Transactions } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
 import { WalletClient } from "./WalletClient.ts"
 
-const HealthRoutes = Layer.unwrap(
+/**
+ * Verified tokens remembered, as in the gateway: every request's token is verified again here
+ * (nothing behind the gateway trusts it blindly), and a client's next request with the same token
+ * skips the Ed25519 check; a hit is re-checked against the clock and the current keys.
+ */
+const tokenCacheSize = 10_000
+
+const checks = Effect.gen(function* () {
+  const cql = yield* Cql.Cql
+  const rabbit = yield* Rabbit.Rabbit
+  return [
+    {
+      name: "cql",
+      check: cql.execute("SELECT release_version FROM system.local", [], { consistency: Cql.Consistency.localOne }),
+    },
+    { name: "rabbitmq", check: rabbit.withChannel((channel) => channel.checkExchange("amq.direct")) },
+  ]
+})
+
+/** Brings the keyspace `CQL_KEYSPACE` up to date before anything reads it (forward-only migrations). */
+const Migrations = Layer.effectDiscard(
   Effect.gen(function* () {
-    const cql = yield* Cql.Cql
-    const rabbit = yield* Rabbit.Rabbit
-    return Health.routes([
-      {
-        name: "cql",
-        check: cql.execute("SELECT release_version FROM system.local", [], { consistency: Cql.Consistency.localOne }),
-      },
-      { name: "rabbitmq", check: rabbit.withChannel((channel) => channel.checkExchange("amq.direct")) },
-    ])
+    yield* CqlMigrator.run(yield* TransactionConfig, migrations)
   }),
 )
 
@@ -44,7 +58,7 @@ const HealthRoutes = Layer.unwrap(
 export const services = Transactions.layerNoDeps.pipe(
   Layer.provideMerge(
     Layer.mergeAll(
-      TransactionsRepo.layerNoDeps.pipe(Layer.provide(Migrator.layer)),
+      TransactionsRepo.layerNoDeps.pipe(Layer.provide(Migrations)),
       Broker.layerNoDeps,
       WalletClient.layer,
     ),
@@ -54,18 +68,18 @@ export const services = Transactions.layerNoDeps.pipe(
 
 /**
  * Everything the configured roles need, served on the given HTTP server: health routes and
- * `GET /metrics` always, the API with `api`, and the worker, outcome consumer and reconciler with their roles. Needs the
- * configuration, CQL, RabbitMQ, a JWT verifier and an HTTP server.
+ * `GET /metrics` always, the API with `api`, and the worker, outcome consumer and reconciler with
+ * their roles. Needs the configuration, CQL, RabbitMQ, a JWT verifier and an HTTP server (the
+ * tests provide their own).
  */
-export const layer = Layer.unwrap(
+export const layerNoDeps = Layer.unwrap(
   Effect.gen(function* () {
     const { roles } = yield* TransactionConfig
     yield* Effect.logInfo("transaction service roles").pipe(Effect.annotateLogs({ roles: roles.join(",") }))
     // The API answers only the gateway (`ServiceCredential`); health and metrics are open.
     const http = HttpRouter.serve(
       Layer.mergeAll(
-        HealthRoutes,
-        Metrics.layer,
+        Service.healthAndMetrics(checks),
         roles.includes("api")
           ? Layer.merge(TransactionsHttp.routes, ServiceCredential.layerGatewayOnly("transaction"))
           : Layer.empty,
@@ -79,3 +93,11 @@ export const layer = Layer.unwrap(
     )
   }),
 ).pipe(Layer.provide(services))
+
+/** The whole service, as `main.ts` runs it. */
+export const layer = layerNoDeps.pipe(
+  Layer.provide(Service.httpServer("TRANSACTION_PORT", 8082)),
+  Layer.provide(Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))),
+  Layer.provide(TransactionConfig.layer),
+  Layer.provide(Layer.mergeAll(Cql.Cql.layer, Rabbit.Rabbit.layerAs("transaction"))),
+)

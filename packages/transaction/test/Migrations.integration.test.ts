@@ -1,14 +1,13 @@
 import { randomBytes } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { Cql } from "@walletun/infra"
-import * as Migrator from "../src/migrations/Migrator.ts"
+import { Cql, CqlMigrator } from "@walletun/infra"
 import { migrations } from "../src/migrations/index.ts"
 
 const quorum = { consistency: Cql.Consistency.localQuorum }
 
 layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrations (real server)", (it) => {
-  describe("the runner", () => {
+  describe("the service's migrations", () => {
     it.effect("creates the keyspace and every table, records the versions, and a second run applies nothing", () =>
       Effect.gen(function* () {
         const cql = yield* Cql.Cql
@@ -17,12 +16,12 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
           cql.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`, [], { ...quorum, idempotent: true }).pipe(Effect.ignore),
         )
         const options = { keyspace, replicationFactor: 1, scyllaTabletsOff: false }
-        const first = yield* Migrator.run(options)
+        const first = yield* CqlMigrator.run(options, migrations)
         assert.deepStrictEqual(
           first,
           migrations.map((migration) => migration.version),
         )
-        const second = yield* Migrator.run(options)
+        const second = yield* CqlMigrator.run(options, migrations)
         assert.deepStrictEqual(second, [])
         const tables = yield* cql.execute(
           "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",

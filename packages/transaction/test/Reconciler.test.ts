@@ -4,7 +4,6 @@ import { TestClock } from "effect/testing"
 import type { Ids, Money } from "@walletun/domain"
 import { Metrics } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
-import { keyspaceStatement } from "../src/migrations/Migrator.ts"
 import * as Reconciler from "../src/Reconciler.ts"
 import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { Transactions } from "../src/Transactions.ts"
@@ -181,17 +180,4 @@ describe("reconciler, bounded", () => {
         }),
       ),
   )
-})
-
-describe("migrations", () => {
-  it("create the keyspace with the configured replication, and without tablets on ScyllaDB", () => {
-    const cassandra = keyspaceStatement({ keyspace: "walletun", replicationFactor: 1, scyllaTabletsOff: false })
-    assert.strictEqual(
-      cassandra,
-      "CREATE KEYSPACE IF NOT EXISTS walletun WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
-    )
-    const scylla = keyspaceStatement({ keyspace: "walletun", replicationFactor: 3, scyllaTabletsOff: true })
-    assert.include(scylla, "'replication_factor': 3}")
-    assert.isTrue(scylla.endsWith(" AND tablets = {'enabled': false}"))
-  })
 })

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { DateTime, Effect, Option } from "effect"
 import type { Ids, Money } from "@walletun/domain"
-import { Cql, Uuid } from "@walletun/infra"
-import * as Migrator from "../src/migrations/Migrator.ts"
+import { Cql, CqlMigrator, Uuid } from "@walletun/infra"
+import { migrations } from "../src/migrations/index.ts"
 import * as TransactionsRepo from "../src/TransactionsRepo.ts"
 import type { StoredTransaction } from "../src/TransactionsRepo.ts"
 
@@ -19,7 +19,7 @@ const scratch = Effect.gen(function* () {
       })
       .pipe(Effect.ignore),
   )
-  yield* Migrator.run({ keyspace, replicationFactor: 1, scyllaTabletsOff: false })
+  yield* CqlMigrator.run({ keyspace, replicationFactor: 1, scyllaTabletsOff: false }, migrations)
   return yield* TransactionsRepo.make(keyspace)
 })
 

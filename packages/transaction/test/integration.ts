@@ -213,7 +213,7 @@ export const settings = (
 export const serveIn = (scope: Scope.Scope, env: Record<string, string>) =>
   Effect.gen(function* () {
     const context = yield* Layer.buildWithScope(
-      App.layer.pipe(
+      App.layerNoDeps.pipe(
         Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
         Layer.provide(verifier),
         Layer.provide(TransactionConfig.layer),

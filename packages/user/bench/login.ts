@@ -73,7 +73,7 @@ const program = Effect.gen(function* () {
   const context = yield* Layer.build(
     HttpRouter.serve(App.routes, { disableLogger: true }).pipe(
       Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
-      Layer.provideMerge(SigningKeys.layer.pipe(Layer.provide(App.Migrations), Layer.provide(App.Database))),
+      Layer.provideMerge(SigningKeys.layer.pipe(Layer.provide(App.Database))),
       Layer.provide(UserConfig.layer),
       Layer.provide(ConfigProvider.layer(provider)),
     ),

@@ -1,8 +1,12 @@
+/**
+ * The user service's composition: its configuration, its migrated PostgreSQL database, the `auth`
+ * API with its services, and the health and metrics routes, served on `USER_PORT`.
+ */
 import { Effect, Layer } from "effect"
-import { Migrator, SqlClient } from "effect/sql"
-import * as Health from "@walletun/infra/Health"
+import { SqlClient } from "effect/sql"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Problems from "@walletun/infra/Problems"
+import * as Service from "@walletun/infra/Service"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { AccessTokens } from "./AccessTokens.ts"
 import * as AuthHttp from "./http/AuthHttp.ts"
@@ -11,36 +15,34 @@ import { SigningKeys } from "./SigningKeys.ts"
 import { UserConfig } from "./UserConfig.ts"
 import { Users } from "./Users.ts"
 
-const HealthRoutes = Layer.unwrap(
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    return Health.routes([{ name: "postgres", check: sql`SELECT 1` }])
-  }),
-)
+const checks = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  return [{ name: "postgres", check: sql`SELECT 1` }]
+})
 
-/** The service's PostgreSQL pool, on the database `USER_DATABASE` names. */
+/** The service's PostgreSQL pool on the database `USER_DATABASE` names, migrated before anything reads it. */
 export const Database = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* UserConfig
-    return Postgres.layer({ database: config.database, username: config.databaseUser })
+    return Postgres.layerMigrated({ database: config.database, username: config.databaseUser, loader })
   }),
 )
 
-/** Brings the database schema up to date before anything reads it (forward-only migrations). */
-export const Migrations = Layer.effectDiscard(Migrator.make({})({ loader }))
-
 /**
- * Every route of the service (the `auth` API, its problem middleware, health) with its services,
- * needing only configuration. The API (`/v1/...`) answers only the gateway (`ServiceCredential`);
- * health, metrics and the JWKS are open.
+ * Every route of the service (the `auth` API, its problem middleware, health and metrics) with its
+ * services, needing only configuration. The API (`/v1/...`) answers only the gateway
+ * (`ServiceCredential`); health, metrics and the JWKS are open.
  */
 export const routes = Layer.mergeAll(
   AuthHttp.routes,
   Problems.layer,
-  HealthRoutes,
   ServiceCredential.layerGatewayOnly("user"),
+  Service.healthAndMetrics(checks),
 ).pipe(
   Layer.provide([Users.layer, AccessTokens.verifierLayer]),
-  Layer.provide(SigningKeys.layer.pipe(Layer.provide(Migrations))),
+  Layer.provide(SigningKeys.layer),
   Layer.provide(Database),
 )
+
+/** The whole service, as `main.ts` runs it. */
+export const layer = Service.serveHttp(routes, "USER_PORT", 8081).pipe(Layer.provide(UserConfig.layer))

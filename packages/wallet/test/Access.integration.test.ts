@@ -10,7 +10,7 @@ import * as Pki from "@walletun/infra/Pki"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import * as WalletGrpc from "../src/grpc/WalletGrpc.ts"
-import * as WalletServer from "../src/WalletServer.ts"
+import * as WalletApp from "../src/App.ts"
 
 // Who may call the wallet service: the real server (mutual TLS, PostgreSQL, RabbitMQ) in this
 // process, called by a process on the same host with no certificate, with one from another CA
@@ -60,7 +60,7 @@ class Rogue extends Context.Service<Rogue, { readonly named: string; readonly lo
   )
 }
 
-const App = Layer.mergeAll(WalletServer.layer, Rogue.layer).pipe(
+const App = Layer.mergeAll(WalletApp.layerNoHttp, Rogue.layer).pipe(
   Layer.provide(
     ConfigProvider.layerAdd(ConfigProvider.fromUnknown({ WALLET_GRPC_PORT: "18387" }), { asPrimary: true }),
   ),

@@ -5,7 +5,7 @@ import { Grpc, Rabbit, Uuid } from "@walletun/infra"
 import * as TcpProxy from "@walletun/infra/TcpProxy"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as OutboxRelay from "../src/OutboxRelay.ts"
-import * as WalletServer from "../src/WalletServer.ts"
+import * as WalletApp from "../src/App.ts"
 
 // The wallet service in this process with its broker connection going through a TCP proxy, so the
 // test can drop it while the relay is publishing. The test's own consumer connects directly.
@@ -28,7 +28,7 @@ const Wallet = Layer.unwrap(
       WALLET_GRPC_PORT: "18386",
       AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
     })
-    return WalletServer.layer.pipe(Layer.provide(ConfigProvider.layerAdd(config, { asPrimary: true })))
+    return WalletApp.layerNoHttp.pipe(Layer.provide(ConfigProvider.layerAdd(config, { asPrimary: true })))
   }),
 )
 

@@ -11,7 +11,7 @@ import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import * as KeyPurge from "../src/KeyPurge.ts"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
 import * as OutboxRelay from "../src/OutboxRelay.ts"
-import * as WalletServer from "../src/WalletServer.ts"
+import * as WalletApp from "../src/App.ts"
 import * as WalletGrpc from "../src/grpc/WalletGrpc.ts"
 
 // The wallet service in this process (gRPC server on an ephemeral port, real PostgreSQL, real
@@ -46,7 +46,7 @@ class Observer extends Context.Service<Observer, Rabbit.Rabbit["Service"]>()("te
 }
 
 const App = Layer.merge(Client.layer, Observer.layer).pipe(
-  Layer.provideMerge(WalletServer.layer),
+  Layer.provideMerge(WalletApp.layerNoHttp),
   Layer.provide(
     ConfigProvider.layerAdd(ConfigProvider.fromUnknown({ WALLET_GRPC_PORT: "18384" }), { asPrimary: true }),
   ),

@@ -1,4 +1,4 @@
-import type { Migration } from "./Migrator.ts"
+import type { Migration } from "@walletun/infra/CqlMigrator"
 
 /**
  * The transaction store. Ids are canonical lower-case UUID text: v7 ids sort by creation time as

@@ -1,4 +1,4 @@
-import type { Migration } from "./Migrator.ts"
+import type { Migration } from "@walletun/infra/CqlMigrator"
 
 /**
  * When the reconciler last re-published a transaction, so a transaction still waiting in a long

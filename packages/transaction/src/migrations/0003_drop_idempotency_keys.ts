@@ -1,4 +1,4 @@
-import type { Migration } from "./Migrator.ts"
+import type { Migration } from "@walletun/infra/CqlMigrator"
 
 /**
  * Idempotency keys moved to the wallet's PostgreSQL, where a unique key decides a race in one

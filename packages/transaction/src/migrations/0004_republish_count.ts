@@ -1,4 +1,4 @@
-import type { Migration } from "./Migrator.ts"
+import type { Migration } from "@walletun/infra/CqlMigrator"
 
 /**
  * How often the reconciler re-published a transaction (within the row's day of life): past

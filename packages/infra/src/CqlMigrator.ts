@@ -1,12 +1,11 @@
 /**
- * A small, versioned, forward-only migration runner for CQL. Every statement is idempotent
- * (`IF NOT EXISTS`), so two processes starting together, or a run cut off half way, only repeat
- * harmless work; a version is recorded after all its statements ran.
+ * A small, versioned, forward-only migration runner for a CQL keyspace. Every statement is
+ * idempotent (`IF NOT EXISTS`), so two processes starting together, or a run cut off half way,
+ * only repeat harmless work; a version is recorded in the keyspace's `schema_migrations` table
+ * after all its statements ran, and a recorded version never runs again.
  */
-import { Clock, DateTime, Effect, Layer } from "effect"
-import * as Cql from "@walletun/infra/Cql"
-import { TransactionConfig } from "../TransactionConfig.ts"
-import { migrations } from "./index.ts"
+import { Clock, DateTime, Effect } from "effect"
+import * as Cql from "./Cql.ts"
 
 /** One migration: a version (strictly increasing), a name, and its idempotent CQL statements. */
 export interface Migration {
@@ -23,6 +22,9 @@ export interface KeyspaceOptions {
   readonly scyllaTabletsOff: boolean
 }
 
+/** The table, in the migrated keyspace, that records the applied versions. */
+export const migrationsTable = "schema_migrations"
+
 /** The `CREATE KEYSPACE` statement for the options. */
 export const keyspaceStatement = (options: KeyspaceOptions): string =>
   `CREATE KEYSPACE IF NOT EXISTS ${options.keyspace} WITH replication = ` +
@@ -32,31 +34,35 @@ export const keyspaceStatement = (options: KeyspaceOptions): string =>
 // Schema changes and the bookkeeping are idempotent, so the adapter may repeat them after a timeout.
 const ddl = { consistency: Cql.Consistency.localQuorum, idempotent: true } as const
 
-/** Creates the keyspace if needed and applies every migration not yet recorded; returns the versions applied now. */
-export const run = Effect.fn("Migrations.run")(function* (
+/**
+ * Creates the keyspace if needed and applies, in version order, every migration of `migrations`
+ * not yet recorded; returns the versions applied now.
+ */
+export const run = Effect.fn("CqlMigrator.run")(function* (
   options: KeyspaceOptions,
-  list: ReadonlyArray<Migration> = migrations,
+  migrations: ReadonlyArray<Migration>,
 ) {
   const cql = yield* Cql.Cql
   const { keyspace } = options
+  const table = `${keyspace}.${migrationsTable}`
   yield* cql.execute(keyspaceStatement(options), [], ddl)
   yield* cql.execute(
-    `CREATE TABLE IF NOT EXISTS ${keyspace}.schema_migrations (version int PRIMARY KEY, name text, applied_at timestamp)`,
+    `CREATE TABLE IF NOT EXISTS ${table} (version int PRIMARY KEY, name text, applied_at timestamp)`,
     [],
     ddl,
   )
-  const recorded = yield* cql.execute(`SELECT version FROM ${keyspace}.schema_migrations`, [], {
+  const recorded = yield* cql.execute(`SELECT version FROM ${table}`, [], {
     consistency: Cql.Consistency.localQuorum,
     fetchSize: 1_000,
   })
   const done = new Set(recorded.rows.map((row) => row.get("version") as number))
   const applied: Array<number> = []
-  for (const migration of list.toSorted((a, b) => a.version - b.version)) {
+  for (const migration of migrations.toSorted((a, b) => a.version - b.version)) {
     if (done.has(migration.version)) continue
     for (const statement of migration.statements(keyspace)) yield* cql.execute(statement, [], ddl)
     const now = yield* Clock.currentTimeMillis
     yield* cql.execute(
-      `INSERT INTO ${keyspace}.schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+      `INSERT INTO ${table} (version, name, applied_at) VALUES (?, ?, ?)`,
       [migration.version, migration.name, DateTime.toDateUtc(DateTime.makeUnsafe(now))],
       ddl,
     )
@@ -67,11 +73,3 @@ export const run = Effect.fn("Migrations.run")(function* (
   }
   return applied
 })
-
-/** Brings the keyspace up to date before anything reads it. */
-export const layer = Layer.effectDiscard(
-  Effect.gen(function* () {
-    const config = yield* TransactionConfig
-    yield* run(config)
-  }),
-)

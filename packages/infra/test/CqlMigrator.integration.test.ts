@@ -1,0 +1,88 @@
+import { randomBytes } from "node:crypto"
+import { assert, describe, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { Cql, CqlMigrator } from "@walletun/infra"
+
+const quorum = { consistency: Cql.Consistency.localQuorum }
+
+/** A migration that creates one table, so the test sees whether it ran. */
+const creates = (version: number, table: string): CqlMigrator.Migration => ({
+  version,
+  name: `create ${table}`,
+  statements: (keyspace) => [`CREATE TABLE IF NOT EXISTS ${keyspace}.${table} (id int PRIMARY KEY, note text)`],
+})
+
+/** A keyspace of the test's own, dropped when the test ends. */
+const scratch = Effect.gen(function* () {
+  const cql = yield* Cql.Cql
+  const keyspace = `walletun_migrator_${randomBytes(4).toString("hex")}`
+  yield* Effect.addFinalizer(() =>
+    cql.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`, [], { ...quorum, idempotent: true }).pipe(Effect.ignore),
+  )
+  return { keyspace, replicationFactor: 1, scyllaTabletsOff: false }
+})
+
+const tablesOf = (keyspace: string) =>
+  Effect.gen(function* () {
+    const cql = yield* Cql.Cql
+    const result = yield* cql.execute(
+      "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+      [keyspace],
+      quorum,
+    )
+    return result.rows.map((row) => row.get("table_name") as string).toSorted()
+  })
+
+layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CqlMigrator (real server)", (it) => {
+  describe("run", () => {
+    it.effect("applies the migrations in version order once, records them, and later only the new ones", () =>
+      Effect.gen(function* () {
+        const cql = yield* Cql.Cql
+        const options = yield* scratch
+        // Given out of order: the runner orders them by version.
+        assert.deepStrictEqual(yield* CqlMigrator.run(options, [creates(2, "second"), creates(1, "first")]), [1, 2])
+        assert.deepStrictEqual(yield* CqlMigrator.run(options, [creates(1, "first"), creates(2, "second")]), [])
+        assert.deepStrictEqual(
+          yield* CqlMigrator.run(options, [creates(1, "first"), creates(2, "second"), creates(3, "third")]),
+          [3],
+        )
+        assert.deepStrictEqual(yield* tablesOf(options.keyspace), ["first", "schema_migrations", "second", "third"])
+        const recorded = yield* cql.execute(
+          `SELECT version, name FROM ${options.keyspace}.schema_migrations`,
+          [],
+          quorum,
+        )
+        assert.deepStrictEqual(
+          recorded.rows.map((row) => [row.get("version") as number, row.get("name") as string]).toSorted(),
+          [
+            [1, "create first"],
+            [2, "create second"],
+            [3, "create third"],
+          ],
+        )
+      }).pipe(Effect.scoped),
+    )
+
+    it.effect("never runs a version already recorded in the keyspace's schema_migrations table", () =>
+      Effect.gen(function* () {
+        const cql = yield* Cql.Cql
+        const options = yield* scratch
+        // The state a keyspace migrated by the transaction service's earlier runner is in: the
+        // same tracking table, with version 1 recorded.
+        yield* cql.execute(CqlMigrator.keyspaceStatement(options), [], quorum)
+        yield* cql.execute(
+          `CREATE TABLE ${options.keyspace}.schema_migrations (version int PRIMARY KEY, name text, applied_at timestamp)`,
+          [],
+          quorum,
+        )
+        yield* cql.execute(
+          `INSERT INTO ${options.keyspace}.schema_migrations (version, name, applied_at) VALUES (1, 'create first', toTimestamp(now()))`,
+          [],
+          quorum,
+        )
+        assert.deepStrictEqual(yield* CqlMigrator.run(options, [creates(1, "first"), creates(2, "second")]), [2])
+        assert.deepStrictEqual(yield* tablesOf(options.keyspace), ["schema_migrations", "second"])
+      }).pipe(Effect.scoped),
+    )
+  })
+})
