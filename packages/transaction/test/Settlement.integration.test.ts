@@ -311,7 +311,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
             names.exchange,
             Broker.requestedKey,
             encode(
-              new Events.TransactionRequested({
+              Events.transactionRequested({
                 id: forgedId,
                 userId: victim.ownerId,
                 type: "transfer",

@@ -75,19 +75,21 @@ export const makeHandler = Effect.gen(function* () {
   // The parties whose histories show the transaction come with the request. A transfer published
   // before requests carried its target's owner is looked up once (such messages only drain out).
   const partiesOf = (event: Events.TransactionRequested) =>
-    event.type !== "transfer" || event.targetOwnerId !== undefined
-      ? Effect.succeed(Option.some({ id: event.id, userId: event.userId, targetOwnerId: event.targetOwnerId }))
-      : repo.find(event.id).pipe(
-          Retry.withRetry(Retries.consumerStep),
-          Effect.map((found) =>
-            Option.some({
-              id: event.id,
-              userId: event.userId,
-              targetOwnerId: Option.isSome(found) ? found.value.targetOwnerId : undefined,
-            }),
-          ),
-          Effect.catch(() => Effect.succeedNone),
-        )
+    event.type !== "transfer"
+      ? Effect.succeed(Option.some({ id: event.id, userId: event.userId, targetOwnerId: undefined }))
+      : event.targetOwnerId !== undefined
+        ? Effect.succeed(Option.some({ id: event.id, userId: event.userId, targetOwnerId: event.targetOwnerId }))
+        : repo.find(event.id).pipe(
+            Retry.withRetry(Retries.consumerStep),
+            Effect.map((found) =>
+              Option.some({
+                id: event.id,
+                userId: event.userId,
+                targetOwnerId: Option.isSome(found) ? found.value.targetOwnerId : undefined,
+              }),
+            ),
+            Effect.catch(() => Effect.succeedNone),
+          )
 
   const process = Effect.fn("Worker.process")(function* (
     message: IncomingMessage,
