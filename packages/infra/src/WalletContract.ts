@@ -6,7 +6,7 @@
  * `InvalidArgument` naming the field. Answers come from the wallet service itself and are read as
  * they are, except an apply answer without its outcome.
  */
-import { DateTime, Effect, Schema } from "effect"
+import { DateTime, Effect, Result, Schema } from "effect"
 import { Currency, Ids, Money } from "@walletun/domain"
 import type { Page, Transaction, Wallet } from "@walletun/domain"
 import { FailureReason, TransactionType } from "./generated/wallet/v1/wallet.ts"
@@ -236,10 +236,10 @@ export const encodeApplied = (applied: Applied): Proto.ApplyTransactionResponse 
 })
 
 /** Reads an apply answer; one without an outcome breaks the contract. */
-export const decodeApplied = (response: Proto.ApplyTransactionResponse): Effect.Effect<Applied, InvalidArgument> => {
+export const decodeApplied = (response: Proto.ApplyTransactionResponse): Result.Result<Applied, InvalidArgument> => {
   const outcome = response.outcome
-  if (outcome === undefined) return Effect.fail(new InvalidArgument({ message: "the answer had no outcome" }))
-  return Effect.succeed({
+  if (outcome === undefined) return Result.fail(new InvalidArgument({ message: "the answer had no outcome" }))
+  return Result.succeed({
     outcome:
       outcome.$case === "completed"
         ? {

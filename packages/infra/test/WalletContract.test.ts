@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Effect } from "effect"
+import { DateTime, Effect, Result } from "effect"
 import type { Ids, Money, Transaction } from "@walletun/domain"
 import { WalletContract } from "@walletun/infra"
 import { FailureReason } from "@walletun/infra/generated/wallet/v1/wallet"
@@ -38,54 +38,54 @@ describe("WalletContract", () => {
     }),
   )
 
-  it.effect("each outcome and each failure reason survives an apply answer's round trip", () =>
-    Effect.gen(function* () {
-      const reasons: ReadonlyArray<Transaction.FailureReason> = [
-        "INSUFFICIENT_FUNDS",
-        "WALLET_NOT_FOUND",
-        "CURRENCY_MISMATCH",
-        "LIMIT_EXCEEDED",
-        "REJECTED",
-      ]
-      const answers: ReadonlyArray<WalletContract.Applied> = [
-        {
-          outcome: {
-            _tag: "Completed",
-            balances: [
-              { walletId: walletA, balance: 0n },
-              { walletId: walletB, balance: 10n ** 15n },
-            ],
-          },
-          replayed: false,
-          appliedAtMs: 1_764_000_000_123,
+  it("each outcome and each failure reason survives an apply answer's round trip", () => {
+    const reasons: ReadonlyArray<Transaction.FailureReason> = [
+      "INSUFFICIENT_FUNDS",
+      "WALLET_NOT_FOUND",
+      "CURRENCY_MISMATCH",
+      "LIMIT_EXCEEDED",
+      "REJECTED",
+    ]
+    const answers: ReadonlyArray<WalletContract.Applied> = [
+      {
+        outcome: {
+          _tag: "Completed",
+          balances: [
+            { walletId: walletA, balance: 0n },
+            { walletId: walletB, balance: 10n ** 15n },
+          ],
         },
-        ...reasons.map((reason): WalletContract.Applied => ({
-          outcome: { _tag: "Failed", reason, detail: `because ${reason}` },
-          replayed: true,
-          appliedAtMs: 1_764_000_000_456,
-        })),
-      ]
-      for (const answer of answers) {
-        const proto = overTheWire(Proto.ApplyTransactionResponse, WalletContract.encodeApplied(answer))
-        assert.deepStrictEqual(yield* WalletContract.decodeApplied(proto), answer)
-      }
-    }),
-  )
-
-  it.effect("an unknown failure reason reads as REJECTED; an answer without an outcome is a decode failure", () =>
-    Effect.gen(function* () {
-      const unknown = yield* WalletContract.decodeApplied({
-        outcome: { $case: "failed", value: { reason: FailureReason.UNSPECIFIED, detail: "" } },
         replayed: false,
-        appliedAtMs: 1n,
-      })
-      assert.deepStrictEqual(unknown.outcome, { _tag: "Failed", reason: "REJECTED", detail: "" })
-      const missing = yield* Effect.flip(
-        WalletContract.decodeApplied({ outcome: undefined, replayed: false, appliedAtMs: 1n }),
-      )
-      assert.strictEqual(missing.message, "the answer had no outcome")
-    }),
-  )
+        appliedAtMs: 1_764_000_000_123,
+      },
+      ...reasons.map((reason): WalletContract.Applied => ({
+        outcome: { _tag: "Failed", reason, detail: `because ${reason}` },
+        replayed: true,
+        appliedAtMs: 1_764_000_000_456,
+      })),
+    ]
+    for (const answer of answers) {
+      const proto = overTheWire(Proto.ApplyTransactionResponse, WalletContract.encodeApplied(answer))
+      assert.deepStrictEqual(WalletContract.decodeApplied(proto), Result.succeed(answer))
+    }
+  })
+
+  it("an unknown failure reason reads as REJECTED; an answer without an outcome is a decode failure", () => {
+    const unknown = WalletContract.decodeApplied({
+      outcome: { $case: "failed", value: { reason: FailureReason.UNSPECIFIED, detail: "" } },
+      replayed: false,
+      appliedAtMs: 1n,
+    })
+    assert.deepStrictEqual(
+      Result.map(unknown, (applied) => applied.outcome),
+      Result.succeed<WalletContract.Recorded>({ _tag: "Failed", reason: "REJECTED", detail: "" }),
+    )
+    const missing = WalletContract.decodeApplied({ outcome: undefined, replayed: false, appliedAtMs: 1n })
+    assert.deepStrictEqual(
+      Result.mapError(missing, (error) => error.message),
+      Result.fail("the answer had no outcome"),
+    )
+  })
 
   it.effect("a request that breaks the contract fails naming the field, and nothing else is read", () =>
     Effect.gen(function* () {

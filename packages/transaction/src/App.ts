@@ -21,7 +21,7 @@ import * as Reconciler from "./Reconciler.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { Transactions } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
-import { WalletClient } from "./WalletClient.ts"
+import { BatchedWallet } from "./BatchedWallet.ts"
 
 const HealthRoutes = Layer.unwrap(
   Effect.gen(function* () {
@@ -46,7 +46,7 @@ export const services = Transactions.layerNoDeps.pipe(
     Layer.mergeAll(
       TransactionsRepo.layerNoDeps.pipe(Layer.provide(Migrator.layer)),
       Broker.layerNoDeps,
-      WalletClient.layer,
+      BatchedWallet.layer,
     ),
   ),
   Layer.provideMerge(Layer.mergeAll(MessageSeal.RequestSealer.layer, MessageSeal.EventSealer.layer)),

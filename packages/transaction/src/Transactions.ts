@@ -15,8 +15,8 @@ import * as Retries from "./Retries.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
 import type { StoredTransaction } from "./TransactionsRepo.ts"
-import { WalletClient } from "./WalletClient.ts"
-import type { WalletInfo } from "./WalletClient.ts"
+import { BatchedWallet } from "./BatchedWallet.ts"
+import type { WalletInfo } from "./BatchedWallet.ts"
 
 /** What `accept` answers: the transaction, and whether this request replayed an earlier one. */
 export interface Accepted {
@@ -138,7 +138,7 @@ export class Transactions extends Context.Service<
     Transactions,
     Effect.gen(function* () {
       const repo = yield* TransactionsRepo
-      const wallets = yield* WalletClient
+      const wallets = yield* BatchedWallet
       const broker = yield* Broker
       const config = yield* TransactionConfig
 

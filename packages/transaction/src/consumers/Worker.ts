@@ -20,7 +20,7 @@ import { Broker } from "../Broker.ts"
 import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
-import { WalletClient } from "../WalletClient.ts"
+import { BatchedWallet } from "../BatchedWallet.ts"
 import { attemptOf, decode, isSealed, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
@@ -30,7 +30,7 @@ type DeadReason = "unsealed" | "undecodable" | "unexpected" | "refused" | "gave_
 /** Builds the handler of one request message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
   const repo = yield* TransactionsRepo
-  const wallets = yield* WalletClient
+  const wallets = yield* BatchedWallet
   const broker = yield* Broker
   const config = yield* TransactionConfig
   const sealer = yield* MessageSeal.RequestSealer
