@@ -8,7 +8,8 @@ import { Currency } from "./Currency.ts"
 import { TransactionId, UserId, WalletId } from "./Ids.ts"
 import { AmountJson, BalanceJson, EntryAmountJson } from "./Money.ts"
 import { Timestamp } from "./Timestamp.ts"
-import { Description, FailureReason, TransactionType } from "./Transaction.ts"
+import { Description, FailureReason } from "./Transaction.ts"
+import type { TransactionType } from "./Transaction.ts"
 
 /**
  * The topic exchange where the wallet service publishes its outcome events: its one home, for the
@@ -24,27 +25,62 @@ export const routingKeys = {
 } as const
 
 /**
- * A transaction was accepted and awaits processing: the full request, so the worker needs nothing
- * else. `walletId` is set for deposits and withdrawals, the source and target for transfers.
+ * A requested transaction of one type: the fields of every request around the wallets of its type
+ * (`walletId`, or `sourceWalletId` and `targetWalletId`), then `last`. The keys keep the order they
+ * always had on the wire.
  */
-export class TransactionRequested extends Schema.TaggedClass<TransactionRequested>()("TransactionRequested", {
-  id: TransactionId,
-  userId: UserId,
-  type: TransactionType,
-  amount: AmountJson,
-  currency: Currency,
-  walletId: Schema.optionalKey(WalletId),
-  sourceWalletId: Schema.optionalKey(WalletId),
-  targetWalletId: Schema.optionalKey(WalletId),
-  description: Schema.optionalKey(Description),
-  createdAt: Timestamp,
-  /**
-   * The owner of a transfer's target wallet (the second party of the transaction's history), so
-   * the worker can record PROCESSING without reading the transaction first. Absent on deposits and
-   * withdrawals, and on messages published before it existed.
-   */
-  targetOwnerId: Schema.optionalKey(UserId),
-}) {}
+const requestedOf = <
+  const Type extends TransactionType,
+  const Wallets extends Schema.Struct.Fields,
+  const Last extends Schema.Struct.Fields,
+>(
+  type: Type,
+  wallets: Wallets,
+  last: Last,
+) =>
+  Schema.TaggedStruct("TransactionRequested", {
+    id: TransactionId,
+    userId: UserId,
+    type: Schema.Literal(type),
+    amount: AmountJson,
+    currency: Currency,
+    ...wallets,
+    description: Schema.optionalKey(Description),
+    createdAt: Timestamp,
+    ...last,
+  })
+
+/** A deposit was accepted and awaits processing. */
+export const DepositRequested = requestedOf("deposit", { walletId: WalletId }, {})
+/** A withdrawal was accepted and awaits processing. */
+export const WithdrawalRequested = requestedOf("withdrawal", { walletId: WalletId }, {})
+/**
+ * A transfer was accepted and awaits processing. `targetOwnerId` is the owner of the target wallet
+ * (the second party of the transaction's history), so the worker can record PROCESSING without
+ * reading the transaction first; it is absent on messages published before it existed.
+ */
+export const TransferRequested = requestedOf(
+  "transfer",
+  { sourceWalletId: WalletId, targetWalletId: WalletId },
+  { targetOwnerId: Schema.optionalKey(UserId) },
+)
+
+/**
+ * A transaction was accepted and awaits processing: the full request, so the worker needs nothing
+ * else. A union by `type`, as the request body and the ledger hold it; on the wire it is the one
+ * flat object it always was (`_tag` `TransactionRequested`, the wallets of its type).
+ */
+export const TransactionRequested = Schema.Union([DepositRequested, WithdrawalRequested, TransferRequested]).annotate({
+  message: "a TransactionRequested must have a type of deposit, withdrawal or transfer and that type's wallets",
+})
+/** A transaction was accepted and awaits processing. */
+export type TransactionRequested = typeof TransactionRequested.Type
+
+/** A TransactionRequested event of `fields` (its `_tag` added). */
+export const transactionRequested = (fields: DistributiveOmit<TransactionRequested, "_tag">): TransactionRequested =>
+  ({ _tag: "TransactionRequested", ...fields }) as TransactionRequested
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
 /** One ledger entry written by a completed transaction, with the wallet's balance right after it. */
 export const PostedEntry = Schema.Struct({
@@ -86,12 +122,13 @@ export class TransactionFailed extends Schema.TaggedClass<TransactionFailed>()("
   targetOwnerId: Schema.optionalKey(UserId),
 }) {}
 
-/** Every event on the broker, tagged by `_tag`. */
-export const TransactionEvent = Schema.Union([TransactionRequested, TransactionCompleted, TransactionFailed])
-  .annotate({
-    message: "event must be an object whose _tag is TransactionRequested, TransactionCompleted or TransactionFailed",
-  })
-  .pipe(Schema.toTaggedUnion("_tag"))
+/**
+ * Every event on the broker, tagged by `_tag` (a TransactionRequested is itself a union by `type`,
+ * so this is a plain union: a tagged-union helper would see its tag three times).
+ */
+export const TransactionEvent = Schema.Union([TransactionRequested, TransactionCompleted, TransactionFailed]).annotate({
+  message: "event must be an object whose _tag is TransactionRequested, TransactionCompleted or TransactionFailed",
+})
 /** Every event on the broker. */
 export type TransactionEvent = typeof TransactionEvent.Type
 

@@ -19,6 +19,16 @@ export const TransactionType = Schema.Literals(["deposit", "withdrawal", "transf
 /** What a transaction does. */
 export type TransactionType = typeof TransactionType.Type
 
+/**
+ * The wallets a transaction moves money between, by its type: one wallet for a deposit or a
+ * withdrawal, a source and a target for a transfer. Every layer carries this union, from the
+ * request body to the ledger, so no layer holds a wallet field that its type does not have.
+ */
+export type TransactionKind =
+  | { readonly type: "deposit"; readonly walletId: WalletId }
+  | { readonly type: "withdrawal"; readonly walletId: WalletId }
+  | { readonly type: "transfer"; readonly sourceWalletId: WalletId; readonly targetWalletId: WalletId }
+
 /** Where a transaction is in its life cycle. */
 export const TransactionStatus = Schema.Literals(["PENDING", "PROCESSING", "COMPLETED", "FAILED"]).annotate({
   identifier: "TransactionStatus",

@@ -158,7 +158,7 @@ describe("Events", () => {
   it.effect("each event survives the broker's JSON string codec", () =>
     Effect.gen(function* () {
       const events: ReadonlyArray<Events.TransactionEvent> = [
-        new Events.TransactionRequested({
+        Events.transactionRequested({
           id: Ids.TransactionId.make(txId),
           userId: Ids.UserId.make(userId),
           type: "transfer",
@@ -200,6 +200,35 @@ describe("Events", () => {
       }
       const requested = yield* Schema.encodeEffect(Events.TransactionEventJson)(events[0] as Events.TransactionEvent)
       assert.include(requested, `"amount":1000000000000000`)
+    }),
+  )
+
+  it.effect("a requested transaction is a union by type, with the same bytes on the wire as before", () =>
+    Effect.gen(function* () {
+      const at = `"createdAt":"2026-11-25T08:46:00.123Z"`
+      const head = `"_tag":"TransactionRequested","id":"${txId}","userId":"${userId}"`
+      const messages = [
+        `{${head},"type":"deposit","amount":5,"currency":"USD","walletId":"${walletA}",${at}}`,
+        `{${head},"type":"withdrawal","amount":5,"currency":"USD","walletId":"${walletA}","description":"cash",${at}}`,
+        `{${head},"type":"transfer","amount":5,"currency":"USD","sourceWalletId":"${walletA}","targetWalletId":"${walletB}",${at},"targetOwnerId":"${userId}"}`,
+      ]
+      for (const json of messages) {
+        const event = yield* Schema.decodeUnknownEffect(Events.TransactionEventJson)(json)
+        assert.strictEqual(yield* Schema.encodeEffect(Events.TransactionEventJson)(event), json)
+      }
+      // A transfer without its target, or a deposit without its wallet, is no request at all.
+      assert.include(
+        yield* eventFailure(
+          `{${head},"type":"transfer","amount":5,"currency":"USD","sourceWalletId":"${walletA}",${at}}`,
+        ),
+        "targetWalletId",
+      )
+      assert.include(
+        yield* eventFailure(
+          `{${head},"type":"deposit","amount":5,"currency":"USD","sourceWalletId":"${walletA}",${at}}`,
+        ),
+        "walletId",
+      )
     }),
   )
 

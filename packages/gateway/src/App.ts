@@ -13,7 +13,7 @@ import { GatewayConfig } from "./GatewayConfig.ts"
 import * as Edge from "./http/Edge.ts"
 import * as GatewayHttp from "./http/GatewayHttp.ts"
 import { RateLimiter } from "./RateLimiter.ts"
-import { WalletClient } from "./WalletClient.ts"
+import * as WalletCalls from "./http/WalletCalls.ts"
 
 /**
  * Verified tokens the gateway remembers, so a client's next request with the same token skips the
@@ -37,7 +37,7 @@ const Limiter = Layer.unwrap(
 )
 
 /**
- * Every route of the gateway over the services it needs: `WalletClient`, a `Jwt.JwtVerifier`, the
+ * Every route of the gateway over the services it needs: `WalletGrpcClient`, a `Jwt.JwtVerifier`, the
  * `RateLimiter`, an `HttpClient` to the services behind it and `GatewayConfig` (tests provide
  * in-memory ones).
  */
@@ -49,7 +49,7 @@ export const routesNoDeps = Layer.mergeAll(
 
 /** Every route of the gateway with the real downstreams, needing only configuration. */
 export const routes = routesNoDeps.pipe(
-  Layer.provide([WalletClient.layer, Jwt.layerConfigWith({ tokenCacheSize }), Limiter]),
+  Layer.provide([WalletCalls.clientLayer, Jwt.layerConfigWith({ tokenCacheSize }), Limiter]),
   Layer.provideMerge(NodeHttpClient.layerUndiciOptions({ connections: downstreamConnections })),
   Layer.provideMerge(GatewayConfig.layer),
 )

@@ -6,7 +6,7 @@ import { HttpClient, HttpClientError, HttpClientResponse, HttpRouter, HttpServer
 import { Jwt } from "@walletun/infra"
 import * as App from "../src/App.ts"
 import { GatewayConfig } from "../src/GatewayConfig.ts"
-import { WalletClient } from "../src/WalletClient.ts"
+import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 
 // The whole gateway in memory (no server, no network): its routes served by a web handler, with the
 // wallet service, the token keys and the services behind it replaced by test doubles.
@@ -85,7 +85,7 @@ const config = ConfigProvider.layer(
 
 const { handler, dispose } = HttpRouter.toWebHandler(
   App.routesNoDeps.pipe(
-    Layer.provide([WalletClient.layerMemory, Verifier, App.RateLimiterLive, Downstreams]),
+    Layer.provide([WalletGrpcClient.layerMemory, Verifier, App.RateLimiterLive, Downstreams]),
     Layer.provideMerge(GatewayConfig.layer),
     Layer.provide(config),
     Layer.provide(HttpServer.layerServices),

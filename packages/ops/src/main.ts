@@ -8,7 +8,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Layer, References } from "effect"
 import { CliOutput, Command } from "effect/cli"
 import { walletun } from "./Cli.ts"
-import { exitCodeOf, presenter } from "./Outcome.ts"
+import { exitCodeOf, presenter } from "./ExitCode.ts"
 
 let exitCode = 0
 

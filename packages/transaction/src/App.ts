@@ -23,7 +23,7 @@ import * as Reconciler from "./Reconciler.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { Transactions } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
-import { WalletClient } from "./WalletClient.ts"
+import { BatchedWallet } from "./BatchedWallet.ts"
 
 /**
  * Verified tokens remembered, as in the gateway: every request's token is verified again here
@@ -60,7 +60,7 @@ export const services = Transactions.layerNoDeps.pipe(
     Layer.mergeAll(
       TransactionsRepo.layerNoDeps.pipe(Layer.provide(Migrations)),
       Broker.layerNoDeps,
-      WalletClient.layer,
+      BatchedWallet.layer,
     ),
   ),
   Layer.provideMerge(Layer.mergeAll(MessageSeal.RequestSealer.layer, MessageSeal.EventSealer.layer)),

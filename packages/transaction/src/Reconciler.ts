@@ -23,7 +23,7 @@ import { Broker } from "./Broker.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { requestedOf } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
-import { WalletClient } from "./WalletClient.ts"
+import { BatchedWallet } from "./BatchedWallet.ts"
 
 /** The longest wait between two re-publishes of one transaction. */
 export const maxSpacing = Duration.hours(1)
@@ -39,7 +39,7 @@ export const spacing = (age: Duration.Duration, count: number): number =>
 export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<string>) {
   const repo = yield* TransactionsRepo
   const broker = yield* Broker
-  const wallet = yield* WalletClient
+  const wallet = yield* BatchedWallet
   const config = yield* TransactionConfig
   const now = yield* Clock.currentTimeMillis
   const cutoff = now - Duration.toMillis(config.reconcileAge)
@@ -86,15 +86,15 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
             )
           // The wallet service is away (or refused the call): the next round tries again.
           if (Option.isNone(refused)) return 0
-          const outcome = refused.value
+          const recorded = refused.value.outcome
           yield* Metric.update(Metrics.reconcilerRefused, 1)
           yield* Effect.logWarning("reconciler gave up on a transaction; the ledger recorded its outcome").pipe(
             Effect.annotateLogs({
               transactionId: id,
               republishes: count,
               status: stored.value.status,
-              outcome: outcome._tag === "Failed" ? `FAILED:${outcome.reason}` : "COMPLETED",
-              replayed: outcome.replayed,
+              outcome: recorded._tag === "Failed" ? `FAILED:${recorded.reason}` : "COMPLETED",
+              replayed: refused.value.replayed,
             }),
           )
           yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)

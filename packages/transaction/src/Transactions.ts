@@ -15,8 +15,8 @@ import * as Retries from "./Retries.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
 import type { StoredTransaction } from "./TransactionsRepo.ts"
-import { WalletClient } from "./WalletClient.ts"
-import type { WalletInfo } from "./WalletClient.ts"
+import { BatchedWallet } from "./BatchedWallet.ts"
+import type { WalletInfo } from "./BatchedWallet.ts"
 
 /** What `accept` answers: the transaction, and whether this request replayed an earlier one. */
 export interface Accepted {
@@ -48,21 +48,33 @@ export const toApi = (tx: StoredTransaction): Transaction.Transaction => ({
   updatedAt: tx.updatedAt,
 })
 
+/**
+ * The wallets of a stored transaction, as the union of its type. Accept stores the wallets of the
+ * body's type with every transaction, so a row without them is a broken store: a defect, never a
+ * request with an empty wallet id.
+ */
+const kindOf = (tx: StoredTransaction): Transaction.TransactionKind => {
+  if (tx.type === "transfer" && tx.sourceWalletId !== undefined && tx.targetWalletId !== undefined) {
+    return { type: tx.type, sourceWalletId: tx.sourceWalletId, targetWalletId: tx.targetWalletId }
+  }
+  if (tx.type !== "transfer" && tx.walletId !== undefined) return { type: tx.type, walletId: tx.walletId }
+  throw new Error(`stored transaction ${tx.id} lacks the wallets of a ${tx.type}`)
+}
+
 /** The broker message that asks the worker to apply a stored transaction. */
-export const requestedOf = (tx: StoredTransaction): Events.TransactionRequested =>
-  new Events.TransactionRequested({
+export const requestedOf = (tx: StoredTransaction): Events.TransactionRequested => {
+  const kind = kindOf(tx)
+  return Events.transactionRequested({
     id: tx.id,
     userId: tx.userId,
-    type: tx.type,
     amount: tx.amount,
     currency: tx.currency,
-    ...(tx.walletId === undefined ? {} : { walletId: tx.walletId }),
-    ...(tx.sourceWalletId === undefined ? {} : { sourceWalletId: tx.sourceWalletId }),
-    ...(tx.targetWalletId === undefined ? {} : { targetWalletId: tx.targetWalletId }),
+    ...kind,
     ...(tx.description === undefined ? {} : { description: tx.description }),
     createdAt: tx.createdAt,
-    ...(tx.targetOwnerId === undefined ? {} : { targetOwnerId: tx.targetOwnerId }),
+    ...(kind.type !== "transfer" || tx.targetOwnerId === undefined ? {} : { targetOwnerId: tx.targetOwnerId }),
   })
+}
 
 /**
  * A digest of what the request asks for (not of its bytes): the same transaction sent with other
@@ -126,7 +138,7 @@ export class Transactions extends Context.Service<
     Transactions,
     Effect.gen(function* () {
       const repo = yield* TransactionsRepo
-      const wallets = yield* WalletClient
+      const wallets = yield* BatchedWallet
       const broker = yield* Broker
       const config = yield* TransactionConfig
 

@@ -3,11 +3,11 @@ import { randomBytes } from "node:crypto"
 import { Clock, Context, DateTime, Duration, Effect, Layer, Logger, Schedule, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
-import { Grpc, MessageSeal, Rabbit, Uuid } from "@walletun/infra"
+import { Grpc, MessageSeal, Rabbit, Uuid, WalletContract } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import { requestedOf } from "../src/Transactions.ts"
 import { make as makeRepo } from "../src/TransactionsRepo.ts"
-import { applyRequest } from "../src/WalletClient.ts"
+import { applyRequestOf } from "../src/BatchedWallet.ts"
 import {
   balanceOf,
   entriesOf,
@@ -311,7 +311,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
             names.exchange,
             Broker.requestedKey,
             encode(
-              new Events.TransactionRequested({
+              Events.transactionRequested({
                 id: forgedId,
                 userId: victim.ownerId,
                 type: "transfer",
@@ -461,7 +461,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
           const late = yield* Grpc.unaryCall(
             "applyTransaction",
             asTransaction.applyTransaction.bind(asTransaction),
-            applyRequest(requestedOf(transaction)),
+            WalletContract.encodeApply(applyRequestOf(requestedOf(transaction))),
             { timeout: "10 seconds" },
           )
           assert.isTrue(late.replayed)

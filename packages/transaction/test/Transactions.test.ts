@@ -49,7 +49,12 @@ describe("Transactions.accept", () => {
 
         const published = yield* Ref.get(yield* Broker.BrokerRecord)
         assert.deepStrictEqual(
-          published.requested.map((event) => [event.id, event.userId, event.sourceWalletId, String(event.amount)]),
+          published.requested.map((event) => [
+            event.id,
+            event.userId,
+            event.type === "transfer" ? event.sourceWalletId : event.walletId,
+            String(event.amount),
+          ]),
           [[transaction.id, alice, a.id, "100"]],
         )
         assert.strictEqual((yield* transactions.get(bob, transaction.id)).id, transaction.id)

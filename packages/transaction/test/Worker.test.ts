@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Duration, Effect, Fiber, Layer, Option, Ref } from "effect"
+import { Clock, DateTime, Duration, Effect, Fiber, Layer, Option, Ref } from "effect"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
 import { MessageSeal } from "@walletun/infra"
@@ -217,10 +217,9 @@ describe("worker", () => {
     fresh(
       Effect.gen(function* () {
         const tx = yield* accepted
-        const appliedAt = yield* DateTime.now
-        yield* script([
-          { _tag: "Answer", outcome: { _tag: "Failed", reason: "INSUFFICIENT_FUNDS", replayed: true, appliedAt } },
-        ])
+        const appliedAtMs = yield* Clock.currentTimeMillis
+        const outcome = { _tag: "Failed", reason: "INSUFFICIENT_FUNDS", detail: "balance too low" } as const
+        yield* script([{ _tag: "Answer", applied: { outcome, replayed: true, appliedAtMs } }])
         const handle = yield* Worker.makeHandler
         assert.deepStrictEqual(yield* handle(yield* messageOf(requestedOf(tx), 2)), { _tag: "Ack" })
         // The outcome consumer is the one writer of the final status.
@@ -270,7 +269,7 @@ describe("worker", () => {
           amount: 5n as Money.Amount,
         })
         const event = requestedOf(transaction)
-        assert.strictEqual(event.targetOwnerId, bob)
+        assert.strictEqual(event.type === "transfer" ? event.targetOwnerId : undefined, bob)
         const handle = yield* Worker.makeHandler
         assert.deepStrictEqual(yield* handle(yield* messageOf(event)), { _tag: "Ack" })
         const repo = yield* TransactionsRepo

@@ -4,17 +4,18 @@
  * memory repository and broker, composed into the services `Transactions`, the worker and the
  * outcome consumer need.
  */
-import { Clock, Context, DateTime, Duration, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
 import { Grpc, MessageSeal, Uuid } from "@walletun/infra"
+import type { WalletContract } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import type { IncomingMessage } from "../src/consumers/Messages.ts"
 import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { Transactions } from "../src/Transactions.ts"
 import { TransactionsRepo } from "../src/TransactionsRepo.ts"
-import { WalletClient } from "../src/WalletClient.ts"
-import type { KeyClaim, Outcome, WalletInfo } from "../src/WalletClient.ts"
+import { BatchedWallet } from "../src/BatchedWallet.ts"
+import type { BoundKey, WalletInfo } from "../src/BatchedWallet.ts"
 
 /** A configuration for tests: three attempts before the DLQ. */
 export const config = Layer.succeed(
@@ -42,7 +43,7 @@ export const config = Layer.succeed(
 
 /** What one scripted ApplyTransaction call does. */
 export type Step =
-  | { readonly _tag: "Answer"; readonly outcome: Outcome }
+  | { readonly _tag: "Answer"; readonly applied: WalletContract.Applied }
   | { readonly _tag: "Fail"; readonly error: Grpc.GrpcError }
 
 /** The scripted wallet service: its wallets, the steps queued for ApplyTransaction, the calls made. */
@@ -80,8 +81,8 @@ const scriptedWallet = Layer.effectContext(
     })
     const nextStep = Ref.modify(script.steps, (steps) => [steps[0], steps.slice(1)] as const)
     // Idempotency keys bound as the wallet binds them: the first claim wins until it expires.
-    const keys = new Map<string, { readonly claim: KeyClaim; readonly expiresAtMs: number }>()
-    const client = WalletClient.of({
+    const keys = new Map<string, { readonly claim: BoundKey; readonly expiresAtMs: number }>()
+    const client = BatchedWallet.of({
       claimKey: (userId, key, claim, ttl) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
@@ -106,22 +107,29 @@ const scriptedWallet = Layer.effectContext(
           yield* Ref.update(script.applied, (calls) => [...calls, event])
           yield* Effect.sleep(yield* Ref.get(script.applyDelay))
           const step = yield* nextStep
-          if (step === undefined) return { _tag: "Completed", replayed: false, appliedAt: yield* DateTime.now } as const
+          if (step === undefined) {
+            return {
+              outcome: { _tag: "Completed", balances: [] },
+              replayed: false,
+              appliedAtMs: yield* Clock.currentTimeMillis,
+            } as const
+          }
           if (step._tag === "Fail") return yield* step.error
-          return step.outcome
+          return step.applied
         }),
       refuse: (event, detail) =>
         Effect.gen(function* () {
           yield* Ref.update(script.refused, (calls) => [...calls, { event, detail }])
           const step = yield* nextStep
           if (step === undefined) {
-            return { _tag: "Failed", reason: "REJECTED", replayed: false, appliedAt: yield* DateTime.now } as const
+            const outcome = { _tag: "Failed", reason: "REJECTED", detail } as const
+            return { outcome, replayed: false, appliedAtMs: yield* Clock.currentTimeMillis }
           }
           if (step._tag === "Fail") return yield* step.error
-          return step.outcome
+          return step.applied
         }),
     })
-    return Context.make(WalletScript, script).pipe(Context.add(WalletClient, client))
+    return Context.make(WalletScript, script).pipe(Context.add(BatchedWallet, client))
   }),
 )
 

@@ -4,11 +4,13 @@
  * the answer comes back unchanged, problem details included. A service that cannot be reached,
  * fails or is too slow becomes a 503, 502 or 504 problem with no internal detail.
  */
-import { Clock, Duration, Effect, Option, Schedule, Schema } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
 import { HttpBody, HttpClientRequest, HttpServerResponse, ProblemDetails } from "effect/http"
 import type { HttpClient, HttpMethod, HttpServerRequest } from "effect/http"
+import type { Duration } from "effect"
 import { Errors } from "@walletun/domain"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
+import * as Retries from "../Retries.ts"
 
 /** A service behind the gateway did not answer usefully. */
 export class DownstreamFailure extends Schema.TaggedError<DownstreamFailure>()("DownstreamFailure", {
@@ -50,9 +52,6 @@ const pick = (headers: Readonly<Record<string, string | undefined>>, names: Read
   }
   return picked
 }
-
-/** Transient transport failures of an idempotent read are retried: three more tries, jittered. */
-const readRetry = Schedule.exponential(Duration.millis(50)).pipe(Schedule.jittered, Schedule.upTo({ times: 3 }))
 
 /**
  * A forwarder to the service at `base`, built once: each call sends the request on to the service
@@ -104,9 +103,11 @@ export const forwarder = (options: {
           ? {}
           : { body: HttpBody.uint8Array(body, incoming["content-type"] ?? "application/json") }),
       })
-      const answer = yield* (
-        read ? send(outgoing).pipe(Effect.retry({ schedule: readRetry, while: isTransport })) : send(outgoing)
-      ).pipe(Effect.mapError(failure))
+      // Transient transport failures of an idempotent read are retried (`Retries.read`).
+      const sent = read
+        ? send(outgoing).pipe(Effect.retry({ schedule: Retries.read.schedule, while: isTransport }))
+        : send(outgoing)
+      const answer = yield* sent.pipe(Effect.mapError(failure))
       return HttpServerResponse.uint8Array(answer.bytes, {
         status: answer.status,
         headers: pick(answer.headers, responseHeaders),

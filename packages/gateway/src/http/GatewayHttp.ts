@@ -17,9 +17,10 @@ import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import * as Tls from "@walletun/infra/Tls"
 import { GatewayConfig } from "../GatewayConfig.ts"
 import { RateLimiter } from "../RateLimiter.ts"
-import { WalletClient } from "../WalletClient.ts"
+import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import * as Downstream from "./Downstream.ts"
 import { clientAddress } from "./Edge.ts"
+import { walletCalls } from "./WalletCalls.ts"
 
 /** The API the gateway serves and documents; every invalid field of a body is reported at once. */
 export const GatewayApi = Api.WalletunApi.annotate(HttpApi.PayloadParseOptions, { errors: "all" })
@@ -108,7 +109,7 @@ const WalletHandlers = HttpApiBuilder.group(
   GatewayApi,
   "wallets",
   Effect.fn(function* (handlers) {
-    const wallets = yield* WalletClient
+    const wallets = walletCalls(yield* WalletGrpcClient)
     const limitUser = yield* userLimit
     const asUser = <A, E extends Errors.DomainError | Downstream.DownstreamFailure, R>(
       f: (userId: Ids.UserId) => Effect.Effect<A, E, R>,

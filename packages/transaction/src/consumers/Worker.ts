@@ -20,141 +20,168 @@ import { Broker } from "../Broker.ts"
 import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
-import { WalletClient } from "../WalletClient.ts"
+import { BatchedWallet } from "../BatchedWallet.ts"
 import { attemptOf, decode, isSealed, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
 /** Why a request went to the DLQ, as a metric label (few values; the header has the details). */
 type DeadReason = "unsealed" | "undecodable" | "unexpected" | "refused" | "gave_up"
 
+/** What the handler works with, taken from the context once. */
+interface Deps {
+  readonly repo: TransactionsRepo["Service"]
+  readonly wallets: BatchedWallet["Service"]
+  readonly broker: Broker["Service"]
+  readonly config: TransactionConfig["Service"]
+  readonly sealer: MessageSeal.Sealer
+}
+
+/** Settles a message by sending it to the DLQ with its reason; not even the DLQ taking it leaves it on the queue. */
+const dead = (deps: Deps, message: IncomingMessage, attempts: number, kind: DeadReason, reason: string) =>
+  deps.broker.publishDead(rawOf(message), attempts, reason).pipe(
+    Retry.withRetry(Retries.consumerStep),
+    Effect.tap(() =>
+      Metric.update(
+        Metric.withAttributes(Metrics.messagesDeadLettered, { queue: deps.broker.names.requested, reason: kind }),
+        1,
+      ),
+    ),
+    Effect.tap(() =>
+      Effect.logWarning("transaction request dead-lettered").pipe(
+        Effect.annotateLogs({ reason, attempts, messageId: rawOf(message).messageId }),
+      ),
+    ),
+    Effect.as(Rabbit.ack),
+    // Not even the DLQ takes it: leave it on the queue, to be delivered again.
+    Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
+  )
+
+/** An infrastructure failure: try again later through the retry queue, or give up to the DLQ. */
+const later = (deps: Deps, message: IncomingMessage, attempt: number, reason: string) =>
+  attempt >= deps.config.maxAttempts
+    ? dead(deps, message, attempt, "gave_up", `gave up after ${attempt} attempts: ${reason}`)
+    : deps.broker.publishRetry(rawOf(message), attempt + 1, reason).pipe(
+        Retry.withRetry(Retries.consumerStep),
+        Effect.tap(() =>
+          Metric.update(Metric.withAttributes(Metrics.messagesRetried, { queue: deps.broker.names.requested }), 1),
+        ),
+        Effect.tap(() =>
+          Effect.logInfo("transaction request sent to the retry queue").pipe(
+            Effect.annotateLogs({ reason, attempt, messageId: rawOf(message).messageId }),
+          ),
+        ),
+        Effect.as(Rabbit.ack),
+        Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
+      )
+
+/** The users whose histories show a transaction. */
+type Parties = Parameters<TransactionsRepo["Service"]["recordStatus"]>[0]
+
+/**
+ * The parties whose histories show the transaction come with the request. A transfer published
+ * before requests carried its target's owner is looked up once (such messages only drain out);
+ * `None` when the store cannot say.
+ */
+const partiesOf = (repo: TransactionsRepo["Service"], event: Events.TransactionRequested) => {
+  const { id, userId } = event
+  if (event.type !== "transfer") return Effect.succeed(Option.some<Parties>({ id, userId, targetOwnerId: undefined }))
+  if (event.targetOwnerId !== undefined) {
+    return Effect.succeed(Option.some<Parties>({ id, userId, targetOwnerId: event.targetOwnerId }))
+  }
+  return repo.find(id).pipe(
+    Retry.withRetry(Retries.consumerStep),
+    Effect.map((found) =>
+      Option.some<Parties>({ id, userId, targetOwnerId: Option.isSome(found) ? found.value.targetOwnerId : undefined }),
+    ),
+    Effect.catch(() => Effect.succeedNone),
+  )
+}
+
+/**
+ * Marks the transaction PROCESSING now, or forks the mark to land once `processingAfter` has
+ * passed (the fiber, to drop it when the apply answers first). PROCESSING is a plain write, with no
+ * read first: statuses are ranked rows, so on a redelivery of a finished transaction (or a mark
+ * that lands after the outcome) the final status still outranks it. A mark that fails is only
+ * logged: the status stays PENDING until it is final.
+ */
+const markProcessing = Effect.fnUntraced(function* (deps: Deps, parties: Parties) {
+  const mark = Effect.gen(function* () {
+    yield* deps.repo.recordStatus(parties, "PROCESSING", null, yield* DateTime.now)
+  }).pipe(
+    Retry.withRetry(Retries.consumerStep),
+    Effect.catch((error) =>
+      Effect.logWarning("could not mark a transaction PROCESSING").pipe(
+        Effect.annotateLogs({ transactionId: parties.id, error: error.message }),
+      ),
+    ),
+  )
+  if (Duration.isZero(deps.config.processingAfter)) return yield* mark.pipe(Effect.as(undefined))
+  return yield* Effect.forkChild(Effect.delay(mark, deps.config.processingAfter))
+})
+
+/** Applies a requested transaction and settles its message by the wallet service's answer. */
+const process = Effect.fn("Worker.process")(function* (
+  deps: Deps,
+  message: IncomingMessage,
+  attempt: number,
+  event: Events.TransactionRequested,
+) {
+  yield* Effect.annotateCurrentSpan({ "transaction.id": event.id, "transaction.attempt": attempt })
+  const parties = yield* partiesOf(deps.repo, event)
+  if (Option.isNone(parties)) return yield* later(deps, message, attempt, "the transaction store is unavailable")
+  const marking = yield* markProcessing(deps, parties.value)
+  // The worker writes nothing after PROCESSING: the outcome consumer is the one writer of the
+  // final status. A replay (a redelivery, the reconciler's re-publish) makes the wallet emit the
+  // recorded outcome again through its outbox, so an outcome event lost earlier is recovered.
+  const applied = yield* deps.wallets.apply(event).pipe(Retry.withRetry(Retries.walletApply), Effect.result)
+  // The apply has answered (or failed): a mark not yet due is dropped. One already under way may
+  // land or not; either way it outranks nothing final.
+  if (marking !== undefined) yield* Fiber.interrupt(marking)
+  if (applied._tag === "Success") return Rabbit.ack
+  const error = applied.failure
+  // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
+  if (!error.retryable) {
+    return yield* dead(deps, message, attempt, "refused", `wallet service refused the request: ${error.message}`)
+  }
+  return yield* later(deps, message, attempt, `wallet service unavailable: ${error.message}`)
+})
+
+/** Settles one request message: a dead letter unless it is a sealed, decodable TransactionRequested. */
+const handleMessage = Effect.fn("Worker.handle")(function* (deps: Deps, message: IncomingMessage) {
+  const attempt = attemptOf(message)
+  // Only a request this service published moves money: anyone else who can publish to the
+  // broker (a leaked password, a compromised neighbour) gets a dead letter, never an apply.
+  if (!isSealed(message, deps.sealer)) {
+    return yield* dead(
+      deps,
+      message,
+      attempt,
+      "unsealed",
+      "not sealed by the transaction service: no valid x-walletun-seal for this body; nothing applied",
+    )
+  }
+  const decoded = yield* decode(message).pipe(Effect.result)
+  if (decoded._tag === "Failure") {
+    const reason = `undecodable message: ${decoded.failure.message.slice(0, 300)}`
+    return yield* dead(deps, message, attempt, "undecodable", reason)
+  }
+  const event = decoded.success
+  if (event._tag !== "TransactionRequested") {
+    return yield* dead(deps, message, attempt, "unexpected", `unexpected event ${event._tag} on the requests queue`)
+  }
+  return yield* process(deps, message, attempt, event)
+})
+
 /** Builds the handler of one request message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
-  const repo = yield* TransactionsRepo
-  const wallets = yield* WalletClient
-  const broker = yield* Broker
-  const config = yield* TransactionConfig
-  const sealer = yield* MessageSeal.RequestSealer
-
-  const dead = (message: IncomingMessage, attempts: number, kind: DeadReason, reason: string) =>
-    broker.publishDead(rawOf(message), attempts, reason).pipe(
-      Retry.withRetry(Retries.consumerStep),
-      Effect.tap(() =>
-        Metric.update(
-          Metric.withAttributes(Metrics.messagesDeadLettered, { queue: broker.names.requested, reason: kind }),
-          1,
-        ),
-      ),
-      Effect.tap(() =>
-        Effect.logWarning("transaction request dead-lettered").pipe(
-          Effect.annotateLogs({ reason, attempts, messageId: rawOf(message).messageId }),
-        ),
-      ),
-      Effect.as(Rabbit.ack),
-      // Not even the DLQ takes it: leave it on the queue, to be delivered again.
-      Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
-    )
-
-  // An infrastructure failure: try again later through the retry queue, or give up to the DLQ.
-  const later = (message: IncomingMessage, attempt: number, reason: string) =>
-    attempt >= config.maxAttempts
-      ? dead(message, attempt, "gave_up", `gave up after ${attempt} attempts: ${reason}`)
-      : broker.publishRetry(rawOf(message), attempt + 1, reason).pipe(
-          Retry.withRetry(Retries.consumerStep),
-          Effect.tap(() =>
-            Metric.update(Metric.withAttributes(Metrics.messagesRetried, { queue: broker.names.requested }), 1),
-          ),
-          Effect.tap(() =>
-            Effect.logInfo("transaction request sent to the retry queue").pipe(
-              Effect.annotateLogs({ reason, attempt, messageId: rawOf(message).messageId }),
-            ),
-          ),
-          Effect.as(Rabbit.ack),
-          Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
-        )
-
-  // The parties whose histories show the transaction come with the request. A transfer published
-  // before requests carried its target's owner is looked up once (such messages only drain out).
-  const partiesOf = (event: Events.TransactionRequested) =>
-    event.type !== "transfer" || event.targetOwnerId !== undefined
-      ? Effect.succeed(Option.some({ id: event.id, userId: event.userId, targetOwnerId: event.targetOwnerId }))
-      : repo.find(event.id).pipe(
-          Retry.withRetry(Retries.consumerStep),
-          Effect.map((found) =>
-            Option.some({
-              id: event.id,
-              userId: event.userId,
-              targetOwnerId: Option.isSome(found) ? found.value.targetOwnerId : undefined,
-            }),
-          ),
-          Effect.catch(() => Effect.succeedNone),
-        )
-
-  const process = Effect.fn("Worker.process")(function* (
-    message: IncomingMessage,
-    attempt: number,
-    event: Events.TransactionRequested,
-  ) {
-    yield* Effect.annotateCurrentSpan({ "transaction.id": event.id, "transaction.attempt": attempt })
-    const parties = yield* partiesOf(event)
-    if (Option.isNone(parties)) return yield* later(message, attempt, "the transaction store is unavailable")
-    // PROCESSING is a plain write, with no read first: statuses are ranked rows, so on a redelivery
-    // of a finished transaction (or a mark that lands after the outcome) the final status still
-    // outranks it. A mark that fails is only logged: the status stays PENDING until it is final.
-    const mark = Effect.gen(function* () {
-      yield* repo.recordStatus(parties.value, "PROCESSING", null, yield* DateTime.now)
-    }).pipe(
-      Retry.withRetry(Retries.consumerStep),
-      Effect.catch((error) =>
-        Effect.logWarning("could not mark a transaction PROCESSING").pipe(
-          Effect.annotateLogs({ transactionId: event.id, error: error.message }),
-        ),
-      ),
-    )
-    const marking = Duration.isZero(config.processingAfter)
-      ? yield* mark.pipe(Effect.as(undefined))
-      : yield* Effect.forkChild(Effect.delay(mark, config.processingAfter))
-    // The worker writes nothing after PROCESSING: the outcome consumer is the one writer of the
-    // final status. A replay (a redelivery, the reconciler's re-publish) makes the wallet emit the
-    // recorded outcome again through its outbox, so an outcome event lost earlier is recovered.
-    const applied = yield* wallets.apply(event).pipe(Retry.withRetry(Retries.walletApply), Effect.result)
-    // The apply has answered (or failed): a mark not yet due is dropped. One already under way may
-    // land or not; either way it outranks nothing final.
-    if (marking !== undefined) yield* Fiber.interrupt(marking)
-    if (applied._tag === "Success") return Rabbit.ack
-    const error = applied.failure
-    // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
-    if (!error.retryable)
-      return yield* dead(message, attempt, "refused", `wallet service refused the request: ${error.message}`)
-    return yield* later(message, attempt, `wallet service unavailable: ${error.message}`)
-  })
-
-  return Effect.fn("Worker.handle")(function* (message: IncomingMessage) {
-    const attempt = attemptOf(message)
-    // Only a request this service published moves money: anyone else who can publish to the
-    // broker (a leaked password, a compromised neighbour) gets a dead letter, never an apply.
-    if (!isSealed(message, sealer)) {
-      return yield* dead(
-        message,
-        attempt,
-        "unsealed",
-        "not sealed by the transaction service: no valid x-walletun-seal for this body; nothing applied",
-      )
-    }
-    const decoded = yield* decode(message).pipe(Effect.result)
-    if (decoded._tag === "Failure") {
-      return yield* dead(
-        message,
-        attempt,
-        "undecodable",
-        `undecodable message: ${decoded.failure.message.slice(0, 300)}`,
-      )
-    }
-    const event = decoded.success
-    if (event._tag !== "TransactionRequested") {
-      return yield* dead(message, attempt, "unexpected", `unexpected event ${event._tag} on the requests queue`)
-    }
-    return yield* process(message, attempt, event)
-  })
+  const deps: Deps = {
+    repo: yield* TransactionsRepo,
+    wallets: yield* BatchedWallet,
+    broker: yield* Broker,
+    config: yield* TransactionConfig,
+    sealer: yield* MessageSeal.RequestSealer,
+  }
+  return (message: IncomingMessage) => handleMessage(deps, message)
 })
 
 /** Consumes the requests queue until the layer is released (then in-flight messages finish first). */

@@ -1,26 +1,20 @@
 /**
- * The gRPC transport of the wallet service: decode each request with the domain's schemas
- * (INVALID_ARGUMENT with a readable message, nothing written), call `Wallets`, encode the answer,
- * and map errors to statuses in one place (`toFailure`).
+ * The gRPC transport of the wallet service: decode each request with the contract's mapping
+ * (`WalletContract`: INVALID_ARGUMENT with a readable message, nothing written), call `Wallets`,
+ * encode the answer with it, and map errors to statuses in one place (`toFailure`).
  */
 import { status } from "@grpc/grpc-js"
-import { Effect, Option, Schema } from "effect"
+import { Effect, Option } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
-import { Currency, Ids, Money } from "@walletun/domain"
 import type { Errors } from "@walletun/domain"
 import * as Grpc from "@walletun/infra/Grpc"
-import { FailureReason, TransactionType, WalletServiceService } from "@walletun/infra/generated/wallet/v1/wallet"
+import * as WalletContract from "@walletun/infra/WalletContract"
+import { InvalidArgument } from "@walletun/infra/WalletContract"
+import { WalletServiceService } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
-import type * as Ledger from "../Ledger.ts"
 import { LedgerUnavailable } from "../LedgerRepo.ts"
-import type { Applied, EntryRow, KeyClaim, WalletRow } from "../LedgerRepo.ts"
 import { maxPageSize, Wallets } from "../Wallets.ts"
 import type { InvalidPageToken } from "../Wallets.ts"
-
-/** A request that does not satisfy the contract (bad id, amount, currency, page size). */
-export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
-  message: Schema.String,
-}) {}
 
 type WalletError = InvalidArgument | InvalidPageToken | Errors.WalletNotFound | Errors.WalletExists | LedgerUnavailable
 
@@ -62,116 +56,10 @@ const surfacing = (wallets: Wallets["Service"]) => ({
   claimKey: (...args: Parameters<typeof wallets.claimKey>) => surfaced(wallets.claimKey(...args)),
 })
 
-const decode =
-  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S, field: string) =>
-  (value: unknown): Effect.Effect<S["Type"], InvalidArgument> =>
-    Schema.decodeUnknownEffect(schema)(value).pipe(
-      Effect.mapError(
-        (error) => new InvalidArgument({ message: `${field}: ${error.message.split("\n")[0] ?? "invalid"}` }),
-      ),
-    )
-
-const walletId = (field: string) => decode(Ids.WalletId, field)
-const userId = (field: string) => decode(Ids.UserId, field)
-const currency = decode(Currency.Currency, "currency")
-const amount = decode(Money.Amount, "amount")
-const refusal = decode(Schema.String.check(Schema.isMaxLength(500)), "refusal")
-
-const toProtoWallet = (wallet: WalletRow): Proto.Wallet => ({
-  id: wallet.id,
-  ownerId: wallet.ownerId ?? "",
-  currency: wallet.currency,
-  balance: wallet.balance,
-  createdAtMs: BigInt(wallet.createdAtMs),
-  updatedAtMs: BigInt(wallet.updatedAtMs),
-})
-
-const protoType = {
-  deposit: TransactionType.DEPOSIT,
-  withdrawal: TransactionType.WITHDRAWAL,
-  transfer: TransactionType.TRANSFER,
-} as const
-
-const toProtoEntry = (entry: EntryRow): Proto.Entry => ({
-  transactionId: entry.transactionId,
-  type: protoType[entry.type],
-  amount: entry.amount,
-  balanceAfter: entry.balanceAfter,
-  createdAtMs: BigInt(entry.createdAtMs),
-})
-
-const protoReason = {
-  INSUFFICIENT_FUNDS: FailureReason.INSUFFICIENT_FUNDS,
-  WALLET_NOT_FOUND: FailureReason.WALLET_NOT_FOUND,
-  CURRENCY_MISMATCH: FailureReason.CURRENCY_MISMATCH,
-  LIMIT_EXCEEDED: FailureReason.LIMIT_EXCEEDED,
-  REJECTED: FailureReason.REJECTED,
-} as const
-
-const toProtoApplied = (applied: Applied): Proto.ApplyTransactionResponse => ({
-  outcome:
-    applied.outcome._tag === "Completed"
-      ? { $case: "completed", value: { balances: [...applied.outcome.balances] } }
-      : {
-          $case: "failed",
-          value: { reason: protoReason[applied.outcome.reason], detail: applied.outcome.detail },
-        },
-  replayed: applied.replayed,
-  appliedAtMs: BigInt(applied.appliedAtMs),
-})
-
-/** Decodes an ApplyTransaction request into the ledger's request, or says what is wrong. */
-export const decodeApply = Effect.fnUntraced(function* (request: Proto.ApplyTransactionRequest) {
-  const transactionId = yield* decode(Ids.TransactionId, "transaction_id")(request.transactionId)
-  const actingUserId = yield* userId("acting_user_id")(request.actingUserId)
-  const kind = request.kind
-  if (kind === undefined) return yield* new InvalidArgument({ message: "kind: one of deposit, withdrawal, transfer" })
-  const base = {
-    transactionId,
-    actingUserId,
-    amount: yield* amount(kind.value.amount),
-    currency: yield* currency(kind.value.currency),
-    ...(request.refusal === "" ? {} : { refusal: yield* refusal(request.refusal) }),
-  }
-  switch (kind.$case) {
-    case "deposit":
-    case "withdrawal":
-      return { ...base, type: kind.$case, walletId: yield* walletId("wallet_id")(kind.value.walletId) }
-    case "transfer":
-      return {
-        ...base,
-        type: "transfer",
-        sourceWalletId: yield* walletId("source_wallet_id")(kind.value.sourceWalletId),
-        targetWalletId: yield* walletId("target_wallet_id")(kind.value.targetWalletId),
-      }
-  }
-}) satisfies (request: Proto.ApplyTransactionRequest) => Effect.Effect<Ledger.ApplyRequest, InvalidArgument>
+const { currencyField: currency, userIdField: userId, walletIdField: walletId } = WalletContract
 
 /** The most transactions one ApplyTransactions call takes. */
 export const maxBatch = 500
-
-const RequestHash = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(128))
-const hour = 3_600_000
-
-/** Decodes a ClaimIdempotencyKey request, or says what is wrong. */
-export const decodeClaim = Effect.fnUntraced(function* (request: Proto.ClaimIdempotencyKeyRequest) {
-  const createdAtMs = Number(request.createdAtMs)
-  const ttlMs = Number(request.ttlMs)
-  if (!Number.isSafeInteger(createdAtMs) || createdAtMs <= 0) {
-    return yield* new InvalidArgument({ message: "created_at_ms: a positive number of milliseconds" })
-  }
-  if (!Number.isSafeInteger(ttlMs) || ttlMs < hour || ttlMs > 30 * 24 * hour) {
-    return yield* new InvalidArgument({ message: "ttl_ms: from 1 hour to 30 days, in milliseconds" })
-  }
-  return {
-    userId: yield* userId("user_id")(request.userId),
-    key: yield* decode(Ids.IdempotencyKey, "key")(request.key),
-    transactionId: yield* decode(Ids.TransactionId, "transaction_id")(request.transactionId),
-    requestHash: yield* decode(RequestHash, "request_hash")(request.requestHash),
-    createdAtMs,
-    ttlMs,
-  }
-}) satisfies (request: Proto.ClaimIdempotencyKeyRequest) => Effect.Effect<KeyClaim, InvalidArgument>
 
 /**
  * Who may call what, by the caller's certificate: the gateway opens and reads wallets for the
@@ -208,10 +96,10 @@ export const binding = Effect.gen(function* () {
     return Effect.suspend(() =>
       item.request === undefined
         ? Effect.fail(new InvalidArgument({ message: "request: required" }))
-        : Effect.flatMap(decodeApply(item.request), wallets.apply),
+        : Effect.flatMap(WalletContract.decodeApply(item.request), wallets.apply),
     ).pipe(
       Effect.map((applied): Proto.BatchedApplyResult => ({
-        result: { $case: "applied", value: toProtoApplied(applied) },
+        result: { $case: "applied", value: WalletContract.encodeApplied(applied) },
       })),
       Effect.catch((error) => Effect.succeed<Proto.BatchedApplyResult>({ result: errorResult(error) })),
       Effect.withSpan("WalletService.ApplyTransactions.item", {
@@ -224,13 +112,7 @@ export const binding = Effect.gen(function* () {
   // A ClaimIdempotencyKey request decided: the binding in force, and whether this claim made it.
   const claim = (request: Proto.ClaimIdempotencyKeyRequest) =>
     Effect.gen(function* () {
-      const { claimed, binding: bound } = yield* wallets.claimKey(yield* decodeClaim(request))
-      return {
-        claimed,
-        transactionId: bound.transactionId,
-        requestHash: bound.requestHash,
-        createdAtMs: BigInt(bound.createdAtMs),
-      } satisfies Proto.ClaimIdempotencyKeyResponse
+      return WalletContract.encodeClaimAnswer(yield* wallets.claimKey(yield* WalletContract.decodeClaim(request)))
     })
 
   const implementation: Proto.WalletServiceServer = {
@@ -240,7 +122,7 @@ export const binding = Effect.gen(function* () {
         Effect.gen(function* () {
           const owner = yield* userId("owner_id")(request.ownerId)
           const wallet = yield* wallets.create(owner, yield* currency(request.currency))
-          return { wallet: toProtoWallet(wallet) }
+          return { wallet: WalletContract.encodeWallet(wallet) }
         }),
       toFailure,
     ),
@@ -250,7 +132,7 @@ export const binding = Effect.gen(function* () {
         Effect.gen(function* () {
           const id = yield* walletId("wallet_id")(request.walletId)
           const wallet = yield* wallets.get(id, yield* userId("owner_id")(request.ownerId))
-          return { wallet: toProtoWallet(wallet) }
+          return { wallet: WalletContract.encodeWallet(wallet) }
         }),
       toFailure,
     ),
@@ -263,7 +145,7 @@ export const binding = Effect.gen(function* () {
           }
           const ids = yield* Effect.forEach(request.walletIds, walletId("wallet_ids"))
           const found = yield* wallets.getMany(ids)
-          return { wallets: found.map(toProtoWallet) }
+          return { wallets: found.map(WalletContract.encodeWallet) }
         }),
       toFailure,
     ),
@@ -272,7 +154,7 @@ export const binding = Effect.gen(function* () {
       (request) =>
         Effect.gen(function* () {
           const found = yield* wallets.list(yield* userId("owner_id")(request.ownerId))
-          return { wallets: found.map(toProtoWallet) }
+          return { wallets: found.map(WalletContract.encodeWallet) }
         }),
       toFailure,
     ),
@@ -289,13 +171,16 @@ export const binding = Effect.gen(function* () {
             request.pageSize,
             request.pageToken,
           )
-          return { entries: page.entries.map(toProtoEntry), nextPageToken: page.nextPageToken }
+          return { entries: page.entries.map(WalletContract.encodeEntry), nextPageToken: page.nextPageToken }
         }),
       toFailure,
     ),
     applyTransaction: yield* Grpc.unary(
       svc.applyTransaction,
-      (request) => Effect.flatMap(decodeApply(request), wallets.apply).pipe(Effect.map(toProtoApplied)),
+      (request) =>
+        Effect.flatMap(WalletContract.decodeApply(request), wallets.apply).pipe(
+          Effect.map(WalletContract.encodeApplied),
+        ),
       toFailure,
     ),
     applyTransactions: yield* Grpc.unary(

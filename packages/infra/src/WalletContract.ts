@@ -1,0 +1,331 @@
+/**
+ * The wallet service's gRPC contract in domain terms: the one place that maps the generated
+ * messages of `proto/wallet/v1/wallet.proto` to the domain and back. The server decodes requests
+ * and encodes answers with it; its clients encode requests and decode answers with it. Requests
+ * are decoded with the domain's schemas, and a request that breaks the contract fails with
+ * `InvalidArgument` naming the field. Answers come from the wallet service itself and are read as
+ * they are, except an apply answer without its outcome.
+ */
+import { DateTime, Effect, Result, Schema } from "effect"
+import { Currency, Ids, Money } from "@walletun/domain"
+import type { Page, Transaction, Wallet } from "@walletun/domain"
+import { FailureReason, TransactionType } from "./generated/wallet/v1/wallet.ts"
+import type * as Proto from "./generated/wallet/v1/wallet.ts"
+
+/** A message that does not satisfy the contract (bad id, amount, currency, page size, missing oneof). */
+export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+  message: Schema.String,
+}) {}
+
+/** Decodes one field of a request with `schema`, or fails naming the field and the first problem. */
+export const decodeField =
+  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S, field: string) =>
+  (value: unknown): Effect.Effect<S["Type"], InvalidArgument> =>
+    Schema.decodeUnknownEffect(schema)(value).pipe(
+      Effect.mapError(
+        (error) => new InvalidArgument({ message: `${field}: ${error.message.split("\n")[0] ?? "invalid"}` }),
+      ),
+    )
+
+/** Decodes a wallet id field named `field`. */
+export const walletIdField = (field: string) => decodeField(Ids.WalletId, field)
+/** Decodes a user id field named `field`. */
+export const userIdField = (field: string) => decodeField(Ids.UserId, field)
+/** Decodes the `currency` field. */
+export const currencyField = decodeField(Currency.Currency, "currency")
+const amountField = decodeField(Money.Amount, "amount")
+const refusalField = decodeField(Schema.String.check(Schema.isMaxLength(500)), "refusal")
+
+const fromMillis = (millis: bigint) => DateTime.makeUnsafe(Number(millis))
+
+// ---------------------------------------------------------------------------------------------
+// Wallets and entries
+// ---------------------------------------------------------------------------------------------
+
+/** A wallet as the ledger stores it; system accounts have no owner. */
+export interface WalletRecord {
+  readonly id: Ids.WalletId
+  readonly ownerId: Ids.UserId | null
+  readonly currency: Currency.Currency
+  readonly balance: bigint
+  readonly createdAtMs: number
+  readonly updatedAtMs: number
+}
+
+/** A wallet of the ledger as the contract carries it (no owner is an empty `owner_id`). */
+export const encodeWallet = (wallet: WalletRecord): Proto.Wallet => ({
+  id: wallet.id,
+  ownerId: wallet.ownerId ?? "",
+  currency: wallet.currency,
+  balance: wallet.balance,
+  createdAtMs: BigInt(wallet.createdAtMs),
+  updatedAtMs: BigInt(wallet.updatedAtMs),
+})
+
+/** A wallet of the contract, as the public API shows it. */
+export const decodeWallet = (wallet: Proto.Wallet): Wallet.Wallet => ({
+  id: wallet.id as Ids.WalletId,
+  ownerId: wallet.ownerId as Ids.UserId,
+  currency: wallet.currency as Currency.Currency,
+  balance: wallet.balance as Money.Balance,
+  createdAt: fromMillis(wallet.createdAtMs),
+  updatedAt: fromMillis(wallet.updatedAtMs),
+})
+
+const protoType = {
+  deposit: TransactionType.DEPOSIT,
+  withdrawal: TransactionType.WITHDRAWAL,
+  transfer: TransactionType.TRANSFER,
+} as const
+
+const entryTypes: Record<number, Transaction.TransactionType> = {
+  [TransactionType.DEPOSIT]: "deposit",
+  [TransactionType.WITHDRAWAL]: "withdrawal",
+  [TransactionType.TRANSFER]: "transfer",
+}
+
+/** A ledger entry as the ledger stores it. */
+export interface EntryRecord {
+  readonly transactionId: Ids.TransactionId
+  readonly type: Transaction.TransactionType
+  readonly amount: bigint
+  readonly balanceAfter: bigint
+  readonly createdAtMs: number
+}
+
+/** A ledger entry as the contract carries it. */
+export const encodeEntry = (entry: EntryRecord): Proto.Entry => ({
+  transactionId: entry.transactionId,
+  type: protoType[entry.type],
+  amount: entry.amount,
+  balanceAfter: entry.balanceAfter,
+  createdAtMs: BigInt(entry.createdAtMs),
+})
+
+/** A ledger entry of the contract, as the public API shows it. */
+export const decodeEntry = (entry: Proto.Entry): Wallet.Entry => ({
+  transactionId: entry.transactionId as Ids.TransactionId,
+  type: entryTypes[entry.type] ?? "transfer",
+  amount: entry.amount as Money.EntryAmount,
+  balanceAfter: entry.balanceAfter as Money.Balance,
+  createdAt: fromMillis(entry.createdAtMs),
+})
+
+/** A ListEntries answer as a page of the public API (no next token is the last page). */
+export const decodeEntryPage = (response: Proto.ListEntriesResponse): Wallet.EntryPage => ({
+  items: response.entries.map(decodeEntry),
+  nextCursor: response.nextPageToken === "" ? null : (response.nextPageToken as Page.Cursor),
+})
+
+// ---------------------------------------------------------------------------------------------
+// Applying a transaction
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A deposit, withdrawal or transfer to apply, with the user who asked for it: the union of its
+ * kind, as the request body and the ledger hold it. With `refusal`, the ledger records it as
+ * refused (`REJECTED`, with that text) instead of applying it.
+ */
+export type ApplyRequest = {
+  readonly transactionId: Ids.TransactionId
+  readonly actingUserId: Ids.UserId
+  readonly amount: Money.Amount
+  readonly currency: Currency.Currency
+  readonly refusal?: string
+} & Transaction.TransactionKind
+
+/** An apply request as the contract carries it: the kind in the `kind` oneof, no refusal as "". */
+export const encodeApply = (request: ApplyRequest): Proto.ApplyTransactionRequest => {
+  const money = { amount: request.amount, currency: request.currency }
+  const base = {
+    transactionId: request.transactionId,
+    actingUserId: request.actingUserId,
+    refusal: request.refusal ?? "",
+  }
+  switch (request.type) {
+    case "deposit":
+      return { ...base, kind: { $case: "deposit", value: { walletId: request.walletId, ...money } } }
+    case "withdrawal":
+      return { ...base, kind: { $case: "withdrawal", value: { walletId: request.walletId, ...money } } }
+    case "transfer":
+      return {
+        ...base,
+        kind: {
+          $case: "transfer",
+          value: { sourceWalletId: request.sourceWalletId, targetWalletId: request.targetWalletId, ...money },
+        },
+      }
+  }
+}
+
+/** Decodes an ApplyTransaction request into the union of its kind, or says what is wrong. */
+export const decodeApply = Effect.fnUntraced(function* (request: Proto.ApplyTransactionRequest) {
+  const transactionId = yield* decodeField(Ids.TransactionId, "transaction_id")(request.transactionId)
+  const actingUserId = yield* userIdField("acting_user_id")(request.actingUserId)
+  const kind = request.kind
+  if (kind === undefined) return yield* new InvalidArgument({ message: "kind: one of deposit, withdrawal, transfer" })
+  const base = {
+    transactionId,
+    actingUserId,
+    amount: yield* amountField(kind.value.amount),
+    currency: yield* currencyField(kind.value.currency),
+    ...(request.refusal === "" ? {} : { refusal: yield* refusalField(request.refusal) }),
+  }
+  switch (kind.$case) {
+    case "deposit":
+    case "withdrawal":
+      return { ...base, type: kind.$case, walletId: yield* walletIdField("wallet_id")(kind.value.walletId) }
+    case "transfer":
+      return {
+        ...base,
+        type: "transfer",
+        sourceWalletId: yield* walletIdField("source_wallet_id")(kind.value.sourceWalletId),
+        targetWalletId: yield* walletIdField("target_wallet_id")(kind.value.targetWalletId),
+      }
+  }
+}) satisfies (request: Proto.ApplyTransactionRequest) => Effect.Effect<ApplyRequest, InvalidArgument>
+
+/** What the ledger recorded for a transaction: the balances it left, or why nothing moved. */
+export type Recorded =
+  | {
+      readonly _tag: "Completed"
+      readonly balances: ReadonlyArray<{ readonly walletId: Ids.WalletId; readonly balance: bigint }>
+    }
+  | { readonly _tag: "Failed"; readonly reason: Transaction.FailureReason; readonly detail: string }
+
+/** The answer to an apply: what the ledger recorded, whether this call only replayed it, and when it was first applied. */
+export interface Applied {
+  readonly outcome: Recorded
+  readonly replayed: boolean
+  readonly appliedAtMs: number
+}
+
+const protoReason = {
+  INSUFFICIENT_FUNDS: FailureReason.INSUFFICIENT_FUNDS,
+  WALLET_NOT_FOUND: FailureReason.WALLET_NOT_FOUND,
+  CURRENCY_MISMATCH: FailureReason.CURRENCY_MISMATCH,
+  LIMIT_EXCEEDED: FailureReason.LIMIT_EXCEEDED,
+  REJECTED: FailureReason.REJECTED,
+} as const
+
+const reasonOf = (reason: Proto.FailureReason): Transaction.FailureReason => {
+  switch (reason) {
+    case FailureReason.INSUFFICIENT_FUNDS:
+      return "INSUFFICIENT_FUNDS"
+    case FailureReason.WALLET_NOT_FOUND:
+      return "WALLET_NOT_FOUND"
+    case FailureReason.CURRENCY_MISMATCH:
+      return "CURRENCY_MISMATCH"
+    case FailureReason.LIMIT_EXCEEDED:
+      return "LIMIT_EXCEEDED"
+    case FailureReason.REJECTED:
+    case FailureReason.UNSPECIFIED:
+    case FailureReason.UNRECOGNIZED:
+      return "REJECTED"
+  }
+}
+
+/** An apply answer as the contract carries it: the outcome in the `outcome` oneof. */
+export const encodeApplied = (applied: Applied): Proto.ApplyTransactionResponse => ({
+  outcome:
+    applied.outcome._tag === "Completed"
+      ? { $case: "completed", value: { balances: [...applied.outcome.balances] } }
+      : { $case: "failed", value: { reason: protoReason[applied.outcome.reason], detail: applied.outcome.detail } },
+  replayed: applied.replayed,
+  appliedAtMs: BigInt(applied.appliedAtMs),
+})
+
+/** Reads an apply answer; one without an outcome breaks the contract. */
+export const decodeApplied = (response: Proto.ApplyTransactionResponse): Result.Result<Applied, InvalidArgument> => {
+  const outcome = response.outcome
+  if (outcome === undefined) return Result.fail(new InvalidArgument({ message: "the answer had no outcome" }))
+  return Result.succeed({
+    outcome:
+      outcome.$case === "completed"
+        ? {
+            _tag: "Completed",
+            balances: outcome.value.balances.map((entry) => ({
+              walletId: entry.walletId as Ids.WalletId,
+              balance: entry.balance,
+            })),
+          }
+        : { _tag: "Failed", reason: reasonOf(outcome.value.reason), detail: outcome.value.detail },
+    replayed: response.replayed,
+    appliedAtMs: Number(response.appliedAtMs),
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency keys
+// ---------------------------------------------------------------------------------------------
+
+/** What an idempotency key is bound to: a transaction, the digest of its request, its creation time. */
+export interface KeyBinding {
+  readonly transactionId: Ids.TransactionId
+  readonly requestHash: string
+  readonly createdAtMs: number
+}
+
+/** A claim of an idempotency key: the binding it asks for, and how long it lasts. */
+export interface KeyClaim extends KeyBinding {
+  readonly userId: Ids.UserId
+  readonly key: Ids.IdempotencyKey
+  readonly ttlMs: number
+}
+
+/** The answer to a claim: the binding in force, and whether this claim made it. */
+export interface ClaimAnswer {
+  readonly claimed: boolean
+  readonly binding: KeyBinding
+}
+
+/** A claim as the contract carries it (times as whole milliseconds). */
+export const encodeClaim = (claim: KeyClaim): Proto.ClaimIdempotencyKeyRequest => ({
+  userId: claim.userId,
+  key: claim.key,
+  transactionId: claim.transactionId,
+  requestHash: claim.requestHash,
+  createdAtMs: BigInt(claim.createdAtMs),
+  ttlMs: BigInt(claim.ttlMs),
+})
+
+const RequestHash = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(128))
+const hour = 3_600_000
+
+/** Decodes a ClaimIdempotencyKey request, or says what is wrong. */
+export const decodeClaim = Effect.fnUntraced(function* (request: Proto.ClaimIdempotencyKeyRequest) {
+  const createdAtMs = Number(request.createdAtMs)
+  const ttlMs = Number(request.ttlMs)
+  if (!Number.isSafeInteger(createdAtMs) || createdAtMs <= 0) {
+    return yield* new InvalidArgument({ message: "created_at_ms: a positive number of milliseconds" })
+  }
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < hour || ttlMs > 30 * 24 * hour) {
+    return yield* new InvalidArgument({ message: "ttl_ms: from 1 hour to 30 days, in milliseconds" })
+  }
+  return {
+    userId: yield* userIdField("user_id")(request.userId),
+    key: yield* decodeField(Ids.IdempotencyKey, "key")(request.key),
+    transactionId: yield* decodeField(Ids.TransactionId, "transaction_id")(request.transactionId),
+    requestHash: yield* decodeField(RequestHash, "request_hash")(request.requestHash),
+    createdAtMs,
+    ttlMs,
+  }
+}) satisfies (request: Proto.ClaimIdempotencyKeyRequest) => Effect.Effect<KeyClaim, InvalidArgument>
+
+/** A claim's answer as the contract carries it. */
+export const encodeClaimAnswer = (answer: ClaimAnswer): Proto.ClaimIdempotencyKeyResponse => ({
+  claimed: answer.claimed,
+  transactionId: answer.binding.transactionId,
+  requestHash: answer.binding.requestHash,
+  createdAtMs: BigInt(answer.binding.createdAtMs),
+})
+
+/** Reads a claim's answer. */
+export const decodeClaimAnswer = (response: Proto.ClaimIdempotencyKeyResponse): ClaimAnswer => ({
+  claimed: response.claimed,
+  binding: {
+    transactionId: response.transactionId as Ids.TransactionId,
+    requestHash: response.requestHash,
+    createdAtMs: Number(response.createdAtMs),
+  },
+})

@@ -1,0 +1,221 @@
+/**
+ * The one gRPC client of the wallet service, for every service that calls it (the gateway, the
+ * transaction service): over mutual TLS as its caller, each call bounded by a deadline, counted,
+ * and mapped to and from the domain by `WalletContract`. Failures stay `GrpcError`s: each caller
+ * decides what a status means to it, what it retries, and how it batches.
+ */
+import { status } from "@grpc/grpc-js"
+import { Context, DateTime, Effect, Layer, Result } from "effect"
+import type { Duration } from "effect"
+import type { Currency, Ids, Money, Wallet } from "@walletun/domain"
+import * as Grpc from "./Grpc.ts"
+import * as Uuid from "./Uuid.ts"
+import * as WalletContract from "./WalletContract.ts"
+import { WalletServiceClient } from "./generated/wallet/v1/wallet.ts"
+import type * as Proto from "./generated/wallet/v1/wallet.ts"
+
+/** Where the wallet service is, who calls it (the certificate it presents), and each call's deadline. */
+export interface Options {
+  readonly address: string
+  readonly caller: string
+  readonly timeout: Duration.Duration
+}
+
+/** One apply of an ApplyTransactions call, with the trace context of the transaction's own trace. */
+export interface TracedApply {
+  readonly request: WalletContract.ApplyRequest
+  readonly traceContext: Readonly<Record<string, string>>
+}
+
+/** Each item of a batch call: its own answer, or the status that item failed with. */
+export type BatchResults<A> = ReadonlyArray<Result.Result<A, Grpc.GrpcError>>
+
+/** The wallet service's gRPC API in domain terms. */
+export class WalletGrpcClient extends Context.Service<
+  WalletGrpcClient,
+  {
+    createWallet(ownerId: Ids.UserId, currency: Currency.Currency): Effect.Effect<Wallet.Wallet, Grpc.GrpcError>
+    getWallet(walletId: Ids.WalletId, ownerId: Ids.UserId): Effect.Effect<Wallet.Wallet, Grpc.GrpcError>
+    /** The wallets among `ids` that exist, whoever owns them. */
+    getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<Wallet.Wallet>, Grpc.GrpcError>
+    listWallets(ownerId: Ids.UserId): Effect.Effect<ReadonlyArray<Wallet.Wallet>, Grpc.GrpcError>
+    listEntries(
+      walletId: Ids.WalletId,
+      ownerId: Ids.UserId,
+      pageSize: number,
+      pageToken: string | undefined,
+    ): Effect.Effect<Wallet.EntryPage, Grpc.GrpcError>
+    /**
+     * One ApplyTransactions call: each apply's answer, in order. When the whole call fails (the
+     * service is away, the deadline passed), every item gets that failure.
+     */
+    applyTransactions(items: ReadonlyArray<TracedApply>): Effect.Effect<BatchResults<WalletContract.Applied>>
+    /** One ClaimIdempotencyKeys call: each claim's answer, in order, as `applyTransactions`. */
+    claimIdempotencyKeys(
+      claims: ReadonlyArray<WalletContract.KeyClaim>,
+    ): Effect.Effect<BatchResults<WalletContract.ClaimAnswer>>
+  }
+>()("@walletun/infra/WalletGrpcClient") {
+  /** A client with the options `options` reads (from its service's configuration), closed with the layer. */
+  static readonly layer = <R>(options: Effect.Effect<Options, never, R>) =>
+    Layer.effect(
+      WalletGrpcClient,
+      Effect.gen(function* () {
+        const { address, caller, timeout } = yield* options
+        const client = yield* Grpc.makeClientAs(WalletServiceClient, address, caller, "wallet")
+        return make(client, timeout)
+      }),
+    )
+
+  /**
+   * In memory, for tests and for developers composing test layers: the server's ownership and
+   * uniqueness rules and its statuses; wallets keep a zero balance and have no entries, and every
+   * apply and claim fails UNIMPLEMENTED.
+   */
+  static readonly layerMemory = Layer.effect(
+    WalletGrpcClient,
+    Effect.sync(() => {
+      const wallets = new Map<string, Wallet.Wallet>()
+      const owned = (walletId: Ids.WalletId, ownerId: Ids.UserId) => {
+        const wallet = wallets.get(walletId)
+        return wallet !== undefined && wallet.ownerId === ownerId
+          ? Effect.succeed(wallet)
+          : Effect.fail(Grpc.makeGrpcError("WalletService.GetWallet", status.NOT_FOUND, `wallet ${walletId} not found`))
+      }
+      return WalletGrpcClient.of({
+        createWallet: (ownerId, currency) =>
+          Effect.gen(function* () {
+            for (const wallet of wallets.values()) {
+              if (wallet.ownerId === ownerId && wallet.currency === currency) {
+                return yield* Grpc.makeGrpcError("WalletService.CreateWallet", status.ALREADY_EXISTS, currency)
+              }
+            }
+            const now = yield* DateTime.now
+            const wallet: Wallet.Wallet = {
+              id: (yield* Uuid.v7) as Ids.WalletId,
+              ownerId,
+              currency,
+              balance: 0n as Money.Balance,
+              createdAt: now,
+              updatedAt: now,
+            }
+            wallets.set(wallet.id, wallet)
+            return wallet
+          }),
+        getWallet: owned,
+        getWallets: (ids) => Effect.sync(() => ids.flatMap((id) => wallets.get(id) ?? [])),
+        listWallets: (ownerId) =>
+          Effect.sync(() => [...wallets.values()].filter((wallet) => wallet.ownerId === ownerId)),
+        listEntries: (walletId, ownerId, _pageSize, pageToken) =>
+          Effect.flatMap(owned(walletId, ownerId), () =>
+            pageToken === undefined
+              ? Effect.succeed({ items: [], nextCursor: null })
+              : Effect.fail(
+                  Grpc.makeGrpcError("WalletService.ListEntries", status.INVALID_ARGUMENT, "page_token unknown"),
+                ),
+          ),
+        applyTransactions: (items) => unimplemented("WalletService.ApplyTransactions", items.length),
+        claimIdempotencyKeys: (claims) => unimplemented("WalletService.ClaimIdempotencyKeys", claims.length),
+      })
+    }),
+  )
+}
+
+/** A batch call the memory double does not serve: every item fails UNIMPLEMENTED. */
+const unimplemented = (method: string, count: number) =>
+  Effect.succeed(
+    Array.from({ length: count }, () => Result.fail(Grpc.makeGrpcError(method, status.UNIMPLEMENTED, "not in memory"))),
+  )
+
+/** Reads one item of a batch answer whose oneof is `{ <answered>, error }`. */
+const itemOf = <A>(
+  method: string,
+  result:
+    | { readonly $case: string; readonly value: A }
+    | { readonly $case: "error"; readonly value: Proto.BatchedApplyError }
+    | undefined,
+): Result.Result<A, Grpc.GrpcError> => {
+  if (result === undefined) return Result.fail(Grpc.makeGrpcError(method, status.INTERNAL, "the answer had no result"))
+  if (result.$case === "error") {
+    const error = result.value as Proto.BatchedApplyError
+    return Result.fail(Grpc.makeGrpcError(method, error.code, error.details))
+  }
+  return Result.succeed(result.value as A)
+}
+
+// An item answered without its outcome is INTERNAL: not retryable, the request goes to the DLQ.
+const appliedOf = (item: Proto.BatchedApplyResult) =>
+  Result.flatMap(itemOf("WalletService.ApplyTransactions", item.result), (response) =>
+    Result.mapError(WalletContract.decodeApplied(response), (error) =>
+      Grpc.makeGrpcError("WalletService.ApplyTransaction", status.INTERNAL, error.message),
+    ),
+  )
+
+/** The service over a generated client, each call bounded by `timeout`. */
+export const make = (client: WalletServiceClient, timeout: Duration.Duration): WalletGrpcClient["Service"] => {
+  const call = <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req) =>
+    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, { timeout })
+
+  /** One batch call of `count` items, each read by `results`; a failed call fails every item. */
+  const batch = <Req, Res, A>(
+    name: string,
+    method: Grpc.UnaryMethod<Req, Res>,
+    request: Req,
+    count: number,
+    results: (response: Res) => ReadonlyArray<Result.Result<A, Grpc.GrpcError>>,
+  ): Effect.Effect<BatchResults<A>> =>
+    call(name, method, request).pipe(
+      Effect.map((response) => {
+        const answered = results(response)
+        return Array.from({ length: count }, (_, i) => answered[i] ?? itemOf<A>(`WalletService.${name}`, undefined))
+      }),
+      Effect.catch((error) => Effect.succeed(Array.from({ length: count }, () => Result.fail(error)))),
+    )
+
+  return WalletGrpcClient.of({
+    createWallet: (ownerId, currency) =>
+      call("CreateWallet", client.createWallet, { ownerId, currency }).pipe(
+        Effect.map((response) => WalletContract.decodeWallet(response.wallet as Proto.Wallet)),
+      ),
+    getWallet: (walletId, ownerId) =>
+      call("GetWallet", client.getWallet, { walletId, ownerId }).pipe(
+        Effect.map((response) => WalletContract.decodeWallet(response.wallet as Proto.Wallet)),
+      ),
+    getWallets: (ids) =>
+      call("GetWallets", client.getWallets, { walletIds: [...ids] }).pipe(
+        Effect.map((response) => response.wallets.map(WalletContract.decodeWallet)),
+      ),
+    listWallets: (ownerId) =>
+      call("ListWallets", client.listWallets, { ownerId }).pipe(
+        Effect.map((response) => response.wallets.map(WalletContract.decodeWallet)),
+      ),
+    listEntries: (walletId, ownerId, pageSize, pageToken) =>
+      call("ListEntries", client.listEntries, { walletId, ownerId, pageSize, pageToken: pageToken ?? "" }).pipe(
+        Effect.map(WalletContract.decodeEntryPage),
+      ),
+    applyTransactions: (items) =>
+      batch(
+        "ApplyTransactions",
+        client.applyTransactions,
+        {
+          transactions: items.map((item) => ({
+            request: WalletContract.encodeApply(item.request),
+            traceContext: { ...item.traceContext },
+          })),
+        },
+        items.length,
+        (response) => response.results.map(appliedOf),
+      ),
+    claimIdempotencyKeys: (claims) =>
+      batch(
+        "ClaimIdempotencyKeys",
+        client.claimIdempotencyKeys,
+        { claims: claims.map(WalletContract.encodeClaim) },
+        claims.length,
+        (response) =>
+          response.results.map((item) =>
+            Result.map(itemOf("WalletService.ClaimIdempotencyKeys", item.result), WalletContract.decodeClaimAnswer),
+          ),
+      ),
+  })
+}
