@@ -15,6 +15,8 @@ export * as Events from "./Events.ts"
 export * as Health from "./Health.ts"
 /** Branded ids and the idempotency key. */
 export * as Ids from "./Ids.ts"
+/** What the ledger is asked and answers: apply requests, recorded outcomes, idempotency-key claims. */
+export * as Ledger from "./Ledger.ts"
 /** Money as branded bigint minor units and its JSON codecs. */
 export * as Money from "./Money.ts"
 /** Page size, cursors and page shapes. */

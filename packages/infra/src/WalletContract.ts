@@ -8,7 +8,7 @@
  */
 import { DateTime, Effect, Result, Schema } from "effect"
 import { Currency, Ids, Money } from "@walletun/domain"
-import type { Page, Transaction, Wallet } from "@walletun/domain"
+import type { Ledger, Page, Transaction, Wallet } from "@walletun/domain"
 import { FailureReason, TransactionType } from "./generated/wallet/v1/wallet.ts"
 import type * as Proto from "./generated/wallet/v1/wallet.ts"
 
@@ -121,21 +121,8 @@ export const decodeEntryPage = (response: Proto.ListEntriesResponse): Wallet.Ent
 // Applying a transaction
 // ---------------------------------------------------------------------------------------------
 
-/**
- * A deposit, withdrawal or transfer to apply, with the user who asked for it: the union of its
- * kind, as the request body and the ledger hold it. With `refusal`, the ledger records it as
- * refused (`REJECTED`, with that text) instead of applying it.
- */
-export type ApplyRequest = {
-  readonly transactionId: Ids.TransactionId
-  readonly actingUserId: Ids.UserId
-  readonly amount: Money.Amount
-  readonly currency: Currency.Currency
-  readonly refusal?: string
-} & Transaction.TransactionKind
-
 /** An apply request as the contract carries it: the kind in the `kind` oneof, no refusal as "". */
-export const encodeApply = (request: ApplyRequest): Proto.ApplyTransactionRequest => {
+export const encodeApply = (request: Ledger.ApplyRequest): Proto.ApplyTransactionRequest => {
   const money = { amount: request.amount, currency: request.currency }
   const base = {
     transactionId: request.transactionId,
@@ -183,22 +170,7 @@ export const decodeApply = Effect.fnUntraced(function* (request: Proto.ApplyTran
         targetWalletId: yield* walletIdField("target_wallet_id")(kind.value.targetWalletId),
       }
   }
-}) satisfies (request: Proto.ApplyTransactionRequest) => Effect.Effect<ApplyRequest, InvalidArgument>
-
-/** What the ledger recorded for a transaction: the balances it left, or why nothing moved. */
-export type Recorded =
-  | {
-      readonly _tag: "Completed"
-      readonly balances: ReadonlyArray<{ readonly walletId: Ids.WalletId; readonly balance: bigint }>
-    }
-  | { readonly _tag: "Failed"; readonly reason: Transaction.FailureReason; readonly detail: string }
-
-/** The answer to an apply: what the ledger recorded, whether this call only replayed it, and when it was first applied. */
-export interface Applied {
-  readonly outcome: Recorded
-  readonly replayed: boolean
-  readonly appliedAtMs: number
-}
+}) satisfies (request: Proto.ApplyTransactionRequest) => Effect.Effect<Ledger.ApplyRequest, InvalidArgument>
 
 const protoReason = {
   INSUFFICIENT_FUNDS: FailureReason.INSUFFICIENT_FUNDS,
@@ -226,7 +198,7 @@ const reasonOf = (reason: Proto.FailureReason): Transaction.FailureReason => {
 }
 
 /** An apply answer as the contract carries it: the outcome in the `outcome` oneof. */
-export const encodeApplied = (applied: Applied): Proto.ApplyTransactionResponse => ({
+export const encodeApplied = (applied: Ledger.Applied): Proto.ApplyTransactionResponse => ({
   outcome:
     applied.outcome._tag === "Completed"
       ? { $case: "completed", value: { balances: [...applied.outcome.balances] } }
@@ -236,7 +208,9 @@ export const encodeApplied = (applied: Applied): Proto.ApplyTransactionResponse 
 })
 
 /** Reads an apply answer; one without an outcome breaks the contract. */
-export const decodeApplied = (response: Proto.ApplyTransactionResponse): Result.Result<Applied, InvalidArgument> => {
+export const decodeApplied = (
+  response: Proto.ApplyTransactionResponse,
+): Result.Result<Ledger.Applied, InvalidArgument> => {
   const outcome = response.outcome
   if (outcome === undefined) return Result.fail(new InvalidArgument({ message: "the answer had no outcome" }))
   return Result.succeed({
@@ -259,28 +233,8 @@ export const decodeApplied = (response: Proto.ApplyTransactionResponse): Result.
 // Idempotency keys
 // ---------------------------------------------------------------------------------------------
 
-/** What an idempotency key is bound to: a transaction, the digest of its request, its creation time. */
-export interface KeyBinding {
-  readonly transactionId: Ids.TransactionId
-  readonly requestHash: string
-  readonly createdAtMs: number
-}
-
-/** A claim of an idempotency key: the binding it asks for, and how long it lasts. */
-export interface KeyClaim extends KeyBinding {
-  readonly userId: Ids.UserId
-  readonly key: Ids.IdempotencyKey
-  readonly ttlMs: number
-}
-
-/** The answer to a claim: the binding in force, and whether this claim made it. */
-export interface ClaimAnswer {
-  readonly claimed: boolean
-  readonly binding: KeyBinding
-}
-
 /** A claim as the contract carries it (times as whole milliseconds). */
-export const encodeClaim = (claim: KeyClaim): Proto.ClaimIdempotencyKeyRequest => ({
+export const encodeClaim = (claim: Ledger.KeyClaim): Proto.ClaimIdempotencyKeyRequest => ({
   userId: claim.userId,
   key: claim.key,
   transactionId: claim.transactionId,
@@ -310,10 +264,10 @@ export const decodeClaim = Effect.fnUntraced(function* (request: Proto.ClaimIdem
     createdAtMs,
     ttlMs,
   }
-}) satisfies (request: Proto.ClaimIdempotencyKeyRequest) => Effect.Effect<KeyClaim, InvalidArgument>
+}) satisfies (request: Proto.ClaimIdempotencyKeyRequest) => Effect.Effect<Ledger.KeyClaim, InvalidArgument>
 
 /** A claim's answer as the contract carries it. */
-export const encodeClaimAnswer = (answer: ClaimAnswer): Proto.ClaimIdempotencyKeyResponse => ({
+export const encodeClaimAnswer = (answer: Ledger.ClaimAnswer): Proto.ClaimIdempotencyKeyResponse => ({
   claimed: answer.claimed,
   transactionId: answer.binding.transactionId,
   requestHash: answer.binding.requestHash,
@@ -321,7 +275,7 @@ export const encodeClaimAnswer = (answer: ClaimAnswer): Proto.ClaimIdempotencyKe
 })
 
 /** Reads a claim's answer. */
-export const decodeClaimAnswer = (response: Proto.ClaimIdempotencyKeyResponse): ClaimAnswer => ({
+export const decodeClaimAnswer = (response: Proto.ClaimIdempotencyKeyResponse): Ledger.ClaimAnswer => ({
   claimed: response.claimed,
   binding: {
     transactionId: response.transactionId as Ids.TransactionId,

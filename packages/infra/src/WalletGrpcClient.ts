@@ -7,7 +7,7 @@
 import { status } from "@grpc/grpc-js"
 import { Context, DateTime, Effect, Layer, Result } from "effect"
 import type { Duration } from "effect"
-import type { Currency, Ids, Money, Wallet } from "@walletun/domain"
+import type { Currency, Ids, Ledger, Money, Wallet } from "@walletun/domain"
 import * as Grpc from "./Grpc.ts"
 import * as Uuid from "./Uuid.ts"
 import * as WalletContract from "./WalletContract.ts"
@@ -23,7 +23,7 @@ export interface Options {
 
 /** One apply of an ApplyTransactions call, with the trace context of the transaction's own trace. */
 export interface TracedApply {
-  readonly request: WalletContract.ApplyRequest
+  readonly request: Ledger.ApplyRequest
   readonly traceContext: Readonly<Record<string, string>>
 }
 
@@ -49,11 +49,9 @@ export class WalletGrpcClient extends Context.Service<
      * One ApplyTransactions call: each apply's answer, in order. When the whole call fails (the
      * service is away, the deadline passed), every item gets that failure.
      */
-    applyTransactions(items: ReadonlyArray<TracedApply>): Effect.Effect<BatchResults<WalletContract.Applied>>
+    applyTransactions(items: ReadonlyArray<TracedApply>): Effect.Effect<BatchResults<Ledger.Applied>>
     /** One ClaimIdempotencyKeys call: each claim's answer, in order, as `applyTransactions`. */
-    claimIdempotencyKeys(
-      claims: ReadonlyArray<WalletContract.KeyClaim>,
-    ): Effect.Effect<BatchResults<WalletContract.ClaimAnswer>>
+    claimIdempotencyKeys(claims: ReadonlyArray<Ledger.KeyClaim>): Effect.Effect<BatchResults<Ledger.ClaimAnswer>>
   }
 >()("@walletun/infra/WalletGrpcClient") {
   /** A client with the options `options` reads (from its service's configuration), closed with the layer. */

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Result } from "effect"
-import type { Ids, Money, Transaction } from "@walletun/domain"
+import type { Ids, Ledger, Money, Transaction } from "@walletun/domain"
 import { WalletContract } from "@walletun/infra"
 import { FailureReason } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
@@ -24,7 +24,7 @@ const applyFailure = (request: Proto.ApplyTransactionRequest) =>
 describe("WalletContract", () => {
   it.effect("each transaction kind survives an apply request's round trip, refusal included", () =>
     Effect.gen(function* () {
-      const requests: ReadonlyArray<WalletContract.ApplyRequest> = [
+      const requests: ReadonlyArray<Ledger.ApplyRequest> = [
         { ...base, type: "deposit", walletId: walletA },
         { ...base, type: "withdrawal", walletId: walletA },
         { ...base, type: "transfer", sourceWalletId: walletA, targetWalletId: walletB },
@@ -46,7 +46,7 @@ describe("WalletContract", () => {
       "LIMIT_EXCEEDED",
       "REJECTED",
     ]
-    const answers: ReadonlyArray<WalletContract.Applied> = [
+    const answers: ReadonlyArray<Ledger.Applied> = [
       {
         outcome: {
           _tag: "Completed",
@@ -58,7 +58,7 @@ describe("WalletContract", () => {
         replayed: false,
         appliedAtMs: 1_764_000_000_123,
       },
-      ...reasons.map((reason): WalletContract.Applied => ({
+      ...reasons.map((reason): Ledger.Applied => ({
         outcome: { _tag: "Failed", reason, detail: `because ${reason}` },
         replayed: true,
         appliedAtMs: 1_764_000_000_456,
@@ -78,7 +78,7 @@ describe("WalletContract", () => {
     })
     assert.deepStrictEqual(
       Result.map(unknown, (applied) => applied.outcome),
-      Result.succeed<WalletContract.Recorded>({ _tag: "Failed", reason: "REJECTED", detail: "" }),
+      Result.succeed<Ledger.Recorded>({ _tag: "Failed", reason: "REJECTED", detail: "" }),
     )
     const missing = WalletContract.decodeApplied({ outcome: undefined, replayed: false, appliedAtMs: 1n })
     assert.deepStrictEqual(
@@ -143,7 +143,7 @@ describe("WalletContract", () => {
         )
         assert.deepStrictEqual([entry.type, entry.amount, entry.balanceAfter], [type, -7n, 35n])
       }
-      const claim: WalletContract.KeyClaim = {
+      const claim: Ledger.KeyClaim = {
         userId,
         key: "key-1" as Ids.IdempotencyKey,
         transactionId: txId,
@@ -153,7 +153,7 @@ describe("WalletContract", () => {
       }
       const proto = overTheWire(Proto.ClaimIdempotencyKeyRequest, WalletContract.encodeClaim(claim))
       assert.deepStrictEqual(yield* WalletContract.decodeClaim(proto), claim)
-      const answer: WalletContract.ClaimAnswer = { claimed: false, binding: claim }
+      const answer: Ledger.ClaimAnswer = { claimed: false, binding: claim }
       const back = WalletContract.decodeClaimAnswer(
         overTheWire(Proto.ClaimIdempotencyKeyResponse, WalletContract.encodeClaimAnswer(answer)),
       )

@@ -6,10 +6,9 @@
  */
 import { Context, DateTime, Duration, Effect, Layer, Option } from "effect"
 import { HttpTraceContext } from "effect/http"
-import type { Currency, Events, Ids } from "@walletun/domain"
+import type { Currency, Events, Ids, Ledger } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import type * as Grpc from "@walletun/infra/Grpc"
-import type * as WalletContract from "@walletun/infra/WalletContract"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import type { TracedApply } from "@walletun/infra/WalletGrpcClient"
 import { TransactionConfig } from "./TransactionConfig.ts"
@@ -29,7 +28,7 @@ export interface BoundKey {
 }
 
 /** The ledger's request for a requested transaction: the union of its kind, carried as it is. */
-export const applyRequestOf = (event: Events.TransactionRequested): WalletContract.ApplyRequest => {
+export const applyRequestOf = (event: Events.TransactionRequested): Ledger.ApplyRequest => {
   const base = {
     transactionId: event.id,
     actingUserId: event.userId,
@@ -48,13 +47,13 @@ export class BatchedWallet extends Context.Service<
     /** The wallets among `ids` that exist (whoever owns them). */
     getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<WalletInfo>, Grpc.GrpcError>
     /** Applies a transaction (exactly once per id) and returns what the ledger recorded. */
-    apply(event: Events.TransactionRequested): Effect.Effect<WalletContract.Applied, Grpc.GrpcError>
+    apply(event: Events.TransactionRequested): Effect.Effect<Ledger.Applied, Grpc.GrpcError>
     /**
      * Asks the ledger to record the transaction as refused (`REJECTED`, with `detail`) instead of
      * applying it, and returns what it recorded: that refusal, or, when the transaction was
      * applied first, its outcome as a replay. Either way no later apply of its id moves money.
      */
-    refuse(event: Events.TransactionRequested, detail: string): Effect.Effect<WalletContract.Applied, Grpc.GrpcError>
+    refuse(event: Events.TransactionRequested, detail: string): Effect.Effect<Ledger.Applied, Grpc.GrpcError>
     /**
      * Claims `(user, key)` for `bound`, for `ttl`. `None`: claimed now. `Some`: the key was claimed
      * before (or by a concurrent request), with what it is bound to.
@@ -111,7 +110,7 @@ export const make = Effect.gen(function* () {
   const claimBatched = yield* Batcher.make({
     maxSize: claimBatchSize,
     concurrency: 2,
-    run: (claims: ReadonlyArray<WalletContract.KeyClaim>) => client.claimIdempotencyKeys(claims),
+    run: (claims: ReadonlyArray<Ledger.KeyClaim>) => client.claimIdempotencyKeys(claims),
   })
   const remember = (wallet: WalletInfo) => {
     known.set(wallet.id, wallet)
@@ -121,7 +120,7 @@ export const make = Effect.gen(function* () {
     }
   }
   /** Sends one apply (in a batch) in the current trace, and reads what the ledger recorded. */
-  const send = Effect.fnUntraced(function* (request: WalletContract.ApplyRequest) {
+  const send = Effect.fnUntraced(function* (request: Ledger.ApplyRequest) {
     const span = yield* Effect.option(Effect.currentSpan)
     return yield* applyBatched({
       request,

@@ -1,8 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Duration, Effect, Layer, Option, Result } from "effect"
 import { Events } from "@walletun/domain"
-import type { Ids, Money } from "@walletun/domain"
-import type { WalletContract } from "@walletun/infra"
+import type { Ids, Ledger, Money } from "@walletun/domain"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import type { TracedApply } from "@walletun/infra/WalletGrpcClient"
 import * as BatchedWallet from "../src/BatchedWallet.ts"
@@ -28,7 +27,7 @@ const recording = () => {
       calls.applies.push(items)
       return Effect.succeed(
         items.map(() =>
-          Result.succeed<WalletContract.Applied>({
+          Result.succeed<Ledger.Applied>({
             outcome: { _tag: "Completed", balances: [] },
             replayed: false,
             appliedAtMs: 1,
@@ -39,7 +38,7 @@ const recording = () => {
     claimIdempotencyKeys: (claims) =>
       Effect.succeed(
         claims.map((claim) =>
-          Result.succeed<WalletContract.ClaimAnswer>({
+          Result.succeed<Ledger.ClaimAnswer>({
             claimed: claim.requestHash === "fresh",
             binding: { transactionId: txId(99), requestHash: "first", createdAtMs: 1_764_000_000_000 },
           }),

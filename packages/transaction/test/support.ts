@@ -6,9 +6,8 @@
  */
 import { Clock, Context, Duration, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
 import { Events } from "@walletun/domain"
-import type { Currency, Ids } from "@walletun/domain"
+import type { Currency, Ids, Ledger } from "@walletun/domain"
 import { Grpc, MessageSeal, Uuid } from "@walletun/infra"
-import type { WalletContract } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import type { IncomingMessage } from "../src/consumers/Messages.ts"
 import { TransactionConfig } from "../src/TransactionConfig.ts"
@@ -43,7 +42,7 @@ export const config = Layer.succeed(
 
 /** What one scripted ApplyTransaction call does. */
 export type Step =
-  | { readonly _tag: "Answer"; readonly applied: WalletContract.Applied }
+  | { readonly _tag: "Answer"; readonly applied: Ledger.Applied }
   | { readonly _tag: "Fail"; readonly error: Grpc.GrpcError }
 
 /** The scripted wallet service: its wallets, the steps queued for ApplyTransaction, the calls made. */

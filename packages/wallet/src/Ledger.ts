@@ -6,25 +6,10 @@
  * replace, and then stores what was decided.
  */
 import { DateTime } from "effect"
-import type { Currency, Ids, Transaction } from "@walletun/domain"
+import type { Currency, Ids, Ledger, Transaction } from "@walletun/domain"
 import { Events, Money } from "@walletun/domain"
 
-/**
- * A deposit, withdrawal or transfer to apply, with the user who asked for it. With `refusal`, the
- * transaction is not applied but recorded as refused (`REJECTED`, with that text): the transaction
- * service gave up on it, and the record under its id keeps any later apply from moving money.
- */
-export type ApplyRequest = {
-  readonly transactionId: Ids.TransactionId
-  readonly actingUserId: Ids.UserId
-  readonly amount: Money.Amount
-  readonly currency: Currency.Currency
-  readonly refusal?: string
-} & (
-  | { readonly type: "deposit"; readonly walletId: Ids.WalletId }
-  | { readonly type: "withdrawal"; readonly walletId: Ids.WalletId }
-  | { readonly type: "transfer"; readonly sourceWalletId: Ids.WalletId; readonly targetWalletId: Ids.WalletId }
-)
+export type ApplyRequest = Ledger.ApplyRequest
 
 /** A wallet as the rules see it while it is locked. System accounts have no owner. */
 export interface LockedWallet {
@@ -134,20 +119,7 @@ export const plan = (
   }
 }
 
-/** The recorded outcome of a transaction: the balances it left, or why nothing moved. */
-export type Outcome =
-  | {
-      readonly _tag: "Completed"
-      readonly balances: ReadonlyArray<{ readonly walletId: Ids.WalletId; readonly balance: bigint }>
-    }
-  | { readonly _tag: "Failed"; readonly reason: Transaction.FailureReason; readonly detail: string }
-
-/** The answer to an apply: the outcome, whether it is the replay of an earlier apply, and when. */
-export interface Applied {
-  readonly outcome: Outcome
-  readonly replayed: boolean
-  readonly appliedAtMs: number
-}
+export type Applied = Ledger.Applied
 
 /** The wallets a batch holds locked: user wallets by id, system accounts by name. */
 export interface LockedState {
@@ -159,7 +131,7 @@ export interface LockedState {
 export interface Decision {
   readonly request: ApplyRequest
   readonly plan: Plan
-  readonly outcome: Outcome
+  readonly outcome: Ledger.Recorded
   readonly event: Events.TransactionOutcome
 }
 
@@ -199,7 +171,7 @@ export const freshOf = <A extends { readonly request: ApplyRequest }>(
   })
 }
 
-const outcomeOf = (decided: Plan): Outcome =>
+const outcomeOf = (decided: Plan): Ledger.Recorded =>
   decided._tag === "Failed"
     ? decided
     : {

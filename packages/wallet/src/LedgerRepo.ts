@@ -25,7 +25,7 @@ import type {
   WalletRow,
 } from "./LedgerRows.ts"
 
-export type { Applied, Outcome } from "./Ledger.ts"
+export type { Applied } from "./Ledger.ts"
 export type { BatchItem, ClaimAnswer, EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
 export { LedgerUnavailable } from "./LedgerRows.ts"
 

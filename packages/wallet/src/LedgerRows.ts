@@ -6,6 +6,7 @@ import { Effect, Schema } from "effect"
 import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
 import { Currency, Events, Ids, Transaction } from "@walletun/domain"
+import type { Ledger as LedgerContract } from "@walletun/domain"
 import type * as Ledger from "./Ledger.ts"
 
 /** A wallet as stored. `ownerId` is null for a system account. */
@@ -28,25 +29,10 @@ export interface EntryRow {
   readonly createdAtMs: number
 }
 
-/** What an idempotency key is bound to: a transaction, the digest of its request, its creation time. */
-export interface KeyBinding {
-  readonly transactionId: Ids.TransactionId
-  readonly requestHash: string
-  readonly createdAtMs: number
-}
-
-/** A claim of an idempotency key: the binding it asks for, and how long it lasts. */
-export interface KeyClaim extends KeyBinding {
-  readonly userId: Ids.UserId
-  readonly key: Ids.IdempotencyKey
-  readonly ttlMs: number
-}
-
-/** The answer to a key claim: the binding in force, and whether this claim made it. */
-export interface ClaimAnswer {
-  readonly claimed: boolean
-  readonly binding: KeyBinding
-}
+/** The idempotency-key shapes of the ledger's contract (`@walletun/domain` `Ledger`), as the repository answers them. */
+export type KeyBinding = LedgerContract.KeyBinding
+export type KeyClaim = LedgerContract.KeyClaim
+export type ClaimAnswer = LedgerContract.ClaimAnswer
 
 /** One request of a batch, with the W3C trace context of its caller (its outcome event continues that trace). */
 export interface BatchItem {
