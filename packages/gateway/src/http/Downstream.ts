@@ -4,10 +4,12 @@
  * the answer comes back unchanged, problem details included. A service that cannot be reached,
  * fails or is too slow becomes a 503, 502 or 504 problem with no internal detail.
  */
-import { Clock, Duration, Effect, Option, Schedule, Schema } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
+import type { Duration } from "effect"
 import { HttpBody, HttpClientRequest, HttpServerResponse, ProblemDetails } from "effect/http"
 import type { HttpClient, HttpMethod, HttpServerRequest } from "effect/http"
 import { Errors } from "@walletun/domain"
+import * as Retry from "@walletun/infra/Retry"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 
 /** A service behind the gateway did not answer usefully. */
@@ -51,8 +53,16 @@ const pick = (headers: Readonly<Record<string, string | undefined>>, names: Read
   return picked
 }
 
-/** Transient transport failures of an idempotent read are retried: three more tries, jittered. */
-const readRetry = Schedule.exponential(Duration.millis(50)).pipe(Schedule.jittered, Schedule.upTo({ times: 3 }))
+/**
+ * Transient transport failures of an idempotent read are retried: three more tries from 50 ms,
+ * jittered. Writes are never retried here: the gateway cannot know whether the service took them.
+ */
+const downstreamRead = Retry.policy("downstreamRead", {
+  base: "50 millis",
+  cap: "1 second",
+  times: 3,
+  within: "10 seconds",
+})
 
 /**
  * A forwarder to the service at `base`, built once: each call sends the request on to the service
@@ -105,7 +115,9 @@ export const forwarder = (options: {
           : { body: HttpBody.uint8Array(body, incoming["content-type"] ?? "application/json") }),
       })
       const answer = yield* (
-        read ? send(outgoing).pipe(Effect.retry({ schedule: readRetry, while: isTransport })) : send(outgoing)
+        read
+          ? send(outgoing).pipe(Effect.retry({ schedule: downstreamRead.schedule, while: isTransport }))
+          : send(outgoing)
       ).pipe(Effect.mapError(failure))
       return HttpServerResponse.uint8Array(answer.bytes, {
         status: answer.status,
