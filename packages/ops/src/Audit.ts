@@ -31,7 +31,8 @@
 import { Clock, Duration, Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql"
-import * as Cql from "@walletun/infra/Cql"
+import type * as Cql from "@walletun/infra/Cql"
+import * as TransactionsInspect from "@walletun/transaction/Inspect"
 import type * as Rabbit from "@walletun/infra/Rabbit"
 import * as Dlq from "./Dlq.ts"
 
@@ -118,7 +119,6 @@ interface CqlTransaction {
 
 /** Reads every transaction of the keyspace (paged, bounded by `maxRows`). */
 const scanStatuses = Effect.fn("Audit.scanStatuses")(function* (keyspace: string, maxRows: number) {
-  const cql = yield* Cql.Cql
   const found = new Map<string, CqlTransaction>()
   // Status rows are plain writes keyed by the event's transaction id: an outcome of a transaction
   // that another caller applied directly (a test, a tool) leaves status rows without the PENDING
@@ -129,22 +129,15 @@ const scanStatuses = Effect.fn("Audit.scanStatuses")(function* (keyspace: string
   let pageState: string | undefined
   // Bounded by maxRows.
   while (rows < maxRows) {
-    const page = yield* cql.execute(
-      `SELECT id, status_rank, status, created_at FROM ${keyspace}.transactions_by_id`,
-      [],
-      { consistency: Cql.Consistency.localQuorum, fetchSize: 5_000, ...(pageState === undefined ? {} : { pageState }) },
-    )
+    const page = yield* TransactionsInspect.scanStatuses(keyspace, { fetchSize: 5_000, pageState })
     for (const row of page.rows) {
       rows++
-      const id = row.get("id") as string
-      const rank = row.get("status_rank") as number | null
-      const status = row.get("status") as string | null
-      const createdAt = row.get("created_at") as Date | null
+      const { id, status_rank: rank, status } = row
       if (rank === null || status === null) continue
       if (rank === 0) accepted.add(id)
       const known = found.get(id)
       if (known === undefined || rank > known.rank) {
-        found.set(id, { rank, status, createdAtMillis: createdAt?.getTime() })
+        found.set(id, { rank, status, createdAtMillis: row.created_at?.getTime() })
       }
     }
     pageState = page.pageState

@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import * as Cql from "@walletun/infra/Cql"
+import * as TransactionsInspect from "@walletun/transaction/Inspect"
 import { AuditUnavailable, describeSqlError } from "./Audit.ts"
 
 /** One status row of the transaction (rank 0 PENDING, 1 PROCESSING, 2 COMPLETED / FAILED). */
@@ -67,60 +67,48 @@ const text = (value: unknown): string | null =>
 /** A canonical UUID (any version). */
 export const isUuid = (value: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)
 
+// The details `tx show` prints, in its order: the transaction's static columns.
+const detailColumns = [
+  "type",
+  "amount",
+  "currency",
+  "wallet_id",
+  "source_wallet_id",
+  "target_wallet_id",
+  "user_id",
+  "target_owner_id",
+  "description",
+] as const satisfies ReadonlyArray<keyof TransactionsInspect.StoredRow>
+
 const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: string) {
-  const cql = yield* Cql.Cql
-  const quorum = { consistency: Cql.Consistency.localQuorum }
-  const byId = yield* cql.execute(
-    `SELECT status_rank, status, failure_reason, updated_at, user_id, target_owner_id, type, amount, currency, ` +
-      `wallet_id, source_wallet_id, target_wallet_id, description, created_at ` +
-      `FROM ${keyspace}.transactions_by_id WHERE id = ?`,
-    [id],
-    quorum,
-  )
-  const first = byId.rows[0]
+  const rows = yield* TransactionsInspect.transactionRows(keyspace, id)
+  const first = rows[0]
   if (first === undefined) return undefined
   const details = Object.fromEntries(
-    [
-      "type",
-      "amount",
-      "currency",
-      "wallet_id",
-      "source_wallet_id",
-      "target_wallet_id",
-      "user_id",
-      "target_owner_id",
-      "description",
-    ]
-      .map((name) => [name, text(first.get(name))] as const)
-      .concat([["created_at", iso(first.get("created_at"))]]),
+    detailColumns
+      .map((name): readonly [string, string | null] => [name, text(first[name])])
+      .concat([["created_at", iso(first.created_at)]]),
   )
-  const statuses: Array<StatusRow> = byId.rows
-    .filter((row) => row.get("status_rank") !== null)
-    .map((row) => ({
-      rank: row.get("status_rank") as number,
-      status: row.get("status") as string,
-      failureReason: text(row.get("failure_reason")),
-      updatedAt: iso(row.get("updated_at")),
-    }))
-  const parties = [details["user_id"], details["target_owner_id"]].filter(
-    (party, index, all): party is string => party !== null && party !== undefined && all.indexOf(party) === index,
+  const statuses = rows.flatMap((row): Array<StatusRow> =>
+    row.status_rank === null
+      ? []
+      : [
+          {
+            rank: row.status_rank,
+            status: String(row.status),
+            failureReason: text(row.failure_reason),
+            updatedAt: iso(row.updated_at),
+          },
+        ],
+  )
+  const parties = [first.user_id, first.target_owner_id].filter(
+    (party, index, all): party is string => party !== null && all.indexOf(party) === index,
   )
   const histories = yield* Effect.forEach(parties, (userId) =>
-    cql
-      .execute(
-        `SELECT status FROM ${keyspace}.transactions_by_user WHERE user_id = ? AND id = ? LIMIT 1`,
-        [userId, id],
-        quorum,
-      )
-      .pipe(Effect.map((page) => ({ userId, status: text(page.rows[0]?.get("status")) }))),
+    Effect.map(TransactionsInspect.historyStatus(keyspace, userId, id), (status) => ({ userId, status })),
   )
-  const shard = Number.parseInt(id.slice(-1), 16) % 16
-  const unfinished = yield* cql.execute(
-    `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
-    [shard, id],
-    quorum,
-  )
-  return { details, statuses, histories, unfinishedIndex: unfinished.rows.length > 0 } satisfies CqlView
+  const unfinishedIndex = yield* TransactionsInspect.isUnfinished(keyspace, id)
+  return { details, statuses, histories, unfinishedIndex } satisfies CqlView
 })
 
 const readLedger = Effect.fn("Lookup.readLedger")(function* (id: string) {
