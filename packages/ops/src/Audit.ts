@@ -33,6 +33,7 @@ import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql"
 import type * as Cql from "@walletun/infra/Cql"
 import * as TransactionsInspect from "@walletun/transaction/Inspect"
+import * as LedgerRows from "@walletun/wallet/LedgerRows"
 import type * as Rabbit from "@walletun/infra/Rabbit"
 import * as Dlq from "./Dlq.ts"
 
@@ -98,15 +99,19 @@ export class AuditUnavailable extends Schema.TaggedError<AuditUnavailable>()("Au
 export const sampleLimit = 20
 
 const cqlError = (error: Cql.CqlError) => new AuditUnavailable({ server: "cql", message: error.message })
-/** A PostgreSQL failure in one line, with the driver's reason ("database x does not exist"). */
-export const describeSqlError = (error: SqlError.SqlError): string => {
+/**
+ * A PostgreSQL failure in one line, with the driver's reason ("database x does not exist"), or a
+ * row of the wallet's database that does not decode.
+ */
+export const describeSqlError = (error: SqlError.SqlError | Schema.SchemaError): string => {
+  if (error._tag === "SchemaError") return `a row of the wallet database does not decode: ${error.message}`
   const first = error.message.split("\n")[0] ?? error.message
   const cause: unknown = error.reason.cause
   return cause instanceof Error && cause.message !== "" && cause.message !== first
     ? `${first}: ${cause.message}`
     : first
 }
-const sqlError = (error: SqlError.SqlError) =>
+const sqlError = (error: SqlError.SqlError | Schema.SchemaError) =>
   new AuditUnavailable({ server: "postgres", message: describeSqlError(error) })
 const rabbitError = (error: Rabbit.RabbitError) => new AuditUnavailable({ server: "rabbitmq", message: error.message })
 
@@ -233,15 +238,7 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
     const ids = [...scan.found.keys()].filter((id) => uuidPattern.test(id))
     for (let index = 0; index < ids.length; index += 1_000) {
       const chunk = ids.slice(index, index + 1_000)
-      const rows = yield* sql<{
-        readonly id: string
-        readonly outcome: string
-        readonly applied_at: Date
-        readonly entries: bigint
-      }>`
-        SELECT a.id::text AS id, a.outcome, a.applied_at,
-               (SELECT count(*) FROM ledger_entries e WHERE e.transaction_id = a.id) AS entries
-        FROM applied_transactions a WHERE a.id IN ${sql.in(chunk)}`
+      const rows = yield* LedgerRows.appliedWithEntries(chunk)
       for (const row of rows) {
         applied.set(row.id, {
           outcome: row.outcome,

@@ -4,8 +4,8 @@
  * applied_transactions row, its ledger entries and its outbox event with when it was sent.
  */
 import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
 import * as TransactionsInspect from "@walletun/transaction/Inspect"
+import * as LedgerRows from "@walletun/wallet/LedgerRows"
 import { AuditUnavailable, describeSqlError } from "./Audit.ts"
 
 /** One status row of the transaction (rank 0 PENDING, 1 PROCESSING, 2 COMPLETED / FAILED). */
@@ -112,27 +112,7 @@ const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: str
 })
 
 const readLedger = Effect.fn("Lookup.readLedger")(function* (id: string) {
-  const sql = yield* SqlClient.SqlClient
-  const applied = yield* sql<{
-    readonly outcome: string
-    readonly reason: string | null
-    readonly detail: string | null
-    readonly applied_at: Date
-  }>`SELECT outcome, reason, detail, applied_at FROM applied_transactions WHERE id = ${id}`
-  const entries = yield* sql<{
-    readonly wallet_id: string
-    readonly amount: bigint
-    readonly balance_after: bigint
-    readonly created_at: Date
-  }>`SELECT wallet_id::text AS wallet_id, amount, balance_after, created_at FROM ledger_entries
-     WHERE transaction_id = ${id} ORDER BY id`
-  const outbox = yield* sql<{
-    readonly id: bigint
-    readonly routing_key: string
-    readonly created_at: Date
-    readonly sent_at: Date | null
-  }>`SELECT id, routing_key, created_at, sent_at FROM outbox WHERE message_id = ${id} ORDER BY id`
-  const row = applied[0]
+  const { applied: row, entries, outbox } = yield* LedgerRows.transaction(id)
   return {
     applied:
       row === undefined
