@@ -179,59 +179,8 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
   // 2. Every PostgreSQL figure from one snapshot.
   const pg = yield* Effect.gen(function* () {
     yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
-    const effects = yield* sql<{ readonly outcome: string | null; readonly transactions: bigint }>`
-      SELECT a.outcome, count(*) AS transactions FROM applied_transactions a GROUP BY a.outcome`
-    const entryTotals = yield* sql<{ readonly transactions: bigint; readonly entries: bigint }>`
-      SELECT count(DISTINCT transaction_id) AS transactions, count(*) AS entries FROM ledger_entries`
-    // Per transaction id: its entries and its recorded outcome, where they disagree with "2 entries
-    // summing to zero iff COMPLETED, none otherwise".
-    const badEffects = yield* sql<{
-      readonly violations: bigint
-      readonly id: string
-      readonly outcome: string | null
-      readonly entries: bigint
-      readonly total: bigint
-    }>`
-      WITH effects AS (
-        SELECT transaction_id AS id, count(*) AS n, sum(amount) AS total FROM ledger_entries GROUP BY transaction_id
-      )
-      SELECT count(*) OVER () AS violations, coalesce(e.id, a.id)::text AS id, a.outcome,
-             coalesce(e.n, 0) AS entries, coalesce(e.total, 0)::bigint AS total
-      FROM effects e FULL JOIN applied_transactions a ON a.id = e.id
-      -- coalesce: entries without an applied row make the first test NULL, and NOT NULL filters nothing.
-      WHERE NOT coalesce(
-        (a.outcome = 'COMPLETED' AND e.n = 2 AND e.total = 0) OR
-        (a.outcome IS DISTINCT FROM 'COMPLETED' AND e.id IS NULL),
-        false
-      )
-      ORDER BY 2 LIMIT ${sampleLimit}`
-    const sums = yield* sql<{
-      readonly currency: string
-      readonly wallets: bigint
-      readonly balances: bigint
-      readonly entries: bigint
-    }>`
-      SELECT w.currency, count(*) AS wallets, coalesce(sum(w.balance), 0)::bigint AS balances,
-             coalesce(sum(s.total), 0)::bigint AS entries
-      FROM wallets w
-      LEFT JOIN (SELECT wallet_id, sum(amount) AS total FROM ledger_entries GROUP BY wallet_id) s ON s.wallet_id = w.id
-      GROUP BY w.currency ORDER BY w.currency`
-    const badBalances = yield* sql<{
-      readonly violations: bigint
-      readonly id: string
-      readonly balance: bigint
-      readonly entries: bigint
-    }>`
-      SELECT count(*) OVER () AS violations, w.id::text AS id, w.balance, coalesce(s.total, 0)::bigint AS entries
-      FROM wallets w
-      LEFT JOIN (SELECT wallet_id, sum(amount) AS total FROM ledger_entries GROUP BY wallet_id) s ON s.wallet_id = w.id
-      WHERE w.balance <> coalesce(s.total, 0)
-      ORDER BY 2 LIMIT ${sampleLimit}`
-    const negative = yield* sql<{ readonly violations: bigint; readonly id: string; readonly balance: bigint }>`
-      SELECT count(*) OVER () AS violations, id::text AS id, balance FROM wallets
-      WHERE system_name IS NULL AND balance < 0 ORDER BY 2 LIMIT ${sampleLimit}`
-    const userWallets = yield* sql<{ readonly wallets: bigint }>`
-      SELECT count(*) AS wallets FROM wallets WHERE system_name IS NULL`
+    const { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets } =
+      yield* LedgerRows.auditFigures(sampleLimit)
     // The recorded outcome of every transaction the keyspace knows, in chunks.
     const applied = new Map<string, Applied>()
     // Ids are UUIDs (the API makes them); anything else cannot have an applied row.
