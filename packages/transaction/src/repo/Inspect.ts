@@ -7,6 +7,7 @@
 import { Effect, Schema } from "effect"
 import * as Cql from "@walletun/infra/Cql"
 import { decoder } from "./Rows.ts"
+import { detailColumns } from "./Statements.ts"
 import { shardOf } from "./Stored.ts"
 
 const quorum = { consistency: Cql.Consistency.localQuorum }
@@ -70,8 +71,7 @@ export const transactionRows = Effect.fn("TransactionsInspect.transactionRows")(
 ) {
   const cql = yield* Cql.Cql
   const read = yield* cql.execute(
-    `SELECT status_rank, status, failure_reason, updated_at, user_id, target_owner_id, type, amount, currency, ` +
-      `wallet_id, source_wallet_id, target_wallet_id, description, created_at ` +
+    `SELECT status_rank, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns} ` +
       `FROM ${keyspace}.transactions_by_id WHERE id = ?`,
     [id],
     quorum,

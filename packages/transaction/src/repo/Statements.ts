@@ -17,7 +17,8 @@ export interface Write {
 export const toDate = (at: DateTime.Utc) => DateTime.toDateUtc(at)
 
 /** The details columns, in the order of `detailValues`. */
-const detailColumns = "type, amount, currency, wallet_id, source_wallet_id, target_wallet_id, description, created_at"
+export const detailColumns =
+  "type, amount, currency, wallet_id, source_wallet_id, target_wallet_id, description, created_at"
 
 const detailValues = (tx: StoredTransaction) => [
   tx.type,
