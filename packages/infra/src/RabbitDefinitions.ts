@@ -10,6 +10,7 @@
  */
 import { createHash, randomBytes } from "node:crypto"
 import path from "node:path"
+import { Events } from "@walletun/domain"
 
 /** What a user may do in the vhost: RabbitMQ's configure, write and read patterns. */
 export interface Grant {
@@ -18,14 +19,20 @@ export interface Grant {
   readonly read: string
 }
 
+// A RabbitMQ permission pattern is a regular expression: a name in it has its metacharacters escaped.
+const escapeRegExp = (name: string) => name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
+// The wallet-events exchange and nothing else, as a permission pattern.
+const walletEventsOnly = `^${escapeRegExp(Events.walletEventsExchange)}$`
+
 /**
  * The services with a broker user of their own, and its grant: the wallet declares and publishes
  * `wallet.events` and reads nothing; the transaction service does everything else (its exchanges
  * and queues, and binding them to `wallet.events`) but never publishes an outcome.
  */
 export const grants = {
-  wallet: { configure: "^wallet\\.events$", write: "^wallet\\.events$", read: "^$" },
-  transaction: { configure: ".*", write: "^(?!wallet\\.events$).*", read: ".*" },
+  wallet: { configure: walletEventsOnly, write: walletEventsOnly, read: "^$" },
+  transaction: { configure: ".*", write: `^(?!${escapeRegExp(Events.walletEventsExchange)}$).*`, read: ".*" },
 } as const satisfies Record<string, Grant>
 
 /** A service with a broker user of its own. */

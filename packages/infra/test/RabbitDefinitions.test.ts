@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync 
 import { tmpdir } from "node:os"
 import path from "node:path"
 import { afterEach, assert, describe, it } from "@effect/vitest"
+import { Events } from "@walletun/domain"
 import * as Pki from "@walletun/infra/Pki"
 import * as RabbitDefinitions from "@walletun/infra/RabbitDefinitions"
 
@@ -121,5 +122,17 @@ describe("Pki.ensureBrokerUsers", () => {
     assert.deepStrictEqual(await Pki.ensureBrokerUsers(dir), ["transaction"])
     assert.strictEqual(read("amqp-wallet.password"), "madeByInfraSh42")
     assert.isTrue(agrees("wallet") && agrees("transaction"))
+  })
+  it("the wallet may touch the wallet-events exchange only, and the transaction service never publishes to it", () => {
+    const exchange = Events.walletEventsExchange
+    const wallet = new RegExp(RabbitDefinitions.grants.wallet.write)
+    const transaction = new RegExp(RabbitDefinitions.grants.transaction.write)
+    assert.isTrue(wallet.test(exchange))
+    // The dot is escaped: a look-alike name does not match.
+    assert.isFalse(wallet.test(exchange.replace(".", "x")))
+    assert.isFalse(wallet.test(`${exchange}.other`))
+    assert.isFalse(transaction.test(exchange))
+    assert.isTrue(transaction.test(`${exchange}.other`))
+    assert.isTrue(transaction.test("transactions"))
   })
 })

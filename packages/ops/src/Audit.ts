@@ -31,7 +31,9 @@
 import { Clock, Duration, Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql"
-import * as Cql from "@walletun/infra/Cql"
+import type * as Cql from "@walletun/infra/Cql"
+import * as TransactionsInspect from "@walletun/transaction/Inspect"
+import * as LedgerInspect from "@walletun/wallet/LedgerInspect"
 import type * as Rabbit from "@walletun/infra/Rabbit"
 import * as Dlq from "./Dlq.ts"
 
@@ -97,15 +99,19 @@ export class AuditUnavailable extends Schema.TaggedError<AuditUnavailable>()("Au
 export const sampleLimit = 20
 
 const cqlError = (error: Cql.CqlError) => new AuditUnavailable({ server: "cql", message: error.message })
-/** A PostgreSQL failure in one line, with the driver's reason ("database x does not exist"). */
-export const describeSqlError = (error: SqlError.SqlError): string => {
+/**
+ * A PostgreSQL failure in one line, with the driver's reason ("database x does not exist"), or a
+ * row of the wallet's database that does not decode.
+ */
+export const describeSqlError = (error: SqlError.SqlError | Schema.SchemaError): string => {
+  if (error._tag === "SchemaError") return `a row of the wallet database does not decode: ${error.message}`
   const first = error.message.split("\n")[0] ?? error.message
   const cause: unknown = error.reason.cause
   return cause instanceof Error && cause.message !== "" && cause.message !== first
     ? `${first}: ${cause.message}`
     : first
 }
-const sqlError = (error: SqlError.SqlError) =>
+const sqlError = (error: SqlError.SqlError | Schema.SchemaError) =>
   new AuditUnavailable({ server: "postgres", message: describeSqlError(error) })
 const rabbitError = (error: Rabbit.RabbitError) => new AuditUnavailable({ server: "rabbitmq", message: error.message })
 
@@ -118,7 +124,6 @@ interface CqlTransaction {
 
 /** Reads every transaction of the keyspace (paged, bounded by `maxRows`). */
 const scanStatuses = Effect.fn("Audit.scanStatuses")(function* (keyspace: string, maxRows: number) {
-  const cql = yield* Cql.Cql
   const found = new Map<string, CqlTransaction>()
   // Status rows are plain writes keyed by the event's transaction id: an outcome of a transaction
   // that another caller applied directly (a test, a tool) leaves status rows without the PENDING
@@ -129,22 +134,15 @@ const scanStatuses = Effect.fn("Audit.scanStatuses")(function* (keyspace: string
   let pageState: string | undefined
   // Bounded by maxRows.
   while (rows < maxRows) {
-    const page = yield* cql.execute(
-      `SELECT id, status_rank, status, created_at FROM ${keyspace}.transactions_by_id`,
-      [],
-      { consistency: Cql.Consistency.localQuorum, fetchSize: 5_000, ...(pageState === undefined ? {} : { pageState }) },
-    )
+    const page = yield* TransactionsInspect.scanStatuses(keyspace, { fetchSize: 5_000, pageState })
     for (const row of page.rows) {
       rows++
-      const id = row.get("id") as string
-      const rank = row.get("status_rank") as number | null
-      const status = row.get("status") as string | null
-      const createdAt = row.get("created_at") as Date | null
+      const { id, status_rank: rank, status } = row
       if (rank === null || status === null) continue
       if (rank === 0) accepted.add(id)
       const known = found.get(id)
       if (known === undefined || rank > known.rank) {
-        found.set(id, { rank, status, createdAtMillis: createdAt?.getTime() })
+        found.set(id, { rank, status, createdAtMillis: row.created_at?.getTime() })
       }
     }
     pageState = page.pageState
@@ -181,74 +179,15 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
   // 2. Every PostgreSQL figure from one snapshot.
   const pg = yield* Effect.gen(function* () {
     yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
-    const effects = yield* sql<{ readonly outcome: string | null; readonly transactions: bigint }>`
-      SELECT a.outcome, count(*) AS transactions FROM applied_transactions a GROUP BY a.outcome`
-    const entryTotals = yield* sql<{ readonly transactions: bigint; readonly entries: bigint }>`
-      SELECT count(DISTINCT transaction_id) AS transactions, count(*) AS entries FROM ledger_entries`
-    // Per transaction id: its entries and its recorded outcome, where they disagree with "2 entries
-    // summing to zero iff COMPLETED, none otherwise".
-    const badEffects = yield* sql<{
-      readonly violations: bigint
-      readonly id: string
-      readonly outcome: string | null
-      readonly entries: bigint
-      readonly total: bigint
-    }>`
-      WITH effects AS (
-        SELECT transaction_id AS id, count(*) AS n, sum(amount) AS total FROM ledger_entries GROUP BY transaction_id
-      )
-      SELECT count(*) OVER () AS violations, coalesce(e.id, a.id)::text AS id, a.outcome,
-             coalesce(e.n, 0) AS entries, coalesce(e.total, 0)::bigint AS total
-      FROM effects e FULL JOIN applied_transactions a ON a.id = e.id
-      -- coalesce: entries without an applied row make the first test NULL, and NOT NULL filters nothing.
-      WHERE NOT coalesce(
-        (a.outcome = 'COMPLETED' AND e.n = 2 AND e.total = 0) OR
-        (a.outcome IS DISTINCT FROM 'COMPLETED' AND e.id IS NULL),
-        false
-      )
-      ORDER BY 2 LIMIT ${sampleLimit}`
-    const sums = yield* sql<{
-      readonly currency: string
-      readonly wallets: bigint
-      readonly balances: bigint
-      readonly entries: bigint
-    }>`
-      SELECT w.currency, count(*) AS wallets, coalesce(sum(w.balance), 0)::bigint AS balances,
-             coalesce(sum(s.total), 0)::bigint AS entries
-      FROM wallets w
-      LEFT JOIN (SELECT wallet_id, sum(amount) AS total FROM ledger_entries GROUP BY wallet_id) s ON s.wallet_id = w.id
-      GROUP BY w.currency ORDER BY w.currency`
-    const badBalances = yield* sql<{
-      readonly violations: bigint
-      readonly id: string
-      readonly balance: bigint
-      readonly entries: bigint
-    }>`
-      SELECT count(*) OVER () AS violations, w.id::text AS id, w.balance, coalesce(s.total, 0)::bigint AS entries
-      FROM wallets w
-      LEFT JOIN (SELECT wallet_id, sum(amount) AS total FROM ledger_entries GROUP BY wallet_id) s ON s.wallet_id = w.id
-      WHERE w.balance <> coalesce(s.total, 0)
-      ORDER BY 2 LIMIT ${sampleLimit}`
-    const negative = yield* sql<{ readonly violations: bigint; readonly id: string; readonly balance: bigint }>`
-      SELECT count(*) OVER () AS violations, id::text AS id, balance FROM wallets
-      WHERE system_name IS NULL AND balance < 0 ORDER BY 2 LIMIT ${sampleLimit}`
-    const userWallets = yield* sql<{ readonly wallets: bigint }>`
-      SELECT count(*) AS wallets FROM wallets WHERE system_name IS NULL`
+    const { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets } =
+      yield* LedgerInspect.auditFigures(sampleLimit)
     // The recorded outcome of every transaction the keyspace knows, in chunks.
     const applied = new Map<string, Applied>()
     // Ids are UUIDs (the API makes them); anything else cannot have an applied row.
     const ids = [...scan.found.keys()].filter((id) => uuidPattern.test(id))
     for (let index = 0; index < ids.length; index += 1_000) {
       const chunk = ids.slice(index, index + 1_000)
-      const rows = yield* sql<{
-        readonly id: string
-        readonly outcome: string
-        readonly applied_at: Date
-        readonly entries: bigint
-      }>`
-        SELECT a.id::text AS id, a.outcome, a.applied_at,
-               (SELECT count(*) FROM ledger_entries e WHERE e.transaction_id = a.id) AS entries
-        FROM applied_transactions a WHERE a.id IN ${sql.in(chunk)}`
+      const rows = yield* LedgerInspect.appliedWithEntries(chunk)
       for (const row of rows) {
         applied.set(row.id, {
           outcome: row.outcome,

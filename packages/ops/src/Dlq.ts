@@ -11,10 +11,10 @@ import { Clock, Effect } from "effect"
 import type { Context } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Broker from "@walletun/transaction/Broker"
 
-/** Headers the transaction service writes on dead letters (see packages/transaction/src/Broker.ts). */
-export const reasonHeader = "x-walletun-reason"
-export const attemptHeader = "x-walletun-attempt"
+/** Headers the transaction service writes on dead letters: its own names for them. */
+export { attemptHeader, reasonHeader } from "@walletun/transaction/Broker"
 /** Header set on a replayed message, so logs and the DLQ (if it dies again) tell it apart. */
 export const replayedHeader = "x-walletun-replayed"
 
@@ -85,7 +85,7 @@ export interface DlqView {
 }
 
 /** The DLQ of a prefix. */
-export const queueOf = (prefix: string) => `${prefix}.dlq`
+export const queueOf = (prefix: string) => Broker.namesOf(prefix).dlq
 
 type Channel = Parameters<Parameters<Context.Service.Shape<typeof Rabbit.Rabbit>["withChannel"]>[0]>[0]
 type Got = Exclude<Awaited<ReturnType<Channel["get"]>>, false>
@@ -125,17 +125,18 @@ export const uuidV7Millis = (id: string): number | undefined =>
 const describe = (prefix: string, message: Got): DeadLetter => {
   const headers = headersOf(message)
   const death = firstDeath(headers)
-  const header = text(headers[reasonHeader])
+  const header = text(headers[Broker.reasonHeader])
   const deathReason = text(death?.["reason"])
   const deathQueue = text(death?.["queue"])
-  const attempts = Number(text(headers[attemptHeader]) ?? headers[attemptHeader] ?? 1)
+  const attempts = Number(text(headers[Broker.attemptHeader]) ?? headers[Broker.attemptHeader] ?? 1)
   const id = text(message.properties.messageId) ?? "(no id)"
+  const names = Broker.namesOf(prefix)
   const origin =
-    deathQueue !== undefined && deathQueue.startsWith(`${prefix}.`) && deathQueue !== queueOf(prefix)
+    deathQueue !== undefined && deathQueue.startsWith(`${prefix}.`) && deathQueue !== names.dlq
       ? deathQueue
       : header?.startsWith("undecodable outcome") === true
-        ? `${prefix}.outcomes`
-        : `${prefix}.requested`
+        ? names.outcomes
+        : names.requested
   return {
     id,
     kind: kindOf(header, deathReason),
@@ -292,7 +293,7 @@ export const replay = Effect.fn("Dlq.replay")(function* (
         ...(letter.id === "(no id)" ? {} : { messageId: letter.id }),
         contentType: text(message.properties.contentType) ?? "application/json",
         headers: {
-          [attemptHeader]: "1",
+          [Broker.attemptHeader]: "1",
           [replayedHeader]: new Date(now).toISOString(),
           // Its sender's seal goes with it: a replay can return only what the sender published.
           ...(typeof message.properties.headers?.[MessageSeal.header] === "string"

@@ -4,8 +4,8 @@
  * applied_transactions row, its ledger entries and its outbox event with when it was sent.
  */
 import { Effect } from "effect"
-import { SqlClient } from "effect/sql"
-import * as Cql from "@walletun/infra/Cql"
+import * as TransactionsInspect from "@walletun/transaction/Inspect"
+import * as LedgerInspect from "@walletun/wallet/LedgerInspect"
 import { AuditUnavailable, describeSqlError } from "./Audit.ts"
 
 /** One status row of the transaction (rank 0 PENDING, 1 PROCESSING, 2 COMPLETED / FAILED). */
@@ -67,84 +67,52 @@ const text = (value: unknown): string | null =>
 /** A canonical UUID (any version). */
 export const isUuid = (value: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)
 
+// The details `tx show` prints, in its order: the transaction's static columns.
+const detailColumns = [
+  "type",
+  "amount",
+  "currency",
+  "wallet_id",
+  "source_wallet_id",
+  "target_wallet_id",
+  "user_id",
+  "target_owner_id",
+  "description",
+] as const satisfies ReadonlyArray<keyof TransactionsInspect.StoredRow>
+
 const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: string) {
-  const cql = yield* Cql.Cql
-  const quorum = { consistency: Cql.Consistency.localQuorum }
-  const byId = yield* cql.execute(
-    `SELECT status_rank, status, failure_reason, updated_at, user_id, target_owner_id, type, amount, currency, ` +
-      `wallet_id, source_wallet_id, target_wallet_id, description, created_at ` +
-      `FROM ${keyspace}.transactions_by_id WHERE id = ?`,
-    [id],
-    quorum,
-  )
-  const first = byId.rows[0]
+  const rows = yield* TransactionsInspect.transactionRows(keyspace, id)
+  const first = rows[0]
   if (first === undefined) return undefined
   const details = Object.fromEntries(
-    [
-      "type",
-      "amount",
-      "currency",
-      "wallet_id",
-      "source_wallet_id",
-      "target_wallet_id",
-      "user_id",
-      "target_owner_id",
-      "description",
-    ]
-      .map((name) => [name, text(first.get(name))] as const)
-      .concat([["created_at", iso(first.get("created_at"))]]),
+    detailColumns
+      .map((name): readonly [string, string | null] => [name, text(first[name])])
+      .concat([["created_at", iso(first.created_at)]]),
   )
-  const statuses: Array<StatusRow> = byId.rows
-    .filter((row) => row.get("status_rank") !== null)
-    .map((row) => ({
-      rank: row.get("status_rank") as number,
-      status: row.get("status") as string,
-      failureReason: text(row.get("failure_reason")),
-      updatedAt: iso(row.get("updated_at")),
-    }))
-  const parties = [details["user_id"], details["target_owner_id"]].filter(
-    (party, index, all): party is string => party !== null && party !== undefined && all.indexOf(party) === index,
+  const statuses = rows.flatMap((row): Array<StatusRow> =>
+    row.status_rank === null
+      ? []
+      : [
+          {
+            rank: row.status_rank,
+            status: String(row.status),
+            failureReason: text(row.failure_reason),
+            updatedAt: iso(row.updated_at),
+          },
+        ],
+  )
+  const parties = [first.user_id, first.target_owner_id].filter(
+    (party, index, all): party is string => party !== null && all.indexOf(party) === index,
   )
   const histories = yield* Effect.forEach(parties, (userId) =>
-    cql
-      .execute(
-        `SELECT status FROM ${keyspace}.transactions_by_user WHERE user_id = ? AND id = ? LIMIT 1`,
-        [userId, id],
-        quorum,
-      )
-      .pipe(Effect.map((page) => ({ userId, status: text(page.rows[0]?.get("status")) }))),
+    Effect.map(TransactionsInspect.historyStatus(keyspace, userId, id), (status) => ({ userId, status })),
   )
-  const shard = Number.parseInt(id.slice(-1), 16) % 16
-  const unfinished = yield* cql.execute(
-    `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
-    [shard, id],
-    quorum,
-  )
-  return { details, statuses, histories, unfinishedIndex: unfinished.rows.length > 0 } satisfies CqlView
+  const unfinishedIndex = yield* TransactionsInspect.isUnfinished(keyspace, id)
+  return { details, statuses, histories, unfinishedIndex } satisfies CqlView
 })
 
 const readLedger = Effect.fn("Lookup.readLedger")(function* (id: string) {
-  const sql = yield* SqlClient.SqlClient
-  const applied = yield* sql<{
-    readonly outcome: string
-    readonly reason: string | null
-    readonly detail: string | null
-    readonly applied_at: Date
-  }>`SELECT outcome, reason, detail, applied_at FROM applied_transactions WHERE id = ${id}`
-  const entries = yield* sql<{
-    readonly wallet_id: string
-    readonly amount: bigint
-    readonly balance_after: bigint
-    readonly created_at: Date
-  }>`SELECT wallet_id::text AS wallet_id, amount, balance_after, created_at FROM ledger_entries
-     WHERE transaction_id = ${id} ORDER BY id`
-  const outbox = yield* sql<{
-    readonly id: bigint
-    readonly routing_key: string
-    readonly created_at: Date
-    readonly sent_at: Date | null
-  }>`SELECT id, routing_key, created_at, sent_at FROM outbox WHERE message_id = ${id} ORDER BY id`
-  const row = applied[0]
+  const { applied: row, entries, outbox } = yield* LedgerInspect.transaction(id)
   return {
     applied:
       row === undefined

@@ -32,17 +32,22 @@ export type AcceptError =
   | Errors.IdempotencyKeyReused
   | Errors.Unavailable
 
-/** A transaction as the API shows it. */
-export const toApi = (tx: StoredTransaction): Transaction.Transaction => ({
+// What the client asked for: the same fields in the API's view and in the worker's message.
+const request = (tx: StoredTransaction) => ({
   id: tx.id,
   type: tx.type,
-  status: tx.status,
   amount: tx.amount,
   currency: tx.currency,
   ...(tx.walletId === undefined ? {} : { walletId: tx.walletId }),
   ...(tx.sourceWalletId === undefined ? {} : { sourceWalletId: tx.sourceWalletId }),
   ...(tx.targetWalletId === undefined ? {} : { targetWalletId: tx.targetWalletId }),
   ...(tx.description === undefined ? {} : { description: tx.description }),
+})
+
+/** A transaction as the API shows it. */
+export const toApi = (tx: StoredTransaction): Transaction.Transaction => ({
+  ...request(tx),
+  status: tx.status,
   failureReason: tx.failureReason,
   createdAt: tx.createdAt,
   updatedAt: tx.updatedAt,

@@ -20,7 +20,7 @@ const scratch = Effect.gen(function* () {
       .pipe(Effect.ignore),
   )
   yield* CqlMigrator.run({ keyspace, replicationFactor: 1, scyllaTabletsOff: false }, migrations)
-  return yield* TransactionsRepo.make(keyspace)
+  return { repo: yield* TransactionsRepo.make(keyspace), cql, keyspace }
 })
 
 const pendingTransfer = Effect.gen(function* () {
@@ -50,7 +50,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
       "plain writes, no read: the earliest final outcome wins in every place, a late PROCESSING hides nothing",
       () =>
         Effect.gen(function* () {
-          const repo = yield* scratch
+          const { repo } = yield* scratch
           const tx = yield* pendingTransfer
           yield* repo.insertPending(tx)
           yield* repo.recordStatus(tx, "PROCESSING", null, tx.createdAt)
@@ -75,6 +75,90 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
           }
           assert.deepStrictEqual(yield* repo.unfinished("ffffffff", 100), [])
         }).pipe(Effect.scoped),
+    )
+  })
+
+  describe("history", () => {
+    it.effect(
+      "pages through a history whose transactions span CQL pages, filtered or not, and ends without a cursor",
+      () =>
+        Effect.gen(function* () {
+          const { repo } = yield* scratch
+          const first = yield* pendingTransfer
+          // Ten transactions of one sender, ids increasing; every other one completed, the rest
+          // still processing: three rows each for the completed ones, two for the others.
+          const txs: Array<StoredTransaction> = []
+          for (let index = 0; index < 10; index++) {
+            const tx = index === 0 ? first : { ...(yield* pendingTransfer), userId: first.userId }
+            yield* repo.insertPending(tx)
+            yield* repo.recordStatus(tx, "PROCESSING", null, tx.createdAt)
+            if (index % 2 === 0)
+              yield* repo.recordStatus(tx, "COMPLETED", null, DateTime.add(tx.createdAt, { seconds: 1 }))
+            txs.push(tx)
+          }
+          const newestFirst = txs.map((tx) => tx.id).toReversed()
+
+          // Pages of 2 read 9 rows at a time: transactions split across CQL pages come out whole.
+          const readAll = (status: "COMPLETED" | undefined) =>
+            Effect.gen(function* () {
+              const seen: Array<[Ids.TransactionId, string]> = []
+              let after: Ids.TransactionId | undefined
+              for (let page = 0; page < 20; page++) {
+                const read = yield* repo.history(first.userId, { status, limit: 2, after })
+                seen.push(...read.items.map((item): [Ids.TransactionId, string] => [item.id, item.status]))
+                if (read.next === undefined) return seen
+                assert.isAtMost(read.items.length, 2)
+                after = read.next
+              }
+              return assert.fail("history did not end")
+            })
+
+          const all = yield* readAll(undefined)
+          assert.deepStrictEqual(
+            all.map(([id]) => id),
+            newestFirst,
+          )
+          assert.deepStrictEqual(
+            all.map(([, status]) => status),
+            txs.map((_, index) => (index % 2 === 0 ? "COMPLETED" : "PROCESSING")).toReversed(),
+          )
+          const completed = yield* readAll("COMPLETED")
+          assert.deepStrictEqual(
+            completed.map(([id]) => id),
+            newestFirst.filter((_, index) => index % 2 === 1),
+          )
+          // The target owner sees only the transfer that named them.
+          const target = yield* repo.history(first.targetOwnerId as Ids.UserId, {
+            status: undefined,
+            limit: 5,
+            after: undefined,
+          })
+          assert.deepStrictEqual(
+            target.items.map((item) => item.id),
+            [first.id],
+          )
+          assert.isUndefined(target.next)
+        }).pipe(Effect.scoped),
+    )
+  })
+
+  describe("rows", () => {
+    it.effect("a row that does not decode fails the read with a CqlError naming the table and the column", () =>
+      Effect.gen(function* () {
+        const { repo, cql, keyspace } = yield* scratch
+        const tx = yield* pendingTransfer
+        yield* repo.insertPending(tx)
+        // A foreign write: a currency the domain does not know.
+        yield* cql.execute(`UPDATE ${keyspace}.transactions_by_id SET currency = 'XXX' WHERE id = ?`, [tx.id], {
+          consistency: Cql.Consistency.localQuorum,
+          idempotent: true,
+        })
+        const error = yield* Effect.flip(repo.find(tx.id))
+        assert.strictEqual(error._tag, "CqlError")
+        assert.isFalse(error.retryable)
+        assert.include(error.message, "transactions_by_id")
+        assert.include(error.message, "currency")
+      }).pipe(Effect.scoped),
     )
   })
 })

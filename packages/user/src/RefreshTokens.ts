@@ -21,11 +21,18 @@ const Row = Schema.Struct({
 })
 const decodeRows = Schema.decodeUnknownEffect(Schema.Array(Row))
 
+const FamilyRow = Schema.Struct({ family_id: Schema.String })
+const decodeFamilies = Schema.decodeUnknownEffect(Schema.Array(FamilyRow))
+
 /** What presenting a refresh token found. */
 type Presented =
   | { readonly _tag: "Valid"; readonly row: typeof Row.Type }
   | { readonly _tag: "Reused" }
   | { readonly _tag: "Invalid" }
+
+const valid = (row: typeof Row.Type): Presented => ({ _tag: "Valid", row })
+const reused: Presented = { _tag: "Reused" }
+const invalid: Presented = { _tag: "Invalid" }
 
 /** Seeds the family locks' key, apart from the service's other advisory locks. */
 const familyLockSeed = 7_302_114
@@ -74,11 +81,11 @@ export class RefreshTokens extends Context.Service<
       // live token in a revoked family. The family lock comes first, so the two cannot deadlock.
       const present = (token: Redacted.Redacted<string>) =>
         Effect.gen(function* () {
-          const families = yield* sql<{ readonly family_id: string }>`
+          const families = yield* sql`
             SELECT family_id FROM refresh_tokens WHERE token_hash = ${digest(token)}
-          `
+          `.pipe(Effect.flatMap(decodeFamilies))
           const family = families[0]
-          if (family === undefined) return { _tag: "Invalid" } as Presented
+          if (family === undefined) return invalid
           yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${family.family_id}, ${familyLockSeed}))`
           const rows = yield* sql`
             SELECT id, family_id, user_id, used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked,
@@ -86,13 +93,13 @@ export class RefreshTokens extends Context.Service<
             FROM refresh_tokens WHERE token_hash = ${digest(token)} FOR UPDATE
           `.pipe(Effect.flatMap(decodeRows))
           const row = rows[0]
-          if (row === undefined || row.revoked) return { _tag: "Invalid" } as Presented
+          if (row === undefined || row.revoked) return invalid
           if (row.used) {
             yield* sql`UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = ${row.family_id} AND revoked_at IS NULL`
-            return { _tag: "Reused" } as Presented
+            return reused
           }
-          if (row.expired) return { _tag: "Invalid" } as Presented
-          return { _tag: "Valid", row } as Presented
+          if (row.expired) return invalid
+          return valid(row)
         })
 
       const start = Effect.fn("RefreshTokens.start")(function* (userId: Ids.UserId) {

@@ -1,7 +1,6 @@
 import { Context, DateTime, Effect, Layer, Option, Ref, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { Ids } from "@walletun/domain"
-import type { User } from "@walletun/domain"
+import { Ids, User } from "@walletun/domain"
 
 /** A stored user with the hash of their password. */
 export interface StoredUser {
@@ -11,7 +10,7 @@ export interface StoredUser {
 
 const Row = Schema.Struct({
   id: Ids.UserId,
-  email: Schema.String,
+  email: User.Email,
   display_name: Schema.NullOr(Schema.String),
   password_hash: Schema.String,
   created_ms: Schema.Number,
@@ -21,7 +20,7 @@ const decodeRows = Schema.decodeUnknownEffect(Schema.Array(Row))
 const toStored = (row: typeof Row.Type): StoredUser => ({
   user: {
     id: row.id,
-    email: row.email as User.Email,
+    email: row.email,
     displayName: row.display_name,
     createdAt: DateTime.makeUnsafe(row.created_ms),
   },

@@ -3,7 +3,7 @@
  * transaction everywhere it is stored. Idempotent: a duplicate outcome changes nothing, and the
  * status rows are monotonic, so a late PROCESSING cannot hide it.
  */
-import { Effect, Layer, Metric, Option } from "effect"
+import { Effect, Metric, Option } from "effect"
 import type { Events, Transaction } from "@walletun/domain"
 import type { DateTime } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
@@ -12,9 +12,9 @@ import * as Rabbit from "@walletun/infra/Rabbit"
 import * as Retry from "@walletun/infra/Retry"
 import { Broker } from "../Broker.ts"
 import * as Retries from "../Retries.ts"
-import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
 import type { StoredTransaction } from "../TransactionsRepo.ts"
+import * as Consumer from "./Consumer.ts"
 import { attemptOf, decode, isSealed, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
@@ -99,13 +99,9 @@ export const makeHandler = Effect.gen(function* () {
 })
 
 /** Consumes the outcomes queue until the layer is released. */
-export const layer = Layer.effectDiscard(
-  Effect.gen(function* () {
-    const rabbit = yield* Rabbit.Rabbit
-    const broker = yield* Broker
-    const config = yield* TransactionConfig
-    const handle = yield* makeHandler
-    yield* rabbit.consume(broker.names.outcomes, handle, { prefetch: config.prefetch, spanName: "Outcomes.consume" })
-    yield* Effect.logInfo("outcome consumer consuming").pipe(Effect.annotateLogs({ queue: broker.names.outcomes }))
-  }),
-)
+export const layer = Consumer.layer({
+  queue: (names) => names.outcomes,
+  spanName: "Outcomes.consume",
+  started: "outcome consumer consuming",
+  makeHandler,
+})

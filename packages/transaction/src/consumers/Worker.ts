@@ -10,7 +10,7 @@
  * wallet service slow or away, retries) shows that a worker holds it. Each mark is three status
  * rows in the CQL database, a third of what a transfer wrote there.
  */
-import { DateTime, Duration, Effect, Fiber, Layer, Metric, Option } from "effect"
+import { DateTime, Duration, Effect, Fiber, Metric, Option } from "effect"
 import type { Events } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
@@ -21,6 +21,7 @@ import * as Retries from "../Retries.ts"
 import { TransactionConfig } from "../TransactionConfig.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
 import { BatchedWallet } from "../BatchedWallet.ts"
+import * as Consumer from "./Consumer.ts"
 import { attemptOf, decode, isSealed, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
@@ -185,13 +186,9 @@ export const makeHandler = Effect.gen(function* () {
 })
 
 /** Consumes the requests queue until the layer is released (then in-flight messages finish first). */
-export const layer = Layer.effectDiscard(
-  Effect.gen(function* () {
-    const rabbit = yield* Rabbit.Rabbit
-    const broker = yield* Broker
-    const config = yield* TransactionConfig
-    const handle = yield* makeHandler
-    yield* rabbit.consume(broker.names.requested, handle, { prefetch: config.prefetch, spanName: "Worker.consume" })
-    yield* Effect.logInfo("worker consuming").pipe(Effect.annotateLogs({ queue: broker.names.requested }))
-  }),
-)
+export const layer = Consumer.layer({
+  queue: (names) => names.requested,
+  spanName: "Worker.consume",
+  started: "worker consuming",
+  makeHandler,
+})

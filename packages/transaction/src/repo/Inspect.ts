@@ -1,0 +1,107 @@
+/**
+ * Reads of the transaction store for tools (`walletun audit`, `walletun tx show`): every status
+ * row of the keyspace, and one transaction everywhere it is stored. The tables and columns are
+ * named here only, beside the repository that writes them. The rows are decoded leniently (any
+ * column may be null, ids and statuses are any text): a tool must show a broken row, not fail on it.
+ */
+import { Effect, Schema } from "effect"
+import * as Cql from "@walletun/infra/Cql"
+import { decoder } from "./Rows.ts"
+import { detailColumns } from "./Statements.ts"
+import { shardOf } from "./Stored.ts"
+
+const quorum = { consistency: Cql.Consistency.localQuorum }
+const text = Schema.NullOr(Schema.String)
+const time = Schema.NullOr(Schema.Date)
+
+/** A status row of `transactions_by_id` as the audit scans it; a static-only row has no rank or status. */
+export const ScannedStatus = Schema.Struct({
+  id: Schema.String,
+  status_rank: Schema.NullOr(Schema.Number),
+  status: text,
+  created_at: time,
+})
+export type ScannedStatus = typeof ScannedStatus.Type
+
+/** A row of `transactions_by_id` with every column, as `tx show` prints it. */
+export const StoredRow = Schema.Struct({
+  status_rank: Schema.NullOr(Schema.Number),
+  status: text,
+  failure_reason: text,
+  updated_at: time,
+  user_id: text,
+  target_owner_id: text,
+  type: text,
+  amount: Schema.NullOr(Schema.BigInt),
+  currency: text,
+  wallet_id: text,
+  source_wallet_id: text,
+  target_wallet_id: text,
+  description: text,
+  created_at: time,
+})
+export type StoredRow = typeof StoredRow.Type
+
+const decodeScanned = decoder("transactions_by_id", ScannedStatus)
+const decodeStored = decoder("transactions_by_id", StoredRow)
+const decodeHistoryStatus = decoder("transactions_by_user", Schema.Struct({ status: text }))
+
+/** One page of every status row of the keyspace's transactions, and where the next page starts. */
+export const scanStatuses = Effect.fn("TransactionsInspect.scanStatuses")(function* (
+  keyspace: string,
+  page: { readonly fetchSize: number; readonly pageState: string | undefined },
+) {
+  const cql = yield* Cql.Cql
+  const read = yield* cql.execute(
+    `SELECT id, status_rank, status, created_at FROM ${keyspace}.transactions_by_id`,
+    [],
+    {
+      ...quorum,
+      fetchSize: page.fetchSize,
+      ...(page.pageState === undefined ? {} : { pageState: page.pageState }),
+    },
+  )
+  return { rows: yield* Effect.forEach(read.rows, decodeScanned), pageState: read.pageState }
+})
+
+/** The rows of one transaction in `transactions_by_id`, highest status first (none when unknown). */
+export const transactionRows = Effect.fn("TransactionsInspect.transactionRows")(function* (
+  keyspace: string,
+  id: string,
+) {
+  const cql = yield* Cql.Cql
+  const read = yield* cql.execute(
+    `SELECT status_rank, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns} ` +
+      `FROM ${keyspace}.transactions_by_id WHERE id = ?`,
+    [id],
+    quorum,
+  )
+  return yield* Effect.forEach(read.rows, decodeStored)
+})
+
+/** The highest status a party's history shows for the transaction (null when it has no row). */
+export const historyStatus = Effect.fn("TransactionsInspect.historyStatus")(function* (
+  keyspace: string,
+  userId: string,
+  id: string,
+) {
+  const cql = yield* Cql.Cql
+  const read = yield* cql.execute(
+    `SELECT status FROM ${keyspace}.transactions_by_user WHERE user_id = ? AND id = ? LIMIT 1`,
+    [userId, id],
+    quorum,
+  )
+  const row = read.rows[0]
+  return row === undefined ? null : (yield* decodeHistoryStatus(row)).status
+})
+
+/** Whether the transaction is in the index of unfinished work. */
+export const isUnfinished = Effect.fn("TransactionsInspect.isUnfinished")(function* (keyspace: string, id: string) {
+  const cql = yield* Cql.Cql
+  const read = yield* cql.execute(
+    `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
+    [shardOf(id), id],
+    quorum,
+  )
+  return read.rows.length > 0
+})

@@ -1,0 +1,114 @@
+/** The transaction store in memory, for tests, with the same observable behaviour as the CQL one. */
+import { DateTime, Effect, Option, Ref } from "effect"
+import type { Ids, Transaction } from "@walletun/domain"
+import { pageOf, partiesOf, statusRank } from "./Stored.ts"
+import type { Republished, StoredTransaction, TransactionStore } from "./Stored.ts"
+
+/** One recorded status of a transaction. */
+interface StatusState {
+  readonly status: Transaction.TransactionStatus
+  readonly reason: Transaction.FailureReason | null
+  readonly at: DateTime.Utc
+}
+
+/** The memory: details by id, statuses per id and rank (like the CQL rows), the unfinished index. */
+interface Memory {
+  readonly details: Ref.Ref<Map<string, StoredTransaction>>
+  readonly statuses: Ref.Ref<Map<string, Map<number, StatusState>>>
+  readonly open: Ref.Ref<Set<Ids.TransactionId>>
+  readonly republished: Ref.Ref<Map<string, Republished>>
+}
+
+const without = <A>(set: Set<A>, id: A) => {
+  const next = new Set(set)
+  next.delete(id)
+  return next
+}
+
+/** The transaction with its highest-ranked status. */
+const current = (memory: Memory, id: string) =>
+  Effect.gen(function* () {
+    const tx = (yield* Ref.get(memory.details)).get(id)
+    const ranks = (yield* Ref.get(memory.statuses)).get(id)
+    if (tx === undefined || ranks === undefined) return Option.none<StoredTransaction>()
+    const state = ranks.get(Math.max(...ranks.keys()))
+    if (state === undefined) return Option.none<StoredTransaction>()
+    return Option.some<StoredTransaction>({
+      ...tx,
+      status: state.status,
+      failureReason: state.reason,
+      updatedAt: state.at,
+    })
+  })
+
+const record = (memory: Memory, id: string, rank: number, state: StatusState) =>
+  Ref.update(memory.statuses, (map) => {
+    const previous = map.get(id)?.get(rank)
+    // As in CQL: of two final statuses, the earliest wins (ties keep the one recorded).
+    if (
+      rank === 2 &&
+      previous !== undefined &&
+      DateTime.toEpochMillis(previous.at) <= DateTime.toEpochMillis(state.at)
+    ) {
+      return map
+    }
+    const next = new Map(map)
+    next.set(id, new Map(map.get(id) ?? []).set(rank, state))
+    return next
+  })
+
+const history =
+  (memory: Memory): TransactionStore["history"] =>
+  (userId, query) =>
+    Effect.gen(function* () {
+      const all = [...(yield* Ref.get(memory.details)).values()]
+        .filter((tx) => partiesOf(tx).includes(userId))
+        .filter((tx) => query.after === undefined || tx.id < query.after)
+        .toSorted((a, b) => (a.id < b.id ? 1 : -1))
+      const found = yield* Effect.forEach(all, (tx) => current(memory, tx.id))
+      const items = found
+        .flatMap(Option.toArray)
+        .filter((tx) => query.status === undefined || tx.status === query.status)
+      const page = items.slice(0, query.limit)
+      return { items: page, next: items.length > query.limit ? page[page.length - 1]?.id : undefined }
+    })
+
+const openBetween = (memory: Memory, after: string, before: string, limit: number) =>
+  Effect.map(Ref.get(memory.open), (set) =>
+    [...set]
+      .filter((id) => id > after && id < before)
+      .toSorted()
+      .slice(0, limit),
+  )
+
+/** The in-memory repository: statuses kept per rank, exactly like the CQL rows. */
+export const makeMemory = Effect.gen(function* () {
+  const memory: Memory = {
+    details: yield* Ref.make(new Map<string, StoredTransaction>()),
+    statuses: yield* Ref.make(new Map<string, Map<number, StatusState>>()),
+    open: yield* Ref.make(new Set<Ids.TransactionId>()),
+    republished: yield* Ref.make(new Map<string, Republished>()),
+  }
+  const store: TransactionStore = {
+    insertPending: (tx) =>
+      Effect.gen(function* () {
+        yield* Ref.update(memory.details, (map) => new Map(map).set(tx.id, tx))
+        yield* record(memory, tx.id, 0, { status: "PENDING", reason: null, at: tx.updatedAt })
+        yield* Ref.update(memory.open, (set) => new Set(set).add(tx.id))
+      }),
+    find: (id) => current(memory, id),
+    recordStatus: (tx, status, reason, at) =>
+      Effect.gen(function* () {
+        yield* record(memory, tx.id, statusRank(status), { status, reason, at })
+        if (statusRank(status) === 2) yield* Ref.update(memory.open, (set) => without(set, tx.id))
+      }),
+    history: history(memory),
+    unfinished: (before, limit) => openBetween(memory, "", before, limit),
+    unfinishedPage: (after, before, limit) =>
+      Effect.map(openBetween(memory, after, before, limit), (ids) => pageOf([ids], limit)),
+    republished: (id) => Effect.map(Ref.get(memory.republished), (map) => Option.fromUndefinedOr(map.get(id))),
+    markRepublished: (id, at, count) => Ref.update(memory.republished, (map) => new Map(map).set(id, { at, count })),
+    forgetUnfinished: (id) => Ref.update(memory.open, (set) => without(set, id)),
+  }
+  return store
+})

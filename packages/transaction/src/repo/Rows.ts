@@ -1,0 +1,149 @@
+/**
+ * The rows of the transaction store's CQL tables as schemas, so a row is decoded once, at the
+ * repository's edge, into domain types: a row that does not decode (a corrupted or foreign write)
+ * fails with a `CqlError` that names the table and the column, instead of flowing on as a lie.
+ * Tools that read the store (ops) decode with the same schemas.
+ */
+import { Effect, Option, Schema } from "effect"
+import { Currency, Ids, Money, Transaction } from "@walletun/domain"
+import * as Cql from "@walletun/infra/Cql"
+import type { Republished, StoredTransaction } from "./Stored.ts"
+
+/** A status as each status row records it: the status, why it failed, and when. */
+export const StatusColumns = Schema.Struct({
+  status: Transaction.TransactionStatus,
+  failure_reason: Schema.NullOr(Transaction.FailureReason),
+  updated_at: Schema.DateTimeUtcFromDate,
+})
+
+/** A transaction's details: written once, with its PENDING status, and never changed. */
+export const DetailColumns = Schema.Struct({
+  type: Transaction.TransactionType,
+  amount: Money.Amount,
+  currency: Currency.Currency,
+  wallet_id: Schema.NullOr(Ids.WalletId),
+  source_wallet_id: Schema.NullOr(Ids.WalletId),
+  target_wallet_id: Schema.NullOr(Ids.WalletId),
+  description: Schema.NullOr(Schema.String),
+  created_at: Schema.DateTimeUtcFromDate,
+})
+
+/** A row of `transactions_by_id` with its current status and its static columns (details and parties). */
+export const TransactionRow = Schema.Struct({
+  id: Ids.TransactionId,
+  user_id: Ids.UserId,
+  target_owner_id: Schema.NullOr(Ids.UserId),
+  ...StatusColumns.fields,
+  ...DetailColumns.fields,
+})
+export type TransactionRow = typeof TransactionRow.Type
+
+/** One status of one transaction: a clustering row of `transactions_by_id` or `transactions_by_user`. */
+export const StatusRow = Schema.Struct({
+  id: Ids.TransactionId,
+  status_rank: Schema.Int,
+  ...StatusColumns.fields,
+})
+export type StatusRow = typeof StatusRow.Type
+
+/** A row of `transactions_unfinished`. */
+export const UnfinishedRow = Schema.Struct({ id: Ids.TransactionId })
+
+/** A row of `transactions_republishes`; rows written before the count existed have none. */
+export const RepublishedRow = Schema.Struct({
+  republished_at: Schema.DateTimeUtcFromDate,
+  republishes: Schema.NullOr(Schema.Int),
+})
+
+/**
+ * A decoder of one table's rows, compiled once: a row that does not decode is a `CqlError` that
+ * is not retryable (reading it again gives the same row), and says which table and column.
+ */
+export const decoder = <A, I>(table: string, schema: Schema.Codec<A, I>) => {
+  const decode = Schema.decodeUnknownEffect(schema)
+  return (row: unknown): Effect.Effect<A, Cql.CqlError> =>
+    Effect.mapError(
+      decode(row),
+      (error) =>
+        new Cql.CqlError({
+          message: `a row of ${table} does not decode: ${error.message}`,
+          retryable: false,
+          cause: error,
+        }),
+    )
+}
+
+const decodeTransactionRow = decoder("transactions_by_id", TransactionRow)
+const decodeStatusRow = decoder("transactions_by_user", StatusRow)
+const decodeDetails = decoder("transactions_by_user", DetailColumns)
+const decodeUnfinishedRow = decoder("transactions_unfinished", UnfinishedRow)
+const decodeRepublishedRow = decoder("transactions_republishes", RepublishedRow)
+
+const orUndefined = <A>(value: A | null): A | undefined => (value === null ? undefined : value)
+
+/** A transaction from its details, its parties and the status to show. */
+const storedOf = (
+  parties: Pick<StoredTransaction, "userId" | "targetOwnerId">,
+  details: typeof DetailColumns.Type,
+  status: typeof StatusColumns.Type & { readonly id: Ids.TransactionId },
+): StoredTransaction => ({
+  id: status.id,
+  userId: parties.userId,
+  targetOwnerId: parties.targetOwnerId,
+  type: details.type,
+  amount: details.amount,
+  currency: details.currency,
+  walletId: orUndefined(details.wallet_id),
+  sourceWalletId: orUndefined(details.source_wallet_id),
+  targetWalletId: orUndefined(details.target_wallet_id),
+  description: orUndefined(details.description),
+  createdAt: details.created_at,
+  status: status.status,
+  failureReason: status.failure_reason,
+  updatedAt: status.updated_at,
+})
+
+/** The transaction in a row of `transactions_by_id` (its current status, and its static columns). */
+export const transactionOfRow = (row: unknown): Effect.Effect<StoredTransaction, Cql.CqlError> =>
+  Effect.map(decodeTransactionRow(row), (decoded) =>
+    storedOf({ userId: decoded.user_id, targetOwnerId: orUndefined(decoded.target_owner_id) }, decoded, decoded),
+  )
+
+/** One row of a user's history: a status, and on the PENDING row the transaction's details. */
+export interface HistoryRow {
+  readonly status: StatusRow
+  readonly details: Option.Option<typeof DetailColumns.Type>
+}
+
+/** Decodes a row of `transactions_by_user`; only the PENDING row (rank 0) carries the details. */
+export const historyRowOf = (row: unknown): Effect.Effect<HistoryRow, Cql.CqlError> =>
+  Effect.flatMap(decodeStatusRow(row), (status) =>
+    status.status_rank === 0
+      ? Effect.map(decodeDetails(row), (details) => ({ status, details: Option.some(details) }))
+      : Effect.succeed({ status, details: Option.none() }),
+  )
+
+/**
+ * The transaction of one user's history rows of it (current status first, PENDING last), or none
+ * while its PENDING row is missing (the rows of a transaction being written).
+ */
+export const transactionOfHistory = (
+  userId: Ids.UserId,
+  rows: ReadonlyArray<HistoryRow>,
+): Option.Option<StoredTransaction> => {
+  const top = rows[0]
+  const last = rows[rows.length - 1]
+  if (top === undefined || last === undefined || Option.isNone(last.details)) return Option.none()
+  return Option.some(storedOf({ userId, targetOwnerId: undefined }, last.details.value, top.status))
+}
+
+/** The id in a row of `transactions_unfinished`. */
+export const unfinishedIdOf = (row: unknown): Effect.Effect<Ids.TransactionId, Cql.CqlError> =>
+  Effect.map(decodeUnfinishedRow(row), (decoded) => decoded.id)
+
+/** A row of `transactions_republishes`: a row without a count counts once. */
+export const republishedOf = (row: unknown): Effect.Effect<Republished, Cql.CqlError> =>
+  Effect.map(decodeRepublishedRow(row), (decoded) => ({
+    at: decoded.republished_at,
+    count: decoded.republishes ?? 1,
+  }))

@@ -1,0 +1,109 @@
+/**
+ * The CQL statements of the transaction store, for one keyspace, and the writes that store a
+ * PENDING transaction or record a status. Every write is an idempotent upsert (or delete), so a
+ * batch of them may be repeated.
+ */
+import { DateTime } from "effect"
+import type { StatusRecord, StoredTransaction } from "./Stored.ts"
+import { finalWriteTimestamp, partiesOf, shardOf, statusRank } from "./Stored.ts"
+
+/** One statement of a batch. */
+export interface Write {
+  readonly query: string
+  readonly params: ReadonlyArray<unknown>
+}
+
+/** The date CQL stores for a time. */
+export const toDate = (at: DateTime.Utc) => DateTime.toDateUtc(at)
+
+/** The details columns, in the order of `detailValues`. */
+export const detailColumns =
+  "type, amount, currency, wallet_id, source_wallet_id, target_wallet_id, description, created_at"
+
+const detailValues = (tx: StoredTransaction) => [
+  tx.type,
+  tx.amount,
+  tx.currency,
+  tx.walletId,
+  tx.sourceWalletId,
+  tx.targetWalletId,
+  tx.description,
+  toDate(tx.createdAt),
+]
+
+/** The statements of the store in `keyspace`. */
+export const statementsOf = (keyspace: string) => {
+  const statusById =
+    `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at) ` +
+    `VALUES (?, ?, ?, ?, ?)`
+  const statusByUser =
+    `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at) ` +
+    `VALUES (?, ?, ?, ?, ?, ?)`
+  return {
+    insertById:
+      `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at, ` +
+      `user_id, target_owner_id, ${detailColumns}) VALUES (?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertByUser:
+      `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at, ` +
+      `${detailColumns}) VALUES (?, ?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertUnfinished: `INSERT INTO ${keyspace}.transactions_unfinished (shard, id) VALUES (?, ?)`,
+    deleteUnfinished: `DELETE FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
+    statusById,
+    statusByUser,
+    // A final status is written with a write timestamp that falls as its time rises, so of two final
+    // outcomes recorded for one transaction the earliest wins, whatever order they arrive in. The
+    // wallet records one outcome per transaction and re-emits only that one; this keeps any other
+    // (a forged or corrupted event) from replacing it, with no read before the write.
+    finalById: `${statusById} USING TIMESTAMP ?`,
+    finalByUser: `${statusByUser} USING TIMESTAMP ?`,
+    // Rows are ranked highest first: the first row is the current status, with the static details.
+    selectById:
+      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns} ` +
+      `FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
+    selectHistory: (after: boolean) =>
+      `SELECT id, status_rank, status, failure_reason, updated_at, ${detailColumns} ` +
+      `FROM ${keyspace}.transactions_by_user WHERE user_id = ?${after ? " AND id < ?" : ""}`,
+    selectUnfinished: `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id > ? AND id < ? LIMIT ?`,
+    selectRepublished: `SELECT republished_at, republishes FROM ${keyspace}.transactions_republishes WHERE id = ?`,
+    insertRepublished: `INSERT INTO ${keyspace}.transactions_republishes (id, republished_at, republishes) VALUES (?, ?, ?)`,
+  }
+}
+
+/** The statements of the store in one keyspace. */
+export type Statements = ReturnType<typeof statementsOf>
+
+/** The writes that store one PENDING transaction: by id, in each party's history, in the index. */
+export const pendingWrites =
+  (statements: Statements) =>
+  (tx: StoredTransaction): ReadonlyArray<Write> => [
+    {
+      query: statements.insertById,
+      params: [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId, ...detailValues(tx)],
+    },
+    ...partiesOf(tx).map((party) => ({
+      query: statements.insertByUser,
+      params: [party, tx.id, toDate(tx.updatedAt), ...detailValues(tx)],
+    })),
+    { query: statements.insertUnfinished, params: [shardOf(tx.id), tx.id] },
+  ]
+
+/** The writes that record one status: the transaction's row, each party's history row, the index. */
+export const statusWrites =
+  (statements: Statements) =>
+  (record: StatusRecord): ReadonlyArray<Write> => {
+    const { tx, status, reason, at } = record
+    const rank = statusRank(status)
+    const final = rank === 2
+    const stamp = final ? [finalWriteTimestamp(at)] : []
+    return [
+      {
+        query: final ? statements.finalById : statements.statusById,
+        params: [tx.id, rank, status, reason, toDate(at), ...stamp],
+      },
+      ...partiesOf(tx).map((party) => ({
+        query: final ? statements.finalByUser : statements.statusByUser,
+        params: [party, tx.id, rank, status, reason, toDate(at), ...stamp],
+      })),
+      ...(final ? [{ query: statements.deleteUnfinished, params: [shardOf(tx.id), tx.id] }] : []),
+    ]
+  }

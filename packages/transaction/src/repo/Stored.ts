@@ -1,0 +1,152 @@
+/**
+ * What the transaction store keeps and answers, and the pure rules both of its implementations
+ * share: which users see a transaction, how statuses rank, how the unfinished index is sharded
+ * and paged.
+ */
+import { DateTime } from "effect"
+import type { Effect, Option } from "effect"
+import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
+import type * as Cql from "@walletun/infra/Cql"
+
+/** A transaction as stored: the API's fields plus its parties. */
+export interface StoredTransaction {
+  readonly id: Ids.TransactionId
+  /** The sender (the caller who requested it). */
+  readonly userId: Ids.UserId
+  /** The owner of a transfer's target wallet, when it is someone else. */
+  readonly targetOwnerId: Ids.UserId | undefined
+  readonly type: Transaction.TransactionType
+  readonly amount: Money.Amount
+  readonly currency: Currency.Currency
+  readonly walletId: Ids.WalletId | undefined
+  readonly sourceWalletId: Ids.WalletId | undefined
+  readonly targetWalletId: Ids.WalletId | undefined
+  readonly description: string | undefined
+  readonly createdAt: DateTime.Utc
+  readonly status: Transaction.TransactionStatus
+  readonly failureReason: Transaction.FailureReason | null
+  readonly updatedAt: DateTime.Utc
+}
+
+/** The users who see a transaction in their history: the sender, and a transfer's target owner. */
+export const partiesOf = (tx: Pick<StoredTransaction, "userId" | "targetOwnerId">): ReadonlyArray<Ids.UserId> =>
+  tx.targetOwnerId === undefined || tx.targetOwnerId === tx.userId ? [tx.userId] : [tx.userId, tx.targetOwnerId]
+
+/** One page of a user's history, and the id after which the next page starts. */
+export interface HistoryPage {
+  readonly items: ReadonlyArray<StoredTransaction>
+  readonly next: Ids.TransactionId | undefined
+}
+
+/** The rank of a status: the current status is the highest rank recorded. */
+export const statusRank = (status: Transaction.TransactionStatus): number => {
+  switch (status) {
+    case "PENDING":
+      return 0
+    case "PROCESSING":
+      return 1
+    case "COMPLETED":
+    case "FAILED":
+      return 2
+  }
+}
+
+/**
+ * The write timestamp (microseconds) of a final status recorded at `at`: larger for earlier times,
+ * so the earliest final outcome of a transaction wins (see `recordStatus`).
+ */
+export const finalWriteTimestamp = (at: DateTime.Utc): bigint => 2n ** 53n - BigInt(DateTime.toEpochMillis(at)) * 1_000n
+
+/** How many shards the index of unfinished work has; a reconciler round reads each. */
+export const unfinishedShards = 16
+
+/** A page of the unfinished index (see `unfinishedPage`). */
+export interface UnfinishedPage {
+  readonly ids: ReadonlyArray<Ids.TransactionId>
+  readonly next: string | undefined
+}
+
+/** When and how often the reconciler re-published a transaction. */
+export interface Republished {
+  readonly at: DateTime.Utc
+  readonly count: number
+}
+
+/**
+ * A page from each shard's ids (oldest first, at most `perShard` each): all of them, and where
+ * the next page starts. Only a shard that returned a full page may have more, so the next page
+ * starts at the lowest last id of such a shard: every id below it, in any shard, is in this page.
+ */
+export const pageOf = (shards: ReadonlyArray<ReadonlyArray<Ids.TransactionId>>, perShard: number): UnfinishedPage => {
+  let next: string | undefined
+  for (const ids of shards) {
+    const last = ids[ids.length - 1]
+    if (ids.length >= perShard && last !== undefined && (next === undefined || last < next)) next = last
+  }
+  const ids = shards.flat().filter((id) => next === undefined || id <= next)
+  return { ids: ids.toSorted(), next }
+}
+
+/** The shard of a transaction in the unfinished index (its id's last, random, hex digit). */
+export const shardOf = (id: string): number => Number.parseInt(id.slice(-1), 16) % unfinishedShards
+
+/**
+ * The most status records one CQL batch carries: about 4 small statements each, so a batch stays
+ * near 20 KiB, under the servers' batch size limits (Cassandra fails one over 50 KiB by default).
+ */
+export const statusBatchSize = 24
+
+/** The most PENDING transactions one logged CQL batch carries (about 1.2 KiB each). */
+export const pendingBatchSize = 16
+
+/** One status to record. */
+export interface StatusRecord {
+  readonly tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">
+  readonly status: Transaction.TransactionStatus
+  readonly reason: Transaction.FailureReason | null
+  readonly at: DateTime.Utc
+}
+
+/** Rows a history read looks at, at most, to fill one page (a status filter may skip many). */
+export const maxScannedRows = 2_000
+
+/** The operations of the transaction store (see `TransactionsRepo`). */
+export interface TransactionStore {
+  /** Writes a PENDING transaction everywhere it is stored (an idempotent upsert). */
+  insertPending(tx: StoredTransaction): Effect.Effect<void, Cql.CqlError>
+  /** The transaction with its current status. */
+  find(id: Ids.TransactionId): Effect.Effect<Option.Option<StoredTransaction>, Cql.CqlError>
+  /**
+   * Records a status in every place the transaction is stored; a final one also leaves the
+   * unfinished index. Monotonic: a lower status recorded later does not change the current one.
+   */
+  recordStatus(
+    tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">,
+    status: Transaction.TransactionStatus,
+    reason: Transaction.FailureReason | null,
+    at: DateTime.Utc,
+  ): Effect.Effect<void, Cql.CqlError>
+  /** A page of the user's history, newest first, optionally only one status, after an id. */
+  history(
+    userId: Ids.UserId,
+    query: {
+      readonly status: Transaction.TransactionStatus | undefined
+      readonly limit: number
+      readonly after: Ids.TransactionId | undefined
+    },
+  ): Effect.Effect<HistoryPage, Cql.CqlError>
+  /** Unfinished transactions whose id sorts before `before` (older), at most `limit`, oldest first per shard. */
+  unfinished(before: string, limit: number): Effect.Effect<ReadonlyArray<Ids.TransactionId>, Cql.CqlError>
+  /**
+   * Unfinished ids between `after` and `before` (exclusive), oldest first, about `limit` of
+   * them; `next` is where the following page starts (every id up to it was returned), or
+   * undefined when this page reached `before`.
+   */
+  unfinishedPage(after: string, before: string, limit: number): Effect.Effect<UnfinishedPage, Cql.CqlError>
+  /** When the reconciler last re-published the transaction and how often, within the last day. */
+  republished(id: Ids.TransactionId): Effect.Effect<Option.Option<Republished>, Cql.CqlError>
+  /** Records that the reconciler re-published the transaction now, for the `count`-th time. */
+  markRepublished(id: Ids.TransactionId, at: DateTime.Utc, count: number): Effect.Effect<void, Cql.CqlError>
+  /** Removes a transaction from the unfinished index (it is final, or was never stored). */
+  forgetUnfinished(id: Ids.TransactionId): Effect.Effect<void, Cql.CqlError>
+}
