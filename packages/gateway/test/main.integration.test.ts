@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { ServiceProcess } from "@walletun/infra"
+import { ServiceProcess } from "@walletun/lab"
 import { deleteBrokerTopology } from "./support.ts"
 
 const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname

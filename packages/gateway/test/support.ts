@@ -6,8 +6,8 @@ import { createRequire } from "node:module"
 import { assert } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-import { ServiceProcess } from "@walletun/infra"
-import { Topology } from "@walletun/ops/src/index.ts"
+import { ServiceProcess } from "@walletun/lab"
+import { Topology } from "@walletun/ops"
 
 /** A fresh Ed25519 key pair and its private JWK. */
 export const keyPair = () => {

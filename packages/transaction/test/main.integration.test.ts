@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Health } from "@walletun/infra"
-import { Rabbit, ServiceProcess } from "@walletun/infra"
+import { Rabbit } from "@walletun/infra"
+import { ServiceProcess } from "@walletun/lab"
 import { deleteTopology } from "./integration.ts"
 
 const entry = new URL("../src/main.ts", import.meta.url).pathname

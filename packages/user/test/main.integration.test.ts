@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Health } from "@walletun/infra"
-import { ServiceProcess } from "@walletun/infra"
+import { ServiceProcess } from "@walletun/lab"
 
 const entry = new URL("../src/main.ts", import.meta.url).pathname
 

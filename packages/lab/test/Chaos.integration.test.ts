@@ -1,4 +1,4 @@
-// The bank test's short variant (`node chaos/run.ts --short`, issue 9) as CI runs it: about 45 s of
+// The bank test's short variant (`node packages/lab/chaos/run.ts --short`, issue 9) as CI runs it: about 45 s of
 // transfers through the gateway while transaction and wallet are killed with SIGKILL, RabbitMQ is
 // stopped and started, and duplicate and poison messages are published; then every check of the run
 // must pass. The run starts its own system on ports, a keyspace and queues of its own, and restores
@@ -21,7 +21,7 @@ interface Finished {
 const runShortChaos = Effect.callback<Finished>((resume) => {
   let output = ""
   // Ports of its own, apart from a developer's `npm run chaos` (19680).
-  const child = spawn(process.execPath, ["chaos/run.ts", "--short", "--port-base", "19780"], {
+  const child = spawn(process.execPath, ["packages/lab/chaos/run.ts", "--short", "--port-base", "19780"], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },

@@ -4,7 +4,7 @@
  * recurses), optionally only within windows of the profile's clock (microseconds of
  * CLOCK_MONOTONIC, the clock `process.hrtime` reads, so another process can name the window).
  *
- *   bash scripts/with-node.sh node packages/gateway/bench/profile.ts <file.cpuprofile> [top]
+ *   bash scripts/with-node.sh node packages/lab/bench/gateway/profile.ts <file.cpuprofile> [top]
  */
 import * as fs from "node:fs"
 

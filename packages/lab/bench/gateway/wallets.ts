@@ -8,9 +8,9 @@
 import { randomUUID } from "node:crypto"
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
-import { ServiceProcess } from "@walletun/infra"
+import * as ServiceProcess from "../../src/ServiceProcess.ts"
 
-const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
+const main = (service: string) => new URL(`../../../${service}/src/main.ts`, import.meta.url).pathname
 const ports = { gateway: 18680, user: 18681, walletHttp: 18683, walletGrpc: 18684 }
 const base = `http://127.0.0.1:${ports.gateway}`
 

@@ -28,7 +28,8 @@
 // Ctrl-C reaches only the orchestrator, which then stops the services in order), and its kill
 // waits for the exit with a SIGKILL after `forceKillAfter`, all of which node:child_process would
 // need by hand.
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import {
   Cause,
   Clock,
@@ -51,7 +52,7 @@ import * as net from "node:net"
 import * as path from "node:path"
 import * as Service from "@walletun/infra/Service"
 
-const root = path.resolve(import.meta.dirname, "..")
+const root = path.resolve(import.meta.dirname, "../../..")
 
 /** Start-up could not go on; the message says why, for a person. */
 class StartFailed extends Schema.TaggedError<StartFailed>()("StartFailed", { message: Schema.String }) {}
@@ -108,7 +109,7 @@ interface Settings {
 }
 
 /**
- * Bounds on V8's heap, sized from measurement (bench/README.md, "Memory"). A service's live heap is
+ * Bounds on V8's heap, sized from measurement (packages/lab/bench/README.md, "Memory"). A service's live heap is
  * about 50 MiB after a full collection, idle or after thousands of transfers; left alone, V8 grows
  * the young generation to 2 x 64 MiB and lets the old generation fill with garbage up to a limit
  * derived from the machine's memory (4 GiB here), so RSS rose with the work done, to 400-600 MiB.

@@ -1,7 +1,7 @@
 /**
  * Benchmark (not a test): logins per second over real HTTP against PostgreSQL with the production
  * argon2id parameters, and access-token verifications per second (the shared `Jwt` verifier, and
- * `GET /v1/me` over HTTP). Run: `bash scripts/with-node.sh node packages/user/bench/login.ts`.
+ * `GET /v1/me` over HTTP). Run: `bash scripts/with-node.sh node packages/lab/bench/user/login.ts`.
  * It uses a throw-away database and prints one JSON line.
  */
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
@@ -12,9 +12,9 @@ import { Jwt, Postgres } from "@walletun/infra"
 import { availableParallelism } from "node:os"
 import { createServer } from "node:http"
 import { randomBytes } from "node:crypto"
-import * as App from "../src/App.ts"
-import { SigningKeys } from "../src/SigningKeys.ts"
-import { UserConfig } from "../src/UserConfig.ts"
+import * as App from "@walletun/user/App"
+import { SigningKeys } from "@walletun/user/SigningKeys"
+import { UserConfig } from "@walletun/user/UserConfig"
 
 const seconds = Number(process.env["BENCH_SECONDS"] ?? "5")
 const concurrency = Number(process.env["BENCH_CONCURRENCY"] ?? "16")

@@ -15,7 +15,7 @@ import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, References,
 import { Command, Flag } from "effect/cli"
 import * as path from "node:path"
 import { Cql } from "@walletun/infra"
-import { Audit, Connections } from "@walletun/ops/src/index.ts"
+import { Audit, Connections } from "@walletun/ops"
 import * as Faults from "./src/faults.ts"
 import type { FaultResult } from "./src/faults.ts"
 import * as System from "./src/system.ts"

@@ -1,5 +1,5 @@
 /**
- * Tool support: `npm start`'s orchestrator (scripts/start.ts) run as a child, for the benchmark and
+ * Tool support: `npm start`'s orchestrator (packages/lab/src/start.ts) run as a child, for the benchmark and
  * the chaos run. It runs in a process group of its own (a terminal's Ctrl-C reaches only the tool,
  * which then stops it in order), its output is split into lines, and closing the scope sends it
  * SIGTERM, waits for it to stop the services, and kills whatever is left.
@@ -11,7 +11,7 @@ import * as path from "node:path"
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
 
 const root = path.resolve(import.meta.dirname, "../../..")
-const script = path.join(root, "scripts", "start.ts")
+const script = path.join(import.meta.dirname, "start.ts")
 
 /** The system could not be started; the message carries the orchestrator's last lines. */
 export class OrchestratorFailed extends Schema.TaggedError<OrchestratorFailed>()("OrchestratorFailed", {
@@ -28,7 +28,7 @@ export const alive = (pid: number): boolean => {
   }
 }
 
-/** The `<service> <pid>` lines of a pid file written by scripts/start.ts. */
+/** The `<service> <pid>` lines of a pid file written by packages/lab/src/start.ts. */
 export const servicePids = (pidFile: string | undefined): Map<string, number> => {
   const pids = new Map<string, number>()
   if (pidFile === undefined) return pids

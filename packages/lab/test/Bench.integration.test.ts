@@ -1,4 +1,4 @@
-// `npm run bench` (bench/run.ts) as a user runs it, with a tiny count: it starts the system on ports
+// `npm run bench` (packages/lab/bench/run.ts) as a user runs it, with a tiny count: it starts the system on ports
 // of its own, drives transfers through the gateway, and ends with every transfer final, money
 // conserved, the JSON and SVG written, and nothing it started left running.
 import { assert, describe, it } from "@effect/vitest"
@@ -16,7 +16,7 @@ const portBase = 19880
 const runBench = (args: ReadonlyArray<string>, timeout: Duration.Duration) =>
   Effect.callback<{ readonly code: number; readonly output: string }>((resume) => {
     let output = ""
-    const child = spawn(process.execPath, [path.join(root, "bench", "run.ts"), ...args], {
+    const child = spawn(process.execPath, [path.join(root, "packages", "lab", "bench", "run.ts"), ...args], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
       // The counters' 11 s waits for PostgreSQL's statistics matter to a real run, not to this one.
@@ -40,7 +40,7 @@ const portFree = (port: number) =>
     server.listen({ host: "127.0.0.1", port, exclusive: true }, () => server.close(() => resume(Effect.succeed(true))))
   })
 
-describe("npm run bench (bench/run.ts)", () => {
+describe("npm run bench (packages/lab/bench/run.ts)", () => {
   it.live(
     "a tiny run settles every transfer, conserves money, writes JSON and SVG and stops the system it started",
     () =>

@@ -21,7 +21,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Option } from "effect"
-import { ServiceProcess } from "@walletun/infra"
+import * as ServiceProcess from "../../src/ServiceProcess.ts"
 import { execFileSync } from "node:child_process"
 import { generateKeyPairSync, randomUUID, sign } from "node:crypto"
 import * as fs from "node:fs"
@@ -32,7 +32,7 @@ import * as Profile from "./profile.ts"
 
 const ports = { gateway: 18690, stub: 18691, walletGrpc: 18692, baseline: 18693 }
 const stubBase = `http://127.0.0.1:${ports.stub}`
-const gatewayMain = new URL("../src/main.ts", import.meta.url).pathname
+const gatewayMain = new URL("../../../gateway/src/main.ts", import.meta.url).pathname
 
 const { privateKey, publicKey } = generateKeyPairSync("ed25519")
 const kid = "bench-forward"

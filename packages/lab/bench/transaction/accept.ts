@@ -3,14 +3,14 @@
  * settle/s (accepted to final status) of the transaction service (every role, one process) against
  * the wallet service (its own process), the real CQL database and RabbitMQ; the clients run here.
  *
- *   bash scripts/with-node.sh node packages/transaction/bench/accept.ts   (BENCH_TRANSFERS, default 3000)
+ *   bash scripts/with-node.sh node packages/lab/bench/transaction/accept.ts   (BENCH_TRANSFERS, default 3000)
  *   BENCH_SPLIT=1 …   the API and the worker in two processes (the roles scale apart)
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
 import type { Ids } from "@walletun/domain"
-import { ServiceProcess } from "@walletun/infra"
-import { make as makeRepo } from "../src/TransactionsRepo.ts"
+import * as ServiceProcess from "../../src/ServiceProcess.ts"
+import { make as makeRepo } from "@walletun/transaction/TransactionsRepo"
 import {
   fundedWallet,
   infrastructure,
@@ -20,7 +20,7 @@ import {
   settings,
   startWallet,
   WalletAdmin,
-} from "../test/integration.ts"
+} from "@walletun/transaction/test/integration"
 
 const ports = { grpc: 23491, http: 23492 }
 const servicePort = 23493
@@ -35,7 +35,7 @@ const program = Effect.gen(function* () {
   // share its event loop. BENCH_SPLIT=1 runs two: the API, and the worker with the outcome consumer.
   const split = process.env["BENCH_SPLIT"] === "1"
   const jwksUrl = yield* serveJwks
-  const entry = new URL("../src/main.ts", import.meta.url).pathname
+  const entry = new URL("../../../transaction/src/main.ts", import.meta.url).pathname
   const instances = split
     ? [
         { port: servicePort, roles: "api" },

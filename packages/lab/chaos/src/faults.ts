@@ -10,9 +10,9 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Events } from "@walletun/domain"
 import { MessageSeal, Rabbit } from "@walletun/infra"
-import { Connections, Dlq, Topology } from "@walletun/ops/src/index.ts"
+import { Connections, Dlq, Topology } from "@walletun/ops"
 
-const root = path.resolve(import.meta.dirname, "../..")
+const root = path.resolve(import.meta.dirname, "../../../..")
 const runDir = path.join(root, ".data", "run")
 const isRoot = process.getuid?.() === 0
 

@@ -9,8 +9,8 @@ import { Duration, Effect, Layer, Result } from "effect"
 import { SqlClient } from "effect/sql"
 import type { Currency, Ids, Money } from "@walletun/domain"
 import { Postgres, Uuid } from "@walletun/infra"
-import { LedgerRepo } from "@walletun/wallet/src/LedgerRepo.ts"
-import ledgerMigration from "@walletun/wallet/src/migrations/0001_ledger.ts"
+import { LedgerRepo } from "@walletun/wallet/LedgerRepo"
+import ledgerMigration from "@walletun/wallet/migrations/0001_ledger"
 
 /** The wallet service's pool size by default (WALLET_DB_POOL_SIZE): the most applies in flight there. */
 export const connections = Number(process.env["WALLET_DB_POOL_SIZE"] ?? "16")

@@ -1,14 +1,14 @@
 /**
- * The system under chaos: `npm start`'s orchestrator (scripts/start.ts) run as a child on ports,
+ * The system under chaos: `npm start`'s orchestrator (packages/lab/src/start.ts) run as a child on ports,
  * a run directory, a CQL keyspace and broker queues of the chaos run's own, so it disturbs no other
  * run's data. Its whole output is kept, so the run can verify that a killed service was restarted.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
-import { Orchestrator } from "@walletun/infra"
+import * as Orchestrator from "../../src/Orchestrator.ts"
 
-const root = path.resolve(import.meta.dirname, "../..")
+const root = path.resolve(import.meta.dirname, "../../../..")
 
 /** The system could not be started, or a service did not come back; the message says why. */
 export class SystemFailed extends Schema.TaggedError<SystemFailed>()("SystemFailed", { message: Schema.String }) {}

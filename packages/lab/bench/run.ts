@@ -9,8 +9,8 @@
  * kind, where the CPU went (per process, per settled transfer), what a transfer costs in CQL
  * statements, PostgreSQL transactions and broker messages, the services' RSS, and the rate of the
  * same ledger SQL on PostgreSQL alone for scale. It ends by checking that every transfer is final
- * and no money was created or destroyed, and writes JSON and an SVG chart under bench/results/.
- * See bench/README.md.
+ * and no money was created or destroyed, and writes JSON and an SVG chart under packages/lab/bench/results/.
+ * See packages/lab/bench/README.md.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, FiberSet, Option, Schema } from "effect"
@@ -401,7 +401,9 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
     Effect.gen(function* () {
       let system: System.System
       if (settings.url === undefined) {
-        yield* say(`starting walletun (scripts/start.ts) on ports ${settings.portBase}–${settings.portBase + 4} ...`)
+        yield* say(
+          `starting walletun (packages/lab/src/start.ts) on ports ${settings.portBase}–${settings.portBase + 4} ...`,
+        )
         system = yield* System.start(settings.portBase, Duration.minutes(3))
         yield* say(`walletun is ready at ${system.api}`)
       } else {
@@ -706,7 +708,10 @@ const command = Command.make(
       Flag.withDescription("First of the five ports of the system the bench starts"),
       Flag.withDefault(18880),
     ),
-    out: Flag.String("out").pipe(Flag.withDescription("Where the JSON and SVG go"), Flag.withDefault("bench/results")),
+    out: Flag.String("out").pipe(
+      Flag.withDescription("Where the JSON and SVG go"),
+      Flag.withDefault("packages/lab/bench/results"),
+    ),
     skipPostgres: Flag.Boolean("skip-postgres").pipe(
       Flag.withDescription("Do not measure the ledger SQL on PostgreSQL alone"),
       Flag.withDefault(false),

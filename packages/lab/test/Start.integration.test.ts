@@ -1,16 +1,16 @@
-// `npm start`'s orchestrator (scripts/start.ts) as a user meets it: the four services come up on
+// `npm start`'s orchestrator (packages/lab/src/start.ts) as a user meets it: the four services come up on
 // moved ports, a second start says one is running, a service killed with SIGKILL is restarted and
 // ready again, and SIGTERM stops every child in order and leaves nothing running.
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Schedule } from "effect"
-import { ServiceProcess } from "@walletun/infra"
+import * as ServiceProcess from "../src/ServiceProcess.ts"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { deleteBrokerTopology } from "./support.ts"
+import { Topology } from "@walletun/ops"
 
-const script = new URL("../../../scripts/start.ts", import.meta.url).pathname
+const script = new URL("../src/start.ts", import.meta.url).pathname
 
 // Ports of their own, so the test neither meets a developer's `npm start` nor another test file.
 const ports = { gateway: 19580, user: 19581, transaction: 19582, walletHttp: 19583, walletGrpc: 19551 }
@@ -61,7 +61,7 @@ const status = (url: string) =>
     return response.status
   })
 
-describe("npm start (scripts/start.ts)", () => {
+describe("npm start (packages/lab/src/start.ts)", () => {
   it.live(
     "starts the four services on moved ports, refuses a second start, restarts a killed service and stops everything on SIGTERM",
     () =>
@@ -77,7 +77,7 @@ describe("npm start (scripts/start.ts)", () => {
           // Queues of its own, so its worker takes no message meant for another run.
           TRANSACTION_BROKER_PREFIX: "start-test",
         }
-        yield* Effect.addFinalizer(() => deleteBrokerTopology("start-test"))
+        yield* Effect.addFinalizer(() => Topology.remove("start-test").pipe(Effect.ignore))
         const orchestrator = yield* ServiceProcess.start(script, env)
         // Runs before ServiceProcess's SIGKILL of the orchestrator, whose children live in process
         // groups of their own: whatever the test left running is killed here.

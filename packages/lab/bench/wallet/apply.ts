@@ -8,7 +8,8 @@
 import { randomUUID } from "node:crypto"
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
-import { Grpc, ServiceProcess, Uuid } from "@walletun/infra"
+import { Grpc, Uuid } from "@walletun/infra"
+import * as ServiceProcess from "../../src/ServiceProcess.ts"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 
@@ -19,7 +20,7 @@ const walletCount = 1_000
 
 const program = Effect.gen(function* () {
   const calls = yield* Config.Int("BENCH_CALLS").pipe(Config.withDefault(5_000))
-  yield* ServiceProcess.start(new URL("../src/main.ts", import.meta.url).pathname, {
+  yield* ServiceProcess.start(new URL("../../../wallet/src/main.ts", import.meta.url).pathname, {
     WALLET_GRPC_PORT: String(grpcPort),
     WALLET_HTTP_PORT: String(httpPort),
     LOG_LEVEL: "Warn",

@@ -1,5 +1,5 @@
 /**
- * The system under test: `npm start`'s orchestrator (scripts/start.ts) run as a child on ports of
+ * The system under test: `npm start`'s orchestrator (packages/lab/src/start.ts) run as a child on ports of
  * the bench's own, with a run directory and broker queues of its own; and the RSS of each service
  * process (now, and its peak), from /proc.
  */
@@ -7,10 +7,10 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import type { Duration } from "effect"
-import { Orchestrator } from "@walletun/infra"
-import { Topology } from "@walletun/ops/src/index.ts"
+import * as Orchestrator from "../../src/Orchestrator.ts"
+import { Topology } from "@walletun/ops"
 
-const root = path.resolve(import.meta.dirname, "../..")
+const root = path.resolve(import.meta.dirname, "../../../..")
 
 /** The system could not be started (or stopped); the message carries the orchestrator's last lines. */
 export class SystemFailed extends Schema.TaggedError<SystemFailed>()("SystemFailed", { message: Schema.String }) {}
@@ -25,7 +25,7 @@ export interface System {
   readonly tail: () => string
 }
 
-/** The `<service> <pid>` lines of a pid file written by scripts/start.ts. */
+/** The `<service> <pid>` lines of a pid file written by packages/lab/src/start.ts. */
 export const servicePids = Orchestrator.servicePids
 
 /** For `--url`: the pid file of an `npm start` serving that URL, if one is found. */
@@ -49,7 +49,7 @@ export const portsFrom = (base: number) => ({
 })
 
 /**
- * Runs scripts/start.ts as a child (see `Orchestrator.start`) on the bench's ports, with queues of
+ * Runs packages/lab/src/start.ts as a child (see `Orchestrator.start`) on the bench's ports, with queues of
  * its own, and waits until walletun is ready; closing the scope stops it.
  */
 export const start = (portBase: number, readyTimeout: Duration.Duration) =>
