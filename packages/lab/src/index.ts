@@ -1,4 +1,3 @@
 /** The workshop's tools for tests, the benchmarks and the chaos run; no production package imports it. */
-export * as Orchestrator from "./Orchestrator.ts"
 export * as ServiceProcess from "./ServiceProcess.ts"
 export * as TcpProxy from "./TcpProxy.ts"

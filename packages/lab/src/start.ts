@@ -51,6 +51,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import * as Service from "@walletun/infra/Service"
+import * as ServiceProcess from "./ServiceProcess.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 
@@ -250,21 +251,17 @@ type Claim =
   | { readonly _tag: "Claimed"; readonly leftovers: ReadonlyArray<Leftover> }
   | { readonly _tag: "Running"; readonly pid: number; readonly api: string }
 
-/**
- * The pid file: our pid, the API's URL, then one `<service> <pid>` line per running child, so a
- * start after an orchestrator that was killed outright (SIGKILL) can find the services it left.
- */
+/** The pid file (`ServiceProcess.pidFileText`) with our pid. */
 const pidFileText = (api: string, children: ReadonlyMap<string, number>): string =>
-  [`${process.pid}`, api, ...[...children].map(([name, pid]) => `${name} ${pid}`), ""].join("\n")
+  ServiceProcess.pidFileText(process.pid, api, children)
 
 /** Services named in a stale pid file that still run (checked by their command line). */
 const leftoversIn = (lines: ReadonlyArray<string>): Array<Leftover> =>
-  lines.flatMap((text) => {
-    const [name = "", pidText = ""] = text.split(" ")
-    const pid = Number(pidText)
-    if (!(serviceNames as ReadonlyArray<string>).includes(name) || !Number.isInteger(pid) || pid <= 0) return []
-    return commandLineOf(pid)?.includes(path.join("packages", name, "src", "main.ts")) === true ? [{ name, pid }] : []
-  })
+  ServiceProcess.childrenIn(lines).filter(
+    ({ name, pid }) =>
+      (serviceNames as ReadonlyArray<string>).includes(name) &&
+      commandLineOf(pid)?.includes(ServiceProcess.serviceMain(name)) === true,
+  )
 
 /**
  * Writes our pid file, or finds the orchestrator that holds it. The file is created exclusively, so
@@ -499,18 +496,14 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
   const incarnation = (restart: number) =>
     Effect.gen(function* () {
       const handle = yield* spawner.spawn(
-        ChildProcess.make(
-          process.execPath,
-          [...settings.nodeOptions, path.join(root, "packages", spec.name, "src", "main.ts")],
-          {
-            cwd: root,
-            env: settings.childEnv,
-            extendEnv: true,
-            stdin: "ignore",
-            killSignal: "SIGTERM",
-            forceKillAfter: settings.stopTimeout,
-          },
-        ),
+        ChildProcess.make(process.execPath, [...settings.nodeOptions, ServiceProcess.serviceMain(spec.name)], {
+          cwd: root,
+          env: settings.childEnv,
+          extendEnv: true,
+          stdin: "ignore",
+          killSignal: "SIGTERM",
+          forceKillAfter: settings.stopTimeout,
+        }),
       )
       yield* Ref.set(current, Option.some(handle))
       childPids.set(spec.name, handle.pid)

@@ -10,7 +10,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Topology } from "@walletun/ops"
 
-const script = new URL("../src/start.ts", import.meta.url).pathname
+const script = ServiceProcess.orchestratorScript
+const { alive } = ServiceProcess
 
 // Ports of their own, so the test neither meets a developer's `npm start` nor another test file.
 const ports = { gateway: 19580, user: 19581, transaction: 19582, walletHttp: 19583, walletGrpc: 19551 }
@@ -20,15 +21,6 @@ const readyUrls = {
   user: `http://127.0.0.1:${ports.user}/health/ready`,
   transaction: `http://127.0.0.1:${ports.transaction}/health/ready`,
   gateway: `${api}/health/ready`,
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** Every pid the orchestrator said it started, in order. */

@@ -32,7 +32,7 @@ import * as Profile from "./profile.ts"
 
 const ports = { gateway: 18690, stub: 18691, walletGrpc: 18692, baseline: 18693 }
 const stubBase = `http://127.0.0.1:${ports.stub}`
-const gatewayMain = new URL("../../../gateway/src/main.ts", import.meta.url).pathname
+const gatewayMain = ServiceProcess.serviceMain("gateway")
 
 const { privateKey, publicKey } = generateKeyPairSync("ed25519")
 const kid = "bench-forward"

@@ -10,7 +10,6 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect } from "effect"
 import * as ServiceProcess from "../../src/ServiceProcess.ts"
 
-const main = (service: string) => new URL(`../../../${service}/src/main.ts`, import.meta.url).pathname
 const ports = { gateway: 18680, user: 18681, walletHttp: 18683, walletGrpc: 18684 }
 const base = `http://127.0.0.1:${ports.gateway}`
 
@@ -30,18 +29,18 @@ const program = Effect.gen(function* () {
   const seconds = yield* Config.Int("BENCH_SECONDS").pipe(Config.withDefault(10))
   const concurrency = yield* Config.Int("BENCH_CONCURRENCY").pipe(Config.withDefault(64))
   const quiet = { LOG_LEVEL: "Warn" }
-  yield* ServiceProcess.start(main("user"), {
+  yield* ServiceProcess.start(ServiceProcess.serviceMain("user"), {
     ...quiet,
     USER_PORT: String(ports.user),
     LOGIN_LIMIT_PER_ADDRESS: "1000",
     REGISTER_LIMIT_PER_ADDRESS: "1000",
   })
-  yield* ServiceProcess.start(main("wallet"), {
+  yield* ServiceProcess.start(ServiceProcess.serviceMain("wallet"), {
     ...quiet,
     WALLET_HTTP_PORT: String(ports.walletHttp),
     WALLET_GRPC_PORT: String(ports.walletGrpc),
   })
-  yield* ServiceProcess.start(main("gateway"), {
+  yield* ServiceProcess.start(ServiceProcess.serviceMain("gateway"), {
     ...quiet,
     GATEWAY_PORT: String(ports.gateway),
     USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,

@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import type { Duration } from "effect"
-import * as Orchestrator from "../../src/Orchestrator.ts"
+import * as ServiceProcess from "../../src/ServiceProcess.ts"
 import { Topology } from "@walletun/ops"
 
 const root = path.resolve(import.meta.dirname, "../../../..")
@@ -26,7 +26,7 @@ export interface System {
 }
 
 /** The `<service> <pid>` lines of a pid file written by packages/lab/src/start.ts. */
-export const servicePids = Orchestrator.servicePids
+export const servicePids = ServiceProcess.servicePids
 
 /** For `--url`: the pid file of an `npm start` serving that URL, if one is found. */
 export const findPidFile = (api: string): string | undefined => {
@@ -49,7 +49,7 @@ export const portsFrom = (base: number) => ({
 })
 
 /**
- * Runs packages/lab/src/start.ts as a child (see `Orchestrator.start`) on the bench's ports, with queues of
+ * Runs packages/lab/src/start.ts as a child (see `ServiceProcess.startSystem`) on the bench's ports, with queues of
  * its own, and waits until walletun is ready; closing the scope stops it.
  */
 export const start = (portBase: number, readyTimeout: Duration.Duration) =>
@@ -57,7 +57,7 @@ export const start = (portBase: number, readyTimeout: Duration.Duration) =>
     const ports = portsFrom(portBase)
     // Added first, so it runs last, once the system has stopped.
     yield* Effect.addFinalizer(() => Topology.remove(`bench_${portBase}`).pipe(Effect.ignore))
-    const running = yield* Orchestrator.start({
+    const running = yield* ServiceProcess.startSystem({
       runDirPrefix: "walletun-bench-",
       readyTimeout,
       env: {
@@ -69,12 +69,7 @@ export const start = (portBase: number, readyTimeout: Duration.Duration) =>
         // Queues of its own, so its worker takes no message of a developer's `npm start` or a test.
         TRANSACTION_BROKER_PREFIX: `bench_${portBase}`,
         // The bench measures the money path, not the abuse limits: one client address sends it all.
-        GATEWAY_RATE_LIMIT_PER_USER: "100000000",
-        GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000000",
-        LOGIN_LIMIT_PER_ADDRESS: "100000",
-        REGISTER_LIMIT_PER_ADDRESS: "100000",
-        REGISTER_LIMIT_GLOBAL: "100000",
-        LOGIN_LIMIT_PER_EMAIL: "100000",
+        ...ServiceProcess.unlimitedAbuse,
         LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",
       },
     }).pipe(Effect.mapError((error) => new SystemFailed({ message: error.message })))

@@ -35,7 +35,7 @@ const program = Effect.gen(function* () {
   // share its event loop. BENCH_SPLIT=1 runs two: the API, and the worker with the outcome consumer.
   const split = process.env["BENCH_SPLIT"] === "1"
   const jwksUrl = yield* serveJwks
-  const entry = new URL("../../../transaction/src/main.ts", import.meta.url).pathname
+  const entry = ServiceProcess.serviceMain("transaction")
   const instances = split
     ? [
         { port: servicePort, roles: "api" },

@@ -20,7 +20,7 @@ const walletCount = 1_000
 
 const program = Effect.gen(function* () {
   const calls = yield* Config.Int("BENCH_CALLS").pipe(Config.withDefault(5_000))
-  yield* ServiceProcess.start(new URL("../../../wallet/src/main.ts", import.meta.url).pathname, {
+  yield* ServiceProcess.start(ServiceProcess.serviceMain("wallet"), {
     WALLET_GRPC_PORT: String(grpcPort),
     WALLET_HTTP_PORT: String(httpPort),
     LOG_LEVEL: "Warn",

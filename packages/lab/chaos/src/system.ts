@@ -6,7 +6,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
-import * as Orchestrator from "../../src/Orchestrator.ts"
+import * as ServiceProcess from "../../src/ServiceProcess.ts"
 
 const root = path.resolve(import.meta.dirname, "../../../..")
 
@@ -58,12 +58,7 @@ export const environment = (isolation: Isolation): Record<string, string> => {
     TRANSACTION_RECONCILE_AGE: "20 seconds",
     TRANSACTION_RETRY_DELAY: "2 seconds",
     // One client address sends everything; the abuse limits are not what this run tests.
-    GATEWAY_RATE_LIMIT_PER_USER: "100000000",
-    GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000000",
-    LOGIN_LIMIT_PER_ADDRESS: "100000",
-    REGISTER_LIMIT_PER_ADDRESS: "100000",
-    REGISTER_LIMIT_GLOBAL: "100000",
-    LOGIN_LIMIT_PER_EMAIL: "100000",
+    ...ServiceProcess.unlimitedAbuse,
     ACCESS_TOKEN_TTL: "2 hours",
     LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",
   }
@@ -80,7 +75,7 @@ export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
     fs.mkdirSync(logDir, { recursive: true })
     const logFile = path.join(logDir, `${isolation.name}.log`)
     const log = fs.openSync(logFile, "a")
-    const running = yield* Orchestrator.start({
+    const running = yield* ServiceProcess.startSystem({
       runDirPrefix: "walletun-chaos-",
       readyTimeout,
       keepLines: keptLines,
@@ -94,7 +89,7 @@ export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
       pidFile: running.pidFile,
       output: running.lines,
       orchestratorLines: () => running.lines().filter((line) => line.startsWith("start ")),
-      pidOf: (service) => Orchestrator.servicePids(running.pidFile).get(service),
+      pidOf: (service) => ServiceProcess.servicePids(running.pidFile).get(service),
     } satisfies System
   })
 
