@@ -12,23 +12,22 @@
  * and no money was created or destroyed, and writes JSON and an SVG chart under packages/lab/bench/results/.
  * See packages/lab/bench/README.md.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, FiberSet, Option, Schema } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Fiber, FiberSet, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { Runner } from "@walletun/ops"
 import * as Api from "./src/api.ts"
 import * as LedgerSql from "./src/ledgerSql.ts"
 import * as Report from "./src/report.ts"
+import * as Flags from "../src/Flags.ts"
 import * as System from "./src/system.ts"
 import * as Usage from "./src/usage.ts"
 
 /** A check at the end failed; the results are written and printed all the same. */
 class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", { message: Schema.String }) {}
-/** The flags contradict each other or are out of range. */
-class BadFlags extends Schema.TaggedError<BadFlags>()("BadFlags", { message: Schema.String }) {}
 
 interface Settings {
   readonly transfers: number | undefined
@@ -648,7 +647,7 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
 const defaultConcurrency = 64
 
 const validate = (settings: Settings, concurrencyGiven: boolean) => {
-  const problems = [
+  return Flags.checked(settings, [
     settings.rate !== undefined && concurrencyGiven
       ? "give --rate (open loop: transfers sent per second, whatever is in flight) or --concurrency (closed loop: transfers in flight), not both"
       : "",
@@ -667,8 +666,7 @@ const validate = (settings: Settings, concurrencyGiven: boolean) => {
     settings.url !== undefined && !/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(settings.url)
       ? "--url must be http://127.0.0.1:<port> (the bench sends traffic to this machine only)"
       : "",
-  ].filter((problem) => problem !== "")
-  return problems.length === 0 ? Effect.succeed(settings) : Effect.fail(new BadFlags({ message: problems.join("; ") }))
+  ])
 }
 
 const command = Command.make(
@@ -737,22 +735,12 @@ const command = Command.make(
 
 // A terminal's Ctrl-C interrupts the run: the scopes close, so the system the bench started is
 // stopped and the scratch database dropped before the process exits.
-command.pipe(
-  Command.run({ version: "1.0.0" }),
+Runner.runMain(command.pipe(Command.run({ version: "1.0.0" })), {
   // Our own failures are told in a sentence; anything else (a defect) keeps its stack trace.
-  Effect.tapCause((cause) =>
-    Effect.sync(() => {
-      if (Cause.hasInterruptsOnly(cause)) return
-      const error = Cause.findErrorOption(cause)
-      const ours =
-        Option.isSome(error) && typeof error.value === "object" && error.value !== null && "message" in error.value
-      process.stdout.write(`bench failed: ${ours ? String(error.value.message) : Cause.pretty(cause)}\n`)
-    }),
-  ),
-  Effect.provide(NodeServices.layer),
-  (program) =>
-    NodeRuntime.runMain(program, {
-      disableErrorReporting: true,
-      teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : 1),
-    }),
-)
+  ending: (cause) => ({
+    code: 1,
+    message: Cause.hasInterruptsOnly(cause) ? "" : `bench failed: ${Runner.messageOf(cause) ?? Cause.pretty(cause)}`,
+  }),
+  write: (message) => process.stdout.write(`${message}\n`),
+  interruptedCode: 1,
+})

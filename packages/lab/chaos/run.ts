@@ -10,21 +10,19 @@
  * no money was lost, duplicated or created, printing each figure. Exit code 0 only if every check
  * passes. It restores the servers it touched in finalizers, even on Ctrl-C.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, References, Schema } from "effect"
+import { Cause, Clock, Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as path from "node:path"
 import { Cql } from "@walletun/infra"
-import { Audit, Connections } from "@walletun/ops"
+import { Audit, Connections, Runner } from "@walletun/ops"
 import * as Faults from "./src/faults.ts"
 import type { FaultResult } from "./src/faults.ts"
+import * as Flags from "../src/Flags.ts"
 import * as System from "./src/system.ts"
 import * as Workload from "./src/workload.ts"
 
 /** A check failed; the report is printed all the same. */
 class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", { message: Schema.String }) {}
-/** The flags are out of range. */
-class BadFlags extends Schema.TaggedError<BadFlags>()("BadFlags", { message: Schema.String }) {}
 
 interface Settings {
   readonly seconds: number
@@ -532,13 +530,12 @@ const chaos = Effect.fn("chaos")(function* (settings: Settings) {
 // -------------------------------------------------------------------------------------------- CLI
 
 const validate = (settings: Settings) => {
-  const problems = [
+  return Flags.checked(settings, [
     settings.seconds < 10 || settings.seconds > 900 ? "--seconds must be 10 to 900" : "",
     settings.concurrency < 1 || settings.concurrency > 256 ? "--concurrency must be 1 to 256" : "",
     settings.users < 4 || settings.users > 2_000 ? "--users must be 4 to 2000" : "",
     settings.portBase < 1024 || settings.portBase > 65_000 ? "--port-base must be 1024 to 65000" : "",
-  ].filter((problem) => problem !== "")
-  return problems.length === 0 ? Effect.succeed(settings) : Effect.fail(new BadFlags({ message: problems.join("; ") }))
+  ])
 }
 
 const command = Command.make(
@@ -579,23 +576,15 @@ const command = Command.make(
 
 // A terminal's Ctrl-C interrupts the run: the scopes close, so every server is restored, the system
 // the run started is stopped and its queues deleted before the process exits.
-command.pipe(
-  Command.run({ version: "1.0.0" }),
-  Effect.tapCause((cause) =>
-    Effect.sync(() => {
-      if (Cause.hasInterruptsOnly(cause)) return
-      const error = Cause.findErrorOption(cause)
-      const ours =
-        Option.isSome(error) && typeof error.value === "object" && error.value !== null && "message" in error.value
-      process.stdout.write(`chaos | ${ours ? String(error.value.message) : `failed: ${Cause.pretty(cause)}`}\n`)
-    }),
-  ),
-  Effect.provide(NodeServices.layer),
+Runner.runMain(command.pipe(Command.run({ version: "1.0.0" })), {
+  ending: (cause) => ({
+    code: 1,
+    message: Cause.hasInterruptsOnly(cause)
+      ? ""
+      : `chaos | ${Runner.messageOf(cause) ?? `failed: ${Cause.pretty(cause)}`}`,
+  }),
+  write: (message) => process.stdout.write(`${message}\n`),
+  interruptedCode: 1,
   // The adapters' connection notices would interleave with the report.
-  Effect.provideService(References.MinimumLogLevel, "Warn"),
-  (program) =>
-    NodeRuntime.runMain(program, {
-      disableErrorReporting: true,
-      teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : 1),
-    }),
-)
+  minimumLogLevel: "Warn",
+})

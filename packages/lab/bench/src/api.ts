@@ -4,6 +4,7 @@
  */
 import { Effect, Schema } from "effect"
 import { Agent, request as undiciRequest } from "undici"
+import * as Http from "../../src/Http.ts"
 
 /** A request that got no HTTP answer (refused, reset, timed out). */
 export class NoAnswer extends Schema.TaggedError<NoAnswer>()("NoAnswer", { kind: Schema.String }) {}
@@ -31,11 +32,7 @@ const causeCode = (error: unknown): string => {
   return error instanceof Error ? error.name : "unknown"
 }
 
-export interface RequestOptions {
-  readonly token?: string
-  readonly body?: unknown
-  readonly headers?: Record<string, string>
-}
+export type RequestOptions = Http.RequestOptions
 
 /** One request to `base + path`; every answer (any status) succeeds, no answer fails with `NoAnswer`. */
 export const request = (base: string, method: "GET" | "POST", path: string, options: RequestOptions = {}) =>
@@ -43,25 +40,11 @@ export const request = (base: string, method: "GET" | "POST", path: string, opti
     try: async (): Promise<Answer> => {
       const response = await undiciRequest(`${base}${path}`, {
         dispatcher,
-        method,
-        headers: {
-          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
-          ...options.headers,
-        },
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        ...Http.requestInit(method, options),
         headersTimeout: requestTimeoutMs,
         bodyTimeout: requestTimeoutMs,
       })
-      const text = await response.body.text()
-      let body: Record<string, unknown> = {}
-      try {
-        const parsed: unknown = text === "" ? {} : JSON.parse(text)
-        if (typeof parsed === "object" && parsed !== null) body = parsed as Record<string, unknown>
-      } catch {
-        // Not JSON (a proxy's error page, say): the status alone names the error.
-      }
-      return { status: response.statusCode, body }
+      return { status: response.statusCode, body: Http.jsonObject(await response.body.text()) }
     },
     catch: (error) => new NoAnswer({ kind: `network ${causeCode(error)}` }),
   })

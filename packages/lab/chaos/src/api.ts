@@ -4,6 +4,7 @@
  * like (a 503 or 504 problem details without internal names).
  */
 import { Effect } from "effect"
+import * as Http from "../../src/Http.ts"
 
 /** An HTTP answer. */
 export interface Answer {
@@ -28,11 +29,7 @@ const causeCode = (error: unknown): string => {
   return cause?.code ?? (error instanceof Error ? error.name : "unknown")
 }
 
-export interface RequestOptions {
-  readonly token?: string
-  readonly body?: unknown
-  readonly headers?: Record<string, string>
-}
+export type RequestOptions = Http.RequestOptions
 
 /** One request to `base + path`; never fails: an answer of any status, or `NoAnswer`. */
 export const request = (
@@ -44,29 +41,17 @@ export const request = (
   Effect.promise(async (): Promise<Answer | NoAnswer> => {
     try {
       const response = await fetch(`${base}${path}`, {
-        method,
-        headers: {
-          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
-          ...options.headers,
-        },
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        ...Http.requestInit(method, options),
         signal: AbortSignal.timeout(requestTimeoutMs),
       })
       const text = await response.text()
-      let body: Record<string, unknown> = {}
-      try {
-        const parsed: unknown = text === "" ? {} : JSON.parse(text)
-        if (typeof parsed === "object" && parsed !== null) body = parsed as Record<string, unknown>
-      } catch {
-        // Not JSON: the refusal check below says so.
-      }
+      // Not JSON is an empty body here: the refusal check below says so.
       return {
         status: response.status,
         contentType: response.headers.get("content-type") ?? "",
         replayed: response.headers.get("idempotent-replayed") === "true",
         text,
-        body,
+        body: Http.jsonObject(text),
       }
     } catch (error) {
       return { noAnswer: `network ${causeCode(error)}` }
