@@ -14,6 +14,8 @@ COPY packages/transaction/package.json packages/transaction/package.json
 COPY packages/wallet/package.json packages/wallet/package.json
 COPY packages/ops/package.json packages/ops/package.json
 COPY packages/client/package.json packages/client/package.json
+# The workshop is a workspace too, so npm ci needs its manifest; .dockerignore keeps the rest of it out.
+COPY packages/lab/package.json packages/lab/package.json
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24.21-bookworm-slim AS runtime
@@ -30,6 +32,6 @@ RUN mkdir -p /pki && chown node:node /pki
 USER node
 ARG SERVICE
 ENV SERVICE=${SERVICE}
-# V8's heap bounds, as scripts/start.ts applies them (README.md, WALLETUN_NODE_OPTIONS).
+# V8's heap bounds, as packages/lab/src/start.ts applies them (README.md, WALLETUN_NODE_OPTIONS).
 ENV WALLETUN_NODE_OPTIONS="--max-semi-space-size=16 --max-old-space-size=256"
 CMD ["sh", "-c", "exec node ${WALLETUN_NODE_OPTIONS} packages/${SERVICE}/src/main.ts"]

@@ -10,8 +10,9 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          // The benchmark's pure parts (bench/test) are unit-tested too; the bench itself is a tool.
-          include: ["packages/*/test/**/*.test.ts", "bench/test/**/*.test.ts"],
+          // The benchmark's pure parts (packages/lab/bench/test) are unit-tested too; the bench itself is a
+          // tool. So is the boundary lint (scripts/lint).
+          include: ["packages/*/test/**/*.test.ts", "packages/lab/bench/test/**/*.test.ts", "scripts/**/*.test.ts"],
           exclude: ["packages/*/test/**/*.integration.test.ts"],
         },
       },

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm start`: bring the servers up (scripts/infra.sh up), then hand over to the orchestrator
-# (scripts/start.ts), which runs the four services in dependency order, waits for each one's
+# (packages/lab/src/start.ts), which runs the four services in dependency order, waits for each one's
 # /health/ready, prints the URLs, prefixes every line with the service's name, restarts a service
 # that crashes, and on Ctrl-C (or SIGTERM) stops them in reverse order. The servers stay up until
 # `npm run infra:down`. A second `npm start` while one runs says so and exits 0.
@@ -13,4 +13,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/infra.sh up
 # exec all the way down (with-node.sh execs node), so signals reach the orchestrator itself.
-exec bash scripts/with-node.sh node scripts/start.ts
+exec bash scripts/with-node.sh node packages/lab/src/start.ts

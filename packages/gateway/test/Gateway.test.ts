@@ -4,6 +4,7 @@ import { Validator } from "@seriousme/openapi-schema-validator"
 import { ConfigProvider, Console, Effect, Layer } from "effect"
 import { HttpClient, HttpClientError, HttpClientResponse, HttpRouter, HttpServer } from "effect/http"
 import { Jwt } from "@walletun/infra"
+import { Http } from "@walletun/lab"
 import * as App from "../src/App.ts"
 import { GatewayConfig } from "../src/GatewayConfig.ts"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
@@ -94,19 +95,9 @@ const { handler, dispose } = HttpRouter.toWebHandler(
 )
 afterAll(() => dispose())
 
-const call = (method: string, path: string, options: { token?: string; body?: unknown; headers?: object } = {}) =>
+const call = (method: string, path: string, options: Http.RequestOptions = {}) =>
   Effect.promise(async () => {
-    const response = await handler(
-      new Request(`http://gateway.test${path}`, {
-        method,
-        headers: {
-          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
-          ...options.headers,
-        },
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      }),
-    )
+    const response = await handler(new Request(`http://gateway.test${path}`, Http.requestInit(method, options)))
     const text = await response.text()
     return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
   })

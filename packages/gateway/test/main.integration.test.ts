@@ -1,7 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { ServiceProcess } from "@walletun/infra"
-import * as ServiceUnderTest from "@walletun/infra/test-support/ServiceUnderTest"
+import { ServiceProcess, ServiceUnderTest } from "@walletun/lab"
 import { deleteBrokerTopology } from "./support.ts"
 
 const gatewayUnderTest = ServiceUnderTest.make("gateway", "GATEWAY_PORT")

@@ -6,8 +6,8 @@ import { createRequire } from "node:module"
 import { assert } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
-import { ServiceProcess } from "@walletun/infra"
-import { Topology } from "@walletun/ops/src/index.ts"
+import { Http, ServiceProcess } from "@walletun/lab"
+import { Topology } from "@walletun/ops"
 
 /** A fresh Ed25519 key pair and its private JWK. */
 export const keyPair = () => {
@@ -50,17 +50,9 @@ export interface Answer {
 
 /** A client of the API at `base`, sending with `send` (the global `fetch` unless given). */
 export const client = (base: string, send: typeof fetch = fetch) => {
-  const http = (method: string, path: string, options: { token?: string; body?: unknown; headers?: object } = {}) =>
+  const http = (method: string, path: string, options: Http.RequestOptions = {}) =>
     Effect.promise(async (): Promise<Answer> => {
-      const response = await send(`${base}${path}`, {
-        method,
-        headers: {
-          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
-          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
-          ...options.headers,
-        },
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      })
+      const response = await send(`${base}${path}`, Http.requestInit(method, options))
       const text = await response.text()
       return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
     })

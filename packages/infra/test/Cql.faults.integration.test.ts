@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import { Cql } from "@walletun/infra"
-import * as TcpProxy from "@walletun/infra/TcpProxy"
+import * as TcpProxy from "@walletun/lab/TcpProxy"
 
 const one = { consistency: Cql.Consistency.one }
 

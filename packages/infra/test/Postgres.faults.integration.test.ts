@@ -3,7 +3,7 @@ import { ConfigProvider, Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { Postgres } from "@walletun/infra"
 import * as Retry from "@walletun/infra/Retry"
-import * as TcpProxy from "@walletun/infra/TcpProxy"
+import * as TcpProxy from "@walletun/lab/TcpProxy"
 
 /** The walletun `Postgres` layer, pointed at a proxy in front of the real server. */
 const throughProxy = Effect.gen(function* () {

@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Redacted, Schedule, Scope, Exit } from "effect"
 import { Rabbit } from "@walletun/infra"
 import * as Retry from "@walletun/infra/Retry"
-import * as TcpProxy from "@walletun/infra/TcpProxy"
+import * as TcpProxy from "@walletun/lab/TcpProxy"
 
 /** A Rabbit adapter whose connection goes through a proxy the test can break, and a fresh quorum queue. */
 const throughProxy = (options: { readonly publishTimeout?: Duration.Input } = {}) =>

@@ -1,6 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Ref, Schedule, Scope } from "effect"
-import type { ServiceProcess } from "@walletun/infra"
+import type { ServiceProcess } from "@walletun/lab"
 import {
   balanceOf,
   fundedWallet,

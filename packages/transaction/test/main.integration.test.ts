@@ -1,7 +1,7 @@
 import { describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Rabbit } from "@walletun/infra"
-import * as ServiceUnderTest from "@walletun/infra/test-support/ServiceUnderTest"
+import { ServiceUnderTest } from "@walletun/lab"
 import { deleteTopology } from "./integration.ts"
 
 const transaction = ServiceUnderTest.make("transaction", "TRANSACTION_PORT")

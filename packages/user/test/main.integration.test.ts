@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as ServiceUnderTest from "@walletun/infra/test-support/ServiceUnderTest"
+import { ServiceUnderTest } from "@walletun/lab"
 
 const user = ServiceUnderTest.make("user", "USER_PORT")
 

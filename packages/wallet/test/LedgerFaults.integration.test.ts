@@ -2,7 +2,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Cause, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import type { Ids, Money } from "@walletun/domain"
 import { Postgres, Uuid } from "@walletun/infra"
-import * as TcpProxy from "@walletun/infra/TcpProxy"
+import * as TcpProxy from "@walletun/lab/TcpProxy"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
 
 // The ledger's PostgreSQL connections go through a TCP proxy that the test cuts while applies are

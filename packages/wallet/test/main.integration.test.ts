@@ -1,5 +1,5 @@
 import { describe, it } from "@effect/vitest"
-import * as ServiceUnderTest from "@walletun/infra/test-support/ServiceUnderTest"
+import { ServiceUnderTest } from "@walletun/lab"
 
 const wallet = ServiceUnderTest.make("wallet", "WALLET_HTTP_PORT")
 

@@ -1,0 +1,117 @@
+/**
+ * The system under chaos: `npm start`'s orchestrator (packages/lab/src/start.ts) run as a child on ports,
+ * a run directory, a CQL keyspace and broker queues of the chaos run's own, so it disturbs no other
+ * run's data. Its whole output is kept, so the run can verify that a killed service was restarted.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Duration, Effect, Option, Schedule, Schema } from "effect"
+import * as ServiceProcess from "../../src/ServiceProcess.ts"
+
+const root = path.resolve(import.meta.dirname, "../../../..")
+
+/** The system could not be started, or a service did not come back; the message says why. */
+export class SystemFailed extends Schema.TaggedError<SystemFailed>()("SystemFailed", { message: Schema.String }) {}
+
+export const serviceNames = ["wallet", "user", "transaction", "gateway"] as const
+export type ServiceName = (typeof serviceNames)[number]
+
+/** Where one chaos run lives. */
+export interface Isolation {
+  readonly portBase: number
+  /** CQL keyspace and broker prefix (the same word). */
+  readonly name: string
+}
+
+export interface System {
+  readonly api: string
+  /** Where every line of the orchestrator and the services is written. */
+  readonly logFile: string
+  readonly pidFile: string
+  /** Every line the orchestrator and its services printed (the most recent `keptLines`). */
+  readonly output: () => ReadonlyArray<string>
+  /** The orchestrator's lines only ("start | ..."), the most recent first. */
+  readonly orchestratorLines: () => ReadonlyArray<string>
+  /** The pid of a service now, from the orchestrator's pid file. */
+  readonly pidOf: (service: ServiceName) => number | undefined
+}
+
+const keptLines = 20_000
+
+/** The environment of the chaos run's services. */
+export const environment = (isolation: Isolation): Record<string, string> => {
+  const base = isolation.portBase
+  return {
+    GATEWAY_PORT: String(base),
+    USER_PORT: String(base + 1),
+    TRANSACTION_PORT: String(base + 2),
+    WALLET_HTTP_PORT: String(base + 3),
+    WALLET_GRPC_PORT: String(base + 4),
+    CQL_KEYSPACE: isolation.name,
+    TRANSACTION_BROKER_PREFIX: isolation.name,
+    // Every service is killed at least once and may crash when a server goes away: the orchestrator
+    // must keep restarting them for the whole run.
+    WALLETUN_MAX_RESTARTS: "50",
+    WALLETUN_STOP_TIMEOUT: "10 seconds",
+    // Unfinished work is re-published sooner than in production, so the run settles within minutes.
+    TRANSACTION_RECONCILE_INTERVAL: "5 seconds",
+    TRANSACTION_RECONCILE_AGE: "20 seconds",
+    TRANSACTION_RETRY_DELAY: "2 seconds",
+    // One client address sends everything; the abuse limits are not what this run tests.
+    ...ServiceProcess.unlimitedAbuse,
+    ACCESS_TOKEN_TTL: "2 hours",
+    LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",
+  }
+}
+
+/**
+ * Runs the orchestrator in a process group of its own (a terminal's Ctrl-C reaches only the chaos
+ * run, which then stops it in order) and waits until walletun is ready. Closing the scope sends it
+ * SIGTERM, waits for it to stop the services, and kills whatever is left.
+ */
+export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
+  Effect.gen(function* () {
+    const logDir = path.join(root, ".data", "log", "chaos")
+    fs.mkdirSync(logDir, { recursive: true })
+    const logFile = path.join(logDir, `${isolation.name}.log`)
+    const log = fs.openSync(logFile, "a")
+    const running = yield* ServiceProcess.startSystem({
+      runDirPrefix: "walletun-chaos-",
+      readyTimeout,
+      keepLines: keptLines,
+      env: environment(isolation),
+      onOutput: (chunk) => fs.writeSync(log, chunk),
+      onStopped: () => fs.closeSync(log),
+    }).pipe(Effect.mapError((error) => new SystemFailed({ message: error.message })))
+    return {
+      api: `http://127.0.0.1:${isolation.portBase}`,
+      logFile,
+      pidFile: running.pidFile,
+      output: running.lines,
+      orchestratorLines: () => running.lines().filter((line) => line.startsWith("start ")),
+      pidOf: (service) => ServiceProcess.servicePids(running.pidFile).get(service),
+    } satisfies System
+  })
+
+/**
+ * Waits (bounded) until the orchestrator says `service` is ready again after a restart it had not
+ * announced before (`seenBefore` such lines); answers how long that took.
+ */
+export const awaitRestart = (system: System, service: ServiceName, seenBefore: number, timeout: Duration.Duration) =>
+  Effect.gen(function* () {
+    const pattern = `${service} is ready again after restart`
+    const count = () => system.orchestratorLines().filter((line) => line.includes(pattern)).length
+    const done = yield* Effect.sync(() => count() > seenBefore).pipe(
+      Effect.repeat({ until: (ok) => ok, schedule: Schedule.spaced(Duration.millis(200)) }),
+      Effect.timeoutOption(timeout),
+    )
+    if (Option.isNone(done)) {
+      return yield* new SystemFailed({
+        message: `${service} was not ready again within ${Duration.format(timeout)} of its kill`,
+      })
+    }
+  })
+
+/** How many times the orchestrator has announced `service` ready again after a restart. */
+export const restartsOf = (system: System, service: ServiceName): number =>
+  system.orchestratorLines().filter((line) => line.includes(`${service} is ready again after restart`)).length

@@ -1,0 +1,662 @@
+// `npm start`'s orchestrator (scripts/start.sh brings the servers up first, then execs this file).
+// Run alone: `bash scripts/with-node.sh node scripts/start.ts` (the servers must be up).
+//
+// Starts the services in dependency order (wallet, user, transaction, gateway), each as
+// `node packages/<name>/src/main.ts`, waits for each one's /health/ready, prints the URLs, prefixes
+// every line a service prints with its name, restarts a service that crashes (exponential backoff,
+// at most WALLETUN_MAX_RESTARTS in a row), and on SIGINT / SIGTERM stops them in reverse order, each
+// with SIGTERM and a bounded wait before SIGKILL. A pid file in WALLETUN_RUN_DIR makes a second
+// `npm start` say that one is running instead of failing on a taken port.
+//
+// Ports and URLs come from the variables the services read (GATEWAY_PORT, USER_PORT,
+// TRANSACTION_PORT, WALLET_HTTP_PORT, WALLET_GRPC_PORT, HOST, USER_SERVICE_URL, ...); the URLs
+// between services are derived from the ports unless set. Its own variables:
+//   WALLETUN_SERVICES       wallet,user,transaction,gateway   which services to run (always in that
+//                           order); without all of user, transaction and wallet, the gateway is only
+//                           waited for until it is live, since its readiness needs all three
+//   WALLETUN_RUN_DIR        .data/run      where start.pid lives (tests use their own)
+//   WALLETUN_READY_TIMEOUT  90 seconds     how long one service may take to become ready at start-up
+//   WALLETUN_STOP_TIMEOUT   15 seconds     SIGTERM to SIGKILL, per service
+//   WALLETUN_MAX_RESTARTS   5              restarts in a row (1 s, 2 s, 4 s ... at most 30 s apart)
+//                                          before giving up on a service; a run that stayed ready
+//                                          for 60 s starts the count again
+//   WALLETUN_NODE_OPTIONS   see defaultNodeOptions   the flags each service's node runs with before
+//                                          its main.ts; none for V8's defaults
+//
+// Children are spawned with Effect's ChildProcess module: each one lives in a scope (so nothing
+// outlives the orchestrator, even on a defect), in a process group of its own (so the terminal's
+// Ctrl-C reaches only the orchestrator, which then stops the services in order), and its kill
+// waits for the exit with a SIGKILL after `forceKillAfter`, all of which node:child_process would
+// need by hand.
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import {
+  Cause,
+  Clock,
+  Config,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Option,
+  Ref,
+  Schedule,
+  Schema,
+  Stream,
+} from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import type { PlatformError } from "effect/PlatformError"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as path from "node:path"
+import * as Service from "@walletun/infra/Service"
+import * as ServiceProcess from "./ServiceProcess.ts"
+
+const root = path.resolve(import.meta.dirname, "../../..")
+
+/** Start-up could not go on; the message says why, for a person. */
+class StartFailed extends Schema.TaggedError<StartFailed>()("StartFailed", { message: Schema.String }) {}
+
+// ------------------------------------------------------------------------------------------ output
+
+const colour = process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined
+const colours: Record<string, string> = { start: "1", wallet: "36", user: "35", transaction: "33", gateway: "32" }
+const width = "transaction".length
+
+/** One whole line on stdout, prefixed with who said it (coloured only on a terminal). */
+const line = (who: string, text: string): void => {
+  const prefix = `${who.padEnd(width)} |`
+  process.stdout.write(colour ? `\u001b[${colours[who] ?? "0"}m${prefix}\u001b[0m ${text}\n` : `${prefix} ${text}\n`)
+}
+const say = (text: string) =>
+  Effect.sync(() => {
+    for (const part of text.split("\n")) line("start", part)
+  })
+
+const seconds = (millis: number): string => `${(millis / 1000).toFixed(1)} s`
+
+// ---------------------------------------------------------------------------------------- settings
+
+const serviceNames = ["wallet", "user", "transaction", "gateway"] as const
+type ServiceName = (typeof serviceNames)[number]
+
+interface ServiceSpec {
+  readonly name: ServiceName
+  /** The ports it binds, with the variable that sets each. */
+  readonly ports: ReadonlyArray<readonly [variable: string, port: number]>
+  readonly readyUrl: string
+}
+
+interface Settings {
+  /** The gateway's bind address (HOST). */
+  readonly bindHost: string
+  /** The bind address of the services behind the gateway (INTERNAL_HOST). */
+  readonly internalBindHost: string
+  readonly api: string
+  readonly services: ReadonlyArray<ServiceSpec>
+  /** Environment variables the children get on top of ours, so they find each other on moved ports. */
+  readonly childEnv: Record<string, string>
+  /** The pid file, in WALLETUN_RUN_DIR. */
+  readonly pidFile: string
+  readonly readyTimeout: Duration.Duration
+  readonly stopTimeout: Duration.Duration
+  readonly maxRestarts: number
+  readonly traces: string
+  /** Every service's /metrics (the gateway's on its internal port). */
+  readonly metrics: ReadonlyArray<string>
+  /** Flags for each service's `node`, before its main.ts (WALLETUN_NODE_OPTIONS). */
+  readonly nodeOptions: ReadonlyArray<string>
+}
+
+/**
+ * Bounds on V8's heap, sized from measurement (packages/lab/bench/README.md, "Memory"). A service's live heap is
+ * about 50 MiB after a full collection, idle or after thousands of transfers; left alone, V8 grows
+ * the young generation to 2 x 64 MiB and lets the old generation fill with garbage up to a limit
+ * derived from the machine's memory (4 GiB here), so RSS rose with the work done, to 400-600 MiB.
+ * Semi-spaces of 16 MiB hold a few hundred requests' short-lived objects (8 MiB cost a fifth more
+ * CPU); 256 MiB of old space is five times the live set and makes V8 collect before it grows.
+ */
+const defaultNodeOptions = "--max-semi-space-size=16 --max-old-space-size=256"
+
+const portConfig = (name: string, fallback: number) => Config.Port(name).pipe(Config.withDefault(fallback))
+
+/** Where a service bound to `bound` is reached: on loopback when it is bound to every address. */
+const reachable = (bound: string) => (bound === "0.0.0.0" || bound === "::" ? "127.0.0.1" : bound)
+
+/** Everything comes from the variables the services themselves read, with the same defaults. */
+const readSettings = Effect.gen(function* () {
+  // The gateway binds HOST (public); the services behind it bind INTERNAL_HOST, loopback unless
+  // set on purpose (compose sets it, so the containers reach each other).
+  const bindHost = yield* Config.String("HOST").pipe(Config.withDefault("127.0.0.1"))
+  const internalBindHost = yield* Config.String("INTERNAL_HOST").pipe(Config.withDefault("127.0.0.1"))
+  const host = reachable(internalBindHost)
+  const publicHost = reachable(bindHost)
+  const gatewayPort = yield* portConfig("GATEWAY_PORT", 8080)
+  // The gateway's /metrics, apart from the API and on the internal address (Service.servePublic).
+  const gatewayMetricsPort = yield* portConfig("GATEWAY_METRICS_PORT", gatewayPort + Service.metricsPortOffset)
+  const userPort = yield* portConfig("USER_PORT", 8081)
+  const transactionPort = yield* portConfig("TRANSACTION_PORT", 8082)
+  const walletHttpPort = yield* portConfig("WALLET_HTTP_PORT", 8083)
+  const walletGrpcPort = yield* portConfig("WALLET_GRPC_PORT", 50051)
+  const base = (p: number) => `http://${host}:${p}`
+  const publicBase = (p: number) => `http://${publicHost}:${p}`
+  const userUrl = yield* Config.String("USER_SERVICE_URL").pipe(Config.withDefault(base(userPort)))
+  const childEnv = {
+    GATEWAY_METRICS_PORT: String(gatewayMetricsPort),
+    USER_SERVICE_URL: userUrl,
+    TRANSACTION_SERVICE_URL: yield* Config.String("TRANSACTION_SERVICE_URL").pipe(
+      Config.withDefault(base(transactionPort)),
+    ),
+    WALLET_HEALTH_URL: yield* Config.String("WALLET_HEALTH_URL").pipe(Config.withDefault(base(walletHttpPort))),
+    WALLET_GRPC_ADDRESS: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(
+      Config.withDefault(`${host}:${walletGrpcPort}`),
+    ),
+    JWT_JWKS_URL: yield* Config.String("JWT_JWKS_URL").pipe(
+      Config.withDefault(`${userUrl.replace(/\/$/, "")}/.well-known/jwks.json`),
+    ),
+  }
+  const chosen = (yield* Config.String("WALLETUN_SERVICES").pipe(Config.withDefault(serviceNames.join(","))))
+    .split(",")
+    .map((name) => name.trim())
+    .filter((name) => name !== "")
+  const unknown = chosen.filter((name) => !(serviceNames as ReadonlyArray<string>).includes(name))
+  if (unknown.length > 0 || chosen.length === 0) {
+    return yield* new StartFailed({
+      message: `WALLETUN_SERVICES must list some of ${serviceNames.join(",")}; got "${chosen.join(",")}"`,
+    })
+  }
+  const all: ReadonlyArray<ServiceSpec> = [
+    {
+      name: "wallet",
+      ports: [
+        ["WALLET_GRPC_PORT", walletGrpcPort],
+        ["WALLET_HTTP_PORT", walletHttpPort],
+      ],
+      readyUrl: `${base(walletHttpPort)}/health/ready`,
+    },
+    { name: "user", ports: [["USER_PORT", userPort]], readyUrl: `${base(userPort)}/health/ready` },
+    {
+      name: "transaction",
+      ports: [["TRANSACTION_PORT", transactionPort]],
+      readyUrl: `${base(transactionPort)}/health/ready`,
+    },
+    {
+      name: "gateway",
+      ports: [
+        ["GATEWAY_PORT", gatewayPort],
+        ["GATEWAY_METRICS_PORT", gatewayMetricsPort],
+      ],
+      // The gateway is ready only when user, transaction and wallet answer; when WALLETUN_SERVICES
+      // leaves one of them out (a developer working around a broken one), being live is all we can wait for.
+      readyUrl: `${publicBase(gatewayPort)}/health/${serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"}`,
+    },
+  ]
+  const otlp = yield* Config.String("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.withDefault(""))
+  return {
+    bindHost,
+    internalBindHost,
+    api: publicBase(gatewayPort),
+    // Dependency order whatever order the variable lists them in.
+    services: all.filter((spec) => chosen.includes(spec.name)),
+    childEnv,
+    pidFile: path.join(
+      path.resolve(root, yield* Config.String("WALLETUN_RUN_DIR").pipe(Config.withDefault(".data/run"))),
+      "start.pid",
+    ),
+    readyTimeout: yield* Config.Duration("WALLETUN_READY_TIMEOUT").pipe(Config.withDefault(Duration.seconds(90))),
+    stopTimeout: yield* Config.Duration("WALLETUN_STOP_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15))),
+    maxRestarts: yield* Config.Int("WALLETUN_MAX_RESTARTS").pipe(Config.withDefault(5)),
+    // "none" runs them with V8's own sizing (an empty variable counts as unset).
+    nodeOptions: (yield* Config.String("WALLETUN_NODE_OPTIONS").pipe(Config.withDefault(defaultNodeOptions)))
+      .split(/\s+/)
+      .filter((flag) => flag !== "" && flag !== "none"),
+    metrics: [
+      `${base(gatewayMetricsPort)}/metrics`,
+      ...[userPort, transactionPort, walletHttpPort].map((port) => `${base(port)}/metrics`),
+    ],
+    traces:
+      otlp === ""
+        ? "not exported; set OTEL_EXPORTER_OTLP_ENDPOINT"
+        : `${otlp.replace(/\/$/, "")}/v1/traces (OTLP/HTTP)`,
+  } satisfies Settings
+}).pipe(
+  Effect.catchTag("ConfigError", (error) =>
+    Effect.fail(new StartFailed({ message: `bad configuration: ${error.message}` })),
+  ),
+)
+
+// ---------------------------------------------------------------------------------------- pid file
+
+/** The command line of a live process, or undefined when it is gone ("" where /proc is unreadable). */
+const commandLineOf = (pid: number): string | undefined => {
+  try {
+    process.kill(pid, 0)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return undefined
+  }
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim()
+  } catch {
+    return ""
+  }
+}
+
+interface Leftover {
+  readonly name: string
+  readonly pid: number
+}
+
+type Claim =
+  | { readonly _tag: "Claimed"; readonly leftovers: ReadonlyArray<Leftover> }
+  | { readonly _tag: "Running"; readonly pid: number; readonly api: string }
+
+/** The pid file (`ServiceProcess.pidFileText`) with our pid. */
+const pidFileText = (api: string, children: ReadonlyMap<string, number>): string =>
+  ServiceProcess.pidFileText(process.pid, api, children)
+
+/** Services named in a stale pid file that still run (checked by their command line). */
+const leftoversIn = (lines: ReadonlyArray<string>): Array<Leftover> =>
+  ServiceProcess.childrenIn(lines).filter(
+    ({ name, pid }) =>
+      (serviceNames as ReadonlyArray<string>).includes(name) &&
+      commandLineOf(pid)?.includes(ServiceProcess.serviceMain(name)) === true,
+  )
+
+/**
+ * Writes our pid file, or finds the orchestrator that holds it. The file is created exclusively, so
+ * two starts at once cannot both claim it; a file left by a dead orchestrator (or by a process that
+ * reused its pid) is removed, the services it names that still run are returned, and the claim is
+ * tried once more.
+ */
+const claimPidFile = (file: string, api: string) =>
+  Effect.try({
+    try: (): Claim => {
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      const leftovers: Array<Leftover> = []
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          fs.writeFileSync(file, pidFileText(api, new Map()), { flag: "wx" })
+          return { _tag: "Claimed", leftovers }
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+        }
+        const [pidText = "", runningApi = api, ...children] = fs.readFileSync(file, "utf8").split("\n")
+        const pid = Number(pidText)
+        const commandLine = Number.isInteger(pid) && pid > 0 ? commandLineOf(pid) : undefined
+        if (commandLine !== undefined && (commandLine === "" || commandLine.includes("start.ts"))) {
+          return { _tag: "Running", pid, api: runningApi }
+        }
+        leftovers.push(...leftoversIn(children))
+        fs.rmSync(file, { force: true })
+      }
+      throw new Error(`${file} keeps reappearing; another start is racing this one`)
+    },
+    catch: (error) => new StartFailed({ message: `cannot claim ${file}: ${String(error)}` }),
+  })
+
+/** Records the children now running in our pid file (written aside and renamed, so a reader never sees half). */
+const recordChildren = (file: string, api: string, children: ReadonlyMap<string, number>) =>
+  Effect.sync(() => {
+    try {
+      fs.writeFileSync(`${file}.${process.pid}`, pidFileText(api, children))
+      fs.renameSync(`${file}.${process.pid}`, file)
+    } catch {
+      // The run directory went away; the pid file is only a convenience for the next start.
+    }
+  })
+
+const sendSignal = (pid: number, name: NodeJS.Signals) =>
+  Effect.sync(() => {
+    try {
+      process.kill(pid, name)
+    } catch {
+      // It has exited already.
+    }
+  })
+
+/** SIGTERM to services an earlier orchestrator left running, newest first, then SIGKILL after `timeout`. */
+const stopLeftovers = (leftovers: ReadonlyArray<Leftover>, timeout: Duration.Duration) =>
+  Effect.forEach(leftovers.toReversed(), ({ name, pid }) =>
+    Effect.gen(function* () {
+      yield* say(`${name} (pid ${pid}) was left running by an orchestrator that is gone; stopping it`)
+      yield* sendSignal(pid, "SIGTERM")
+      const gone = yield* Effect.sync(() => commandLineOf(pid) === undefined).pipe(
+        Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(Duration.millis(100)) }),
+        Effect.timeoutOption(timeout),
+      )
+      if (Option.isNone(gone)) yield* sendSignal(pid, "SIGKILL")
+    }),
+  )
+
+const releasePidFile = (file: string) =>
+  Effect.sync(() => {
+    try {
+      if (fs.readFileSync(file, "utf8").startsWith(`${process.pid}\n`)) fs.rmSync(file, { force: true })
+    } catch {
+      // Already gone: nothing to release.
+    }
+  })
+
+// ------------------------------------------------------------------------------------------- ports
+
+/** Whether `port` can be bound on `host` now (EADDRINUSE means someone else listens there). */
+const portFree = (host: string, port: number) =>
+  Effect.callback<boolean>((resume) => {
+    const server = net.createServer()
+    server.once("error", (error: NodeJS.ErrnoException) => resume(Effect.succeed(error.code !== "EADDRINUSE")))
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resume(Effect.succeed(true))))
+  })
+
+/** Who listens on a TCP port, from /proc (Linux): "pid N (command line)", or undefined when unknown. */
+const listenerOf = (port: number): string | undefined => {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0")
+  const inodes = new Set<string>()
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = ""
+    try {
+      text = fs.readFileSync(table, "utf8")
+    } catch {
+      continue
+    }
+    for (const row of text.split("\n").slice(1)) {
+      const fields = row.trim().split(/\s+/)
+      // Field 1 is local address:port, field 3 the state (0A = LISTEN), field 9 the socket inode.
+      if (fields[1]?.endsWith(`:${hexPort}`) === true && fields[3] === "0A" && fields[9] !== undefined) {
+        inodes.add(`socket:[${fields[9]}]`)
+      }
+    }
+  }
+  if (inodes.size === 0) return undefined
+  let pids: Array<string> = []
+  try {
+    pids = fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry))
+  } catch {
+    return undefined
+  }
+  // Bounded by the processes on the machine; descriptors of other users' processes are unreadable and skipped.
+  for (const pid of pids) {
+    let fds: Array<string> = []
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`)
+    } catch {
+      continue
+    }
+    for (const fd of fds) {
+      try {
+        if (inodes.has(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))) {
+          const commandLine = commandLineOf(Number(pid)) ?? ""
+          return `pid ${pid} (${commandLine.length > 120 ? `${commandLine.slice(0, 117)}...` : commandLine})`
+        }
+      } catch {
+        // The descriptor closed while we looked.
+      }
+    }
+  }
+  return undefined
+}
+
+const checkPorts = (settings: Settings) =>
+  Effect.forEach(settings.services, (spec) =>
+    Effect.forEach(spec.ports, ([variable, port]) =>
+      Effect.gen(function* () {
+        if (yield* portFree(spec.name === "gateway" ? settings.bindHost : settings.internalBindHost, port)) return
+        const owner = listenerOf(port) ?? "another process"
+        return yield* new StartFailed({
+          message: `port ${port} (${variable}, for ${spec.name}) is taken by ${owner}; stop it or set ${variable} to a free port`,
+        })
+      }),
+    ),
+  )
+
+// --------------------------------------------------------------------------------------- readiness
+
+/** One look at a readiness URL: "200", another status, or why there was no answer. */
+const probe = (url: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5_000) })
+      await response.body?.cancel()
+      return String(response.status)
+    },
+    catch: (error) => {
+      const cause = (error as { cause?: { code?: string } }).cause
+      return cause?.code ?? (error instanceof Error ? error.name : String(error))
+    },
+  }).pipe(Effect.catch((reason) => Effect.succeed(reason)))
+
+// ------------------------------------------------------------------------------------- supervision
+
+interface Supervisor {
+  /** Succeeds the first time the service is ready; fails when it gives up before that. */
+  readonly firstReady: Deferred.Deferred<void, StartFailed>
+  /** Its last lines, for a message when it does not become ready. */
+  readonly tail: () => string
+  /** The last answer of its readiness URL. */
+  readonly lastProbe: () => string
+  /** SIGTERM, a bounded wait, then SIGKILL; no restart after this. */
+  readonly stop: Effect.Effect<void>
+}
+
+/** Our children by service, as the pid file records them. */
+const childPids = new Map<string, number>()
+
+const tailLines = 30
+const backoffBase = Duration.seconds(1)
+const backoffCap = Duration.seconds(30)
+/** A run that stayed ready this long was not part of a crash loop: the restart count starts again. */
+const stableAfter = Duration.seconds(60)
+
+const describeExit = (exit: Exit.Exit<ChildProcessSpawner.ExitCode, PlatformError>): string => {
+  if (Exit.isSuccess(exit)) return `exit code ${exit.value}`
+  const signal = /signal: '?(SIG[A-Z0-9]+)/.exec(Cause.pretty(exit.cause))?.[1]
+  return signal === undefined ? "an unknown exit" : `signal ${signal}`
+}
+
+const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, settings: Settings) {
+  const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+  const firstReady = yield* Deferred.make<void, StartFailed>()
+  const stopping = yield* Ref.make(false)
+  const current = yield* Ref.make(Option.none<ChildProcessSpawner.ChildProcessHandle>())
+  const tail: Array<string> = []
+  let lastProbe = "not asked yet"
+  let lastExit = "still running"
+
+  const pump = (stream: Stream.Stream<Uint8Array, PlatformError>) =>
+    stream.pipe(
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.runForEach((text) =>
+        Effect.sync(() => {
+          line(spec.name, text)
+          tail.push(text)
+          if (tail.length > tailLines) tail.shift()
+        }),
+      ),
+      Effect.ignore,
+    )
+
+  // Polls until the service answers 200, then marks it ready. It runs only while this incarnation of
+  // the process lives (its scope ends with the process), so it needs no bound of its own.
+  const watchReadiness = (restart: number, readyAt: Ref.Ref<Option.Option<number>>) =>
+    Effect.gen(function* () {
+      const started = yield* Clock.currentTimeMillis
+      for (;;) {
+        lastProbe = yield* probe(spec.readyUrl)
+        if (lastProbe === "200") break
+        yield* Effect.sleep(Duration.millis(250))
+      }
+      const now = yield* Clock.currentTimeMillis
+      yield* Ref.set(readyAt, Option.some(now))
+      if (restart > 0) yield* say(`${spec.name} is ready again after restart ${restart}, in ${seconds(now - started)}`)
+      yield* Deferred.succeed(firstReady, undefined)
+    })
+
+  /** One run of the process, until it exits; returns how long it had been ready, if it was. */
+  const incarnation = (restart: number) =>
+    Effect.gen(function* () {
+      const handle = yield* spawner.spawn(
+        ChildProcess.make(process.execPath, [...settings.nodeOptions, ServiceProcess.serviceMain(spec.name)], {
+          cwd: root,
+          env: settings.childEnv,
+          extendEnv: true,
+          stdin: "ignore",
+          killSignal: "SIGTERM",
+          forceKillAfter: settings.stopTimeout,
+        }),
+      )
+      yield* Ref.set(current, Option.some(handle))
+      childPids.set(spec.name, handle.pid)
+      yield* recordChildren(settings.pidFile, settings.api, childPids)
+      yield* say(
+        restart === 0 ? `started ${spec.name} (pid ${handle.pid})` : `${spec.name} restarted (pid ${handle.pid})`,
+      )
+      const output = yield* Effect.forkScoped(
+        Effect.all([pump(handle.stdout), pump(handle.stderr)], { concurrency: 2 }),
+      )
+      const readyAt = yield* Ref.make(Option.none<number>())
+      yield* Effect.forkScoped(watchReadiness(restart, readyAt))
+      const exit = yield* Effect.exit(handle.exitCode)
+      lastExit = describeExit(exit)
+      // The last lines a process prints arrive after its exit event; let them through (bounded).
+      yield* Fiber.join(output).pipe(Effect.timeoutOption(Duration.seconds(2)))
+      yield* Ref.set(current, Option.none())
+      childPids.delete(spec.name)
+      yield* recordChildren(settings.pidFile, settings.api, childPids)
+      const now = yield* Clock.currentTimeMillis
+      return Option.map(yield* Ref.get(readyAt), (at) => Duration.millis(now - at))
+    }).pipe(
+      Effect.scoped,
+      // A process that could not even be spawned counts as a crash.
+      Effect.catch((error) =>
+        Effect.sync(() => {
+          lastExit = `could not spawn: ${error.message}`
+          return Option.none<Duration.Duration>()
+        }),
+      ),
+    )
+
+  // A crash loop ends after maxRestarts restarts in a row; a service that stays up runs for as long
+  // as the orchestrator does, which is the point, so this loop has no other bound.
+  const loop = Effect.gen(function* () {
+    let restarts = 0
+    for (;;) {
+      const readyFor = yield* incarnation(restarts)
+      if (yield* Ref.get(stopping)) return
+      if (Option.isSome(readyFor) && Duration.isGreaterThanOrEqualTo(readyFor.value, stableAfter)) restarts = 0
+      if (restarts >= settings.maxRestarts) {
+        const message = `${spec.name} exited unexpectedly (${lastExit}) after ${restarts} restarts in a row; giving up on it`
+        // Before its first readiness, start-up reports this (and fails); afterwards only this line does.
+        if (yield* Deferred.isDone(firstReady)) yield* say(message)
+        else yield* Deferred.fail(firstReady, new StartFailed({ message }))
+        return
+      }
+      restarts += 1
+      const delay = Duration.min(Duration.times(backoffBase, 2 ** (restarts - 1)), backoffCap)
+      yield* say(
+        `${spec.name} exited unexpectedly (${lastExit}); restart ${restarts} of ${settings.maxRestarts} in ${Duration.format(delay)}`,
+      )
+      yield* Effect.sleep(delay)
+      if (yield* Ref.get(stopping)) return
+    }
+  })
+
+  const fiber = yield* Effect.forkDetach(loop)
+
+  const stop = Effect.gen(function* () {
+    yield* Ref.set(stopping, true)
+    const running = yield* Ref.get(current)
+    if (Option.isNone(running)) {
+      yield* Fiber.interrupt(fiber)
+      return
+    }
+    const started = yield* Clock.currentTimeMillis
+    yield* say(`stopping ${spec.name} (pid ${running.value.pid})`)
+    yield* running.value.kill({ killSignal: "SIGTERM", forceKillAfter: settings.stopTimeout }).pipe(Effect.ignore)
+    // The loop sees `stopping` once the process has gone and returns after its output is drained.
+    yield* Fiber.join(fiber).pipe(Effect.timeoutOption(Duration.seconds(5)))
+    yield* Fiber.interrupt(fiber)
+    yield* say(`${spec.name} stopped (${lastExit}) in ${seconds((yield* Clock.currentTimeMillis) - started)}`)
+  })
+
+  return {
+    firstReady,
+    tail: () => tail.map((text) => `  ${text}`).join("\n"),
+    lastProbe: () => lastProbe,
+    stop,
+  } satisfies Supervisor
+})
+
+// -------------------------------------------------------------------------------------------- main
+
+const printReady = (settings: Settings, millis: number) =>
+  Effect.gen(function* () {
+    const gateway = settings.services.some((spec) => spec.name === "gateway")
+    const notStarted = "not started (gateway is not in WALLETUN_SERVICES)"
+    yield* say(`walletun is ready in ${seconds(millis)}: ${settings.services.map((spec) => spec.name).join(", ")}`)
+    yield* say(`  API      ${gateway ? settings.api : notStarted}`)
+    yield* say(`  docs     ${gateway ? `${settings.api}/docs` : notStarted}`)
+    yield* say(`  OpenAPI  ${gateway ? `${settings.api}/openapi.json` : notStarted}`)
+    yield* say(`  metrics  ${settings.metrics.join(" ")}`)
+    yield* say(`  traces   ${settings.traces}`)
+    yield* say("Ctrl-C stops the services; the servers stay up (npm run infra:down stops them)")
+  })
+
+const main = Effect.gen(function* () {
+  const settings = yield* readSettings
+  const claim = yield* claimPidFile(settings.pidFile, settings.api)
+  if (claim._tag === "Running") {
+    yield* say(`walletun is already running (pid ${claim.pid}): ${claim.api}`)
+    return
+  }
+  yield* Effect.addFinalizer(() => releasePidFile(settings.pidFile))
+  yield* stopLeftovers(claim.leftovers, settings.stopTimeout)
+  yield* checkPorts(settings)
+
+  const started = yield* Clock.currentTimeMillis
+  // Each service is released before the ones started earlier: gateway first, wallet last.
+  for (const spec of settings.services) {
+    const supervisor = yield* Effect.acquireRelease(supervise(spec, settings), (s) => s.stop)
+    const since = yield* Clock.currentTimeMillis
+    yield* Deferred.await(supervisor.firstReady).pipe(
+      Effect.timeoutOrElse({
+        duration: settings.readyTimeout,
+        orElse: () =>
+          Effect.fail(
+            new StartFailed({
+              message: `${spec.name} did not become ready within ${Duration.format(settings.readyTimeout)} (${spec.readyUrl} last answered: ${supervisor.lastProbe()})`,
+            }),
+          ),
+      }),
+      Effect.mapError(
+        (error) => new StartFailed({ message: `${error.message}\n${spec.name}'s last lines:\n${supervisor.tail()}` }),
+      ),
+    )
+    yield* say(`${spec.name} is ready (${spec.readyUrl}) in ${seconds((yield* Clock.currentTimeMillis) - since)}`)
+  }
+  yield* printReady(settings, (yield* Clock.currentTimeMillis) - started)
+  // Runs until SIGINT or SIGTERM interrupts it; then the finalizers stop the services in order.
+  return yield* Effect.never
+}).pipe(
+  Effect.tapError((error) => say(error.message)),
+  Effect.onInterrupt(() => say("stopping walletun")),
+  Effect.scoped,
+  Effect.onExit((exit) => {
+    if (Exit.isSuccess(exit)) return Effect.void
+    if (Cause.hasInterruptsOnly(exit.cause)) return say("walletun stopped")
+    if (Cause.hasFails(exit.cause)) return say("walletun did not start")
+    return say(`walletun stopped on a defect:\n${Cause.pretty(exit.cause)}`)
+  }),
+  Effect.provide(NodeServices.layer),
+)
+
+// Closing the terminal (SIGHUP) stops the services as Ctrl-C does, instead of orphaning them; and
+// output to a terminal that has gone away must not break the stopping.
+process.on("SIGHUP", () => process.kill(process.pid, "SIGTERM"))
+process.stdout.on("error", () => undefined)
+
+NodeRuntime.runMain(main, {
+  disableErrorReporting: true,
+  // A stop that was asked for (Ctrl-C, SIGTERM) is a clean exit; a start that failed is not.
+  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1),
+})
