@@ -48,6 +48,42 @@ const redact = (value: string | Redacted.Redacted<string>) =>
   Redacted.isRedacted(value) ? value : Redacted.make(value)
 
 /**
+ * The `HttpClient` the API client sends through: safe requests retried by `policy`, then any answer
+ * of 400 or more turned into the domain's tagged error (`Problems`).
+ */
+const retryingWithProblems = (http: HttpClient.HttpClient, policy: Retry.Policy) =>
+  http.pipe(
+    Retry.retrying(policy),
+    // After the retries: only the last answer is turned into an error.
+    HttpClient.transformResponse((send) =>
+      Effect.flatMap(send, (response) =>
+        response.status < 400
+          ? Effect.succeed(response)
+          : Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.flatMap(fromResponse(response, now), Effect.fail)),
+      ),
+    ),
+  )
+
+/** `transactions.awaitFinal` over the client's `transactions.get`. */
+const pollingUntilFinal = <E, R>(
+  get: (request: {
+    readonly params: { readonly transactionId: Ids.TransactionId }
+  }) => Effect.Effect<Transaction.Transaction, E, R>,
+) =>
+  Effect.fn("WalletunClient.awaitFinal")(function* (transactionId: Ids.TransactionId, wait?: AwaitOptions) {
+    const timeout = Duration.toMillis(Duration.fromInputUnsafe(wait?.timeout ?? Duration.seconds(30)))
+    const interval = Duration.fromInputUnsafe(wait?.interval ?? Duration.millis(200))
+    const deadline = (yield* Clock.currentTimeMillis) + timeout
+    // Bounded: each round either returns, fails past the deadline, or sleeps `interval`.
+    while (true) {
+      const transaction = yield* get({ params: { transactionId } })
+      if (Transaction.isFinal(transaction.status)) return transaction
+      if ((yield* Clock.currentTimeMillis) >= deadline) return yield* new TransactionNotFinal({ transaction })
+      yield* Effect.sleep(interval)
+    }
+  })
+
+/**
  * Builds a client. Needs an `HttpClient` (`FetchHttpClient.layer`, or an in-memory one in tests).
  * The token lives in a `Ref` read by the `Authentication` client middleware on every request,
  * because that middleware is captured when the client is built.
@@ -59,17 +95,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       next(Option.isSome(current) ? HttpClientRequest.bearerToken(request, current.value) : request),
     ),
   )
-  const http = (yield* HttpClient.HttpClient).pipe(
-    Retry.retrying(options.retry ?? Retry.defaultPolicy),
-    // After the retries: only the last answer is turned into an error.
-    HttpClient.transformResponse((send) =>
-      Effect.flatMap(send, (response) =>
-        response.status < 400
-          ? Effect.succeed(response)
-          : Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.flatMap(fromResponse(response, now), Effect.fail)),
-      ),
-    ),
-  )
+  const http = retryingWithProblems(yield* HttpClient.HttpClient, options.retry ?? Retry.defaultPolicy)
   const api = yield* HttpApiClient.makeWith(Api.WalletunApi, { httpClient: http, baseUrl: options.baseUrl }).pipe(
     Effect.provide(bearer),
   )
@@ -120,21 +146,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     )
 
   /** Polls a transaction until it is `COMPLETED` or `FAILED`; bounded by `timeout`. */
-  const awaitFinal = Effect.fn("WalletunClient.awaitFinal")(function* (
-    transactionId: Ids.TransactionId,
-    wait?: AwaitOptions,
-  ) {
-    const timeout = Duration.toMillis(Duration.fromInputUnsafe(wait?.timeout ?? Duration.seconds(30)))
-    const interval = Duration.fromInputUnsafe(wait?.interval ?? Duration.millis(200))
-    const deadline = (yield* Clock.currentTimeMillis) + timeout
-    // Bounded: each round either returns, fails past the deadline, or sleeps `interval`.
-    while (true) {
-      const transaction = yield* api.transactions.get({ params: { transactionId } })
-      if (Transaction.isFinal(transaction.status)) return transaction
-      if ((yield* Clock.currentTimeMillis) >= deadline) return yield* new TransactionNotFinal({ transaction })
-      yield* Effect.sleep(interval)
-    }
-  })
+  const awaitFinal = pollingUntilFinal(api.transactions.get)
 
   return {
     ...api,

@@ -122,11 +122,13 @@ export class Cql extends Context.Service<
   )
 }
 
-/** Builds the service for the life of the scope: connects now, shuts the driver down at the end. */
-export const make = Effect.fnUntraced(function* (options: CqlOptions) {
-  const requestTimeout = Duration.fromInputUnsafe(options.requestTimeout)
+/** Statements of one batch. */
+type Statements = ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>
+
+/** A driver connected for the life of the scope, shut down at its end. */
+const connect = (options: CqlOptions, requestTimeout: Duration.Duration) => {
   const port = Number(options.contactPoint.split(":")[1] ?? "9042")
-  const client = yield* Effect.acquireRelease(
+  return Effect.acquireRelease(
     Effect.tryPromise({
       try: () => {
         const created = new cassandra.Client({
@@ -157,9 +159,16 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
     ),
     (connected) => Effect.promise(() => connected.shutdown()).pipe(Effect.timeout("10 seconds"), Effect.ignore),
   )
+}
 
-  const run = (
-    query: string | ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>,
+/**
+ * Runs one statement or batch on `client`: prepared, counted, bounded by `requestTimeout`, and
+ * retried (bounded) only when `idempotent`.
+ */
+const runner =
+  (client: cassandra.Client, requestTimeout: Duration.Duration) =>
+  (
+    query: string | Statements,
     params: ReadonlyArray<unknown>,
     queryOptions: cassandra.QueryOptions,
     idempotent: boolean,
@@ -192,6 +201,11 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
     )
     return idempotent ? attempt.pipe(withRetry(retryTransient)) : attempt
   }
+
+/** Builds the service for the life of the scope: connects now, shuts the driver down at the end. */
+export const make = Effect.fnUntraced(function* (options: CqlOptions) {
+  const requestTimeout = Duration.fromInputUnsafe(options.requestTimeout)
+  const run = runner(yield* connect(options, requestTimeout), requestTimeout)
 
   const execute = Effect.fn("Cql.execute")(function* (
     query: string,
@@ -232,7 +246,7 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
   })
 
   const batch = Effect.fn("Cql.batch")(function* (
-    statements: ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>,
+    statements: Statements,
     batchOptions: { readonly consistency: number; readonly logged?: boolean },
   ) {
     if (statements.length === 0) return

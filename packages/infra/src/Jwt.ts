@@ -186,9 +186,11 @@ interface KeyCache {
   readonly loadedAt: number
 }
 
-/** Builds a verifier; the first verification fetches the JWKS. */
-export const make = Effect.fnUntraced(function* (options: VerifierOptions) {
-  const skewSeconds = Math.ceil(Duration.toSeconds(options.clockSkew ?? Duration.seconds(30)))
+/**
+ * The verifier's JWKS keys by kid: fetched when due (`refresh`), and again on an unknown kid
+ * (`keyFor`), at most once per `minRefreshInterval`.
+ */
+const makeKeyStore = Effect.fnUntraced(function* (options: VerifierOptions) {
   const minRefreshMillis = Duration.toMillis(options.minRefreshInterval ?? Duration.seconds(10))
   const cacheTtlMillis = Duration.toMillis(options.cacheTtl ?? Duration.minutes(5))
   const cache = yield* Ref.make<KeyCache>({
@@ -238,6 +240,13 @@ export const make = Effect.fnUntraced(function* (options: VerifierOptions) {
     return refreshed
   })
 
+  return { cache, refresh, keyFor }
+})
+
+/** Builds a verifier; the first verification fetches the JWKS. */
+export const make = Effect.fnUntraced(function* (options: VerifierOptions) {
+  const skewSeconds = Math.ceil(Duration.toSeconds(options.clockSkew ?? Duration.seconds(30)))
+  const { cache, refresh, keyFor } = yield* makeKeyStore(options)
   const tokens = (options.tokenCacheSize ?? 0) > 0 ? makeTokenCache(options.tokenCacheSize ?? 0) : undefined
 
   const verifyInFull = Effect.fnUntraced(function* (raw: string) {

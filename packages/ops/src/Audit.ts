@@ -162,22 +162,15 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 const str = (value: unknown) => (typeof value === "bigint" ? value.toString() : String(value))
 const num = (value: unknown) => Number(value)
 
+/** What the CQL scan found (`scanStatuses`). */
+type Scan = Effect.Success<ReturnType<typeof scanStatuses>>
+
 /**
- * Runs every check. Needs the transaction service's CQL database, the wallet's PostgreSQL database
- * (the `SqlClient`) and RabbitMQ; fails only when one cannot be read.
+ * Every PostgreSQL figure, and the recorded outcome of every transaction the scan found; run it in
+ * one transaction, so they all come from one snapshot.
  */
-export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
-  const sql = yield* SqlClient.SqlClient
-  const startedAtMillis = yield* Clock.currentTimeMillis
-  const stuckAfterMillis = Duration.toMillis(Duration.fromInputUnsafe(options.stuckAfter ?? "2 minutes"))
-  const allowed = new Set(options.allowedDeadReasons ?? Dlq.intendedReasons)
-  const maxRows = options.maxRows ?? 5_000_000
-
-  // 1. The CQL statuses first (see the module comment for why this order).
-  const scan = yield* scanStatuses(options.keyspace, maxRows).pipe(Effect.mapError(cqlError))
-
-  // 2. Every PostgreSQL figure from one snapshot.
-  const pg = yield* Effect.gen(function* () {
+const readLedger = (sql: SqlClient.SqlClient, scan: Scan) =>
+  Effect.gen(function* () {
     yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
     const { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets } =
       yield* LedgerInspect.auditFigures(sampleLimit)
@@ -197,128 +190,140 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
       }
     }
     return { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets, applied }
-  }).pipe(sql.withTransaction, Effect.mapError(sqlError))
+  })
 
-  // 3. The DLQ.
-  const dlq = yield* Dlq.peek(options.brokerPrefix, options.maxDeadLetters ?? 10_000).pipe(Effect.mapError(rabbitError))
+/** The wallet database's figures (`readLedger`). */
+type Figures = Effect.Success<ReturnType<typeof readLedger>>
 
-  const checks: Array<Check> = []
-
-  {
-    const violations = num(pg.badEffects[0]?.violations ?? 0)
-    const byOutcome = Object.fromEntries(pg.effects.map((row) => [`applied ${row.outcome}`, num(row.transactions)]))
-    checks.push({
-      name: "ledger-effects",
-      description:
-        "per transaction id: 0 ledger entries, or exactly 2 summing to zero iff the wallet applied it COMPLETED",
-      ok: violations === 0,
-      violations,
-      figures: {
-        "transactions with ledger entries": num(pg.entryTotals[0]?.transactions ?? 0),
-        "ledger entries": num(pg.entryTotals[0]?.entries ?? 0),
-        ...byOutcome,
-      },
-      samples: pg.badEffects.map(
-        (row) =>
-          `${row.id}: ${str(row.entries)} entries summing to ${str(row.total)}, outcome ${row.outcome ?? "none recorded"}`,
-      ),
-    })
+const ledgerEffects = (pg: Figures): Check => {
+  const violations = num(pg.badEffects[0]?.violations ?? 0)
+  const byOutcome = Object.fromEntries(pg.effects.map((row) => [`applied ${row.outcome}`, num(row.transactions)]))
+  return {
+    name: "ledger-effects",
+    description:
+      "per transaction id: 0 ledger entries, or exactly 2 summing to zero iff the wallet applied it COMPLETED",
+    ok: violations === 0,
+    violations,
+    figures: {
+      "transactions with ledger entries": num(pg.entryTotals[0]?.transactions ?? 0),
+      "ledger entries": num(pg.entryTotals[0]?.entries ?? 0),
+      ...byOutcome,
+    },
+    samples: pg.badEffects.map(
+      (row) =>
+        `${row.id}: ${str(row.entries)} entries summing to ${str(row.total)}, outcome ${row.outcome ?? "none recorded"}`,
+    ),
   }
+}
 
-  {
-    const bad = pg.sums.filter((row) => row.balances !== 0n || row.entries !== 0n)
-    const totalBalances = pg.sums.reduce((sum, row) => sum + row.balances, 0n)
-    checks.push({
-      name: "conservation",
-      description: "per currency, the balances of all accounts (system accounts included) and all entries sum to zero",
-      ok: bad.length === 0 && totalBalances === 0n,
-      violations: bad.length,
-      figures: Object.fromEntries([
-        ...pg.sums.map((row) => [
-          `${row.currency}`,
-          `balances ${str(row.balances)}, entries ${str(row.entries)} over ${str(row.wallets)} accounts`,
-        ]),
-        ["all accounts", str(totalBalances)],
+const conservation = (pg: Figures): Check => {
+  const bad = pg.sums.filter((row) => row.balances !== 0n || row.entries !== 0n)
+  const totalBalances = pg.sums.reduce((sum, row) => sum + row.balances, 0n)
+  return {
+    name: "conservation",
+    description: "per currency, the balances of all accounts (system accounts included) and all entries sum to zero",
+    ok: bad.length === 0 && totalBalances === 0n,
+    violations: bad.length,
+    figures: Object.fromEntries([
+      ...pg.sums.map((row) => [
+        `${row.currency}`,
+        `balances ${str(row.balances)}, entries ${str(row.entries)} over ${str(row.wallets)} accounts`,
       ]),
-      samples: bad.map(
-        (row) => `${row.currency}: balances sum to ${str(row.balances)}, entries sum to ${str(row.entries)}`,
-      ),
-    })
+      ["all accounts", str(totalBalances)],
+    ]),
+    samples: bad.map(
+      (row) => `${row.currency}: balances sum to ${str(row.balances)}, entries sum to ${str(row.entries)}`,
+    ),
   }
+}
 
-  {
-    const violations = num(pg.badBalances[0]?.violations ?? 0)
-    const wallets = pg.sums.reduce((sum, row) => sum + num(row.wallets), 0)
-    checks.push({
-      name: "balances",
-      description: "every wallet's balance equals the sum of its ledger entries",
-      ok: violations === 0,
-      violations,
-      figures: { "wallets (system accounts included)": wallets },
-      samples: pg.badBalances.map(
-        (row) => `wallet ${row.id}: balance ${str(row.balance)}, entries sum to ${str(row.entries)}`,
-      ),
-    })
+const balances = (pg: Figures): Check => {
+  const violations = num(pg.badBalances[0]?.violations ?? 0)
+  const wallets = pg.sums.reduce((sum, row) => sum + num(row.wallets), 0)
+  return {
+    name: "balances",
+    description: "every wallet's balance equals the sum of its ledger entries",
+    ok: violations === 0,
+    violations,
+    figures: { "wallets (system accounts included)": wallets },
+    samples: pg.badBalances.map(
+      (row) => `wallet ${row.id}: balance ${str(row.balance)}, entries sum to ${str(row.entries)}`,
+    ),
   }
+}
 
-  {
-    const violations = num(pg.negative[0]?.violations ?? 0)
-    checks.push({
-      name: "non-negative",
-      description: "no user wallet has a negative balance",
-      ok: violations === 0,
-      violations,
-      figures: { "user wallets": num(pg.userWallets[0]?.wallets ?? 0) },
-      samples: pg.negative.map((row) => `wallet ${row.id}: balance ${str(row.balance)}`),
-    })
+const nonNegative = (pg: Figures): Check => {
+  const violations = num(pg.negative[0]?.violations ?? 0)
+  return {
+    name: "non-negative",
+    description: "no user wallet has a negative balance",
+    ok: violations === 0,
+    violations,
+    figures: { "user wallets": num(pg.userWallets[0]?.wallets ?? 0) },
+    samples: pg.negative.map((row) => `wallet ${row.id}: balance ${str(row.balance)}`),
   }
+}
 
-  // Statuses and settlement, from the scan and the outcomes of the same ids.
-  {
-    const counts = { PENDING: 0, PROCESSING: 0, COMPLETED: 0, FAILED: 0 } as Record<string, number>
-    const mismatches: Array<string> = []
-    const stuck: Array<string> = []
-    let inFlight = 0
-    let settling = 0
-    for (const [id, tx] of scan.found) {
-      counts[tx.status] = (counts[tx.status] ?? 0) + 1
-      const outcome = pg.applied.get(id)
-      const recorded =
-        outcome === undefined ? "never applied" : `applied ${outcome.outcome} with ${outcome.entries} entries`
-      if (tx.status === "COMPLETED") {
-        if (outcome?.outcome !== "COMPLETED" || outcome.entries !== 2) {
-          mismatches.push(`${id}: COMPLETED in CQL, ${recorded}`)
-        }
-      } else if (tx.status === "FAILED") {
-        if (outcome?.outcome !== "FAILED" || outcome.entries !== 0) {
-          mismatches.push(`${id}: FAILED in CQL, ${recorded}`)
-        }
-      } else if (tx.status === "PENDING" || tx.status === "PROCESSING") {
-        const final = outcome !== undefined && (outcome.outcome === "COMPLETED" || outcome.outcome === "FAILED")
-        const since = final ? outcome.appliedAtMillis : tx.createdAtMillis
-        const age = since === undefined ? Number.POSITIVE_INFINITY : startedAtMillis - since
-        if (age < stuckAfterMillis) {
-          if (final) settling++
-          else inFlight++
-        } else {
-          const seconds = Number.isFinite(age) ? `${Math.round(age / 1000)} s` : "an unknown time"
-          stuck.push(
-            final
-              ? `${id}: ${tx.status} in CQL ${seconds} after the wallet applied it ${outcome.outcome} (outcome not recorded)`
-              : `${id}: ${tx.status} for ${seconds}, ${recorded}`,
-          )
-        }
-      } else {
-        mismatches.push(`${id}: unknown status ${tx.status} in CQL`)
+/** Each scanned transaction against its recorded outcome: status counts, mismatches, and the unfinished ones. */
+const tally = (scan: Scan, pg: Figures, startedAtMillis: number, stuckAfterMillis: number) => {
+  const counts = { PENDING: 0, PROCESSING: 0, COMPLETED: 0, FAILED: 0 } as Record<string, number>
+  const mismatches: Array<string> = []
+  const stuck: Array<string> = []
+  let inFlight = 0
+  let settling = 0
+  for (const [id, tx] of scan.found) {
+    counts[tx.status] = (counts[tx.status] ?? 0) + 1
+    const outcome = pg.applied.get(id)
+    const recorded =
+      outcome === undefined ? "never applied" : `applied ${outcome.outcome} with ${outcome.entries} entries`
+    if (tx.status === "COMPLETED") {
+      if (outcome?.outcome !== "COMPLETED" || outcome.entries !== 2) {
+        mismatches.push(`${id}: COMPLETED in CQL, ${recorded}`)
       }
+    } else if (tx.status === "FAILED") {
+      if (outcome?.outcome !== "FAILED" || outcome.entries !== 0) {
+        mismatches.push(`${id}: FAILED in CQL, ${recorded}`)
+      }
+    } else if (tx.status === "PENDING" || tx.status === "PROCESSING") {
+      const final = outcome !== undefined && (outcome.outcome === "COMPLETED" || outcome.outcome === "FAILED")
+      const since = final ? outcome.appliedAtMillis : tx.createdAtMillis
+      const age = since === undefined ? Number.POSITIVE_INFINITY : startedAtMillis - since
+      if (age < stuckAfterMillis) {
+        if (final) settling++
+        else inFlight++
+      } else {
+        const seconds = Number.isFinite(age) ? `${Math.round(age / 1000)} s` : "an unknown time"
+        stuck.push(
+          final
+            ? `${id}: ${tx.status} in CQL ${seconds} after the wallet applied it ${outcome.outcome} (outcome not recorded)`
+            : `${id}: ${tx.status} for ${seconds}, ${recorded}`,
+        )
+      }
+    } else {
+      mismatches.push(`${id}: unknown status ${tx.status} in CQL`)
     }
-    const totalApplied = pg.effects.reduce((sum, row) => sum + num(row.transactions), 0)
-    const foreign = totalApplied - pg.applied.size
-    if (options.exclusive === true && foreign > 0) {
-      mismatches.push(`${foreign} applied transactions are not in keyspace ${options.keyspace}`)
-    }
-    if (!scan.complete) mismatches.push(`scan stopped after ${scan.rows} CQL rows (maxRows): incomplete`)
-    checks.push({
+  }
+  return { counts, mismatches, stuck, inFlight, settling }
+}
+
+// Statuses and settlement, from the scan and the outcomes of the same ids.
+const statusChecks = (
+  scan: Scan,
+  pg: Figures,
+  options: AuditOptions,
+  startedAtMillis: number,
+  stuckAfterMillis: number,
+): ReadonlyArray<Check> => {
+  const { counts, mismatches, stuck, inFlight, settling } = tally(scan, pg, startedAtMillis, stuckAfterMillis)
+  const totalApplied = pg.effects.reduce((sum, row) => sum + num(row.transactions), 0)
+  const foreign = totalApplied - pg.applied.size
+  if (options.exclusive === true && foreign > 0) {
+    mismatches.push(`${foreign} applied transactions are not in keyspace ${options.keyspace}`)
+  }
+  if (!scan.complete) mismatches.push(`scan stopped after ${scan.rows} CQL rows (maxRows): incomplete`)
+  const settled = options.settled === true
+  return [
+    {
       name: "statuses",
       description:
         "each CQL status agrees with the wallet: COMPLETED iff applied COMPLETED with 2 entries, FAILED iff applied FAILED with none",
@@ -330,40 +335,69 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
         "applied, not in this keyspace": foreign,
       },
       samples: mismatches.slice(0, sampleLimit),
-    })
-    const settled = options.settled === true
-    checks.push({
+    },
+    {
       name: "settlement",
       description: `unfinished transactions: in flight or settling within ${Duration.format(Duration.millis(stuckAfterMillis))}, else stuck${settled ? " (a violation: --settled)" : ""}`,
       ok: !settled || stuck.length === 0,
       violations: settled ? stuck.length : 0,
       figures: { "in flight": inFlight, "settling (applied, outcome on its way)": settling, stuck: stuck.length },
       samples: stuck.slice(0, sampleLimit),
-    })
-  }
+    },
+  ]
+}
 
-  {
-    const byKind = Dlq.countByKind(dlq.messages)
-    const bad = dlq.messages.filter((message) => !allowed.has(message.kind))
-    const unread = dlq.total - dlq.messages.length
-    checks.push({
-      name: "dlq",
-      description: `the DLQ holds only dead letters of the allowed reasons (${[...allowed].join(", ") || "none"})`,
-      // A missing DLQ means the wrong prefix (the service declares it at start-up): nothing was checked.
-      ok: dlq.exists && bad.length === 0 && unread === 0,
-      violations: bad.length + unread + (dlq.exists ? 0 : 1),
-      figures: {
-        queue: dlq.exists ? dlq.queue : `${dlq.queue} (does not exist)`,
-        messages: dlq.total,
-        ...Object.fromEntries(Dlq.reasonKinds.filter((kind) => byKind[kind] > 0).map((kind) => [kind, byKind[kind]])),
-        ...(unread > 0 ? { "not read (over maxDeadLetters)": unread } : {}),
-      },
-      samples: [
-        ...(dlq.exists ? [] : [`${dlq.queue} does not exist: is the broker prefix right?`]),
-        ...bad.slice(0, sampleLimit).map((message) => `${message.id}: ${message.kind}: ${message.reason}`),
-      ],
-    })
+const dlqCheck = (dlq: Effect.Success<ReturnType<typeof Dlq.peek>>, allowed: ReadonlySet<Dlq.ReasonKind>): Check => {
+  const byKind = Dlq.countByKind(dlq.messages)
+  const bad = dlq.messages.filter((message) => !allowed.has(message.kind))
+  const unread = dlq.total - dlq.messages.length
+  return {
+    name: "dlq",
+    description: `the DLQ holds only dead letters of the allowed reasons (${[...allowed].join(", ") || "none"})`,
+    // A missing DLQ means the wrong prefix (the service declares it at start-up): nothing was checked.
+    ok: dlq.exists && bad.length === 0 && unread === 0,
+    violations: bad.length + unread + (dlq.exists ? 0 : 1),
+    figures: {
+      queue: dlq.exists ? dlq.queue : `${dlq.queue} (does not exist)`,
+      messages: dlq.total,
+      ...Object.fromEntries(Dlq.reasonKinds.filter((kind) => byKind[kind] > 0).map((kind) => [kind, byKind[kind]])),
+      ...(unread > 0 ? { "not read (over maxDeadLetters)": unread } : {}),
+    },
+    samples: [
+      ...(dlq.exists ? [] : [`${dlq.queue} does not exist: is the broker prefix right?`]),
+      ...bad.slice(0, sampleLimit).map((message) => `${message.id}: ${message.kind}: ${message.reason}`),
+    ],
   }
+}
+
+/**
+ * Runs every check. Needs the transaction service's CQL database, the wallet's PostgreSQL database
+ * (the `SqlClient`) and RabbitMQ; fails only when one cannot be read.
+ */
+export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
+  const sql = yield* SqlClient.SqlClient
+  const startedAtMillis = yield* Clock.currentTimeMillis
+  const stuckAfterMillis = Duration.toMillis(Duration.fromInputUnsafe(options.stuckAfter ?? "2 minutes"))
+  const allowed = new Set(options.allowedDeadReasons ?? Dlq.intendedReasons)
+  const maxRows = options.maxRows ?? 5_000_000
+
+  // 1. The CQL statuses first (see the module comment for why this order).
+  const scan = yield* scanStatuses(options.keyspace, maxRows).pipe(Effect.mapError(cqlError))
+
+  // 2. Every PostgreSQL figure from one snapshot.
+  const pg = yield* readLedger(sql, scan).pipe(sql.withTransaction, Effect.mapError(sqlError))
+
+  // 3. The DLQ.
+  const dlq = yield* Dlq.peek(options.brokerPrefix, options.maxDeadLetters ?? 10_000).pipe(Effect.mapError(rabbitError))
+
+  const checks: ReadonlyArray<Check> = [
+    ledgerEffects(pg),
+    conservation(pg),
+    balances(pg),
+    nonNegative(pg),
+    ...statusChecks(scan, pg, options, startedAtMillis, stuckAfterMillis),
+    dlqCheck(dlq, allowed),
+  ]
 
   const finishedAt = yield* Clock.currentTimeMillis
   return {

@@ -92,12 +92,38 @@ export const claimBatchSize = 128
 export const cacheCapacity = 50_000
 
 /**
- * The service over the shared client. A wallet's owner and currency never change once it exists,
- * so wallets found are cached (bounded); a wallet not found is asked for again next time.
+ * `getWallets` over the client. A wallet's owner and currency never change once it exists, so
+ * wallets found are cached (bounded); a wallet not found is asked for again next time.
  */
+const cachedGetWallets = (client: WalletGrpcClient["Service"]) => {
+  const known = new Map<string, WalletInfo>()
+  const remember = (wallet: WalletInfo) => {
+    known.set(wallet.id, wallet)
+    if (known.size > cacheCapacity) {
+      const oldest = known.keys().next()
+      if (oldest.done !== true) known.delete(oldest.value)
+    }
+  }
+  return Effect.fn("BatchedWallet.getWallets")(function* (ids: ReadonlyArray<Ids.WalletId>) {
+    const cached = ids.flatMap((id) => {
+      const wallet = known.get(id)
+      return wallet === undefined ? [] : [wallet]
+    })
+    const missing = ids.filter((id) => !known.has(id))
+    if (missing.length === 0) return cached
+    const found = (yield* client.getWallets(missing)).map(({ id, ownerId, currency }): WalletInfo => ({
+      id,
+      ownerId,
+      currency,
+    }))
+    for (const wallet of found) remember(wallet)
+    return [...cached, ...found]
+  })
+}
+
+/** The service over the shared client, with its wallet lookups cached (`cachedGetWallets`). */
 export const make = Effect.gen(function* () {
   const client = yield* WalletGrpcClient
-  const known = new Map<string, WalletInfo>()
   // Concurrent applies (the worker holds many messages at once) go out together in one
   // ApplyTransactions call: one round trip and one gRPC call for many transactions. Each keeps the
   // trace context of its own apply, so the wallet's spans and outcome event stay in its trace.
@@ -112,13 +138,6 @@ export const make = Effect.gen(function* () {
     concurrency: 2,
     run: (claims: ReadonlyArray<Ledger.KeyClaim>) => client.claimIdempotencyKeys(claims),
   })
-  const remember = (wallet: WalletInfo) => {
-    known.set(wallet.id, wallet)
-    if (known.size > cacheCapacity) {
-      const oldest = known.keys().next()
-      if (oldest.done !== true) known.delete(oldest.value)
-    }
-  }
   /** Sends one apply (in a batch) in the current trace, and reads what the ledger recorded. */
   const send = Effect.fnUntraced(function* (request: Ledger.ApplyRequest) {
     const span = yield* Effect.option(Effect.currentSpan)
@@ -128,21 +147,7 @@ export const make = Effect.gen(function* () {
     })
   })
   return BatchedWallet.of({
-    getWallets: Effect.fn("BatchedWallet.getWallets")(function* (ids: ReadonlyArray<Ids.WalletId>) {
-      const cached = ids.flatMap((id) => {
-        const wallet = known.get(id)
-        return wallet === undefined ? [] : [wallet]
-      })
-      const missing = ids.filter((id) => !known.has(id))
-      if (missing.length === 0) return cached
-      const found = (yield* client.getWallets(missing)).map(({ id, ownerId, currency }): WalletInfo => ({
-        id,
-        ownerId,
-        currency,
-      }))
-      for (const wallet of found) remember(wallet)
-      return [...cached, ...found]
-    }),
+    getWallets: cachedGetWallets(client),
     claimKey: Effect.fn("BatchedWallet.claimKey")(function* (
       userId: Ids.UserId,
       key: Ids.IdempotencyKey,

@@ -16,7 +16,7 @@ import { TransactionConfig } from "./TransactionConfig.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
 import type { StoredTransaction } from "./TransactionsRepo.ts"
 import { BatchedWallet } from "./BatchedWallet.ts"
-import type { WalletInfo } from "./BatchedWallet.ts"
+import type { BoundKey, WalletInfo } from "./BatchedWallet.ts"
 
 /** What `accept` answers: the transaction, and whether this request replayed an earlier one. */
 export interface Accepted {
@@ -117,6 +117,67 @@ const unavailable =
       Effect.fail(new Errors.Unavailable({ dependencies: {} })),
     )
 
+// Ownership, existence and currency, answered at once: the caller must own the deposit,
+// withdrawal or source wallet; a transfer's target may be anyone's, in the same currency.
+const check = Effect.fn("Transactions.check")(function* (
+  wallets: BatchedWallet["Service"],
+  userId: Ids.UserId,
+  body: Transaction.CreateTransaction,
+) {
+  const ids = body.type === "transfer" ? [body.sourceWalletId, body.targetWalletId] : [body.walletId]
+  const found = yield* wallets
+    .getWallets(ids)
+    .pipe(Retry.withRetry(Retries.walletLookup), Effect.catch(unavailable("wallet")))
+  const byId = new Map<string, WalletInfo>(found.map((wallet) => [wallet.id, wallet]))
+  const own = byId.get(body.type === "transfer" ? body.sourceWalletId : body.walletId)
+  if (own === undefined || own.ownerId !== userId) {
+    return yield* new Errors.WalletNotFound({
+      walletId: body.type === "transfer" ? body.sourceWalletId : body.walletId,
+    })
+  }
+  if (body.type !== "transfer") return { currency: own.currency, targetOwnerId: undefined }
+  const target = byId.get(body.targetWalletId)
+  if (target === undefined) return yield* new Errors.WalletNotFound({ walletId: body.targetWalletId })
+  if (target.currency !== own.currency) {
+    return yield* new Errors.CurrencyMismatch({ expected: own.currency, actual: target.currency })
+  }
+  return { currency: own.currency, targetOwnerId: target.ownerId }
+})
+
+/** What `check` found: the transaction's currency and, for a transfer, the target wallet's owner. */
+type Checked = Effect.Success<ReturnType<typeof check>>
+
+/** The transaction a claim stores, `PENDING`, with the id and time the claim decided. */
+const pendingOf = (
+  claim: BoundKey,
+  userId: Ids.UserId,
+  body: Transaction.CreateTransaction,
+  { currency, targetOwnerId }: Checked,
+): StoredTransaction => ({
+  id: claim.transactionId,
+  userId,
+  targetOwnerId,
+  type: body.type,
+  amount: body.amount,
+  currency,
+  walletId: body.type === "transfer" ? undefined : body.walletId,
+  sourceWalletId: body.type === "transfer" ? body.sourceWalletId : undefined,
+  targetWalletId: body.type === "transfer" ? body.targetWalletId : undefined,
+  description: body.description,
+  createdAt: claim.createdAt,
+  status: "PENDING",
+  failureReason: null,
+  updatedAt: claim.createdAt,
+})
+
+/** The transaction id a page starts after, or `ValidationFailed` when the cursor is not one of ours. */
+const startAfter = (cursor: Page.Cursor) =>
+  Option.match(afterOf(cursor), {
+    onNone: () =>
+      Effect.fail(new Errors.ValidationFailed({ errors: [{ path: "query.cursor", message: "cursor is not valid" }] })),
+    onSome: Effect.succeed,
+  })
+
 /** Accepting and reading transactions. */
 export class Transactions extends Context.Service<
   Transactions,
@@ -147,32 +208,6 @@ export class Transactions extends Context.Service<
       const broker = yield* Broker
       const config = yield* TransactionConfig
 
-      // Ownership, existence and currency, answered at once: the caller must own the deposit,
-      // withdrawal or source wallet; a transfer's target may be anyone's, in the same currency.
-      const check = Effect.fn("Transactions.check")(function* (
-        userId: Ids.UserId,
-        body: Transaction.CreateTransaction,
-      ) {
-        const ids = body.type === "transfer" ? [body.sourceWalletId, body.targetWalletId] : [body.walletId]
-        const found = yield* wallets
-          .getWallets(ids)
-          .pipe(Retry.withRetry(Retries.walletLookup), Effect.catch(unavailable("wallet")))
-        const byId = new Map<string, WalletInfo>(found.map((wallet) => [wallet.id, wallet]))
-        const own = byId.get(body.type === "transfer" ? body.sourceWalletId : body.walletId)
-        if (own === undefined || own.ownerId !== userId) {
-          return yield* new Errors.WalletNotFound({
-            walletId: body.type === "transfer" ? body.sourceWalletId : body.walletId,
-          })
-        }
-        if (body.type !== "transfer") return { currency: own.currency, targetOwnerId: undefined }
-        const target = byId.get(body.targetWalletId)
-        if (target === undefined) return yield* new Errors.WalletNotFound({ walletId: body.targetWalletId })
-        if (target.currency !== own.currency) {
-          return yield* new Errors.CurrencyMismatch({ expected: own.currency, actual: target.currency })
-        }
-        return { currency: own.currency, targetOwnerId: target.ownerId }
-      })
-
       const publish = (tx: StoredTransaction) =>
         broker.publishRequested(requestedOf(tx)).pipe(Effect.catch(unavailable("rabbitmq")))
 
@@ -187,7 +222,7 @@ export class Transactions extends Context.Service<
         // The checks come before the claim: a request answered with a 4xx binds nothing (API.md),
         // so a corrected retry with the same key is processed. They read a cache of wallets (a
         // wallet's owner and currency never change), so they seldom cost a round trip.
-        const { currency, targetOwnerId } = yield* check(userId, body)
+        const checked = yield* check(wallets, userId, body)
         const hash = requestHash(body)
         const fresh = {
           transactionId: (yield* Uuid.v7) as Ids.TransactionId,
@@ -216,22 +251,7 @@ export class Transactions extends Context.Service<
           // The first attempt with this key stopped before storing the transaction (it is still
           // running, or it failed): finish it with the same id and time. Every step is idempotent.
         }
-        const tx: StoredTransaction = {
-          id: claim.transactionId,
-          userId,
-          targetOwnerId,
-          type: body.type,
-          amount: body.amount,
-          currency,
-          walletId: body.type === "transfer" ? undefined : body.walletId,
-          sourceWalletId: body.type === "transfer" ? body.sourceWalletId : undefined,
-          targetWalletId: body.type === "transfer" ? body.targetWalletId : undefined,
-          description: body.description,
-          createdAt: claim.createdAt,
-          status: "PENDING",
-          failureReason: null,
-          updatedAt: claim.createdAt,
-        }
+        const tx = pendingOf(claim, userId, body, checked)
         yield* repo.insertPending(tx).pipe(Effect.catch(unavailable("cql")))
         yield* publish(tx)
         return { transaction: tx, replayed }
@@ -250,16 +270,7 @@ export class Transactions extends Context.Service<
         userId: Ids.UserId,
         query: Transaction.ListTransactionsQuery,
       ) {
-        let after: Ids.TransactionId | undefined
-        if (query.cursor !== undefined) {
-          const decoded = afterOf(query.cursor)
-          if (Option.isNone(decoded)) {
-            return yield* new Errors.ValidationFailed({
-              errors: [{ path: "query.cursor", message: "cursor is not valid" }],
-            })
-          }
-          after = decoded.value
-        }
+        const after = query.cursor === undefined ? undefined : yield* startAfter(query.cursor)
         const page = yield* repo
           .history(userId, { status: query.status, limit: query.limit, after })
           .pipe(Effect.catch(unavailable("cql")))

@@ -37,6 +37,47 @@ const invalid: Presented = { _tag: "Invalid" }
 /** Seeds the family locks' key, apart from the service's other advisory locks. */
 const familyLockSeed = 7_302_114
 
+/** Stores a new token of the family, valid for `ttlSeconds`; answers its row id and the token itself. */
+const insertToken = (sql: SqlClient.SqlClient, ttlSeconds: number, familyId: string, userId: Ids.UserId) =>
+  Effect.gen(function* () {
+    const id = yield* Uuid.v7
+    const token = yield* newToken
+    yield* sql`
+      INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
+      VALUES (${id}, ${familyId}, ${userId}, ${digest(Redacted.make(token))},
+              now() + make_interval(secs => ${ttlSeconds}))
+    `
+    return { id, token }
+  })
+
+// Serializes everything done to the token's family for the rest of the transaction (a lock
+// on the family, then the token's row): two presentations of one token, and a rotation
+// racing the reuse of a retired token of its family. Without the family lock, the reuse's
+// revocation (one UPDATE) could miss the successor the rotation was inserting, leaving a
+// live token in a revoked family. The family lock comes first, so the two cannot deadlock.
+const presentToken = (sql: SqlClient.SqlClient, token: Redacted.Redacted<string>) =>
+  Effect.gen(function* () {
+    const families = yield* sql`
+      SELECT family_id FROM refresh_tokens WHERE token_hash = ${digest(token)}
+    `.pipe(Effect.flatMap(decodeFamilies))
+    const family = families[0]
+    if (family === undefined) return invalid
+    yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${family.family_id}, ${familyLockSeed}))`
+    const rows = yield* sql`
+      SELECT id, family_id, user_id, used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked,
+             expires_at <= now() AS expired
+      FROM refresh_tokens WHERE token_hash = ${digest(token)} FOR UPDATE
+    `.pipe(Effect.flatMap(decodeRows))
+    const row = rows[0]
+    if (row === undefined || row.revoked) return invalid
+    if (row.used) {
+      yield* sql`UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = ${row.family_id} AND revoked_at IS NULL`
+      return reused
+    }
+    if (row.expired) return invalid
+    return valid(row)
+  })
+
 /**
  * Refresh tokens: opaque, random, stored only as SHA-256 hashes, single use. Each login starts a
  * family; a refresh retires the token it presents and adds its successor to the family; presenting
@@ -62,45 +103,8 @@ export class RefreshTokens extends Context.Service<
       const config = yield* UserConfig
       const ttlSeconds = Math.max(1, Math.floor(Duration.toSeconds(config.refreshTokenTtl)))
 
-      const insert = (familyId: string, userId: Ids.UserId) =>
-        Effect.gen(function* () {
-          const id = yield* Uuid.v7
-          const token = yield* newToken
-          yield* sql`
-            INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
-            VALUES (${id}, ${familyId}, ${userId}, ${digest(Redacted.make(token))},
-                    now() + make_interval(secs => ${ttlSeconds}))
-          `
-          return { id, token }
-        })
-
-      // Serializes everything done to the token's family for the rest of the transaction (a lock
-      // on the family, then the token's row): two presentations of one token, and a rotation
-      // racing the reuse of a retired token of its family. Without the family lock, the reuse's
-      // revocation (one UPDATE) could miss the successor the rotation was inserting, leaving a
-      // live token in a revoked family. The family lock comes first, so the two cannot deadlock.
-      const present = (token: Redacted.Redacted<string>) =>
-        Effect.gen(function* () {
-          const families = yield* sql`
-            SELECT family_id FROM refresh_tokens WHERE token_hash = ${digest(token)}
-          `.pipe(Effect.flatMap(decodeFamilies))
-          const family = families[0]
-          if (family === undefined) return invalid
-          yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${family.family_id}, ${familyLockSeed}))`
-          const rows = yield* sql`
-            SELECT id, family_id, user_id, used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked,
-                   expires_at <= now() AS expired
-            FROM refresh_tokens WHERE token_hash = ${digest(token)} FOR UPDATE
-          `.pipe(Effect.flatMap(decodeRows))
-          const row = rows[0]
-          if (row === undefined || row.revoked) return invalid
-          if (row.used) {
-            yield* sql`UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = ${row.family_id} AND revoked_at IS NULL`
-            return reused
-          }
-          if (row.expired) return invalid
-          return valid(row)
-        })
+      const insert = (familyId: string, userId: Ids.UserId) => insertToken(sql, ttlSeconds, familyId, userId)
+      const present = (token: Redacted.Redacted<string>) => presentToken(sql, token)
 
       const start = Effect.fn("RefreshTokens.start")(function* (userId: Ids.UserId) {
         const familyId = yield* Uuid.v7

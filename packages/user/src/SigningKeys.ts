@@ -88,6 +88,138 @@ const reloadEvery = Duration.minutes(1)
 /** An arbitrary constant for the advisory lock that serializes key generation across instances. */
 const keyLock = 5_171_905
 
+const StoredRow = Schema.Struct({ kid: Schema.String, private_jwk: Schema.String, age_ms: Schema.Number })
+const decodeStoredRows = Schema.decodeUnknownEffect(Schema.Array(StoredRow))
+
+/** A usable key read from the database, with its age. */
+interface Aged {
+  readonly key: SigningKey
+  readonly ageMs: number
+}
+
+/**
+ * Opens a stored row into its key. Keys this instance cannot decrypt (another encryption key: a
+ * replaced configuration, or another deployment on the same database) are passed over with a
+ * warning, once each; a new key is made when none is usable, so a lost encryption key costs live
+ * access tokens (15 minutes), never the service.
+ */
+const opener = (vault: KeyVault.KeyVault) => {
+  const warned = new Set<string>()
+  return (row: typeof StoredRow.Type) => {
+    if (!KeyVault.isSealed(row.private_jwk))
+      return Effect.map(fromPrivateJwk(Redacted.make(row.private_jwk)), Option.some)
+    return Option.match(vault.open(row.private_jwk, row.kid), {
+      onNone: () =>
+        Effect.gen(function* () {
+          if (!warned.has(row.kid)) {
+            warned.add(row.kid)
+            yield* Effect.logWarning(
+              "a stored signing key does not decrypt with SIGNING_KEYS_ENCRYPTION_KEY_FILE's key; it is not used",
+            ).pipe(Effect.annotateLogs({ kid: row.kid }))
+          }
+          return Option.none<SigningKey>()
+        }),
+      onSome: (json) => Effect.map(fromPrivateJwk(Redacted.make(json)), Option.some),
+    })
+  }
+}
+
+/** The two newest keys this instance can use, newest first, with their ages. */
+const newestUsable = (
+  sql: SqlClient.SqlClient,
+  opened: (row: typeof StoredRow.Type) => Effect.Effect<Option.Option<SigningKey>, InvalidSigningKey>,
+) =>
+  sql`
+    SELECT kid, private_jwk, (extract(epoch FROM now() - created_at) * 1000)::float8 AS age_ms
+    FROM signing_keys ORDER BY created_at DESC, kid LIMIT 20
+  `.pipe(
+    Effect.flatMap(decodeStoredRows),
+    Effect.flatMap((rows) =>
+      Effect.forEach(rows, (row) =>
+        Effect.map(
+          opened(row),
+          Option.map((key): Aged => ({ key, ageMs: row.age_ms })),
+        ),
+      ),
+    ),
+    Effect.map((found) => found.flatMap((entry) => (Option.isSome(entry) ? [entry.value] : [])).slice(0, 2)),
+  )
+
+/** Generates a key and stores it, sealed by the vault. */
+const insertGenerated = (sql: SqlClient.SqlClient, vault: KeyVault.KeyVault) =>
+  Effect.gen(function* () {
+    const { key, json } = yield* generate
+    yield* sql`
+      INSERT INTO signing_keys (kid, private_jwk, public_jwk)
+      VALUES (${key.kid}, ${vault.seal(Redacted.value(json), key.kid)}, ${JSON.stringify(key.publicJwk)})
+    `.pipe(
+      Effect.mapError((error) => {
+        const sqlState = sqlStateOf(error)
+        return new SigningKeyNotStored({
+          message: `the new signing key ${key.kid} was not stored (SQLSTATE ${sqlState})`,
+          sqlState,
+        })
+      }),
+    )
+    yield* Effect.logInfo("generated a new signing key").pipe(Effect.annotateLogs({ kid: key.kid }))
+  })
+
+/**
+ * Makes sure a usable key younger than `rotation` is stored (a new one when `force`). Under a
+ * transaction-scoped advisory lock, so two instances starting (or rotating) together create one
+ * key, not two.
+ */
+const ensureKey = <E1, E2>(
+  sql: SqlClient.SqlClient,
+  vault: KeyVault.KeyVault,
+  options: {
+    readonly newest: Effect.Effect<ReadonlyArray<Aged>, E1>
+    readonly insert: Effect.Effect<void, E2>
+    readonly rotation: Duration.Duration
+    readonly force: boolean
+  },
+) =>
+  sql.withTransaction(
+    Effect.gen(function* () {
+      yield* sql`SELECT pg_advisory_xact_lock(${keyLock})`
+      // Keys stored before encryption at rest are encrypted now, in place.
+      const plain = yield* sql<{ kid: string; private_jwk: string }>`
+        SELECT kid, private_jwk FROM signing_keys WHERE private_jwk NOT LIKE ${`${KeyVault.prefix}%`}`
+      for (const row of plain) {
+        yield* sql`
+          UPDATE signing_keys SET private_jwk = ${vault.seal(row.private_jwk, row.kid)}
+          WHERE kid = ${row.kid} AND private_jwk = ${row.private_jwk}`
+      }
+      if (plain.length > 0) {
+        yield* Effect.logInfo("encrypted stored signing keys at rest").pipe(
+          Effect.annotateLogs({ kids: plain.map((row) => row.kid).join(",") }),
+        )
+      }
+      const usable = yield* options.newest
+      const first = usable[0]
+      if (options.force || first === undefined || first.ageMs >= Duration.toMillis(options.rotation))
+        yield* options.insert
+    }),
+  )
+
+/** Reads the key ring from the usable keys. */
+const loadRing = <E>(newest: Effect.Effect<ReadonlyArray<Aged>, E>, publishAheadMillis: number) =>
+  Effect.gen(function* () {
+    const usable = yield* newest
+    const keys = usable.map((entry) => entry.key)
+    // The newest key published long enough ago; else the oldest one loaded (at first start, the
+    // only key, which signs at once).
+    const ready = usable.findIndex((entry) => entry.ageMs >= publishAheadMillis)
+    const signing = ready === -1 ? usable.length - 1 : ready
+    const current = keys[signing]
+    const latest = keys[0]
+    if (current === undefined || latest === undefined) {
+      return yield* Effect.die(new Error("no signing key is stored"))
+    }
+    const loadedAt = DateTime.toEpochMillis(yield* DateTime.now)
+    return { current, newest: latest, verifying: keys.map((key) => key.publicJwk), loadedAt } satisfies KeyRing
+  })
+
 /**
  * The signing keys: from configuration (`JWT_SIGNING_KEY`, and `JWT_PREVIOUS_SIGNING_KEY` during a
  * rotation), or generated at first start and kept in the database so that every instance signs
@@ -147,106 +279,10 @@ export class SigningKeys extends Context.Service<
     const { rotation, vault } = options
     const publishAheadMillis = Duration.toMillis(options.publishAhead)
     const sql = yield* SqlClient.SqlClient
-    const Row = Schema.Struct({ kid: Schema.String, private_jwk: Schema.String, age_ms: Schema.Number })
-    const decodeRows = Schema.decodeUnknownEffect(Schema.Array(Row))
-
-    // Keys this instance cannot decrypt (another encryption key: a replaced configuration, or
-    // another deployment on the same database) are passed over with a warning, once each; a new
-    // key is made when none is usable, so a lost encryption key costs live access tokens (15
-    // minutes), never the service.
-    const warned = new Set<string>()
-    const opened = (row: typeof Row.Type) => {
-      if (!KeyVault.isSealed(row.private_jwk))
-        return Effect.map(fromPrivateJwk(Redacted.make(row.private_jwk)), Option.some)
-      return Option.match(vault.open(row.private_jwk, row.kid), {
-        onNone: () =>
-          Effect.gen(function* () {
-            if (!warned.has(row.kid)) {
-              warned.add(row.kid)
-              yield* Effect.logWarning(
-                "a stored signing key does not decrypt with SIGNING_KEYS_ENCRYPTION_KEY_FILE's key; it is not used",
-              ).pipe(Effect.annotateLogs({ kid: row.kid }))
-            }
-            return Option.none<SigningKey>()
-          }),
-        onSome: (json) => Effect.map(fromPrivateJwk(Redacted.make(json)), Option.some),
-      })
-    }
-
-    /** The two newest keys this instance can use, newest first, with their ages. */
-    const newest = sql`
-      SELECT kid, private_jwk, (extract(epoch FROM now() - created_at) * 1000)::float8 AS age_ms
-      FROM signing_keys ORDER BY created_at DESC, kid LIMIT 20
-    `.pipe(
-      Effect.flatMap(decodeRows),
-      Effect.flatMap((rows) =>
-        Effect.forEach(rows, (row) =>
-          Effect.map(
-            opened(row),
-            Option.map((key) => ({ key, ageMs: row.age_ms })),
-          ),
-        ),
-      ),
-      Effect.map((found) => found.flatMap((entry) => (Option.isSome(entry) ? [entry.value] : [])).slice(0, 2)),
-    )
-
-    const insert = Effect.gen(function* () {
-      const { key, json } = yield* generate
-      yield* sql`
-        INSERT INTO signing_keys (kid, private_jwk, public_jwk)
-        VALUES (${key.kid}, ${vault.seal(Redacted.value(json), key.kid)}, ${JSON.stringify(key.publicJwk)})
-      `.pipe(
-        Effect.mapError((error) => {
-          const sqlState = sqlStateOf(error)
-          return new SigningKeyNotStored({
-            message: `the new signing key ${key.kid} was not stored (SQLSTATE ${sqlState})`,
-            sqlState,
-          })
-        }),
-      )
-      yield* Effect.logInfo("generated a new signing key").pipe(Effect.annotateLogs({ kid: key.kid }))
-    })
-
-    // Under a transaction-scoped advisory lock, so two instances starting (or rotating) together
-    // create one key, not two.
-    const ensure = (force: boolean) =>
-      sql.withTransaction(
-        Effect.gen(function* () {
-          yield* sql`SELECT pg_advisory_xact_lock(${keyLock})`
-          // Keys stored before encryption at rest are encrypted now, in place.
-          const plain = yield* sql<{ kid: string; private_jwk: string }>`
-            SELECT kid, private_jwk FROM signing_keys WHERE private_jwk NOT LIKE ${`${KeyVault.prefix}%`}`
-          for (const row of plain) {
-            yield* sql`
-              UPDATE signing_keys SET private_jwk = ${vault.seal(row.private_jwk, row.kid)}
-              WHERE kid = ${row.kid} AND private_jwk = ${row.private_jwk}`
-          }
-          if (plain.length > 0) {
-            yield* Effect.logInfo("encrypted stored signing keys at rest").pipe(
-              Effect.annotateLogs({ kids: plain.map((row) => row.kid).join(",") }),
-            )
-          }
-          const usable = yield* newest
-          const first = usable[0]
-          if (force || first === undefined || first.ageMs >= Duration.toMillis(rotation)) yield* insert
-        }),
-      )
-
-    const load = Effect.gen(function* () {
-      const usable = yield* newest
-      const keys = usable.map((entry) => entry.key)
-      // The newest key published long enough ago; else the oldest one loaded (at first start, the
-      // only key, which signs at once).
-      const ready = usable.findIndex((entry) => entry.ageMs >= publishAheadMillis)
-      const signing = ready === -1 ? usable.length - 1 : ready
-      const current = keys[signing]
-      const latest = keys[0]
-      if (current === undefined || latest === undefined) {
-        return yield* Effect.die(new Error("no signing key is stored"))
-      }
-      const loadedAt = DateTime.toEpochMillis(yield* DateTime.now)
-      return { current, newest: latest, verifying: keys.map((key) => key.publicJwk), loadedAt } satisfies KeyRing
-    })
+    const newest = newestUsable(sql, opener(vault))
+    const insert = insertGenerated(sql, vault)
+    const ensure = (force: boolean) => ensureKey(sql, vault, { newest, insert, rotation, force })
+    const load = loadRing(newest, publishAheadMillis)
 
     yield* ensure(false).pipe(Effect.orDie)
     const ring = yield* Ref.make(yield* Effect.orDie(load))

@@ -6,11 +6,30 @@ import * as ClientAddress from "@walletun/infra/ClientAddress"
 import * as Uuid from "@walletun/infra/Uuid"
 import { AccessTokens } from "./AccessTokens.ts"
 import { LoginLimits } from "./LoginLimits.ts"
+import type { Charge } from "./LoginLimits.ts"
 import { Passwords } from "./Passwords.ts"
 import { SigningKeys } from "./SigningKeys.ts"
 import { RefreshTokens } from "./RefreshTokens.ts"
 import { UserConfig } from "./UserConfig.ts"
+import type { RateLimit } from "./UserConfig.ts"
 import { UsersRepo } from "./UsersRepo.ts"
+
+/** The counter of one client address, when it is known, with the key `prefix` + its limit key. */
+const perAddress = (clientAddress: Option.Option<string>, prefix: string, limit: RateLimit): Array<Charge> =>
+  Option.match(clientAddress, {
+    onNone: () => [],
+    // An IPv6 client counts as its /64: it usually holds all of it.
+    onSome: (address) => [{ key: `${prefix}${ClientAddress.limitKey(address)}`, limit }],
+  })
+
+/** The token pair answered by login and refresh: a fresh access token beside the refresh token. */
+const tokens = (accessTokens: AccessTokens["Service"], userId: Ids.UserId, refreshToken: string) =>
+  Effect.map(accessTokens.issue(userId), ({ token, expiresIn }): User.Tokens => ({
+    accessToken: token,
+    refreshToken,
+    tokenType: "Bearer",
+    expiresIn,
+  }))
 
 /**
  * Accounts and sessions: registration, login with rate limits and uniform failures, refresh token
@@ -43,14 +62,6 @@ export class Users extends Context.Service<
       const accessTokens = yield* AccessTokens
       const refreshTokens = yield* RefreshTokens
 
-      const tokens = (userId: Ids.UserId, refreshToken: string) =>
-        Effect.map(accessTokens.issue(userId), ({ token, expiresIn }): User.Tokens => ({
-          accessToken: token,
-          refreshToken,
-          tokenType: "Bearer",
-          expiresIn,
-        }))
-
       const register = Effect.fn("Users.register")(function* (
         request: User.Register,
         clientAddress: Option.Option<string> = Option.none(),
@@ -58,12 +69,7 @@ export class Users extends Context.Service<
         // Each registration costs an argon2id hash: counted before it, per address and in all.
         yield* limits.charge([
           { key: "register:all", limit: config.registerLimitGlobal },
-          ...Option.match(clientAddress, {
-            onNone: () => [],
-            onSome: (address) => [
-              { key: `register:address:${ClientAddress.limitKey(address)}`, limit: config.registerLimitPerAddress },
-            ],
-          }),
+          ...perAddress(clientAddress, "register:address:", config.registerLimitPerAddress),
         ])
         // Hashing first, so a taken email costs the same time as a new one.
         const passwordHash = yield* passwords.hash(request.password)
@@ -82,13 +88,7 @@ export class Users extends Context.Service<
       const login = Effect.fn("Users.login")(function* (request: User.Login, clientAddress: Option.Option<string>) {
         yield* limits.charge([
           { key: `email:${request.email}`, limit: config.loginLimitPerEmail },
-          ...Option.match(clientAddress, {
-            onNone: () => [],
-            // An IPv6 client counts as its /64: it usually holds all of it.
-            onSome: (address) => [
-              { key: `address:${ClientAddress.limitKey(address)}`, limit: config.loginLimitPerAddress },
-            ],
-          }),
+          ...perAddress(clientAddress, "address:", config.loginLimitPerAddress),
         ])
         const stored = yield* repo.findByEmail(request.email)
         // An unknown email is checked against a dummy hash: same answer, about the same time.
@@ -103,12 +103,12 @@ export class Users extends Context.Service<
         const userId = stored.value.user.id
         const refreshToken = yield* refreshTokens.start(userId)
         yield* Effect.logInfo("user logged in").pipe(Effect.annotateLogs({ userId }))
-        return yield* tokens(userId, refreshToken)
+        return yield* tokens(accessTokens, userId, refreshToken)
       })
 
       const refresh = Effect.fn("Users.refresh")(function* (presented: Redacted.Redacted<string>) {
         const { userId, refreshToken } = yield* refreshTokens.rotate(presented)
-        return yield* tokens(userId, refreshToken)
+        return yield* tokens(accessTokens, userId, refreshToken)
       })
 
       const logout = Effect.fn("Users.logout")(function* (presented: Redacted.Redacted<string>) {

@@ -85,13 +85,13 @@ const errorResult = (error: InvalidArgument | LedgerUnavailable) => {
   return { $case: "error", value: { code: failure.code, details: failure.details } } as const
 }
 
-/** The WalletService implementation, bound to the `Wallets` of the current context. */
-export const binding = Effect.gen(function* () {
-  const wallets = surfacing(yield* Wallets)
-  const svc = WalletServiceService
+/** The `Wallets` the handlers call (`surfacing`). */
+type Surfaced = ReturnType<typeof surfacing>
 
-  // One transaction of an ApplyTransactions call: its answer, or the status it failed with.
-  const applyOne = (item: Proto.BatchedApply): Effect.Effect<Proto.BatchedApplyResult> => {
+// One transaction of an ApplyTransactions call: its answer, or the status it failed with.
+const applyOne =
+  (wallets: Surfaced) =>
+  (item: Proto.BatchedApply): Effect.Effect<Proto.BatchedApplyResult> => {
     const parent = HttpTraceContext.fromHeaders(Headers.fromInput(item.traceContext))
     return Effect.suspend(() =>
       item.request === undefined
@@ -109,119 +109,101 @@ export const binding = Effect.gen(function* () {
     )
   }
 
-  // A ClaimIdempotencyKey request decided: the binding in force, and whether this claim made it.
-  const claim = (request: Proto.ClaimIdempotencyKeyRequest) =>
-    Effect.gen(function* () {
-      return WalletContract.encodeClaimAnswer(yield* wallets.claimKey(yield* WalletContract.decodeClaim(request)))
-    })
+// A ClaimIdempotencyKey request decided: the binding in force, and whether this claim made it.
+const claim = (wallets: Surfaced) => (request: Proto.ClaimIdempotencyKeyRequest) =>
+  Effect.gen(function* () {
+    return WalletContract.encodeClaimAnswer(yield* wallets.claimKey(yield* WalletContract.decodeClaim(request)))
+  })
 
+const createWallet = (wallets: Surfaced) => (request: Proto.CreateWalletRequest) =>
+  Effect.gen(function* () {
+    const owner = yield* userId("owner_id")(request.ownerId)
+    const wallet = yield* wallets.create(owner, yield* currency(request.currency))
+    return { wallet: WalletContract.encodeWallet(wallet) }
+  })
+
+const getWallet = (wallets: Surfaced) => (request: Proto.GetWalletRequest) =>
+  Effect.gen(function* () {
+    const id = yield* walletId("wallet_id")(request.walletId)
+    const wallet = yield* wallets.get(id, yield* userId("owner_id")(request.ownerId))
+    return { wallet: WalletContract.encodeWallet(wallet) }
+  })
+
+const getWallets = (wallets: Surfaced) => (request: Proto.GetWalletsRequest) =>
+  Effect.gen(function* () {
+    if (request.walletIds.length === 0 || request.walletIds.length > 100) {
+      return yield* new InvalidArgument({ message: "wallet_ids: between 1 and 100 ids" })
+    }
+    const ids = yield* Effect.forEach(request.walletIds, walletId("wallet_ids"))
+    const found = yield* wallets.getMany(ids)
+    return { wallets: found.map(WalletContract.encodeWallet) }
+  })
+
+const listWallets = (wallets: Surfaced) => (request: Proto.ListWalletsRequest) =>
+  Effect.gen(function* () {
+    const found = yield* wallets.list(yield* userId("owner_id")(request.ownerId))
+    return { wallets: found.map(WalletContract.encodeWallet) }
+  })
+
+const listEntries = (wallets: Surfaced) => (request: Proto.ListEntriesRequest) =>
+  Effect.gen(function* () {
+    if (request.pageSize < 0 || request.pageSize > maxPageSize) {
+      return yield* new InvalidArgument({ message: `page_size: between 1 and ${maxPageSize}, or 0` })
+    }
+    const page = yield* wallets.entries(
+      yield* walletId("wallet_id")(request.walletId),
+      yield* userId("owner_id")(request.ownerId),
+      request.pageSize,
+      request.pageToken,
+    )
+    return { entries: page.entries.map(WalletContract.encodeEntry), nextPageToken: page.nextPageToken }
+  })
+
+const applyTransaction = (wallets: Surfaced) => (request: Proto.ApplyTransactionRequest) =>
+  Effect.flatMap(WalletContract.decodeApply(request), wallets.apply).pipe(Effect.map(WalletContract.encodeApplied))
+
+/**
+ * A batch call: between 1 and `maxBatch` items (INVALID_ARGUMENT otherwise), each answered on its
+ * own, concurrently.
+ */
+const eachOf = <I, O>(field: string, items: ReadonlyArray<I>, one: (item: I) => Effect.Effect<O>) =>
+  items.length === 0 || items.length > maxBatch
+    ? Effect.fail(new InvalidArgument({ message: `${field}: between 1 and ${maxBatch}` }))
+    : Effect.map(Effect.forEach(items, one, { concurrency: "unbounded" }), (results) => ({ results }))
+
+const applyTransactions = (wallets: Surfaced) => {
+  const one = applyOne(wallets)
+  // Each one applied on its own (they still share ledger transactions: LedgerRepo.apply groups
+  // concurrent applies), in a span of its own transaction's trace.
+  return (request: Proto.ApplyTransactionsRequest) => eachOf("transactions", request.transactions, one)
+}
+
+const claimIdempotencyKeys = (wallets: Surfaced) => {
+  const claimOne = claim(wallets)
+  // Each decided on its own (concurrent claims still share one statement on the server:
+  // LedgerRepo.claimKey groups them), and answered on its own.
+  const one = (item: Proto.ClaimIdempotencyKeyRequest) =>
+    claimOne(item).pipe(
+      Effect.map((claimed): Proto.BatchedClaimResult => ({ result: { $case: "claimed", value: claimed } })),
+      Effect.catch((error) => Effect.succeed<Proto.BatchedClaimResult>({ result: errorResult(error) })),
+    )
+  return (request: Proto.ClaimIdempotencyKeysRequest) => eachOf("claims", request.claims, one)
+}
+
+/** The WalletService implementation, bound to the `Wallets` of the current context. */
+export const binding = Effect.gen(function* () {
+  const wallets = surfacing(yield* Wallets)
+  const svc = WalletServiceService
   const implementation: Proto.WalletServiceServer = {
-    createWallet: yield* Grpc.unary(
-      svc.createWallet,
-      (request) =>
-        Effect.gen(function* () {
-          const owner = yield* userId("owner_id")(request.ownerId)
-          const wallet = yield* wallets.create(owner, yield* currency(request.currency))
-          return { wallet: WalletContract.encodeWallet(wallet) }
-        }),
-      toFailure,
-    ),
-    getWallet: yield* Grpc.unary(
-      svc.getWallet,
-      (request) =>
-        Effect.gen(function* () {
-          const id = yield* walletId("wallet_id")(request.walletId)
-          const wallet = yield* wallets.get(id, yield* userId("owner_id")(request.ownerId))
-          return { wallet: WalletContract.encodeWallet(wallet) }
-        }),
-      toFailure,
-    ),
-    getWallets: yield* Grpc.unary(
-      svc.getWallets,
-      (request) =>
-        Effect.gen(function* () {
-          if (request.walletIds.length === 0 || request.walletIds.length > 100) {
-            return yield* new InvalidArgument({ message: "wallet_ids: between 1 and 100 ids" })
-          }
-          const ids = yield* Effect.forEach(request.walletIds, walletId("wallet_ids"))
-          const found = yield* wallets.getMany(ids)
-          return { wallets: found.map(WalletContract.encodeWallet) }
-        }),
-      toFailure,
-    ),
-    listWallets: yield* Grpc.unary(
-      svc.listWallets,
-      (request) =>
-        Effect.gen(function* () {
-          const found = yield* wallets.list(yield* userId("owner_id")(request.ownerId))
-          return { wallets: found.map(WalletContract.encodeWallet) }
-        }),
-      toFailure,
-    ),
-    listEntries: yield* Grpc.unary(
-      svc.listEntries,
-      (request) =>
-        Effect.gen(function* () {
-          if (request.pageSize < 0 || request.pageSize > maxPageSize) {
-            return yield* new InvalidArgument({ message: `page_size: between 1 and ${maxPageSize}, or 0` })
-          }
-          const page = yield* wallets.entries(
-            yield* walletId("wallet_id")(request.walletId),
-            yield* userId("owner_id")(request.ownerId),
-            request.pageSize,
-            request.pageToken,
-          )
-          return { entries: page.entries.map(WalletContract.encodeEntry), nextPageToken: page.nextPageToken }
-        }),
-      toFailure,
-    ),
-    applyTransaction: yield* Grpc.unary(
-      svc.applyTransaction,
-      (request) =>
-        Effect.flatMap(WalletContract.decodeApply(request), wallets.apply).pipe(
-          Effect.map(WalletContract.encodeApplied),
-        ),
-      toFailure,
-    ),
-    applyTransactions: yield* Grpc.unary(
-      svc.applyTransactions,
-      (request) =>
-        Effect.gen(function* () {
-          if (request.transactions.length === 0 || request.transactions.length > maxBatch) {
-            return yield* new InvalidArgument({ message: `transactions: between 1 and ${maxBatch}` })
-          }
-          // Each one applied on its own (they still share ledger transactions: LedgerRepo.apply
-          // groups concurrent applies), in a span of its own transaction's trace.
-          const results = yield* Effect.forEach(request.transactions, (item) => applyOne(item), {
-            concurrency: "unbounded",
-          })
-          return { results }
-        }),
-      toFailure,
-    ),
-    claimIdempotencyKey: yield* Grpc.unary(svc.claimIdempotencyKey, claim, toFailure),
-    claimIdempotencyKeys: yield* Grpc.unary(
-      svc.claimIdempotencyKeys,
-      (request) =>
-        Effect.gen(function* () {
-          if (request.claims.length === 0 || request.claims.length > maxBatch) {
-            return yield* new InvalidArgument({ message: `claims: between 1 and ${maxBatch}` })
-          }
-          // Each decided on its own (concurrent claims still share one statement on the server:
-          // LedgerRepo.claimKey groups them), and answered on its own.
-          const results = yield* Effect.forEach(
-            request.claims,
-            (item) =>
-              claim(item).pipe(
-                Effect.map((claimed): Proto.BatchedClaimResult => ({ result: { $case: "claimed", value: claimed } })),
-                Effect.catch((error) => Effect.succeed<Proto.BatchedClaimResult>({ result: errorResult(error) })),
-              ),
-            { concurrency: "unbounded" },
-          )
-          return { results }
-        }),
-      toFailure,
-    ),
+    createWallet: yield* Grpc.unary(svc.createWallet, createWallet(wallets), toFailure),
+    getWallet: yield* Grpc.unary(svc.getWallet, getWallet(wallets), toFailure),
+    getWallets: yield* Grpc.unary(svc.getWallets, getWallets(wallets), toFailure),
+    listWallets: yield* Grpc.unary(svc.listWallets, listWallets(wallets), toFailure),
+    listEntries: yield* Grpc.unary(svc.listEntries, listEntries(wallets), toFailure),
+    applyTransaction: yield* Grpc.unary(svc.applyTransaction, applyTransaction(wallets), toFailure),
+    applyTransactions: yield* Grpc.unary(svc.applyTransactions, applyTransactions(wallets), toFailure),
+    claimIdempotencyKey: yield* Grpc.unary(svc.claimIdempotencyKey, claim(wallets), toFailure),
+    claimIdempotencyKeys: yield* Grpc.unary(svc.claimIdempotencyKeys, claimIdempotencyKeys(wallets), toFailure),
   }
   return Grpc.service(svc, implementation, access)
 })
