@@ -21,6 +21,8 @@ export * as Ledger from "./Ledger.ts"
 export * as Money from "./Money.ts"
 /** Page size, cursors and page shapes. */
 export * as Page from "./Page.ts"
+/** The transaction service's queue names, dead-letter headers and dead-letter reasons. */
+export * as Queues from "./Queues.ts"
 /** RFC 3339 timestamps. */
 export * as Timestamp from "./Timestamp.ts"
 /** Transactions, their requests, statuses and failure reasons. */

@@ -11,10 +11,10 @@ import { Clock, Effect } from "effect"
 import type { Context } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
-import * as Broker from "@walletun/transaction/Broker"
+import { Queues } from "@walletun/domain"
 
 /** Headers the transaction service writes on dead letters: its own names for them. */
-export { attemptHeader, reasonHeader } from "@walletun/transaction/Broker"
+export const { attemptHeader, reasonHeader } = Queues
 /** Header set on a replayed message, so logs and the DLQ (if it dies again) tell it apart. */
 export const replayedHeader = "x-walletun-replayed"
 
@@ -30,14 +30,7 @@ export const replayedHeader = "x-walletun-replayed"
  * - `delivery_limit`: a handler kept dying on the message; the queue dead-lettered it
  * - `unknown`: anything else
  */
-export type ReasonKind =
-  | "unsealed"
-  | "undecodable"
-  | "unexpected"
-  | "refused"
-  | "gave_up"
-  | "delivery_limit"
-  | "unknown"
+export type ReasonKind = Queues.DeadReason | "delivery_limit" | "unknown"
 
 /** Every reason kind, in report order. */
 export const reasonKinds: ReadonlyArray<ReasonKind> = [
@@ -85,7 +78,7 @@ export interface DlqView {
 }
 
 /** The DLQ of a prefix. */
-export const queueOf = (prefix: string) => Broker.namesOf(prefix).dlq
+export const queueOf = (prefix: string) => Queues.namesOf(prefix).dlq
 
 type Channel = Parameters<Parameters<Context.Service.Shape<typeof Rabbit.Rabbit>["withChannel"]>[0]>[0]
 type Got = Exclude<Awaited<ReturnType<Channel["get"]>>, false>
@@ -106,12 +99,7 @@ const firstDeath = (headers: Record<string, unknown>): Record<string, unknown> |
 /** The kind of a reason header (or of the broker's dead-letter reason when there is no header). */
 export const kindOf = (reason: string | undefined, deathReason: string | undefined): ReasonKind => {
   if (reason !== undefined) {
-    if (reason.startsWith("not sealed by") || reason.startsWith("outcome not sealed by")) return "unsealed"
-    if (reason.startsWith("undecodable")) return "undecodable"
-    if (reason.startsWith("unexpected event")) return "unexpected"
-    if (reason.startsWith("wallet service refused")) return "refused"
-    if (reason.startsWith("gave up after")) return "gave_up"
-    return "unknown"
+    return Queues.deadReasonOf(reason) ?? "unknown"
   }
   return deathReason === "delivery_limit" ? "delivery_limit" : "unknown"
 }
@@ -125,12 +113,12 @@ export const uuidV7Millis = (id: string): number | undefined =>
 const describe = (prefix: string, message: Got): DeadLetter => {
   const headers = headersOf(message)
   const death = firstDeath(headers)
-  const header = text(headers[Broker.reasonHeader])
+  const header = text(headers[Queues.reasonHeader])
   const deathReason = text(death?.["reason"])
   const deathQueue = text(death?.["queue"])
-  const attempts = Number(text(headers[Broker.attemptHeader]) ?? headers[Broker.attemptHeader] ?? 1)
+  const attempts = Number(text(headers[Queues.attemptHeader]) ?? headers[Queues.attemptHeader] ?? 1)
   const id = text(message.properties.messageId) ?? "(no id)"
-  const names = Broker.namesOf(prefix)
+  const names = Queues.namesOf(prefix)
   const origin =
     deathQueue !== undefined && deathQueue.startsWith(`${prefix}.`) && deathQueue !== names.dlq
       ? deathQueue
@@ -293,7 +281,7 @@ export const replay = Effect.fn("Dlq.replay")(function* (
         ...(letter.id === "(no id)" ? {} : { messageId: letter.id }),
         contentType: text(message.properties.contentType) ?? "application/json",
         headers: {
-          [Broker.attemptHeader]: "1",
+          [Queues.attemptHeader]: "1",
           [replayedHeader]: new Date(now).toISOString(),
           // Its sender's seal goes with it: a replay can return only what the sender published.
           ...(typeof message.properties.headers?.[MessageSeal.header] === "string"

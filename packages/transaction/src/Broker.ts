@@ -5,7 +5,7 @@
  */
 import { Context, Effect, Layer, Ref, Schema } from "effect"
 import type { Duration } from "effect"
-import { Events } from "@walletun/domain"
+import { Events, Queues } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import { TransactionConfig } from "./TransactionConfig.ts"
@@ -14,25 +14,10 @@ import { TransactionConfig } from "./TransactionConfig.ts"
 export const walletEvents = Events.walletEventsExchange
 /** Routing key of requests, on the requests exchange and the retry exchange alike. */
 export const requestedKey = Events.routingKeys.TransactionRequested
-/** Routing key of dead letters. */
-export const deadKey = "transaction.dead"
-/** Header: how many times the message was tried (1 on the first delivery). */
-export const attemptHeader = "x-walletun-attempt"
-/** Header: why the message went to the retry queue or the DLQ. */
-export const reasonHeader = "x-walletun-reason"
-
-/** Names of the exchanges and queues for a prefix (`transactions` in production). */
-export const namesOf = (prefix: string) => ({
-  exchange: prefix,
-  retryExchange: `${prefix}.retry`,
-  deadExchange: `${prefix}.dlq`,
-  requested: `${prefix}.requested`,
-  retry: `${prefix}.retry`,
-  dlq: `${prefix}.dlq`,
-  outcomes: `${prefix}.outcomes`,
-})
+/** The queue names, the dead-letter key and the headers: their one home is the domain's `Queues`. */
+export const { namesOf, deadKey, attemptHeader, reasonHeader } = Queues
 /** Names of the exchanges and queues. */
-export type Names = ReturnType<typeof namesOf>
+export type Names = Queues.Names
 
 // A message that keeps killing its handler (so it is requeued) is dead-lettered after this many
 // deliveries; handlers otherwise settle every message themselves.

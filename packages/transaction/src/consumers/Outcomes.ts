@@ -4,6 +4,7 @@
  * status rows are monotonic, so a late PROCESSING cannot hide it.
  */
 import { Effect, Metric, Option } from "effect"
+import { Queues } from "@walletun/domain"
 import type { Events, Transaction } from "@walletun/domain"
 import type { DateTime } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
@@ -24,11 +25,11 @@ export const makeHandler = Effect.gen(function* () {
   const broker = yield* Broker
   const sealer = yield* MessageSeal.EventSealer
 
-  const dead = (message: IncomingMessage, reason: string) =>
+  const dead = (message: IncomingMessage, kind: Queues.DeadReason, reason: string) =>
     broker.publishDead(rawOf(message), attemptOf(message), reason).pipe(
       Effect.tap(() =>
         Metric.update(
-          Metric.withAttributes(Metrics.messagesDeadLettered, { queue: broker.names.outcomes, reason: "refused" }),
+          Metric.withAttributes(Metrics.messagesDeadLettered, { queue: broker.names.outcomes, reason: kind }),
           1,
         ),
       ),
@@ -70,11 +71,11 @@ export const makeHandler = Effect.gen(function* () {
     // Only an outcome the ledger decided is recorded: the wallet seals each event of its outbox,
     // written in the same PostgreSQL transaction as the money move (or the refusal).
     if (!isSealed(message, sealer)) {
-      return yield* dead(message, "outcome not sealed by the wallet service: no valid x-walletun-seal; not recorded")
+      return yield* dead(message, "unsealed", Queues.deadReason.unsealedOutcome)
     }
     const decoded = yield* decode(message).pipe(Effect.result)
     if (decoded._tag === "Failure") {
-      return yield* dead(message, `undecodable outcome: ${decoded.failure.message.slice(0, 300)}`)
+      return yield* dead(message, "undecodable", Queues.deadReason.undecodableOutcome(decoded.failure.message))
     }
     const event = decoded.success
     const recorded =

@@ -11,6 +11,7 @@
  * rows in the CQL database, a third of what a transfer wrote there.
  */
 import { DateTime, Duration, Effect, Fiber, Metric, Option } from "effect"
+import { Queues } from "@walletun/domain"
 import type { Events } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
@@ -26,7 +27,7 @@ import { attemptOf, decode, isSealed, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
 
 /** Why a request went to the DLQ, as a metric label (few values; the header has the details). */
-type DeadReason = "unsealed" | "undecodable" | "unexpected" | "refused" | "gave_up"
+type DeadReason = Queues.DeadReason
 
 /** What the handler works with, taken from the context once. */
 interface Deps {
@@ -60,7 +61,7 @@ const dead = (deps: Deps, message: IncomingMessage, attempts: number, kind: Dead
 /** An infrastructure failure: try again later through the retry queue, or give up to the DLQ. */
 const later = (deps: Deps, message: IncomingMessage, attempt: number, reason: string) =>
   attempt >= deps.config.maxAttempts
-    ? dead(deps, message, attempt, "gave_up", `gave up after ${attempt} attempts: ${reason}`)
+    ? dead(deps, message, attempt, "gave_up", Queues.deadReason.gaveUp(attempt, reason))
     : deps.broker.publishRetry(rawOf(message), attempt + 1, reason).pipe(
         Retry.withRetry(Retries.consumerStep),
         Effect.tap(() =>
@@ -142,7 +143,7 @@ const process = Effect.fn("Worker.process")(function* (
   const error = applied.failure
   // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
   if (!error.retryable) {
-    return yield* dead(deps, message, attempt, "refused", `wallet service refused the request: ${error.message}`)
+    return yield* dead(deps, message, attempt, "refused", Queues.deadReason.refused(error.message))
   }
   return yield* later(deps, message, attempt, `wallet service unavailable: ${error.message}`)
 })
@@ -153,22 +154,21 @@ const handleMessage = Effect.fn("Worker.handle")(function* (deps: Deps, message:
   // Only a request this service published moves money: anyone else who can publish to the
   // broker (a leaked password, a compromised neighbour) gets a dead letter, never an apply.
   if (!isSealed(message, deps.sealer)) {
+    return yield* dead(deps, message, attempt, "unsealed", Queues.deadReason.unsealedRequest)
+  }
+  const decoded = yield* decode(message).pipe(Effect.result)
+  if (decoded._tag === "Failure") {
     return yield* dead(
       deps,
       message,
       attempt,
-      "unsealed",
-      "not sealed by the transaction service: no valid x-walletun-seal for this body; nothing applied",
+      "undecodable",
+      Queues.deadReason.undecodableRequest(decoded.failure.message),
     )
-  }
-  const decoded = yield* decode(message).pipe(Effect.result)
-  if (decoded._tag === "Failure") {
-    const reason = `undecodable message: ${decoded.failure.message.slice(0, 300)}`
-    return yield* dead(deps, message, attempt, "undecodable", reason)
   }
   const event = decoded.success
   if (event._tag !== "TransactionRequested") {
-    return yield* dead(deps, message, attempt, "unexpected", `unexpected event ${event._tag} on the requests queue`)
+    return yield* dead(deps, message, attempt, "unexpected", Queues.deadReason.unexpected(event._tag))
   }
   return yield* process(deps, message, attempt, event)
 })
