@@ -35,12 +35,9 @@ export type AcceptError =
 // What the client asked for: the same fields in the API's view and in the worker's message.
 const request = (tx: StoredTransaction) => ({
   id: tx.id,
-  type: tx.type,
+  ...kindOf(tx),
   amount: tx.amount,
   currency: tx.currency,
-  ...(tx.walletId === undefined ? {} : { walletId: tx.walletId }),
-  ...(tx.sourceWalletId === undefined ? {} : { sourceWalletId: tx.sourceWalletId }),
-  ...(tx.targetWalletId === undefined ? {} : { targetWalletId: tx.targetWalletId }),
   ...(tx.description === undefined ? {} : { description: tx.description }),
 })
 
@@ -53,18 +50,11 @@ export const toApi = (tx: StoredTransaction): Transaction.Transaction => ({
   updatedAt: tx.updatedAt,
 })
 
-/**
- * The wallets of a stored transaction, as the union of its type. Accept stores the wallets of the
- * body's type with every transaction, so a row without them is a broken store: a defect, never a
- * request with an empty wallet id.
- */
-const kindOf = (tx: StoredTransaction): Transaction.TransactionKind => {
-  if (tx.type === "transfer" && tx.sourceWalletId !== undefined && tx.targetWalletId !== undefined) {
-    return { type: tx.type, sourceWalletId: tx.sourceWalletId, targetWalletId: tx.targetWalletId }
-  }
-  if (tx.type !== "transfer" && tx.walletId !== undefined) return { type: tx.type, walletId: tx.walletId }
-  throw new Error(`stored transaction ${tx.id} lacks the wallets of a ${tx.type}`)
-}
+/** The kind of a stored transaction: its type with its wallets, and nothing else. */
+const kindOf = (tx: StoredTransaction): Transaction.TransactionKind =>
+  tx.type === "transfer"
+    ? { type: tx.type, sourceWalletId: tx.sourceWalletId, targetWalletId: tx.targetWalletId }
+    : { type: tx.type, walletId: tx.walletId }
 
 /** The broker message that asks the worker to apply a stored transaction. */
 export const requestedOf = (tx: StoredTransaction): Events.TransactionRequested => {
@@ -157,12 +147,11 @@ const pendingOf = (
   id: claim.transactionId,
   userId,
   targetOwnerId,
-  type: body.type,
+  ...(body.type === "transfer"
+    ? { type: body.type, sourceWalletId: body.sourceWalletId, targetWalletId: body.targetWalletId }
+    : { type: body.type, walletId: body.walletId }),
   amount: body.amount,
   currency,
-  walletId: body.type === "transfer" ? undefined : body.walletId,
-  sourceWalletId: body.type === "transfer" ? body.sourceWalletId : undefined,
-  targetWalletId: body.type === "transfer" ? body.targetWalletId : undefined,
   description: body.description,
   createdAt: claim.createdAt,
   status: "PENDING",

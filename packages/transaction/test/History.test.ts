@@ -5,6 +5,7 @@ import * as History from "../src/repo/History.ts"
 import type { HistoryRow } from "../src/repo/Rows.ts"
 
 const userId = "0190a000-0000-7000-8000-000000000001" as Ids.UserId
+const walletId = "0190a000-0000-7000-8000-0000000000ff" as Ids.WalletId
 const at = DateTime.makeUnsafe(0)
 const idOf = (n: number) => `0190a000-0000-7000-8000-${String(n).padStart(12, "0")}` as Ids.TransactionId
 
@@ -18,7 +19,7 @@ const rowsOf = (n: number, statuses: ReadonlyArray<Transaction.TransactionStatus
             type: "deposit" as const,
             amount: 5n as Money.Amount,
             currency: "USD" as const,
-            wallet_id: null,
+            wallet_id: walletId,
             source_wallet_id: null,
             target_wallet_id: null,
             description: null,

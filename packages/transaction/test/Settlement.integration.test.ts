@@ -82,8 +82,6 @@ const storeDeposit = (
       amount: 42n as Money.Amount,
       currency: "USD",
       walletId: owner.walletId,
-      sourceWalletId: undefined,
-      targetWalletId: undefined,
       description,
       createdAt: at,
       status: "PENDING",

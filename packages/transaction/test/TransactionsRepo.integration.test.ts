@@ -25,14 +25,13 @@ const scratch = Effect.gen(function* () {
 
 const pendingTransfer = Effect.gen(function* () {
   const now = yield* DateTime.now
-  const tx: StoredTransaction = {
+  const tx: Extract<StoredTransaction, { readonly type: "transfer" }> = {
     id: (yield* Uuid.v7) as Ids.TransactionId,
     userId: (yield* Uuid.v7) as Ids.UserId,
     targetOwnerId: (yield* Uuid.v7) as Ids.UserId,
     type: "transfer",
     amount: 25n as Money.Amount,
     currency: "USD",
-    walletId: undefined,
     sourceWalletId: (yield* Uuid.v7) as Ids.WalletId,
     targetWalletId: (yield* Uuid.v7) as Ids.WalletId,
     description: undefined,
@@ -158,6 +157,52 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
         assert.isFalse(error.retryable)
         assert.include(error.message, "transactions_by_id")
         assert.include(error.message, "currency")
+      }).pipe(Effect.scoped),
+    )
+
+    it.effect("a transfer row without its source wallet does not decode: the kind is a union, never refilled", () =>
+      Effect.gen(function* () {
+        const { repo, cql, keyspace } = yield* scratch
+        const tx = yield* pendingTransfer
+        yield* repo.insertPending(tx)
+        // A foreign write: a transfer that names one wallet only.
+        yield* cql.execute(`UPDATE ${keyspace}.transactions_by_id SET source_wallet_id = null WHERE id = ?`, [tx.id], {
+          consistency: Cql.Consistency.localQuorum,
+          idempotent: true,
+        })
+        const error = yield* Effect.flip(repo.find(tx.id))
+        assert.strictEqual(error._tag, "CqlError")
+        assert.isFalse(error.retryable)
+        assert.include(error.message, "transactions_by_id")
+        assert.include(error.message, "source_wallet_id")
+      }).pipe(Effect.scoped),
+    )
+
+    it.effect("each kind reads back as it was written", () =>
+      Effect.gen(function* () {
+        const { repo } = yield* scratch
+        const transfer = yield* pendingTransfer
+        const { sourceWalletId: _source, targetWalletId: _target, ...rest } = transfer
+        const deposit: StoredTransaction = {
+          ...rest,
+          id: (yield* Uuid.v7) as Ids.TransactionId,
+          type: "deposit",
+          walletId: transfer.sourceWalletId,
+        }
+        for (const tx of [transfer, deposit]) {
+          yield* repo.insertPending(tx)
+          const found = yield* repo.find(tx.id)
+          assert.isTrue(Option.isSome(found))
+          if (Option.isSome(found)) {
+            assert.strictEqual(found.value.type, tx.type)
+            assert.deepStrictEqual(
+              found.value.type === "transfer"
+                ? [found.value.sourceWalletId, found.value.targetWalletId]
+                : [found.value.walletId],
+              tx.type === "transfer" ? [tx.sourceWalletId, tx.targetWalletId] : [tx.walletId],
+            )
+          }
+        }
       }).pipe(Effect.scoped),
     )
   })

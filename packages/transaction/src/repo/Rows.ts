@@ -16,25 +16,55 @@ export const StatusColumns = Schema.Struct({
   updated_at: Schema.DateTimeUtcFromDate,
 })
 
-/** A transaction's details: written once, with its PENDING status, and never changed. */
-export const DetailColumns = Schema.Struct({
-  type: Transaction.TransactionType,
+// The wallet columns of each kind of transaction: a deposit or withdrawal names one wallet, a
+// transfer two. A row whose columns do not fit its type does not decode.
+const kindColumns = [
+  {
+    type: Schema.Literal("deposit"),
+    wallet_id: Ids.WalletId,
+    source_wallet_id: Schema.Null,
+    target_wallet_id: Schema.Null,
+  },
+  {
+    type: Schema.Literal("withdrawal"),
+    wallet_id: Ids.WalletId,
+    source_wallet_id: Schema.Null,
+    target_wallet_id: Schema.Null,
+  },
+  {
+    type: Schema.Literal("transfer"),
+    wallet_id: Schema.Null,
+    source_wallet_id: Ids.WalletId,
+    target_wallet_id: Ids.WalletId,
+  },
+] as const
+
+/** The given columns with the wallet columns of each kind of transaction: a union by `type`. */
+const withKind = <const Fields extends Schema.Struct.Fields>(fields: Fields) =>
+  Schema.Union([
+    Schema.Struct({ ...fields, ...kindColumns[0] }),
+    Schema.Struct({ ...fields, ...kindColumns[1] }),
+    Schema.Struct({ ...fields, ...kindColumns[2] }),
+  ])
+
+const detailFields = {
   amount: Money.Amount,
   currency: Currency.Currency,
-  wallet_id: Schema.NullOr(Ids.WalletId),
-  source_wallet_id: Schema.NullOr(Ids.WalletId),
-  target_wallet_id: Schema.NullOr(Ids.WalletId),
   description: Schema.NullOr(Schema.String),
   created_at: Schema.DateTimeUtcFromDate,
-})
+}
+
+/** A transaction's details: written once, with its PENDING status, and never changed. */
+export const DetailColumns = withKind(detailFields)
+type DetailColumns = typeof DetailColumns.Type
 
 /** A row of `transactions_by_id` with its current status and its static columns (details and parties). */
-export const TransactionRow = Schema.Struct({
+export const TransactionRow = withKind({
   id: Ids.TransactionId,
   user_id: Ids.UserId,
   target_owner_id: Schema.NullOr(Ids.UserId),
   ...StatusColumns.fields,
-  ...DetailColumns.fields,
+  ...detailFields,
 })
 export type TransactionRow = typeof TransactionRow.Type
 
@@ -81,21 +111,24 @@ const decodeRepublishedRow = decoder("transactions_republishes", RepublishedRow)
 
 const orUndefined = <A>(value: A | null): A | undefined => (value === null ? undefined : value)
 
+/** The kind of a transaction, from its decoded wallet columns. */
+const kindOf = (details: DetailColumns): Transaction.TransactionKind =>
+  details.type === "transfer"
+    ? { type: details.type, sourceWalletId: details.source_wallet_id, targetWalletId: details.target_wallet_id }
+    : { type: details.type, walletId: details.wallet_id }
+
 /** A transaction from its details, its parties and the status to show. */
 const storedOf = (
   parties: Pick<StoredTransaction, "userId" | "targetOwnerId">,
-  details: typeof DetailColumns.Type,
+  details: DetailColumns,
   status: typeof StatusColumns.Type & { readonly id: Ids.TransactionId },
 ): StoredTransaction => ({
   id: status.id,
   userId: parties.userId,
   targetOwnerId: parties.targetOwnerId,
-  type: details.type,
+  ...kindOf(details),
   amount: details.amount,
   currency: details.currency,
-  walletId: orUndefined(details.wallet_id),
-  sourceWalletId: orUndefined(details.source_wallet_id),
-  targetWalletId: orUndefined(details.target_wallet_id),
   description: orUndefined(details.description),
   createdAt: details.created_at,
   status: status.status,
@@ -112,7 +145,7 @@ export const transactionOfRow = (row: unknown): Effect.Effect<StoredTransaction,
 /** One row of a user's history: a status, and on the PENDING row the transaction's details. */
 export interface HistoryRow {
   readonly status: StatusRow
-  readonly details: Option.Option<typeof DetailColumns.Type>
+  readonly details: Option.Option<DetailColumns>
 }
 
 /** Decodes a row of `transactions_by_user`; only the PENDING row (rank 0) carries the details. */

@@ -24,9 +24,9 @@ const detailValues = (tx: StoredTransaction) => [
   tx.type,
   tx.amount,
   tx.currency,
-  tx.walletId,
-  tx.sourceWalletId,
-  tx.targetWalletId,
+  tx.type === "transfer" ? null : tx.walletId,
+  tx.type === "transfer" ? tx.sourceWalletId : null,
+  tx.type === "transfer" ? tx.targetWalletId : null,
   tx.description,
   toDate(tx.createdAt),
 ]

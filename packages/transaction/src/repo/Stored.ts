@@ -8,19 +8,21 @@ import type { Effect, Option } from "effect"
 import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
 import type * as Cql from "@walletun/infra/Cql"
 
-/** A transaction as stored: the API's fields plus its parties. */
-export interface StoredTransaction {
+/**
+ * A transaction as stored: the API's fields plus its parties, with its kind (a deposit's or
+ * withdrawal's wallet, or a transfer's two) as the union the request body and the ledger hold.
+ */
+export type StoredTransaction = StoredFields & Transaction.TransactionKind
+
+/** What every stored transaction has, whatever its kind. */
+export interface StoredFields {
   readonly id: Ids.TransactionId
   /** The sender (the caller who requested it). */
   readonly userId: Ids.UserId
   /** The owner of a transfer's target wallet, when it is someone else. */
   readonly targetOwnerId: Ids.UserId | undefined
-  readonly type: Transaction.TransactionType
   readonly amount: Money.Amount
   readonly currency: Currency.Currency
-  readonly walletId: Ids.WalletId | undefined
-  readonly sourceWalletId: Ids.WalletId | undefined
-  readonly targetWalletId: Ids.WalletId | undefined
   readonly description: string | undefined
   readonly createdAt: DateTime.Utc
   readonly status: Transaction.TransactionStatus
