@@ -192,7 +192,7 @@ type Run = Effect.Success<ReturnType<typeof bringUp>>
 /** A line every 10 s while the load runs (interrupted when it ends). */
 const progressLines = (log: Workload.ClientLog, loadStart: number) =>
   Effect.gen(function* () {
-    // Ends with the load (interrupted below).
+    // Ends with the load: loadUnderFaults interrupts it.
     for (;;) {
       yield* Effect.sleep(Duration.seconds(10))
       const now = yield* Clock.currentTimeMillis
