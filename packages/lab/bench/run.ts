@@ -390,136 +390,165 @@ const machine = () => ({
   loadAverage: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
 })
 
-const bench = Effect.fn("bench")(function* (settings: Settings) {
-  const startedAt = DateTime.formatIso(yield* DateTime.now)
-  const host = machine()
-  const run = randomBytes(4).toString("hex")
-  const pick = picker(settings.users, settings.hot)
-
-  const measured = yield* Effect.scoped(
-    Effect.gen(function* () {
-      let system: System.System
-      if (settings.url === undefined) {
-        yield* say(
-          `starting walletun (packages/lab/src/start.ts) on ports ${settings.portBase}–${settings.portBase + 4} ...`,
-        )
-        system = yield* System.start(settings.portBase, Duration.minutes(3))
-        yield* say(`walletun is ready at ${system.api}`)
-      } else {
-        const api = settings.url.replace(/\/$/, "")
-        system = { api, started: false, pidFile: System.findPidFile(api), tail: () => "" }
-        yield* say(`using the running system at ${api}`)
-      }
-      const base = system.api
-      const rss = System.makeRssSampler(system.pidFile)
-      // The services' HTTP ports follow the gateway's, as in the bench's own system and npm start's.
-      // The gateway's own /metrics (on another port) has none of the counters read here.
-      const ports = System.portsFrom(Number(new URL(base).port))
-      const readCounters = yield* Usage.makeCounterReader([ports.user, ports.transaction, ports.walletHttp], databases)
-      const ticksPerSecond = yield* Usage.ticksPerSecond
-      const sampler = yield* Effect.forkScoped(
-        Effect.forever(Effect.andThen(rss.sample, Effect.sleep(Duration.millis(500)))),
-      )
-
-      yield* say(`setting up ${settings.users} users with a funded USD wallet each ...`)
-      const setupStarted = performance.now()
-      const made = yield* Effect.forEach(
-        Array.from({ length: settings.users }, (_, i) => i),
-        (i) => makeUser(base, run, i),
-        { concurrency: setupConcurrency },
-      )
-      yield* awaitDeposits(base, made)
-      const setupSeconds = (performance.now() - setupStarted) / 1000
-      const users = made.map((m) => m.user)
-      const deposited = funding * BigInt(users.length)
+/** The system the bench starts on its own ports, or the one running at `--url`. */
+const openSystem = (settings: Settings) =>
+  Effect.gen(function* () {
+    if (settings.url === undefined) {
       yield* say(
-        `set up in ${setupSeconds.toFixed(1)} s; sending transfers in ${flushWaitText}, once PostgreSQL has published the setup's counts ...`,
+        `starting walletun (packages/lab/src/start.ts) on ports ${settings.portBase}–${settings.portBase + 4} ...`,
       )
-      yield* Effect.sleep(statsFlushWait)
+      const system = yield* System.start(settings.portBase, Duration.minutes(3))
+      yield* say(`walletun is ready at ${system.api}`)
+      return system
+    }
+    const api = settings.url.replace(/\/$/, "")
+    const system: System.System = { api, started: false, pidFile: System.findPidFile(api), tail: () => "" }
+    yield* say(`using the running system at ${api}`)
+    return system
+  })
 
-      // The sending window: from the first transfer sent to the last answer. The counters are read
-      // first (they take a moment), the CPU last, just before the first send.
-      const countersBefore = yield* readCounters
-      const rssAtStart = yield* System.rssMiB(system.pidFile)
-      const cpuBefore = yield* Usage.snapshot(System.servicePids(system.pidFile))
-      const state = makeState()
-      const driveStartMs = yield* Clock.currentTimeMillis
-      const driveStarted = performance.now()
-      const bar = yield* Effect.forkScoped(progress(state, settings, driveStartMs))
-      const polls = yield* Effect.forkScoped(poller(base, state, users))
-      const { sendSeconds } = yield* drive(
-        base,
-        state,
-        settings,
-        users,
-        run,
-        (at) => driveStartMs + at - driveStarted,
-      ).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
-      const cpuAfter = yield* Usage.snapshot(System.servicePids(system.pidFile))
-      const driveSeconds = (performance.now() - driveStarted) / 1000
-      const driveEndMs = yield* Clock.currentTimeMillis
-      const rssAtEnd = yield* System.rssMiB(system.pidFile)
-      yield* Fiber.join(polls)
-      yield* Fiber.interrupt(bar)
-      if (tty) yield* say("")
-      yield* say(`done sending in ${driveSeconds.toFixed(2)} s; ${state.settled.size} of ${state.accepted} final`)
-      // The counts' window runs until everything has settled and PostgreSQL has published its counts.
-      yield* say(
-        `reading the counters in ${flushWaitText}, once PostgreSQL has published the last transfers' counts ...`,
-      )
-      yield* Effect.sleep(statsFlushWait)
-      const countersAfter = yield* readCounters
-      const countsSeconds = ((yield* Clock.currentTimeMillis) - driveStartMs) / 1000
-      yield* rss.sample
-      const peakRssMiB = yield* rss.finish
-      yield* Fiber.interrupt(sampler)
+/** The users with their funded wallets, once the deposits have settled and PostgreSQL has published their counts. */
+const setUp = (base: string, settings: Settings, run: string) =>
+  Effect.gen(function* () {
+    yield* say(`setting up ${settings.users} users with a funded USD wallet each ...`)
+    const setupStarted = performance.now()
+    const made = yield* Effect.forEach(
+      Array.from({ length: settings.users }, (_, i) => i),
+      (i) => makeUser(base, run, i),
+      { concurrency: setupConcurrency },
+    )
+    yield* awaitDeposits(base, made)
+    const setupSeconds = (performance.now() - setupStarted) / 1000
+    const users = made.map((m) => m.user)
+    const deposited = funding * BigInt(users.length)
+    yield* say(
+      `set up in ${setupSeconds.toFixed(1)} s; sending transfers in ${flushWaitText}, once PostgreSQL has published the setup's counts ...`,
+    )
+    yield* Effect.sleep(statsFlushWait)
+    return { users, setupSeconds, deposited }
+  })
 
-      const balances = yield* Effect.forEach(
-        users,
-        (user) =>
-          Api.request(base, "GET", `/v1/wallets/${user.walletId}`, { token: user.token }).pipe(
-            Effect.flatMap(Api.expect("get wallet", 200)),
-            Effect.map((wallet) => BigInt(Number(wallet["balance"]))),
-          ),
-        { concurrency: setupConcurrency },
-      )
-      const walletsSum = balances.reduce((a, b) => a + b, 0n)
-      const ledgerSum = yield* LedgerSql.ledgerSum.pipe(
-        Effect.map(Option.some),
-        Effect.catch(() => Effect.succeed(Option.none<bigint>())),
-      )
-      return {
-        state,
-        setupSeconds,
-        deposited,
-        driveSeconds,
-        sendSeconds,
-        driveStartMs,
-        driveEndMs,
-        peakRssMiB,
-        rssMiB: { start: rssAtStart, end: rssAtEnd },
-        cpu: { before: cpuBefore, after: cpuAfter, ticksPerSecond },
-        counters: { before: countersBefore, after: countersAfter, seconds: countsSeconds },
-        walletsSum,
-        ledgerSum,
-        system,
-      }
-    }).pipe(
-      // Runs before the scope closes, so the line explains the wait while the services stop.
-      Effect.onInterrupt(() => say(`${tty ? "\n" : ""}interrupted: stopping what the bench started ...`)),
-    ),
+/**
+ * The sending window: from the first transfer sent to the last answer. The counters are read
+ * first (they take a moment), the CPU last, just before the first send.
+ */
+const driveWindow = <E, R>(
+  system: System.System,
+  settings: Settings,
+  users: ReadonlyArray<BenchUser>,
+  run: string,
+  readCounters: Effect.Effect<Usage.CounterReading, E, R>,
+) =>
+  Effect.gen(function* () {
+    const base = system.api
+    const countersBefore = yield* readCounters
+    const rssAtStart = yield* System.rssMiB(system.pidFile)
+    const cpuBefore = yield* Usage.snapshot(System.servicePids(system.pidFile))
+    const state = makeState()
+    const driveStartMs = yield* Clock.currentTimeMillis
+    const driveStarted = performance.now()
+    const bar = yield* Effect.forkScoped(progress(state, settings, driveStartMs))
+    const polls = yield* Effect.forkScoped(poller(base, state, users))
+    const { sendSeconds } = yield* drive(
+      base,
+      state,
+      settings,
+      users,
+      run,
+      (at) => driveStartMs + at - driveStarted,
+    ).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
+    const cpuAfter = yield* Usage.snapshot(System.servicePids(system.pidFile))
+    const driveSeconds = (performance.now() - driveStarted) / 1000
+    const driveEndMs = yield* Clock.currentTimeMillis
+    const rssAtEnd = yield* System.rssMiB(system.pidFile)
+    yield* Fiber.join(polls)
+    yield* Fiber.interrupt(bar)
+    if (tty) yield* say("")
+    yield* say(`done sending in ${driveSeconds.toFixed(2)} s; ${state.settled.size} of ${state.accepted} final`)
+    return {
+      state,
+      sendSeconds,
+      driveSeconds,
+      driveStartMs,
+      driveEndMs,
+      countersBefore,
+      rssMiB: { start: rssAtStart, end: rssAtEnd },
+      cpu: { before: cpuBefore, after: cpuAfter },
+    }
+  })
+
+/** What the bench wallets hold, and the sum of the whole ledger (none when PostgreSQL cannot be read). */
+const sums = (base: string, users: ReadonlyArray<BenchUser>) =>
+  Effect.gen(function* () {
+    const balances = yield* Effect.forEach(
+      users,
+      (user) =>
+        Api.request(base, "GET", `/v1/wallets/${user.walletId}`, { token: user.token }).pipe(
+          Effect.flatMap(Api.expect("get wallet", 200)),
+          Effect.map((wallet) => BigInt(Number(wallet["balance"]))),
+        ),
+      { concurrency: setupConcurrency },
+    )
+    const walletsSum = balances.reduce((a, b) => a + b, 0n)
+    const ledgerSum = yield* LedgerSql.ledgerSum.pipe(
+      Effect.map(Option.some),
+      Effect.catch(() => Effect.succeed(Option.none<bigint>())),
+    )
+    return { walletsSum, ledgerSum }
+  })
+
+/** The system up, the users set up, the transfers sent and followed, and every counter read around them. */
+const measureRun = (settings: Settings, run: string) =>
+  Effect.gen(function* () {
+    const system = yield* openSystem(settings)
+    const base = system.api
+    const rss = System.makeRssSampler(system.pidFile)
+    // The services' HTTP ports follow the gateway's, as in the bench's own system and npm start's.
+    // The gateway's own /metrics (on another port) has none of the counters read here.
+    const ports = System.portsFrom(Number(new URL(base).port))
+    const readCounters = yield* Usage.makeCounterReader([ports.user, ports.transaction, ports.walletHttp], databases)
+    const ticksPerSecond = yield* Usage.ticksPerSecond
+    const sampler = yield* Effect.forkScoped(
+      Effect.forever(Effect.andThen(rss.sample, Effect.sleep(Duration.millis(500)))),
+    )
+    const { users, setupSeconds, deposited } = yield* setUp(base, settings, run)
+    const window = yield* driveWindow(system, settings, users, run, readCounters)
+    // The counts' window runs until everything has settled and PostgreSQL has published its counts.
+    yield* say(`reading the counters in ${flushWaitText}, once PostgreSQL has published the last transfers' counts ...`)
+    yield* Effect.sleep(statsFlushWait)
+    const countersAfter = yield* readCounters
+    const countsSeconds = ((yield* Clock.currentTimeMillis) - window.driveStartMs) / 1000
+    yield* rss.sample
+    const peakRssMiB = yield* rss.finish
+    yield* Fiber.interrupt(sampler)
+    const { walletsSum, ledgerSum } = yield* sums(base, users)
+    return {
+      state: window.state,
+      setupSeconds,
+      deposited,
+      driveSeconds: window.driveSeconds,
+      sendSeconds: window.sendSeconds,
+      driveStartMs: window.driveStartMs,
+      driveEndMs: window.driveEndMs,
+      peakRssMiB,
+      rssMiB: window.rssMiB,
+      cpu: { ...window.cpu, ticksPerSecond },
+      counters: { before: window.countersBefore, after: countersAfter, seconds: countsSeconds },
+      walletsSum,
+      ledgerSum,
+      system,
+    }
+  }).pipe(
+    // Runs before the scope closes, so the line explains the wait while the services stop.
+    Effect.onInterrupt(() => say(`${tty ? "\n" : ""}interrupted: stopping what the bench started ...`)),
   )
-  const { state } = measured
-  if (measured.system.started) yield* say("walletun stopped")
 
-  const final = [...state.settled.values()]
-  // A loop, not Math.max(...spread): a 10-minute run settles 150,000 transfers, past the call stack.
-  const lastFinalMs = final.reduce((latest, s) => Math.max(latest, s.finalAtMs), measured.driveStartMs)
-  const settleSeconds = (lastFinalMs - measured.driveStartMs) / 1000
-  const settledPerSecond = final.length / Math.max(settleSeconds, 0.001)
+type Measured = Effect.Success<ReturnType<typeof measureRun>>
 
-  let postgres: Report.Results["postgres"] = null
-  if (settings.postgres) {
+/** The same ledger SQL on PostgreSQL alone, unless `--skip-postgres`. */
+const postgresAlone = (settings: Settings, pick: LedgerSql.Pick, settledPerSecond: number) =>
+  Effect.gen(function* () {
+    if (!settings.postgres) return null
     yield* say(`PostgreSQL alone: the same apply transaction in a direct loop, ${settings.concurrency} in flight ...`)
     const pg = yield* LedgerSql.measure({
       users: settings.users,
@@ -531,26 +560,101 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       pick,
     })
     const perSecond = pg.transfers / Math.max(pg.seconds, 0.001)
-    postgres = {
+    return {
       transfers: pg.transfers,
       seconds: pg.seconds,
       perSecond,
       connections: LedgerSql.connections,
       concurrency: settings.concurrency,
       settledToPostgresRatio: settledPerSecond / perSecond,
-    }
-  }
+    } satisfies Report.Results["postgres"]
+  })
 
+/** When the last transfer became final, as seconds after the first send, and the settled rate over that time. */
+const settling = (measured: Measured, final: ReadonlyArray<Settled>) => {
+  // A loop, not Math.max(...spread): a 10-minute run settles 150,000 transfers, past the call stack.
+  const lastFinalMs = final.reduce((latest, s) => Math.max(latest, s.finalAtMs), measured.driveStartMs)
+  const settleSeconds = (lastFinalMs - measured.driveStartMs) / 1000
+  return { settleSeconds, settledPerSecond: final.length / Math.max(settleSeconds, 0.001) }
+}
+
+const runFigures = (measured: Measured, final: ReadonlyArray<Settled>): Report.Results["run"] => {
+  const { state } = measured
+  const { settleSeconds, settledPerSecond } = settling(measured, final)
   const failed: Record<string, number> = {}
   for (const s of final) if (s.status === "FAILED") failed[s.reason] = (failed[s.reason] ?? 0) + 1
-  const everyTransferFinal = state.open.size === 0 && final.length === state.accepted
+  return {
+    sent: state.sent,
+    accepted: state.accepted,
+    driveSeconds: measured.driveSeconds,
+    settleSeconds,
+    acceptedPerSecond: state.accepted / Math.max(measured.driveSeconds, 0.001),
+    settledPerSecond,
+    completed: final.filter((s) => s.status === "COMPLETED").length,
+    failed,
+    notFinal: state.open.size,
+    pollRequests: state.pollRequests,
+    meanPollRoundSeconds: state.pollRoundsMs / Math.max(state.pollRounds, 1) / 1000,
+  }
+}
+
+const openLoopFigures = (settings: Settings, measured: Measured): Report.Results["openLoop"] =>
+  settings.rate === undefined
+    ? null
+    : {
+        rate: settings.rate,
+        inFlightCap,
+        dropped: measured.state.dropped,
+        sendSeconds: measured.sendSeconds,
+        achievedSendRate: (measured.state.sent - measured.state.dropped) / Math.max(measured.sendSeconds, 0.001),
+      }
+
+const checkFigures = (measured: Measured, final: ReadonlyArray<Settled>): Report.Results["checks"] => {
   const ledgerSum = Option.getOrNull(measured.ledgerSum)
+  return {
+    everyTransferFinal: measured.state.open.size === 0 && final.length === measured.state.accepted,
+    walletsSum: String(measured.walletsSum),
+    walletsSumEqualsDeposited: measured.walletsSum === measured.deposited,
+    ledgerSum: ledgerSum === null ? null : String(ledgerSum),
+    ledgerSumsToZero: ledgerSum === null ? null : ledgerSum === 0n,
+  }
+}
+
+/** Where the CPU went and what a transfer cost, over the window. */
+const usageFigures = (measured: Measured, final: ReadonlyArray<Settled>) => {
   // The CPU is divided by the transfers that settled within the sending window (system stamps).
   const settledInWindow = final.filter((s) => s.finalAtMs <= measured.driveEndMs).length
   const counts = Usage.windowCounts(measured.counters.before, measured.counters.after, databases)
-  const results: Report.Results = {
-    startedAt,
-    machine: host,
+  return {
+    cpu: {
+      ...Usage.cpuUsage(measured.cpu.before, measured.cpu.after, {
+        seconds: measured.driveSeconds,
+        settled: settledInWindow,
+        ticksPerSecond: measured.cpu.ticksPerSecond,
+      }),
+      accepted: measured.state.accepted,
+    },
+    counts: {
+      seconds: measured.counters.seconds,
+      flushWaitSeconds: Duration.toSeconds(statsFlushWait),
+      settled: final.length,
+      totals: counts,
+      perSettled: Usage.perTransfer(counts, final.length),
+    },
+  } satisfies Pick<Report.Results, "cpu" | "counts">
+}
+
+/** The JSON record of the run. */
+const resultsOf = (
+  head: { readonly startedAt: string; readonly machine: Report.Results["machine"] },
+  settings: Settings,
+  measured: Measured,
+  postgres: Report.Results["postgres"],
+): Report.Results => {
+  const { state } = measured
+  const final = [...state.settled.values()]
+  return {
+    ...head,
     settings: {
       mode: settings.hot ? "hot" : "uniform",
       transfers: settings.transfers ?? null,
@@ -562,29 +666,8 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
       startedSystem: measured.system.started,
     },
     setup: { seconds: measured.setupSeconds, deposited: String(measured.deposited) },
-    run: {
-      sent: state.sent,
-      accepted: state.accepted,
-      driveSeconds: measured.driveSeconds,
-      settleSeconds,
-      acceptedPerSecond: state.accepted / Math.max(measured.driveSeconds, 0.001),
-      settledPerSecond,
-      completed: final.filter((s) => s.status === "COMPLETED").length,
-      failed,
-      notFinal: state.open.size,
-      pollRequests: state.pollRequests,
-      meanPollRoundSeconds: state.pollRoundsMs / Math.max(state.pollRounds, 1) / 1000,
-    },
-    openLoop:
-      settings.rate === undefined
-        ? null
-        : {
-            rate: settings.rate,
-            inFlightCap,
-            dropped: state.dropped,
-            sendSeconds: measured.sendSeconds,
-            achievedSendRate: (state.sent - state.dropped) / Math.max(measured.sendSeconds, 0.001),
-          },
+    run: runFigures(measured, final),
+    openLoop: openLoopFigures(settings, measured),
     latencyMs: {
       accept: Report.percentiles(state.acceptMs),
       acceptToSettledObserved: Report.percentiles(final.map((s) => s.observedMs)),
@@ -594,47 +677,46 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
     errors: Object.fromEntries([...state.errors].toSorted((a, b) => b[1] - a[1])),
     peakRssMiB: measured.peakRssMiB,
     rssMiB: measured.rssMiB,
-    cpu: {
-      ...Usage.cpuUsage(measured.cpu.before, measured.cpu.after, {
-        seconds: measured.driveSeconds,
-        settled: settledInWindow,
-        ticksPerSecond: measured.cpu.ticksPerSecond,
-      }),
-      accepted: state.accepted,
-    },
-    counts: {
-      seconds: measured.counters.seconds,
-      flushWaitSeconds: Duration.toSeconds(statsFlushWait),
-      settled: final.length,
-      totals: counts,
-      perSettled: Usage.perTransfer(counts, final.length),
-    },
+    ...usageFigures(measured, final),
     postgres,
-    checks: {
-      everyTransferFinal,
-      walletsSum: String(measured.walletsSum),
-      walletsSumEqualsDeposited: measured.walletsSum === measured.deposited,
-      ledgerSum: ledgerSum === null ? null : String(ledgerSum),
-      ledgerSumsToZero: ledgerSum === null ? null : ledgerSum === 0n,
-    },
+    checks: checkFigures(measured, final),
     curves: { accept: Report.curve(state.acceptMs), settled: Report.curve(final.map((s) => s.systemMs)) },
   }
+}
 
-  const stamp = startedAt.replace(/[:.]/g, "-")
-  const out = path.resolve(settings.out)
-  const jsonFile = path.join(out, `${stamp}-${results.settings.mode}.json`)
-  const svgFile = path.join(out, `${stamp}-${results.settings.mode}.svg`)
-  yield* Effect.sync(() => {
-    fs.mkdirSync(out, { recursive: true })
-    fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`)
-    fs.writeFileSync(svgFile, Report.chart(results))
+/** The JSON and the SVG under `--out`, named after the start and the mode; then the summary. */
+const writeResults = (settings: Settings, results: Report.Results) =>
+  Effect.gen(function* () {
+    const stamp = results.startedAt.replace(/[:.]/g, "-")
+    const out = path.resolve(settings.out)
+    const jsonFile = path.join(out, `${stamp}-${results.settings.mode}.json`)
+    const svgFile = path.join(out, `${stamp}-${results.settings.mode}.svg`)
+    yield* Effect.sync(() => {
+      fs.mkdirSync(out, { recursive: true })
+      fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`)
+      fs.writeFileSync(svgFile, Report.chart(results))
+    })
+    yield* say(
+      `\n${Report.summary(results)}\n\nwrote ${path.relative(process.cwd(), jsonFile)} and ${path.relative(process.cwd(), svgFile)}`,
+    )
   })
-  yield* say(
-    `\n${Report.summary(results)}\n\nwrote ${path.relative(process.cwd(), jsonFile)} and ${path.relative(process.cwd(), svgFile)}`,
-  )
+
+const bench = Effect.fn("bench")(function* (settings: Settings) {
+  const startedAt = DateTime.formatIso(yield* DateTime.now)
+  const host = machine()
+  const run = randomBytes(4).toString("hex")
+  const pick = picker(settings.users, settings.hot)
+
+  const measured = yield* Effect.scoped(measureRun(settings, run))
+  if (measured.system.started) yield* say("walletun stopped")
+
+  const { settledPerSecond } = settling(measured, [...measured.state.settled.values()])
+  const postgres = yield* postgresAlone(settings, pick, settledPerSecond)
+  const results = resultsOf({ startedAt, machine: host }, settings, measured, postgres)
+  yield* writeResults(settings, results)
 
   const broken = [
-    ...(everyTransferFinal ? [] : [`${state.open.size} transfers are not final`]),
+    ...(results.checks.everyTransferFinal ? [] : [`${measured.state.open.size} transfers are not final`]),
     ...(results.checks.walletsSumEqualsDeposited ? [] : ["the bench wallets do not sum to what was deposited"]),
     ...(results.checks.ledgerSumsToZero === false ? ["the ledger does not sum to zero"] : []),
   ]

@@ -124,38 +124,56 @@ const portConfig = (name: string, fallback: number) => Config.Port(name).pipe(Co
 /** Where a service bound to `bound` is reached: on loopback when it is bound to every address. */
 const reachable = (bound: string) => (bound === "0.0.0.0" || bound === "::" ? "127.0.0.1" : bound)
 
-/** Everything comes from the variables the services themselves read, with the same defaults. */
-const readSettings = Effect.gen(function* () {
+/** The bind addresses and ports, with the hosts the services are reached on. */
+const readPorts = Effect.gen(function* () {
   // The gateway binds HOST (public); the services behind it bind INTERNAL_HOST, loopback unless
   // set on purpose (compose sets it, so the containers reach each other).
   const bindHost = yield* Config.String("HOST").pipe(Config.withDefault("127.0.0.1"))
   const internalBindHost = yield* Config.String("INTERNAL_HOST").pipe(Config.withDefault("127.0.0.1"))
-  const host = reachable(internalBindHost)
-  const publicHost = reachable(bindHost)
   const gatewayPort = yield* portConfig("GATEWAY_PORT", 8080)
-  // The gateway's /metrics, apart from the API and on the internal address (Service.servePublic).
-  const gatewayMetricsPort = yield* portConfig("GATEWAY_METRICS_PORT", gatewayPort + Service.metricsPortOffset)
-  const userPort = yield* portConfig("USER_PORT", 8081)
-  const transactionPort = yield* portConfig("TRANSACTION_PORT", 8082)
-  const walletHttpPort = yield* portConfig("WALLET_HTTP_PORT", 8083)
-  const walletGrpcPort = yield* portConfig("WALLET_GRPC_PORT", 50051)
-  const base = (p: number) => `http://${host}:${p}`
-  const publicBase = (p: number) => `http://${publicHost}:${p}`
-  const userUrl = yield* Config.String("USER_SERVICE_URL").pipe(Config.withDefault(base(userPort)))
-  const childEnv = {
-    GATEWAY_METRICS_PORT: String(gatewayMetricsPort),
-    USER_SERVICE_URL: userUrl,
-    TRANSACTION_SERVICE_URL: yield* Config.String("TRANSACTION_SERVICE_URL").pipe(
-      Config.withDefault(base(transactionPort)),
-    ),
-    WALLET_HEALTH_URL: yield* Config.String("WALLET_HEALTH_URL").pipe(Config.withDefault(base(walletHttpPort))),
-    WALLET_GRPC_ADDRESS: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(
-      Config.withDefault(`${host}:${walletGrpcPort}`),
-    ),
-    JWT_JWKS_URL: yield* Config.String("JWT_JWKS_URL").pipe(
-      Config.withDefault(`${userUrl.replace(/\/$/, "")}/.well-known/jwks.json`),
-    ),
+  return {
+    bindHost,
+    internalBindHost,
+    host: reachable(internalBindHost),
+    publicHost: reachable(bindHost),
+    gatewayPort,
+    // The gateway's /metrics, apart from the API and on the internal address (Service.servePublic).
+    gatewayMetricsPort: yield* portConfig("GATEWAY_METRICS_PORT", gatewayPort + Service.metricsPortOffset),
+    userPort: yield* portConfig("USER_PORT", 8081),
+    transactionPort: yield* portConfig("TRANSACTION_PORT", 8082),
+    walletHttpPort: yield* portConfig("WALLET_HTTP_PORT", 8083),
+    walletGrpcPort: yield* portConfig("WALLET_GRPC_PORT", 50051),
   }
+})
+
+type Ports = Effect.Success<typeof readPorts>
+
+const baseOf = (ports: Ports) => (p: number) => `http://${ports.host}:${p}`
+const publicBaseOf = (ports: Ports) => (p: number) => `http://${ports.publicHost}:${p}`
+
+/** The URLs between services: derived from the ports unless set. */
+const readChildEnv = (ports: Ports) =>
+  Effect.gen(function* () {
+    const base = baseOf(ports)
+    const userUrl = yield* Config.String("USER_SERVICE_URL").pipe(Config.withDefault(base(ports.userPort)))
+    return {
+      GATEWAY_METRICS_PORT: String(ports.gatewayMetricsPort),
+      USER_SERVICE_URL: userUrl,
+      TRANSACTION_SERVICE_URL: yield* Config.String("TRANSACTION_SERVICE_URL").pipe(
+        Config.withDefault(base(ports.transactionPort)),
+      ),
+      WALLET_HEALTH_URL: yield* Config.String("WALLET_HEALTH_URL").pipe(Config.withDefault(base(ports.walletHttpPort))),
+      WALLET_GRPC_ADDRESS: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(
+        Config.withDefault(`${ports.host}:${ports.walletGrpcPort}`),
+      ),
+      JWT_JWKS_URL: yield* Config.String("JWT_JWKS_URL").pipe(
+        Config.withDefault(`${userUrl.replace(/\/$/, "")}/.well-known/jwks.json`),
+      ),
+    }
+  })
+
+/** WALLETUN_SERVICES: some of the service names, each known. */
+const readChosen = Effect.gen(function* () {
   const chosen = (yield* Config.String("WALLETUN_SERVICES").pipe(Config.withDefault(serviceNames.join(","))))
     .split(",")
     .map((name) => name.trim())
@@ -166,39 +184,53 @@ const readSettings = Effect.gen(function* () {
       message: `WALLETUN_SERVICES must list some of ${serviceNames.join(",")}; got "${chosen.join(",")}"`,
     })
   }
+  return chosen
+})
+
+/** The chosen services in dependency order, whatever order the variable lists them in. */
+const serviceSpecs = (ports: Ports, chosen: ReadonlyArray<string>): ReadonlyArray<ServiceSpec> => {
+  const base = baseOf(ports)
   const all: ReadonlyArray<ServiceSpec> = [
     {
       name: "wallet",
       ports: [
-        ["WALLET_GRPC_PORT", walletGrpcPort],
-        ["WALLET_HTTP_PORT", walletHttpPort],
+        ["WALLET_GRPC_PORT", ports.walletGrpcPort],
+        ["WALLET_HTTP_PORT", ports.walletHttpPort],
       ],
-      readyUrl: `${base(walletHttpPort)}/health/ready`,
+      readyUrl: `${base(ports.walletHttpPort)}/health/ready`,
     },
-    { name: "user", ports: [["USER_PORT", userPort]], readyUrl: `${base(userPort)}/health/ready` },
+    { name: "user", ports: [["USER_PORT", ports.userPort]], readyUrl: `${base(ports.userPort)}/health/ready` },
     {
       name: "transaction",
-      ports: [["TRANSACTION_PORT", transactionPort]],
-      readyUrl: `${base(transactionPort)}/health/ready`,
+      ports: [["TRANSACTION_PORT", ports.transactionPort]],
+      readyUrl: `${base(ports.transactionPort)}/health/ready`,
     },
     {
       name: "gateway",
       ports: [
-        ["GATEWAY_PORT", gatewayPort],
-        ["GATEWAY_METRICS_PORT", gatewayMetricsPort],
+        ["GATEWAY_PORT", ports.gatewayPort],
+        ["GATEWAY_METRICS_PORT", ports.gatewayMetricsPort],
       ],
       // The gateway is ready only when user, transaction and wallet answer; when WALLETUN_SERVICES
       // leaves one of them out (a developer working around a broken one), being live is all we can wait for.
-      readyUrl: `${publicBase(gatewayPort)}/health/${serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"}`,
+      readyUrl: `${publicBaseOf(ports)(ports.gatewayPort)}/health/${serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"}`,
     },
   ]
+  return all.filter((spec) => chosen.includes(spec.name))
+}
+
+/** Everything comes from the variables the services themselves read, with the same defaults. */
+const readSettings = Effect.gen(function* () {
+  const ports = yield* readPorts
+  const base = baseOf(ports)
+  const childEnv = yield* readChildEnv(ports)
+  const chosen = yield* readChosen
   const otlp = yield* Config.String("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.withDefault(""))
   return {
-    bindHost,
-    internalBindHost,
-    api: publicBase(gatewayPort),
-    // Dependency order whatever order the variable lists them in.
-    services: all.filter((spec) => chosen.includes(spec.name)),
+    bindHost: ports.bindHost,
+    internalBindHost: ports.internalBindHost,
+    api: publicBaseOf(ports)(ports.gatewayPort),
+    services: serviceSpecs(ports, chosen),
     childEnv,
     pidFile: path.join(
       path.resolve(root, yield* Config.String("WALLETUN_RUN_DIR").pipe(Config.withDefault(".data/run"))),
@@ -212,8 +244,8 @@ const readSettings = Effect.gen(function* () {
       .split(/\s+/)
       .filter((flag) => flag !== "" && flag !== "none"),
     metrics: [
-      `${base(gatewayMetricsPort)}/metrics`,
-      ...[userPort, transactionPort, walletHttpPort].map((port) => `${base(port)}/metrics`),
+      `${base(ports.gatewayMetricsPort)}/metrics`,
+      ...[ports.userPort, ports.transactionPort, ports.walletHttpPort].map((port) => `${base(port)}/metrics`),
     ],
     traces:
       otlp === ""
@@ -453,119 +485,131 @@ const describeExit = (exit: Exit.Exit<ChildProcessSpawner.ExitCode, PlatformErro
   return signal === undefined ? "an unknown exit" : `signal ${signal}`
 }
 
-const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, settings: Settings) {
-  const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-  const firstReady = yield* Deferred.make<void, StartFailed>()
-  const stopping = yield* Ref.make(false)
-  const current = yield* Ref.make(Option.none<ChildProcessSpawner.ChildProcessHandle>())
-  const tail: Array<string> = []
-  let lastProbe = "not asked yet"
-  let lastExit = "still running"
+/** What one supervisor knows of its service, across its restarts. */
+interface Watch {
+  readonly spec: ServiceSpec
+  readonly settings: Settings
+  readonly firstReady: Deferred.Deferred<void, StartFailed>
+  readonly stopping: Ref.Ref<boolean>
+  readonly current: Ref.Ref<Option.Option<ChildProcessSpawner.ChildProcessHandle>>
+  /** Its last `tailLines` lines. */
+  readonly tail: Array<string>
+  lastProbe: string
+  lastExit: string
+}
 
-  const pump = (stream: Stream.Stream<Uint8Array, PlatformError>) =>
-    stream.pipe(
-      Stream.decodeText(),
-      Stream.splitLines,
-      Stream.runForEach((text) =>
-        Effect.sync(() => {
-          line(spec.name, text)
-          tail.push(text)
-          if (tail.length > tailLines) tail.shift()
-        }),
-      ),
-      Effect.ignore,
+/** Prints a process's output line by line, prefixed with the service's name, and keeps the tail. */
+const pump = (watch: Watch, stream: Stream.Stream<Uint8Array, PlatformError>) =>
+  stream.pipe(
+    Stream.decodeText(),
+    Stream.splitLines,
+    Stream.runForEach((text) =>
+      Effect.sync(() => {
+        line(watch.spec.name, text)
+        watch.tail.push(text)
+        if (watch.tail.length > tailLines) watch.tail.shift()
+      }),
+    ),
+    Effect.ignore,
+  )
+
+// Polls until the service answers 200, then marks it ready. It runs only while this incarnation of
+// the process lives (its scope ends with the process), so it needs no bound of its own.
+const watchReadiness = (watch: Watch, restart: number, readyAt: Ref.Ref<Option.Option<number>>) =>
+  Effect.gen(function* () {
+    const started = yield* Clock.currentTimeMillis
+    for (;;) {
+      watch.lastProbe = yield* probe(watch.spec.readyUrl)
+      if (watch.lastProbe === "200") break
+      yield* Effect.sleep(Duration.millis(250))
+    }
+    const now = yield* Clock.currentTimeMillis
+    yield* Ref.set(readyAt, Option.some(now))
+    if (restart > 0) {
+      yield* say(`${watch.spec.name} is ready again after restart ${restart}, in ${seconds(now - started)}`)
+    }
+    yield* Deferred.succeed(watch.firstReady, undefined)
+  })
+
+/** One run of the process, until it exits; returns how long it had been ready, if it was. */
+const incarnation = (spawner: ChildProcessSpawner.ChildProcessSpawner["Service"], watch: Watch, restart: number) => {
+  const { spec, settings } = watch
+  return Effect.gen(function* () {
+    const handle = yield* spawner.spawn(
+      ChildProcess.make(process.execPath, [...settings.nodeOptions, ServiceProcess.serviceMain(spec.name)], {
+        cwd: root,
+        env: settings.childEnv,
+        extendEnv: true,
+        stdin: "ignore",
+        killSignal: "SIGTERM",
+        forceKillAfter: settings.stopTimeout,
+      }),
     )
-
-  // Polls until the service answers 200, then marks it ready. It runs only while this incarnation of
-  // the process lives (its scope ends with the process), so it needs no bound of its own.
-  const watchReadiness = (restart: number, readyAt: Ref.Ref<Option.Option<number>>) =>
-    Effect.gen(function* () {
-      const started = yield* Clock.currentTimeMillis
-      for (;;) {
-        lastProbe = yield* probe(spec.readyUrl)
-        if (lastProbe === "200") break
-        yield* Effect.sleep(Duration.millis(250))
-      }
-      const now = yield* Clock.currentTimeMillis
-      yield* Ref.set(readyAt, Option.some(now))
-      if (restart > 0) yield* say(`${spec.name} is ready again after restart ${restart}, in ${seconds(now - started)}`)
-      yield* Deferred.succeed(firstReady, undefined)
-    })
-
-  /** One run of the process, until it exits; returns how long it had been ready, if it was. */
-  const incarnation = (restart: number) =>
-    Effect.gen(function* () {
-      const handle = yield* spawner.spawn(
-        ChildProcess.make(process.execPath, [...settings.nodeOptions, ServiceProcess.serviceMain(spec.name)], {
-          cwd: root,
-          env: settings.childEnv,
-          extendEnv: true,
-          stdin: "ignore",
-          killSignal: "SIGTERM",
-          forceKillAfter: settings.stopTimeout,
-        }),
-      )
-      yield* Ref.set(current, Option.some(handle))
-      childPids.set(spec.name, handle.pid)
-      yield* recordChildren(settings.pidFile, settings.api, childPids)
-      yield* say(
-        restart === 0 ? `started ${spec.name} (pid ${handle.pid})` : `${spec.name} restarted (pid ${handle.pid})`,
-      )
-      const output = yield* Effect.forkScoped(
-        Effect.all([pump(handle.stdout), pump(handle.stderr)], { concurrency: 2 }),
-      )
-      const readyAt = yield* Ref.make(Option.none<number>())
-      yield* Effect.forkScoped(watchReadiness(restart, readyAt))
-      const exit = yield* Effect.exit(handle.exitCode)
-      lastExit = describeExit(exit)
-      // The last lines a process prints arrive after its exit event; let them through (bounded).
-      yield* Fiber.join(output).pipe(Effect.timeoutOption(Duration.seconds(2)))
-      yield* Ref.set(current, Option.none())
-      childPids.delete(spec.name)
-      yield* recordChildren(settings.pidFile, settings.api, childPids)
-      const now = yield* Clock.currentTimeMillis
-      return Option.map(yield* Ref.get(readyAt), (at) => Duration.millis(now - at))
-    }).pipe(
-      Effect.scoped,
-      // A process that could not even be spawned counts as a crash.
-      Effect.catch((error) =>
-        Effect.sync(() => {
-          lastExit = `could not spawn: ${error.message}`
-          return Option.none<Duration.Duration>()
-        }),
-      ),
+    yield* Ref.set(watch.current, Option.some(handle))
+    childPids.set(spec.name, handle.pid)
+    yield* recordChildren(settings.pidFile, settings.api, childPids)
+    yield* say(
+      restart === 0 ? `started ${spec.name} (pid ${handle.pid})` : `${spec.name} restarted (pid ${handle.pid})`,
     )
+    const output = yield* Effect.forkScoped(
+      Effect.all([pump(watch, handle.stdout), pump(watch, handle.stderr)], { concurrency: 2 }),
+    )
+    const readyAt = yield* Ref.make(Option.none<number>())
+    yield* Effect.forkScoped(watchReadiness(watch, restart, readyAt))
+    const exit = yield* Effect.exit(handle.exitCode)
+    watch.lastExit = describeExit(exit)
+    // The last lines a process prints arrive after its exit event; let them through (bounded).
+    yield* Fiber.join(output).pipe(Effect.timeoutOption(Duration.seconds(2)))
+    yield* Ref.set(watch.current, Option.none())
+    childPids.delete(spec.name)
+    yield* recordChildren(settings.pidFile, settings.api, childPids)
+    const now = yield* Clock.currentTimeMillis
+    return Option.map(yield* Ref.get(readyAt), (at) => Duration.millis(now - at))
+  }).pipe(
+    Effect.scoped,
+    // A process that could not even be spawned counts as a crash.
+    Effect.catch((error) =>
+      Effect.sync(() => {
+        watch.lastExit = `could not spawn: ${error.message}`
+        return Option.none<Duration.Duration>()
+      }),
+    ),
+  )
+}
 
-  // A crash loop ends after maxRestarts restarts in a row; a service that stays up runs for as long
-  // as the orchestrator does, which is the point, so this loop has no other bound.
-  const loop = Effect.gen(function* () {
+// A crash loop ends after maxRestarts restarts in a row; a service that stays up runs for as long
+// as the orchestrator does, which is the point, so this loop has no other bound.
+const restartLoop = (spawner: ChildProcessSpawner.ChildProcessSpawner["Service"], watch: Watch) =>
+  Effect.gen(function* () {
+    const { spec, settings } = watch
     let restarts = 0
     for (;;) {
-      const readyFor = yield* incarnation(restarts)
-      if (yield* Ref.get(stopping)) return
+      const readyFor = yield* incarnation(spawner, watch, restarts)
+      if (yield* Ref.get(watch.stopping)) return
       if (Option.isSome(readyFor) && Duration.isGreaterThanOrEqualTo(readyFor.value, stableAfter)) restarts = 0
       if (restarts >= settings.maxRestarts) {
-        const message = `${spec.name} exited unexpectedly (${lastExit}) after ${restarts} restarts in a row; giving up on it`
+        const message = `${spec.name} exited unexpectedly (${watch.lastExit}) after ${restarts} restarts in a row; giving up on it`
         // Before its first readiness, start-up reports this (and fails); afterwards only this line does.
-        if (yield* Deferred.isDone(firstReady)) yield* say(message)
-        else yield* Deferred.fail(firstReady, new StartFailed({ message }))
+        if (yield* Deferred.isDone(watch.firstReady)) yield* say(message)
+        else yield* Deferred.fail(watch.firstReady, new StartFailed({ message }))
         return
       }
       restarts += 1
       const delay = Duration.min(Duration.times(backoffBase, 2 ** (restarts - 1)), backoffCap)
       yield* say(
-        `${spec.name} exited unexpectedly (${lastExit}); restart ${restarts} of ${settings.maxRestarts} in ${Duration.format(delay)}`,
+        `${spec.name} exited unexpectedly (${watch.lastExit}); restart ${restarts} of ${settings.maxRestarts} in ${Duration.format(delay)}`,
       )
       yield* Effect.sleep(delay)
-      if (yield* Ref.get(stopping)) return
+      if (yield* Ref.get(watch.stopping)) return
     }
   })
 
-  const fiber = yield* Effect.forkDetach(loop)
-
-  const stop = Effect.gen(function* () {
-    yield* Ref.set(stopping, true)
-    const running = yield* Ref.get(current)
+/** SIGTERM, a bounded wait, then SIGKILL; the loop sees `stopping` and restarts nothing. */
+const stopService = (watch: Watch, fiber: Fiber.Fiber<void>) =>
+  Effect.gen(function* () {
+    const { spec, settings } = watch
+    yield* Ref.set(watch.stopping, true)
+    const running = yield* Ref.get(watch.current)
     if (Option.isNone(running)) {
       yield* Fiber.interrupt(fiber)
       return
@@ -576,14 +620,27 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
     // The loop sees `stopping` once the process has gone and returns after its output is drained.
     yield* Fiber.join(fiber).pipe(Effect.timeoutOption(Duration.seconds(5)))
     yield* Fiber.interrupt(fiber)
-    yield* say(`${spec.name} stopped (${lastExit}) in ${seconds((yield* Clock.currentTimeMillis) - started)}`)
+    yield* say(`${spec.name} stopped (${watch.lastExit}) in ${seconds((yield* Clock.currentTimeMillis) - started)}`)
   })
 
+const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, settings: Settings) {
+  const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+  const watch: Watch = {
+    spec,
+    settings,
+    firstReady: yield* Deferred.make<void, StartFailed>(),
+    stopping: yield* Ref.make(false),
+    current: yield* Ref.make(Option.none<ChildProcessSpawner.ChildProcessHandle>()),
+    tail: [],
+    lastProbe: "not asked yet",
+    lastExit: "still running",
+  }
+  const fiber = yield* Effect.forkDetach(restartLoop(spawner, watch))
   return {
-    firstReady,
-    tail: () => tail.map((text) => `  ${text}`).join("\n"),
-    lastProbe: () => lastProbe,
-    stop,
+    firstReady: watch.firstReady,
+    tail: () => watch.tail.map((text) => `  ${text}`).join("\n"),
+    lastProbe: () => watch.lastProbe,
+    stop: stopService(watch, fiber),
   } satisfies Supervisor
 })
 

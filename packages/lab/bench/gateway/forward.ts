@@ -246,31 +246,137 @@ const median = (values: ReadonlyArray<number>) => {
   return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0
 }
 
+const readOptions = Effect.gen(function* () {
+  return {
+    requests: yield* Config.Int("BENCH_REQUESTS").pipe(Config.withDefault(1_500)),
+    rounds: yield* Config.Int("BENCH_ROUNDS").pipe(Config.withDefault(3)),
+    warmup: yield* Config.Int("BENCH_WARMUP").pipe(Config.withDefault(500)),
+    concurrency: yield* Config.Int("BENCH_CONCURRENCY").pipe(Config.withDefault(32)),
+    seconds: yield* Config.Int("BENCH_SECONDS").pipe(Config.withDefault(3)),
+    users: yield* Config.Int("BENCH_USERS").pipe(Config.withDefault(64)),
+    logLevel: yield* Config.String("LOG_LEVEL").pipe(Config.withDefault("Warn")),
+    baselineMain: yield* Config.option(Config.String("BENCH_BASELINE")),
+    profiling: Option.map(yield* Config.option(Config.String("BENCH_CPU_PROF")), (dir) => path.resolve(dir)),
+  }
+})
+
+type Options = Effect.Success<typeof readOptions>
+
+/** The gateway under test (profiled with BENCH_CPU_PROF) and, with BENCH_BASELINE, the baseline beside it. */
+const startGateways = (options: Options) =>
+  Effect.gen(function* () {
+    const gateway = yield* startGateway("gateway", gatewayMain, ports.gateway, {
+      LOG_LEVEL: options.logLevel,
+      ...Option.match(options.profiling, {
+        onNone: () => ({}),
+        onSome: (dir) => ({ NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` }),
+      }),
+    })
+    const gateways: ReadonlyArray<Gateway> = Option.isSome(options.baselineMain)
+      ? [
+          gateway,
+          yield* startGateway("baseline", path.resolve(options.baselineMain.value), ports.baseline, {
+            LOG_LEVEL: options.logLevel,
+          }),
+        ]
+      : [gateway]
+    return { gateway, gateways }
+  })
+
+const key = (route: Route, one: Gateway) => `${route.name} ${one.label}`
+
+const report = (label: string, route: Route, one: Gateway, measured: Measured) =>
+  Effect.sync(() =>
+    console.log(
+      `${label.padEnd(7)} ${route.name.padEnd(26)} ${one.label.padEnd(8)} ${String(measured.ok).padStart(6)} ok ` +
+        `${String(Math.round(measured.ok / measured.seconds)).padStart(6)} requests/s ` +
+        `${measured.cpuMsPerRequest.toFixed(3)} ms CPU/request  ` +
+        `RSS ${memoryMiB(one.pid, "VmRSS")} MiB (peak ${memoryMiB(one.pid, "VmHWM")} MiB)` +
+        (measured.unexpected === "" ? "" : `  unexpected: ${measured.unexpected}`),
+    ),
+  )
+
+/** Every route in turn, `rounds` times: each run printed, and kept by route and gateway with its window. */
+const runRounds = (
+  gateways: ReadonlyArray<Gateway>,
+  load: { readonly tokens: ReadonlyArray<string>; readonly requests: number; readonly concurrency: number },
+  options: Options,
+) =>
+  Effect.gen(function* () {
+    const results = new Map<string, Array<Measured>>()
+    const windows = new Map<Route, Array<Profile.Window>>()
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const route of routes) {
+        const { window, measured } = yield* measure(route, gateways, load, options.seconds)
+        windows.set(route, [...(windows.get(route) ?? []), window])
+        for (const [index, one] of gateways.entries()) {
+          const run = measured[index]
+          if (run === undefined) continue
+          results.set(key(route, one), [...(results.get(key(route, one)) ?? []), run])
+          yield* report(`round ${round}`, route, one, run)
+        }
+      }
+    }
+    return { results, windows }
+  })
+
+/** The median of the rounds per route and gateway, and with a baseline the median of the paired ratios. */
+const printMedians = (
+  gateway: Gateway,
+  gateways: ReadonlyArray<Gateway>,
+  results: ReadonlyMap<string, ReadonlyArray<Measured>>,
+) =>
+  Effect.forEach(routes, (route) =>
+    Effect.gen(function* () {
+      for (const one of gateways) {
+        const all = results.get(key(route, one)) ?? []
+        yield* report("median", route, one, {
+          ok: median(all.map((run) => run.ok)),
+          seconds: median(all.map((run) => run.seconds)),
+          cpuMsPerRequest: median(all.map((run) => run.cpuMsPerRequest)),
+          unexpected: all.map((run) => run.unexpected).join(""),
+        })
+      }
+      if (gateways.length === 2) {
+        // Paired by round: both ran at the same time, so the ratio is what the machine's load disturbs least.
+        const mine = results.get(key(route, gateway)) ?? []
+        const theirs = results.get(`${route.name} baseline`) ?? []
+        const ratios = mine.map((run, index) => run.cpuMsPerRequest / (theirs[index]?.cpuMsPerRequest ?? Number.NaN))
+        yield* Effect.sync(() =>
+          console.log(
+            `change  ${route.name.padEnd(26)} gateway/baseline CPU per request: median ${median(ratios).toFixed(3)} ` +
+              `(rounds: ${ratios.map((ratio) => ratio.toFixed(3)).join(", ")})`,
+          ),
+        )
+      }
+    }),
+  )
+
+/** Stops the gateway so it writes its profile, then prints the top functions of each route's windows. */
+const printProfile = (gateway: Gateway, dir: string, windows: ReadonlyMap<Route, ReadonlyArray<Profile.Window>>) =>
+  Effect.gen(function* () {
+    // The profile is written when the process exits on its own: SIGTERM, then wait.
+    gateway.process.child.kill("SIGTERM")
+    yield* gateway.process.exited
+    const written = fs
+      .readdirSync(dir)
+      .filter((file) => file.endsWith(".cpuprofile"))
+      .map((file) => path.join(dir, file))
+      .toSorted((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]
+    if (written === undefined) return yield* Effect.die(new Error(`no .cpuprofile written in ${dir}`))
+    const profile = JSON.parse(fs.readFileSync(written, "utf8")) as Profile.CpuProfile
+    for (const route of routes) {
+      const summary = Profile.summarise(profile, windows.get(route) ?? [])
+      yield* Effect.sync(() => console.log(`\n${route.name}, ${written}:\n${Profile.format(summary, 25)}`))
+    }
+  })
+
 const program = Effect.gen(function* () {
-  const requests = yield* Config.Int("BENCH_REQUESTS").pipe(Config.withDefault(1_500))
-  const rounds = yield* Config.Int("BENCH_ROUNDS").pipe(Config.withDefault(3))
-  const warmup = yield* Config.Int("BENCH_WARMUP").pipe(Config.withDefault(500))
-  const concurrency = yield* Config.Int("BENCH_CONCURRENCY").pipe(Config.withDefault(32))
-  const seconds = yield* Config.Int("BENCH_SECONDS").pipe(Config.withDefault(3))
-  const users = yield* Config.Int("BENCH_USERS").pipe(Config.withDefault(64))
-  const logLevel = yield* Config.String("LOG_LEVEL").pipe(Config.withDefault("Warn"))
-  const baselineMain = yield* Config.option(Config.String("BENCH_BASELINE"))
-  const profiling = Option.map(yield* Config.option(Config.String("BENCH_CPU_PROF")), (dir) => path.resolve(dir))
+  const options = yield* readOptions
+  const { requests, warmup, concurrency, seconds, users, logLevel, rounds } = options
 
   yield* stub
-  const gateway = yield* startGateway("gateway", gatewayMain, ports.gateway, {
-    LOG_LEVEL: logLevel,
-    ...Option.match(profiling, {
-      onNone: () => ({}),
-      onSome: (dir) => ({ NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` }),
-    }),
-  })
-  const gateways: ReadonlyArray<Gateway> = Option.isSome(baselineMain)
-    ? [
-        gateway,
-        yield* startGateway("baseline", path.resolve(baselineMain.value), ports.baseline, { LOG_LEVEL: logLevel }),
-      ]
-    : [gateway]
+  const { gateway, gateways } = yield* startGateways(options)
   const load = { tokens: Array.from({ length: users }, () => tokenFor(randomUUID())), requests, concurrency }
   yield* Effect.sync(() =>
     console.log(
@@ -288,72 +394,9 @@ const program = Effect.gen(function* () {
     )
   }
 
-  const key = (route: Route, one: Gateway) => `${route.name} ${one.label}`
-  const results = new Map<string, Array<Measured>>()
-  const windows = new Map<Route, Array<Profile.Window>>()
-  const report = (label: string, route: Route, one: Gateway, measured: Measured) =>
-    Effect.sync(() =>
-      console.log(
-        `${label.padEnd(7)} ${route.name.padEnd(26)} ${one.label.padEnd(8)} ${String(measured.ok).padStart(6)} ok ` +
-          `${String(Math.round(measured.ok / measured.seconds)).padStart(6)} requests/s ` +
-          `${measured.cpuMsPerRequest.toFixed(3)} ms CPU/request  ` +
-          `RSS ${memoryMiB(one.pid, "VmRSS")} MiB (peak ${memoryMiB(one.pid, "VmHWM")} MiB)` +
-          (measured.unexpected === "" ? "" : `  unexpected: ${measured.unexpected}`),
-      ),
-    )
-  for (let round = 1; round <= rounds; round++) {
-    for (const route of routes) {
-      const { window, measured } = yield* measure(route, gateways, load, seconds)
-      windows.set(route, [...(windows.get(route) ?? []), window])
-      for (const [index, one] of gateways.entries()) {
-        const run = measured[index]
-        if (run === undefined) continue
-        results.set(key(route, one), [...(results.get(key(route, one)) ?? []), run])
-        yield* report(`round ${round}`, route, one, run)
-      }
-    }
-  }
-  for (const route of routes) {
-    for (const one of gateways) {
-      const all = results.get(key(route, one)) ?? []
-      yield* report("median", route, one, {
-        ok: median(all.map((run) => run.ok)),
-        seconds: median(all.map((run) => run.seconds)),
-        cpuMsPerRequest: median(all.map((run) => run.cpuMsPerRequest)),
-        unexpected: all.map((run) => run.unexpected).join(""),
-      })
-    }
-    if (gateways.length === 2) {
-      // Paired by round: both ran at the same time, so the ratio is what the machine's load disturbs least.
-      const mine = results.get(key(route, gateway)) ?? []
-      const theirs = results.get(`${route.name} baseline`) ?? []
-      const ratios = mine.map((run, index) => run.cpuMsPerRequest / (theirs[index]?.cpuMsPerRequest ?? Number.NaN))
-      yield* Effect.sync(() =>
-        console.log(
-          `change  ${route.name.padEnd(26)} gateway/baseline CPU per request: median ${median(ratios).toFixed(3)} ` +
-            `(rounds: ${ratios.map((ratio) => ratio.toFixed(3)).join(", ")})`,
-        ),
-      )
-    }
-  }
-
-  if (Option.isSome(profiling)) {
-    // The profile is written when the process exits on its own: SIGTERM, then wait.
-    gateway.process.child.kill("SIGTERM")
-    yield* gateway.process.exited
-    const dir = profiling.value
-    const written = fs
-      .readdirSync(dir)
-      .filter((file) => file.endsWith(".cpuprofile"))
-      .map((file) => path.join(dir, file))
-      .toSorted((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]
-    if (written === undefined) return yield* Effect.die(new Error(`no .cpuprofile written in ${dir}`))
-    const profile = JSON.parse(fs.readFileSync(written, "utf8")) as Profile.CpuProfile
-    for (const route of routes) {
-      const summary = Profile.summarise(profile, windows.get(route) ?? [])
-      yield* Effect.sync(() => console.log(`\n${route.name}, ${written}:\n${Profile.format(summary, 25)}`))
-    }
-  }
+  const { results, windows } = yield* runRounds(gateways, load, options)
+  yield* printMedians(gateway, gateways, results)
+  if (Option.isSome(options.profiling)) yield* printProfile(gateway, options.profiling.value, windows)
 })
 
 NodeRuntime.runMain(Effect.scoped(program))

@@ -33,96 +33,113 @@ const admin = (statement: string) =>
     yield* sql.unsafe(statement)
   }).pipe(Effect.provide(Postgres.layer({ database: "postgres", maxConnections: 1 })))
 
-/**
- * Creates `users` funded wallets in a scratch database, then applies transfers chosen by `pick`
- * with `concurrency` in flight on `connections` connections, for `transfers` transfers or until
- * `seconds` have passed; returns how many and how long. The database is dropped at the end.
- */
-export const measure = (options: {
+type Repo = LedgerRepo["Service"]
+type Wallet = { readonly id: Ids.WalletId; readonly ownerId: Ids.UserId }
+
+const usd = "USD" as Currency.Currency
+
+/** `users` wallets, each funded with `funding` by a deposit. */
+const fundedWallets = (repo: Repo, users: number, funding: bigint) =>
+  Effect.forEach(
+    Array.from({ length: users }),
+    () =>
+      Effect.gen(function* () {
+        const ownerId = (yield* Uuid.v7) as Ids.UserId
+        const id = (yield* Uuid.v7) as Ids.WalletId
+        yield* repo.createWallet(id, ownerId, usd)
+        yield* repo.apply({
+          type: "deposit",
+          transactionId: (yield* Uuid.v7) as Ids.TransactionId,
+          actingUserId: ownerId,
+          walletId: id,
+          amount: funding as Money.Amount,
+          currency: usd,
+        })
+        return { id, ownerId } satisfies Wallet
+      }),
+    { concurrency: connections },
+  )
+
+/** The `i`th transfer chosen by `pick`, in a ledger transaction of its own. */
+const transferOf = (repo: Repo, wallets: ReadonlyArray<Wallet>, pick: Pick) => (i: number) =>
+  Effect.gen(function* () {
+    const [from, to, amount] = pick(i)
+    const source = wallets[from]
+    const target = wallets[to]
+    if (source === undefined || target === undefined) return
+    // One transfer per ledger transaction: the reference is PostgreSQL without the service's
+    // grouping of concurrent applies (LedgerRepo.apply batches them).
+    const [result] = yield* repo.applyBatch([
+      {
+        request: {
+          type: "transfer",
+          transactionId: (yield* Uuid.v7) as Ids.TransactionId,
+          actingUserId: source.ownerId,
+          sourceWalletId: source.id,
+          targetWalletId: target.id,
+          amount: BigInt(amount) as Money.Amount,
+          currency: usd,
+        },
+        traceHeaders: {},
+      },
+    ])
+    if (result === undefined || Result.isFailure(result)) {
+      return yield* Effect.die(new Error(`a transfer of the reference failed: ${String(result)}`))
+    }
+  })
+
+interface Options {
   readonly users: number
   readonly concurrency: number
   readonly transfers: number | undefined
   readonly seconds: number | undefined
   readonly funding: bigint
   readonly pick: Pick
-}) =>
+}
+
+/** The warm-up, then the timed run in the scratch database; checks that the scratch ledger sums to zero. */
+const run = (options: Options) =>
+  Effect.gen(function* () {
+    // The wallet's own migration; the fresh tables are left unanalyzed, as the service leaves them.
+    yield* ledgerMigration
+    const repo = yield* LedgerRepo
+    const wallets = yield* fundedWallets(repo, options.users, options.funding)
+    const transfer = transferOf(repo, wallets, options.pick)
+    // Warm-up, not timed: every connection opened and its statements prepared, as in a running service.
+    yield* Effect.forEach(
+      Array.from({ length: options.concurrency * 4 }, (_, i) => i),
+      transfer,
+      { concurrency: options.concurrency, discard: true },
+    )
+    const started = performance.now()
+    const deadline = options.seconds === undefined ? Number.POSITIVE_INFINITY : started + options.seconds * 1000
+    const limit = options.transfers ?? Number.MAX_SAFE_INTEGER
+    let next = 0
+    // Each lane runs until the count is reached or the deadline passes (bounded either way).
+    const lane = Effect.gen(function* () {
+      while (next < limit && performance.now() < deadline) yield* transfer(next++)
+    })
+    yield* Effect.all(
+      Array.from({ length: options.concurrency }, () => lane),
+      { concurrency: "unbounded", discard: true },
+    )
+    const seconds = (performance.now() - started) / 1000
+    const total = yield* repo.totalBalance
+    if (total !== 0n) return yield* Effect.die(new Error(`the scratch ledger sums to ${total}, not 0`))
+    return { transfers: Math.min(next, limit), seconds }
+  })
+
+/**
+ * Creates `users` funded wallets in a scratch database, then applies transfers chosen by `pick`
+ * with `concurrency` in flight on `connections` connections, for `transfers` transfers or until
+ * `seconds` have passed; returns how many and how long. The database is dropped at the end.
+ */
+export const measure = (options: Options) =>
   Effect.gen(function* () {
     const name = `walletun_bench_scratch_${process.pid}`
     yield* admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     yield* admin(`CREATE DATABASE ${name}`)
-    return yield* Effect.gen(function* () {
-      // The wallet's own migration; the fresh tables are left unanalyzed, as the service leaves them.
-      yield* ledgerMigration
-      const repo = yield* LedgerRepo
-      const usd = "USD" as Currency.Currency
-      const wallets = yield* Effect.forEach(
-        Array.from({ length: options.users }),
-        () =>
-          Effect.gen(function* () {
-            const ownerId = (yield* Uuid.v7) as Ids.UserId
-            const id = (yield* Uuid.v7) as Ids.WalletId
-            yield* repo.createWallet(id, ownerId, usd)
-            yield* repo.apply({
-              type: "deposit",
-              transactionId: (yield* Uuid.v7) as Ids.TransactionId,
-              actingUserId: ownerId,
-              walletId: id,
-              amount: options.funding as Money.Amount,
-              currency: usd,
-            })
-            return { id, ownerId }
-          }),
-        { concurrency: connections },
-      )
-      const transfer = (i: number) =>
-        Effect.gen(function* () {
-          const [from, to, amount] = options.pick(i)
-          const source = wallets[from]
-          const target = wallets[to]
-          if (source === undefined || target === undefined) return
-          // One transfer per ledger transaction: the reference is PostgreSQL without the service's
-          // grouping of concurrent applies (LedgerRepo.apply batches them).
-          const [result] = yield* repo.applyBatch([
-            {
-              request: {
-                type: "transfer",
-                transactionId: (yield* Uuid.v7) as Ids.TransactionId,
-                actingUserId: source.ownerId,
-                sourceWalletId: source.id,
-                targetWalletId: target.id,
-                amount: BigInt(amount) as Money.Amount,
-                currency: usd,
-              },
-              traceHeaders: {},
-            },
-          ])
-          if (result === undefined || Result.isFailure(result)) {
-            return yield* Effect.die(new Error(`a transfer of the reference failed: ${String(result)}`))
-          }
-        })
-      // Warm-up, not timed: every connection opened and its statements prepared, as in a running service.
-      yield* Effect.forEach(
-        Array.from({ length: options.concurrency * 4 }, (_, i) => i),
-        transfer,
-        { concurrency: options.concurrency, discard: true },
-      )
-      const started = performance.now()
-      const deadline = options.seconds === undefined ? Number.POSITIVE_INFINITY : started + options.seconds * 1000
-      const limit = options.transfers ?? Number.MAX_SAFE_INTEGER
-      let next = 0
-      // Each lane runs until the count is reached or the deadline passes (bounded either way).
-      const lane = Effect.gen(function* () {
-        while (next < limit && performance.now() < deadline) yield* transfer(next++)
-      })
-      yield* Effect.all(
-        Array.from({ length: options.concurrency }, () => lane),
-        { concurrency: "unbounded", discard: true },
-      )
-      const seconds = (performance.now() - started) / 1000
-      const total = yield* repo.totalBalance
-      if (total !== 0n) return yield* Effect.die(new Error(`the scratch ledger sums to ${total}, not 0`))
-      return { transfers: Math.min(next, limit), seconds }
-    }).pipe(
+    return yield* run(options).pipe(
       Effect.provide(
         LedgerRepo.layer.pipe(Layer.provideMerge(Postgres.layer({ database: name, maxConnections: connections }))),
       ),
