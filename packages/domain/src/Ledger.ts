@@ -37,6 +37,25 @@ export interface Applied {
   readonly appliedAtMs: number
 }
 
+/** A wallet as the ledger stores it; a system account (`external:<currency>`) has no owner. */
+export interface WalletRecord {
+  readonly id: Ids.WalletId
+  readonly ownerId: Ids.UserId | null
+  readonly currency: Currency.Currency
+  readonly balance: bigint
+  readonly createdAtMs: number
+  readonly updatedAtMs: number
+}
+
+/** A ledger entry as the ledger stores it. */
+export interface EntryRecord {
+  readonly transactionId: Ids.TransactionId
+  readonly type: Transaction.TransactionType
+  readonly amount: bigint
+  readonly balanceAfter: bigint
+  readonly createdAtMs: number
+}
+
 /** What an idempotency key is bound to: a transaction, the digest of its request, its creation time. */
 export interface KeyBinding {
   readonly transactionId: Ids.TransactionId

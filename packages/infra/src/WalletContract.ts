@@ -42,18 +42,8 @@ const fromMillis = (millis: bigint) => DateTime.makeUnsafe(Number(millis))
 // Wallets and entries
 // ---------------------------------------------------------------------------------------------
 
-/** A wallet as the ledger stores it; system accounts have no owner. */
-export interface WalletRecord {
-  readonly id: Ids.WalletId
-  readonly ownerId: Ids.UserId | null
-  readonly currency: Currency.Currency
-  readonly balance: bigint
-  readonly createdAtMs: number
-  readonly updatedAtMs: number
-}
-
 /** A wallet of the ledger as the contract carries it (no owner is an empty `owner_id`). */
-export const encodeWallet = (wallet: WalletRecord): Proto.Wallet => ({
+export const encodeWallet = (wallet: Ledger.WalletRecord): Proto.Wallet => ({
   id: wallet.id,
   ownerId: wallet.ownerId ?? "",
   currency: wallet.currency,
@@ -84,17 +74,8 @@ const entryTypes: Record<number, Transaction.TransactionType> = {
   [TransactionType.TRANSFER]: "transfer",
 }
 
-/** A ledger entry as the ledger stores it. */
-export interface EntryRecord {
-  readonly transactionId: Ids.TransactionId
-  readonly type: Transaction.TransactionType
-  readonly amount: bigint
-  readonly balanceAfter: bigint
-  readonly createdAtMs: number
-}
-
 /** A ledger entry as the contract carries it. */
-export const encodeEntry = (entry: EntryRecord): Proto.Entry => ({
+export const encodeEntry = (entry: Ledger.EntryRecord): Proto.Entry => ({
   transactionId: entry.transactionId,
   type: protoType[entry.type],
   amount: entry.amount,

@@ -115,7 +115,7 @@ describe("WalletContract", () => {
 
   it.effect("wallets, entries and key claims survive their round trips", () =>
     Effect.gen(function* () {
-      const record: WalletContract.WalletRecord = {
+      const record: Ledger.WalletRecord = {
         id: walletA,
         ownerId: userId,
         currency: "JPY",

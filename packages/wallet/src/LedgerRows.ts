@@ -9,24 +9,12 @@ import { Currency, Events, Ids, Transaction } from "@walletun/domain"
 import type { Ledger as LedgerContract } from "@walletun/domain"
 import type * as Ledger from "./Ledger.ts"
 
-/** A wallet as stored. `ownerId` is null for a system account. */
-export interface WalletRow {
-  readonly id: Ids.WalletId
-  readonly ownerId: Ids.UserId | null
-  readonly currency: Currency.Currency
-  readonly balance: bigint
-  readonly createdAtMs: number
-  readonly updatedAtMs: number
-}
+/** A wallet as stored (the contract's `WalletRecord`). */
+export type WalletRow = LedgerContract.WalletRecord
 
 /** A ledger entry as stored; `id` orders a wallet's entries (newest has the largest). */
-export interface EntryRow {
+export interface EntryRow extends LedgerContract.EntryRecord {
   readonly id: bigint
-  readonly transactionId: Ids.TransactionId
-  readonly type: Transaction.TransactionType
-  readonly amount: bigint
-  readonly balanceAfter: bigint
-  readonly createdAtMs: number
 }
 
 /** The idempotency-key shapes of the ledger's contract (`@walletun/domain` `Ledger`), as the repository answers them. */
