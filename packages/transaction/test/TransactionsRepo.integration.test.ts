@@ -43,6 +43,23 @@ const pendingTransfer = Effect.gen(function* () {
   return tx
 })
 
+// A foreign write to a stored transfer's row: the read fails, naming the table and the column.
+const foreignWrite = (assignment: string, column: string) =>
+  Effect.gen(function* () {
+    const { repo, cql, keyspace } = yield* scratch
+    const tx = yield* pendingTransfer
+    yield* repo.insertPending(tx)
+    yield* cql.execute(`UPDATE ${keyspace}.transactions_by_id SET ${assignment} WHERE id = ?`, [tx.id], {
+      consistency: Cql.Consistency.localQuorum,
+      idempotent: true,
+    })
+    const error = yield* Effect.flip(repo.find(tx.id))
+    assert.strictEqual(error._tag, "CqlError")
+    assert.isFalse(error.retryable)
+    assert.include(error.message, "transactions_by_id")
+    assert.include(error.message, column)
+  }).pipe(Effect.scoped)
+
 layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transaction store (real CQL)", (it) => {
   describe("statuses", () => {
     it.effect(
@@ -142,23 +159,6 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
   })
 
   describe("rows", () => {
-    // A foreign write to a stored transfer's row: the read fails, naming the table and the column.
-    const foreignWrite = (assignment: string, column: string) =>
-      Effect.gen(function* () {
-        const { repo, cql, keyspace } = yield* scratch
-        const tx = yield* pendingTransfer
-        yield* repo.insertPending(tx)
-        yield* cql.execute(`UPDATE ${keyspace}.transactions_by_id SET ${assignment} WHERE id = ?`, [tx.id], {
-          consistency: Cql.Consistency.localQuorum,
-          idempotent: true,
-        })
-        const error = yield* Effect.flip(repo.find(tx.id))
-        assert.strictEqual(error._tag, "CqlError")
-        assert.isFalse(error.retryable)
-        assert.include(error.message, "transactions_by_id")
-        assert.include(error.message, column)
-      }).pipe(Effect.scoped)
-
     it.effect("a row that does not decode fails the read with a CqlError naming the table and the column", () =>
       // A currency the domain does not know.
       foreignWrite("currency = 'XXX'", "currency"),
