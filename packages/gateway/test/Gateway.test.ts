@@ -25,11 +25,7 @@ const tokenFor = (sub: string) => {
   return `${head}.${body}.${b64(sign(null, Buffer.from(`${head}.${body}`), privateKey))}`
 }
 
-const Verifier = Jwt.layer({
-  issuer: "walletun",
-  audience: "walletun-api",
-  fetchJwks: Effect.succeed({ keys: [{ ...publicKey.export({ format: "jwk" }), kid, alg: "EdDSA" }] }),
-})
+const Verifier = Jwt.layerMemory({ keys: [{ ...publicKey.export({ format: "jwk" }), kid, alg: "EdDSA" }] })
 
 /** What the services behind the gateway received. */
 const received: Array<{ url: string; method: string; headers: Record<string, string>; body: string }> = []
