@@ -19,7 +19,15 @@ export interface Options {
   readonly token?: string | Redacted.Redacted<string> | undefined
   /** How safe requests are retried; `Retry.defaultPolicy` when absent. */
   readonly retry?: Retry.Policy | undefined
+  /**
+   * Makes the `Idempotency-Key` of a `transactions.create` that brings none: a random UUID v4 from
+   * the platform's cryptographic generator when absent. Give a deterministic one in tests.
+   */
+  readonly idempotencyKeys?: Effect.Effect<string> | undefined
 }
+
+/** The default `Options.idempotencyKeys`: a random UUID v4. */
+const randomKeys = Effect.sync(() => globalThis.crypto.randomUUID())
 
 /** How long and how often `transactions.awaitFinal` polls. */
 export interface AwaitOptions {
@@ -96,6 +104,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     ),
   )
   const http = retryingWithProblems(yield* HttpClient.HttpClient, options.retry ?? Retry.defaultPolicy)
+  const newKey = options.idempotencyKeys ?? randomKeys
   const api = yield* HttpApiClient.makeWith(Api.WalletunApi, { httpClient: http, baseUrl: options.baseUrl }).pipe(
     Effect.provide(bearer),
   )
@@ -124,7 +133,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     )
 
   /**
-   * Requests a deposit, withdrawal or transfer. `idempotencyKey` defaults to a fresh UUID; the same
+   * Requests a deposit, withdrawal or transfer. `idempotencyKey` defaults to a fresh one
+   * (`Options.idempotencyKeys`, a random UUID unless you chose otherwise); the same
    * key goes with every retry of this call, so the money moves at most once. Pass your own to make a
    * retry of your own (after a crash, say) safe too.
    */
@@ -133,7 +143,10 @@ export const make = Effect.fnUntraced(function* (options: Options) {
     readonly idempotencyKey?: string | undefined
   }) =>
     Effect.flatMap(
-      Schema.decodeEffect(Ids.IdempotencyKey)(request.idempotencyKey ?? globalThis.crypto.randomUUID()),
+      Effect.flatMap(
+        request.idempotencyKey === undefined ? newKey : Effect.succeed(request.idempotencyKey),
+        Schema.decodeEffect(Ids.IdempotencyKey),
+      ),
       (key) =>
         Effect.map(
           api.transactions.create({ payload: request.payload, headers: { "idempotency-key": key } }),

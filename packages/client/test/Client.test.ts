@@ -38,6 +38,7 @@ const unavailable = () => problem(new Errors.Unavailable({ dependencies: {} }))
 const fake = (
   answer: (request: HttpClientRequest.HttpClientRequest, n: number) => Answer,
   retry = Retry.defaultPolicy,
+  idempotencyKeys?: Effect.Effect<string>,
 ) => {
   const requests: Array<HttpClientRequest.HttpClientRequest> = []
   const http = HttpClient.make((request) =>
@@ -53,7 +54,7 @@ const fake = (
         : Effect.succeed(HttpClientResponse.fromWeb(request, answered))
     }),
   )
-  const layer = WalletunClient.layerNoDeps({ baseUrl: "http://api.test", retry }).pipe(
+  const layer = WalletunClient.layerNoDeps({ baseUrl: "http://api.test", retry, idempotencyKeys }).pipe(
     Layer.provide(Layer.succeed(HttpClient.HttpClient, http)),
   )
   return { requests, layer }
@@ -256,6 +257,31 @@ describe("idempotency keys", () => {
           ["PENDING", `/v1/transactions/${transactionId}`, false],
         ],
       )
+    }),
+  )
+
+  it.effect("the keys it makes come from Options.idempotencyKeys, checked like your own", () =>
+    Effect.gen(function* () {
+      let made = 0
+      const keys = Effect.sync(() => (++made === 3 ? "not a key" : `test-key-${made}`))
+      const { layer, requests } = fake(
+        () => json(202, transaction("PENDING"), { location: `/v1/transactions/${transactionId}` }),
+        Retry.defaultPolicy,
+        keys,
+      )
+      const malformed = yield* WalletunClient.use((client) =>
+        Effect.gen(function* () {
+          yield* client.transactions.create({ payload: deposit })
+          yield* client.transactions.create({ payload: deposit, idempotencyKey: "mine" })
+          yield* client.transactions.create({ payload: deposit })
+          return yield* Effect.flip(client.transactions.create({ payload: deposit }))
+        }),
+      ).pipe(Effect.provide(layer))
+      assert.deepStrictEqual(
+        requests.map((request) => request.headers["idempotency-key"]),
+        ["test-key-1", "mine", "test-key-2"],
+      )
+      assert.strictEqual(malformed._tag, "SchemaError")
     }),
   )
 

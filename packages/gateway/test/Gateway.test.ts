@@ -8,6 +8,7 @@ import { Http } from "@walletun/lab"
 import * as App from "../src/App.ts"
 import { GatewayConfig } from "../src/GatewayConfig.ts"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
+import * as Uuid from "@walletun/infra/Uuid"
 
 // The whole gateway in memory (no server, no network): its routes served by a web handler, with the
 // wallet service, the token keys and the services behind it replaced by test doubles.
@@ -24,11 +25,7 @@ const tokenFor = (sub: string) => {
   return `${head}.${body}.${b64(sign(null, Buffer.from(`${head}.${body}`), privateKey))}`
 }
 
-const Verifier = Jwt.layer({
-  issuer: "walletun",
-  audience: "walletun-api",
-  fetchJwks: Effect.succeed({ keys: [{ ...publicKey.export({ format: "jwk" }), kid, alg: "EdDSA" }] }),
-})
+const Verifier = Jwt.layerMemory({ keys: [{ ...publicKey.export({ format: "jwk" }), kid, alg: "EdDSA" }] })
 
 /** What the services behind the gateway received. */
 const received: Array<{ url: string; method: string; headers: Record<string, string>; body: string }> = []
@@ -84,23 +81,37 @@ const config = ConfigProvider.layer(
   }),
 )
 
-const { handler, dispose } = HttpRouter.toWebHandler(
-  App.routesNoDeps.pipe(
-    Layer.provide([WalletGrpcClient.layerMemory, Verifier, App.RateLimiterLive, Downstreams]),
-    Layer.provideMerge(GatewayConfig.layer),
-    Layer.provide(config),
-    Layer.provide(HttpServer.layerServices),
-  ),
-  { disableLogger: true },
+const gateway = App.routesNoDeps.pipe(
+  Layer.provide([WalletGrpcClient.layerMemory, Verifier, App.RateLimiterLive, Downstreams]),
+  Layer.provideMerge(GatewayConfig.layer),
+  Layer.provide(config),
+  Layer.provide(HttpServer.layerServices),
 )
+const { handler, dispose } = HttpRouter.toWebHandler(gateway, { disableLogger: true })
 afterAll(() => dispose())
 
-const call = (method: string, path: string, options: Http.RequestOptions = {}) =>
+type Handler = typeof handler
+const callWith = (web: Handler, method: string, path: string, options: Http.RequestOptions = {}) =>
   Effect.promise(async () => {
-    const response = await handler(new Request(`http://gateway.test${path}`, Http.requestInit(method, options)))
+    const response = await web(new Request(`http://gateway.test${path}`, Http.requestInit(method, options)))
     const text = await response.text()
     return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
   })
+const call = (method: string, path: string, options: Http.RequestOptions = {}) =>
+  callWith(handler, method, path, options)
+
+/** The request ids a fresh gateway, its ids seeded with `seed`, gives three requests that bring none. */
+const requestIdsSeeded = (seed: string) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() =>
+      HttpRouter.toWebHandler(gateway.pipe(Layer.provideMerge(Uuid.Ids.layerTest(seed))), { disableLogger: true }),
+    ),
+    (seeded) =>
+      Effect.forEach([1, 2, 3], () =>
+        Effect.map(callWith(seeded.handler, "GET", "/v1/wallets"), (answer) => answer.headers.get("x-request-id")),
+      ),
+    (seeded) => Effect.promise(() => seeded.dispose()),
+  )
 
 describe("gateway (in memory)", () => {
   it.live("wallet routes: create 201, duplicate 409, list, get, someone else's 404, entries, bad cursor 400", () =>
@@ -128,6 +139,19 @@ describe("gateway (in memory)", () => {
       const badCursor = yield* call("GET", `/v1/wallets/${created.body.id}/entries?cursor=abc`, { token: alice })
       assert.strictEqual(badCursor.status, 400)
       assert.deepStrictEqual(badCursor.body.errors, [{ path: "cursor", message: "cursor was not issued by this API" }])
+    }),
+  )
+
+  it.live("a request without an x-request-id gets one from the Ids port: the same seed, the same ids", () =>
+    Effect.gen(function* () {
+      const first = yield* requestIdsSeeded("gateway")
+      const again = yield* requestIdsSeeded("gateway")
+      const expected = yield* Effect.provide(Effect.all([Uuid.v4, Uuid.v4, Uuid.v4]), Uuid.Ids.layerTest("gateway"))
+      assert.deepStrictEqual(first, expected)
+      assert.deepStrictEqual(again, expected)
+      const unseeded = yield* call("GET", "/v1/wallets")
+      assert.match(unseeded.headers.get("x-request-id") ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-/)
+      assert.isFalse(expected.includes(unseeded.headers.get("x-request-id") ?? ""))
     }),
   )
 

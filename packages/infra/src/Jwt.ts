@@ -300,6 +300,22 @@ export const make = Effect.fnUntraced(function* (options: VerifierOptions) {
 /** A verifier whose keys come from `options.fetchJwks` (for a service that holds its own keys). */
 export const layer = (options: VerifierOptions) => Layer.effect(JwtVerifier, make(options))
 
+/** The `iss` and `aud` walletun's user service signs with, and the verifiers expect by default. */
+export const defaults = { issuer: "walletun", audience: "walletun-api" } as const
+
+/**
+ * The JWKS source in memory: a verifier over the public keys given (the `keys` of a JWKS document,
+ * as the user service publishes them), with no server and no HTTP client. It checks tokens exactly
+ * as `layerHttp` does; `iss` and `aud` are `defaults` unless given. For tests, and for composing a
+ * service from doubles.
+ */
+export const layerMemory = (
+  options: Partial<Omit<VerifierOptions, "fetchJwks">> & { readonly keys: ReadonlyArray<unknown> },
+) => {
+  const { keys, ...rest } = options
+  return layer({ ...defaults, ...rest, fetchJwks: Effect.succeed({ keys }) })
+}
+
 /** How long one JWKS request may take. */
 const jwksTimeout = Duration.seconds(5)
 
@@ -329,8 +345,8 @@ export const layerConfigWith = (options: Pick<VerifierOptions, "tokenCacheSize">
       const jwksUrl = yield* Config.String("JWT_JWKS_URL").pipe(
         Config.withDefault("http://127.0.0.1:8081/.well-known/jwks.json"),
       )
-      const issuer = yield* Config.String("JWT_ISSUER").pipe(Config.withDefault("walletun"))
-      const audience = yield* Config.String("JWT_AUDIENCE").pipe(Config.withDefault("walletun-api"))
+      const issuer = yield* Config.String("JWT_ISSUER").pipe(Config.withDefault(defaults.issuer))
+      const audience = yield* Config.String("JWT_AUDIENCE").pipe(Config.withDefault(defaults.audience))
       return layerHttp({ jwksUrl, issuer, audience, ...options })
     }),
   )

@@ -54,6 +54,7 @@ export const files = (dir: string, name = "ca") => ({ ...Tls.filesIn(dir, name),
 
 const createAuthority = async (dir: string, commonName: string) => {
   const keys = await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"])
+  // Wall time on purpose: plain async set-up code outside Effect, and certificates live in real time.
   const now = Date.now()
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -79,6 +80,7 @@ const issue = async (dir: string, name: string) => {
   const ca = new x509.X509Certificate(await readFile(files(dir).ca, "utf8"))
   const caKey = await importKey(await readFile(files(dir).caKey, "utf8"))
   const keys = await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"])
+  // Wall time on purpose: plain async set-up code outside Effect, and certificates live in real time.
   const now = Date.now()
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),

@@ -1,28 +1,92 @@
 /**
- * UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids created by
- * walletun sort by creation time. The time comes from Effect's `Clock`, the randomness from the
- * platform's cryptographic generator.
+ * The ids walletun makes: UUID version 7 (RFC 9562: 48 bits of Unix milliseconds, then random
+ * bits, so ids sort by creation time) for everything stored, and version 4 for message and request
+ * ids. The time comes from Effect's `Clock`, the randomness from the `Ids` port: cryptographic by
+ * default, seeded in tests (`Ids.layerTest`), so that `TestClock` plus a seed make every id
+ * predictable.
  */
-import { Clock, Effect } from "effect"
+import { Context, Effect, Layer, Random } from "effect"
 
-const hex = (bytes: Uint8Array): string => Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("")
+/** The randomness behind ids: `randomBytes(n)` gives `n` fresh bytes. */
+export interface IdsSource {
+  readonly randomBytes: (size: number) => Uint8Array
+}
 
-/** Formats 16 bytes as a UUID v7 at `millis`; exposed for tests. */
+/** The platform's cryptographic generator: ids that cannot be guessed. */
+const cryptographic: IdsSource = { randomBytes: (size) => crypto.getRandomValues(new Uint8Array(size)) }
+
+/** Bytes drawn from a seeded `Random`: the same seed gives the same bytes, in the same order. */
+const fromRandom = (random: Random.Random): IdsSource => ({
+  randomBytes: (size) => {
+    const bytes = new Uint8Array(size)
+    for (let i = 0; i < size; i++) bytes[i] = Math.floor(random.nextDoubleUnsafe() * 256)
+    return bytes
+  },
+})
+
+/**
+ * The ids port. A `Context.Reference` whose default is cryptographic, so code that makes ids needs
+ * no layer and production cannot forget one; a test or a simulation provides `Ids.layerTest(seed)`
+ * (merged into the context its fibers run with) to make every id deterministic. Secrets (tokens,
+ * salts, keys) never come from here: a seeded source must not be able to reach them.
+ */
+export class Ids extends Context.Reference<IdsSource>("@walletun/infra/Uuid/Ids", {
+  defaultValue: () => cryptographic,
+}) {
+  /** The cryptographic source, the default: providing it is the same as providing nothing. */
+  static readonly layer: Layer.Layer<never> = Layer.succeed(Ids, cryptographic)
+
+  /**
+   * A deterministic source (Effect's seeded `Random`): two builds with the same seed give the same
+   * ids in the same order. Not for production: seeded ids can be guessed.
+   */
+  static readonly layerTest = (seed: string | number): Layer.Layer<never> =>
+    Layer.effect(
+      Ids,
+      Effect.gen(function* () {
+        return fromRandom(yield* Random.Random)
+      }).pipe(Random.withSeed(seed)),
+    )
+}
+
+const hex = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"))
+
+const stringify = (b: Uint8Array): string => {
+  let out = ""
+  for (let i = 0; i < 16; i++) {
+    out += hex[b[i] ?? 0]
+    if (i === 3 || i === 5 || i === 7 || i === 9) out += "-"
+  }
+  return out
+}
+
+/** Sets the RFC 9562 version nibble and variant bits of `bytes`. */
+const stamp = (bytes: Uint8Array, version: number): Uint8Array => {
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | (version << 4)
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80
+  return bytes
+}
+
+/** Formats 16 bytes as a UUID v7 at `millis` (the first 6 bytes are replaced); exposed for tests and cursors. */
 export const format = (millis: number, random: Uint8Array): string => {
   const bytes = new Uint8Array(16)
   bytes.set(random.subarray(0, 16))
-  let time = BigInt(millis)
-  for (let i = 5; i >= 0; i--) {
-    bytes[i] = Number(time & 0xffn)
-    time >>= 8n
-  }
-  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x70 // version 7
-  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80 // RFC 9562 variant
-  const h = hex(bytes)
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+  // 48 bits do not fit a 32-bit shift: the high 16 and the low 32 are written apart.
+  const high = Math.floor(millis / 2 ** 32)
+  const low = millis - high * 2 ** 32
+  bytes[0] = (high >>> 8) & 0xff
+  bytes[1] = high & 0xff
+  bytes[2] = (low >>> 24) & 0xff
+  bytes[3] = (low >>> 16) & 0xff
+  bytes[4] = (low >>> 8) & 0xff
+  bytes[5] = low & 0xff
+  return stringify(stamp(bytes, 7))
 }
 
-/** A fresh UUID v7. */
-export const v7: Effect.Effect<string> = Effect.map(Clock.currentTimeMillis, (millis) =>
-  format(millis, crypto.getRandomValues(new Uint8Array(16))),
+/** A fresh UUID v7: the `Clock`'s milliseconds, then random bits from `Ids`. */
+export const v7: Effect.Effect<string> = Effect.clockWith((clock) =>
+  Ids.useSync((ids) => format(clock.currentTimeMillisUnsafe(), ids.randomBytes(16))),
 )
+
+/** A fresh UUID v4 (random bits from `Ids`), for ids that need no order: messages, requests. */
+export const v4: Effect.Effect<string> = Ids.useSync((ids) => stringify(stamp(ids.randomBytes(16), 4)))

@@ -173,3 +173,36 @@ describe("Jwt verifier", () => {
     }),
   )
 })
+
+describe("Jwt.layerMemory (the JWKS source in memory)", () => {
+  it.effect("verifies tokens of the keys it holds, with walletun's iss and aud, and no server", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(Date.UTC(2026, 11, 4))
+      const [held, other] = [yield* keyPair("held"), yield* keyPair("other")]
+      const verifier = yield* Effect.provide(Jwt.JwtVerifier.use(Effect.succeed), Jwt.layerMemory({ keys: [held.jwk] }))
+      assert.strictEqual((yield* verifier.verify(Redacted.make(yield* sign(held)))).kid, "held")
+      assert.deepStrictEqual(yield* verifier.cachedKids, ["held"])
+      assert.strictEqual(yield* reasonOf(verifier, yield* sign(other)), "UnknownKey")
+      // Another key under a held kid: the signature decides.
+      assert.strictEqual(yield* reasonOf(verifier, yield* sign({ ...other, kid: "held" })), "Signature")
+      assert.strictEqual(yield* reasonOf(verifier, yield* sign(held, { aud: "elsewhere" })), "Claims")
+      // The Clock decides expiry, as with the JWKS over HTTP.
+      const token = yield* sign(held)
+      yield* TestClock.adjust(Duration.seconds(900 + 31))
+      assert.strictEqual(yield* reasonOf(verifier, token), "Expired")
+    }),
+  )
+
+  it.effect("takes the verifier's other options: another issuer", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(Date.UTC(2026, 11, 4))
+      const key = yield* keyPair("k1")
+      const verifier = yield* Effect.provide(
+        Jwt.JwtVerifier.use(Effect.succeed),
+        Jwt.layerMemory({ keys: [key.jwk], issuer: "tests" }),
+      )
+      assert.strictEqual(yield* reasonOf(verifier, yield* sign(key)), "Claims")
+      assert.strictEqual((yield* verifier.verify(Redacted.make(yield* sign(key, { iss: "tests" })))).kid, "k1")
+    }),
+  )
+})

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import type { Ids, Money, Transaction } from "@walletun/domain"
+import * as Uuid from "@walletun/infra/Uuid"
 import * as Broker from "../src/Broker.ts"
 import { afterOf, cursorOf, Transactions } from "../src/Transactions.ts"
 import { TransactionsRepo } from "../src/TransactionsRepo.ts"
@@ -30,9 +31,32 @@ const checkedWallets = Effect.gen(function* () {
   }
 })
 
+/** Alice, her USD wallet `a`, and `b`, the USD wallet of someone else. */
+const aliceAndBob = Effect.gen(function* () {
+  const alice = yield* newUser
+  return { alice, a: yield* openWallet(alice), b: yield* openWallet(yield* newUser) }
+})
+
 const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
 
 describe("Transactions.accept", () => {
+  it.effect("the transaction's id comes from the Ids port and the Clock: seeded, it is predictable", () =>
+    fresh(
+      Effect.gen(function* () {
+        const transactions = yield* Transactions
+        const { alice, a, b } = yield* aliceAndBob
+        yield* TestClock.setTime(Date.UTC(2026, 11, 4, 19, 30))
+        const seeded = Uuid.Ids.layerTest("transactions")
+        const expected = yield* Effect.provide(Uuid.v7, seeded)
+        const { transaction } = yield* Effect.provide(
+          transactions.accept(alice, key("k-seeded"), transfer(a.id, b.id)),
+          seeded,
+        )
+        assert.strictEqual(transaction.id, expected)
+      }),
+    ),
+  )
+
   it.effect("accepts a transfer as PENDING, publishes it once, and both parties see it", () =>
     fresh(
       Effect.gen(function* () {
@@ -73,9 +97,7 @@ describe("Transactions.accept", () => {
     fresh(
       Effect.gen(function* () {
         const transactions = yield* Transactions
-        const alice = yield* newUser
-        const a = yield* openWallet(alice)
-        const b = yield* openWallet(yield* newUser)
+        const { alice, a, b } = yield* aliceAndBob
         const first = yield* transactions.accept(alice, key("same"), transfer(a.id, b.id))
         const again = yield* transactions.accept(alice, key("same"), transfer(a.id, b.id))
         assert.isTrue(again.replayed)

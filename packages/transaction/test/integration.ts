@@ -61,7 +61,7 @@ export const serveJwks = Effect.acquireRelease(
 ).pipe(Effect.map(({ url }) => url))
 
 /** The verifier the in-process service uses: it trusts the test key. */
-export const verifier = Jwt.layer({ issuer: "walletun", audience: "walletun-api", fetchJwks: Effect.succeed(jwks) })
+export const verifier = Jwt.layerMemory({ keys: jwks.keys })
 
 // --- the wallet service ---------------------------------------------------------------------------
 

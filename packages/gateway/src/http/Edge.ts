@@ -4,7 +4,6 @@
  * the configured origins, the per-address rate limit, `405` for a known path with the wrong method,
  * and problem details for everything that went wrong before or around a handler.
  */
-import { randomUUID } from "node:crypto"
 import { Effect, Option } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse, HttpTraceContext } from "effect/http"
 import { OpenApi } from "effect/http-api"
@@ -12,6 +11,7 @@ import type { HttpApi, HttpApiGroup } from "effect/http-api"
 import { Errors } from "@walletun/domain"
 import * as ClientAddress from "@walletun/infra/ClientAddress"
 import * as Problems from "@walletun/infra/Problems"
+import * as Uuid from "@walletun/infra/Uuid"
 import { GatewayConfig } from "../GatewayConfig.ts"
 import { RateLimiter } from "../RateLimiter.ts"
 
@@ -74,7 +74,7 @@ export const layer = <Id extends string, Groups extends HttpApiGroup.Constraint>
         Effect.gen(function* () {
           const request = yield* HttpServerRequest.HttpServerRequest
           const given = request.headers["x-request-id"]
-          const requestId = given !== undefined && requestIdPattern.test(given) ? given : randomUUID()
+          const requestId = given !== undefined && requestIdPattern.test(given) ? given : yield* Uuid.v4
           const path = new URL(request.url, "http://gateway").pathname
 
           const answer = Effect.gen(function* () {

@@ -3,11 +3,11 @@
  * context, and a publish that succeeds only on the broker's confirm. An unroutable mandatory
  * message fails its publish instead of vanishing.
  */
-import { randomUUID } from "node:crypto"
 import type { ChannelModel, ConfirmChannel, Message } from "amqplib"
 import { Duration, Effect, Metric, Option } from "effect"
 import { HttpTraceContext } from "effect/http"
 import * as Metrics from "../Metrics.ts"
+import * as Uuid from "../Uuid.ts"
 import { awaitSession, closeQuietly, tryAmqp, watchErrors } from "./State.ts"
 import type { Session, State } from "./State.ts"
 import { timedOut, toRabbitError } from "./Types.ts"
@@ -101,7 +101,7 @@ export const publish = (state: State) =>
       ...(Option.isSome(span) ? HttpTraceContext.toHeaders(span.value) : {}),
     }
     // Every message has an id: consumers deduplicate by it, and an unroutable one is told apart by it.
-    const messageId = publishOptions.messageId ?? (yield* Effect.sync(randomUUID))
+    const messageId = publishOptions.messageId ?? (yield* Uuid.v4)
     yield* Effect.annotateCurrentSpan({
       "messaging.destination.name": exchange,
       "messaging.rabbitmq.routing_key": routingKey,
