@@ -50,7 +50,12 @@ const channelOf = (broker: MemoryBroker, holder: Holder): Channel => {
   return new Proxy(supported, {
     get: (target, property) => {
       if (typeof property !== "string" || property === "then") return undefined
-      return target[property] ?? (() => Promise.reject(notSupported(property)))
+      return (
+        target[property] ??
+        (() => {
+          throw notSupported(property)
+        })
+      )
     },
   }) as unknown as Channel
 }
