@@ -7,7 +7,7 @@
 import type { ConsumeMessage } from "amqplib"
 import { assert, describe } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Schedule, Scope } from "effect"
 import type { Duration } from "effect"
 import { Rabbit } from "@walletun/infra"
 
@@ -387,6 +387,36 @@ const deadLetters = (it: Vitest.MethodsNonLive<Rabbit.Rabbit>, nameOf: NameOf, h
       yield* rabbit.consume(names.work, () => Effect.succeed(Rabbit.nack(false)), { prefetch: 1 })
       const [dead] = yield* yield* collect(names.dlq, 1)
       assertDeadLetter(dead, names, { body: "poison", messageId: "dead-1", reason: "rejected" })
+    }),
+  )
+
+  it.effect("`withChannel`: what `get` takes unacknowledged goes back when it ends; `nackAll(false)` rejects", () =>
+    Effect.gen(function* () {
+      const rabbit = yield* Rabbit.Rabbit
+      const names = yield* deadLettering(nameOf("channel"), {})
+      yield* publishWork(names.work, "taken", "dead-4")
+      const count = (queue: string, expected: number) =>
+        rabbit
+          .withChannel((channel) => channel.checkQueue(queue))
+          .pipe(
+            // A quorum queue applies returns asynchronously: poll (bounded) until it shows them.
+            Effect.repeat({
+              until: (state) => state.messageCount === expected,
+              schedule: Schedule.spaced("20 millis"),
+              times: 50,
+            }),
+            Effect.map((state) => state.messageCount),
+          )
+      const taken = yield* rabbit.withChannel((channel) => channel.get(names.work, { noAck: false }))
+      assert.isTrue(taken !== false)
+      assert.strictEqual(yield* count(names.work, 1), 1, "given back when the channel closed")
+      yield* rabbit.withChannel(async (channel) => {
+        await channel.get(names.work, { noAck: false })
+        channel.nackAll(false)
+      })
+      const [dead] = yield* yield* collect(names.dlq, 1)
+      assertDeadLetter(dead, names, { body: "taken", messageId: "dead-4", reason: "rejected" })
+      assert.strictEqual(yield* count(names.work, 0), 0)
     }),
   )
 

@@ -45,7 +45,7 @@ const channelOf = (broker: MemoryBroker, holder: Holder): Channel => {
     ack: (message: ConsumeMessage) => broker.settle(message.fields.deliveryTag, { _tag: "Ack" }),
     nack: (message: ConsumeMessage, _allUpTo?: boolean, requeue?: boolean) =>
       broker.settle(message.fields.deliveryTag, { _tag: "Nack", requeue: requeue ?? true }),
-    nackAll: (requeue?: boolean) => ((requeue ?? true) ? broker.release(holder) : undefined),
+    nackAll: (requeue?: boolean) => broker.release(holder, requeue ?? true),
   }
   return new Proxy(supported, {
     get: (target, property) => {

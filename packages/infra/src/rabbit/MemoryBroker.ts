@@ -378,14 +378,18 @@ export class MemoryBroker {
     queue.ready.splice(at < 0 ? queue.ready.length : at, 0, message)
   }
 
-  /** Returns every message `holder` still holds to its queue, as a closed channel does. */
-  release(holder: Holder): void {
+  /**
+   * Settles every message `holder` still holds: back to its queue, as a closed channel does
+   * (`requeue`, the default), or rejected to the dead-letter exchange (`nackAll(false)`).
+   */
+  release(holder: Holder, requeue = true): void {
     const queues = new Set<string>()
     for (const [tag, entry] of [...this.unacked].toSorted(([a], [b]) => a - b)) {
       if (entry.holder !== holder) continue
       this.unacked.delete(tag)
       holder.held--
-      this.requeue(entry)
+      if (requeue) this.requeue(entry)
+      else this.deadLetter(entry.queue, entry.message, "rejected")
       queues.add(entry.queue.spec.name)
     }
     for (const name of queues) this.dispatch(name)
