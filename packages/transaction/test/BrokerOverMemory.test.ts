@@ -1,9 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Ref, Schedule, Schema } from "effect"
+import { Duration, Effect, Layer, Ref, Schedule, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import { Events } from "@walletun/domain"
 import { MessageSeal, Rabbit } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import * as Worker from "../src/consumers/Worker.ts"
+import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { requestedOf } from "../src/Transactions.ts"
 import { accepted, servicesWith, WalletScript } from "./support.ts"
 
@@ -25,6 +27,28 @@ describe("Broker over Rabbit.layerMemory", () => {
       assert.strictEqual(message.properties.headers?.[Broker.attemptHeader], "1")
       const sealer = yield* MessageSeal.RequestSealer
       assert.isTrue(sealer.verify(message.content, message.properties.headers?.[MessageSeal.header]))
+    }).pipe(Effect.provide(overMemory)),
+  )
+
+  it.effect("a retry waits the retry delay in the retry queue, then comes back to the requests queue", () =>
+    Effect.gen(function* () {
+      const broker = yield* Broker.Broker
+      const rabbit = yield* Rabbit.Rabbit
+      const config = yield* TransactionConfig
+      const content = new TextEncoder().encode("{}")
+      yield* broker.publishRetry({ content, messageId: "retried" }, 2, "wallet unavailable")
+      const countOf = (queue: string) =>
+        rabbit.withChannel((channel) => channel.checkQueue(queue)).pipe(Effect.map((state) => state.messageCount))
+      yield* TestClock.adjust(Duration.subtract(config.retryDelay, Duration.millis(1)))
+      assert.deepStrictEqual([yield* countOf(broker.names.retry), yield* countOf(broker.names.requested)], [1, 0])
+      yield* TestClock.adjust("1 millis")
+      const back = yield* rabbit.withChannel((channel) => channel.get(broker.names.requested, { noAck: true }))
+      if (back === false) return assert.fail("the retry did not come back")
+      assert.strictEqual(back.properties.messageId, "retried")
+      assert.strictEqual(back.properties.headers?.[Broker.attemptHeader], "2")
+      assert.strictEqual(back.properties.headers?.["x-first-death-reason"], "expired")
+      yield* broker.publishDead({ content, messageId: "dead" }, 3, "gave up")
+      assert.strictEqual(yield* countOf(broker.names.dlq), 1)
     }).pipe(Effect.provide(overMemory)),
   )
 
