@@ -11,6 +11,7 @@ import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import type { Scope } from "effect"
 import { acquire } from "./rabbit/Connection.ts"
 import { consume } from "./rabbit/Consumer.ts"
+import * as Memory from "./rabbit/Memory.ts"
 import { publish } from "./rabbit/Publisher.ts"
 import { makeState } from "./rabbit/State.ts"
 import { declare, withChannel } from "./rabbit/Topology.ts"
@@ -28,6 +29,7 @@ import * as Tls from "./Tls.ts"
 // and its setup hook (`Connection`), publishing (`Publisher`), consuming (`Consumer`) and
 // declaring (`Topology`).
 export { ack, nack, RabbitError } from "./rabbit/Types.ts"
+export type { MemoryOptions } from "./rabbit/Memory.ts"
 export type {
   BindingSpec,
   ConsumeOptions,
@@ -71,6 +73,23 @@ export class Rabbit extends Context.Service<
 >()("@walletun/infra/Rabbit") {
   /** Connects with explicit options (tests point it at a proxy). */
   static readonly layerWith = (options: RabbitOptions) => Layer.effect(Rabbit, make(options))
+
+  /**
+   * A broker in memory, for unit tests and for composing services from test doubles: routing,
+   * mandatory publishes, confirms, prefetch, requeue, the quorum delivery limit, message TTL on
+   * `Clock` (so `TestClock` drives it) and dead-lettering with `x-death` behave as on RabbitMQ.
+   */
+  static readonly layerMemory: Layer.Layer<Rabbit> = Layer.effect(
+    Rabbit,
+    Effect.suspend(() => makeMemory()),
+  )
+
+  /** The memory broker with options (a short shutdown deadline for tests that close consumers). */
+  static readonly layerMemoryWith = (options: Memory.MemoryOptions) =>
+    Layer.effect(
+      Rabbit,
+      Effect.suspend(() => makeMemory(options)),
+    )
 
   /** Connects to `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`) with its credentials (tools, tests). */
   static readonly layer = Layer.effect(
@@ -118,3 +137,9 @@ export const make = Effect.fnUntraced(function* (options: RabbitOptions) {
     withChannel: withChannel(state),
   })
 })
+
+/** Builds the in-memory broker for the life of the scope (see `Rabbit.layerMemory`). */
+export const makeMemory = (options: Memory.MemoryOptions = {}) => Effect.map(Memory.make(options), Rabbit.of)
+
+/** The in-memory broker: `Rabbit.layerMemory`. */
+export const layerMemory = Rabbit.layerMemory

@@ -9,23 +9,10 @@ import * as Worker from "../src/consumers/Worker.ts"
 import { requestedOf, Transactions } from "../src/Transactions.ts"
 import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { TransactionsRepo } from "../src/TransactionsRepo.ts"
-import { invalid, messageOf, newUser, openWallet, services, unavailable, WalletScript } from "./support.ts"
+import { accepted, invalid, messageOf, newUser, openWallet, services, unavailable, WalletScript } from "./support.ts"
 import type { Step } from "./support.ts"
 
 const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
-
-/** An accepted deposit, ready for the worker. */
-const accepted = Effect.gen(function* () {
-  const transactions = yield* Transactions
-  const alice = yield* newUser
-  const wallet = yield* openWallet(alice)
-  const { transaction } = yield* transactions.accept(alice, `k-${wallet.id}` as Ids.IdempotencyKey, {
-    type: "deposit",
-    walletId: wallet.id,
-    amount: 500n as Money.Amount,
-  })
-  return transaction
-})
 
 const statusOf = (id: Ids.TransactionId) =>
   Effect.flatMap(

@@ -6,7 +6,7 @@
  */
 import { Clock, Context, Duration, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
 import { Events } from "@walletun/domain"
-import type { Currency, Ids, Ledger } from "@walletun/domain"
+import type { Currency, Ids, Ledger, Money } from "@walletun/domain"
 import { Grpc, MessageSeal, Uuid } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import type { IncomingMessage } from "../src/consumers/Messages.ts"
@@ -132,8 +132,12 @@ const scriptedWallet = Layer.effectContext(
   }),
 )
 
-/** Everything the service, the worker and the outcome consumer need, in memory, with the given broker. */
-export const servicesWith = (broker: ReturnType<typeof Broker.layerMemory>) =>
+/**
+ * Everything the service, the worker and the outcome consumer need, in memory, with the given broker:
+ * `Broker.layerMemory()` (records publications), or `Broker.layerNoDeps` over `Rabbit.layerMemory`
+ * (delivers them).
+ */
+export const servicesWith = <L extends Layer.Layer<Broker.Broker, unknown, any>>(broker: L) =>
   Transactions.layerNoDeps.pipe(
     Layer.provideMerge(Layer.mergeAll(TransactionsRepo.layerMemory, broker, scriptedWallet)),
     Layer.provideMerge(config),
@@ -156,6 +160,19 @@ export const openWallet = (ownerId: Ids.UserId, currency: Currency.Currency = "U
 
 /** A fresh user id. */
 export const newUser = Effect.map(Uuid.v7, (id) => id as Ids.UserId)
+
+/** An accepted deposit, ready for the worker (the service has published its request). */
+export const accepted = Effect.gen(function* () {
+  const transactions = yield* Transactions
+  const alice = yield* newUser
+  const wallet = yield* openWallet(alice)
+  const { transaction } = yield* transactions.accept(alice, `k-${wallet.id}` as Ids.IdempotencyKey, {
+    type: "deposit",
+    walletId: wallet.id,
+    amount: 500n as Money.Amount,
+  })
+  return transaction
+})
 
 const encoder = new TextEncoder()
 

@@ -125,14 +125,16 @@ const stringHeaders = (headers: unknown): Record<string, string> => {
   return out
 }
 
-/** Handles one message in a consumer span and settles it; a handler that fails or dies nacks with requeue. */
-const handleOne = <R>(
-  state: State,
+/**
+ * Handles one message in a consumer span continuing the trace in its headers, then settles it with
+ * `settleWith`; a handler that fails or dies nacks with requeue. Shared with the in-memory broker.
+ */
+export const handleInSpan = <R>(
   queue: string,
   spanName: string,
   handle: (message: ConsumeMessage) => Effect.Effect<Settlement, never, R>,
-  channel: Channel,
   message: ConsumeMessage,
+  settleWith: (settlement: Settlement) => Effect.Effect<void>,
 ): Effect.Effect<void, never, R> => {
   const parent = HttpTraceContext.fromHeaders(Headers.fromInput(stringHeaders(message.properties.headers)))
   return handle(message).pipe(
@@ -140,7 +142,7 @@ const handleOne = <R>(
     Effect.flatMap((exit) => {
       const settlement = exit._tag === "Success" ? exit.value : nack(true)
       const outcome = settlement._tag === "Ack" ? "ack" : settlement.requeue ? "requeue" : "reject"
-      return settle(state, queue, channel, message, settlement).pipe(
+      return settleWith(settlement).pipe(
         Effect.andThen(Metric.update(Metric.withAttributes(Metrics.messagesConsumed, { queue, outcome }), 1)),
       )
     }),
@@ -156,6 +158,17 @@ const handleOne = <R>(
     }),
   )
 }
+
+/** Handles one message in a consumer span and settles it through its channel's acker. */
+const handleOne = <R>(
+  state: State,
+  queue: string,
+  spanName: string,
+  handle: (message: ConsumeMessage) => Effect.Effect<Settlement, never, R>,
+  channel: Channel,
+  message: ConsumeMessage,
+): Effect.Effect<void, never, R> =>
+  handleInSpan(queue, spanName, handle, message, (settlement) => settle(state, queue, channel, message, settlement))
 
 /** A consumer's state, whose deliveries run `handleOne` in fibers of the handler's context. */
 const makeConsumer = (
@@ -191,6 +204,18 @@ const makeConsumer = (
   return consumer
 }
 
+/** A prefetch is an integer from 1 to 1000; anything else fails the consume, not retryable. */
+export const checkPrefetch = (prefetch: number): Effect.Effect<void, RabbitError> =>
+  Number.isInteger(prefetch) && prefetch >= 1 && prefetch <= 1_000
+    ? Effect.void
+    : Effect.fail(
+        new RabbitError({
+          message: `prefetch must be an integer from 1 to 1000, got ${prefetch}`,
+          retryable: false,
+          cause: new Error("invalid prefetch"),
+        }),
+      )
+
 /** `Rabbit.consume`: consumes until the scope closes, across reconnects. */
 export const consume = (state: State) =>
   Effect.fn("Rabbit.consume")(function* <R>(
@@ -199,13 +224,7 @@ export const consume = (state: State) =>
     consumeOptions: ConsumeOptions,
   ) {
     const { prefetch } = consumeOptions
-    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 1_000) {
-      return yield* new RabbitError({
-        message: `prefetch must be an integer from 1 to 1000, got ${prefetch}`,
-        retryable: false,
-        cause: new Error("invalid prefetch"),
-      })
-    }
+    yield* checkPrefetch(prefetch)
     const runHandler = Effect.runForkWith(yield* Effect.context<R>())
     const spanName = consumeOptions.spanName ?? `Rabbit.handle ${queue}`
     const consumer = makeConsumer(state, queue, prefetch, (channel, message) =>

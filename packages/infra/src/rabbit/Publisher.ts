@@ -87,6 +87,32 @@ const confirmed = (
     catch: toRabbitError("the broker did not confirm the message"),
   })
 
+/**
+ * The headers and id a message goes out with: the caller's headers plus the current span's trace
+ * context, and the caller's id or `newId`; annotates the publish span. Shared with the in-memory broker.
+ */
+export const outgoing = (
+  exchange: string,
+  routingKey: string,
+  publishOptions: PublishOptions,
+  newId: Effect.Effect<string>,
+) =>
+  Effect.gen(function* () {
+    const span = yield* Effect.currentSpan.pipe(Effect.option)
+    const headers: Record<string, string> = {
+      ...publishOptions.headers,
+      ...(Option.isSome(span) ? HttpTraceContext.toHeaders(span.value) : {}),
+    }
+    // Every message has an id: consumers deduplicate by it, and an unroutable one is told apart by it.
+    const messageId = publishOptions.messageId ?? (yield* newId)
+    yield* Effect.annotateCurrentSpan({
+      "messaging.destination.name": exchange,
+      "messaging.rabbitmq.routing_key": routingKey,
+      "messaging.message.id": messageId,
+    })
+    return { headers, messageId }
+  })
+
 /** `Rabbit.publish`: a persistent message, confirmed by the broker within the publish deadline. */
 export const publish = (state: State) =>
   Effect.fn("Rabbit.publish", { kind: "producer" })(function* (
@@ -95,18 +121,7 @@ export const publish = (state: State) =>
     content: Uint8Array,
     publishOptions: PublishOptions = {},
   ) {
-    const span = yield* Effect.currentSpan.pipe(Effect.option)
-    const headers = {
-      ...publishOptions.headers,
-      ...(Option.isSome(span) ? HttpTraceContext.toHeaders(span.value) : {}),
-    }
-    // Every message has an id: consumers deduplicate by it, and an unroutable one is told apart by it.
-    const messageId = publishOptions.messageId ?? (yield* Uuid.v4)
-    yield* Effect.annotateCurrentSpan({
-      "messaging.destination.name": exchange,
-      "messaging.rabbitmq.routing_key": routingKey,
-      "messaging.message.id": messageId,
-    })
+    const { headers, messageId } = yield* outgoing(exchange, routingKey, publishOptions, Uuid.v4)
     const publishTimeout = state.timeouts.publish
     yield* awaitSession(state).pipe(
       Effect.flatMap((live) =>

@@ -8,7 +8,8 @@ import { awaitConnected, closeQuietly, tryAmqp, watchErrors } from "./State.ts"
 import type { State } from "./State.ts"
 import type { QueueSpec, Topology } from "./Types.ts"
 
-const queueArguments = (queue: QueueSpec): Record<string, unknown> => ({
+/** The `x-` arguments of a queue as declared on the broker. */
+export const queueArguments = (queue: QueueSpec): Record<string, unknown> => ({
   ...(queue.type === undefined ? {} : { "x-queue-type": queue.type }),
   ...(queue.deadLetterExchange === undefined ? {} : { "x-dead-letter-exchange": queue.deadLetterExchange }),
   ...(queue.deadLetterRoutingKey === undefined ? {} : { "x-dead-letter-routing-key": queue.deadLetterRoutingKey }),

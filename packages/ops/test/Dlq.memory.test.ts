@@ -1,0 +1,63 @@
+/** The DLQ tools over the broker in memory: peek leaves the letters, replay sends one back, purge empties. */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Queues } from "@walletun/domain"
+import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Dlq from "../src/Dlq.ts"
+
+const prefix = "ops.memory"
+const names = Queues.namesOf(prefix)
+
+/** The DLQ and the requests queue, with two dead letters of different kinds. */
+const deadLetters = Effect.gen(function* () {
+  const rabbit = yield* Rabbit.Rabbit
+  yield* rabbit.declare({
+    queues: [
+      { name: names.requested, type: "quorum" },
+      { name: names.dlq, type: "quorum" },
+    ],
+  })
+  const letter = (id: string, reason: string) =>
+    rabbit.publish("", names.dlq, new TextEncoder().encode(`{"id":"${id}"}`), {
+      messageId: id,
+      headers: { [Queues.attemptHeader]: "3", [Queues.reasonHeader]: reason },
+    })
+  yield* letter("a", Queues.deadReason.gaveUp(3, "wallet unavailable"))
+  yield* letter("b", Queues.deadReason.unexpected("TransactionCompleted"))
+})
+
+const countOf = (queue: string) =>
+  Effect.flatMap(Rabbit.Rabbit, (rabbit) =>
+    rabbit.withChannel((channel) => channel.checkQueue(queue)).pipe(Effect.map((state) => state.messageCount)),
+  )
+
+describe("Dlq over Rabbit.layerMemory", () => {
+  it.effect("peek describes the letters and leaves them; replay sends one back; purge removes the rest", () =>
+    Effect.gen(function* () {
+      yield* deadLetters
+      const view = yield* Dlq.peek(prefix, 10)
+      assert.deepStrictEqual(
+        view.messages.map((letter) => [letter.id, letter.kind, letter.attempts, letter.origin]),
+        [
+          ["a", "gave_up", 3, names.requested],
+          ["b", "unexpected", 3, names.requested],
+        ],
+      )
+      assert.strictEqual(yield* countOf(names.dlq), 2, "peeking took nothing")
+
+      const replayed = yield* Dlq.replay(prefix, ["a"], 10)
+      assert.deepStrictEqual(
+        replayed.messages.map((letter) => letter.id),
+        ["a"],
+      )
+      assert.deepStrictEqual([yield* countOf(names.dlq), yield* countOf(names.requested)], [1, 1])
+
+      const purged = yield* Dlq.purge(prefix, 10)
+      assert.deepStrictEqual(
+        purged.messages.map((letter) => letter.id),
+        ["b"],
+      )
+      assert.strictEqual(yield* countOf(names.dlq), 0)
+    }).pipe(Effect.provide(Rabbit.layerMemory)),
+  )
+})
