@@ -7,11 +7,12 @@ import { Jwt } from "@walletun/infra"
 import { Http } from "@walletun/lab"
 import * as App from "../src/App.ts"
 import { GatewayConfig } from "../src/GatewayConfig.ts"
-import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import * as Uuid from "@walletun/infra/Uuid"
+import * as WalletInProcess from "@walletun/wallet/InProcess"
 
 // The whole gateway in memory (no server, no network): its routes served by a web handler, with the
-// wallet service, the token keys and the services behind it replaced by test doubles.
+// wallet service in process over a ledger in memory, and the token keys and the services behind it
+// replaced by test doubles.
 
 const { privateKey, publicKey } = generateKeyPairSync("ed25519")
 const kid = "unit-key"
@@ -82,7 +83,7 @@ const config = ConfigProvider.layer(
 )
 
 const gateway = App.routesNoDeps.pipe(
-  Layer.provide([WalletGrpcClient.layerMemory, Verifier, App.RateLimiterLive, Downstreams]),
+  Layer.provide([WalletInProcess.layerMemory("gateway"), Verifier, App.RateLimiterLive, Downstreams]),
   Layer.provideMerge(GatewayConfig.layer),
   Layer.provide(config),
   Layer.provide(HttpServer.layerServices),

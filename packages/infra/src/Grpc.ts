@@ -15,9 +15,11 @@ import type {
   ServerUnaryCall,
   ServiceDefinition,
   ServiceError,
+  StatusObject,
   UntypedServiceImplementation,
   handleUnaryCall,
 } from "@grpc/grpc-js"
+import { EventEmitter } from "node:events"
 import { TLSSocket } from "node:tls"
 import { Cause, Clock, Context, Duration, Effect, Layer, Metric, Option, Schema } from "effect"
 import type { Scope, Tracer } from "effect"
@@ -460,3 +462,91 @@ export const makeClientAs = <C extends Client>(
   server: string,
   options: Partial<ClientOptions> = {},
 ) => Effect.flatMap(Tls.identity(caller), (identity) => makeClient(constructor, address, options, { identity, server }))
+
+// ---------------------------------------------------------------------------------------------
+// In process
+// ---------------------------------------------------------------------------------------------
+
+/** The error a grpc-js client reports for a status, built as grpc-js builds it. */
+const serviceErrorOf = (answer: Partial<StatusObject>): ServiceError => {
+  const code = answer.code ?? status.UNKNOWN
+  const details = answer.details ?? ""
+  return Object.assign(new Error(`${code} ${statusName(code)}: ${details}`), {
+    code,
+    details,
+    metadata: answer.metadata ?? new Metadata(),
+  })
+}
+
+/**
+ * One unary method of an in-process client: the server call `handler` sees carries the request
+ * as the wire carries it (serialised and parsed), the client's metadata and `caller` as the peer's
+ * certificate name; the answer comes back serialised and parsed too. Cancelling interrupts the
+ * handler, as a cancelled network call does.
+ */
+const inProcessMethod =
+  (
+    method: MethodDefinition<unknown, unknown>,
+    handler: handleUnaryCall<unknown, unknown>,
+    caller: string | undefined,
+  ): UnaryMethod<unknown, unknown> =>
+  (request, metadata, _options, callback) => {
+    const auth =
+      caller === undefined ? {} : { transportSecurityType: "ssl", sslPeerCertificate: { subject: { CN: caller } } }
+    const call = Object.assign(new EventEmitter(), {
+      request: method.requestDeserialize(method.requestSerialize(request)),
+      metadata: metadata.clone(),
+      cancelled: false,
+      getAuthContext: () => auth,
+      getPeer: () => "in-process",
+      getPath: () => method.path,
+      getDeadline: () => Infinity,
+      sendMetadata: () => {},
+    })
+    let done = false
+    const finish = (error: ServiceError | null, response: unknown) => {
+      if (done) return
+      done = true
+      callback(error, response)
+    }
+    handler(call as unknown as ServerUnaryCall<unknown, unknown>, (error, value) =>
+      error === null || error === undefined
+        ? finish(null, method.responseDeserialize(method.responseSerialize(value)))
+        : finish(serviceErrorOf(error), undefined),
+    )
+    const cancel = () => {
+      if (done) return
+      call.cancelled = true
+      call.emit("cancelled")
+      finish(serviceErrorOf({ code: status.CANCELLED, details: "Cancelled on client" }), undefined)
+    }
+    return Object.assign(new EventEmitter(), { cancel, getPeer: () => "in-process" }) as unknown as ClientUnaryCall
+  }
+
+/**
+ * A client of `binding` served in this process, calling as `caller` (the certificate name the
+ * access rules read; `undefined` is a caller without a certificate): no socket, no TLS, no server.
+ * Each call takes the path a network call takes once past the transport: the request and the
+ * answer are serialised and parsed with the service definition, so they carry exactly what the
+ * wire carries; the method's access rule judges the caller (UNAUTHENTICATED, PERMISSION_DENIED);
+ * the handler runs with the call's metadata (continuing the caller's trace); and a failure reaches
+ * the client as the status the server answered. A method without an implementation answers
+ * UNIMPLEMENTED, as grpc-js does. Deadlines are not enforced: nothing in process waits on a
+ * network, and the caller's own timeouts still apply.
+ */
+export const inProcessClient = <C extends Client>(
+  _constructor: ClientConstructor<C>,
+  binding: ServiceBinding,
+  caller: string | undefined,
+): C => {
+  const implementation = guarded(binding)
+  const client: Record<string, UnaryMethod<unknown, unknown>> = {}
+  for (const [name, method] of Object.entries(binding.definition)) {
+    const handler =
+      (implementation[name] as handleUnaryCall<unknown, unknown> | undefined) ??
+      ((_call, callback) => callback({ code: status.UNIMPLEMENTED, details: `${method.path} is not implemented` }))
+    client[name] = inProcessMethod(method as MethodDefinition<unknown, unknown>, handler, caller)
+  }
+  // The generated client's unary methods, in their full form: the only form `unaryCall` uses.
+  return client as unknown as C
+}

@@ -5,11 +5,9 @@
  * decides what a status means to it, what it retries, and how it batches.
  */
 import { status } from "@grpc/grpc-js"
-import { Context, DateTime, Effect, Layer, Result } from "effect"
-import type { Duration } from "effect"
-import type { Currency, Ids, Ledger, Money, Wallet } from "@walletun/domain"
+import { Context, Duration, Effect, Layer, Result } from "effect"
+import type { Currency, Ids, Ledger, Wallet } from "@walletun/domain"
 import * as Grpc from "./Grpc.ts"
-import * as Uuid from "./Uuid.ts"
 import * as WalletContract from "./WalletContract.ts"
 import { WalletServiceClient } from "./generated/wallet/v1/wallet.ts"
 import type * as Proto from "./generated/wallet/v1/wallet.ts"
@@ -66,64 +64,22 @@ export class WalletGrpcClient extends Context.Service<
     )
 
   /**
-   * In memory, for tests and for developers composing test layers: the server's ownership and
-   * uniqueness rules and its statuses; wallets keep a zero balance and have no entries, and every
-   * apply and claim fails UNIMPLEMENTED.
+   * A client of a wallet service in this process (`binding`, the wallet package's gRPC binding,
+   * as `@walletun/wallet/InProcess` builds it), calling as `caller`: the same client code, the
+   * same contract mapping, the server's own handlers, access rules and statuses, over no socket
+   * and no TLS (`Grpc.inProcessClient`).
    */
-  static readonly layerMemory = Layer.effect(
-    WalletGrpcClient,
-    Effect.sync(() => {
-      const wallets = new Map<string, Wallet.Wallet>()
-      const owned = (walletId: Ids.WalletId, ownerId: Ids.UserId) => {
-        const wallet = wallets.get(walletId)
-        return wallet !== undefined && wallet.ownerId === ownerId
-          ? Effect.succeed(wallet)
-          : Effect.fail(Grpc.makeGrpcError("WalletService.GetWallet", status.NOT_FOUND, `wallet ${walletId} not found`))
-      }
-      return WalletGrpcClient.of({
-        createWallet: (ownerId, currency) =>
-          Effect.gen(function* () {
-            for (const wallet of wallets.values()) {
-              if (wallet.ownerId === ownerId && wallet.currency === currency) {
-                return yield* Grpc.makeGrpcError("WalletService.CreateWallet", status.ALREADY_EXISTS, currency)
-              }
-            }
-            const now = yield* DateTime.now
-            const wallet: Wallet.Wallet = {
-              id: (yield* Uuid.v7) as Ids.WalletId,
-              ownerId,
-              currency,
-              balance: 0n as Money.Balance,
-              createdAt: now,
-              updatedAt: now,
-            }
-            wallets.set(wallet.id, wallet)
-            return wallet
-          }),
-        getWallet: owned,
-        getWallets: (ids) => Effect.sync(() => ids.flatMap((id) => wallets.get(id) ?? [])),
-        listWallets: (ownerId) =>
-          Effect.sync(() => [...wallets.values()].filter((wallet) => wallet.ownerId === ownerId)),
-        listEntries: (walletId, ownerId, _pageSize, pageToken) =>
-          Effect.flatMap(owned(walletId, ownerId), () =>
-            pageToken === undefined
-              ? Effect.succeed({ items: [], nextCursor: null })
-              : Effect.fail(
-                  Grpc.makeGrpcError("WalletService.ListEntries", status.INVALID_ARGUMENT, "page_token unknown"),
-                ),
-          ),
-        applyTransactions: (items) => unimplemented("WalletService.ApplyTransactions", items.length),
-        claimIdempotencyKeys: (claims) => unimplemented("WalletService.ClaimIdempotencyKeys", claims.length),
-      })
-    }),
-  )
+  static readonly layerInProcess = <E, R>(binding: Effect.Effect<Grpc.ServiceBinding, E, R>, caller: string) =>
+    Layer.effect(
+      WalletGrpcClient,
+      Effect.map(binding, (served) =>
+        make(Grpc.inProcessClient(WalletServiceClient, served, caller), inProcessTimeout),
+      ),
+    )
 }
 
-/** A batch call the memory double does not serve: every item fails UNIMPLEMENTED. */
-const unimplemented = (method: string, count: number) =>
-  Effect.succeed(
-    Array.from({ length: count }, () => Result.fail(Grpc.makeGrpcError(method, status.UNIMPLEMENTED, "not in memory"))),
-  )
+/** The deadline an in-process call carries (not enforced there: see `Grpc.inProcessClient`). */
+const inProcessTimeout = Duration.seconds(10)
 
 /** Reads one item of a batch answer whose oneof is `{ <answered>, error }`. */
 const itemOf = <A>(

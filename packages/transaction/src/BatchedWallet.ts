@@ -66,11 +66,14 @@ export class BatchedWallet extends Context.Service<
     ): Effect.Effect<Option.Option<BoundKey>, Grpc.GrpcError>
   }
 >()("@walletun/transaction/BatchedWallet") {
-  /** Over a client of `WALLET_GRPC_ADDRESS`, as `transaction`, each call bounded by `WALLET_CALL_TIMEOUT`. */
-  static readonly layer = Layer.effect(
+  /** Over the `WalletGrpcClient` in context (such as `@walletun/wallet/InProcess`'s, in tests). */
+  static readonly layerNoDeps = Layer.effect(
     BatchedWallet,
     Effect.suspend(() => make),
-  ).pipe(
+  )
+
+  /** Over a client of `WALLET_GRPC_ADDRESS`, as `transaction`, each call bounded by `WALLET_CALL_TIMEOUT`. */
+  static readonly layer = this.layerNoDeps.pipe(
     Layer.provide(
       WalletGrpcClient.layer(
         Effect.gen(function* () {

@@ -1,25 +1,15 @@
-import { randomBytes } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { DateTime, Effect, Option } from "effect"
 import type { Ids, Money } from "@walletun/domain"
-import { Cql, CqlMigrator, Uuid } from "@walletun/infra"
-import { migrations } from "../src/migrations/index.ts"
+import { Cql, Uuid } from "@walletun/infra"
 import * as TransactionsRepo from "../src/TransactionsRepo.ts"
 import type { StoredTransaction } from "../src/TransactionsRepo.ts"
+import { scratchKeyspace } from "./scratch.ts"
 
 // The CQL repository on the real server, in a keyspace of its own (dropped at the end).
 const scratch = Effect.gen(function* () {
   const cql = yield* Cql.Cql
-  const keyspace = `walletun_repo_${randomBytes(4).toString("hex")}`
-  yield* Effect.addFinalizer(() =>
-    cql
-      .execute(`DROP KEYSPACE IF EXISTS ${keyspace}`, [], {
-        consistency: Cql.Consistency.localQuorum,
-        idempotent: true,
-      })
-      .pipe(Effect.ignore),
-  )
-  yield* CqlMigrator.run({ keyspace, replicationFactor: 1, scyllaTabletsOff: false }, migrations)
+  const keyspace = yield* scratchKeyspace("walletun_repo")
   return { repo: yield* TransactionsRepo.make(keyspace), cql, keyspace }
 })
 

@@ -2,12 +2,13 @@
  * The ledger's persistence contract in memory, serialised by one permit, for unit and property
  * tests. It runs the same rules (`Ledger.decide`) and writes the same outcome events.
  */
-import { Clock, Effect, Semaphore } from "effect"
+import { Clock, Effect, Option, Semaphore } from "effect"
+import { HttpTraceContext } from "effect/http"
 import type { Currency } from "@walletun/domain"
 import { Errors, Ids } from "@walletun/domain"
 import * as Ledger from "./Ledger.ts"
 import { outboxMessageOf } from "./LedgerRows.ts"
-import type { EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
+import type { BatchItem, EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
 
 type Serial = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
@@ -54,7 +55,8 @@ const makeLedger = (serial: Serial) => {
     return { wallets: named, systems }
   }
 
-  const apply = (request: Ledger.ApplyRequest) =>
+  // `traceHeaders`: the trace context the outcome event continues (the relay's span joins it).
+  const applyTraced = (request: Ledger.ApplyRequest, traceHeaders: Readonly<Record<string, string>>) =>
     serial(
       Effect.gen(function* () {
         const previous = applied.get(request.transactionId)
@@ -84,12 +86,18 @@ const makeLedger = (serial: Serial) => {
         const result: Ledger.Applied = { outcome: decision.outcome, replayed: false, appliedAtMs: now }
         applied.set(request.transactionId, result)
         const message = outboxMessageOf(decision.event)
-        outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: {}, ...message })
+        outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: traceHeaders, ...message })
         return result
       }),
     )
 
-  return { wallets, entries, outbox, apply }
+  // As the real repository: the outcome event continues the trace of this apply.
+  const apply = Effect.fn("LedgerRepo.apply")(function* (request: Ledger.ApplyRequest) {
+    const span = yield* Effect.option(Effect.currentSpan)
+    return yield* applyTraced(request, Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders }))
+  })
+
+  return { wallets, entries, outbox, apply, applyTraced }
 }
 
 /** Idempotency keys: bindings by `user/key`, each with its expiry. */
@@ -139,7 +147,7 @@ const makeKeys = (serial: Serial) => {
 export const make = Effect.gen(function* () {
   const lock = yield* Semaphore.make(1)
   const serial = lock.withPermits(1)
-  const { wallets, entries, outbox, apply } = makeLedger(serial)
+  const { wallets, entries, outbox, apply, applyTraced } = makeLedger(serial)
 
   const createWallet = (id: Ids.WalletId, ownerId: Ids.UserId, currency: Currency.Currency) =>
     serial(
@@ -189,8 +197,8 @@ export const make = Effect.gen(function* () {
           .slice(0, limit),
       ),
     apply,
-    applyBatch: (items: ReadonlyArray<{ readonly request: Ledger.ApplyRequest }>) =>
-      Effect.forEach(items, (item) => Effect.result(apply(item.request))),
+    applyBatch: (items: ReadonlyArray<BatchItem>) =>
+      Effect.forEach(items, (item) => Effect.result(applyTraced(item.request, item.traceHeaders))),
     ...makeKeys(serial),
     relayBatch,
     totalBalance: Effect.sync(() => [...wallets.values()].reduce((sum, wallet) => sum + wallet.balance, 0n)),

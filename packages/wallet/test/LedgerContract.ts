@@ -1,0 +1,411 @@
+/**
+ * The ledger repository's contract: the cases `LedgerRepo.layerMemory` and the PostgreSQL
+ * repository (`LedgerRepo.layer`) must both pass, so the double cannot drift from the real thing.
+ * `LedgerRepo.contract.test.ts` runs them in memory, `LedgerRepo.contract.integration.test.ts`
+ * against PostgreSQL, on a scratch database of its own. A case the memory repository cannot pass is
+ * a bug in the memory repository. The cases share one repository: each opens wallets of its own,
+ * and the outbox cases first relay whatever earlier cases left.
+ */
+import { assert, describe } from "@effect/vitest"
+import type { Vitest } from "@effect/vitest"
+import { Effect, Exit } from "effect"
+import { Ids } from "@walletun/domain"
+import type { Currency, Money } from "@walletun/domain"
+import { Uuid } from "@walletun/infra"
+import type * as Ledger from "../src/Ledger.ts"
+import { LedgerRepo } from "../src/LedgerRepo.ts"
+import type { OutboxMessage } from "../src/LedgerRepo.ts"
+
+const hour = 3_600_000
+const userId = Effect.map(Uuid.v7, Ids.UserId.make)
+const transactionId = Effect.map(Uuid.v7, Ids.TransactionId.make)
+const amount = (value: bigint) => value as Money.Amount
+
+/** A new owner's wallet in `currency`. */
+const open = (currency: Currency.Currency = "USD") =>
+  Effect.gen(function* () {
+    const repo = yield* LedgerRepo
+    return yield* repo.createWallet(Ids.WalletId.make(yield* Uuid.v7), yield* userId, currency)
+  })
+
+type Wallet = Effect.Success<ReturnType<typeof open>>
+
+const deposit = (wallet: Wallet, value: bigint, id?: Ids.TransactionId) =>
+  Effect.gen(function* () {
+    return {
+      transactionId: id ?? (yield* transactionId),
+      actingUserId: wallet.ownerId ?? (yield* userId),
+      type: "deposit",
+      walletId: wallet.id,
+      amount: amount(value),
+      currency: wallet.currency,
+    } satisfies Ledger.ApplyRequest
+  })
+
+const transfer = (from: Wallet, to: Wallet, value: bigint) =>
+  Effect.gen(function* () {
+    return {
+      transactionId: yield* transactionId,
+      actingUserId: from.ownerId ?? (yield* userId),
+      type: "transfer",
+      sourceWalletId: from.id,
+      targetWalletId: to.id,
+      amount: amount(value),
+      currency: from.currency,
+    } satisfies Ledger.ApplyRequest
+  })
+
+const apply = (request: Ledger.ApplyRequest) => LedgerRepo.use((repo) => repo.apply(request))
+
+const balancesOf = (...wallets: ReadonlyArray<Wallet>) =>
+  Effect.gen(function* () {
+    const found = yield* LedgerRepo.use((repo) => repo.getWallets(wallets.map((wallet) => wallet.id)))
+    return wallets.map((wallet) => found.find((row) => row.id === wallet.id)?.balance)
+  })
+
+/** Relays (and drops) every unsent outbox message, so a case sees only its own. */
+const drainOutbox = LedgerRepo.use((repo) =>
+  Effect.gen(function* () {
+    // Bounded: the cases leave a few dozen messages at most.
+    for (let round = 0; round < 100; round++) {
+      if ((yield* repo.relayBatch(500, () => Effect.void)) === 0) return
+    }
+  }),
+)
+
+/** The next relay batch's messages, as the relay is handed them. */
+const relayed = (limit: number) =>
+  LedgerRepo.use((repo) =>
+    Effect.gen(function* () {
+      let taken: ReadonlyArray<OutboxMessage> = []
+      yield* repo.relayBatch(limit, (messages) => Effect.sync(() => (taken = messages)))
+      return taken
+    }),
+  )
+
+/** A claim of `key` for `user`, bound to `id` for `ttlMs`. */
+const claimOf = (user: Ids.UserId, key: string, id: Ids.TransactionId, ttlMs = hour) => ({
+  userId: user,
+  key: key as Ids.IdempotencyKey,
+  transactionId: id,
+  requestHash: `hash-of-${id}`,
+  createdAtMs: 1_767_225_600_000,
+  ttlMs,
+})
+
+/** The ledger contract's cases, for a `layer(...)` that provides the repository under test. */
+export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
+  describe("wallets", () => {
+    it.effect("a wallet opens with a zero balance; a second of the same owner and currency is WalletExists", () =>
+      Effect.gen(function* () {
+        const repo = yield* LedgerRepo
+        const wallet = yield* open("EUR")
+        assert.deepStrictEqual([wallet.currency, wallet.balance], ["EUR", 0n])
+        const owner = wallet.ownerId ?? (yield* userId)
+        const again = yield* Effect.flip(repo.createWallet(Ids.WalletId.make(yield* Uuid.v7), owner, "EUR"))
+        assert.deepStrictEqual(
+          [again._tag, again._tag === "WalletExists" ? again.currency : ""],
+          ["WalletExists", "EUR"],
+        )
+        const other = yield* repo.createWallet(Ids.WalletId.make(yield* Uuid.v7), owner, "USD")
+        assert.deepStrictEqual(
+          (yield* repo.listWallets(owner)).map((row) => [row.id, row.currency]),
+          [
+            [wallet.id, "EUR"],
+            [other.id, "USD"],
+          ],
+        )
+      }),
+    )
+
+    it.effect("getWallets answers the user wallets among the ids: not a missing one, not a system account", () =>
+      Effect.gen(function* () {
+        const repo = yield* LedgerRepo
+        const wallet = yield* open()
+        const missing = Ids.WalletId.make(yield* Uuid.v7)
+        const system = Ids.WalletId.make("00000000-0000-7000-8000-000000000001")
+        const found = yield* repo.getWallets([missing, wallet.id, system])
+        assert.deepStrictEqual(
+          found.map((row) => row.id),
+          [wallet.id],
+        )
+        assert.deepStrictEqual(yield* repo.getWallets([]), [])
+      }),
+    )
+  })
+
+  describe("apply", () => {
+    it.effect("a deposit and a transfer complete: balances move, the answer names them, the ledger sums to zero", () =>
+      Effect.gen(function* () {
+        const alice = yield* open()
+        const bob = yield* open()
+        const first = yield* apply(yield* deposit(alice, 1_000n))
+        assert.deepStrictEqual(
+          [first.outcome, first.replayed],
+          [{ _tag: "Completed", balances: [{ walletId: alice.id, balance: 1_000n }] }, false],
+        )
+        const moved = yield* apply(yield* transfer(alice, bob, 300n))
+        assert.strictEqual(moved.outcome._tag, "Completed")
+        if (moved.outcome._tag === "Completed") {
+          assert.sameDeepMembers(
+            [...moved.outcome.balances],
+            [
+              { walletId: alice.id, balance: 700n },
+              { walletId: bob.id, balance: 300n },
+            ],
+          )
+        }
+        assert.deepStrictEqual(yield* balancesOf(alice, bob), [700n, 300n])
+        assert.strictEqual(yield* LedgerRepo.use((repo) => repo.totalBalance), 0n)
+      }),
+    )
+
+    it.effect("insufficient funds: FAILED with INSUFFICIENT_FUNDS, recorded, nothing moves", () =>
+      Effect.gen(function* () {
+        const alice = yield* open()
+        const bob = yield* open()
+        yield* apply(yield* deposit(alice, 100n))
+        const request = yield* transfer(alice, bob, 101n)
+        const failed = yield* apply(request)
+        assert.strictEqual(failed.outcome._tag, "Failed")
+        assert.strictEqual(failed.outcome._tag === "Failed" ? failed.outcome.reason : "", "INSUFFICIENT_FUNDS")
+        assert.deepStrictEqual(yield* balancesOf(alice, bob), [100n, 0n])
+        const again = yield* apply(request)
+        assert.deepStrictEqual(again, { ...failed, replayed: true })
+      }),
+    )
+
+    it.effect("a missing wallet and a currency mismatch fail as WALLET_NOT_FOUND and CURRENCY_MISMATCH", () =>
+      Effect.gen(function* () {
+        const usd = yield* open("USD")
+        const eur = yield* open("EUR")
+        const ghost = { ...usd, id: Ids.WalletId.make(yield* Uuid.v7) }
+        const missing = yield* apply(yield* deposit(ghost, 5n))
+        assert.strictEqual(missing.outcome._tag === "Failed" ? missing.outcome.reason : "", "WALLET_NOT_FOUND")
+        yield* apply(yield* deposit(usd, 50n))
+        const mismatch = yield* apply(yield* transfer(usd, eur, 5n))
+        assert.strictEqual(mismatch.outcome._tag === "Failed" ? mismatch.outcome.reason : "", "CURRENCY_MISMATCH")
+        assert.deepStrictEqual(yield* balancesOf(usd, eur), [50n, 0n])
+      }),
+    )
+
+    it.effect("the same transaction id again is a replay: the first answer, marked replayed, and no money moves", () =>
+      Effect.gen(function* () {
+        const alice = yield* open()
+        const request = yield* deposit(alice, 40n)
+        const first = yield* apply(request)
+        const again = yield* apply(request)
+        assert.deepStrictEqual(again, { ...first, replayed: true })
+        // Even a different request under the same id: the id decides.
+        const other = yield* apply({ ...request, amount: amount(999n) })
+        assert.deepStrictEqual(other, { ...first, replayed: true })
+        assert.deepStrictEqual(yield* balancesOf(alice), [40n])
+        const batch = yield* LedgerRepo.use((repo) => repo.applyBatch([{ request, traceHeaders: {} }]))
+        assert.deepStrictEqual(
+          batch.map((one) => (one._tag === "Success" ? one.success.replayed : "failed")),
+          [true],
+        )
+      }),
+    )
+
+    it.effect(
+      "a refusal is recorded as FAILED REJECTED with its detail, and no later apply of its id moves money",
+      () =>
+        Effect.gen(function* () {
+          const alice = yield* open()
+          const request = yield* deposit(alice, 70n)
+          const refused = yield* apply({ ...request, refusal: "limit reached" })
+          assert.deepStrictEqual(refused.outcome, { _tag: "Failed", reason: "REJECTED", detail: "limit reached" })
+          assert.deepStrictEqual(yield* apply(request), { ...refused, replayed: true })
+          assert.deepStrictEqual(yield* balancesOf(alice), [0n])
+          // A refusal of a transaction applied before is a replay of what was applied.
+          const applied = yield* apply(yield* deposit(alice, 5n))
+          const late = yield* deposit(alice, 5n)
+          const first = yield* apply(late)
+          assert.deepStrictEqual(yield* apply({ ...late, refusal: "too late" }), { ...first, replayed: true })
+          assert.strictEqual(applied.outcome._tag, "Completed")
+          assert.deepStrictEqual(yield* balancesOf(alice), [10n])
+        }),
+    )
+
+    it.effect(
+      "a batch applies in order, each seeing the balances the earlier ones left; a repeated id is a replay",
+      () =>
+        Effect.gen(function* () {
+          const alice = yield* open()
+          const bob = yield* open()
+          const fund = yield* deposit(alice, 100n)
+          const spend = yield* transfer(alice, bob, 100n)
+          const overdraw = yield* transfer(alice, bob, 1n)
+          const answers = yield* LedgerRepo.use((repo) =>
+            repo.applyBatch([fund, spend, overdraw, fund].map((request) => ({ request, traceHeaders: {} }))),
+          )
+          assert.deepStrictEqual(
+            answers.map((one) =>
+              one._tag === "Success"
+                ? [
+                    one.success.outcome._tag === "Failed" ? one.success.outcome.reason : "COMPLETED",
+                    one.success.replayed,
+                  ]
+                : "failed",
+            ),
+            [
+              ["COMPLETED", false],
+              ["COMPLETED", false],
+              ["INSUFFICIENT_FUNDS", false],
+              ["COMPLETED", true],
+            ],
+          )
+          assert.deepStrictEqual(yield* balancesOf(alice, bob), [0n, 100n])
+        }),
+    )
+  })
+
+  describe("idempotency keys", () => {
+    it.effect("the first claim binds the key; a later one gets that binding; another user's key is its own", () =>
+      Effect.gen(function* () {
+        const repo = yield* LedgerRepo
+        const user = yield* userId
+        const first = claimOf(user, "pay-1", yield* transactionId)
+        const claimed = yield* repo.claimKey(first)
+        assert.deepStrictEqual(claimed, {
+          claimed: true,
+          binding: {
+            transactionId: first.transactionId,
+            requestHash: first.requestHash,
+            createdAtMs: first.createdAtMs,
+          },
+        })
+        const second = yield* repo.claimKey(claimOf(user, "pay-1", yield* transactionId))
+        assert.deepStrictEqual(second, { claimed: false, binding: claimed.binding })
+        const other = claimOf(yield* userId, "pay-1", yield* transactionId)
+        assert.isTrue((yield* repo.claimKey(other)).claimed)
+      }),
+    )
+
+    it.effect("concurrent claims of one key: exactly one binds it, and all get its binding", () =>
+      Effect.gen(function* () {
+        const repo = yield* LedgerRepo
+        const user = yield* userId
+        const claims = yield* Effect.forEach([1, 2, 3, 4], () =>
+          Effect.map(transactionId, (id) => claimOf(user, "k", id)),
+        )
+        const answers = yield* Effect.forEach(claims, (claim) => repo.claimKey(claim), { concurrency: "unbounded" })
+        assert.strictEqual(answers.filter((answer) => answer.claimed).length, 1)
+        assert.strictEqual(new Set(answers.map((answer) => answer.binding.transactionId)).size, 1)
+      }),
+    )
+
+    it.effect("an expired binding is claimed again, and purgeKeys deletes expired bindings", () =>
+      Effect.gen(function* () {
+        const repo = yield* LedgerRepo
+        const user = yield* userId
+        assert.isTrue((yield* repo.claimKey(claimOf(user, "brief", yield* transactionId, 1))).claimed)
+        yield* Effect.sleep("20 millis")
+        const next = claimOf(user, "brief", yield* transactionId, 1)
+        const again = yield* repo.claimKey(next)
+        assert.deepStrictEqual([again.claimed, again.binding.transactionId], [true, next.transactionId])
+        yield* Effect.sleep("20 millis")
+        assert.isAtLeast(yield* repo.purgeKeys(100), 1)
+        assert.isTrue((yield* repo.claimKey(claimOf(user, "brief", yield* transactionId))).claimed)
+      }),
+    )
+  })
+
+  describe("entries", () => {
+    it.effect("a wallet's entries, newest first, each with its balance after; paged by the id before", () =>
+      Effect.gen(function* () {
+        const repo = yield* LedgerRepo
+        const alice = yield* open()
+        const bob = yield* open()
+        const requests = [
+          yield* deposit(alice, 100n),
+          { ...(yield* deposit(alice, 30n)), type: "withdrawal" } satisfies Ledger.ApplyRequest,
+          yield* transfer(alice, bob, 20n),
+        ]
+        for (const request of requests) yield* apply(request)
+        const all = yield* repo.listEntries(alice.id, undefined, 10)
+        assert.deepStrictEqual(
+          all.map((entry) => [entry.transactionId, entry.type, entry.amount, entry.balanceAfter]),
+          [
+            [requests[2]?.transactionId, "transfer", -20n, 50n],
+            [requests[1]?.transactionId, "withdrawal", -30n, 70n],
+            [requests[0]?.transactionId, "deposit", 100n, 100n],
+          ],
+        )
+        const page = yield* repo.listEntries(alice.id, undefined, 2)
+        assert.deepStrictEqual(page, all.slice(0, 2))
+        assert.deepStrictEqual(yield* repo.listEntries(alice.id, page[1]?.id, 2), all.slice(2))
+        assert.deepStrictEqual(
+          (yield* repo.listEntries(bob.id, undefined, 10)).map((entry) => [entry.amount, entry.balanceAfter]),
+          [[20n, 20n]],
+        )
+      }),
+    )
+  })
+
+  describe("the outbox relay", () => {
+    it.effect("each apply queues its outcome event; a batch hands the oldest unsent, and marks them sent", () =>
+      Effect.gen(function* () {
+        const repo = yield* LedgerRepo
+        yield* drainOutbox
+        assert.strictEqual((yield* repo.outboxBacklog).pending, 0)
+        const alice = yield* open()
+        const requests = [yield* deposit(alice, 1n), yield* deposit(alice, 2n), yield* deposit(alice, 3n)]
+        for (const request of requests) yield* apply(request)
+        assert.strictEqual((yield* repo.outboxBacklog).pending, 3)
+        const first = yield* relayed(2)
+        assert.deepStrictEqual(
+          first.map((message) => [message.messageId, message.routingKey]),
+          requests.slice(0, 2).map((request) => [request.transactionId, "transaction.completed"]),
+        )
+        assert.include(first[0]?.payload ?? "", requests[0]?.transactionId ?? "?")
+        assert.deepStrictEqual(
+          (yield* relayed(10)).map((message) => message.messageId),
+          [String(requests[2]?.transactionId)],
+        )
+        assert.deepStrictEqual(yield* relayed(10), [])
+      }),
+    )
+
+    it.effect("a batch whose publish fails stays unsent, and goes out with the next batch", () =>
+      Effect.gen(function* () {
+        const repo = yield* LedgerRepo
+        yield* drainOutbox
+        const request = yield* deposit(yield* open(), 9n)
+        yield* apply(request)
+        const failed = yield* Effect.exit(repo.relayBatch(10, () => Effect.fail("broker away")))
+        assert.isTrue(Exit.isFailure(failed))
+        assert.deepStrictEqual(
+          (yield* relayed(10)).map((message) => message.messageId),
+          [String(request.transactionId)],
+        )
+      }),
+    )
+
+    it.effect("a replay queues the recorded outcome event again (the first one may have been lost downstream)", () =>
+      Effect.gen(function* () {
+        yield* drainOutbox
+        const request = yield* deposit(yield* open(), 4n)
+        yield* apply(request)
+        const [original] = yield* relayed(10)
+        yield* apply(request)
+        const [again] = yield* relayed(10)
+        assert.deepStrictEqual(
+          [again?.messageId, again?.routingKey, again?.payload],
+          [original?.messageId, original?.routingKey, original?.payload],
+        )
+      }),
+    )
+
+    it.effect("an outcome event carries the trace context of the apply that queued it", () =>
+      Effect.gen(function* () {
+        yield* drainOutbox
+        const request = yield* deposit(yield* open(), 6n)
+        yield* apply(request).pipe(Effect.withSpan("caller"))
+        const [message] = yield* relayed(10)
+        assert.match(message?.headers["traceparent"] ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
+      }),
+    )
+  })
+}
