@@ -2,9 +2,10 @@
 // intact and in order, later by about the configured delay in each direction, and at once again
 // after `heal`. Real sockets on 127.0.0.1, no other server.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { randomBytes } from "node:crypto"
 import * as net from "node:net"
+import * as Faults from "../chaos/src/faults.ts"
 import * as TcpProxy from "../src/TcpProxy.ts"
 
 /** An echo server on an ephemeral port of 127.0.0.1 for the life of the scope. */
@@ -137,6 +138,38 @@ describe("TcpProxy", () => {
         assert.strictEqual(yield* proxy.reset(1), 3)
         const errored = yield* Effect.forEach(connections, (connection) => connection.closed)
         assert.deepStrictEqual(errored, [true, true, true], "a reset, not an orderly close")
+      }),
+    ),
+  )
+})
+
+describe("chaos's network fault at the proxies", () => {
+  it.live("fails, naming the proxy, when no connection goes through one", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const proxy = yield* TcpProxy.make(yield* echoServer)
+        const result = yield* Faults.networkDelayAndLoss([["PostgreSQL", proxy]], "200 millis", "100 millis")
+        assert.strictEqual(result.outcome, "failed")
+        assert.include(result.detail, "PostgreSQL")
+      }),
+    ),
+  )
+
+  it.live("delays the connections while it holds, then heals the proxies", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const proxy = yield* TcpProxy.make(yield* echoServer)
+        yield* held(proxy.port)
+        yield* Effect.sleep("50 millis")
+        const fault = yield* Effect.forkChild(Faults.networkDelayAndLoss([["CQL", proxy]], "1500 millis", "100 millis"))
+        yield* Effect.sleep("100 millis")
+        const during = yield* echo(proxy.port, Buffer.from("during"))
+        assert.isAtLeast(during.millis, 40 - 2)
+        const result = yield* Fiber.join(fault)
+        assert.strictEqual(result.outcome, "injected", result.detail)
+        assert.include(result.detail, "connections open: CQL")
+        const after = yield* echo(proxy.port, Buffer.from("after"))
+        assert.isBelow(after.millis, 40)
       }),
     ),
   )

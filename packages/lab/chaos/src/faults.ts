@@ -206,10 +206,19 @@ export const networkDelayAndLoss = (
   const before = Math.floor((holdMillis - lossMillis) / 2)
   const impairAll = (impairment: TcpProxy.Impairment) =>
     Effect.forEach(proxies, ([, proxy]) => proxy.impair(impairment), { discard: true })
+  // A proxy no service connects through would make the fault a no-op: that is not an injection.
+  const unused = Effect.filter(proxies, ([, proxy]) => Effect.map(proxy.openConnections, (open) => open === 0))
   return Effect.acquireUseRelease(
     impairAll(networkDelay),
     () =>
       Effect.gen(function* () {
+        const idle = yield* unused
+        if (idle.length > 0) {
+          return failed(`no open connection through the proxy of ${idle.map(([name]) => name).join(", ")}`)
+        }
+        const open = yield* Effect.forEach(proxies, ([name, proxy]) =>
+          Effect.map(proxy.openConnections, (count) => `${name} ${count}`),
+        )
         yield* Effect.sleep(Duration.millis(before))
         yield* impairAll(networkLoss)
         const resets = yield* Effect.forEach(proxies, ([, proxy]) => proxy.reset(networkResetShare))
@@ -218,7 +227,7 @@ export const networkDelayAndLoss = (
         yield* Effect.sleep(Duration.millis(holdMillis - before - lossMillis))
         const reset = proxies.map(([name], index) => `${name} ${resets[index] ?? 0}`).join(", ")
         return injected(
-          `40 ms ± 20 ms per chunk each way at the proxies of ${proxies.map(([name]) => name).join(", ")} for ${secondsText(holdMillis)}, with a ${secondsText(lossMillis)} loss window (5% of chunks stalled 300 ms; connections reset: ${reset})`,
+          `40 ms ± 20 ms per chunk each way at the proxies of ${proxies.map(([name]) => name).join(", ")} for ${secondsText(holdMillis)}, with a ${secondsText(lossMillis)} loss window (5% of chunks stalled 300 ms; connections open: ${open.join(", ")}; reset: ${reset})`,
         )
       }),
     () => Effect.forEach(proxies, ([, proxy]) => proxy.heal, { discard: true }),
