@@ -155,32 +155,62 @@ export const postgresRestart = Effect.gen(function* () {
 
 // --------------------------------------------------------------------------------------- Cassandra
 
-/** SIGSTOP of the Cassandra that infra.sh started, hold, SIGCONT (also in the finalizer). */
-export const cassandraPause = (hold: Duration.Input) => {
-  const pidFile = path.join(runDir, "cassandra.pid")
-  let pid = 0
+const cqlPort = (process.env["CQL_CONTACT_POINT"] ?? "127.0.0.1:9042").split(":")[1] ?? "9042"
+
+const liveProcess = (pid: number) => {
+  if (!Number.isInteger(pid) || pid <= 0) return false
   try {
-    pid = Number(fs.readFileSync(pidFile, "utf8").trim())
     process.kill(pid, 0)
+    return true
   } catch {
-    return Effect.succeed(skipped(`no live Cassandra started by infra.sh (${path.relative(root, pidFile)})`))
+    return false
   }
-  return Effect.acquireUseRelease(
-    Effect.sync(() => process.kill(pid, "SIGSTOP")),
-    () =>
-      Effect.sleep(hold).pipe(
-        Effect.as(injected(`SIGSTOP pid ${pid}, ${Duration.format(Duration.fromInputUnsafe(hold))} paused, SIGCONT`)),
-      ),
-    () =>
-      Effect.sync(() => {
-        try {
-          process.kill(pid, "SIGCONT")
-        } catch {
-          // It has exited: nothing to continue.
-        }
-      }),
-  )
 }
+
+/**
+ * The CQL database's process here: the Cassandra this checkout's infra.sh started (its pid file),
+ * else the process listening on CQL_CONTACT_POINT's port on this machine (`ss`), as when another
+ * checkout's infra.sh started the shared one; none when it runs elsewhere.
+ */
+const cqlProcess = Effect.gen(function* () {
+  const pidFile = path.join(runDir, "cassandra.pid")
+  const fromFile = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, "utf8").trim()) : 0
+  if (liveProcess(fromFile)) return Option.some({ pid: fromFile, found: `${path.relative(root, pidFile)}` })
+  const listening = yield* command("ss", ["-Hltnp", `sport = :${cqlPort}`])
+  const pid = Number(/pid=(\d+)/.exec(listening.output)?.[1] ?? "0")
+  return listening.ok && liveProcess(pid) ? Option.some({ pid, found: `listening on port ${cqlPort}` }) : Option.none()
+})
+
+/** SIGSTOP of the CQL database's process, hold, SIGCONT (also in the finalizer). */
+export const cassandraPause = (hold: Duration.Input) =>
+  Effect.gen(function* () {
+    const found = yield* cqlProcess
+    if (Option.isNone(found)) {
+      return skipped(
+        `no CQL database process on this machine: no live ${path.relative(root, path.join(runDir, "cassandra.pid"))}, and nothing listening on port ${cqlPort} that ss names`,
+      )
+    }
+    const { pid } = found.value
+    return yield* Effect.acquireUseRelease(
+      Effect.sync(() => process.kill(pid, "SIGSTOP")),
+      () =>
+        Effect.sleep(hold).pipe(
+          Effect.as(
+            injected(
+              `SIGSTOP pid ${pid} (${found.value.found}), ${Duration.format(Duration.fromInputUnsafe(hold))} paused, SIGCONT`,
+            ),
+          ),
+        ),
+      () =>
+        Effect.sync(() => {
+          try {
+            process.kill(pid, "SIGCONT")
+          } catch {
+            // It has exited: nothing to continue.
+          }
+        }),
+    )
+  })
 
 // ----------------------------------------------------------------------------------------- network
 
