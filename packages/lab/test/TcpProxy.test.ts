@@ -46,6 +46,12 @@ const echo = (port: number, payload: Buffer) =>
     socket.on("error", (error) => resume(Effect.fail(error)))
   })
 
+/** The fastest of three echoes of a few bytes: a loaded machine may slow one, not all three. */
+const fastestEcho = (port: number) =>
+  Effect.map(Effect.all([0, 1, 2].map(() => echo(port, Buffer.from("quick")))), (echoes) =>
+    Math.min(...echoes.map((one) => one.millis)),
+  )
+
 /** Connects to `port` and answers once the connection closes, with whether it saw an error. */
 const held = (port: number) =>
   Effect.callback<{ readonly closed: Effect.Effect<boolean> }>((resume) => {
@@ -77,22 +83,19 @@ describe("TcpProxy", () => {
       Effect.gen(function* () {
         const proxy = yield* TcpProxy.make(yield* echoServer)
         const small = Buffer.from("ping")
-        const direct = yield* echo(proxy.port, small)
         yield* proxy.impair({ delay: "40 millis", jitter: "20 millis" })
         // A round trip crosses the proxy twice: each way at least 40 - 20 ms, at most 40 + 20 ms.
         const delayed = yield* echo(proxy.port, small)
         assert.strictEqual(delayed.bytes.toString(), "ping")
         assert.isAtLeast(delayed.millis, 40 - 2)
         assert.isBelow(delayed.millis, 120 + 400, "a loaded machine may add some, not seconds")
-        assert.isAbove(delayed.millis, direct.millis)
         // Many chunks, each with its own jitter: none overtakes another.
         const payload = randomBytes(256 * 1024)
         const echoed = yield* echo(proxy.port, payload)
         assert.isTrue(echoed.bytes.equals(payload))
         assert.isAtLeast(echoed.millis, 40 - 2)
         yield* proxy.heal
-        const healed = yield* echo(proxy.port, small)
-        assert.isBelow(healed.millis, 40, "after heal nothing is delayed")
+        assert.isBelow(yield* fastestEcho(proxy.port), 40, "after heal nothing is delayed")
       }),
     ),
   )
@@ -168,8 +171,7 @@ describe("chaos's network fault at the proxies", () => {
         const result = yield* Fiber.join(fault)
         assert.strictEqual(result.outcome, "injected", result.detail)
         assert.include(result.detail, "connections open: CQL")
-        const after = yield* echo(proxy.port, Buffer.from("after"))
-        assert.isBelow(after.millis, 40)
+        assert.isBelow(yield* fastestEcho(proxy.port), 40, "healed")
       }),
     ),
   )
