@@ -112,8 +112,8 @@ const schedule = (
       { at: 0.12, name: "kill -9 transaction (worker under load)", run: killService(system, "transaction") },
       { at: 0.3, name: "deadlock bait", run: cross(10) },
       { at: 0.35, name: "RabbitMQ stop_app / start_app", run: Faults.rabbitStopStart("5 seconds") },
-      { at: 0.5, name: networkFault, run: network("5 seconds", "1 second") },
-      { at: 0.62, name: "kill -9 wallet", run: killService(system, "wallet") },
+      { at: 0.58, name: networkFault, run: network("5 seconds", "1 second") },
+      { at: 0.72, name: "kill -9 wallet", run: killService(system, "wallet") },
       { at: 0.75, name: "duplicate messages", run: duplicates(80) },
       { at: 0.8, name: "deadlock bait", run: cross(10) },
     ]

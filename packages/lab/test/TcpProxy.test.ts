@@ -147,13 +147,17 @@ describe("TcpProxy", () => {
 })
 
 describe("chaos's network fault at the proxies", () => {
-  it.live("fails, naming the proxy, when no connection goes through one", () =>
+  it.live("fails, naming the proxy, when no connection ever went through one", () =>
     Effect.scoped(
       Effect.gen(function* () {
         const proxy = yield* TcpProxy.make(yield* echoServer)
         const result = yield* Faults.networkDelayAndLoss([["PostgreSQL", proxy]], "200 millis", "100 millis")
         assert.strictEqual(result.outcome, "failed")
         assert.include(result.detail, "PostgreSQL")
+        // One that was used, though none is open now (a service reconnecting), counts.
+        yield* echo(proxy.port, Buffer.from("used"))
+        const used = yield* Faults.networkDelayAndLoss([["PostgreSQL", proxy]], "200 millis", "100 millis")
+        assert.strictEqual(used.outcome, "injected", used.detail)
       }),
     ),
   )

@@ -236,15 +236,17 @@ export const networkDelayAndLoss = (
   const before = Math.floor((holdMillis - lossMillis) / 2)
   const impairAll = (impairment: TcpProxy.Impairment) =>
     Effect.forEach(proxies, ([, proxy]) => proxy.impair(impairment), { discard: true })
-  // A proxy no service connects through would make the fault a no-op: that is not an injection.
-  const unused = Effect.filter(proxies, ([, proxy]) => Effect.map(proxy.openConnections, (open) => open === 0))
+  // A proxy no service ever connected through would make the fault a no-op: that is not an injection.
+  // (None open at this moment is fine: a service reconnecting after the broker's outage, say, is
+  // delayed as it comes back.)
+  const unused = Effect.filter(proxies, ([, proxy]) => Effect.map(proxy.acceptedConnections, (count) => count === 0))
   return Effect.acquireUseRelease(
     impairAll(networkDelay),
     () =>
       Effect.gen(function* () {
         const idle = yield* unused
         if (idle.length > 0) {
-          return failed(`no open connection through the proxy of ${idle.map(([name]) => name).join(", ")}`)
+          return failed(`no connection ever went through the proxy of ${idle.map(([name]) => name).join(", ")}`)
         }
         const open = yield* Effect.forEach(proxies, ([name, proxy]) =>
           Effect.map(proxy.openConnections, (count) => `${name} ${count}`),
