@@ -6,9 +6,11 @@
  * random transfers, deposits and withdrawals through the gateway for `--seconds` while a fault
  * schedule hits the system (kill -9 of each service, RabbitMQ stopped, PostgreSQL restarted, the
  * CQL database paused, a worker killed under load, duplicate and poison messages, cross transfers,
- * loopback delay). Then it waits (bounded) for every transaction to become final and checks that
- * no money was lost, duplicated or created, printing each figure. Exit code 0 only if every check
- * passes. It restores the servers it touched in finalizers, even on Ctrl-C.
+ * network delay and loss at the fault proxies its services reach the servers through). Then it waits
+ * (bounded) for every transaction to become final and checks that no money was lost, duplicated or
+ * created, printing each figure. Exit code 0 only if every check passes and every fault was injected
+ * (a fault skipped on this machine fails the run unless `--allow-skip` names it). It restores the
+ * servers it touched in finalizers, even on Ctrl-C.
  */
 import { Cause, Clock, Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -33,6 +35,8 @@ interface Settings {
   readonly concurrency: number
   readonly portBase: number
   readonly keep: boolean
+  /** Faults the user allows to be skipped (each matched as part of a fault's name). */
+  readonly allowSkip: ReadonlyArray<string>
 }
 
 const say = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
@@ -70,6 +74,9 @@ const killService = (system: System.System, service: System.ServiceName) =>
     )
   })
 
+/** The network fault's name: the one to give `--allow-skip` (as "network") if it cannot apply. */
+const networkFault = "network delay and loss (fault proxies of PostgreSQL, RabbitMQ, CQL)"
+
 const schedule = (
   settings: Settings,
   system: System.System,
@@ -88,6 +95,16 @@ const schedule = (
     Workload.crossTransfers(system.api, log, users, pairs, retryUntil).pipe(
       Effect.as(Faults.injected(`${pairs} pairs of wallets sent to each other at the same moment`)),
     )
+  const network = (hold: Duration.Input, lossWindow: Duration.Input) =>
+    Faults.networkDelayAndLoss(
+      [
+        ["PostgreSQL", system.proxies.postgres],
+        ["RabbitMQ", system.proxies.rabbitmq],
+        ["CQL", system.proxies.cql],
+      ],
+      hold,
+      lossWindow,
+    )
   if (settings.short) {
     return [
       { at: 0.05, name: "duplicate messages", run: duplicates(40) },
@@ -95,7 +112,8 @@ const schedule = (
       { at: 0.12, name: "kill -9 transaction (worker under load)", run: killService(system, "transaction") },
       { at: 0.3, name: "deadlock bait", run: cross(10) },
       { at: 0.35, name: "RabbitMQ stop_app / start_app", run: Faults.rabbitStopStart("5 seconds") },
-      { at: 0.55, name: "kill -9 wallet", run: killService(system, "wallet") },
+      { at: 0.58, name: networkFault, run: network("5 seconds", "1 second") },
+      { at: 0.72, name: "kill -9 wallet", run: killService(system, "wallet") },
       { at: 0.75, name: "duplicate messages", run: duplicates(80) },
       { at: 0.8, name: "deadlock bait", run: cross(10) },
     ]
@@ -111,7 +129,7 @@ const schedule = (
     { at: 0.46, name: "PostgreSQL restart", run: Faults.postgresRestart },
     { at: 0.54, name: "kill -9 user", run: killService(system, "user") },
     { at: 0.6, name: "CQL database paused (SIGSTOP / SIGCONT)", run: Faults.cassandraPause("6 seconds") },
-    { at: 0.7, name: "network delay on loopback (netem)", run: Faults.loopbackDelay("8 seconds") },
+    { at: 0.7, name: networkFault, run: network("8 seconds", "2 seconds") },
     { at: 0.78, name: "duplicate messages", run: duplicates(150) },
     {
       at: 0.79,
@@ -306,7 +324,7 @@ const runChecked = (settings: Settings, name: string, runStart: number) =>
       Checks.movedOnce(run.log, run.users, observed),
       Checks.balancesMatch(run.users, observed),
       Checks.refusalsSafe(run.log, replayed, retryWindowMs),
-      Checks.faultsRan(faults),
+      Checks.faultsRan(faults, settings.allowSkip),
     ]
     // The DLQ: exactly the poison messages, each with its reason.
     const dlq = yield* Faults.deadLetters(name).pipe(Effect.result)
@@ -318,17 +336,20 @@ const runChecked = (settings: Settings, name: string, runStart: number) =>
 
 type Outcome = Effect.Success<ReturnType<typeof runChecked>>
 
-const printSummary = (outcome: Outcome, runStart: number) =>
+const printSummary = (outcome: Outcome, runStart: number, allowSkip: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const { log, faults } = outcome
-    const injected = faults.filter((fault) => fault.result.outcome === "injected")
-    const skipped = faults.filter((fault) => fault.result.outcome === "skipped")
+    const count = (outcomeOf: Faults.FaultResult["outcome"]) =>
+      faults.filter((fault) => fault.result.outcome === outcomeOf).length
+    const excused = faults.filter((fault) => Checks.excusedBy(fault, allowSkip) !== undefined)
     yield* say(
       [
         "",
         "chaos | summary",
         `  transactions: attempted ${log.attempted}, accepted ${log.accepted}, completed ${outcome.byStatus.get("COMPLETED") ?? 0}, failed ${outcome.byStatus.get("FAILED") ?? 0}, abandoned ${log.abandoned}`,
-        `  faults injected: ${injected.length} of ${faults.length} (skipped ${skipped.length})`,
+        `  faults injected: ${count("injected")} of ${faults.length} (skipped ${count("skipped")}, failed ${count("failed")}; allowed to skip: ${allowSkip.length === 0 ? "none" : allowSkip.map((value) => JSON.stringify(value)).join(", ")}, excusing ${excused.length})`,
+        ...Checks.notInjected(faults, allowSkip).map((fault) => `  ${Checks.notInjectedLine(fault)}`),
+        ...excused.map((fault) => `  SKIPPED WITH --allow-skip: ${fault.name}: ${fault.result.detail}`),
         ...faults.map(
           (fault) =>
             `    +${secondsOf(fault.atMillis).padStart(7)} for ${secondsOf(fault.tookMillis).padStart(7)}  ${fault.result.outcome.padEnd(8)} ${fault.name}: ${fault.result.detail}`,
@@ -345,6 +366,11 @@ const chaos = Effect.fn("chaos")(function* (settings: Settings) {
   yield* say(
     `chaos | ${settings.short ? "short" : "full"} run ${name}: ${settings.users} users, ${settings.concurrency} clients, ${settings.seconds} s of load, ports ${settings.portBase}-${settings.portBase + 4}, keyspace and broker prefix ${name}`,
   )
+  if (settings.allowSkip.length > 0) {
+    yield* say(
+      `chaos | --allow-skip ${settings.allowSkip.join(", ")}: a fault so named may be skipped without failing the run`,
+    )
+  }
   const run = { passed: false }
   yield* Effect.addFinalizer(() => cleanUp(name, settings, run))
 
@@ -352,7 +378,7 @@ const chaos = Effect.fn("chaos")(function* (settings: Settings) {
 
   yield* say("\nchaos | checks")
   for (const result of outcome.checks) yield* say(Checks.formatCheck(result))
-  yield* printSummary(outcome, runStart)
+  yield* printSummary(outcome, runStart, settings.allowSkip)
   const failedChecks = outcome.checks.filter((result) => !result.ok)
   if (failedChecks.length > 0) {
     return yield* new ChecksFailed({
@@ -371,6 +397,7 @@ const validate = (settings: Settings) => {
     settings.concurrency < 1 || settings.concurrency > 256 ? "--concurrency must be 1 to 256" : "",
     settings.users < 4 || settings.users > 2_000 ? "--users must be 4 to 2000" : "",
     settings.portBase < 1024 || settings.portBase > 65_000 ? "--port-base must be 1024 to 65000" : "",
+    settings.allowSkip.some((value) => value.trim() === "") ? "--allow-skip must name a fault" : "",
   ])
 }
 
@@ -398,6 +425,12 @@ const command = Command.make(
       Flag.withDefault(19680),
     ),
     keep: Flag.Boolean("keep").pipe(Flag.withDescription("Keep the run's CQL keyspace"), Flag.withDefault(false)),
+    allowSkip: Flag.String("allow-skip").pipe(
+      Flag.withDescription(
+        "A fault that may be skipped without failing the run, matched as part of its name (e.g. postgresql, cql, rabbitmq, network); repeatable. Without it a fault not injected fails the run",
+      ),
+      Flag.atLeast(0),
+    ),
   },
   (flags) =>
     validate({
@@ -407,6 +440,7 @@ const command = Command.make(
       concurrency: Option.getOrElse(flags.concurrency, () => (flags.short ? 8 : 12)),
       portBase: flags.portBase,
       keep: flags.keep,
+      allowSkip: flags.allowSkip,
     }).pipe(Effect.flatMap(chaos)),
 ).pipe(Command.withDescription("The bank test: money under faults, checked afterwards"))
 

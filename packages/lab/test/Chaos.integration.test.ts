@@ -1,7 +1,8 @@
 // The bank test's short variant (`node packages/lab/chaos/run.ts --short`, issue 9) as CI runs it: about 45 s of
 // transfers through the gateway while transaction and wallet are killed with SIGKILL, RabbitMQ is
-// stopped and started, and duplicate and poison messages are published; then every check of the run
-// must pass. The run starts its own system on ports, a keyspace and queues of its own, and restores
+// stopped and started, the services' connections to the servers are delayed and stalled at the run's
+// fault proxies, and duplicate and poison messages are published; then every check of the run must
+// pass, and every fault of the schedule must have been injected (no `--allow-skip`). The run starts its own system on ports, a keyspace and queues of its own, and restores
 // the servers it touched. Bounds are generous: a loaded 2-core machine must not fail it on timing.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -49,7 +50,7 @@ const report = (output: string) =>
 
 describe("npm run chaos -- --short", () => {
   it.live(
-    "moves money under kills, a broker outage, duplicates and poison messages, and every check passes",
+    "moves money under kills, a broker outage, network delay and loss, duplicates and poison messages; every fault is injected and every check passes",
     () =>
       Effect.gen(function* () {
         const run = yield* runShortChaos
@@ -57,11 +58,14 @@ describe("npm run chaos -- --short", () => {
         assert.strictEqual(run.exitCode, 0, text)
         assert.include(text, "chaos | every check passed", text)
         assert.notInclude(text, "\nFAIL ", text)
-        // The faults ran: at least the reduced schedule's kills, broker outage, duplicates and poison.
-        const faults = /faults injected: (\d+) of (\d+)/.exec(text)
+        // Every fault of the reduced schedule was injected: none skipped, none failed, none excused.
+        const faults = /faults injected: (\d+) of (\d+) \(skipped (\d+), failed (\d+); allowed to skip: none/.exec(text)
         assert.isNotNull(faults, text)
-        assert.isAtLeast(Number(faults?.[1]), 5, text)
+        assert.isAtLeast(Number(faults?.[2]), 9, text)
+        assert.strictEqual(faults?.[1], faults?.[2], text)
+        assert.notInclude(text, "FAULT NOT INJECTED", text)
         for (const fault of [
+          /injected\s+network delay and loss/,
           /injected\s+kill -9 transaction/,
           /injected\s+kill -9 wallet/,
           /injected\s+RabbitMQ stop_app \/ start_app/,

@@ -137,11 +137,32 @@ describe("chaos checks", () => {
     assert.include(ofFailed.lines.join("\n"), "wallet w1: an entry of x0, which is FAILED")
   })
 
-  it("every fault ran unless one failed; a skipped one counts as run", () => {
-    assert.isTrue(Checks.faultsRan([fault("a", "injected"), fault("b", "skipped")]).ok)
+  it("a fault that was skipped or failed fails the run, with a line that names it", () => {
+    assert.isTrue(Checks.faultsRan([fault("a", "injected"), fault("b", "injected")]).ok)
+    const skipped = Checks.faultsRan([fault("a", "injected"), fault("network delay", "skipped", "no netem")])
+    assert.isFalse(skipped.ok)
+    assert.deepStrictEqual(skipped.lines, ["injected 1 of 2", "FAULT NOT INJECTED (skipped): network delay: no netem"])
     const failed = Checks.faultsRan([fault("a", "injected"), fault("kill -9 wallet", "failed", "no pid")])
     assert.isFalse(failed.ok)
-    assert.deepStrictEqual(failed.lines, ["kill -9 wallet: no pid"])
+    assert.include(failed.lines, "FAULT NOT INJECTED (failed): kill -9 wallet: no pid")
+  })
+
+  it("--allow-skip excuses only a skipped fault it names, and the lines say so", () => {
+    const faults = [fault("PostgreSQL restart", "skipped", "not a cluster of ours"), fault("a", "injected")]
+    const allowed = Checks.faultsRan(faults, ["postgresql"])
+    assert.isTrue(allowed.ok)
+    assert.include(
+      allowed.lines,
+      'skipped, allowed by --allow-skip "postgresql": PostgreSQL restart: not a cluster of ours',
+    )
+    assert.isFalse(Checks.faultsRan(faults, ["cql"]).ok, "a value that names another fault excuses nothing")
+    assert.isFalse(Checks.faultsRan(faults, [""]).ok, "an empty value excuses nothing")
+    const failed = [fault("PostgreSQL restart", "failed", "pg_ctl exited 1")]
+    assert.isFalse(Checks.faultsRan(failed, ["postgresql"]).ok, "a failed fault is never excused")
+    assert.deepStrictEqual(
+      Checks.notInjected(failed, ["postgresql"]).map((one) => one.name),
+      ["PostgreSQL restart"],
+    )
   })
 
   it("the DLQ must hold exactly the published poison messages, each with its reason", () => {

@@ -214,13 +214,40 @@ export const refusalsSafe = (log: ClientLog, replays: Replays, retryWindowMs: nu
     ],
   )
 
-/** Every fault ran (a skipped one counts as run). */
-export const faultsRan = (faults: ReadonlyArray<FaultRecord>): CheckResult =>
-  check(
-    "every fault ran; every killed service was restarted by the orchestrator",
-    faults.every((fault) => fault.result.outcome !== "failed"),
-    faults.filter((fault) => fault.result.outcome === "failed").map((fault) => `${fault.name}: ${fault.result.detail}`),
+/**
+ * The `--allow-skip` value that excuses a skipped fault: the first one its name contains (case
+ * insensitive). A fault that failed is never excused, nor one that was not skipped.
+ */
+export const excusedBy = (fault: FaultRecord, allowSkip: ReadonlyArray<string>): string | undefined =>
+  fault.result.outcome === "skipped"
+    ? allowSkip.find((value) => value !== "" && fault.name.toLowerCase().includes(value.toLowerCase()))
+    : undefined
+
+/** The faults that were neither injected nor excused by `--allow-skip`: each one fails the run. */
+export const notInjected = (faults: ReadonlyArray<FaultRecord>, allowSkip: ReadonlyArray<string>) =>
+  faults.filter((fault) => fault.result.outcome !== "injected" && excusedBy(fault, allowSkip) === undefined)
+
+/** One line for a fault that was not injected, naming it, its outcome and why. */
+export const notInjectedLine = (fault: FaultRecord) =>
+  `FAULT NOT INJECTED (${fault.result.outcome}): ${fault.name}: ${fault.result.detail}`
+
+/** Every fault was injected, or skipped with the user's leave (`--allow-skip`); a skipped one fails the run. */
+export const faultsRan = (faults: ReadonlyArray<FaultRecord>, allowSkip: ReadonlyArray<string> = []): CheckResult => {
+  const missing = notInjected(faults, allowSkip)
+  const excused = faults.filter((fault) => excusedBy(fault, allowSkip) !== undefined)
+  return check(
+    "every fault was injected (or skipped with --allow-skip); every killed service was restarted by the orchestrator",
+    missing.length === 0,
+    [
+      `injected ${faults.filter((fault) => fault.result.outcome === "injected").length} of ${faults.length}`,
+      ...missing.map(notInjectedLine),
+      ...excused.map(
+        (fault) =>
+          `skipped, allowed by --allow-skip ${JSON.stringify(excusedBy(fault, allowSkip))}: ${fault.name}: ${fault.result.detail}`,
+      ),
+    ],
   )
+}
 
 /** The DLQ: exactly the poison messages, each with its reason. */
 export const deadLettersOnlyPoison = (

@@ -1,8 +1,8 @@
 /**
  * The faults that hit the servers and the broker: each one restores what it changed in a finalizer
- * (RabbitMQ started again, PostgreSQL answering, Cassandra continued, the loopback delay removed),
- * so a failure or a Ctrl-C in the middle leaves the shared servers as they were found. A fault that
- * this machine does not allow is skipped with the reason.
+ * (RabbitMQ started again, PostgreSQL answering, Cassandra continued, the proxies healed), so a
+ * failure or a Ctrl-C in the middle leaves the shared servers as they were found. A fault that this
+ * machine does not allow is "skipped" with the reason, and fails the run unless `--allow-skip` names it.
  */
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
 import { execFile } from "node:child_process"
@@ -11,12 +11,13 @@ import * as path from "node:path"
 import { Events } from "@walletun/domain"
 import { MessageSeal, Rabbit } from "@walletun/infra"
 import { Connections, Dlq, Topology } from "@walletun/ops"
+import type * as TcpProxy from "../../src/TcpProxy.ts"
 
 const root = path.resolve(import.meta.dirname, "../../../..")
 const runDir = path.join(root, ".data", "run")
 const isRoot = process.getuid?.() === 0
 
-/** What a fault did: "injected" with a detail, or "skipped" with the reason. */
+/** What a fault did: "injected" with a detail, or "skipped" or "failed" with the reason. */
 export interface FaultResult {
   readonly outcome: "injected" | "skipped" | "failed"
   readonly detail: string
@@ -154,51 +155,118 @@ export const postgresRestart = Effect.gen(function* () {
 
 // --------------------------------------------------------------------------------------- Cassandra
 
-/** SIGSTOP of the Cassandra that infra.sh started, hold, SIGCONT (also in the finalizer). */
-export const cassandraPause = (hold: Duration.Input) => {
-  const pidFile = path.join(runDir, "cassandra.pid")
-  let pid = 0
+const cqlPort = (process.env["CQL_CONTACT_POINT"] ?? "127.0.0.1:9042").split(":")[1] ?? "9042"
+
+const liveProcess = (pid: number) => {
+  if (!Number.isInteger(pid) || pid <= 0) return false
   try {
-    pid = Number(fs.readFileSync(pidFile, "utf8").trim())
     process.kill(pid, 0)
+    return true
   } catch {
-    return Effect.succeed(skipped(`no live Cassandra started by infra.sh (${path.relative(root, pidFile)})`))
+    return false
   }
+}
+
+/**
+ * The CQL database's process here: the Cassandra this checkout's infra.sh started (its pid file),
+ * else the process listening on CQL_CONTACT_POINT's port on this machine (`ss`), as when another
+ * checkout's infra.sh started the shared one; none when it runs elsewhere.
+ */
+const cqlProcess = Effect.gen(function* () {
+  const pidFile = path.join(runDir, "cassandra.pid")
+  const fromFile = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, "utf8").trim()) : 0
+  if (liveProcess(fromFile)) return Option.some({ pid: fromFile, found: `${path.relative(root, pidFile)}` })
+  const listening = yield* command("ss", ["-Hltnp", `sport = :${cqlPort}`])
+  const pid = Number(/pid=(\d+)/.exec(listening.output)?.[1] ?? "0")
+  return listening.ok && liveProcess(pid) ? Option.some({ pid, found: `listening on port ${cqlPort}` }) : Option.none()
+})
+
+/** SIGSTOP of the CQL database's process, hold, SIGCONT (also in the finalizer). */
+export const cassandraPause = (hold: Duration.Input) =>
+  Effect.gen(function* () {
+    const found = yield* cqlProcess
+    if (Option.isNone(found)) {
+      return skipped(
+        `no CQL database process on this machine: no live ${path.relative(root, path.join(runDir, "cassandra.pid"))}, and nothing listening on port ${cqlPort} that ss names`,
+      )
+    }
+    const { pid } = found.value
+    return yield* Effect.acquireUseRelease(
+      Effect.sync(() => process.kill(pid, "SIGSTOP")),
+      () =>
+        Effect.sleep(hold).pipe(
+          Effect.as(
+            injected(
+              `SIGSTOP pid ${pid} (${found.value.found}), ${Duration.format(Duration.fromInputUnsafe(hold))} paused, SIGCONT`,
+            ),
+          ),
+        ),
+      () =>
+        Effect.sync(() => {
+          try {
+            process.kill(pid, "SIGCONT")
+          } catch {
+            // It has exited: nothing to continue.
+          }
+        }),
+    )
+  })
+
+// ----------------------------------------------------------------------------------------- network
+
+/** Each chunk, in each direction, while the network fault is on. */
+export const networkDelay: TcpProxy.Impairment = { delay: "40 millis", jitter: "20 millis" }
+/** The loss window: the delay, with some chunks held back as a lost segment is until TCP resends it. */
+export const networkLoss: TcpProxy.Impairment = { ...networkDelay, stallChance: 0.05, stall: "300 millis" }
+/** The share of the open server connections reset when the loss window opens (a path that gave up). */
+export const networkResetShare = 0.2
+
+/**
+ * Delay on every connection of the services to PostgreSQL, RabbitMQ and the CQL database (at the run's
+ * fault proxies, not netem: see the chaos section of the README), with a loss window of `lossWindow`
+ * in the middle of `hold`: stalled chunks and a share of the connections reset. Healed in the finalizer.
+ */
+export const networkDelayAndLoss = (
+  proxies: ReadonlyArray<readonly [string, TcpProxy.TcpProxy]>,
+  hold: Duration.Input,
+  lossWindow: Duration.Input,
+) => {
+  const holdMillis = Duration.toMillis(Duration.fromInputUnsafe(hold))
+  const lossMillis = Math.min(holdMillis, Duration.toMillis(Duration.fromInputUnsafe(lossWindow)))
+  const before = Math.floor((holdMillis - lossMillis) / 2)
+  const impairAll = (impairment: TcpProxy.Impairment) =>
+    Effect.forEach(proxies, ([, proxy]) => proxy.impair(impairment), { discard: true })
+  // A proxy no service ever connected through would make the fault a no-op: that is not an injection.
+  // (None open at this moment is fine: a service reconnecting after the broker's outage, say, is
+  // delayed as it comes back.)
+  const unused = Effect.filter(proxies, ([, proxy]) => Effect.map(proxy.acceptedConnections, (count) => count === 0))
   return Effect.acquireUseRelease(
-    Effect.sync(() => process.kill(pid, "SIGSTOP")),
+    impairAll(networkDelay),
     () =>
-      Effect.sleep(hold).pipe(
-        Effect.as(injected(`SIGSTOP pid ${pid}, ${Duration.format(Duration.fromInputUnsafe(hold))} paused, SIGCONT`)),
-      ),
-    () =>
-      Effect.sync(() => {
-        try {
-          process.kill(pid, "SIGCONT")
-        } catch {
-          // It has exited: nothing to continue.
+      Effect.gen(function* () {
+        const idle = yield* unused
+        if (idle.length > 0) {
+          return failed(`no connection ever went through the proxy of ${idle.map(([name]) => name).join(", ")}`)
         }
+        const open = yield* Effect.forEach(proxies, ([name, proxy]) =>
+          Effect.map(proxy.openConnections, (count) => `${name} ${count}`),
+        )
+        yield* Effect.sleep(Duration.millis(before))
+        yield* impairAll(networkLoss)
+        const resets = yield* Effect.forEach(proxies, ([, proxy]) => proxy.reset(networkResetShare))
+        yield* Effect.sleep(Duration.millis(lossMillis))
+        yield* impairAll(networkDelay)
+        yield* Effect.sleep(Duration.millis(holdMillis - before - lossMillis))
+        const reset = proxies.map(([name], index) => `${name} ${resets[index] ?? 0}`).join(", ")
+        return injected(
+          `40 ms ± 20 ms per chunk each way at the proxies of ${proxies.map(([name]) => name).join(", ")} for ${secondsText(holdMillis)}, with a ${secondsText(lossMillis)} loss window (5% of chunks stalled 300 ms; connections open: ${open.join(", ")}; reset: ${reset})`,
+        )
       }),
+    () => Effect.forEach(proxies, ([, proxy]) => proxy.heal, { discard: true }),
   )
 }
 
-// ---------------------------------------------------------------------------------------- loopback
-
-const netemRule = ["delay", "40ms", "20ms"]
-
-/** `tc qdisc add dev lo root netem delay 40ms 20ms`, hold, removed again (also in the finalizer). */
-export const loopbackDelay = (hold: Duration.Input) =>
-  Effect.acquireUseRelease(
-    command("tc", ["qdisc", "add", "dev", "lo", "root", "netem", ...netemRule]),
-    (added) =>
-      added.ok
-        ? Effect.sleep(hold).pipe(
-            Effect.as(
-              injected(`netem ${netemRule.join(" ")} on lo for ${Duration.format(Duration.fromInputUnsafe(hold))}`),
-            ),
-          )
-        : Effect.succeed(skipped(`tc qdisc add ... netem was refused: ${added.output.slice(0, 200)}`)),
-    (added) => (added.ok ? command("tc", ["qdisc", "del", "dev", "lo", "root"]).pipe(Effect.asVoid) : Effect.void),
-  )
+const secondsText = (millis: number) => `${(millis / 1000).toFixed(1)} s`
 
 // ------------------------------------------------------------------------------------------ broker
 

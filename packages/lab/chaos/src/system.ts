@@ -2,11 +2,14 @@
  * The system under chaos: `npm start`'s orchestrator (packages/lab/src/start.ts) run as a child on ports,
  * a run directory, a CQL keyspace and broker queues of the chaos run's own, so it disturbs no other
  * run's data. Its whole output is kept, so the run can verify that a killed service was restarted.
+ * Its services reach PostgreSQL, RabbitMQ and the CQL database through fault proxies of the run's
+ * own (`TcpProxy`), which the network fault delays and stalls.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
 import * as ServiceProcess from "../../src/ServiceProcess.ts"
+import * as TcpProxy from "../../src/TcpProxy.ts"
 
 const root = path.resolve(import.meta.dirname, "../../../..")
 
@@ -23,8 +26,16 @@ export interface Isolation {
   readonly name: string
 }
 
+/** The fault proxies in front of the servers, by server: the services reach each one only through its proxy. */
+export interface Proxies {
+  readonly postgres: TcpProxy.TcpProxy
+  readonly rabbitmq: TcpProxy.TcpProxy
+  readonly cql: TcpProxy.TcpProxy
+}
+
 export interface System {
   readonly api: string
+  readonly proxies: Proxies
   /** Where every line of the orchestrator and the services is written. */
   readonly logFile: string
   readonly pidFile: string
@@ -37,6 +48,44 @@ export interface System {
 }
 
 const keptLines = 20_000
+
+/** Where the servers are, from the variables the services read (README, "Environment variables"). */
+export const servers = (env: Readonly<Record<string, string | undefined>>) => {
+  const amqp = new URL(env["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672")
+  const [cqlHost = "127.0.0.1", cqlPort = "9042"] = (env["CQL_CONTACT_POINT"] ?? "127.0.0.1:9042").split(":")
+  return {
+    postgres: { host: env["PGHOST"] ?? "127.0.0.1", port: Number(env["PGPORT"] ?? "5432") },
+    rabbitmq: { host: amqp.hostname, port: Number(amqp.port === "" ? "5672" : amqp.port) },
+    cql: { host: cqlHost, port: Number(cqlPort) },
+    amqpUrl: amqp,
+  }
+}
+
+/** The variables that point the services at the proxies instead of the servers (AMQP_URL keeps its credentials). */
+export const throughProxies = (
+  env: Readonly<Record<string, string | undefined>>,
+  proxies: Proxies,
+): Record<string, string> => {
+  const amqp = new URL(servers(env).amqpUrl)
+  amqp.hostname = proxies.rabbitmq.host
+  amqp.port = String(proxies.rabbitmq.port)
+  return {
+    PGHOST: proxies.postgres.host,
+    PGPORT: String(proxies.postgres.port),
+    AMQP_URL: amqp.toString(),
+    CQL_CONTACT_POINT: `${proxies.cql.host}:${proxies.cql.port}`,
+  }
+}
+
+/** A fault proxy in front of each server, for the life of the scope. */
+const startProxies = Effect.gen(function* () {
+  const targets = servers(process.env)
+  return {
+    postgres: yield* TcpProxy.make(targets.postgres),
+    rabbitmq: yield* TcpProxy.make(targets.rabbitmq),
+    cql: yield* TcpProxy.make(targets.cql),
+  } satisfies Proxies
+})
 
 /** The environment of the chaos run's services. */
 export const environment = (isolation: Isolation): Record<string, string> => {
@@ -74,17 +123,21 @@ export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
     const logDir = path.join(root, ".data", "log", "chaos")
     fs.mkdirSync(logDir, { recursive: true })
     const logFile = path.join(logDir, `${isolation.name}.log`)
+    const proxies = yield* startProxies.pipe(
+      Effect.mapError((error) => new SystemFailed({ message: `the fault proxies did not start: ${error.message}` })),
+    )
     const log = fs.openSync(logFile, "a")
     const running = yield* ServiceProcess.startSystem({
       runDirPrefix: "walletun-chaos-",
       readyTimeout,
       keepLines: keptLines,
-      env: environment(isolation),
+      env: { ...environment(isolation), ...throughProxies(process.env, proxies) },
       onOutput: (chunk) => fs.writeSync(log, chunk),
       onStopped: () => fs.closeSync(log),
     }).pipe(Effect.mapError((error) => new SystemFailed({ message: error.message })))
     return {
       api: `http://127.0.0.1:${isolation.portBase}`,
+      proxies,
       logFile,
       pidFile: running.pidFile,
       output: running.lines,
