@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Ref, Result } from "effect"
+import { Effect, Layer, Ref, Result, Tracer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import * as Testkit from "@walletun/testkit"
@@ -65,6 +65,46 @@ describe("walletun in one process", () => {
     Effect.gen(function* () {
       const calls = yield* Ref.make(0)
       return yield* failing(calls).pipe(Effect.provide(Testkit.layer({ seed: 3, walletClient: flaky(calls) })))
+    }),
+  )
+
+  it.effect("the broker carried the transfer's request and its outcome, each in a traced span", () =>
+    Effect.gen(function* () {
+      const spans: Array<Tracer.NativeSpan> = []
+      const recorder = Tracer.make({
+        span: (options) => {
+          const span = new Tracer.NativeSpan(options)
+          spans.push(span)
+          return span
+        },
+      })
+      const transfer = yield* Effect.gen(function* () {
+        const alice = yield* Testkit.register("alice@example.com")
+        const from = yield* Testkit.openWallet(alice.id)
+        const to = yield* Testkit.openWallet((yield* Testkit.register("bob@example.com")).id)
+        yield* Testkit.awaitFinal((yield* Testkit.deposit(from, 500n, "deposit-1")).id)
+        const accepted = yield* Testkit.transfer(from, to, 200n, "transfer-1")
+        yield* Testkit.awaitFinal(accepted.id)
+        return accepted
+      }).pipe(Effect.provide(Testkit.layer({ seed: 5 })), Effect.withTracer(recorder))
+      const carrying = spans.filter((span) => span.attributes.get("messaging.message.id") === transfer.id)
+      // The request went to the worker, and the wallet's outcome event (from its outbox, through
+      // the relay) to the outcome consumer: each message published and consumed once.
+      assert.deepStrictEqual(
+        carrying.map((span) => [
+          span.name,
+          span.attributes.get("messaging.destination.name"),
+          span.attributes.get("messaging.rabbitmq.routing_key"),
+        ]),
+        [
+          ["Rabbit.publish", "testkit", "transaction.requested"],
+          ["Worker.consume", "testkit.requested", undefined],
+          ["Rabbit.publish", "wallet.events", "transaction.completed"],
+          ["Outcomes.consume", "testkit.outcomes", undefined],
+        ],
+      )
+      // One trace follows the transfer across every hop, the wallet's outcome event included.
+      assert.strictEqual(new Set(carrying.map((span) => span.traceId)).size, 1)
     }),
   )
 })
