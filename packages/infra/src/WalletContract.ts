@@ -17,6 +17,12 @@ export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("Inva
   message: Schema.String,
 }) {}
 
+/**
+ * A time or duration in milliseconds as protobuf int64. Truncated: a test clock (`TestClock`
+ * after a jittered sleep) can read a fraction of a millisecond, and `BigInt` refuses fractions.
+ */
+const int64Millis = (millis: number): bigint => BigInt(Math.trunc(millis))
+
 /** Decodes one field of a request with `schema`, or fails naming the field and the first problem. */
 export const decodeField =
   <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S, field: string) =>
@@ -48,8 +54,8 @@ export const encodeWallet = (wallet: Ledger.WalletRecord): Proto.Wallet => ({
   ownerId: wallet.ownerId ?? "",
   currency: wallet.currency,
   balance: wallet.balance,
-  createdAtMs: BigInt(wallet.createdAtMs),
-  updatedAtMs: BigInt(wallet.updatedAtMs),
+  createdAtMs: int64Millis(wallet.createdAtMs),
+  updatedAtMs: int64Millis(wallet.updatedAtMs),
 })
 
 /** A wallet of the contract, as the public API shows it. */
@@ -80,7 +86,7 @@ export const encodeEntry = (entry: Ledger.EntryRecord): Proto.Entry => ({
   type: protoType[entry.type],
   amount: entry.amount,
   balanceAfter: entry.balanceAfter,
-  createdAtMs: BigInt(entry.createdAtMs),
+  createdAtMs: int64Millis(entry.createdAtMs),
 })
 
 /** A ledger entry of the contract, as the public API shows it. */
@@ -185,7 +191,7 @@ export const encodeApplied = (applied: Ledger.Applied): Proto.ApplyTransactionRe
       ? { $case: "completed", value: { balances: [...applied.outcome.balances] } }
       : { $case: "failed", value: { reason: protoReason[applied.outcome.reason], detail: applied.outcome.detail } },
   replayed: applied.replayed,
-  appliedAtMs: BigInt(applied.appliedAtMs),
+  appliedAtMs: int64Millis(applied.appliedAtMs),
 })
 
 /** Reads an apply answer; one without an outcome breaks the contract. */
@@ -220,8 +226,8 @@ export const encodeClaim = (claim: Ledger.KeyClaim): Proto.ClaimIdempotencyKeyRe
   key: claim.key,
   transactionId: claim.transactionId,
   requestHash: claim.requestHash,
-  createdAtMs: BigInt(claim.createdAtMs),
-  ttlMs: BigInt(claim.ttlMs),
+  createdAtMs: int64Millis(claim.createdAtMs),
+  ttlMs: int64Millis(claim.ttlMs),
 })
 
 const RequestHash = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(128))
@@ -252,7 +258,7 @@ export const encodeClaimAnswer = (answer: Ledger.ClaimAnswer): Proto.ClaimIdempo
   claimed: answer.claimed,
   transactionId: answer.binding.transactionId,
   requestHash: answer.binding.requestHash,
-  createdAtMs: BigInt(answer.binding.createdAtMs),
+  createdAtMs: int64Millis(answer.binding.createdAtMs),
 })
 
 /** Reads a claim's answer. */
