@@ -14,8 +14,10 @@ COPY packages/transaction/package.json packages/transaction/package.json
 COPY packages/wallet/package.json packages/wallet/package.json
 COPY packages/ops/package.json packages/ops/package.json
 COPY packages/client/package.json packages/client/package.json
-# The workshop is a workspace too, so npm ci needs its manifest; .dockerignore keeps the rest of it out.
+# The workshop and the test kit are workspaces too, so npm ci needs their manifests; .dockerignore
+# keeps the rest of them out.
 COPY packages/lab/package.json packages/lab/package.json
+COPY packages/testkit/package.json packages/testkit/package.json
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24.21-bookworm-slim AS runtime
