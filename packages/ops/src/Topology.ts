@@ -5,6 +5,7 @@
  * `AMQP_URL` (guest locally): the services' own broker users may not delete anything.
  */
 import { Effect } from "effect"
+import { Queues } from "@walletun/domain"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import * as Connections from "./Connections.ts"
 
@@ -12,7 +13,10 @@ import * as Connections from "./Connections.ts"
 export const remove = (prefix: string) =>
   Effect.flatMap(Rabbit.Rabbit, (rabbit) =>
     rabbit.withChannel(async (channel) => {
-      for (const queue of ["requested", "retry", "dlq", "outcomes"]) await channel.deleteQueue(`${prefix}.${queue}`)
-      for (const exchange of [prefix, `${prefix}.retry`, `${prefix}.dlq`]) await channel.deleteExchange(exchange)
+      const names = Queues.namesOf(prefix)
+      for (const queue of [names.requested, names.retry, names.dlq, names.outcomes]) await channel.deleteQueue(queue)
+      for (const exchange of [names.exchange, names.retryExchange, names.deadExchange]) {
+        await channel.deleteExchange(exchange)
+      }
     }),
   ).pipe(Effect.provide(Connections.rabbit))

@@ -8,7 +8,7 @@ import { Duration, Effect, Option, Schedule, Schema } from "effect"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Events } from "@walletun/domain"
+import { Events, Queues } from "@walletun/domain"
 import { MessageSeal, Rabbit } from "@walletun/infra"
 import { Connections, Dlq, Topology } from "@walletun/ops"
 import type * as TcpProxy from "../../src/TcpProxy.ts"
@@ -319,11 +319,16 @@ export const republish = (prefix: string, requests: ReadonlyArray<AcceptedReques
           messages,
           (message) =>
             Effect.flatMap(MessageSeal.sealer("requests"), (sealer) =>
-              rabbit.publish(prefix, Events.routingKeys.TransactionRequested, message.content, {
-                messageId: message.id,
-                contentType: "application/json",
-                headers: { [MessageSeal.header]: sealer.seal(message.content) },
-              }),
+              rabbit.publish(
+                Queues.namesOf(prefix).exchange,
+                Events.routingKeys.TransactionRequested,
+                message.content,
+                {
+                  messageId: message.id,
+                  contentType: "application/json",
+                  headers: { [MessageSeal.header]: sealer.seal(message.content) },
+                },
+              ),
             ),
           { concurrency: 4, discard: true },
         ),
@@ -353,7 +358,7 @@ export const poison = (prefix: string) =>
         (text, index) => {
           // Sealed with the service's key, as a bug of its own would be: what must fail is the body.
           const content = new TextEncoder().encode(text)
-          return rabbit.publish(prefix, Events.routingKeys.TransactionRequested, content, {
+          return rabbit.publish(Queues.namesOf(prefix).exchange, Events.routingKeys.TransactionRequested, content, {
             messageId: poisonId(index),
             contentType: "application/json",
             headers: { [MessageSeal.header]: sealer.seal(content) },
