@@ -106,6 +106,21 @@ export const contract = (
         assert.strictEqual(yield* outcome(rotate(second.refreshToken)), "InvalidToken")
       }),
     )
+    it.effect(
+      "the same token presented twice at once: one rotation wins, the other is reuse and revokes the family",
+      () =>
+        Effect.gen(function* () {
+          const user = yield* newUser
+          const first = yield* RefreshTokens.use((tokens) => tokens.start(user))
+          const answers = yield* Effect.forEach([first, first], (token) => Effect.result(rotate(token)), {
+            concurrency: "unbounded",
+          })
+          const won = answers.flatMap((answer) => (answer._tag === "Success" ? [answer.success] : []))
+          assert.strictEqual(won.length, 1)
+          // The winner's successor went with the family the loser's reuse revoked.
+          assert.strictEqual(yield* outcome(rotate(won[0]?.refreshToken ?? "")), "InvalidToken")
+        }),
+    )
   })
 
   describe("expiry", () => {
