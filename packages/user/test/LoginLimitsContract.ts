@@ -63,6 +63,15 @@ export const contract = (
       }),
     )
 
+    it.effect("concurrent attempts on one key: exactly the limit pass", () =>
+      Effect.gen(function* () {
+        const key = yield* freshKey("email")
+        yield* atWindowStart
+        const answers = yield* Effect.forEach([1, 2, 3, 4, 5, 6], () => charge(key), { concurrency: "unbounded" })
+        assert.strictEqual(answers.filter((answer) => answer === "ok").length, limit.limit)
+      }),
+    )
+
     it.effect("each key has its own count: a locked key does not lock another", () =>
       Effect.gen(function* () {
         const locked = yield* freshKey("email")

@@ -70,6 +70,21 @@ export const contract = (it: Vitest.MethodsNonLive<UsersRepo>) => {
       }),
     )
 
+    it.effect("concurrent inserts of one email: exactly one is stored, the others answer None", () =>
+      Effect.gen(function* () {
+        const repo = yield* UsersRepo
+        const email = yield* freshEmail
+        const users = yield* Effect.forEach([1, 2, 3, 4], () => newUser(email))
+        const answers = yield* Effect.forEach(users, (user) => repo.insert(user), { concurrency: "unbounded" })
+        const stored = answers.filter(Option.isSome)
+        assert.strictEqual(stored.length, 1)
+        assert.deepStrictEqual(
+          Option.map(yield* repo.findByEmail(email), (found) => found.user.id),
+          Option.map(stored[0] ?? Option.none(), (found) => found.user.id),
+        )
+      }),
+    )
+
     it.effect("a taken id with another email is a defect, and stores nothing", () =>
       Effect.gen(function* () {
         const repo = yield* UsersRepo
