@@ -90,9 +90,21 @@ export class UsersRepo extends Context.Service<
             user: { id: user.id, email: user.email, displayName: user.displayName, createdAt },
             passwordHash: user.passwordHash,
           }
-          return yield* Ref.modify(users, (all) =>
-            all.has(user.email) ? [Option.none(), all] : [Option.some(stored), new Map(all).set(user.email, stored)],
+          // As the table's constraints: an email not in lower case, or an id taken under another
+          // email, is a bug in the caller, so a defect (the real repository's SQL error dies too).
+          if (user.email !== user.email.toLowerCase()) {
+            return yield* Effect.die(new Error("users.email must be lower case (a decoded Email)"))
+          }
+          const outcome = yield* Ref.modify(
+            users,
+            (all): [Option.Option<StoredUser> | "IdTaken", Map<string, StoredUser>] => {
+              if (all.has(user.email)) return [Option.none(), all]
+              if ([...all.values()].some((other) => other.user.id === user.id)) return ["IdTaken", all]
+              return [Option.some(stored), new Map(all).set(user.email, stored)]
+            },
           )
+          if (outcome === "IdTaken") return yield* Effect.die(new Error("users.id is taken"))
+          return outcome
         }),
         findByEmail: (email) => find((stored) => stored.user.email === email),
         findById: (id) => find((stored) => stored.user.id === id),
