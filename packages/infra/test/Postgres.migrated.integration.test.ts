@@ -1,10 +1,10 @@
-import { randomBytes } from "node:crypto"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { PgMigrator } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
 import { Postgres } from "@walletun/infra"
+import { ScratchDatabase } from "@walletun/lab"
 
 // `Postgres.layerMigrated` on the real server, each test on a database of its own (dropped after).
 
@@ -18,18 +18,7 @@ const creates = (table: string) =>
 const first = { "0001_first": creates("first"), "0002_second": creates("second") }
 const more = { ...first, "0003_third": creates("third") }
 
-/** An empty database of the test's own, dropped when the test ends; its name. */
-const scratch = Effect.gen(function* () {
-  const admin = Context.get(
-    yield* Layer.build(Postgres.layer({ database: "postgres", maxConnections: 1 })),
-    SqlClient.SqlClient,
-  )
-  const name = `walletun_migrated_${randomBytes(4).toString("hex")}`
-  yield* Effect.acquireRelease(admin.unsafe(`CREATE DATABASE ${name}`), () =>
-    admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).pipe(Effect.ignore),
-  )
-  return name
-})
+const scratch = ScratchDatabase.make("walletun_migrated")
 
 /** Builds `layerMigrated` on `database` with the migrations in `record`; its SQL client. */
 const migrated = (database: string, record: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>>) =>

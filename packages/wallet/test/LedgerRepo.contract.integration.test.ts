@@ -1,8 +1,7 @@
-import { randomBytes } from "node:crypto"
 import { layer } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
+import { Effect, Layer } from "effect"
 import { Postgres } from "@walletun/infra"
+import { ScratchDatabase } from "@walletun/lab"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
 import { loader } from "../src/migrations/index.ts"
 import { contract } from "./LedgerContract.ts"
@@ -11,18 +10,7 @@ import { contract } from "./LedgerContract.ts"
 // LedgerRepo.contract.test.ts. On a scratch database of its own, migrated as the service migrates
 // its own, and dropped at the end.
 
-/** A scratch database's name, created now and dropped when the layer is released. */
-const scratch = Effect.gen(function* () {
-  const admin = Context.get(
-    yield* Layer.build(Postgres.layer({ database: "postgres", maxConnections: 1 })),
-    SqlClient.SqlClient,
-  )
-  const name = `walletun_ledger_contract_${randomBytes(4).toString("hex")}`
-  yield* Effect.acquireRelease(admin.unsafe(`CREATE DATABASE ${name}`), () =>
-    admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).pipe(Effect.ignore),
-  )
-  return name
-})
+const scratch = ScratchDatabase.make("walletun_ledger_contract")
 
 const Repo = Layer.unwrap(
   Effect.map(scratch, (database) =>
