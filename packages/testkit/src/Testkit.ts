@@ -27,27 +27,27 @@ import { LedgerRepo } from "@walletun/wallet/LedgerRepo"
 import * as OutboxRelay from "@walletun/wallet/OutboxRelay"
 
 /** The transaction service's configuration in the kit: three attempts, a retry after one second. */
-export const transactionConfig = Layer.succeed(
-  TransactionConfig,
-  TransactionConfig.of({
-    roles: ["api", "worker", "outcomes"],
-    keyspace: "walletun_testkit",
-    replicationFactor: 1,
-    scyllaTabletsOff: false,
-    brokerPrefix: "testkit",
-    walletAddress: "in-process",
-    walletCallTimeout: Duration.seconds(1),
-    idempotencyTtl: Duration.hours(25),
-    prefetch: 8,
-    maxAttempts: 3,
-    retryDelay: Duration.seconds(1),
-    processingAfter: Duration.seconds(1),
-    reconcileInterval: Duration.minutes(1),
-    reconcileAge: Duration.minutes(1),
-    reconcileBatch: 100,
-    reconcileMaxRepublishes: 3,
-  }),
-)
+export const transactionSettings = TransactionConfig.of({
+  roles: ["api", "worker", "outcomes"],
+  keyspace: "walletun_testkit",
+  replicationFactor: 1,
+  scyllaTabletsOff: false,
+  brokerPrefix: "testkit",
+  walletAddress: "in-process",
+  walletCallTimeout: Duration.seconds(1),
+  idempotencyTtl: Duration.hours(25),
+  prefetch: 8,
+  maxAttempts: 3,
+  retryDelay: Duration.seconds(1),
+  processingAfter: Duration.seconds(1),
+  reconcileInterval: Duration.minutes(1),
+  reconcileAge: Duration.minutes(1),
+  reconcileBatch: 100,
+  reconcileMaxRepublishes: 3,
+})
+
+/** `transactionSettings` as a layer. */
+export const transactionConfig = Layer.succeed(TransactionConfig, transactionSettings)
 
 /** The user service's configuration in the kit: generous rate limits. */
 const userConfig = UserConfig.layer.pipe(

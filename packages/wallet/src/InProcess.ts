@@ -15,6 +15,7 @@
 import { Layer } from "effect"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import * as WalletGrpc from "./grpc/WalletGrpc.ts"
+import type * as LedgerMemory from "./LedgerMemory.ts"
 import { LedgerRepo } from "./LedgerRepo.ts"
 import { Wallets } from "./Wallets.ts"
 
@@ -43,3 +44,7 @@ export const ledgerMemory: Layer.Layer<Wallets | LedgerRepo> = Wallets.layerNoDe
  */
 export const layerMemory = (caller: string): Layer.Layer<WalletGrpcClient | Wallets | LedgerRepo> =>
   clientOf(caller).pipe(Layer.provideMerge(ledgerMemory))
+
+/** `ledgerMemory` with the memory ledger's options (the simulator plants a bug with them). */
+export const ledgerMemoryWith = (options: LedgerMemory.Options): Layer.Layer<Wallets | LedgerRepo> =>
+  Wallets.layerNoDeps.pipe(Layer.provideMerge(LedgerRepo.layerMemoryWith(options)))

@@ -34,8 +34,18 @@ const systemAccounts = (): Map<Ids.WalletId, StoredWallet> =>
     }),
   )
 
+/** Options of the memory ledger. */
+export interface Options {
+  /**
+   * A bug planted on purpose, for the simulator's proof that it finds bugs
+   * (`@walletun/testkit/Simulator`): `"apply-without-applied-check"` applies a transaction id
+   * again instead of replaying what it recorded. Never set outside that proof.
+   */
+  readonly plantedBug?: "apply-without-applied-check"
+}
+
 /** The stores and the apply; the rest of the contract is in `make`. */
-const makeLedger = (serial: Serial) => {
+const makeLedger = (serial: Serial, options: Options) => {
   const wallets = systemAccounts()
   const entries: Array<EntryRow & { readonly walletId: Ids.WalletId }> = []
   const applied = new Map<Ids.TransactionId, Ledger.Applied>()
@@ -60,7 +70,7 @@ const makeLedger = (serial: Serial) => {
     serial(
       Effect.gen(function* () {
         const previous = applied.get(request.transactionId)
-        if (previous !== undefined) {
+        if (previous !== undefined && options.plantedBug !== "apply-without-applied-check") {
           const recorded = outbox.find((message) => message.messageId === request.transactionId)
           if (recorded !== undefined) outbox.push({ ...recorded, id: nextId++, sent: false })
           return { ...previous, replayed: true }
@@ -144,10 +154,10 @@ const makeKeys = (serial: Serial) => {
 }
 
 /** The in-memory contract; `LedgerRepo.layerMemory` provides it. */
-export const make = Effect.gen(function* () {
+export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const lock = yield* Semaphore.make(1)
   const serial = lock.withPermits(1)
-  const { wallets, entries, outbox, apply, applyTraced } = makeLedger(serial)
+  const { wallets, entries, outbox, apply, applyTraced } = makeLedger(serial, options)
 
   const createWallet = (id: Ids.WalletId, ownerId: Ids.UserId, currency: Currency.Currency) =>
     serial(

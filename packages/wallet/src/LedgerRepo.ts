@@ -98,5 +98,21 @@ export class LedgerRepo extends Context.Service<
   )
 
   /** The same contract in memory, serialised by one permit, for unit and property tests. */
-  static readonly layerMemory = Layer.effect(LedgerRepo, Effect.map(LedgerMemory.make, LedgerRepo.of))
+  static readonly layerMemory = Layer.effect(
+    LedgerRepo,
+    Effect.map(
+      Effect.suspend(() => LedgerMemory.make()),
+      LedgerRepo.of,
+    ),
+  )
+
+  /** The memory ledger with options (a planted bug, for the simulator's proof that it finds bugs). */
+  static readonly layerMemoryWith = (options: LedgerMemory.Options) =>
+    Layer.effect(
+      LedgerRepo,
+      Effect.map(
+        Effect.suspend(() => LedgerMemory.make(options)),
+        LedgerRepo.of,
+      ),
+    )
 }
