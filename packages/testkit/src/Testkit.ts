@@ -1,7 +1,9 @@
 /**
  * Walletun in one process, for tests: the user service's `Users`, the transaction service's
- * `Transactions`, worker and outcome consumer, and the wallet service's `Wallets` (behind its real
- * gRPC handlers) with its outbox relay, all over memory layers. Requests and outcome events travel
+ * `Transactions`, worker, outcome consumer and reconciler, and the wallet service's `Wallets`
+ * (behind its real gRPC handlers) with its outbox relay, all over memory layers, and the public REST
+ * API in front of them (`Http`: the gateway's routes and the user and transaction services' API
+ * routes, with no socket). Requests and outcome events travel
  * through the broker in memory (`Rabbit.layerMemory`) as they travel through RabbitMQ in
  * production; time is `TestClock`'s and ids come from a seed (`Uuid.Ids.layerTest`).
  */
@@ -16,12 +18,15 @@ import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import { BatchedWallet } from "@walletun/transaction/BatchedWallet"
 import { Broker } from "@walletun/transaction/Broker"
 import * as Outcomes from "@walletun/transaction/consumers/Outcomes"
+import * as Reconciler from "@walletun/transaction/Reconciler"
 import * as Worker from "@walletun/transaction/consumers/Worker"
 import { TransactionConfig } from "@walletun/transaction/TransactionConfig"
 import { Transactions } from "@walletun/transaction/Transactions"
 import { TransactionsRepo } from "@walletun/transaction/TransactionsRepo"
+import { SigningKeys } from "@walletun/user/SigningKeys"
 import { UserConfig } from "@walletun/user/UserConfig"
 import { Users } from "@walletun/user/Users"
+import * as Http from "./Http.ts"
 import * as WalletInProcess from "@walletun/wallet/InProcess"
 import { LedgerRepo } from "@walletun/wallet/LedgerRepo"
 import * as OutboxRelay from "@walletun/wallet/OutboxRelay"
@@ -75,7 +80,7 @@ export interface Options {
 /** The whole money path in memory. Build one per test (`Layer.fresh` is implied by `Effect.provide`). */
 export const layer = (options: Options) => {
   const walletClient = options.walletClient ?? WalletInProcess.clientOf("transaction")
-  return Layer.mergeAll(Worker.layer, Outcomes.layer, OutboxRelay.layer).pipe(
+  return Layer.mergeAll(Worker.layer, Outcomes.layer, Reconciler.layer, OutboxRelay.layer, Http.layer).pipe(
     Layer.provideMerge(Transactions.layerNoDeps),
     Layer.provideMerge(
       Layer.mergeAll(
@@ -85,7 +90,8 @@ export const layer = (options: Options) => {
       ),
     ),
     Layer.provideMerge(Layer.mergeAll(WalletInProcess.ledgerMemory, Rabbit.Rabbit.layerMemory, transactionConfig)),
-    Layer.provideMerge(Users.layerTest.pipe(Layer.provide(userConfig))),
+    // One set of signing keys: the one `Users` signs with is the one the JWKS route serves.
+    Layer.provideMerge(Users.layerTest.pipe(Layer.provideMerge(SigningKeys.layerTest), Layer.provideMerge(userConfig))),
     Layer.provideMerge(Layer.mergeAll(MessageSeal.RequestSealer.layerTest, MessageSeal.EventSealer.layerTest)),
     Layer.provideMerge(Uuid.Ids.layerTest(options.seed)),
     // Quiet: tests assert on statuses, balances and messages, not log lines.
@@ -181,3 +187,37 @@ export const awaitFinal = (id: Ids.TransactionId) =>
 
 /** The sum of every balance in the ledger (zero when money is conserved: deposits come from a system account). */
 export const totalBalance = LedgerRepo.use((ledger) => ledger.totalBalance)
+
+/** What `request` answers: the status, the headers and the JSON body (undefined when empty). */
+export interface Answer {
+  readonly status: number
+  readonly headers: Headers
+  // oxlint-disable-next-line typescript/no-explicit-any -- a test reads the JSON it expects
+  readonly body: any
+}
+
+/**
+ * Sends a request to the public REST API (`Http.Api`), as a client would: `token` becomes the
+ * bearer, `body` JSON, and `headers` are added.
+ */
+export const request = (
+  method: string,
+  path: string,
+  options: { readonly token?: string; readonly body?: unknown; readonly headers?: Record<string, string> } = {},
+) =>
+  Effect.gen(function* () {
+    const api = yield* Http.Api
+    const headers: Record<string, string> = { ...options.headers }
+    if (options.token !== undefined) headers["authorization"] = `Bearer ${options.token}`
+    if (options.body !== undefined) headers["content-type"] = "application/json"
+    const init: RequestInit = {
+      method,
+      headers,
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+    }
+    return yield* Effect.promise(async (): Promise<Answer> => {
+      const response = await api.fetch(new Request(`${Http.origins.gateway}${path}`, init))
+      const text = await response.text()
+      return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
+    })
+  })

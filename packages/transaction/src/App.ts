@@ -67,6 +67,12 @@ export const services = Transactions.layerNoDeps.pipe(
 )
 
 /**
+ * The transactions API, answering only the gateway (`ServiceCredential`). Needs `Transactions` and
+ * a JWT verifier (`@walletun/testkit` serves it over memory layers).
+ */
+export const apiRoutes = Layer.merge(TransactionsHttp.routes, ServiceCredential.layerGatewayOnly("transaction"))
+
+/**
  * Everything the configured roles need, served on the given HTTP server: health routes and
  * `GET /metrics` always, the API with `api`, and the worker, outcome consumer and reconciler with
  * their roles. Needs the configuration, CQL, RabbitMQ, a JWT verifier and an HTTP server (the
@@ -78,12 +84,7 @@ export const layerNoDeps = Layer.unwrap(
     yield* Effect.logInfo("transaction service roles").pipe(Effect.annotateLogs({ roles: roles.join(",") }))
     // The API answers only the gateway (`ServiceCredential`); health and metrics are open.
     const http = HttpRouter.serve(
-      Layer.mergeAll(
-        Service.healthAndMetrics(checks),
-        roles.includes("api")
-          ? Layer.merge(TransactionsHttp.routes, ServiceCredential.layerGatewayOnly("transaction"))
-          : Layer.empty,
-      ),
+      Layer.mergeAll(Service.healthAndMetrics(checks), roles.includes("api") ? apiRoutes : Layer.empty),
     )
     return Layer.mergeAll(
       http,

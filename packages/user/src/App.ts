@@ -29,16 +29,17 @@ export const Database = Layer.unwrap(
 )
 
 /**
- * Every route of the service (the `auth` API, its problem middleware, health and metrics) with its
- * services, needing only configuration. The API (`/v1/...`) answers only the gateway
- * (`ServiceCredential`); health, metrics and the JWKS are open.
+ * The `auth` API (with the JWKS) and its problem middleware; `/v1/...` answers only the gateway
+ * (`ServiceCredential`). Needs `Users`, `SigningKeys` and a JWT verifier (`@walletun/testkit`
+ * serves it over memory layers).
  */
-export const routes = Layer.mergeAll(
-  AuthHttp.routes,
-  Problems.layer,
-  ServiceCredential.layerGatewayOnly("user"),
-  Service.healthAndMetrics(checks),
-).pipe(
+export const apiRoutes = Layer.mergeAll(AuthHttp.routes, Problems.layer, ServiceCredential.layerGatewayOnly("user"))
+
+/**
+ * Every route of the service (the API, health and metrics) with its services, needing only
+ * configuration. Health, metrics and the JWKS are open.
+ */
+export const routes = Layer.mergeAll(apiRoutes, Service.healthAndMetrics(checks)).pipe(
   Layer.provide([Users.layer, AccessTokens.verifierLayer]),
   Layer.provide(SigningKeys.layer),
   Layer.provide(Database),

@@ -1,0 +1,101 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect } from "effect"
+import { TestClock } from "effect/testing"
+import * as Testkit from "@walletun/testkit"
+
+// The public REST API in one process, as a client uses it: register, log in, open wallets,
+// deposit, transfer, and poll the transfer until it is final, with no server and no socket. Time is
+// TestClock's: the test moves it while it polls.
+
+const password = "correct horse battery"
+
+/** Registers `email`, logs in and opens a USD wallet; answers the token and the wallet. */
+const client = (email: string) =>
+  Effect.gen(function* () {
+    const registered = yield* Testkit.request("POST", "/v1/auth/register", { body: { email, password } })
+    assert.strictEqual(registered.status, 201, JSON.stringify(registered.body))
+    const login = yield* Testkit.request("POST", "/v1/auth/login", { body: { email, password } })
+    assert.strictEqual(login.status, 200)
+    const token: string = login.body.accessToken
+    const wallet = yield* Testkit.request("POST", "/v1/wallets", { token, body: { currency: "USD" } })
+    assert.strictEqual(wallet.status, 201)
+    return { token, walletId: wallet.body.id as string }
+  })
+
+/** Polls `GET /v1/transactions/{id}` every 100 ms of TestClock until the status is final (at most 60 s). */
+const poll = (token: string, id: string) =>
+  Effect.gen(function* () {
+    for (let step = 0; step < 600; step++) {
+      const found = yield* Testkit.request("GET", `/v1/transactions/${id}`, { token })
+      if (found.body.status === "COMPLETED" || found.body.status === "FAILED") return found.body
+      yield* TestClock.adjust(Duration.millis(100))
+    }
+    return assert.fail(`transaction ${id} not final after 60 s`)
+  })
+
+describe("walletun's REST API in one process", () => {
+  it.effect("register, log in, deposit 1000, transfer 300: 202 then COMPLETED, balances 700 and 300", () =>
+    Effect.gen(function* () {
+      const alice = yield* client("alice@example.com")
+      const bob = yield* client("bob@example.com")
+      const deposit = yield* Testkit.request("POST", "/v1/transactions", {
+        token: alice.token,
+        headers: { "idempotency-key": "deposit-1" },
+        body: { type: "deposit", walletId: alice.walletId, amount: 1000 },
+      })
+      assert.strictEqual(deposit.status, 202)
+      assert.strictEqual(deposit.body.status, "PENDING")
+      assert.strictEqual((yield* poll(alice.token, deposit.body.id)).status, "COMPLETED")
+      const body = { type: "transfer", sourceWalletId: alice.walletId, targetWalletId: bob.walletId, amount: 300 }
+      const transfer = yield* Testkit.request("POST", "/v1/transactions", {
+        token: alice.token,
+        headers: { "idempotency-key": "transfer-1" },
+        body,
+      })
+      assert.strictEqual(transfer.status, 202)
+      assert.strictEqual(transfer.headers.get("location"), `/v1/transactions/${transfer.body.id}`)
+      // The same key and body again: the same transaction, marked as a replay.
+      const again = yield* Testkit.request("POST", "/v1/transactions", {
+        token: alice.token,
+        headers: { "idempotency-key": "transfer-1" },
+        body,
+      })
+      assert.strictEqual(again.body.id, transfer.body.id)
+      assert.strictEqual(again.headers.get("idempotent-replayed"), "true")
+      const final = yield* poll(alice.token, transfer.body.id)
+      assert.deepStrictEqual([final.status, final.failureReason], ["COMPLETED", null])
+      const balances = yield* Effect.forEach([alice, bob], (who) =>
+        Effect.map(
+          Testkit.request("GET", `/v1/wallets/${who.walletId}`, { token: who.token }),
+          (answer) => answer.body.balance,
+        ),
+      )
+      assert.deepStrictEqual(balances, [700, 300])
+      // Bob sees the transfer in his history; nobody else's token reads Alice's wallet.
+      const history = yield* Testkit.request("GET", "/v1/transactions", { token: bob.token })
+      assert.deepStrictEqual(
+        history.body.items.map((item: { id: string }) => item.id),
+        [transfer.body.id],
+      )
+      const hidden = yield* Testkit.request("GET", `/v1/wallets/${alice.walletId}`, { token: bob.token })
+      assert.strictEqual(hidden.status, 404)
+    }).pipe(Effect.provide(Testkit.layer({ seed: 11 }))),
+  )
+
+  it.effect("no token: 401 problem details from the gateway; a bad body: 400, and nothing is stored", () =>
+    Effect.gen(function* () {
+      const anonymous = yield* Testkit.request("GET", "/v1/wallets")
+      assert.strictEqual(anonymous.status, 401)
+      assert.strictEqual(anonymous.headers.get("content-type"), "application/problem+json")
+      const alice = yield* client("alice@example.com")
+      const bad = yield* Testkit.request("POST", "/v1/transactions", {
+        token: alice.token,
+        headers: { "idempotency-key": "bad-1" },
+        body: { type: "deposit", walletId: alice.walletId, amount: -5 },
+      })
+      assert.strictEqual(bad.status, 400)
+      const history = yield* Testkit.request("GET", "/v1/transactions", { token: alice.token })
+      assert.deepStrictEqual(history.body.items, [])
+    }).pipe(Effect.provide(Testkit.layer({ seed: 12 }))),
+  )
+})
