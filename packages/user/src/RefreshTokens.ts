@@ -1,4 +1,4 @@
-import { Context, DateTime, Duration, Effect, Layer, Redacted, Ref, Schema } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Redacted, Ref, Schema, Semaphore } from "effect"
 import { SqlClient } from "effect/sql"
 import { Errors, Ids } from "@walletun/domain"
 import * as Uuid from "@walletun/infra/Uuid"
@@ -172,6 +172,9 @@ export class RefreshTokens extends Context.Service<
         readonly revoked: boolean
       }
       const tokens = yield* Ref.make(new Map<string, Stored>())
+      // One presentation at a time, as the database's row lock does: a token's check and its
+      // marking as used are one step, so two rotations of one token never both succeed.
+      const serial = (yield* Semaphore.make(1)).withPermits(1)
       const now = Effect.map(DateTime.now, DateTime.toEpochMillis)
       const add = (familyId: string, userId: Ids.UserId) =>
         Effect.gen(function* () {
@@ -210,13 +213,15 @@ export class RefreshTokens extends Context.Service<
           return yield* add(yield* Uuid.v7, userId)
         }),
         rotate: Effect.fn("RefreshTokens.rotate")(function* (token: Redacted.Redacted<string>) {
-          const { hash, row } = yield* present(token)
-          yield* Ref.update(tokens, (all) => new Map(all).set(hash, { ...row, used: true }))
+          const { row } = yield* serial(
+            Effect.tap(present(token), ({ hash, row }) =>
+              Ref.update(tokens, (all) => new Map(all).set(hash, { ...row, used: true })),
+            ),
+          )
           return { userId: row.userId, refreshToken: yield* add(row.familyId, row.userId) }
         }),
         revoke: Effect.fn("RefreshTokens.revoke")(function* (token: Redacted.Redacted<string>) {
-          const { row } = yield* present(token)
-          yield* revokeFamily(row.familyId)
+          yield* serial(Effect.flatMap(present(token), ({ row }) => revokeFamily(row.familyId)))
         }),
       })
     }),
