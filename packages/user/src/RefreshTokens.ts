@@ -214,8 +214,8 @@ export class RefreshTokens extends Context.Service<
         }),
         rotate: Effect.fn("RefreshTokens.rotate")(function* (token: Redacted.Redacted<string>) {
           const { row } = yield* serial(
-            Effect.tap(present(token), ({ hash, row }) =>
-              Ref.update(tokens, (all) => new Map(all).set(hash, { ...row, used: true })),
+            Effect.tap(present(token), (found) =>
+              Ref.update(tokens, (all) => new Map(all).set(found.hash, { ...found.row, used: true })),
             ),
           )
           return { userId: row.userId, refreshToken: yield* add(row.familyId, row.userId) }
