@@ -23,6 +23,8 @@ export * as Money from "./Money.ts"
 export * as Page from "./Page.ts"
 /** The transaction service's queue names, dead-letter headers and dead-letter reasons. */
 export * as Queues from "./Queues.ts"
+/** The span attributes walletun adds to OpenTelemetry's conventions, spelled one way everywhere. */
+export * as Telemetry from "./Telemetry.ts"
 /** RFC 3339 timestamps. */
 export * as Timestamp from "./Timestamp.ts"
 /** Transactions, their requests, statuses and failure reasons. */

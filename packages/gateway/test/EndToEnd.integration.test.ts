@@ -425,10 +425,23 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
               assert.isTrue(ids.has(span.parentSpanId ?? ""), `${span.name} has no parent in the trace`)
           }
           // The ledger's spans name the transaction, its wallets and its outcome.
-          const annotated = spans.filter((span) => JSON.stringify(span.attributes ?? []).includes("walletun.outcome"))
+          const annotated = spans.filter((span) =>
+            JSON.stringify(span.attributes ?? []).includes("walletun.transaction.outcome"),
+          )
           assert.isAbove(annotated.length, 0)
           assert.include(JSON.stringify(annotated[0]?.attributes), transfer.body.id)
           assert.include(JSON.stringify(annotated[0]?.attributes), bobUsd)
+          // The transaction id is one attribute, spelled one way, in the transaction and wallet services.
+          for (const service of ["walletun-transaction", "walletun-wallet"]) {
+            const naming = spans.filter(
+              (span) =>
+                span.service === service &&
+                JSON.stringify(span.attributes ?? []).includes(
+                  `"walletun.transaction.id","value":{"stringValue":"${transfer.body.id}"`,
+                ),
+            )
+            assert.isAbove(naming.length, 0, `no span of ${service} names the transaction`)
+          }
           assert.notMatch(JSON.stringify(spans), /eyJ[a-zA-Z0-9_-]{10,}\./)
         }),
     )

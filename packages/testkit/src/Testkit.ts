@@ -7,7 +7,7 @@
  * through the broker in memory (`Rabbit.layerMemory`) as they travel through RabbitMQ in
  * production; time is `TestClock`'s and ids come from a seed (`Uuid.Ids.layerTest`).
  */
-import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Schema } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Schema, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { User } from "@walletun/domain"
 import type { Ids, Money, Transaction } from "@walletun/domain"
@@ -221,3 +221,19 @@ export const request = (
       return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
     })
   })
+
+/**
+ * A tracer that keeps every span it starts, for tests that assert on spans: give `tracer` to
+ * `Effect.withTracer` around the provided kit, then read `spans`.
+ */
+export const spanRecorder = () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const tracer = Tracer.make({
+    span: (options) => {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    },
+  })
+  return { spans, tracer }
+}

@@ -98,4 +98,46 @@ describe("walletun's REST API in one process", () => {
       assert.deepStrictEqual(history.body.items, [])
     }).pipe(Effect.provide(Testkit.layer({ seed: 12 }))),
   )
+
+  it.effect("register and login: one trace from the gateway through the user service, its hop included", () =>
+    Effect.gen(function* () {
+      const { spans, tracer: recorder } = Testkit.spanRecorder()
+      const body = { email: "alice@example.com", password }
+      const traces = yield* Effect.forEach(["register", "login"], (route) =>
+        Effect.gen(function* () {
+          spans.length = 0
+          yield* Testkit.request("POST", `/v1/auth/${route}`, { body })
+          return spans.map((span) => ({
+            name: span.name,
+            kind: span.kind,
+            trace: span.traceId,
+            route: span.attributes.get("http.route"),
+            host: span.attributes.get("server.address"),
+          }))
+        }),
+      ).pipe(Effect.provide(Testkit.layer({ seed: 13 })), Effect.withTracer(recorder))
+      for (const [route, recorded] of [
+        ["register", traces[0] ?? []],
+        ["login", traces[1] ?? []],
+      ] as const) {
+        const path = `/v1/auth/${route}`
+        // The request's trace: the one of the gateway's server span (background work, such as a
+        // reconciler round, has traces of its own).
+        const root = recorded.find((span) => span.kind === "server" && span.host === "localhost")
+        if (root === undefined) return assert.fail(`${route}: no server span of the gateway`)
+        const trace = recorded.filter((span) => span.trace === root.trace)
+        // The gateway's server span, its call to the user service, the user service's server span,
+        // and the user service's own work inside it, all in that one trace.
+        assert.includeDeepMembers(trace, [
+          { name: "POST", kind: "server", trace: root.trace, route: path, host: "localhost" },
+          { name: "POST", kind: "client", trace: root.trace, route: undefined, host: "user.in-process" },
+        ])
+        assert.strictEqual(trace.filter((span) => span.kind === "server").length, 2, `${route}: two server spans`)
+        assert.include(
+          trace.map((span) => span.name),
+          route === "login" ? "Users.login" : "Users.register",
+        )
+      }
+    }),
+  )
 })

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Ref, Result, Tracer } from "effect"
+import { Effect, Layer, Ref, Result } from "effect"
+import { Telemetry } from "@walletun/domain"
 import * as Grpc from "@walletun/infra/Grpc"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import * as Testkit from "@walletun/testkit"
@@ -70,14 +71,7 @@ describe("walletun in one process", () => {
 
   it.effect("the broker carried the transfer's request and its outcome, each in a traced span", () =>
     Effect.gen(function* () {
-      const spans: Array<Tracer.NativeSpan> = []
-      const recorder = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        },
-      })
+      const { spans, tracer: recorder } = Testkit.spanRecorder()
       const transfer = yield* Effect.gen(function* () {
         const alice = yield* Testkit.register("alice@example.com")
         const from = yield* Testkit.openWallet(alice.id)
@@ -105,6 +99,12 @@ describe("walletun in one process", () => {
       )
       // One trace follows the transfer across every hop, the wallet's outcome event included.
       assert.strictEqual(new Set(carrying.map((span) => span.traceId)).size, 1)
+      // Each service's spans of the transfer name it with one attribute, spelled one way.
+      const naming = spans.filter((span) => span.attributes.get(Telemetry.transactionId) === transfer.id)
+      assert.includeMembers(
+        naming.map((span) => span.name),
+        ["Transactions.accept", "Worker.process", "LedgerRepo.apply", "OutboxRelay.publish", "Outcomes.record"],
+      )
     }),
   )
 })

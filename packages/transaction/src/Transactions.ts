@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto"
 import { Context, DateTime, Effect, Layer, Option } from "effect"
-import { Errors, Events } from "@walletun/domain"
+import { Errors, Events, Telemetry } from "@walletun/domain"
 import type { Ids, Page, Transaction } from "@walletun/domain"
 import * as Retry from "@walletun/infra/Retry"
 import * as Uuid from "@walletun/infra/Uuid"
@@ -228,6 +228,7 @@ export class Transactions extends Context.Service<
         const earlier = Option.filter(bound, (binding) => binding.transactionId !== fresh.transactionId)
         const claim = Option.getOrElse(earlier, () => fresh)
         const replayed = Option.isSome(earlier)
+        yield* Effect.annotateCurrentSpan(Telemetry.transactionId, claim.transactionId)
         if (replayed) {
           if (claim.requestHash !== hash) return yield* new Errors.IdempotencyKeyReused()
           const stored = yield* repo.find(claim.transactionId).pipe(Effect.catch(unavailable("cql")))

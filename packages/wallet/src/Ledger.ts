@@ -7,7 +7,7 @@
  */
 import { DateTime } from "effect"
 import type { Currency, Ids, Ledger, Transaction } from "@walletun/domain"
-import { Events, Money } from "@walletun/domain"
+import { Events, Money, Telemetry } from "@walletun/domain"
 
 export type ApplyRequest = Ledger.ApplyRequest
 
@@ -39,6 +39,18 @@ export const systemAccountName = (currency: Currency.Currency): string => `exter
 /** The user wallets a request names (the system account is found by currency). */
 export const walletIdsOf = (request: ApplyRequest): ReadonlyArray<Ids.WalletId> =>
   request.type === "transfer" ? [request.sourceWalletId, request.targetWalletId] : [request.walletId]
+
+/** The span attributes of an apply, before it runs: its transaction and the wallets it locks. */
+export const applyAttributes = (request: ApplyRequest): Record<string, string> => ({
+  [Telemetry.transactionId]: request.transactionId,
+  [Telemetry.walletIds]: walletIdsOf(request).join(","),
+})
+
+/** The span attribute of what an apply recorded: `COMPLETED`, or `FAILED:<reason>`. */
+export const outcomeAttributes = (applied: Applied): Record<string, string> => ({
+  [Telemetry.transactionOutcome]:
+    applied.outcome._tag === "Completed" ? "COMPLETED" : `FAILED:${applied.outcome.reason}`,
+})
 
 /** Whether a request needs the currency's system account. */
 export const needsSystemAccount = (request: ApplyRequest): boolean => request.type !== "transfer"

@@ -7,6 +7,7 @@
 import { Array as Arr, Clock, Config, Effect, Option, Result } from "effect"
 import { HttpTraceContext } from "effect/http"
 import { SqlClient } from "effect/sql"
+import { Telemetry } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import * as Ledger from "./Ledger.ts"
 import { connectionDefects, decodeLocked, decodeReplays, outboxMessageOf, unavailable } from "./LedgerRows.ts"
@@ -197,7 +198,7 @@ export const make = (batches: number) =>
 
     const applyMany = Effect.fn("LedgerRepo.applyBatch")(function* (items: ReadonlyArray<BatchItem>) {
       if (items.length === 0) return []
-      yield* Effect.annotateCurrentSpan({ "walletun.batch_size": items.length })
+      yield* Effect.annotateCurrentSpan({ [Telemetry.batchSize]: items.length })
       return yield* applyBatch(sql, items)
     })
 
@@ -214,14 +215,9 @@ export const make = (batches: number) =>
       const span = yield* Effect.option(Effect.currentSpan)
       // The outcome event continues the trace of this apply, not the batch's.
       const traceHeaders = Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders })
-      yield* Effect.annotateCurrentSpan({
-        "walletun.transaction_id": request.transactionId,
-        "walletun.wallet_ids": Ledger.walletIdsOf(request).join(","),
-      })
+      yield* Effect.annotateCurrentSpan(Ledger.applyAttributes(request))
       const applied = yield* batched({ request, traceHeaders })
-      yield* Effect.annotateCurrentSpan({
-        "walletun.outcome": applied.outcome._tag === "Completed" ? "COMPLETED" : `FAILED:${applied.outcome.reason}`,
-      })
+      yield* Effect.annotateCurrentSpan(Ledger.outcomeAttributes(applied))
       return applied
     })
 

@@ -104,7 +104,11 @@ const makeLedger = (serial: Serial, options: Options) => {
   // As the real repository: the outcome event continues the trace of this apply.
   const apply = Effect.fn("LedgerRepo.apply")(function* (request: Ledger.ApplyRequest) {
     const span = yield* Effect.option(Effect.currentSpan)
-    return yield* applyTraced(request, Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders }))
+    yield* Effect.annotateCurrentSpan(Ledger.applyAttributes(request))
+    const traceHeaders = Option.match(span, { onNone: () => ({}), onSome: HttpTraceContext.toHeaders })
+    const recorded = yield* applyTraced(request, traceHeaders)
+    yield* Effect.annotateCurrentSpan(Ledger.outcomeAttributes(recorded))
+    return recorded
   })
 
   return { wallets, entries, outbox, apply, applyTraced }

@@ -6,7 +6,7 @@
  */
 import { Cause, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
-import { Events } from "@walletun/domain"
+import { Events, Telemetry } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
@@ -45,7 +45,7 @@ export const layer = Layer.effectDiscard(
               // The event continues the trace of the apply that wrote it, not the relay's own.
               Effect.withSpan("OutboxRelay.publish", {
                 kind: "producer",
-                attributes: { "walletun.transaction_id": message.messageId },
+                attributes: { [Telemetry.transactionId]: message.messageId },
                 ...Option.match(HttpTraceContext.fromHeaders(Headers.fromInput(message.headers)), {
                   onNone: () => ({}),
                   onSome: (parent) => ({ parent }),

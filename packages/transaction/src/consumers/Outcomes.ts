@@ -4,7 +4,7 @@
  * status rows are monotonic, so a late PROCESSING cannot hide it.
  */
 import { Effect, Metric, Option } from "effect"
-import { Queues } from "@walletun/domain"
+import { Queues, Telemetry } from "@walletun/domain"
 import type { Events, Transaction } from "@walletun/domain"
 import type { DateTime } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
@@ -49,7 +49,7 @@ export const makeHandler = Effect.gen(function* () {
     at: DateTime.Utc,
   ) {
     const id = event.transactionId
-    yield* Effect.annotateCurrentSpan({ "transaction.id": id, "transaction.status": status })
+    yield* Effect.annotateCurrentSpan({ [Telemetry.transactionId]: id, [Telemetry.transactionStatus]: status })
     // The event names the parties, so the status is written with no read first; the status rows
     // are ranked, so a duplicate outcome rewrites the same final row and a late PROCESSING cannot
     // hide it. An event from before the parties were carried is looked up once.

@@ -11,7 +11,7 @@
  * rows in the CQL database, a third of what a transfer wrote there.
  */
 import { DateTime, Duration, Effect, Fiber, Metric, Option } from "effect"
-import { Queues } from "@walletun/domain"
+import { Queues, Telemetry } from "@walletun/domain"
 import type { Events } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
@@ -128,7 +128,10 @@ const process = Effect.fn("Worker.process")(function* (
   attempt: number,
   event: Events.TransactionRequested,
 ) {
-  yield* Effect.annotateCurrentSpan({ "transaction.id": event.id, "transaction.attempt": attempt })
+  yield* Effect.annotateCurrentSpan({
+    [Telemetry.transactionId]: event.id,
+    [Telemetry.transactionAttempt]: attempt,
+  })
   const parties = yield* partiesOf(deps.repo, event)
   if (Option.isNone(parties)) return yield* later(deps, message, attempt, "the transaction store is unavailable")
   const marking = yield* markProcessing(deps, parties.value)
