@@ -21,3 +21,6 @@ export const walletIds = "walletun.wallet.ids"
 
 /** How many items one grouped call carries (a group commit, a batch RPC). */
 export const batchSize = "walletun.batch.size"
+
+/** The request a span serves: the gateway's request id (`X-Request-Id`), carried to every service. */
+export const requestId = "walletun.request.id"

@@ -169,6 +169,9 @@ describe("gateway (in memory)", () => {
       assert.strictEqual(forwarded?.headers["x-request-id"], "req-1")
       assert.isDefined(forwarded?.headers["x-forwarded-for"])
       const taken = yield* call("POST", "/v1/auth/register", { body: { email: "taken@example.com", password: "x" } })
+      // No id from the client: the one the gateway made and answered is the one it passed on.
+      assert.strictEqual(received.at(-1)?.headers["x-request-id"], taken.headers.get("x-request-id"))
+      assert.match(taken.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/)
       assert.strictEqual(taken.status, 409)
       assert.strictEqual(taken.headers.get("content-type"), "application/problem+json")
       assert.deepStrictEqual(taken.body, {

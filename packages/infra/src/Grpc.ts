@@ -25,6 +25,7 @@ import { Cause, Clock, Context, Duration, Effect, Layer, Metric, Option, Schema 
 import type { Scope, Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 import { grpcCalls, labelled } from "./Metrics.ts"
+import * as RequestId from "./RequestId.ts"
 import * as Tls from "./Tls.ts"
 
 /** The status codes after which the same call may succeed later. */
@@ -107,6 +108,12 @@ export interface GrpcFailure {
 export const traceParentFromMetadata = (metadata: Metadata): Tracer.ExternalSpan | undefined =>
   Option.getOrUndefined(HttpTraceContext.fromHeaders(Headers.fromInput(stringEntries(metadata))))
 
+/** A metadata value as text (the first, when there are several), if it is one. */
+const metadataText = (metadata: Metadata, key: string): string | undefined => {
+  const [value] = metadata.get(key)
+  return typeof value === "string" ? value : undefined
+}
+
 const toMetadata = (entries: Readonly<Record<string, string>> | undefined): Metadata => {
   const metadata = new Metadata()
   if (entries !== undefined) for (const [key, value] of Object.entries(entries)) metadata.set(key, value)
@@ -162,6 +169,8 @@ export const unary = <Req, Res, E, R>(
           parent: traceParentFromMetadata(call.metadata),
           attributes: { "rpc.system": "grpc", "rpc.method": method.path },
         }),
+        // The request the caller serves, if any: this handler's logs name it.
+        RequestId.within(metadataText(call.metadata, RequestId.header)),
       )
       const fiber = run(program)
       const onCancelled = () => fiber.interruptUnsafe()
@@ -387,7 +396,7 @@ export const unaryCall = <Req, Res>(
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const deadline = now + Duration.toMillis(config.timeout)
-      const metadata = toMetadata(config.metadata)
+      const metadata = toMetadata({ ...(yield* RequestId.headers), ...config.metadata })
       for (const [key, value] of Object.entries(HttpTraceContext.toHeaders(span))) metadata.set(key, value)
       yield* Metric.update(labelled(grpcCalls, { method: name }), 1)
       return yield* Effect.callback<Res, GrpcError>((resume) => {

@@ -4,7 +4,7 @@
  * `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
  */
 import { Cause, Config, Context, Effect, Layer, Logger, Option, References, Tracer } from "effect"
-import { FetchHttpClient } from "effect/http"
+import { FetchHttpClient, Headers, HttpTraceContext } from "effect/http"
 import { OtlpSerialization, OtlpTracer } from "effect/observability"
 
 /** Annotation keys whose values never reach a log line. */
@@ -68,3 +68,19 @@ export const layer = (service: string) =>
     ),
     layerTracing(service),
   )
+
+/**
+ * A span link to the trace whose context `headers` carry (W3C `traceparent`, or B3), for work that
+ * starts a trace of its own on behalf of an earlier one (a reconciler's re-publish, an operator's
+ * replay of a dead letter): the new trace points back to the original. No link when the headers
+ * carry no trace context. Only string values are read (AMQP headers may hold other types).
+ */
+export const linkTo = (headers: Readonly<Record<string, unknown>>, why: string): Array<Tracer.SpanLink> => {
+  const strings = Object.fromEntries(
+    Object.entries(headers).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
+  )
+  return Option.match(HttpTraceContext.fromHeaders(Headers.fromInput(strings)), {
+    onNone: () => [],
+    onSome: (span) => [{ span, attributes: { "walletun.link.reason": why } }],
+  })
+}

@@ -11,7 +11,8 @@ import { Clock, Effect } from "effect"
 import type { Context } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
-import { Queues } from "@walletun/domain"
+import { Queues, Telemetry as DomainTelemetry } from "@walletun/domain"
+import * as Telemetry from "@walletun/infra/Telemetry"
 
 /** Headers the transaction service writes on dead letters: its own names for them. */
 export const { attemptHeader, reasonHeader } = Queues
@@ -276,21 +277,35 @@ export const replay = Effect.fn("Dlq.replay")(function* (
     wanted === undefined ? max : Math.min(max, wanted.size),
     wanted !== undefined,
     (letter) => wanted === undefined || wanted.has(letter.id),
-    (letter, message) =>
-      rabbit.publish("", letter.origin, message.content, {
-        ...(letter.id === "(no id)" ? {} : { messageId: letter.id }),
-        contentType: text(message.properties.contentType) ?? "application/json",
-        headers: {
-          [Queues.attemptHeader]: "1",
-          [replayedHeader]: new Date(now).toISOString(),
-          // Its sender's seal goes with it: a replay can return only what the sender published.
-          ...(typeof message.properties.headers?.[MessageSeal.header] === "string"
-            ? { [MessageSeal.header]: message.properties.headers[MessageSeal.header] }
-            : {}),
-        },
-      }),
+    (letter, message) => publishAgain(rabbit, letter, message, now),
   )
 })
+
+/**
+ * Publishes one dead letter again, in a span of the operator's trace linked to the trace it was
+ * dead-lettered in (its headers carry that context), so the replay and the original find each other.
+ */
+const publishAgain = (rabbit: Rabbit.Rabbit["Service"], letter: DeadLetter, message: Got, now: number) =>
+  rabbit
+    .publish("", letter.origin, message.content, {
+      ...(letter.id === "(no id)" ? {} : { messageId: letter.id }),
+      contentType: text(message.properties.contentType) ?? "application/json",
+      headers: {
+        [Queues.attemptHeader]: "1",
+        [replayedHeader]: new Date(now).toISOString(),
+        // Its sender's seal goes with it: a replay can return only what the sender published.
+        ...(typeof message.properties.headers?.[MessageSeal.header] === "string"
+          ? { [MessageSeal.header]: message.properties.headers[MessageSeal.header] }
+          : {}),
+      },
+    })
+    .pipe(
+      Effect.withSpan("Dlq.replayLetter", {
+        kind: "producer",
+        links: Telemetry.linkTo(headersOf(message), "dead letter replayed"),
+        attributes: { [DomainTelemetry.transactionId]: letter.id, "messaging.destination.name": letter.origin },
+      }),
+    )
 
 /** Removes every message of the DLQ (at most `max`), and says which. */
 export const purge = Effect.fn("Dlq.purge")(function* (prefix: string, max: number) {

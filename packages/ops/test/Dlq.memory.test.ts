@@ -1,7 +1,7 @@
 /** The DLQ tools over the broker in memory: peek leaves the letters, replay sends one back, purge empties. */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { Queues } from "@walletun/domain"
+import { Effect, Tracer } from "effect"
+import { Queues, Telemetry } from "@walletun/domain"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import * as Dlq from "../src/Dlq.ts"
 
@@ -22,8 +22,13 @@ const deadLetters = Effect.gen(function* () {
       messageId: id,
       headers: { [Queues.attemptHeader]: "3", [Queues.reasonHeader]: reason },
     })
-  yield* letter("a", Queues.deadReason.gaveUp(3, "wallet unavailable"))
+  // Dead-lettered inside the trace of the request that died: its headers carry that context.
+  const original = yield* letter("a", Queues.deadReason.gaveUp(3, "wallet unavailable")).pipe(
+    Effect.andThen(Effect.currentSpan),
+    Effect.withSpan("the original request"),
+  )
   yield* letter("b", Queues.deadReason.unexpected("TransactionCompleted"))
+  return original.traceId
 })
 
 const countOf = (queue: string) =>
@@ -34,7 +39,7 @@ const countOf = (queue: string) =>
 describe("Dlq over Rabbit.layerMemory", () => {
   it.effect("peek describes the letters and leaves them; replay sends one back; purge removes the rest", () =>
     Effect.gen(function* () {
-      yield* deadLetters
+      const originalTrace = yield* deadLetters
       const view = yield* Dlq.peek(prefix, 10)
       assert.deepStrictEqual(
         view.messages.map((letter) => [letter.id, letter.kind, letter.attempts, letter.origin]),
@@ -45,7 +50,23 @@ describe("Dlq over Rabbit.layerMemory", () => {
       )
       assert.strictEqual(yield* countOf(names.dlq), 2, "peeking took nothing")
 
-      const replayed = yield* Dlq.replay(prefix, ["a"], 10)
+      const spans: Array<Tracer.NativeSpan> = []
+      const recorder = Tracer.make({
+        span: (options) => {
+          const span = new Tracer.NativeSpan(options)
+          spans.push(span)
+          return span
+        },
+      })
+      const replayed = yield* Dlq.replay(prefix, ["a"], 10).pipe(Effect.withTracer(recorder))
+      // The replay starts a trace of its own, linked to the one the letter died in.
+      const replaySpan = spans.find((span) => span.name === "Dlq.replayLetter")
+      assert.notStrictEqual(replaySpan?.traceId, originalTrace)
+      assert.deepStrictEqual(
+        replaySpan?.links.map((link) => [link.span.traceId, link.attributes["walletun.link.reason"]]),
+        [[originalTrace, "dead letter replayed"]],
+      )
+      assert.strictEqual(replaySpan?.attributes.get(Telemetry.transactionId), "a")
       assert.deepStrictEqual(
         replayed.messages.map((letter) => letter.id),
         ["a"],

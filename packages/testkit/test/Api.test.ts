@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import { TestClock } from "effect/testing"
+import { Telemetry } from "@walletun/domain"
 import * as Testkit from "@walletun/testkit"
 
 // The public REST API in one process, as a client uses it: register, log in, open wallets,
@@ -139,5 +140,43 @@ describe("walletun's REST API in one process", () => {
         )
       }
     }),
+  )
+
+  it.effect(
+    "the request id reaches every service: the gateway, the user and transaction APIs, the wallet, the worker",
+    () =>
+      Effect.gen(function* () {
+        const { spans, tracer } = Testkit.spanRecorder()
+        const answers = yield* Effect.gen(function* () {
+          const alice = yield* client("alice@example.com")
+          const given = yield* Testkit.request("POST", "/v1/transactions", {
+            token: alice.token,
+            headers: { "idempotency-key": "deposit-1", "x-request-id": "req-given-1" },
+            body: { type: "deposit", walletId: alice.walletId, amount: 10 },
+          })
+          yield* poll(alice.token, given.body.id)
+          // No id from the client: the gateway makes one, answers it, and passes it on.
+          const made = yield* Testkit.request("GET", "/v1/transactions", { token: alice.token })
+          return [given, made] as const
+        }).pipe(Effect.provide(Testkit.layer({ seed: 14 })), Effect.withTracer(tracer))
+        assert.strictEqual(answers[0].headers.get("x-request-id"), "req-given-1")
+        const carrying = (id: string | null) =>
+          spans.filter((span) => span.attributes.get(Telemetry.requestId) === id).map((span) => span.name)
+        // The transaction API's work, the wallet's key claim (gRPC metadata) and the worker's
+        // handling of the request's message (broker header) all name the client's request id.
+        assert.includeMembers(carrying("req-given-1"), [
+          "Transactions.accept",
+          "WalletService.GetWallets",
+          "Worker.consume",
+          "Worker.process",
+        ])
+        // The user service's work for the register and login requests names their (made) ids.
+        const users = spans.filter((span) => span.name === "Users.register" || span.name === "Users.login")
+        assert.strictEqual(users.length, 2)
+        for (const span of users) assert.match(String(span.attributes.get(Telemetry.requestId)), /^[0-9a-f-]{36}$/)
+        const made = answers[1].headers.get("x-request-id")
+        assert.match(made ?? "", /^[0-9a-f-]{36}$/)
+        assert.include(carrying(made), "Transactions.list")
+      }),
   )
 })

@@ -13,6 +13,7 @@ import * as Jwt from "@walletun/infra/Jwt"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import * as Service from "@walletun/infra/Service"
+import * as RequestId from "@walletun/infra/RequestId"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { Broker } from "./Broker.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
@@ -67,10 +68,15 @@ export const services = Transactions.layerNoDeps.pipe(
 )
 
 /**
- * The transactions API, answering only the gateway (`ServiceCredential`). Needs `Transactions` and
+ * The transactions API, answering only the gateway (`ServiceCredential`), each request's logs
+ * carrying the gateway's request id (`RequestId`). Needs `Transactions` and
  * a JWT verifier (`@walletun/testkit` serves it over memory layers).
  */
-export const apiRoutes = Layer.merge(TransactionsHttp.routes, ServiceCredential.layerGatewayOnly("transaction"))
+export const apiRoutes = Layer.mergeAll(
+  TransactionsHttp.routes,
+  ServiceCredential.layerGatewayOnly("transaction"),
+  RequestId.layerHttp,
+)
 
 /**
  * Everything the configured roles need, served on the given HTTP server: health routes and

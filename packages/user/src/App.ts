@@ -6,6 +6,7 @@ import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Problems from "@walletun/infra/Problems"
+import * as RequestId from "@walletun/infra/RequestId"
 import * as Service from "@walletun/infra/Service"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { AccessTokens } from "./AccessTokens.ts"
@@ -30,10 +31,15 @@ export const Database = Layer.unwrap(
 
 /**
  * The `auth` API (with the JWKS) and its problem middleware; `/v1/...` answers only the gateway
- * (`ServiceCredential`). Needs `Users`, `SigningKeys` and a JWT verifier (`@walletun/testkit`
+ * (`ServiceCredential`); each request's logs carry the gateway's request id (`RequestId`). Needs `Users`, `SigningKeys` and a JWT verifier (`@walletun/testkit`
  * serves it over memory layers).
  */
-export const apiRoutes = Layer.mergeAll(AuthHttp.routes, Problems.layer, ServiceCredential.layerGatewayOnly("user"))
+export const apiRoutes = Layer.mergeAll(
+  AuthHttp.routes,
+  Problems.layer,
+  ServiceCredential.layerGatewayOnly("user"),
+  RequestId.layerHttp,
+)
 
 /**
  * Every route of the service (the API, health and metrics) with its services, needing only

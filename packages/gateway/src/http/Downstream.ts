@@ -9,6 +9,7 @@ import { HttpBody, HttpClientRequest, HttpServerResponse, ProblemDetails } from 
 import type { HttpClient, HttpMethod, HttpServerRequest } from "effect/http"
 import type { Duration } from "effect"
 import { Errors } from "@walletun/domain"
+import * as RequestId from "@walletun/infra/RequestId"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import * as Retries from "../Retries.ts"
 
@@ -40,7 +41,8 @@ export const problem = (failure: DownstreamFailure) =>
   })
 
 /** Request headers passed on: content negotiation, the token, idempotency, correlation. */
-const requestHeaders = ["accept", "authorization", "content-type", "idempotency-key", "x-request-id"] as const
+// The request id goes too, but from the edge (which checked the client's or made one), not as it came.
+const requestHeaders = ["accept", "authorization", "content-type", "idempotency-key"] as const
 /** Response headers passed back to the client. */
 const responseHeaders = ["location", "retry-after", "www-authenticate", "idempotent-replayed"] as const
 
@@ -96,6 +98,7 @@ export const forwarder = (options: {
       const outgoing = HttpClientRequest.make(request.method as HttpMethod.HttpMethod)(`${origin}${request.url}`, {
         headers: {
           ...pick(incoming, requestHeaders),
+          ...(yield* RequestId.headers),
           "x-forwarded-for": clientAddress,
           [ServiceCredential.header]: options.credential.token(yield* Clock.currentTimeMillis),
         },

@@ -11,11 +11,10 @@ import type { HttpApi, HttpApiGroup } from "effect/http-api"
 import { Errors } from "@walletun/domain"
 import * as ClientAddress from "@walletun/infra/ClientAddress"
 import * as Problems from "@walletun/infra/Problems"
+import * as RequestId from "@walletun/infra/RequestId"
 import * as Uuid from "@walletun/infra/Uuid"
 import { GatewayConfig } from "../GatewayConfig.ts"
 import { RateLimiter } from "../RateLimiter.ts"
-
-const requestIdPattern = /^[\x21-\x7e]{1,128}$/
 
 const securityHeaders = {
   "x-content-type-options": "nosniff",
@@ -73,8 +72,8 @@ export const layer = <Id extends string, Groups extends HttpApiGroup.Constraint>
       return (httpEffect) =>
         Effect.gen(function* () {
           const request = yield* HttpServerRequest.HttpServerRequest
-          const given = request.headers["x-request-id"]
-          const requestId = given !== undefined && requestIdPattern.test(given) ? given : yield* Uuid.v4
+          const given = request.headers[RequestId.header]
+          const requestId = given !== undefined && RequestId.pattern.test(given) ? given : yield* Uuid.v4
           const path = new URL(request.url, "http://gateway").pathname
 
           const answer = Effect.gen(function* () {
@@ -91,7 +90,7 @@ export const layer = <Id extends string, Groups extends HttpApiGroup.Constraint>
             return yield* Problems.handle(httpEffect)
           })
 
-          const response = yield* cors(answer).pipe(Effect.annotateLogs({ requestId }))
+          const response = yield* cors(answer).pipe(RequestId.within(requestId))
           const span = yield* Effect.option(Effect.currentSpan)
           const traceparent = Option.flatMap(span, (value) =>
             Option.fromNullishOr(HttpTraceContext.toHeaders(value)["traceparent"]),
@@ -99,7 +98,7 @@ export const layer = <Id extends string, Groups extends HttpApiGroup.Constraint>
           return HttpServerResponse.setHeaders(response, {
             ...securityHeaders,
             ...(path === "/docs" ? { "content-security-policy": docsPolicy } : {}),
-            "x-request-id": requestId,
+            [RequestId.header]: requestId,
             ...Option.match(traceparent, { onNone: () => ({}), onSome: (value) => ({ traceparent: value }) }),
           })
         })

@@ -8,6 +8,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from "amqplib"
 import { Duration, Effect, Fiber, Metric, Option, Semaphore } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 import * as Metrics from "../Metrics.ts"
+import * as RequestId from "../RequestId.ts"
 import { ackerOf, awaitConnected, closeQuietly, tryAmqp, watchErrors } from "./State.ts"
 import type { ConsumerState, State } from "./State.ts"
 import { describe, nack, RabbitError } from "./Types.ts"
@@ -136,7 +137,8 @@ export const handleInSpan = <R>(
   message: ConsumeMessage,
   settleWith: (settlement: Settlement) => Effect.Effect<void>,
 ): Effect.Effect<void, never, R> => {
-  const parent = HttpTraceContext.fromHeaders(Headers.fromInput(stringHeaders(message.properties.headers)))
+  const headers = stringHeaders(message.properties.headers)
+  const parent = HttpTraceContext.fromHeaders(Headers.fromInput(headers))
   return handle(message).pipe(
     Effect.exit,
     Effect.flatMap((exit) => {
@@ -151,11 +153,15 @@ export const handleInSpan = <R>(
       // Without trace context in the message the handler starts a trace of its own.
       ...(Option.isSome(parent) ? { parent: parent.value } : { root: true }),
       attributes: {
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": "process",
         "messaging.destination.name": queue,
         "messaging.message.id": message.properties.messageId,
         "messaging.rabbitmq.redelivered": message.fields.redelivered,
       },
     }),
+    // The request that published it, if any: the handler's logs name it.
+    RequestId.within(headers[RequestId.header]),
   )
 }
 

@@ -7,6 +7,7 @@ import type { ChannelModel, ConfirmChannel, Message } from "amqplib"
 import { Duration, Effect, Metric, Option } from "effect"
 import { HttpTraceContext } from "effect/http"
 import * as Metrics from "../Metrics.ts"
+import * as RequestId from "../RequestId.ts"
 import * as Uuid from "../Uuid.ts"
 import { awaitSession, closeQuietly, tryAmqp, watchErrors } from "./State.ts"
 import type { Session, State } from "./State.ts"
@@ -100,12 +101,16 @@ export const outgoing = (
   Effect.gen(function* () {
     const span = yield* Effect.currentSpan.pipe(Effect.option)
     const headers: Record<string, string> = {
+      // The request this publish is part of, so the consumer's logs name it too.
+      ...(yield* RequestId.headers),
       ...publishOptions.headers,
       ...(Option.isSome(span) ? HttpTraceContext.toHeaders(span.value) : {}),
     }
     // Every message has an id: consumers deduplicate by it, and an unroutable one is told apart by it.
     const messageId = publishOptions.messageId ?? (yield* newId)
     yield* Effect.annotateCurrentSpan({
+      "messaging.system": "rabbitmq",
+      "messaging.operation.type": "send",
       "messaging.destination.name": exchange,
       "messaging.rabbitmq.routing_key": routingKey,
       "messaging.message.id": messageId,

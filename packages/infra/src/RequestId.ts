@@ -1,0 +1,49 @@
+/**
+ * The request id: the gateway takes the client's `X-Request-Id` (or makes one) and answers with
+ * it; every service it calls receives it (`x-request-id` on HTTP, gRPC metadata of the same name)
+ * and writes it on every log line of that request (annotation `requestId`) and every span it starts
+ * (`walletun.request.id`), so an operator follows one request through every service's logs and
+ * spans with one search.
+ */
+import { Context, Effect } from "effect"
+import { HttpRouter, HttpServerRequest } from "effect/http"
+import { Telemetry } from "@walletun/domain"
+
+/** The header (and gRPC metadata key) that carries the request id. */
+export const header = "x-request-id"
+
+/** What a request id may be: 1–128 visible ASCII characters; anything else is replaced. */
+export const pattern = /^[\x21-\x7e]{1,128}$/
+
+/** The id of the request being served, when there is one. */
+export const RequestId = Context.Reference<string | undefined>("@walletun/infra/RequestId", {
+  defaultValue: () => undefined,
+})
+
+/** Runs `effect` as part of request `id`: `RequestId` is set, and every log line and span carries it. */
+export const within =
+  (id: string | undefined) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    id === undefined || !pattern.test(id)
+      ? effect
+      : effect.pipe(
+          Effect.provideService(RequestId, id),
+          Effect.annotateLogs({ requestId: id }),
+          Effect.annotateSpans(Telemetry.requestId, id),
+        )
+
+/** The request id as outgoing headers (none when there is no request id). */
+export const headers: Effect.Effect<Record<string, string>> = Effect.gen(function* () {
+  const id = yield* RequestId
+  return id === undefined ? {} : { [header]: id }
+})
+
+/**
+ * Middleware of a service behind the gateway: each request runs as part of the request id its
+ * `x-request-id` header carries (the gateway's), so the service's logs name it.
+ */
+export const layerHttp = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => within(request.headers[header])(httpEffect)),
+  { global: true },
+)
