@@ -7,6 +7,7 @@ import cassandra from "cassandra-driver"
 import { Config, Context, Duration, Effect, Layer, Metric, Schema } from "effect"
 import { cqlStatements } from "./Metrics.ts"
 import { retryTransient, withRetry } from "./Retry.ts"
+import { waitFor } from "./Startup.ts"
 
 /**
  * A failed CQL call. `retryable` is true when repeating the same call may succeed and is safe: the
@@ -78,6 +79,14 @@ export interface CqlOptions {
 const isSelect = (query: string) => /^\s*select\b/i.test(query)
 const isBatch = (query: string) => /^\s*begin\s+(unlogged\s+|counter\s+)?batch\b/i.test(query)
 
+/** The options from `CQL_CONTACT_POINT`, `CQL_LOCAL_DATACENTER` and `CQL_REQUEST_TIMEOUT`. */
+const configured = Effect.gen(function* () {
+  const contactPoint = yield* Config.String("CQL_CONTACT_POINT").pipe(Config.withDefault("127.0.0.1:9042"))
+  const localDataCenter = yield* Config.String("CQL_LOCAL_DATACENTER").pipe(Config.withDefault("datacenter1"))
+  const requestTimeout = yield* Config.Duration("CQL_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+  return { contactPoint, localDataCenter, requestTimeout } satisfies CqlOptions
+})
+
 /** The CQL database: prepared statements, an explicit consistency level and a deadline on every call. */
 export class Cql extends Context.Service<
   Cql,
@@ -111,14 +120,19 @@ export class Cql extends Context.Service<
   /** Connects to `CQL_CONTACT_POINT` (host:port) in data centre `CQL_LOCAL_DATACENTER`. */
   static readonly layer = Layer.effect(
     Cql,
-    Effect.gen(function* () {
-      const contactPoint = yield* Config.String("CQL_CONTACT_POINT").pipe(Config.withDefault("127.0.0.1:9042"))
-      const localDataCenter = yield* Config.String("CQL_LOCAL_DATACENTER").pipe(Config.withDefault("datacenter1"))
-      const requestTimeout = yield* Config.Duration("CQL_REQUEST_TIMEOUT").pipe(
-        Config.withDefault(Duration.seconds(10)),
-      )
-      return yield* make({ contactPoint, localDataCenter, requestTimeout })
-    }),
+    Effect.flatMap(configured, (options) => make(options)),
+  )
+
+  /**
+   * `layer` for a service's start-up: a database that does not answer yet is waited for, one log
+   * line per attempt (see `Startup.waitFor`), instead of failing start-up. Tools and tests that
+   * should give up use `layer`.
+   */
+  static readonly layerWaiting = Layer.effect(
+    Cql,
+    Effect.flatMap(configured, (options) =>
+      make(options).pipe(waitFor({ name: "cql", address: options.contactPoint })),
+    ),
   )
 }
 

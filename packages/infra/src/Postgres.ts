@@ -4,8 +4,9 @@
  * migrates it here, with one mechanism.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Config, Duration, Layer } from "effect"
+import { Config, Duration, Effect, Layer } from "effect"
 import { Migrator } from "effect/sql"
+import * as Startup from "./Startup.ts"
 
 /** Where a service's database is and who it connects as. */
 export interface Options {
@@ -15,11 +16,14 @@ export interface Options {
   readonly username?: string
 }
 
+const hostConfig = Config.String("PGHOST").pipe(Config.withDefault("127.0.0.1"))
+const portConfig = Config.Port("PGPORT").pipe(Config.withDefault(5432))
+
 /** A pooled `PgClient` / `SqlClient` for one database, configured from the environment. */
 export const layer = (options: Options) =>
   PgClient.layerConfig({
-    host: Config.String("PGHOST").pipe(Config.withDefault("127.0.0.1")),
-    port: Config.Port("PGPORT").pipe(Config.withDefault(5432)),
+    host: hostConfig,
+    port: portConfig,
     username:
       options.username === undefined
         ? Config.String("PGUSER").pipe(Config.withDefault("postgres"))
@@ -39,9 +43,21 @@ export const migrationsTable = "effect_sql_migrations"
 /**
  * `layer`, with the database brought up to date before anything uses it: the migrations from
  * `loader` (numbered, forward only) that are newer than the last recorded one run in one
- * transaction, under a table lock, so two instances starting together apply each one once.
+ * transaction, under a table lock, so two instances starting together apply each one once. For a
+ * service's start-up: a server that does not answer yet is waited for (see `Startup.waitFor`).
  */
 export const layerMigrated = (options: Options & { readonly loader: Migrator.Loader }) =>
-  Layer.effectDiscard(Migrator.make({})({ loader: options.loader, table: migrationsTable })).pipe(
-    Layer.provideMerge(layer(options)),
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const host = yield* hostConfig
+      const port = yield* portConfig
+      // A server that does not answer yet is waited for (one line per attempt), not a crash; the
+      // migrations are tried again with the pool, since they are what first reaches the server.
+      return Startup.waitForLayer(
+        { name: "postgres", address: `${host}:${port}/${options.database}` },
+        Layer.effectDiscard(Migrator.make({})({ loader: options.loader, table: migrationsTable })).pipe(
+          Layer.provideMerge(layer(options)),
+        ),
+      )
+    }),
   )

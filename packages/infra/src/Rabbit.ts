@@ -23,6 +23,7 @@ import type {
   Settlement,
   Topology,
 } from "./rabbit/Types.ts"
+import { waitFor } from "./Startup.ts"
 import * as Tls from "./Tls.ts"
 
 // The parts live in `rabbit/`: the vocabulary (`Types`), the shared state (`State`), the connection
@@ -104,7 +105,8 @@ export class Rabbit extends Context.Service<
    * what the service does: `AMQP_USERNAME` (default `walletun-<service>`) with the password in
    * `AMQP_PASSWORD_FILE` (default `<PKI_DIR>/amqp-<service>.password`, which `scripts/infra.sh up`
    * writes once it has made the user). Without that default file (a broker whose users the
-   * scripts cannot manage), with `AMQP_URL`'s own credentials.
+   * scripts cannot manage), with `AMQP_URL`'s own credentials. For a service's start-up: a broker
+   * that does not answer yet is waited for (see `Startup.waitFor`), not a failure.
    */
   static readonly layerAs = (service: string) =>
     Layer.effect(
@@ -114,17 +116,24 @@ export class Rabbit extends Context.Service<
         const username = yield* Config.String("AMQP_USERNAME").pipe(Config.withDefault(`walletun-${service}`))
         const explicit = yield* Config.option(Config.String("AMQP_PASSWORD_FILE"))
         const file = yield* Tls.configuredPath("AMQP_PASSWORD_FILE", `amqp-${service}.password`)
-        if (Option.isNone(explicit) && !existsSync(file)) return yield* make({ url })
+        if (Option.isNone(explicit) && !existsSync(file)) return yield* makeWaiting({ url })
         const password = (yield* Tls.readFile("AMQP_PASSWORD_FILE", file)).toString("utf8").trim()
         const withUser = new URL(Redacted.value(url))
         withUser.username = encodeURIComponent(username)
         withUser.password = encodeURIComponent(password)
-        return yield* make({ url: Redacted.make(withUser.toString()) })
+        return yield* makeWaiting({ url: Redacted.make(withUser.toString()) })
       }),
     )
 }
 
 const amqpUrl = Config.Redacted("AMQP_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672")))
+
+/**
+ * `make`, waiting (see `Startup.waitFor`) while the broker does not answer, as a service's
+ * start-up does (`layerAs`); the address is the URL's host and port, never its credentials.
+ */
+const makeWaiting = (options: RabbitOptions) =>
+  make(options).pipe(waitFor({ name: "rabbitmq", address: new URL(Redacted.value(options.url)).host }))
 
 /** Builds the service for the life of the scope: connects, then on close stops consumers and disconnects. */
 export const make = Effect.fnUntraced(function* (options: RabbitOptions) {

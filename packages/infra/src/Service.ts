@@ -8,8 +8,10 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Duration, Effect, Layer } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
+import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import * as Health from "./Health.ts"
 import * as Metrics from "./Metrics.ts"
+import * as Startup from "./Startup.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 /**
@@ -27,12 +29,50 @@ export const bindHost = (exposure: Exposure) =>
 export const httpServer = (portVariable: string, defaultPort: number, exposure: Exposure = "internal") =>
   httpServerOn(Config.Port(portVariable).pipe(Config.withDefault(defaultPort)), exposure)
 
+/** The readiness report of a service that is still starting: what it waits for, or that it starts. */
+export const startingReport = (waiting: Startup.WaitingState): Health.Report => ({
+  status: "unavailable",
+  checks: Object.fromEntries(
+    waiting.size === 0
+      ? [["startup", { status: "down", latencyMs: 0, error: "starting" }]]
+      : [...waiting].map(([name, line]) => [name, { status: "down", latencyMs: 0, error: line }]),
+  ),
+})
+
+/**
+ * Answers while the service's own routes are not served yet (the server binds before the
+ * dependencies are built, so that a waiting service can say what it waits for): live, not ready.
+ * NodeHttpServer keeps a fallback listener of its own (a bare 503); once the service serves its
+ * routes a third listener exists, and this one steps aside.
+ */
+const startingListener =
+  (server: Server, waiting: Startup.WaitingState) => (request: IncomingMessage, response: ServerResponse) => {
+    if (server.listenerCount("request") > 2) return
+    const path = request.url?.split("?", 1)[0]
+    const [status, body] =
+      path === "/health/live"
+        ? [200, { status: "ok" }]
+        : path === "/health/ready"
+          ? [503, startingReport(waiting)]
+          : [503, { title: "the service is starting", status: 503 }]
+    response.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", "retry-after": "1" })
+    response.end(JSON.stringify(body))
+  }
+
 const httpServerOn = (port: Config.Config<number>, exposure: Exposure) =>
-  NodeHttpServer.layerConfig(createServer, {
-    host: bindHost(exposure),
-    port,
-    gracefulShutdownTimeout: Config.succeed(Duration.seconds(10)),
-  })
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const waiting = yield* Startup.Waiting
+      return NodeHttpServer.layerConfig(
+        () => {
+          const server = createServer()
+          server.on("request", startingListener(server, waiting))
+          return server
+        },
+        { host: bindHost(exposure), port, gracefulShutdownTimeout: Config.succeed(Duration.seconds(10)) },
+      )
+    }),
+  )
 
 /** How far the public entry's metrics port is from its API port unless set: 8080 → 9080. */
 export const metricsPortOffset = 1000
@@ -84,6 +124,27 @@ export const servePublic = <E, R>(
   )
 }
 
+/** The messages of a cause's failures, one line each, without their stacks. */
+const failureMessages = (cause: Cause.Cause<unknown>): string =>
+  cause.reasons
+    .flatMap((reason) => (reason._tag === "Fail" ? [reason.error] : []))
+    .map((error) =>
+      typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error),
+    )
+    .join("; ")
+
+/**
+ * How a service that stops on an error says so: an expected failure (a bad setting, a dependency
+ * that refused for good) in one line, its stack only at Debug; a defect (a bug) with its stack.
+ */
+export const logStopped = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+  if (Cause.hasInterruptsOnly(cause)) return Effect.void
+  if (Cause.hasDies(cause)) return Effect.logError("service stopped on a defect", cause)
+  return Effect.logError(`service stopped: ${failureMessages(cause)}`).pipe(
+    Effect.andThen(Effect.logDebug("service stopped on this cause", cause)),
+  )
+}
+
 /**
  * Runs a service until it is told to stop. A bad configuration value fails start-up with a
  * message naming the variable, and the process exits non-zero.
@@ -91,9 +152,7 @@ export const servePublic = <E, R>(
 export const run = <E>(service: string, app: Layer.Layer<never, E, never>): void =>
   Layer.launch(app).pipe(
     // An interruption is the normal stop (SIGTERM / SIGINT); anything else is logged before exit.
-    Effect.tapCause((cause) =>
-      Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("service stopped on an error", cause),
-    ),
+    Effect.tapCause(logStopped),
     Effect.provide(Telemetry.layer(service)),
     // Errors were just logged as JSON, once.
     NodeRuntime.runMain({ disableErrorReporting: true }),

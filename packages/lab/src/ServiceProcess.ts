@@ -68,6 +68,22 @@ export const servicePids = (pidFile: string | undefined): Map<string, number> =>
   return new Map(childrenIn(text.split("\n").slice(2)).map(({ name, pid }) => [name, pid]))
 }
 
+// -------------------------------------------------------------------------------------- readiness
+
+/**
+ * What a not-ready report says is down, attempt counts left out (so that it changes only when the
+ * reason does): `cql: waiting for cql at 127.0.0.1:9042: connection refused`.
+ */
+export const notReadyReason = (body: unknown): string | undefined => {
+  const checks = (body as { checks?: Record<string, { status?: string; error?: string }> } | null)?.checks
+  if (typeof checks !== "object" || checks === null) return undefined
+  const down = Object.entries(checks).filter(([, check]) => check.status === "down")
+  if (down.length === 0) return undefined
+  return down
+    .map(([name, check]) => `${name}: ${(check.error ?? "down").replace(/ \(attempt \d+.*\)$/, "")}`)
+    .join("; ")
+}
+
 // ------------------------------------------------------------------------------------------- spawn
 
 const signals: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }

@@ -118,12 +118,12 @@ const forward = (from: net.Socket, to: net.Socket, lagNow: () => Lag | undefined
   to.on("close", () => clearTimeout(timer))
 }
 
-/** Listens on 127.0.0.1, an ephemeral port, for the life of the scope; closing destroys every socket. */
-const listen = (server: net.Server, sockets: Set<net.Socket>) =>
+/** Listens on 127.0.0.1, `port` (0: an ephemeral one), for the life of the scope; closing destroys every socket. */
+const listen = (server: net.Server, sockets: Set<net.Socket>, port: number) =>
   Effect.acquireRelease(
     Effect.callback<number, Error>((resume) => {
       server.once("error", (error) => resume(Effect.fail(error)))
-      server.listen({ host: "127.0.0.1", port: 0 }, () => {
+      server.listen({ host: "127.0.0.1", port }, () => {
         const address = server.address()
         if (address === null || typeof address === "string") {
           resume(Effect.fail(new Error("the proxy has no TCP address")))
@@ -139,11 +139,18 @@ const listen = (server: net.Server, sockets: Set<net.Socket>) =>
       }).pipe(Effect.timeout("5 seconds"), Effect.ignore),
   )
 
-/** Starts a proxy to `target` for the life of the scope; closing the scope destroys everything. */
-export const make = (target: {
-  readonly host: string
-  readonly port: number
-}): Effect.Effect<TcpProxy, Error, Scope.Scope> =>
+/**
+ * Starts a proxy to `target` for the life of the scope, on an ephemeral port unless `listenPort`
+ * names one (a test that first shows a client with nothing at that address); closing the scope
+ * destroys everything.
+ */
+export const make = (
+  target: {
+    readonly host: string
+    readonly port: number
+  },
+  listenPort = 0,
+): Effect.Effect<TcpProxy, Error, Scope.Scope> =>
   Effect.gen(function* () {
     const clients = new Set<net.Socket>()
     const sockets = new Set<net.Socket>()
@@ -176,7 +183,7 @@ export const make = (target: {
       upstream.on("close", () => client.destroy())
     })
 
-    const port = yield* listen(server, sockets)
+    const port = yield* listen(server, sockets, listenPort)
 
     return {
       host: "127.0.0.1",

@@ -443,13 +443,17 @@ const checkPorts = (settings: Settings) =>
 
 // --------------------------------------------------------------------------------------- readiness
 
-/** One look at a readiness URL: "200", another status, or why there was no answer. */
+/** One look at a readiness URL: "200", another status (with what is down, if it says), or why there was no answer. */
 const probe = (url: string) =>
   Effect.tryPromise({
     try: async () => {
       const response = await fetch(url, { signal: AbortSignal.timeout(5_000) })
-      await response.body?.cancel()
-      return String(response.status)
+      if (response.status === 200) {
+        await response.body?.cancel()
+        return "200"
+      }
+      const reason = ServiceProcess.notReadyReason(await response.json().catch(() => undefined))
+      return reason === undefined ? String(response.status) : `${response.status} (${reason})`
     },
     catch: (error) => {
       const cause = (error as { cause?: { code?: string } }).cause
@@ -519,10 +523,19 @@ const watchReadiness = (watch: Watch, restart: number, readyAt: Ref.Ref<Option.O
   Effect.gen(function* () {
     const started = yield* Clock.currentTimeMillis
     for (;;) {
-      watch.lastProbe = yield* probe(watch.spec.readyUrl)
-      if (watch.lastProbe === "200") break
+      const answer = yield* probe(watch.spec.readyUrl)
+      if (answer === "200") break
+      // A service that waits for a dependency says so itself, once per attempt; this says, once
+      // per reason, that it is being waited for (not restarted), and for how long at most.
+      if (answer !== watch.lastProbe && answer.startsWith("503 (") && answer.includes("waiting for")) {
+        yield* say(
+          `${watch.spec.name} is up but not ready: ${answer.slice(5, -1)}; waiting for it (at most ${Duration.format(watch.settings.readyTimeout)} at start-up)`,
+        )
+      }
+      watch.lastProbe = answer
       yield* Effect.sleep(Duration.millis(250))
     }
+    watch.lastProbe = "200"
     const now = yield* Clock.currentTimeMillis
     yield* Ref.set(readyAt, Option.some(now))
     if (restart > 0) {

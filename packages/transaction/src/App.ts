@@ -1,9 +1,9 @@
 /**
  * The transaction service's composition: its configuration, the CQL session with the migrated
  * keyspace, the broker, the token verifier, and the roles this process runs (`TRANSACTION_ROLES`),
- * served on `TRANSACTION_PORT`. Release order follows the dependencies: the HTTP server and the
+ * served on `TRANSACTION_PORT`. Release order follows the dependencies: the routes and the
  * consumers stop first (consumers finish and ack their in-flight messages), then the broker, the
- * wallet client and the CQL session close.
+ * wallet client and the CQL session close, and the HTTP server, bound first, closes last.
  */
 import { Effect, Layer } from "effect"
 import { FetchHttpClient, HttpRouter } from "effect/http"
@@ -101,10 +101,13 @@ export const layerNoDeps = Layer.unwrap(
   }),
 ).pipe(Layer.provide(services))
 
-/** The whole service, as `main.ts` runs it. */
+/**
+ * The whole service, as `main.ts` runs it. The HTTP server is built first, so that while CQL or
+ * RabbitMQ is waited for, `/health/ready` answers 503 naming it (see `Startup`).
+ */
 export const layer = layerNoDeps.pipe(
-  Layer.provide(Service.httpServer("TRANSACTION_PORT", 8082)),
   Layer.provide(Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))),
   Layer.provide(TransactionConfig.layer),
-  Layer.provide(Layer.mergeAll(Cql.Cql.layer, Rabbit.Rabbit.layerAs("transaction"))),
+  Layer.provide(Layer.mergeAll(Cql.Cql.layerWaiting, Rabbit.Rabbit.layerAs("transaction"))),
+  Layer.provide(Service.httpServer("TRANSACTION_PORT", 8082)),
 )

@@ -1,7 +1,7 @@
 import { describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Rabbit } from "@walletun/infra"
-import { ServiceUnderTest } from "@walletun/lab"
+import { ServiceUnderTest, TcpProxy } from "@walletun/lab"
 import { deleteTopology } from "./integration.ts"
 
 const transaction = ServiceUnderTest.make("transaction", "TRANSACTION_PORT")
@@ -31,5 +31,26 @@ describe("transaction service process", () => {
       { TRANSACTION_PORT: "18184", TRANSACTION_ROLES: "api,cook" },
       "TRANSACTION_ROLES",
     ),
+  )
+
+  it.live(
+    "waits for a CQL database that does not answer, one line per attempt and not ready, then starts once it does",
+    () =>
+      Effect.gen(function* () {
+        yield* Effect.addFinalizer(() =>
+          deleteTopology("process-wait-test").pipe(Effect.provide(Rabbit.Rabbit.layer), Effect.ignore),
+        )
+        const [host = "127.0.0.1", port = "9042"] = (process.env["CQL_CONTACT_POINT"] ?? "127.0.0.1:9042").split(":")
+        const cqlPort = yield* ServiceUnderTest.freePort
+        yield* ServiceUnderTest.waitsForADependency(transaction, {
+          port: 18186,
+          dependency: "cql",
+          address: `127.0.0.1:${cqlPort}`,
+          env: { CQL_CONTACT_POINT: `127.0.0.1:${cqlPort}`, TRANSACTION_BROKER_PREFIX: "process-wait-test" },
+          // The real database, reached at the address the service has been trying.
+          open: TcpProxy.make({ host, port: Number(port) }, cqlPort),
+        })
+      }),
+    60_000,
   )
 })

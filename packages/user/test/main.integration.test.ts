@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { ServiceUnderTest } from "@walletun/lab"
+import { ServiceUnderTest, TcpProxy } from "@walletun/lab"
 
 const user = ServiceUnderTest.make("user", "USER_PORT")
 
@@ -23,5 +23,25 @@ describe("user service process", () => {
       )
       assert.notInclude(output, "c3VwZXItc2VjcmV0LXZhbHVl")
     }),
+  )
+
+  it.live(
+    "waits for a PostgreSQL that does not answer, one line per attempt and not ready, then migrates and starts once it does",
+    () =>
+      Effect.gen(function* () {
+        const pgPort = yield* ServiceUnderTest.freePort
+        yield* ServiceUnderTest.waitsForADependency(user, {
+          port: 18187,
+          dependency: "postgres",
+          address: `127.0.0.1:${pgPort}`,
+          env: { PGHOST: "127.0.0.1", PGPORT: String(pgPort) },
+          // The real server, reached at the address the service has been trying.
+          open: TcpProxy.make(
+            { host: process.env["PGHOST"] ?? "127.0.0.1", port: Number(process.env["PGPORT"] ?? "5432") },
+            pgPort,
+          ),
+        })
+      }),
+    60_000,
   )
 })

@@ -5,6 +5,7 @@
  * routes are HTTP, like every service's).
  */
 import { Effect, Layer } from "effect"
+import { HttpRouter } from "effect/http"
 import { SqlClient } from "effect/sql"
 import * as Grpc from "@walletun/infra/Grpc"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
@@ -68,7 +69,12 @@ export const layerNoHttp = GrpcServerLive.pipe(
   Layer.provideMerge(WalletConfig.layer),
 )
 
-/** The whole service, as `main.ts` runs it: the HTTP server, built last, is released first. */
-export const layer = Service.serveHttp(Service.healthAndMetrics(checks), "WALLET_HTTP_PORT", 8083).pipe(
+/**
+ * The whole service, as `main.ts` runs it. The HTTP server is bound first, so that while
+ * PostgreSQL or RabbitMQ is waited for, `/health/ready` answers 503 naming it (see `Startup`); its
+ * routes, served last, are released first.
+ */
+export const layer = HttpRouter.serve(Service.healthAndMetrics(checks)).pipe(
   Layer.provide(layerNoHttp),
+  Layer.provide(Service.httpServer("WALLET_HTTP_PORT", 8083)),
 )

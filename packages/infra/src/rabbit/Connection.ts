@@ -72,6 +72,9 @@ const setup = (state: State, model: ChannelModel) =>
 // The connection's events: a lost connection closes the latch, giving up wakes the waiters.
 const listen = (state: State, recovering: RecoveringChannelModel) => {
   const { runFork } = state
+  // Before the first connection, the failing connect reports the broker's absence itself (in one
+  // line per attempt, see `Startup.waitFor`); amqplib's own retries are details for Debug.
+  let connectedOnce = false
   recovering.on("disconnect", (error: Error) => {
     state.liveModel = undefined
     state.session = undefined
@@ -80,17 +83,24 @@ const listen = (state: State, recovering: RecoveringChannelModel) => {
   })
   recovering.on("reconnect-scheduled", (info: { attempt: number; delay: number; error: Error }) =>
     runFork(
-      Effect.logInfo("RabbitMQ reconnect scheduled").pipe(
+      (connectedOnce ? Effect.logInfo : Effect.logDebug)("RabbitMQ reconnect scheduled").pipe(
         Effect.annotateLogs({ attempt: info.attempt, delayMillis: info.delay, error: info.error.message }),
       ),
     ),
   )
-  recovering.on("connect", () => runFork(Effect.logInfo("RabbitMQ connected")))
+  recovering.on("connect", () => {
+    connectedOnce = true
+    runFork(Effect.logInfo("RabbitMQ connected"))
+  })
   recovering.on("reconnect-failed", (error: Error) => {
     state.gaveUp = error
     // Wakes publishers that wait for a connection, so they fail now instead of at their deadline.
     state.connected.openUnsafe()
-    runFork(Effect.logError("RabbitMQ reconnection gave up").pipe(Effect.annotateLogs({ error: error.message })))
+    runFork(
+      (connectedOnce ? Effect.logError : Effect.logDebug)("RabbitMQ reconnection gave up").pipe(
+        Effect.annotateLogs({ error: error.message }),
+      ),
+    )
   })
   recovering.on("error", (error: Error) =>
     runFork(Effect.logWarning("RabbitMQ connection error").pipe(Effect.annotateLogs({ error: error.message }))),
