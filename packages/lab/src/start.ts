@@ -2,10 +2,11 @@
 // Run alone: `bash scripts/with-node.sh node scripts/start.ts` (the servers must be up).
 //
 // Starts the services in dependency order (wallet, user, transaction, gateway), each as
-// `node packages/<name>/src/main.ts`, waits for each one's /health/ready, prints the URLs, prefixes
-// every line a service prints with its name, restarts a service that crashes (exponential backoff,
-// at most WALLETUN_MAX_RESTARTS in a row), and on SIGINT / SIGTERM stops them in reverse order, each
-// with SIGTERM and a bounded wait before SIGKILL. A pid file in WALLETUN_RUN_DIR makes a second
+// `node packages/<name>/src/main.ts`, waits for each one's /health/ready, then starts Prometheus
+// scraping them (Prometheus.ts), prints the URLs, prefixes every line a service prints with its
+// name, restarts a service that crashes (exponential backoff, at most WALLETUN_MAX_RESTARTS in a
+// row), and on SIGINT / SIGTERM stops Prometheus, then the services in reverse order, each with
+// SIGTERM and a bounded wait before SIGKILL. A pid file in WALLETUN_RUN_DIR makes a second
 // `npm start` say that one is running instead of failing on a taken port.
 //
 // Ports and URLs come from the variables the services read (GATEWAY_PORT, USER_PORT,
@@ -703,7 +704,9 @@ const startPrometheus = (settings: Settings) =>
     childPids.set("prometheus", running.pid)
     yield* recordChildren(settings.pidFile, settings.api, childPids)
     yield* Effect.addFinalizer(() => say(`stopping prometheus (pid ${running.pid})`))
-    yield* say(`prometheus is ready (${running.url}), scraping ${options.targets.map((t) => t.job).join(", ")}`)
+    yield* say(
+      `prometheus is ready (pid ${running.pid}, ${running.url}), scraping ${options.targets.map((t) => t.job).join(", ")}`,
+    )
     return running.url
   }).pipe(
     Effect.catchTag("PrometheusFailed", (error) =>
@@ -722,7 +725,9 @@ const printReady = (settings: Settings, millis: number, prometheus: string) =>
     yield* say(`  metrics  ${settings.metrics.join(" ")}`)
     yield* say(`  traces   ${settings.traces}`)
     yield* say(`  prometheus ${prometheus}`)
-    yield* say("Ctrl-C stops the services; the servers stay up (npm run infra:down stops them)")
+    yield* say(
+      `Ctrl-C stops the services${settings.prometheus === undefined ? "" : " and the Prometheus it started"}; the servers stay up (npm run infra:down stops them)`,
+    )
   })
 
 const main = Effect.gen(function* () {
