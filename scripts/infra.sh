@@ -2,9 +2,12 @@
 # Starts, stops and reports the servers walletun needs: PostgreSQL, RabbitMQ and a CQL database.
 #
 #   scripts/infra.sh up       use each server that already answers; start the others under .data/;
-#                             create the services' local CA and certificates (.data/pki) where missing
+#                             create the services' local CA and certificates (.data/pki) where missing;
+#                             install Prometheus (and promtool) where missing, without running it:
+#                             `npm start` runs it, `npm test` checks the alert rules with promtool
 #   scripts/infra.sh down     stop exactly what `up` started (never a server it found running)
 #   scripts/infra.sh status   report each server, and who started it
+#   scripts/infra.sh prometheus   only install Prometheus and promtool where missing (up does it too)
 #
 # Everything listens on 127.0.0.1 only. A server started here leaves a marker in .data/run/; `down`
 # and `status` read those markers, so a server found running is never touched.
@@ -37,11 +40,13 @@ as_user() { # run a command as a system user when root, as oneself otherwise
   local user="$1"; shift
   if [ "$(id -u)" = 0 ]; then runuser -u "$user" -- "$@"; else "$@"; fi
 }
-apt_install() {
+apt_install() { # [--no-recommends] package...
+  local -a flags=()
+  if [ "${1:-}" = --no-recommends ]; then flags=(--no-install-recommends); shift; fi
   [ "$(id -u)" = 0 ] || die "$* is not installed; install it (Debian: apt-get install $*) and rerun"
   say "infra: installing $* from Debian's packages"
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${flags[@]}" "$@" >/dev/null
 }
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -325,12 +330,26 @@ cql_status() {
   fi
 }
 
+# ---------------------------------------------------------------- Prometheus (installed only)
+# Debian's package brings `prometheus` and `promtool`. It is not started here: `npm start` runs it
+# with a configuration of its own (packages/lab/src/Prometheus.ts), and `npm test` only needs
+# promtool (packages/ops/test/PrometheusRules.test.ts). Recommends are left out, so no node
+# exporter comes along.
+prom_install() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return 0
+  local t0; t0=$(now_ms)
+  apt_install --no-recommends prometheus
+  command -v promtool >/dev/null || die "Debian's prometheus package did not bring promtool"
+  say "prometheus: installed $(prometheus --version 2>&1 | head -n 1 | awk '{print $3}') in $(elapsed "$t0")"
+}
+
 # The services' certificates for mutual TLS (scripts/pki.ts): created where missing, never replaced.
 pki_up() { bash "$root/scripts/with-node.sh" node "$root/scripts/pki.ts"; }
 
 case "${1:-}" in
-  up) pki_up; cql_up; pg_up; rabbit_up; rabbit_users_up ;;
+  up) pki_up; cql_up; pg_up; rabbit_up; rabbit_users_up; prom_install ;;
   down) rabbit_down; pg_down; cql_down ;;
   status) cql_status; pg_status; rabbit_status ;;
-  *) die "usage: scripts/infra.sh up|down|status" ;;
+  prometheus) prom_install ;;
+  *) die "usage: scripts/infra.sh up|down|status|prometheus" ;;
 esac

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics for every service: `GET /metrics` in the text exposition format, HTTP request
  * counts and latency histograms per route, and the shared counters of the money path (messages
- * published, consumed, retried, dead-lettered; transactions by final status; outbox lag;
+ * published, consumed, retried, dead-lettered; DLQ depth; transactions by final status; outbox lag;
  * reconciler re-publishes; CQL statements by kind). Route labels are the matched route's template
  * (or `unmatched`), so the series stay few whatever paths clients send.
  */
@@ -43,6 +43,15 @@ export const messagesRetried = Metric.counter("walletun_messages_retried_total",
 export const messagesDeadLettered = Metric.counter("walletun_messages_dead_lettered_total", {
   description: "Messages dead-lettered, by queue and reason",
   incremental: true,
+})
+
+/**
+ * Messages waiting in a dead-letter queue, by queue, as the service that owns the queue last
+ * counted them (a passive declare). The counter above says how many arrived; this says how many an
+ * operator has not yet replayed or purged, which is what an alert should look at.
+ */
+export const dlqMessages = Metric.gauge("walletun_dlq_messages", {
+  description: "Messages waiting in a dead-letter queue, by queue",
 })
 
 /** Transactions that reached a final status, by status (and reason when FAILED). */

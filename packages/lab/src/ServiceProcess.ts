@@ -254,7 +254,8 @@ export const startSystem = (options: {
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         const spawned = spawnNode(orchestratorScript, [], {
-          env: { ...options.env, WALLETUN_RUN_DIR: runDir },
+          // No Prometheus unless asked: the bench measures the services' CPU, not a scraper's.
+          env: { WALLETUN_PROMETHEUS: "off", ...options.env, WALLETUN_RUN_DIR: runDir },
           cwd: root,
           detached: true,
           onOutput: collect,

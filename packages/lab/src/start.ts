@@ -2,10 +2,11 @@
 // Run alone: `bash scripts/with-node.sh node scripts/start.ts` (the servers must be up).
 //
 // Starts the services in dependency order (wallet, user, transaction, gateway), each as
-// `node packages/<name>/src/main.ts`, waits for each one's /health/ready, prints the URLs, prefixes
-// every line a service prints with its name, restarts a service that crashes (exponential backoff,
-// at most WALLETUN_MAX_RESTARTS in a row), and on SIGINT / SIGTERM stops them in reverse order, each
-// with SIGTERM and a bounded wait before SIGKILL. A pid file in WALLETUN_RUN_DIR makes a second
+// `node packages/<name>/src/main.ts`, waits for each one's /health/ready, then starts Prometheus
+// scraping them (Prometheus.ts), prints the URLs, prefixes every line a service prints with its
+// name, restarts a service that crashes (exponential backoff, at most WALLETUN_MAX_RESTARTS in a
+// row), and on SIGINT / SIGTERM stops Prometheus, then the services in reverse order, each with
+// SIGTERM and a bounded wait before SIGKILL. A pid file in WALLETUN_RUN_DIR makes a second
 // `npm start` say that one is running instead of failing on a taken port.
 //
 // Ports and URLs come from the variables the services read (GATEWAY_PORT, USER_PORT,
@@ -22,6 +23,8 @@
 //                                          for 60 s starts the count again
 //   WALLETUN_NODE_OPTIONS   see defaultNodeOptions   the flags each service's node runs with before
 //                                          its main.ts; none for V8's defaults
+//   WALLETUN_PROMETHEUS     on             off leaves Prometheus out (the tests, bench and chaos runs)
+//   PROMETHEUS_PORT         9090           where its Prometheus listens, on 127.0.0.1 (Prometheus.ts)
 //
 // Children are spawned with Effect's ChildProcess module: each one lives in a scope (so nothing
 // outlives the orchestrator, even on a defect), in a process group of its own (so the terminal's
@@ -51,6 +54,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import * as Service from "@walletun/infra/Service"
+import * as Prometheus from "./Prometheus.ts"
 import * as ServiceProcess from "./ServiceProcess.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -61,7 +65,14 @@ class StartFailed extends Schema.TaggedError<StartFailed>()("StartFailed", { mes
 // ------------------------------------------------------------------------------------------ output
 
 const colour = process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined
-const colours: Record<string, string> = { start: "1", wallet: "36", user: "35", transaction: "33", gateway: "32" }
+const colours: Record<string, string> = {
+  start: "1",
+  wallet: "36",
+  user: "35",
+  transaction: "33",
+  gateway: "32",
+  prometheus: "34",
+}
 const width = "transaction".length
 
 /** One whole line on stdout, prefixed with who said it (coloured only on a terminal). */
@@ -107,6 +118,8 @@ interface Settings {
   readonly metrics: ReadonlyArray<string>
   /** Flags for each service's `node`, before its main.ts (WALLETUN_NODE_OPTIONS). */
   readonly nodeOptions: ReadonlyArray<string>
+  /** Prometheus's port and scrape targets (the chosen services), or undefined when WALLETUN_PROMETHEUS=off. */
+  readonly prometheus: { readonly port: number; readonly targets: ReadonlyArray<Prometheus.Target> } | undefined
 }
 
 /**
@@ -219,6 +232,25 @@ const serviceSpecs = (ports: Ports, chosen: ReadonlyArray<string>): ReadonlyArra
   return all.filter((spec) => chosen.includes(spec.name))
 }
 
+/** WALLETUN_PROMETHEUS and PROMETHEUS_PORT; each chosen service's /metrics is a target, its job its name. */
+const readPrometheus = (ports: Ports, chosen: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const enabled = yield* Config.Literals(["on", "off"], "WALLETUN_PROMETHEUS").pipe(Config.withDefault("on"))
+    if (enabled === "off") return undefined
+    const metricsPorts: Record<ServiceName, number> = {
+      gateway: ports.gatewayMetricsPort,
+      user: ports.userPort,
+      transaction: ports.transactionPort,
+      wallet: ports.walletHttpPort,
+    }
+    return {
+      port: yield* portConfig("PROMETHEUS_PORT", 9090),
+      targets: serviceNames
+        .filter((name) => chosen.includes(name))
+        .map((name) => ({ job: name, address: `${ports.host}:${metricsPorts[name]}` })),
+    }
+  })
+
 /** Everything comes from the variables the services themselves read, with the same defaults. */
 const readSettings = Effect.gen(function* () {
   const ports = yield* readPorts
@@ -247,6 +279,7 @@ const readSettings = Effect.gen(function* () {
       `${base(ports.gatewayMetricsPort)}/metrics`,
       ...[ports.userPort, ports.transactionPort, ports.walletHttpPort].map((port) => `${base(port)}/metrics`),
     ],
+    prometheus: yield* readPrometheus(ports, chosen),
     traces:
       otlp === ""
         ? "not exported; set OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -291,8 +324,9 @@ const pidFileText = (api: string, children: ReadonlyMap<string, number>): string
 const leftoversIn = (lines: ReadonlyArray<string>): Array<Leftover> =>
   ServiceProcess.childrenIn(lines).filter(
     ({ name, pid }) =>
-      (serviceNames as ReadonlyArray<string>).includes(name) &&
-      commandLineOf(pid)?.includes(ServiceProcess.serviceMain(name)) === true,
+      ((serviceNames as ReadonlyArray<string>).includes(name) &&
+        commandLineOf(pid)?.includes(ServiceProcess.serviceMain(name)) === true) ||
+      (name === "prometheus" && commandLineOf(pid)?.includes(`--config.file=${prometheusConfig}`) === true),
   )
 
 /**
@@ -659,7 +693,41 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
 
 // -------------------------------------------------------------------------------------------- main
 
-const printReady = (settings: Settings, millis: number) =>
+/** Where npm start's Prometheus keeps its configuration and data (`.data/prometheus`). */
+const prometheusDir = path.join(root, ".data", "prometheus")
+const prometheusConfig = path.join(prometheusDir, "prometheus.yml")
+
+/**
+ * Starts Prometheus for the life of the scope (stopped before the services), or finds one running;
+ * returns the banner's text. Monitoring that could not start is reported, and the services run on.
+ */
+const startPrometheus = (settings: Settings) =>
+  Effect.gen(function* () {
+    const options = settings.prometheus
+    if (options === undefined) return "not started (WALLETUN_PROMETHEUS=off)"
+    yield* Effect.addFinalizer(() => (childPids.has("prometheus") ? say("prometheus stopped") : Effect.void))
+    const running = yield* Prometheus.run({
+      port: options.port,
+      dataDir: prometheusDir,
+      targets: options.targets,
+      stopTimeout: settings.stopTimeout,
+      onLine: (text) => line("prometheus", text),
+    })
+    if (running.pid === undefined) return `${running.url} (found running, not started by walletun)`
+    childPids.set("prometheus", running.pid)
+    yield* recordChildren(settings.pidFile, settings.api, childPids)
+    yield* Effect.addFinalizer(() => say(`stopping prometheus (pid ${running.pid})`))
+    yield* say(
+      `prometheus is ready (pid ${running.pid}, ${running.url}), scraping ${options.targets.map((t) => t.job).join(", ")}`,
+    )
+    return running.url
+  }).pipe(
+    Effect.catchTag("PrometheusFailed", (error) =>
+      Effect.as(say(`prometheus did not start: ${error.message}`), `not running: ${error.message}`),
+    ),
+  )
+
+const printReady = (settings: Settings, millis: number, prometheus: string) =>
   Effect.gen(function* () {
     const gateway = settings.services.some((spec) => spec.name === "gateway")
     const notStarted = "not started (gateway is not in WALLETUN_SERVICES)"
@@ -669,7 +737,10 @@ const printReady = (settings: Settings, millis: number) =>
     yield* say(`  OpenAPI  ${gateway ? `${settings.api}/openapi.json` : notStarted}`)
     yield* say(`  metrics  ${settings.metrics.join(" ")}`)
     yield* say(`  traces   ${settings.traces}`)
-    yield* say("Ctrl-C stops the services; the servers stay up (npm run infra:down stops them)")
+    yield* say(`  prometheus ${prometheus}`)
+    yield* say(
+      `Ctrl-C stops the services${settings.prometheus === undefined ? "" : " and the Prometheus it started"}; the servers stay up (npm run infra:down stops them)`,
+    )
   })
 
 const main = Effect.gen(function* () {
@@ -704,7 +775,8 @@ const main = Effect.gen(function* () {
     )
     yield* say(`${spec.name} is ready (${spec.readyUrl}) in ${seconds((yield* Clock.currentTimeMillis) - since)}`)
   }
-  yield* printReady(settings, (yield* Clock.currentTimeMillis) - started)
+  const prometheus = yield* startPrometheus(settings)
+  yield* printReady(settings, (yield* Clock.currentTimeMillis) - started, prometheus)
   // Runs until SIGINT or SIGTERM interrupts it; then the finalizers stop the services in order.
   return yield* Effect.never
 }).pipe(

@@ -66,6 +66,8 @@ describe("npm start (packages/lab/src/start.ts)", () => {
           WALLET_HTTP_PORT: String(ports.walletHttp),
           WALLET_GRPC_PORT: String(ports.walletGrpc),
           WALLETUN_RUN_DIR: runDir,
+          // Prometheus has a test of its own (Prometheus.integration.test.ts), on a port of its own.
+          WALLETUN_PROMETHEUS: "off",
           // Queues of its own, so its worker takes no message meant for another run.
           TRANSACTION_BROKER_PREFIX: "start-test",
         }
@@ -142,7 +144,12 @@ describe("npm start (packages/lab/src/start.ts)", () => {
     () =>
       Effect.gen(function* () {
         const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-start-"))
-        const env = { USER_PORT: "19591", WALLETUN_SERVICES: "user", WALLETUN_RUN_DIR: runDir }
+        const env = {
+          USER_PORT: "19591",
+          WALLETUN_SERVICES: "user",
+          WALLETUN_RUN_DIR: runDir,
+          WALLETUN_PROMETHEUS: "off",
+        }
         const first = yield* ServiceProcess.start(script, env)
         yield* Effect.addFinalizer(() =>
           Effect.sync(() => {

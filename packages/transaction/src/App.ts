@@ -16,6 +16,7 @@ import * as Service from "@walletun/infra/Service"
 import * as RequestId from "@walletun/infra/RequestId"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { Broker } from "./Broker.ts"
+import * as DlqDepth from "./DlqDepth.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"
 import * as TransactionsHttp from "./http/TransactionsHttp.ts"
@@ -81,7 +82,7 @@ export const apiRoutes = Layer.mergeAll(
 /**
  * Everything the configured roles need, served on the given HTTP server: health routes and
  * `GET /metrics` always, the API with `api`, and the worker, outcome consumer and reconciler with
- * their roles. Needs the configuration, CQL, RabbitMQ, a JWT verifier and an HTTP server (the
+ * their roles (the reconciler's also counts the DLQ for `walletun_dlq_messages`). Needs the configuration, CQL, RabbitMQ, a JWT verifier and an HTTP server (the
  * tests provide their own).
  */
 export const layerNoDeps = Layer.unwrap(
@@ -96,7 +97,8 @@ export const layerNoDeps = Layer.unwrap(
       http,
       roles.includes("worker") ? Worker.layer : Layer.empty,
       roles.includes("outcomes") ? Outcomes.layer : Layer.empty,
-      roles.includes("reconciler") ? Reconciler.layer : Layer.empty,
+      // The DLQ is counted where stale work is looked after: one role, so one count per deployment.
+      roles.includes("reconciler") ? Layer.merge(Reconciler.layer, DlqDepth.layer) : Layer.empty,
     )
   }),
 ).pipe(Layer.provide(services))
