@@ -4,13 +4,13 @@
  *
  * Three parts, each testable alone:
  * - `toZipkin`: one ended Effect span as a Zipkin v2 span (pure);
- * - `exporter`: a bounded queue drained by one fiber in batches (by size, or every `interval`); a
- *   span that finds the queue full, or whose batch the server refused, is dropped and counted, so
+ * - `exporter`: a bounded buffer drained by one fiber in batches (by size, or every `interval`); a
+ *   span that finds the buffer full, or whose batch the server refused, is dropped and counted, so
  *   a slow or absent viewer never holds up a request or grows the heap;
  * - `sampling`: the head-based decision, taken once at a trace's root and inherited by its children
  *   (Effect passes a parent's `sampled: false` on; so does the `traceparent` between services).
  */
-import { Cause, Duration, Effect, Exit, Fiber, Metric, Option, Queue, Tracer } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Latch, Metric, Option, Tracer } from "effect"
 
 /** A span as Zipkin's v2 API takes it. Times are microseconds since the epoch. */
 export interface ZipkinSpan {
@@ -123,59 +123,77 @@ export interface Exporter {
 type Post = (batch: ReadonlyArray<ZipkinSpan>) => Effect.Effect<void, unknown>
 
 /**
- * A bounded queue of spans and the fiber that posts them in batches, both living in the scope; when
- * the scope closes, what is queued is posted once more (bounded by `shutdownTimeout`).
+ * A bounded buffer of spans and the fiber that posts them in batches, both living in the scope; when
+ * the scope closes, what is left is posted once more (bounded by `shutdownTimeout`). The buffer is a
+ * plain array the fiber splices in one synchronous step, so no batch is ever in a hand-off that an
+ * interruption could lose.
  */
 export const exporter = (post: Post, options: ExporterOptions = defaultExporterOptions) =>
   Effect.gen(function* () {
-    const queue = yield* Queue.dropping<ZipkinSpan>(options.maxQueue)
+    let buffer: Array<ZipkinSpan> = []
+    // The batch being posted: posted again at shutdown if the post was interrupted (Zipkin merges spans with the same ids).
+    let inFlight: Array<ZipkinSpan> = []
     const counts = { exported: 0, queueFull: 0, failed: 0 }
-    const reported = { queueFull: 0, failed: 0 }
-    let failing = false
-    const send = (batch: ReadonlyArray<ZipkinSpan>) =>
-      post(batch).pipe(
-        Effect.matchEffect({
-          onSuccess: () => {
-            counts.exported += batch.length
-            failing = false
-            return Metric.update(spansExported, batch.length)
-          },
-          onFailure: (error) => {
-            counts.failed += batch.length
-            // One line when the viewer goes away, not one per batch while it stays away.
-            const log = failing ? Effect.void : Effect.logWarning("trace export failed; spans are dropped", error)
-            failing = true
-            return log
-          },
-        }),
-        Effect.andThen(reportDrops(counts, reported)),
-      )
-    // The batch the fiber holds, so that closing the scope while it waits does not lose it.
-    let held: Array<ZipkinSpan> = []
-    const loop = Effect.gen(function* () {
-      held = yield* Queue.takeBetween(queue, 1, options.maxBatch)
-      // A full batch goes at once; a partial one waits for more, at most `interval`.
-      if (held.length < options.maxBatch) yield* Effect.sleep(options.interval)
-      held = [...held, ...(yield* Queue.takeBetween(queue, 0, options.maxBatch - held.length))]
-      yield* send(held)
-      held = []
-    }).pipe(Effect.forever)
+    const full = Latch.makeUnsafe(false)
+    const send = sender(post, counts)
+    const drain = Effect.gen(function* () {
+      while (buffer.length > 0) {
+        inFlight = buffer.splice(0, options.maxBatch)
+        yield* send(inFlight)
+        inFlight = []
+      }
+    })
+    // A full batch wakes the fiber at once; otherwise a span waits at most `interval`.
+    const loop = Latch.await(full).pipe(
+      Effect.timeoutOption(options.interval),
+      Effect.andThen(Effect.sync(() => Latch.closeUnsafe(full))),
+      Effect.andThen(drain),
+      Effect.forever,
+    )
     const fiber = yield* Effect.forkDetach(loop)
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         yield* Fiber.interrupt(fiber)
-        // A batch interrupted mid-post may go twice; Zipkin merges spans with the same ids.
-        const left = [...held, ...(yield* Queue.takeBetween(queue, 0, options.maxQueue))]
-        if (left.length > 0) yield* send(left).pipe(Effect.timeoutOption(options.shutdownTimeout))
+        buffer = [...inFlight, ...buffer]
+        inFlight = []
+        yield* drain.pipe(Effect.timeoutOption(options.shutdownTimeout))
       }),
     )
     return {
       push: (span) => {
-        if (!Queue.offerUnsafe(queue, span)) counts.queueFull += 1
+        if (buffer.length >= options.maxQueue) {
+          counts.queueFull += 1
+          return
+        }
+        buffer.push(span)
+        if (buffer.length >= options.maxBatch) Latch.openUnsafe(full)
       },
       stats: () => ({ ...counts }),
     } satisfies Exporter
   })
+
+/** Posts one batch and counts the outcome; a failure is logged when the viewer goes away, not for every batch while it stays away. */
+const sender = (post: Post, counts: { exported: number; queueFull: number; failed: number }) => {
+  const reported = { queueFull: 0, failed: 0 }
+  let failing = false
+  return (batch: ReadonlyArray<ZipkinSpan>) =>
+    post(batch).pipe(
+      Effect.matchEffect({
+        onSuccess: () => {
+          counts.exported += batch.length
+          failing = false
+          return Metric.update(spansExported, batch.length)
+        },
+        onFailure: (error) => {
+          counts.failed += batch.length
+          const log = failing ? Effect.void : Effect.logWarning("trace export failed; spans are dropped", error)
+          failing = true
+          return log
+        },
+      }),
+      Effect.andThen(reportDrops(counts, reported)),
+    )
+}
 
 /** Feeds the drops counted since the last report into the metric (`push` is synchronous, the metric is not). */
 const reportDrops = (
