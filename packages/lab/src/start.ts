@@ -22,6 +22,9 @@
 //                                          for 60 s starts the count again
 //   WALLETUN_NODE_OPTIONS   see defaultNodeOptions   the flags each service's node runs with before
 //                                          its main.ts; none for V8's defaults
+//   WALLETUN_TRACES         on             off: no trace viewer (see withTraceViewer)
+//   ZIPKIN_PORT             9411           the port of the Zipkin it runs or reuses when no trace
+//                                          endpoint is set
 //
 // Children are spawned with Effect's ChildProcess module: each one lives in a scope (so nothing
 // outlives the orchestrator, even on a defect), in a process group of its own (so the terminal's
@@ -655,7 +658,7 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
  */
 const withTraceViewer = (settings: Settings) =>
   Effect.gen(function* () {
-    const enabled = yield* Config.String("WALLETUN_TRACES").pipe(Config.withDefault("on"))
+    const enabled = yield* Config.Literals(["on", "off"], "WALLETUN_TRACES").pipe(Config.withDefault("on"))
     if (enabled === "off") return { ...settings, traces: "off (WALLETUN_TRACES=off)" }
     const zipkin = yield* Config.String("OTEL_EXPORTER_ZIPKIN_ENDPOINT").pipe(Config.withDefault(""))
     if (zipkin !== "") return { ...settings, traces: `${zipkin} (Zipkin)` }
