@@ -335,6 +335,8 @@ ZIPKIN_VERSION="${ZIPKIN_VERSION:-3.4.2}"
 zipkin_jar_path="$root/.cache/zipkin/zipkin-server-$ZIPKIN_VERSION-exec.jar"
 
 zipkin_jar() {
+  # Zipkin 3 needs Java 17 or later; the `java` on PATH runs it.
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
   [ -f "$zipkin_jar_path" ] && return 0
   command -v curl >/dev/null || apt_install curl
   local t0 url expected actual partial="$zipkin_jar_path.partial"; t0=$(now_ms)

@@ -89,6 +89,10 @@ export const spansDropped = Metric.counter("walletun_trace_spans_dropped_total",
   incremental: true,
 })
 
+// Labelled once: `Metric.withAttributes` builds a key each time it is called.
+const droppedQueueFull = Metric.withAttributes(spansDropped, { reason: "queue_full" })
+const droppedExportFailed = Metric.withAttributes(spansDropped, { reason: "export_failed" })
+
 /** Spans the trace viewer accepted. */
 export const spansExported = Metric.counter("walletun_trace_spans_exported_total", {
   description: "Spans the trace viewer accepted",
@@ -205,8 +209,8 @@ const reportDrops = (
     const failed = counts.failed - reported.failed
     reported.queueFull = counts.queueFull
     reported.failed = counts.failed
-    if (queueFull > 0) yield* Metric.update(Metric.withAttributes(spansDropped, { reason: "queue_full" }), queueFull)
-    if (failed > 0) yield* Metric.update(Metric.withAttributes(spansDropped, { reason: "export_failed" }), failed)
+    if (queueFull > 0) yield* Metric.update(droppedQueueFull, queueFull)
+    if (failed > 0) yield* Metric.update(droppedExportFailed, failed)
   })
 
 // ----------------------------------------------------------------------------------------- sampling
