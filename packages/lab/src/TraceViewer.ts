@@ -12,6 +12,9 @@ import * as ServiceProcess from "./ServiceProcess.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 
+/** The spans Zipkin keeps in memory (see spawnZipkin). */
+const maxSpans = 100_000
+
 /** Zipkin's own port, which its UI and API share. */
 export const defaultPort = 9411
 
@@ -92,6 +95,9 @@ const spawnZipkin = (file: string, port: number, logFile: string) =>
             `--armeria.ports[0].port=${port}`,
             "--armeria.ports[0].ip=127.0.0.1",
             "--armeria.ports[0].protocols[0]=http",
+            // Zipkin keeps its spans in the heap, 500 000 by default: more than 256 MB holds once a
+            // bench has run a few minutes with every trace kept. The oldest traces go first.
+            `--zipkin.storage.mem.max-spans=${maxSpans}`,
           ],
           { cwd: root, stdio: ["ignore", log, log], detached: true },
         )
