@@ -23,6 +23,10 @@ export default defineConfig({
           // One file at a time: the files share the real servers and start service processes, and
           // two cores do not run several such files side by side without starving each other.
           fileParallelism: false,
+          // The systems the tests start (npm start's orchestrator) run without a trace viewer: a JVM
+          // per test file costs more than the two cores have to spare. Zipkin.integration.test.ts
+          // starts its own; WALLETUN_TRACES=on in the environment runs them all with Zipkin.
+          env: { WALLETUN_TRACES: process.env["WALLETUN_TRACES"] ?? "off" },
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -5,9 +5,12 @@
 #                             create the services' local CA and certificates (.data/pki) where missing;
 #                             install Prometheus (and promtool) where missing, without running it:
 #                             `npm start` runs it, `npm test` checks the alert rules with promtool
+#                             fetch Zipkin's jar for `npm start`'s trace viewer once (unless
+#                             WALLETUN_TRACES=off)
 #   scripts/infra.sh down     stop exactly what `up` started (never a server it found running)
 #   scripts/infra.sh status   report each server, and who started it
 #   scripts/infra.sh prometheus   only install Prometheus and promtool where missing (up does it too)
+#   scripts/infra.sh zipkin-jar   fetch Zipkin's jar when it is not cached; print its path
 #
 # Everything listens on 127.0.0.1 only. A server started here leaves a marker in .data/run/; `down`
 # and `status` read those markers, so a server found running is never touched.
@@ -343,13 +346,39 @@ prom_install() {
   say "prometheus: installed $(prometheus --version 2>&1 | head -n 1 | awk '{print $3}') in $(elapsed "$t0")"
 }
 
+# ---------------------------------------------------------------- Zipkin (the trace viewer of `npm start`)
+# Only its jar is handled here, fetched once like Cassandra's; packages/lab/src/Zipkin.ts runs it
+# (npm start, and the test that checks the export) and stops it by pid.
+ZIPKIN_VERSION="${ZIPKIN_VERSION:-3.4.2}"
+zipkin_jar_path="$root/.cache/zipkin/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+
+zipkin_jar() {
+  # Zipkin 3 needs Java 17 or later; the `java` on PATH runs it.
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  [ -f "$zipkin_jar_path" ] && return 0
+  command -v curl >/dev/null || apt_install curl
+  local t0 url expected actual partial="$zipkin_jar_path.partial"; t0=$(now_ms)
+  url="https://repo1.maven.org/maven2/io/zipkin/zipkin-server/$ZIPKIN_VERSION/zipkin-server-$ZIPKIN_VERSION-exec.jar"
+  say "zipkin: fetching zipkin-server $ZIPKIN_VERSION from Maven Central (once; cached in .cache/zipkin)"
+  mkdir -p "$(dirname "$zipkin_jar_path")"
+  # Maven Central publishes a sha1 next to each file; a truncated or altered jar is never cached.
+  expected="$(curl -fsSL --retry 3 "$url.sha1" | awk '{ print $1 }')" || die "cannot fetch $url.sha1"
+  curl -fsSL --retry 3 -o "$partial" "$url" || { rm -f "$partial"; die "cannot fetch $url"; }
+  actual="$(sha1sum "$partial" | awk '{ print $1 }')"
+  [ "$actual" = "$expected" ] || { rm -f "$partial"; die "$url: sha1 $actual, Maven Central says $expected"; }
+  mv "$partial" "$zipkin_jar_path"
+  say "zipkin: fetched $(du -m "$zipkin_jar_path" | cut -f1) MB in $(elapsed "$t0")"
+}
+
 # The services' certificates for mutual TLS (scripts/pki.ts): created where missing, never replaced.
 pki_up() { bash "$root/scripts/with-node.sh" node "$root/scripts/pki.ts"; }
 
 case "${1:-}" in
-  up) pki_up; cql_up; pg_up; rabbit_up; rabbit_users_up; prom_install ;;
+  up) pki_up; cql_up; pg_up; rabbit_up; rabbit_users_up; prom_install; [ "${WALLETUN_TRACES:-on}" = off ] || zipkin_jar ;;
+  # Prints the path of the Zipkin jar, fetching it first when it is not cached.
+  zipkin-jar) zipkin_jar >&2; echo "$zipkin_jar_path" ;;
   down) rabbit_down; pg_down; cql_down ;;
   status) cql_status; pg_status; rabbit_status ;;
   prometheus) prom_install ;;
-  *) die "usage: scripts/infra.sh up|down|status|prometheus" ;;
+  *) die "usage: scripts/infra.sh up|down|status|prometheus|zipkin-jar" ;;
 esac

@@ -1,11 +1,14 @@
 /**
  * Logs and traces for every service: one JSON line per log entry with `level`, `message`, `service`,
  * `traceId` and `spanId`, secrets redacted; spans exported with OTLP when
- * `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else to Zipkin when `OTEL_EXPORTER_ZIPKIN_ENDPOINT` is
+ * (what `npm start` sets when it runs one), sampled at `WALLETUN_TRACE_SAMPLE_RATIO`; none at all
+ * when `WALLETUN_TRACES` is `off`.
  */
-import { Cause, Config, Context, Effect, Layer, Logger, Option, References, Tracer } from "effect"
+import { Cause, Config, Context, Effect, Layer, Logger, Option, References, Schema, Tracer } from "effect"
 import { FetchHttpClient, Headers, HttpTraceContext } from "effect/http"
-import { OtlpSerialization, OtlpTracer } from "effect/observability"
+import { OtlpExporter, OtlpSerialization, OtlpTracer } from "effect/observability"
+import * as Zipkin from "./Zipkin.ts"
 
 /** Annotation keys whose values never reach a log line. */
 const secretKey = /pass(word)?|secret|token|authorization|cookie|api[-_]?key|credential/i
@@ -43,16 +46,46 @@ export const jsonLogger = (service: string, write: (line: string) => void = (lin
     write(JSON.stringify(entry, (key, value: unknown) => redact(key, value)) + "\n")
   })
 
-/** Spans to `OTEL_EXPORTER_OTLP_ENDPOINT` (OTLP over HTTP/JSON) when it is set; nothing otherwise. */
+/** The share of traces exported, decided at each trace's root: 1 (all) unless set. */
+const sampleRatio = Config.schema(
+  Schema.NumberFromString.check(Schema.isBetween({ minimum: 0, maximum: 1 })),
+  "WALLETUN_TRACE_SAMPLE_RATIO",
+).pipe(Config.withDefault(1))
+
+/** OTLP over HTTP/JSON to `<endpoint>/v1/traces`, sampled at `ratio`. */
+const otlpTracing = (service: string, endpoint: URL, ratio: number) => {
+  const url = new URL("v1/traces", endpoint.href.endsWith("/") ? endpoint : `${endpoint.href}/`)
+  return Layer.effect(
+    Tracer.Tracer,
+    Effect.map(
+      OtlpTracer.make({ url: url.href, resource: { serviceName: `walletun-${service}` } }),
+      Zipkin.sampling(ratio),
+    ),
+  ).pipe(
+    Layer.provideMerge(OtlpExporter.layerFlusher),
+    Layer.provide(OtlpSerialization.layerJson),
+    Layer.provide(FetchHttpClient.layer),
+  )
+}
+
+/**
+ * Spans to `OTEL_EXPORTER_OTLP_ENDPOINT` (OTLP over HTTP/JSON) when it is set, else to
+ * `OTEL_EXPORTER_ZIPKIN_ENDPOINT` (Zipkin's `/api/v2/spans`) when that is; nothing otherwise, or
+ * when `WALLETUN_TRACES` is `off` (spans are still made, for the trace ids in the logs).
+ */
 export const layerTracing = (service: string) =>
   Layer.unwrap(
     Effect.gen(function* () {
-      const endpoint = yield* Config.option(Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT"))
-      if (Option.isNone(endpoint)) return Layer.empty
-      const url = new URL("v1/traces", endpoint.value.href.endsWith("/") ? endpoint.value : `${endpoint.value.href}/`)
-      return OtlpTracer.layer({ url: url.href, resource: { serviceName: `walletun-${service}` } }).pipe(
-        Layer.provide(OtlpSerialization.layerJson),
-        Layer.provide(FetchHttpClient.layer),
+      const enabled = yield* Config.Literals(["on", "off"], "WALLETUN_TRACES").pipe(Config.withDefault("on"))
+      if (enabled === "off") return Layer.empty
+      const ratio = yield* sampleRatio
+      const otlp = yield* Config.option(Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT"))
+      if (Option.isSome(otlp)) return otlpTracing(service, otlp.value, ratio)
+      const zipkin = yield* Config.option(Config.URL("OTEL_EXPORTER_ZIPKIN_ENDPOINT"))
+      if (Option.isNone(zipkin)) return Layer.empty
+      return Layer.effect(
+        Tracer.Tracer,
+        Zipkin.make({ url: zipkin.value.href, serviceName: `walletun-${service}`, ratio }),
       )
     }),
   )

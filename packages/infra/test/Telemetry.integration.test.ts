@@ -2,7 +2,7 @@ import { createServer } from "node:http"
 import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Exit, Layer } from "effect"
 import { Telemetry } from "@walletun/infra"
 
 /** A local OTLP/HTTP collector stand-in: records each request's path and body. */
@@ -45,6 +45,58 @@ describe("Telemetry.layerTracing", () => {
       assert.include(body, "Ledger.apply")
       assert.include(body, "walletun-wallet")
     }).pipe(Effect.scoped),
+  )
+
+  it.live("exports to OTEL_EXPORTER_ZIPKIN_ENDPOINT in Zipkin's v2 JSON when no OTLP endpoint is set", () =>
+    Effect.gen(function* () {
+      const zipkin = yield* collector
+      const config = ConfigProvider.layer(
+        ConfigProvider.fromUnknown({ OTEL_EXPORTER_ZIPKIN_ENDPOINT: `${zipkin.url}/api/v2/spans` }),
+      )
+      yield* Effect.void.pipe(
+        Effect.withSpan("Ledger.apply", { kind: "server", attributes: { "walletun.test": "zipkin" } }),
+        Effect.provide(Telemetry.layerTracing("wallet").pipe(Layer.provide(config))),
+      )
+      const posts = zipkin.received.filter((request) => request.path === "/api/v2/spans")
+      assert.strictEqual(posts.length, 1)
+      const [span] = JSON.parse(posts[0]?.body ?? "[]") as Array<Record<string, unknown>>
+      assert.strictEqual(span?.["name"], "Ledger.apply")
+      assert.strictEqual(span?.["kind"], "SERVER")
+      assert.deepStrictEqual(span?.["localEndpoint"], { serviceName: "walletun-wallet" })
+      assert.deepStrictEqual(span?.["tags"], { "walletun.test": "zipkin" })
+    }).pipe(Effect.scoped),
+  )
+
+  it.live("WALLETUN_TRACES=off, or a sample ratio of 0, exports nothing to either endpoint", () =>
+    Effect.gen(function* () {
+      const sink = yield* collector
+      for (const settings of [
+        { WALLETUN_TRACES: "off", OTEL_EXPORTER_OTLP_ENDPOINT: sink.url },
+        { WALLETUN_TRACES: "off", OTEL_EXPORTER_ZIPKIN_ENDPOINT: `${sink.url}/api/v2/spans` },
+        { WALLETUN_TRACE_SAMPLE_RATIO: "0", OTEL_EXPORTER_OTLP_ENDPOINT: sink.url },
+        { WALLETUN_TRACE_SAMPLE_RATIO: "0", OTEL_EXPORTER_ZIPKIN_ENDPOINT: `${sink.url}/api/v2/spans` },
+      ]) {
+        const config = ConfigProvider.layer(ConfigProvider.fromUnknown(settings))
+        yield* Effect.void.pipe(
+          Effect.withSpan("child"),
+          Effect.withSpan("root"),
+          Effect.provide(Telemetry.layerTracing("wallet").pipe(Layer.provide(config))),
+        )
+      }
+      assert.deepStrictEqual(sink.received, [])
+    }).pipe(Effect.scoped),
+  )
+
+  it.effect("a sample ratio outside 0 to 1 is refused, naming the variable", () =>
+    Effect.gen(function* () {
+      const config = ConfigProvider.layer(ConfigProvider.fromUnknown({ WALLETUN_TRACE_SAMPLE_RATIO: "1.5" }))
+      const exit = yield* Effect.void.pipe(
+        Effect.provide(Telemetry.layerTracing("wallet").pipe(Layer.provide(config))),
+        Effect.exit,
+      )
+      assert.isTrue(Exit.isFailure(exit))
+      assert.include(String(exit), "WALLETUN_TRACE_SAMPLE_RATIO")
+    }),
   )
 
   it.effect("without OTEL_EXPORTER_OTLP_ENDPOINT, nothing is exported and spans still work", () =>

@@ -25,6 +25,9 @@
 //                                          its main.ts; none for V8's defaults
 //   WALLETUN_PROMETHEUS     on             off leaves Prometheus out (the tests, bench and chaos runs)
 //   PROMETHEUS_PORT         9090           where its Prometheus listens, on 127.0.0.1 (Prometheus.ts)
+//   WALLETUN_TRACES         on             off: no trace viewer (see withTraceViewer)
+//   ZIPKIN_PORT             9411           the port of the Zipkin it runs or reuses when no trace
+//                                          endpoint is set
 //
 // Children are spawned with Effect's ChildProcess module: each one lives in a scope (so nothing
 // outlives the orchestrator, even on a defect), in a process group of its own (so the terminal's
@@ -56,6 +59,7 @@ import * as path from "node:path"
 import * as Service from "@walletun/infra/Service"
 import * as Prometheus from "./Prometheus.ts"
 import * as ServiceProcess from "./ServiceProcess.ts"
+import * as TraceViewer from "./TraceViewer.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 
@@ -691,6 +695,36 @@ const supervise = Effect.fn("start.supervise")(function* (spec: ServiceSpec, set
   } satisfies Supervisor
 })
 
+// ------------------------------------------------------------------------------------ trace viewer
+
+/**
+ * Zipkin for the services' spans when no trace endpoint is set and WALLETUN_TRACES is not `off`:
+ * the one answering on ZIPKIN_PORT (9411), else one started from the cached jar and stopped, by
+ * pid, when the orchestrator's scope closes. Never fails start-up: without a viewer the services run
+ * untraced and the banner says why.
+ */
+const withTraceViewer = (settings: Settings) =>
+  Effect.gen(function* () {
+    const enabled = yield* Config.Literals(["on", "off"], "WALLETUN_TRACES").pipe(Config.withDefault("on"))
+    if (enabled === "off") return { ...settings, traces: "off (WALLETUN_TRACES=off)" }
+    const zipkin = yield* Config.String("OTEL_EXPORTER_ZIPKIN_ENDPOINT").pipe(Config.withDefault(""))
+    if (zipkin !== "") return { ...settings, traces: `${zipkin} (Zipkin)` }
+    if ((yield* Config.String("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.withDefault(""))) !== "") return settings
+    const port = yield* portConfig("ZIPKIN_PORT", TraceViewer.defaultPort)
+    yield* say(`trace viewer: Zipkin on 127.0.0.1:${port} (WALLETUN_TRACES=off to run without)`)
+    const started = yield* Clock.currentTimeMillis
+    const viewer = yield* TraceViewer.start({ port })
+    const who =
+      viewer.pid === undefined
+        ? "Zipkin, already running"
+        : `Zipkin, pid ${viewer.pid}, up in ${seconds((yield* Clock.currentTimeMillis) - started)}`
+    return {
+      ...settings,
+      childEnv: { ...settings.childEnv, OTEL_EXPORTER_ZIPKIN_ENDPOINT: viewer.spans },
+      traces: `${viewer.ui} (${who})`,
+    }
+  }).pipe(Effect.catch((error) => Effect.succeed({ ...settings, traces: `not exported; ${error.message}` })))
+
 // -------------------------------------------------------------------------------------------- main
 
 /** Where npm start's Prometheus keeps its configuration and data (`.data/prometheus`). */
@@ -744,15 +778,17 @@ const printReady = (settings: Settings, millis: number, prometheus: string) =>
   })
 
 const main = Effect.gen(function* () {
-  const settings = yield* readSettings
-  const claim = yield* claimPidFile(settings.pidFile, settings.api)
+  const base = yield* readSettings
+  const claim = yield* claimPidFile(base.pidFile, base.api)
   if (claim._tag === "Running") {
     yield* say(`walletun is already running (pid ${claim.pid}): ${claim.api}`)
     return
   }
-  yield* Effect.addFinalizer(() => releasePidFile(settings.pidFile))
-  yield* stopLeftovers(claim.leftovers, settings.stopTimeout)
-  yield* checkPorts(settings)
+  yield* Effect.addFinalizer(() => releasePidFile(base.pidFile))
+  yield* stopLeftovers(claim.leftovers, base.stopTimeout)
+  yield* checkPorts(base)
+  // Before the services, which export to it from their start; so it is stopped after them, too.
+  const settings = yield* withTraceViewer(base)
 
   const started = yield* Clock.currentTimeMillis
   // Each service is released before the ones started earlier: gateway first, wallet last.

@@ -90,7 +90,8 @@ describe("npm start (packages/lab/src/start.ts)", () => {
         assert.include(output, `API      ${api}\n`)
         assert.include(output, `docs     ${api}/docs\n`)
         assert.include(output, `OpenAPI  ${api}/openapi.json\n`)
-        assert.include(output, "traces   not exported; set OTEL_EXPORTER_OTLP_ENDPOINT\n")
+        // The integration project runs it with WALLETUN_TRACES=off (vitest.config.ts).
+        assert.include(output, "traces   off (WALLETUN_TRACES=off)\n")
         assert.strictEqual(yield* status(`${api}/openapi.json`), 200)
         // Every line a service printed is whole and carries its name.
         for (const name of ["wallet", "user", "transaction", "gateway"]) {
@@ -182,6 +183,52 @@ describe("npm start (packages/lab/src/start.ts)", () => {
         assert.strictEqual(yield* third.exited, 0, third.output())
       }),
     120_000,
+  )
+
+  it.live(
+    "with WALLETUN_TRACES on, it runs Zipkin, the services export to it, the banner prints its UI, and SIGTERM stops it",
+    () =>
+      Effect.gen(function* () {
+        const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-start-"))
+        // A Zipkin port of its own, so the one started here is the one stopped here.
+        const zipkin = "http://127.0.0.1:19412"
+        const env = {
+          USER_PORT: "19593",
+          WALLETUN_SERVICES: "user",
+          WALLETUN_RUN_DIR: runDir,
+          WALLETUN_TRACES: "on",
+          ZIPKIN_PORT: "19412",
+        }
+        const orchestrator = yield* ServiceProcess.start(script, env)
+        const zipkinPid = () => Number(/traces {3}\S+ \(Zipkin, pid (\d+)/.exec(orchestrator.output())?.[1])
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            for (const pid of [...childPids(orchestrator.output()), zipkinPid()]) {
+              if (Number.isInteger(pid) && alive(pid)) process.kill(pid, "SIGKILL")
+            }
+            fs.rmSync(runDir, { recursive: true, force: true })
+          }),
+        )
+        yield* waitForOutput(orchestrator, /walletun is ready in .*: user\n/, Duration.seconds(120))
+        assert.match(orchestrator.output(), /traces {3}http:\/\/127\.0\.0\.1:19412\/zipkin\/ \(Zipkin, pid \d+, up in /)
+        assert.strictEqual(yield* status("http://127.0.0.1:19593/.well-known/jwks.json"), 200)
+        // The service batches its spans for up to a second, and Zipkin stores them asynchronously.
+        const services = yield* Effect.promise(() => fetch(`${zipkin}/api/v2/services`).then((r) => r.json())).pipe(
+          Effect.repeat({
+            until: (names) => (names as Array<string>).includes("walletun-user"),
+            schedule: Schedule.spaced(Duration.millis(500)),
+          }),
+          Effect.timeout(Duration.seconds(20)),
+        )
+        assert.include(services as Array<string>, "walletun-user")
+
+        const pid = zipkinPid()
+        assert.isTrue(alive(pid))
+        orchestrator.child.kill("SIGTERM")
+        assert.strictEqual(yield* orchestrator.exited, 0, orchestrator.output())
+        assert.isFalse(alive(pid), "the Zipkin npm start started is stopped with it")
+      }),
+    180_000,
   )
 
   it.live(
