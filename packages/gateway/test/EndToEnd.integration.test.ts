@@ -101,7 +101,12 @@ class System extends Context.Service<
         }),
         (running) => Effect.sync(running.close),
       )
-      const otlp = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`, LOG_LEVEL: "Warn" }
+      // Traces on (the integration project turns them off by default), exported to the receiver.
+      const otlp = {
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+        WALLETUN_TRACES: "on",
+        LOG_LEVEL: "Warn",
+      }
       const system = yield* startSystem({
         ports,
         isolation: { keyspace: "walletun_e2e", brokerPrefix: "e2e.transactions" },

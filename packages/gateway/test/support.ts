@@ -147,7 +147,11 @@ export const startSystem = (options: {
       WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
       ...options.per?.gateway,
     })
-    yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.gateway}/health/ready`)
+    // Each service, then the gateway: a service answers /health/live while it still waits for its
+    // database or broker, and the gateway's readiness asks only that the services be alive.
+    for (const port of [ports.walletHttp, ports.user, ports.transaction, ports.gateway]) {
+      yield* ServiceProcess.waitFor(`http://127.0.0.1:${port}/health/ready`)
+    }
     return { wallet, user, transaction, gateway }
   })
 
