@@ -10,6 +10,7 @@ import * as Audit from "./Audit.ts"
 import * as Connections from "./Connections.ts"
 import * as Dlq from "./Dlq.ts"
 import * as Lookup from "./Lookup.ts"
+import * as Traces from "./Traces.ts"
 
 /** The invocation is wrong (exit 2); the message says how. */
 export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", { message: Schema.String }) {}
@@ -234,9 +235,41 @@ const txShow = Command.make(
   }),
 ).pipe(Command.withDescription("a transaction across the CQL database and PostgreSQL (ledger entries, outbox)"))
 
+const txTrace = Command.make(
+  "trace",
+  {
+    json,
+    lookback: Flag.String("lookback").pipe(
+      Flag.withDescription("how far back to look, e.g. \"1 hour\", \"7 days\" (default 24 hours)"),
+      Flag.withDefault("24 hours"),
+    ),
+    id: Argument.String("id").pipe(Argument.withDescription("the transaction id (a UUID)")),
+  },
+  Effect.fn(function* (flags) {
+    if (!Lookup.isUuid(flags.id)) return yield* new UsageError({ message: `not a UUID: "${flags.id}"` })
+    const lookback = Duration.fromInput(flags.lookback as Duration.Input)
+    if (Option.isNone(lookback)) return yield* new UsageError({ message: `not a duration: "${flags.lookback}"` })
+    const id = flags.id.toLowerCase()
+    const base = Traces.baseUrl(process.env)
+    const found = yield* Traces.find(base, id, lookback.value).pipe(
+      Effect.mapError((error) => new Failed({ message: error.message })),
+    )
+    if (found.length === 0) {
+      return yield* new Failed({
+        message: `no trace of transaction ${id} in the trace viewer at ${base} (sampled out, or older)`,
+      })
+    }
+    yield* flags.json ? printJson(found) : Console.log(Traces.format(id, found))
+  }),
+).pipe(
+  Command.withDescription(
+    "the transaction's traces in the trace viewer (Zipkin at $ZIPKIN_URL, else 127.0.0.1:$ZIPKIN_PORT): their URLs",
+  ),
+)
+
 const tx = Command.make("tx").pipe(
   Command.withDescription("one transaction across the stores"),
-  Command.withSubcommands([txShow]),
+  Command.withSubcommands([txShow, txTrace]),
 )
 
 /** The root command. */
