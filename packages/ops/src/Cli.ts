@@ -240,7 +240,7 @@ const txTrace = Command.make(
   {
     json,
     lookback: Flag.String("lookback").pipe(
-      Flag.withDescription("how far back to look, e.g. \"1 hour\", \"7 days\" (default 24 hours)"),
+      Flag.withDescription('how far back to look, e.g. "1 hour", "7 days" (default 24 hours)'),
       Flag.withDefault("24 hours"),
     ),
     id: Argument.String("id").pipe(Argument.withDescription("the transaction id (a UUID)")),
