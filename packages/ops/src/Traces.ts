@@ -43,7 +43,12 @@ export const baseUrl = (env: Readonly<Record<string, string | undefined>>): stri
 const summary = (base: string, spans: ReadonlyArray<typeof ApiSpan.Type>): Found | undefined => {
   const first = spans[0]
   if (first === undefined) return undefined
-  const root = spans.find((span) => span.parentId === undefined) ?? first
+  // The request's first span: the earliest of those without a parent (a span whose parent was not
+  // exported also has none, and must not name the trace).
+  const root =
+    spans
+      .filter((span) => span.parentId === undefined)
+      .toSorted((a, b) => (a.timestamp ?? Infinity) - (b.timestamp ?? Infinity))[0] ?? first
   const started = Math.min(...spans.flatMap((span) => (span.timestamp === undefined ? [] : [span.timestamp])))
   return {
     traceId: first.traceId,

@@ -84,6 +84,11 @@ describe("walletun tx trace", () => {
           assert.deepStrictEqual(trace.services, ["walletun-transaction"])
           assert.strictEqual(trace.spans, 2)
         }
+        // Each trace is named by its first span (Zipkin stores names lower-cased).
+        assert.sameMembers(
+          found.map((trace) => trace.root),
+          ["post /v1/transactions", "reconciler.republish"],
+        )
 
         const printed = yield* cli(["tx", "trace", alpha])
         assert.strictEqual(printed.code, 0, printed.stderr)
