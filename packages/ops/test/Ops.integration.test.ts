@@ -5,7 +5,6 @@
  * and each check fails when the data is corrupted on purpose (then restored). The DLQ tools, the
  * transaction lookup and the CLI's exit codes are exercised too, the CLI as a child process.
  */
-import { execFile } from "node:child_process"
 import { generateKeyPairSync, randomBytes, sign } from "node:crypto"
 import { createServer } from "node:http"
 import { createServer as createNetServer } from "node:net"
@@ -20,11 +19,11 @@ import * as Audit from "../src/Audit.ts"
 import * as Dlq from "../src/Dlq.ts"
 import * as Lookup from "../src/Lookup.ts"
 import * as Topology from "../src/Topology.ts"
+import { cli } from "./runCli.ts"
 
 const root = new URL("../../../", import.meta.url).pathname
 const walletMain = `${root}packages/wallet/src/main.ts`
 const transactionMain = `${root}packages/transaction/src/main.ts`
-const opsMain = `${root}packages/ops/src/main.ts`
 
 /** A port free right now (other sessions run services on fixed ports here; this file takes what is free). */
 const freePort = () =>
@@ -303,21 +302,6 @@ const oneLine = (run: { readonly stderr: string }) => {
   assert.match(run.stderr, /^walletun: /)
   assert.notInclude(run.stderr, "    at ")
 }
-
-/** Runs the CLI as a child process. */
-const cli = (args: ReadonlyArray<string>, extraEnv: Record<string, string> = {}) =>
-  Effect.callback<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
-    const child = execFile(
-      process.execPath,
-      [opsMain, ...args],
-      { env: { ...process.env, ...extraEnv }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1
-        resume(Effect.succeed({ code, stdout, stderr }))
-      },
-    )
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
 
 /** A dead letter as the worker writes one: its body, still sealed by the transaction service. */
 const deadLetter = (id: string, reason: string, attempts: number, body: string) =>

@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Schedule, Scope } from "effect"
@@ -6,12 +5,13 @@ import { Telemetry } from "@walletun/domain"
 import * as Zipkin from "@walletun/infra/Zipkin"
 import * as TraceViewer from "@walletun/lab/TraceViewer"
 import * as Traces from "../src/Traces.ts"
+import { cli } from "./runCli.ts"
 
 // `walletun tx trace` against a real Zipkin: spans tagged with a transaction's id, as the services
 // tag them, exported to it; the command finds that transaction's traces, and only those.
 
 const port = 19413
-const opsMain = path.resolve(import.meta.dirname, "../src/main.ts")
+const zipkinEnv = { ZIPKIN_URL: `http://127.0.0.1:${port}` }
 const logFile = path.resolve(import.meta.dirname, "../../../.data/log/zipkin-ops-test.log")
 const [alpha, beta] = ["019b76da-a800-7000-8000-0000000000a1", "019b76da-a800-7000-8000-0000000000b2"]
 
@@ -21,25 +21,6 @@ const traced = (id: string, name: string) =>
     yield* Effect.void.pipe(Effect.withSpan("Worker.process", { attributes: { [Telemetry.transactionId]: id } }))
     return (yield* Effect.currentSpan).traceId
   }).pipe(Effect.withSpan(name, { kind: "server", attributes: { [Telemetry.transactionId]: id } }))
-
-/** Runs the CLI as a child process. */
-const cli = (args: ReadonlyArray<string>) =>
-  Effect.callback<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
-    const child = execFile(
-      process.execPath,
-      [opsMain, ...args],
-      { env: { ...process.env, ZIPKIN_URL: `http://127.0.0.1:${port}` }, timeout: 30_000 },
-      (error, stdout, stderr) =>
-        resume(
-          Effect.succeed({
-            code: error === null ? 0 : typeof error.code === "number" ? error.code : 1,
-            stdout,
-            stderr,
-          }),
-        ),
-    )
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
 
 describe("walletun tx trace", () => {
   it.live(
@@ -90,11 +71,11 @@ describe("walletun tx trace", () => {
           ["post /v1/transactions", "reconciler.republish"],
         )
 
-        const printed = yield* cli(["tx", "trace", alpha])
+        const printed = yield* cli(["tx", "trace", alpha], zipkinEnv)
         assert.strictEqual(printed.code, 0, printed.stderr)
         assert.include(printed.stdout, `transaction ${alpha}: 2 traces`)
         for (const traceId of alphaTraces) assert.include(printed.stdout, `${base}/zipkin/traces/${traceId}`)
-        const unknown = yield* cli(["tx", "trace", "019b76da-a800-7000-8000-0000000000c3"])
+        const unknown = yield* cli(["tx", "trace", "019b76da-a800-7000-8000-0000000000c3"], zipkinEnv)
         assert.strictEqual(unknown.code, 1)
         assert.match(unknown.stderr, /no trace of transaction 019b76da-a800-7000-8000-0000000000c3/)
       }),

@@ -33,7 +33,6 @@ export interface Status {
 
 /** What the run's clients saw. */
 export interface Seen {
-  readonly requests: ReadonlyArray<Request>
   readonly answers: ReadonlyArray<{ readonly request: Request; readonly answer: Answer }>
   /** Every status a client read of each transaction, in order. */
   readonly observed: ReadonlyMap<Ids.TransactionId, ReadonlyArray<Status>>
@@ -56,7 +55,7 @@ export interface Final {
 const rank = (status: Transaction.TransactionStatus) => (status === "PENDING" ? 0 : status === "PROCESSING" ? 1 : 2)
 
 /** The transactions clients were given, each with the request that named it first. */
-export const acceptedOf = (seen: Seen): ReadonlyMap<Ids.TransactionId, Request> => {
+const acceptedOf = (seen: Seen): ReadonlyMap<Ids.TransactionId, Request> => {
   const accepted = new Map<Ids.TransactionId, Request>()
   for (const { request, answer } of seen.answers) {
     if (answer._tag === "Accepted" && !accepted.has(answer.id)) accepted.set(answer.id, request)
