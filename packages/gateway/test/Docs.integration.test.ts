@@ -1,8 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { chromium } from "playwright-core"
 import type { Page } from "playwright-core"
-import { client, startSystem } from "./support.ts"
+import { browser, client, startSystem } from "./support.ts"
 
 // A person reading the API documentation: headless Chromium (Debian's, installed by .ci/run)
 // loads the gateway's /docs, which must render Swagger UI from the page itself (no CDN, under the
@@ -12,7 +11,6 @@ import { client, startSystem } from "./support.ts"
 const ports = { gateway: 18470, user: 18471, transaction: 18472, walletHttp: 18473, walletGrpc: 18474 }
 const base = `http://127.0.0.1:${ports.gateway}`
 const { http, signUp } = client(base)
-const executablePath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
 
 class System extends Context.Service<System, {}>()("test/System") {
   static readonly layer = Layer.effect(
@@ -29,25 +27,6 @@ class System extends Context.Service<System, {}>()("test/System") {
     }),
   )
 }
-
-const browser = Effect.acquireRelease(
-  Effect.promise(() =>
-    chromium.launch({
-      executablePath,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    }),
-  ),
-  (opened) => Effect.promise(() => opened.close()),
-)
 
 /**
  * /docs open in a fresh page, rendered; with what the page asked from anywhere but the gateway

@@ -6,6 +6,7 @@ import { createRequire } from "node:module"
 import { assert } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
+import { chromium } from "playwright-core"
 import { Http, ServiceProcess } from "@walletun/lab"
 import { Topology } from "@walletun/ops"
 
@@ -72,6 +73,29 @@ export const client = (base: string, send: typeof fetch = fetch) => {
 
   return { http, signUp }
 }
+
+/**
+ * Headless Chromium for the browser tests: Debian's (installed by .ci/run), or `CHROMIUM_PATH`;
+ * closed when the scope closes.
+ */
+export const browser = Effect.acquireRelease(
+  Effect.promise(() =>
+    chromium.launch({
+      executablePath: process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium",
+      headless: true,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    }),
+  ),
+  (opened) => Effect.promise(() => opened.close()),
+)
 
 /** Asserts an RFC 9457 problem with the API's code, and no stack trace in it. */
 export const assertProblem = (answer: Answer, status: number, code: string) => {

@@ -33,6 +33,8 @@ export interface Options {
   readonly dataDir: string
   readonly targets: ReadonlyArray<Target>
   readonly stopTimeout: Duration.Duration
+  /** How often it scrapes and evaluates the rules (Prometheus's duration syntax): `scrapeInterval` unless given; a test shortens it. */
+  readonly interval?: string | undefined
   /** Each line Prometheus prints (it runs at log level warn, so few). */
   readonly onLine: (text: string) => void
 }
@@ -48,13 +50,13 @@ export interface Running {
   readonly pid: number | undefined
 }
 
-/** The configuration file: one job per service (`job` is the label the rules select on). */
-export const configText = (targets: ReadonlyArray<Target>): string =>
+/** The configuration file: one job per service (`job` is the label the rules select on), scraped every `interval`. */
+export const configText = (targets: ReadonlyArray<Target>, interval: string = scrapeInterval): string =>
   [
     "# Written by npm start (packages/lab/src/Prometheus.ts) at each start; edits are lost.",
     "global:",
-    `  scrape_interval: ${scrapeInterval}`,
-    `  evaluation_interval: ${scrapeInterval}`,
+    `  scrape_interval: ${interval}`,
+    `  evaluation_interval: ${interval}`,
     "rule_files:",
     `  - ${JSON.stringify(rulesGlob)}`,
     "scrape_configs:",
@@ -82,7 +84,7 @@ const spawn = (options: Options) =>
     yield* Effect.try({
       try: () => {
         fs.mkdirSync(path.join(options.dataDir, "data"), { recursive: true })
-        fs.writeFileSync(configFile, configText(options.targets))
+        fs.writeFileSync(configFile, configText(options.targets, options.interval))
       },
       catch: (error) => new PrometheusFailed({ message: `cannot write ${configFile}: ${String(error)}` }),
     })

@@ -23,6 +23,12 @@ describe("Prometheus configuration", () => {
     assert.include(text, `scrape_interval: ${Prometheus.scrapeInterval}\n`)
   })
 
+  it("scrapes and evaluates at the interval given, npm start's unless one is", () => {
+    const text = Prometheus.configText(targets, "1s")
+    assert.include(text, "  scrape_interval: 1s\n  evaluation_interval: 1s\n")
+    assert.include(Prometheus.configText(targets), `  evaluation_interval: ${Prometheus.scrapeInterval}\n`)
+  })
+
   it("passes promtool check config, rules included (promtool is required, not skipped)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-prometheus-"))
     try {
