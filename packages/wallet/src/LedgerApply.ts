@@ -73,7 +73,8 @@ const rowsOf = (
     id,
     balance: String(change.balance),
     changes: String(change.changes),
-    entry_hash: chained.heads.get(id) ?? EntryHash.genesis,
+    // Every moved wallet got a posting, so a head; `write` refuses a row without one.
+    entry_hash: chained.heads.get(id),
   }))
   return { moved, entries: chained.entries, outcomes, events }
 }
@@ -127,6 +128,9 @@ const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, applie
       : sql.literal("")
   if (!Arr.isReadonlyArrayNonEmpty(outcomes) || !Arr.isReadonlyArrayNonEmpty(events)) {
     return Effect.die(new Error("a batch with fresh requests planned no outcome"))
+  }
+  if (moved.some((row) => row["entry_hash"] === undefined)) {
+    return Effect.die(new Error("a moved wallet has no head for its hash chain"))
   }
   return sql`
     WITH ${money}
