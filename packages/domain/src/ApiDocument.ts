@@ -141,7 +141,14 @@ export const examples: Readonly<Record<string, ReadonlyArray<Example>>> = {
   EntryPage: [
     example(EntryPage, "The last page of entries", {
       items: [
-        { transactionId: ids.transaction, type: "deposit", amount: 150_000, balanceAfter: 150_000, createdAt: at },
+        {
+          transactionId: ids.transaction,
+          type: "deposit",
+          amount: 150_000,
+          balanceAfter: 150_000,
+          createdAt: at,
+          hash: "9f2c1e0b7a4d3f5e6c8b1a2d4e6f8091a3b5c7d9e1f20314253647586970a1b2",
+        },
       ],
       nextCursor: null,
     }),

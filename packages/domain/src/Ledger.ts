@@ -54,6 +54,11 @@ export interface EntryRecord {
   readonly amount: bigint
   readonly balanceAfter: bigint
   readonly createdAtMs: number
+  /**
+   * Lowercase hex SHA-256 chaining the wallet's entries: it covers the previous entry's hash and
+   * this entry's transaction id, type, amount, balance after and creation time.
+   */
+  readonly hash: string
 }
 
 /** What an idempotency key is bound to: a transaction, the digest of its request, its creation time. */

@@ -22,13 +22,27 @@ export const Wallet = Schema.Struct({
 /** A wallet. */
 export type Wallet = typeof Wallet.Type
 
-/** One ledger entry of a wallet: the signed amount and the balance right after it. */
+/**
+ * An entry's hash: lowercase hex SHA-256 chaining the wallet's entries (it covers the previous
+ * entry's hash of the same wallet and this entry's transaction id, type, amount, balance after and
+ * creation time; the wallet service's README gives the exact bytes).
+ */
+export const EntryHash = Schema.String.check(
+  // The `u` flag lets the JSON Schema (and so the OpenAPI document) carry the pattern.
+  Schema.isPattern(/^[0-9a-f]{64}$/u, { message: "an entry hash is 64 lowercase hex characters" }),
+).annotate({
+  description:
+    "Lowercase hex SHA-256 chaining the wallet's entries: covers the previous entry's hash of the same wallet and this entry's transaction id, type, amount, balance after and creation time.",
+})
+
+/** One ledger entry of a wallet: the signed amount, the balance right after it, and its hash in the wallet's chain. */
 export const Entry = Schema.Struct({
   transactionId: TransactionId,
   type: TransactionType,
   amount: EntryAmountJson,
   balanceAfter: BalanceJson,
   createdAt: Timestamp,
+  hash: EntryHash,
 }).annotate({ identifier: "Entry" })
 /** One ledger entry of a wallet. */
 export type Entry = typeof Entry.Type

@@ -189,6 +189,19 @@ describe("Api.WalletunApi", () => {
       })
     }),
   )
+
+  it.effect("an entry carries its hash, required, as 64 lowercase hex characters", () =>
+    Effect.sync(() => {
+      const entry = (
+        spec.components.schemas as Record<string, { properties?: Record<string, unknown>; required?: Array<string> }>
+      )["Entry"]
+      assert.include(entry?.required ?? [], "hash")
+      assert.deepInclude((entry?.properties ?? {})["hash"] as Record<string, unknown>, {
+        type: "string",
+        pattern: "^[0-9a-f]{64}$",
+      })
+    }),
+  )
 })
 
 const problemRef = "#/components/schemas/ProblemDetails"

@@ -5,9 +5,10 @@ import { join } from "node:path"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { assert, describe, layer } from "@effect/vitest"
-import { Console, Context, Effect, Layer, Redacted, Schedule } from "effect"
+import { Console, Context, DateTime, Effect, Layer, Redacted, Schedule } from "effect"
 import type { HttpClient } from "effect/http"
 import { Money, make } from "@walletun/client"
+import * as EntryHash from "@walletun/wallet/EntryHash"
 import type { Ids } from "@walletun/client"
 import { assertProblem, client, startSystem, startValidatingProxy } from "./support.ts"
 import type { Answer, Verdict } from "./support.ts"
@@ -386,6 +387,20 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
             [10_000n],
           )
           assert.isNull(second.nextCursor)
+          // Each entry's hash chains the wallet's entries: recomputed from what the API shows
+          // (the service writes whole milliseconds), oldest first, from 32 zero bytes.
+          let prev = EntryHash.genesis
+          for (const entry of [...first.items, ...second.items].toReversed()) {
+            const hash = EntryHash.of(prev, {
+              transactionId: entry.transactionId,
+              type: entry.type,
+              amount: entry.amount,
+              balanceAfter: entry.balanceAfter,
+              createdAtMicros: BigInt(DateTime.toEpochMillis(entry.createdAt)) * 1000n,
+            })
+            assert.strictEqual(entry.hash, EntryHash.toHex(hash))
+            prev = hash
+          }
 
           // History: newest first, filtered by status.
           const history = yield* alice.api.transactions.list({ query: { limit: 10 } })

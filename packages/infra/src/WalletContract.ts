@@ -87,6 +87,7 @@ export const encodeEntry = (entry: Ledger.EntryRecord): Proto.Entry => ({
   amount: entry.amount,
   balanceAfter: entry.balanceAfter,
   createdAtMs: int64Millis(entry.createdAtMs),
+  hash: Buffer.from(entry.hash, "hex"),
 })
 
 /** A ledger entry of the contract, as the public API shows it. */
@@ -96,6 +97,7 @@ export const decodeEntry = (entry: Proto.Entry): Wallet.Entry => ({
   amount: entry.amount as Money.EntryAmount,
   balanceAfter: entry.balanceAfter as Money.Balance,
   createdAt: fromMillis(entry.createdAtMs),
+  hash: Buffer.from(entry.hash).toString("hex"),
 })
 
 /** A ListEntries answer as a page of the public API (no next token is the last page). */

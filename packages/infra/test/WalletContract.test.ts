@@ -138,10 +138,14 @@ describe("WalletContract", () => {
               amount: -7n,
               balanceAfter: 35n,
               createdAtMs: 1_764_000_000_000,
+              hash: `0f${"a".repeat(60)}9e`,
             }),
           ),
         )
-        assert.deepStrictEqual([entry.type, entry.amount, entry.balanceAfter], [type, -7n, 35n])
+        assert.deepStrictEqual(
+          [entry.type, entry.amount, entry.balanceAfter, entry.hash],
+          [type, -7n, 35n, `0f${"a".repeat(60)}9e`],
+        )
       }
       const claim: Ledger.KeyClaim = {
         userId,

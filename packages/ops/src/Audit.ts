@@ -16,6 +16,8 @@
  *   zero, and so do the ledger entries.
  * - `balances`: every wallet's balance equals the sum of its entries.
  * - `non-negative`: no user wallet has a negative balance.
+ * - `chains`: every wallet's hash chain (or only `wallet`'s) recomputed from its entries, and the
+ *   first broken entry of each wallet named (`Chains`).
  * - `statuses`: each transaction in the keyspace agrees with the wallet's recorded outcome:
  *   COMPLETED iff applied COMPLETED with exactly 2 entries; FAILED iff applied FAILED with no
  *   entries (the worker never decides an outcome, so FAILED without an applied row means a status
@@ -35,6 +37,7 @@ import type * as Cql from "@walletun/infra/Cql"
 import * as TransactionsInspect from "@walletun/transaction/Inspect"
 import * as LedgerInspect from "@walletun/wallet/LedgerInspect"
 import type * as Rabbit from "@walletun/infra/Rabbit"
+import * as Chains from "./Chains.ts"
 import * as Dlq from "./Dlq.ts"
 
 /** What to audit and how strictly. */
@@ -55,6 +58,8 @@ export interface AuditOptions {
   readonly maxRows?: number
   /** Most dead letters read for the counts by reason. Default 10,000. */
   readonly maxDeadLetters?: number
+  /** Verify only this wallet's hash chain (a UUID); every wallet's by default. The other checks are unchanged. */
+  readonly wallet?: string
 }
 
 /** The names of the checks, in report order. */
@@ -63,6 +68,7 @@ export type CheckName =
   | "conservation"
   | "balances"
   | "non-negative"
+  | "chains"
   | "statuses"
   | "settlement"
   | "dlq"
@@ -169,11 +175,12 @@ type Scan = Effect.Success<ReturnType<typeof scanStatuses>>
  * Every PostgreSQL figure, and the recorded outcome of every transaction the scan found; run it in
  * one transaction, so they all come from one snapshot.
  */
-const readLedger = (sql: SqlClient.SqlClient, scan: Scan) =>
+const readLedger = (sql: SqlClient.SqlClient, scan: Scan, wallet: string | undefined) =>
   Effect.gen(function* () {
     yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
     const { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets } =
       yield* LedgerInspect.auditFigures(sampleLimit)
+    const chains = yield* Chains.verify({ wallet, sampleLimit })
     // The recorded outcome of every transaction the keyspace knows, in chunks.
     const applied = new Map<string, Applied>()
     // Ids are UUIDs (the API makes them); anything else cannot have an applied row.
@@ -189,7 +196,7 @@ const readLedger = (sql: SqlClient.SqlClient, scan: Scan) =>
         })
       }
     }
-    return { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets, applied }
+    return { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets, chains, applied }
   })
 
 /** The wallet database's figures (`readLedger`). */
@@ -261,6 +268,26 @@ const nonNegative = (pg: Figures): Check => {
     violations,
     figures: { "user wallets": num(pg.userWallets[0]?.wallets ?? 0) },
     samples: pg.negative.map((row) => `wallet ${row.id}: balance ${str(row.balance)}`),
+  }
+}
+
+const chains = (pg: Figures, wallet: string | undefined): Check => {
+  const { missing } = pg.chains
+  const violations = pg.chains.broken + (missing === undefined ? 0 : 1)
+  return {
+    name: "chains",
+    description: `${wallet === undefined ? "every wallet's" : `wallet ${wallet}'s`} hash chain recomputed from its entries; the first broken entry of each wallet named`,
+    ok: violations === 0,
+    violations,
+    figures: {
+      "wallets checked": pg.chains.wallets,
+      "entries checked": pg.chains.entries,
+      "broken chains": pg.chains.broken,
+    },
+    samples: [
+      ...(missing === undefined ? [] : [`wallet ${missing} is not in the wallet database`]),
+      ...pg.chains.breaks.map(Chains.describe),
+    ],
   }
 }
 
@@ -385,7 +412,7 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
   const scan = yield* scanStatuses(options.keyspace, maxRows).pipe(Effect.mapError(cqlError))
 
   // 2. Every PostgreSQL figure from one snapshot.
-  const pg = yield* readLedger(sql, scan).pipe(sql.withTransaction, Effect.mapError(sqlError))
+  const pg = yield* readLedger(sql, scan, options.wallet).pipe(sql.withTransaction, Effect.mapError(sqlError))
 
   // 3. The DLQ.
   const dlq = yield* Dlq.peek(options.brokerPrefix, options.maxDeadLetters ?? 10_000).pipe(Effect.mapError(rabbitError))
@@ -395,6 +422,7 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
     conservation(pg),
     balances(pg),
     nonNegative(pg),
+    chains(pg, options.wallet),
     ...statusChecks(scan, pg, options, startedAtMillis, stuckAfterMillis),
     dlqCheck(dlq, allowed),
   ]

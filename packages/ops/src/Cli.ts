@@ -90,6 +90,10 @@ const audit = Command.make(
       ),
       Flag.withDefault(false),
     ),
+    wallet: Flag.String("wallet").pipe(
+      Flag.withDescription("verify only this wallet's hash chain (a UUID); the other checks are unchanged"),
+      Flag.optional,
+    ),
   },
   Effect.fn(function* (flags) {
     const where = yield* target(flags)
@@ -97,12 +101,17 @@ const audit = Command.make(
     if (Option.isNone(stuckAfter)) {
       return yield* new UsageError({ message: `invalid --stuck-after "${flags.stuckAfter}" (say e.g. "30 seconds")` })
     }
+    const wallet = Option.getOrUndefined(flags.wallet)
+    if (wallet !== undefined && !Lookup.isUuid(wallet)) {
+      return yield* new UsageError({ message: `--wallet is not a UUID: "${wallet}"` })
+    }
     const report = yield* Audit.run({
       keyspace: where.keyspace,
       brokerPrefix: where.brokerPrefix,
       stuckAfter: stuckAfter.value,
       settled: flags.settled,
       exclusive: flags.exclusive,
+      ...(wallet === undefined ? {} : { wallet: wallet.toLowerCase() }),
       ...(flags.allowReason.length > 0 ? { allowedDeadReasons: flags.allowReason } : {}),
     }).pipe(Effect.provide(Layer.mergeAll(Connections.cql, Connections.postgres(where.database), Connections.rabbit)))
     yield* flags.json ? printJson({ ...report, database: where.database }) : Console.log(Audit.format(report))
@@ -110,7 +119,7 @@ const audit = Command.make(
   }),
 ).pipe(
   Command.withDescription(
-    "check the invariants of issue 9 on a live system: ledger effects, conservation, balances, statuses, settlement, DLQ (exit 1 on a violation)",
+    "check the invariants of issue 9 on a live system: ledger effects, conservation, balances, hash chains, statuses, settlement, DLQ (exit 1 on a violation)",
   ),
 )
 

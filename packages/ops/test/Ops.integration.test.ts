@@ -15,6 +15,7 @@ import { Events } from "@walletun/domain"
 import { Cql, Grpc, MessageSeal, Postgres, Rabbit, ServiceCredential, Tls, Uuid } from "@walletun/infra"
 import { ServiceProcess } from "@walletun/lab"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
+import * as EntryHash from "@walletun/wallet/EntryHash"
 import * as Audit from "../src/Audit.ts"
 import * as Dlq from "../src/Dlq.ts"
 import * as Lookup from "../src/Lookup.ts"
@@ -271,12 +272,26 @@ const violation = <E, R, E2, R2>(
     () => Effect.orDie(restore),
   )
 
+/**
+ * An entry added behind the service's back, forged onto the wallet's chain as someone who knows the
+ * encoding would (linked to the head, hashed over its fields, the head moved), so that only the
+ * check under test fails; `Chains.integration.test.ts` covers rows that are not forged.
+ */
 const entry = (sql: SqlClient.SqlClient, transactionId: string, walletId: string, amount: number) =>
-  Effect.andThen(
-    sql`INSERT INTO ledger_entries (transaction_id, wallet_id, type, amount, balance_after)
-        VALUES (${transactionId}, ${walletId}, 'transfer', ${amount}, 0)`,
-    sql`UPDATE wallets SET balance = balance + ${amount} WHERE id = ${walletId}`,
-  )
+  Effect.gen(function* () {
+    const [wallet] = yield* sql<{ entry_hash: Uint8Array }>`SELECT entry_hash FROM wallets WHERE id = ${walletId}`
+    const prev = wallet?.entry_hash ?? EntryHash.genesis
+    const hash = EntryHash.of(prev, {
+      transactionId,
+      type: "transfer",
+      amount: BigInt(amount),
+      balanceAfter: 0n,
+      createdAtMicros: 1_767_225_600_000_000n,
+    })
+    yield* sql`INSERT INTO ledger_entries (transaction_id, wallet_id, type, amount, balance_after, created_at, prev_hash, hash)
+        VALUES (${transactionId}, ${walletId}, 'transfer', ${amount}, 0, '2026-01-01T00:00:00Z', ${prev}, ${hash})`
+    yield* sql`UPDATE wallets SET balance = balance + ${amount}, entry_hash = ${hash} WHERE id = ${walletId}`
+  })
 
 const undoEntries = (
   sql: SqlClient.SqlClient,
@@ -286,8 +301,9 @@ const undoEntries = (
 ) =>
   Effect.gen(function* () {
     for (const walletId of walletIds) {
-      yield* sql`UPDATE wallets SET balance = balance - (
-        SELECT amount FROM ledger_entries WHERE transaction_id = ${transactionId} AND wallet_id = ${walletId}
+      yield* sql`UPDATE wallets SET (balance, entry_hash) = (
+        SELECT wallets.balance - amount, prev_hash FROM ledger_entries
+        WHERE transaction_id = ${transactionId} AND wallet_id = ${walletId}
       ) WHERE id = ${walletId}`
       yield* sql`DELETE FROM ledger_entries WHERE transaction_id = ${transactionId} AND wallet_id = ${walletId}`
     }
@@ -343,7 +359,7 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       assert.isTrue(report.ok, Audit.format(report))
       assert.deepStrictEqual(
         report.checks.map((check) => check.name),
-        ["ledger-effects", "conservation", "balances", "non-negative", "statuses", "settlement", "dlq"],
+        ["ledger-effects", "conservation", "balances", "non-negative", "chains", "statuses", "settlement", "dlq"],
       )
       const effects = checkOf(report, "ledger-effects").figures
       assert.strictEqual(effects["transactions with ledger entries"], 2)
@@ -438,6 +454,58 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
         { statuses: "1 applied transactions are not in keyspace" },
         { exclusive: true },
       )
+    }),
+  )
+
+  it.effect("chains: audit --wallet names the changed entry of that wallet, text and JSON, exit 1", () =>
+    Effect.gen(function* () {
+      const { keyspace, prefix, database, sql, a, b, transfer } = yield* Scratch
+      const flags = ["--keyspace", keyspace, "--broker-prefix", prefix, "--database", database, "--wallet", a.walletId]
+      const [changed] = yield* sql<{ id: bigint }>`
+        SELECT id FROM ledger_entries WHERE transaction_id = ${transfer} AND wallet_id = ${a.walletId}`
+      const id = changed?.id ?? assert.fail("no entry of the transfer")
+      // The transfer made 1 more, on both sides, with the balances to match, as a careful forger
+      // would: every sum still agrees, only the chains (of a and of b) tell, and --wallet looks at a's.
+      const shift = (by: number) =>
+        Effect.forEach(
+          [
+            [a.walletId, -by],
+            [b.walletId, by],
+          ] as const,
+          ([walletId, change]) =>
+            Effect.andThen(
+              sql`UPDATE ledger_entries SET amount = amount + ${change}, balance_after = balance_after + ${change}
+                  WHERE transaction_id = ${transfer} AND wallet_id = ${walletId}`,
+              sql`UPDATE wallets SET balance = balance + ${change} WHERE id = ${walletId}`,
+            ),
+          { discard: true },
+        )
+      const [text, json] = yield* Effect.acquireUseRelease(
+        shift(1),
+        () => Effect.all([cli(["audit", ...flags]), cli(["audit", ...flags, "--json"])], { concurrency: 2 }),
+        () => Effect.orDie(shift(-1)),
+      )
+      assert.strictEqual(text.code, 1, text.stdout + text.stderr)
+      assert.include(text.stdout, `FAIL chains: wallet ${a.walletId}'s hash chain`)
+      assert.include(
+        text.stdout,
+        `- wallet ${a.walletId}: entry ${id} (transaction ${transfer}): hash mismatch: its hash does not cover its fields`,
+      )
+      assert.include(text.stdout, "audit FAILED: chains")
+      const report = JSON.parse(json.stdout) as Audit.AuditReport
+      const chains = report.checks.find((check) => check.name === "chains")
+      assert.deepStrictEqual(
+        [
+          report.ok,
+          chains?.violations,
+          chains?.figures["wallets checked"],
+          report.checks.filter((check) => !check.ok).length,
+        ],
+        [false, 1, 1, 1],
+      )
+      const clean = yield* cli(["audit", ...flags])
+      assert.strictEqual(clean.code, 0, clean.stdout)
+      assert.include(clean.stdout, "ok   chains")
     }),
   )
 
@@ -676,7 +744,7 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       assert.include(passed.stdout, "audit passed")
       const parsed = JSON.parse(json.stdout) as Audit.AuditReport
       assert.isTrue(parsed.ok)
-      assert.strictEqual(parsed.checks.length, 7)
+      assert.strictEqual(parsed.checks.length, 8)
 
       const shift = (amount: number) =>
         Effect.andThen(
@@ -700,6 +768,7 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
         ["dlq", "replay"],
         ["audit", "--keyspace", "bad;name"],
         ["audit", ...flags, "--stuck-after", "soon"],
+        ["audit", ...flags, "--wallet", "not-a-uuid"],
       ]
       const down = yield* Uuid.v7
       const [downRun, ...usageRuns] = yield* Effect.forEach(

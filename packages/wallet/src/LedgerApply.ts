@@ -8,30 +8,47 @@ import { Array as Arr, Clock, Config, Effect, Option, Result } from "effect"
 import { HttpTraceContext } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { Telemetry } from "@walletun/domain"
+import type { Ids } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
+import * as EntryHash from "./EntryHash.ts"
 import * as Ledger from "./Ledger.ts"
 import { connectionDefects, decodeLocked, decodeReplays, outboxMessageOf, unavailable } from "./LedgerRows.ts"
 import type { BatchItem, LedgerUnavailable } from "./LedgerRows.ts"
 
 type Rows = Array<Record<string, unknown>>
 
-/** The rows one batch writes: moved balances, entries, recorded outcomes and outbox messages. */
-const rowsOf = (fresh: ReadonlyArray<BatchItem>, batch: Ledger.BatchPlan) => {
-  const entries: Rows = []
+/**
+ * The entries of a batch's completed postings, in order, chained onto the locked wallets' heads:
+ * each entry's `created_at` is the batch's application time, whole milliseconds, so the time that
+ * PostgreSQL stores is the one hashed.
+ */
+const entriesOf = (batch: Ledger.BatchPlan, heads: ReadonlyMap<Ids.WalletId, Uint8Array>, appliedAtMs: number) => {
+  const createdAtMicros = EntryHash.microsOfMillis(appliedAtMs)
+  const chained = EntryHash.chain(heads, EntryHash.linksOf(batch.decisions, createdAtMicros))
+  const createdAt = new Date(Number(createdAtMicros / 1000n))
+  const entries: Rows = chained.chained.map(({ link, prevHash, hash }) => ({
+    transaction_id: link.transactionId,
+    wallet_id: link.walletId,
+    type: link.type,
+    amount: link.amount,
+    balance_after: link.balanceAfter,
+    created_at: createdAt,
+    prev_hash: prevHash,
+    hash,
+  }))
+  return { entries, heads: chained.heads }
+}
+
+/** The rows one batch writes: moved balances (with their new heads), entries, recorded outcomes and outbox messages. */
+const rowsOf = (
+  fresh: ReadonlyArray<BatchItem>,
+  batch: Ledger.BatchPlan,
+  heads: ReadonlyMap<Ids.WalletId, Uint8Array>,
+  appliedAtMs: number,
+) => {
   const outcomes: Rows = []
   const events: Rows = []
-  batch.decisions.forEach(({ request, plan, outcome, event }, index) => {
-    if (plan._tag === "Completed") {
-      for (const posting of plan.postings) {
-        entries.push({
-          transaction_id: request.transactionId,
-          wallet_id: posting.walletId,
-          type: request.type,
-          amount: posting.amount,
-          balance_after: posting.balanceAfter,
-        })
-      }
-    }
+  batch.decisions.forEach(({ request, outcome, event }, index) => {
     outcomes.push({
       id: request.transactionId,
       outcome: outcome._tag === "Completed" ? "COMPLETED" : "FAILED",
@@ -51,12 +68,15 @@ const rowsOf = (fresh: ReadonlyArray<BatchItem>, batch: Ledger.BatchPlan) => {
       headers: JSON.stringify(fresh[index]?.traceHeaders ?? {}),
     })
   })
+  const chained = entriesOf(batch, heads, appliedAtMs)
   const moved = [...batch.balances].map(([id, change]): Record<string, unknown> => ({
     id,
     balance: String(change.balance),
     changes: String(change.changes),
+    // Every moved wallet got a posting, so a head; `write` refuses a row without one.
+    entry_hash: chained.heads.get(id),
   }))
-  return { moved, entries, outcomes, events }
+  return { moved, entries: chained.entries, outcomes, events }
 }
 
 // The claims, in id order. A concurrent apply of the same id blocks here until the first commits,
@@ -85,7 +105,7 @@ const replay = (sql: SqlClient.SqlClient, replays: ReadonlyArray<string>) =>
 const lock = (sql: SqlClient.SqlClient, requests: ReadonlyArray<Ledger.ApplyRequest>) => {
   const { walletIds, systemNames } = Ledger.locksOf(requests)
   return sql`
-    SELECT id, owner_id, system_name, currency, balance, created_at, updated_at FROM wallets
+    SELECT id, owner_id, system_name, currency, balance, created_at, updated_at, entry_hash FROM wallets
     WHERE ${sql.in("id", walletIds)}
        OR ${systemNames.length === 0 ? sql`false` : sql.in("system_name", systemNames)}
     ORDER BY id FOR UPDATE`.pipe(Effect.flatMap(decodeLocked))
@@ -99,7 +119,8 @@ const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, applie
       ? sql`
           moved AS (
             UPDATE wallets SET balance = data.balance::bigint,
-              version = wallets.version + data.changes::bigint, updated_at = now()
+              version = wallets.version + data.changes::bigint, updated_at = now(),
+              entry_hash = data.entry_hash::bytea
             FROM ${sql.updateValues(moved, "data")}
             WHERE wallets.id = data.id::uuid
           ),
@@ -107,6 +128,9 @@ const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, applie
       : sql.literal("")
   if (!Arr.isReadonlyArrayNonEmpty(outcomes) || !Arr.isReadonlyArrayNonEmpty(events)) {
     return Effect.die(new Error("a batch with fresh requests planned no outcome"))
+  }
+  if (moved.some((row) => row["entry_hash"] === undefined)) {
+    return Effect.die(new Error("a moved wallet has no head for its hash chain"))
   }
   return sql`
     WITH ${money}
@@ -129,12 +153,12 @@ const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, applie
 const applyFresh = (sql: SqlClient.SqlClient, fresh: ReadonlyArray<BatchItem>) =>
   Effect.gen(function* () {
     const requests = fresh.map((item) => item.request)
-    const locked = yield* lock(sql, requests)
+    const { state, heads } = yield* lock(sql, requests)
     // The application time comes from the service's clock, so each outcome event can be built
     // before the write.
     const appliedAtMs = yield* Clock.currentTimeMillis
-    const batch = Ledger.decide(requests, locked, appliedAtMs)
-    yield* write(sql, rowsOf(fresh, batch), appliedAtMs)
+    const batch = Ledger.decide(requests, state, appliedAtMs)
+    yield* write(sql, rowsOf(fresh, batch, heads, appliedAtMs), appliedAtMs)
     return batch.decisions.map(
       ({ request, outcome }) => [request.transactionId, { outcome, replayed: false, appliedAtMs }] as const,
     )

@@ -164,3 +164,80 @@ export const auditFigures = Effect.fn("LedgerInspect.auditFigures")(function* (s
     SELECT count(*) AS wallets FROM wallets WHERE system_name IS NULL`.pipe(Effect.flatMap(decodeUserWallets))
   return { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets }
 })
+
+/** Each field of a struct, or null (the columns of a LEFT JOIN). */
+const nullable = <F extends Record<string, Schema.Top>>(fields: F) =>
+  Object.fromEntries(Object.entries(fields).map(([name, field]) => [name, Schema.NullOr(field)])) as {
+    readonly [K in keyof F]: Schema.NullOr<F[K]>
+  }
+
+/**
+ * One entry of a wallet's hash chain, with what its hash covers: the creation time in
+ * microseconds, exactly as PostgreSQL stores it, and the bytes of both hashes.
+ */
+export const ChainEntryRow = Schema.Struct({
+  id: Schema.BigInt,
+  transaction_id: Schema.String,
+  type: Schema.String,
+  amount: Schema.BigInt,
+  balance_after: Schema.BigInt,
+  created_at_us: Schema.BigInt,
+  prev_hash: Schema.Uint8Array,
+  hash: Schema.Uint8Array,
+})
+export type ChainEntryRow = typeof ChainEntryRow.Type
+
+/** A wallet, its head (the hash of its last entry), and one of its first entries (none: it has none). */
+export const ChainWalletRow = Schema.Struct({
+  wallet_id: Schema.String,
+  head: Schema.Uint8Array,
+  ...nullable(ChainEntryRow.fields),
+})
+export type ChainWalletRow = typeof ChainWalletRow.Type
+
+const decodeChainEntries = decodeOf(ChainEntryRow)
+const decodeChainWallets = decodeOf(ChainWalletRow)
+
+// extract(epoch ...) is numeric since PostgreSQL 14: the microseconds are exact.
+const chainColumns = (sql: SqlClient.SqlClient) => sql`
+  id, transaction_id::text AS transaction_id, type, amount, balance_after,
+  (extract(epoch FROM created_at) * 1000000)::bigint AS created_at_us, prev_hash, hash`
+
+/**
+ * The next `wallets` wallets after `after` in id order (only `only`, when given), each with its
+ * head and its first `perWallet` entries in id order: a page of the audit's walk of every chain.
+ */
+export const chainWallets = Effect.fn("LedgerInspect.chainWallets")(function* (page: {
+  readonly after: string | undefined
+  readonly only: string | undefined
+  readonly wallets: number
+  readonly perWallet: number
+}) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql`
+    SELECT w.id::text AS wallet_id, w.entry_hash AS head, e.*
+    FROM (
+      SELECT id, entry_hash FROM wallets
+      WHERE ${page.after === undefined ? sql`true` : sql`id > ${page.after}`}
+        AND ${page.only === undefined ? sql`true` : sql`id = ${page.only}`}
+      ORDER BY id LIMIT ${page.wallets}
+    ) w
+    LEFT JOIN LATERAL (
+      SELECT ${chainColumns(sql)} FROM ledger_entries WHERE wallet_id = w.id ORDER BY id LIMIT ${page.perWallet}
+    ) e ON true
+    ORDER BY w.id, e.id`.pipe(Effect.flatMap(decodeChainWallets))
+})
+
+/** A wallet's entries after entry `afterId`, in id order, at most `limit`: the rest of a long chain. */
+export const chainEntries = Effect.fn("LedgerInspect.chainEntries")(function* (
+  walletId: string,
+  afterId: bigint,
+  limit: number,
+) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql`
+    SELECT ${chainColumns(sql)} FROM ledger_entries
+    WHERE wallet_id = ${walletId} AND id > ${afterId} ORDER BY id LIMIT ${limit}`.pipe(
+    Effect.flatMap(decodeChainEntries),
+  )
+})

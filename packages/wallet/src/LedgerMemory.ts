@@ -6,13 +6,15 @@ import { Clock, Effect, Option, Semaphore } from "effect"
 import { HttpTraceContext } from "effect/http"
 import type { Currency } from "@walletun/domain"
 import { Errors, Ids } from "@walletun/domain"
+import * as EntryHash from "./EntryHash.ts"
 import * as Ledger from "./Ledger.ts"
 import { outboxMessageOf } from "./LedgerRows.ts"
 import type { BatchItem, EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
 
 type Serial = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
-type StoredWallet = WalletRow & { readonly systemName: string | null }
+/** A wallet with its head: the hash of its last entry (`EntryHash.genesis` before the first). */
+type StoredWallet = WalletRow & { readonly systemName: string | null; readonly entryHash: Uint8Array }
 
 const currencies: ReadonlyArray<Currency.Currency> = ["USD", "EUR", "GBP", "BRL", "JPY"]
 
@@ -29,6 +31,7 @@ const systemAccounts = (): Map<Ids.WalletId, StoredWallet> =>
         balance: 0n,
         createdAtMs: 0,
         updatedAtMs: 0,
+        entryHash: EntryHash.genesis,
       }
       return [id, wallet]
     }),
@@ -44,6 +47,32 @@ export interface Options {
   readonly plantedBug?: "apply-without-applied-check"
 }
 
+/** The wallets a request locks, as `LedgerApply` locks them. */
+const lockedOf = (
+  wallets: ReadonlyMap<Ids.WalletId, StoredWallet>,
+  request: Ledger.ApplyRequest,
+): Ledger.LockedState => {
+  const named = new Map<Ids.WalletId, Ledger.LockedWallet>()
+  for (const id of Ledger.walletIdsOf(request)) {
+    const wallet = wallets.get(id)
+    if (wallet !== undefined && wallet.systemName === null) named.set(id, wallet)
+  }
+  const systems = new Map<string, Ledger.LockedWallet>()
+  for (const wallet of wallets.values()) {
+    if (wallet.systemName !== null && Ledger.needsSystemAccount(request)) systems.set(wallet.systemName, wallet)
+  }
+  return { wallets: named, systems }
+}
+
+/** A wallet's head, when it exists. */
+const headOf = (
+  wallets: ReadonlyMap<Ids.WalletId, StoredWallet>,
+  id: Ids.WalletId,
+): ReadonlyArray<readonly [Ids.WalletId, Uint8Array]> => {
+  const wallet = wallets.get(id)
+  return wallet === undefined ? [] : [[id, wallet.entryHash]]
+}
+
 /** The stores and the apply; the rest of the contract is in `make`. */
 const makeLedger = (serial: Serial, options: Options) => {
   const wallets = systemAccounts()
@@ -51,19 +80,6 @@ const makeLedger = (serial: Serial, options: Options) => {
   const applied = new Map<Ids.TransactionId, Ledger.Applied>()
   const outbox: Array<OutboxMessage & { sent: boolean }> = []
   let nextId = 1n
-
-  const lockedOf = (request: Ledger.ApplyRequest): Ledger.LockedState => {
-    const named = new Map<Ids.WalletId, Ledger.LockedWallet>()
-    for (const id of Ledger.walletIdsOf(request)) {
-      const wallet = wallets.get(id)
-      if (wallet !== undefined && wallet.systemName === null) named.set(id, wallet)
-    }
-    const systems = new Map<string, Ledger.LockedWallet>()
-    for (const wallet of wallets.values()) {
-      if (wallet.systemName !== null && Ledger.needsSystemAccount(request)) systems.set(wallet.systemName, wallet)
-    }
-    return { wallets: named, systems }
-  }
 
   // `traceHeaders`: the trace context the outcome event continues (the relay's span joins it).
   const applyTraced = (request: Ledger.ApplyRequest, traceHeaders: Readonly<Record<string, string>>) =>
@@ -76,21 +92,26 @@ const makeLedger = (serial: Serial, options: Options) => {
           return { ...previous, replayed: true }
         }
         const now = yield* Clock.currentTimeMillis
-        const [decision] = Ledger.decide([request], lockedOf(request), now).decisions
+        const [decision] = Ledger.decide([request], lockedOf(wallets, request), now).decisions
         if (decision === undefined) return yield* Effect.die(new Error("a request was not decided"))
-        for (const posting of decision.plan._tag === "Completed" ? decision.plan.postings : []) {
-          const wallet = wallets.get(posting.walletId)
+        // Chained as the PostgreSQL ledger chains them, onto each wallet's head.
+        const createdAtMicros = EntryHash.microsOfMillis(now)
+        const links = EntryHash.linksOf([decision], createdAtMicros)
+        const { chained } = EntryHash.chain(new Map(links.flatMap((link) => headOf(wallets, link.walletId))), links)
+        for (const { link, hash } of chained) {
+          const wallet = wallets.get(link.walletId)
           if (wallet !== undefined) {
-            wallets.set(posting.walletId, { ...wallet, balance: posting.balanceAfter, updatedAtMs: now })
+            wallets.set(link.walletId, { ...wallet, balance: link.balanceAfter, updatedAtMs: now, entryHash: hash })
           }
           entries.push({
             id: nextId++,
-            walletId: posting.walletId,
+            walletId: link.walletId,
             transactionId: request.transactionId,
             type: request.type,
-            amount: posting.amount,
-            balanceAfter: posting.balanceAfter,
-            createdAtMs: now,
+            amount: link.amount,
+            balanceAfter: link.balanceAfter,
+            createdAtMs: Number(createdAtMicros / 1000n),
+            hash: EntryHash.toHex(hash),
           })
         }
         const result: Ledger.Applied = { outcome: decision.outcome, replayed: false, appliedAtMs: now }
@@ -172,8 +193,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             return yield* new Errors.WalletExists({ currency })
           }
         }
-        const row = { id, ownerId, systemName: null, currency, balance: 0n, createdAtMs: now, updatedAtMs: now }
-        wallets.set(id, row)
+        const row = { id, ownerId, currency, balance: 0n, createdAtMs: now, updatedAtMs: now }
+        wallets.set(id, { ...row, systemName: null, entryHash: EntryHash.genesis })
         return row
       }),
     )

@@ -55,7 +55,7 @@ export const make = Effect.gen(function* () {
     limit: number,
   ) {
     return yield* sql`
-      SELECT id, transaction_id, type, amount, balance_after, created_at FROM ledger_entries
+      SELECT id, transaction_id, type, amount, balance_after, created_at, hash FROM ledger_entries
       WHERE wallet_id = ${walletId} AND id < ${before ?? 9_223_372_036_854_775_807n}
       ORDER BY id DESC LIMIT ${limit}`.pipe(Effect.mapError(unavailable), Effect.flatMap(decodeEntries))
   })

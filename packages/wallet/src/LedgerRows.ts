@@ -7,6 +7,7 @@ import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
 import { Currency, Events, Ids, Transaction } from "@walletun/domain"
 import type { Ledger as LedgerContract } from "@walletun/domain"
+import * as EntryHash from "./EntryHash.ts"
 import type * as Ledger from "./Ledger.ts"
 
 /** A wallet as stored (the contract's `WalletRecord`). */
@@ -104,22 +105,28 @@ const toWallet = (row: typeof WalletRecord.Type): WalletRow => ({
 export const decodeWallets = rowsOf(WalletRecord, toWallet)
 
 const decodeLockedRows = rowsOf(
-  Schema.Struct({ ...WalletRecord.fields, system_name: Schema.NullOr(Schema.String) }),
-  (row) => ({ systemName: row.system_name, wallet: toWallet(row) }),
+  Schema.Struct({ ...WalletRecord.fields, system_name: Schema.NullOr(Schema.String), entry_hash: Schema.Uint8Array }),
+  (row) => ({ systemName: row.system_name, wallet: toWallet(row), head: row.entry_hash }),
 )
-/** Decodes locked wallet rows (with `system_name`): user wallets by id, system accounts by name. */
+/**
+ * Decodes locked wallet rows (with `system_name` and `entry_hash`): user wallets by id, system
+ * accounts by name, and every locked wallet's head (the hash of its last entry).
+ */
 export const decodeLocked = (rows: unknown) =>
-  Effect.map(decodeLockedRows(rows), (locked): Ledger.LockedState => {
+  Effect.map(decodeLockedRows(rows), (locked) => {
     const wallets = new Map<Ids.WalletId, Ledger.LockedWallet>()
     const systems = new Map<string, Ledger.LockedWallet>()
-    for (const { systemName, wallet } of locked) {
+    const heads = new Map<Ids.WalletId, Uint8Array>()
+    for (const { systemName, wallet, head } of locked) {
       if (systemName !== null) systems.set(systemName, wallet)
       else wallets.set(wallet.id, wallet)
+      heads.set(wallet.id, head)
     }
-    return { wallets, systems }
+    const state: Ledger.LockedState = { wallets, systems }
+    return { state, heads }
   })
 
-/** Decodes `id, transaction_id, type, amount, balance_after, created_at` ledger entry rows. */
+/** Decodes `id, transaction_id, type, amount, balance_after, created_at, hash` ledger entry rows. */
 export const decodeEntries = rowsOf(
   Schema.Struct({
     id: Schema.BigInt,
@@ -128,6 +135,7 @@ export const decodeEntries = rowsOf(
     amount: Schema.BigInt,
     balance_after: Schema.BigInt,
     created_at: Schema.Date,
+    hash: Schema.Uint8Array,
   }),
   (row): EntryRow => ({
     id: row.id,
@@ -136,6 +144,7 @@ export const decodeEntries = rowsOf(
     amount: row.amount,
     balanceAfter: row.balance_after,
     createdAtMs: row.created_at.getTime(),
+    hash: EntryHash.toHex(row.hash),
   }),
 )
 

@@ -15,6 +15,7 @@ import { Uuid } from "@walletun/infra"
 import type * as Ledger from "../src/Ledger.ts"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
 import type { OutboxMessage } from "../src/LedgerRepo.ts"
+import { documentedHash } from "./DocumentedHash.ts"
 
 const hour = 3_600_000
 const userId = Effect.map(Uuid.v7, Ids.UserId.make)
@@ -92,6 +93,26 @@ const claimOf = (user: Ids.UserId, key: string, id: Ids.TransactionId, ttlMs = h
   createdAtMs: 1_767_225_600_000,
   ttlMs,
 })
+
+/** Recomputes a wallet's chain from its entries, oldest first, by the README's encoding. */
+const verifyChain = (walletId: Ids.WalletId) =>
+  Effect.gen(function* () {
+    const entries = (yield* LedgerRepo.use((repo) => repo.listEntries(walletId, undefined, 10_000))).toReversed()
+    let prev = new Uint8Array(32)
+    for (const entry of entries) {
+      const expected = documentedHash(
+        prev,
+        entry.transactionId,
+        entry.type,
+        entry.amount,
+        entry.balanceAfter,
+        BigInt(entry.createdAtMs) * 1000n,
+      )
+      assert.strictEqual(entry.hash, expected, `entry ${entry.id} of wallet ${walletId}`)
+      prev = Buffer.from(entry.hash, "hex")
+    }
+    return entries.length
+  })
 
 /** The ledger contract's cases, for a `layer(...)` that provides the repository under test. */
 export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
@@ -340,6 +361,34 @@ export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
           (yield* repo.listEntries(bob.id, undefined, 10)).map((entry) => [entry.amount, entry.balanceAfter]),
           [[20n, 20n]],
         )
+      }),
+    )
+  })
+
+  describe("the hash chain", () => {
+    it.effect("each entry's hash covers the wallet's previous hash and its own fields, as the README documents", () =>
+      Effect.gen(function* () {
+        const alice = yield* open()
+        const bob = yield* open()
+        yield* apply(yield* deposit(alice, 100n))
+        yield* apply(yield* transfer(alice, bob, 30n))
+        // Two postings to one wallet in one batch chain in the batch's order.
+        const answers = yield* LedgerRepo.use((repo) =>
+          Effect.gen(function* () {
+            return yield* repo.applyBatch([
+              { request: yield* transfer(bob, alice, 10n), traceHeaders: {} },
+              { request: { ...(yield* deposit(alice, 5n)), type: "withdrawal" }, traceHeaders: {} },
+              { request: yield* transfer(alice, bob, 1n), traceHeaders: {} },
+            ])
+          }),
+        )
+        assert.deepStrictEqual(
+          answers.map((one) => (one._tag === "Success" ? one.success.outcome._tag : "failed")),
+          ["Completed", "Completed", "Completed"],
+        )
+        assert.deepStrictEqual([yield* verifyChain(alice.id), yield* verifyChain(bob.id)], [5, 3])
+        // The currency's system account chains every deposit and withdrawal of every case so far.
+        assert.isAtLeast(yield* verifyChain(Ids.WalletId.make("00000000-0000-7000-8000-000000000001")), 2)
       }),
     )
   })

@@ -2,8 +2,10 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Cause, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import type { Ids, Money } from "@walletun/domain"
 import { Postgres, Uuid } from "@walletun/infra"
+import { ScratchDatabase } from "@walletun/lab"
 import * as TcpProxy from "@walletun/lab/TcpProxy"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
+import { loader } from "../src/migrations/index.ts"
 
 // The ledger's PostgreSQL connections go through a TCP proxy that the test cuts while applies are
 // in flight, as a database restart would: every apply must either succeed or fail as the
@@ -17,8 +19,11 @@ class Proxy extends Context.Service<Proxy, TcpProxy.TcpProxy>()("test/PgProxy") 
 const Repo = Layer.unwrap(
   Effect.gen(function* () {
     const proxy = yield* Proxy
+    // A database of its own, created directly and migrated through the proxy as the service
+    // migrates its own: the shared one may be at another version of the ledger's tables.
+    const database = yield* ScratchDatabase.make("walletun_ledger_faults")
     return LedgerRepo.layer.pipe(
-      Layer.provide(Postgres.layer({ database: "walletun_wallet", maxConnections: 4 })),
+      Layer.provide(Postgres.layerMigrated({ database, maxConnections: 4, loader })),
       Layer.provide(
         ConfigProvider.layerAdd(ConfigProvider.fromUnknown({ PGPORT: String(proxy.port) }), { asPrimary: true }),
       ),

@@ -2,10 +2,12 @@ import { Migrator } from "effect/sql"
 import ledger from "./0001_ledger.ts"
 import outboxByMessage from "./0002_outbox_by_message.ts"
 import idempotencyKeys from "./0003_idempotency_keys.ts"
+import entryHash from "./0004_entry_hash.ts"
 
 /** The wallet database's migrations, in order; forward only (never edit one that has shipped). */
 export const loader = Migrator.fromRecord({
   "0001_ledger": ledger,
   "0002_outbox_by_message": outboxByMessage,
   "0003_idempotency_keys": idempotencyKeys,
+  "0004_entry_hash": entryHash,
 })

@@ -206,6 +206,12 @@ export interface Entry {
   balanceAfter: bigint;
   /** When the entry was written (epoch milliseconds). */
   createdAtMs: bigint;
+  /**
+   * SHA-256 (32 bytes) chaining the wallet's entries: it covers the previous entry's hash and this
+   * entry's transaction id, type, amount, balance after and creation time (the wallet README has
+   * the exact encoding).
+   */
+  hash: Buffer;
 }
 
 /** Request of CreateWallet. */
@@ -678,7 +684,7 @@ export const Wallet: MessageFns<Wallet> = {
 };
 
 function createBaseEntry(): Entry {
-  return { transactionId: "", type: 0, amount: 0n, balanceAfter: 0n, createdAtMs: 0n };
+  return { transactionId: "", type: 0, amount: 0n, balanceAfter: 0n, createdAtMs: 0n, hash: Buffer.alloc(0) };
 }
 
 export const Entry: MessageFns<Entry> = {
@@ -706,6 +712,9 @@ export const Entry: MessageFns<Entry> = {
         throw new globalThis.Error("value provided for field message.createdAtMs of type int64 too large");
       }
       writer.uint32(40).int64(message.createdAtMs);
+    }
+    if (message.hash.length !== 0) {
+      writer.uint32(50).bytes(message.hash);
     }
     return writer;
   },
@@ -763,6 +772,14 @@ export const Entry: MessageFns<Entry> = {
             message.createdAtMs = reader.int64() as bigint;
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.hash = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -794,6 +811,7 @@ export const Entry: MessageFns<Entry> = {
         : isSet(object.created_at_ms)
         ? BigInt(object.created_at_ms)
         : 0n,
+      hash: isSet(object.hash) ? Buffer.from(bytesFromBase64(object.hash)) : Buffer.alloc(0),
     };
   },
 
@@ -814,6 +832,9 @@ export const Entry: MessageFns<Entry> = {
     if (message.createdAtMs !== 0n) {
       obj.createdAtMs = message.createdAtMs.toString();
     }
+    if (message.hash.length !== 0) {
+      obj.hash = base64FromBytes(message.hash);
+    }
     return obj;
   },
 
@@ -831,6 +852,7 @@ export const Entry: MessageFns<Entry> = {
     message.createdAtMs = (object.createdAtMs !== undefined && object.createdAtMs !== null)
       ? BigInt(object.createdAtMs)
       : 0n;
+    message.hash = object.hash ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -4071,6 +4093,14 @@ export const WalletServiceClient = makeGenericClientConstructor(
   service: typeof WalletServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
