@@ -22,6 +22,8 @@ const freshKeyspace = Effect.gen(function* () {
   return { keyspace, replicationFactor: 1, scyllaTabletsOff: false }
 })
 
+const pending = (tx: StoredTransaction) => `${tx.id}:PENDING`
+
 const ids = (count: number) => Effect.forEach(Array.from({ length: count }), () => Uuid.v7)
 
 /**
@@ -54,11 +56,8 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
     it.effect("creates the keyspace and every table, records the versions, and a second run applies nothing", () =>
       Effect.gen(function* () {
         const cql = yield* Cql.Cql
-        const keyspace = `walletun_migrations_${randomBytes(4).toString("hex")}`
-        yield* Effect.addFinalizer(() =>
-          cql.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`, [], { ...quorum, idempotent: true }).pipe(Effect.ignore),
-        )
-        const options = { keyspace, replicationFactor: 1, scyllaTabletsOff: false }
+        const options = yield* freshKeyspace
+        const { keyspace } = options
         const first = yield* CqlMigrator.run(options, migrations)
         assert.deepStrictEqual(
           first,
@@ -153,7 +152,6 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
             Effect.map(repo.history(user as Ids.UserId, { limit: 10, after: undefined, ...query }), (page) =>
               page.items.map((tx) => `${tx.id}:${tx.status}`),
             )
-          const pending = (tx: StoredTransaction) => `${tx.id}:PENDING`
           const everything = [pending(withdrawal), pending(out), pending(self), `${deposit.id}:COMPLETED`]
           assert.deepStrictEqual(yield* read(alice, {}), everything)
           assert.deepStrictEqual(yield* read(alice, { walletId: eur as Ids.WalletId }), [
