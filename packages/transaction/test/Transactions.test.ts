@@ -37,6 +37,9 @@ const aliceAndBob = Effect.gen(function* () {
   return { alice, a: yield* openWallet(alice), b: yield* openWallet(yield* newUser) }
 })
 
+/** The ids of a page's items. */
+const idsOf = (page: { readonly items: ReadonlyArray<{ readonly id: string }> }) => page.items.map((tx) => tx.id)
+
 const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
 
 describe("Transactions.accept", () => {
@@ -288,12 +291,10 @@ describe("Transactions.list", () => {
           })
           yield* TestClock.adjust("1 millis")
           const out = yield* transactions.accept(alice, key("f2"), transfer(a.id, b.id))
-          const ids = (page: { readonly items: ReadonlyArray<{ readonly id: string }> }) =>
-            page.items.map((tx) => tx.id)
-          assert.deepStrictEqual(ids(yield* transactions.list(alice, { limit: 5, type: "deposit" })), [
+          assert.deepStrictEqual(idsOf(yield* transactions.list(alice, { limit: 5, type: "deposit" })), [
             deposit.transaction.id,
           ])
-          assert.deepStrictEqual(ids(yield* transactions.list(alice, { limit: 5, walletId: a.id })), [
+          assert.deepStrictEqual(idsOf(yield* transactions.list(alice, { limit: 5, walletId: a.id })), [
             out.transaction.id,
             deposit.transaction.id,
           ])
