@@ -9,6 +9,7 @@ import * as Batcher from "@walletun/infra/Batcher"
 import * as Cql from "@walletun/infra/Cql"
 import * as History from "./History.ts"
 import { partyRowOf, republishedOf, statusRowOf, transactionOfRow, unfinishedIdOf, withStatus } from "./Rows.ts"
+import type { StatusRow } from "./Rows.ts"
 import { pendingWrites, statementsOf, statusWrites, toDate } from "./Statements.ts"
 import type { Statements, Write } from "./Statements.ts"
 import { pageOf, pendingBatchSize, shardOf, statusBatchSize, unfinishedShards } from "./Stored.ts"
@@ -116,8 +117,9 @@ const historyReads = (
             .pipe(Effect.flatMap((page) => Effect.forEach(page.rows, statusRowOf))),
         { concurrency: 4 },
       )
-      const all = rows.flat()
-      return txs.map((tx) => withStatus(tx, all))
+      const byId = new Map<string, Array<StatusRow>>()
+      for (const row of rows.flat()) byId.set(row.id, [...(byId.get(row.id) ?? []), row])
+      return txs.map((tx) => withStatus(tx, byId.get(tx.id) ?? []))
     }),
 })
 
