@@ -3,6 +3,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { DateTime, Effect } from "effect"
 import type { Ids, Money } from "@walletun/domain"
 import { Cql, CqlMigrator, Uuid } from "@walletun/infra"
+import { migration as byParty } from "../src/migrations/0006_transactions_by_party.ts"
 import { migrations } from "../src/migrations/index.ts"
 import { copyHistory } from "../src/repo/CopyHistory.ts"
 import { detailColumns, statementsOf, toDate } from "../src/repo/Statements.ts"
@@ -27,7 +28,7 @@ const pending = (tx: StoredTransaction) => `${tx.id}:PENDING`
 const ids = (count: number) => Effect.forEach(Array.from({ length: count }), () => Uuid.v7)
 
 /**
- * Writes a transaction as the service did before migration 5: its row by id, and each party's
+ * Writes a transaction as the service did before the by-party migration: its row by id, and each party's
  * PENDING row, with the details, in `transactions_by_user`.
  */
 const writeOldShape = (keyspace: string, tx: StoredTransaction) =>
@@ -82,14 +83,14 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
     )
 
     it.effect(
-      "migration 5 copies the history written in the old shape, so filters and statuses read it; again, nothing changes",
+      "the by-party migration copies the history written in the old shape, so filters and statuses read it; again, nothing changes",
       () =>
         Effect.gen(function* () {
           const options = yield* freshKeyspace
           const { keyspace } = options
           yield* CqlMigrator.run(
             options,
-            migrations.filter((migration) => migration.version < 5),
+            migrations.filter((migration) => migration.version < byParty.version),
           )
           const [alice, bob, usd, eur, bobs, ...txIds] = (yield* ids(9)) as [
             string,
@@ -146,7 +147,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
             write,
           )
 
-          assert.deepStrictEqual(yield* CqlMigrator.run(options, migrations), [5])
+          assert.deepStrictEqual(yield* CqlMigrator.run(options, migrations), [byParty.version])
           const repo = yield* make(keyspace)
           const read = (user: string, query: Partial<Parameters<typeof repo.history>[1]>) =>
             Effect.map(repo.history(user as Ids.UserId, { limit: 10, after: undefined, ...query }), (page) =>

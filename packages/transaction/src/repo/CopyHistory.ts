@@ -1,5 +1,5 @@
 /**
- * The copy step of migration 5: every party's PENDING row of `transactions_by_user` (rank 0, with
+ * The copy step of the migration to `transactions_by_party`: every party's PENDING row of `transactions_by_user` (rank 0, with
  * the details) is written to its slices of `transactions_by_party`, with the statement the money
  * path uses, so a re-run (a start-up cut off half way, two instances together) only repeats upserts.
  * The later status rows stay where they are: the new history reads them there.

@@ -209,7 +209,7 @@ const decodeParties = decoder(
   Schema.Struct({ user_id: Ids.UserId, target_owner_id: Schema.NullOr(Ids.UserId) }),
 )
 
-/** A row of the history before migration 5: whose it is, and the row. */
+/** A row of the history before transactions_by_party: whose it is, and the row. */
 export const oldHistoryRowOf = (row: unknown) =>
   Effect.zip(
     Effect.map(decodeOldOwner(row), (decoded) => decoded.user_id),

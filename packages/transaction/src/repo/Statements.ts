@@ -72,7 +72,7 @@ export const statementsOf = (keyspace: string) => {
     selectStatuses:
       `SELECT id, status_rank, status, failure_reason, updated_at ` +
       `FROM ${keyspace}.transactions_by_user WHERE user_id = ? AND id IN ?`,
-    // Migration 5 reads the old history rows, and the parties of a transfer.
+    // The migration to transactions_by_party reads the old history rows, and the parties of a transfer.
     selectOldHistory: `SELECT user_id, id, status_rank, status, failure_reason, updated_at, ${detailColumns} FROM ${keyspace}.transactions_by_user`,
     selectParties: `SELECT user_id, target_owner_id FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
     selectUnfinished: `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id > ? AND id < ? LIMIT ?`,

@@ -15,7 +15,7 @@ import { copyHistory } from "../repo/CopyHistory.ts"
  * rows written before this migration (idempotent upserts, so a run cut off repeats harmlessly).
  */
 export const migration: Migration = {
-  version: 5,
+  version: 6,
   name: "transactions by party",
   statements: (keyspace) => [
     `CREATE TABLE IF NOT EXISTS ${keyspace}.transactions_by_party (
