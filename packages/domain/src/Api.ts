@@ -193,8 +193,17 @@ export class TransactionsApi extends HttpApiGroup.make("transactions")
     HttpApiEndpoint.get("list", "/v1/transactions", {
       query: ListTransactionsQuery,
       success: TransactionPage,
-      error: [ValidationFailed, ...behindGateway, ...anyRoute],
-    }).annotateMerge(OpenApi.annotations({ summary: "The caller's transactions, newest first" })),
+      error: [ValidationFailed, WalletNotFound, ...behindGateway, ...anyRoute],
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "The caller's transactions, newest first",
+        description:
+          "Filters combine with AND. `walletId` must be one of the caller's wallets (404 WALLET_NOT_FOUND " +
+          "otherwise); `from` is inclusive, `to` exclusive, and `from` at or after `to`, or a malformed " +
+          "bound, is a 400. With a `status` filter a page may hold fewer items than `limit` and still " +
+          "carry a `nextCursor`: each page examines a bounded number of transactions.",
+      }),
+    ),
   )
   .middleware(Authentication)
   .annotateMerge(OpenApi.annotations({ title: "Transactions", description: "Deposits, withdrawals and transfers" })) {}

@@ -258,6 +258,48 @@ const parameters = {
   },
 } as const
 
+/**
+ * What each query parameter of a list means, with an example, by name (the same name means the same
+ * thing on every route that takes it).
+ */
+const queryParameters: Readonly<Record<string, { readonly description: string; readonly example: string }>> = {
+  limit: { description: "Page size, 1 to 100 (default 20).", example: "20" },
+  cursor: {
+    description: "The previous page's `nextCursor`, to read the page after it.",
+    example: "MDE5MGEwYzMtN2QzZS03Y2MwLTgwMDAtMDAwMDAwMDAwMDBh",
+  },
+  status: { description: "Only transactions whose current status is this one.", example: "COMPLETED" },
+  type: { description: "Only transactions of this type.", example: "transfer" },
+  walletId: {
+    description:
+      "Only transactions that move money in or out of this wallet, which must be one of the caller's (404 otherwise).",
+    example: exampleId,
+  },
+  from: {
+    description: "Only transactions created at or after this time (RFC 3339, inclusive).",
+    example: "2026-12-01T00:00:00.000Z",
+  },
+  to: {
+    description: "Only transactions created before this time (RFC 3339, exclusive); must be after `from`.",
+    example: "2026-12-02T00:00:00.000Z",
+  },
+}
+
+/** A declared parameter with its description and example: the idempotency key, or a known query parameter. */
+const documented = (parameter: unknown): unknown => {
+  if (!isNode(parameter)) return parameter
+  if (parameter.in === "header" && parameter.name === "idempotency-key") {
+    return {
+      ...parameter,
+      description: "Makes the request safe to retry: the same key with the same body returns the original transaction.",
+      example: "9f6c1a62-3f0e-4c1b-b3a4-7e2d5c8a9b10",
+    }
+  }
+  const known =
+    parameter.in === "query" && typeof parameter.name === "string" ? queryParameters[parameter.name] : undefined
+  return known === undefined ? parameter : { ...parameter, ...known }
+}
+
 const headerRef = (name: keyof typeof headers) => ({ $ref: `#/components/headers/${name}` })
 const commonHeaders = { "X-Request-Id": headerRef("X-Request-Id"), traceparent: headerRef("traceparent") }
 
@@ -358,16 +400,7 @@ export const transform = (spec: Record<string, unknown>): Record<string, unknown
           )
           const declared = Array.isArray(operation.parameters) ? operation.parameters : []
           const parameterList = [
-            ...declared.map((parameter) =>
-              isNode(parameter) && parameter.in === "header" && parameter.name === "idempotency-key"
-                ? {
-                    ...parameter,
-                    description:
-                      "Makes the request safe to retry: the same key with the same body returns the original transaction.",
-                    example: "9f6c1a62-3f0e-4c1b-b3a4-7e2d5c8a9b10",
-                  }
-                : parameter,
-            ),
+            ...declared.map(documented),
             { $ref: "#/components/parameters/XRequestId" },
             { $ref: "#/components/parameters/Traceparent" },
           ]

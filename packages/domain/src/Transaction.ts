@@ -3,7 +3,7 @@
  * status life cycle (`PENDING` → `PROCESSING` → `COMPLETED` | `FAILED`, never backwards) and why one
  * failed.
  */
-import { Schema } from "effect"
+import { DateTime, Schema } from "effect"
 import { Currency } from "./Currency.ts"
 import { TransactionId, WalletId } from "./Ids.ts"
 import { AmountJson } from "./Money.ts"
@@ -132,11 +132,26 @@ export const Transaction = Schema.Struct({
 /** A transaction. */
 export type Transaction = typeof Transaction.Type
 
-/** Query of `GET /v1/transactions`: `status`, `limit` (1 to 100, default 20) and `cursor`. */
+/**
+ * Query of `GET /v1/transactions`: filters that combine with AND (`status`, `type`, `walletId`, one of
+ * the caller's wallets, and the creation time from `from`, inclusive, to `to`, exclusive), then
+ * `limit` (1 to 100, default 20) and `cursor`. A range that is empty by construction (`from` at or
+ * after `to`) is refused, like a malformed bound.
+ */
 export const ListTransactionsQuery = Schema.Struct({
   status: Schema.optionalKey(TransactionStatus),
+  type: Schema.optionalKey(TransactionType),
+  walletId: Schema.optionalKey(WalletId),
+  from: Schema.optionalKey(Timestamp),
+  to: Schema.optionalKey(Timestamp),
   ...pageQueryFields,
-})
+}).check(
+  Schema.makeFilter((query) =>
+    query.from === undefined || query.to === undefined || DateTime.isLessThan(query.from, query.to)
+      ? undefined
+      : { path: ["from"], issue: "from must be before to" },
+  ),
+)
 /** Query of `GET /v1/transactions`. */
 export type ListTransactionsQuery = typeof ListTransactionsQuery.Type
 

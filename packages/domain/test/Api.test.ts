@@ -71,7 +71,13 @@ const routes = [
     ...downstream,
     ...anyRoute,
   ]),
-  row("get", "/v1/transactions", "200", true, ["VALIDATION_FAILED", ...bearer, ...downstream, ...anyRoute]),
+  row("get", "/v1/transactions", "200", true, [
+    "VALIDATION_FAILED",
+    "WALLET_NOT_FOUND",
+    ...bearer,
+    ...downstream,
+    ...anyRoute,
+  ]),
   row("get", "/health/live", "200", false, anyRoute),
   row("get", "/health/ready", "200", false, ["SERVICE_UNAVAILABLE", ...anyRoute]),
 ]
@@ -114,6 +120,8 @@ interface Operation {
     readonly required?: boolean
     readonly schema?: Schema
     readonly $ref?: string
+    readonly description?: string
+    readonly example?: unknown
   }>
 }
 
@@ -167,14 +175,33 @@ describe("Api.WalletunApi", () => {
     }),
   )
 
-  it.effect("list endpoints take limit and cursor, and transactions a status", () =>
+  it.effect("list endpoints take limit and cursor, and transactions the filters of API.md", () =>
     Effect.sync(() => {
-      assert.includeMembers(parameterNames("/v1/transactions"), ["query:limit", "query:cursor", "query:status"])
+      assert.includeMembers(parameterNames("/v1/transactions"), [
+        "query:limit",
+        "query:cursor",
+        "query:status",
+        "query:type",
+        "query:walletId",
+        "query:from",
+        "query:to",
+      ])
       assert.includeMembers(parameterNames("/v1/wallets/{walletId}/entries"), [
         "path:walletId",
         "query:limit",
         "query:cursor",
       ])
+    }),
+  )
+
+  it.effect("the history's query parameters are documented, each with an example", () =>
+    Effect.sync(() => {
+      const query = (operation("/v1/transactions", "get")?.parameters ?? []).filter((p) => p.in === "query")
+      assert.strictEqual(query.length, 7)
+      for (const parameter of query) {
+        assert.isAbove((parameter.description ?? "").length, 10, parameter.name)
+        assert.isDefined(parameter.example, parameter.name)
+      }
     }),
   )
 

@@ -99,6 +99,46 @@ describe("CreateTransaction", () => {
 
 const now = DateTime.makeUnsafe("2026-11-25T08:46:00.123Z")
 
+describe("ListTransactionsQuery", () => {
+  const decode = Schema.decodeUnknownResult(Transaction.ListTransactionsQuery)
+  it.effect("takes status, type, walletId and an RFC 3339 range whose from is before its to", () =>
+    Effect.sync(() => {
+      const query = decode({
+        type: "transfer",
+        walletId: walletA,
+        from: "2026-12-01T00:00:00Z",
+        to: "2026-12-01T00:00:00.001+00:00",
+      })
+      assert.strictEqual(query._tag, "Success")
+      if (query._tag !== "Success") return
+      assert.deepStrictEqual(
+        [query.success.limit, query.success.type, DateTime.toEpochMillis(query.success.to ?? DateTime.makeUnsafe(0))],
+        [20, "transfer", Date.UTC(2026, 11, 1, 0, 0, 0, 1)],
+      )
+    }),
+  )
+
+  it.effect("refuses from at or after to, a malformed bound, and an unknown type, naming the field", () =>
+    Effect.sync(() => {
+      const refused = [
+        [{ from: "2026-12-01T00:00:00Z", to: "2026-12-01T00:00:00.000Z" }, "from must be before to", "from"],
+        [{ from: "2026-12-02T00:00:00Z", to: "2026-12-01T00:00:00Z" }, "from must be before to", "from"],
+        [{ to: "tomorrow" }, "timestamp must be an RFC 3339 date-time", "to"],
+        [{ type: "hold" }, "type must be one of deposit, withdrawal, transfer", "type"],
+        [{ walletId: "not-a-wallet" }, "", "walletId"],
+      ] as const
+      for (const [input, message, path] of refused) {
+        const result = decode(input)
+        assert.strictEqual(result._tag, "Failure", JSON.stringify(input))
+        if (result._tag === "Failure") {
+          assert.include(result.failure.message, message)
+          assert.include(result.failure.message, `["${path}"]`)
+        }
+      }
+    }),
+  )
+})
+
 describe("Transaction and Wallet JSON", () => {
   it.effect("encodes amounts as JSON integers and timestamps as RFC 3339 UTC with milliseconds", () =>
     Effect.gen(function* () {

@@ -1,17 +1,22 @@
 /**
- * A small, versioned, forward-only migration runner for a CQL keyspace. Every statement is
- * idempotent (`IF NOT EXISTS`), so two processes starting together, or a run cut off half way,
+ * A small, versioned, forward-only migration runner for a CQL keyspace. Every statement (and
+ * code step) is idempotent (`IF NOT EXISTS`), so two processes starting together, or a run cut off half way,
  * only repeat harmless work; a version is recorded in the keyspace's `schema_migrations` table
  * after all its statements ran, and a recorded version never runs again.
  */
 import { Clock, DateTime, Effect } from "effect"
 import * as Cql from "./Cql.ts"
 
-/** One migration: a version (strictly increasing), a name, and its idempotent CQL statements. */
+/**
+ * One migration: a version (strictly increasing), a name, its idempotent CQL statements, and
+ * optionally a code step that runs after them (a data copy a statement cannot express). The step
+ * must be idempotent too: a run cut off before the version is recorded runs it again.
+ */
 export interface Migration {
   readonly version: number
   readonly name: string
   readonly statements: (keyspace: string) => ReadonlyArray<string>
+  readonly step?: (keyspace: string) => Effect.Effect<void, Cql.CqlError, Cql.Cql>
 }
 
 /** Where the schema goes and how the keyspace is created. */
@@ -60,6 +65,7 @@ export const run = Effect.fn("CqlMigrator.run")(function* (
   for (const migration of migrations.toSorted((a, b) => a.version - b.version)) {
     if (done.has(migration.version)) continue
     for (const statement of migration.statements(keyspace)) yield* cql.execute(statement, [], ddl)
+    if (migration.step !== undefined) yield* migration.step(keyspace)
     const now = yield* Clock.currentTimeMillis
     yield* cql.execute(
       `INSERT INTO ${table} (version, name, applied_at) VALUES (?, ?, ?)`,

@@ -90,3 +90,20 @@ export const v7: Effect.Effect<string> = Effect.clockWith((clock) =>
 
 /** A fresh UUID v4 (random bits from `Ids`), for ids that need no order: messages, requests. */
 export const v4: Effect.Effect<string> = Ids.useSync((ids) => stringify(stamp(ids.randomBytes(16), 4)))
+
+/** The Unix milliseconds a UUID v7 was made at (its first 48 bits). */
+export const millisOf = (id: string): number => Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16)
+
+const latestMillis = 2 ** 48 - 1
+
+/**
+ * The lowest text of the v7 ids made at `millis`: every id of that millisecond or later sorts at
+ * or above it, every earlier one below, so `id >= idFloor(t)` and `id < idFloor(t)` bound ids by
+ * time. Times outside the 48 bits are clamped to the first or last millisecond they can hold.
+ */
+export const idFloor = (millis: number): string => {
+  const digits = Math.min(Math.max(0, Math.floor(millis)), latestMillis)
+    .toString(16)
+    .padStart(12, "0")
+  return `${digits.slice(0, 8)}-${digits.slice(8)}`
+}

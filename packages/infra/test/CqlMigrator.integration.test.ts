@@ -84,5 +84,35 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CqlMigrato
         assert.deepStrictEqual(yield* tablesOf(options.keyspace), ["schema_migrations", "second"])
       }).pipe(Effect.scoped),
     )
+
+    it.effect("a code step runs after its migration's statements; a failed step leaves the version to run again", () =>
+      Effect.gen(function* () {
+        const cql = yield* Cql.Cql
+        const options = yield* scratch
+        const runs: Array<number> = []
+        let fail = true
+        const withStep: CqlMigrator.Migration = {
+          ...creates(1, "notes"),
+          step: (keyspace) =>
+            Effect.gen(function* () {
+              runs.push(runs.length + 1)
+              // The table of the same migration is there when the step runs.
+              yield* cql.execute(`INSERT INTO ${keyspace}.notes (id, note) VALUES (1, 'copied')`, [], quorum)
+              if (fail) return yield* new Cql.CqlError({ message: "cut off", retryable: false, cause: undefined })
+            }),
+        }
+        const failed = yield* Effect.flip(CqlMigrator.run(options, [withStep]))
+        assert.strictEqual(failed.message, "cut off")
+        fail = false
+        assert.deepStrictEqual(yield* CqlMigrator.run(options, [withStep]), [1])
+        assert.deepStrictEqual(yield* CqlMigrator.run(options, [withStep]), [])
+        assert.deepStrictEqual(runs, [1, 2])
+        const notes = yield* cql.execute(`SELECT note FROM ${options.keyspace}.notes`, [], quorum)
+        assert.deepStrictEqual(
+          notes.rows.map((row) => row.get("note")),
+          ["copied"],
+        )
+      }).pipe(Effect.scoped),
+    )
   })
 })

@@ -6,8 +6,7 @@ import * as Uuid from "../src/Uuid.ts"
 const v7Shape = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const v4Shape = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
-/** The Unix milliseconds a UUID v7 carries in its first 48 bits. */
-const millisOf = (id: string) => Number.parseInt(id.replaceAll("-", "").slice(0, 12), 16)
+const millisOf = Uuid.millisOf
 
 /** Five v7 ids, one millisecond apart, then three v4 ids. */
 const someIds = Effect.gen(function* () {
@@ -76,5 +75,19 @@ describe("Uuid and the Ids port", () => {
     }
     assert.strictEqual(Uuid.format(2 ** 40 + 5, zeros), "01000000-0005-7000-8000-000000000000")
     assert.isTrue(Uuid.format(2 ** 32 - 1, ones) < Uuid.format(2 ** 32, zeros))
+  })
+
+  it("idFloor bounds ids by time: an id of that millisecond or later sorts at or above it, an earlier one below", () => {
+    const zeros = new Uint8Array(16)
+    const ones = new Uint8Array(16).fill(0xff)
+    for (const millis of [1, 2 ** 32, Date.UTC(2026, 11, 4, 23, 59, 59, 999), 2 ** 48 - 2]) {
+      const floor = Uuid.idFloor(millis)
+      assert.isTrue(Uuid.format(millis, zeros) >= floor)
+      assert.isTrue(Uuid.format(millis + 1, zeros) >= floor)
+      assert.isTrue(Uuid.format(millis - 1, ones) < floor)
+    }
+    assert.strictEqual(Uuid.idFloor(2 ** 40 + 5), "01000000-0005")
+    assert.strictEqual(Uuid.idFloor(-5), "00000000-0000")
+    assert.strictEqual(Uuid.idFloor(2 ** 50), "ffffffff-ffff")
   })
 })

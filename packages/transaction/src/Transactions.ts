@@ -134,6 +134,20 @@ const check = Effect.fn("Transactions.check")(function* (
   return { currency: own.currency, targetOwnerId: target.ownerId }
 })
 
+/** Fails with `WalletNotFound` unless the wallet is the user's (someone else's looks missing too). */
+const ownWallet = Effect.fn("Transactions.ownWallet")(function* (
+  wallets: BatchedWallet["Service"],
+  userId: Ids.UserId,
+  walletId: Ids.WalletId,
+) {
+  const found = yield* wallets
+    .getWallets([walletId])
+    .pipe(Retry.withRetry(Retries.walletLookup), Effect.catch(unavailable("wallet")))
+  if (!found.some((wallet) => wallet.id === walletId && wallet.ownerId === userId)) {
+    return yield* new Errors.WalletNotFound({ walletId })
+  }
+})
+
 /** What `check` found: the transaction's currency and, for a transfer, the target wallet's owner. */
 type Checked = Effect.Success<ReturnType<typeof check>>
 
@@ -185,7 +199,7 @@ export class Transactions extends Context.Service<
       query: Transaction.ListTransactionsQuery,
     ): Effect.Effect<
       { readonly items: ReadonlyArray<StoredTransaction>; readonly nextCursor: Page.Cursor | null },
-      Errors.ValidationFailed | Errors.Unavailable
+      Errors.ValidationFailed | Errors.WalletNotFound | Errors.Unavailable
     >
   }
 >()("@walletun/transaction/Transactions") {
@@ -213,11 +227,9 @@ export class Transactions extends Context.Service<
         // wallet's owner and currency never change), so they seldom cost a round trip.
         const checked = yield* check(wallets, userId, body)
         const hash = requestHash(body)
-        const fresh = {
-          transactionId: (yield* Uuid.v7) as Ids.TransactionId,
-          requestHash: hash,
-          createdAt: yield* DateTime.now,
-        }
+        const transactionId = (yield* Uuid.v7) as Ids.TransactionId
+        // Created at its id's millisecond, so the history's time bounds, a range of ids, are exact.
+        const fresh = { transactionId, requestHash: hash, createdAt: DateTime.makeUnsafe(Uuid.millisOf(transactionId)) }
         // Whoever claims (user, key) first decides the transaction id; everyone else with the same
         // key, racing or later, gets that id. The race is decided by a unique key in the ledger's
         // PostgreSQL (one plain insert), not by a Paxos round in the CQL database.
@@ -261,8 +273,17 @@ export class Transactions extends Context.Service<
         query: Transaction.ListTransactionsQuery,
       ) {
         const after = query.cursor === undefined ? undefined : yield* startAfter(query.cursor)
+        if (query.walletId !== undefined) yield* ownWallet(wallets, userId, query.walletId)
         const page = yield* repo
-          .history(userId, { status: query.status, limit: query.limit, after })
+          .history(userId, {
+            status: query.status,
+            type: query.type,
+            walletId: query.walletId,
+            from: query.from,
+            to: query.to,
+            limit: query.limit,
+            after,
+          })
           .pipe(Effect.catch(unavailable("cql")))
         return { items: page.items, nextCursor: page.next === undefined ? null : cursorOf(page.next) }
       })

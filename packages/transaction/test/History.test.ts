@@ -1,104 +1,206 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Option } from "effect"
+import { DateTime, Effect } from "effect"
 import type { Ids, Money, Transaction } from "@walletun/domain"
+import { Uuid } from "@walletun/infra"
 import * as History from "../src/repo/History.ts"
-import type { HistoryRow } from "../src/repo/Rows.ts"
+import { maxScannedRows, passes, sliceOf, slicesOfParty } from "../src/repo/Stored.ts"
+import type { HistoryQuery, StoredTransaction } from "../src/repo/Stored.ts"
 
-const userId = "0190a000-0000-7000-8000-000000000001" as Ids.UserId
-const walletId = "0190a000-0000-7000-8000-0000000000ff" as Ids.WalletId
-const at = DateTime.makeUnsafe(0)
-const idOf = (n: number) => `0190a000-0000-7000-8000-${String(n).padStart(12, "0")}` as Ids.TransactionId
+const user = "0190a000-0000-7000-8000-000000000001" as Ids.UserId
+const other = "0190a000-0000-7000-8000-000000000002" as Ids.UserId
+const usd = "0190a000-0000-7000-8000-0000000000a1" as Ids.WalletId
+const eur = "0190a000-0000-7000-8000-0000000000a2" as Ids.WalletId
+const theirs = "0190a000-0000-7000-8000-0000000000b1" as Ids.WalletId
+const start = Date.UTC(2026, 11, 4, 12)
+const statuses: ReadonlyArray<Transaction.TransactionStatus> = ["PENDING", "PROCESSING", "COMPLETED", "FAILED"]
 
-// The rows of one transaction as the history table holds them: current status first, PENDING last.
-const rowsOf = (n: number, statuses: ReadonlyArray<Transaction.TransactionStatus>): Array<HistoryRow> =>
-  statuses.map((status, index) => ({
-    status: { id: idOf(n), status_rank: statuses.length - 1 - index, status, failure_reason: null, updated_at: at },
-    details:
-      index === statuses.length - 1
-        ? Option.some({
-            type: "deposit" as const,
-            amount: 5n as Money.Amount,
-            currency: "USD" as const,
-            wallet_id: walletId,
-            source_wallet_id: null,
-            target_wallet_id: null,
-            description: null,
-            created_at: at,
-          })
-        : Option.none(),
-  }))
-
-// Scans `pages` of rows as the repository does, page after page until the scan is done.
-const scanAll = (pages: ReadonlyArray<ReadonlyArray<HistoryRow>>, query: History.HistoryQuery) => {
-  const step = (scan: History.Scan, index: number): HistoryPageOf => {
-    const exhausted = index === pages.length - 1
-    const next = History.advance(scan, pages[index] ?? [], exhausted, query)
-    return History.isDone(next, exhausted, query) ? History.pageOfScan(next, exhausted, query) : step(next, index + 1)
+/** The `n`-th transaction: one per millisecond, of every kind the user sees, with some status. */
+const txOf = (n: number, status: Transaction.TransactionStatus = statuses[n % 4] ?? "PENDING"): StoredTransaction => {
+  const id = Uuid.format(start + n, new Uint8Array(16).fill(n % 256)) as Ids.TransactionId
+  const at = DateTime.makeUnsafe(start + n)
+  const common = {
+    id,
+    amount: 5n as Money.Amount,
+    currency: "USD" as const,
+    description: undefined,
+    createdAt: at,
+    status,
+    failureReason: null,
+    updatedAt: at,
   }
-  return step(History.start, 0)
+  switch (n % 5) {
+    case 0:
+      return { ...common, userId: user, targetOwnerId: undefined, type: "deposit", walletId: usd }
+    case 1:
+      return { ...common, userId: user, targetOwnerId: undefined, type: "withdrawal", walletId: eur }
+    case 2:
+      // Between the user's own wallets: in two slices.
+      return {
+        ...common,
+        userId: user,
+        targetOwnerId: user,
+        type: "transfer",
+        sourceWalletId: usd,
+        targetWalletId: eur,
+      }
+    case 3:
+      return {
+        ...common,
+        userId: user,
+        targetOwnerId: other,
+        type: "transfer",
+        sourceWalletId: eur,
+        targetWalletId: theirs,
+      }
+    default:
+      return {
+        ...common,
+        userId: other,
+        targetOwnerId: user,
+        type: "transfer",
+        sourceWalletId: theirs,
+        targetWalletId: usd,
+      }
+  }
 }
-type HistoryPageOf = ReturnType<typeof History.pageOfScan>
 
-describe("History", () => {
-  it("keeps a transaction split across pages whole, and continues a full page after its last item", () => {
-    const rows = [
-      ...rowsOf(5, ["COMPLETED", "PROCESSING", "PENDING"]),
-      ...rowsOf(4, ["PENDING"]),
-      ...rowsOf(3, ["FAILED", "PENDING"]),
-    ]
-    // Page boundaries fall inside the first and the third transaction.
-    const page = scanAll([rows.slice(0, 2), rows.slice(2, 5), rows.slice(5)], { userId, status: undefined, limit: 2 })
-    assert.deepStrictEqual(page, {
-      items: page.items,
-      next: idOf(4),
-    })
+/** The reads of `History.readPage` over the user's transactions, as the CQL slices hold them, counting rows read. */
+const readsOver = (txs: ReadonlyArray<StoredTransaction>) => {
+  const slices = new Map<string, Array<StoredTransaction>>()
+  for (const tx of txs.toSorted((a, b) => (a.id < b.id ? 1 : -1))) {
+    for (const slice of slicesOfParty(tx, user)) slices.set(slice, [...(slices.get(slice) ?? []), tx])
+  }
+  const counted = { rows: 0, slices: 0 }
+  const reads: History.HistoryReads<never> = {
+    slices: Effect.succeed([...slices.keys()]),
+    slice: (slice, below, range, perSlice) =>
+      Effect.sync(() => {
+        const upper = below ?? range.upper
+        const rows = (slices.get(slice) ?? [])
+          .filter((tx) => (range.lower === undefined || tx.id >= range.lower) && (upper === undefined || tx.id < upper))
+          .slice(0, perSlice)
+          .map((tx): StoredTransaction => ({ ...tx, status: "PENDING" }))
+        counted.rows += rows.length
+        counted.slices += 1
+        return rows
+      }),
+    withStatuses: (found) =>
+      Effect.succeed(
+        found.map((tx) => ({ ...tx, status: txs.find((known) => known.id === tx.id)?.status ?? "PENDING" })),
+      ),
+  }
+  return { reads, counted }
+}
+
+/** Every page of a query, as ids, following the cursors (at most 100 pages). */
+const allPages = (txs: ReadonlyArray<StoredTransaction>, query: Omit<HistoryQuery, "after">) =>
+  Effect.gen(function* () {
+    const { reads, counted } = readsOver(txs)
+    const pages: Array<ReadonlyArray<string>> = []
+    let after: Ids.TransactionId | undefined
+    for (let index = 0; index < 100; index++) {
+      const page = yield* History.readPage(reads, { ...query, after })
+      pages.push(page.items.map((tx) => tx.id))
+      if (page.next === undefined) return { pages, counted }
+      after = page.next
+    }
+    return assert.fail("the pages did not end")
+  })
+
+const expected = (txs: ReadonlyArray<StoredTransaction>, query: Omit<HistoryQuery, "after">) =>
+  txs
+    .filter((tx) => passes(tx, user, { ...query, after: undefined }))
+    .map((tx) => tx.id)
+    .toSorted()
+    .toReversed()
+
+const at = (n: number) => DateTime.makeUnsafe(start + n)
+
+describe("History.idRange", () => {
+  it("from is inclusive and to exclusive by millisecond; the cursor or to, whichever is lower, bounds above", () => {
+    const range = History.idRange({ limit: 5, after: undefined, from: at(3), to: at(7) })
+    assert.isTrue(txOf(3).id >= (range.lower ?? "") && txOf(2).id < (range.lower ?? ""))
+    assert.isTrue(txOf(6).id < (range.upper ?? "") && txOf(7).id >= (range.upper ?? ""))
+    assert.strictEqual(History.idRange({ limit: 5, after: txOf(5).id, to: at(7) }).upper, txOf(5).id)
+    assert.strictEqual(History.idRange({ limit: 5, after: txOf(9).id, to: at(7) }).upper, range.upper)
+    assert.isTrue(History.isEmpty(History.idRange({ limit: 5, after: txOf(2).id, from: at(3) })))
+    assert.isFalse(History.isEmpty(range))
+  })
+
+  it("a wallet and a type choose slices among the user's", () => {
+    const all = [sliceOf(usd, "deposit"), sliceOf(usd, "transfer"), sliceOf(eur, "transfer")]
+    assert.deepStrictEqual(History.slicesFor(all, { limit: 1, after: undefined, walletId: usd }), all.slice(0, 2))
     assert.deepStrictEqual(
-      page.items.map((tx) => [tx.id, tx.status]),
-      [
-        [idOf(5), "COMPLETED"],
-        [idOf(4), "PENDING"],
-      ],
+      History.slicesFor(all, { limit: 1, after: undefined, type: "transfer" }),
+      all.slice(1).toSorted(),
     )
+    assert.deepStrictEqual(History.slicesFor(all, { limit: 1, after: undefined, walletId: eur, type: "deposit" }), [])
   })
+})
 
-  it("answers the last page without a cursor, filtered by status", () => {
-    const rows = [
-      ...rowsOf(5, ["COMPLETED", "PENDING"]),
-      ...rowsOf(4, ["PENDING"]),
-      ...rowsOf(3, ["COMPLETED", "PENDING"]),
-    ]
-    const page = scanAll([rows.slice(0, 3), rows.slice(3)], { userId, status: "COMPLETED", limit: 5 })
-    assert.deepStrictEqual(
-      page.items.map((tx) => tx.id),
-      [idOf(5), idOf(3)],
-    )
-    assert.isUndefined(page.next)
-  })
+describe("History.readPage", () => {
+  const txs = Array.from({ length: 60 }, (_, n) => txOf(n))
+  const queries: ReadonlyArray<Omit<HistoryQuery, "after" | "limit">> = [
+    {},
+    { type: "transfer" },
+    { walletId: usd },
+    { walletId: eur, type: "transfer" },
+    { from: at(10), to: at(33) },
+    { status: "COMPLETED" },
+    { walletId: usd, type: "transfer", status: "FAILED", from: at(4), to: at(50) },
+    { type: "withdrawal", to: at(1) },
+  ]
 
-  it("skips a transaction whose PENDING row is missing", () => {
-    const rows = [
-      ...rowsOf(5, ["PENDING"]),
-      ...rowsOf(4, ["COMPLETED", "PENDING"]).slice(0, 1),
-      ...rowsOf(3, ["PENDING"]),
-    ]
-    const page = scanAll([rows], { userId, status: undefined, limit: 5 })
-    assert.deepStrictEqual(
-      page.items.map((tx) => tx.id),
-      [idOf(5), idOf(3)],
-    )
-  })
+  it.effect(
+    "every filter alone and combined, in pages of any size, gives what the filters select, once, newest first",
+    () =>
+      Effect.gen(function* () {
+        for (const filters of queries) {
+          for (const limit of [1, 3, 7, 100]) {
+            const query = { ...filters, limit }
+            const { pages } = yield* allPages(txs, query)
+            const want = expected(txs, query)
+            assert.deepStrictEqual(pages.flat(), want, JSON.stringify(query))
+            assert.isTrue(
+              pages.slice(0, -1).every((page) => page.length === limit),
+              JSON.stringify(query),
+            )
+          }
+        }
+        // The filters are not vacuous: each selects fewer than all, and more than none.
+        for (const filters of queries.slice(1, -1)) {
+          const count = expected(txs, { ...filters, limit: 1 }).length
+          assert.isTrue(count > 0 && count < 60, JSON.stringify(filters))
+        }
+      }),
+  )
 
-  it("stops at the scan bound with a shorter page that continues after the last transaction read", () => {
-    // Two rows per transaction, none of them completed: a COMPLETED filter finds nothing.
-    const count = 1_100
-    const rows = Array.from({ length: count }, (_, index) => rowsOf(count - index, ["PROCESSING", "PENDING"])).flat()
-    const pages = Array.from({ length: Math.ceil(rows.length / 500) }, (_, index) =>
-      rows.slice(index * 500, index * 500 + 500),
-    )
-    const page = scanAll(pages, { userId, status: "COMPLETED", limit: 10 })
-    assert.deepStrictEqual(page.items, [])
-    // 2,000 rows read in four pages: the 1,000th transaction may go on in the fifth page, so the
-    // next page starts after the 999th, the last one read in full.
-    assert.strictEqual(page.next, idOf(count - 998))
-  })
+  it.effect("reads only the slices a wallet and a type choose, and no more rows than a page needs", () =>
+    Effect.gen(function* () {
+      const { reads, counted } = readsOver(txs)
+      const page = yield* History.readPage(reads, { walletId: eur, type: "withdrawal", limit: 4, after: undefined })
+      assert.strictEqual(page.items.length, 4)
+      assert.deepStrictEqual([counted.slices, counted.rows], [1, 5])
+    }),
+  )
+
+  it.effect("a sparse status filter stops at the scan bound with a cursor, and the next pages find the rest", () =>
+    Effect.gen(function* () {
+      const many = Array.from({ length: maxScannedRows + 300 }, (_, n) => txOf(n, n === 3 ? "FAILED" : "COMPLETED"))
+      const { reads } = readsOver(many)
+      const first = yield* History.readPage(reads, { status: "FAILED", limit: 10, after: undefined })
+      assert.deepStrictEqual(first.items, [])
+      assert.isDefined(first.next)
+      const { pages } = yield* allPages(many, { status: "FAILED", limit: 10 })
+      assert.deepStrictEqual(pages.flat(), [txOf(3).id])
+    }),
+  )
+
+  it.effect("a cursor below from reads nothing", () =>
+    Effect.gen(function* () {
+      const { reads, counted } = readsOver(txs)
+      const page = yield* History.readPage(reads, { from: at(20), limit: 5, after: txOf(10).id })
+      assert.deepStrictEqual([page.items, page.next, counted.slices], [[], undefined, 0])
+    }),
+  )
 })

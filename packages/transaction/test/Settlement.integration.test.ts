@@ -525,6 +525,98 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
     )
   })
 
+  describe("the history's filters", () => {
+    it.effect("type, walletId and from/to alone and combined, and pages across a filter, on the real store", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const alice = yield* fundedWallet(1_000n)
+        const bob = yield* fundedWallet(0n)
+        const url = `${base}/v1/transactions`
+        const bodies = [
+          { type: "deposit", walletId: alice.walletId, amount: 5 },
+          { type: "transfer", sourceWalletId: alice.walletId, targetWalletId: bob.walletId, amount: 10 },
+          { type: "withdrawal", walletId: alice.walletId, amount: 3 },
+          { type: "transfer", sourceWalletId: alice.walletId, targetWalletId: bob.walletId, amount: 5_000 },
+          { type: "deposit", walletId: alice.walletId, amount: 7 },
+        ]
+        const sent: Array<{ id: string; createdAt: string }> = []
+        for (const [index, body] of bodies.entries()) {
+          const answer = yield* request("POST", url, {
+            token: alice.token,
+            headers: { "idempotency-key": `filter-${index}` },
+            body,
+          })
+          assert.strictEqual(answer.status, 202)
+          sent.push({ id: String(answer.body["id"]), createdAt: String(answer.body["createdAt"]) })
+          // Distinct milliseconds, so each createdAt is a bound that tells them apart.
+          yield* Effect.sleep("3 millis")
+        }
+        yield* settle(
+          base,
+          sent.map(({ id }) => ({ id, token: alice.token })),
+          "20 seconds",
+        )
+        const idsOf = (...indexes: ReadonlyArray<number>) => indexes.map((index) => sent[index]?.id)
+        const list = (token: string, query: string) =>
+          Effect.map(request("GET", `${url}?${query}`, { token }), (answer) => {
+            assert.strictEqual(answer.status, 200, JSON.stringify(answer.body))
+            return (answer.body["items"] as Array<{ id: string }>).map((item) => item.id)
+          })
+        assert.deepStrictEqual(yield* list(alice.token, "type=deposit"), idsOf(4, 0))
+        assert.deepStrictEqual(yield* list(alice.token, `walletId=${alice.walletId}`), idsOf(4, 3, 2, 1, 0))
+        assert.deepStrictEqual(yield* list(alice.token, `walletId=${alice.walletId}&type=transfer`), idsOf(3, 1))
+        assert.deepStrictEqual(yield* list(alice.token, "type=transfer&status=FAILED"), idsOf(3))
+        // from inclusive, to exclusive, to the millisecond.
+        const [from, to] = [sent[1]?.createdAt ?? "", sent[3]?.createdAt ?? ""]
+        assert.deepStrictEqual(yield* list(alice.token, `from=${from}&to=${to}`), idsOf(2, 1))
+        assert.deepStrictEqual(yield* list(alice.token, `from=${from}&to=${to}&type=withdrawal`), idsOf(2))
+        // The target's owner sees the transfers in its own wallet.
+        assert.deepStrictEqual(yield* list(bob.token, `walletId=${bob.walletId}&type=transfer`), idsOf(3, 1))
+        assert.deepStrictEqual(yield* list(bob.token, `walletId=${bob.walletId}&status=COMPLETED`), idsOf(1))
+        // Pages of one across a filter, following the cursors.
+        const pages: Array<ReadonlyArray<string>> = []
+        let cursor = ""
+        do {
+          const page = yield* request("GET", `${url}?walletId=${alice.walletId}&status=COMPLETED&limit=1${cursor}`, {
+            token: alice.token,
+          })
+          pages.push((page.body["items"] as Array<{ id: string }>).map((item) => item.id))
+          const next = page.body["nextCursor"]
+          cursor = typeof next === "string" ? `&cursor=${next}` : ""
+        } while (cursor !== "" && pages.length < 10)
+        assert.deepStrictEqual(pages.flat(), idsOf(4, 2, 1, 0))
+        assert.isTrue(pages.slice(0, -1).every((page) => page.length === 1))
+      }),
+    )
+
+    it.effect("a walletId not the caller's is 404; from at or after to, or a malformed bound or type, is 400", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const alice = yield* fundedWallet(0n)
+        const bob = yield* fundedWallet(0n)
+        const url = `${base}/v1/transactions`
+        const [from, to] = ["2026-12-01T00:00:00.000Z", "2026-12-01T00:00:00.001Z"]
+        const notFound = [`walletId=${bob.walletId}`, `walletId=${yield* Uuid.v7}&type=deposit`]
+        for (const query of notFound) {
+          const answer = yield* request("GET", `${url}?${query}`, { token: alice.token })
+          assert.deepStrictEqual([answer.status, answer.body["code"]], [404, "WALLET_NOT_FOUND"], query)
+          assert.strictEqual(answer.headers.get("content-type"), "application/problem+json")
+        }
+        const invalid = [
+          `from=${from}&to=${from}`,
+          `from=${to}&to=${from}`,
+          "from=yesterday",
+          "to=2026-13-01T00:00:00Z",
+          "type=hold",
+        ]
+        for (const query of invalid) {
+          const answer = yield* request("GET", `${url}?${query}`, { token: alice.token })
+          assert.deepStrictEqual([answer.status, answer.body["code"]], [400, "VALIDATION_FAILED"], query)
+        }
+      }),
+    )
+  })
+
   describe("the HTTP contract", () => {
     it.effect("answers errors as problem details: 400, 401, 404, 422, and reads only the caller's transactions", () =>
       Effect.gen(function* () {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Ref } from "effect"
+import { DateTime, Effect, Layer, Option, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import type { Ids, Money, Transaction } from "@walletun/domain"
 import * as Uuid from "@walletun/infra/Uuid"
@@ -37,6 +37,9 @@ const aliceAndBob = Effect.gen(function* () {
   return { alice, a: yield* openWallet(alice), b: yield* openWallet(yield* newUser) }
 })
 
+/** The ids of a page's items. */
+const idsOf = (page: { readonly items: ReadonlyArray<{ readonly id: string }> }) => page.items.map((tx) => tx.id)
+
 const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
 
 describe("Transactions.accept", () => {
@@ -53,6 +56,8 @@ describe("Transactions.accept", () => {
           seeded,
         )
         assert.strictEqual(transaction.id, expected)
+        // Created at its id's millisecond: the history's time bounds are ranges of ids.
+        assert.strictEqual(DateTime.toEpochMillis(transaction.createdAt), Uuid.millisOf(transaction.id))
       }),
     ),
   )
@@ -270,6 +275,35 @@ describe("Transactions.list", () => {
         assert.strictEqual(bad._tag, "ValidationFailed")
       }),
     ),
+  )
+
+  it.effect(
+    "filters by type and by one of the caller's wallets; another's wallet, or a missing one, is WalletNotFound",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const transactions = yield* Transactions
+          const { alice, a, b, missing } = yield* checkedWallets
+          const deposit = yield* transactions.accept(alice, key("f1"), {
+            type: "deposit",
+            walletId: a.id,
+            amount: amount(5n),
+          })
+          yield* TestClock.adjust("1 millis")
+          const out = yield* transactions.accept(alice, key("f2"), transfer(a.id, b.id))
+          assert.deepStrictEqual(idsOf(yield* transactions.list(alice, { limit: 5, type: "deposit" })), [
+            deposit.transaction.id,
+          ])
+          assert.deepStrictEqual(idsOf(yield* transactions.list(alice, { limit: 5, walletId: a.id })), [
+            out.transaction.id,
+            deposit.transaction.id,
+          ])
+          for (const walletId of [b.id, missing]) {
+            const refused = yield* transactions.list(alice, { limit: 5, walletId }).pipe(Effect.flip)
+            assert.strictEqual(refused._tag, "WalletNotFound")
+          }
+        }),
+      ),
   )
 
   it("cursors round-trip transaction ids and refuse anything else", () => {

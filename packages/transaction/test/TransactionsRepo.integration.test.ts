@@ -4,6 +4,7 @@ import type { Ids, Money } from "@walletun/domain"
 import { Cql, Uuid } from "@walletun/infra"
 import * as TransactionsRepo from "../src/TransactionsRepo.ts"
 import type { StoredTransaction } from "../src/TransactionsRepo.ts"
+import * as TransactionsInspect from "../src/repo/Inspect.ts"
 import { scratchKeyspace } from "./scratch.ts"
 
 // The CQL repository on the real server, in a keyspace of its own (dropped at the end).
@@ -144,6 +145,24 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
             [first.id],
           )
           assert.isUndefined(target.next)
+        }).pipe(Effect.scoped),
+    )
+  })
+
+  describe("the operator's view", () => {
+    it.effect(
+      "each party's history status: PENDING from its slice row, then its highest status row; none for a stranger",
+      () =>
+        Effect.gen(function* () {
+          const { repo, keyspace } = yield* scratch
+          const tx = yield* pendingTransfer
+          yield* repo.insertPending(tx)
+          const statuses = Effect.forEach([tx.userId, tx.targetOwnerId, (yield* Uuid.v7) as Ids.UserId], (party) =>
+            TransactionsInspect.historyStatus(keyspace, party ?? "", tx.id),
+          )
+          assert.deepStrictEqual(yield* statuses, ["PENDING", "PENDING", null])
+          yield* repo.recordStatus(tx, "COMPLETED", null, DateTime.add(tx.createdAt, { seconds: 1 }))
+          assert.deepStrictEqual(yield* statuses, ["COMPLETED", "COMPLETED", null])
         }).pipe(Effect.scoped),
     )
   })

@@ -13,15 +13,16 @@ import { Ids } from "@walletun/domain"
 import type { Money, Transaction } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
 import { TransactionsRepo } from "../src/TransactionsRepo.ts"
-import type { StoredTransaction } from "../src/TransactionsRepo.ts"
+import type { HistoryQuery, StoredTransaction } from "../src/TransactionsRepo.ts"
 
 const userId = Effect.map(Uuid.v7, Ids.UserId.make)
 
-/** A PENDING transfer of a new sender to a new target owner, created now (whole milliseconds). */
+/** A PENDING transfer of a new sender to a new target owner, created now, at its id's millisecond. */
 const pendingTransfer = Effect.gen(function* () {
-  const now = yield* DateTime.now
+  const id = Ids.TransactionId.make(yield* Uuid.v7)
+  const now = DateTime.makeUnsafe(Uuid.millisOf(id))
   const tx: StoredTransaction = {
-    id: Ids.TransactionId.make(yield* Uuid.v7),
+    id,
     userId: yield* userId,
     targetOwnerId: yield* userId,
     type: "transfer",
@@ -42,9 +43,12 @@ const pendingTransfer = Effect.gen(function* () {
 const pendingDeposit = (sender: Ids.UserId) =>
   Effect.gen(function* () {
     const { sourceWalletId, targetWalletId: _, ...rest } = yield* pendingTransfer
+    const id = Ids.TransactionId.make(yield* Uuid.v7)
     const tx: StoredTransaction = {
       ...rest,
-      id: Ids.TransactionId.make(yield* Uuid.v7),
+      id,
+      createdAt: DateTime.makeUnsafe(Uuid.millisOf(id)),
+      updatedAt: DateTime.makeUnsafe(Uuid.millisOf(id)),
       userId: sender,
       targetOwnerId: undefined,
       type: "deposit",
@@ -65,15 +69,15 @@ const statusOf = (id: Ids.TransactionId) =>
     Option.map((tx) => [tx.status, tx.failureReason, DateTime.toEpochMillis(tx.updatedAt)] as const),
   )
 
-/** Every page of `user`'s history (pages of `limit`, optionally one status), as ids and statuses. */
-const wholeHistory = (user: Ids.UserId, limit: number, status?: Transaction.TransactionStatus) =>
+/** Every page of `user`'s history (pages of `limit`, with the filters), as ids and statuses. */
+const wholeHistory = (user: Ids.UserId, limit: number, status?: Transaction.TransactionStatus, filters?: Filters) =>
   TransactionsRepo.use((repo) =>
     Effect.gen(function* () {
       const pages: Array<ReadonlyArray<string>> = []
       let after: Ids.TransactionId | undefined
       // Bounded: the cases write a handful of transactions per user.
       for (let page = 0; page < 20; page++) {
-        const read = yield* repo.history(user, { status, limit, after })
+        const read = yield* repo.history(user, { ...filters, status, limit, after })
         pages.push(read.items.map((tx) => `${tx.id}:${tx.status}`))
         if (read.next === undefined) return pages
         after = read.next
@@ -81,6 +85,43 @@ const wholeHistory = (user: Ids.UserId, limit: number, status?: Transaction.Tran
       return assert.fail("the history did not end")
     }),
   )
+
+/** The filters of a history query other than the status. */
+type Filters = Pick<HistoryQuery, "type" | "walletId" | "from" | "to">
+
+/** `tx` made again at `millis` (its id and times), with a fresh id of that millisecond. */
+const atMillis = (tx: StoredTransaction, millis: number): StoredTransaction => ({
+  ...tx,
+  id: Ids.TransactionId.make(Uuid.format(millis, crypto.getRandomValues(new Uint8Array(16)))),
+  createdAt: DateTime.makeUnsafe(millis),
+  updatedAt: DateTime.makeUnsafe(millis),
+})
+
+/**
+ * A user's transactions one millisecond apart (oldest first): deposits, a withdrawal, a transfer
+ * out and one between the user's own two wallets, a transfer in from someone else; and those two
+ * wallets.
+ */
+const mixedHistory = Effect.gen(function* () {
+  const repo = yield* TransactionsRepo
+  const base = yield* pendingTransfer
+  const user = base.userId
+  const [first, second] = [Ids.WalletId.make(yield* Uuid.v7), Ids.WalletId.make(yield* Uuid.v7)]
+  const deposit = yield* pendingDeposit(user)
+  const kinds: ReadonlyArray<StoredTransaction> = [
+    { ...deposit, walletId: first },
+    { ...deposit, type: "withdrawal", walletId: first },
+    { ...deposit, walletId: second },
+    { ...base, sourceWalletId: first },
+    { ...base, targetOwnerId: user, sourceWalletId: first, targetWalletId: second },
+    { ...base, userId: base.targetOwnerId ?? user, targetOwnerId: user, targetWalletId: second },
+    { ...deposit, walletId: first },
+  ]
+  const start = DateTime.toEpochMillis(base.createdAt)
+  const txs = kinds.map((tx, index) => atMillis(tx, start + index))
+  for (const tx of txs) yield* repo.insertPending(tx)
+  return { user, first, second, txs, at: (index: number) => DateTime.makeUnsafe(start + index) }
+})
 
 /** Whether each of `ids` is in the unfinished index, read page by page as the reconciler reads it. */
 const unfinishedAmong = (ids: ReadonlyArray<Ids.TransactionId>) =>
@@ -224,6 +265,58 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
           (yield* wholeHistory(target, 10)).flat().filter((entry) => entry.startsWith(self.id)),
           [`${self.id}:PENDING`],
         )
+      }),
+    )
+  })
+
+  describe("history filters", () => {
+    it.effect("type, wallet and time range, alone and combined, in pages; from inclusive, to exclusive", () =>
+      Effect.gen(function* () {
+        const { user, first, second, txs, at } = yield* mixedHistory
+        const ids = (...indexes: ReadonlyArray<number>) =>
+          newestFirst(...indexes.map((index) => `${txs[index]?.id}:PENDING`))
+        const read = (filters: Filters, limit = 10) =>
+          Effect.map(wholeHistory(user, limit, undefined, filters), (pages) => pages.flat())
+        assert.deepStrictEqual(yield* read({}), ids(0, 1, 2, 3, 4, 5, 6))
+        assert.deepStrictEqual(yield* read({ type: "deposit" }), ids(0, 2, 6))
+        assert.deepStrictEqual(yield* read({ type: "transfer" }), ids(3, 4, 5))
+        // A transfer between the user's own wallets is in each of them; one in, in the target only.
+        assert.deepStrictEqual(yield* read({ walletId: first }), ids(0, 1, 3, 4, 6))
+        assert.deepStrictEqual(yield* read({ walletId: second }), ids(2, 4, 5))
+        assert.deepStrictEqual(yield* read({ walletId: second, type: "transfer" }), ids(4, 5))
+        assert.deepStrictEqual(yield* read({ from: at(2), to: at(5) }), ids(2, 3, 4))
+        assert.deepStrictEqual(yield* read({ from: at(6) }), ids(6))
+        assert.deepStrictEqual(yield* read({ to: at(1) }), ids(0))
+        assert.deepStrictEqual(yield* read({ walletId: first, type: "deposit", from: at(1), to: at(7) }), ids(6))
+        assert.deepStrictEqual(yield* read({ walletId: second, type: "withdrawal" }), [])
+        // Pages of two across the filter, each page full but the last.
+        assert.deepStrictEqual(yield* wholeHistory(user, 2, undefined, { walletId: first }), [
+          ids(6, 4),
+          ids(3, 1),
+          ids(0),
+        ])
+      }),
+    )
+
+    it.effect("a status filter combines with the others; the other party sees a transfer in its own wallet", () =>
+      Effect.gen(function* () {
+        const repo = yield* TransactionsRepo
+        const { user, first, txs } = yield* mixedHistory
+        const [deposit, , , out] = txs
+        if (deposit === undefined || out === undefined) return assert.fail("no transactions")
+        yield* repo.recordStatus(deposit, "COMPLETED", null, later(deposit, 1))
+        yield* repo.recordStatus(out, "FAILED", "INSUFFICIENT_FUNDS", later(out, 1))
+        assert.deepStrictEqual(yield* wholeHistory(user, 10, "COMPLETED", { walletId: first }), [
+          [`${deposit.id}:COMPLETED`],
+        ])
+        assert.deepStrictEqual(yield* wholeHistory(user, 10, "COMPLETED", { type: "transfer" }), [[]])
+        assert.deepStrictEqual(yield* wholeHistory(user, 1, "FAILED", { type: "transfer" }), [[`${out.id}:FAILED`]])
+        const target = out.targetOwnerId ?? user
+        if (out.type !== "transfer") return assert.fail("not a transfer")
+        assert.deepStrictEqual(yield* wholeHistory(target, 10, undefined, { walletId: out.targetWalletId }), [
+          [`${out.id}:FAILED`],
+        ])
+        assert.deepStrictEqual(yield* wholeHistory(target, 10, undefined, { walletId: out.sourceWalletId }), [[]])
       }),
     )
   })

@@ -8,11 +8,12 @@ import type { Ids, Transaction } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import * as Cql from "@walletun/infra/Cql"
 import * as History from "./History.ts"
-import { historyRowOf, republishedOf, transactionOfRow, unfinishedIdOf } from "./Rows.ts"
+import { partyRowOf, republishedOf, statusRowOf, transactionOfRow, unfinishedIdOf, withStatus } from "./Rows.ts"
+import type { StatusRow } from "./Rows.ts"
 import { pendingWrites, statementsOf, statusWrites, toDate } from "./Statements.ts"
 import type { Statements, Write } from "./Statements.ts"
 import { pageOf, pendingBatchSize, shardOf, statusBatchSize, unfinishedShards } from "./Stored.ts"
-import type { HistoryPage, StoredTransaction, TransactionStore } from "./Stored.ts"
+import type { HistoryQuery, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 // Every read and write of the money path: LOCAL_QUORUM (one replica here, a majority of the local
 // data centre in production), so a read after a write sees it.
@@ -77,38 +78,55 @@ const makeWrites = Effect.fnUntraced(function* (cql: Cql.Cql["Service"], stateme
   return { insertPending, recordStatus, forgetUnfinished, markRepublished }
 })
 
-/** A page of a user's history, read page by page of rows until `History` says it is done. */
+/** The most ids one status read names (`IN`), so a request stays small. */
+const statusChunk = 100
+
+/** The reads of a history page: the user's slices, a slice's rows in a range, and statuses. */
+const historyReads = (
+  cql: Cql.Cql["Service"],
+  statements: Statements,
+  userId: Ids.UserId,
+): History.HistoryReads<Cql.CqlError> => ({
+  slices: Effect.gen(function* () {
+    const read = yield* cql.execute(statements.selectSlices, [userId], { consistency: quorum })
+    const value = read.rows[0]?.get("slices") as ReadonlyArray<string> | null | undefined
+    return value ?? []
+  }),
+  slice: (slice: string, below: string | undefined, range: History.IdRange, perSlice: number) => {
+    const upper = below ?? range.upper
+    const bounds = [...(range.lower === undefined ? [] : [range.lower]), ...(upper === undefined ? [] : [upper])]
+    return cql
+      .execute(
+        statements.selectSlice(range.lower !== undefined, upper !== undefined),
+        [userId, slice, ...bounds, perSlice],
+        { consistency: quorum },
+      )
+      .pipe(Effect.flatMap((page) => Effect.forEach(page.rows, (row) => partyRowOf(userId, row))))
+  },
+  // Each transaction with its current status: its highest status row, when one outranks PENDING.
+  withStatuses: (txs: ReadonlyArray<StoredTransaction>) =>
+    Effect.gen(function* () {
+      const chunks = Array.from({ length: Math.ceil(txs.length / statusChunk) }, (_, index) =>
+        txs.slice(index * statusChunk, (index + 1) * statusChunk).map((tx) => tx.id),
+      )
+      const rows = yield* Effect.forEach(
+        chunks,
+        (ids) =>
+          cql
+            .execute(statements.selectStatuses, [userId, ids], { consistency: quorum })
+            .pipe(Effect.flatMap((page) => Effect.forEach(page.rows, statusRowOf))),
+        { concurrency: 4 },
+      )
+      const byId = new Map<string, Array<StatusRow>>()
+      for (const row of rows.flat()) byId.set(row.id, [...(byId.get(row.id) ?? []), row])
+      return txs.map((tx) => withStatus(tx, byId.get(tx.id) ?? []))
+    }),
+})
+
+/** A page of a user's history: `History` plans it, with the reads of the CQL tables. */
 const makeHistory = (cql: Cql.Cql["Service"], statements: Statements) =>
-  Effect.fn("TransactionsRepo.history")(function* (
-    userId: Ids.UserId,
-    query: {
-      readonly status: Transaction.TransactionStatus | undefined
-      readonly limit: number
-      readonly after: Ids.TransactionId | undefined
-    },
-  ) {
-    const fetchSize = Math.min(500, query.limit * 3 + 3)
-    const statement = statements.selectHistory(query.after !== undefined)
-    const params = query.after === undefined ? [userId] : [userId, query.after]
-    const wanted: History.HistoryQuery = { userId, status: query.status, limit: query.limit }
-    // Bounded by maxScannedRows (`History.isDone`): a sparse status filter answers a shorter page
-    // with a cursor, so the recursion is at most maxScannedRows / fetchSize pages deep.
-    const scan = (state: History.Scan, pageState: string | undefined): Effect.Effect<HistoryPage, Cql.CqlError> =>
-      Effect.gen(function* () {
-        const page = yield* cql.execute(statement, params, {
-          consistency: quorum,
-          fetchSize,
-          ...(pageState === undefined ? {} : { pageState }),
-        })
-        const rows = yield* Effect.forEach(page.rows, historyRowOf)
-        const exhausted = page.pageState === undefined
-        const next = History.advance(state, rows, exhausted, wanted)
-        if (page.pageState === undefined || History.isDone(next, exhausted, wanted)) {
-          return History.pageOfScan(next, exhausted, wanted)
-        }
-        return yield* scan(next, page.pageState)
-      })
-    return yield* scan(History.start, undefined)
+  Effect.fn("TransactionsRepo.history")(function* (userId: Ids.UserId, query: HistoryQuery) {
+    return yield* History.readPage(historyReads(cql, statements, userId), query)
   })
 
 /** The reads of the store: one transaction, a history page, the unfinished index, republishes. */

@@ -79,7 +79,10 @@ export const transactionRows = Effect.fn("TransactionsInspect.transactionRows")(
   return yield* Effect.forEach(read.rows, decodeStored)
 })
 
-/** The highest status a party's history shows for the transaction (null when it has no row). */
+/**
+ * The highest status a party's history shows for the transaction: its highest status row, or
+ * PENDING when only its PENDING row (in one of the party's slices) is there; null when it has none.
+ */
 export const historyStatus = Effect.fn("TransactionsInspect.historyStatus")(function* (
   keyspace: string,
   userId: string,
@@ -92,7 +95,20 @@ export const historyStatus = Effect.fn("TransactionsInspect.historyStatus")(func
     quorum,
   )
   const row = read.rows[0]
-  return row === undefined ? null : (yield* decodeHistoryStatus(row)).status
+  if (row !== undefined) return (yield* decodeHistoryStatus(row)).status
+  const sliced = yield* cql.execute(
+    `SELECT slices FROM ${keyspace}.transactions_by_party WHERE user_id = ? LIMIT 1`,
+    [userId],
+    quorum,
+  )
+  const slices = (sliced.rows[0]?.get("slices") as ReadonlyArray<string> | null | undefined) ?? []
+  if (slices.length === 0) return null
+  const pending = yield* cql.execute(
+    `SELECT id FROM ${keyspace}.transactions_by_party WHERE user_id = ? AND slice IN ? AND id = ?`,
+    [userId, slices, id],
+    quorum,
+  )
+  return pending.rows.length > 0 ? "PENDING" : null
 })
 
 /** Whether the transaction is in the index of unfinished work. */

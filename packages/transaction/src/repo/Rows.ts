@@ -170,6 +170,61 @@ export const transactionOfHistory = (
   return Option.some(storedOf({ userId, targetOwnerId: undefined }, last.details.value, top.status))
 }
 
+const decodePartyRow = decoder(
+  "transactions_by_party",
+  withKind({ id: Ids.TransactionId, updated_at: Schema.DateTimeUtcFromDate, ...detailFields }),
+)
+
+/**
+ * The transaction in a row of `transactions_by_party` (a party's PENDING row, with the details),
+ * as `userId` sees it, PENDING until `withStatus` gives it a later status.
+ */
+export const partyRowOf = (userId: Ids.UserId, row: unknown): Effect.Effect<StoredTransaction, Cql.CqlError> =>
+  Effect.map(decodePartyRow(row), (decoded) =>
+    storedOf({ userId, targetOwnerId: undefined }, decoded, {
+      id: decoded.id,
+      status: "PENDING",
+      failure_reason: null,
+      updated_at: decoded.updated_at,
+    }),
+  )
+
+/** A status row of `transactions_by_user`. */
+export const statusRowOf = (row: unknown): Effect.Effect<StatusRow, Cql.CqlError> => decodeStatusRow(row)
+
+/** The transaction with the highest-ranked of its status rows, when one outranks its PENDING row. */
+export const withStatus = (tx: StoredTransaction, rows: ReadonlyArray<StatusRow>): StoredTransaction => {
+  const top = rows.reduce<StatusRow | undefined>(
+    (best, row) => (row.id === tx.id && (best === undefined || row.status_rank > best.status_rank) ? row : best),
+    undefined,
+  )
+  return top === undefined || top.status_rank === 0
+    ? tx
+    : { ...tx, status: top.status, failureReason: top.failure_reason, updatedAt: top.updated_at }
+}
+
+const decodeOldOwner = decoder("transactions_by_user", Schema.Struct({ user_id: Ids.UserId }))
+const decodeParties = decoder(
+  "transactions_by_id",
+  Schema.Struct({ user_id: Ids.UserId, target_owner_id: Schema.NullOr(Ids.UserId) }),
+)
+
+/** A row of the history before transactions_by_party: whose it is, and the row. */
+export const oldHistoryRowOf = (row: unknown) =>
+  Effect.zip(
+    Effect.map(decodeOldOwner(row), (decoded) => decoded.user_id),
+    historyRowOf(row),
+  )
+
+/** The parties of a transaction, from its `transactions_by_id` row. */
+export const partiesRowOf = (
+  row: unknown,
+): Effect.Effect<Pick<StoredTransaction, "userId" | "targetOwnerId">, Cql.CqlError> =>
+  Effect.map(decodeParties(row), (decoded) => ({
+    userId: decoded.user_id,
+    targetOwnerId: orUndefined(decoded.target_owner_id),
+  }))
+
 /** The id in a row of `transactions_unfinished`. */
 export const unfinishedIdOf = (row: unknown): Effect.Effect<Ids.TransactionId, Cql.CqlError> =>
   Effect.map(decodeUnfinishedRow(row), (decoded) => decoded.id)

@@ -5,7 +5,7 @@
  */
 import { DateTime } from "effect"
 import type { StatusRecord, StoredTransaction } from "./Stored.ts"
-import { finalWriteTimestamp, partiesOf, shardOf, statusRank } from "./Stored.ts"
+import { finalWriteTimestamp, partiesOf, shardOf, slicesOfParty, statusRank } from "./Stored.ts"
 
 /** One statement of a batch. */
 export interface Write {
@@ -43,9 +43,12 @@ export const statementsOf = (keyspace: string) => {
     insertById:
       `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at, ` +
       `user_id, target_owner_id, ${detailColumns}) VALUES (?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    insertByUser:
-      `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at, ` +
-      `${detailColumns}) VALUES (?, ?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    // A party's PENDING row, in its slice, and the slice added to the partition's set of slices
+    // (a set addition reads nothing). Its later statuses are rows of `transactions_by_user`.
+    insertByParty:
+      `UPDATE ${keyspace}.transactions_by_party SET slices = slices + ?, updated_at = ?, type = ?, amount = ?, ` +
+      `currency = ?, wallet_id = ?, source_wallet_id = ?, target_wallet_id = ?, description = ?, created_at = ? ` +
+      `WHERE user_id = ? AND slice = ? AND id = ?`,
     insertUnfinished: `INSERT INTO ${keyspace}.transactions_unfinished (shard, id) VALUES (?, ?)`,
     deleteUnfinished: `DELETE FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
     statusById,
@@ -60,9 +63,18 @@ export const statementsOf = (keyspace: string) => {
     selectById:
       `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns} ` +
       `FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
-    selectHistory: (after: boolean) =>
-      `SELECT id, status_rank, status, failure_reason, updated_at, ${detailColumns} ` +
-      `FROM ${keyspace}.transactions_by_user WHERE user_id = ?${after ? " AND id < ?" : ""}`,
+    selectSlices: `SELECT slices FROM ${keyspace}.transactions_by_party WHERE user_id = ? LIMIT 1`,
+    // One slice, newest first, within `id >= lower` and `id < upper` when given.
+    selectSlice: (lower: boolean, upper: boolean) =>
+      `SELECT id, updated_at, ${detailColumns} FROM ${keyspace}.transactions_by_party ` +
+      `WHERE user_id = ? AND slice = ?${lower ? " AND id >= ?" : ""}${upper ? " AND id < ?" : ""} LIMIT ?`,
+    // The statuses after PENDING of some of a user's transactions: a single-partition read.
+    selectStatuses:
+      `SELECT id, status_rank, status, failure_reason, updated_at ` +
+      `FROM ${keyspace}.transactions_by_user WHERE user_id = ? AND id IN ?`,
+    // The migration to transactions_by_party reads the old history rows, and the parties of a transfer.
+    selectOldHistory: `SELECT user_id, id, status_rank, status, failure_reason, updated_at, ${detailColumns} FROM ${keyspace}.transactions_by_user`,
+    selectParties: `SELECT user_id, target_owner_id FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
     selectUnfinished: `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id > ? AND id < ? LIMIT ?`,
     selectRepublished: `SELECT republished_at, republishes FROM ${keyspace}.transactions_republishes WHERE id = ?`,
     insertRepublished: `INSERT INTO ${keyspace}.transactions_republishes (id, republished_at, republishes) VALUES (?, ?, ?)`,
@@ -72,7 +84,16 @@ export const statementsOf = (keyspace: string) => {
 /** The statements of the store in one keyspace. */
 export type Statements = ReturnType<typeof statementsOf>
 
-/** The writes that store one PENDING transaction: by id, in each party's history, in the index. */
+/** The write of one party's PENDING row of a transaction in one of its slices. */
+export const partyWrite = (statements: Statements, tx: StoredTransaction, party: string, slice: string): Write => ({
+  query: statements.insertByParty,
+  params: [[slice], toDate(tx.updatedAt), ...detailValues(tx), party, slice, tx.id],
+})
+
+/**
+ * The writes that store one PENDING transaction: by id, each party's row in each of its slices
+ * (one per party, two for a transfer between one user's own wallets), in the index.
+ */
 export const pendingWrites =
   (statements: Statements) =>
   (tx: StoredTransaction): ReadonlyArray<Write> => [
@@ -80,10 +101,9 @@ export const pendingWrites =
       query: statements.insertById,
       params: [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId, ...detailValues(tx)],
     },
-    ...partiesOf(tx).map((party) => ({
-      query: statements.insertByUser,
-      params: [party, tx.id, toDate(tx.updatedAt), ...detailValues(tx)],
-    })),
+    ...partiesOf(tx).flatMap((party) =>
+      slicesOfParty(tx, party).map((slice) => partyWrite(statements, tx, party, slice)),
+    ),
     { query: statements.insertUnfinished, params: [shardOf(tx.id), tx.id] },
   ]
 

@@ -34,6 +34,60 @@ export interface StoredFields {
 export const partiesOf = (tx: Pick<StoredTransaction, "userId" | "targetOwnerId">): ReadonlyArray<Ids.UserId> =>
   tx.targetOwnerId === undefined || tx.targetOwnerId === tx.userId ? [tx.userId] : [tx.userId, tx.targetOwnerId]
 
+/**
+ * A slice of a user's history: the transactions of one type that move money in or out of one of
+ * the user's wallets, `<wallet id>:<type>`. Each history row lies in exactly one slice.
+ */
+export const sliceOf = (walletId: Ids.WalletId, type: Transaction.TransactionType): string => `${walletId}:${type}`
+
+/** The wallet and type of a slice (a wallet id is 36 characters). */
+export const sliceParts = (slice: string): { readonly walletId: string; readonly type: string } => ({
+  walletId: slice.slice(0, 36),
+  type: slice.slice(37),
+})
+
+/**
+ * The slices a transaction lies in for one of its parties: the party's own wallets in it. The
+ * sender's is the deposit's, withdrawal's or transfer's source wallet, the target owner's the
+ * transfer's target; a transfer between two wallets of one user lies in both of them.
+ */
+export const slicesOfParty = (tx: StoredTransaction, party: Ids.UserId): ReadonlyArray<string> => {
+  if (tx.type !== "transfer") return [sliceOf(tx.walletId, tx.type)]
+  const wallets = [
+    ...(party === tx.userId ? [tx.sourceWalletId] : []),
+    ...(party === (tx.targetOwnerId ?? tx.userId) ? [tx.targetWalletId] : []),
+  ]
+  return wallets.map((wallet) => sliceOf(wallet, tx.type))
+}
+
+/** What a page of a user's history asks for: filters that combine with AND, a size, a cursor. */
+export interface HistoryQuery {
+  readonly status?: Transaction.TransactionStatus | undefined
+  readonly type?: Transaction.TransactionType | undefined
+  /** One of the user's wallets (the caller checks that it is). */
+  readonly walletId?: Ids.WalletId | undefined
+  /** Created at or after. */
+  readonly from?: DateTime.Utc | undefined
+  /** Created before. */
+  readonly to?: DateTime.Utc | undefined
+  readonly limit: number
+  /** The page starts after (below) this id. */
+  readonly after: Ids.TransactionId | undefined
+}
+
+/** Whether a stored transaction, as one party sees it, passes a query's filters. */
+export const passes = (tx: StoredTransaction, party: Ids.UserId, query: HistoryQuery): boolean => {
+  const created = DateTime.toEpochMillis(tx.createdAt)
+  return (
+    (query.status === undefined || tx.status === query.status) &&
+    (query.type === undefined || tx.type === query.type) &&
+    (query.walletId === undefined || slicesOfParty(tx, party).includes(sliceOf(query.walletId, tx.type))) &&
+    (query.from === undefined || created >= DateTime.toEpochMillis(query.from)) &&
+    (query.to === undefined || created < DateTime.toEpochMillis(query.to)) &&
+    (query.after === undefined || tx.id < query.after)
+  )
+}
+
 /** One page of a user's history, and the id after which the next page starts. */
 export interface HistoryPage {
   readonly items: ReadonlyArray<StoredTransaction>
@@ -128,15 +182,11 @@ export interface TransactionStore {
     reason: Transaction.FailureReason | null,
     at: DateTime.Utc,
   ): Effect.Effect<void, Cql.CqlError>
-  /** A page of the user's history, newest first, optionally only one status, after an id. */
-  history(
-    userId: Ids.UserId,
-    query: {
-      readonly status: Transaction.TransactionStatus | undefined
-      readonly limit: number
-      readonly after: Ids.TransactionId | undefined
-    },
-  ): Effect.Effect<HistoryPage, Cql.CqlError>
+  /**
+   * A page of the user's history, newest first, after an id, with the query's filters. A page with
+   * a status filter may stop short at the scan bound, with a cursor.
+   */
+  history(userId: Ids.UserId, query: HistoryQuery): Effect.Effect<HistoryPage, Cql.CqlError>
   /** Unfinished transactions whose id sorts before `before` (older), at most `limit`, oldest first per shard. */
   unfinished(before: string, limit: number): Effect.Effect<ReadonlyArray<Ids.TransactionId>, Cql.CqlError>
   /**

@@ -1,0 +1,72 @@
+import { assert, describe, it } from "@effect/vitest"
+import { DateTime } from "effect"
+import type { Ids, Money } from "@walletun/domain"
+import { pendingWrites, statementsOf, statusWrites } from "../src/repo/Statements.ts"
+import type { StoredTransaction } from "../src/repo/Stored.ts"
+
+const id = (n: number) => `0190a0c3-7d3e-7cc0-8000-0000000000${n}` as Ids.TransactionId
+const [alice, bob] = [id(11), id(12)] as unknown as [Ids.UserId, Ids.UserId]
+const [usd, eur, bobs] = [id(21), id(22), id(23)] as unknown as [Ids.WalletId, Ids.WalletId, Ids.WalletId]
+const at = DateTime.makeUnsafe(0)
+const common = {
+  id: id(31),
+  amount: 5n as Money.Amount,
+  currency: "USD" as const,
+  description: undefined,
+  createdAt: at,
+  status: "PENDING" as const,
+  failureReason: null,
+  updatedAt: at,
+  userId: alice,
+}
+const transfer: StoredTransaction = {
+  ...common,
+  targetOwnerId: bob,
+  type: "transfer",
+  sourceWalletId: usd,
+  targetWalletId: bobs,
+}
+const deposit: StoredTransaction = { ...common, targetOwnerId: undefined, type: "deposit", walletId: usd }
+const own: StoredTransaction = { ...transfer, targetOwnerId: alice, targetWalletId: eur }
+const statements = statementsOf("ks")
+
+/** Each write's table and the slice a party row goes to. */
+const shape = (tx: StoredTransaction) =>
+  pendingWrites(statements)(tx).map((write) =>
+    write.query.includes("transactions_by_party")
+      ? `party ${String(write.params[write.params.length - 3])} ${String(write.params[write.params.length - 2])}`
+      : (/ks\.(\w+)/.exec(write.query)?.[1] ?? ""),
+  )
+
+describe("the money path's CQL writes", () => {
+  it("a transfer writes as many statements as before: by id, one row per party in its own wallet's slice, the index", () => {
+    assert.deepStrictEqual(shape(transfer), [
+      "transactions_by_id",
+      `party ${alice} ${usd}:transfer`,
+      `party ${bob} ${bobs}:transfer`,
+      "transactions_unfinished",
+    ])
+    assert.deepStrictEqual(shape(deposit), [
+      "transactions_by_id",
+      `party ${alice} ${usd}:deposit`,
+      "transactions_unfinished",
+    ])
+    // Between one user's two wallets: in both slices, still no more than a transfer between two users.
+    assert.deepStrictEqual(shape(own), [
+      "transactions_by_id",
+      `party ${alice} ${usd}:transfer`,
+      `party ${alice} ${eur}:transfer`,
+      "transactions_unfinished",
+    ])
+  })
+
+  it("a status names only the id and the parties: by id, each party's status row, and a final one leaves the index", () => {
+    const record = { tx: { id: transfer.id, userId: alice, targetOwnerId: bob }, reason: null, at }
+    assert.strictEqual(statusWrites(statements)({ ...record, status: "PROCESSING" }).length, 3)
+    const final = statusWrites(statements)({ ...record, status: "COMPLETED" })
+    assert.deepStrictEqual(
+      final.map((write) => /ks\.(\w+)/.exec(write.query)?.[1]),
+      ["transactions_by_id", "transactions_by_user", "transactions_by_user", "transactions_unfinished"],
+    )
+  })
+})
