@@ -39,10 +39,9 @@ import {
 import { Health } from "./Health.ts"
 import { IdempotencyKey, TransactionId, WalletId } from "./Ids.ts"
 import type { UserId } from "./Ids.ts"
-import { PageQuery } from "./Page.ts"
 import { CreateTransaction, ListTransactionsQuery, Transaction, TransactionPage } from "./Transaction.ts"
 import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
-import { CreateWallet, EntryPage, Wallet, WalletList } from "./Wallet.ts"
+import { Balance, BalanceQuery, CreateWallet, EntriesQuery, EntryPage, Wallet, WalletList } from "./Wallet.ts"
 
 /** The API version, as the OpenAPI document states it. */
 export const version = "1.0.0"
@@ -140,10 +139,22 @@ export class WalletsApi extends HttpApiGroup.make("wallets")
     }).annotateMerge(OpenApi.annotations({ summary: "One of the caller's wallets" })),
     HttpApiEndpoint.get("entries", "/v1/wallets/:walletId/entries", {
       params: { walletId: WalletId },
-      query: PageQuery,
+      query: EntriesQuery,
       success: EntryPage,
       error: [ValidationFailed, WalletNotFound, ...behindGateway, ...anyRoute],
-    }).annotateMerge(OpenApi.annotations({ summary: "A wallet's ledger entries, newest first" })),
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "A wallet's ledger entries, newest first",
+        description:
+          "With `from` (inclusive) and `to` (exclusive), only the entries created in that range: a statement.",
+      }),
+    ),
+    HttpApiEndpoint.get("balance", "/v1/wallets/:walletId/balance", {
+      params: { walletId: WalletId },
+      query: BalanceQuery,
+      success: Balance,
+      error: [ValidationFailed, WalletNotFound, ...behindGateway, ...anyRoute],
+    }).annotateMerge(OpenApi.annotations({ summary: "A wallet's balance at a point in time (`at`, default now)" })),
   )
   .middleware(Authentication)
   .annotateMerge(OpenApi.annotations({ title: "Wallets", description: "Wallets and their ledger" })) {}

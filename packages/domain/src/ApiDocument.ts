@@ -12,7 +12,7 @@ import { Health } from "./Health.ts"
 import { TransactionId, WalletId } from "./Ids.ts"
 import { CreateDeposit, CreateTransfer, CreateWithdrawal, Transaction, TransactionPage } from "./Transaction.ts"
 import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
-import { CreateWallet, EntryPage, Wallet, WalletList } from "./Wallet.ts"
+import { Balance, CreateWallet, EntryPage, Wallet, WalletList } from "./Wallet.ts"
 
 /** A JSON object of the OpenAPI document. */
 type Node = Record<string, unknown>
@@ -151,6 +151,14 @@ export const examples: Readonly<Record<string, ReadonlyArray<Example>>> = {
         },
       ],
       nextCursor: null,
+    }),
+  ],
+  Balance: [
+    example(Balance, "The balance at the end of November", {
+      walletId: ids.wallet,
+      currency: "USD",
+      balance: 150_000,
+      at: "2026-12-01T00:00:00.000Z",
     }),
   ],
   CreateTransaction: [

@@ -61,6 +61,14 @@ export interface EntryRecord {
   readonly hash: string
 }
 
+/** A wallet's balance at a point in time: after every entry created before `atMs` (0 before the first). */
+export interface BalanceAt {
+  readonly walletId: Ids.WalletId
+  readonly currency: Currency.Currency
+  readonly balance: bigint
+  readonly atMs: number
+}
+
 /** What an idempotency key is bound to: a transaction, the digest of its request, its creation time. */
 export interface KeyBinding {
   readonly transactionId: Ids.TransactionId

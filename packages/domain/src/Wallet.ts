@@ -2,11 +2,11 @@
  * Wallets and their ledger entries. A user holds at most one wallet per currency; a balance never
  * goes below zero; an entry's amount is negative when money leaves the wallet.
  */
-import { Schema } from "effect"
+import { DateTime, Schema } from "effect"
 import { Currency } from "./Currency.ts"
 import { TransactionId, UserId, WalletId } from "./Ids.ts"
 import { BalanceJson, EntryAmountJson } from "./Money.ts"
-import { Items, Page } from "./Page.ts"
+import { Items, Page, pageQueryFields } from "./Page.ts"
 import { Timestamp } from "./Timestamp.ts"
 import { TransactionType } from "./Transaction.ts"
 
@@ -61,3 +61,47 @@ export type WalletList = typeof WalletList.Type
 export const EntryPage = Page(Entry).annotate({ identifier: "EntryPage" })
 /** A page of a wallet's entries. */
 export type EntryPage = typeof EntryPage.Type
+
+/**
+ * Query of `GET /v1/wallets/{walletId}/entries`: a page, and optionally the entries created at or
+ * after `from` and before `to` (RFC 3339). `from` must be before `to`.
+ */
+export const EntriesQuery = Schema.Struct({
+  ...pageQueryFields,
+  from: Schema.optionalKey(
+    Timestamp.annotate({ description: "Only entries created at or after this time (RFC 3339), inclusive" }),
+  ),
+  to: Schema.optionalKey(
+    Timestamp.annotate({ description: "Only entries created before this time (RFC 3339), exclusive" }),
+  ),
+}).check(
+  Schema.makeFilter((query) =>
+    query.from === undefined || query.to === undefined || DateTime.isLessThan(query.from, query.to)
+      ? undefined
+      : { path: ["from"], issue: "from must be before to" },
+  ),
+)
+/** Query of `GET /v1/wallets/{walletId}/entries`. */
+export type EntriesQuery = typeof EntriesQuery.Type
+
+/** Query of `GET /v1/wallets/{walletId}/balance`: the point in time, now when absent. */
+export const BalanceQuery = Schema.Struct({
+  at: Schema.optionalKey(
+    Timestamp.annotate({ description: "Count the entries created before this time (RFC 3339); now when absent" }),
+  ),
+})
+/** Query of `GET /v1/wallets/{walletId}/balance`. */
+export type BalanceQuery = typeof BalanceQuery.Type
+
+/**
+ * A wallet's balance at a point in time: the balance after every entry created before `at`, a JSON
+ * integer of minor units (0 before the wallet's first entry).
+ */
+export const Balance = Schema.Struct({
+  walletId: WalletId,
+  currency: Currency,
+  balance: BalanceJson,
+  at: Timestamp,
+}).annotate({ identifier: "Balance" })
+/** A wallet's balance at a point in time. */
+export type Balance = typeof Balance.Type

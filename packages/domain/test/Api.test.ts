@@ -2,7 +2,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { OpenApi } from "effect/http-api"
-import { Api, Errors } from "../src/index.ts"
+import { Api, Errors, Wallet } from "../src/index.ts"
 import * as ApiDocument from "../src/ApiDocument.ts"
 
 const spec = OpenApi.fromApi(Api.WalletunApi)
@@ -47,6 +47,13 @@ const routes = [
     ...anyRoute,
   ]),
   row("get", "/v1/wallets/{walletId}/entries", "200", true, [
+    "VALIDATION_FAILED",
+    ...bearer,
+    "WALLET_NOT_FOUND",
+    ...downstream,
+    ...anyRoute,
+  ]),
+  row("get", "/v1/wallets/{walletId}/balance", "200", true, [
     "VALIDATION_FAILED",
     ...bearer,
     "WALLET_NOT_FOUND",
@@ -202,6 +209,37 @@ describe("Api.WalletunApi", () => {
         assert.isAbove((parameter.description ?? "").length, 10, parameter.name)
         assert.isDefined(parameter.example, parameter.name)
       }
+    }),
+  )
+
+  it.effect("a statement takes a time range; a balance, the point in time", () =>
+    Effect.sync(() => {
+      assert.includeMembers(parameterNames("/v1/wallets/{walletId}/entries"), ["query:from", "query:to"])
+      assert.sameMembers(
+        parameterNames("/v1/wallets/{walletId}/balance").filter((name) => /^(path|query):/.test(name)),
+        ["path:walletId", "query:at"],
+      )
+      const balance = (spec.components.schemas as Record<string, { properties?: Record<string, unknown> }>)["Balance"]
+      assert.sameMembers(Object.keys(balance?.properties ?? {}), ["walletId", "currency", "balance", "at"])
+      assert.deepInclude(balance?.properties ?? {}, {
+        balance: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+      })
+    }),
+  )
+
+  it.effect("a range whose from is not before its to, or a malformed bound, does not decode", () =>
+    Effect.sync(() => {
+      const decode = Schema.decodeUnknownExit(Wallet.EntriesQuery)
+      assert.isTrue(decode({ from: "2026-12-01T00:00:00.000Z", to: "2026-12-02T00:00:00.000Z" })._tag === "Success")
+      for (const query of [
+        { from: "2026-12-01T00:00:00.000Z", to: "2026-12-01T00:00:00.000Z" },
+        { from: "2026-12-02T00:00:00.000Z", to: "2026-12-01T00:00:00.000Z" },
+        { from: "yesterday" },
+        { to: "2026-12-01" },
+      ]) {
+        assert.isTrue(decode(query)._tag === "Failure", JSON.stringify(query))
+      }
+      assert.isTrue(Schema.decodeUnknownExit(Wallet.BalanceQuery)({ at: "1764547200000" })._tag === "Failure")
     }),
   )
 

@@ -152,6 +152,9 @@ const post = (token: string, key: string | undefined, body: unknown): Effect.Eff
 const wallet = (party: Party, currency: "USD" | "EUR") =>
   Effect.map(party.api.wallets.create({ payload: { currency } }), (created) => created.id)
 
+/** `time` moved by `ms` milliseconds. */
+const plus = (time: DateTime.Utc, ms: number) => DateTime.add(time, { milliseconds: ms })
+
 const balance = (party: Party, walletId: Ids.WalletId) =>
   Effect.map(party.api.wallets.get({ params: { walletId } }), (found) => found.balance)
 
@@ -253,6 +256,99 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
         const blocked = yield* http("POST", "/v1/auth/login", { body: { email: limited, password } })
         assertProblem(blocked, 429, "RATE_LIMITED")
         assert.isAbove(Number(blocked.headers.get("retry-after")), 0)
+      }),
+    )
+  })
+
+  describe("statements and balances at a point in time", () => {
+    it.effect("entries in [from, to), the balance at a time (0 before the first entry), and their 400s and 404s", () =>
+      Effect.gen(function* () {
+        const alice = yield* signUp
+        const mallory = yield* signUp
+        const aliceUsd = yield* wallet(alice, "USD")
+        const amounts = [1_000, 200, 30]
+        for (const [index, amount] of amounts.entries()) {
+          const accepted = yield* post(alice.token, `st-${index}`, { type: "deposit", walletId: aliceUsd, amount })
+          assert.strictEqual((yield* settled(alice, accepted.body.id)).status, "COMPLETED")
+        }
+        const all = yield* alice.api.wallets.entries({ params: { walletId: aliceUsd }, query: { limit: 10 } })
+        const times = all.items.map((entry) => entry.createdAt).toReversed()
+        const [first, second, third] = times
+        if (first === undefined || second === undefined || third === undefined) return assert.fail("three entries")
+
+        // from inclusive, to exclusive: [second, third) is the second deposit alone.
+        const statement = yield* alice.api.wallets.entries({
+          params: { walletId: aliceUsd },
+          query: { limit: 10, from: second, to: third },
+        })
+        assert.deepStrictEqual(
+          statement.items.map((entry) => entry.amount),
+          [200n],
+        )
+        // Paged within a range: one a page, the cursor keeps the range.
+        const page = yield* alice.api.wallets.entries({
+          params: { walletId: aliceUsd },
+          query: { limit: 1, from: first, to: plus(third, 1) },
+        })
+        assert.isNotNull(page.nextCursor)
+        const next = yield* alice.api.wallets.entries({
+          params: { walletId: aliceUsd },
+          query: { limit: 1, from: first, to: plus(third, 1), ...(page.nextCursor ? { cursor: page.nextCursor } : {}) },
+        })
+        assert.deepStrictEqual(
+          [...page.items, ...next.items].map((entry) => entry.amount),
+          [30n, 200n],
+        )
+
+        // Balances: 0 before the first entry; an entry at `at` is not before it.
+        const at = (time: DateTime.Utc) =>
+          Effect.map(
+            alice.api.wallets.balance({ params: { walletId: aliceUsd }, query: { at: time } }),
+            (b) => b.balance,
+          )
+        assert.deepStrictEqual(
+          [yield* at(plus(first, -1)), yield* at(first), yield* at(plus(first, 1)), yield* at(plus(third, 1))],
+          [0n, 0n, 1_000n, 1_230n],
+        )
+        const raw = yield* http("GET", `/v1/wallets/${aliceUsd}/balance?at=${DateTime.formatIso(second)}`, {
+          token: alice.token,
+        })
+        assert.strictEqual(raw.status, 200)
+        assert.deepStrictEqual(raw.body, {
+          walletId: aliceUsd,
+          currency: "USD",
+          balance: 1_000,
+          at: DateTime.formatIso(second),
+        })
+        const now = yield* alice.api.wallets.balance({ params: { walletId: aliceUsd }, query: {} })
+        assert.strictEqual(now.balance, 1_230n)
+
+        // Refused before anything is read: from ≥ to, malformed bounds; someone else's wallet is 404.
+        const entriesOf = (query: string, token = alice.token) =>
+          http("GET", `/v1/wallets/${aliceUsd}/entries?${query}`, { token })
+        const iso = DateTime.formatIso(second)
+        for (const query of [
+          `from=${iso}&to=${iso}`,
+          `from=${DateTime.formatIso(third)}&to=${iso}`,
+          "from=yesterday",
+          "to=2026-13-01T00:00:00Z",
+        ]) {
+          const refused = yield* entriesOf(query)
+          assertProblem(refused, 400, "VALIDATION_FAILED")
+          assert.match(JSON.stringify(refused.body.errors), /query\.(from|to)/, query)
+        }
+        assertProblem(
+          yield* http("GET", `/v1/wallets/${aliceUsd}/balance?at=noon`, { token: alice.token }),
+          400,
+          "VALIDATION_FAILED",
+        )
+        assertProblem(yield* entriesOf(`from=${iso}`, mallory.token), 404, "WALLET_NOT_FOUND")
+        assertProblem(
+          yield* http("GET", `/v1/wallets/${aliceUsd}/balance`, { token: mallory.token }),
+          404,
+          "WALLET_NOT_FOUND",
+        )
+        assertProblem(yield* http("GET", `/v1/wallets/${aliceUsd}/balance`, {}), 401, "UNAUTHORIZED")
       }),
     )
   })

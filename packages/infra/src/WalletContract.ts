@@ -100,6 +100,57 @@ export const decodeEntry = (entry: Proto.Entry): Wallet.Entry => ({
   hash: Buffer.from(entry.hash).toString("hex"),
 })
 
+// The instants a timestamp of the public API can take (RFC 3339: the years 0000 to 9999).
+const earliestMs = -62_167_219_200_000
+const latestMs = 253_402_300_799_999
+
+/** Decodes an optional time field in epoch milliseconds; one outside the years 0000 to 9999 is invalid. */
+const optionalMillis = (field: string, value: bigint | undefined): Effect.Effect<number | undefined, InvalidArgument> =>
+  value === undefined || (value >= earliestMs && value <= latestMs)
+    ? Effect.succeed(value === undefined ? undefined : Number(value))
+    : Effect.fail(new InvalidArgument({ message: `${field}: epoch milliseconds within the years 0000 to 9999` }))
+
+/** A creation time range of entries: at or after `fromMs`, before `toMs` (epoch milliseconds), either unbounded. */
+export interface TimeRange {
+  readonly fromMs?: number | undefined
+  readonly toMs?: number | undefined
+}
+
+/** Decodes the time range of a ListEntries request; `from_ms` must be before `to_ms`. */
+export const decodeRange = Effect.fnUntraced(function* (request: Proto.ListEntriesRequest) {
+  const fromMs = yield* optionalMillis("from_ms", request.fromMs)
+  const toMs = yield* optionalMillis("to_ms", request.toMs)
+  if (fromMs !== undefined && toMs !== undefined && fromMs >= toMs) {
+    return yield* new InvalidArgument({ message: "from_ms: before to_ms" })
+  }
+  return { fromMs, toMs } satisfies TimeRange
+})
+
+/** A time range as ListEntries carries it (an unbounded side unset). */
+export const encodeRange = (range: TimeRange): Pick<Proto.ListEntriesRequest, "fromMs" | "toMs"> => ({
+  ...(range.fromMs === undefined ? {} : { fromMs: int64Millis(range.fromMs) }),
+  ...(range.toMs === undefined ? {} : { toMs: int64Millis(range.toMs) }),
+})
+
+/** Decodes the point in time of a GetBalance request (undefined for now). */
+export const decodeAt = (request: Proto.GetBalanceRequest) => optionalMillis("at_ms", request.atMs)
+
+/** A wallet's balance at a point in time as the contract carries it. */
+export const encodeBalance = (balance: Ledger.BalanceAt): Proto.GetBalanceResponse => ({
+  walletId: balance.walletId,
+  currency: balance.currency,
+  balance: balance.balance,
+  atMs: int64Millis(balance.atMs),
+})
+
+/** A GetBalance answer, as the public API shows it. */
+export const decodeBalance = (response: Proto.GetBalanceResponse): Wallet.Balance => ({
+  walletId: response.walletId as Ids.WalletId,
+  currency: response.currency as Currency.Currency,
+  balance: response.balance as Money.Balance,
+  at: fromMillis(response.atMs),
+})
+
 /** A ListEntries answer as a page of the public API (no next token is the last page). */
 export const decodeEntryPage = (response: Proto.ListEntriesResponse): Wallet.EntryPage => ({
   items: response.entries.map(decodeEntry),

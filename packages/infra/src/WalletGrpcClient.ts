@@ -37,12 +37,20 @@ export class WalletGrpcClient extends Context.Service<
     /** The wallets among `ids` that exist, whoever owns them. */
     getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<Wallet.Wallet>, Grpc.GrpcError>
     listWallets(ownerId: Ids.UserId): Effect.Effect<ReadonlyArray<Wallet.Wallet>, Grpc.GrpcError>
+    /** A page of a wallet's entries, newest first, within `range` (creation times) when given. */
     listEntries(
       walletId: Ids.WalletId,
       ownerId: Ids.UserId,
       pageSize: number,
       pageToken: string | undefined,
+      range?: WalletContract.TimeRange,
     ): Effect.Effect<Wallet.EntryPage, Grpc.GrpcError>
+    /** A wallet's balance after every entry created before `atMs` (the service's now when undefined). */
+    getBalance(
+      walletId: Ids.WalletId,
+      ownerId: Ids.UserId,
+      atMs: number | undefined,
+    ): Effect.Effect<Wallet.Balance, Grpc.GrpcError>
     /**
      * One ApplyTransactions call: each apply's answer, in order. When the whole call fails (the
      * service is away, the deadline passed), every item gets that failure.
@@ -105,10 +113,36 @@ const appliedOf = (item: Proto.BatchedApplyResult) =>
     ),
   )
 
+/** One unary call of the generated client `client`, bounded by `timeout`. */
+const caller =
+  (client: WalletServiceClient, timeout: Duration.Duration) =>
+  <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req) =>
+    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, { timeout })
+
+/** The reads of a wallet's ledger: a page of entries (within a time range), a balance at a time. */
+const ledgerReads = (
+  client: WalletServiceClient,
+  call: ReturnType<typeof caller>,
+): Pick<WalletGrpcClient["Service"], "listEntries" | "getBalance"> => ({
+  listEntries: (walletId, ownerId, pageSize, pageToken, range = {}) =>
+    call("ListEntries", client.listEntries, {
+      walletId,
+      ownerId,
+      pageSize,
+      pageToken: pageToken ?? "",
+      ...WalletContract.encodeRange(range),
+    }).pipe(Effect.map(WalletContract.decodeEntryPage)),
+  getBalance: (walletId, ownerId, atMs) =>
+    call("GetBalance", client.getBalance, {
+      walletId,
+      ownerId,
+      ...(atMs === undefined ? {} : { atMs: BigInt(Math.trunc(atMs)) }),
+    }).pipe(Effect.map(WalletContract.decodeBalance)),
+})
+
 /** The service over a generated client, each call bounded by `timeout`. */
 export const make = (client: WalletServiceClient, timeout: Duration.Duration): WalletGrpcClient["Service"] => {
-  const call = <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req) =>
-    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, { timeout })
+  const call = caller(client, timeout)
 
   /** One batch call of `count` items, each read by `results`; a failed call fails every item. */
   const batch = <Req, Res, A>(
@@ -143,10 +177,7 @@ export const make = (client: WalletServiceClient, timeout: Duration.Duration): W
       call("ListWallets", client.listWallets, { ownerId }).pipe(
         Effect.map((response) => response.wallets.map(WalletContract.decodeWallet)),
       ),
-    listEntries: (walletId, ownerId, pageSize, pageToken) =>
-      call("ListEntries", client.listEntries, { walletId, ownerId, pageSize, pageToken: pageToken ?? "" }).pipe(
-        Effect.map(WalletContract.decodeEntryPage),
-      ),
+    ...ledgerReads(client, call),
     applyTransactions: (items) =>
       batch(
         "ApplyTransactions",

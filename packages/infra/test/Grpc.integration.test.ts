@@ -113,6 +113,12 @@ const implementation = Effect.gen(function* () {
           : Effect.succeed({ wallets: request.walletIds.flatMap((id) => wallets.get(id) ?? []) }),
       toFailure,
     ),
+    // Not exercised here: every wallet is someone else's.
+    getBalance: yield* Grpc.unary(
+      WalletServiceService.getBalance,
+      (request) => Effect.fail(new WalletNotFound({ walletId: request.walletId })),
+      toFailure,
+    ),
     listWallets: yield* Grpc.unary(
       WalletServiceService.listWallets,
       (request) => Effect.succeed({ wallets: [...wallets.values()].filter((w) => w.ownerId === request.ownerId) }),

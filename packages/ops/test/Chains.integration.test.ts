@@ -310,9 +310,20 @@ describe("walletun audit: the hash chains (real PostgreSQL, a fresh database per
           createdAtMicros: first?.created_at_us ?? 0n,
         })
         assert.isTrue(EntryHash.same(first?.hash ?? EntryHash.genesis, expected))
+        // Each wallet's updated_at, the apply's floor for its next entry's time, is at or after its
+        // last entry's, and times never go back along a chain, old rows and new.
+        const floors = yield* sql<{ below: number }>`
+          SELECT count(*)::int AS below FROM wallets w
+          WHERE w.updated_at < (SELECT max(created_at) FROM ledger_entries e WHERE e.wallet_id = w.id)`
+        assert.strictEqual(floors[0]?.below, 0)
         yield* deposit(repo, wallet, 5n)
         const after = yield* verify(sql)
         assert.deepStrictEqual([after.entries, after.broken], [6, 0])
+        const backwards = yield* sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM (
+            SELECT created_at < lag(created_at) OVER (PARTITION BY wallet_id ORDER BY id) AS back FROM ledger_entries
+          ) steps WHERE back`
+        assert.strictEqual(backwards[0]?.n, 0)
       }),
     ),
   )

@@ -234,7 +234,7 @@ const finalState = (world: World) =>
     for (const id of acceptedIds(world)) statuses.set(id, yield* observe(world, id))
     const walletIds = [...world.users.map((user) => user.walletId), Ids.WalletId.make(usdSystemAccount)]
     const entries = yield* Effect.forEach(walletIds, (walletId) =>
-      Effect.map(ledger.listEntries(walletId, undefined, 1_000_000), (rows) =>
+      Effect.map(ledger.listEntries(walletId, { limit: 1_000_000 }), (rows) =>
         rows.map((row) => ({ walletId, transactionId: row.transactionId, amount: row.amount })),
       ),
     )

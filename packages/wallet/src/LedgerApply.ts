@@ -119,7 +119,8 @@ const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, applie
       ? sql`
           moved AS (
             UPDATE wallets SET balance = data.balance::bigint,
-              version = wallets.version + data.changes::bigint, updated_at = now(),
+              version = wallets.version + data.changes::bigint,
+              updated_at = to_timestamp(${appliedAtMs}::float8 / 1000),
               entry_hash = data.entry_hash::bytea
             FROM ${sql.updateValues(moved, "data")}
             WHERE wallets.id = data.id::uuid
@@ -153,10 +154,12 @@ const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, applie
 const applyFresh = (sql: SqlClient.SqlClient, fresh: ReadonlyArray<BatchItem>) =>
   Effect.gen(function* () {
     const requests = fresh.map((item) => item.request)
-    const { state, heads } = yield* lock(sql, requests)
+    const { state, heads, latestMs } = yield* lock(sql, requests)
     // The application time comes from the service's clock, so each outcome event can be built
-    // before the write.
-    const appliedAtMs = yield* Clock.currentTimeMillis
+    // before the write; but never before the last entry of a wallet it locks (its `updated_at`,
+    // moved to each batch's time): along a wallet's chain, entry times never go back, whatever the
+    // clocks of the instances that wrote them, so statements and balances can read by time.
+    const appliedAtMs = Math.max(Math.trunc(yield* Clock.currentTimeMillis), latestMs)
     const batch = Ledger.decide(requests, state, appliedAtMs)
     yield* write(sql, rowsOf(fresh, batch, heads, appliedAtMs), appliedAtMs)
     return batch.decisions.map(

@@ -9,7 +9,7 @@ import { Errors, Ids } from "@walletun/domain"
 import * as EntryHash from "./EntryHash.ts"
 import * as Ledger from "./Ledger.ts"
 import { outboxMessageOf } from "./LedgerRows.ts"
-import type { BatchItem, EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
+import type { BatchItem, EntryQuery, EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
 
 type Serial = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
@@ -64,6 +64,21 @@ const lockedOf = (
   return { wallets: named, systems }
 }
 
+/**
+ * The time of the latest last entry among the wallets `LedgerApply` locks for `request` (their
+ * `updatedAtMs`): the apply's time never precedes it, as there.
+ */
+const latestOf = (wallets: ReadonlyMap<Ids.WalletId, StoredWallet>, request: Ledger.ApplyRequest): number => {
+  const { walletIds, systemNames } = Ledger.locksOf([request])
+  let latest = 0
+  for (const wallet of wallets.values()) {
+    const locked =
+      walletIds.includes(wallet.id) || (wallet.systemName !== null && systemNames.includes(wallet.systemName))
+    if (locked) latest = Math.max(latest, wallet.updatedAtMs)
+  }
+  return latest
+}
+
 /** A wallet's head, when it exists. */
 const headOf = (
   wallets: ReadonlyMap<Ids.WalletId, StoredWallet>,
@@ -71,6 +86,33 @@ const headOf = (
 ): ReadonlyArray<readonly [Ids.WalletId, Uint8Array]> => {
   const wallet = wallets.get(id)
   return wallet === undefined ? [] : [[id, wallet.entryHash]]
+}
+
+/** Newest first by creation time then id, as `ledger_entries_by_wallet_time` orders them. */
+const newestFirst = (a: EntryRow, b: EntryRow): number =>
+  a.createdAtMs !== b.createdAtMs ? b.createdAtMs - a.createdAtMs : a.id < b.id ? 1 : -1
+
+/** A wallet's entries that `query` selects, as `LedgerReads.listEntries` reads them. */
+const entriesOf = (
+  entries: ReadonlyArray<EntryRow & { readonly walletId: Ids.WalletId }>,
+  walletId: Ids.WalletId,
+  query: EntryQuery,
+): ReadonlyArray<EntryRow> => {
+  const { fromMs, toMs, after } = query
+  return entries
+    .filter(
+      (entry) =>
+        entry.walletId === walletId &&
+        (fromMs === undefined || entry.createdAtMs >= fromMs) &&
+        (toMs === undefined || entry.createdAtMs < toMs) &&
+        (after === undefined || newestFirst(entry, { ...entry, ...after }) > 0),
+    )
+    .toSorted(newestFirst)
+    .slice(0, query.limit)
+    .map((entry) => {
+      const { walletId: _, ...row } = entry
+      return row
+    })
 }
 
 /** The stores and the apply; the rest of the contract is in `make`. */
@@ -91,7 +133,8 @@ const makeLedger = (serial: Serial, options: Options) => {
           if (recorded !== undefined) outbox.push({ ...recorded, id: nextId++, sent: false })
           return { ...previous, replayed: true }
         }
-        const now = yield* Clock.currentTimeMillis
+        // Along a wallet's chain, entry times never go back (see `LedgerApply.applyFresh`).
+        const now = Math.max(Math.trunc(yield* Clock.currentTimeMillis), latestOf(wallets, request))
         const [decision] = Ledger.decide([request], lockedOf(wallets, request), now).decisions
         if (decision === undefined) return yield* Effect.die(new Error("a request was not decided"))
         // Chained as the PostgreSQL ledger chains them, onto each wallet's head.
@@ -224,13 +267,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       ),
     listWallets: (ownerId: Ids.UserId) =>
       Effect.sync(() => [...wallets.values()].filter((wallet) => wallet.ownerId === ownerId)),
-    listEntries: (walletId: Ids.WalletId, before: bigint | undefined, limit: number) =>
-      Effect.sync(() =>
-        entries
-          .filter((entry) => entry.walletId === walletId && (before === undefined || entry.id < before))
-          .toSorted((a, b) => (a.id < b.id ? 1 : -1))
-          .slice(0, limit),
-      ),
+    listEntries: (walletId: Ids.WalletId, query: EntryQuery) => Effect.sync(() => entriesOf(entries, walletId, query)),
+    balanceAt: (walletId: Ids.WalletId, atMs: number) =>
+      Effect.sync(() => entriesOf(entries, walletId, { toMs: atMs, limit: 1 })[0]?.balanceAfter ?? 0n),
     apply,
     applyBatch: (items: ReadonlyArray<BatchItem>) =>
       Effect.forEach(items, (item) => Effect.result(applyTraced(item.request, item.traceHeaders))),

@@ -1,14 +1,17 @@
 /**
- * The ledger's plain statements: opening a wallet, and the reads of wallets, entries and the
- * ledger's total. One statement each, rows decoded at this edge.
+ * The ledger's plain statements: opening a wallet, and the reads of wallets, entries, a balance
+ * at a point in time and the ledger's total. One statement each, rows decoded at this edge.
  */
 import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Errors } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
 import { decodeEntries, decodeFirst, decodeWallets, unavailable } from "./LedgerRows.ts"
+import type { EntryQuery } from "./LedgerRows.ts"
 
 const decodeTotal = decodeFirst(Schema.Struct({ total: Schema.BigIntFromString }))({ total: 0n })
+// Before a wallet's first entry, its balance is 0.
+const decodeBalance = decodeFirst(Schema.Struct({ balance_after: Schema.BigInt }))({ balance_after: 0n })
 
 /** The statements, bound to the `SqlClient` of the wallet database. */
 export const make = Effect.gen(function* () {
@@ -49,15 +52,33 @@ export const make = Effect.gen(function* () {
     )
   })
 
-  const listEntries = Effect.fn("LedgerRepo.listEntries")(function* (
-    walletId: Ids.WalletId,
-    before: bigint | undefined,
-    limit: number,
-  ) {
+  // Both reads walk `ledger_entries_by_wallet_time` (wallet, created_at DESC, id DESC) from the
+  // right place: a page or a balance reads a handful of index entries, whatever the history's size.
+  const listEntries = Effect.fn("LedgerRepo.listEntries")(function* (walletId: Ids.WalletId, query: EntryQuery) {
+    const { fromMs, toMs, after, limit } = query
+    const bounds = [
+      sql`wallet_id = ${walletId}`,
+      ...(fromMs === undefined ? [] : [sql`created_at >= ${new Date(fromMs)}::timestamptz`]),
+      ...(toMs === undefined ? [] : [sql`created_at < ${new Date(toMs)}::timestamptz`]),
+      ...(after === undefined
+        ? []
+        : [sql`(created_at, id) < (${new Date(after.createdAtMs)}::timestamptz, ${after.id}::bigint)`]),
+    ]
     return yield* sql`
       SELECT id, transaction_id, type, amount, balance_after, created_at, hash FROM ledger_entries
-      WHERE wallet_id = ${walletId} AND id < ${before ?? 9_223_372_036_854_775_807n}
-      ORDER BY id DESC LIMIT ${limit}`.pipe(Effect.mapError(unavailable), Effect.flatMap(decodeEntries))
+      WHERE ${sql.and(bounds)}
+      ORDER BY created_at DESC, id DESC LIMIT ${limit}`.pipe(
+      Effect.mapError(unavailable),
+      Effect.flatMap(decodeEntries),
+    )
+  })
+
+  const balanceAt = Effect.fn("LedgerRepo.balanceAt")(function* (walletId: Ids.WalletId, atMs: number) {
+    const rows = yield* sql`
+      SELECT balance_after FROM ledger_entries
+      WHERE wallet_id = ${walletId} AND created_at < ${new Date(atMs)}::timestamptz
+      ORDER BY created_at DESC, id DESC LIMIT 1`.pipe(Effect.mapError(unavailable), Effect.flatMap(decodeBalance))
+    return rows.balance_after
   })
 
   const totalBalance = sql`SELECT COALESCE(SUM(balance), 0)::text AS total FROM wallets`.pipe(
@@ -66,5 +87,5 @@ export const make = Effect.gen(function* () {
     Effect.map((row) => row.total),
   )
 
-  return { createWallet, getWallets, listWallets, listEntries, totalBalance }
+  return { createWallet, getWallets, listWallets, listEntries, balanceAt, totalBalance }
 })

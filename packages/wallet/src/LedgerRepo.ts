@@ -18,6 +18,7 @@ import * as LedgerReads from "./LedgerReads.ts"
 import type {
   BatchItem,
   ClaimAnswer,
+  EntryQuery,
   EntryRow,
   KeyClaim,
   LedgerUnavailable,
@@ -26,7 +27,17 @@ import type {
 } from "./LedgerRows.ts"
 
 export type { Applied } from "./Ledger.ts"
-export type { BatchItem, ClaimAnswer, EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
+export type {
+  BatchItem,
+  ClaimAnswer,
+  EntryPosition,
+  EntryQuery,
+  EntryRow,
+  KeyBinding,
+  KeyClaim,
+  OutboxMessage,
+  WalletRow,
+} from "./LedgerRows.ts"
 export { LedgerUnavailable } from "./LedgerRows.ts"
 
 export class LedgerRepo extends Context.Service<
@@ -41,12 +52,13 @@ export class LedgerRepo extends Context.Service<
     getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<WalletRow>, LedgerUnavailable>
     /** An owner's wallets, oldest first. */
     listWallets(ownerId: Ids.UserId): Effect.Effect<ReadonlyArray<WalletRow>, LedgerUnavailable>
-    /** A wallet's entries older than `before` (all when undefined), newest first, at most `limit`. */
-    listEntries(
-      walletId: Ids.WalletId,
-      before: bigint | undefined,
-      limit: number,
-    ): Effect.Effect<ReadonlyArray<EntryRow>, LedgerUnavailable>
+    /** A wallet's entries, newest first (by creation time, then id), as `query` selects them. */
+    listEntries(walletId: Ids.WalletId, query: EntryQuery): Effect.Effect<ReadonlyArray<EntryRow>, LedgerUnavailable>
+    /**
+     * A wallet's balance after every entry created before `atMs` (the last such entry's balance
+     * after), 0 before its first entry.
+     */
+    balanceAt(walletId: Ids.WalletId, atMs: number): Effect.Effect<bigint, LedgerUnavailable>
     /** Applies a transaction exactly once (see the module comment). */
     apply(request: Ledger.ApplyRequest): Effect.Effect<Ledger.Applied, LedgerUnavailable>
     /**

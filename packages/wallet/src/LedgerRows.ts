@@ -18,6 +18,24 @@ export interface EntryRow extends LedgerContract.EntryRecord {
   readonly id: bigint
 }
 
+/** Where a page of entries ends: the last entry returned, by creation time and then id. */
+export interface EntryPosition {
+  readonly createdAtMs: number
+  readonly id: bigint
+}
+
+/**
+ * Which of a wallet's entries to read, newest first (by creation time, then id): those created at
+ * or after `fromMs` and before `toMs` (either bound absent for none), after `after` (the last
+ * entry of the previous page; absent for the first), at most `limit`.
+ */
+export interface EntryQuery {
+  readonly fromMs?: number | undefined
+  readonly toMs?: number | undefined
+  readonly after?: EntryPosition | undefined
+  readonly limit: number
+}
+
 /** The idempotency-key shapes of the ledger's contract (`@walletun/domain` `Ledger`), as the repository answers them. */
 export type KeyBinding = LedgerContract.KeyBinding
 export type KeyClaim = LedgerContract.KeyClaim
@@ -110,20 +128,23 @@ const decodeLockedRows = rowsOf(
 )
 /**
  * Decodes locked wallet rows (with `system_name` and `entry_hash`): user wallets by id, system
- * accounts by name, and every locked wallet's head (the hash of its last entry).
+ * accounts by name, every locked wallet's head (the hash of its last entry), and the latest
+ * `updated_at` among them (the time of their last entries, which the next ones may not precede).
  */
 export const decodeLocked = (rows: unknown) =>
   Effect.map(decodeLockedRows(rows), (locked) => {
     const wallets = new Map<Ids.WalletId, Ledger.LockedWallet>()
     const systems = new Map<string, Ledger.LockedWallet>()
     const heads = new Map<Ids.WalletId, Uint8Array>()
+    let latestMs = 0
     for (const { systemName, wallet, head } of locked) {
       if (systemName !== null) systems.set(systemName, wallet)
       else wallets.set(wallet.id, wallet)
       heads.set(wallet.id, head)
+      latestMs = Math.max(latestMs, wallet.updatedAtMs)
     }
     const state: Ledger.LockedState = { wallets, systems }
-    return { state, heads }
+    return { state, heads, latestMs }
   })
 
 /** Decodes `id, transaction_id, type, amount, balance_after, created_at, hash` ledger entry rows. */

@@ -5,14 +5,22 @@
  * where repeating is safe), then it is a `LedgerUnavailable` defect, which the transport answers
  * as retryable (gRPC UNAVAILABLE).
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { Errors, Ids } from "@walletun/domain"
-import type { Currency } from "@walletun/domain"
+import type { Currency, Ledger as LedgerContract } from "@walletun/domain"
 import * as Retry from "@walletun/infra/Retry"
 import * as Uuid from "@walletun/infra/Uuid"
 import type * as Ledger from "./Ledger.ts"
 import { LedgerRepo } from "./LedgerRepo.ts"
-import type { Applied, ClaimAnswer, EntryRow, KeyClaim, LedgerUnavailable, WalletRow } from "./LedgerRepo.ts"
+import type {
+  Applied,
+  ClaimAnswer,
+  EntryPosition,
+  EntryRow,
+  KeyClaim,
+  LedgerUnavailable,
+  WalletRow,
+} from "./LedgerRepo.ts"
 
 /** A page token that this service did not issue, or that has been tampered with. */
 export class InvalidPageToken extends Schema.TaggedError<InvalidPageToken>()("InvalidPageToken", {}) {}
@@ -39,11 +47,25 @@ const orDie = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, 
 const retried = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E | LedgerUnavailable>) =>
   orDie(Retry.withRetry(ledgerRetry)(effect))
 
-// An opaque cursor: the id of the last entry returned, in base64url so clients do not build it.
-const encodeCursor = (id: bigint): string => Buffer.from(`e:${id}`, "utf8").toString("base64url")
-const decodeCursor = (token: string): bigint | undefined => {
-  const text = Buffer.from(token, "base64url").toString("utf8")
-  return /^e:[1-9]\d{0,18}$/.test(text) ? BigInt(text.slice(2)) : undefined
+// An opaque cursor: the creation time and id of the last entry returned (the page's position in
+// `ledger_entries_by_wallet_time`), in base64url so clients do not build it.
+const encodeCursor = (entry: EntryPosition): string =>
+  Buffer.from(`t:${entry.createdAtMs}:${entry.id}`, "utf8").toString("base64url")
+const decodeCursor = (token: string): EntryPosition | undefined => {
+  const match = /^t:(-?\d{1,16}):([1-9]\d{0,18})$/.exec(Buffer.from(token, "base64url").toString("utf8"))
+  const [, createdAtMs, id] = match ?? []
+  if (createdAtMs === undefined || id === undefined || !Number.isSafeInteger(Number(createdAtMs))) return undefined
+  return { createdAtMs: Number(createdAtMs), id: BigInt(id) }
+}
+
+/** A page of a wallet's entries to read: its size (0 for the default), token, and time range. */
+export interface EntriesRequest {
+  readonly pageSize: number
+  readonly pageToken: string
+  /** Entries created at or after this time (epoch milliseconds), when set. */
+  readonly fromMs?: number | undefined
+  /** Entries created before this time (epoch milliseconds), when set. */
+  readonly toMs?: number | undefined
 }
 
 export class Wallets extends Context.Service<
@@ -56,12 +78,17 @@ export class Wallets extends Context.Service<
     entries(
       walletId: Ids.WalletId,
       actingUserId: Ids.UserId,
-      pageSize: number,
-      pageToken: string,
+      request: EntriesRequest,
     ): Effect.Effect<
       { readonly entries: ReadonlyArray<EntryRow>; readonly nextPageToken: string },
       Errors.WalletNotFound | InvalidPageToken
     >
+    /** The balance after every entry created before `atMs` (now when undefined); 0 before the first. */
+    balanceAt(
+      walletId: Ids.WalletId,
+      actingUserId: Ids.UserId,
+      atMs: number | undefined,
+    ): Effect.Effect<LedgerContract.BalanceAt, Errors.WalletNotFound>
     apply(request: Ledger.ApplyRequest): Effect.Effect<Applied>
     /** Binds an idempotency key once (see `LedgerRepo.claimKey`). */
     claimKey(claim: KeyClaim): Effect.Effect<ClaimAnswer>
@@ -87,21 +114,32 @@ export class Wallets extends Context.Service<
       const entries = Effect.fn("Wallets.entries")(function* (
         walletId: Ids.WalletId,
         actingUserId: Ids.UserId,
-        pageSize: number,
-        pageToken: string,
+        request: EntriesRequest,
       ) {
         yield* get(walletId, actingUserId)
-        const before = pageToken === "" ? undefined : decodeCursor(pageToken)
-        if (pageToken !== "" && before === undefined) return yield* new InvalidPageToken()
-        const limit = pageSize === 0 ? defaultPageSize : pageSize
+        const after = request.pageToken === "" ? undefined : decodeCursor(request.pageToken)
+        if (request.pageToken !== "" && after === undefined) return yield* new InvalidPageToken()
+        const limit = request.pageSize === 0 ? defaultPageSize : request.pageSize
         // One more than asked tells whether another page exists without a second query.
-        const rows = yield* retried(repo.listEntries(walletId, before, limit + 1))
+        const query = { fromMs: request.fromMs, toMs: request.toMs, after, limit: limit + 1 }
+        const rows = yield* retried(repo.listEntries(walletId, query))
         const page = rows.slice(0, limit)
         const last = page.at(-1)
         return {
           entries: page,
-          nextPageToken: rows.length > limit && last !== undefined ? encodeCursor(last.id) : "",
+          nextPageToken: rows.length > limit && last !== undefined ? encodeCursor(last) : "",
         }
+      })
+
+      const balanceAt = Effect.fn("Wallets.balanceAt")(function* (
+        walletId: Ids.WalletId,
+        actingUserId: Ids.UserId,
+        at: number | undefined,
+      ) {
+        const wallet = yield* get(walletId, actingUserId)
+        const atMs = at ?? Math.trunc(yield* Clock.currentTimeMillis)
+        const balance = yield* retried(repo.balanceAt(walletId, atMs))
+        return { walletId, currency: wallet.currency, balance, atMs }
       })
 
       return Wallets.of({
@@ -110,6 +148,7 @@ export class Wallets extends Context.Service<
         getMany: (ids) => retried(repo.getWallets([...new Set(ids)])),
         list: (ownerId) => retried(repo.listWallets(ownerId)),
         entries,
+        balanceAt,
         // Safe to repeat: an apply is exactly once per transaction id, and a repeat is a replay.
         apply: (request) => retried(repo.apply(request)),
         claimKey: (claim) => orDie(repo.claimKey(claim)),

@@ -75,6 +75,7 @@ const requests = (ownerId: string, walletId: string): Record<Method, unknown> =>
   getWallets: { walletIds: [walletId] } satisfies Proto.GetWalletsRequest,
   listWallets: { ownerId } satisfies Proto.ListWalletsRequest,
   listEntries: { walletId, ownerId, pageSize: 10, pageToken: "" } satisfies Proto.ListEntriesRequest,
+  getBalance: { walletId, ownerId } satisfies Proto.GetBalanceRequest,
   applyTransaction: {
     transactionId: crypto.randomUUID(),
     actingUserId: ownerId,
@@ -248,11 +249,11 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("who may call the wal
       }),
     )
 
-    it.effect("the transaction service's certificate cannot open or list wallets, or read entries", () =>
+    it.effect("the transaction service's certificate cannot open or list wallets, or read entries or balances", () =>
       Effect.gen(function* () {
         const wallet = yield* fundedWallet
         const transaction = yield* asService("transaction")
-        for (const method of ["createWallet", "getWallet", "listWallets", "listEntries"] as const) {
+        for (const method of ["createWallet", "getWallet", "listWallets", "listEntries", "getBalance"] as const) {
           assert.strictEqual(
             yield* codeOf(transaction, method, requests(wallet.ownerId, wallet.walletId)[method]),
             status.PERMISSION_DENIED,

@@ -8,13 +8,13 @@
  */
 import { assert, describe } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Clock, Effect, Exit } from "effect"
 import { Ids } from "@walletun/domain"
 import type { Currency, Money } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
 import type * as Ledger from "../src/Ledger.ts"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
-import type { OutboxMessage } from "../src/LedgerRepo.ts"
+import type { EntryQuery, OutboxMessage } from "../src/LedgerRepo.ts"
 import { documentedHash } from "./DocumentedHash.ts"
 
 const hour = 3_600_000
@@ -97,7 +97,7 @@ const claimOf = (user: Ids.UserId, key: string, id: Ids.TransactionId, ttlMs = h
 /** Recomputes a wallet's chain from its entries, oldest first, by the README's encoding. */
 const verifyChain = (walletId: Ids.WalletId) =>
   Effect.gen(function* () {
-    const entries = (yield* LedgerRepo.use((repo) => repo.listEntries(walletId, undefined, 10_000))).toReversed()
+    const entries = (yield* LedgerRepo.use((repo) => repo.listEntries(walletId, { limit: 10_000 }))).toReversed()
     let prev = new Uint8Array(32)
     for (const entry of entries) {
       const expected = documentedHash(
@@ -113,6 +113,66 @@ const verifyChain = (walletId: Ids.WalletId) =>
     }
     return entries.length
   })
+
+/**
+ * Runs `effect` with a clock that reads `ms` (and sleeps as the real one does), as an instance of
+ * the service whose clock is ahead or behind would.
+ */
+const clockAt =
+  (ms: number) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const real = yield* Clock.Clock
+      return yield* Effect.provideService(effect, Clock.Clock, {
+        currentTimeMillisUnsafe: () => ms,
+        currentTimeMillis: Effect.succeed(ms),
+        currentTimeNanosUnsafe: () => BigInt(ms) * 1_000_000n,
+        currentTimeNanos: Effect.succeed(BigInt(ms) * 1_000_000n),
+        monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
+        monotonicTimeNanos: real.monotonicTimeNanos,
+        sleep: (duration) => real.sleep(duration),
+      })
+    })
+
+/** Applies `request` in a batch of its own, by an instance whose clock reads `ms`; it must complete. */
+const applyAt = (ms: number, request: Ledger.ApplyRequest) =>
+  Effect.gen(function* () {
+    const [answer] = yield* LedgerRepo.use((repo) => repo.applyBatch([{ request, traceHeaders: {} }])).pipe(clockAt(ms))
+    assert.strictEqual(answer?._tag === "Success" ? answer.success.outcome._tag : answer?._tag, "Completed")
+  })
+
+/** A wallet's newest entry. */
+const newest = (walletId: Ids.WalletId) =>
+  Effect.flatMap(
+    LedgerRepo.use((repo) => repo.listEntries(walletId, { limit: 1 })),
+    (rows) =>
+      rows[0] === undefined ? Effect.die(new Error(`wallet ${walletId} has no entry`)) : Effect.succeed(rows[0]),
+  )
+
+/**
+ * Bob's BRL wallet, credited by transfers from Alice at known times: 1 at t, 2 then 4 at t + 10
+ * (one millisecond, two entries), 8 at t + 20, 16 at t + 30; `ids` in that order. BRL, and t after
+ * Alice's funding, so that no other case's entries (nor the system account's time) get in the way.
+ */
+const timedTransfers = Effect.gen(function* () {
+  const alice = yield* open("BRL")
+  const bob = yield* open("BRL")
+  yield* apply(yield* deposit(alice, 1_000n))
+  const t = (yield* newest(alice.id)).createdAtMs + 1_000
+  const ids: Array<Ids.TransactionId> = []
+  for (const [offset, value] of [
+    [0, 1n],
+    [10, 2n],
+    [10, 4n],
+    [20, 8n],
+    [30, 16n],
+  ] as const) {
+    const request = yield* transfer(alice, bob, value)
+    yield* applyAt(t + offset, request)
+    ids.push(request.transactionId)
+  }
+  return { bob, t, ids }
+})
 
 /** The ledger contract's cases, for a `layer(...)` that provides the repository under test. */
 export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
@@ -334,7 +394,7 @@ export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
   })
 
   describe("entries", () => {
-    it.effect("a wallet's entries, newest first, each with its balance after; paged by the id before", () =>
+    it.effect("a wallet's entries, newest first, each with its balance after; paged after the last one", () =>
       Effect.gen(function* () {
         const repo = yield* LedgerRepo
         const alice = yield* open()
@@ -345,7 +405,7 @@ export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
           yield* transfer(alice, bob, 20n),
         ]
         for (const request of requests) yield* apply(request)
-        const all = yield* repo.listEntries(alice.id, undefined, 10)
+        const all = yield* repo.listEntries(alice.id, { limit: 10 })
         assert.deepStrictEqual(
           all.map((entry) => [entry.transactionId, entry.type, entry.amount, entry.balanceAfter]),
           [
@@ -354,13 +414,79 @@ export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
             [requests[0]?.transactionId, "deposit", 100n, 100n],
           ],
         )
-        const page = yield* repo.listEntries(alice.id, undefined, 2)
+        const page = yield* repo.listEntries(alice.id, { limit: 2 })
         assert.deepStrictEqual(page, all.slice(0, 2))
-        assert.deepStrictEqual(yield* repo.listEntries(alice.id, page[1]?.id, 2), all.slice(2))
+        assert.deepStrictEqual(yield* repo.listEntries(alice.id, { after: page[1], limit: 2 }), all.slice(2))
         assert.deepStrictEqual(
-          (yield* repo.listEntries(bob.id, undefined, 10)).map((entry) => [entry.amount, entry.balanceAfter]),
+          (yield* repo.listEntries(bob.id, { limit: 10 })).map((entry) => [entry.amount, entry.balanceAfter]),
           [[20n, 20n]],
         )
+      }),
+    )
+  })
+
+  describe("statements and balances at a point in time", () => {
+    it.effect("a clock that goes back never dates an entry before the wallet's previous one; the chain verifies", () =>
+      Effect.gen(function* () {
+        const alice = yield* open("BRL")
+        const bob = yield* open("BRL")
+        yield* apply(yield* deposit(alice, 100n))
+        const start = (yield* newest(alice.id)).createdAtMs + 5_000
+        // An instance 5 s ahead, then one whose clock is 3 s behind it, then one 4 s behind.
+        yield* applyAt(start, yield* deposit(alice, 10n))
+        yield* applyAt(start - 3_000, yield* transfer(alice, bob, 5n))
+        yield* applyAt(start - 4_000, yield* transfer(bob, alice, 1n))
+        const times = (yield* LedgerRepo.use((repo) => repo.listEntries(alice.id, { limit: 10 }))).map(
+          (entry) => [entry.amount, entry.createdAtMs] as const,
+        )
+        assert.deepStrictEqual(times.slice(0, 3), [
+          [1n, start],
+          [-5n, start],
+          [10n, start],
+        ])
+        // Every locked wallet's last entry time is a floor: bob's first entry, too.
+        assert.deepStrictEqual((yield* newest(bob.id)).createdAtMs, start)
+        assert.deepStrictEqual([yield* verifyChain(alice.id), yield* verifyChain(bob.id)], [4, 2])
+        assert.isAtLeast(yield* verifyChain(Ids.WalletId.make("00000000-0000-7000-8000-000000000004")), 2)
+      }),
+    )
+
+    it.effect("entries created in [from, to), newest first, paged within the range", () =>
+      Effect.gen(function* () {
+        const { bob, t, ids } = yield* timedTransfers
+        const list = (query: EntryQuery) =>
+          Effect.map(
+            LedgerRepo.use((repo) => repo.listEntries(bob.id, query)),
+            (rows) => rows.map((row) => row.transactionId),
+          )
+        // [t + 10, t + 30): both entries at t + 10 (the later one first), the one at t + 20, not t + 30.
+        const range = { fromMs: t + 10, toMs: t + 30 }
+        assert.deepStrictEqual(yield* list({ ...range, limit: 10 }), [ids[3], ids[2], ids[1]])
+        assert.deepStrictEqual(yield* list({ fromMs: t + 20, limit: 10 }), [ids[4], ids[3]])
+        assert.deepStrictEqual(yield* list({ toMs: t + 10, limit: 10 }), [ids[0]])
+        assert.deepStrictEqual(yield* list({ fromMs: t + 31, toMs: t + 1_000, limit: 10 }), [])
+        const first = yield* LedgerRepo.use((repo) => repo.listEntries(bob.id, { ...range, limit: 2 }))
+        assert.deepStrictEqual(
+          first.map((row) => row.transactionId),
+          [ids[3], ids[2]],
+        )
+        assert.deepStrictEqual(yield* list({ ...range, after: first[1], limit: 2 }), [ids[1]])
+        assert.deepStrictEqual(yield* list({ ...range, after: { createdAtMs: t + 10, id: 1n }, limit: 2 }), [])
+      }),
+    )
+
+    it.effect("the balance at a time: after every entry created before it, 0 before the first", () =>
+      Effect.gen(function* () {
+        const { bob, t } = yield* timedTransfers
+        const at = (ms: number) => LedgerRepo.use((repo) => repo.balanceAt(bob.id, ms))
+        // Bob received 1 at t, 2 and 4 at t + 10, 8 at t + 20 and 16 at t + 30.
+        assert.deepStrictEqual(
+          [yield* at(t - 1), yield* at(t), yield* at(t + 1), yield* at(t + 10), yield* at(t + 11)],
+          [0n, 0n, 1n, 1n, 7n],
+        )
+        assert.deepStrictEqual([yield* at(t + 30), yield* at(t + 31), yield* at(t + 86_400_000)], [15n, 31n, 31n])
+        const stranger = yield* open("BRL")
+        assert.strictEqual(yield* LedgerRepo.use((repo) => repo.balanceAt(stranger.id, t + 86_400_000)), 0n)
       }),
     )
   })

@@ -9,7 +9,7 @@
  */
 import { assert, describe } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Effect, Result } from "effect"
+import { DateTime, Effect, Result } from "effect"
 import type { Scope } from "effect"
 import { Ids } from "@walletun/domain"
 import type { Money } from "@walletun/domain"
@@ -156,6 +156,46 @@ export const contract = <R>(it: Vitest.MethodsNonLive<R>, harness: Harness<R>) =
         ])
         const tooShort = yield* transaction.claimIdempotencyKeys([{ ...claimOf(yield* transactionId), ttlMs: 1 }])
         assert.deepStrictEqual(statuses(tooShort), ["INVALID_ARGUMENT"])
+      }),
+    )
+  })
+
+  describe("statements and balances (the gateway)", () => {
+    it.effect("entries in a time range and the balance at a time; bad bounds are INVALID_ARGUMENT", () =>
+      Effect.gen(function* () {
+        const gateway = yield* clientAs("gateway")
+        const transaction = yield* clientAs("transaction")
+        const wallet = yield* opened
+        yield* transaction.applyTransactions([yield* depositOf(wallet.id, wallet.ownerId, 250n)])
+        const [entry] = (yield* gateway.listEntries(wallet.id, wallet.ownerId, 10, undefined)).items
+        if (entry === undefined) return assert.fail("the deposit has no entry")
+        const t = DateTime.toEpochMillis(entry.createdAt)
+        const range = (fromMs: number, toMs: number) =>
+          Effect.map(gateway.listEntries(wallet.id, wallet.ownerId, 10, undefined, { fromMs, toMs }), (page) =>
+            page.items.map((item) => item.transactionId),
+          )
+        assert.deepStrictEqual(yield* range(t, t + 1), [entry.transactionId])
+        assert.deepStrictEqual(yield* range(t - 1, t), [])
+        const at = (ms: number | undefined) => gateway.getBalance(wallet.id, wallet.ownerId, ms)
+        assert.deepStrictEqual(yield* at(t + 1), {
+          walletId: wallet.id,
+          currency: "USD",
+          balance: 250n as Money.Balance,
+          at: DateTime.makeUnsafe(t + 1),
+        })
+        assert.strictEqual((yield* at(t)).balance, 0n, "an entry created at `at` is not before it")
+        // No time: now, on the service's clock (a few milliseconds after the deposit).
+        yield* Effect.sleep("5 millis")
+        const now = yield* at(undefined)
+        assert.strictEqual(now.balance, 250n)
+        assert.isAbove(DateTime.toEpochMillis(now.at), t)
+        const inverted = yield* Effect.flip(range(t, t))
+        assert.deepStrictEqual([inverted.status, inverted.details], ["INVALID_ARGUMENT", "from_ms: before to_ms"])
+        assert.strictEqual((yield* Effect.flip(at(9e15))).status, "INVALID_ARGUMENT")
+        const stranger = yield* Effect.flip(gateway.getBalance(wallet.id, yield* userId, undefined))
+        assert.strictEqual(stranger.status, "NOT_FOUND")
+        const forged = yield* Effect.flip(gateway.listEntries(wallet.id, wallet.ownerId, 10, "ZTo0Mg"))
+        assert.strictEqual(forged.status, "INVALID_ARGUMENT")
       }),
     )
   })

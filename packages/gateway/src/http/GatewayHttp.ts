@@ -4,7 +4,7 @@
  * pass through unchanged; those services verify the caller's token again), wallet routes
  * translated to the wallet service's gRPC, and health reporting each downstream.
  */
-import { Effect, Layer } from "effect"
+import { DateTime, Effect, Layer } from "effect"
 import { HttpClient } from "effect/http"
 import { HttpApi, HttpApiBuilder } from "effect/http-api"
 import type { HttpServerRequest } from "effect/http"
@@ -105,6 +105,9 @@ const TransactionHandlers = HttpApiBuilder.group(
   }),
 )
 
+/** A decoded query time as the wallet service takes it (epoch milliseconds), absent as undefined. */
+const millisOf = (time: DateTime.Utc | undefined) => (time === undefined ? undefined : DateTime.toEpochMillis(time))
+
 const WalletHandlers = HttpApiBuilder.group(
   GatewayApi,
   "wallets",
@@ -119,7 +122,13 @@ const WalletHandlers = HttpApiBuilder.group(
       list: () => asUser((userId) => Effect.map(wallets.list(userId), (items) => ({ items: [...items] }))),
       get: ({ params }) => asUser((userId) => wallets.get(params.walletId, userId)),
       entries: ({ params, query }) =>
-        asUser((userId) => wallets.entries(params.walletId, userId, query.limit, query.cursor)),
+        asUser((userId) =>
+          wallets.entries(params.walletId, userId, query.limit, query.cursor, {
+            fromMs: millisOf(query.from),
+            toMs: millisOf(query.to),
+          }),
+        ),
+      balance: ({ params, query }) => asUser((userId) => wallets.balance(params.walletId, userId, millisOf(query.at))),
     })
   }),
 )

@@ -9,6 +9,7 @@ import { Errors } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
 import type * as Grpc from "@walletun/infra/Grpc"
 import * as Retry from "@walletun/infra/Retry"
+import type * as WalletContract from "@walletun/infra/WalletContract"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import { GatewayConfig } from "../GatewayConfig.ts"
 import * as Retries from "../Retries.ts"
@@ -21,7 +22,7 @@ const downstream = (error: Grpc.GrpcError): DownstreamFailure =>
     status: error.code === status.DEADLINE_EXCEEDED ? 504 : error.retryable ? 503 : 502,
   })
 
-/** The four wallet calls of the public API. */
+/** The wallet calls of the public API. */
 export const walletCalls = (client: WalletGrpcClient["Service"]) => ({
   create: (ownerId: Ids.UserId, currency: Currency.Currency) =>
     client
@@ -40,15 +41,21 @@ export const walletCalls = (client: WalletGrpcClient["Service"]) => ({
     ),
   list: (ownerId: Ids.UserId) =>
     client.listWallets(ownerId).pipe(Retry.withRetry(Retries.read), Effect.mapError(downstream)),
-  entries: (walletId: Ids.WalletId, ownerId: Ids.UserId, limit: number, cursor: string | undefined) =>
-    client.listEntries(walletId, ownerId, limit, cursor).pipe(
+  entries: (
+    walletId: Ids.WalletId,
+    ownerId: Ids.UserId,
+    limit: number,
+    cursor: string | undefined,
+    range: WalletContract.TimeRange,
+  ) =>
+    client.listEntries(walletId, ownerId, limit, cursor, range).pipe(
       Retry.withRetry(Retries.read),
       Effect.mapError((error) => {
         switch (error.code) {
           case status.NOT_FOUND:
             return new Errors.WalletNotFound({ walletId })
           case status.INVALID_ARGUMENT:
-            // The only argument a client controls here beyond the checked limit is the cursor.
+            // The only argument a client controls here beyond the checked limit and range is the cursor.
             return new Errors.ValidationFailed({
               errors: [{ path: "cursor", message: "cursor was not issued by this API" }],
             })
@@ -56,6 +63,13 @@ export const walletCalls = (client: WalletGrpcClient["Service"]) => ({
             return downstream(error)
         }
       }),
+    ),
+  balance: (walletId: Ids.WalletId, ownerId: Ids.UserId, atMs: number | undefined) =>
+    client.getBalance(walletId, ownerId, atMs).pipe(
+      Retry.withRetry(Retries.read),
+      Effect.mapError((error) =>
+        error.code === status.NOT_FOUND ? new Errors.WalletNotFound({ walletId }) : downstream(error),
+      ),
     ),
 })
 

@@ -52,6 +52,7 @@ const surfacing = (wallets: Wallets["Service"]) => ({
   getMany: (...args: Parameters<typeof wallets.getMany>) => surfaced(wallets.getMany(...args)),
   list: (...args: Parameters<typeof wallets.list>) => surfaced(wallets.list(...args)),
   entries: (...args: Parameters<typeof wallets.entries>) => surfaced(wallets.entries(...args)),
+  balanceAt: (...args: Parameters<typeof wallets.balanceAt>) => surfaced(wallets.balanceAt(...args)),
   apply: (...args: Parameters<typeof wallets.apply>) => surfaced(wallets.apply(...args)),
   claimKey: (...args: Parameters<typeof wallets.claimKey>) => surfaced(wallets.claimKey(...args)),
 })
@@ -73,6 +74,7 @@ export const access = {
   getWallets: ["transaction"],
   listWallets: ["gateway"],
   listEntries: ["gateway"],
+  getBalance: ["gateway"],
   applyTransaction: ["transaction"],
   applyTransactions: ["transaction"],
   claimIdempotencyKey: ["transaction"],
@@ -150,13 +152,22 @@ const listEntries = (wallets: Surfaced) => (request: Proto.ListEntriesRequest) =
     if (request.pageSize < 0 || request.pageSize > maxPageSize) {
       return yield* new InvalidArgument({ message: `page_size: between 1 and ${maxPageSize}, or 0` })
     }
-    const page = yield* wallets.entries(
-      yield* walletId("wallet_id")(request.walletId),
-      yield* userId("owner_id")(request.ownerId),
-      request.pageSize,
-      request.pageToken,
-    )
+    const id = yield* walletId("wallet_id")(request.walletId)
+    const owner = yield* userId("owner_id")(request.ownerId)
+    const range = yield* WalletContract.decodeRange(request)
+    const page = yield* wallets.entries(id, owner, {
+      pageSize: request.pageSize,
+      pageToken: request.pageToken,
+      ...range,
+    })
     return { entries: page.entries.map(WalletContract.encodeEntry), nextPageToken: page.nextPageToken }
+  })
+
+const getBalance = (wallets: Surfaced) => (request: Proto.GetBalanceRequest) =>
+  Effect.gen(function* () {
+    const id = yield* walletId("wallet_id")(request.walletId)
+    const owner = yield* userId("owner_id")(request.ownerId)
+    return WalletContract.encodeBalance(yield* wallets.balanceAt(id, owner, yield* WalletContract.decodeAt(request)))
   })
 
 const applyTransaction = (wallets: Surfaced) => (request: Proto.ApplyTransactionRequest) =>
@@ -200,6 +211,7 @@ export const binding = Effect.gen(function* () {
     getWallets: yield* Grpc.unary(svc.getWallets, getWallets(wallets), toFailure),
     listWallets: yield* Grpc.unary(svc.listWallets, listWallets(wallets), toFailure),
     listEntries: yield* Grpc.unary(svc.listEntries, listEntries(wallets), toFailure),
+    getBalance: yield* Grpc.unary(svc.getBalance, getBalance(wallets), toFailure),
     applyTransaction: yield* Grpc.unary(svc.applyTransaction, applyTransaction(wallets), toFailure),
     applyTransactions: yield* Grpc.unary(svc.applyTransactions, applyTransactions(wallets), toFailure),
     claimIdempotencyKey: yield* Grpc.unary(svc.claimIdempotencyKey, claim(wallets), toFailure),

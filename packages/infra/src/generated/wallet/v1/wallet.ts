@@ -274,8 +274,17 @@ export interface ListEntriesRequest {
   ownerId: string;
   /** How many entries to return at most: 1 to 100, or 0 for the default of 20. */
   pageSize: number;
-  /** Opaque token from a previous answer's next_page_token; empty for the first page. */
+  /**
+   * Opaque token from a previous answer's next_page_token; empty for the first page. A token
+   * continues the range it was issued for: send the same from_ms and to_ms with it.
+   */
   pageToken: string;
+  /** Only entries created at or after this time (epoch milliseconds); unset for no lower bound. */
+  fromMs?:
+    | bigint
+    | undefined;
+  /** Only entries created before this time (epoch milliseconds); unset for no upper bound. */
+  toMs?: bigint | undefined;
 }
 
 /** Answer of ListEntries. */
@@ -284,6 +293,28 @@ export interface ListEntriesResponse {
   entries: Entry[];
   /** Token for the next page; empty on the last page. */
   nextPageToken: string;
+}
+
+/** Request of GetBalance. */
+export interface GetBalanceRequest {
+  /** The wallet whose balance to read. */
+  walletId: string;
+  /** The caller: the balance is only returned when this user owns the wallet. */
+  ownerId: string;
+  /** The point in time (epoch milliseconds): entries created before it count. Unset for now. */
+  atMs?: bigint | undefined;
+}
+
+/** Answer of GetBalance. */
+export interface GetBalanceResponse {
+  /** The wallet. */
+  walletId: string;
+  /** ISO 4217 code of the wallet's currency. */
+  currency: string;
+  /** The balance after every entry created before at_ms, in minor units; 0 before the first entry. */
+  balance: bigint;
+  /** The point in time the balance is for (epoch milliseconds): the request's, or the server's now. */
+  atMs: bigint;
 }
 
 /** Money entering a wallet from outside (booked against the currency's system account). */
@@ -1462,7 +1493,7 @@ export const ListWalletsResponse: MessageFns<ListWalletsResponse> = {
 };
 
 function createBaseListEntriesRequest(): ListEntriesRequest {
-  return { walletId: "", ownerId: "", pageSize: 0, pageToken: "" };
+  return { walletId: "", ownerId: "", pageSize: 0, pageToken: "", fromMs: undefined, toMs: undefined };
 }
 
 export const ListEntriesRequest: MessageFns<ListEntriesRequest> = {
@@ -1478,6 +1509,18 @@ export const ListEntriesRequest: MessageFns<ListEntriesRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(34).string(message.pageToken);
+    }
+    if (message.fromMs !== undefined) {
+      if (BigInt.asIntN(64, message.fromMs) !== message.fromMs) {
+        throw new globalThis.Error("value provided for field message.fromMs of type int64 too large");
+      }
+      writer.uint32(40).int64(message.fromMs);
+    }
+    if (message.toMs !== undefined) {
+      if (BigInt.asIntN(64, message.toMs) !== message.toMs) {
+        throw new globalThis.Error("value provided for field message.toMs of type int64 too large");
+      }
+      writer.uint32(48).int64(message.toMs);
     }
     return writer;
   },
@@ -1527,6 +1570,22 @@ export const ListEntriesRequest: MessageFns<ListEntriesRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.fromMs = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.toMs = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1561,6 +1620,8 @@ export const ListEntriesRequest: MessageFns<ListEntriesRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      fromMs: isSet(object.fromMs) ? BigInt(object.fromMs) : isSet(object.from_ms) ? BigInt(object.from_ms) : undefined,
+      toMs: isSet(object.toMs) ? BigInt(object.toMs) : isSet(object.to_ms) ? BigInt(object.to_ms) : undefined,
     };
   },
 
@@ -1578,6 +1639,12 @@ export const ListEntriesRequest: MessageFns<ListEntriesRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.fromMs !== undefined) {
+      obj.fromMs = message.fromMs.toString();
+    }
+    if (message.toMs !== undefined) {
+      obj.toMs = message.toMs.toString();
+    }
     return obj;
   },
 
@@ -1590,6 +1657,8 @@ export const ListEntriesRequest: MessageFns<ListEntriesRequest> = {
     message.ownerId = object.ownerId ?? "";
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.fromMs = (object.fromMs !== undefined && object.fromMs !== null) ? BigInt(object.fromMs) : undefined;
+    message.toMs = (object.toMs !== undefined && object.toMs !== null) ? BigInt(object.toMs) : undefined;
     return message;
   },
 };
@@ -1679,6 +1748,245 @@ export const ListEntriesResponse: MessageFns<ListEntriesResponse> = {
     const message = createBaseListEntriesResponse();
     message.entries = object.entries?.map((e) => Entry.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseGetBalanceRequest(): GetBalanceRequest {
+  return { walletId: "", ownerId: "", atMs: undefined };
+}
+
+export const GetBalanceRequest: MessageFns<GetBalanceRequest> = {
+  encode(message: GetBalanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.walletId !== "") {
+      writer.uint32(10).string(message.walletId);
+    }
+    if (message.ownerId !== "") {
+      writer.uint32(18).string(message.ownerId);
+    }
+    if (message.atMs !== undefined) {
+      if (BigInt.asIntN(64, message.atMs) !== message.atMs) {
+        throw new globalThis.Error("value provided for field message.atMs of type int64 too large");
+      }
+      writer.uint32(24).int64(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBalanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBalanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.walletId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ownerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.atMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBalanceRequest {
+    return {
+      walletId: isSet(object.walletId)
+        ? globalThis.String(object.walletId)
+        : isSet(object.wallet_id)
+        ? globalThis.String(object.wallet_id)
+        : "",
+      ownerId: isSet(object.ownerId)
+        ? globalThis.String(object.ownerId)
+        : isSet(object.owner_id)
+        ? globalThis.String(object.owner_id)
+        : "",
+      atMs: isSet(object.atMs) ? BigInt(object.atMs) : isSet(object.at_ms) ? BigInt(object.at_ms) : undefined,
+    };
+  },
+
+  toJSON(message: GetBalanceRequest): unknown {
+    const obj: any = {};
+    if (message.walletId !== "") {
+      obj.walletId = message.walletId;
+    }
+    if (message.ownerId !== "") {
+      obj.ownerId = message.ownerId;
+    }
+    if (message.atMs !== undefined) {
+      obj.atMs = message.atMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetBalanceRequest>, I>>(base?: I): GetBalanceRequest {
+    return GetBalanceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetBalanceRequest>, I>>(object: I): GetBalanceRequest {
+    const message = createBaseGetBalanceRequest();
+    message.walletId = object.walletId ?? "";
+    message.ownerId = object.ownerId ?? "";
+    message.atMs = (object.atMs !== undefined && object.atMs !== null) ? BigInt(object.atMs) : undefined;
+    return message;
+  },
+};
+
+function createBaseGetBalanceResponse(): GetBalanceResponse {
+  return { walletId: "", currency: "", balance: 0n, atMs: 0n };
+}
+
+export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
+  encode(message: GetBalanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.walletId !== "") {
+      writer.uint32(10).string(message.walletId);
+    }
+    if (message.currency !== "") {
+      writer.uint32(18).string(message.currency);
+    }
+    if (message.balance !== 0n) {
+      if (BigInt.asIntN(64, message.balance) !== message.balance) {
+        throw new globalThis.Error("value provided for field message.balance of type int64 too large");
+      }
+      writer.uint32(24).int64(message.balance);
+    }
+    if (message.atMs !== 0n) {
+      if (BigInt.asIntN(64, message.atMs) !== message.atMs) {
+        throw new globalThis.Error("value provided for field message.atMs of type int64 too large");
+      }
+      writer.uint32(32).int64(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBalanceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBalanceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.walletId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.balance = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.atMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBalanceResponse {
+    return {
+      walletId: isSet(object.walletId)
+        ? globalThis.String(object.walletId)
+        : isSet(object.wallet_id)
+        ? globalThis.String(object.wallet_id)
+        : "",
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      balance: isSet(object.balance) ? BigInt(object.balance) : 0n,
+      atMs: isSet(object.atMs) ? BigInt(object.atMs) : isSet(object.at_ms) ? BigInt(object.at_ms) : 0n,
+    };
+  },
+
+  toJSON(message: GetBalanceResponse): unknown {
+    const obj: any = {};
+    if (message.walletId !== "") {
+      obj.walletId = message.walletId;
+    }
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.balance !== 0n) {
+      obj.balance = message.balance.toString();
+    }
+    if (message.atMs !== 0n) {
+      obj.atMs = message.atMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetBalanceResponse>, I>>(base?: I): GetBalanceResponse {
+    return GetBalanceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetBalanceResponse>, I>>(object: I): GetBalanceResponse {
+    const message = createBaseGetBalanceResponse();
+    message.walletId = object.walletId ?? "";
+    message.currency = object.currency ?? "";
+    message.balance = (object.balance !== undefined && object.balance !== null) ? BigInt(object.balance) : 0n;
+    message.atMs = (object.atMs !== undefined && object.atMs !== null) ? BigInt(object.atMs) : 0n;
     return message;
   },
 };
@@ -3745,8 +4053,9 @@ export const WalletServiceService = {
     responseDeserialize: (value: Buffer): ListWalletsResponse => ListWalletsResponse.decode(value),
   },
   /**
-   * Pages through a wallet's ledger entries, newest first. NOT_FOUND when the wallet does not exist
-   * or belongs to someone else.
+   * Pages through a wallet's ledger entries, newest first (by creation time, then by the order in
+   * which they were written), optionally within a time range. NOT_FOUND when the wallet does not
+   * exist or belongs to someone else; INVALID_ARGUMENT when from_ms is not before to_ms.
    */
   listEntries: {
     path: "/walletun.wallet.v1.WalletService/ListEntries" as const,
@@ -3756,6 +4065,19 @@ export const WalletServiceService = {
     requestDeserialize: (value: Buffer): ListEntriesRequest => ListEntriesRequest.decode(value),
     responseSerialize: (value: ListEntriesResponse): Buffer => Buffer.from(ListEntriesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListEntriesResponse => ListEntriesResponse.decode(value),
+  },
+  /**
+   * A wallet's balance at a point in time: the balance after every entry created before at_ms (now
+   * when unset), 0 before its first entry. NOT_FOUND as ListEntries.
+   */
+  getBalance: {
+    path: "/walletun.wallet.v1.WalletService/GetBalance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBalanceRequest): Buffer => Buffer.from(GetBalanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBalanceRequest => GetBalanceRequest.decode(value),
+    responseSerialize: (value: GetBalanceResponse): Buffer => Buffer.from(GetBalanceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetBalanceResponse => GetBalanceResponse.decode(value),
   },
   /**
    * Applies a deposit, withdrawal or transfer exactly once per transaction id. A business failure
@@ -3855,10 +4177,16 @@ export interface WalletServiceServer extends UntypedServiceImplementation {
   /** Lists every wallet of an owner (at most one per currency, so the list is short), oldest first. */
   listWallets: handleUnaryCall<ListWalletsRequest, ListWalletsResponse>;
   /**
-   * Pages through a wallet's ledger entries, newest first. NOT_FOUND when the wallet does not exist
-   * or belongs to someone else.
+   * Pages through a wallet's ledger entries, newest first (by creation time, then by the order in
+   * which they were written), optionally within a time range. NOT_FOUND when the wallet does not
+   * exist or belongs to someone else; INVALID_ARGUMENT when from_ms is not before to_ms.
    */
   listEntries: handleUnaryCall<ListEntriesRequest, ListEntriesResponse>;
+  /**
+   * A wallet's balance at a point in time: the balance after every entry created before at_ms (now
+   * when unset), 0 before its first entry. NOT_FOUND as ListEntries.
+   */
+  getBalance: handleUnaryCall<GetBalanceRequest, GetBalanceResponse>;
   /**
    * Applies a deposit, withdrawal or transfer exactly once per transaction id. A business failure
    * (insufficient funds, unknown wallet, ...) is an answer, not a status: the outcome is recorded
@@ -3973,8 +4301,9 @@ export interface WalletServiceClient extends Client {
     callback: (error: ServiceError | null, response: ListWalletsResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Pages through a wallet's ledger entries, newest first. NOT_FOUND when the wallet does not exist
-   * or belongs to someone else.
+   * Pages through a wallet's ledger entries, newest first (by creation time, then by the order in
+   * which they were written), optionally within a time range. NOT_FOUND when the wallet does not
+   * exist or belongs to someone else; INVALID_ARGUMENT when from_ms is not before to_ms.
    */
   listEntries(
     request: ListEntriesRequest,
@@ -3990,6 +4319,25 @@ export interface WalletServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListEntriesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A wallet's balance at a point in time: the balance after every entry created before at_ms (now
+   * when unset), 0 before its first entry. NOT_FOUND as ListEntries.
+   */
+  getBalance(
+    request: GetBalanceRequest,
+    callback: (error: ServiceError | null, response: GetBalanceResponse) => void,
+  ): ClientUnaryCall;
+  getBalance(
+    request: GetBalanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetBalanceResponse) => void,
+  ): ClientUnaryCall;
+  getBalance(
+    request: GetBalanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetBalanceResponse) => void,
   ): ClientUnaryCall;
   /**
    * Applies a deposit, withdrawal or transfer exactly once per transaction id. A business failure
