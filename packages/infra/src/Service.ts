@@ -10,6 +10,7 @@ import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "e
 import { createServer } from "node:http"
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import * as Health from "./Health.ts"
+import * as HttpTracing from "./HttpTracing.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Startup from "./Startup.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -81,10 +82,10 @@ export const metricsPortOffset = 1000
  * The routes every service behind the gateway serves besides its own, mounted the same way in
  * each: `GET /health/live`, `GET /health/ready` over the checks that `checks` builds from the
  * service's dependencies (see `Health`), and `GET /metrics`, with HTTP request metrics on every
- * route of the router.
+ * route of the router. None of the three makes a span (`HttpTracing`): each poll would be a trace.
  */
 export const healthAndMetrics = <E, R>(checks: Effect.Effect<ReadonlyArray<Health.Check>, E, R>) =>
-  Layer.merge(Layer.unwrap(Effect.map(checks, Health.routes)), Metrics.layer)
+  Layer.mergeAll(Layer.unwrap(Effect.map(checks, Health.routes)), Metrics.layer, HttpTracing.layerUntraced)
 
 /**
  * Serves, behind the gateway (`INTERNAL_HOST`, the port in `portVariable`), the routes that
@@ -120,7 +121,9 @@ export const servePublic = <E, R>(
   )
   return Layer.merge(
     HttpRouter.serve(Layer.mergeAll(routes, Metrics.middleware)).pipe(Layer.provide(httpServerOn(port, "public"))),
-    HttpServer.serve(metricsOnly).pipe(Layer.provide(httpServerOn(metricsPort, "internal"))),
+    HttpServer.serve(metricsOnly).pipe(
+      Layer.provide(Layer.merge(httpServerOn(metricsPort, "internal"), HttpTracing.layerNoServerSpan)),
+    ),
   )
 }
 

@@ -9,7 +9,7 @@ import { Context, Duration, Effect, Layer, Result } from "effect"
 import type { Currency, Ids, Ledger, Wallet } from "@walletun/domain"
 import * as Grpc from "./Grpc.ts"
 import * as WalletContract from "./WalletContract.ts"
-import { WalletServiceClient } from "./generated/wallet/v1/wallet.ts"
+import { WalletServiceClient, WalletServiceService } from "./generated/wallet/v1/wallet.ts"
 import type * as Proto from "./generated/wallet/v1/wallet.ts"
 
 /** Where the wallet service is, who calls it (the certificate it presents), and each call's deadline. */
@@ -59,7 +59,7 @@ export class WalletGrpcClient extends Context.Service<
       Effect.gen(function* () {
         const { address, caller, timeout } = yield* options
         const client = yield* Grpc.makeClientAs(WalletServiceClient, address, caller, "wallet")
-        return make(client, timeout)
+        return make(client, timeout, address)
       }),
     )
 
@@ -105,10 +105,26 @@ const appliedOf = (item: Proto.BatchedApplyResult) =>
     ),
   )
 
-/** The service over a generated client, each call bounded by `timeout`. */
-export const make = (client: WalletServiceClient, timeout: Duration.Duration): WalletGrpcClient["Service"] => {
+/** The full name of the service, as its method paths carry it: `walletun.wallet.v1.WalletService`. */
+const serviceName = Grpc.rpcName(WalletServiceService.getWallet.path).service
+
+/**
+ * The service over a generated client, each call bounded by `timeout`; `address` (`host:port`, when
+ * the client is a network one) goes on each call's span.
+ */
+export const make = (
+  client: WalletServiceClient,
+  timeout: Duration.Duration,
+  address?: string,
+): WalletGrpcClient["Service"] => {
+  // Metrics and errors name a call `WalletService.<Method>`; its span is named as OpenTelemetry's RPC
+  // conventions say, `walletun.wallet.v1.WalletService/<Method>` (see `Grpc.unaryCall`).
   const call = <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req) =>
-    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, { timeout })
+    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, {
+      timeout,
+      path: `/${serviceName}/${name}`,
+      server: address,
+    })
 
   /** One batch call of `count` items, each read by `results`; a failed call fails every item. */
   const batch = <Req, Res, A>(

@@ -78,8 +78,13 @@ describe("Grpc.inProcessClient", () => {
       ]).pipe(Effect.withSpan("caller"))
       assert.strictEqual(answer.wallet?.balance, big)
       const span = yield* Deferred.await(serverSpan)
-      assert.strictEqual(span.name, "WalletService.GetWallet")
+      // Named and attributed as OpenTelemetry's RPC conventions say.
+      assert.strictEqual(span.name, "walletun.wallet.v1.WalletService/GetWallet")
       assert.strictEqual(span.kind, "server")
+      assert.deepStrictEqual(
+        ["rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code"].map((key) => span.attributes.get(key)),
+        ["grpc", "walletun.wallet.v1.WalletService", "GetWallet", 0],
+      )
       assert.strictEqual(span.traceId, caller.traceId)
     }),
   )

@@ -9,6 +9,7 @@ import { Effect, Layer } from "effect"
 import { FetchHttpClient, HttpRouter } from "effect/http"
 import * as Cql from "@walletun/infra/Cql"
 import * as CqlMigrator from "@walletun/infra/CqlMigrator"
+import * as HttpTracing from "@walletun/infra/HttpTracing"
 import * as Jwt from "@walletun/infra/Jwt"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
@@ -77,6 +78,8 @@ export const apiRoutes = Layer.mergeAll(
   TransactionsHttp.routes,
   ServiceCredential.layerGatewayOnly("transaction"),
   RequestId.layerHttp,
+  // Spans named `{method} {route}` (see `HttpTracing`).
+  HttpTracing.layer(HttpTracing.routesOf(TransactionsHttp.TransactionApi)),
 )
 
 /**

@@ -3,6 +3,13 @@ import { migration as transactions } from "./0001_transactions.ts"
 import { migration as republished } from "./0002_republished.ts"
 import { migration as dropIdempotencyKeys } from "./0003_drop_idempotency_keys.ts"
 import { migration as republishCount } from "./0004_republish_count.ts"
+import { migration as traceParent } from "./0005_trace_parent.ts"
 
 /** The service's CQL migrations, in order; forward only (never edit one that has shipped). */
-export const migrations: ReadonlyArray<Migration> = [transactions, republished, dropIdempotencyKeys, republishCount]
+export const migrations: ReadonlyArray<Migration> = [
+  transactions,
+  republished,
+  dropIdempotencyKeys,
+  republishCount,
+  traceParent,
+]

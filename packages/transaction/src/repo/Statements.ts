@@ -40,9 +40,11 @@ export const statementsOf = (keyspace: string) => {
     `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at) ` +
     `VALUES (?, ?, ?, ?, ?, ?)`
   return {
+    // The accept's trace context (null when unsampled) goes with the details, in the same statement.
     insertById:
       `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at, ` +
-      `user_id, target_owner_id, ${detailColumns}) VALUES (?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `user_id, target_owner_id, ${detailColumns}, trace_parent) ` +
+      `VALUES (?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     insertByUser:
       `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at, ` +
       `${detailColumns}) VALUES (?, ?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -58,7 +60,7 @@ export const statementsOf = (keyspace: string) => {
     finalByUser: `${statusByUser} USING TIMESTAMP ?`,
     // Rows are ranked highest first: the first row is the current status, with the static details.
     selectById:
-      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns} ` +
+      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns}, trace_parent ` +
       `FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
     selectHistory: (after: boolean) =>
       `SELECT id, status_rank, status, failure_reason, updated_at, ${detailColumns} ` +
@@ -78,7 +80,7 @@ export const pendingWrites =
   (tx: StoredTransaction): ReadonlyArray<Write> => [
     {
       query: statements.insertById,
-      params: [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId, ...detailValues(tx)],
+      params: [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId, ...detailValues(tx), tx.traceParent ?? null],
     },
     ...partiesOf(tx).map((party) => ({
       query: statements.insertByUser,
