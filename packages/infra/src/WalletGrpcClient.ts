@@ -108,6 +108,13 @@ const appliedOf = (item: Proto.BatchedApplyResult) =>
 /** The full name of the service, as its method paths carry it: `walletun.wallet.v1.WalletService`. */
 const serviceName = Grpc.rpcName(WalletServiceService.getWallet.path).service
 
+/** The options of a call of the method `name`: its deadline, and its span's name and server. */
+const callConfig = (name: string, timeout: Duration.Duration, address: string | undefined): Grpc.CallConfig => ({
+  timeout,
+  path: `/${serviceName}/${name}`,
+  server: address,
+})
+
 /**
  * The service over a generated client, each call bounded by `timeout`; `address` (`host:port`, when
  * the client is a network one) goes on each call's span.
@@ -120,11 +127,7 @@ export const make = (
   // Metrics and errors name a call `WalletService.<Method>`; its span is named as OpenTelemetry's RPC
   // conventions say, `walletun.wallet.v1.WalletService/<Method>` (see `Grpc.unaryCall`).
   const call = <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req) =>
-    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, {
-      timeout,
-      path: `/${serviceName}/${name}`,
-      server: address,
-    })
+    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, callConfig(name, timeout, address))
 
   /** One batch call of `count` items, each read by `results`; a failed call fails every item. */
   const batch = <Req, Res, A>(

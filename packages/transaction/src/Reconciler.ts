@@ -25,6 +25,7 @@ import { Broker } from "./Broker.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { requestedOf } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
+import type { StoredTransaction } from "./TransactionsRepo.ts"
 import { BatchedWallet } from "./BatchedWallet.ts"
 
 /** The longest wait between two re-publishes of one transaction. */
@@ -37,6 +38,16 @@ export const spacing = (age: Duration.Duration, count: number): number =>
 /** The link of a re-publish to the trace of the transaction's accept, when that trace was stored. */
 export const republishLinks = (traceParent: string | undefined) =>
   traceParent === undefined ? [] : linkTo({ traceparent: traceParent }, "reconciler re-publish")
+
+/**
+ * The span of the `count`-th re-publish of `tx`: in the round's trace, linked to the accept's
+ * (when that one was exported, see `StoredFields.traceParent`).
+ */
+const republishSpan = (tx: StoredTransaction, count: number) =>
+  Effect.withSpan("Reconciler.republish", {
+    links: republishLinks(tx.traceParent),
+    attributes: { [Telemetry.transactionId]: tx.id, "walletun.reconciler.republishes": count },
+  })
 
 /**
  * One round, from `cursor` (where the last round stopped; from the oldest without one): returns
@@ -106,13 +117,7 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
           yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)
           return 0
         }
-        yield* broker.publishRequested(requestedOf(stored.value)).pipe(
-          // The re-publish is in the round's trace, linked to the accept's (when it was exported).
-          Effect.withSpan("Reconciler.republish", {
-            links: republishLinks(stored.value.traceParent),
-            attributes: { [Telemetry.transactionId]: id, "walletun.reconciler.republishes": count + 1 },
-          }),
-        )
+        yield* broker.publishRequested(requestedOf(stored.value)).pipe(republishSpan(stored.value, count + 1))
         yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)
         return 1
       }),

@@ -26,12 +26,22 @@ const recorder = () => {
   return { spans, tracer }
 }
 
+/** The trace context stored with a transaction, read back from its table. */
+const storedParent = (keyspace: string, id: string) =>
+  Effect.flatMap(Cql.Cql, (cql: Cql.Cql["Service"]) =>
+    Effect.map(
+      cql.execute(`SELECT trace_parent FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`, [id], {
+        consistency: Cql.Consistency.localQuorum,
+      }),
+      (page) => page.rows[0]?.get("trace_parent") as string | null | undefined,
+    ),
+  )
+
 layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("the reconciler's trace link (real CQL)", (it) => {
   it.effect(
     "a sampled accept stores its trace context; the re-publish links to it. An unsampled one stores nothing",
     () =>
       Effect.gen(function* () {
-        const cql = yield* Cql.Cql
         const keyspace = yield* scratchKeyspace("walletun_trace_link")
         const repo = yield* TransactionsRepo.make(keyspace)
         const { spans, tracer } = recorder()
@@ -54,16 +64,9 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("the reconc
           const unsampled = yield* accept("unsampled", false)
 
           // What the accepts stored, read back from the table.
-          const stored = (id: string) =>
-            Effect.map(
-              cql.execute(`SELECT trace_parent FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`, [id], {
-                consistency: Cql.Consistency.localQuorum,
-              }),
-              (page) => page.rows[0]?.get("trace_parent") as string | null | undefined,
-            )
-          const parent = yield* stored(sampled.id)
+          const parent = yield* storedParent(keyspace, sampled.id)
           assert.match(parent ?? "", new RegExp(`^00-${sampled.traceId}-[0-9a-f]{16}-01$`))
-          assert.isNull(yield* stored(unsampled.id))
+          assert.isNull(yield* storedParent(keyspace, unsampled.id))
           assert.strictEqual(Option.getOrUndefined(yield* repo.find(sampled.id))?.traceParent, parent)
 
           // Both are stale at once (the test configuration's age is 0): the reconciler re-publishes them.

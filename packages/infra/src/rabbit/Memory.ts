@@ -70,7 +70,7 @@ interface Memory {
 const publish =
   (memory: Memory) =>
   (exchange: string, routingKey: string, content: Uint8Array, publishOptions: PublishOptions = {}) =>
-    enqueue(memory, exchange, routingKey, content, publishOptions).pipe(publishSpan(exchange))
+    enqueue(memory, exchange, routingKey, content, publishOptions).pipe(publishSpan(exchange, routingKey))
 
 const enqueue = Effect.fnUntraced(function* (
   memory: Memory,

@@ -121,16 +121,18 @@ export const outgoing = (
 
 /**
  * The span of a publish, named as OpenTelemetry's messaging conventions name it: `send <exchange>`
- * (the operation and the destination; never the routing key or the message id, which vary per
- * message), kind producer. Shared with the in-memory broker.
+ * (the operation and the destination; never the message id, which varies per message), kind
+ * producer. A publish to the default exchange (`""`) goes straight to the queue its routing key
+ * names: `send <queue>`. Shared with the in-memory broker.
  */
-export const publishSpan = (exchange: string) => Effect.withSpan(`send ${exchange}`, { kind: "producer" })
+export const publishSpan = (exchange: string, routingKey: string) =>
+  Effect.withSpan(`send ${exchange === "" ? routingKey : exchange}`, { kind: "producer" })
 
 /** Publishes in a `send <exchange>` span: a persistent message, confirmed by the broker within the publish deadline. */
 export const publish =
   (state: State) =>
   (exchange: string, routingKey: string, content: Uint8Array, publishOptions: PublishOptions = {}) =>
-    publishConfirmed(state, exchange, routingKey, content, publishOptions).pipe(publishSpan(exchange))
+    publishConfirmed(state, exchange, routingKey, content, publishOptions).pipe(publishSpan(exchange, routingKey))
 
 const publishConfirmed = Effect.fnUntraced(function* (
   state: State,
