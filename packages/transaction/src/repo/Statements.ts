@@ -4,6 +4,7 @@
  * batch of them may be repeated.
  */
 import { DateTime } from "effect"
+import * as Cql from "@walletun/infra/Cql"
 import type { StatusRecord, StoredTransaction } from "./Stored.ts"
 import { finalWriteTimestamp, partiesOf, shardOf, statusRank } from "./Stored.ts"
 
@@ -80,7 +81,15 @@ export const pendingWrites =
   (tx: StoredTransaction): ReadonlyArray<Write> => [
     {
       query: statements.insertById,
-      params: [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId, ...detailValues(tx), tx.traceParent ?? null],
+      // No trace context: the column is left unset, not written null (no tombstone per transfer).
+      params: [
+        tx.id,
+        toDate(tx.updatedAt),
+        tx.userId,
+        tx.targetOwnerId,
+        ...detailValues(tx),
+        tx.traceParent ?? Cql.unset,
+      ],
     },
     ...partiesOf(tx).map((party) => ({
       query: statements.insertByUser,
