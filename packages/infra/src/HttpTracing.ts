@@ -8,12 +8,13 @@
  *   request with the router's own matcher (`FindMyWay`). A path the table does not know is named
  *   by its method alone, as the conventions say.
  * - The health routes (`/health/live`, `/health/ready`, which the launcher and orchestrators poll)
- *   and `/metrics` (which Prometheus scrapes) make no spans: each poll would be a trace of its own.
- *   Nor does what they do (a readiness check's `SELECT 1`, the gateway's calls to the services
- *   behind it): with no server span, each of those would be a trace of its own, with no parent.
+ *   and `/metrics` (which Prometheus scrapes) are not traced: each poll would be a trace of its
+ *   own. What they do (a readiness check's `SELECT 1`, the gateway's calls to the services behind
+ *   it) runs in a span that is not sampled, so it exports nothing either, yet has a parent.
  */
 import { Effect, Layer } from "effect"
 import { FindMyWay, HttpMiddleware, HttpRouter, HttpServerRequest } from "effect/http"
+import type { HttpServerResponse } from "effect/http"
 import { HttpApi } from "effect/http-api"
 import type { HttpApiGroup } from "effect/http-api"
 
@@ -75,29 +76,41 @@ export const spanNames = (routes: ReadonlyArray<Route>): ((request: HttpServerRe
 
 /**
  * No server span for the health routes and the metrics: what a server (`HttpServer.serve`) reads.
- * For a router's routes use `layerUntraced`, which also leaves out the spans of their work.
+ * A router's server (`serve`) also runs their work in an unsampled span (`untracedRequests`).
  */
 export const layerNoServerSpan = Layer.succeed(HttpMiddleware.TracerDisabledWhen)(untraced)
 
-/** Runs the routes of untraced requests (see `untraced`) with the tracer off, so that their work makes no span either. */
-const untracedWork = HttpRouter.middleware(
-  (httpEffect) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request: HttpServerRequest.HttpServerRequest) =>
-      untraced(request) ? Effect.withTracerEnabled(httpEffect, false) : httpEffect,
-    ),
-  { global: true },
-)
-
 /**
- * No spans for the health routes and the metrics, nor for their work, on a router's server. Merge
- * it into the routes a server serves (`HttpRouter.serve`); `Service.healthAndMetrics` does.
+ * A server middleware (`HttpRouter.serve`'s `middleware`, which Effect's tracer wraps) that runs
+ * each untraced request (see `untraced`) in a span that is not sampled: nothing of it is exported,
+ * yet its work (a readiness check's `SELECT 1`, the gateway's calls to the services behind it) has
+ * a parent rather than starting traces of its own, the calls downstream carry the decision in their
+ * `traceparent`, and the answer still carries a `traceparent` (flags `00`), as API.md promises of
+ * every response.
  */
-export const layerUntraced = Layer.merge(layerNoServerSpan, untracedWork)
+export const untracedRequests = <E, R>(
+  httpApp: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request: HttpServerRequest.HttpServerRequest) =>
+    untraced(request)
+      ? Effect.withSpan(httpApp, `${request.method} ${pathOf(request.url)}`, {
+          kind: "server",
+          root: true,
+          sampled: false,
+        })
+      : httpApp,
+  )
 
 /**
- * The tracing of a service's HTTP server: spans named after `routes` (see `spanNames`), and none
- * for the health routes and the metrics (`layerUntraced`). Merge it into the routes a server
- * serves (`HttpRouter.serve`), whose requests then read it.
+ * Serves a router's routes as every service does (`HttpRouter.serve`), with the health routes and
+ * the metrics left out of the traces (`layerNoServerSpan`, `untracedRequests`).
+ */
+export const serve = <A, E, R>(app: Layer.Layer<A, E, R>) =>
+  HttpRouter.serve(Layer.merge(app, layerNoServerSpan), { middleware: untracedRequests })
+
+/**
+ * The server spans of a service named after `routes` (see `spanNames`). Merge it into the routes a
+ * server serves (`serve`), whose requests then read it.
  */
 export const layer = (routes: ReadonlyArray<Route>) =>
-  Layer.merge(Layer.succeed(HttpMiddleware.SpanNameGenerator)(spanNames(routes)), layerUntraced)
+  Layer.succeed(HttpMiddleware.SpanNameGenerator)(spanNames(routes))

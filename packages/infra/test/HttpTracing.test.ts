@@ -1,6 +1,6 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Tracer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerResponse, HttpTraceContext } from "effect/http"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
 import { Schema } from "effect"
 import { Service } from "@walletun/infra"
@@ -54,17 +54,24 @@ describe("HttpTracing.routesOf and spanNames", () => {
 
 describe("an HTTP server with HttpTracing", () => {
   const recorded = recorder()
-  const checked: Array<boolean> = []
-  // A readiness check that says whether it runs in a span (a `SELECT 1` would make one).
+  const checked: Array<{ readonly sampled: boolean; readonly traceparent: string | undefined }> = []
+  // A readiness check that says whether it runs in a span, and whether that one is sampled (a
+  // `SELECT 1` would be its child, and exported if it were).
   const check = Effect.map(Effect.option(Effect.currentSpan), (span) => {
-    checked.push(Option.isSome(span))
+    if (Option.isNone(span)) return assert.fail("the readiness check runs in no span: its work would start traces")
+    checked.push({ sampled: span.value.sampled, traceparent: HttpTraceContext.toHeaders(span.value)["traceparent"] })
   })
   const app = Layer.mergeAll(
     HttpRouter.add("GET", "/v1/things/:thingId", HttpServerResponse.text("thing")),
     Service.healthAndMetrics(Effect.succeed([{ name: "probe", check }])),
     HttpTracing.layer([{ method: "GET", path: "/v1/things/:thingId" }]),
+    HttpTracing.layerNoServerSpan,
   ).pipe(Layer.provideMerge(Layer.succeed(Tracer.Tracer, recorded.tracer)))
-  const { handler, dispose } = HttpRouter.toWebHandler(app, { disableLogger: true })
+  // As `HttpTracing.serve` serves a service's routes.
+  const { handler, dispose } = HttpRouter.toWebHandler(app, {
+    disableLogger: true,
+    middleware: HttpTracing.untracedRequests,
+  })
   afterAll(() => dispose())
   const get = (path: string) =>
     Effect.promise(async () => {
@@ -79,14 +86,14 @@ describe("an HTTP server with HttpTracing", () => {
       assert.strictEqual(yield* get("/v1/things/42"), 200)
       const server = recorded.spans.filter((span) => span.kind === "server")
       assert.deepStrictEqual(
-        server.map((span) => span.name),
-        ["GET /v1/things/{thingId}"],
+        server.map((span) => [span.name, span.sampled]),
+        [["GET /v1/things/{thingId}", true]],
       )
       assert.strictEqual(server[0]?.attributes.get("http.route"), "/v1/things/:thingId")
     }),
   )
 
-  it.effect("makes no span for /health/live, /health/ready and /metrics, nor for the readiness checks", () =>
+  it.effect("exports no span of /health/live, /health/ready and /metrics, nor of the readiness checks' work", () =>
     Effect.gen(function* () {
       recorded.spans.length = 0
       checked.length = 0
@@ -94,11 +101,22 @@ describe("an HTTP server with HttpTracing", () => {
       assert.strictEqual(yield* get("/health/ready"), 200)
       assert.strictEqual(yield* get("/health/ready?verbose=1"), 200)
       assert.strictEqual(yield* get("/metrics"), 200)
+      // One unsampled span each (an exporter drops it), named by the path; none sampled.
       assert.deepStrictEqual(
-        recorded.spans.map((span) => span.name),
-        [],
+        recorded.spans.map((span) => [span.name, span.sampled]),
+        [
+          ["GET /health/live", false],
+          ["GET /health/ready", false],
+          ["GET /health/ready", false],
+          ["GET /metrics", false],
+        ],
       )
-      assert.deepStrictEqual(checked, [false, false])
+      assert.deepStrictEqual(
+        checked.map((one) => one.sampled),
+        [false, false],
+      )
+      // Calls downstream carry the decision: not sampled.
+      for (const one of checked) assert.match(one.traceparent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/)
     }),
   )
 })
