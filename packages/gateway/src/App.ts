@@ -7,6 +7,7 @@
 import { Effect, Layer } from "effect"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { HttpApiSwagger } from "effect/http-api"
+import * as HttpTracing from "@walletun/infra/HttpTracing"
 import * as Jwt from "@walletun/infra/Jwt"
 import * as Service from "@walletun/infra/Service"
 import { GatewayConfig } from "./GatewayConfig.ts"
@@ -44,6 +45,12 @@ const Limiter = Layer.unwrap(
 export const routesNoDeps = Layer.mergeAll(
   GatewayHttp.routes,
   HttpApiSwagger.layer(GatewayHttp.GatewayApi, { path: "/docs" }),
+  // Spans named `{method} {route}`; the health routes and /metrics make none.
+  HttpTracing.layer([
+    ...HttpTracing.routesOf(GatewayHttp.GatewayApi),
+    { method: "GET", path: "/openapi.json" },
+    { method: "GET", path: "/docs" },
+  ]),
   Edge.layer(GatewayHttp.GatewayApi),
 )
 

@@ -515,7 +515,19 @@ layer(System.layer, { excludeTestServices: true, timeout: 180_000 })("walletun e
           assert.match(traceId, /^[0-9a-f]{32}$/)
           // Each service exports its spans in batches: wait (bounded) until every hop's span of this
           // trace has arrived, so the stop below is not what decides whether the last batch made it.
-          const expected = ["Rabbit.publish", "OutboxRelay.publish", "Outcomes.consume", "LedgerRepo.apply"]
+          // Named as OpenTelemetry's conventions say: HTTP `{method} {route}`, messaging
+          // `{operation} {destination}`; the domain's own spans inside them.
+          const expected = [
+            "POST /v1/transactions",
+            "send e2e.transactions",
+            "process e2e.transactions.requested",
+            "Worker.consume",
+            "LedgerRepo.apply",
+            "OutboxRelay.publish",
+            "send wallet.events",
+            "process e2e.transactions.outcomes",
+            "Outcomes.consume",
+          ]
           yield* Effect.sync(
             () => new Set(system.spans().flatMap((span) => (span.traceId === traceId ? [span.name] : []))),
           ).pipe(

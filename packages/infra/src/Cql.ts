@@ -87,6 +87,12 @@ const configured = Effect.gen(function* () {
   return { contactPoint, localDataCenter, requestTimeout } satisfies CqlOptions
 })
 
+/**
+ * A parameter left unset: the column is not written at all, where a null would write a tombstone
+ * (one more for the database to read past and compact, per row).
+ */
+export const unset: unknown = cassandra.types.unset
+
 /** The CQL database: prepared statements, an explicit consistency level and a deadline on every call. */
 export class Cql extends Context.Service<
   Cql,

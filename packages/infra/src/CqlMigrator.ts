@@ -9,14 +9,29 @@ import * as Cql from "./Cql.ts"
 
 /**
  * One migration: a version (strictly increasing), a name, its idempotent CQL statements, and
- * optionally a code step that runs after them (a data copy a statement cannot express). The step
- * must be idempotent too: a run cut off before the version is recorded runs it again.
+ * optionally columns to add and a code step that runs after them (a data copy a statement cannot
+ * express), in that order. The step must be idempotent too: a run cut off before the version is recorded runs it again.
  */
 export interface Migration {
   readonly version: number
   readonly name: string
   readonly statements: (keyspace: string) => ReadonlyArray<string>
   readonly step?: (keyspace: string) => Effect.Effect<void, Cql.CqlError, Cql.Cql>
+  /**
+   * Columns to add to existing tables, after the statements. `ALTER TABLE ... ADD` is not
+   * idempotent (and ScyllaDB takes no `IF NOT EXISTS` there), so each is added only when the
+   * schema does not list it yet, and an add that fails because another instance added it first
+   * counts as done.
+   */
+  readonly columns?: ReadonlyArray<ColumnAddition> | undefined
+}
+
+/** A column added to a table: `ALTER TABLE <keyspace>.<table> ADD <name> <type>`. */
+export interface ColumnAddition {
+  readonly table: string
+  readonly name: string
+  /** The CQL type, with `STATIC` when the column is static: `text STATIC`. */
+  readonly type: string
 }
 
 /** Where the schema goes and how the keyspace is created. */
@@ -38,6 +53,33 @@ export const keyspaceStatement = (options: KeyspaceOptions): string =>
 
 // Schema changes and the bookkeeping are idempotent, so the adapter may repeat them after a timeout.
 const ddl = { consistency: Cql.Consistency.localQuorum, idempotent: true } as const
+
+/** Whether the schema lists the column. */
+const hasColumn = (cql: Cql.Cql["Service"], keyspace: string, column: ColumnAddition) =>
+  Effect.map(
+    cql.execute(
+      "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+      [keyspace, column.table, column.name],
+      { consistency: Cql.Consistency.localQuorum },
+    ),
+    (page) => page.rows.length > 0,
+  )
+
+/** Adds the column unless the schema has it; an add that lost a race with another instance's is done too. */
+const addColumn = (cql: Cql.Cql["Service"], keyspace: string, column: ColumnAddition) =>
+  Effect.gen(function* () {
+    if (yield* hasColumn(cql, keyspace, column)) return
+    yield* cql
+      .execute(`ALTER TABLE ${keyspace}.${column.table} ADD ${column.name} ${column.type}`, [], {
+        consistency: Cql.Consistency.localQuorum,
+        idempotent: false,
+      })
+      .pipe(
+        Effect.catch((error) =>
+          Effect.flatMap(hasColumn(cql, keyspace, column), (added) => (added ? Effect.void : Effect.fail(error))),
+        ),
+      )
+  })
 
 /**
  * Creates the keyspace if needed and applies, in version order, every migration of `migrations`
@@ -65,6 +107,7 @@ export const run = Effect.fn("CqlMigrator.run")(function* (
   for (const migration of migrations.toSorted((a, b) => a.version - b.version)) {
     if (done.has(migration.version)) continue
     for (const statement of migration.statements(keyspace)) yield* cql.execute(statement, [], ddl)
+    for (const column of migration.columns ?? []) yield* addColumn(cql, keyspace, column)
     if (migration.step !== undefined) yield* migration.step(keyspace)
     const now = yield* Clock.currentTimeMillis
     yield* cql.execute(

@@ -132,14 +132,35 @@ const failureOf = <E>(cause: Cause.Cause<E>, toFailure: (error: E) => GrpcFailur
   return { code: status.INTERNAL, details: "internal error" }
 }
 
-/**
- * The span name of a method path: `/walletun.wallet.v1.WalletService/GetWallet` becomes
- * `WalletService.GetWallet`.
- */
-export const spanName = (path: string): string => {
-  const [service = "", method = ""] = path.replace(/^\//, "").split("/")
-  return `${service.slice(service.lastIndexOf(".") + 1)}.${method}`
+/** What OpenTelemetry's RPC conventions name a call by: its span name and its `rpc.*` attributes. */
+export interface RpcName {
+  /** `walletun.wallet.v1.WalletService/GetWallet`: the full service name and the method. */
+  readonly spanName: string
+  /** `walletun.wallet.v1.WalletService` */
+  readonly service: string
+  /** `GetWallet` */
+  readonly method: string
 }
+
+/**
+ * The span name and `rpc.*` attributes of a method path: `/walletun.wallet.v1.WalletService/GetWallet`
+ * is the span `walletun.wallet.v1.WalletService/GetWallet`, of the service
+ * `walletun.wallet.v1.WalletService` and the method `GetWallet`.
+ */
+export const rpcName = (path: string): RpcName => {
+  const [service = "", method = ""] = path.replace(/^\//, "").split("/")
+  return { spanName: `${service}/${method}`, service, method }
+}
+
+/** The span name of a method path (see `rpcName`). */
+export const spanName = (path: string): string => rpcName(path).spanName
+
+/** The `rpc.*` attributes of a call of `rpc`. */
+const rpcAttributes = (rpc: RpcName) => ({
+  "rpc.system": "grpc",
+  "rpc.service": rpc.service,
+  "rpc.method": rpc.method,
+})
 
 /**
  * Implements a unary rpc of a generated service definition (e.g. `WalletServiceService.getWallet`)
@@ -155,7 +176,9 @@ export const unary = <Req, Res, E, R>(
 ): Effect.Effect<handleUnaryCall<Req, Res>, never, R> =>
   Effect.map(Effect.context<R>(), (context): handleUnaryCall<Req, Res> => {
     const run = Effect.runForkWith(context)
-    const name = spanName(method.path)
+    const rpc = rpcName(method.path)
+    const name = rpc.spanName
+    const attributes = rpcAttributes(rpc)
     return (call, callback) => {
       const program = handler(call.request, call).pipe(
         Effect.tap(() => Effect.annotateCurrentSpan("rpc.grpc.status_code", status.OK)),
@@ -167,7 +190,7 @@ export const unary = <Req, Res, E, R>(
         Effect.withSpan(name, {
           kind: "server",
           parent: traceParentFromMetadata(call.metadata),
-          attributes: { "rpc.system": "grpc", "rpc.method": method.path },
+          attributes,
         }),
         // The request the caller serves, if any: this handler's logs name it.
         RequestId.within(metadataText(call.metadata, RequestId.header)),
@@ -378,10 +401,28 @@ export interface CallConfig {
   /** How long the call may take, from now; it becomes the call's gRPC deadline. */
   readonly timeout: Duration.Input
   readonly metadata?: Readonly<Record<string, string>> | undefined
+  /**
+   * The method's path (`/walletun.wallet.v1.WalletService/GetWallet`, the generated definition's
+   * `path`): the span is then named and attributed as OpenTelemetry's RPC conventions say
+   * (`walletun.wallet.v1.WalletService/GetWallet`, `rpc.service`, `rpc.method`). Without it the
+   * span is named after the call's name.
+   */
+  readonly path?: string | undefined
+  /** The server's address (`host:port`), for the span's `server.address` and `server.port`. */
+  readonly server?: string | undefined
+}
+
+/** `server.address` and `server.port` of a `host:port` (an IPv6 host in brackets). */
+const serverAttributes = (address: string | undefined): Record<string, string | number> => {
+  if (address === undefined) return {}
+  const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address)
+  if (match === null) return { "server.address": address }
+  return { "server.address": match[1] ?? address, "server.port": Number(match[2]) }
 }
 
 /**
- * Calls a unary method (e.g. `client.getWallet.bind(client)`) in a CLIENT span named `name`, with
+ * Calls a unary method (e.g. `client.getWallet.bind(client)`) in a CLIENT span named after
+ * `config.path` as OpenTelemetry's RPC conventions say (or `name` without it), with
  * the trace context and `config.metadata` in the request metadata and a deadline of
  * `config.timeout`. Interrupting the Effect cancels the call; a status other than OK fails with
  * `GrpcError`. Each call counts in `walletun_grpc_calls_total`.
@@ -392,21 +433,30 @@ export const unaryCall = <Req, Res>(
   request: Req,
   config: CallConfig,
 ): Effect.Effect<Res, GrpcError> =>
-  Effect.useSpan(name, { kind: "client", attributes: { "rpc.system": "grpc" } }, (span) =>
-    Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      const deadline = now + Duration.toMillis(config.timeout)
-      const metadata = toMetadata({ ...(yield* RequestId.headers), ...config.metadata })
-      for (const [key, value] of Object.entries(HttpTraceContext.toHeaders(span))) metadata.set(key, value)
-      yield* Metric.update(labelled(grpcCalls, { method: name }), 1)
-      return yield* Effect.callback<Res, GrpcError>((resume) => {
-        const call = method(request, metadata, { deadline }, (error, response) => {
-          span.attribute("rpc.grpc.status_code", error === null ? status.OK : error.code)
-          resume(error === null ? Effect.succeed(response) : Effect.fail(fromServiceError(name, error)))
+  Effect.useSpan(
+    config.path === undefined ? name : spanName(config.path),
+    {
+      kind: "client",
+      attributes: {
+        ...(config.path === undefined ? { "rpc.system": "grpc" } : rpcAttributes(rpcName(config.path))),
+        ...serverAttributes(config.server),
+      },
+    },
+    (span) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const deadline = now + Duration.toMillis(config.timeout)
+        const metadata = toMetadata({ ...(yield* RequestId.headers), ...config.metadata })
+        for (const [key, value] of Object.entries(HttpTraceContext.toHeaders(span))) metadata.set(key, value)
+        yield* Metric.update(labelled(grpcCalls, { method: name }), 1)
+        return yield* Effect.callback<Res, GrpcError>((resume) => {
+          const call = method(request, metadata, { deadline }, (error, response) => {
+            span.attribute("rpc.grpc.status_code", error === null ? status.OK : error.code)
+            resume(error === null ? Effect.succeed(response) : Effect.fail(fromServiceError(name, error)))
+          })
+          return Effect.sync(() => call.cancel())
         })
-        return Effect.sync(() => call.cancel())
-      })
-    }),
+      }),
   )
 
 /** A generated client class, such as `WalletServiceClient`. */

@@ -6,10 +6,11 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Duration, Effect, Layer } from "effect"
-import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import * as Health from "./Health.ts"
+import * as HttpTracing from "./HttpTracing.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Startup from "./Startup.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -81,7 +82,7 @@ export const metricsPortOffset = 1000
  * The routes every service behind the gateway serves besides its own, mounted the same way in
  * each: `GET /health/live`, `GET /health/ready` over the checks that `checks` builds from the
  * service's dependencies (see `Health`), and `GET /metrics`, with HTTP request metrics on every
- * route of the router.
+ * route of the router. Served with `HttpTracing.serve`, the three are not traced.
  */
 export const healthAndMetrics = <E, R>(checks: Effect.Effect<ReadonlyArray<Health.Check>, E, R>) =>
   Layer.merge(Layer.unwrap(Effect.map(checks, Health.routes)), Metrics.layer)
@@ -91,7 +92,7 @@ export const healthAndMetrics = <E, R>(checks: Effect.Effect<ReadonlyArray<Healt
  * `routes` adds to the router (a service's own and its `healthAndMetrics`).
  */
 export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>, portVariable: string, defaultPort: number) =>
-  HttpRouter.serve(routes).pipe(Layer.provide(httpServer(portVariable, defaultPort, "internal")))
+  HttpTracing.serve(routes).pipe(Layer.provide(httpServer(portVariable, defaultPort, "internal")))
 
 // Only `GET /metrics`; anything else is a bare 404.
 const metricsOnly = Effect.gen(function* () {
@@ -119,8 +120,10 @@ export const servePublic = <E, R>(
     Config.map(([api, metrics]) => (metrics._tag === "Some" ? metrics.value : api + metricsPortOffset)),
   )
   return Layer.merge(
-    HttpRouter.serve(Layer.mergeAll(routes, Metrics.middleware)).pipe(Layer.provide(httpServerOn(port, "public"))),
-    HttpServer.serve(metricsOnly).pipe(Layer.provide(httpServerOn(metricsPort, "internal"))),
+    HttpTracing.serve(Layer.mergeAll(routes, Metrics.middleware)).pipe(Layer.provide(httpServerOn(port, "public"))),
+    HttpServer.serve(metricsOnly).pipe(
+      Layer.provide(Layer.merge(httpServerOn(metricsPort, "internal"), HttpTracing.layerNoServerSpan)),
+    ),
   )
 }
 

@@ -9,7 +9,7 @@ import { Context, Duration, Effect, Layer, Result } from "effect"
 import type { Currency, Ids, Ledger, Wallet } from "@walletun/domain"
 import * as Grpc from "./Grpc.ts"
 import * as WalletContract from "./WalletContract.ts"
-import { WalletServiceClient } from "./generated/wallet/v1/wallet.ts"
+import { WalletServiceClient, WalletServiceService } from "./generated/wallet/v1/wallet.ts"
 import type * as Proto from "./generated/wallet/v1/wallet.ts"
 
 /** Where the wallet service is, who calls it (the certificate it presents), and each call's deadline. */
@@ -67,7 +67,7 @@ export class WalletGrpcClient extends Context.Service<
       Effect.gen(function* () {
         const { address, caller, timeout } = yield* options
         const client = yield* Grpc.makeClientAs(WalletServiceClient, address, caller, "wallet")
-        return make(client, timeout)
+        return make(client, timeout, address)
       }),
     )
 
@@ -113,11 +113,25 @@ const appliedOf = (item: Proto.BatchedApplyResult) =>
     ),
   )
 
-/** One unary call of the generated client `client`, bounded by `timeout`. */
+/** The full name of the service, as its method paths carry it: `walletun.wallet.v1.WalletService`. */
+const serviceName = Grpc.rpcName(WalletServiceService.getWallet.path).service
+
+/** The options of a call of the method `name`: its deadline, and its span's name and server. */
+const callConfig = (name: string, timeout: Duration.Duration, address: string | undefined): Grpc.CallConfig => ({
+  timeout,
+  path: `/${serviceName}/${name}`,
+  server: address,
+})
+
+/**
+ * One unary call of the generated client `client`, bounded by `timeout`. Metrics and errors name a
+ * call `WalletService.<Method>`; its span is named as OpenTelemetry's RPC conventions say,
+ * `walletun.wallet.v1.WalletService/<Method>` (see `Grpc.unaryCall`), with `address` as its server.
+ */
 const caller =
-  (client: WalletServiceClient, timeout: Duration.Duration) =>
+  (client: WalletServiceClient, timeout: Duration.Duration, address: string | undefined) =>
   <Req, Res>(name: string, method: Grpc.UnaryMethod<Req, Res>, request: Req) =>
-    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, { timeout })
+    Grpc.unaryCall(`WalletService.${name}`, method.bind(client), request, callConfig(name, timeout, address))
 
 /** The reads of a wallet's ledger: a page of entries (within a time range), a balance at a time. */
 const ledgerReads = (
@@ -140,9 +154,16 @@ const ledgerReads = (
     }).pipe(Effect.map(WalletContract.decodeBalance)),
 })
 
-/** The service over a generated client, each call bounded by `timeout`. */
-export const make = (client: WalletServiceClient, timeout: Duration.Duration): WalletGrpcClient["Service"] => {
-  const call = caller(client, timeout)
+/**
+ * The service over a generated client, each call bounded by `timeout`; `address` (`host:port`, when
+ * the client is a network one) goes on each call's span.
+ */
+export const make = (
+  client: WalletServiceClient,
+  timeout: Duration.Duration,
+  address?: string,
+): WalletGrpcClient["Service"] => {
+  const call = caller(client, timeout, address)
 
   /** One batch call of `count` items, each read by `results`; a failed call fails every item. */
   const batch = <Req, Res, A>(

@@ -35,6 +35,36 @@ const tablesOf = (keyspace: string) =>
 
 layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CqlMigrator (real server)", (it) => {
   describe("run", () => {
+    it.effect("adds a column once, however many instances run the migration at once", () =>
+      Effect.gen(function* () {
+        const cql = yield* Cql.Cql
+        const options = yield* scratch
+        yield* CqlMigrator.run(options, [creates(1, "things")])
+        const adds: CqlMigrator.Migration = {
+          version: 2,
+          name: "a column",
+          statements: () => [],
+          columns: [{ table: "things", name: "extra", type: "text" }],
+        }
+        // Three instances start together; and the column is already there for a run that repeats it
+        // (one cut off before it recorded the version).
+        yield* Effect.all(
+          [1, 2, 3].map(() => CqlMigrator.run(options, [creates(1, "things"), adds])),
+          {
+            concurrency: "unbounded",
+          },
+        )
+        yield* cql.execute(`DELETE FROM ${options.keyspace}.schema_migrations WHERE version = 2`, [], {
+          ...quorum,
+          idempotent: true,
+        })
+        assert.deepStrictEqual(yield* CqlMigrator.run(options, [creates(1, "things"), adds]), [2])
+        yield* cql.execute(`INSERT INTO ${options.keyspace}.things (id, extra) VALUES (1, 'x')`, [], quorum)
+        const read = yield* cql.execute(`SELECT extra FROM ${options.keyspace}.things WHERE id = 1`, [], quorum)
+        assert.strictEqual(read.rows[0]?.get("extra"), "x")
+      }).pipe(Effect.scoped),
+    )
+
     it.effect("applies the migrations in version order once, records them, and later only the new ones", () =>
       Effect.gen(function* () {
         const cql = yield* Cql.Cql

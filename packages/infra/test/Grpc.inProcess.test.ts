@@ -1,7 +1,6 @@
 import { status } from "@grpc/grpc-js"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Schema } from "effect"
-import type { Tracer } from "effect"
+import { Deferred, Effect, Fiber, Schema, Tracer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
 import { WalletServiceClient, WalletServiceService } from "@walletun/infra/generated/wallet/v1/wallet"
 import type { Wallet } from "@walletun/infra/generated/wallet/v1/wallet"
@@ -78,9 +77,44 @@ describe("Grpc.inProcessClient", () => {
       ]).pipe(Effect.withSpan("caller"))
       assert.strictEqual(answer.wallet?.balance, big)
       const span = yield* Deferred.await(serverSpan)
-      assert.strictEqual(span.name, "WalletService.GetWallet")
+      // Named and attributed as OpenTelemetry's RPC conventions say.
+      assert.strictEqual(span.name, "walletun.wallet.v1.WalletService/GetWallet")
       assert.strictEqual(span.kind, "server")
+      assert.deepStrictEqual(
+        ["rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code"].map((key) => span.attributes.get(key)),
+        ["grpc", "walletun.wallet.v1.WalletService", "GetWallet", 0],
+      )
       assert.strictEqual(span.traceId, caller.traceId)
+    }),
+  )
+
+  it.effect("the client span is named after the method's path, with the server's address and port", () =>
+    Effect.gen(function* () {
+      const { clientAs } = yield* setUp
+      const client = clientAs("gateway")
+      const spans: Array<Tracer.Span> = []
+      const recorder = Tracer.make({
+        span: (options) => {
+          const span = new Tracer.NativeSpan(options)
+          spans.push(span)
+          return span
+        },
+      })
+      const answer = yield* Grpc.unaryCall(
+        "WalletService.GetWallet",
+        client.getWallet.bind(client),
+        { walletId: "w", ownerId: "alice" },
+        { ...timeout, path: WalletServiceService.getWallet.path, server: "wallet.internal:50051" },
+      ).pipe(Effect.withTracer(recorder))
+      assert.strictEqual(answer.wallet?.id, "w")
+      const span = spans.find((one) => one.kind === "client")
+      assert.strictEqual(span?.name, "walletun.wallet.v1.WalletService/GetWallet")
+      assert.deepStrictEqual(
+        ["rpc.system", "rpc.service", "rpc.method", "server.address", "server.port", "rpc.grpc.status_code"].map(
+          (key) => span?.attributes.get(key),
+        ),
+        ["grpc", "walletun.wallet.v1.WalletService", "GetWallet", "wallet.internal", 50051, 0],
+      )
     }),
   )
 

@@ -398,7 +398,8 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
 
         const serverSpan = observed.serverSpans.get("w-trace")
         assert.isDefined(serverSpan)
-        assert.strictEqual(serverSpan?.name, "WalletService.GetWallet")
+        // Named and attributed as OpenTelemetry's RPC conventions say.
+        assert.strictEqual(serverSpan?.name, "walletun.wallet.v1.WalletService/GetWallet")
         assert.strictEqual(serverSpan?.kind, "server")
         assert.strictEqual(serverSpan?.traceId, caller.traceId)
         const parent = serverSpan === undefined ? Option.none() : serverSpan.parent
@@ -410,7 +411,10 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
           assert.notStrictEqual(parent.value.spanId, caller.spanId)
         }
         assert.strictEqual(serverSpan?.attributes.get("rpc.grpc.status_code"), status.NOT_FOUND)
-        assert.strictEqual(serverSpan?.attributes.get("rpc.method"), "/walletun.wallet.v1.WalletService/GetWallet")
+        assert.deepStrictEqual(
+          ["rpc.system", "rpc.service", "rpc.method"].map((key) => serverSpan?.attributes.get(key)),
+          ["grpc", "walletun.wallet.v1.WalletService", "GetWallet"],
+        )
       }),
     )
   })

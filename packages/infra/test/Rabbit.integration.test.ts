@@ -171,11 +171,19 @@ layer(Rabbit.Rabbit.layer, { excludeTestServices: true })("Rabbit (real broker)"
           { prefetch: 1, spanName: "test.handle" },
         )
         const { span, traceparent } = yield* Deferred.await(seen).pipe(Effect.timeout("10 seconds"))
+        // The handler runs in its own span (`spanName`), a child of the consumer span, which is
+        // named as OpenTelemetry's messaging conventions say: `process <queue>`.
         assert.strictEqual(span.name, "test.handle")
-        assert.strictEqual(span.kind, "consumer")
+        assert.strictEqual(span.kind, "internal")
         assert.strictEqual(span.traceId, producer.traceId, "one trace from the publisher to the consumer")
-        // The parent is the Rabbit.publish span (kind producer), a child of test.request.
-        const parent = Option.getOrUndefined(span.parent)
+        const consumer = Option.getOrUndefined(span.parent)
+        if (consumer?._tag !== "Span") return assert.fail("the handler's span has no consumer span for parent")
+        assert.strictEqual(consumer.name, `process ${queue}`)
+        assert.strictEqual(consumer.kind, "consumer")
+        assert.strictEqual(consumer.attributes.get("messaging.operation.name"), "process")
+        // The consumer span's parent is the publish span (kind producer, `send <queue>` for the
+        // default exchange), a child of test.request.
+        const parent = Option.getOrUndefined(consumer.parent)
         assert.isDefined(parent)
         assert.notStrictEqual(parent?.spanId, producer.spanId)
         assert.strictEqual(traceparent, `00-${producer.traceId}-${parent?.spanId}-01`)

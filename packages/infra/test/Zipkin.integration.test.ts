@@ -19,15 +19,25 @@ const trace = (api: string, traceId: string) =>
     return (await response.json()) as Array<ZipkinSpan>
   })
 
-/** A request as a service would trace it: a server span with a child of every other kind. */
+/**
+ * A request as a service would trace it, its spans named as the services name theirs (OpenTelemetry's
+ * conventions): a server span with a child of every other kind.
+ */
 const request = Effect.gen(function* () {
   const root = yield* Effect.currentSpan
-  yield* Effect.void.pipe(Effect.withSpan("Wallet.get", { kind: "client", attributes: { "rpc.system": "grpc" } }))
-  yield* Effect.void.pipe(Effect.withSpan("Rabbit.publish", { kind: "producer", attributes: { attempt: 1 } }))
-  yield* Effect.void.pipe(Effect.withSpan("Rabbit.consume", { kind: "consumer" }))
+  yield* Effect.void.pipe(
+    Effect.withSpan("walletun.wallet.v1.WalletService/GetWallets", {
+      kind: "client",
+      attributes: { "rpc.system": "grpc" },
+    }),
+  )
+  yield* Effect.void.pipe(Effect.withSpan("send transactions", { kind: "producer", attributes: { attempt: 1 } }))
+  yield* Effect.void.pipe(Effect.withSpan("process transactions.requested", { kind: "consumer" }))
   yield* Effect.fail("insufficient funds").pipe(Effect.withSpan("Ledger.apply"), Effect.ignore)
   return root.traceId
-}).pipe(Effect.withSpan("POST /transfers", { kind: "server", attributes: { "http.method": "POST" } }))
+}).pipe(
+  Effect.withSpan("POST /v1/transactions/{transactionId}", { kind: "server", attributes: { "http.method": "POST" } }),
+)
 
 describe("Zipkin export against a real Zipkin", () => {
   it.live(
@@ -64,16 +74,22 @@ describe("Zipkin export against a real Zipkin", () => {
         // Zipkin stores names lower-cased.
         assert.sameMembers(
           [...byName.keys()],
-          ["post /transfers", "wallet.get", "rabbit.publish", "rabbit.consume", "ledger.apply"],
+          [
+            "post /v1/transactions/{transactionid}",
+            "walletun.wallet.v1.walletservice/getwallets",
+            "send transactions",
+            "process transactions.requested",
+            "ledger.apply",
+          ],
         )
-        const root = byName.get("post /transfers") as ZipkinSpan
+        const root = byName.get("post /v1/transactions/{transactionid}") as ZipkinSpan
         assert.isUndefined(root.parentId)
         assert.strictEqual(root.kind, "SERVER")
         assert.strictEqual(root.tags["http.method"], "POST")
         for (const [name, kind] of [
-          ["wallet.get", "CLIENT"],
-          ["rabbit.publish", "PRODUCER"],
-          ["rabbit.consume", "CONSUMER"],
+          ["walletun.wallet.v1.walletservice/getwallets", "CLIENT"],
+          ["send transactions", "PRODUCER"],
+          ["process transactions.requested", "CONSUMER"],
           ["ledger.apply", undefined],
         ] as const) {
           const span = byName.get(name) as ZipkinSpan
@@ -81,8 +97,8 @@ describe("Zipkin export against a real Zipkin", () => {
           assert.strictEqual(span.kind, kind, name)
         }
         for (const span of spans) assert.strictEqual(span.localEndpoint.serviceName, "walletun-it")
-        assert.strictEqual(byName.get("wallet.get")?.tags["rpc.system"], "grpc")
-        assert.strictEqual(byName.get("rabbit.publish")?.tags["attempt"], "1")
+        assert.strictEqual(byName.get("walletun.wallet.v1.walletservice/getwallets")?.tags["rpc.system"], "grpc")
+        assert.strictEqual(byName.get("send transactions")?.tags["attempt"], "1")
         assert.include(byName.get("ledger.apply")?.tags["error"], "insufficient funds")
 
         // Posted in the same flush as the other, so by now it would be there had it been sent.

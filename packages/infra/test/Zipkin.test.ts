@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Scope, Tracer } from "effect"
+import { Deferred, Duration, Effect, Exit, Scope, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import type { ZipkinSpan } from "@walletun/infra/Zipkin"
 import * as Zipkin from "@walletun/infra/Zipkin"
+import { Rabbit } from "@walletun/infra"
 
 /** A tracer whose exported spans land in `spans`, sampled at `ratio` with the given draws. */
 const recordingTracer = (ratio = 1, draws: ReadonlyArray<number> = []) => {
@@ -249,6 +250,39 @@ describe("Zipkin.exporter", () => {
       yield* settle
       yield* Scope.close(scope, Exit.void)
       assert.deepStrictEqual(posts, [[1]])
+    }),
+  )
+})
+
+describe("Zipkin spans of the services' own instrumentation", () => {
+  it.live("a publish and its handling, through the broker, are `send <exchange>` and `process <queue>`", () =>
+    Effect.gen(function* () {
+      const { spans, tracer } = recordingTracer()
+      yield* Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        yield* rabbit.declare({
+          exchanges: [{ name: "orders", type: "topic" }],
+          queues: [{ name: "orders.placed" }],
+          bindings: [{ queue: "orders.placed", exchange: "orders", routingKey: "#" }],
+        })
+        const handled = yield* Deferred.make<void>()
+        yield* rabbit.consume("orders.placed", () => Effect.as(Deferred.succeed(handled, undefined), Rabbit.ack), {
+          prefetch: 1,
+          spanName: "Orders.handle",
+        })
+        yield* rabbit
+          .publish("orders", "order.placed", new TextEncoder().encode("{}"))
+          .pipe(Effect.withSpan("POST /v1/orders", { kind: "server" }))
+        yield* Deferred.await(handled)
+        yield* Effect.sleep(Duration.millis(10))
+      }).pipe(Effect.provide(Rabbit.layerMemory), Effect.withTracer(tracer), Effect.scoped)
+      const byName = new Map(spans.map((span) => [span.name, span]))
+      assert.strictEqual(byName.get("send orders")?.kind, "PRODUCER")
+      assert.strictEqual(byName.get("send orders")?.tags["messaging.operation.name"], "send")
+      assert.strictEqual(byName.get("process orders.placed")?.kind, "CONSUMER")
+      assert.strictEqual(byName.get("process orders.placed")?.parentId, byName.get("send orders")?.id)
+      assert.strictEqual(byName.get("Orders.handle")?.parentId, byName.get("process orders.placed")?.id)
+      assert.isUndefined(byName.get("Orders.handle")?.kind)
     }),
   )
 })

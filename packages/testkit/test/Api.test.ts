@@ -128,12 +128,18 @@ describe("walletun's REST API in one process", () => {
         if (root === undefined) return assert.fail(`${route}: no server span of the gateway`)
         const trace = recorded.filter((span) => span.trace === root.trace)
         // The gateway's server span, its call to the user service, the user service's server span,
-        // and the user service's own work inside it, all in that one trace.
+        // and the user service's own work inside it, all in that one trace. Server spans are named
+        // `{method} {route}`, client spans `{method}` (OpenTelemetry's HTTP conventions).
         assert.includeDeepMembers(trace, [
-          { name: "POST", kind: "server", trace: root.trace, route: path, host: "localhost" },
+          { name: `POST ${path}`, kind: "server", trace: root.trace, route: path, host: "localhost" },
           { name: "POST", kind: "client", trace: root.trace, route: undefined, host: "user.in-process" },
         ])
-        assert.strictEqual(trace.filter((span) => span.kind === "server").length, 2, `${route}: two server spans`)
+        const servers = trace.filter((span) => span.kind === "server")
+        assert.deepStrictEqual(
+          servers.map((span) => span.name),
+          [`POST ${path}`, `POST ${path}`],
+          `${route}: two server spans`,
+        )
         assert.include(
           trace.map((span) => span.name),
           route === "login" ? "Users.login" : "Users.register",
@@ -166,8 +172,8 @@ describe("walletun's REST API in one process", () => {
         // handling of the request's message (broker header) all name the client's request id.
         assert.includeMembers(carrying("req-given-1"), [
           "Transactions.accept",
-          "WalletService.GetWallets",
-          "Worker.consume",
+          "walletun.wallet.v1.WalletService/GetWallets",
+          "process testkit.requested",
           "Worker.process",
         ])
         // The user service's work for the register and login requests names their (made) ids.

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Ref, Result } from "effect"
+import { Effect, Layer, Option, Ref, Result } from "effect"
 import { Telemetry } from "@walletun/domain"
 import * as Grpc from "@walletun/infra/Grpc"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
@@ -91,12 +91,32 @@ describe("walletun in one process", () => {
           span.attributes.get("messaging.rabbitmq.routing_key"),
         ]),
         [
-          ["Rabbit.publish", "testkit", "transaction.requested"],
-          ["Worker.consume", "testkit.requested", undefined],
-          ["Rabbit.publish", "wallet.events", "transaction.completed"],
-          ["Outcomes.consume", "testkit.outcomes", undefined],
+          ["send testkit", "testkit", "transaction.requested"],
+          ["process testkit.requested", "testkit.requested", undefined],
+          ["send wallet.events", "wallet.events", "transaction.completed"],
+          ["process testkit.outcomes", "testkit.outcomes", undefined],
         ],
       )
+      // Named as OpenTelemetry's messaging conventions say (`{operation} {destination}`); the
+      // consumers' own names for the work are the children of the `process` spans.
+      assert.deepStrictEqual(
+        carrying.map((span) => [span.kind, span.attributes.get("messaging.operation.name")]),
+        [
+          ["producer", "send"],
+          ["consumer", "process"],
+          ["producer", "send"],
+          ["consumer", "process"],
+        ],
+      )
+      for (const [consumer, inner] of [
+        [carrying[1], "Worker.consume"],
+        [carrying[3], "Outcomes.consume"],
+      ] as const) {
+        const child = spans.find(
+          (span) => span.name === inner && Option.getOrUndefined(span.parent)?.spanId === consumer?.spanId,
+        )
+        assert.isDefined(child, `${inner} is a child of ${consumer?.name}`)
+      }
       // One trace follows the transfer across every hop, the wallet's outcome event included.
       assert.strictEqual(new Set(carrying.map((span) => span.traceId)).size, 1)
       // Each service's spans of the transfer name it with one attribute, spelled one way.

@@ -6,9 +6,10 @@
  * wallet client and the CQL session close, and the HTTP server, bound first, closes last.
  */
 import { Effect, Layer } from "effect"
-import { FetchHttpClient, HttpRouter } from "effect/http"
+import { FetchHttpClient } from "effect/http"
 import * as Cql from "@walletun/infra/Cql"
 import * as CqlMigrator from "@walletun/infra/CqlMigrator"
+import * as HttpTracing from "@walletun/infra/HttpTracing"
 import * as Jwt from "@walletun/infra/Jwt"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
@@ -77,6 +78,8 @@ export const apiRoutes = Layer.mergeAll(
   TransactionsHttp.routes,
   ServiceCredential.layerGatewayOnly("transaction"),
   RequestId.layerHttp,
+  // Spans named `{method} {route}` (see `HttpTracing`).
+  HttpTracing.layer(HttpTracing.routesOf(TransactionsHttp.TransactionApi)),
 )
 
 /**
@@ -90,7 +93,7 @@ export const layerNoDeps = Layer.unwrap(
     const { roles } = yield* TransactionConfig
     yield* Effect.logInfo("transaction service roles").pipe(Effect.annotateLogs({ roles: roles.join(",") }))
     // The API answers only the gateway (`ServiceCredential`); health and metrics are open.
-    const http = HttpRouter.serve(
+    const http = HttpTracing.serve(
       Layer.mergeAll(Service.healthAndMetrics(checks), roles.includes("api") ? apiRoutes : Layer.empty),
     )
     return Layer.mergeAll(

@@ -134,12 +134,14 @@ export const make = Effect.gen(function* () {
     maxSize: applyBatchSize,
     concurrency: 2,
     run: (items: ReadonlyArray<TracedApply>) => client.applyTransactions(items),
+    span: "BatchedWallet.applyBatch",
   })
   // Concurrent accepts claim their keys together, in one ClaimIdempotencyKeys call.
   const claimBatched = yield* Batcher.make({
     maxSize: claimBatchSize,
     concurrency: 2,
     run: (claims: ReadonlyArray<Ledger.KeyClaim>) => client.claimIdempotencyKeys(claims),
+    span: "BatchedWallet.claimBatch",
   })
   /** Sends one apply (in a batch) in the current trace, and reads what the ledger recorded. */
   const send = Effect.fnUntraced(function* (request: Ledger.ApplyRequest) {

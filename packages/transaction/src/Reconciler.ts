@@ -17,12 +17,15 @@
  * wallet service cannot be reached, the refusal is tried again a round later.
  */
 import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Ref, Schedule } from "effect"
+import { Telemetry } from "@walletun/domain"
 import * as Metrics from "@walletun/infra/Metrics"
+import { linkTo } from "@walletun/infra/Telemetry"
 import * as Uuid from "@walletun/infra/Uuid"
 import { Broker } from "./Broker.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { requestedOf } from "./Transactions.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
+import type { StoredTransaction } from "./TransactionsRepo.ts"
 import { BatchedWallet } from "./BatchedWallet.ts"
 
 /** The longest wait between two re-publishes of one transaction. */
@@ -31,6 +34,20 @@ export const maxSpacing = Duration.hours(1)
 /** How long after its `count`-th re-publish a transaction may be re-published again. */
 export const spacing = (age: Duration.Duration, count: number): number =>
   Math.min(Duration.toMillis(age) * 2 ** Math.max(0, count - 1), Duration.toMillis(maxSpacing))
+
+/** The link of a re-publish to the trace of the transaction's accept, when that trace was stored. */
+export const republishLinks = (traceParent: string | undefined) =>
+  traceParent === undefined ? [] : linkTo({ traceparent: traceParent }, "reconciler re-publish")
+
+/**
+ * The span of the `count`-th re-publish of `tx`: in the round's trace, linked to the accept's
+ * (when that one was exported, see `StoredFields.traceParent`).
+ */
+const republishSpan = (tx: StoredTransaction, count: number) =>
+  Effect.withSpan("Reconciler.republish", {
+    links: republishLinks(tx.traceParent),
+    attributes: { [Telemetry.transactionId]: tx.id, "walletun.reconciler.republishes": count },
+  })
 
 /**
  * One round, from `cursor` (where the last round stopped; from the oldest without one): returns
@@ -100,7 +117,7 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
           yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)
           return 0
         }
-        yield* broker.publishRequested(requestedOf(stored.value))
+        yield* broker.publishRequested(requestedOf(stored.value)).pipe(republishSpan(stored.value, count + 1))
         yield* repo.markRepublished(id, DateTime.makeUnsafe(now), count + 1)
         return 1
       }),

@@ -5,7 +5,8 @@
  * key, and the retry finishes what the first attempt started.
  */
 import { createHash } from "node:crypto"
-import { Context, DateTime, Effect, Layer, Option } from "effect"
+import { Context, DateTime, Effect, Layer, Option, Tracer } from "effect"
+import { HttpTraceContext } from "effect/http"
 import { Errors, Events, Telemetry } from "@walletun/domain"
 import type { Ids, Page, Transaction } from "@walletun/domain"
 import * as Retry from "@walletun/infra/Retry"
@@ -173,6 +174,21 @@ const pendingOf = (
   updatedAt: claim.createdAt,
 })
 
+/**
+ * The `traceparent` of the current span when its trace is exported (sampled, by a tracer that
+ * exports: not Effect's native one, which is what runs when tracing is off), for the reconciler's
+ * link back to the accept (`StoredFields.traceParent`); nothing otherwise, since a link to a trace
+ * nobody can see is worth nothing, and it would cost the row its bytes.
+ */
+const sampledTraceParent = Effect.withFiber((fiber) => {
+  const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+  if (span?._tag !== "Span" || !span.sampled || fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) {
+    return Effect.succeed({})
+  }
+  const traceParent = HttpTraceContext.toHeaders(span)["traceparent"]
+  return Effect.succeed(traceParent === undefined ? {} : { traceParent })
+})
+
 /** The transaction id a page starts after, or `ValidationFailed` when the cursor is not one of ours. */
 const startAfter = (cursor: Page.Cursor) =>
   Option.match(afterOf(cursor), {
@@ -253,7 +269,7 @@ export class Transactions extends Context.Service<
           // The first attempt with this key stopped before storing the transaction (it is still
           // running, or it failed): finish it with the same id and time. Every step is idempotent.
         }
-        const tx = pendingOf(claim, userId, body, checked)
+        const tx = { ...pendingOf(claim, userId, body, checked), ...(yield* sampledTraceParent) }
         yield* repo.insertPending(tx).pipe(Effect.catch(unavailable("cql")))
         yield* publish(tx)
         return { transaction: tx, replayed }

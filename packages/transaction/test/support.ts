@@ -135,11 +135,14 @@ const scriptedWallet = Layer.effectContext(
 /**
  * Everything the service, the worker and the outcome consumer need, in memory, with the given broker:
  * `Broker.layerMemory()` (records publications), or `Broker.layerNoDeps` over `Rabbit.layerMemory`
- * (delivers them).
+ * (delivers them); and with the given store (the memory one unless given).
  */
-export const servicesWith = <L extends Layer.Layer<Broker.Broker, unknown, any>>(broker: L) =>
+export const servicesWith = <L extends Layer.Layer<Broker.Broker, unknown, any>>(
+  broker: L,
+  repo: Layer.Layer<TransactionsRepo> = TransactionsRepo.layerMemory,
+) =>
   Transactions.layerNoDeps.pipe(
-    Layer.provideMerge(Layer.mergeAll(TransactionsRepo.layerMemory, broker, scriptedWallet)),
+    Layer.provideMerge(Layer.mergeAll(repo, broker, scriptedWallet)),
     Layer.provideMerge(config),
     Layer.provideMerge(Layer.mergeAll(MessageSeal.RequestSealer.layerTest, MessageSeal.EventSealer.layerTest)),
     // Quiet: the tests assert what the doubles recorded, not log lines.

@@ -4,6 +4,7 @@
  */
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
+import * as HttpTracing from "@walletun/infra/HttpTracing"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Problems from "@walletun/infra/Problems"
 import * as RequestId from "@walletun/infra/RequestId"
@@ -39,6 +40,8 @@ export const apiRoutes = Layer.mergeAll(
   Problems.layer,
   ServiceCredential.layerGatewayOnly("user"),
   RequestId.layerHttp,
+  // Spans named `{method} {route}` (see `HttpTracing`).
+  HttpTracing.layer(HttpTracing.routesOf(AuthHttp.UserApi)),
 )
 
 /**

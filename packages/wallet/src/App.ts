@@ -5,9 +5,9 @@
  * routes are HTTP, like every service's).
  */
 import { Effect, Layer } from "effect"
-import { HttpRouter } from "effect/http"
 import { SqlClient } from "effect/sql"
 import * as Grpc from "@walletun/infra/Grpc"
+import * as HttpTracing from "@walletun/infra/HttpTracing"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Rabbit from "@walletun/infra/Rabbit"
@@ -74,7 +74,7 @@ export const layerNoHttp = GrpcServerLive.pipe(
  * PostgreSQL or RabbitMQ is waited for, `/health/ready` answers 503 naming it (see `Startup`); its
  * routes, served last, are released first.
  */
-export const layer = HttpRouter.serve(Service.healthAndMetrics(checks)).pipe(
+export const layer = HttpTracing.serve(Service.healthAndMetrics(checks)).pipe(
   Layer.provide(layerNoHttp),
   Layer.provide(Service.httpServer("WALLET_HTTP_PORT", 8083)),
 )

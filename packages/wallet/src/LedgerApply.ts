@@ -236,6 +236,8 @@ export const make = (batches: number) =>
       maxSize: yield* Config.Int("WALLET_APPLY_BATCH_SIZE").pipe(Config.withDefault(128)),
       concurrency: batches,
       run: (items: ReadonlyArray<BatchItem>) => applyBatch(sql, items),
+      // The batch's SQL spans have a parent: a span in the first apply's trace, linked to the others.
+      span: "LedgerRepo.applyBatch",
     })
 
     const apply = Effect.fn("LedgerRepo.apply")(function* (request: Ledger.ApplyRequest) {

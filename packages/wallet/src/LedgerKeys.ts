@@ -113,6 +113,7 @@ export const make = (batches: number) =>
       maxSize: 256,
       concurrency: batches,
       run: (claims: ReadonlyArray<KeyClaim>) => claimAll(sql, claims),
+      span: "LedgerRepo.claimKeys",
     })
 
     const claimKey = Effect.fn("LedgerRepo.claimKey")(function* (claim: KeyClaim) {

@@ -43,8 +43,8 @@ export const layer = Layer.effectDiscard(
             })
             .pipe(
               // The event continues the trace of the apply that wrote it, not the relay's own.
+              // The relay's step; the publish itself is its child, `send wallet.events` (kind producer).
               Effect.withSpan("OutboxRelay.publish", {
-                kind: "producer",
                 attributes: { [Telemetry.transactionId]: message.messageId },
                 ...Option.match(HttpTraceContext.fromHeaders(Headers.fromInput(message.headers)), {
                   onNone: () => ({}),
@@ -86,8 +86,10 @@ export const layer = Layer.effectDiscard(
       ),
     )
     yield* Effect.forkScoped(loop)
-    // The backlog, sampled for /metrics while the service runs (an error only skips a sample).
+    // The backlog, sampled for /metrics while the service runs (an error only skips a sample). Not
+    // traced: a sample is no one's request, and its SQL span would be a parentless trace every 5 s.
     yield* repo.outboxBacklog.pipe(
+      Effect.withTracerEnabled(false),
       Effect.flatMap(({ pending, oldestSeconds }) =>
         Effect.andThen(
           Metric.update(Metrics.outboxPending, pending),

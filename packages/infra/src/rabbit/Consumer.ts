@@ -128,18 +128,22 @@ const stringHeaders = (headers: unknown): Record<string, string> => {
 
 /**
  * Handles one message in a consumer span continuing the trace in its headers, then settles it with
- * `settleWith`; a handler that fails or dies nacks with requeue. Shared with the in-memory broker.
+ * `settleWith`; a handler that fails or dies nacks with requeue. The span is named as
+ * OpenTelemetry's messaging conventions name it, `process <queue>` (kind consumer); with
+ * `spanName`, the handler runs in a child span of that name (the domain's name for the work, e.g.
+ * `Worker.consume`). Shared with the in-memory broker.
  */
 export const handleInSpan = <R>(
   queue: string,
-  spanName: string,
+  spanName: string | undefined,
   handle: (message: ConsumeMessage) => Effect.Effect<Settlement, never, R>,
   message: ConsumeMessage,
   settleWith: (settlement: Settlement) => Effect.Effect<void>,
 ): Effect.Effect<void, never, R> => {
   const headers = stringHeaders(message.properties.headers)
   const parent = HttpTraceContext.fromHeaders(Headers.fromInput(headers))
-  return handle(message).pipe(
+  const handled = spanName === undefined ? handle(message) : Effect.withSpan(handle(message), spanName)
+  return handled.pipe(
     Effect.exit,
     Effect.flatMap((exit) => {
       const settlement = exit._tag === "Success" ? exit.value : nack(true)
@@ -148,13 +152,14 @@ export const handleInSpan = <R>(
         Effect.andThen(Metric.update(Metric.withAttributes(Metrics.messagesConsumed, { queue, outcome }), 1)),
       )
     }),
-    Effect.withSpan(spanName, {
+    Effect.withSpan(`process ${queue}`, {
       kind: "consumer",
       // Without trace context in the message the handler starts a trace of its own.
       ...(Option.isSome(parent) ? { parent: parent.value } : { root: true }),
       attributes: {
         "messaging.system": "rabbitmq",
         "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
         "messaging.destination.name": queue,
         "messaging.message.id": message.properties.messageId,
         "messaging.rabbitmq.redelivered": message.fields.redelivered,
@@ -169,7 +174,7 @@ export const handleInSpan = <R>(
 const handleOne = <R>(
   state: State,
   queue: string,
-  spanName: string,
+  spanName: string | undefined,
   handle: (message: ConsumeMessage) => Effect.Effect<Settlement, never, R>,
   channel: Channel,
   message: ConsumeMessage,
@@ -232,7 +237,7 @@ export const consume = (state: State) =>
     const { prefetch } = consumeOptions
     yield* checkPrefetch(prefetch)
     const runHandler = Effect.runForkWith(yield* Effect.context<R>())
-    const spanName = consumeOptions.spanName ?? `Rabbit.handle ${queue}`
+    const spanName = consumeOptions.spanName
     const consumer = makeConsumer(state, queue, prefetch, (channel, message) =>
       runHandler(handleOne(state, queue, spanName, handle, channel, message)),
     )

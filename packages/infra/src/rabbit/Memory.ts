@@ -9,7 +9,7 @@ import * as Metrics from "../Metrics.ts"
 import { checkPrefetch, handleInSpan } from "./Consumer.ts"
 import { MemoryBroker, refusal } from "./MemoryBroker.ts"
 import type { Holder } from "./MemoryBroker.ts"
-import { outgoing } from "./Publisher.ts"
+import { outgoing, publishSpan } from "./Publisher.ts"
 import { toRabbitError } from "./Types.ts"
 import type { ConsumeOptions, PublishOptions, Settlement, Topology } from "./Types.ts"
 
@@ -67,28 +67,33 @@ interface Memory {
   readonly counters: { published: number; consumers: number; channels: number }
 }
 
-const publish = (memory: Memory) =>
-  Effect.fn("Rabbit.publish", { kind: "producer" })(function* (
-    exchange: string,
-    routingKey: string,
-    content: Uint8Array,
-    publishOptions: PublishOptions = {},
-  ) {
-    const newId = Effect.sync(() => `memory-${++memory.counters.published}`)
-    const { headers, messageId } = yield* outgoing(exchange, routingKey, publishOptions, newId)
-    // Enqueued before it returns: the publisher's confirm.
-    yield* Effect.try({
-      try: () =>
-        memory.broker.publish(exchange, routingKey, content, {
-          messageId,
-          headers,
-          contentType: publishOptions.contentType ?? "application/json",
-          mandatory: publishOptions.mandatory ?? true,
-        }),
-      catch: toRabbitError("the broker did not confirm the message"),
-    })
-    yield* Metric.update(Metric.withAttributes(Metrics.messagesPublished, { exchange }), 1)
+const publish =
+  (memory: Memory) =>
+  (exchange: string, routingKey: string, content: Uint8Array, publishOptions: PublishOptions = {}) =>
+    enqueue(memory, exchange, routingKey, content, publishOptions).pipe(publishSpan(exchange, routingKey))
+
+const enqueue = Effect.fnUntraced(function* (
+  memory: Memory,
+  exchange: string,
+  routingKey: string,
+  content: Uint8Array,
+  publishOptions: PublishOptions,
+) {
+  const newId = Effect.sync(() => `memory-${++memory.counters.published}`)
+  const { headers, messageId } = yield* outgoing(exchange, routingKey, publishOptions, newId)
+  // Enqueued before it returns: the publisher's confirm.
+  yield* Effect.try({
+    try: () =>
+      memory.broker.publish(exchange, routingKey, content, {
+        messageId,
+        headers,
+        contentType: publishOptions.contentType ?? "application/json",
+        mandatory: publishOptions.mandatory ?? true,
+      }),
+    catch: toRabbitError("the broker did not confirm the message"),
   })
+  yield* Metric.update(Metric.withAttributes(Metrics.messagesPublished, { exchange }), 1)
+})
 
 // Stops deliveries, lets handlers in flight settle (bounded), then returns what is still unsettled.
 const stop = (memory: Memory, queue: string, holder: Holder, inFlight: Set<Fiber.Fiber<void>>) =>
@@ -113,7 +118,7 @@ const consume = (memory: Memory) =>
   ) {
     yield* checkPrefetch(consumeOptions.prefetch)
     const runHandler = Effect.runForkWith(yield* Effect.context<R>())
-    const spanName = consumeOptions.spanName ?? `Rabbit.handle ${queue}`
+    const spanName = consumeOptions.spanName
     const inFlight = new Set<Fiber.Fiber<void>>()
     const settle = (message: ConsumeMessage) => (settlement: Settlement) =>
       Effect.sync(() => memory.broker.settle(message.fields.deliveryTag, settlement))

@@ -111,6 +111,7 @@ export const outgoing = (
     yield* Effect.annotateCurrentSpan({
       "messaging.system": "rabbitmq",
       "messaging.operation.type": "send",
+      "messaging.operation.name": "send",
       "messaging.destination.name": exchange,
       "messaging.rabbitmq.routing_key": routingKey,
       "messaging.message.id": messageId,
@@ -118,25 +119,39 @@ export const outgoing = (
     return { headers, messageId }
   })
 
-/** `Rabbit.publish`: a persistent message, confirmed by the broker within the publish deadline. */
-export const publish = (state: State) =>
-  Effect.fn("Rabbit.publish", { kind: "producer" })(function* (
-    exchange: string,
-    routingKey: string,
-    content: Uint8Array,
-    publishOptions: PublishOptions = {},
-  ) {
-    const { headers, messageId } = yield* outgoing(exchange, routingKey, publishOptions, Uuid.v4)
-    const publishTimeout = state.timeouts.publish
-    yield* awaitSession(state).pipe(
-      Effect.flatMap((live) =>
-        confirmed(state, live, { exchange, routingKey, content, options: publishOptions }, { headers, messageId }),
-      ),
-      Effect.timeoutOrElse({
-        duration: publishTimeout,
-        orElse: () =>
-          Effect.fail(timedOut(`the broker did not confirm the message within ${Duration.format(publishTimeout)}`)()),
-      }),
-    )
-    yield* Metric.update(Metric.withAttributes(Metrics.messagesPublished, { exchange }), 1)
-  })
+/**
+ * The span of a publish, named as OpenTelemetry's messaging conventions name it: `send <exchange>`
+ * (the operation and the destination; never the message id, which varies per message), kind
+ * producer. A publish to the default exchange (`""`) goes straight to the queue its routing key
+ * names: `send <queue>`. Shared with the in-memory broker.
+ */
+export const publishSpan = (exchange: string, routingKey: string) =>
+  Effect.withSpan(`send ${exchange === "" ? routingKey : exchange}`, { kind: "producer" })
+
+/** Publishes in a `send <exchange>` span: a persistent message, confirmed by the broker within the publish deadline. */
+export const publish =
+  (state: State) =>
+  (exchange: string, routingKey: string, content: Uint8Array, publishOptions: PublishOptions = {}) =>
+    publishConfirmed(state, exchange, routingKey, content, publishOptions).pipe(publishSpan(exchange, routingKey))
+
+const publishConfirmed = Effect.fnUntraced(function* (
+  state: State,
+  exchange: string,
+  routingKey: string,
+  content: Uint8Array,
+  publishOptions: PublishOptions,
+) {
+  const { headers, messageId } = yield* outgoing(exchange, routingKey, publishOptions, Uuid.v4)
+  const publishTimeout = state.timeouts.publish
+  yield* awaitSession(state).pipe(
+    Effect.flatMap((live) =>
+      confirmed(state, live, { exchange, routingKey, content, options: publishOptions }, { headers, messageId }),
+    ),
+    Effect.timeoutOrElse({
+      duration: publishTimeout,
+      orElse: () =>
+        Effect.fail(timedOut(`the broker did not confirm the message within ${Duration.format(publishTimeout)}`)()),
+    }),
+  )
+  yield* Metric.update(Metric.withAttributes(Metrics.messagesPublished, { exchange }), 1)
+})

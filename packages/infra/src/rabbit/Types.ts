@@ -59,7 +59,10 @@ export interface PublishOptions {
 export interface ConsumeOptions {
   /** How many unacknowledged messages the broker may hand this consumer at once. */
   readonly prefetch: number
-  /** The name of each handler's span (kind "consumer"); default `Rabbit.handle <queue>`. */
+  /**
+   * Each message is handled in a `process <queue>` span (kind consumer); with this, the handler
+   * runs in a child span of this name (the domain's name for the work, e.g. `Worker.consume`).
+   */
   readonly spanName?: string
 }
 

@@ -3,6 +3,7 @@ import { migration as transactions } from "./0001_transactions.ts"
 import { migration as republished } from "./0002_republished.ts"
 import { migration as dropIdempotencyKeys } from "./0003_drop_idempotency_keys.ts"
 import { migration as republishCount } from "./0004_republish_count.ts"
+import { migration as traceParent } from "./0005_trace_parent.ts"
 import { migration as transactionsByParty } from "./0006_transactions_by_party.ts"
 
 /** The service's CQL migrations, in order; forward only (never edit one that has shipped). */
@@ -11,5 +12,6 @@ export const migrations: ReadonlyArray<Migration> = [
   republished,
   dropIdempotencyKeys,
   republishCount,
+  traceParent,
   transactionsByParty,
 ]

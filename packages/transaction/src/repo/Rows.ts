@@ -65,6 +65,7 @@ export const TransactionRow = withKind({
   target_owner_id: Schema.NullOr(Ids.UserId),
   ...StatusColumns.fields,
   ...detailFields,
+  trace_parent: Schema.optional(Schema.NullOr(Schema.String)),
 })
 export type TransactionRow = typeof TransactionRow.Type
 
@@ -138,9 +139,15 @@ const storedOf = (
 
 /** The transaction in a row of `transactions_by_id` (its current status, and its static columns). */
 export const transactionOfRow = (row: unknown): Effect.Effect<StoredTransaction, Cql.CqlError> =>
-  Effect.map(decodeTransactionRow(row), (decoded) =>
-    storedOf({ userId: decoded.user_id, targetOwnerId: orUndefined(decoded.target_owner_id) }, decoded, decoded),
-  )
+  Effect.map(decodeTransactionRow(row), (decoded) => {
+    const stored = storedOf(
+      { userId: decoded.user_id, targetOwnerId: orUndefined(decoded.target_owner_id) },
+      decoded,
+      decoded,
+    )
+    const traceParent = decoded.trace_parent
+    return typeof traceParent === "string" ? { ...stored, traceParent } : stored
+  })
 
 /** One row of a user's history: a status, and on the PENDING row the transaction's details. */
 export interface HistoryRow {

@@ -4,6 +4,7 @@
  * batch of them may be repeated.
  */
 import { DateTime } from "effect"
+import * as Cql from "@walletun/infra/Cql"
 import type { StatusRecord, StoredTransaction } from "./Stored.ts"
 import { finalWriteTimestamp, partiesOf, shardOf, slicesOfParty, statusRank } from "./Stored.ts"
 
@@ -40,9 +41,11 @@ export const statementsOf = (keyspace: string) => {
     `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at) ` +
     `VALUES (?, ?, ?, ?, ?, ?)`
   return {
+    // The accept's trace context (null when unsampled) goes with the details, in the same statement.
     insertById:
       `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at, ` +
-      `user_id, target_owner_id, ${detailColumns}) VALUES (?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `user_id, target_owner_id, ${detailColumns}, trace_parent) ` +
+      `VALUES (?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     // A party's PENDING row, in its slice, and the slice added to the partition's set of slices
     // (a set addition reads nothing). Its later statuses are rows of `transactions_by_user`.
     insertByParty:
@@ -61,7 +64,7 @@ export const statementsOf = (keyspace: string) => {
     finalByUser: `${statusByUser} USING TIMESTAMP ?`,
     // Rows are ranked highest first: the first row is the current status, with the static details.
     selectById:
-      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns} ` +
+      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns}, trace_parent ` +
       `FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
     selectSlices: `SELECT slices FROM ${keyspace}.transactions_by_party WHERE user_id = ? LIMIT 1`,
     // One slice, newest first, within `id >= lower` and `id < upper` when given.
@@ -99,7 +102,15 @@ export const pendingWrites =
   (tx: StoredTransaction): ReadonlyArray<Write> => [
     {
       query: statements.insertById,
-      params: [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId, ...detailValues(tx)],
+      // No trace context: the column is left unset, not written null (no tombstone per transfer).
+      params: [
+        tx.id,
+        toDate(tx.updatedAt),
+        tx.userId,
+        tx.targetOwnerId,
+        ...detailValues(tx),
+        tx.traceParent ?? Cql.unset,
+      ],
     },
     ...partiesOf(tx).flatMap((party) =>
       slicesOfParty(tx, party).map((slice) => partyWrite(statements, tx, party, slice)),

@@ -28,6 +28,11 @@ export interface StoredFields {
   readonly status: Transaction.TransactionStatus
   readonly failureReason: Transaction.FailureReason | null
   readonly updatedAt: DateTime.Utc
+  /**
+   * The W3C `traceparent` of the accept, when its trace was sampled (exported): a re-publish by the
+   * reconciler links back to it. Stored with the details, in the statement that stores them.
+   */
+  readonly traceParent?: string | undefined
 }
 
 /** The users who see a transaction in their history: the sender, and a transfer's target owner. */
