@@ -56,7 +56,12 @@ export const layer = Layer.effectDiscard(
         { concurrency: "unbounded", discard: true },
       )
 
-    const relayOnce = repo.relayBatch(batchSize, publishAll)
+    // The relay's own statements are no one's request: untraced, or every idle poll (each 50 ms)
+    // would be a trace of its own. Each publish is traced again, in the trace of the apply that
+    // wrote its event.
+    const relayOnce = repo
+      .relayBatch(batchSize, (messages) => publishAll(messages).pipe(Effect.withTracerEnabled(true)))
+      .pipe(Effect.withTracerEnabled(false))
     // Runs while the service runs (stopped by interruption at shutdown); a failure (broker or
     // database away) is logged and retried with a bounded backoff, never dropped.
     // Any failure, a defect included, is logged and retried: the relay must outlive a broker or
