@@ -760,6 +760,8 @@ const badPathIds = (excluded: ReadonlyArray<string>) =>
     Arbitrary.map(int(37, 8000), (length) => [`${length} letters`, "a".repeat(length), [400, 404]] as const),
   ])
 
+const wrongCase = (value: string) => (value === value.toLowerCase() ? value.toUpperCase() : value.toLowerCase())
+
 const badQueryValues = (field: Field, excluded: ReadonlyArray<string>) => {
   switch (field.name) {
     case "limit":
@@ -791,7 +793,8 @@ const badQueryValues = (field: Field, excluded: ReadonlyArray<string>) => {
         ? long(1, 600, excluded)
         : pick([
             "",
-            field.schema.enum[0]?.toLowerCase() ?? "x",
+            // A valid value in the wrong case (the enums are case-sensitive either way round).
+            wrongCase(field.schema.enum[0] ?? "x"),
             "UNKNOWN",
             `${field.schema.enum[0]},${field.schema.enum[1]}`,
           ])

@@ -158,7 +158,7 @@ const traceOf = (zipkin: TraceViewer.Viewer, id: string) => {
 /** A fresh page of a headless Chromium tall enough for a whole trace, closed with the scope. */
 const newPage = Effect.gen(function* () {
   const opened = yield* browser
-  return yield* Effect.promise(() => opened.newPage({ viewport: { width: 1400, height: 1200 } }))
+  return yield* Effect.promise(() => opened.newPage({ viewport: { width: 1400, height: 3000 } }))
 })
 
 /** Saves the whole page as `.reports/<name>`. */

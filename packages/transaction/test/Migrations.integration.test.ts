@@ -38,7 +38,8 @@ const writeOldShape = (keyspace: string, tx: StoredTransaction) =>
     const details = [tx.type, tx.amount, tx.currency, ...kind, tx.description ?? null, toDate(tx.createdAt)]
     yield* cql.execute(
       statementsOf(keyspace).insertById,
-      [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId ?? null, ...details],
+      // No trace context: an unsampled accept leaves the column unset.
+      [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId ?? null, ...details, Cql.unset],
       write,
     )
     const parties = [...new Set([tx.userId, tx.targetOwnerId ?? tx.userId])]
