@@ -9,6 +9,7 @@ import { Cause, Config, Duration, Effect, Layer } from "effect"
 import { HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
+import { Errors } from "@walletun/domain"
 import * as Health from "./Health.ts"
 import * as HttpTracing from "./HttpTracing.ts"
 import * as Metrics from "./Metrics.ts"
@@ -50,15 +51,34 @@ const startingListener =
   (server: Server, waiting: Startup.WaitingState) => (request: IncomingMessage, response: ServerResponse) => {
     if (server.listenerCount("request") > 2) return
     const path = request.url?.split("?", 1)[0]
-    const [status, body] =
+    const [status, body, contentType] =
       path === "/health/live"
-        ? [200, { status: "ok" }]
+        ? [200, { status: "ok" }, "application/json"]
         : path === "/health/ready"
-          ? [503, startingReport(waiting)]
-          : [503, { title: "the service is starting", status: 503 }]
-    response.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", "retry-after": "1" })
+          ? [503, startingReport(waiting), "application/json"]
+          : [503, startingProblem(waiting), "application/problem+json"]
+    response.writeHead(status, { "content-type": contentType, "cache-control": "no-store", "retry-after": "1" })
     response.end(JSON.stringify(body))
   }
+
+/**
+ * What any other route answers while the service starts: the API's 503 problem
+ * (`SERVICE_UNAVAILABLE`), saying what the service waits for. A client retries it as any 503.
+ */
+export const startingProblem = (waiting: Startup.WaitingState) => {
+  const { code, title, status } = Errors.problems.Unavailable
+  const dependencies = [...waiting.keys()]
+  return {
+    type: Errors.problemType(code),
+    title,
+    status,
+    code,
+    detail:
+      dependencies.length === 0
+        ? "The service is starting"
+        : `The service is starting: it waits for ${dependencies.join(", ")}`,
+  }
+}
 
 const httpServerOn = (port: Config.Config<number>, exposure: Exposure) =>
   Layer.unwrap(

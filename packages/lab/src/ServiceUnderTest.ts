@@ -104,7 +104,8 @@ const pollUntil = (url: string, done: (status: number, body: unknown) => boolean
 /**
  * Starts the service on `port` with `dependency` (its readiness name) at `address`, where nothing
  * listens yet, and checks that it waits: `/health/ready` answers 503 naming the dependency and its
- * address, it logs one WARN line per attempt and no stack trace, and it does not exit. Then opens
+ * address, any other route answers the API's 503 problem, it logs one WARN line per attempt and no
+ * stack trace, and it does not exit. Then opens
  * the dependency with `open` (at that same address) and checks that the service becomes ready and
  * still stops cleanly on SIGTERM.
  */
@@ -139,6 +140,19 @@ export const waitsForADependency = <E, R>(
     const report = notReady.body as Health.Report
     assert.strictEqual(report.status, "unavailable")
     assert.match(report.checks[options.dependency]?.error ?? "", waiting)
+    // Any other route answers the API's 503 problem, naming what the service waits for.
+    const starting = yield* Effect.promise(() =>
+      fetch(`http://127.0.0.1:${options.port}/v1/anything`, { signal: AbortSignal.timeout(2_000) }),
+    )
+    assert.strictEqual(starting.status, 503)
+    assert.strictEqual(starting.headers.get("content-type"), "application/problem+json")
+    assert.strictEqual(starting.headers.get("retry-after"), "1")
+    assert.deepInclude((yield* Effect.promise(() => starting.json())) as object, {
+      status: 503,
+      code: "SERVICE_UNAVAILABLE",
+      type: "urn:walletun:problem:service-unavailable",
+      detail: `The service is starting: it waits for ${options.dependency}`,
+    })
     assert.isNull(service.child.exitCode, service.output())
     const lines = service
       .output()
