@@ -117,3 +117,19 @@ export const linkTo = (headers: Readonly<Record<string, unknown>>, why: string):
     onSome: (span) => [{ span, attributes: { "walletun.link.reason": why } }],
   })
 }
+
+/**
+ * A tracer that keeps every span it starts, for tests that assert on spans: give `tracer` to
+ * `Effect.withTracer` (or provide it as `Tracer.Tracer`), then read `spans`.
+ */
+export const spanRecorder = () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const tracer = Tracer.make({
+    span: (options) => {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    },
+  })
+  return { spans, tracer }
+}

@@ -1,7 +1,9 @@
 import { status } from "@grpc/grpc-js"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Schema, Tracer } from "effect"
+import { Deferred, Effect, Fiber, Schema } from "effect"
+import type { Tracer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
+import * as Telemetry from "@walletun/infra/Telemetry"
 import { WalletServiceClient, WalletServiceService } from "@walletun/infra/generated/wallet/v1/wallet"
 import type { Wallet } from "@walletun/infra/generated/wallet/v1/wallet"
 
@@ -92,14 +94,7 @@ describe("Grpc.inProcessClient", () => {
     Effect.gen(function* () {
       const { clientAs } = yield* setUp
       const client = clientAs("gateway")
-      const spans: Array<Tracer.Span> = []
-      const recorder = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        },
-      })
+      const { spans, tracer: recorder } = Telemetry.spanRecorder()
       const answer = yield* Grpc.unaryCall(
         "WalletService.GetWallet",
         client.getWallet.bind(client),

@@ -3,23 +3,13 @@ import { Effect, Layer, Option, Tracer } from "effect"
 import { HttpRouter, HttpServerResponse, HttpTraceContext } from "effect/http"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
 import { Schema } from "effect"
-import { Service } from "@walletun/infra"
+import { Service, Telemetry } from "@walletun/infra"
 import * as HttpTracing from "@walletun/infra/HttpTracing"
 
 // The server spans of a service, as its HTTP server names them (OpenTelemetry's `{method} {route}`),
 // and none for the health routes and the metrics, nor for their work.
 
-const recorder = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    },
-  })
-  return { spans, tracer }
-}
+const recorder = Telemetry.spanRecorder
 
 class ThingsApi extends HttpApi.make("things").add(
   HttpApiGroup.make("things")

@@ -1,8 +1,9 @@
 /** The DLQ tools over the broker in memory: peek leaves the letters, replay sends one back, purge empties. */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Tracer } from "effect"
+import { Effect } from "effect"
 import { Queues, Telemetry } from "@walletun/domain"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as InfraTelemetry from "@walletun/infra/Telemetry"
 import * as Dlq from "../src/Dlq.ts"
 
 const prefix = "ops.memory"
@@ -50,14 +51,7 @@ describe("Dlq over Rabbit.layerMemory", () => {
       )
       assert.strictEqual(yield* countOf(names.dlq), 2, "peeking took nothing")
 
-      const spans: Array<Tracer.NativeSpan> = []
-      const recorder = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        },
-      })
+      const { spans, tracer: recorder } = InfraTelemetry.spanRecorder()
       const replayed = yield* Dlq.replay(prefix, ["a"], 10).pipe(Effect.withTracer(recorder))
       // The replay starts a trace of its own, linked to the one the letter died in.
       const replaySpan = spans.find((span) => span.name === "Dlq.replayLetter")

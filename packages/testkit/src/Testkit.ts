@@ -7,12 +7,13 @@
  * through the broker in memory (`Rabbit.layerMemory`) as they travel through RabbitMQ in
  * production; time is `TestClock`'s and ids come from a seed (`Uuid.Ids.layerTest`).
  */
-import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Schema, Tracer } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { User } from "@walletun/domain"
 import type { Ids, Money, Transaction } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as Telemetry from "@walletun/infra/Telemetry"
 import * as Uuid from "@walletun/infra/Uuid"
 import { WalletGrpcClient } from "@walletun/infra/WalletGrpcClient"
 import { BatchedWallet } from "@walletun/transaction/BatchedWallet"
@@ -226,14 +227,4 @@ export const request = (
  * A tracer that keeps every span it starts, for tests that assert on spans: give `tracer` to
  * `Effect.withTracer` around the provided kit, then read `spans`.
  */
-export const spanRecorder = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    },
-  })
-  return { spans, tracer }
-}
+export const spanRecorder = Telemetry.spanRecorder

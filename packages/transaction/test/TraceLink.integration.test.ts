@@ -1,8 +1,8 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Option, Tracer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { Telemetry } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
-import { Cql } from "@walletun/infra"
+import { Cql, Telemetry as InfraTelemetry } from "@walletun/infra"
 import * as Broker from "../src/Broker.ts"
 import * as Reconciler from "../src/Reconciler.ts"
 import { Transactions } from "../src/Transactions.ts"
@@ -14,17 +14,7 @@ import { newUser, openWallet, servicesWith } from "./support.ts"
 // transaction's accept, whose context the accept stored with the transaction (on the real CQL
 // database, in a scratch keyspace), only when that trace was sampled.
 
-const recorder = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    },
-  })
-  return { spans, tracer }
-}
+const recorder = InfraTelemetry.spanRecorder
 
 /** The trace context stored with a transaction, read back from its table. */
 const storedParent = (keyspace: string, id: string) =>

@@ -2,7 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Option, Tracer } from "effect"
 import { Ids } from "@walletun/domain"
 import type { Money } from "@walletun/domain"
-import { MessageSeal, Postgres, Rabbit, Uuid } from "@walletun/infra"
+import { MessageSeal, Postgres, Rabbit, Telemetry, Uuid } from "@walletun/infra"
 import { ScratchDatabase } from "@walletun/lab"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
 import { loader } from "../src/migrations/index.ts"
@@ -13,17 +13,7 @@ import * as OutboxRelay from "../src/OutboxRelay.ts"
 // with no span around it is a root span: in a trace viewer, a span named after the database with no
 // parent. Over the real PostgreSQL, on a scratch database of the test's own.
 
-const recorder = (() => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    },
-  })
-  return { spans, tracer }
-})()
+const recorder = Telemetry.spanRecorder()
 
 const scratch = ScratchDatabase.make("walletun_sql_spans")
 
