@@ -31,3 +31,14 @@ export const Timestamp = Schema.String.check(
   .annotate({ identifier: "Timestamp" })
 /** A point in time, in UTC. */
 export type Timestamp = typeof Timestamp.Type
+
+/**
+ * The check of a query's time range, `from` inclusive and `to` exclusive: when both are given,
+ * `from` must be before `to` (a range empty by construction is refused, like a malformed bound).
+ */
+export const fromBeforeTo = Schema.makeFilter(
+  (query: { readonly from?: DateTime.Utc | undefined; readonly to?: DateTime.Utc | undefined }) =>
+    query.from === undefined || query.to === undefined || DateTime.isLessThan(query.from, query.to)
+      ? undefined
+      : { path: ["from"], issue: "from must be before to" },
+)

@@ -3,12 +3,12 @@
  * status life cycle (`PENDING` → `PROCESSING` → `COMPLETED` | `FAILED`, never backwards) and why one
  * failed.
  */
-import { DateTime, Schema } from "effect"
+import { Schema } from "effect"
 import { Currency } from "./Currency.ts"
 import { TransactionId, WalletId } from "./Ids.ts"
 import { AmountJson } from "./Money.ts"
 import { Page, pageQueryFields } from "./Page.ts"
-import { Timestamp } from "./Timestamp.ts"
+import { fromBeforeTo, Timestamp } from "./Timestamp.ts"
 import { hasNoNul, isWellFormed } from "./Text.ts"
 
 /** What a transaction does: money in, money out, or money between two wallets. */
@@ -145,13 +145,7 @@ export const ListTransactionsQuery = Schema.Struct({
   from: Schema.optionalKey(Timestamp),
   to: Schema.optionalKey(Timestamp),
   ...pageQueryFields,
-}).check(
-  Schema.makeFilter((query) =>
-    query.from === undefined || query.to === undefined || DateTime.isLessThan(query.from, query.to)
-      ? undefined
-      : { path: ["from"], issue: "from must be before to" },
-  ),
-)
+}).check(fromBeforeTo)
 /** Query of `GET /v1/transactions`. */
 export type ListTransactionsQuery = typeof ListTransactionsQuery.Type
 

@@ -2,12 +2,12 @@
  * Wallets and their ledger entries. A user holds at most one wallet per currency; a balance never
  * goes below zero; an entry's amount is negative when money leaves the wallet.
  */
-import { DateTime, Schema } from "effect"
+import { Schema } from "effect"
 import { Currency } from "./Currency.ts"
 import { TransactionId, UserId, WalletId } from "./Ids.ts"
 import { BalanceJson, EntryAmountJson } from "./Money.ts"
 import { Items, Page, pageQueryFields } from "./Page.ts"
-import { Timestamp } from "./Timestamp.ts"
+import { fromBeforeTo, Timestamp } from "./Timestamp.ts"
 import { TransactionType } from "./Transaction.ts"
 
 /** A wallet as the API shows it; `balance` is a JSON integer of minor units. */
@@ -74,13 +74,7 @@ export const EntriesQuery = Schema.Struct({
   to: Schema.optionalKey(
     Timestamp.annotate({ description: "Only entries created before this time (RFC 3339), exclusive" }),
   ),
-}).check(
-  Schema.makeFilter((query) =>
-    query.from === undefined || query.to === undefined || DateTime.isLessThan(query.from, query.to)
-      ? undefined
-      : { path: ["from"], issue: "from must be before to" },
-  ),
-)
+}).check(fromBeforeTo)
 /** Query of `GET /v1/wallets/{walletId}/entries`. */
 export type EntriesQuery = typeof EntriesQuery.Type
 
