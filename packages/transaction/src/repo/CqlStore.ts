@@ -118,7 +118,11 @@ const historyReads = (
         { concurrency: 4 },
       )
       const byId = new Map<string, Array<StatusRow>>()
-      for (const row of rows.flat()) byId.set(row.id, [...(byId.get(row.id) ?? []), row])
+      for (const row of rows.flat()) {
+        const known = byId.get(row.id)
+        if (known === undefined) byId.set(row.id, [row])
+        else known.push(row)
+      }
       return txs.map((tx) => withStatus(tx, byId.get(tx.id) ?? []))
     }),
 })
