@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Effect } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import type { Ids, Money, Transaction } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
 import * as History from "../src/repo/History.ts"
+import type { HistoryRow } from "../src/repo/Rows.ts"
 import { maxScannedRows, passes, sliceOf, slicesOfParty } from "../src/repo/Stored.ts"
 import type { HistoryQuery, StoredTransaction } from "../src/repo/Stored.ts"
 
@@ -64,25 +65,64 @@ const txOf = (n: number, status: Transaction.TransactionStatus = statuses[n % 4]
   }
 }
 
+/**
+ * The rows of a transaction in the whole history (`transactions_by_user`), current status first and
+ * PENDING, with the details, last; a final one without PROCESSING now and then (it was quick).
+ */
+const historyRowsOf = (tx: StoredTransaction, n: number): ReadonlyArray<HistoryRow> => {
+  const ranks = { PENDING: [0], PROCESSING: [1, 0], COMPLETED: n % 3 === 0 ? [2, 0] : [2, 1, 0], FAILED: [2, 1, 0] }[
+    tx.status
+  ]
+  const names = ["PENDING", "PROCESSING", tx.status] as const
+  const wallets =
+    tx.type === "transfer"
+      ? { type: tx.type, wallet_id: null, source_wallet_id: tx.sourceWalletId, target_wallet_id: tx.targetWalletId }
+      : { type: tx.type, wallet_id: tx.walletId, source_wallet_id: null, target_wallet_id: null }
+  const details = { ...wallets, amount: tx.amount, currency: tx.currency, description: null, created_at: tx.createdAt }
+  return ranks.map((rank) => ({
+    status: {
+      id: tx.id,
+      status_rank: rank,
+      status: names[rank] ?? "PENDING",
+      failure_reason: null,
+      updated_at: tx.updatedAt,
+    },
+    details: rank === 0 ? Option.some(details) : Option.none(),
+  }))
+}
+
+const inRange = (id: string, range: History.IdRange, upper: string | undefined) =>
+  (range.lower === undefined || id >= range.lower) && (upper === undefined || id < upper)
+
 /** The reads of `History.readPage` over the user's transactions, as the CQL slices hold them, counting rows read. */
 const readsOver = (txs: ReadonlyArray<StoredTransaction>) => {
   const slices = new Map<string, Array<StoredTransaction>>()
-  for (const tx of txs.toSorted((a, b) => (a.id < b.id ? 1 : -1))) {
+  const newestFirst = txs.toSorted((a, b) => (a.id < b.id ? 1 : -1))
+  for (const tx of newestFirst) {
     for (const slice of slicesOfParty(tx, user)) slices.set(slice, [...(slices.get(slice) ?? []), tx])
   }
+  const whole = newestFirst.flatMap((tx) => historyRowsOf(tx, txs.indexOf(tx)))
   const counted = { rows: 0, slices: 0 }
   const reads: History.HistoryReads<never> = {
     slices: Effect.succeed([...slices.keys()]),
     slice: (slice, below, range, perSlice) =>
       Effect.sync(() => {
         const upper = below ?? range.upper
+        if (slice === History.wholeHistory) {
+          const rows = whole
+            .filter((row) => inRange(row.status.id, range, upper))
+            .slice(0, perSlice * History.rowsPerTransaction)
+          counted.rows += rows.length
+          counted.slices += 1
+          return History.wholeHistoryRead(user, rows, perSlice)
+        }
         const rows = (slices.get(slice) ?? [])
-          .filter((tx) => (range.lower === undefined || tx.id >= range.lower) && (upper === undefined || tx.id < upper))
+          .filter((tx) => inRange(tx.id, range, upper))
           .slice(0, perSlice)
           .map((tx): StoredTransaction => ({ ...tx, status: "PENDING" }))
         counted.rows += rows.length
         counted.slices += 1
-        return rows
+        return History.sliceRead(rows, perSlice)
       }),
     withStatuses: (found) =>
       Effect.succeed(
@@ -183,6 +223,48 @@ describe("History.readPage", () => {
       assert.deepStrictEqual([counted.slices, counted.rows], [1, 5])
     }),
   )
+
+  it.effect("a page with neither a wallet nor a type is read from the whole history, statuses included", () =>
+    Effect.gen(function* () {
+      const { reads, counted } = readsOver(txs)
+      const read = { ...reads, withStatuses: () => Effect.die("the whole history has its statuses") }
+      const page = yield* History.readPage(read, { limit: 4, after: undefined })
+      assert.deepStrictEqual(
+        page.items.map((tx) => [tx.id, tx.status]),
+        [59, 58, 57, 56].map((n) => [txOf(n).id, txOf(n).status]),
+      )
+      assert.strictEqual(page.next, txOf(56).id)
+      // One read (the slices are not listed), of at most three rows per transaction of a page and one.
+      assert.deepStrictEqual([counted.slices, counted.rows <= 15], [1, true])
+    }),
+  )
+
+  it("a read of the whole history answers the transactions surely whole, and passes one still being written", () => {
+    // Two transactions asked for, so six rows: one of two rows, one of three, and the first row of
+    // a third, cut short.
+    const quick = historyRowsOf(txOf(9, "COMPLETED"), 0)
+    const failed = historyRowsOf(txOf(8, "FAILED"), 1)
+    const older = historyRowsOf(txOf(6, "FAILED"), 1)
+    const rows = [...quick, ...failed, ...older].slice(0, 6)
+    const cut = History.wholeHistoryRead(user, rows, 2)
+    assert.deepStrictEqual(
+      [cut.rows.map((tx) => [tx.id, tx.status]), cut.below, cut.done],
+      [
+        [
+          [txOf(9).id, "COMPLETED"],
+          [txOf(8).id, "FAILED"],
+        ],
+        txOf(8).id,
+        false,
+      ],
+    )
+    // A transaction whose PENDING row is missing is left out, and the next read starts below it.
+    const missing = History.wholeHistoryRead(user, [...failed.slice(0, 2), ...older.slice(0, 1)], 1)
+    assert.deepStrictEqual([missing.rows, missing.below, missing.done], [[], txOf(8).id, false])
+    // Fewer rows than asked: the history ends here.
+    const last = History.wholeHistoryRead(user, quick, 2)
+    assert.deepStrictEqual([last.rows.length, last.done], [1, true])
+  })
 
   it.effect("a sparse status filter stops at the scan bound with a cursor, and the next pages find the rest", () =>
     Effect.gen(function* () {

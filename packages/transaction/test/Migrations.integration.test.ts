@@ -4,9 +4,11 @@ import { DateTime, Effect } from "effect"
 import type { Ids, Money } from "@walletun/domain"
 import { Cql, CqlMigrator, Uuid } from "@walletun/infra"
 import { migration as byParty } from "../src/migrations/0006_transactions_by_party.ts"
+import { migration as wholeHistory } from "../src/migrations/0007_whole_history.ts"
 import { migrations } from "../src/migrations/index.ts"
-import { copyHistory } from "../src/repo/CopyHistory.ts"
-import { detailColumns, statementsOf, toDate } from "../src/repo/Statements.ts"
+import { copyHistory, copyParties } from "../src/repo/CopyHistory.ts"
+import { detailColumns, partyWrite, statementsOf, toDate } from "../src/repo/Statements.ts"
+import { partiesOf, slicesOfParty } from "../src/repo/Stored.ts"
 import { make } from "../src/TransactionsRepo.ts"
 import type { StoredTransaction } from "../src/TransactionsRepo.ts"
 
@@ -23,6 +25,23 @@ const freshKeyspace = Effect.gen(function* () {
   return { keyspace, replicationFactor: 1, scyllaTabletsOff: false }
 })
 
+/** A new keyspace with the migrations before `version` run. */
+const keyspaceBefore = (version: number) =>
+  Effect.gen(function* () {
+    const options = yield* freshKeyspace
+    yield* CqlMigrator.run(
+      options,
+      migrations.filter((migration) => migration.version < version),
+    )
+    return options
+  })
+
+/** The details columns of a transaction, in `detailColumns` order. */
+const detailsOf = (tx: StoredTransaction) => {
+  const kind = tx.type === "transfer" ? [null, tx.sourceWalletId, tx.targetWalletId] : [tx.walletId, null, null]
+  return [tx.type, tx.amount, tx.currency, ...kind, tx.description ?? null, toDate(tx.createdAt)]
+}
+
 const pending = (tx: StoredTransaction) => `${tx.id}:PENDING`
 
 const ids = (count: number) => Effect.forEach(Array.from({ length: count }), () => Uuid.v7)
@@ -34,8 +53,7 @@ const ids = (count: number) => Effect.forEach(Array.from({ length: count }), () 
 const writeOldShape = (keyspace: string, tx: StoredTransaction) =>
   Effect.gen(function* () {
     const cql = yield* Cql.Cql
-    const kind = tx.type === "transfer" ? [null, tx.sourceWalletId, tx.targetWalletId] : [tx.walletId, null, null]
-    const details = [tx.type, tx.amount, tx.currency, ...kind, tx.description ?? null, toDate(tx.createdAt)]
+    const details = detailsOf(tx)
     yield* cql.execute(
       statementsOf(keyspace).insertById,
       // No trace context: an unsampled accept leaves the column unset.
@@ -50,6 +68,29 @@ const writeOldShape = (keyspace: string, tx: StoredTransaction) =>
         [party, tx.id, toDate(tx.updatedAt), ...details],
         write,
       )
+    }
+  })
+
+/**
+ * Writes a transaction as the service did between the by-party and the whole-history migrations:
+ * its row by id, and each party's rows in its slices of `transactions_by_party`, none in
+ * `transactions_by_user`.
+ */
+const writePartyShape = (keyspace: string, tx: StoredTransaction) =>
+  Effect.gen(function* () {
+    const cql = yield* Cql.Cql
+    const statements = statementsOf(keyspace)
+    const details = detailsOf(tx)
+    yield* cql.execute(
+      statements.insertById,
+      [tx.id, toDate(tx.updatedAt), tx.userId, tx.targetOwnerId ?? null, ...details, Cql.unset],
+      write,
+    )
+    for (const party of partiesOf(tx)) {
+      for (const slice of slicesOfParty(tx, party)) {
+        const row = partyWrite(statements, tx, party, slice)
+        yield* cql.execute(row.query, row.params, write)
+      }
     }
   })
 
@@ -87,12 +128,8 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
       "the by-party migration copies the history written in the old shape, so filters and statuses read it; again, nothing changes",
       () =>
         Effect.gen(function* () {
-          const options = yield* freshKeyspace
+          const options = yield* keyspaceBefore(byParty.version)
           const { keyspace } = options
-          yield* CqlMigrator.run(
-            options,
-            migrations.filter((migration) => migration.version < byParty.version),
-          )
           const [alice, bob, usd, eur, bobs, ...txIds] = (yield* ids(9)) as [
             string,
             string,
@@ -148,7 +185,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
             write,
           )
 
-          assert.deepStrictEqual(yield* CqlMigrator.run(options, migrations), [byParty.version])
+          assert.deepStrictEqual(yield* CqlMigrator.run(options, migrations), [byParty.version, wholeHistory.version])
           const repo = yield* make(keyspace)
           const read = (user: string, query: Partial<Parameters<typeof repo.history>[1]>) =>
             Effect.map(repo.history(user as Ids.UserId, { limit: 10, after: undefined, ...query }), (page) =>
@@ -181,6 +218,91 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
             quorum,
           )
           assert.strictEqual(rows.rows.length, 5)
+        }).pipe(Effect.scoped),
+    )
+
+    it.effect(
+      "the whole-history migration writes back the PENDING rows accepted with only their slices, so an unfiltered page reads them with their statuses; again, nothing changes",
+      () =>
+        Effect.gen(function* () {
+          const options = yield* keyspaceBefore(wholeHistory.version)
+          const { keyspace } = options
+          const [alice, bob, usd, eur, bobs, first] = (yield* ids(6)) as [
+            Ids.UserId,
+            Ids.UserId,
+            Ids.WalletId,
+            Ids.WalletId,
+            Ids.WalletId,
+            string,
+          ]
+          const timed = (index: number) => {
+            const millis = Uuid.millisOf(first) + index
+            const at = DateTime.makeUnsafe(millis)
+            return {
+              id: Uuid.format(millis, randomBytes(16)) as Ids.TransactionId,
+              amount: 9n as Money.Amount,
+              currency: "USD" as const,
+              description: undefined,
+              status: "PENDING" as const,
+              failureReason: null,
+              createdAt: at,
+              updatedAt: at,
+              userId: alice,
+            }
+          }
+          const deposit: StoredTransaction = { ...timed(0), targetOwnerId: undefined, type: "deposit", walletId: usd }
+          const self: StoredTransaction = {
+            ...timed(1),
+            targetOwnerId: alice,
+            type: "transfer",
+            sourceWalletId: usd,
+            targetWalletId: eur,
+          }
+          const out: StoredTransaction = {
+            ...timed(2),
+            targetOwnerId: bob,
+            type: "transfer",
+            sourceWalletId: eur,
+            targetWalletId: bobs,
+          }
+          for (const tx of [deposit, self, out]) yield* writePartyShape(keyspace, tx)
+          // Its final status, written where statuses live (for both parties of the transfer).
+          const cql = yield* Cql.Cql
+          for (const party of [alice, bob]) {
+            yield* cql.execute(
+              statementsOf(keyspace).statusByUser,
+              [party, out.id, 2, "FAILED", "INSUFFICIENT_FUNDS", toDate(out.createdAt)],
+              write,
+            )
+          }
+          const repo = yield* make(keyspace)
+          const read = (user: Ids.UserId) =>
+            Effect.map(repo.history(user, { limit: 10, after: undefined }), (page) =>
+              page.items.map((tx) => `${tx.id}:${tx.status}`),
+            )
+          // Before the migration the whole history has only status rows: no transaction in it.
+          assert.deepStrictEqual(yield* read(alice), [])
+
+          assert.deepStrictEqual(yield* CqlMigrator.run(options, migrations), [wholeHistory.version])
+          const everything = [`${out.id}:FAILED`, pending(self), pending(deposit)]
+          assert.deepStrictEqual(yield* read(alice), everything)
+          assert.deepStrictEqual(yield* read(bob), [`${out.id}:FAILED`])
+          const found = yield* repo.history(alice, { limit: 1, after: undefined, status: "FAILED" })
+          assert.deepStrictEqual(
+            found.items.map((tx) => [tx.id, tx.failureReason, tx.type === "transfer" && tx.targetWalletId]),
+            [[out.id, "INSUFFICIENT_FUNDS", bobs]],
+          )
+
+          // The copy again (a start-up cut off before the version was recorded) changes nothing.
+          yield* copyParties(keyspace)
+          assert.deepStrictEqual(yield* read(alice), everything)
+          const rows = yield* cql.execute(
+            `SELECT id FROM ${keyspace}.transactions_by_user WHERE user_id = ?`,
+            [alice],
+            quorum,
+          )
+          // PENDING rows of three transactions, and the transfer's FAILED row.
+          assert.strictEqual(rows.rows.length, 4)
         }).pipe(Effect.scoped),
     )
   })

@@ -39,25 +39,32 @@ const shape = (tx: StoredTransaction) =>
   )
 
 describe("the money path's CQL writes", () => {
-  it("a transfer writes as many statements as before: by id, one row per party in its own wallet's slice, the index", () => {
+  it("a transfer writes by id, each party's row in its own wallet's slice and in its whole history, the index", () => {
     assert.deepStrictEqual(shape(transfer), [
       "transactions_by_id",
       `party ${alice} ${usd}:transfer`,
+      "transactions_by_user",
       `party ${bob} ${bobs}:transfer`,
+      "transactions_by_user",
       "transactions_unfinished",
     ])
     assert.deepStrictEqual(shape(deposit), [
       "transactions_by_id",
       `party ${alice} ${usd}:deposit`,
+      "transactions_by_user",
       "transactions_unfinished",
     ])
-    // Between one user's two wallets: in both slices, still no more than a transfer between two users.
+    // Between one user's two wallets: in both slices, and once in the user's whole history.
     assert.deepStrictEqual(shape(own), [
       "transactions_by_id",
       `party ${alice} ${usd}:transfer`,
       `party ${alice} ${eur}:transfer`,
+      "transactions_by_user",
       "transactions_unfinished",
     ])
+    // The whole history's row carries the details for its party.
+    const [, , user] = pendingWrites(statements)(transfer)
+    assert.deepStrictEqual(user?.params.slice(0, 2), [alice, transfer.id])
   })
 
   it("a status names only the id and the parties: by id, each party's status row, and a final one leaves the index", () => {

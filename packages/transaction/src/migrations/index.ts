@@ -5,6 +5,7 @@ import { migration as dropIdempotencyKeys } from "./0003_drop_idempotency_keys.t
 import { migration as republishCount } from "./0004_republish_count.ts"
 import { migration as traceParent } from "./0005_trace_parent.ts"
 import { migration as transactionsByParty } from "./0006_transactions_by_party.ts"
+import { migration as wholeHistory } from "./0007_whole_history.ts"
 
 /** The service's CQL migrations, in order; forward only (never edit one that has shipped). */
 export const migrations: ReadonlyArray<Migration> = [
@@ -14,4 +15,5 @@ export const migrations: ReadonlyArray<Migration> = [
   republishCount,
   traceParent,
   transactionsByParty,
+  wholeHistory,
 ]

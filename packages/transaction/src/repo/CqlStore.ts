@@ -8,7 +8,15 @@ import type { Ids, Transaction } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import * as Cql from "@walletun/infra/Cql"
 import * as History from "./History.ts"
-import { partyRowOf, republishedOf, statusRowOf, transactionOfRow, unfinishedIdOf, withStatus } from "./Rows.ts"
+import {
+  historyRowOf,
+  partyRowOf,
+  republishedOf,
+  statusRowOf,
+  transactionOfRow,
+  unfinishedIdOf,
+  withStatus,
+} from "./Rows.ts"
 import type { StatusRow } from "./Rows.ts"
 import { pendingWrites, statementsOf, statusWrites, toDate } from "./Statements.ts"
 import type { Statements, Write } from "./Statements.ts"
@@ -95,13 +103,26 @@ const historyReads = (
   slice: (slice: string, below: string | undefined, range: History.IdRange, perSlice: number) => {
     const upper = below ?? range.upper
     const bounds = [...(range.lower === undefined ? [] : [range.lower]), ...(upper === undefined ? [] : [upper])]
+    const lower = range.lower !== undefined
+    if (slice === History.wholeHistory) {
+      const rows = perSlice * History.rowsPerTransaction
+      return cql
+        .execute(statements.selectUserHistory(lower, upper !== undefined), [userId, ...bounds, rows], {
+          consistency: quorum,
+        })
+        .pipe(
+          Effect.flatMap((page) => Effect.forEach(page.rows, historyRowOf)),
+          Effect.map((read) => History.wholeHistoryRead(userId, read, perSlice)),
+        )
+    }
     return cql
-      .execute(
-        statements.selectSlice(range.lower !== undefined, upper !== undefined),
-        [userId, slice, ...bounds, perSlice],
-        { consistency: quorum },
+      .execute(statements.selectSlice(lower, upper !== undefined), [userId, slice, ...bounds, perSlice], {
+        consistency: quorum,
+      })
+      .pipe(
+        Effect.flatMap((page) => Effect.forEach(page.rows, (row) => partyRowOf(userId, row))),
+        Effect.map((read) => History.sliceRead(read, perSlice)),
       )
-      .pipe(Effect.flatMap((page) => Effect.forEach(page.rows, (row) => partyRowOf(userId, row))))
   },
   // Each transaction with its current status: its highest status row, when one outranks PENDING.
   withStatuses: (txs: ReadonlyArray<StoredTransaction>) =>

@@ -1,17 +1,22 @@
 /**
- * How a page of a user's history is read from `transactions_by_party`, as pure values: which
- * slices a query reads, the id range its time bounds and cursor make, the merge of the slices'
- * rows newest first, and the scan that fills a page. `CqlStore` runs the reads it asks for.
+ * How a page of a user's history is read, as pure values: which slices a query reads, the id
+ * range its time bounds and cursor make, the merge of the slices' rows newest first, and the scan
+ * that fills a page. `CqlStore` runs the reads it asks for.
  *
- * A slice is one wallet's transactions of one type, newest first by id. `walletId` and `type`
- * choose slices, `from`, `to` and the cursor a range of ids in each (v7 ids sort by creation
- * time), so those filters are keys. `status` is not (a status is several rows over time): it is
+ * A slice is one wallet's transactions of one type in `transactions_by_party`, newest first by id.
+ * `walletId` and `type` choose slices, `from`, `to` and the cursor a range of ids in each (v7 ids
+ * sort by creation time), so those filters are keys. A query with neither a wallet nor a type reads
+ * one slice instead, the user's whole history (`transactions_by_user`), whose rows carry the
+ * statuses too: one read per round where the slices took one per slice, one for the slice set and
+ * one for the statuses. `status` is not (a status is several rows over time): it is
  * applied to the rows the other filters already narrowed, and a page that reaches the scan bound
  * (`maxScannedRows`) stops short with a cursor.
  */
-import { DateTime, Effect } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import type { Ids, Transaction } from "@walletun/domain"
 import { idFloor } from "@walletun/infra/Uuid"
+import { transactionOfHistory } from "./Rows.ts"
+import type { HistoryRow } from "./Rows.ts"
 import { maxScannedRows, sliceParts } from "./Stored.ts"
 import type { HistoryPage, HistoryQuery, StoredTransaction } from "./Stored.ts"
 
@@ -34,6 +39,13 @@ export const idRange = (query: HistoryQuery): IdRange => {
 /** True when no id fits the range (a cursor below `from`), so nothing need be read. */
 export const isEmpty = (range: IdRange): boolean =>
   range.lower !== undefined && range.upper !== undefined && range.lower >= range.upper
+
+/**
+ * Whether a query reads the user's whole history (neither a wallet nor a type filter) rather than
+ * the slices of `transactions_by_party`.
+ */
+export const readsWholeHistory = (query: HistoryQuery): boolean =>
+  query.walletId === undefined && query.type === undefined
 
 /** The slices of the user's `all` that a query reads: those of its wallet and its type, when given. */
 export const slicesFor = (all: ReadonlyArray<string>, query: HistoryQuery): ReadonlyArray<string> =>
@@ -72,16 +84,64 @@ export const startMerge = (slices: ReadonlyArray<string>): ReadonlyArray<SliceSt
 export const toRead = (merge: ReadonlyArray<SliceState>): ReadonlyArray<SliceState> =>
   merge.filter((state) => !state.done && state.rows.length === 0)
 
-/** The merge after reading up to `perSlice` rows (newest first) of some slices; fewer means no more. */
+/**
+ * What one read of a slice gave: its rows (newest first), the lowest id it went through (`below` of
+ * the next read; lower than the last row's when the read passed rows it did not answer), and whether
+ * the slice has nothing more in the range.
+ */
+export interface SliceRead {
+  readonly rows: ReadonlyArray<StoredTransaction>
+  readonly below: string | undefined
+  readonly done: boolean
+}
+
+/** The read of up to `perSlice` rows of a slice that gave `rows`: fewer means no more. */
+export const sliceRead = (rows: ReadonlyArray<StoredTransaction>, perSlice: number): SliceRead => ({
+  rows,
+  below: rows[rows.length - 1]?.id,
+  done: rows.length < perSlice,
+})
+
+/**
+ * The one slice of a page that filters neither wallet nor type: the user's whole history
+ * (`transactions_by_user`), whose rows already carry each transaction's statuses.
+ */
+export const wholeHistory = "*"
+
+/** The most rows one transaction has in the whole history: PENDING, PROCESSING, final. */
+export const rowsPerTransaction = 3
+
+/**
+ * The read of the whole history that asked for `perSlice * rowsPerTransaction` rows and gave
+ * `rows`, each transaction's rows together, current status first and PENDING (with the details)
+ * last. The first `perSlice` transactions are surely whole; one after them may be cut short, so
+ * the read answers at most those. A transaction whose PENDING row is missing (one being written)
+ * is passed over, and `below` still moves past it.
+ */
+export const wholeHistoryRead = (userId: Ids.UserId, rows: ReadonlyArray<HistoryRow>, perSlice: number): SliceRead => {
+  const groups: Array<Array<HistoryRow>> = []
+  for (const row of rows) {
+    const last = groups[groups.length - 1]
+    if (last !== undefined && last[0]?.status.id === row.status.id) last.push(row)
+    else groups.push([row])
+  }
+  const whole = groups.slice(0, perSlice)
+  return {
+    rows: whole.flatMap((group) => Option.toArray(transactionOfHistory(userId, group))),
+    below: whole[whole.length - 1]?.[0]?.status.id,
+    done: rows.length < perSlice * rowsPerTransaction,
+  }
+}
+
+/** The merge after reading some slices. */
 export const withRead = (
   merge: ReadonlyArray<SliceState>,
-  read: ReadonlyMap<string, ReadonlyArray<StoredTransaction>>,
-  perSlice: number,
+  read: ReadonlyMap<string, SliceRead>,
 ): ReadonlyArray<SliceState> =>
   merge.map((state) => {
-    const rows = read.get(state.slice)
-    if (rows === undefined) return state
-    return { ...state, rows, below: rows[rows.length - 1]?.id ?? state.below, done: rows.length < perSlice }
+    const got = read.get(state.slice)
+    if (got === undefined) return state
+    return { ...state, rows: got.rows, below: got.below ?? state.below, done: got.done }
   })
 
 /**
@@ -156,15 +216,18 @@ export const pageOfScan = (scan: Scan, exhausted: boolean, limit: number): Histo
 
 /** The reads a history page needs, from whichever store holds the slices. */
 export interface HistoryReads<E> {
-  /** The user's slices. */
+  /** The user's slices (not read for a page of the whole history). */
   readonly slices: Effect.Effect<ReadonlyArray<string>, E>
-  /** Up to `perSlice` transactions of a slice in `range` and below `below`, newest first, PENDING. */
+  /**
+   * Up to `perSlice` transactions of a slice in `range` and below `below`, newest first, PENDING;
+   * of `wholeHistory`, with their current statuses.
+   */
   readonly slice: (
     slice: string,
     below: string | undefined,
     range: IdRange,
     perSlice: number,
-  ) => Effect.Effect<ReadonlyArray<StoredTransaction>, E>
+  ) => Effect.Effect<SliceRead, E>
   /** The transactions with their current statuses. */
   readonly withStatuses: (txs: ReadonlyArray<StoredTransaction>) => Effect.Effect<ReadonlyArray<StoredTransaction>, E>
 }
@@ -178,7 +241,8 @@ export const readPage = <E>(reads: HistoryReads<E>, query: HistoryQuery): Effect
   Effect.gen(function* () {
     const range = idRange(query)
     if (isEmpty(range)) return { items: [], next: undefined }
-    const slices = slicesFor(yield* reads.slices, query)
+    const whole = readsWholeHistory(query)
+    const slices = whole ? [wholeHistory] : slicesFor(yield* reads.slices, query)
     const perSlice = perSliceOf(query, slices.length)
     // Bounded: each round examines at least one row of a slice that may have more (or ends the
     // merge), and the scan stops at maxScannedRows.
@@ -187,11 +251,13 @@ export const readPage = <E>(reads: HistoryReads<E>, query: HistoryQuery): Effect
         const read = yield* Effect.forEach(
           toRead(merge),
           (state) =>
-            Effect.map(reads.slice(state.slice, state.below, range, perSlice), (rows) => [state.slice, rows] as const),
+            Effect.map(reads.slice(state.slice, state.below, range, perSlice), (got) => [state.slice, got] as const),
           { concurrency: 4 },
         )
-        const taken = take(withRead(merge, new Map(read), perSlice))
-        const examined = yield* reads.withStatuses(toExamine(scan, taken.taken, query.status, query.limit))
+        const taken = take(withRead(merge, new Map(read)))
+        const examine = toExamine(scan, taken.taken, query.status, query.limit)
+        // The whole history's rows come with their statuses.
+        const examined = whole ? examine : yield* reads.withStatuses(examine)
         const next = advance(scan, examined, query.status)
         if (isDone(next, taken.exhausted, query.limit)) return pageOfScan(next, taken.exhausted, query.limit)
         return yield* round(taken.merge, next)

@@ -216,6 +216,14 @@ const decodeParties = decoder(
   Schema.Struct({ user_id: Ids.UserId, target_owner_id: Schema.NullOr(Ids.UserId) }),
 )
 
+const decodePartyOwner = decoder("transactions_by_party", Schema.Struct({ user_id: Ids.UserId }))
+
+/** A row of `transactions_by_party` read across partitions: whose it is, and its transaction. */
+export const partyOwnedRowOf = (row: unknown) =>
+  Effect.flatMap(decodePartyOwner(row), (decoded) =>
+    Effect.map(partyRowOf(decoded.user_id, row), (tx) => [decoded.user_id, tx] as const),
+  )
+
 /** A row of the history before transactions_by_party: whose it is, and the row. */
 export const oldHistoryRowOf = (row: unknown) =>
   Effect.zip(

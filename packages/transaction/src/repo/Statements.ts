@@ -52,6 +52,11 @@ export const statementsOf = (keyspace: string) => {
       `UPDATE ${keyspace}.transactions_by_party SET slices = slices + ?, updated_at = ?, type = ?, amount = ?, ` +
       `currency = ?, wallet_id = ?, source_wallet_id = ?, target_wallet_id = ?, description = ?, created_at = ? ` +
       `WHERE user_id = ? AND slice = ? AND id = ?`,
+    // A party's PENDING row in its whole history, with the details: the one partition that a page
+    // with no wallet or type filter reads, with the later statuses beside it.
+    insertByUser:
+      `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at, ` +
+      `${detailColumns}) VALUES (?, ?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     insertUnfinished: `INSERT INTO ${keyspace}.transactions_unfinished (shard, id) VALUES (?, ?)`,
     deleteUnfinished: `DELETE FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
     statusById,
@@ -71,12 +76,19 @@ export const statementsOf = (keyspace: string) => {
     selectSlice: (lower: boolean, upper: boolean) =>
       `SELECT id, updated_at, ${detailColumns} FROM ${keyspace}.transactions_by_party ` +
       `WHERE user_id = ? AND slice = ?${lower ? " AND id >= ?" : ""}${upper ? " AND id < ?" : ""} LIMIT ?`,
+    // A user's whole history, newest first, each transaction's rows current status first and PENDING
+    // (with the details) last, within `id >= lower` and `id < upper` when given.
+    selectUserHistory: (lower: boolean, upper: boolean) =>
+      `SELECT id, status_rank, status, failure_reason, updated_at, ${detailColumns} ` +
+      `FROM ${keyspace}.transactions_by_user WHERE user_id = ?${lower ? " AND id >= ?" : ""}${upper ? " AND id < ?" : ""} LIMIT ?`,
     // The statuses after PENDING of some of a user's transactions: a single-partition read.
     selectStatuses:
       `SELECT id, status_rank, status, failure_reason, updated_at ` +
       `FROM ${keyspace}.transactions_by_user WHERE user_id = ? AND id IN ?`,
     // The migration to transactions_by_party reads the old history rows, and the parties of a transfer.
     selectOldHistory: `SELECT user_id, id, status_rank, status, failure_reason, updated_at, ${detailColumns} FROM ${keyspace}.transactions_by_user`,
+    // The migration back to the whole history reads every party's slices.
+    selectPartyRows: `SELECT user_id, id, updated_at, ${detailColumns} FROM ${keyspace}.transactions_by_party`,
     selectParties: `SELECT user_id, target_owner_id FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
     selectUnfinished: `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id > ? AND id < ? LIMIT ?`,
     selectRepublished: `SELECT republished_at, republishes FROM ${keyspace}.transactions_republishes WHERE id = ?`,
@@ -93,9 +105,16 @@ export const partyWrite = (statements: Statements, tx: StoredTransaction, party:
   params: [[slice], toDate(tx.updatedAt), ...detailValues(tx), party, slice, tx.id],
 })
 
+/** The write of one party's PENDING row of a transaction in its whole history. */
+export const userWrite = (statements: Statements, tx: StoredTransaction, party: string): Write => ({
+  query: statements.insertByUser,
+  params: [party, tx.id, toDate(tx.updatedAt), ...detailValues(tx)],
+})
+
 /**
  * The writes that store one PENDING transaction: by id, each party's row in each of its slices
- * (one per party, two for a transfer between one user's own wallets), in the index.
+ * (one per party, two for a transfer between one user's own wallets) and in its whole history, in
+ * the index.
  */
 export const pendingWrites =
   (statements: Statements) =>
@@ -112,9 +131,10 @@ export const pendingWrites =
         tx.traceParent ?? Cql.unset,
       ],
     },
-    ...partiesOf(tx).flatMap((party) =>
-      slicesOfParty(tx, party).map((slice) => partyWrite(statements, tx, party, slice)),
-    ),
+    ...partiesOf(tx).flatMap((party) => [
+      ...slicesOfParty(tx, party).map((slice) => partyWrite(statements, tx, party, slice)),
+      userWrite(statements, tx, party),
+    ]),
     { query: statements.insertUnfinished, params: [shardOf(tx.id), tx.id] },
   ]
 
