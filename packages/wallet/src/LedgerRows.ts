@@ -217,7 +217,7 @@ export const decodeEntries = rowsOf(
   Schema.Struct({
     id: Schema.BigInt,
     transaction_id: Ids.TransactionId,
-    type: Transaction.TransactionType,
+    type: Transaction.EntryType,
     amount: Schema.BigInt,
     balance_after: Schema.BigInt,
     created_at: Schema.Date,
