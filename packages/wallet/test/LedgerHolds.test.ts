@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
 import type { Ids } from "@walletun/domain"
 import { Money } from "@walletun/domain"
 import * as Ledger from "../src/Ledger.ts"
@@ -280,4 +281,120 @@ describe("Ledger.decide: holds", () => {
     assert.deepStrictEqual(outcomes(batch), ["REJECTED"])
     unchanged(batch)
   })
+})
+
+// Operations in any order over Alice's wallets 1 and 2 (Bob owns 3), in batches decided one after
+// the other, each seeing what the earlier ones wrote: holds 0 to 5, their captures, voids and
+// expiries (each by its party, a stranger or the system), and transfers.
+const Operation = Schema.Struct({
+  type: Schema.Literals(["hold", "capture", "void", "expire", "transfer"]),
+  hold: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 5 })),
+  source: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 2 })),
+  amount: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 400 })),
+  stranger: Schema.Boolean,
+  due: Schema.Boolean,
+})
+const Batches = Schema.Array(Schema.Array(Operation).check(Schema.isMaxLength(6))).check(Schema.isMaxLength(10))
+
+const idOfHold = (index: number) => txId(1_000 + index)
+
+const toOperation = (spec: typeof Operation.Type, n: number): Ledger.ApplyRequest => {
+  const target = idOfHold(spec.hold)
+  const value = Money.Amount.make(BigInt(Math.max(1, spec.amount)))
+  const id = txId(n)
+  switch (spec.type) {
+    case "hold":
+      return {
+        transactionId: target,
+        actingUserId: alice,
+        type: "hold",
+        sourceWalletId: walletOf(spec.source),
+        targetWalletId: walletOf(3),
+        amount: value,
+        currency: "USD",
+        expiresAtMs: spec.due ? at - 1 : at + 1,
+      }
+    case "capture":
+      return {
+        transactionId: id,
+        actingUserId: spec.stranger ? alice : bob,
+        type: "capture",
+        holdId: target,
+        ...(spec.amount === 0 ? {} : { amount: value }),
+      }
+    case "void":
+    case "expire":
+      return { transactionId: id, actingUserId: spec.stranger ? mallory : alice, type: spec.type, holdId: target }
+    case "transfer":
+      return {
+        transactionId: id,
+        actingUserId: alice,
+        type: "transfer",
+        sourceWalletId: walletOf(spec.source),
+        targetWalletId: walletOf(3),
+        amount: value,
+        currency: "USD",
+      }
+  }
+}
+
+describe("Ledger.decide: holds, properties", () => {
+  it.effect.prop(
+    "whatever the operations: held is the sum of HELD holds, available never negative, a hold decided once, money conserved",
+    [Batches],
+    ([batches]) =>
+      Effect.sync(() => {
+        const wallets = new Map<Ids.WalletId, Ledger.LockedWallet>([
+          [walletOf(1), wallet(1, alice, 500n)],
+          [walletOf(2), wallet(2, alice, 300n)],
+          [walletOf(3), wallet(3, bob, 0n)],
+        ])
+        const holds = new Map<Ids.TransactionId, Ledger.LockedHold>()
+        const placed = new Set<string>()
+        let n = 0
+        for (const specs of batches) {
+          // A hold's id is applied once: a second `hold` of the same index is a replay, left out.
+          const requests = specs
+            .map((spec) => toOperation(spec, n++))
+            .filter((request) => request.type !== "hold" || !placed.has(request.transactionId))
+            .filter(
+              (request, index, all) => all.findIndex((one) => one.transactionId === request.transactionId) === index,
+            )
+          const batch = Ledger.decide(requests, { wallets, systems: new Map(), holds }, at)
+          for (const request of requests) if (request.type === "hold") placed.add(request.transactionId)
+          for (const [id, { balance }] of batch.balances) {
+            const before = wallets.get(id)
+            if (before !== undefined) wallets.set(id, { ...before, balance })
+          }
+          for (const [id, held] of batch.held) {
+            const before = wallets.get(id)
+            if (before !== undefined) wallets.set(id, { ...before, held })
+          }
+          for (const { hold } of batch.holds.values()) {
+            const before = holds.get(hold.id)
+            // A decided hold never changes again.
+            if (before !== undefined && before.status !== "HELD") assert.fail(`hold ${hold.id} decided twice`)
+            assert.isTrue(hold.capturedAmount <= hold.amount)
+            holds.set(hold.id, hold)
+          }
+          for (const { plan } of batch.decisions) {
+            const postings = plan._tag === "Completed" || plan._tag === "Decided" ? plan.postings : []
+            assert.strictEqual(
+              postings.reduce((sum, posting) => sum + posting.amount, 0n),
+              0n,
+            )
+          }
+          for (const [id, one] of wallets) {
+            const reserved = [...holds.values()]
+              .filter((hold) => hold.status === "HELD" && hold.sourceWalletId === id)
+              .reduce((sum, hold) => sum + hold.amount, 0n)
+            assert.strictEqual(one.held, reserved, `held of ${id}`)
+            assert.isTrue(one.balance - one.held >= 0n, `available of ${id}`)
+          }
+          const total = [...wallets.values()].reduce((sum, one) => sum + one.balance, 0n)
+          assert.strictEqual(total, 800n)
+        }
+      }),
+    { arbitrary: { runs: 300 } },
+  )
 })
