@@ -499,8 +499,9 @@ export interface WalletBalance {
 export interface Completed {
   /**
    * The balance after the transaction of each user wallet it touched (one for a deposit or a
-   * withdrawal, source then target for a transfer). System accounts are not listed. A replay
-   * returns the balances recorded at the first application, not the current ones.
+   * withdrawal, source then target for a transfer or a capture, the hold's source, unchanged, for a
+   * void or an expiry). System accounts are not listed. A replay returns the balances recorded at
+   * the first application, not the current ones.
    */
   balances: WalletBalance[];
 }
@@ -5197,9 +5198,10 @@ export const WalletServiceService = {
     responseDeserialize: (value: Buffer): GetBalanceResponse => GetBalanceResponse.decode(value),
   },
   /**
-   * Applies a deposit, withdrawal or transfer exactly once per transaction id. A business failure
-   * (insufficient funds, unknown wallet, ...) is an answer, not a status: the outcome is recorded
-   * and returned again, unchanged, to every repeat of the same transaction id (with replayed set).
+   * Applies a deposit, withdrawal, transfer, hold, or a capture, void or expiry of a hold, exactly
+   * once per transaction id. A business failure (insufficient funds, unknown wallet, a hold that is
+   * not held, ...) is an answer, not a status: the outcome is recorded and returned again,
+   * unchanged, to every repeat of the same transaction id (with replayed set).
    * A repeat moves no money, whatever its body says. Statuses are only for a malformed request
    * (INVALID_ARGUMENT) and transient failures (retry with the same transaction id).
    */
@@ -5322,9 +5324,10 @@ export interface WalletServiceServer extends UntypedServiceImplementation {
    */
   getBalance: handleUnaryCall<GetBalanceRequest, GetBalanceResponse>;
   /**
-   * Applies a deposit, withdrawal or transfer exactly once per transaction id. A business failure
-   * (insufficient funds, unknown wallet, ...) is an answer, not a status: the outcome is recorded
-   * and returned again, unchanged, to every repeat of the same transaction id (with replayed set).
+   * Applies a deposit, withdrawal, transfer, hold, or a capture, void or expiry of a hold, exactly
+   * once per transaction id. A business failure (insufficient funds, unknown wallet, a hold that is
+   * not held, ...) is an answer, not a status: the outcome is recorded and returned again,
+   * unchanged, to every repeat of the same transaction id (with replayed set).
    * A repeat moves no money, whatever its body says. Statuses are only for a malformed request
    * (INVALID_ARGUMENT) and transient failures (retry with the same transaction id).
    */
@@ -5482,9 +5485,10 @@ export interface WalletServiceClient extends Client {
     callback: (error: ServiceError | null, response: GetBalanceResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Applies a deposit, withdrawal or transfer exactly once per transaction id. A business failure
-   * (insufficient funds, unknown wallet, ...) is an answer, not a status: the outcome is recorded
-   * and returned again, unchanged, to every repeat of the same transaction id (with replayed set).
+   * Applies a deposit, withdrawal, transfer, hold, or a capture, void or expiry of a hold, exactly
+   * once per transaction id. A business failure (insufficient funds, unknown wallet, a hold that is
+   * not held, ...) is an answer, not a status: the outcome is recorded and returned again,
+   * unchanged, to every repeat of the same transaction id (with replayed set).
    * A repeat moves no money, whatever its body says. Statuses are only for a malformed request
    * (INVALID_ARGUMENT) and transient failures (retry with the same transaction id).
    */
