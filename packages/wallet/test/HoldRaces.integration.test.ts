@@ -6,6 +6,7 @@ import type { Money } from "@walletun/domain"
 import { Postgres, Uuid } from "@walletun/infra"
 import { ScratchDatabase } from "@walletun/lab"
 import type * as Ledger from "../src/Ledger.ts"
+import * as LedgerInspect from "../src/LedgerInspect.ts"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
 import { loader } from "../src/migrations/index.ts"
 
@@ -260,6 +261,10 @@ const storm = (seed: number) =>
       capture_mismatches: 0n,
       released_with_entries: 0n,
     })
+    // The operator's audit agrees: a captured hold's two entries under its id are its effect.
+    const audit = yield* LedgerInspect.auditFigures(5)
+    assert.deepStrictEqual([audit.badEffects, audit.badBalances, audit.negative], [[], [], []])
+
     // The ten holds left alone are still reserved, and listed as due.
     const sources = senders.map((sender) => sender.id)
     const [left] = yield* sql<{ held: bigint; n: bigint }>`
