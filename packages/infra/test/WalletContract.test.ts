@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Result } from "effect"
-import type { Ids, Ledger, Money, Transaction } from "@walletun/domain"
+import type { Ids, Ledger, Money } from "@walletun/domain"
 import { WalletContract } from "@walletun/infra"
 import { FailureReason } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
@@ -9,6 +9,7 @@ const walletA = "0190a0c3-7d3e-7cc0-8000-00000000000a" as Ids.WalletId
 const walletB = "0190a0c3-7d3e-7cc0-8000-00000000000b" as Ids.WalletId
 const txId = "0190a0c3-7d3e-7cc0-8000-0000000000f1" as Ids.TransactionId
 const userId = "0190a0c3-7d3e-7cc0-8000-0000000000a1" as Ids.UserId
+const holdId = "0190a0c3-7d3e-7cc0-8000-0000000000f0" as Ids.TransactionId
 const base = { transactionId: txId, actingUserId: userId, amount: 1_250n as Money.Amount, currency: "EUR" } as const
 
 // Through the generated codec too, so a round trip is the bytes on the wire, not only the objects.
@@ -29,6 +30,11 @@ describe("WalletContract", () => {
         { ...base, type: "withdrawal", walletId: walletA },
         { ...base, type: "transfer", sourceWalletId: walletA, targetWalletId: walletB },
         { ...base, type: "transfer", sourceWalletId: walletA, targetWalletId: walletB, refusal: "given up" },
+        { ...base, type: "hold", sourceWalletId: walletA, targetWalletId: walletB, expiresAtMs: 1_764_604_800_000 },
+        { transactionId: txId, actingUserId: userId, type: "capture", holdId },
+        { transactionId: txId, actingUserId: userId, type: "capture", holdId, amount: 7n as Money.Amount },
+        { transactionId: txId, actingUserId: userId, type: "void", holdId },
+        { transactionId: txId, actingUserId: userId, type: "expire", holdId, refusal: "given up" },
       ]
       for (const request of requests) {
         const proto = overTheWire(Proto.ApplyTransactionRequest, WalletContract.encodeApply(request))
@@ -39,12 +45,15 @@ describe("WalletContract", () => {
   )
 
   it("each outcome and each failure reason survives an apply answer's round trip", () => {
-    const reasons: ReadonlyArray<Transaction.FailureReason> = [
+    const reasons: ReadonlyArray<Ledger.FailureReason> = [
       "INSUFFICIENT_FUNDS",
       "WALLET_NOT_FOUND",
       "CURRENCY_MISMATCH",
       "LIMIT_EXCEEDED",
       "REJECTED",
+      "TRANSACTION_NOT_HELD",
+      "AMOUNT_EXCEEDS_HOLD",
+      "HOLD_NOT_DUE",
     ]
     const answers: ReadonlyArray<Ledger.Applied> = [
       {
@@ -57,6 +66,11 @@ describe("WalletContract", () => {
         },
         replayed: false,
         appliedAtMs: 1_764_000_000_123,
+      },
+      {
+        outcome: { _tag: "Held", holdId, amount: 10n ** 15n, expiresAtMs: 1_764_604_800_000 },
+        replayed: false,
+        appliedAtMs: 1_764_000_000_789,
       },
       ...reasons.map((reason): Ledger.Applied => ({
         outcome: { _tag: "Failed", reason, detail: `because ${reason}` },
@@ -87,12 +101,36 @@ describe("WalletContract", () => {
     )
   })
 
+  it.effect("a due-holds query and its holds survive their round trips; a limit outside 1 to 1000 is refused", () =>
+    Effect.gen(function* () {
+      const query = { beforeMs: 1_764_604_800_000, limit: 1000 }
+      const proto = overTheWire(Proto.ListDueHoldsRequest, WalletContract.encodeDueHolds(query))
+      assert.deepStrictEqual(yield* WalletContract.decodeDueHolds(proto), query)
+      const hold: Ledger.DueHold = {
+        holdId,
+        sourceWalletId: walletA,
+        targetWalletId: walletB,
+        ownerId: userId,
+        amount: 10n ** 15n,
+        expiresAtMs: 1_764_604_800_000,
+      }
+      assert.deepStrictEqual(
+        WalletContract.decodeDueHold(overTheWire(Proto.DueHold, WalletContract.encodeDueHold(hold))),
+        hold,
+      )
+      for (const limit of [0, 1001]) {
+        const error = yield* Effect.flip(WalletContract.decodeDueHolds({ beforeMs: 1n, limit }))
+        assert.strictEqual(error.message, "limit: between 1 and 1000")
+      }
+    }),
+  )
+
   it.effect("a request that breaks the contract fails naming the field, and nothing else is read", () =>
     Effect.gen(function* () {
       const valid = WalletContract.encodeApply({ ...base, type: "deposit", walletId: walletA })
       assert.deepStrictEqual(yield* applyFailure({ ...valid, kind: undefined }), [
         "InvalidArgument",
-        "kind: one of deposit, withdrawal, transfer",
+        "kind: one of deposit, withdrawal, transfer, hold, capture, void, expire",
       ])
       const [tag, message] = yield* applyFailure({
         ...valid,
@@ -120,6 +158,7 @@ describe("WalletContract", () => {
         ownerId: userId,
         currency: "JPY",
         balance: 42n,
+        available: 40n,
         createdAtMs: 1_764_000_000_000,
         updatedAtMs: 1_764_000_000_999,
       }

@@ -436,6 +436,8 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       const overdraft = yield* Uuid.v7
       const corrupt = Effect.gen(function* () {
         yield* sql`ALTER TABLE wallets DROP CONSTRAINT wallets_user_balance_not_negative`
+        // Since 0006_holds a user wallet's available amount (balance - held) is checked too.
+        yield* sql`ALTER TABLE wallets DROP CONSTRAINT wallets_user_available_not_negative`
         yield* sql`INSERT INTO applied_transactions (id, outcome) VALUES (${overdraft}, 'COMPLETED')`
         yield* entry(sql, overdraft, c.walletId, -30)
         yield* entry(sql, overdraft, systemUsd, 30)
@@ -443,6 +445,7 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       const restore = Effect.gen(function* () {
         yield* undoEntries(sql, overdraft, [c.walletId, systemUsd])
         yield* sql`ALTER TABLE wallets ADD CONSTRAINT wallets_user_balance_not_negative CHECK (system_name IS NOT NULL OR balance >= 0)`
+        yield* sql`ALTER TABLE wallets ADD CONSTRAINT wallets_user_available_not_negative CHECK (system_name IS NOT NULL OR balance - held >= 0)`
       })
       yield* violation(corrupt, restore, ["non-negative"], { "non-negative": `wallet ${c.walletId}: balance -30` })
       // The same overdraft is an applied transaction the keyspace does not know: a violation only

@@ -130,7 +130,9 @@ export const auditFigures = Effect.fn("LedgerInspect.auditFigures")(function* (s
     Effect.flatMap(decodeEntryTotals),
   )
   // Per transaction id: its entries and its recorded outcome, where they disagree with "2 entries
-  // summing to zero iff COMPLETED, none otherwise".
+  // summing to zero iff COMPLETED, none otherwise". Holds: a hold is recorded HELD under its id T,
+  // and its entries appear under T when it is captured (2 entries iff its row is COMPLETED); the
+  // operation that decided it (`decided_by`, COMPLETED) has none under its own id.
   const badEffects = yield* sql`
     WITH effects AS (
       SELECT transaction_id AS id, count(*) AS n, sum(amount) AS total FROM ledger_entries GROUP BY transaction_id
@@ -138,10 +140,13 @@ export const auditFigures = Effect.fn("LedgerInspect.auditFigures")(function* (s
     SELECT count(*) OVER () AS violations, coalesce(e.id, a.id)::text AS id, a.outcome,
            coalesce(e.n, 0) AS entries, coalesce(e.total, 0)::bigint AS total
     FROM effects e FULL JOIN applied_transactions a ON a.id = e.id
+    LEFT JOIN holds h ON h.id = a.id
+    LEFT JOIN holds d ON d.decided_by = a.id
     -- coalesce: entries without an applied row make the first test NULL, and NOT NULL filters nothing.
     WHERE NOT coalesce(
-      (a.outcome = 'COMPLETED' AND e.n = 2 AND e.total = 0) OR
-      (a.outcome IS DISTINCT FROM 'COMPLETED' AND e.id IS NULL),
+      (((a.outcome = 'COMPLETED' AND d.id IS NULL) OR h.status = 'COMPLETED') AND e.n = 2 AND e.total = 0) OR
+      ((a.outcome IS DISTINCT FROM 'COMPLETED' OR d.id IS NOT NULL) AND h.status IS DISTINCT FROM 'COMPLETED'
+        AND e.id IS NULL),
       false
     )
     ORDER BY 2 LIMIT ${sampleLimit}`.pipe(Effect.flatMap(decodeBadEffects))

@@ -174,6 +174,57 @@ const timedTransfers = Effect.gen(function* () {
   return { bob, t, ids }
 })
 
+/** A hold of `value` from `from` to `to`, due at `expiresAtMs` (an hour from now by default). */
+const holdOf = (from: Wallet, to: Wallet, value: bigint, expiresAtMs?: number) =>
+  Effect.gen(function* () {
+    return {
+      transactionId: yield* transactionId,
+      actingUserId: from.ownerId ?? (yield* userId),
+      type: "hold",
+      sourceWalletId: from.id,
+      targetWalletId: to.id,
+      amount: amount(value),
+      currency: from.currency,
+      expiresAtMs: expiresAtMs ?? (yield* Clock.currentTimeMillis) + hour,
+    } satisfies Ledger.ApplyRequest
+  })
+
+/** An operation on hold `holdId`, under an id of its own, by `actor`. */
+const operationOn = (
+  holdId: Ids.TransactionId,
+  actor: Wallet,
+  kind: { readonly type: "capture"; readonly amount?: Money.Amount } | { readonly type: "void" | "expire" },
+) =>
+  Effect.gen(function* () {
+    return {
+      transactionId: yield* transactionId,
+      actingUserId: actor.ownerId ?? (yield* userId),
+      holdId,
+      ...kind,
+    } satisfies Ledger.ApplyRequest
+  })
+
+/** What an apply recorded, as a word: `Completed`, `Held`, or the failure's reason. */
+const outcomeOf = (applied: Ledger.Applied) =>
+  applied.outcome._tag === "Failed" ? applied.outcome.reason : applied.outcome._tag
+
+/** The wallets' balance and available amount, in order. */
+const moneyOf = (...wallets: ReadonlyArray<Wallet>) =>
+  Effect.gen(function* () {
+    const found = yield* LedgerRepo.use((repo) => repo.getWallets(wallets.map((wallet) => wallet.id)))
+    return wallets.map((wallet) => {
+      const row = found.find((one) => one.id === wallet.id)
+      return [row?.balance, row?.available]
+    })
+  })
+
+/** Whether `holdId` is among the holds due by `beforeMs`. */
+const isDue = (holdId: Ids.TransactionId, beforeMs: number) =>
+  Effect.map(
+    LedgerRepo.use((repo) => repo.listDueHolds(beforeMs, 1000)),
+    (due) => due.some((one) => one.holdId === holdId),
+  )
+
 /** The ledger contract's cases, for a `layer(...)` that provides the repository under test. */
 export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
   describe("wallets", () => {
@@ -516,6 +567,174 @@ export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
         // The currency's system account chains every deposit and withdrawal of every case so far.
         assert.isAtLeast(yield* verifyChain(Ids.WalletId.make("00000000-0000-7000-8000-000000000001")), 2)
       }),
+    )
+  })
+
+  describe("holds", () => {
+    it.effect("a hold reserves money: available drops, balance does not; transfers are refused on available", () =>
+      Effect.gen(function* () {
+        const alice = yield* open()
+        const bob = yield* open()
+        yield* apply(yield* deposit(alice, 1_000n))
+        const request = yield* holdOf(alice, bob, 600n)
+        const held = yield* apply(request)
+        assert.deepStrictEqual(held.outcome, {
+          _tag: "Held",
+          holdId: request.transactionId,
+          amount: 600n,
+          expiresAtMs: request.expiresAtMs,
+        })
+        assert.deepStrictEqual(yield* moneyOf(alice, bob), [
+          [1_000n, 400n],
+          [0n, 0n],
+        ])
+        assert.strictEqual(outcomeOf(yield* apply(yield* transfer(alice, bob, 401n))), "INSUFFICIENT_FUNDS")
+        assert.strictEqual(outcomeOf(yield* apply(yield* holdOf(alice, bob, 401n))), "INSUFFICIENT_FUNDS")
+        assert.strictEqual(outcomeOf(yield* apply(yield* transfer(alice, bob, 400n))), "Completed")
+        assert.deepStrictEqual(yield* moneyOf(alice, bob), [
+          [600n, 0n],
+          [400n, 400n],
+        ])
+        // A replay of the hold answers what it recorded, and reserves nothing again.
+        assert.deepStrictEqual(yield* apply(request), { ...held, replayed: true })
+        assert.deepStrictEqual(yield* moneyOf(alice), [[600n, 0n]])
+        assert.strictEqual(yield* LedgerRepo.use((repo) => repo.totalBalance), 0n)
+      }),
+    )
+
+    it.effect("a capture moves its amount under the hold's id, as hold entries that chain, and releases the rest", () =>
+      Effect.gen(function* () {
+        const alice = yield* open()
+        const bob = yield* open()
+        yield* apply(yield* deposit(alice, 1_000n))
+        const placed = yield* holdOf(alice, bob, 600n)
+        yield* apply(placed)
+        assert.isEmpty(yield* LedgerRepo.use((repo) => repo.listEntries(bob.id, { limit: 10 })))
+        const above = yield* apply(
+          yield* operationOn(placed.transactionId, bob, { type: "capture", amount: amount(601n) }),
+        )
+        assert.strictEqual(outcomeOf(above), "AMOUNT_EXCEEDS_HOLD")
+        const capture = yield* operationOn(placed.transactionId, bob, { type: "capture", amount: amount(250n) })
+        const captured = yield* apply(capture)
+        assert.deepStrictEqual(captured.outcome, {
+          _tag: "Completed",
+          balances: [
+            { walletId: alice.id, balance: 750n },
+            { walletId: bob.id, balance: 250n },
+          ],
+        })
+        assert.deepStrictEqual(yield* moneyOf(alice, bob), [
+          [750n, 750n],
+          [250n, 250n],
+        ])
+        const [entry] = yield* LedgerRepo.use((repo) => repo.listEntries(bob.id, { limit: 10 }))
+        assert.deepStrictEqual([entry?.transactionId, entry?.type, entry?.amount], [placed.transactionId, "hold", 250n])
+        assert.strictEqual(yield* verifyChain(alice.id), 2)
+        assert.strictEqual(yield* verifyChain(bob.id), 1)
+        // The capture's replay answers its outcome; any later operation finds the hold decided.
+        assert.deepStrictEqual(yield* apply(capture), { ...captured, replayed: true })
+        for (const kind of [{ type: "capture" }, { type: "void" }, { type: "expire" }] as const) {
+          const later = yield* apply(
+            yield* operationOn(placed.transactionId, kind.type === "capture" ? bob : alice, kind),
+          )
+          assert.strictEqual(outcomeOf(later), "TRANSACTION_NOT_HELD")
+        }
+        assert.deepStrictEqual(yield* moneyOf(alice, bob), [
+          [750n, 750n],
+          [250n, 250n],
+        ])
+        assert.strictEqual(yield* LedgerRepo.use((repo) => repo.totalBalance), 0n)
+      }),
+    )
+
+    it.effect("who may: the sender cannot capture, a stranger can neither capture nor void; the target can void", () =>
+      Effect.gen(function* () {
+        const alice = yield* open()
+        const bob = yield* open()
+        const mallory = yield* open()
+        yield* apply(yield* deposit(alice, 100n))
+        const placed = yield* holdOf(alice, bob, 100n)
+        yield* apply(placed)
+        const denied = [
+          yield* apply(yield* operationOn(placed.transactionId, alice, { type: "capture" })),
+          yield* apply(yield* operationOn(placed.transactionId, mallory, { type: "capture" })),
+          yield* apply(yield* operationOn(placed.transactionId, mallory, { type: "void" })),
+        ]
+        assert.deepStrictEqual(denied.map(outcomeOf), ["WALLET_NOT_FOUND", "WALLET_NOT_FOUND", "WALLET_NOT_FOUND"])
+        assert.deepStrictEqual(yield* moneyOf(alice), [[100n, 0n]])
+        const voided = yield* apply(yield* operationOn(placed.transactionId, bob, { type: "void" }))
+        assert.deepStrictEqual(voided.outcome, { _tag: "Completed", balances: [{ walletId: alice.id, balance: 100n }] })
+        assert.deepStrictEqual(yield* moneyOf(alice, bob), [
+          [100n, 100n],
+          [0n, 0n],
+        ])
+      }),
+    )
+
+    it.effect("an expiry before the hold's time fails HOLD_NOT_DUE; a due hold is listed until it expires", () =>
+      Effect.gen(function* () {
+        const alice = yield* open()
+        const bob = yield* open()
+        yield* apply(yield* deposit(alice, 100n))
+        const now = yield* Clock.currentTimeMillis
+        const later = yield* holdOf(alice, bob, 30n, now + hour)
+        const due = yield* holdOf(alice, bob, 40n, now - 1_000)
+        yield* apply(later)
+        yield* apply(due)
+        assert.deepStrictEqual(yield* moneyOf(alice), [[100n, 30n]])
+        assert.deepStrictEqual(
+          [yield* isDue(due.transactionId, now), yield* isDue(later.transactionId, now)],
+          [true, false],
+        )
+        assert.isTrue(yield* isDue(later.transactionId, now + hour))
+        const early = yield* apply(yield* operationOn(later.transactionId, bob, { type: "expire" }))
+        assert.strictEqual(outcomeOf(early), "HOLD_NOT_DUE")
+        const expired = yield* apply(yield* operationOn(due.transactionId, bob, { type: "expire" }))
+        assert.strictEqual(outcomeOf(expired), "Completed")
+        assert.deepStrictEqual(yield* moneyOf(alice), [[100n, 70n]])
+        assert.isFalse(yield* isDue(due.transactionId, now))
+        const [first] = yield* LedgerRepo.use((repo) => repo.listDueHolds(now + hour, 1000))
+        assert.isTrue(first === undefined || first.expiresAtMs <= now + hour)
+        const never = yield* apply(yield* operationOn(yield* transactionId, bob, { type: "expire" }))
+        assert.strictEqual(outcomeOf(never), "TRANSACTION_NOT_HELD")
+      }),
+    )
+
+    it.effect(
+      "events: HELD under the hold's id, the decision under the deciding operation's id, none for a loser",
+      () =>
+        Effect.gen(function* () {
+          yield* drainOutbox
+          const alice = yield* open()
+          const bob = yield* open()
+          yield* apply(yield* deposit(alice, 100n))
+          const placed = yield* holdOf(alice, bob, 100n)
+          yield* apply(placed)
+          const capture = yield* operationOn(placed.transactionId, bob, { type: "capture" })
+          yield* apply(capture)
+          yield* apply(yield* operationOn(placed.transactionId, alice, { type: "void" }))
+          const messages = yield* relayed(10)
+          assert.deepStrictEqual(
+            messages.map((message) => [message.messageId, message.routingKey]),
+            [
+              [messages[0]?.messageId, "transaction.completed"],
+              [placed.transactionId, "transaction.held"],
+              [capture.transactionId, "transaction.hold-decided"],
+            ],
+          )
+          const decided = JSON.parse(messages[2]?.payload ?? "{}")
+          assert.deepStrictEqual(
+            [
+              decided.transactionId,
+              decided.operationId,
+              decided.status,
+              decided.capturedAmount,
+              decided.userId,
+              decided.targetOwnerId,
+            ],
+            [placed.transactionId, capture.transactionId, "COMPLETED", 100, alice.ownerId, bob.ownerId],
+          )
+        }),
     )
   })
 

@@ -6,33 +6,20 @@ import { SqlClient } from "effect/sql"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
 import { Grpc, Rabbit, Uuid } from "@walletun/infra"
-import { FailureReason, WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
+import { FailureReason } from "@walletun/infra/generated/wallet/v1/wallet"
 import type * as Proto from "@walletun/infra/generated/wallet/v1/wallet"
 import * as KeyPurge from "../src/KeyPurge.ts"
 import { LedgerRepo } from "../src/LedgerRepo.ts"
 import * as OutboxRelay from "../src/OutboxRelay.ts"
 import * as WalletApp from "../src/App.ts"
 import * as WalletGrpc from "../src/grpc/WalletGrpc.ts"
+import { Client } from "./GrpcClients.ts"
 
 // The wallet service in this process (gRPC server on an ephemeral port, real PostgreSQL, real
 // RabbitMQ, the outbox relay running), called through a real generated gRPC client.
 
-// One client per identity that may call the service; each method is called as the first identity
-// its access rule lists (the gateway's certificate to open a wallet, the transaction service's to apply).
-class Client extends Context.Service<Client, Record<"gateway" | "transaction", WalletServiceClient>>()(
-  "test/WalletClient",
-) {
-  static readonly layer = Layer.effect(
-    Client,
-    Effect.gen(function* () {
-      const address = `127.0.0.1:${(yield* Grpc.GrpcServer).port}`
-      return {
-        gateway: yield* Grpc.makeClientAs(WalletServiceClient, address, "gateway", "wallet"),
-        transaction: yield* Grpc.makeClientAs(WalletServiceClient, address, "transaction", "wallet"),
-      }
-    }),
-  )
-}
+// Each method is called as the first identity its access rule lists (the gateway's certificate to
+// open a wallet, the transaction service's to apply).
 
 /**
  * The test's own broker connection (guest, a local default): the service's user may declare no
