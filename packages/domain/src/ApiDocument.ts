@@ -87,6 +87,7 @@ const wallet = {
   ownerId: ids.user,
   currency: "USD",
   balance: 150_000,
+  available: 150_000,
   createdAt: at,
   updatedAt: at,
 } as const

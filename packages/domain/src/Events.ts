@@ -22,6 +22,8 @@ export const routingKeys = {
   TransactionRequested: "transaction.requested",
   TransactionCompleted: "transaction.completed",
   TransactionFailed: "transaction.failed",
+  TransactionHeld: "transaction.held",
+  HoldDecided: "transaction.hold-decided",
 } as const
 
 /**
@@ -123,11 +125,59 @@ export class TransactionFailed extends Schema.TaggedClass<TransactionFailed>()("
 }) {}
 
 /**
+ * A hold was placed by the ledger: `amount` of the sender's wallet is reserved for the target
+ * until `expiresAt`; no balance moved. Message id: the hold's transaction id.
+ */
+export class TransactionHeld extends Schema.TaggedClass<TransactionHeld>()("TransactionHeld", {
+  transactionId: TransactionId,
+  amount: AmountJson,
+  expiresAt: Timestamp,
+  heldAt: Timestamp,
+  /** The parties whose histories show the hold: the sender and the target wallet's owner. */
+  userId: UserId,
+  targetOwnerId: Schema.optionalKey(UserId),
+}) {}
+
+/** How a hold ended: captured (`COMPLETED`), voided, or expired. */
+export const HoldStatus = Schema.Literals(["COMPLETED", "VOIDED", "EXPIRED"]).annotate({
+  identifier: "HoldStatus",
+  message: "hold status must be one of COMPLETED, VOIDED, EXPIRED",
+})
+/** How a hold ended. */
+export type HoldStatus = typeof HoldStatus.Type
+
+/**
+ * A hold was decided, exactly once: captured (`COMPLETED`, `capturedAmount` moved from source to
+ * target, `entries` the user wallets' entries written under the hold's id), voided or expired
+ * (nothing moved, `entries` empty); either way its whole reservation was released. The message id
+ * is the deciding operation's id (`operationId`), not the hold's: an operation that found the hold
+ * decided already publishes nothing.
+ */
+export class HoldDecided extends Schema.TaggedClass<HoldDecided>()("HoldDecided", {
+  transactionId: TransactionId,
+  operationId: TransactionId,
+  status: HoldStatus,
+  capturedAmount: Schema.optionalKey(AmountJson),
+  entries: Schema.Array(PostedEntry),
+  decidedAt: Timestamp,
+  /** The parties whose histories show the hold: the sender and the target wallet's owner. */
+  userId: UserId,
+  targetOwnerId: Schema.optionalKey(UserId),
+}) {}
+
+/**
  * Every event on the broker, tagged by `_tag` (a TransactionRequested is itself a union by `type`,
  * so this is a plain union: a tagged-union helper would see its tag three times).
  */
-export const TransactionEvent = Schema.Union([TransactionRequested, TransactionCompleted, TransactionFailed]).annotate({
-  message: "event must be an object whose _tag is TransactionRequested, TransactionCompleted or TransactionFailed",
+export const TransactionEvent = Schema.Union([
+  TransactionRequested,
+  TransactionCompleted,
+  TransactionFailed,
+  TransactionHeld,
+  HoldDecided,
+]).annotate({
+  message:
+    "event must be an object whose _tag is TransactionRequested, TransactionCompleted, TransactionFailed, TransactionHeld or HoldDecided",
 })
 /** Every event on the broker. */
 export type TransactionEvent = typeof TransactionEvent.Type
@@ -137,6 +187,9 @@ export const TransactionEventJson = Schema.fromJsonString(TransactionEvent)
 
 /** An outcome event of the wallet service: a transaction completed or failed. */
 export type TransactionOutcome = TransactionCompleted | TransactionFailed
+
+/** Every event the wallet service publishes: a transaction's outcome, a hold placed or decided. */
+export type LedgerEvent = TransactionOutcome | TransactionHeld | HoldDecided
 
 /**
  * The outcome event of one applied transaction, the one way the ledger builds it: completed with

@@ -20,6 +20,17 @@ export const TransactionType = Schema.Literals(["deposit", "withdrawal", "transf
 export type TransactionType = typeof TransactionType.Type
 
 /**
+ * The type of a ledger entry: a transaction's type, or `hold` for the entries of a captured hold
+ * (written under the hold's transaction id when it is captured).
+ */
+export const EntryType = Schema.Literals(["deposit", "withdrawal", "transfer", "hold"]).annotate({
+  identifier: "EntryType",
+  message: "entry type must be one of deposit, withdrawal, transfer, hold",
+})
+/** The type of a ledger entry. */
+export type EntryType = typeof EntryType.Type
+
+/**
  * The wallets a transaction moves money between, by its type: one wallet for a deposit or a
  * withdrawal, a source and a target for a transfer. Every layer carries this union, from the
  * request body to the ledger, so no layer holds a wallet field that its type does not have.

@@ -8,14 +8,18 @@ import { TransactionId, UserId, WalletId } from "./Ids.ts"
 import { BalanceJson, EntryAmountJson } from "./Money.ts"
 import { Items, Page, pageQueryFields } from "./Page.ts"
 import { fromBeforeTo, Timestamp } from "./Timestamp.ts"
-import { TransactionType } from "./Transaction.ts"
+import { EntryType } from "./Transaction.ts"
 
-/** A wallet as the API shows it; `balance` is a JSON integer of minor units. */
+/**
+ * A wallet as the API shows it; `balance` is a JSON integer of minor units, `available` the balance
+ * minus what active holds reserve.
+ */
 export const Wallet = Schema.Struct({
   id: WalletId,
   ownerId: UserId,
   currency: Currency,
   balance: BalanceJson,
+  available: BalanceJson,
   createdAt: Timestamp,
   updatedAt: Timestamp,
 }).annotate({ identifier: "Wallet" })
@@ -38,7 +42,7 @@ export const EntryHash = Schema.String.check(
 /** One ledger entry of a wallet: the signed amount, the balance right after it, and its hash in the wallet's chain. */
 export const Entry = Schema.Struct({
   transactionId: TransactionId,
-  type: TransactionType,
+  type: EntryType,
   amount: EntryAmountJson,
   balanceAfter: BalanceJson,
   createdAt: Timestamp,

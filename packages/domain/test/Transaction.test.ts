@@ -272,11 +272,56 @@ describe("Events", () => {
     }),
   )
 
+  it.effect("hold events carry the hold, its parties and how it ended, as JSON numbers and RFC 3339 times", () =>
+    Effect.gen(function* () {
+      const encode = Schema.encodeEffect(Events.TransactionEventJson)
+      const decode = Schema.decodeUnknownEffect(Events.TransactionEventJson)
+      const held = Events.TransactionHeld.make({
+        transactionId: Ids.TransactionId.make(txId),
+        amount: Money.Amount.make(2_500n),
+        expiresAt: now,
+        heldAt: now,
+        userId: Ids.UserId.make(userId),
+      })
+      const heldJson = yield* encode(held)
+      assert.deepStrictEqual(JSON.parse(heldJson), {
+        _tag: "TransactionHeld",
+        transactionId: txId,
+        amount: 2500,
+        expiresAt: "2026-11-25T08:46:00.123Z",
+        heldAt: "2026-11-25T08:46:00.123Z",
+        userId,
+      })
+      assert.deepStrictEqual(yield* decode(heldJson), held)
+      const captured = Events.HoldDecided.make({
+        transactionId: Ids.TransactionId.make(txId),
+        operationId: Ids.TransactionId.make(txId),
+        status: "COMPLETED",
+        capturedAmount: Money.Amount.make(1_000n),
+        entries: [
+          {
+            walletId: Ids.WalletId.make(walletA),
+            amount: Money.EntryAmount.make(-1_000n),
+            balanceAfter: Money.Balance.make(0n),
+          },
+        ],
+        decidedAt: now,
+        userId: Ids.UserId.make(userId),
+        targetOwnerId: Ids.UserId.make(userId),
+      })
+      const back = yield* decode(yield* encode(captured))
+      assert.deepStrictEqual(back, captured)
+      assert.strictEqual(Events.routingKeys[back._tag], "transaction.hold-decided")
+      const bad = yield* Effect.flip(decode(JSON.stringify({ ...JSON.parse(yield* encode(captured)), status: "HELD" })))
+      assert.include(bad.message, "hold status must be one of COMPLETED, VOIDED, EXPIRED")
+    }),
+  )
+
   it.effect("rejects an unknown event or a float amount in a message", () =>
     Effect.gen(function* () {
       assert.include(
         yield* eventFailure(`{"_tag":"TransactionVanished","transactionId":"${txId}"}`),
-        "_tag is TransactionRequested, TransactionCompleted or TransactionFailed",
+        "_tag is TransactionRequested, TransactionCompleted, TransactionFailed, TransactionHeld or HoldDecided",
       )
       assert.include(
         yield* eventFailure(

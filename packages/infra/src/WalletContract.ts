@@ -41,6 +41,7 @@ export const userIdField = (field: string) => decodeField(Ids.UserId, field)
 export const currencyField = decodeField(Currency.Currency, "currency")
 const amountField = decodeField(Money.Amount, "amount")
 const refusalField = decodeField(Schema.String.check(Schema.isMaxLength(500)), "refusal")
+const holdIdField = decodeField(Ids.TransactionId, "hold_id")
 
 const fromMillis = (millis: bigint) => DateTime.makeUnsafe(Number(millis))
 
@@ -54,6 +55,7 @@ export const encodeWallet = (wallet: Ledger.WalletRecord): Proto.Wallet => ({
   ownerId: wallet.ownerId ?? "",
   currency: wallet.currency,
   balance: wallet.balance,
+  available: wallet.available,
   createdAtMs: int64Millis(wallet.createdAtMs),
   updatedAtMs: int64Millis(wallet.updatedAtMs),
 })
@@ -64,6 +66,7 @@ export const decodeWallet = (wallet: Proto.Wallet): Wallet.Wallet => ({
   ownerId: wallet.ownerId as Ids.UserId,
   currency: wallet.currency as Currency.Currency,
   balance: wallet.balance as Money.Balance,
+  available: wallet.available as Money.Balance,
   createdAt: fromMillis(wallet.createdAtMs),
   updatedAt: fromMillis(wallet.updatedAtMs),
 })
@@ -72,12 +75,14 @@ const protoType = {
   deposit: TransactionType.DEPOSIT,
   withdrawal: TransactionType.WITHDRAWAL,
   transfer: TransactionType.TRANSFER,
+  hold: TransactionType.HOLD,
 } as const
 
-const entryTypes: Record<number, Transaction.TransactionType> = {
+const entryTypes: Record<number, Transaction.EntryType> = {
   [TransactionType.DEPOSIT]: "deposit",
   [TransactionType.WITHDRAWAL]: "withdrawal",
   [TransactionType.TRANSFER]: "transfer",
+  [TransactionType.HOLD]: "hold",
 }
 
 /** A ledger entry as the contract carries it. */
@@ -163,13 +168,34 @@ export const decodeEntryPage = (response: Proto.ListEntriesResponse): Wallet.Ent
 
 /** An apply request as the contract carries it: the kind in the `kind` oneof, no refusal as "". */
 export const encodeApply = (request: Ledger.ApplyRequest): Proto.ApplyTransactionRequest => {
-  const money = { amount: request.amount, currency: request.currency }
   const base = {
     transactionId: request.transactionId,
     actingUserId: request.actingUserId,
     refusal: request.refusal ?? "",
   }
   switch (request.type) {
+    case "capture":
+      return { ...base, kind: { $case: "capture", value: { holdId: request.holdId, amount: request.amount ?? 0n } } }
+    case "void":
+      return { ...base, kind: { $case: "void", value: { holdId: request.holdId } } }
+    case "expire":
+      return { ...base, kind: { $case: "expire", value: { holdId: request.holdId } } }
+  }
+  const money = { amount: request.amount, currency: request.currency }
+  switch (request.type) {
+    case "hold":
+      return {
+        ...base,
+        kind: {
+          $case: "hold",
+          value: {
+            sourceWalletId: request.sourceWalletId,
+            targetWalletId: request.targetWalletId,
+            ...money,
+            expiresAtMs: int64Millis(request.expiresAtMs),
+          },
+        },
+      }
     case "deposit":
       return { ...base, kind: { $case: "deposit", value: { walletId: request.walletId, ...money } } }
     case "withdrawal":
@@ -190,15 +216,56 @@ export const decodeApply = Effect.fnUntraced(function* (request: Proto.ApplyTran
   const transactionId = yield* decodeField(Ids.TransactionId, "transaction_id")(request.transactionId)
   const actingUserId = yield* userIdField("acting_user_id")(request.actingUserId)
   const kind = request.kind
-  if (kind === undefined) return yield* new InvalidArgument({ message: "kind: one of deposit, withdrawal, transfer" })
+  if (kind === undefined) {
+    return yield* new InvalidArgument({
+      message: "kind: one of deposit, withdrawal, transfer, hold, capture, void, expire",
+    })
+  }
+  const refusal = request.refusal === "" ? {} : { refusal: yield* refusalField(request.refusal) }
+  switch (kind.$case) {
+    case "capture":
+      return {
+        transactionId,
+        actingUserId,
+        type: "capture",
+        holdId: yield* holdIdField(kind.value.holdId),
+        // 0 is "all of the hold"; anything else must be a valid amount (a negative one is not).
+        ...(kind.value.amount === 0n ? {} : { amount: yield* amountField(kind.value.amount) }),
+        ...refusal,
+      }
+    case "void":
+    case "expire":
+      return {
+        transactionId,
+        actingUserId,
+        type: kind.$case,
+        holdId: yield* holdIdField(kind.value.holdId),
+        ...refusal,
+      }
+  }
   const base = {
     transactionId,
     actingUserId,
     amount: yield* amountField(kind.value.amount),
     currency: yield* currencyField(kind.value.currency),
-    ...(request.refusal === "" ? {} : { refusal: yield* refusalField(request.refusal) }),
+    ...refusal,
   }
   switch (kind.$case) {
+    case "hold": {
+      const expiresAtMs = Number(kind.value.expiresAtMs)
+      if (kind.value.expiresAtMs <= 0n || kind.value.expiresAtMs > latestMs) {
+        return yield* new InvalidArgument({
+          message: "expires_at_ms: epoch milliseconds within the years 1970 to 9999",
+        })
+      }
+      return {
+        ...base,
+        type: "hold",
+        sourceWalletId: yield* walletIdField("source_wallet_id")(kind.value.sourceWalletId),
+        targetWalletId: yield* walletIdField("target_wallet_id")(kind.value.targetWalletId),
+        expiresAtMs,
+      }
+    }
     case "deposit":
     case "withdrawal":
       return { ...base, type: kind.$case, walletId: yield* walletIdField("wallet_id")(kind.value.walletId) }
@@ -218,10 +285,19 @@ const protoReason = {
   CURRENCY_MISMATCH: FailureReason.CURRENCY_MISMATCH,
   LIMIT_EXCEEDED: FailureReason.LIMIT_EXCEEDED,
   REJECTED: FailureReason.REJECTED,
-} as const
+  TRANSACTION_NOT_HELD: FailureReason.TRANSACTION_NOT_HELD,
+  AMOUNT_EXCEEDS_HOLD: FailureReason.AMOUNT_EXCEEDS_HOLD,
+  HOLD_NOT_DUE: FailureReason.HOLD_NOT_DUE,
+} as const satisfies Record<Ledger.FailureReason, Proto.FailureReason>
 
-const reasonOf = (reason: Proto.FailureReason): Transaction.FailureReason => {
+const reasonOf = (reason: Proto.FailureReason): Ledger.FailureReason => {
   switch (reason) {
+    case FailureReason.TRANSACTION_NOT_HELD:
+      return "TRANSACTION_NOT_HELD"
+    case FailureReason.AMOUNT_EXCEEDS_HOLD:
+      return "AMOUNT_EXCEEDS_HOLD"
+    case FailureReason.HOLD_NOT_DUE:
+      return "HOLD_NOT_DUE"
     case FailureReason.INSUFFICIENT_FUNDS:
       return "INSUFFICIENT_FUNDS"
     case FailureReason.WALLET_NOT_FOUND:
@@ -239,13 +315,24 @@ const reasonOf = (reason: Proto.FailureReason): Transaction.FailureReason => {
 
 /** An apply answer as the contract carries it: the outcome in the `outcome` oneof. */
 export const encodeApplied = (applied: Ledger.Applied): Proto.ApplyTransactionResponse => ({
-  outcome:
-    applied.outcome._tag === "Completed"
-      ? { $case: "completed", value: { balances: [...applied.outcome.balances] } }
-      : { $case: "failed", value: { reason: protoReason[applied.outcome.reason], detail: applied.outcome.detail } },
+  outcome: encodeOutcome(applied.outcome),
   replayed: applied.replayed,
   appliedAtMs: int64Millis(applied.appliedAtMs),
 })
+
+const encodeOutcome = (outcome: Ledger.Recorded): Proto.ApplyTransactionResponse["outcome"] => {
+  switch (outcome._tag) {
+    case "Completed":
+      return { $case: "completed", value: { balances: [...outcome.balances] } }
+    case "Held":
+      return {
+        $case: "held",
+        value: { holdId: outcome.holdId, amount: outcome.amount, expiresAtMs: int64Millis(outcome.expiresAtMs) },
+      }
+    case "Failed":
+      return { $case: "failed", value: { reason: protoReason[outcome.reason], detail: outcome.detail } }
+  }
+}
 
 /** Reads an apply answer; one without an outcome breaks the contract. */
 export const decodeApplied = (
@@ -263,7 +350,14 @@ export const decodeApplied = (
               balance: entry.balance,
             })),
           }
-        : { _tag: "Failed", reason: reasonOf(outcome.value.reason), detail: outcome.value.detail },
+        : outcome.$case === "held"
+          ? {
+              _tag: "Held",
+              holdId: outcome.value.holdId as Ids.TransactionId,
+              amount: outcome.value.amount,
+              expiresAtMs: Number(outcome.value.expiresAtMs),
+            }
+          : { _tag: "Failed", reason: reasonOf(outcome.value.reason), detail: outcome.value.detail },
     replayed: response.replayed,
     appliedAtMs: Number(response.appliedAtMs),
   })
@@ -322,4 +416,52 @@ export const decodeClaimAnswer = (response: Proto.ClaimIdempotencyKeyResponse): 
     requestHash: response.requestHash,
     createdAtMs: Number(response.createdAtMs),
   },
+})
+
+// ---------------------------------------------------------------------------------------------
+// Due holds
+// ---------------------------------------------------------------------------------------------
+
+/** The most due holds one ListDueHolds call lists. */
+export const maxDueHolds = 1000
+
+/** A ListDueHolds request, decoded: the time (epoch milliseconds) and how many at most. */
+export interface DueHoldsQuery {
+  readonly beforeMs: number
+  readonly limit: number
+}
+
+/** Decodes a ListDueHolds request, or says what is wrong. */
+export const decodeDueHolds = Effect.fnUntraced(function* (request: Proto.ListDueHoldsRequest) {
+  if (request.limit < 1 || request.limit > maxDueHolds) {
+    return yield* new InvalidArgument({ message: `limit: between 1 and ${maxDueHolds}` })
+  }
+  const beforeMs = yield* optionalMillis("before_ms", request.beforeMs)
+  return { beforeMs: beforeMs ?? 0, limit: request.limit } satisfies DueHoldsQuery
+})
+
+/** A ListDueHolds request as the contract carries it. */
+export const encodeDueHolds = (query: DueHoldsQuery): Proto.ListDueHoldsRequest => ({
+  beforeMs: int64Millis(query.beforeMs),
+  limit: query.limit,
+})
+
+/** A due hold as the contract carries it. */
+export const encodeDueHold = (hold: Ledger.DueHold): Proto.DueHold => ({
+  holdId: hold.holdId,
+  sourceWalletId: hold.sourceWalletId,
+  targetWalletId: hold.targetWalletId,
+  ownerId: hold.ownerId,
+  amount: hold.amount,
+  expiresAtMs: int64Millis(hold.expiresAtMs),
+})
+
+/** A due hold of the contract. */
+export const decodeDueHold = (hold: Proto.DueHold): Ledger.DueHold => ({
+  holdId: hold.holdId as Ids.TransactionId,
+  sourceWalletId: hold.sourceWalletId as Ids.WalletId,
+  targetWalletId: hold.targetWalletId as Ids.WalletId,
+  ownerId: hold.ownerId as Ids.UserId,
+  amount: hold.amount,
+  expiresAtMs: Number(hold.expiresAtMs),
 })

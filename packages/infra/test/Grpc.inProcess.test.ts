@@ -15,7 +15,15 @@ class WalletNotFound extends Schema.TaggedError<WalletNotFound>()("WalletNotFoun
 
 /** Above 2^53: a `number` would lose the last digits. */
 const big = 2n ** 62n + 7n
-const wallet: Wallet = { id: "w", ownerId: "alice", currency: "USD", balance: big, createdAtMs: 1n, updatedAtMs: 2n }
+const wallet: Wallet = {
+  id: "w",
+  ownerId: "alice",
+  currency: "USD",
+  balance: big,
+  available: big,
+  createdAtMs: 1n,
+  updatedAtMs: 2n,
+}
 const timeout = { timeout: "5 seconds" } as const
 
 /** The one mapping of the test's error: one exhaustive switch on `_tag`. */

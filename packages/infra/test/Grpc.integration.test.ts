@@ -45,7 +45,18 @@ class Observed extends Context.Service<
 const implementation = Effect.gen(function* () {
   const observed = yield* Observed
   const wallets = new Map<string, Wallet>([
-    ["w-big", { id: "w-big", ownerId: "alice", currency: "USD", balance: big, createdAtMs: 1n, updatedAtMs: 2n }],
+    [
+      "w-big",
+      {
+        id: "w-big",
+        ownerId: "alice",
+        currency: "USD",
+        balance: big,
+        available: big,
+        createdAtMs: 1n,
+        updatedAtMs: 2n,
+      },
+    ],
   ])
   const applied = new Map<string, ApplyTransactionResponse>()
   /** Deposits only: enough to carry a oneof each way. */
@@ -85,6 +96,7 @@ const implementation = Effect.gen(function* () {
           ownerId: request.ownerId,
           currency: request.currency,
           balance: 0n,
+          available: 0n,
           createdAtMs: 5n,
           updatedAtMs: 5n,
         }
@@ -168,6 +180,7 @@ const implementation = Effect.gen(function* () {
       () => Effect.succeed({ results: [] }),
       toFailure,
     ),
+    listDueHolds: yield* Grpc.unary(WalletServiceService.listDueHolds, () => Effect.succeed({ holds: [] }), toFailure),
   }
   return server
 })

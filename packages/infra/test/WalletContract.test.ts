@@ -92,7 +92,7 @@ describe("WalletContract", () => {
       const valid = WalletContract.encodeApply({ ...base, type: "deposit", walletId: walletA })
       assert.deepStrictEqual(yield* applyFailure({ ...valid, kind: undefined }), [
         "InvalidArgument",
-        "kind: one of deposit, withdrawal, transfer",
+        "kind: one of deposit, withdrawal, transfer, hold, capture, void, expire",
       ])
       const [tag, message] = yield* applyFailure({
         ...valid,
@@ -120,6 +120,7 @@ describe("WalletContract", () => {
         ownerId: userId,
         currency: "JPY",
         balance: 42n,
+        available: 40n,
         createdAtMs: 1_764_000_000_000,
         updatedAtMs: 1_764_000_000_999,
       }

@@ -62,6 +62,10 @@ export const topologyOf = (names: Names, retryDelay: Duration.Duration): Rabbit.
     { queue: names.dlq, exchange: names.deadExchange, routingKey: deadKey },
     { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionCompleted },
     { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionFailed },
+    // The wallet's hold events: the relay publishes mandatory, so an unbound key would stop it. The
+    // outcome consumer acknowledges them without recording anything until holds reach this service.
+    { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionHeld },
+    { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.HoldDecided },
   ],
 })
 

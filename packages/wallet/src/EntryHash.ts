@@ -14,7 +14,7 @@
  */
 import { createHash } from "node:crypto"
 import type { Ids, Transaction } from "@walletun/domain"
-import type * as Ledger from "./Ledger.ts"
+import * as Ledger from "./Ledger.ts"
 
 /** The previous hash of a wallet's first entry, and the head of a wallet with no entries. */
 export const genesis: Uint8Array = new Uint8Array(32)
@@ -79,12 +79,11 @@ export interface Link extends HashedFields {
 
 /** The postings of a batch's completed decisions, in order, as links all created at `createdAtMicros`. */
 export const linksOf = (decisions: ReadonlyArray<Ledger.Decision>, createdAtMicros: bigint): ReadonlyArray<Link> =>
-  decisions.flatMap(({ request, plan }) =>
-    plan._tag === "Completed"
-      ? plan.postings.map((posting) => ({
+  decisions.flatMap((decision) =>
+    decision.plan._tag === "Completed" || decision.plan._tag === "Decided"
+      ? decision.plan.postings.map((posting) => ({
           walletId: posting.walletId,
-          transactionId: request.transactionId,
-          type: request.type,
+          ...Ledger.entryOf(decision),
           amount: posting.amount,
           balanceAfter: posting.balanceAfter,
           createdAtMicros,

@@ -1,8 +1,14 @@
 /**
  * The one place where money moves: applies grouped into PostgreSQL transactions (group commit).
- * One transaction claims its transaction ids, replays those applied before, locks every wallet of
- * the rest in id order, lets the rules (`Ledger.decide`) decide, and writes the entries, balances,
- * outcomes and outbox messages in one statement.
+ * One transaction claims its transaction ids, replays those applied before, locks the rows of the
+ * holds the rest operate on in id order, then every wallet they touch in id order, lets the rules
+ * (`Ledger.decide`) decide, and writes the entries, balances, reservations, holds, outcomes and
+ * outbox messages in one statement.
+ *
+ * The lock order, the same for every batch: `applied_transactions` claims (by id), then `holds`
+ * rows (by id), then `wallets` rows (by id). A batch takes no lock out of that order (a hold it
+ * places is a new row under an id only it claimed), so two batches wait for each other and never
+ * deadlock.
  */
 import { Array as Arr, Clock, Config, Effect, Option, Result } from "effect"
 import { HttpTraceContext } from "effect/http"
@@ -12,7 +18,14 @@ import type { Ids } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import * as EntryHash from "./EntryHash.ts"
 import * as Ledger from "./Ledger.ts"
-import { connectionDefects, decodeLocked, decodeReplays, outboxMessageOf, unavailable } from "./LedgerRows.ts"
+import {
+  connectionDefects,
+  decodeHolds,
+  decodeLocked,
+  decodeReplays,
+  outboxMessageOf,
+  unavailable,
+} from "./LedgerRows.ts"
 import type { BatchItem, LedgerUnavailable } from "./LedgerRows.ts"
 
 type Rows = Array<Record<string, unknown>>
@@ -39,11 +52,19 @@ const entriesOf = (batch: Ledger.BatchPlan, heads: ReadonlyMap<Ids.WalletId, Uin
   return { entries, heads: chained.heads }
 }
 
-/** The rows one batch writes: moved balances (with their new heads), entries, recorded outcomes and outbox messages. */
+const recordedOutcome = { Completed: "COMPLETED", Held: "HELD", Failed: "FAILED" } as const
+
+/**
+ * The rows one batch writes: changed wallets (balances with their new heads, reservations),
+ * entries, holds placed and decided, recorded outcomes and outbox messages.
+ */
 const rowsOf = (
   fresh: ReadonlyArray<BatchItem>,
   batch: Ledger.BatchPlan,
-  heads: ReadonlyMap<Ids.WalletId, Uint8Array>,
+  locked: {
+    readonly wallets: ReadonlyMap<Ids.WalletId, Ledger.LockedWallet>
+    readonly heads: ReadonlyMap<Ids.WalletId, Uint8Array>
+  },
   appliedAtMs: number,
 ) => {
   const outcomes: Rows = []
@@ -51,7 +72,7 @@ const rowsOf = (
   batch.decisions.forEach(({ request, outcome, event }, index) => {
     outcomes.push({
       id: request.transactionId,
-      outcome: outcome._tag === "Completed" ? "COMPLETED" : "FAILED",
+      outcome: recordedOutcome[outcome._tag],
       reason: outcome._tag === "Failed" ? outcome.reason : null,
       detail: outcome._tag === "Failed" ? outcome.detail : null,
       balances: JSON.stringify(
@@ -60,6 +81,7 @@ const rowsOf = (
           : [],
       ),
     })
+    if (event === undefined) return
     const message = outboxMessageOf(event)
     events.push({
       routing_key: message.routingKey,
@@ -68,15 +90,55 @@ const rowsOf = (
       headers: JSON.stringify(fresh[index]?.traceHeaders ?? {}),
     })
   })
-  const chained = entriesOf(batch, heads, appliedAtMs)
-  const moved = [...batch.balances].map(([id, change]): Record<string, unknown> => ({
-    id,
-    balance: String(change.balance),
-    changes: String(change.changes),
-    // Every moved wallet got a posting, so a head; `write` refuses a row without one.
-    entry_hash: chained.heads.get(id),
-  }))
-  return { moved, entries: chained.entries, outcomes, events }
+  const chained = entriesOf(batch, locked.heads, appliedAtMs)
+  // One row per wallet whose balance or reservation changed: a statement updates a row once.
+  const touched = new Set([...batch.balances.keys(), ...batch.held.keys()])
+  const moved = [...touched].map((id): Record<string, unknown> => {
+    const change = batch.balances.get(id)
+    const before = locked.wallets.get(id)
+    return {
+      id,
+      balance: String(change?.balance ?? before?.balance),
+      held: String(batch.held.get(id) ?? before?.held),
+      changes: String(change?.changes ?? 0),
+      // Every locked wallet has a head; `write` refuses a row without one.
+      entry_hash: chained.heads.get(id),
+    }
+  })
+  return { moved, entries: chained.entries, ...holdRowsOf(batch, appliedAtMs), outcomes, events }
+}
+
+/** The holds a batch placed (new rows, in their final state) and decided (updates). */
+const holdRowsOf = (batch: Ledger.BatchPlan, appliedAtMs: number) => {
+  const createdAt = new Date(appliedAtMs)
+  const placed: Rows = []
+  const decided: Rows = []
+  for (const { hold, placed: isNew } of batch.holds.values()) {
+    const final = hold.status !== "HELD"
+    if (isNew) {
+      placed.push({
+        id: hold.id,
+        source_wallet_id: hold.sourceWalletId,
+        target_wallet_id: hold.targetWalletId,
+        currency: hold.currency,
+        amount: hold.amount,
+        captured_amount: hold.capturedAmount,
+        status: hold.status,
+        expires_at: new Date(hold.expiresAtMs),
+        decided_by: hold.decidedBy,
+        created_at: createdAt,
+        decided_at: final ? createdAt : null,
+      })
+    } else {
+      decided.push({
+        id: hold.id,
+        status: hold.status,
+        captured_amount: String(hold.capturedAmount),
+        decided_by: hold.decidedBy,
+      })
+    }
+  }
+  return { placed, decided }
 }
 
 // The claims, in id order. A concurrent apply of the same id blocks here until the first commits,
@@ -89,8 +151,10 @@ const claim = (sql: SqlClient.SqlClient, ids: Arr.NonEmptyReadonlyArray<string>)
 const replay = (sql: SqlClient.SqlClient, replays: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const recorded = yield* sql`
-      SELECT id, outcome, reason, detail, balances, applied_at FROM applied_transactions
-      WHERE ${sql.in("id", replays)}`.pipe(Effect.flatMap(decodeReplays))
+      SELECT applied_transactions.id, outcome, reason, detail, balances, applied_at,
+        holds.amount AS hold_amount, holds.expires_at AS hold_expires_at
+      FROM applied_transactions LEFT JOIN holds ON holds.id = applied_transactions.id
+      WHERE ${sql.in("applied_transactions.id", replays)}`.pipe(Effect.flatMap(decodeReplays))
     // A replay (a redelivery, the reconciler) may come because the first outcome event was lost
     // downstream: the recorded event goes out again, so the outcome consumer stays the one writer
     // of the final status. Duplicates are harmless there.
@@ -101,40 +165,83 @@ const replay = (sql: SqlClient.SqlClient, replays: ReadonlyArray<string>) =>
     return recorded
   })
 
-// Every wallet of the batch locked at once, in id order, whatever the requests' order.
-const lock = (sql: SqlClient.SqlClient, requests: ReadonlyArray<Ledger.ApplyRequest>) => {
-  const { walletIds, systemNames } = Ledger.locksOf(requests)
+// The rows of every hold the batch operates on, locked at once in id order, before any wallet: a
+// capture, void or expiry learns its wallets from its hold's row.
+const lockHolds = (sql: SqlClient.SqlClient, requests: ReadonlyArray<Ledger.ApplyRequest>) => {
+  const ids = Ledger.holdIdsOf(requests)
+  return ids.length === 0
+    ? Effect.succeed(new Map<Ids.TransactionId, Ledger.LockedHold>())
+    : sql`
+        SELECT id, source_wallet_id, target_wallet_id, currency, amount, captured_amount, status, expires_at,
+          decided_by
+        FROM holds WHERE ${sql.in("id", ids)}
+        ORDER BY id FOR UPDATE`.pipe(Effect.flatMap(decodeHolds))
+}
+
+// Every wallet of the batch (those its requests name and those of its holds) locked at once, in id
+// order, whatever the requests' order.
+const lock = (
+  sql: SqlClient.SqlClient,
+  requests: ReadonlyArray<Ledger.ApplyRequest>,
+  holds: ReadonlyMap<Ids.TransactionId, Ledger.LockedHold>,
+) => {
+  const { walletIds, systemNames } = Ledger.locksOf(requests, holds)
   return sql`
-    SELECT id, owner_id, system_name, currency, balance, created_at, updated_at, entry_hash FROM wallets
-    WHERE ${sql.in("id", walletIds)}
+    SELECT id, owner_id, system_name, currency, balance, held, created_at, updated_at, entry_hash FROM wallets
+    WHERE ${walletIds.length === 0 ? sql`false` : sql.in("id", walletIds)}
        OR ${systemNames.length === 0 ? sql`false` : sql.in("system_name", systemNames)}
     ORDER BY id FOR UPDATE`.pipe(Effect.flatMap(decodeLocked))
 }
 
 // Everything the decisions change is one statement.
 const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, appliedAtMs: number) => {
-  const { moved, entries, outcomes, events } = rows
-  const money =
-    Arr.isReadonlyArrayNonEmpty(moved) && Arr.isReadonlyArrayNonEmpty(entries)
-      ? sql`
+  const { moved, entries, placed, decided, outcomes, events } = rows
+  // A wallet whose reservation alone changed keeps its `updated_at` (the time of its last entry).
+  const wallets = Arr.isReadonlyArrayNonEmpty(moved)
+    ? sql`
           moved AS (
             UPDATE wallets SET balance = data.balance::bigint,
+              held = data.held::bigint,
               version = wallets.version + data.changes::bigint,
-              updated_at = to_timestamp(${appliedAtMs}::float8 / 1000),
+              updated_at = CASE WHEN data.changes::bigint > 0
+                THEN to_timestamp(${appliedAtMs}::float8 / 1000) ELSE wallets.updated_at END,
               entry_hash = data.entry_hash::bytea
             FROM ${sql.updateValues(moved, "data")}
             WHERE wallets.id = data.id::uuid
-          ),
-          entries AS (INSERT INTO ledger_entries ${sql.insert(entries)}),`
-      : sql.literal("")
-  if (!Arr.isReadonlyArrayNonEmpty(outcomes) || !Arr.isReadonlyArrayNonEmpty(events)) {
+          ),`
+    : sql.literal("")
+  const money = Arr.isReadonlyArrayNonEmpty(entries)
+    ? sql`entries AS (INSERT INTO ledger_entries ${sql.insert(entries)}),`
+    : sql.literal("")
+  const placedHolds = Arr.isReadonlyArrayNonEmpty(placed)
+    ? sql`placed AS (INSERT INTO holds ${sql.insert(placed)}),`
+    : sql.literal("")
+  const decidedHolds = Arr.isReadonlyArrayNonEmpty(decided)
+    ? sql`
+          decided AS (
+            UPDATE holds SET status = data.status::text,
+              captured_amount = data.captured_amount::bigint,
+              decided_by = data.decided_by::uuid,
+              decided_at = to_timestamp(${appliedAtMs}::float8 / 1000)
+            FROM ${sql.updateValues(decided, "data")}
+            WHERE holds.id = data.id::uuid
+          ),`
+    : sql.literal("")
+  if (!Arr.isReadonlyArrayNonEmpty(outcomes)) {
     return Effect.die(new Error("a batch with fresh requests planned no outcome"))
   }
   if (moved.some((row) => row["entry_hash"] === undefined)) {
     return Effect.die(new Error("a moved wallet has no head for its hash chain"))
   }
+  // An operation on a hold that failed publishes nothing: a batch of those alone has no message.
+  const outbox = Arr.isReadonlyArrayNonEmpty(events)
+    ? sql`
+        INSERT INTO outbox (routing_key, message_id, payload, headers)
+        SELECT data.routing_key::text, data.message_id::uuid, data.payload::text, data.headers::jsonb
+        FROM ${sql.updateValues(events, "data")}`
+    : sql`SELECT 1`
   return sql`
-    WITH ${money}
+    WITH ${wallets} ${money} ${placedHolds} ${decidedHolds}
     outcome AS (
       UPDATE applied_transactions SET
         outcome = data.outcome::text,
@@ -145,23 +252,23 @@ const write = (sql: SqlClient.SqlClient, rows: ReturnType<typeof rowsOf>, applie
       FROM ${sql.updateValues(outcomes, "data")}
       WHERE applied_transactions.id = data.id::uuid
     )
-    INSERT INTO outbox (routing_key, message_id, payload, headers)
-    SELECT data.routing_key::text, data.message_id::uuid, data.payload::text, data.headers::jsonb
-    FROM ${sql.updateValues(events, "data")}`
+    ${outbox}`
 }
 
 /** Decides and writes the fresh requests of a batch, whose wallets it locks; answers each by id. */
 const applyFresh = (sql: SqlClient.SqlClient, fresh: ReadonlyArray<BatchItem>) =>
   Effect.gen(function* () {
     const requests = fresh.map((item) => item.request)
-    const { state, heads, latestMs } = yield* lock(sql, requests)
+    const holds = yield* lockHolds(sql, requests)
+    const { wallets, systems, heads, latestMs } = yield* lock(sql, requests, holds)
     // The application time comes from the service's clock, so each outcome event can be built
     // before the write; but never before the last entry of a wallet it locks (its `updated_at`,
     // moved to each batch's time): along a wallet's chain, entry times never go back, whatever the
     // clocks of the instances that wrote them, so statements and balances can read by time.
     const appliedAtMs = Math.max(Math.trunc(yield* Clock.currentTimeMillis), latestMs)
-    const batch = Ledger.decide(requests, state, appliedAtMs)
-    yield* write(sql, rowsOf(fresh, batch, heads, appliedAtMs), appliedAtMs)
+    const batch = Ledger.decide(requests, { wallets, systems, holds }, appliedAtMs)
+    const byId = new Map([...wallets.values(), ...systems.values()].map((wallet) => [wallet.id, wallet]))
+    yield* write(sql, rowsOf(fresh, batch, { wallets: byId, heads }, appliedAtMs), appliedAtMs)
     return batch.decisions.map(
       ({ request, outcome }) => [request.transactionId, { outcome, replayed: false, appliedAtMs }] as const,
     )
@@ -169,8 +276,9 @@ const applyFresh = (sql: SqlClient.SqlClient, fresh: ReadonlyArray<BatchItem>) =
 
 /**
  * Applies a batch in one PostgreSQL transaction (see `applyBatch` on the service). Claims in id
- * order, then every wallet lock in id order, then one statement for all the writes: two batches
- * that share wallets or ids wait for each other instead of deadlocking.
+ * order, then every hold row in id order, then every wallet lock in id order, then one statement
+ * for all the writes: two batches that share wallets, holds or ids wait for each other instead of
+ * deadlocking.
  */
 const applyAll = (sql: SqlClient.SqlClient, items: ReadonlyArray<BatchItem>) =>
   Effect.gen(function* () {

@@ -4,7 +4,7 @@
  */
 import { Clock, Effect, Option, Semaphore } from "effect"
 import { HttpTraceContext } from "effect/http"
-import type { Currency } from "@walletun/domain"
+import type { Currency, Ledger as LedgerContract } from "@walletun/domain"
 import { Errors, Ids } from "@walletun/domain"
 import * as EntryHash from "./EntryHash.ts"
 import * as Ledger from "./Ledger.ts"
@@ -13,8 +13,24 @@ import type { BatchItem, EntryQuery, EntryRow, KeyBinding, KeyClaim, OutboxMessa
 
 type Serial = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
-/** A wallet with its head: the hash of its last entry (`EntryHash.genesis` before the first). */
-type StoredWallet = WalletRow & { readonly systemName: string | null; readonly entryHash: Uint8Array }
+/**
+ * A wallet with its head (the hash of its last entry, `EntryHash.genesis` before the first) and
+ * what its active holds reserve (`held`; `available` is always `balance - held`, see `stored`).
+ */
+type StoredWallet = WalletRow & {
+  readonly systemName: string | null
+  readonly entryHash: Uint8Array
+  readonly held: bigint
+}
+
+/** A wallet as stored, its `available` recomputed from its balance and reservations. */
+const stored = (wallet: Omit<StoredWallet, "available">): StoredWallet => ({
+  ...wallet,
+  available: wallet.balance - wallet.held,
+})
+
+/** A hold as stored: its row in `holds`. */
+type StoredHold = Ledger.LockedHold & { readonly createdAtMs: number }
 
 const currencies: ReadonlyArray<Currency.Currency> = ["USD", "EUR", "GBP", "BRL", "JPY"]
 
@@ -23,17 +39,18 @@ const systemAccounts = (): Map<Ids.WalletId, StoredWallet> =>
   new Map(
     currencies.map((currency, index) => {
       const id = Ids.WalletId.make(`00000000-0000-7000-8000-00000000000${index + 1}`)
-      const wallet: StoredWallet = {
+      const wallet = stored({
         id,
         ownerId: null,
         systemName: Ledger.systemAccountName(currency),
         currency,
         balance: 0n,
+        held: 0n,
         createdAtMs: 0,
         updatedAtMs: 0,
         entryHash: EntryHash.genesis,
-      }
-      return [id, wallet]
+      })
+      return [id, wallet] as const
     }),
   )
 
@@ -47,13 +64,26 @@ export interface Options {
   readonly plantedBug?: "apply-without-applied-check"
 }
 
-/** The wallets a request locks, as `LedgerApply` locks them. */
+/** The holds a request locks (the one its operation names, when it exists), as `LedgerApply` locks them. */
+const holdsOf = (
+  holds: ReadonlyMap<Ids.TransactionId, StoredHold>,
+  request: Ledger.ApplyRequest,
+): ReadonlyMap<Ids.TransactionId, Ledger.LockedHold> =>
+  new Map(
+    Ledger.holdIdsOf([request]).flatMap((id) => {
+      const hold = holds.get(id)
+      return hold === undefined ? [] : [[id, hold] as const]
+    }),
+  )
+
+/** The wallets and holds a request locks, as `LedgerApply` locks them. */
 const lockedOf = (
   wallets: ReadonlyMap<Ids.WalletId, StoredWallet>,
+  holds: ReadonlyMap<Ids.TransactionId, Ledger.LockedHold>,
   request: Ledger.ApplyRequest,
 ): Ledger.LockedState => {
   const named = new Map<Ids.WalletId, Ledger.LockedWallet>()
-  for (const id of Ledger.walletIdsOf(request)) {
+  for (const id of Ledger.locksOf([request], holds).walletIds) {
     const wallet = wallets.get(id)
     if (wallet !== undefined && wallet.systemName === null) named.set(id, wallet)
   }
@@ -61,15 +91,19 @@ const lockedOf = (
   for (const wallet of wallets.values()) {
     if (wallet.systemName !== null && Ledger.needsSystemAccount(request)) systems.set(wallet.systemName, wallet)
   }
-  return { wallets: named, systems }
+  return { wallets: named, systems, holds }
 }
 
 /**
  * The time of the latest last entry among the wallets `LedgerApply` locks for `request` (their
  * `updatedAtMs`): the apply's time never precedes it, as there.
  */
-const latestOf = (wallets: ReadonlyMap<Ids.WalletId, StoredWallet>, request: Ledger.ApplyRequest): number => {
-  const { walletIds, systemNames } = Ledger.locksOf([request])
+const latestOf = (
+  wallets: ReadonlyMap<Ids.WalletId, StoredWallet>,
+  holds: ReadonlyMap<Ids.TransactionId, Ledger.LockedHold>,
+  request: Ledger.ApplyRequest,
+): number => {
+  const { walletIds, systemNames } = Ledger.locksOf([request], holds)
   let latest = 0
   for (const wallet of wallets.values()) {
     const locked =
@@ -115,11 +149,81 @@ const entriesOf = (
     })
 }
 
+/**
+ * Moves the balances of a decision's postings, chained as the PostgreSQL ledger chains them onto
+ * each wallet's head; answers the entries to write.
+ */
+const post = (wallets: Map<Ids.WalletId, StoredWallet>, decision: Ledger.Decision, now: number) => {
+  const entry = Ledger.entryOf(decision)
+  const createdAtMicros = EntryHash.microsOfMillis(now)
+  const links = EntryHash.linksOf([decision], createdAtMicros)
+  const { chained } = EntryHash.chain(new Map(links.flatMap((link) => headOf(wallets, link.walletId))), links)
+  return chained.map(({ link, hash }) => {
+    const wallet = wallets.get(link.walletId)
+    if (wallet !== undefined) {
+      wallets.set(link.walletId, stored({ ...wallet, balance: link.balanceAfter, updatedAtMs: now, entryHash: hash }))
+    }
+    return {
+      walletId: link.walletId,
+      transactionId: entry.transactionId,
+      type: entry.type,
+      amount: link.amount,
+      balanceAfter: link.balanceAfter,
+      createdAtMs: Number(createdAtMicros / 1000n),
+      hash: EntryHash.toHex(hash),
+    }
+  })
+}
+
+/** Writes what a batch reserved and the holds it placed or decided. */
+const reserve = (
+  wallets: Map<Ids.WalletId, StoredWallet>,
+  holds: Map<Ids.TransactionId, StoredHold>,
+  batch: Ledger.BatchPlan,
+  now: number,
+) => {
+  for (const [id, held] of batch.held) {
+    const wallet = wallets.get(id)
+    if (wallet !== undefined) wallets.set(id, stored({ ...wallet, held }))
+  }
+  for (const { hold } of batch.holds.values()) {
+    holds.set(hold.id, { ...hold, createdAtMs: holds.get(hold.id)?.createdAtMs ?? now })
+  }
+}
+
+/** As `LedgerReads.listDueHolds`: held holds due by `beforeMs`, oldest expiry first, then id. */
+const dueOf = (
+  holds: ReadonlyMap<Ids.TransactionId, StoredHold>,
+  wallets: ReadonlyMap<Ids.WalletId, StoredWallet>,
+  beforeMs: number,
+  limit: number,
+): ReadonlyArray<LedgerContract.DueHold> =>
+  [...holds.values()]
+    .filter((hold) => hold.status === "HELD" && hold.expiresAtMs <= beforeMs)
+    .toSorted((a, b) => a.expiresAtMs - b.expiresAtMs || (a.id < b.id ? -1 : 1))
+    .slice(0, limit)
+    .flatMap((hold) => {
+      const ownerId = wallets.get(hold.sourceWalletId)?.ownerId
+      return ownerId === undefined || ownerId === null
+        ? []
+        : [
+            {
+              holdId: hold.id,
+              sourceWalletId: hold.sourceWalletId,
+              targetWalletId: hold.targetWalletId,
+              ownerId,
+              amount: hold.amount,
+              expiresAtMs: hold.expiresAtMs,
+            },
+          ]
+    })
+
 /** The stores and the apply; the rest of the contract is in `make`. */
 const makeLedger = (serial: Serial, options: Options) => {
   const wallets = systemAccounts()
   const entries: Array<EntryRow & { readonly walletId: Ids.WalletId }> = []
   const applied = new Map<Ids.TransactionId, Ledger.Applied>()
+  const holds = new Map<Ids.TransactionId, StoredHold>()
   const outbox: Array<OutboxMessage & { sent: boolean }> = []
   let nextId = 1n
 
@@ -128,39 +232,33 @@ const makeLedger = (serial: Serial, options: Options) => {
     serial(
       Effect.gen(function* () {
         const previous = applied.get(request.transactionId)
-        if (previous !== undefined && options.plantedBug !== "apply-without-applied-check") {
+        const replay = previous !== undefined && options.plantedBug !== "apply-without-applied-check"
+        if (replay) {
           const recorded = outbox.find((message) => message.messageId === request.transactionId)
           if (recorded !== undefined) outbox.push({ ...recorded, id: nextId++, sent: false })
           return { ...previous, replayed: true }
         }
         // Along a wallet's chain, entry times never go back (see `LedgerApply.applyFresh`).
-        const now = Math.max(Math.trunc(yield* Clock.currentTimeMillis), latestOf(wallets, request))
-        const [decision] = Ledger.decide([request], lockedOf(wallets, request), now).decisions
+        const locked = holdsOf(holds, request)
+        const now = Math.max(Math.trunc(yield* Clock.currentTimeMillis), latestOf(wallets, locked, request))
+        const batch = Ledger.decide([request], lockedOf(wallets, locked, request), now)
+        const [decision] = batch.decisions
         if (decision === undefined) return yield* Effect.die(new Error("a request was not decided"))
-        // Chained as the PostgreSQL ledger chains them, onto each wallet's head.
-        const createdAtMicros = EntryHash.microsOfMillis(now)
-        const links = EntryHash.linksOf([decision], createdAtMicros)
-        const { chained } = EntryHash.chain(new Map(links.flatMap((link) => headOf(wallets, link.walletId))), links)
-        for (const { link, hash } of chained) {
-          const wallet = wallets.get(link.walletId)
-          if (wallet !== undefined) {
-            wallets.set(link.walletId, { ...wallet, balance: link.balanceAfter, updatedAtMs: now, entryHash: hash })
-          }
-          entries.push({
-            id: nextId++,
-            walletId: link.walletId,
-            transactionId: request.transactionId,
-            type: request.type,
-            amount: link.amount,
-            balanceAfter: link.balanceAfter,
-            createdAtMs: Number(createdAtMicros / 1000n),
-            hash: EntryHash.toHex(hash),
-          })
-        }
+        // Reservations and holds first: the postings below rewrite the wallets they move.
+        reserve(wallets, holds, batch, now)
+        for (const entry of post(wallets, decision, now)) entries.push({ id: nextId++, ...entry })
         const result: Ledger.Applied = { outcome: decision.outcome, replayed: false, appliedAtMs: now }
         applied.set(request.transactionId, result)
-        const message = outboxMessageOf(decision.event)
-        outbox.push({ id: nextId++, messageId: request.transactionId, sent: false, headers: traceHeaders, ...message })
+        // An operation on a hold that failed publishes nothing, as in `LedgerApply`.
+        const message = decision.event === undefined ? undefined : outboxMessageOf(decision.event)
+        if (message !== undefined)
+          outbox.push({
+            id: nextId++,
+            messageId: request.transactionId,
+            sent: false,
+            headers: traceHeaders,
+            ...message,
+          })
         return result
       }),
     )
@@ -175,7 +273,9 @@ const makeLedger = (serial: Serial, options: Options) => {
     return recorded
   })
 
-  return { wallets, entries, outbox, apply, applyTraced }
+  const listDueHolds = (beforeMs: number, limit: number) => Effect.sync(() => dueOf(holds, wallets, beforeMs, limit))
+
+  return { wallets, entries, outbox, apply, applyTraced, listDueHolds }
 }
 
 /** Idempotency keys: bindings by `user/key`, each with its expiry. */
@@ -225,7 +325,7 @@ const makeKeys = (serial: Serial) => {
 export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const lock = yield* Semaphore.make(1)
   const serial = lock.withPermits(1)
-  const { wallets, entries, outbox, apply, applyTraced } = makeLedger(serial, options)
+  const { wallets, entries, outbox, apply, applyTraced, listDueHolds } = makeLedger(serial, options)
 
   const createWallet = (id: Ids.WalletId, ownerId: Ids.UserId, currency: Currency.Currency) =>
     serial(
@@ -236,8 +336,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             return yield* new Errors.WalletExists({ currency })
           }
         }
-        const row = { id, ownerId, currency, balance: 0n, createdAtMs: now, updatedAtMs: now }
-        wallets.set(id, { ...row, systemName: null, entryHash: EntryHash.genesis })
+        const row = { id, ownerId, currency, balance: 0n, available: 0n, createdAtMs: now, updatedAtMs: now }
+        wallets.set(id, { ...row, systemName: null, entryHash: EntryHash.genesis, held: 0n })
         return row
       }),
     )
@@ -275,6 +375,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       Effect.forEach(items, (item) => Effect.result(applyTraced(item.request, item.traceHeaders))),
     ...makeKeys(serial),
     relayBatch,
+    listDueHolds,
     totalBalance: Effect.sync(() => [...wallets.values()].reduce((sum, wallet) => sum + wallet.balance, 0n)),
     outboxBacklog: Effect.sync(() => ({ pending: outbox.filter((message) => !message.sent).length, oldestSeconds: 0 })),
   }

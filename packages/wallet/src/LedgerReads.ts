@@ -6,12 +6,23 @@ import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Errors } from "@walletun/domain"
 import type { Currency, Ids } from "@walletun/domain"
-import { decodeEntries, decodeFirst, decodeWallets, unavailable } from "./LedgerRows.ts"
+import { decodeDueHolds, decodeEntries, decodeFirst, decodeWallets, unavailable } from "./LedgerRows.ts"
 import type { EntryQuery } from "./LedgerRows.ts"
 
 const decodeTotal = decodeFirst(Schema.Struct({ total: Schema.BigIntFromString }))({ total: 0n })
 // Before a wallet's first entry, its balance is 0.
 const decodeBalance = decodeFirst(Schema.Struct({ balance_after: Schema.BigInt }))({ balance_after: 0n })
+
+// The expiry schedule: `holds_due` holds only the holds still HELD, in expiry order, so this reads
+// `limit` index entries however many holds were ever decided.
+const dueHolds = (sql: SqlClient.SqlClient) =>
+  Effect.fn("LedgerRepo.listDueHolds")(function* (beforeMs: number, limit: number) {
+    return yield* sql`
+      SELECT holds.id, source_wallet_id, target_wallet_id, wallets.owner_id, amount, expires_at
+      FROM holds JOIN wallets ON wallets.id = holds.source_wallet_id
+      WHERE status = 'HELD' AND expires_at <= ${new Date(beforeMs)}::timestamptz
+      ORDER BY expires_at, holds.id LIMIT ${limit}`.pipe(Effect.mapError(unavailable), Effect.flatMap(decodeDueHolds))
+  })
 
 /** The statements, bound to the `SqlClient` of the wallet database. */
 export const make = Effect.gen(function* () {
@@ -25,7 +36,7 @@ export const make = Effect.gen(function* () {
     const [row] = yield* sql`
       INSERT INTO wallets (id, owner_id, currency) VALUES (${id}, ${ownerId}, ${currency})
       ON CONFLICT (owner_id, currency) DO NOTHING
-      RETURNING id, owner_id, currency, balance, created_at, updated_at`.pipe(
+      RETURNING id, owner_id, currency, balance, held, created_at, updated_at`.pipe(
       Effect.mapError(unavailable),
       Effect.flatMap(decodeWallets),
     )
@@ -36,7 +47,7 @@ export const make = Effect.gen(function* () {
   const getWallets = Effect.fn("LedgerRepo.getWallets")(function* (ids: ReadonlyArray<Ids.WalletId>) {
     if (ids.length === 0) return []
     return yield* sql`
-      SELECT id, owner_id, currency, balance, created_at, updated_at FROM wallets
+      SELECT id, owner_id, currency, balance, held, created_at, updated_at FROM wallets
       WHERE ${sql.in("id", ids)} AND owner_id IS NOT NULL`.pipe(
       Effect.mapError(unavailable),
       Effect.flatMap(decodeWallets),
@@ -45,7 +56,7 @@ export const make = Effect.gen(function* () {
 
   const listWallets = Effect.fn("LedgerRepo.listWallets")(function* (ownerId: Ids.UserId) {
     return yield* sql`
-      SELECT id, owner_id, currency, balance, created_at, updated_at FROM wallets
+      SELECT id, owner_id, currency, balance, held, created_at, updated_at FROM wallets
       WHERE owner_id = ${ownerId} ORDER BY created_at, id`.pipe(
       Effect.mapError(unavailable),
       Effect.flatMap(decodeWallets),
@@ -87,5 +98,5 @@ export const make = Effect.gen(function* () {
     Effect.map((row) => row.total),
   )
 
-  return { createWallet, getWallets, listWallets, listEntries, balanceAt, totalBalance }
+  return { createWallet, getWallets, listWallets, listEntries, balanceAt, totalBalance, listDueHolds: dueHolds(sql) }
 })

@@ -8,7 +8,7 @@
  */
 import { Config, Context, Effect, Layer } from "effect"
 import type { Result } from "effect"
-import type { Currency, Errors, Ids } from "@walletun/domain"
+import type { Currency, Errors, Ids, Ledger as LedgerContract } from "@walletun/domain"
 import type * as Ledger from "./Ledger.ts"
 import * as LedgerApply from "./LedgerApply.ts"
 import * as LedgerKeys from "./LedgerKeys.ts"
@@ -85,6 +85,14 @@ export class LedgerRepo extends Context.Service<
       limit: number,
       publish: (messages: ReadonlyArray<OutboxMessage>) => Effect.Effect<A, E, R>,
     ): Effect.Effect<number, E | LedgerUnavailable, R>
+    /**
+     * The holds still held whose expiry is at or before `beforeMs`, oldest expiry first (then by
+     * id), at most `limit`: the expiry schedule.
+     */
+    listDueHolds(
+      beforeMs: number,
+      limit: number,
+    ): Effect.Effect<ReadonlyArray<LedgerContract.DueHold>, LedgerUnavailable>
     /** The sum of every balance, system accounts included (zero when the ledger is balanced). */
     readonly totalBalance: Effect.Effect<bigint, LedgerUnavailable>
     /** How many outbox rows wait for the relay, and the age in seconds of the oldest. */

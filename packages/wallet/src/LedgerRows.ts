@@ -81,8 +81,8 @@ export const connectionDefects = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const encodeEvent = Schema.encodeSync(Events.TransactionEventJson)
 
-/** The outbox message of an outcome event: its routing key and its JSON body. */
-export const outboxMessageOf = (event: Events.TransactionOutcome) => ({
+/** The outbox message of an event of the ledger: its routing key and its JSON body. */
+export const outboxMessageOf = (event: Events.LedgerEvent) => ({
   routingKey: Events.routingKeys[event._tag],
   payload: encodeEvent(event),
 })
@@ -106,6 +106,7 @@ const WalletRecord = Schema.Struct({
   owner_id: Schema.NullOr(Ids.UserId),
   currency: Currency.Currency,
   balance: Schema.BigInt,
+  held: Schema.BigInt,
   created_at: Schema.Date,
   updated_at: Schema.Date,
 })
@@ -115,20 +116,32 @@ const toWallet = (row: typeof WalletRecord.Type): WalletRow => ({
   ownerId: row.owner_id,
   currency: row.currency,
   balance: row.balance,
+  available: row.balance - row.held,
   createdAtMs: row.created_at.getTime(),
   updatedAtMs: row.updated_at.getTime(),
 })
 
-/** Decodes `id, owner_id, currency, balance, created_at, updated_at` rows. */
+/** Decodes `id, owner_id, currency, balance, held, created_at, updated_at` rows. */
 export const decodeWallets = rowsOf(WalletRecord, toWallet)
 
 const decodeLockedRows = rowsOf(
   Schema.Struct({ ...WalletRecord.fields, system_name: Schema.NullOr(Schema.String), entry_hash: Schema.Uint8Array }),
-  (row) => ({ systemName: row.system_name, wallet: toWallet(row), head: row.entry_hash }),
+  (row) => ({
+    systemName: row.system_name,
+    wallet: {
+      id: row.id,
+      ownerId: row.owner_id,
+      currency: row.currency,
+      balance: row.balance,
+      held: row.held,
+      updatedAtMs: row.updated_at.getTime(),
+    },
+    head: row.entry_hash,
+  }),
 )
 /**
- * Decodes locked wallet rows (with `system_name` and `entry_hash`): user wallets by id, system
- * accounts by name, every locked wallet's head (the hash of its last entry), and the latest
+ * Decodes locked wallet rows (with `held`, `system_name` and `entry_hash`): user wallets by id,
+ * system accounts by name, every locked wallet's head (the hash of its last entry), and the latest
  * `updated_at` among them (the time of their last entries, which the next ones may not precede).
  */
 export const decodeLocked = (rows: unknown) =>
@@ -143,9 +156,61 @@ export const decodeLocked = (rows: unknown) =>
       heads.set(wallet.id, head)
       latestMs = Math.max(latestMs, wallet.updatedAtMs)
     }
-    const state: Ledger.LockedState = { wallets, systems }
-    return { state, heads, latestMs }
+    return { wallets, systems, heads, latestMs }
   })
+
+const HoldStatus = Schema.Literals(["HELD", "COMPLETED", "VOIDED", "EXPIRED"])
+
+/** Decodes locked `holds` rows (`id, source_wallet_id, target_wallet_id, currency, amount, captured_amount, status, expires_at, decided_by`) by id. */
+export const decodeHolds = (rows: unknown) =>
+  Effect.map(
+    decodeHoldRows(rows),
+    (holds): ReadonlyMap<Ids.TransactionId, Ledger.LockedHold> => new Map(holds.map((hold) => [hold.id, hold])),
+  )
+const decodeHoldRows = rowsOf(
+  Schema.Struct({
+    id: Ids.TransactionId,
+    source_wallet_id: Ids.WalletId,
+    target_wallet_id: Ids.WalletId,
+    currency: Currency.Currency,
+    amount: Schema.BigInt,
+    captured_amount: Schema.BigInt,
+    status: HoldStatus,
+    expires_at: Schema.Date,
+    decided_by: Schema.NullOr(Ids.TransactionId),
+  }),
+  (row): Ledger.LockedHold => ({
+    id: row.id,
+    sourceWalletId: row.source_wallet_id,
+    targetWalletId: row.target_wallet_id,
+    currency: row.currency,
+    amount: row.amount,
+    capturedAmount: row.captured_amount,
+    status: row.status,
+    expiresAtMs: row.expires_at.getTime(),
+    decidedBy: row.decided_by,
+  }),
+)
+
+/** Decodes `id, source_wallet_id, target_wallet_id, owner_id, amount, expires_at` rows of due holds. */
+export const decodeDueHolds = rowsOf(
+  Schema.Struct({
+    id: Ids.TransactionId,
+    source_wallet_id: Ids.WalletId,
+    target_wallet_id: Ids.WalletId,
+    owner_id: Ids.UserId,
+    amount: Schema.BigInt,
+    expires_at: Schema.Date,
+  }),
+  (row): LedgerContract.DueHold => ({
+    holdId: row.id,
+    sourceWalletId: row.source_wallet_id,
+    targetWalletId: row.target_wallet_id,
+    ownerId: row.owner_id,
+    amount: row.amount,
+    expiresAtMs: row.expires_at.getTime(),
+  }),
+)
 
 /** Decodes `id, transaction_id, type, amount, balance_after, created_at, hash` ledger entry rows. */
 export const decodeEntries = rowsOf(
@@ -169,14 +234,19 @@ export const decodeEntries = rowsOf(
   }),
 )
 
+const HoldFailureReason = Schema.Literals(["TRANSACTION_NOT_HELD", "AMOUNT_EXCEEDS_HOLD", "HOLD_NOT_DUE"])
+
 const decodeAppliedRows = rowsOf(
   Schema.Struct({
     id: Ids.TransactionId,
     outcome: Schema.String,
-    reason: Schema.NullOr(Transaction.FailureReason),
+    reason: Schema.NullOr(Schema.Union([Transaction.FailureReason, HoldFailureReason])),
     detail: Schema.NullOr(Schema.String),
     balances: Schema.Array(Schema.Struct({ walletId: Ids.WalletId, balance: Schema.BigIntFromString })),
     applied_at: Schema.Date,
+    // A HELD outcome's hold (joined by id): what its replays answer.
+    hold_amount: Schema.NullOr(Schema.BigInt),
+    hold_expires_at: Schema.NullOr(Schema.Date),
   }),
   (row): readonly [string, Ledger.Applied] => [
     row.id,
@@ -184,13 +254,18 @@ const decodeAppliedRows = rowsOf(
       outcome:
         row.outcome === "COMPLETED"
           ? { _tag: "Completed", balances: row.balances }
-          : { _tag: "Failed", reason: row.reason ?? "REJECTED", detail: row.detail ?? "" },
+          : row.outcome === "HELD" && row.hold_amount !== null && row.hold_expires_at !== null
+            ? { _tag: "Held", holdId: row.id, amount: row.hold_amount, expiresAtMs: row.hold_expires_at.getTime() }
+            : { _tag: "Failed", reason: row.reason ?? "REJECTED", detail: row.detail ?? "" },
       replayed: true,
       appliedAtMs: row.applied_at.getTime(),
     },
   ],
 )
-/** Decodes recorded outcomes (`applied_transactions` rows) into the answers of their replays, by id. */
+/**
+ * Decodes recorded outcomes (`applied_transactions` rows, with `hold_amount` and `hold_expires_at`
+ * of the hold placed under the same id, null otherwise) into the answers of their replays, by id.
+ */
 export const decodeReplays = (rows: unknown) =>
   Effect.map(decodeAppliedRows(rows), (replays): ReadonlyMap<string, Ledger.Applied> => new Map(replays))
 

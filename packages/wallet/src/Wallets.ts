@@ -92,6 +92,8 @@ export class Wallets extends Context.Service<
     apply(request: Ledger.ApplyRequest): Effect.Effect<Applied>
     /** Binds an idempotency key once (see `LedgerRepo.claimKey`). */
     claimKey(claim: KeyClaim): Effect.Effect<ClaimAnswer>
+    /** The holds due for expiry by `beforeMs`, oldest first, at most `limit` (see `LedgerRepo.listDueHolds`). */
+    dueHolds(beforeMs: number, limit: number): Effect.Effect<ReadonlyArray<LedgerContract.DueHold>>
   }
 >()("@walletun/wallet/Wallets") {
   static readonly layerNoDeps = Layer.effect(
@@ -152,6 +154,7 @@ export class Wallets extends Context.Service<
         // Safe to repeat: an apply is exactly once per transaction id, and a repeat is a replay.
         apply: (request) => retried(repo.apply(request)),
         claimKey: (claim) => orDie(repo.claimKey(claim)),
+        dueHolds: (beforeMs, limit) => retried(repo.listDueHolds(beforeMs, limit)),
       })
     }),
   )

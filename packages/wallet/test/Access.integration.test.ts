@@ -97,6 +97,7 @@ const requests = (ownerId: string, walletId: string): Record<Method, unknown> =>
   } satisfies Proto.ApplyTransactionsRequest,
   claimIdempotencyKey: claimRequest(ownerId),
   claimIdempotencyKeys: { claims: [claimRequest(ownerId)] } satisfies Proto.ClaimIdempotencyKeysRequest,
+  listDueHolds: { beforeMs: 1_000n, limit: 10 } satisfies Proto.ListDueHoldsRequest,
 })
 
 /** A well-formed claim of a new key. */

@@ -13,6 +13,7 @@ const lockedWallet = (id: string, ownerId: string | null, balance: bigint): Ledg
   ownerId: ownerId as Ids.UserId | null,
   currency: "USD",
   balance,
+  held: 0n,
 })
 
 const TestLayer = Wallets.layerNoDeps.pipe(Layer.provideMerge(LedgerRepo.layerMemory))

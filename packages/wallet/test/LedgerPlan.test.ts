@@ -18,6 +18,7 @@ const wallet = (id: Ids.WalletId, ownerId: Ids.UserId, balance: bigint): Ledger.
   ownerId,
   currency: "USD",
   balance,
+  held: 0n,
 })
 
 /** Alice's wallets 1 and 2, Bob's wallet 3, and the USD system account, locked. */
@@ -29,7 +30,7 @@ const lockedState = (balances: ReadonlyArray<bigint>): Ledger.LockedState => ({
     }),
   ),
   systems: new Map([
-    [Ledger.systemAccountName("USD"), { id: usdSystem, ownerId: null, currency: "USD", balance: -1000n }],
+    [Ledger.systemAccountName("USD"), { id: usdSystem, ownerId: null, currency: "USD", balance: -1000n, held: 0n }],
   ]),
 })
 

@@ -55,6 +55,7 @@ const surfacing = (wallets: Wallets["Service"]) => ({
   balanceAt: (...args: Parameters<typeof wallets.balanceAt>) => surfaced(wallets.balanceAt(...args)),
   apply: (...args: Parameters<typeof wallets.apply>) => surfaced(wallets.apply(...args)),
   claimKey: (...args: Parameters<typeof wallets.claimKey>) => surfaced(wallets.claimKey(...args)),
+  dueHolds: (...args: Parameters<typeof wallets.dueHolds>) => surfaced(wallets.dueHolds(...args)),
 })
 
 const { currencyField: currency, userIdField: userId, walletIdField: walletId } = WalletContract
@@ -64,8 +65,8 @@ export const maxBatch = 500
 
 /**
  * Who may call what, by the caller's certificate: the gateway opens and reads wallets for the
- * user its JWT names; the transaction service looks wallets up, claims idempotency keys and
- * applies transactions. Nobody else may call anything, and nobody but the transaction service may
+ * user its JWT names; the transaction service looks wallets up, claims idempotency keys, applies
+ * transactions and reads the holds due for expiry. Nobody else may call anything, and nobody but the transaction service may
  * move money, so the acting user of an apply always comes from it.
  */
 export const access = {
@@ -79,6 +80,7 @@ export const access = {
   applyTransactions: ["transaction"],
   claimIdempotencyKey: ["transaction"],
   claimIdempotencyKeys: ["transaction"],
+  listDueHolds: ["transaction"],
 } as const satisfies Grpc.Access<keyof typeof WalletServiceService>
 
 /** The result of one item of a batch call that failed: the status it would have failed with. */
@@ -201,6 +203,13 @@ const claimIdempotencyKeys = (wallets: Surfaced) => {
   return (request: Proto.ClaimIdempotencyKeysRequest) => eachOf("claims", request.claims, one)
 }
 
+const listDueHolds = (wallets: Surfaced) => (request: Proto.ListDueHoldsRequest) =>
+  Effect.gen(function* () {
+    const query = yield* WalletContract.decodeDueHolds(request)
+    const holds = yield* wallets.dueHolds(query.beforeMs, query.limit)
+    return { holds: holds.map(WalletContract.encodeDueHold) }
+  })
+
 /** The WalletService implementation, bound to the `Wallets` of the current context. */
 export const binding = Effect.gen(function* () {
   const wallets = surfacing(yield* Wallets)
@@ -216,6 +225,7 @@ export const binding = Effect.gen(function* () {
     applyTransactions: yield* Grpc.unary(svc.applyTransactions, applyTransactions(wallets), toFailure),
     claimIdempotencyKey: yield* Grpc.unary(svc.claimIdempotencyKey, claim(wallets), toFailure),
     claimIdempotencyKeys: yield* Grpc.unary(svc.claimIdempotencyKeys, claimIdempotencyKeys(wallets), toFailure),
+    listDueHolds: yield* Grpc.unary(svc.listDueHolds, listDueHolds(wallets), toFailure),
   }
   return Grpc.service(svc, implementation, access)
 })

@@ -49,6 +49,8 @@ export const TransactionType = {
   WITHDRAWAL: 2,
   /** TRANSFER - Money moving between two wallets of the same currency. */
   TRANSFER: 3,
+  /** HOLD - A captured hold: its entries are written under the hold's transaction id when it is captured. */
+  HOLD: 4,
   UNRECOGNIZED: -1,
 } as const;
 
@@ -59,6 +61,7 @@ export namespace TransactionType {
   export type DEPOSIT = typeof TransactionType.DEPOSIT;
   export type WITHDRAWAL = typeof TransactionType.WITHDRAWAL;
   export type TRANSFER = typeof TransactionType.TRANSFER;
+  export type HOLD = typeof TransactionType.HOLD;
   export type UNRECOGNIZED = typeof TransactionType.UNRECOGNIZED;
 }
 
@@ -76,6 +79,9 @@ export function transactionTypeFromJSON(object: any): TransactionType {
     case 3:
     case "TRANSACTION_TYPE_TRANSFER":
       return TransactionType.TRANSFER;
+    case 4:
+    case "TRANSACTION_TYPE_HOLD":
+      return TransactionType.HOLD;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -93,6 +99,8 @@ export function transactionTypeToJSON(object: TransactionType): string {
       return "TRANSACTION_TYPE_WITHDRAWAL";
     case TransactionType.TRANSFER:
       return "TRANSACTION_TYPE_TRANSFER";
+    case TransactionType.HOLD:
+      return "TRANSACTION_TYPE_HOLD";
     case TransactionType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -116,6 +124,15 @@ export const FailureReason = {
   LIMIT_EXCEEDED: 4,
   /** REJECTED - Refused for any other rule (for example a transfer to the same wallet). */
   REJECTED: 5,
+  /**
+   * TRANSACTION_NOT_HELD - A capture, void or expire of a hold that is not HELD: never placed (or not yet), or already
+   * decided by another operation (whose id the detail names). Nothing moved.
+   */
+  TRANSACTION_NOT_HELD: 6,
+  /** AMOUNT_EXCEEDS_HOLD - A capture of more than the hold reserves. Nothing moved; the hold is still HELD. */
+  AMOUNT_EXCEEDS_HOLD: 7,
+  /** HOLD_NOT_DUE - An expire of a hold whose expires_at_ms has not passed. Nothing moved; the hold is still HELD. */
+  HOLD_NOT_DUE: 8,
   UNRECOGNIZED: -1,
 } as const;
 
@@ -128,6 +145,9 @@ export namespace FailureReason {
   export type CURRENCY_MISMATCH = typeof FailureReason.CURRENCY_MISMATCH;
   export type LIMIT_EXCEEDED = typeof FailureReason.LIMIT_EXCEEDED;
   export type REJECTED = typeof FailureReason.REJECTED;
+  export type TRANSACTION_NOT_HELD = typeof FailureReason.TRANSACTION_NOT_HELD;
+  export type AMOUNT_EXCEEDS_HOLD = typeof FailureReason.AMOUNT_EXCEEDS_HOLD;
+  export type HOLD_NOT_DUE = typeof FailureReason.HOLD_NOT_DUE;
   export type UNRECOGNIZED = typeof FailureReason.UNRECOGNIZED;
 }
 
@@ -151,6 +171,15 @@ export function failureReasonFromJSON(object: any): FailureReason {
     case 5:
     case "FAILURE_REASON_REJECTED":
       return FailureReason.REJECTED;
+    case 6:
+    case "FAILURE_REASON_TRANSACTION_NOT_HELD":
+      return FailureReason.TRANSACTION_NOT_HELD;
+    case 7:
+    case "FAILURE_REASON_AMOUNT_EXCEEDS_HOLD":
+      return FailureReason.AMOUNT_EXCEEDS_HOLD;
+    case 8:
+    case "FAILURE_REASON_HOLD_NOT_DUE":
+      return FailureReason.HOLD_NOT_DUE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -172,6 +201,12 @@ export function failureReasonToJSON(object: FailureReason): string {
       return "FAILURE_REASON_LIMIT_EXCEEDED";
     case FailureReason.REJECTED:
       return "FAILURE_REASON_REJECTED";
+    case FailureReason.TRANSACTION_NOT_HELD:
+      return "FAILURE_REASON_TRANSACTION_NOT_HELD";
+    case FailureReason.AMOUNT_EXCEEDS_HOLD:
+      return "FAILURE_REASON_AMOUNT_EXCEEDS_HOLD";
+    case FailureReason.HOLD_NOT_DUE:
+      return "FAILURE_REASON_HOLD_NOT_DUE";
     case FailureReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -192,6 +227,12 @@ export interface Wallet {
   createdAtMs: bigint;
   /** When the balance last changed, or the creation time if it never did (epoch milliseconds). */
   updatedAtMs: bigint;
+  /**
+   * What the wallet may still spend: the balance minus what its active holds reserve, in minor
+   * units; never negative for a user wallet. Transfers, withdrawals and new holds are checked
+   * against it.
+   */
+  available: bigint;
 }
 
 /** One ledger entry: a signed change to one wallet's balance, made by one transaction. */
@@ -349,6 +390,55 @@ export interface Transfer {
   currency: string;
 }
 
+/**
+ * Money reserved in one wallet for another of the same currency, decided later (captured, voided
+ * or expired) by an operation of its own. The source's balance does not move; its available
+ * amount drops by the amount.
+ */
+export interface Hold {
+  /** The wallet whose money is reserved; the acting user must own it. */
+  sourceWalletId: string;
+  /** The wallet a capture pays; different from the source. */
+  targetWalletId: string;
+  /** Amount reserved in minor units, 1 to 10^15; at most the source's available amount. */
+  amount: bigint;
+  /** ISO 4217 code; must be the currency of both wallets. */
+  currency: string;
+  /** When the hold becomes due for expiry (epoch milliseconds, within the years 1970 to 9999). */
+  expiresAtMs: bigint;
+}
+
+/**
+ * Captures a hold: moves the amount from the hold's source to its target under the hold's
+ * transaction id (entries of type HOLD) and releases the whole reservation. The acting user must
+ * own the hold's target wallet.
+ */
+export interface Capture {
+  /** The hold's transaction id. */
+  holdId: string;
+  /** Amount to move in minor units, 1 to the held amount; 0 for all of it. */
+  amount: bigint;
+}
+
+/**
+ * Voids a hold: releases its reservation, moves nothing. The acting user must own the hold's
+ * source or target wallet.
+ */
+export interface Void {
+  /** The hold's transaction id. */
+  holdId: string;
+}
+
+/**
+ * Expires a hold that is due (its expires_at_ms has passed): releases its reservation, moves
+ * nothing. Sent by the system (the transaction service's expiry poller): acting_user_id is not
+ * checked for it.
+ */
+export interface Expire {
+  /** The hold's transaction id. */
+  holdId: string;
+}
+
 /** Request of ApplyTransaction. */
 export interface ApplyTransactionRequest {
   /**
@@ -367,11 +457,24 @@ export interface ApplyTransactionRequest {
     | //
     /** A transfer between two wallets. */
     { $case: "transfer"; value: Transfer }
+    | //
+    /** A hold placed under transaction_id (the hold's id from then on). */
+    { $case: "hold"; value: Hold }
+    | //
+    /** A capture of a hold, applied once under its own transaction_id. */
+    { $case: "capture"; value: Capture }
+    | //
+    /** A void of a hold, applied once under its own transaction_id. */
+    { $case: "void"; value: Void }
+    | //
+    /** An expiry of a hold, applied once under its own transaction_id. */
+    { $case: "expire"; value: Expire }
     | undefined;
   /**
    * The user on whose behalf the transaction runs: the deposit or withdrawal wallet, or a
-   * transfer's source, must be theirs (FAILED with WALLET_NOT_FOUND otherwise); a transfer's
-   * target may be anyone's.
+   * transfer's or hold's source, must be theirs (FAILED with WALLET_NOT_FOUND otherwise); a
+   * transfer's target may be anyone's. For a capture, the hold's target must be theirs; for a void,
+   * its source or target; an expire does not check it (any well-formed user id).
    */
   actingUserId: string;
   /**
@@ -402,6 +505,16 @@ export interface Completed {
   balances: WalletBalance[];
 }
 
+/** A hold was placed: the amount is reserved in its source until expires_at_ms. */
+export interface Held {
+  /** The hold's id (the transaction_id it was placed under). */
+  holdId: string;
+  /** Amount reserved in minor units. */
+  amount: bigint;
+  /** When the hold becomes due for expiry (epoch milliseconds). */
+  expiresAtMs: bigint;
+}
+
 /** The transaction was not applied: no money moved, and none ever will for this transaction id. */
 export interface Failed {
   /** Why. */
@@ -420,6 +533,12 @@ export interface ApplyTransactionResponse {
     | //
     /** FAILED, with the reason. */
     { $case: "failed"; value: Failed }
+    | //
+    /**
+     * HELD: a hold placed. A capture, void or expire that decided its hold answers completed (a
+     * capture with the source's and target's balances, a void or expire with the source's).
+     */
+    { $case: "held"; value: Held }
     | undefined;
   /**
    * True when this transaction id had already been applied and this is the recorded outcome of
@@ -540,8 +659,38 @@ export interface BatchedClaimResult {
     | undefined;
 }
 
+/** Request of ListDueHolds. */
+export interface ListDueHoldsRequest {
+  /** Holds due at or before this time (epoch milliseconds) are listed. */
+  beforeMs: bigint;
+  /** How many holds to list at most: 1 to 1000. */
+  limit: number;
+}
+
+/** A hold still HELD whose expiry has come. */
+export interface DueHold {
+  /** The hold's id (its transaction id). */
+  holdId: string;
+  /** The wallet whose money it reserves. */
+  sourceWalletId: string;
+  /** The wallet a capture would pay. */
+  targetWalletId: string;
+  /** The owner of the source wallet, who placed the hold. */
+  ownerId: string;
+  /** Amount reserved in minor units. */
+  amount: bigint;
+  /** When it became due (epoch milliseconds). */
+  expiresAtMs: bigint;
+}
+
+/** Answer of ListDueHolds. */
+export interface ListDueHoldsResponse {
+  /** The due holds, oldest expiry first. */
+  holds: DueHold[];
+}
+
 function createBaseWallet(): Wallet {
-  return { id: "", ownerId: "", currency: "", balance: 0n, createdAtMs: 0n, updatedAtMs: 0n };
+  return { id: "", ownerId: "", currency: "", balance: 0n, createdAtMs: 0n, updatedAtMs: 0n, available: 0n };
 }
 
 export const Wallet: MessageFns<Wallet> = {
@@ -572,6 +721,12 @@ export const Wallet: MessageFns<Wallet> = {
         throw new globalThis.Error("value provided for field message.updatedAtMs of type int64 too large");
       }
       writer.uint32(48).int64(message.updatedAtMs);
+    }
+    if (message.available !== 0n) {
+      if (BigInt.asIntN(64, message.available) !== message.available) {
+        throw new globalThis.Error("value provided for field message.available of type int64 too large");
+      }
+      writer.uint32(56).int64(message.available);
     }
     return writer;
   },
@@ -637,6 +792,14 @@ export const Wallet: MessageFns<Wallet> = {
             message.updatedAtMs = reader.int64() as bigint;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.available = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -669,6 +832,7 @@ export const Wallet: MessageFns<Wallet> = {
         : isSet(object.updated_at_ms)
         ? BigInt(object.updated_at_ms)
         : 0n,
+      available: isSet(object.available) ? BigInt(object.available) : 0n,
     };
   },
 
@@ -692,6 +856,9 @@ export const Wallet: MessageFns<Wallet> = {
     if (message.updatedAtMs !== 0n) {
       obj.updatedAtMs = message.updatedAtMs.toString();
     }
+    if (message.available !== 0n) {
+      obj.available = message.available.toString();
+    }
     return obj;
   },
 
@@ -710,6 +877,7 @@ export const Wallet: MessageFns<Wallet> = {
     message.updatedAtMs = (object.updatedAtMs !== undefined && object.updatedAtMs !== null)
       ? BigInt(object.updatedAtMs)
       : 0n;
+    message.available = (object.available !== undefined && object.available !== null) ? BigInt(object.available) : 0n;
     return message;
   },
 };
@@ -2335,6 +2503,397 @@ export const Transfer: MessageFns<Transfer> = {
   },
 };
 
+function createBaseHold(): Hold {
+  return { sourceWalletId: "", targetWalletId: "", amount: 0n, currency: "", expiresAtMs: 0n };
+}
+
+export const Hold: MessageFns<Hold> = {
+  encode(message: Hold, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sourceWalletId !== "") {
+      writer.uint32(10).string(message.sourceWalletId);
+    }
+    if (message.targetWalletId !== "") {
+      writer.uint32(18).string(message.targetWalletId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.amount);
+    }
+    if (message.currency !== "") {
+      writer.uint32(34).string(message.currency);
+    }
+    if (message.expiresAtMs !== 0n) {
+      if (BigInt.asIntN(64, message.expiresAtMs) !== message.expiresAtMs) {
+        throw new globalThis.Error("value provided for field message.expiresAtMs of type int64 too large");
+      }
+      writer.uint32(40).int64(message.expiresAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Hold {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHold();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sourceWalletId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.targetWalletId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.expiresAtMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Hold {
+    return {
+      sourceWalletId: isSet(object.sourceWalletId)
+        ? globalThis.String(object.sourceWalletId)
+        : isSet(object.source_wallet_id)
+        ? globalThis.String(object.source_wallet_id)
+        : "",
+      targetWalletId: isSet(object.targetWalletId)
+        ? globalThis.String(object.targetWalletId)
+        : isSet(object.target_wallet_id)
+        ? globalThis.String(object.target_wallet_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? BigInt(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? BigInt(object.expires_at_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: Hold): unknown {
+    const obj: any = {};
+    if (message.sourceWalletId !== "") {
+      obj.sourceWalletId = message.sourceWalletId;
+    }
+    if (message.targetWalletId !== "") {
+      obj.targetWalletId = message.targetWalletId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.expiresAtMs !== 0n) {
+      obj.expiresAtMs = message.expiresAtMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Hold>, I>>(base?: I): Hold {
+    return Hold.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Hold>, I>>(object: I): Hold {
+    const message = createBaseHold();
+    message.sourceWalletId = object.sourceWalletId ?? "";
+    message.targetWalletId = object.targetWalletId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.currency = object.currency ?? "";
+    message.expiresAtMs = (object.expiresAtMs !== undefined && object.expiresAtMs !== null)
+      ? BigInt(object.expiresAtMs)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseCapture(): Capture {
+  return { holdId: "", amount: 0n };
+}
+
+export const Capture: MessageFns<Capture> = {
+  encode(message: Capture, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.holdId !== "") {
+      writer.uint32(10).string(message.holdId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(16).int64(message.amount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Capture {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCapture();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.holdId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Capture {
+    return {
+      holdId: isSet(object.holdId)
+        ? globalThis.String(object.holdId)
+        : isSet(object.hold_id)
+        ? globalThis.String(object.hold_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+    };
+  },
+
+  toJSON(message: Capture): unknown {
+    const obj: any = {};
+    if (message.holdId !== "") {
+      obj.holdId = message.holdId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Capture>, I>>(base?: I): Capture {
+    return Capture.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Capture>, I>>(object: I): Capture {
+    const message = createBaseCapture();
+    message.holdId = object.holdId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    return message;
+  },
+};
+
+function createBaseVoid(): Void {
+  return { holdId: "" };
+}
+
+export const Void: MessageFns<Void> = {
+  encode(message: Void, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.holdId !== "") {
+      writer.uint32(10).string(message.holdId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Void {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoid();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.holdId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Void {
+    return {
+      holdId: isSet(object.holdId)
+        ? globalThis.String(object.holdId)
+        : isSet(object.hold_id)
+        ? globalThis.String(object.hold_id)
+        : "",
+    };
+  },
+
+  toJSON(message: Void): unknown {
+    const obj: any = {};
+    if (message.holdId !== "") {
+      obj.holdId = message.holdId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Void>, I>>(base?: I): Void {
+    return Void.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Void>, I>>(object: I): Void {
+    const message = createBaseVoid();
+    message.holdId = object.holdId ?? "";
+    return message;
+  },
+};
+
+function createBaseExpire(): Expire {
+  return { holdId: "" };
+}
+
+export const Expire: MessageFns<Expire> = {
+  encode(message: Expire, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.holdId !== "") {
+      writer.uint32(10).string(message.holdId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Expire {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExpire();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.holdId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Expire {
+    return {
+      holdId: isSet(object.holdId)
+        ? globalThis.String(object.holdId)
+        : isSet(object.hold_id)
+        ? globalThis.String(object.hold_id)
+        : "",
+    };
+  },
+
+  toJSON(message: Expire): unknown {
+    const obj: any = {};
+    if (message.holdId !== "") {
+      obj.holdId = message.holdId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Expire>, I>>(base?: I): Expire {
+    return Expire.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Expire>, I>>(object: I): Expire {
+    const message = createBaseExpire();
+    message.holdId = object.holdId ?? "";
+    return message;
+  },
+};
+
 function createBaseApplyTransactionRequest(): ApplyTransactionRequest {
   return { transactionId: "", kind: undefined, actingUserId: "", refusal: "" };
 }
@@ -2353,6 +2912,18 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
         break;
       case "transfer":
         Transfer.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
+      case "hold":
+        Hold.encode(message.kind.value, writer.uint32(58).fork()).join();
+        break;
+      case "capture":
+        Capture.encode(message.kind.value, writer.uint32(66).fork()).join();
+        break;
+      case "void":
+        Void.encode(message.kind.value, writer.uint32(74).fork()).join();
+        break;
+      case "expire":
+        Expire.encode(message.kind.value, writer.uint32(82).fork()).join();
         break;
     }
     if (message.actingUserId !== "") {
@@ -2409,6 +2980,38 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
             message.kind = { $case: "transfer", value: Transfer.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "hold", value: Hold.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.kind = { $case: "capture", value: Capture.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "void", value: Void.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.kind = { $case: "expire", value: Expire.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 5: {
             if (tag !== 42) {
               break;
@@ -2450,6 +3053,14 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
         ? { $case: "withdrawal", value: Withdrawal.fromJSON(object.withdrawal) }
         : isSet(object.transfer)
         ? { $case: "transfer", value: Transfer.fromJSON(object.transfer) }
+        : isSet(object.hold)
+        ? { $case: "hold", value: Hold.fromJSON(object.hold) }
+        : isSet(object.capture)
+        ? { $case: "capture", value: Capture.fromJSON(object.capture) }
+        : isSet(object.void)
+        ? { $case: "void", value: Void.fromJSON(object.void) }
+        : isSet(object.expire)
+        ? { $case: "expire", value: Expire.fromJSON(object.expire) }
         : undefined,
       actingUserId: isSet(object.actingUserId)
         ? globalThis.String(object.actingUserId)
@@ -2471,6 +3082,14 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
       obj.withdrawal = Withdrawal.toJSON(message.kind.value);
     } else if (message.kind?.$case === "transfer") {
       obj.transfer = Transfer.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "hold") {
+      obj.hold = Hold.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "capture") {
+      obj.capture = Capture.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "void") {
+      obj.void = Void.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "expire") {
+      obj.expire = Expire.toJSON(message.kind.value);
     }
     if (message.actingUserId !== "") {
       obj.actingUserId = message.actingUserId;
@@ -2503,6 +3122,30 @@ export const ApplyTransactionRequest: MessageFns<ApplyTransactionRequest> = {
       case "transfer": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "transfer", value: Transfer.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "hold": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "hold", value: Hold.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "capture": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "capture", value: Capture.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "void": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "void", value: Void.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "expire": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "expire", value: Expire.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -2676,6 +3319,123 @@ export const Completed: MessageFns<Completed> = {
   },
 };
 
+function createBaseHeld(): Held {
+  return { holdId: "", amount: 0n, expiresAtMs: 0n };
+}
+
+export const Held: MessageFns<Held> = {
+  encode(message: Held, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.holdId !== "") {
+      writer.uint32(10).string(message.holdId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(16).int64(message.amount);
+    }
+    if (message.expiresAtMs !== 0n) {
+      if (BigInt.asIntN(64, message.expiresAtMs) !== message.expiresAtMs) {
+        throw new globalThis.Error("value provided for field message.expiresAtMs of type int64 too large");
+      }
+      writer.uint32(24).int64(message.expiresAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Held {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeld();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.holdId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expiresAtMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Held {
+    return {
+      holdId: isSet(object.holdId)
+        ? globalThis.String(object.holdId)
+        : isSet(object.hold_id)
+        ? globalThis.String(object.hold_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? BigInt(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? BigInt(object.expires_at_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: Held): unknown {
+    const obj: any = {};
+    if (message.holdId !== "") {
+      obj.holdId = message.holdId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.expiresAtMs !== 0n) {
+      obj.expiresAtMs = message.expiresAtMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Held>, I>>(base?: I): Held {
+    return Held.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Held>, I>>(object: I): Held {
+    const message = createBaseHeld();
+    message.holdId = object.holdId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.expiresAtMs = (object.expiresAtMs !== undefined && object.expiresAtMs !== null)
+      ? BigInt(object.expiresAtMs)
+      : 0n;
+    return message;
+  },
+};
+
 function createBaseFailed(): Failed {
   return { reason: 0, detail: "" };
 }
@@ -2774,6 +3534,9 @@ export const ApplyTransactionResponse: MessageFns<ApplyTransactionResponse> = {
       case "failed":
         Failed.encode(message.outcome.value, writer.uint32(18).fork()).join();
         break;
+      case "held":
+        Held.encode(message.outcome.value, writer.uint32(42).fork()).join();
+        break;
     }
     if (message.replayed !== false) {
       writer.uint32(24).bool(message.replayed);
@@ -2816,6 +3579,14 @@ export const ApplyTransactionResponse: MessageFns<ApplyTransactionResponse> = {
             message.outcome = { $case: "failed", value: Failed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.outcome = { $case: "held", value: Held.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 3: {
             if (tag !== 24) {
               break;
@@ -2850,6 +3621,8 @@ export const ApplyTransactionResponse: MessageFns<ApplyTransactionResponse> = {
         ? { $case: "completed", value: Completed.fromJSON(object.completed) }
         : isSet(object.failed)
         ? { $case: "failed", value: Failed.fromJSON(object.failed) }
+        : isSet(object.held)
+        ? { $case: "held", value: Held.fromJSON(object.held) }
         : undefined,
       replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
       appliedAtMs: isSet(object.appliedAtMs)
@@ -2866,6 +3639,8 @@ export const ApplyTransactionResponse: MessageFns<ApplyTransactionResponse> = {
       obj.completed = Completed.toJSON(message.outcome.value);
     } else if (message.outcome?.$case === "failed") {
       obj.failed = Failed.toJSON(message.outcome.value);
+    } else if (message.outcome?.$case === "held") {
+      obj.held = Held.toJSON(message.outcome.value);
     }
     if (message.replayed !== false) {
       obj.replayed = message.replayed;
@@ -2891,6 +3666,12 @@ export const ApplyTransactionResponse: MessageFns<ApplyTransactionResponse> = {
       case "failed": {
         if (object.outcome?.value !== undefined && object.outcome?.value !== null) {
           message.outcome = { $case: "failed", value: Failed.fromPartial(object.outcome.value) };
+        }
+        break;
+      }
+      case "held": {
+        if (object.outcome?.value !== undefined && object.outcome?.value !== null) {
+          message.outcome = { $case: "held", value: Held.fromPartial(object.outcome.value) };
         }
         break;
       }
@@ -3998,6 +4779,342 @@ export const BatchedClaimResult: MessageFns<BatchedClaimResult> = {
   },
 };
 
+function createBaseListDueHoldsRequest(): ListDueHoldsRequest {
+  return { beforeMs: 0n, limit: 0 };
+}
+
+export const ListDueHoldsRequest: MessageFns<ListDueHoldsRequest> = {
+  encode(message: ListDueHoldsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.beforeMs !== 0n) {
+      if (BigInt.asIntN(64, message.beforeMs) !== message.beforeMs) {
+        throw new globalThis.Error("value provided for field message.beforeMs of type int64 too large");
+      }
+      writer.uint32(8).int64(message.beforeMs);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).int32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDueHoldsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDueHoldsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.beforeMs = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDueHoldsRequest {
+    return {
+      beforeMs: isSet(object.beforeMs)
+        ? BigInt(object.beforeMs)
+        : isSet(object.before_ms)
+        ? BigInt(object.before_ms)
+        : 0n,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: ListDueHoldsRequest): unknown {
+    const obj: any = {};
+    if (message.beforeMs !== 0n) {
+      obj.beforeMs = message.beforeMs.toString();
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDueHoldsRequest>, I>>(base?: I): ListDueHoldsRequest {
+    return ListDueHoldsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDueHoldsRequest>, I>>(object: I): ListDueHoldsRequest {
+    const message = createBaseListDueHoldsRequest();
+    message.beforeMs = (object.beforeMs !== undefined && object.beforeMs !== null) ? BigInt(object.beforeMs) : 0n;
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseDueHold(): DueHold {
+  return { holdId: "", sourceWalletId: "", targetWalletId: "", ownerId: "", amount: 0n, expiresAtMs: 0n };
+}
+
+export const DueHold: MessageFns<DueHold> = {
+  encode(message: DueHold, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.holdId !== "") {
+      writer.uint32(10).string(message.holdId);
+    }
+    if (message.sourceWalletId !== "") {
+      writer.uint32(18).string(message.sourceWalletId);
+    }
+    if (message.targetWalletId !== "") {
+      writer.uint32(26).string(message.targetWalletId);
+    }
+    if (message.ownerId !== "") {
+      writer.uint32(34).string(message.ownerId);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(40).int64(message.amount);
+    }
+    if (message.expiresAtMs !== 0n) {
+      if (BigInt.asIntN(64, message.expiresAtMs) !== message.expiresAtMs) {
+        throw new globalThis.Error("value provided for field message.expiresAtMs of type int64 too large");
+      }
+      writer.uint32(48).int64(message.expiresAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DueHold {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDueHold();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.holdId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sourceWalletId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.targetWalletId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.ownerId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.expiresAtMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DueHold {
+    return {
+      holdId: isSet(object.holdId)
+        ? globalThis.String(object.holdId)
+        : isSet(object.hold_id)
+        ? globalThis.String(object.hold_id)
+        : "",
+      sourceWalletId: isSet(object.sourceWalletId)
+        ? globalThis.String(object.sourceWalletId)
+        : isSet(object.source_wallet_id)
+        ? globalThis.String(object.source_wallet_id)
+        : "",
+      targetWalletId: isSet(object.targetWalletId)
+        ? globalThis.String(object.targetWalletId)
+        : isSet(object.target_wallet_id)
+        ? globalThis.String(object.target_wallet_id)
+        : "",
+      ownerId: isSet(object.ownerId)
+        ? globalThis.String(object.ownerId)
+        : isSet(object.owner_id)
+        ? globalThis.String(object.owner_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? BigInt(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? BigInt(object.expires_at_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: DueHold): unknown {
+    const obj: any = {};
+    if (message.holdId !== "") {
+      obj.holdId = message.holdId;
+    }
+    if (message.sourceWalletId !== "") {
+      obj.sourceWalletId = message.sourceWalletId;
+    }
+    if (message.targetWalletId !== "") {
+      obj.targetWalletId = message.targetWalletId;
+    }
+    if (message.ownerId !== "") {
+      obj.ownerId = message.ownerId;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.expiresAtMs !== 0n) {
+      obj.expiresAtMs = message.expiresAtMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DueHold>, I>>(base?: I): DueHold {
+    return DueHold.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DueHold>, I>>(object: I): DueHold {
+    const message = createBaseDueHold();
+    message.holdId = object.holdId ?? "";
+    message.sourceWalletId = object.sourceWalletId ?? "";
+    message.targetWalletId = object.targetWalletId ?? "";
+    message.ownerId = object.ownerId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.expiresAtMs = (object.expiresAtMs !== undefined && object.expiresAtMs !== null)
+      ? BigInt(object.expiresAtMs)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseListDueHoldsResponse(): ListDueHoldsResponse {
+  return { holds: [] };
+}
+
+export const ListDueHoldsResponse: MessageFns<ListDueHoldsResponse> = {
+  encode(message: ListDueHoldsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.holds) {
+      DueHold.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDueHoldsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDueHoldsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.holds.push(DueHold.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDueHoldsResponse {
+    return { holds: globalThis.Array.isArray(object?.holds) ? object.holds.map((e: any) => DueHold.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListDueHoldsResponse): unknown {
+    const obj: any = {};
+    if (message.holds?.length) {
+      obj.holds = message.holds.map((e) => DueHold.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDueHoldsResponse>, I>>(base?: I): ListDueHoldsResponse {
+    return ListDueHoldsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDueHoldsResponse>, I>>(object: I): ListDueHoldsResponse {
+    const message = createBaseListDueHoldsResponse();
+    message.holds = object.holds?.map((e) => DueHold.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /** Wallets and the ledger. Served by the wallet service on port 50051. */
 export type WalletServiceService = typeof WalletServiceService;
 export const WalletServiceService = {
@@ -4155,6 +5272,23 @@ export const WalletServiceService = {
       Buffer.from(ClaimIdempotencyKeysResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClaimIdempotencyKeysResponse => ClaimIdempotencyKeysResponse.decode(value),
   },
+  /**
+   * The holds still HELD whose expires_at_ms is at or before before_ms, oldest expiry first (then
+   * by id), at most limit: the durable expiry schedule, which the transaction service polls to send
+   * an Expire for each. A hold decided meanwhile is simply not listed on the next call; an Expire
+   * that loses to a capture or void fails TRANSACTION_NOT_HELD and moves nothing. INVALID_ARGUMENT
+   * for a limit outside 1 to 1000 or a time outside the years 0000 to 9999.
+   */
+  listDueHolds: {
+    path: "/walletun.wallet.v1.WalletService/ListDueHolds" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListDueHoldsRequest): Buffer => Buffer.from(ListDueHoldsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListDueHoldsRequest => ListDueHoldsRequest.decode(value),
+    responseSerialize: (value: ListDueHoldsResponse): Buffer =>
+      Buffer.from(ListDueHoldsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListDueHoldsResponse => ListDueHoldsResponse.decode(value),
+  },
 } as const;
 
 export interface WalletServiceServer extends UntypedServiceImplementation {
@@ -4223,6 +5357,14 @@ export interface WalletServiceServer extends UntypedServiceImplementation {
    * served at all.
    */
   claimIdempotencyKeys: handleUnaryCall<ClaimIdempotencyKeysRequest, ClaimIdempotencyKeysResponse>;
+  /**
+   * The holds still HELD whose expires_at_ms is at or before before_ms, oldest expiry first (then
+   * by id), at most limit: the durable expiry schedule, which the transaction service polls to send
+   * an Expire for each. A hold decided meanwhile is simply not listed on the next call; an Expire
+   * that loses to a capture or void fails TRANSACTION_NOT_HELD and moves nothing. INVALID_ARGUMENT
+   * for a limit outside 1 to 1000 or a time outside the years 0000 to 9999.
+   */
+  listDueHolds: handleUnaryCall<ListDueHoldsRequest, ListDueHoldsResponse>;
 }
 
 export interface WalletServiceClient extends Client {
@@ -4430,6 +5572,28 @@ export interface WalletServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ClaimIdempotencyKeysResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The holds still HELD whose expires_at_ms is at or before before_ms, oldest expiry first (then
+   * by id), at most limit: the durable expiry schedule, which the transaction service polls to send
+   * an Expire for each. A hold decided meanwhile is simply not listed on the next call; an Expire
+   * that loses to a capture or void fails TRANSACTION_NOT_HELD and moves nothing. INVALID_ARGUMENT
+   * for a limit outside 1 to 1000 or a time outside the years 0000 to 9999.
+   */
+  listDueHolds(
+    request: ListDueHoldsRequest,
+    callback: (error: ServiceError | null, response: ListDueHoldsResponse) => void,
+  ): ClientUnaryCall;
+  listDueHolds(
+    request: ListDueHoldsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDueHoldsResponse) => void,
+  ): ClientUnaryCall;
+  listDueHolds(
+    request: ListDueHoldsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDueHoldsResponse) => void,
   ): ClientUnaryCall;
 }
 
