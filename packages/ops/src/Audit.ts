@@ -11,15 +11,23 @@
  * The checks (each is a `Check` of the report; `ok` is false on any violation):
  * - `ledger-effects`: per transaction id, ledger entries are 0 or exactly 2, summing to zero; 2 iff
  *   applied_transactions says COMPLETED (so no transaction moved money twice, and none moved money
- *   without a recorded outcome, and a FAILED one moved nothing).
+ *   without a recorded outcome, and a FAILED one moved nothing). A hold is recorded HELD and has its
+ *   2 entries iff it was captured; the operation that decided a hold has none of its own.
  * - `conservation`: per currency, the balances of all accounts (system accounts included) sum to
  *   zero, and so do the ledger entries.
  * - `balances`: every wallet's balance equals the sum of its entries.
- * - `non-negative`: no user wallet has a negative balance.
+ * - `non-negative`: no user wallet has a negative balance, or a negative available amount
+ *   (`balance - held`: what its active holds leave it).
+ * - `holds`: each wallet's `held` is the sum of its HELD holds; a captured hold moved exactly its captured amount (1 to the
+ *   held amount) from its source to its target under its own id, an uncaptured one nothing; every
+ *   hold was recorded HELD when placed, and every decided one was decided by an operation the
+ *   ledger recorded COMPLETED (one decision per hold: its row names the one operation).
  * - `chains`: every wallet's hash chain (or only `wallet`'s) recomputed from its entries, and the
  *   first broken entry of each wallet named (`Chains`).
  * - `statuses`: each transaction in the keyspace agrees with the wallet's recorded outcome:
- *   COMPLETED iff applied COMPLETED with exactly 2 entries; FAILED iff applied FAILED with no
+ *   COMPLETED iff applied COMPLETED with exactly 2 entries (a hold: captured, with its 2 entries);
+ *   HELD, VOIDED, EXPIRED iff the ledger's hold says so (HELD in CQL may still be settling a
+ *   decision, as PENDING may); FAILED iff applied FAILED with no
  *   entries (the worker never decides an outcome, so FAILED without an applied row means a status
  *   the wallet never decided, and a later apply of that id could still move money). With
  *   `exclusive`, an applied transaction the keyspace does not know is a violation too (by default
@@ -68,6 +76,7 @@ export type CheckName =
   | "conservation"
   | "balances"
   | "non-negative"
+  | "holds"
   | "chains"
   | "statuses"
   | "settlement"
@@ -161,6 +170,8 @@ interface Applied {
   readonly outcome: string
   readonly appliedAtMillis: number
   readonly entries: number
+  /** For a hold: its status in the ledger, and when it was decided. */
+  readonly hold: { readonly status: string; readonly decidedAtMillis: number | undefined } | undefined
 }
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -180,6 +191,7 @@ const readLedger = (sql: SqlClient.SqlClient, scan: Scan, wallet: string | undef
     yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`
     const { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets } =
       yield* LedgerInspect.auditFigures(sampleLimit)
+    const { badHolds, holdCounts } = yield* LedgerInspect.holdFigures(sampleLimit)
     const chains = yield* Chains.verify({ wallet, sampleLimit })
     // The recorded outcome of every transaction the keyspace knows, in chunks.
     const applied = new Map<string, Applied>()
@@ -193,10 +205,26 @@ const readLedger = (sql: SqlClient.SqlClient, scan: Scan, wallet: string | undef
           outcome: row.outcome,
           appliedAtMillis: new Date(row.applied_at).getTime(),
           entries: num(row.entries),
+          hold:
+            row.hold_status === null
+              ? undefined
+              : { status: row.hold_status, decidedAtMillis: row.decided_at?.getTime() },
         })
       }
     }
-    return { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets, chains, applied }
+    return {
+      effects,
+      entryTotals,
+      badEffects,
+      badHolds,
+      holdCounts,
+      sums,
+      badBalances,
+      negative,
+      userWallets,
+      chains,
+      applied,
+    }
   })
 
 /** The wallet database's figures (`readLedger`). */
@@ -208,7 +236,7 @@ const ledgerEffects = (pg: Figures): Check => {
   return {
     name: "ledger-effects",
     description:
-      "per transaction id: 0 ledger entries, or exactly 2 summing to zero iff the wallet applied it COMPLETED",
+      "per transaction id: 0 ledger entries, or exactly 2 summing to zero iff the wallet applied it COMPLETED (a hold: iff captured)",
     ok: violations === 0,
     violations,
     figures: {
@@ -263,11 +291,29 @@ const nonNegative = (pg: Figures): Check => {
   const violations = num(pg.negative[0]?.violations ?? 0)
   return {
     name: "non-negative",
-    description: "no user wallet has a negative balance",
+    description: "no user wallet has a negative balance or a negative available amount (balance minus held)",
     ok: violations === 0,
     violations,
     figures: { "user wallets": num(pg.userWallets[0]?.wallets ?? 0) },
-    samples: pg.negative.map((row) => `wallet ${row.id}: balance ${str(row.balance)}`),
+    samples: pg.negative.map((row) => `wallet ${row.id}: balance ${str(row.balance)}, available ${str(row.available)}`),
+  }
+}
+
+const holds = (pg: Figures): Check => {
+  const violations = num(pg.badHolds[0]?.violations ?? 0)
+  return {
+    name: "holds",
+    description:
+      "every wallet's held amount is the sum of its HELD holds; a captured hold moved exactly its captured amount (at most the held amount) once; each decided hold has one deciding operation",
+    ok: violations === 0,
+    violations,
+    figures: Object.fromEntries(
+      pg.holdCounts.map((row) => [
+        row.status,
+        `${str(row.holds)} holds of ${str(row.amount)}${row.status === "COMPLETED" ? `, captured ${str(row.captured)}` : ""}`,
+      ]),
+    ),
+    samples: pg.badHolds.map((row) => row.problem),
   }
 }
 
@@ -291,6 +337,9 @@ const chains = (pg: Figures, wallet: string | undefined): Check => {
   }
 }
 
+/** A transaction's final statuses as a hold ends (its decision in the ledger). */
+const holdFinals: ReadonlySet<string> = new Set(["COMPLETED", "VOIDED", "EXPIRED"])
+
 /** Each scanned transaction against its recorded outcome: status counts, mismatches, and the unfinished ones. */
 const tally = (scan: Scan, pg: Figures, startedAtMillis: number, stuckAfterMillis: number) => {
   const counts = { PENDING: 0, PROCESSING: 0, COMPLETED: 0, FAILED: 0 } as Record<string, number>
@@ -298,12 +347,41 @@ const tally = (scan: Scan, pg: Figures, startedAtMillis: number, stuckAfterMilli
   const stuck: Array<string> = []
   let inFlight = 0
   let settling = 0
+  // A status behind the ledger: in flight or settling while young, stuck once older than the bound.
+  const behind = (
+    id: string,
+    status: string,
+    since: number | undefined,
+    recorded: string,
+    decided: string | undefined,
+  ) => {
+    const age = since === undefined ? Number.POSITIVE_INFINITY : startedAtMillis - since
+    if (age < stuckAfterMillis) {
+      if (decided !== undefined) settling++
+      else inFlight++
+      return
+    }
+    const seconds = Number.isFinite(age) ? `${Math.round(age / 1000)} s` : "an unknown time"
+    stuck.push(
+      decided !== undefined
+        ? `${id}: ${status} in CQL ${seconds} after the wallet ${decided} (outcome not recorded)`
+        : `${id}: ${status} for ${seconds}, ${recorded}`,
+    )
+  }
   for (const [id, tx] of scan.found) {
     counts[tx.status] = (counts[tx.status] ?? 0) + 1
     const outcome = pg.applied.get(id)
+    const hold = outcome?.hold
     const recorded =
-      outcome === undefined ? "never applied" : `applied ${outcome.outcome} with ${outcome.entries} entries`
-    if (tx.status === "COMPLETED") {
+      outcome === undefined
+        ? "never applied"
+        : `applied ${outcome.outcome}${hold === undefined ? "" : ` (a hold, ${hold.status})`} with ${outcome.entries} entries`
+    if (hold !== undefined && holdFinals.has(tx.status)) {
+      // A decided hold: the ledger's decision, with its entries iff captured.
+      if (hold.status !== tx.status || outcome?.entries !== (tx.status === "COMPLETED" ? 2 : 0)) {
+        mismatches.push(`${id}: ${tx.status} in CQL, ${recorded}`)
+      }
+    } else if (tx.status === "COMPLETED") {
       if (outcome?.outcome !== "COMPLETED" || outcome.entries !== 2) {
         mismatches.push(`${id}: COMPLETED in CQL, ${recorded}`)
       }
@@ -311,23 +389,26 @@ const tally = (scan: Scan, pg: Figures, startedAtMillis: number, stuckAfterMilli
       if (outcome?.outcome !== "FAILED" || outcome.entries !== 0) {
         mismatches.push(`${id}: FAILED in CQL, ${recorded}`)
       }
-    } else if (tx.status === "PENDING" || tx.status === "PROCESSING") {
-      const final = outcome !== undefined && (outcome.outcome === "COMPLETED" || outcome.outcome === "FAILED")
-      const since = final ? outcome.appliedAtMillis : tx.createdAtMillis
-      const age = since === undefined ? Number.POSITIVE_INFINITY : startedAtMillis - since
-      if (age < stuckAfterMillis) {
-        if (final) settling++
-        else inFlight++
-      } else {
-        const seconds = Number.isFinite(age) ? `${Math.round(age / 1000)} s` : "an unknown time"
-        stuck.push(
-          final
-            ? `${id}: ${tx.status} in CQL ${seconds} after the wallet applied it ${outcome.outcome} (outcome not recorded)`
-            : `${id}: ${tx.status} for ${seconds}, ${recorded}`,
-        )
+    } else if (tx.status === "HELD") {
+      if (hold === undefined) mismatches.push(`${id}: HELD in CQL, ${recorded}`)
+      else if (hold.status !== "HELD") {
+        behind(id, tx.status, hold.decidedAtMillis, recorded, `decided the hold ${hold.status}`)
       }
+    } else if (tx.status === "PENDING" || tx.status === "PROCESSING") {
+      const final =
+        outcome !== undefined &&
+        (outcome.outcome === "COMPLETED" || outcome.outcome === "FAILED" || outcome.outcome === "HELD")
+      behind(
+        id,
+        tx.status,
+        final ? outcome.appliedAtMillis : tx.createdAtMillis,
+        recorded,
+        final ? `applied it ${outcome.outcome}` : undefined,
+      )
     } else {
-      mismatches.push(`${id}: unknown status ${tx.status} in CQL`)
+      mismatches.push(
+        `${id}: ${holdFinals.has(tx.status) ? `${tx.status} in CQL, ${recorded}` : `unknown status ${tx.status} in CQL`}`,
+      )
     }
   }
   return { counts, mismatches, stuck, inFlight, settling }
@@ -353,7 +434,7 @@ const statusChecks = (
     {
       name: "statuses",
       description:
-        "each CQL status agrees with the wallet: COMPLETED iff applied COMPLETED with 2 entries, FAILED iff applied FAILED with none",
+        "each CQL status agrees with the wallet: COMPLETED iff applied COMPLETED with 2 entries (a hold: captured), HELD, VOIDED, EXPIRED as the ledger's hold, FAILED iff applied FAILED with none",
       ok: mismatches.length === 0,
       violations: mismatches.length,
       figures: {
@@ -422,6 +503,7 @@ export const run = Effect.fn("Audit.run")(function* (options: AuditOptions) {
     conservation(pg),
     balances(pg),
     nonNegative(pg),
+    holds(pg),
     chains(pg, options.wallet),
     ...statusChecks(scan, pg, options, startedAtMillis, stuckAfterMillis),
     dlqCheck(dlq, allowed),

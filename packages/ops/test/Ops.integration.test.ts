@@ -15,6 +15,7 @@ import { Events } from "@walletun/domain"
 import { Cql, Grpc, MessageSeal, Postgres, Rabbit, ServiceCredential, Tls, Uuid } from "@walletun/infra"
 import { ServiceProcess } from "@walletun/lab"
 import { WalletServiceClient } from "@walletun/infra/generated/wallet/v1/wallet"
+import type { ApplyTransactionRequest } from "@walletun/infra/generated/wallet/v1/wallet"
 import * as EntryHash from "@walletun/wallet/EntryHash"
 import * as Audit from "../src/Audit.ts"
 import * as Dlq from "../src/Dlq.ts"
@@ -359,7 +360,17 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       assert.isTrue(report.ok, Audit.format(report))
       assert.deepStrictEqual(
         report.checks.map((check) => check.name),
-        ["ledger-effects", "conservation", "balances", "non-negative", "chains", "statuses", "settlement", "dlq"],
+        [
+          "ledger-effects",
+          "conservation",
+          "balances",
+          "non-negative",
+          "holds",
+          "chains",
+          "statuses",
+          "settlement",
+          "dlq",
+        ],
       )
       const effects = checkOf(report, "ledger-effects").figures
       assert.strictEqual(effects["transactions with ledger entries"], 2)
@@ -447,7 +458,9 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
         yield* sql`ALTER TABLE wallets ADD CONSTRAINT wallets_user_balance_not_negative CHECK (system_name IS NOT NULL OR balance >= 0)`
         yield* sql`ALTER TABLE wallets ADD CONSTRAINT wallets_user_available_not_negative CHECK (system_name IS NOT NULL OR balance - held >= 0)`
       })
-      yield* violation(corrupt, restore, ["non-negative"], { "non-negative": `wallet ${c.walletId}: balance -30` })
+      yield* violation(corrupt, restore, ["non-negative"], {
+        "non-negative": `wallet ${c.walletId}: balance -30, available -30`,
+      })
       // The same overdraft is an applied transaction the keyspace does not know: a violation only
       // when the keyspace is the database's only user.
       yield* violation(
@@ -747,7 +760,7 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       assert.include(passed.stdout, "audit passed")
       const parsed = JSON.parse(json.stdout) as Audit.AuditReport
       assert.isTrue(parsed.ok)
-      assert.strictEqual(parsed.checks.length, 8)
+      assert.strictEqual(parsed.checks.length, 9)
 
       const shift = (amount: number) =>
         Effect.andThen(
@@ -794,5 +807,119 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       const report = yield* audit({ settled: true })
       assert.isTrue(report.ok, Audit.format(report))
     }),
+  )
+
+  it.effect(
+    "holds: captured, voided and held through the ledger audit clean; a wrong held amount, a wrong capture, a second decider and a status the ledger did not decide are each named",
+    () =>
+      Effect.gen(function* () {
+        const { sql, keyspace, a, c } = yield* Scratch
+        const cql = yield* Cql.Cql
+        // The test plays the transaction service, the one caller that applies.
+        const client = yield* Grpc.makeClientAs(WalletServiceClient, `127.0.0.1:${ports.grpc}`, "transaction", "wallet")
+        const apply = (transactionId: string, actingUserId: string, kind: ApplyTransactionRequest["kind"]) =>
+          Grpc.unaryCall(
+            "applyTransaction",
+            client.applyTransaction.bind(client),
+            { transactionId, actingUserId, kind, refusal: "" },
+            { timeout: "10 seconds" },
+          ).pipe(Effect.map((answer) => answer.outcome?.$case))
+        const expiresAtMs = BigInt(Date.now() + 86_400_000)
+        const hold = (id: string, amount: number) =>
+          apply(id, a.userId, {
+            $case: "hold",
+            value: {
+              sourceWalletId: a.walletId,
+              targetWalletId: c.walletId,
+              amount: BigInt(amount),
+              currency: "USD",
+              expiresAtMs,
+            },
+          })
+        const [captured, voided, held, capture, voiding, late] = yield* Effect.forEach(
+          Array.from({ length: 6 }),
+          () => Uuid.v7,
+        )
+        assert.deepStrictEqual(
+          [
+            yield* hold(captured ?? "", 1_000),
+            yield* hold(voided ?? "", 500),
+            yield* hold(held ?? "", 500),
+            yield* apply(capture ?? "", c.userId, {
+              $case: "capture",
+              value: { holdId: captured ?? "", amount: 400n },
+            }),
+            yield* apply(voiding ?? "", a.userId, { $case: "void", value: { holdId: voided ?? "" } }),
+            // Too late: the hold is voided already.
+            yield* apply(late ?? "", c.userId, { $case: "capture", value: { holdId: voided ?? "", amount: 0n } }),
+          ],
+          ["held", "held", "held", "completed", "completed", "failed"],
+        )
+        // The holds as the transaction service records them: PENDING with the details, then the
+        // ledger's decision (each write above the last, so a later one replaces an earlier one).
+        let stamp = 2n ** 53n
+        const status = (id: string, rank: number, value: string) =>
+          Effect.suspend(() =>
+            cql.execute(
+              `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, updated_at, user_id, type, amount, ` +
+                `currency, source_wallet_id, target_wallet_id, created_at) VALUES (?, ?, ?, ?, ?, 'hold', 1, 'USD', ?, ?, ?) ` +
+                `USING TIMESTAMP ?`,
+              [id, rank, value, new Date(), a.userId, a.walletId, c.walletId, new Date(), ++stamp],
+              ddl,
+            ),
+          ).pipe(Effect.asVoid)
+        for (const [id, rank, value] of [
+          [captured, 3, "COMPLETED"],
+          [voided, 3, "VOIDED"],
+          [held, 2, "HELD"],
+        ] as const) {
+          yield* status(id ?? "", 0, "PENDING")
+          yield* status(id ?? "", rank, value)
+        }
+
+        const clean = yield* audit({ settled: true })
+        assert.isTrue(clean.ok, Audit.format(clean))
+        assert.deepStrictEqual(checkOf(clean, "holds").figures, {
+          COMPLETED: "1 holds of 1000, captured 400",
+          HELD: "1 holds of 500",
+          VOIDED: "1 holds of 500",
+        })
+        const statuses = checkOf(clean, "statuses").figures
+        assert.deepStrictEqual([statuses["HELD"], statuses["VOIDED"]], [1, 1])
+
+        yield* violation(
+          sql`UPDATE wallets SET held = held + 1 WHERE id = ${a.walletId}`,
+          sql`UPDATE wallets SET held = held - 1 WHERE id = ${a.walletId}`,
+          ["holds"],
+          { holds: `wallet ${a.walletId}: held 501, its HELD holds sum to 500` },
+        )
+        yield* violation(
+          sql`UPDATE holds SET captured_amount = 300 WHERE id = ${captured ?? ""}`,
+          sql`UPDATE holds SET captured_amount = 400 WHERE id = ${captured ?? ""}`,
+          ["holds"],
+          { holds: `hold ${captured} COMPLETED: captured 300 of 1000, entries 2 moving -400 / 400` },
+        )
+        // The hold names the capture that lost the race as its decider: the one that won has then
+        // decided nothing, and the loser was never applied COMPLETED.
+        yield* violation(
+          sql`UPDATE holds SET decided_by = ${late ?? ""} WHERE id = ${voided ?? ""}`,
+          sql`UPDATE holds SET decided_by = ${voiding ?? ""} WHERE id = ${voided ?? ""}`,
+          ["holds", "ledger-effects"],
+          {
+            holds: `hold ${voided} VOIDED: decided by ${late}, recorded FAILED`,
+            "ledger-effects": `${voiding}: 0 entries summing to 0, outcome COMPLETED`,
+          },
+        )
+        yield* violation(status(voided ?? "", 3, "EXPIRED"), status(voided ?? "", 3, "VOIDED"), ["statuses"], {
+          statuses: `${voided}: EXPIRED in CQL, applied HELD (a hold, VOIDED) with 0 entries`,
+        })
+        // Entries under the operation that decided the hold, rather than under the hold.
+        yield* violation(
+          Effect.andThen(entry(sql, capture ?? "", c.walletId, 10), entry(sql, capture ?? "", a.walletId, -10)),
+          undoEntries(sql, capture ?? "", [a.walletId, c.walletId], true),
+          ["ledger-effects"],
+          { "ledger-effects": `${capture}: 2 entries summing to 0, outcome COMPLETED (deciding hold ${captured})` },
+        )
+      }).pipe(Effect.scoped),
   )
 })

@@ -33,12 +33,17 @@ export const OutboxRow = Schema.Struct({
 })
 export type OutboxRow = typeof OutboxRow.Type
 
-/** An applied transaction with the number of its ledger entries. */
+/**
+ * An applied transaction with the number of its ledger entries, and for a hold its status in the
+ * ledger (`HELD`, `COMPLETED`, `VOIDED`, `EXPIRED`) and when it was decided.
+ */
 export const AppliedWithEntriesRow = Schema.Struct({
   id: Schema.String,
   outcome: Schema.String,
   applied_at: Schema.Date,
   entries: Schema.BigInt,
+  hold_status: Schema.NullOr(Schema.String),
+  decided_at: Schema.NullOr(Schema.Date),
 })
 export type AppliedWithEntriesRow = typeof AppliedWithEntriesRow.Type
 
@@ -64,13 +69,15 @@ export const transaction = Effect.fn("LedgerInspect.transaction")(function* (id:
   return { applied: applied[0], entries, outbox }
 })
 
-/** The recorded outcomes of the given transactions (UUIDs), each with its number of ledger entries. */
+/** The recorded outcomes of the given transactions (UUIDs), each with its number of ledger entries and its hold. */
 export const appliedWithEntries = Effect.fn("LedgerInspect.appliedWithEntries")(function* (ids: ReadonlyArray<string>) {
   const sql = yield* SqlClient.SqlClient
   return yield* sql`
     SELECT a.id::text AS id, a.outcome, a.applied_at,
-           (SELECT count(*) FROM ledger_entries e WHERE e.transaction_id = a.id) AS entries
-    FROM applied_transactions a WHERE a.id IN ${sql.in(ids)}`.pipe(Effect.flatMap(decodeAppliedWithEntries))
+           (SELECT count(*) FROM ledger_entries e WHERE e.transaction_id = a.id) AS entries,
+           h.status AS hold_status, h.decided_at
+    FROM applied_transactions a LEFT JOIN holds h ON h.id = a.id
+    WHERE a.id IN ${sql.in(ids)}`.pipe(Effect.flatMap(decodeAppliedWithEntries))
 })
 
 // A PostgreSQL count (int8) arrives as a bigint.
@@ -88,6 +95,15 @@ export const BadEffectRow = Schema.Struct({
   entries: count,
   total: Schema.BigInt,
 })
+/** A broken rule of holds, and how many there are. */
+export const BadHoldRow = Schema.Struct({ violations: count, problem: Schema.String })
+/** Per hold status: how many holds, what they reserved, what they captured. */
+export const HoldCountRow = Schema.Struct({
+  status: Schema.String,
+  holds: count,
+  amount: Schema.BigInt,
+  captured: Schema.BigInt,
+})
 /** Per currency: the accounts, the sum of their balances and the sum of their entries. */
 export const CurrencySumRow = Schema.Struct({
   currency: Schema.String,
@@ -102,14 +118,21 @@ export const BadBalanceRow = Schema.Struct({
   balance: Schema.BigInt,
   entries: Schema.BigInt,
 })
-/** A user wallet with a negative balance, and how many such there are. */
-export const NegativeRow = Schema.Struct({ violations: count, id: Schema.String, balance: Schema.BigInt })
+/** A user wallet with a negative balance or available amount, and how many such there are. */
+export const NegativeRow = Schema.Struct({
+  violations: count,
+  id: Schema.String,
+  balance: Schema.BigInt,
+  available: Schema.BigInt,
+})
 /** How many user wallets there are. */
 export const UserWalletsRow = Schema.Struct({ wallets: count })
 
 const decodeOutcomeCounts = decodeOf(OutcomeCountRow)
 const decodeEntryTotals = decodeOf(EntryTotalsRow)
 const decodeBadEffects = decodeOf(BadEffectRow)
+const decodeBadHolds = decodeOf(BadHoldRow)
+const decodeHoldCounts = decodeOf(HoldCountRow)
 const decodeCurrencySums = decodeOf(CurrencySumRow)
 const decodeBadBalances = decodeOf(BadBalanceRow)
 const decodeNegative = decodeOf(NegativeRow)
@@ -130,23 +153,27 @@ export const auditFigures = Effect.fn("LedgerInspect.auditFigures")(function* (s
     Effect.flatMap(decodeEntryTotals),
   )
   // Per transaction id: its entries and its recorded outcome, where they disagree with "2 entries
-  // summing to zero iff COMPLETED, none otherwise". Holds: a hold is recorded HELD under its id T,
-  // and its entries appear under T when it is captured (2 entries iff its row is COMPLETED); the
-  // operation that decided it (`decided_by`, COMPLETED) has none under its own id.
+  // summing to zero iff COMPLETED, none otherwise". A hold is recorded HELD and has its 2 entries
+  // iff it was captured; the operation that decided a hold is recorded COMPLETED and has none of
+  // its own (a capture's entries are under the hold's id).
   const badEffects = yield* sql`
     WITH effects AS (
       SELECT transaction_id AS id, count(*) AS n, sum(amount) AS total FROM ledger_entries GROUP BY transaction_id
     )
-    SELECT count(*) OVER () AS violations, coalesce(e.id, a.id)::text AS id, a.outcome,
+    SELECT count(*) OVER () AS violations, coalesce(e.id, a.id)::text AS id,
+           a.outcome || CASE WHEN h.id IS NOT NULL THEN ' (a hold, ' || h.status || ')'
+                             WHEN d.id IS NOT NULL THEN ' (deciding hold ' || d.id || ')' ELSE '' END AS outcome,
            coalesce(e.n, 0) AS entries, coalesce(e.total, 0)::bigint AS total
     FROM effects e FULL JOIN applied_transactions a ON a.id = e.id
-    LEFT JOIN holds h ON h.id = a.id
-    LEFT JOIN holds d ON d.decided_by = a.id
+    LEFT JOIN holds h ON h.id = coalesce(e.id, a.id)
+    LEFT JOIN holds d ON d.decided_by = coalesce(e.id, a.id)
     -- coalesce: entries without an applied row make the first test NULL, and NOT NULL filters nothing.
     WHERE NOT coalesce(
-      (((a.outcome = 'COMPLETED' AND d.id IS NULL) OR h.status = 'COMPLETED') AND e.n = 2 AND e.total = 0) OR
-      ((a.outcome IS DISTINCT FROM 'COMPLETED' OR d.id IS NOT NULL) AND h.status IS DISTINCT FROM 'COMPLETED'
-        AND e.id IS NULL),
+      (h.id IS NULL AND d.id IS NULL AND a.outcome = 'COMPLETED' AND e.n = 2 AND e.total = 0) OR
+      (h.id IS NULL AND d.id IS NULL AND a.outcome IS DISTINCT FROM 'COMPLETED' AND e.id IS NULL) OR
+      (h.id IS NOT NULL AND a.outcome = 'HELD' AND h.status = 'COMPLETED' AND e.n = 2 AND e.total = 0) OR
+      (h.id IS NOT NULL AND a.outcome = 'HELD' AND h.status <> 'COMPLETED' AND e.id IS NULL) OR
+      (d.id IS NOT NULL AND a.outcome = 'COMPLETED' AND e.id IS NULL),
       false
     )
     ORDER BY 2 LIMIT ${sampleLimit}`.pipe(Effect.flatMap(decodeBadEffects))
@@ -163,11 +190,67 @@ export const auditFigures = Effect.fn("LedgerInspect.auditFigures")(function* (s
     WHERE w.balance <> coalesce(s.total, 0)
     ORDER BY 2 LIMIT ${sampleLimit}`.pipe(Effect.flatMap(decodeBadBalances))
   const negative = yield* sql`
-    SELECT count(*) OVER () AS violations, id::text AS id, balance FROM wallets
-    WHERE system_name IS NULL AND balance < 0 ORDER BY 2 LIMIT ${sampleLimit}`.pipe(Effect.flatMap(decodeNegative))
+    SELECT count(*) OVER () AS violations, id::text AS id, balance, balance - held AS available FROM wallets
+    WHERE system_name IS NULL AND (balance < 0 OR balance - held < 0) ORDER BY 2 LIMIT ${sampleLimit}`.pipe(
+    Effect.flatMap(decodeNegative),
+  )
   const userWallets = yield* sql`
     SELECT count(*) AS wallets FROM wallets WHERE system_name IS NULL`.pipe(Effect.flatMap(decodeUserWallets))
   return { effects, entryTotals, badEffects, sums, badBalances, negative, userWallets }
+})
+
+/**
+ * The holds' figures for the invariant audit: what breaks their rules (at most `sampleLimit`
+ * samples) and their counts by status. Run it in the same snapshot as `auditFigures`.
+ */
+export const holdFigures = Effect.fn("LedgerInspect.holdFigures")(function* (sampleLimit: number) {
+  const sql = yield* SqlClient.SqlClient
+  // Holds: each wallet's held amount is the sum of its HELD holds (its available amount is checked
+  // with the balance, in `negative`); a captured hold moved exactly
+  // its captured amount (1 to the held amount) from its source to its target, under its own id; a
+  // hold never captured has no entries; a decided hold's decider was applied COMPLETED.
+  const badHolds = yield* sql`
+    WITH held AS (
+      SELECT source_wallet_id AS id, sum(amount) AS total FROM holds WHERE status = 'HELD' GROUP BY source_wallet_id
+    ),
+    wallet_problems AS (
+      SELECT 'wallet ' || w.id || ': held ' || w.held || ', its HELD holds sum to ' || coalesce(h.total, 0) AS problem
+      FROM wallets w LEFT JOIN held h ON h.id = w.id
+      WHERE w.held <> coalesce(h.total, 0)
+    ),
+    hold_problems AS (
+      SELECT 'hold ' || h.id || ' ' || h.status || ': ' || problem AS problem
+      FROM holds h
+      LEFT JOIN applied_transactions a ON a.id = h.id
+      LEFT JOIN applied_transactions d ON d.id = h.decided_by
+      LEFT JOIN LATERAL (
+        SELECT count(*) AS n,
+               coalesce(sum(amount) FILTER (WHERE wallet_id = h.source_wallet_id), 0) AS source,
+               coalesce(sum(amount) FILTER (WHERE wallet_id = h.target_wallet_id), 0) AS target
+        FROM ledger_entries WHERE transaction_id = h.id
+      ) e ON true
+      CROSS JOIN LATERAL (VALUES
+        (CASE WHEN a.outcome IS DISTINCT FROM 'HELD' THEN 'recorded ' || coalesce(a.outcome, 'nothing') || ', not HELD' END),
+        (CASE WHEN h.status = 'COMPLETED' AND NOT (h.captured_amount BETWEEN 1 AND h.amount
+                AND e.n = 2 AND e.source = -h.captured_amount AND e.target = h.captured_amount)
+              THEN 'captured ' || h.captured_amount || ' of ' || h.amount || ', entries ' || e.n
+                   || ' moving ' || e.source || ' / ' || e.target END),
+        (CASE WHEN h.status <> 'COMPLETED' AND e.n <> 0 THEN e.n || ' entries, never captured' END),
+        (CASE WHEN h.status <> 'HELD' AND d.outcome IS DISTINCT FROM 'COMPLETED'
+              THEN 'decided by ' || coalesce(h.decided_by::text, 'nothing') || ', recorded '
+                   || coalesce(d.outcome, 'nothing') END)
+      ) p (problem)
+      WHERE problem IS NOT NULL
+    ),
+    problems AS (SELECT problem FROM wallet_problems UNION ALL SELECT problem FROM hold_problems)
+    SELECT count(*) OVER () AS violations, problem FROM problems ORDER BY problem LIMIT ${sampleLimit}`.pipe(
+    Effect.flatMap(decodeBadHolds),
+  )
+  const holdCounts = yield* sql`
+    SELECT status, count(*) AS holds, coalesce(sum(amount), 0)::bigint AS amount,
+           coalesce(sum(captured_amount), 0)::bigint AS captured
+    FROM holds GROUP BY status ORDER BY status`.pipe(Effect.flatMap(decodeHoldCounts))
+  return { badHolds, holdCounts }
 })
 
 /** Each field of a struct, or null (the columns of a LEFT JOIN). */
