@@ -10,7 +10,15 @@ import { Errors, Ids, Money, Problem, Retry, WalletunClient } from "../src/index
 const walletId = Ids.WalletId.make("0190a0c3-7d3e-7cc0-8000-00000000000a")
 const transactionId = Ids.TransactionId.make("0190a0c3-7d3e-7cc0-8000-0000000000f1")
 const at = "2026-11-25T08:46:00.123Z"
-const wallet = { id: walletId, ownerId: walletId, currency: "USD", balance: 150_000, createdAt: at, updatedAt: at }
+const wallet = {
+  id: walletId,
+  ownerId: walletId,
+  currency: "USD",
+  balance: 150_000,
+  available: 150_000,
+  createdAt: at,
+  updatedAt: at,
+}
 const transaction = (status: string) => ({
   id: transactionId,
   type: "deposit",
@@ -76,6 +84,9 @@ const samples: { readonly [K in Errors.DomainError["_tag"]]: Extract<Errors.Doma
   InvalidToken: new Errors.InvalidToken(),
   WalletNotFound: new Errors.WalletNotFound({ walletId }),
   TransactionNotFound: new Errors.TransactionNotFound({ transactionId }),
+  Forbidden: new Errors.Forbidden({ transactionId }),
+  TransactionNotHeld: new Errors.TransactionNotHeld({ transactionId }),
+  AmountExceedsHold: new Errors.AmountExceedsHold({ transactionId }),
   EmailTaken: new Errors.EmailTaken(),
   WalletExists: new Errors.WalletExists({ currency: "JPY" }),
   PayloadTooLarge: new Errors.PayloadTooLarge({ limitBytes: 65_536 }),

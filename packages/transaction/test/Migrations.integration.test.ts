@@ -38,7 +38,10 @@ const keyspaceBefore = (version: number) =>
 
 /** The details columns of a transaction, in `detailColumns` order. */
 const detailsOf = (tx: StoredTransaction) => {
-  const kind = tx.type === "transfer" ? [null, tx.sourceWalletId, tx.targetWalletId] : [tx.walletId, null, null]
+  const kind =
+    tx.type === "transfer" || tx.type === "hold"
+      ? [null, tx.sourceWalletId, tx.targetWalletId]
+      : [tx.walletId, null, null]
   return [tx.type, tx.amount, tx.currency, ...kind, tx.description ?? null, toDate(tx.createdAt)]
 }
 

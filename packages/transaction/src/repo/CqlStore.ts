@@ -21,7 +21,7 @@ import type { StatusRow } from "./Rows.ts"
 import { pendingWrites, statementsOf, statusWrites, toDate } from "./Statements.ts"
 import type { Statements, Write } from "./Statements.ts"
 import { pageOf, pendingBatchSize, shardOf, statusBatchSize, unfinishedShards } from "./Stored.ts"
-import type { HistoryQuery, StoredTransaction, TransactionStore } from "./Stored.ts"
+import type { HistoryQuery, HoldDecision, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 // Every read and write of the money path: LOCAL_QUORUM (one replica here, a majority of the local
 // data centre in production), so a read after a write sees it.
@@ -67,8 +67,9 @@ const makeWrites = Effect.fnUntraced(function* (cql: Cql.Cql["Service"], stateme
     status: Transaction.TransactionStatus,
     reason: Transaction.FailureReason | null,
     at: DateTime.Utc,
+    decision?: HoldDecision,
   ) {
-    yield* recordBatched({ tx, status, reason, at })
+    yield* recordBatched({ tx, status, reason, at, decision })
   })
 
   const forgetUnfinished = Effect.fn("TransactionsRepo.forgetUnfinished")(function* (id: Ids.TransactionId) {

@@ -1,7 +1,7 @@
 /** The transaction store in memory, for tests, with the same observable behaviour as the CQL one. */
 import { DateTime, Effect, Option, Ref } from "effect"
-import type { Ids, Transaction } from "@walletun/domain"
-import { pageOf, partiesOf, passes, statusRank } from "./Stored.ts"
+import type { Ids, Money, Transaction } from "@walletun/domain"
+import { pageOf, partiesOf, passes, settledRank, statusRank } from "./Stored.ts"
 import type { Republished, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 /** One recorded status of a transaction. */
@@ -9,6 +9,7 @@ interface StatusState {
   readonly status: Transaction.TransactionStatus
   readonly reason: Transaction.FailureReason | null
   readonly at: DateTime.Utc
+  readonly capturedAmount?: Money.Amount | undefined
 }
 
 /** The memory: details by id, statuses per id and rank (like the CQL rows), the unfinished index. */
@@ -38,15 +39,16 @@ const current = (memory: Memory, id: string) =>
       status: state.status,
       failureReason: state.reason,
       updatedAt: state.at,
+      ...(state.capturedAmount === undefined ? {} : { capturedAmount: state.capturedAmount }),
     })
   })
 
 const record = (memory: Memory, id: string, rank: number, state: StatusState) =>
   Ref.update(memory.statuses, (map) => {
     const previous = map.get(id)?.get(rank)
-    // As in CQL: of two final statuses, the earliest wins (ties keep the one recorded).
+    // As in CQL: of two settled statuses of one rank, the earliest wins (ties keep the one recorded).
     if (
-      rank === 2 &&
+      rank >= settledRank &&
       previous !== undefined &&
       DateTime.toEpochMillis(previous.at) <= DateTime.toEpochMillis(state.at)
     ) {
@@ -96,10 +98,11 @@ export const makeMemory = Effect.gen(function* () {
         yield* Ref.update(memory.open, (set) => new Set(set).add(tx.id))
       }),
     find: (id) => current(memory, id),
-    recordStatus: (tx, status, reason, at) =>
+    recordStatus: (tx, status, reason, at, decision) =>
       Effect.gen(function* () {
-        yield* record(memory, tx.id, statusRank(status), { status, reason, at })
-        if (statusRank(status) === 2) yield* Ref.update(memory.open, (set) => without(set, tx.id))
+        const rank = statusRank(status, decision !== undefined)
+        yield* record(memory, tx.id, rank, { status, reason, at, capturedAmount: decision?.capturedAmount })
+        if (rank >= settledRank) yield* Ref.update(memory.open, (set) => without(set, tx.id))
       }),
     history: history(memory),
     unfinished: (before, limit) => openBetween(memory, "", before, limit),
