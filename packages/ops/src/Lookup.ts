@@ -95,6 +95,25 @@ const detailColumns = [
   "description",
 ] as const satisfies ReadonlyArray<keyof TransactionsInspect.StoredRow>
 
+/**
+ * A hold's amounts and expiry from its row and status rows (highest first); undefined for any other
+ * transaction. It was held when its current status is HELD or a decision (rank 3).
+ */
+export const holdViewOf = (
+  first: Pick<TransactionsInspect.StoredRow, "type" | "amount" | "expires_at">,
+  statuses: ReadonlyArray<StatusRow>,
+): HoldView | undefined => {
+  if (first.type !== "hold") return undefined
+  const current = statuses[0]
+  const held =
+    current !== undefined && (current.status === "HELD" || (current.rank === 3 && current.status !== "FAILED"))
+  return {
+    heldAmount: held ? text(first.amount) : null,
+    capturedAmount: statuses.find((row) => row.capturedAmount !== null)?.capturedAmount ?? null,
+    expiresAt: iso(first.expires_at),
+  }
+}
+
 const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: string) {
   const rows = yield* TransactionsInspect.transactionRows(keyspace, id)
   const first = rows[0]
@@ -117,16 +136,7 @@ const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: str
           },
         ],
   )
-  const current = statuses[0]?.status
-  const held = current === "HELD" || ((statuses[0]?.rank ?? 0) === 3 && current !== "FAILED")
-  const hold =
-    first.type === "hold"
-      ? {
-          heldAmount: held ? text(first.amount) : null,
-          capturedAmount: statuses.find((row) => row.capturedAmount !== null)?.capturedAmount ?? null,
-          expiresAt: iso(first.expires_at),
-        }
-      : undefined
+  const hold = holdViewOf(first, statuses)
   const parties = [first.user_id, first.target_owner_id].filter(
     (party, index, all): party is string => party !== null && all.indexOf(party) === index,
   )
