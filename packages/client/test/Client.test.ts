@@ -320,6 +320,53 @@ describe("idempotency keys", () => {
   )
 })
 
+describe("holds", () => {
+  it.effect("capture and void send a fresh key (or yours), the capture's amount, and read a replay", () =>
+    Effect.gen(function* () {
+      let made = 0
+      const keys = Effect.sync(() => `hold-key-${++made}`)
+      const held = {
+        ...transaction("HELD"),
+        type: "hold",
+        walletId: undefined,
+        sourceWalletId: walletId,
+        targetWalletId: walletId,
+        heldAmount: 2_500,
+        expiresAt: at,
+      }
+      const { layer, requests } = fake(
+        (_, n) => json(202, held, n === 2 ? { "idempotent-replayed": "true" } : {}),
+        Retry.defaultPolicy,
+        keys,
+      )
+      const id = Ids.TransactionId.make(transactionId)
+      const answers = yield* WalletunClient.use((client) =>
+        Effect.all([
+          client.transactions.capture({ transactionId: id, amount: Money.Amount.make(1_000n) }),
+          client.transactions.capture({ transactionId: id }),
+          client.transactions.void({ transactionId: id, idempotencyKey: "mine" }),
+        ]),
+      ).pipe(Effect.provide(layer))
+      assert.deepStrictEqual(
+        requests.map((request) => [request.method, request.url, request.headers["idempotency-key"], bodyOf(request)]),
+        [
+          ["POST", `http://api.test/v1/transactions/${transactionId}/capture`, "hold-key-1", { amount: 1_000 }],
+          ["POST", `http://api.test/v1/transactions/${transactionId}/capture`, "hold-key-2", {}],
+          ["POST", `http://api.test/v1/transactions/${transactionId}/void`, "mine", undefined],
+        ],
+      )
+      assert.deepStrictEqual(
+        answers.map((answer) => [answer.transaction.status, answer.transaction.heldAmount, answer.replayed]),
+        [
+          ["HELD", Money.Amount.make(2_500n), false],
+          ["HELD", Money.Amount.make(2_500n), false],
+          ["HELD", Money.Amount.make(2_500n), true],
+        ],
+      )
+    }),
+  )
+})
+
 describe("retries", () => {
   it.live("a GET is retried on 429, 502, 503, 504 and a network failure, then succeeds", () =>
     Effect.gen(function* () {
