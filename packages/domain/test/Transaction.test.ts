@@ -403,6 +403,51 @@ describe("Events", () => {
     }),
   )
 
+  it.effect(
+    "a hold's request carries its expiry, and an operation on a hold its own id, the hold and a capture's amount",
+    () =>
+      Effect.gen(function* () {
+        const encode = Schema.encodeEffect(Events.TransactionEventJson)
+        const decode = Schema.decodeUnknownEffect(Events.TransactionEventJson)
+        const requested = Events.transactionRequested({
+          id: Ids.TransactionId.make(txId),
+          userId: Ids.UserId.make(userId),
+          type: "hold",
+          amount: Money.Amount.make(700n),
+          currency: "USD",
+          sourceWalletId: Ids.WalletId.make(walletA),
+          targetWalletId: Ids.WalletId.make(walletB),
+          createdAt: now,
+          expiresAt: now,
+          targetOwnerId: Ids.UserId.make(userId),
+        })
+        assert.deepStrictEqual(yield* decode(yield* encode(requested)), requested)
+        assert.include(yield* encode(requested), '"expiresAt":"2026-11-25T08:46:00.123Z"')
+        const operation = Events.HoldOperationRequested.make({
+          id: Ids.TransactionId.make(txId.replace(/1$/, "2")),
+          holdId: Ids.TransactionId.make(txId),
+          userId: Ids.UserId.make(userId),
+          operation: "capture",
+          amount: Money.Amount.make(300n),
+          requestedAt: now,
+        })
+        const json = yield* encode(operation)
+        assert.deepStrictEqual(JSON.parse(json), {
+          _tag: "HoldOperationRequested",
+          id: txId.replace(/1$/, "2"),
+          holdId: txId,
+          userId,
+          operation: "capture",
+          amount: 300,
+          requestedAt: "2026-11-25T08:46:00.123Z",
+        })
+        assert.deepStrictEqual(yield* decode(json), operation)
+        // A hold's request without its expiry is not a hold's request.
+        const { expiresAt: _dropped, ...noExpiry } = JSON.parse(yield* encode(requested))
+        assert.strictEqual((yield* Effect.result(decode(JSON.stringify(noExpiry))))._tag, "Failure")
+      }),
+  )
+
   it.effect("rejects an unknown event or a float amount in a message", () =>
     Effect.gen(function* () {
       assert.include(
