@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
-import { Console, Context, Effect, Layer, Schedule } from "effect"
-import { assertProblem, client, startSystem, startValidatingProxy } from "./support.ts"
+import { Console, Context, Effect, Layer, Schedule, Scope } from "effect"
+import { ServiceProcess } from "@walletun/lab"
+import { assertProblem, client, main, startSystem, startValidatingProxy } from "./support.ts"
 import type { Answer } from "./support.ts"
 
 // Holds (API.md, "Holds") as a REST client uses them, through the real gateway with the four
@@ -16,30 +17,44 @@ const gateway = `http://127.0.0.1:${ports.gateway}`
 /** How long one second of `expiresIn` lasts here. */
 const secondMs = 50
 
+/** What the transaction service is started with here (as `startSystem` starts it), to start it again. */
+const transactionEnv = {
+  LOG_LEVEL: "Warn",
+  JWT_JWKS_URL: `http://127.0.0.1:${ports.user}/.well-known/jwks.json`,
+  CQL_KEYSPACE: "walletun_holds",
+  TRANSACTION_BROKER_PREFIX: "holds.transactions",
+  TRANSACTION_PORT: String(ports.transaction),
+  WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
+  // One second of `expiresIn` lasts 50 ms; due holds are looked for every 200 ms.
+  TRANSACTION_HOLD_TEST_SECOND: `${secondMs} millis`,
+  TRANSACTION_HOLD_EXPIRY_INTERVAL: "200 millis",
+}
+
 class System extends Context.Service<
   System,
   {
     readonly http: ReturnType<typeof client>["http"]
     readonly signUp: ReturnType<typeof client>["signUp"]
     readonly breaches: () => ReadonlyArray<string>
+    /** Stops the transaction service (SIGTERM), runs `meanwhile`, and starts it again, ready. */
+    readonly restartTransaction: <A>(meanwhile: Effect.Effect<A, never, System>) => Effect.Effect<A, unknown, System>
   }
 >()("test/HoldsSystem") {
   static readonly layer = Layer.effect(
     System,
     Effect.gen(function* () {
-      yield* startSystem({
+      const scope = yield* Effect.scope
+      const started = yield* startSystem({
         ports,
-        isolation: { keyspace: "walletun_holds", brokerPrefix: "holds.transactions" },
+        isolation: { keyspace: transactionEnv.CQL_KEYSPACE, brokerPrefix: transactionEnv.TRANSACTION_BROKER_PREFIX },
         env: { LOG_LEVEL: "Warn" },
         per: {
           user: { LOGIN_LIMIT_PER_ADDRESS: "1000", REGISTER_LIMIT_PER_ADDRESS: "1000" },
-          transaction: {
-            TRANSACTION_HOLD_TEST_SECOND: `${secondMs} millis`,
-            TRANSACTION_HOLD_EXPIRY_INTERVAL: "200 millis",
-          },
+          transaction: transactionEnv,
           gateway: { GATEWAY_RATE_LIMIT_PER_USER: "100000", GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000" },
         },
       })
+      let transaction = started.transaction
       const proxy = yield* startValidatingProxy({ port: proxyPort, upstream: gateway })
       const through = client(proxy.url, proxy.send)
       return System.of({
@@ -49,6 +64,18 @@ class System extends Context.Service<
           proxy
             .verdict()
             .breaches.map(({ request, status, violation }) => `${request} ${status}: ${violation.message}`),
+        restartTransaction: (meanwhile) =>
+          Effect.gen(function* () {
+            transaction.child.kill("SIGTERM")
+            yield* transaction.exited
+            const result = yield* meanwhile
+            // Started in the layer's scope: it lives as long as the first one would have.
+            transaction = yield* ServiceProcess.start(main("transaction"), transactionEnv).pipe(
+              Effect.provideService(Scope.Scope, scope),
+            )
+            yield* ServiceProcess.waitFor(`http://127.0.0.1:${ports.transaction}/health/ready`)
+            return result
+          }),
       })
     }),
   )
@@ -287,6 +314,27 @@ layer(System.layer, { excludeTestServices: true, timeout: 300_000 })("holds thro
         assert.isAtLeast(Date.parse(done.updatedAt), Date.parse(hold.expiresAt))
         assert.deepStrictEqual(yield* walletOf(alice, a), { balance: 1_000, available: 1_000 })
         assertProblem(yield* voidHold(alice, hold.id), 409, "TRANSACTION_NOT_HELD")
+      }),
+    )
+  })
+
+  describe("the expiry schedule is the ledger's", () => {
+    it.effect("a hold due while the transaction service is down expires once it is back", () =>
+      Effect.gen(function* () {
+        const { alice, a, b } = yield* pair(1_000)
+        const hold = yield* held(alice, a, b, 600, 60)
+        const system = yield* System
+        const whileDown = yield* system.restartTransaction(
+          Effect.gen(function* () {
+            // Past its expiry (3 s after its accept), with no poller running: still reserved.
+            yield* Effect.sleep(Math.max(0, Date.parse(hold.expiresAt) - Date.now()) + 1_000)
+            return yield* walletOf(alice, a)
+          }),
+        )
+        assert.deepStrictEqual(whileDown, { balance: 1_000, available: 400 })
+        const done = yield* until(alice, hold.id, isFinal)
+        assert.strictEqual(done.status, "EXPIRED")
+        assert.deepStrictEqual(yield* walletOf(alice, a), { balance: 1_000, available: 1_000 })
       }),
     )
   })
