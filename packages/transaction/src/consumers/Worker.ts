@@ -1,6 +1,7 @@
 /**
  * The worker: consumes `transactions.requested` and asks the wallet service to apply each
- * transaction. Transient failures are retried in process (bounded), then the message goes through
+ * transaction (a hold with the ledger's Hold kind) and each operation on a hold (a capture, void or
+ * expiry, under the operation's own id). Transient failures are retried in process (bounded), then the message goes through
  * the retry queue, then to the DLQ with its reason. It never decides an outcome: only the wallet's
  * recorded outcome (through the outcome consumer) makes a transaction final.
  *
@@ -187,7 +188,10 @@ const processOperation = Effect.fn("Worker.processOperation")(function* (
   return yield* settle(deps, message, attempt, applied)
 })
 
-/** Settles one request message: a dead letter unless it is a sealed, decodable TransactionRequested. */
+/**
+ * Settles one request message: a dead letter unless it is a sealed, decodable TransactionRequested
+ * or HoldOperationRequested.
+ */
 const handleMessage = Effect.fn("Worker.handle")(function* (deps: Deps, message: IncomingMessage) {
   const attempt = attemptOf(message)
   // Only a request this service published moves money: anyone else who can publish to the
