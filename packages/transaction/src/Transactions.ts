@@ -306,6 +306,26 @@ const claimKey = Effect.fn("Transactions.claimKey")(function* (
 })
 
 /**
+ * The answer to an operation on a hold that is not HELD: a replay of an operation accepted on it
+ * under this key (before it was decided) is answered as a replay, with the hold as it is now; the
+ * same key with another body is a reused key; anything else is `TransactionNotHeld`, which binds
+ * no key. Nothing is published: the operation was published when accepted, and the hold is decided.
+ */
+const notHeld = Effect.fn("Transactions.notHeld")(function* (
+  repo: TransactionsRepo["Service"],
+  userId: Ids.UserId,
+  holdId: Ids.TransactionId,
+  key: Ids.IdempotencyKey,
+  hash: string,
+  hold: StoredTransaction,
+) {
+  const earlier = yield* repo.operationOf(holdId, userId, key).pipe(Effect.catch(unavailable("cql")))
+  if (Option.isNone(earlier)) return yield* new Errors.TransactionNotHeld({ transactionId: holdId })
+  if (earlier.value.requestHash !== hash) return yield* new Errors.IdempotencyKeyReused()
+  return { transaction: hold, replayed: true }
+})
+
+/**
  * A capture or void of a hold: the checks answered at once (someone else's hold or no hold 404, a
  * capture by the sender 403, a hold not HELD 409, a capture above the hold 422), then the key claim
  * that gives the operation its id, then its publish; answers the hold as it is (HELD).
@@ -335,14 +355,25 @@ const makeOperate = (
     if (body.operation === "capture" && targetOwner !== userId) {
       return yield* new Errors.Forbidden({ transactionId: holdId })
     }
-    if (hold.status !== "HELD") return yield* new Errors.TransactionNotHeld({ transactionId: holdId })
+    const hash = operationHash(holdId, body)
+    if (hold.status !== "HELD") return yield* notHeld(repo, userId, holdId, key, hash, hold)
     if (body.operation === "capture" && body.amount !== undefined && body.amount > hold.amount) {
       return yield* new Errors.AmountExceedsHold({ transactionId: holdId })
     }
-    const hash = operationHash(holdId, body)
     // The same key claim as a transaction's: racing requests with one key get one operation id.
     const { claim, replayed } = yield* claimKey(wallets, config, userId, key, hash)
     if (replayed && claim.requestHash !== hash) return yield* new Errors.IdempotencyKeyReused()
+    // Remembered on the hold before the publish (so before it can be decided): a replay that comes
+    // once the hold is decided is still answered as the replay it is.
+    yield* repo
+      .rememberOperation(
+        holdId,
+        userId,
+        key,
+        { operationId: claim.transactionId, requestHash: hash },
+        config.idempotencyTtl,
+      )
+      .pipe(Effect.catch(unavailable("cql")))
     // Published on every answer, a replay's too: the first attempt may have stopped between its
     // claim and its publish, and the ledger applies the operation id at most once.
     yield* broker

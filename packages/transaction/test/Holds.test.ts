@@ -361,6 +361,41 @@ describe("Transactions.operate (capture and void)", () => {
       ),
   )
 
+  it.effect("once the hold is decided, a replay is still answered as one (not published again); a new key is 409", () =>
+    fresh(
+      Effect.gen(function* () {
+        const transactions = yield* Transactions
+        const { alice, bob, hold, handle } = yield* heldHold(300n)
+        const capture = { operation: "capture", amount: amount(100n) } as const
+        yield* transactions.operate(bob, hold.id, key("c1"), capture)
+        const [accepted] = (yield* published).operations
+        yield* handle(
+          yield* messageOf(
+            Events.HoldDecided.make({
+              transactionId: hold.id,
+              operationId: accepted?.id ?? hold.id,
+              status: "COMPLETED",
+              capturedAmount: amount(100n),
+              entries: [],
+              decidedAt: yield* DateTime.now,
+              userId: alice,
+              targetOwnerId: bob,
+            }),
+          ),
+        )
+        const replay = yield* transactions.operate(bob, hold.id, key("c1"), capture)
+        assert.deepStrictEqual([replay.replayed, replay.transaction.status], [true, "COMPLETED"])
+        const failure = (userId: Ids.UserId, name: string, body: Parameters<Transactions["Service"]["operate"]>[3]) =>
+          Effect.flip(transactions.operate(userId, hold.id, key(name), body)).pipe(Effect.map((e) => e._tag))
+        assert.strictEqual(yield* failure(bob, "c1", { operation: "capture" }), "IdempotencyKeyReused")
+        assert.strictEqual(yield* failure(bob, "c2", capture), "TransactionNotHeld")
+        // The key is the user's: the same key from the sender is not a replay of the target's capture.
+        assert.strictEqual(yield* failure(alice, "c1", { operation: "void" }), "TransactionNotHeld")
+        assert.lengthOf((yield* published).operations, 1)
+      }),
+    ),
+  )
+
   it.live("the worker applies an operation under its id and records nothing on the hold", () =>
     fresh(
       Effect.gen(function* () {

@@ -6,6 +6,7 @@ import { Cql, CqlMigrator, Uuid } from "@walletun/infra"
 import { migration as byParty } from "../src/migrations/0006_transactions_by_party.ts"
 import { migration as wholeHistory } from "../src/migrations/0007_whole_history.ts"
 import { migration as holds } from "../src/migrations/0008_holds.ts"
+import { migration as holdOperationKeys } from "../src/migrations/0009_hold_operation_keys.ts"
 import { migrations } from "../src/migrations/index.ts"
 import { copyHistory, copyParties } from "../src/repo/CopyHistory.ts"
 import { detailColumns, partyWrite, statementsOf, toDate } from "../src/repo/Statements.ts"
@@ -123,6 +124,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
           quorum,
         )
         assert.deepStrictEqual(tables.rows.map((row) => row.get("table_name") as string).toSorted(), [
+          "hold_operation_keys",
           "schema_migrations",
           "transactions_by_id",
           "transactions_by_party",
@@ -198,6 +200,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
             byParty.version,
             wholeHistory.version,
             holds.version,
+            holdOperationKeys.version,
           ])
           const repo = yield* make(keyspace)
           const read = (user: string, query: Partial<Parameters<typeof repo.history>[1]>) =>
@@ -305,7 +308,11 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
             [2],
           )
 
-          assert.deepStrictEqual(yield* CqlMigrator.run(options, migrations), [wholeHistory.version, holds.version])
+          assert.deepStrictEqual(yield* CqlMigrator.run(options, migrations), [
+            wholeHistory.version,
+            holds.version,
+            holdOperationKeys.version,
+          ])
           const everything = [`${out.id}:FAILED`, pending(self), pending(deposit)]
           assert.deepStrictEqual(yield* read(alice), everything)
           assert.deepStrictEqual(yield* read(bob), [`${out.id}:FAILED`])

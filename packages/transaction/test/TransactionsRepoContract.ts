@@ -8,7 +8,7 @@
  */
 import { assert, describe } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { DateTime, Effect, Option } from "effect"
+import { DateTime, Duration, Effect, Option } from "effect"
 import { Ids } from "@walletun/domain"
 import type { Money, Transaction } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
@@ -279,6 +279,22 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
             )
           }
         }
+      }),
+    )
+
+    it.effect("the operations accepted on a hold read back by hold, user and key", () =>
+      Effect.gen(function* () {
+        const repo = yield* TransactionsRepo
+        const hold = yield* pendingHold
+        const operation = { operationId: Ids.TransactionId.make(yield* Uuid.v7), requestHash: "hash-1" }
+        const key = "key-1" as Ids.IdempotencyKey
+        assert.isTrue(Option.isNone(yield* repo.operationOf(hold.id, hold.userId, key)))
+        yield* repo.rememberOperation(hold.id, hold.userId, key, operation, Duration.hours(25))
+        // Written again (a retried request) it reads the same.
+        yield* repo.rememberOperation(hold.id, hold.userId, key, operation, Duration.hours(25))
+        assert.deepStrictEqual(yield* repo.operationOf(hold.id, hold.userId, key), Option.some(operation))
+        assert.isTrue(Option.isNone(yield* repo.operationOf(hold.id, hold.targetOwnerId ?? hold.userId, key)))
+        assert.isTrue(Option.isNone(yield* repo.operationOf(hold.id, hold.userId, "key-2" as Ids.IdempotencyKey)))
       }),
     )
 

@@ -1,8 +1,8 @@
 /** The transaction store in memory, for tests, with the same observable behaviour as the CQL one. */
-import { DateTime, Effect, Option, Ref } from "effect"
+import { Clock, DateTime, Duration, Effect, Option, Ref } from "effect"
 import type { Ids, Money, Transaction } from "@walletun/domain"
 import { pageOf, partiesOf, passes, settledRank, statusRank } from "./Stored.ts"
-import type { Republished, StoredTransaction, TransactionStore } from "./Stored.ts"
+import type { OperationKey, Republished, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 /** One recorded status of a transaction. */
 interface StatusState {
@@ -18,6 +18,8 @@ interface Memory {
   readonly statuses: Ref.Ref<Map<string, Map<number, StatusState>>>
   readonly open: Ref.Ref<Set<Ids.TransactionId>>
   readonly republished: Ref.Ref<Map<string, Republished>>
+  /** Operations on holds by `<hold>/<user>/<key>`, with when they expire (the clock's milliseconds). */
+  readonly operations: Ref.Ref<Map<string, { readonly operation: OperationKey; readonly untilMs: number }>>
 }
 
 const without = <A>(set: Set<A>, id: A) => {
@@ -89,6 +91,7 @@ export const makeMemory = Effect.gen(function* () {
     statuses: yield* Ref.make(new Map<string, Map<number, StatusState>>()),
     open: yield* Ref.make(new Set<Ids.TransactionId>()),
     republished: yield* Ref.make(new Map<string, Republished>()),
+    operations: yield* Ref.make(new Map<string, { readonly operation: OperationKey; readonly untilMs: number }>()),
   }
   const store: TransactionStore = {
     insertPending: (tx) =>
@@ -111,6 +114,18 @@ export const makeMemory = Effect.gen(function* () {
     republished: (id) => Effect.map(Ref.get(memory.republished), (map) => Option.fromUndefinedOr(map.get(id))),
     markRepublished: (id, at, count) => Ref.update(memory.republished, (map) => new Map(map).set(id, { at, count })),
     forgetUnfinished: (id) => Ref.update(memory.open, (set) => without(set, id)),
+    rememberOperation: (holdId, userId, key, operation, ttl) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.update(memory.operations, (map) =>
+          new Map(map).set(`${holdId}/${userId}/${key}`, { operation, untilMs: now + Duration.toMillis(ttl) }),
+        ),
+      ),
+    operationOf: (holdId, userId, key) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const found = (yield* Ref.get(memory.operations)).get(`${holdId}/${userId}/${key}`)
+        return found === undefined || found.untilMs <= now ? Option.none() : Option.some(found.operation)
+      }),
   }
   return store
 })

@@ -7,7 +7,7 @@
 import { Effect, Option, Schema } from "effect"
 import { Currency, Ids, Money, Transaction } from "@walletun/domain"
 import * as Cql from "@walletun/infra/Cql"
-import type { Republished, StoredKind, StoredTransaction } from "./Stored.ts"
+import type { OperationKey, Republished, StoredKind, StoredTransaction } from "./Stored.ts"
 
 /**
  * A status as each status row records it: the status, why it failed, when, and what a captured
@@ -93,6 +93,9 @@ export type StatusRow = typeof StatusRow.Type
 /** A row of `transactions_unfinished`. */
 export const UnfinishedRow = Schema.Struct({ id: Ids.TransactionId })
 
+/** A row of `hold_operation_keys`. */
+export const OperationKeyRow = Schema.Struct({ operation_id: Ids.TransactionId, request_hash: Schema.String })
+
 /** A row of `transactions_republishes`; rows written before the count existed have none. */
 export const RepublishedRow = Schema.Struct({
   republished_at: Schema.DateTimeUtcFromDate,
@@ -122,6 +125,14 @@ const decodeStatusRow = decoder("transactions_by_user", StatusRow)
 const decodeDetails = decoder("transactions_by_user", DetailColumns)
 const decodeUnfinishedRow = decoder("transactions_unfinished", UnfinishedRow)
 const decodeRepublishedRow = decoder("transactions_republishes", RepublishedRow)
+const decodeOperationKeyRow = decoder("hold_operation_keys", OperationKeyRow)
+
+/** A row of `hold_operation_keys`: the operation accepted under the key. */
+export const operationKeyOf = (row: unknown): Effect.Effect<OperationKey, Cql.CqlError> =>
+  Effect.map(decodeOperationKeyRow(row), (decoded) => ({
+    operationId: decoded.operation_id,
+    requestHash: decoded.request_hash,
+  }))
 
 const orUndefined = <A>(value: A | null): A | undefined => (value === null ? undefined : value)
 

@@ -107,6 +107,12 @@ export const statementsOf = (keyspace: string) => {
     selectParties: `SELECT user_id, target_owner_id FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
     selectUnfinished: `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id > ? AND id < ? LIMIT ?`,
     selectRepublished: `SELECT republished_at, republishes FROM ${keyspace}.transactions_republishes WHERE id = ?`,
+    insertOperationKey:
+      `INSERT INTO ${keyspace}.hold_operation_keys (hold_id, user_id, key, operation_id, request_hash) ` +
+      `VALUES (?, ?, ?, ?, ?) USING TTL ?`,
+    selectOperationKey:
+      `SELECT operation_id, request_hash FROM ${keyspace}.hold_operation_keys ` +
+      `WHERE hold_id = ? AND user_id = ? AND key = ?`,
     insertRepublished: `INSERT INTO ${keyspace}.transactions_republishes (id, republished_at, republishes) VALUES (?, ?, ?)`,
   }
 }

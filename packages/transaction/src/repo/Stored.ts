@@ -4,7 +4,7 @@
  * and paged.
  */
 import { DateTime } from "effect"
-import type { Effect, Option } from "effect"
+import type { Duration, Effect, Option } from "effect"
 import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
 import type * as Cql from "@walletun/infra/Cql"
 
@@ -206,6 +206,12 @@ export interface HoldDecision {
   readonly capturedAmount?: Money.Amount | undefined
 }
 
+/** An operation accepted on a hold under a user's `Idempotency-Key`: its id and its request's hash. */
+export interface OperationKey {
+  readonly operationId: Ids.TransactionId
+  readonly requestHash: string
+}
+
 /** Rows a history read looks at, at most, to fill one page (a status filter may skip many). */
 export const maxScannedRows = 2_000
 
@@ -243,6 +249,23 @@ export interface TransactionStore {
   republished(id: Ids.TransactionId): Effect.Effect<Option.Option<Republished>, Cql.CqlError>
   /** Records that the reconciler re-published the transaction now, for the `count`-th time. */
   markRepublished(id: Ids.TransactionId, at: DateTime.Utc, count: number): Effect.Effect<void, Cql.CqlError>
+  /**
+   * Remembers, for `ttl`, that `userId` had an operation accepted on the hold `holdId` under `key`
+   * (an idempotent upsert), so that a replay once the hold is decided is answered as one.
+   */
+  rememberOperation(
+    holdId: Ids.TransactionId,
+    userId: Ids.UserId,
+    key: Ids.IdempotencyKey,
+    operation: OperationKey,
+    ttl: Duration.Duration,
+  ): Effect.Effect<void, Cql.CqlError>
+  /** The operation `userId` had accepted on the hold under `key`, if any (and not expired). */
+  operationOf(
+    holdId: Ids.TransactionId,
+    userId: Ids.UserId,
+    key: Ids.IdempotencyKey,
+  ): Effect.Effect<Option.Option<OperationKey>, Cql.CqlError>
   /** Removes a transaction from the unfinished index (it is final, or was never stored). */
   forgetUnfinished(id: Ids.TransactionId): Effect.Effect<void, Cql.CqlError>
 }
