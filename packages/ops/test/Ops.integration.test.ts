@@ -435,7 +435,10 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       const { sql, c } = yield* Scratch
       const overdraft = yield* Uuid.v7
       const corrupt = Effect.gen(function* () {
+        // Both checks that keep a user wallet from going below zero: its balance, and (since holds)
+        // its available amount, the balance less what holds reserve.
         yield* sql`ALTER TABLE wallets DROP CONSTRAINT wallets_user_balance_not_negative`
+        yield* sql`ALTER TABLE wallets DROP CONSTRAINT wallets_user_available_not_negative`
         yield* sql`INSERT INTO applied_transactions (id, outcome) VALUES (${overdraft}, 'COMPLETED')`
         yield* entry(sql, overdraft, c.walletId, -30)
         yield* entry(sql, overdraft, systemUsd, 30)
@@ -443,6 +446,7 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       const restore = Effect.gen(function* () {
         yield* undoEntries(sql, overdraft, [c.walletId, systemUsd])
         yield* sql`ALTER TABLE wallets ADD CONSTRAINT wallets_user_balance_not_negative CHECK (system_name IS NOT NULL OR balance >= 0)`
+        yield* sql`ALTER TABLE wallets ADD CONSTRAINT wallets_user_available_not_negative CHECK (system_name IS NOT NULL OR balance - held >= 0)`
       })
       yield* violation(corrupt, restore, ["non-negative"], { "non-negative": `wallet ${c.walletId}: balance -30` })
       // The same overdraft is an applied transaction the keyspace does not know: a violation only
