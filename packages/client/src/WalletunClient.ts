@@ -1,8 +1,9 @@
 /**
  * The walletun API client: the domain's `HttpApiClient` over the public API at a base URL, with
  * the bearer token of the last login (or one you set), error responses decoded into the domain's
- * tagged errors (`Problems`), a fresh `Idempotency-Key` for each `POST /v1/transactions` that does
- * not bring its own, and bounded, jittered retries of safe requests (`Retry`).
+ * tagged errors (`Problems`), a fresh `Idempotency-Key` for each `POST /v1/transactions` (and each
+ * capture or void of a hold) that does not bring its own, and bounded, jittered retries of safe
+ * requests (`Retry`).
  */
 import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
@@ -44,6 +45,13 @@ export interface Accepted {
   /** `Location`: `/v1/transactions/{id}`. */
   readonly location: string
   /** `Idempotent-Replayed: true`: the key was used before with the same body; no money moved again. */
+  readonly replayed: boolean
+}
+
+/** What `transactions.capture` and `transactions.void` answer: the hold (still `HELD`), and whether it is a replay. */
+export interface HoldOperationAccepted {
+  readonly transaction: Transaction.Transaction
+  /** `Idempotent-Replayed: true`: the key was used before for the same operation; it is applied once. */
   readonly replayed: boolean
 }
 
@@ -90,6 +98,77 @@ const pollingUntilFinal = <E, R>(
       yield* Effect.sleep(interval)
     }
   })
+
+/** What a capture or void answered, as the client gives it. */
+const holdAnswer = ({ body, headers }: HoldReply): HoldOperationAccepted => ({
+  transaction: body,
+  replayed: headers["idempotent-replayed"] === "true",
+})
+
+/** An answer of a capture or void as the generated client gives it. */
+interface HoldReply {
+  readonly body: Transaction.Transaction
+  readonly headers: { readonly "idempotent-replayed"?: "true" | undefined }
+}
+
+/** The generated client's capture and void, as `holdOperations` uses them. */
+interface HoldMethods<E, R> {
+  readonly capture: (request: {
+    readonly params: { readonly transactionId: Ids.TransactionId }
+    readonly payload: Transaction.CaptureHold
+    readonly headers: { readonly "idempotency-key": Ids.IdempotencyKey }
+  }) => Effect.Effect<HoldReply, E, R>
+  readonly void: (request: {
+    readonly params: { readonly transactionId: Ids.TransactionId }
+    readonly headers: { readonly "idempotency-key": Ids.IdempotencyKey }
+  }) => Effect.Effect<HoldReply, E, R>
+}
+
+/**
+ * `transactions.capture` and `transactions.void`: each request with the key given, or a fresh one
+ * (`newKey`, as for `create`), checked like any key before a request goes out.
+ */
+const holdOperations = <E, R>(transactions: HoldMethods<E, R>, newKey: Effect.Effect<string>) => {
+  const keyOf = (given: string | undefined) =>
+    Effect.flatMap(given === undefined ? newKey : Effect.succeed(given), Schema.decodeEffect(Ids.IdempotencyKey))
+
+  /**
+   * Captures a hold (as its target wallet's owner): `amount` of it, all when absent. The key
+   * defaults to a fresh one, as for `create`; the hold ends `COMPLETED` once the ledger applies it.
+   */
+  const capture = (request: {
+    readonly transactionId: Ids.TransactionId
+    readonly amount?: Transaction.CaptureHold["amount"]
+    readonly idempotencyKey?: string | undefined
+  }) =>
+    Effect.flatMap(keyOf(request.idempotencyKey), (key) =>
+      Effect.map(
+        transactions.capture({
+          params: { transactionId: request.transactionId },
+          payload: request.amount === undefined ? {} : { amount: request.amount },
+          headers: { "idempotency-key": key },
+        }),
+        holdAnswer,
+      ),
+    )
+
+  /** Voids a hold (as its sender or its target wallet's owner); the key defaults to a fresh one. */
+  const voidHold = (request: {
+    readonly transactionId: Ids.TransactionId
+    readonly idempotencyKey?: string | undefined
+  }) =>
+    Effect.flatMap(keyOf(request.idempotencyKey), (key) =>
+      Effect.map(
+        transactions.void({
+          params: { transactionId: request.transactionId },
+          headers: { "idempotency-key": key },
+        }),
+        holdAnswer,
+      ),
+    )
+
+  return { capture, void: voidHold }
+}
 
 /**
  * Builds a client. Needs an `HttpClient` (`FetchHttpClient.layer`, or an in-memory one in tests).
@@ -158,12 +237,12 @@ export const make = Effect.fnUntraced(function* (options: Options) {
         ),
     )
 
-  /** Polls a transaction until it is `COMPLETED` or `FAILED`; bounded by `timeout`. */
+  /** Polls a transaction until its status is final (a hold's: captured, voided or expired); bounded by `timeout`. */
   const awaitFinal = pollingUntilFinal(api.transactions.get)
 
   return {
     ...api,
-    transactions: { ...api.transactions, create, awaitFinal },
+    transactions: { ...api.transactions, create, ...holdOperations(api.transactions, newKey), awaitFinal },
     register,
     login,
     refresh,

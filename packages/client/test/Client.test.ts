@@ -10,7 +10,15 @@ import { Errors, Ids, Money, Problem, Retry, WalletunClient } from "../src/index
 const walletId = Ids.WalletId.make("0190a0c3-7d3e-7cc0-8000-00000000000a")
 const transactionId = Ids.TransactionId.make("0190a0c3-7d3e-7cc0-8000-0000000000f1")
 const at = "2026-11-25T08:46:00.123Z"
-const wallet = { id: walletId, ownerId: walletId, currency: "USD", balance: 150_000, available: 150_000, createdAt: at, updatedAt: at }
+const wallet = {
+  id: walletId,
+  ownerId: walletId,
+  currency: "USD",
+  balance: 150_000,
+  available: 150_000,
+  createdAt: at,
+  updatedAt: at,
+}
 const transaction = (status: string) => ({
   id: transactionId,
   type: "deposit",
@@ -76,6 +84,9 @@ const samples: { readonly [K in Errors.DomainError["_tag"]]: Extract<Errors.Doma
   InvalidToken: new Errors.InvalidToken(),
   WalletNotFound: new Errors.WalletNotFound({ walletId }),
   TransactionNotFound: new Errors.TransactionNotFound({ transactionId }),
+  Forbidden: new Errors.Forbidden({ transactionId }),
+  TransactionNotHeld: new Errors.TransactionNotHeld({ transactionId }),
+  AmountExceedsHold: new Errors.AmountExceedsHold({ transactionId }),
   EmailTaken: new Errors.EmailTaken(),
   WalletExists: new Errors.WalletExists({ currency: "JPY" }),
   PayloadTooLarge: new Errors.PayloadTooLarge({ limitBytes: 65_536 }),
@@ -305,6 +316,53 @@ describe("idempotency keys", () => {
       )
       assert.isTrue(replay.replayed)
       assert.strictEqual(malformed._tag, "SchemaError")
+    }),
+  )
+})
+
+describe("holds", () => {
+  it.effect("capture and void send a fresh key (or yours), the capture's amount, and read a replay", () =>
+    Effect.gen(function* () {
+      let made = 0
+      const keys = Effect.sync(() => `hold-key-${++made}`)
+      const held = {
+        ...transaction("HELD"),
+        type: "hold",
+        walletId: undefined,
+        sourceWalletId: walletId,
+        targetWalletId: walletId,
+        heldAmount: 2_500,
+        expiresAt: at,
+      }
+      const { layer, requests } = fake(
+        (_, n) => json(202, held, n === 2 ? { "idempotent-replayed": "true" } : {}),
+        Retry.defaultPolicy,
+        keys,
+      )
+      const id = Ids.TransactionId.make(transactionId)
+      const answers = yield* WalletunClient.use((client) =>
+        Effect.all([
+          client.transactions.capture({ transactionId: id, amount: Money.Amount.make(1_000n) }),
+          client.transactions.capture({ transactionId: id }),
+          client.transactions.void({ transactionId: id, idempotencyKey: "mine" }),
+        ]),
+      ).pipe(Effect.provide(layer))
+      assert.deepStrictEqual(
+        requests.map((request) => [request.method, request.url, request.headers["idempotency-key"], bodyOf(request)]),
+        [
+          ["POST", `http://api.test/v1/transactions/${transactionId}/capture`, "hold-key-1", { amount: 1_000 }],
+          ["POST", `http://api.test/v1/transactions/${transactionId}/capture`, "hold-key-2", {}],
+          ["POST", `http://api.test/v1/transactions/${transactionId}/void`, "mine", undefined],
+        ],
+      )
+      assert.deepStrictEqual(
+        answers.map((answer) => [answer.transaction.status, answer.transaction.heldAmount, answer.replayed]),
+        [
+          ["HELD", Money.Amount.make(2_500n), false],
+          ["HELD", Money.Amount.make(2_500n), false],
+          ["HELD", Money.Amount.make(2_500n), true],
+        ],
+      )
     }),
   )
 })

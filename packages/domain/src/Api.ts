@@ -15,9 +15,11 @@ import {
 } from "effect/http-api"
 import { transform } from "./ApiDocument.ts"
 import {
+  AmountExceedsHold,
   BadGateway,
   CurrencyMismatch,
   EmailTaken,
+  Forbidden,
   GatewayTimeout,
   IdempotencyKeyRequired,
   IdempotencyKeyReused,
@@ -29,6 +31,7 @@ import {
   RateLimited,
   SameWallet,
   TransactionNotFound,
+  TransactionNotHeld,
   Unauthorized,
   Unavailable,
   UnsupportedMediaType,
@@ -39,7 +42,7 @@ import {
 import { Health } from "./Health.ts"
 import { IdempotencyKey, TransactionId, WalletId } from "./Ids.ts"
 import type { UserId } from "./Ids.ts"
-import { CreateTransaction, ListTransactionsQuery, Transaction, TransactionPage } from "./Transaction.ts"
+import { CaptureHold, CreateTransaction, ListTransactionsQuery, Transaction, TransactionPage } from "./Transaction.ts"
 import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
 import { Balance, BalanceQuery, CreateWallet, EntriesQuery, EntryPage, Wallet, WalletList } from "./Wallet.ts"
 
@@ -159,6 +162,25 @@ export class WalletsApi extends HttpApiGroup.make("wallets")
   .middleware(Authentication)
   .annotateMerge(OpenApi.annotations({ title: "Wallets", description: "Wallets and their ledger" })) {}
 
+/** The answer of a capture or void: 202 with the hold, `Idempotent-Replayed: true` for a replay. */
+const holdOperationSuccess = HttpApiSchema.WithHeaders(Transaction.pipe(HttpApiSchema.status(202)), {
+  "idempotent-replayed": Schema.optionalKey(
+    Schema.Literal("true").annotate({
+      description: "Present when the answer replays the operation of this Idempotency-Key",
+    }),
+  ),
+})
+
+/** What a capture or void answers at once, changing nothing. */
+const holdOperationErrors = [
+  IdempotencyKeyRequired,
+  TransactionNotFound,
+  TransactionNotHeld,
+  IdempotencyKeyReused,
+  ...behindGateway,
+  ...anyRoute,
+] as const
+
 /**
  * Money movements: accepted at once (202), applied asynchronously. A request whose
  * `Idempotency-Key` header is missing or malformed fails decoding before any handler runs (an
@@ -189,11 +211,41 @@ export class TransactionsApi extends HttpApiGroup.make("transactions")
       ],
     }).annotateMerge(
       OpenApi.annotations({
-        summary: "Request a deposit, withdrawal or transfer",
+        summary: "Request a deposit, withdrawal, transfer or hold",
         description:
           "Answers 202 with the PENDING transaction and `Location: /v1/transactions/{id}`. The same " +
           "`Idempotency-Key` with the same body returns the original transaction with " +
           "`Idempotent-Replayed: true`; with a different body, 422 IDEMPOTENCY_KEY_REUSED.",
+      }),
+    ),
+    HttpApiEndpoint.post("capture", "/v1/transactions/:transactionId/capture", {
+      params: { transactionId: TransactionId },
+      headers: { "idempotency-key": IdempotencyKey },
+      payload: CaptureHold,
+      success: holdOperationSuccess,
+      error: [...withBody, Forbidden, AmountExceedsHold, ...holdOperationErrors],
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Capture a hold (its target wallet's owner)",
+        description:
+          "Answers 202 with the hold, still HELD; it then ends COMPLETED with `capturedAmount` (the body's " +
+          "`amount`, all of the hold when absent) moved from source to target, and the rest released. The " +
+          "sender of a hold that does not also own its target gets 403 FORBIDDEN; a hold not HELD, 409 " +
+          "TRANSACTION_NOT_HELD; more than the held amount, 422 AMOUNT_EXCEEDS_HOLD. When a capture races " +
+          "a void, another capture or the expiry, exactly one decides the hold: its final status says which.",
+      }),
+    ),
+    HttpApiEndpoint.post("void", "/v1/transactions/:transactionId/void", {
+      params: { transactionId: TransactionId },
+      headers: { "idempotency-key": IdempotencyKey },
+      success: holdOperationSuccess,
+      error: [ValidationFailed, ...holdOperationErrors],
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Void a hold (its sender or its target wallet's owner)",
+        description:
+          "Answers 202 with the hold, still HELD; it then ends VOIDED and everything is released. A hold not " +
+          "HELD: 409 TRANSACTION_NOT_HELD. When a void races a capture or the expiry, exactly one decides the hold.",
       }),
     ),
     HttpApiEndpoint.get("get", "/v1/transactions/:transactionId", {
@@ -217,7 +269,9 @@ export class TransactionsApi extends HttpApiGroup.make("transactions")
     ),
   )
   .middleware(Authentication)
-  .annotateMerge(OpenApi.annotations({ title: "Transactions", description: "Deposits, withdrawals and transfers" })) {}
+  .annotateMerge(
+    OpenApi.annotations({ title: "Transactions", description: "Deposits, withdrawals, transfers and holds" }),
+  ) {}
 
 /** Liveness and readiness, served by every service. */
 export class HealthApi extends HttpApiGroup.make("health")

@@ -10,7 +10,15 @@ import type { Schema } from "effect"
 import * as Errors from "./Errors.ts"
 import { Health } from "./Health.ts"
 import { TransactionId, WalletId } from "./Ids.ts"
-import { CreateDeposit, CreateTransfer, CreateWithdrawal, Transaction, TransactionPage } from "./Transaction.ts"
+import {
+  CaptureHold,
+  CreateDeposit,
+  CreateHold,
+  CreateTransfer,
+  CreateWithdrawal,
+  Transaction,
+  TransactionPage,
+} from "./Transaction.ts"
 import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
 import { Balance, CreateWallet, EntryPage, Wallet, WalletList } from "./Wallet.ts"
 
@@ -45,6 +53,9 @@ const samples: { readonly [K in Errors.DomainError["_tag"]]: Extract<Errors.Doma
   InvalidToken: new Errors.InvalidToken(),
   WalletNotFound: new Errors.WalletNotFound({ walletId: exampleWalletId }),
   TransactionNotFound: new Errors.TransactionNotFound({ transactionId: TransactionId.make(exampleId) }),
+  Forbidden: new Errors.Forbidden({ transactionId: TransactionId.make(exampleId) }),
+  TransactionNotHeld: new Errors.TransactionNotHeld({ transactionId: TransactionId.make(exampleId) }),
+  AmountExceedsHold: new Errors.AmountExceedsHold({ transactionId: TransactionId.make(exampleId) }),
   EmailTaken: new Errors.EmailTaken(),
   WalletExists: new Errors.WalletExists({ currency: "USD" }),
   PayloadTooLarge: new Errors.PayloadTooLarge({ limitBytes: 65_536 }),
@@ -172,8 +183,30 @@ export const examples: Readonly<Record<string, ReadonlyArray<Example>>> = {
       amount: 2_500,
       description: "Dinner, split",
     }),
+    example(CreateHold, "Hold 40.00 for a day", {
+      type: "hold",
+      sourceWalletId: ids.wallet,
+      targetWalletId: ids.target,
+      amount: 4_000,
+      expiresIn: 86_400,
+    }),
   ],
-  Transaction: [example(Transaction, "A transfer just accepted", transaction)],
+  CaptureHold: [
+    example(CaptureHold, "Capture 30.00 of the hold", { amount: 3_000 }),
+    example(CaptureHold, "Capture all of the hold", {}),
+  ],
+  Transaction: [
+    example(Transaction, "A transfer just accepted", transaction),
+    example(Transaction, "A hold placed", {
+      ...transaction,
+      type: "hold",
+      status: "HELD",
+      amount: 4_000,
+      description: "Hotel deposit",
+      heldAmount: 4_000,
+      expiresAt: "2026-11-26T08:46:00.123Z",
+    }),
+  ],
   TransactionPage: [
     example(TransactionPage, "A page with more to come", {
       items: [{ ...transaction, status: "COMPLETED" }],

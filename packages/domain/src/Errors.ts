@@ -56,6 +56,27 @@ export class TransactionNotFound extends Schema.TaggedError<TransactionNotFound>
   { httpApiStatus: 404 },
 ) {}
 
+/** The caller may see the transaction but not do this to it (the sender capturing its own hold). */
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  { transactionId: TransactionId },
+  { httpApiStatus: 403 },
+) {}
+
+/** A capture or void of a hold that is not `HELD`: not yet held, or already decided. */
+export class TransactionNotHeld extends Schema.TaggedError<TransactionNotHeld>()(
+  "TransactionNotHeld",
+  { transactionId: TransactionId },
+  { httpApiStatus: 409 },
+) {}
+
+/** A capture of more than the hold reserves. */
+export class AmountExceedsHold extends Schema.TaggedError<AmountExceedsHold>()(
+  "AmountExceedsHold",
+  { transactionId: TransactionId },
+  { httpApiStatus: 422 },
+) {}
+
 /** The email is already registered. */
 export class EmailTaken extends Schema.TaggedError<EmailTaken>()("EmailTaken", {}, { httpApiStatus: 409 }) {}
 
@@ -149,6 +170,9 @@ export type DomainError =
   | InvalidToken
   | WalletNotFound
   | TransactionNotFound
+  | Forbidden
+  | TransactionNotHeld
+  | AmountExceedsHold
   | EmailTaken
   | WalletExists
   | PayloadTooLarge
@@ -171,6 +195,9 @@ export const domainErrors = [
   InvalidToken,
   WalletNotFound,
   TransactionNotFound,
+  Forbidden,
+  TransactionNotHeld,
+  AmountExceedsHold,
   EmailTaken,
   WalletExists,
   PayloadTooLarge,
@@ -208,6 +235,9 @@ export const problems: { readonly [K in DomainError["_tag"]]: ProblemInfo } = {
   InvalidToken: { status: 401, code: "INVALID_TOKEN", title: "The token is invalid or expired" },
   WalletNotFound: { status: 404, code: "WALLET_NOT_FOUND", title: "Wallet not found" },
   TransactionNotFound: { status: 404, code: "TRANSACTION_NOT_FOUND", title: "Transaction not found" },
+  Forbidden: { status: 403, code: "FORBIDDEN", title: "Not allowed for this caller" },
+  TransactionNotHeld: { status: 409, code: "TRANSACTION_NOT_HELD", title: "The hold is not held" },
+  AmountExceedsHold: { status: 422, code: "AMOUNT_EXCEEDS_HOLD", title: "The amount exceeds the held amount" },
   EmailTaken: { status: 409, code: "EMAIL_TAKEN", title: "The email is already registered" },
   WalletExists: { status: 409, code: "WALLET_EXISTS", title: "A wallet in this currency already exists" },
   PayloadTooLarge: { status: 413, code: "PAYLOAD_TOO_LARGE", title: "The request body is too large" },
@@ -280,6 +310,12 @@ export const detailOf = (error: DomainError): string => {
       return `Wallet ${error.walletId} does not exist or is not yours`
     case "TransactionNotFound":
       return `Transaction ${error.transactionId} does not exist or is not yours`
+    case "Forbidden":
+      return `Only the target wallet's owner may capture hold ${error.transactionId}`
+    case "TransactionNotHeld":
+      return `Transaction ${error.transactionId} is not a hold in status HELD (not yet held, or already decided)`
+    case "AmountExceedsHold":
+      return `The amount exceeds what hold ${error.transactionId} reserves`
     case "EmailTaken":
       return "An account with this email already exists"
     case "WalletExists":

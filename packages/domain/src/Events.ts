@@ -22,6 +22,7 @@ export const routingKeys = {
   TransactionRequested: "transaction.requested",
   TransactionCompleted: "transaction.completed",
   TransactionFailed: "transaction.failed",
+  HoldOperationRequested: "transaction.requested",
   TransactionHeld: "transaction.held",
   HoldDecided: "transaction.hold-decided",
 } as const
@@ -68,12 +69,27 @@ export const TransferRequested = requestedOf(
 )
 
 /**
+ * A hold was accepted and awaits processing: reserve `amount` of the source wallet for the target
+ * until `expiresAt`. `targetOwnerId` names the target wallet's owner, the hold's second party.
+ */
+export const HoldRequested = requestedOf(
+  "hold",
+  { sourceWalletId: WalletId, targetWalletId: WalletId },
+  { expiresAt: Timestamp, targetOwnerId: Schema.optionalKey(UserId) },
+)
+
+/**
  * A transaction was accepted and awaits processing: the full request, so the worker needs nothing
  * else. A union by `type`, as the request body and the ledger hold it; on the wire it is the one
  * flat object it always was (`_tag` `TransactionRequested`, the wallets of its type).
  */
-export const TransactionRequested = Schema.Union([DepositRequested, WithdrawalRequested, TransferRequested]).annotate({
-  message: "a TransactionRequested must have a type of deposit, withdrawal or transfer and that type's wallets",
+export const TransactionRequested = Schema.Union([
+  DepositRequested,
+  WithdrawalRequested,
+  TransferRequested,
+  HoldRequested,
+]).annotate({
+  message: "a TransactionRequested must have a type of deposit, withdrawal, transfer or hold and that type's wallets",
 })
 /** A transaction was accepted and awaits processing. */
 export type TransactionRequested = typeof TransactionRequested.Type
@@ -83,6 +99,28 @@ export const transactionRequested = (fields: DistributiveOmit<TransactionRequest
   ({ _tag: "TransactionRequested", ...fields }) as TransactionRequested
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+
+/** What an operation does to a hold: capture it, void it, or expire it. */
+export const HoldOperation = Schema.Literals(["capture", "void", "expire"]).annotate({
+  identifier: "HoldOperation",
+  message: "hold operation must be one of capture, void, expire",
+})
+/** What an operation does to a hold. */
+export type HoldOperation = typeof HoldOperation.Type
+
+/**
+ * An operation on the hold `holdId` was accepted (a capture or void by `userId`) or is due (an
+ * expiry, sent by the expiry poller): the worker applies it under its own id `id`, which the ledger
+ * applies at most once. `amount` is a capture's (all of the hold when absent). Message id: `id`.
+ */
+export class HoldOperationRequested extends Schema.TaggedClass<HoldOperationRequested>()("HoldOperationRequested", {
+  id: TransactionId,
+  holdId: TransactionId,
+  userId: UserId,
+  operation: HoldOperation,
+  amount: Schema.optionalKey(AmountJson),
+  requestedAt: Timestamp,
+}) {}
 
 /** One ledger entry written by a completed transaction, with the wallet's balance right after it. */
 export const PostedEntry = Schema.Struct({
@@ -171,13 +209,14 @@ export class HoldDecided extends Schema.TaggedClass<HoldDecided>()("HoldDecided"
  */
 export const TransactionEvent = Schema.Union([
   TransactionRequested,
+  HoldOperationRequested,
   TransactionCompleted,
   TransactionFailed,
   TransactionHeld,
   HoldDecided,
 ]).annotate({
   message:
-    "event must be an object whose _tag is TransactionRequested, TransactionCompleted, TransactionFailed, TransactionHeld or HoldDecided",
+    "event must be an object whose _tag is TransactionRequested, HoldOperationRequested, TransactionCompleted, TransactionFailed, TransactionHeld or HoldDecided",
 })
 /** Every event on the broker. */
 export type TransactionEvent = typeof TransactionEvent.Type

@@ -1,7 +1,7 @@
 /**
  * Transactions: what a client asks for (`CreateTransaction`), the transaction it gets back, its
- * status life cycle (`PENDING` → `PROCESSING` → `COMPLETED` | `FAILED`, never backwards) and why one
- * failed.
+ * status life cycle (`PENDING` → `PROCESSING` → `COMPLETED` | `FAILED`, never backwards; a hold
+ * goes through `HELD` to `COMPLETED` (captured), `VOIDED` or `EXPIRED`) and why one failed.
  */
 import { Schema } from "effect"
 import { Currency } from "./Currency.ts"
@@ -11,10 +11,13 @@ import { Page, pageQueryFields } from "./Page.ts"
 import { fromBeforeTo, Timestamp } from "./Timestamp.ts"
 import { hasNoNul, isWellFormed } from "./Text.ts"
 
-/** What a transaction does: money in, money out, or money between two wallets. */
-export const TransactionType = Schema.Literals(["deposit", "withdrawal", "transfer"]).annotate({
+/**
+ * What a transaction does: money in, money out, money between two wallets, or money reserved in
+ * one wallet for another and decided later (a hold).
+ */
+export const TransactionType = Schema.Literals(["deposit", "withdrawal", "transfer", "hold"]).annotate({
   identifier: "TransactionType",
-  message: "type must be one of deposit, withdrawal, transfer",
+  message: "type must be one of deposit, withdrawal, transfer, hold",
 })
 /** What a transaction does. */
 export type TransactionType = typeof TransactionType.Type
@@ -40,25 +43,52 @@ export type TransactionKind =
   | { readonly type: "withdrawal"; readonly walletId: WalletId }
   | { readonly type: "transfer"; readonly sourceWalletId: WalletId; readonly targetWalletId: WalletId }
 
-/** Where a transaction is in its life cycle. */
-export const TransactionStatus = Schema.Literals(["PENDING", "PROCESSING", "COMPLETED", "FAILED"]).annotate({
+/** A hold's wallets: the source whose money it reserves and the target a capture pays. */
+export interface HoldKind {
+  readonly type: "hold"
+  readonly sourceWalletId: WalletId
+  readonly targetWalletId: WalletId
+}
+
+/**
+ * Where a transaction is in its life cycle. `HELD` (a hold placed, not final) and its ends
+ * `VOIDED` and `EXPIRED` are a hold's; a captured hold ends `COMPLETED`.
+ */
+export const TransactionStatus = Schema.Literals([
+  "PENDING",
+  "PROCESSING",
+  "HELD",
+  "COMPLETED",
+  "FAILED",
+  "VOIDED",
+  "EXPIRED",
+]).annotate({
   identifier: "TransactionStatus",
-  message: "status must be one of PENDING, PROCESSING, COMPLETED, FAILED",
+  message: "status must be one of PENDING, PROCESSING, HELD, COMPLETED, FAILED, VOIDED, EXPIRED",
 })
 /** Where a transaction is in its life cycle. */
 export type TransactionStatus = typeof TransactionStatus.Type
 
-const rank: { readonly [S in TransactionStatus]: number } = { PENDING: 0, PROCESSING: 1, COMPLETED: 2, FAILED: 2 }
+const rank: { readonly [S in TransactionStatus]: number } = {
+  PENDING: 0,
+  PROCESSING: 1,
+  HELD: 2,
+  COMPLETED: 3,
+  FAILED: 3,
+  VOIDED: 3,
+  EXPIRED: 3,
+}
 
-/** True for `COMPLETED` and `FAILED`, which never change again. */
-export const isFinal = (status: TransactionStatus): boolean => rank[status] === 2
+/** True for `COMPLETED`, `FAILED`, `VOIDED` and `EXPIRED`, which never change again. */
+export const isFinal = (status: TransactionStatus): boolean => rank[status] === 3
 
 /**
  * Whether a transaction may move from one status to another: only forwards (a step may be skipped,
- * e.g. `PENDING` → `FAILED`), never to the same status, and never out of a final status.
+ * e.g. `PENDING` → `FAILED`), never to the same status, and never out of a final status. A `HELD`
+ * hold ends only by a decision (`COMPLETED`, `VOIDED`, `EXPIRED`): once placed it cannot fail.
  */
 export const canTransition = (from: TransactionStatus, to: TransactionStatus): boolean =>
-  !isFinal(from) && rank[to] > rank[from]
+  !isFinal(from) && rank[to] > rank[from] && !(from === "HELD" && to === "FAILED")
 
 /** Why a transaction failed. */
 export const FailureReason = Schema.Literals([
@@ -112,19 +142,50 @@ export const CreateTransfer = Schema.Struct({
   description: Schema.optionalKey(Description),
 }).annotate({ identifier: "CreateTransfer" })
 
+/** The shortest and longest time a hold may stay held, in seconds (API.md: 60 s to 30 days). */
+export const HoldExpiresIn = { minimum: 60, maximum: 2_592_000, default: 604_800 } as const
+
+/** Body of a hold: reserve money in the caller's wallet for any wallet of the same currency. */
+export const CreateHold = Schema.Struct({
+  type: Schema.Literal("hold"),
+  sourceWalletId: WalletId,
+  targetWalletId: WalletId,
+  amount: AmountJson,
+  expiresIn: Schema.optionalKey(
+    Schema.Int.check(
+      Schema.isBetween(
+        { minimum: HoldExpiresIn.minimum, maximum: HoldExpiresIn.maximum },
+        { message: `expiresIn must be an integer from ${HoldExpiresIn.minimum} to ${HoldExpiresIn.maximum} seconds` },
+      ),
+    ).annotate({
+      description: `Seconds until the hold expires if not captured or voided (default ${HoldExpiresIn.default}, 7 days)`,
+    }),
+  ),
+  description: Schema.optionalKey(Description),
+}).annotate({ identifier: "CreateHold" })
+
 /** Body of `POST /v1/transactions`: a union tagged by `type`. */
-export const CreateTransaction = Schema.Union([CreateDeposit, CreateWithdrawal, CreateTransfer])
+export const CreateTransaction = Schema.Union([CreateDeposit, CreateWithdrawal, CreateTransfer, CreateHold])
   .annotate({
     identifier: "CreateTransaction",
-    message: "body must be an object whose type is deposit, withdrawal or transfer",
+    message: "body must be an object whose type is deposit, withdrawal, transfer or hold",
   })
   .pipe(Schema.toTaggedUnion("type"))
 /** Body of `POST /v1/transactions`. */
 export type CreateTransaction = typeof CreateTransaction.Type
 
+/** Body of `POST /v1/transactions/{id}/capture`: how much of the hold to capture (all of it when absent). */
+export const CaptureHold = Schema.Struct({
+  amount: Schema.optionalKey(AmountJson),
+}).annotate({ identifier: "CaptureHold" })
+/** Body of a capture. */
+export type CaptureHold = typeof CaptureHold.Type
+
 /**
  * A transaction as the API shows it. `walletId` is set for deposits and withdrawals,
- * `sourceWalletId` and `targetWalletId` for transfers; `failureReason` is `null` unless `FAILED`.
+ * `sourceWalletId` and `targetWalletId` for transfers and holds; `failureReason` is `null` unless
+ * `FAILED`. A hold also has `expiresAt`, `heldAmount` once it was held, and `capturedAmount` once
+ * it was captured.
  */
 export const Transaction = Schema.Struct({
   id: TransactionId,
@@ -137,6 +198,9 @@ export const Transaction = Schema.Struct({
   targetWalletId: Schema.optionalKey(WalletId),
   description: Schema.optionalKey(Description),
   failureReason: Schema.NullOr(FailureReason),
+  heldAmount: Schema.optionalKey(AmountJson),
+  capturedAmount: Schema.optionalKey(AmountJson),
+  expiresAt: Schema.optionalKey(Timestamp),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 }).annotate({ identifier: "Transaction" })

@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Layer, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { HttpApi, HttpApiBuilder, HttpApiSchema } from "effect/http-api"
-import { Api, Errors, Ids, Page } from "../src/index.ts"
+import { Api, Errors, Ids, Money, Page } from "../src/index.ts"
 
 // The transactions group served in memory by echo handlers: this checks what the definition itself
 // accepts and answers (decoding of bodies, headers and queries, statuses, JSON shapes).
@@ -13,6 +13,22 @@ const userId = Ids.UserId.make("0190a0c3-7d3e-7cc0-8000-0000000000a1")
 const walletA = "0190a0c3-7d3e-7cc0-8000-00000000000a"
 const txId = Ids.TransactionId.make("0190a0c3-7d3e-7cc0-8000-0000000000f1")
 const at = DateTime.makeUnsafe("2026-11-25T08:46:00.123Z")
+
+/** A hold of 100, HELD, as a capture answers it. */
+const heldBody = (id: Ids.TransactionId) => ({
+  id,
+  type: "hold" as const,
+  status: "HELD" as const,
+  amount: Money.Amount.make(100n),
+  currency: "USD" as const,
+  sourceWalletId: Ids.WalletId.make(walletA),
+  targetWalletId: Ids.WalletId.make(walletA.replace(/a$/, "b")),
+  failureReason: null,
+  heldAmount: Money.Amount.make(100n),
+  expiresAt: at,
+  createdAt: at,
+  updatedAt: at,
+})
 
 const Handlers = HttpApiBuilder.group(TestApi, "transactions", (handlers) =>
   handlers
@@ -26,7 +42,7 @@ const Handlers = HttpApiBuilder.group(TestApi, "transactions", (handlers) =>
             status: "PENDING" as const,
             amount: payload.amount,
             currency: "USD" as const,
-            ...(payload.type === "transfer"
+            ...(payload.type === "transfer" || payload.type === "hold"
               ? { sourceWalletId: payload.sourceWalletId, targetWalletId: payload.targetWalletId }
               : { walletId: payload.walletId }),
             failureReason: null,
@@ -36,6 +52,15 @@ const Handlers = HttpApiBuilder.group(TestApi, "transactions", (handlers) =>
         }),
       ),
     )
+    .handle("capture", ({ params, payload }) =>
+      Effect.gen(function* () {
+        if (payload.amount !== undefined && payload.amount > 100n) {
+          return yield* new Errors.AmountExceedsHold({ transactionId: params.transactionId })
+        }
+        return HttpApiSchema.withHeaders({ headers: {}, body: heldBody(params.transactionId) })
+      }),
+    )
+    .handle("void", ({ params }) => Effect.fail(new Errors.TransactionNotHeld({ transactionId: params.transactionId })))
     .handle("get", ({ params }) => Effect.fail(new Errors.TransactionNotFound({ transactionId: params.transactionId })))
     .handle("list", ({ query }) =>
       Effect.succeed({
@@ -118,6 +143,30 @@ describe("Api.TransactionsApi over HTTP", () => {
       assert.strictEqual((yield* post(body, {})).status, 400)
       assert.strictEqual((yield* post(body, { "idempotency-key": "has space" })).status, 400)
       assert.strictEqual((yield* post(body, { "idempotency-key": "k".repeat(256) })).status, 400)
+    }),
+  )
+
+  it.effect("takes a capture with an optional amount and an Idempotency-Key, and answers its errors' statuses", () =>
+    Effect.gen(function* () {
+      const capture = (body: string, headers: Record<string, string> = { "idempotency-key": "key-2" }) =>
+        send(`/v1/transactions/${txId}/capture`, { method: "POST", headers, body })
+      const all = yield* capture("{}")
+      assert.strictEqual(all.status, 202)
+      assert.include(all.body, '"status":"HELD"')
+      assert.include(all.body, '"heldAmount":100')
+      assert.strictEqual((yield* capture('{"amount":40}')).status, 202)
+      assert.strictEqual((yield* capture('{"amount":101}')).status, 422)
+      assert.strictEqual((yield* capture('{"amount":0}')).status, 400)
+      assert.strictEqual((yield* capture('{"amount":1.5}')).status, 400)
+      assert.strictEqual((yield* capture("{}", {})).status, 400)
+      const voided = yield* send(`/v1/transactions/${txId}/void`, {
+        method: "POST",
+        headers: { "idempotency-key": "k" },
+      })
+      assert.strictEqual(voided.status, 409)
+      assert.include(voided.body, "TransactionNotHeld")
+      const keyless = yield* send(`/v1/transactions/${txId}/void`, { method: "POST" })
+      assert.strictEqual(keyless.status, 400)
     }),
   )
 

@@ -4,7 +4,7 @@ import { DateTime, Effect, Schema } from "effect"
 import { Events, Ids, Money, Transaction, Wallet } from "../src/index.ts"
 
 const statuses = Transaction.TransactionStatus.literals
-const order = { PENDING: 0, PROCESSING: 1, COMPLETED: 2, FAILED: 2 } as const
+const order = { PENDING: 0, PROCESSING: 1, HELD: 2, COMPLETED: 3, FAILED: 3, VOIDED: 3, EXPIRED: 3 } as const
 
 const walletA = "0190a0c3-7d3e-7cc0-8000-00000000000a"
 const walletB = "0190a0c3-7d3e-7cc0-8000-00000000000b"
@@ -32,9 +32,27 @@ describe("Transaction status transitions", () => {
     ([from, to]) =>
       Effect.sync(() => {
         const allowed = Transaction.canTransition(from, to)
-        if (order[to] <= order[from] || Transaction.isFinal(from)) assert.isFalse(allowed, `${from} → ${to}`)
-        else assert.isTrue(allowed, `${from} → ${to}`)
+        // A hold once HELD cannot fail: only a decision ends it.
+        if (order[to] <= order[from] || Transaction.isFinal(from) || (from === "HELD" && to === "FAILED")) {
+          assert.isFalse(allowed, `${from} → ${to}`)
+        } else assert.isTrue(allowed, `${from} → ${to}`)
       }),
+  )
+
+  it.effect("a hold goes PENDING → PROCESSING → HELD → COMPLETED | VOIDED | EXPIRED, and FAILED only before HELD", () =>
+    Effect.sync(() => {
+      assert.isTrue(Transaction.canTransition("PROCESSING", "HELD"))
+      assert.isTrue(Transaction.canTransition("PENDING", "HELD"))
+      for (const end of ["COMPLETED", "VOIDED", "EXPIRED"] as const) {
+        assert.isTrue(Transaction.canTransition("HELD", end), end)
+        assert.isTrue(Transaction.isFinal(end), end)
+        assert.isFalse(Transaction.canTransition(end, "HELD"), end)
+      }
+      assert.isFalse(Transaction.canTransition("HELD", "FAILED"))
+      assert.isFalse(Transaction.canTransition("HELD", "PROCESSING"))
+      assert.isFalse(Transaction.isFinal("HELD"))
+      assert.isTrue(Transaction.canTransition("PROCESSING", "FAILED"))
+    }),
   )
 
   it.effect("every chain of allowed moves is strictly forward and ends within four statuses", () =>
@@ -44,7 +62,8 @@ describe("Transaction status transitions", () => {
         const next = statuses.filter((s) => Transaction.canTransition(last, s))
         return next.length === 0 ? path.length : Math.max(...next.map((s) => walk([...path, s])))
       }
-      assert.strictEqual(walk(["PENDING"]), 3)
+      // PENDING → PROCESSING → HELD → a decision: a hold's is the longest.
+      assert.strictEqual(walk(["PENDING"]), 4)
     }),
   )
 })
@@ -89,10 +108,51 @@ describe("CreateTransaction", () => {
       )
       assert.include(
         yield* bodyFailure({ type: "refund", walletId: walletA, amount: 1 }),
-        "type is deposit, withdrawal or transfer",
+        "type is deposit, withdrawal, transfer or hold",
       )
       const missing = yield* bodyFailure({ type: "transfer", sourceWalletId: walletA, amount: 5 })
       assert.include(missing, "targetWalletId")
+    }),
+  )
+})
+
+const captureFailure = (input: unknown) =>
+  Schema.decodeUnknownEffect(Transaction.CaptureHold)(input).pipe(
+    Effect.flip,
+    Effect.map((e) => e.message),
+  )
+
+describe("CreateHold and CaptureHold", () => {
+  const hold = { type: "hold", sourceWalletId: walletA, targetWalletId: walletB, amount: 700 }
+
+  it.effect("decodes a hold with or without expiresIn, and a capture with or without an amount", () =>
+    Effect.gen(function* () {
+      const decode = Schema.decodeUnknownEffect(Transaction.CreateTransaction)
+      const plain = yield* decode({ ...hold, unknown: 1 })
+      assert.deepStrictEqual(plain, { ...hold, amount: Money.Amount.make(700n) } as never)
+      assert.isTrue(Transaction.CreateTransaction.guards.hold(plain))
+      for (const expiresIn of [60, 604_800, 2_592_000]) {
+        const decoded = yield* decode({ ...hold, expiresIn })
+        assert.strictEqual(decoded.type === "hold" ? decoded.expiresIn : undefined, expiresIn)
+      }
+      const capture = Schema.decodeUnknownEffect(Transaction.CaptureHold)
+      assert.deepStrictEqual(yield* capture({}), {})
+      assert.deepStrictEqual(yield* capture({ amount: 5, other: 1 }), { amount: Money.Amount.make(5n) })
+    }),
+  )
+
+  it.effect.each([59, 2_592_001, 60.5, -1, "600"])("refuses expiresIn %s", (expiresIn) =>
+    Effect.gen(function* () {
+      const message = yield* bodyFailure({ ...hold, expiresIn })
+      assert.include(message, "expiresIn")
+    }),
+  )
+
+  it.effect("refuses a hold without a target and a capture of zero or a fraction", () =>
+    Effect.gen(function* () {
+      assert.include(yield* bodyFailure({ type: "hold", sourceWalletId: walletA, amount: 5 }), "targetWalletId")
+      assert.include(yield* captureFailure({ amount: 0 }), "amount")
+      assert.include(yield* captureFailure({ amount: 1.5 }), "amount")
     }),
   )
 })
@@ -124,7 +184,7 @@ describe("ListTransactionsQuery", () => {
         [{ from: "2026-12-01T00:00:00Z", to: "2026-12-01T00:00:00.000Z" }, "from must be before to", "from"],
         [{ from: "2026-12-02T00:00:00Z", to: "2026-12-01T00:00:00Z" }, "from must be before to", "from"],
         [{ to: "tomorrow" }, "timestamp must be an RFC 3339 date-time", "to"],
-        [{ type: "hold" }, "type must be one of deposit, withdrawal, transfer", "type"],
+        [{ type: "refund" }, "type must be one of deposit, withdrawal, transfer, hold", "type"],
         [{ walletId: "not-a-wallet" }, "", "walletId"],
       ] as const
       for (const [input, message, path] of refused) {
@@ -163,6 +223,32 @@ describe("Transaction and Wallet JSON", () => {
         yield* Schema.decodeUnknownEffect(Schema.fromJsonString(Transaction.Transaction))(json),
         tx,
       )
+    }),
+  )
+
+  it.effect("shows a hold's held and captured amounts and its expiry", () =>
+    Effect.gen(function* () {
+      const tx: Transaction.Transaction = {
+        id: Ids.TransactionId.make(txId),
+        type: "hold",
+        status: "COMPLETED",
+        amount: Money.Amount.make(900n),
+        currency: "USD",
+        sourceWalletId: Ids.WalletId.make(walletA),
+        targetWalletId: Ids.WalletId.make(walletB),
+        failureReason: null,
+        heldAmount: Money.Amount.make(900n),
+        capturedAmount: Money.Amount.make(400n),
+        expiresAt: now,
+        createdAt: now,
+        updatedAt: now,
+      }
+      const codec = Schema.fromJsonString(Transaction.Transaction)
+      const json = JSON.parse(yield* Schema.encodeEffect(codec)(tx))
+      assert.strictEqual(json.heldAmount, 900)
+      assert.strictEqual(json.capturedAmount, 400)
+      assert.strictEqual(json.expiresAt, "2026-11-25T08:46:00.123Z")
+      assert.deepStrictEqual(yield* Schema.decodeUnknownEffect(codec)(JSON.stringify(json)), tx)
     }),
   )
 
@@ -317,11 +403,56 @@ describe("Events", () => {
     }),
   )
 
+  it.effect(
+    "a hold's request carries its expiry, and an operation on a hold its own id, the hold and a capture's amount",
+    () =>
+      Effect.gen(function* () {
+        const encode = Schema.encodeEffect(Events.TransactionEventJson)
+        const decode = Schema.decodeUnknownEffect(Events.TransactionEventJson)
+        const requested = Events.transactionRequested({
+          id: Ids.TransactionId.make(txId),
+          userId: Ids.UserId.make(userId),
+          type: "hold",
+          amount: Money.Amount.make(700n),
+          currency: "USD",
+          sourceWalletId: Ids.WalletId.make(walletA),
+          targetWalletId: Ids.WalletId.make(walletB),
+          createdAt: now,
+          expiresAt: now,
+          targetOwnerId: Ids.UserId.make(userId),
+        })
+        assert.deepStrictEqual(yield* decode(yield* encode(requested)), requested)
+        assert.include(yield* encode(requested), '"expiresAt":"2026-11-25T08:46:00.123Z"')
+        const operation = Events.HoldOperationRequested.make({
+          id: Ids.TransactionId.make(txId.replace(/1$/, "2")),
+          holdId: Ids.TransactionId.make(txId),
+          userId: Ids.UserId.make(userId),
+          operation: "capture",
+          amount: Money.Amount.make(300n),
+          requestedAt: now,
+        })
+        const json = yield* encode(operation)
+        assert.deepStrictEqual(JSON.parse(json), {
+          _tag: "HoldOperationRequested",
+          id: txId.replace(/1$/, "2"),
+          holdId: txId,
+          userId,
+          operation: "capture",
+          amount: 300,
+          requestedAt: "2026-11-25T08:46:00.123Z",
+        })
+        assert.deepStrictEqual(yield* decode(json), operation)
+        // A hold's request without its expiry is not a hold's request.
+        const { expiresAt: _dropped, ...noExpiry } = JSON.parse(yield* encode(requested))
+        assert.strictEqual((yield* Effect.result(decode(JSON.stringify(noExpiry))))._tag, "Failure")
+      }),
+  )
+
   it.effect("rejects an unknown event or a float amount in a message", () =>
     Effect.gen(function* () {
       assert.include(
         yield* eventFailure(`{"_tag":"TransactionVanished","transactionId":"${txId}"}`),
-        "_tag is TransactionRequested, TransactionCompleted, TransactionFailed, TransactionHeld or HoldDecided",
+        "_tag is TransactionRequested, HoldOperationRequested, TransactionCompleted, TransactionFailed, TransactionHeld or HoldDecided",
       )
       assert.include(
         yield* eventFailure(

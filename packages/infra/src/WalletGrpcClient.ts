@@ -58,6 +58,8 @@ export class WalletGrpcClient extends Context.Service<
     applyTransactions(items: ReadonlyArray<TracedApply>): Effect.Effect<BatchResults<Ledger.Applied>>
     /** One ClaimIdempotencyKeys call: each claim's answer, in order, as `applyTransactions`. */
     claimIdempotencyKeys(claims: ReadonlyArray<Ledger.KeyClaim>): Effect.Effect<BatchResults<Ledger.ClaimAnswer>>
+    /** The holds still held whose expiry is at or before `beforeMs`, oldest first (the expiry schedule). */
+    listDueHolds(query: WalletContract.DueHoldsQuery): Effect.Effect<ReadonlyArray<Ledger.DueHold>, Grpc.GrpcError>
   }
 >()("@walletun/infra/WalletGrpcClient") {
   /** A client with the options `options` reads (from its service's configuration), closed with the layer. */
@@ -222,6 +224,10 @@ export const make = (
           response.results.map((item) =>
             Result.map(itemOf("WalletService.ClaimIdempotencyKeys", item.result), WalletContract.decodeClaimAnswer),
           ),
+      ),
+    listDueHolds: (query) =>
+      call("ListDueHolds", client.listDueHolds, WalletContract.encodeDueHolds(query)).pipe(
+        Effect.map((response) => response.holds.map(WalletContract.decodeDueHold)),
       ),
   })
 }

@@ -8,12 +8,25 @@ import * as TransactionsInspect from "@walletun/transaction/Inspect"
 import * as LedgerInspect from "@walletun/wallet/LedgerInspect"
 import { AuditUnavailable, describeSqlError } from "./Audit.ts"
 
-/** One status row of the transaction (rank 0 PENDING, 1 PROCESSING, 2 COMPLETED / FAILED). */
+/**
+ * One status row of the transaction (rank 0 PENDING, 1 PROCESSING, 2 COMPLETED / FAILED of a move,
+ * HELD / FAILED of a hold, 3 a hold's decision: COMPLETED, VOIDED, EXPIRED).
+ */
 export interface StatusRow {
   readonly rank: number
   readonly status: string
   readonly failureReason: string | null
   readonly updatedAt: string | null
+  /** What a captured hold moved (its COMPLETED row only). */
+  readonly capturedAmount: string | null
+}
+
+/** A hold's amounts and expiry, as `tx show` prints them. */
+export interface HoldView {
+  /** The amount reserved, once it was held (the whole amount: a hold is placed whole or not at all). */
+  readonly heldAmount: string | null
+  readonly capturedAmount: string | null
+  readonly expiresAt: string | null
 }
 
 /** The transaction as the CQL database holds it. */
@@ -24,6 +37,8 @@ export interface CqlView {
   /** Each party's history: the highest status it shows. */
   readonly histories: ReadonlyArray<{ readonly userId: string; readonly status: string | null }>
   readonly unfinishedIndex: boolean
+  /** Set for a hold. */
+  readonly hold: HoldView | undefined
 }
 
 /** The transaction as the wallet's PostgreSQL database holds it. */
@@ -80,6 +95,25 @@ const detailColumns = [
   "description",
 ] as const satisfies ReadonlyArray<keyof TransactionsInspect.StoredRow>
 
+/**
+ * A hold's amounts and expiry from its row and status rows (highest first); undefined for any other
+ * transaction. It was held when its current status is HELD or a decision (rank 3).
+ */
+export const holdViewOf = (
+  first: Pick<TransactionsInspect.StoredRow, "type" | "amount" | "expires_at">,
+  statuses: ReadonlyArray<StatusRow>,
+): HoldView | undefined => {
+  if (first.type !== "hold") return undefined
+  const current = statuses[0]
+  const held =
+    current !== undefined && (current.status === "HELD" || (current.rank === 3 && current.status !== "FAILED"))
+  return {
+    heldAmount: held ? text(first.amount) : null,
+    capturedAmount: statuses.find((row) => row.capturedAmount !== null)?.capturedAmount ?? null,
+    expiresAt: iso(first.expires_at),
+  }
+}
+
 const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: string) {
   const rows = yield* TransactionsInspect.transactionRows(keyspace, id)
   const first = rows[0]
@@ -98,9 +132,11 @@ const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: str
             status: String(row.status),
             failureReason: text(row.failure_reason),
             updatedAt: iso(row.updated_at),
+            capturedAmount: text(row.captured_amount),
           },
         ],
   )
+  const hold = holdViewOf(first, statuses)
   const parties = [first.user_id, first.target_owner_id].filter(
     (party, index, all): party is string => party !== null && all.indexOf(party) === index,
   )
@@ -108,7 +144,7 @@ const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: str
     Effect.map(TransactionsInspect.historyStatus(keyspace, userId, id), (status) => ({ userId, status })),
   )
   const unfinishedIndex = yield* TransactionsInspect.isUnfinished(keyspace, id)
-  return { details, statuses, histories, unfinishedIndex } satisfies CqlView
+  return { details, statuses, histories, unfinishedIndex, hold } satisfies CqlView
 })
 
 const readLedger = Effect.fn("Lookup.readLedger")(function* (id: string) {
@@ -161,10 +197,16 @@ export const format = (view: TransactionView, keyspace: string): string => {
       `  current status: ${current === undefined ? "none" : current.status}${current?.failureReason == null ? "" : ` (${current.failureReason})`}`,
     )
     for (const [name, value] of Object.entries(view.cql.details)) if (value !== null) lines.push(`  ${name}: ${value}`)
+    const hold = view.cql.hold
+    if (hold !== undefined) {
+      lines.push(`  held amount: ${hold.heldAmount ?? "none (not held)"}`)
+      lines.push(`  captured amount: ${hold.capturedAmount ?? "none"}`)
+      lines.push(`  expires at: ${hold.expiresAt ?? "?"}`)
+    }
     lines.push("  status history:")
     for (const row of view.cql.statuses.toReversed()) {
       lines.push(
-        `    ${row.rank} ${row.status.padEnd(10)} at ${row.updatedAt ?? "?"}${row.failureReason === null ? "" : ` reason ${row.failureReason}`}`,
+        `    ${row.rank} ${row.status.padEnd(10)} at ${row.updatedAt ?? "?"}${row.failureReason === null ? "" : ` reason ${row.failureReason}`}${row.capturedAmount === null ? "" : ` captured ${row.capturedAmount}`}`,
       )
     }
     for (const history of view.cql.histories) {

@@ -446,8 +446,9 @@ layer(env, { excludeTestServices: true, timeout: 60_000 })("walletun operator CL
       const { sql, c } = yield* Scratch
       const overdraft = yield* Uuid.v7
       const corrupt = Effect.gen(function* () {
+        // Both checks that keep a user wallet from going below zero: its balance, and (since holds)
+        // its available amount, the balance less what holds reserve.
         yield* sql`ALTER TABLE wallets DROP CONSTRAINT wallets_user_balance_not_negative`
-        // Since 0006_holds a user wallet's available amount (balance - held) is checked too.
         yield* sql`ALTER TABLE wallets DROP CONSTRAINT wallets_user_available_not_negative`
         yield* sql`INSERT INTO applied_transactions (id, outcome) VALUES (${overdraft}, 'COMPLETED')`
         yield* entry(sql, overdraft, c.walletId, -30)

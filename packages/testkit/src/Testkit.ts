@@ -50,6 +50,8 @@ export const transactionSettings = TransactionConfig.of({
   reconcileAge: Duration.minutes(1),
   reconcileBatch: 100,
   reconcileMaxRepublishes: 3,
+  holdExpiryInterval: Duration.seconds(10),
+  holdSecond: Duration.seconds(1),
 })
 
 /** `transactionSettings` as a layer. */

@@ -18,6 +18,7 @@ import * as RequestId from "@walletun/infra/RequestId"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { Broker } from "./Broker.ts"
 import * as DlqDepth from "./DlqDepth.ts"
+import * as HoldExpiry from "./HoldExpiry.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"
 import * as TransactionsHttp from "./http/TransactionsHttp.ts"
@@ -101,7 +102,8 @@ export const layerNoDeps = Layer.unwrap(
       roles.includes("worker") ? Worker.layer : Layer.empty,
       roles.includes("outcomes") ? Outcomes.layer : Layer.empty,
       // The DLQ is counted where stale work is looked after: one role, so one count per deployment.
-      roles.includes("reconciler") ? Layer.merge(Reconciler.layer, DlqDepth.layer) : Layer.empty,
+      // Due holds are expired there too (several instances send the same expiry ids: harmless).
+      roles.includes("reconciler") ? Layer.mergeAll(Reconciler.layer, DlqDepth.layer, HoldExpiry.layer) : Layer.empty,
     )
   }),
 ).pipe(Layer.provide(services))

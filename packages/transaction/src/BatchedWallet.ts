@@ -35,9 +35,33 @@ export const applyRequestOf = (event: Events.TransactionRequested): Ledger.Apply
     amount: event.amount,
     currency: event.currency,
   }
-  return event.type === "transfer"
-    ? { ...base, type: event.type, sourceWalletId: event.sourceWalletId, targetWalletId: event.targetWalletId }
-    : { ...base, type: event.type, walletId: event.walletId }
+  switch (event.type) {
+    case "transfer":
+      return { ...base, type: event.type, sourceWalletId: event.sourceWalletId, targetWalletId: event.targetWalletId }
+    case "hold":
+      return {
+        ...base,
+        type: event.type,
+        sourceWalletId: event.sourceWalletId,
+        targetWalletId: event.targetWalletId,
+        expiresAtMs: DateTime.toEpochMillis(event.expiresAt),
+      }
+    default:
+      return { ...base, type: event.type, walletId: event.walletId }
+  }
+}
+
+/** The ledger's request for an operation on a hold, applied once under the operation's own id. */
+export const operationRequestOf = (event: Events.HoldOperationRequested): Ledger.HoldOperationRequest => {
+  const base = { transactionId: event.id, actingUserId: event.userId, holdId: event.holdId }
+  switch (event.operation) {
+    case "capture":
+      return { ...base, type: "capture", ...(event.amount === undefined ? {} : { amount: event.amount }) }
+    case "void":
+      return { ...base, type: "void" }
+    case "expire":
+      return { ...base, type: "expire" }
+  }
 }
 
 /** The wallet service's API, as used here. */
@@ -48,6 +72,10 @@ export class BatchedWallet extends Context.Service<
     getWallets(ids: ReadonlyArray<Ids.WalletId>): Effect.Effect<ReadonlyArray<WalletInfo>, Grpc.GrpcError>
     /** Applies a transaction (exactly once per id) and returns what the ledger recorded. */
     apply(event: Events.TransactionRequested): Effect.Effect<Ledger.Applied, Grpc.GrpcError>
+    /** Applies an operation on a hold (exactly once per operation id) and returns what the ledger recorded. */
+    applyOperation(event: Events.HoldOperationRequested): Effect.Effect<Ledger.Applied, Grpc.GrpcError>
+    /** The holds still held whose expiry is at or before `before`, oldest first, at most `limit`. */
+    dueHolds(before: DateTime.Utc, limit: number): Effect.Effect<ReadonlyArray<Ledger.DueHold>, Grpc.GrpcError>
     /**
      * Asks the ledger to record the transaction as refused (`REJECTED`, with `detail`) instead of
      * applying it, and returns what it recorded: that refusal, or, when the transaction was
@@ -176,6 +204,12 @@ export const make = Effect.gen(function* () {
     }),
     apply: Effect.fn("BatchedWallet.apply")(function* (event: Events.TransactionRequested) {
       return yield* send(applyRequestOf(event))
+    }),
+    applyOperation: Effect.fn("BatchedWallet.applyOperation")(function* (event: Events.HoldOperationRequested) {
+      return yield* send(operationRequestOf(event))
+    }),
+    dueHolds: Effect.fn("BatchedWallet.dueHolds")(function* (before: DateTime.Utc, limit: number) {
+      return yield* client.listDueHolds({ beforeMs: DateTime.toEpochMillis(before), limit })
     }),
     refuse: Effect.fn("BatchedWallet.refuse")(function* (event: Events.TransactionRequested, detail: string) {
       return yield* send({ ...applyRequestOf(event), refusal: detail })

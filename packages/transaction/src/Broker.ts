@@ -62,8 +62,7 @@ export const topologyOf = (names: Names, retryDelay: Duration.Duration): Rabbit.
     { queue: names.dlq, exchange: names.deadExchange, routingKey: deadKey },
     { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionCompleted },
     { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionFailed },
-    // The wallet's hold events: the relay publishes mandatory, so an unbound key would stop it. The
-    // outcome consumer acknowledges them without recording anything until holds reach this service.
+    // The wallet's hold events: a hold placed (HELD) and a hold decided (its final status).
     { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionHeld },
     { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.HoldDecided },
   ],
@@ -89,6 +88,11 @@ export class Broker extends Context.Service<
     readonly names: Names
     /** Publishes a request (persistent, confirmed, messageId = transaction id). */
     publishRequested(event: Events.TransactionRequested): Effect.Effect<void, Rabbit.RabbitError>
+    /**
+     * Publishes an operation on a hold to the same requests queue (persistent, confirmed, sealed,
+     * messageId = the operation's id).
+     */
+    publishOperation(event: Events.HoldOperationRequested): Effect.Effect<void, Rabbit.RabbitError>
     /** Sends a message to the retry queue, to be delivered again after the retry delay. */
     publishRetry(message: RawMessage, attempt: number, reason: string): Effect.Effect<void, Rabbit.RabbitError>
     /** Sends a message to the DLQ with why and after how many attempts. */
@@ -104,15 +108,21 @@ export class Broker extends Context.Service<
       const sealer = yield* MessageSeal.RequestSealer
       const names = namesOf(config.brokerPrefix)
       yield* rabbit.declare(topologyOf(names, config.retryDelay))
+      const publish = Effect.fnUntraced(function* (event: Events.TransactionRequested | Events.HoldOperationRequested) {
+        const body = encoder.encode(yield* encodeEvent(event).pipe(Effect.orDie))
+        // Sealed: the worker applies only requests this service published.
+        yield* rabbit.publish(names.exchange, requestedKey, body, {
+          messageId: event.id,
+          headers: { [attemptHeader]: "1", [MessageSeal.header]: sealer.seal(body) },
+        })
+      })
       return Broker.of({
         names,
         publishRequested: Effect.fn("Broker.publishRequested")(function* (event: Events.TransactionRequested) {
-          const body = encoder.encode(yield* encodeEvent(event).pipe(Effect.orDie))
-          // Sealed: the worker applies only requests this service published.
-          yield* rabbit.publish(names.exchange, requestedKey, body, {
-            messageId: event.id,
-            headers: { [attemptHeader]: "1", [MessageSeal.header]: sealer.seal(body) },
-          })
+          yield* publish(event)
+        }),
+        publishOperation: Effect.fn("Broker.publishOperation")(function* (event: Events.HoldOperationRequested) {
+          yield* publish(event)
         }),
         publishRetry: Effect.fn("Broker.publishRetry")(function* (
           message: RawMessage,
@@ -142,6 +152,7 @@ export class Broker extends Context.Service<
 /** What a memory broker saw, for tests. */
 export interface Published {
   readonly requested: ReadonlyArray<Events.TransactionRequested>
+  readonly operations: ReadonlyArray<Events.HoldOperationRequested>
   readonly retried: ReadonlyArray<{ readonly message: RawMessage; readonly attempt: number; readonly reason: string }>
   readonly dead: ReadonlyArray<{ readonly message: RawMessage; readonly attempts: number; readonly reason: string }>
 }
@@ -155,7 +166,7 @@ export class BrokerRecord extends Context.Service<BrokerRecord, Ref.Ref<Publishe
 export const layerMemory = (options: { readonly failRequested?: Ref.Ref<boolean> } = {}) =>
   Layer.effectContext(
     Effect.gen(function* () {
-      const record = yield* Ref.make<Published>({ requested: [], retried: [], dead: [] })
+      const record = yield* Ref.make<Published>({ requested: [], operations: [], retried: [], dead: [] })
       const broker = Broker.of({
         names: namesOf("memory"),
         publishRequested: (event) =>
@@ -165,6 +176,7 @@ export const layerMemory = (options: { readonly failRequested?: Ref.Ref<boolean>
             }
             yield* Ref.update(record, (r) => ({ ...r, requested: [...r.requested, event] }))
           }),
+        publishOperation: (event) => Ref.update(record, (r) => ({ ...r, operations: [...r.operations, event] })),
         publishRetry: (message, attempt, reason) =>
           Ref.update(record, (r) => ({ ...r, retried: [...r.retried, { message, attempt, reason }] })),
         publishDead: (message, attempts, reason) =>

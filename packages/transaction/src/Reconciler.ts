@@ -18,6 +18,7 @@
  */
 import { Clock, DateTime, Duration, Effect, Layer, Metric, Option, Ref, Schedule } from "effect"
 import { Telemetry } from "@walletun/domain"
+import type { Ledger } from "@walletun/domain"
 import * as Metrics from "@walletun/infra/Metrics"
 import { linkTo } from "@walletun/infra/Telemetry"
 import * as Uuid from "@walletun/infra/Uuid"
@@ -48,6 +49,10 @@ const republishSpan = (tx: StoredTransaction, count: number) =>
     links: republishLinks(tx.traceParent),
     attributes: { [Telemetry.transactionId]: tx.id, "walletun.reconciler.republishes": count },
   })
+
+/** What the ledger recorded, for the log: COMPLETED, HELD (a hold placed) or FAILED with its reason. */
+const outcomeText = (recorded: Ledger.Recorded): string =>
+  recorded._tag === "Failed" ? `FAILED:${recorded.reason}` : recorded._tag === "Held" ? "HELD" : "COMPLETED"
 
 /**
  * One round, from `cursor` (where the last round stopped; from the oldest without one): returns
@@ -110,7 +115,7 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
               transactionId: id,
               republishes: count,
               status: stored.value.status,
-              outcome: recorded._tag === "Failed" ? `FAILED:${recorded.reason}` : "COMPLETED",
+              outcome: outcomeText(recorded),
               replayed: refused.value.replayed,
             }),
           )

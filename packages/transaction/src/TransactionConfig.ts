@@ -67,6 +67,14 @@ export class TransactionConfig extends Context.Service<
     readonly reconcileBatch: number
     /** How often the reconciler re-publishes one transaction before it has the ledger refuse it. */
     readonly reconcileMaxRepublishes: number
+    /** How often the expiry poller asks the ledger for due holds (`TRANSACTION_HOLD_EXPIRY_INTERVAL`). */
+    readonly holdExpiryInterval: Duration.Duration
+    /**
+     * For tests only (`TRANSACTION_HOLD_TEST_SECOND`, default 1 second): how long one second of a
+     * hold's `expiresIn` lasts, so an end-to-end test sees a hold of the minimum 60 s expire in a
+     * few seconds. Production leaves it unset.
+     */
+    readonly holdSecond: Duration.Duration
   }
 >()("@walletun/transaction/TransactionConfig") {
   static readonly layer = Layer.effect(
@@ -106,6 +114,12 @@ export class TransactionConfig extends Context.Service<
         reconcileBatch: yield* Config.Int("TRANSACTION_RECONCILE_BATCH").pipe(Config.withDefault(500)),
         reconcileMaxRepublishes: yield* Config.Int("TRANSACTION_RECONCILE_MAX_REPUBLISHES").pipe(
           Config.withDefault(10),
+        ),
+        holdExpiryInterval: yield* Config.Duration("TRANSACTION_HOLD_EXPIRY_INTERVAL").pipe(
+          Config.withDefault(Duration.seconds(10)),
+        ),
+        holdSecond: yield* Config.Duration("TRANSACTION_HOLD_TEST_SECOND").pipe(
+          Config.withDefault(Duration.seconds(1)),
         ),
       })
     }),

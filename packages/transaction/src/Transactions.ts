@@ -1,21 +1,24 @@
 /**
- * The transaction API's rules: accept a deposit, withdrawal or transfer exactly once per
- * idempotency key, after checking the wallets; read one transaction or a page of the caller's
- * history. Infrastructure failures become `Unavailable` (503): the caller may retry with the same
- * key, and the retry finishes what the first attempt started.
+ * The transaction API's rules: accept a deposit, withdrawal, transfer or hold exactly once per
+ * idempotency key, after checking the wallets; accept a capture or void of a hold (checked at once,
+ * then queued under an id of its own); read one transaction or a page of the caller's history.
+ * Infrastructure failures become `Unavailable` (503): the caller may retry with the same key, and
+ * the retry finishes what the first attempt started.
  */
 import { createHash } from "node:crypto"
-import { Context, DateTime, Effect, Layer, Option, Tracer } from "effect"
+import { Context, DateTime, Duration, Effect, Layer, Option, Tracer } from "effect"
 import { HttpTraceContext } from "effect/http"
 import { Errors, Events, Telemetry } from "@walletun/domain"
-import type { Ids, Page, Transaction } from "@walletun/domain"
+import { Transaction } from "@walletun/domain"
+import type { Ids, Money, Page } from "@walletun/domain"
 import * as Retry from "@walletun/infra/Retry"
 import * as Uuid from "@walletun/infra/Uuid"
 import { Broker } from "./Broker.ts"
 import * as Retries from "./Retries.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
-import type { StoredTransaction } from "./TransactionsRepo.ts"
+import { heldAmountOf } from "./TransactionsRepo.ts"
+import type { StoredKind, StoredTransaction } from "./TransactionsRepo.ts"
 import { BatchedWallet } from "./BatchedWallet.ts"
 import type { BoundKey, WalletInfo } from "./BatchedWallet.ts"
 
@@ -24,6 +27,15 @@ export interface Accepted {
   readonly transaction: StoredTransaction
   readonly replayed: boolean
 }
+
+/** The errors a client may get from a capture or void. */
+export type OperateError =
+  | Errors.TransactionNotFound
+  | Errors.Forbidden
+  | Errors.TransactionNotHeld
+  | Errors.AmountExceedsHold
+  | Errors.IdempotencyKeyReused
+  | Errors.Unavailable
 
 /** The errors a client may get from `accept`. */
 export type AcceptError =
@@ -42,46 +54,97 @@ const request = (tx: StoredTransaction) => ({
   ...(tx.description === undefined ? {} : { description: tx.description }),
 })
 
-/** A transaction as the API shows it. */
-export const toApi = (tx: StoredTransaction): Transaction.Transaction => ({
-  ...request(tx),
-  status: tx.status,
-  failureReason: tx.failureReason,
-  createdAt: tx.createdAt,
-  updatedAt: tx.updatedAt,
-})
+/** A transaction as the API shows it; a hold with its expiry, held and captured amounts. */
+export const toApi = (tx: StoredTransaction): Transaction.Transaction => {
+  const held = heldAmountOf(tx)
+  return {
+    ...request(tx),
+    status: tx.status,
+    failureReason: tx.failureReason,
+    ...(held === undefined ? {} : { heldAmount: held }),
+    ...(tx.capturedAmount === undefined ? {} : { capturedAmount: tx.capturedAmount }),
+    ...(tx.type === "hold" ? { expiresAt: tx.expiresAt } : {}),
+    createdAt: tx.createdAt,
+    updatedAt: tx.updatedAt,
+  }
+}
 
 /** The kind of a stored transaction: its type with its wallets, and nothing else. */
-const kindOf = (tx: StoredTransaction): Transaction.TransactionKind =>
-  tx.type === "transfer"
+const kindOf = (tx: StoredTransaction): Transaction.TransactionKind | Transaction.HoldKind =>
+  tx.type === "transfer" || tx.type === "hold"
     ? { type: tx.type, sourceWalletId: tx.sourceWalletId, targetWalletId: tx.targetWalletId }
     : { type: tx.type, walletId: tx.walletId }
 
 /** The broker message that asks the worker to apply a stored transaction. */
 export const requestedOf = (tx: StoredTransaction): Events.TransactionRequested => {
-  const kind = kindOf(tx)
-  return Events.transactionRequested({
+  const common = {
     id: tx.id,
     userId: tx.userId,
     amount: tx.amount,
     currency: tx.currency,
-    ...kind,
     ...(tx.description === undefined ? {} : { description: tx.description }),
     createdAt: tx.createdAt,
-    ...(kind.type !== "transfer" || tx.targetOwnerId === undefined ? {} : { targetOwnerId: tx.targetOwnerId }),
-  })
+  }
+  const target = tx.targetOwnerId === undefined ? {} : { targetOwnerId: tx.targetOwnerId }
+  switch (tx.type) {
+    case "hold":
+      return Events.transactionRequested({
+        ...common,
+        type: tx.type,
+        sourceWalletId: tx.sourceWalletId,
+        targetWalletId: tx.targetWalletId,
+        expiresAt: tx.expiresAt,
+        ...target,
+      })
+    case "transfer":
+      return Events.transactionRequested({
+        ...common,
+        type: tx.type,
+        sourceWalletId: tx.sourceWalletId,
+        targetWalletId: tx.targetWalletId,
+        ...target,
+      })
+    default:
+      return Events.transactionRequested({ ...common, type: tx.type, walletId: tx.walletId })
+  }
 }
+
+/** A hold's `expiresIn`, the default when the body has none. */
+const expiresInOf = (body: Transaction.CreateTransaction & { readonly type: "hold" }): number =>
+  body.expiresIn ?? Transaction.HoldExpiresIn.default
 
 /**
  * A digest of what the request asks for (not of its bytes): the same transaction sent with other
- * key order, whitespace or unknown fields is the same request.
+ * key order, whitespace or unknown fields is the same request. A hold's `expiresIn` counts with
+ * its default, so leaving it out and sending the default are the same request.
  */
 export const requestHash = (body: Transaction.CreateTransaction): string => {
+  const amount = body.amount.toString()
+  const description = body.description ?? null
   const fields =
     body.type === "transfer"
-      ? [body.type, body.sourceWalletId, body.targetWalletId, body.amount.toString(), body.description ?? null]
-      : [body.type, body.walletId, body.amount.toString(), body.description ?? null]
+      ? [body.type, body.sourceWalletId, body.targetWalletId, amount, description]
+      : body.type === "hold"
+        ? [body.type, body.sourceWalletId, body.targetWalletId, amount, expiresInOf(body), description]
+        : [body.type, body.walletId, amount, description]
   return createHash("sha256").update(JSON.stringify(fields)).digest("base64url")
+}
+
+/** What an operation on a hold asks for: a capture (of an amount, or all) or a void. */
+export type HoldOperationBody =
+  | { readonly operation: "capture"; readonly amount?: Money.Amount | undefined }
+  | { readonly operation: "void" }
+
+/**
+ * The digest of an operation on a hold: its route, the hold and a capture's amount. It shares the
+ * key space of `requestHash` (one `Idempotency-Key` per user binds one request of any route), and
+ * its first field is never a transaction type, so the two never collide.
+ */
+export const operationHash = (holdId: Ids.TransactionId, body: HoldOperationBody): string => {
+  const amount = body.operation === "capture" && body.amount !== undefined ? body.amount.toString() : null
+  return createHash("sha256")
+    .update(JSON.stringify([`${body.operation} hold`, holdId, amount]))
+    .digest("base64url")
 }
 
 /** The opaque cursor of the page that starts after a transaction. */
@@ -109,24 +172,22 @@ const unavailable =
     )
 
 // Ownership, existence and currency, answered at once: the caller must own the deposit,
-// withdrawal or source wallet; a transfer's target may be anyone's, in the same currency.
+// withdrawal or source wallet; a transfer's or hold's target may be anyone's, in the same currency.
 const check = Effect.fn("Transactions.check")(function* (
   wallets: BatchedWallet["Service"],
   userId: Ids.UserId,
   body: Transaction.CreateTransaction,
 ) {
-  const ids = body.type === "transfer" ? [body.sourceWalletId, body.targetWalletId] : [body.walletId]
+  const ids =
+    body.type === "transfer" || body.type === "hold" ? [body.sourceWalletId, body.targetWalletId] : [body.walletId]
   const found = yield* wallets
     .getWallets(ids)
     .pipe(Retry.withRetry(Retries.walletLookup), Effect.catch(unavailable("wallet")))
   const byId = new Map<string, WalletInfo>(found.map((wallet) => [wallet.id, wallet]))
-  const own = byId.get(body.type === "transfer" ? body.sourceWalletId : body.walletId)
-  if (own === undefined || own.ownerId !== userId) {
-    return yield* new Errors.WalletNotFound({
-      walletId: body.type === "transfer" ? body.sourceWalletId : body.walletId,
-    })
-  }
-  if (body.type !== "transfer") return { currency: own.currency, targetOwnerId: undefined }
+  const ownId = body.type === "transfer" || body.type === "hold" ? body.sourceWalletId : body.walletId
+  const own = byId.get(ownId)
+  if (own === undefined || own.ownerId !== userId) return yield* new Errors.WalletNotFound({ walletId: ownId })
+  if (body.type !== "transfer" && body.type !== "hold") return { currency: own.currency, targetOwnerId: undefined }
   const target = byId.get(body.targetWalletId)
   if (target === undefined) return yield* new Errors.WalletNotFound({ walletId: body.targetWalletId })
   if (target.currency !== own.currency) {
@@ -152,19 +213,42 @@ const ownWallet = Effect.fn("Transactions.ownWallet")(function* (
 /** What `check` found: the transaction's currency and, for a transfer, the target wallet's owner. */
 type Checked = Effect.Success<ReturnType<typeof check>>
 
+/**
+ * The kind a claim stores: a hold expires `expiresIn` seconds after its accept (each second lasting
+ * `holdSecond`, one second but in tests that shorten it).
+ */
+const storedKindOf = (
+  body: Transaction.CreateTransaction,
+  createdAt: DateTime.Utc,
+  holdSecond: Duration.Duration,
+): StoredKind => {
+  switch (body.type) {
+    case "transfer":
+      return { type: body.type, sourceWalletId: body.sourceWalletId, targetWalletId: body.targetWalletId }
+    case "hold":
+      return {
+        type: body.type,
+        sourceWalletId: body.sourceWalletId,
+        targetWalletId: body.targetWalletId,
+        expiresAt: DateTime.addDuration(createdAt, Duration.times(holdSecond, expiresInOf(body))),
+      }
+    default:
+      return { type: body.type, walletId: body.walletId }
+  }
+}
+
 /** The transaction a claim stores, `PENDING`, with the id and time the claim decided. */
 const pendingOf = (
   claim: BoundKey,
   userId: Ids.UserId,
   body: Transaction.CreateTransaction,
   { currency, targetOwnerId }: Checked,
+  holdSecond: Duration.Duration,
 ): StoredTransaction => ({
   id: claim.transactionId,
   userId,
   targetOwnerId,
-  ...(body.type === "transfer"
-    ? { type: body.type, sourceWalletId: body.sourceWalletId, targetWalletId: body.targetWalletId }
-    : { type: body.type, walletId: body.walletId }),
+  ...storedKindOf(body, claim.createdAt, holdSecond),
   amount: body.amount,
   currency,
   description: body.description,
@@ -197,6 +281,116 @@ const startAfter = (cursor: Page.Cursor) =>
     onSome: Effect.succeed,
   })
 
+/**
+ * Claims `(user, key)` for a new v7 id and the request's hash. Whoever claims first decides the
+ * id; everyone else with the same key, racing or later, gets that id (and the first request's
+ * hash). The race is decided by a unique key in the ledger's PostgreSQL (one plain insert), not by
+ * a Paxos round in the CQL database. `replayed` when the key was bound before this request.
+ */
+const claimKey = Effect.fn("Transactions.claimKey")(function* (
+  wallets: BatchedWallet["Service"],
+  config: TransactionConfig["Service"],
+  userId: Ids.UserId,
+  key: Ids.IdempotencyKey,
+  hash: string,
+) {
+  const transactionId = (yield* Uuid.v7) as Ids.TransactionId
+  // Created at its id's millisecond, so the history's time bounds, a range of ids, are exact.
+  const fresh = { transactionId, requestHash: hash, createdAt: DateTime.makeUnsafe(Uuid.millisOf(transactionId)) }
+  const bound = yield* wallets
+    .claimKey(userId, key, fresh, config.idempotencyTtl)
+    .pipe(Retry.withRetry(Retries.walletLookup), Effect.catch(unavailable("wallet")))
+  // A retried claim whose first attempt bound the key (its answer lost) finds this request's own id.
+  const earlier = Option.filter(bound, (binding) => binding.transactionId !== fresh.transactionId)
+  return { claim: Option.getOrElse(earlier, () => fresh), replayed: Option.isSome(earlier) }
+})
+
+/**
+ * The answer to an operation on a hold that is not HELD: a replay of an operation accepted on it
+ * under this key (before it was decided) is answered as a replay, with the hold as it is now; the
+ * same key with another body is a reused key; anything else is `TransactionNotHeld`, which binds
+ * no key. Nothing is published: the operation was published when accepted, and the hold is decided.
+ */
+const notHeld = Effect.fn("Transactions.notHeld")(function* (
+  repo: TransactionsRepo["Service"],
+  userId: Ids.UserId,
+  holdId: Ids.TransactionId,
+  key: Ids.IdempotencyKey,
+  hash: string,
+  hold: StoredTransaction,
+) {
+  const earlier = yield* repo.operationOf(holdId, userId, key).pipe(Effect.catch(unavailable("cql")))
+  if (Option.isNone(earlier)) return yield* new Errors.TransactionNotHeld({ transactionId: holdId })
+  if (earlier.value.requestHash !== hash) return yield* new Errors.IdempotencyKeyReused()
+  return { transaction: hold, replayed: true }
+})
+
+/**
+ * A capture or void of a hold: the checks answered at once (someone else's hold or no hold 404, a
+ * capture by the sender 403, a hold not HELD 409, a capture above the hold 422), then the key claim
+ * that gives the operation its id, then its publish; answers the hold as it is (HELD).
+ */
+const makeOperate = (
+  repo: TransactionsRepo["Service"],
+  wallets: BatchedWallet["Service"],
+  broker: Broker["Service"],
+  config: TransactionConfig["Service"],
+) =>
+  Effect.fn("Transactions.operate")(function* (
+    userId: Ids.UserId,
+    holdId: Ids.TransactionId,
+    key: Ids.IdempotencyKey,
+    body: HoldOperationBody,
+  ) {
+    yield* Effect.annotateCurrentSpan(Telemetry.transactionId, holdId)
+    // The checks come before the claim, as for a transaction: an answer of 4xx binds nothing.
+    const found = yield* repo.find(holdId).pipe(Effect.catch(unavailable("cql")))
+    const hold = Option.getOrUndefined(found)
+    const targetOwner = hold?.targetOwnerId ?? hold?.userId
+    // Someone else's hold, or a transaction that is no hold, is answered like a missing one.
+    if (hold === undefined || hold.type !== "hold" || (hold.userId !== userId && targetOwner !== userId)) {
+      return yield* new Errors.TransactionNotFound({ transactionId: holdId })
+    }
+    // Only the target's owner captures (API.md); the sender or the target's owner may void.
+    if (body.operation === "capture" && targetOwner !== userId) {
+      return yield* new Errors.Forbidden({ transactionId: holdId })
+    }
+    const hash = operationHash(holdId, body)
+    if (hold.status !== "HELD") return yield* notHeld(repo, userId, holdId, key, hash, hold)
+    if (body.operation === "capture" && body.amount !== undefined && body.amount > hold.amount) {
+      return yield* new Errors.AmountExceedsHold({ transactionId: holdId })
+    }
+    // The same key claim as a transaction's: racing requests with one key get one operation id.
+    const { claim, replayed } = yield* claimKey(wallets, config, userId, key, hash)
+    if (replayed && claim.requestHash !== hash) return yield* new Errors.IdempotencyKeyReused()
+    // Remembered on the hold before the publish (so before it can be decided): a replay that comes
+    // once the hold is decided is still answered as the replay it is.
+    yield* repo
+      .rememberOperation(
+        holdId,
+        userId,
+        key,
+        { operationId: claim.transactionId, requestHash: hash },
+        config.idempotencyTtl,
+      )
+      .pipe(Effect.catch(unavailable("cql")))
+    // Published on every answer, a replay's too: the first attempt may have stopped between its
+    // claim and its publish, and the ledger applies the operation id at most once.
+    yield* broker
+      .publishOperation(
+        Events.HoldOperationRequested.make({
+          id: claim.transactionId,
+          holdId,
+          userId,
+          operation: body.operation,
+          ...(body.operation === "capture" && body.amount !== undefined ? { amount: body.amount } : {}),
+          requestedAt: claim.createdAt,
+        }),
+      )
+      .pipe(Effect.catch(unavailable("rabbitmq")))
+    return { transaction: hold, replayed }
+  })
+
 /** Accepting and reading transactions. */
 export class Transactions extends Context.Service<
   Transactions,
@@ -206,6 +400,16 @@ export class Transactions extends Context.Service<
       key: Ids.IdempotencyKey,
       body: Transaction.CreateTransaction,
     ): Effect.Effect<Accepted, AcceptError>
+    /**
+     * Accepts a capture or void of the hold `holdId` by `userId` under `key`: checked at once, then
+     * queued under an operation id of its own; answers the hold (still `HELD`).
+     */
+    operate(
+      userId: Ids.UserId,
+      holdId: Ids.TransactionId,
+      key: Ids.IdempotencyKey,
+      body: HoldOperationBody,
+    ): Effect.Effect<Accepted, OperateError>
     get(
       userId: Ids.UserId,
       id: Ids.TransactionId,
@@ -235,7 +439,7 @@ export class Transactions extends Context.Service<
         key: Ids.IdempotencyKey,
         body: Transaction.CreateTransaction,
       ) {
-        if (body.type === "transfer" && body.sourceWalletId === body.targetWalletId) {
+        if ((body.type === "transfer" || body.type === "hold") && body.sourceWalletId === body.targetWalletId) {
           return yield* new Errors.SameWallet({ walletId: body.sourceWalletId })
         }
         // The checks come before the claim: a request answered with a 4xx binds nothing (API.md),
@@ -243,19 +447,7 @@ export class Transactions extends Context.Service<
         // wallet's owner and currency never change), so they seldom cost a round trip.
         const checked = yield* check(wallets, userId, body)
         const hash = requestHash(body)
-        const transactionId = (yield* Uuid.v7) as Ids.TransactionId
-        // Created at its id's millisecond, so the history's time bounds, a range of ids, are exact.
-        const fresh = { transactionId, requestHash: hash, createdAt: DateTime.makeUnsafe(Uuid.millisOf(transactionId)) }
-        // Whoever claims (user, key) first decides the transaction id; everyone else with the same
-        // key, racing or later, gets that id. The race is decided by a unique key in the ledger's
-        // PostgreSQL (one plain insert), not by a Paxos round in the CQL database.
-        const bound = yield* wallets
-          .claimKey(userId, key, fresh, config.idempotencyTtl)
-          .pipe(Retry.withRetry(Retries.walletLookup), Effect.catch(unavailable("wallet")))
-        // A retried claim whose first attempt bound the key (its answer lost) finds this request's own id.
-        const earlier = Option.filter(bound, (binding) => binding.transactionId !== fresh.transactionId)
-        const claim = Option.getOrElse(earlier, () => fresh)
-        const replayed = Option.isSome(earlier)
+        const { claim, replayed } = yield* claimKey(wallets, config, userId, key, hash)
         yield* Effect.annotateCurrentSpan(Telemetry.transactionId, claim.transactionId)
         if (replayed) {
           if (claim.requestHash !== hash) return yield* new Errors.IdempotencyKeyReused()
@@ -269,7 +461,7 @@ export class Transactions extends Context.Service<
           // The first attempt with this key stopped before storing the transaction (it is still
           // running, or it failed): finish it with the same id and time. Every step is idempotent.
         }
-        const tx = { ...pendingOf(claim, userId, body, checked), ...(yield* sampledTraceParent) }
+        const tx = { ...pendingOf(claim, userId, body, checked, config.holdSecond), ...(yield* sampledTraceParent) }
         yield* repo.insertPending(tx).pipe(Effect.catch(unavailable("cql")))
         yield* publish(tx)
         return { transaction: tx, replayed }
@@ -304,7 +496,7 @@ export class Transactions extends Context.Service<
         return { items: page.items, nextCursor: page.next === undefined ? null : cursorOf(page.next) }
       })
 
-      return Transactions.of({ accept, get, list })
+      return Transactions.of({ accept, operate: makeOperate(repo, wallets, broker, config), get, list })
     }),
   )
 }

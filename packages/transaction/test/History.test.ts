@@ -70,15 +70,40 @@ const txOf = (n: number, status: Transaction.TransactionStatus = statuses[n % 4]
  * PENDING, with the details, last; a final one without PROCESSING now and then (it was quick).
  */
 const historyRowsOf = (tx: StoredTransaction, n: number): ReadonlyArray<HistoryRow> => {
-  const ranks = { PENDING: [0], PROCESSING: [1, 0], COMPLETED: n % 3 === 0 ? [2, 0] : [2, 1, 0], FAILED: [2, 1, 0] }[
-    tx.status
-  ]
-  const names = ["PENDING", "PROCESSING", tx.status] as const
-  const wallets =
-    tx.type === "transfer"
-      ? { type: tx.type, wallet_id: null, source_wallet_id: tx.sourceWalletId, target_wallet_id: tx.targetWalletId }
-      : { type: tx.type, wallet_id: tx.walletId, source_wallet_id: null, target_wallet_id: null }
-  const details = { ...wallets, amount: tx.amount, currency: tx.currency, description: null, created_at: tx.createdAt }
+  // A hold's rows: PENDING, PROCESSING now and then, HELD, and its decision (rank 3).
+  const decided = n % 2 === 0 ? [3, 2, 1, 0] : [3, 2, 0]
+  const ranks = {
+    PENDING: [0],
+    PROCESSING: [1, 0],
+    COMPLETED: tx.type === "hold" ? decided : n % 3 === 0 ? [2, 0] : [2, 1, 0],
+    FAILED: [2, 1, 0],
+    HELD: [2, 1, 0],
+    VOIDED: decided,
+    EXPIRED: decided,
+  }[tx.status]
+  const decidedHold =
+    tx.type === "hold" && (tx.status === "COMPLETED" || tx.status === "VOIDED" || tx.status === "EXPIRED")
+  const names = ["PENDING", "PROCESSING", decidedHold ? "HELD" : tx.status, tx.status] as const
+  const common = { amount: tx.amount, currency: tx.currency, description: null, created_at: tx.createdAt }
+  const details: Option.Option.Value<HistoryRow["details"]> =
+    tx.type === "hold"
+      ? {
+          ...common,
+          type: tx.type,
+          wallet_id: null,
+          source_wallet_id: tx.sourceWalletId,
+          target_wallet_id: tx.targetWalletId,
+          expires_at: tx.expiresAt,
+        }
+      : tx.type === "transfer"
+        ? {
+            ...common,
+            type: tx.type,
+            wallet_id: null,
+            source_wallet_id: tx.sourceWalletId,
+            target_wallet_id: tx.targetWalletId,
+          }
+        : { ...common, type: tx.type, wallet_id: tx.walletId, source_wallet_id: null, target_wallet_id: null }
   return ranks.map((rank) => ({
     status: {
       id: tx.id,
@@ -215,6 +240,60 @@ describe("History.readPage", () => {
       }),
   )
 
+  it.effect("holds are in the slices <wallet>:hold of the sender and the target's owner, with their statuses", () =>
+    Effect.gen(function* () {
+      const holdStatuses = ["PENDING", "HELD", "COMPLETED", "VOIDED", "EXPIRED", "FAILED"] as const
+      // Every third transaction a hold: to the user's own wallet, or from someone else's to it.
+      const mixed = Array.from({ length: 45 }, (_, n): StoredTransaction => {
+        const tx = txOf(n)
+        if (n % 3 !== 0) return tx
+        const status = holdStatuses[(n / 3) % holdStatuses.length] ?? "HELD"
+        const expiresAt = DateTime.makeUnsafe(start + n + 60_000)
+        return n % 2 === 0
+          ? {
+              ...tx,
+              status,
+              userId: user,
+              targetOwnerId: other,
+              type: "hold",
+              sourceWalletId: usd,
+              targetWalletId: theirs,
+              expiresAt,
+            }
+          : {
+              ...tx,
+              status,
+              userId: other,
+              targetOwnerId: user,
+              type: "hold",
+              sourceWalletId: theirs,
+              targetWalletId: eur,
+              expiresAt,
+            }
+      })
+      assert.deepStrictEqual(slicesOfParty(mixed[0] as StoredTransaction, user), [sliceOf(usd, "hold")])
+      assert.deepStrictEqual(slicesOfParty(mixed[3] as StoredTransaction, user), [sliceOf(eur, "hold")])
+      const holdQueries: ReadonlyArray<Omit<HistoryQuery, "after" | "limit">> = [
+        {},
+        { type: "hold" },
+        { type: "hold", walletId: eur },
+        { status: "HELD" },
+        { status: "VOIDED", type: "hold" },
+        { status: "EXPIRED" },
+        { walletId: usd },
+      ]
+      for (const filters of holdQueries) {
+        for (const limit of [1, 4, 100]) {
+          const query = { ...filters, limit }
+          const { pages } = yield* allPages(mixed, query)
+          const want = expected(mixed, query)
+          assert.isTrue(want.length > 0, JSON.stringify(query))
+          assert.deepStrictEqual(pages.flat(), want, JSON.stringify(query))
+        }
+      }
+    }),
+  )
+
   it.effect("reads only the slices a wallet and a type choose, and no more rows than a page needs", () =>
     Effect.gen(function* () {
       const { reads, counted } = readsOver(txs)
@@ -234,18 +313,18 @@ describe("History.readPage", () => {
         [59, 58, 57, 56].map((n) => [txOf(n).id, txOf(n).status]),
       )
       assert.strictEqual(page.next, txOf(56).id)
-      // One read (the slices are not listed), of at most three rows per transaction of a page and one.
-      assert.deepStrictEqual([counted.slices, counted.rows <= 15], [1, true])
+      // One read (the slices are not listed), of at most four rows per transaction of a page and one.
+      assert.deepStrictEqual([counted.slices, counted.rows <= 20], [1, true])
     }),
   )
 
   it("a read of the whole history answers the transactions surely whole, and passes one still being written", () => {
-    // Two transactions asked for, so six rows: one of two rows, one of three, and the first row of
-    // a third, cut short.
+    // Two transactions asked for, so eight rows: one of two rows, one of three, and a third of
+    // three, read whole but not answered (the read asked for two).
     const quick = historyRowsOf(txOf(9, "COMPLETED"), 0)
     const failed = historyRowsOf(txOf(8, "FAILED"), 1)
     const older = historyRowsOf(txOf(6, "FAILED"), 1)
-    const rows = [...quick, ...failed, ...older].slice(0, 6)
+    const rows = [...quick, ...failed, ...older].slice(0, 8)
     const cut = History.wholeHistoryRead(user, rows, 2)
     assert.deepStrictEqual(
       [cut.rows.map((tx) => [tx.id, tx.status]), cut.below, cut.done],

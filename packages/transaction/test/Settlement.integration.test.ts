@@ -607,7 +607,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
           `from=${to}&to=${from}`,
           "from=yesterday",
           "to=2026-13-01T00:00:00Z",
-          "type=hold",
+          "type=refund",
         ]
         for (const query of invalid) {
           const answer = yield* request("GET", `${url}?${query}`, { token: alice.token })

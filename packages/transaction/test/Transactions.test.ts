@@ -81,7 +81,7 @@ describe("Transactions.accept", () => {
           published.requested.map((event) => [
             event.id,
             event.userId,
-            event.type === "transfer" ? event.sourceWalletId : event.walletId,
+            event.type === "transfer" || event.type === "hold" ? event.sourceWalletId : event.walletId,
             String(event.amount),
           ]),
           [[transaction.id, alice, a.id, "100"]],

@@ -195,7 +195,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
           if (Option.isSome(found)) {
             assert.strictEqual(found.value.type, tx.type)
             assert.deepStrictEqual(
-              found.value.type === "transfer"
+              found.value.type === "transfer" || found.value.type === "hold"
                 ? [found.value.sourceWalletId, found.value.targetWalletId]
                 : [found.value.walletId],
               tx.type === "transfer" ? [tx.sourceWalletId, tx.targetWalletId] : [tx.walletId],

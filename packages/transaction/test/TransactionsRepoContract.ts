@@ -8,7 +8,7 @@
  */
 import { assert, describe } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { DateTime, Effect, Option } from "effect"
+import { DateTime, Duration, Effect, Option } from "effect"
 import { Ids } from "@walletun/domain"
 import type { Money, Transaction } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
@@ -57,6 +57,24 @@ const pendingDeposit = (sender: Ids.UserId) =>
     }
     return tx
   })
+
+/** A PENDING hold of a new sender for a new target owner, expiring an hour after its creation. */
+const pendingHold = Effect.gen(function* () {
+  const { sourceWalletId, targetWalletId, ...rest } = yield* pendingTransfer
+  const id = Ids.TransactionId.make(yield* Uuid.v7)
+  const createdAt = DateTime.makeUnsafe(Uuid.millisOf(id))
+  const tx: StoredTransaction = {
+    ...rest,
+    id,
+    createdAt,
+    updatedAt: createdAt,
+    type: "hold",
+    sourceWalletId,
+    targetWalletId,
+    expiresAt: DateTime.add(createdAt, { hours: 1 }),
+  }
+  return tx
+})
 
 /** History entries newest first: highest id first (ids made in one millisecond come in no set order). */
 const newestFirst = (...entries: ReadonlyArray<string>) => entries.toSorted().toReversed()
@@ -205,6 +223,101 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
         assert.deepStrictEqual(yield* statusOf(tx.id), failed)
         const [history] = yield* wholeHistory(tx.userId, 10)
         assert.deepStrictEqual(history, [`${tx.id}:FAILED`])
+      }),
+    )
+  })
+
+  describe("holds", () => {
+    it.effect("a hold reads back with its expiry; HELD leaves the unfinished index; its decision outranks HELD", () =>
+      Effect.gen(function* () {
+        const repo = yield* TransactionsRepo
+        const hold = yield* pendingHold
+        yield* repo.insertPending(hold)
+        assert.deepStrictEqual(yield* repo.find(hold.id), Option.some(hold))
+        yield* repo.recordStatus(hold, "PROCESSING", null, later(hold, 1))
+        yield* repo.recordStatus(hold, "HELD", null, later(hold, 2))
+        assert.deepStrictEqual(
+          yield* statusOf(hold.id),
+          Option.some(["HELD", null, DateTime.toEpochMillis(later(hold, 2))] as const),
+        )
+        assert.deepStrictEqual(yield* unfinishedAmong([hold.id]), [[false, false]])
+        // The capture's decision (rank 3) outranks HELD whatever its time; a late HELD or PROCESSING hides nothing.
+        yield* repo.recordStatus(hold, "COMPLETED", null, later(hold, 5), { capturedAmount: 10n as Money.Amount })
+        yield* repo.recordStatus(hold, "HELD", null, later(hold, 1))
+        yield* repo.recordStatus(hold, "PROCESSING", null, later(hold, 6))
+        const found = yield* repo.find(hold.id)
+        assert.deepStrictEqual(
+          Option.map(found, (tx) => [
+            tx.status,
+            tx.capturedAmount,
+            tx.type === "hold" ? DateTime.toEpochMillis(tx.expiresAt) : 0,
+          ]),
+          Option.some<ReadonlyArray<unknown>>(["COMPLETED", 10n, DateTime.toEpochMillis(later(hold, 3_600))]),
+        )
+        // A contrary decision dated later loses, as final statuses do.
+        yield* repo.recordStatus(hold, "EXPIRED", null, later(hold, 7), {})
+        assert.strictEqual(
+          Option.map(yield* repo.find(hold.id), (tx) => tx.status).pipe(Option.getOrUndefined),
+          "COMPLETED",
+        )
+        // Both parties' histories: whole, and the hold slice of each one's own wallet, with the captured amount.
+        for (const [party, walletId] of [
+          [hold.userId, hold.type === "hold" ? hold.sourceWalletId : undefined],
+          [hold.targetOwnerId ?? hold.userId, hold.type === "hold" ? hold.targetWalletId : undefined],
+        ] as const) {
+          for (const filters of [{}, { type: "hold" as const, walletId }, { type: "hold" as const }]) {
+            const page = yield* repo.history(party, { limit: 5, after: undefined, status: "COMPLETED", ...filters })
+            assert.deepStrictEqual(
+              page.items.map((tx) => [
+                tx.id,
+                tx.status,
+                tx.capturedAmount,
+                tx.type === "hold" ? DateTime.toEpochMillis(tx.expiresAt) : 0,
+              ]),
+              [[hold.id, "COMPLETED", 10n as Money.Amount, DateTime.toEpochMillis(later(hold, 3_600))]],
+              JSON.stringify(filters),
+            )
+          }
+        }
+      }),
+    )
+
+    it.effect("the operations accepted on a hold read back by hold, user and key", () =>
+      Effect.gen(function* () {
+        const repo = yield* TransactionsRepo
+        const hold = yield* pendingHold
+        const operation = { operationId: Ids.TransactionId.make(yield* Uuid.v7), requestHash: "hash-1" }
+        const key = "key-1" as Ids.IdempotencyKey
+        assert.isTrue(Option.isNone(yield* repo.operationOf(hold.id, hold.userId, key)))
+        yield* repo.rememberOperation(hold.id, hold.userId, key, operation, Duration.hours(25))
+        // Written again (a retried request) it reads the same.
+        yield* repo.rememberOperation(hold.id, hold.userId, key, operation, Duration.hours(25))
+        assert.deepStrictEqual(yield* repo.operationOf(hold.id, hold.userId, key), Option.some(operation))
+        assert.isTrue(Option.isNone(yield* repo.operationOf(hold.id, hold.targetOwnerId ?? hold.userId, key)))
+        assert.isTrue(Option.isNone(yield* repo.operationOf(hold.id, hold.userId, "key-2" as Ids.IdempotencyKey)))
+      }),
+    )
+
+    it.effect("a hold the ledger refused is FAILED at rank 2, and a voided one VOIDED with no captured amount", () =>
+      Effect.gen(function* () {
+        const repo = yield* TransactionsRepo
+        const refused = yield* pendingHold
+        const voided = yield* pendingHold
+        for (const hold of [refused, voided]) yield* repo.insertPending(hold)
+        yield* repo.recordStatus(refused, "FAILED", "INSUFFICIENT_FUNDS", later(refused, 1))
+        yield* repo.recordStatus(voided, "HELD", null, later(voided, 1))
+        yield* repo.recordStatus(voided, "VOIDED", null, later(voided, 2), {})
+        assert.deepStrictEqual(
+          yield* statusOf(refused.id),
+          Option.some(["FAILED", "INSUFFICIENT_FUNDS", DateTime.toEpochMillis(later(refused, 1))] as const),
+        )
+        const found = yield* repo.find(voided.id)
+        assert.deepStrictEqual(
+          Option.map(found, (tx) => [tx.status, tx.capturedAmount]),
+          Option.some<ReadonlyArray<unknown>>(["VOIDED", undefined]),
+        )
+        const [history] = yield* wholeHistory(voided.userId, 10)
+        assert.deepStrictEqual(history, [`${voided.id}:VOIDED`])
       }),
     )
   })

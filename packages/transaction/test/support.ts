@@ -4,7 +4,7 @@
  * memory repository and broker, composed into the services `Transactions`, the worker and the
  * outcome consumer need.
  */
-import { Clock, Context, Duration, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
 import { Events } from "@walletun/domain"
 import type { Currency, Ids, Ledger, Money } from "@walletun/domain"
 import { Grpc, MessageSeal, Uuid } from "@walletun/infra"
@@ -37,6 +37,8 @@ export const config = Layer.succeed(
     reconcileAge: Duration.seconds(0),
     reconcileBatch: 100,
     reconcileMaxRepublishes: 3,
+    holdExpiryInterval: Duration.seconds(10),
+    holdSecond: Duration.seconds(1),
   }),
 )
 
@@ -59,6 +61,12 @@ export class WalletScript extends Context.Service<
     readonly applied: Ref.Ref<ReadonlyArray<Events.TransactionRequested>>
     /** RefuseTransaction calls: the transaction and the detail. They consume steps too. */
     readonly refused: Ref.Ref<ReadonlyArray<{ readonly event: Events.TransactionRequested; readonly detail: string }>>
+    /** Operations on holds applied (they consume steps too). */
+    readonly operations: Ref.Ref<ReadonlyArray<Events.HoldOperationRequested>>
+    /** The holds ListDueHolds knows of; it lists those due at or before the time asked about. */
+    readonly holds: Ref.Ref<ReadonlyArray<Ledger.DueHold>>
+    /** The times ListDueHolds was asked about (epoch milliseconds). */
+    readonly dueAsked: Ref.Ref<ReadonlyArray<number>>
   }
 >()("@walletun/transaction/test/WalletScript") {}
 
@@ -77,8 +85,24 @@ const scriptedWallet = Layer.effectContext(
       refused: yield* Ref.make<ReadonlyArray<{ readonly event: Events.TransactionRequested; readonly detail: string }>>(
         [],
       ),
+      operations: yield* Ref.make<ReadonlyArray<Events.HoldOperationRequested>>([]),
+      holds: yield* Ref.make<ReadonlyArray<Ledger.DueHold>>([]),
+      dueAsked: yield* Ref.make<ReadonlyArray<number>>([]),
     })
     const nextStep = Ref.modify(script.steps, (steps) => [steps[0], steps.slice(1)] as const)
+    // The next step's answer to an apply; Completed when no step is left.
+    const answerNext = Effect.gen(function* () {
+      const step = yield* nextStep
+      if (step === undefined) {
+        return {
+          outcome: { _tag: "Completed", balances: [] },
+          replayed: false,
+          appliedAtMs: yield* Clock.currentTimeMillis,
+        } as const
+      }
+      if (step._tag === "Fail") return yield* step.error
+      return step.applied
+    })
     // Idempotency keys bound as the wallet binds them: the first claim wins until it expires.
     const keys = new Map<string, { readonly claim: BoundKey; readonly expiresAtMs: number }>()
     const client = BatchedWallet.of({
@@ -105,16 +129,19 @@ const scriptedWallet = Layer.effectContext(
         Effect.gen(function* () {
           yield* Ref.update(script.applied, (calls) => [...calls, event])
           yield* Effect.sleep(yield* Ref.get(script.applyDelay))
-          const step = yield* nextStep
-          if (step === undefined) {
-            return {
-              outcome: { _tag: "Completed", balances: [] },
-              replayed: false,
-              appliedAtMs: yield* Clock.currentTimeMillis,
-            } as const
-          }
-          if (step._tag === "Fail") return yield* step.error
-          return step.applied
+          return yield* answerNext
+        }),
+      applyOperation: (event) =>
+        Effect.andThen(
+          Ref.update(script.operations, (calls) => [...calls, event]),
+          answerNext,
+        ),
+      dueHolds: (before, limit) =>
+        Effect.gen(function* () {
+          const beforeMs = DateTime.toEpochMillis(before)
+          yield* Ref.update(script.dueAsked, (asked) => [...asked, beforeMs])
+          const holds = yield* Ref.get(script.holds)
+          return holds.filter((hold) => hold.expiresAtMs <= beforeMs).slice(0, limit)
         }),
       refuse: (event, detail) =>
         Effect.gen(function* () {
@@ -186,12 +213,12 @@ const encoder = new TextEncoder()
 export const messageOf = (event: Events.TransactionEvent, attempt?: number, sealed = true) =>
   Effect.gen(function* () {
     const content = encoder.encode(yield* Schema.encodeEffect(Events.TransactionEventJson)(event))
-    const sealer =
-      event._tag === "TransactionRequested" ? yield* MessageSeal.RequestSealer : yield* MessageSeal.EventSealer
+    const request = event._tag === "TransactionRequested" || event._tag === "HoldOperationRequested"
+    const sealer = request ? yield* MessageSeal.RequestSealer : yield* MessageSeal.EventSealer
     return {
       content,
       properties: {
-        messageId: event._tag === "TransactionRequested" ? event.id : event.transactionId,
+        messageId: request ? event.id : event._tag === "HoldDecided" ? event.operationId : event.transactionId,
         headers: {
           ...(attempt === undefined ? {} : { [Broker.attemptHeader]: String(attempt) }),
           ...(sealed ? { [MessageSeal.header]: sealer.seal(content) } : {}),

@@ -100,6 +100,8 @@ const TransactionHandlers = HttpApiBuilder.group(
       )
     return handlers
       .handleRaw("create", toTransactions)
+      .handleRaw("capture", toTransactions)
+      .handleRaw("void", toTransactions)
       .handleRaw("get", toTransactions)
       .handleRaw("list", toTransactions)
   }),

@@ -1,7 +1,9 @@
 /**
  * The outcome consumer: records the wallet's outcome (COMPLETED, or FAILED with its reason) of each
- * transaction everywhere it is stored. Idempotent: a duplicate outcome changes nothing, and the
- * status rows are monotonic, so a late PROCESSING cannot hide it.
+ * transaction everywhere it is stored, and a hold's: HELD when placed (`TransactionHeld`), its
+ * final status when decided (`HoldDecided`: COMPLETED with the captured amount, VOIDED or EXPIRED,
+ * recorded on the hold's own id). Idempotent: a duplicate outcome changes nothing, and the status
+ * rows are monotonic, so a late PROCESSING cannot hide it, nor a late HELD a decision.
  */
 import { Effect, Metric, Option } from "effect"
 import { Queues, Telemetry } from "@walletun/domain"
@@ -14,10 +16,37 @@ import * as Retry from "@walletun/infra/Retry"
 import { Broker } from "../Broker.ts"
 import * as Retries from "../Retries.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
-import type { StoredTransaction } from "../TransactionsRepo.ts"
+import type { HoldDecision, StoredTransaction } from "../TransactionsRepo.ts"
 import * as Consumer from "./Consumer.ts"
 import { attemptOf, decode, isSealed, rawOf } from "./Messages.ts"
 import type { IncomingMessage } from "./Messages.ts"
+
+/** How the consumer records a status: the event, its status and reason, when, and a hold's decision. */
+type Record<E> = (
+  event: Events.TransactionCompleted | Events.TransactionFailed | Events.TransactionHeld | Events.HoldDecided,
+  status: Transaction.TransactionStatus,
+  reason: Transaction.FailureReason | null,
+  at: DateTime.Utc,
+  decision?: HoldDecision,
+) => Effect.Effect<void, E>
+
+/** What each event records; a request on the outcomes queue (misrouted) records nothing. */
+const recordingOf = <E>(record: Record<E>, event: Events.TransactionEvent): Effect.Effect<void, E> => {
+  switch (event._tag) {
+    case "TransactionCompleted":
+      return record(event, "COMPLETED", null, event.completedAt)
+    case "TransactionFailed":
+      return record(event, "FAILED", event.reason, event.failedAt)
+    case "TransactionHeld":
+      return record(event, "HELD", null, event.heldAt)
+    case "HoldDecided":
+      // On the hold's id (not the deciding operation's): the hold's final status says which won.
+      return record(event, event.status, null, event.decidedAt, { capturedAmount: event.capturedAmount })
+    case "TransactionRequested":
+    case "HoldOperationRequested":
+      return Effect.void
+  }
+}
 
 /** Builds the handler of one outcome message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {
@@ -43,10 +72,11 @@ export const makeHandler = Effect.gen(function* () {
     )
 
   const record = Effect.fn("Outcomes.record")(function* (
-    event: Events.TransactionCompleted | Events.TransactionFailed,
+    event: Events.TransactionCompleted | Events.TransactionFailed | Events.TransactionHeld | Events.HoldDecided,
     status: Transaction.TransactionStatus,
     reason: Transaction.FailureReason | null,
     at: DateTime.Utc,
+    decision?: HoldDecision,
   ) {
     const id = event.transactionId
     yield* Effect.annotateCurrentSpan({ [Telemetry.transactionId]: id, [Telemetry.transactionStatus]: status })
@@ -62,7 +92,7 @@ export const makeHandler = Effect.gen(function* () {
       if (Option.isNone(stored)) return
       parties = stored.value
     }
-    yield* repo.recordStatus(parties, status, reason, at)
+    yield* repo.recordStatus(parties, status, reason, at, decision)
     // Counts outcomes recorded: a duplicate event (a replayed apply) is counted again.
     yield* Metric.update(Metric.withAttributes(Metrics.transactionsFinal, { status, reason: reason ?? "none" }), 1)
   })
@@ -78,12 +108,7 @@ export const makeHandler = Effect.gen(function* () {
       return yield* dead(message, "undecodable", Queues.deadReason.undecodableOutcome(decoded.failure.message))
     }
     const event = decoded.success
-    const recorded =
-      event._tag === "TransactionCompleted"
-        ? record(event, "COMPLETED", null, event.completedAt)
-        : event._tag === "TransactionFailed"
-          ? record(event, "FAILED", event.reason, event.failedAt)
-          : Effect.void
+    const recorded = recordingOf(record, event)
     // A store outage: after the bounded retries, the message goes back to the queue (and after the
     // queue's delivery limit, to the DLQ), never dropped.
     return yield* recorded.pipe(

@@ -1,6 +1,7 @@
 /**
  * The worker: consumes `transactions.requested` and asks the wallet service to apply each
- * transaction. Transient failures are retried in process (bounded), then the message goes through
+ * transaction (a hold with the ledger's Hold kind) and each operation on a hold (a capture, void or
+ * expiry, under the operation's own id). Transient failures are retried in process (bounded), then the message goes through
  * the retry queue, then to the DLQ with its reason. It never decides an outcome: only the wallet's
  * recorded outcome (through the outcome consumer) makes a transaction final.
  *
@@ -11,8 +12,10 @@
  * rows in the CQL database, a third of what a transfer wrote there.
  */
 import { DateTime, Duration, Effect, Fiber, Metric, Option } from "effect"
+import type { Result } from "effect"
 import { Queues, Telemetry } from "@walletun/domain"
-import type { Events } from "@walletun/domain"
+import type { Events, Ledger } from "@walletun/domain"
+import type * as Grpc from "@walletun/infra/Grpc"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
@@ -86,7 +89,9 @@ type Parties = Parameters<TransactionsRepo["Service"]["recordStatus"]>[0]
  */
 const partiesOf = (repo: TransactionsRepo["Service"], event: Events.TransactionRequested) => {
   const { id, userId } = event
-  if (event.type !== "transfer") return Effect.succeed(Option.some<Parties>({ id, userId, targetOwnerId: undefined }))
+  if (event.type === "deposit" || event.type === "withdrawal") {
+    return Effect.succeed(Option.some<Parties>({ id, userId, targetOwnerId: undefined }))
+  }
   if (event.targetOwnerId !== undefined) {
     return Effect.succeed(Option.some<Parties>({ id, userId, targetOwnerId: event.targetOwnerId }))
   }
@@ -121,6 +126,23 @@ const markProcessing = Effect.fnUntraced(function* (deps: Deps, parties: Parties
   return yield* Effect.forkChild(Effect.delay(mark, deps.config.processingAfter))
 })
 
+/**
+ * Settles a message by the wallet's answer to its apply: acked when the ledger answered (whatever
+ * it recorded), dead-lettered when refused, retried later when the wallet service is away.
+ */
+const settle = (
+  deps: Deps,
+  message: IncomingMessage,
+  attempt: number,
+  applied: Result.Result<Ledger.Applied, Grpc.GrpcError>,
+) => {
+  if (applied._tag === "Success") return Effect.succeed(Rabbit.ack)
+  const error = applied.failure
+  // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
+  if (!error.retryable) return dead(deps, message, attempt, "refused", Queues.deadReason.refused(error.message))
+  return later(deps, message, attempt, `wallet service unavailable: ${error.message}`)
+}
+
 /** Applies a requested transaction and settles its message by the wallet service's answer. */
 const process = Effect.fn("Worker.process")(function* (
   deps: Deps,
@@ -142,16 +164,34 @@ const process = Effect.fn("Worker.process")(function* (
   // The apply has answered (or failed): a mark not yet due is dropped. One already under way may
   // land or not; either way it outranks nothing final.
   if (marking !== undefined) yield* Fiber.interrupt(marking)
-  if (applied._tag === "Success") return Rabbit.ack
-  const error = applied.failure
-  // A refused request (not a business outcome: those are answers) cannot succeed by repeating it.
-  if (!error.retryable) {
-    return yield* dead(deps, message, attempt, "refused", Queues.deadReason.refused(error.message))
-  }
-  return yield* later(deps, message, attempt, `wallet service unavailable: ${error.message}`)
+  return yield* settle(deps, message, attempt, applied)
 })
 
-/** Settles one request message: a dead letter unless it is a sealed, decodable TransactionRequested. */
+/**
+ * Applies an operation on a hold (a capture, a void, an expiry) under its own id, and settles its
+ * message by the answer. It records nothing: the operation that decides the hold makes the ledger
+ * publish HoldDecided, whose consumer writes the hold's final status; one that lost the race (the
+ * hold decided already, a capture above the hold, an expiry not yet due) is an answer too, and
+ * moves nothing.
+ */
+const processOperation = Effect.fn("Worker.processOperation")(function* (
+  deps: Deps,
+  message: IncomingMessage,
+  attempt: number,
+  event: Events.HoldOperationRequested,
+) {
+  yield* Effect.annotateCurrentSpan({
+    [Telemetry.transactionId]: event.holdId,
+    [Telemetry.transactionAttempt]: attempt,
+  })
+  const applied = yield* deps.wallets.applyOperation(event).pipe(Retry.withRetry(Retries.walletApply), Effect.result)
+  return yield* settle(deps, message, attempt, applied)
+})
+
+/**
+ * Settles one request message: a dead letter unless it is a sealed, decodable TransactionRequested
+ * or HoldOperationRequested.
+ */
 const handleMessage = Effect.fn("Worker.handle")(function* (deps: Deps, message: IncomingMessage) {
   const attempt = attemptOf(message)
   // Only a request this service published moves money: anyone else who can publish to the
@@ -170,6 +210,7 @@ const handleMessage = Effect.fn("Worker.handle")(function* (deps: Deps, message:
     )
   }
   const event = decoded.success
+  if (event._tag === "HoldOperationRequested") return yield* processOperation(deps, message, attempt, event)
   if (event._tag !== "TransactionRequested") {
     return yield* dead(deps, message, attempt, "unexpected", Queues.deadReason.unexpected(event._tag))
   }

@@ -28,6 +28,15 @@ const acceptedResponse = ({ transaction, replayed }: Accepted) =>
     }),
   )
 
+/** 202 with the hold an operation was accepted for, and `Idempotent-Replayed: true` for a replay. */
+const operationResponse = ({ transaction, replayed }: Accepted) =>
+  Effect.map(encodeTransaction(toApi(transaction)).pipe(Effect.orDie), (body) =>
+    HttpServerResponse.jsonUnsafe(body, {
+      status: 202,
+      headers: replayed ? { "idempotent-replayed": "true" } : {},
+    }),
+  )
+
 /** Handlers of the `transactions` group: decoded by HttpApi, answered by `Transactions`. */
 export const TransactionsHandlers = HttpApiBuilder.group(
   TransactionApi,
@@ -39,6 +48,25 @@ export const TransactionsHandlers = HttpApiBuilder.group(
         Effect.flatMap(Api.CurrentUser, ({ id }) =>
           Problems.handled(
             transactions.accept(id, headers["idempotency-key"], payload).pipe(Effect.flatMap(acceptedResponse)),
+          ),
+        ),
+      capture: ({ params, headers, payload }) =>
+        Effect.flatMap(Api.CurrentUser, ({ id }) =>
+          Problems.handled(
+            transactions
+              .operate(id, params.transactionId, headers["idempotency-key"], {
+                operation: "capture",
+                amount: payload.amount,
+              })
+              .pipe(Effect.flatMap(operationResponse)),
+          ),
+        ),
+      void: ({ params, headers }) =>
+        Effect.flatMap(Api.CurrentUser, ({ id }) =>
+          Problems.handled(
+            transactions
+              .operate(id, params.transactionId, headers["idempotency-key"], { operation: "void" })
+              .pipe(Effect.flatMap(operationResponse)),
           ),
         ),
       get: ({ params }) =>

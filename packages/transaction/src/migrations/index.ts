@@ -6,6 +6,8 @@ import { migration as republishCount } from "./0004_republish_count.ts"
 import { migration as traceParent } from "./0005_trace_parent.ts"
 import { migration as transactionsByParty } from "./0006_transactions_by_party.ts"
 import { migration as wholeHistory } from "./0007_whole_history.ts"
+import { migration as holds } from "./0008_holds.ts"
+import { migration as holdOperationKeys } from "./0009_hold_operation_keys.ts"
 
 /** The service's CQL migrations, in order; forward only (never edit one that has shipped). */
 export const migrations: ReadonlyArray<Migration> = [
@@ -16,4 +18,6 @@ export const migrations: ReadonlyArray<Migration> = [
   traceParent,
   transactionsByParty,
   wholeHistory,
+  holds,
+  holdOperationKeys,
 ]

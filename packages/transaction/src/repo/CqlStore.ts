@@ -2,7 +2,7 @@
  * The transaction store on the CQL database: concurrent writes grouped into batches, reads at
  * LOCAL_QUORUM, rows decoded at the edge (`Rows.ts`).
  */
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import type { DateTime } from "effect"
 import type { Ids, Transaction } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
@@ -10,6 +10,7 @@ import * as Cql from "@walletun/infra/Cql"
 import * as History from "./History.ts"
 import {
   historyRowOf,
+  operationKeyOf,
   partyRowOf,
   republishedOf,
   statusRowOf,
@@ -21,7 +22,7 @@ import type { StatusRow } from "./Rows.ts"
 import { pendingWrites, statementsOf, statusWrites, toDate } from "./Statements.ts"
 import type { Statements, Write } from "./Statements.ts"
 import { pageOf, pendingBatchSize, shardOf, statusBatchSize, unfinishedShards } from "./Stored.ts"
-import type { HistoryQuery, StoredTransaction, TransactionStore } from "./Stored.ts"
+import type { HistoryQuery, HoldDecision, OperationKey, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 // Every read and write of the money path: LOCAL_QUORUM (one replica here, a majority of the local
 // data centre in production), so a read after a write sees it.
@@ -67,8 +68,9 @@ const makeWrites = Effect.fnUntraced(function* (cql: Cql.Cql["Service"], stateme
     status: Transaction.TransactionStatus,
     reason: Transaction.FailureReason | null,
     at: DateTime.Utc,
+    decision?: HoldDecision,
   ) {
-    yield* recordBatched({ tx, status, reason, at })
+    yield* recordBatched({ tx, status, reason, at, decision })
   })
 
   const forgetUnfinished = Effect.fn("TransactionsRepo.forgetUnfinished")(function* (id: Ids.TransactionId) {
@@ -83,7 +85,22 @@ const makeWrites = Effect.fnUntraced(function* (cql: Cql.Cql["Service"], stateme
     yield* cql.execute(statements.insertRepublished, [id, toDate(at), count], write)
   })
 
-  return { insertPending, recordStatus, forgetUnfinished, markRepublished }
+  const rememberOperation = Effect.fn("TransactionsRepo.rememberOperation")(function* (
+    holdId: Ids.TransactionId,
+    userId: Ids.UserId,
+    key: Ids.IdempotencyKey,
+    operation: OperationKey,
+    ttl: Duration.Duration,
+  ) {
+    const seconds = Math.max(1, Math.ceil(Duration.toSeconds(ttl)))
+    yield* cql.execute(
+      statements.insertOperationKey,
+      [holdId, userId, key, operation.operationId, operation.requestHash, seconds],
+      write,
+    )
+  })
+
+  return { insertPending, recordStatus, forgetUnfinished, markRepublished, rememberOperation }
 })
 
 /** The most ids one status read names (`IN`), so a request stays small. */
@@ -191,7 +208,17 @@ const makeReads = (cql: Cql.Cql["Service"], statements: Statements) => {
     return row === undefined ? Option.none() : Option.some(yield* republishedOf(row))
   })
 
-  return { find, history: makeHistory(cql, statements), unfinished, unfinishedPage, republished }
+  const operationOf = Effect.fn("TransactionsRepo.operationOf")(function* (
+    holdId: Ids.TransactionId,
+    userId: Ids.UserId,
+    key: Ids.IdempotencyKey,
+  ) {
+    const read = yield* cql.execute(statements.selectOperationKey, [holdId, userId, key], { consistency: quorum })
+    const row = read.rows[0]
+    return row === undefined ? Option.none() : Option.some(yield* operationKeyOf(row))
+  })
+
+  return { find, history: makeHistory(cql, statements), unfinished, unfinishedPage, republished, operationOf }
 }
 
 /** Builds the CQL repository in `keyspace`. */

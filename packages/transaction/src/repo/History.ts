@@ -108,8 +108,11 @@ export const sliceRead = (rows: ReadonlyArray<StoredTransaction>, perSlice: numb
  */
 export const wholeHistory = "*"
 
-/** The most rows one transaction has in the whole history: PENDING, PROCESSING, final. */
-export const rowsPerTransaction = 3
+/**
+ * The most rows one transaction has in the whole history: PENDING, PROCESSING, final; a hold has
+ * one more (PENDING, PROCESSING, HELD, its decision).
+ */
+export const rowsPerTransaction = 4
 
 /**
  * The read of the whole history that asked for `perSlice * rowsPerTransaction` rows and gave
@@ -129,7 +132,9 @@ export const wholeHistoryRead = (userId: Ids.UserId, rows: ReadonlyArray<History
   return {
     rows: whole.flatMap((group) => Option.toArray(transactionOfHistory(userId, group))),
     below: whole[whole.length - 1]?.[0]?.status.id,
-    done: rows.length < perSlice * rowsPerTransaction,
+    // A short read ends the history only when it held no more transactions than it answers: one of
+    // fewer rows than the bound may still hold more than `perSlice` short transactions.
+    done: rows.length < perSlice * rowsPerTransaction && groups.length <= perSlice,
   }
 }
 

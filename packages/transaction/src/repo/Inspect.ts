@@ -39,6 +39,10 @@ export const StoredRow = Schema.Struct({
   target_wallet_id: text,
   description: text,
   created_at: time,
+  /** A hold's expiry (a static column, migration 8). */
+  expires_at: time,
+  /** What a captured hold moved, on its COMPLETED row (migration 8). */
+  captured_amount: Schema.NullOr(Schema.BigInt),
 })
 export type StoredRow = typeof StoredRow.Type
 
@@ -71,8 +75,8 @@ export const transactionRows = Effect.fn("TransactionsInspect.transactionRows")(
 ) {
   const cql = yield* Cql.Cql
   const read = yield* cql.execute(
-    `SELECT status_rank, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns} ` +
-      `FROM ${keyspace}.transactions_by_id WHERE id = ?`,
+    `SELECT status_rank, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns}, ` +
+      `expires_at, captured_amount FROM ${keyspace}.transactions_by_id WHERE id = ?`,
     [id],
     quorum,
   )

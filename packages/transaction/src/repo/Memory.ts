@@ -1,14 +1,15 @@
 /** The transaction store in memory, for tests, with the same observable behaviour as the CQL one. */
-import { DateTime, Effect, Option, Ref } from "effect"
-import type { Ids, Transaction } from "@walletun/domain"
-import { pageOf, partiesOf, passes, statusRank } from "./Stored.ts"
-import type { Republished, StoredTransaction, TransactionStore } from "./Stored.ts"
+import { Clock, DateTime, Duration, Effect, Option, Ref } from "effect"
+import type { Ids, Money, Transaction } from "@walletun/domain"
+import { pageOf, partiesOf, passes, settledRank, statusRank } from "./Stored.ts"
+import type { OperationKey, Republished, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 /** One recorded status of a transaction. */
 interface StatusState {
   readonly status: Transaction.TransactionStatus
   readonly reason: Transaction.FailureReason | null
   readonly at: DateTime.Utc
+  readonly capturedAmount?: Money.Amount | undefined
 }
 
 /** The memory: details by id, statuses per id and rank (like the CQL rows), the unfinished index. */
@@ -17,6 +18,8 @@ interface Memory {
   readonly statuses: Ref.Ref<Map<string, Map<number, StatusState>>>
   readonly open: Ref.Ref<Set<Ids.TransactionId>>
   readonly republished: Ref.Ref<Map<string, Republished>>
+  /** Operations on holds by `<hold>/<user>/<key>`, with when they expire (the clock's milliseconds). */
+  readonly operations: Ref.Ref<Map<string, { readonly operation: OperationKey; readonly untilMs: number }>>
 }
 
 const without = <A>(set: Set<A>, id: A) => {
@@ -38,15 +41,16 @@ const current = (memory: Memory, id: string) =>
       status: state.status,
       failureReason: state.reason,
       updatedAt: state.at,
+      ...(state.capturedAmount === undefined ? {} : { capturedAmount: state.capturedAmount }),
     })
   })
 
 const record = (memory: Memory, id: string, rank: number, state: StatusState) =>
   Ref.update(memory.statuses, (map) => {
     const previous = map.get(id)?.get(rank)
-    // As in CQL: of two final statuses, the earliest wins (ties keep the one recorded).
+    // As in CQL: of two settled statuses of one rank, the earliest wins (ties keep the one recorded).
     if (
-      rank === 2 &&
+      rank >= settledRank &&
       previous !== undefined &&
       DateTime.toEpochMillis(previous.at) <= DateTime.toEpochMillis(state.at)
     ) {
@@ -87,6 +91,7 @@ export const makeMemory = Effect.gen(function* () {
     statuses: yield* Ref.make(new Map<string, Map<number, StatusState>>()),
     open: yield* Ref.make(new Set<Ids.TransactionId>()),
     republished: yield* Ref.make(new Map<string, Republished>()),
+    operations: yield* Ref.make(new Map<string, { readonly operation: OperationKey; readonly untilMs: number }>()),
   }
   const store: TransactionStore = {
     insertPending: (tx) =>
@@ -96,10 +101,11 @@ export const makeMemory = Effect.gen(function* () {
         yield* Ref.update(memory.open, (set) => new Set(set).add(tx.id))
       }),
     find: (id) => current(memory, id),
-    recordStatus: (tx, status, reason, at) =>
+    recordStatus: (tx, status, reason, at, decision) =>
       Effect.gen(function* () {
-        yield* record(memory, tx.id, statusRank(status), { status, reason, at })
-        if (statusRank(status) === 2) yield* Ref.update(memory.open, (set) => without(set, tx.id))
+        const rank = statusRank(status, decision !== undefined)
+        yield* record(memory, tx.id, rank, { status, reason, at, capturedAmount: decision?.capturedAmount })
+        if (rank >= settledRank) yield* Ref.update(memory.open, (set) => without(set, tx.id))
       }),
     history: history(memory),
     unfinished: (before, limit) => openBetween(memory, "", before, limit),
@@ -108,6 +114,18 @@ export const makeMemory = Effect.gen(function* () {
     republished: (id) => Effect.map(Ref.get(memory.republished), (map) => Option.fromUndefinedOr(map.get(id))),
     markRepublished: (id, at, count) => Ref.update(memory.republished, (map) => new Map(map).set(id, { at, count })),
     forgetUnfinished: (id) => Ref.update(memory.open, (set) => without(set, id)),
+    rememberOperation: (holdId, userId, key, operation, ttl) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.update(memory.operations, (map) =>
+          new Map(map).set(`${holdId}/${userId}/${key}`, { operation, untilMs: now + Duration.toMillis(ttl) }),
+        ),
+      ),
+    operationOf: (holdId, userId, key) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const found = (yield* Ref.get(memory.operations)).get(`${holdId}/${userId}/${key}`)
+        return found === undefined || found.untilMs <= now ? Option.none() : Option.some(found.operation)
+      }),
   }
   return store
 })

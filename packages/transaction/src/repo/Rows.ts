@@ -7,17 +7,22 @@
 import { Effect, Option, Schema } from "effect"
 import { Currency, Ids, Money, Transaction } from "@walletun/domain"
 import * as Cql from "@walletun/infra/Cql"
-import type { Republished, StoredTransaction } from "./Stored.ts"
+import type { OperationKey, Republished, StoredKind, StoredTransaction } from "./Stored.ts"
 
-/** A status as each status row records it: the status, why it failed, and when. */
+/**
+ * A status as each status row records it: the status, why it failed, when, and what a captured
+ * hold moved (migration 8; absent from reads that do not select it, null on other rows).
+ */
 export const StatusColumns = Schema.Struct({
   status: Transaction.TransactionStatus,
   failure_reason: Schema.NullOr(Transaction.FailureReason),
   updated_at: Schema.DateTimeUtcFromDate,
+  captured_amount: Schema.optional(Schema.NullOr(Money.Amount)),
 })
 
 // The wallet columns of each kind of transaction: a deposit or withdrawal names one wallet, a
-// transfer two. A row whose columns do not fit its type does not decode.
+// transfer or a hold two (and a hold its expiry). A row whose columns do not fit its type does not
+// decode.
 const kindColumns = [
   {
     type: Schema.Literal("deposit"),
@@ -37,6 +42,13 @@ const kindColumns = [
     source_wallet_id: Ids.WalletId,
     target_wallet_id: Ids.WalletId,
   },
+  {
+    type: Schema.Literal("hold"),
+    wallet_id: Schema.Null,
+    source_wallet_id: Ids.WalletId,
+    target_wallet_id: Ids.WalletId,
+    expires_at: Schema.DateTimeUtcFromDate,
+  },
 ] as const
 
 /** The given columns with the wallet columns of each kind of transaction: a union by `type`. */
@@ -45,6 +57,7 @@ const withKind = <const Fields extends Schema.Struct.Fields>(fields: Fields) =>
     Schema.Struct({ ...fields, ...kindColumns[0] }),
     Schema.Struct({ ...fields, ...kindColumns[1] }),
     Schema.Struct({ ...fields, ...kindColumns[2] }),
+    Schema.Struct({ ...fields, ...kindColumns[3] }),
   ])
 
 const detailFields = {
@@ -80,6 +93,9 @@ export type StatusRow = typeof StatusRow.Type
 /** A row of `transactions_unfinished`. */
 export const UnfinishedRow = Schema.Struct({ id: Ids.TransactionId })
 
+/** A row of `hold_operation_keys`. */
+export const OperationKeyRow = Schema.Struct({ operation_id: Ids.TransactionId, request_hash: Schema.String })
+
 /** A row of `transactions_republishes`; rows written before the count existed have none. */
 export const RepublishedRow = Schema.Struct({
   republished_at: Schema.DateTimeUtcFromDate,
@@ -109,14 +125,39 @@ const decodeStatusRow = decoder("transactions_by_user", StatusRow)
 const decodeDetails = decoder("transactions_by_user", DetailColumns)
 const decodeUnfinishedRow = decoder("transactions_unfinished", UnfinishedRow)
 const decodeRepublishedRow = decoder("transactions_republishes", RepublishedRow)
+const decodeOperationKeyRow = decoder("hold_operation_keys", OperationKeyRow)
+
+/** A row of `hold_operation_keys`: the operation accepted under the key. */
+export const operationKeyOf = (row: unknown): Effect.Effect<OperationKey, Cql.CqlError> =>
+  Effect.map(decodeOperationKeyRow(row), (decoded) => ({
+    operationId: decoded.operation_id,
+    requestHash: decoded.request_hash,
+  }))
 
 const orUndefined = <A>(value: A | null): A | undefined => (value === null ? undefined : value)
 
 /** The kind of a transaction, from its decoded wallet columns. */
-const kindOf = (details: DetailColumns): Transaction.TransactionKind =>
-  details.type === "transfer"
-    ? { type: details.type, sourceWalletId: details.source_wallet_id, targetWalletId: details.target_wallet_id }
-    : { type: details.type, walletId: details.wallet_id }
+const kindOf = (details: DetailColumns): StoredKind => {
+  switch (details.type) {
+    case "transfer":
+      return { type: details.type, sourceWalletId: details.source_wallet_id, targetWalletId: details.target_wallet_id }
+    case "hold":
+      return {
+        type: details.type,
+        sourceWalletId: details.source_wallet_id,
+        targetWalletId: details.target_wallet_id,
+        expiresAt: details.expires_at,
+      }
+    default:
+      return { type: details.type, walletId: details.wallet_id }
+  }
+}
+
+/** What a captured hold moved, when the status row says. */
+const captured = (status: typeof StatusColumns.Type) =>
+  status.captured_amount === undefined || status.captured_amount === null
+    ? {}
+    : { capturedAmount: status.captured_amount }
 
 /** A transaction from its details, its parties and the status to show. */
 const storedOf = (
@@ -135,6 +176,7 @@ const storedOf = (
   status: status.status,
   failureReason: status.failure_reason,
   updatedAt: status.updated_at,
+  ...captured(status),
 })
 
 /** The transaction in a row of `transactions_by_id` (its current status, and its static columns). */
@@ -207,7 +249,7 @@ export const withStatus = (tx: StoredTransaction, rows: ReadonlyArray<StatusRow>
   )
   return top === undefined || top.status_rank === 0
     ? tx
-    : { ...tx, status: top.status, failureReason: top.failure_reason, updatedAt: top.updated_at }
+    : { ...tx, status: top.status, failureReason: top.failure_reason, updatedAt: top.updated_at, ...captured(top) }
 }
 
 const decodeOldOwner = decoder("transactions_by_user", Schema.Struct({ user_id: Ids.UserId }))

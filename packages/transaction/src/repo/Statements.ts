@@ -6,7 +6,7 @@
 import { DateTime } from "effect"
 import * as Cql from "@walletun/infra/Cql"
 import type { StatusRecord, StoredTransaction } from "./Stored.ts"
-import { finalWriteTimestamp, partiesOf, shardOf, slicesOfParty, statusRank } from "./Stored.ts"
+import { finalWriteTimestamp, partiesOf, settledRank, shardOf, slicesOfParty, statusRank } from "./Stored.ts"
 
 /** One statement of a batch. */
 export interface Write {
@@ -21,25 +21,35 @@ export const toDate = (at: DateTime.Utc) => DateTime.toDateUtc(at)
 export const detailColumns =
   "type, amount, currency, wallet_id, source_wallet_id, target_wallet_id, description, created_at"
 
-const detailValues = (tx: StoredTransaction) => [
-  tx.type,
-  tx.amount,
-  tx.currency,
-  tx.type === "transfer" ? null : tx.walletId,
-  tx.type === "transfer" ? tx.sourceWalletId : null,
-  tx.type === "transfer" ? tx.targetWalletId : null,
-  tx.description,
-  toDate(tx.createdAt),
-]
+const detailValues = (tx: StoredTransaction) => {
+  const moves = tx.type === "transfer" || tx.type === "hold"
+  return [
+    tx.type,
+    tx.amount,
+    tx.currency,
+    moves ? null : tx.walletId,
+    moves ? tx.sourceWalletId : null,
+    moves ? tx.targetWalletId : null,
+    tx.description,
+    toDate(tx.createdAt),
+  ]
+}
+
+/**
+ * The columns that only some rows have (migration 8), read beside the details and statuses: a
+ * hold's `expires_at` (a detail) and a captured hold's `captured_amount` (on its COMPLETED row).
+ */
+const holdColumns = "expires_at, captured_amount"
 
 /** The statements of the store in `keyspace`. */
 export const statementsOf = (keyspace: string) => {
+  // `captured_amount` is left unset (no tombstone) on every status row but a captured hold's.
   const statusById =
-    `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at) ` +
-    `VALUES (?, ?, ?, ?, ?)`
-  const statusByUser =
-    `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at) ` +
+    `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at, captured_amount) ` +
     `VALUES (?, ?, ?, ?, ?, ?)`
+  const statusByUser =
+    `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at, ` +
+    `captured_amount) VALUES (?, ?, ?, ?, ?, ?, ?)`
   return {
     // The accept's trace context (null when unsampled) goes with the details, in the same statement.
     insertById:
@@ -57,6 +67,10 @@ export const statementsOf = (keyspace: string) => {
     insertByUser:
       `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at, ` +
       `${detailColumns}) VALUES (?, ?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    // A hold's expiry, beside the details each PENDING row carries (only holds write it).
+    holdById: `UPDATE ${keyspace}.transactions_by_id SET expires_at = ? WHERE id = ?`,
+    holdByParty: `UPDATE ${keyspace}.transactions_by_party SET expires_at = ? WHERE user_id = ? AND slice = ? AND id = ?`,
+    holdByUser: `UPDATE ${keyspace}.transactions_by_user SET expires_at = ? WHERE user_id = ? AND id = ? AND status_rank = 0`,
     insertUnfinished: `INSERT INTO ${keyspace}.transactions_unfinished (shard, id) VALUES (?, ?)`,
     deleteUnfinished: `DELETE FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
     statusById,
@@ -69,21 +83,22 @@ export const statementsOf = (keyspace: string) => {
     finalByUser: `${statusByUser} USING TIMESTAMP ?`,
     // Rows are ranked highest first: the first row is the current status, with the static details.
     selectById:
-      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns}, trace_parent ` +
+      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns}, trace_parent, ` +
+      `${holdColumns} ` +
       `FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
     selectSlices: `SELECT slices FROM ${keyspace}.transactions_by_party WHERE user_id = ? LIMIT 1`,
     // One slice, newest first, within `id >= lower` and `id < upper` when given.
     selectSlice: (lower: boolean, upper: boolean) =>
-      `SELECT id, updated_at, ${detailColumns} FROM ${keyspace}.transactions_by_party ` +
+      `SELECT id, updated_at, ${detailColumns}, expires_at FROM ${keyspace}.transactions_by_party ` +
       `WHERE user_id = ? AND slice = ?${lower ? " AND id >= ?" : ""}${upper ? " AND id < ?" : ""} LIMIT ?`,
     // A user's whole history, newest first, each transaction's rows current status first and PENDING
     // (with the details) last, within `id >= lower` and `id < upper` when given.
     selectUserHistory: (lower: boolean, upper: boolean) =>
-      `SELECT id, status_rank, status, failure_reason, updated_at, ${detailColumns} ` +
+      `SELECT id, status_rank, status, failure_reason, updated_at, ${detailColumns}, ${holdColumns} ` +
       `FROM ${keyspace}.transactions_by_user WHERE user_id = ?${lower ? " AND id >= ?" : ""}${upper ? " AND id < ?" : ""} LIMIT ?`,
     // The statuses after PENDING of some of a user's transactions: a single-partition read.
     selectStatuses:
-      `SELECT id, status_rank, status, failure_reason, updated_at ` +
+      `SELECT id, status_rank, status, failure_reason, updated_at, captured_amount ` +
       `FROM ${keyspace}.transactions_by_user WHERE user_id = ? AND id IN ?`,
     // The migration to transactions_by_party reads the old history rows, and the parties of a transfer.
     selectOldHistory: `SELECT user_id, id, status_rank, status, failure_reason, updated_at, ${detailColumns} FROM ${keyspace}.transactions_by_user`,
@@ -92,6 +107,12 @@ export const statementsOf = (keyspace: string) => {
     selectParties: `SELECT user_id, target_owner_id FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
     selectUnfinished: `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id > ? AND id < ? LIMIT ?`,
     selectRepublished: `SELECT republished_at, republishes FROM ${keyspace}.transactions_republishes WHERE id = ?`,
+    insertOperationKey:
+      `INSERT INTO ${keyspace}.hold_operation_keys (hold_id, user_id, key, operation_id, request_hash) ` +
+      `VALUES (?, ?, ?, ?, ?) USING TTL ?`,
+    selectOperationKey:
+      `SELECT operation_id, request_hash FROM ${keyspace}.hold_operation_keys ` +
+      `WHERE hold_id = ? AND user_id = ? AND key = ?`,
     insertRepublished: `INSERT INTO ${keyspace}.transactions_republishes (id, republished_at, republishes) VALUES (?, ?, ?)`,
   }
 }
@@ -135,25 +156,46 @@ export const pendingWrites =
       ...slicesOfParty(tx, party).map((slice) => partyWrite(statements, tx, party, slice)),
       userWrite(statements, tx, party),
     ]),
+    ...(tx.type === "hold" ? holdWrites(statements, tx) : []),
     { query: statements.insertUnfinished, params: [shardOf(tx.id), tx.id] },
   ]
+
+/** A hold's expiry, written beside each of its PENDING rows (in the same logged batch). */
+const holdWrites = (
+  statements: Statements,
+  tx: StoredTransaction & { readonly type: "hold" },
+): ReadonlyArray<Write> => {
+  const expiresAt = toDate(tx.expiresAt)
+  return [
+    { query: statements.holdById, params: [expiresAt, tx.id] },
+    ...partiesOf(tx).flatMap((party) => [
+      ...slicesOfParty(tx, party).map((slice) => ({
+        query: statements.holdByParty,
+        params: [expiresAt, party, slice, tx.id],
+      })),
+      { query: statements.holdByUser, params: [expiresAt, party, tx.id] },
+    ]),
+  ]
+}
 
 /** The writes that record one status: the transaction's row, each party's history row, the index. */
 export const statusWrites =
   (statements: Statements) =>
   (record: StatusRecord): ReadonlyArray<Write> => {
-    const { tx, status, reason, at } = record
-    const rank = statusRank(status)
-    const final = rank === 2
+    const { tx, status, reason, at, decision } = record
+    const rank = statusRank(status, decision !== undefined)
+    // Settled: a move's outcome, a hold placed or refused, a hold decided.
+    const final = rank >= settledRank
     const stamp = final ? [finalWriteTimestamp(at)] : []
+    const captured = decision?.capturedAmount ?? Cql.unset
     return [
       {
         query: final ? statements.finalById : statements.statusById,
-        params: [tx.id, rank, status, reason, toDate(at), ...stamp],
+        params: [tx.id, rank, status, reason, toDate(at), captured, ...stamp],
       },
       ...partiesOf(tx).map((party) => ({
         query: final ? statements.finalByUser : statements.statusByUser,
-        params: [party, tx.id, rank, status, reason, toDate(at), ...stamp],
+        params: [party, tx.id, rank, status, reason, toDate(at), captured, ...stamp],
       })),
       ...(final ? [{ query: statements.deleteUnfinished, params: [shardOf(tx.id), tx.id] }] : []),
     ]

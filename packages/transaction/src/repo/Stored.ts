@@ -4,15 +4,24 @@
  * and paged.
  */
 import { DateTime } from "effect"
-import type { Effect, Option } from "effect"
+import type { Duration, Effect, Option } from "effect"
 import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
 import type * as Cql from "@walletun/infra/Cql"
 
 /**
  * A transaction as stored: the API's fields plus its parties, with its kind (a deposit's or
- * withdrawal's wallet, or a transfer's two) as the union the request body and the ledger hold.
+ * withdrawal's wallet, or a transfer's or hold's two) as the union the request body and the ledger
+ * hold.
  */
-export type StoredTransaction = StoredFields & Transaction.TransactionKind
+export type StoredTransaction = StoredFields & StoredKind
+
+/** The kind of a stored transaction: a move's wallets, or a hold's wallets and its expiry. */
+export type StoredKind = Transaction.TransactionKind | StoredHold
+
+/** A hold's kind as stored: its wallets and when it expires (accept time + `expiresIn`). */
+export interface StoredHold extends Transaction.HoldKind {
+  readonly expiresAt: DateTime.Utc
+}
 
 /** What every stored transaction has, whatever its kind. */
 export interface StoredFields {
@@ -28,6 +37,8 @@ export interface StoredFields {
   readonly status: Transaction.TransactionStatus
   readonly failureReason: Transaction.FailureReason | null
   readonly updatedAt: DateTime.Utc
+  /** What a captured hold moved (its `COMPLETED` status row carries it); absent otherwise. */
+  readonly capturedAmount?: Money.Amount | undefined
   /**
    * The W3C `traceparent` of the accept, when its trace was sampled (exported): a re-publish by the
    * reconciler links back to it. Stored with the details, in the statement that stores them.
@@ -57,7 +68,7 @@ export const sliceParts = (slice: string): { readonly walletId: string; readonly
  * transfer's target; a transfer between two wallets of one user lies in both of them.
  */
 export const slicesOfParty = (tx: StoredTransaction, party: Ids.UserId): ReadonlyArray<string> => {
-  if (tx.type !== "transfer") return [sliceOf(tx.walletId, tx.type)]
+  if (tx.type === "deposit" || tx.type === "withdrawal") return [sliceOf(tx.walletId, tx.type)]
   const wallets = [
     ...(party === tx.userId ? [tx.sourceWalletId] : []),
     ...(party === (tx.targetOwnerId ?? tx.userId) ? [tx.targetWalletId] : []),
@@ -99,18 +110,38 @@ export interface HistoryPage {
   readonly next: Ids.TransactionId | undefined
 }
 
-/** The rank of a status: the current status is the highest rank recorded. */
-export const statusRank = (status: Transaction.TransactionStatus): number => {
+/**
+ * The rank of a status: the current status is the highest rank recorded. A move's outcomes
+ * (`COMPLETED`, `FAILED`) rank 2, as they always did. A hold's apply ends at rank 2 too (`HELD` or
+ * `FAILED`: the ledger records one of them), and its decision outranks it: `COMPLETED` of a hold
+ * (`decidesHold`, from the ledger's HoldDecided), `VOIDED` and `EXPIRED` rank 3. Rows of rank 2 and
+ * above are written with `finalWriteTimestamp`, so of two rows of one rank the earliest wins.
+ */
+export const statusRank = (status: Transaction.TransactionStatus, decidesHold = false): number => {
   switch (status) {
     case "PENDING":
       return 0
     case "PROCESSING":
       return 1
-    case "COMPLETED":
+    case "HELD":
     case "FAILED":
       return 2
+    case "COMPLETED":
+      return decidesHold ? 3 : 2
+    case "VOIDED":
+    case "EXPIRED":
+      return 3
   }
 }
+
+/** The rank from which a status is settled as far as the apply goes: it leaves the unfinished index. */
+export const settledRank = 2
+
+/** The held amount of a hold, shown once it was held (the ledger reserves the whole amount). */
+export const heldAmountOf = (tx: StoredTransaction): Money.Amount | undefined =>
+  tx.type === "hold" && tx.status !== "PENDING" && tx.status !== "PROCESSING" && tx.status !== "FAILED"
+    ? tx.amount
+    : undefined
 
 /**
  * The write timestamp (microseconds) of a final status recorded at `at`: larger for earlier times,
@@ -166,6 +197,19 @@ export interface StatusRecord {
   readonly status: Transaction.TransactionStatus
   readonly reason: Transaction.FailureReason | null
   readonly at: DateTime.Utc
+  /** Set for a hold's decision (from HoldDecided): its rank, and what a capture moved. */
+  readonly decision?: HoldDecision | undefined
+}
+
+/** What a hold's decision records besides its status. */
+export interface HoldDecision {
+  readonly capturedAmount?: Money.Amount | undefined
+}
+
+/** An operation accepted on a hold under a user's `Idempotency-Key`: its id and its request's hash. */
+export interface OperationKey {
+  readonly operationId: Ids.TransactionId
+  readonly requestHash: string
 }
 
 /** Rows a history read looks at, at most, to fill one page (a status filter may skip many). */
@@ -186,6 +230,7 @@ export interface TransactionStore {
     status: Transaction.TransactionStatus,
     reason: Transaction.FailureReason | null,
     at: DateTime.Utc,
+    decision?: HoldDecision,
   ): Effect.Effect<void, Cql.CqlError>
   /**
    * A page of the user's history, newest first, after an id, with the query's filters. A page with
@@ -204,6 +249,23 @@ export interface TransactionStore {
   republished(id: Ids.TransactionId): Effect.Effect<Option.Option<Republished>, Cql.CqlError>
   /** Records that the reconciler re-published the transaction now, for the `count`-th time. */
   markRepublished(id: Ids.TransactionId, at: DateTime.Utc, count: number): Effect.Effect<void, Cql.CqlError>
+  /**
+   * Remembers, for `ttl`, that `userId` had an operation accepted on the hold `holdId` under `key`
+   * (an idempotent upsert), so that a replay once the hold is decided is answered as one.
+   */
+  rememberOperation(
+    holdId: Ids.TransactionId,
+    userId: Ids.UserId,
+    key: Ids.IdempotencyKey,
+    operation: OperationKey,
+    ttl: Duration.Duration,
+  ): Effect.Effect<void, Cql.CqlError>
+  /** The operation `userId` had accepted on the hold under `key`, if any (and not expired). */
+  operationOf(
+    holdId: Ids.TransactionId,
+    userId: Ids.UserId,
+    key: Ids.IdempotencyKey,
+  ): Effect.Effect<Option.Option<OperationKey>, Cql.CqlError>
   /** Removes a transaction from the unfinished index (it is final, or was never stored). */
   forgetUnfinished(id: Ids.TransactionId): Effect.Effect<void, Cql.CqlError>
 }
