@@ -22,6 +22,7 @@ import type { CheckResult, FaultRecord } from "./src/checks.ts"
 import * as Faults from "./src/faults.ts"
 import type { FaultResult } from "./src/faults.ts"
 import * as Flags from "../src/Flags.ts"
+import * as Holds from "./src/holds.ts"
 import * as System from "./src/system.ts"
 import * as Workload from "./src/workload.ts"
 
@@ -46,6 +47,9 @@ const { secondsOf, formatCounts } = Checks
 const restartTimeout = Duration.seconds(120)
 /** How long requests refused during the faults are retried after the load ends. */
 const retryWindowMs = 60_000
+/** A client's share of holds among its requests, and their `expiresIn` (the API's least, 60 s). */
+const holdShare = 0.08
+const holdExpiresIn = 60
 
 // ------------------------------------------------------------------------------------------- faults
 
@@ -190,6 +194,7 @@ const bringUp = (settings: Settings, name: string, runStart: number) =>
       `chaos | walletun is ready at ${system.api} after ${secondsOf(readyAt - runStart)}; the services' logs go to ${path.relative(process.cwd(), system.logFile)}`,
     )
     const log = Workload.makeLog()
+    const holds = Holds.makeHoldLog()
 
     const users = yield* Workload.setup(system.api, log, name, settings.users, readyAt + 120_000)
     const fundedAt = yield* Clock.currentTimeMillis
@@ -202,7 +207,7 @@ const bringUp = (settings: Settings, name: string, runStart: number) =>
     yield* say(
       `chaos | the funding deposits settled in ${secondsOf(loadStart - fundedAt)}; load for ${settings.seconds} s`,
     )
-    return { system, log, users, loadStart }
+    return { system, log, holds, users, loadStart }
   })
 
 type Run = Effect.Success<ReturnType<typeof bringUp>>
@@ -223,7 +228,7 @@ const progressLines = (log: Workload.ClientLog, loadStart: number) =>
 /** `--concurrency` clients sending random requests for `--seconds`, while the fault schedule runs. */
 const loadUnderFaults = (settings: Settings, name: string, run: Run) =>
   Effect.gen(function* () {
-    const { system, log, users, loadStart } = run
+    const { system, log, holds, users, loadStart } = run
     const loadMillis = settings.seconds * 1000
     const loadEnd = loadStart + loadMillis
     const retryUntil = loadEnd + retryWindowMs
@@ -231,6 +236,11 @@ const loadUnderFaults = (settings: Settings, name: string, run: Run) =>
     const client = Effect.gen(function* () {
       // Bounded by loadEnd.
       while ((yield* Clock.currentTimeMillis) < loadEnd) {
+        if (Math.random() < holdShare) {
+          const [sender, target] = Workload.twoUsers(users)
+          yield* Holds.holdScenario(system.api, log, holds, sender, target, holdExpiresIn, retryUntil)
+          continue
+        }
         const { user, request } = Workload.randomRequest(users)
         yield* Workload.submit(system.api, log, user, request, retryUntil)
       }
@@ -242,9 +252,11 @@ const loadUnderFaults = (settings: Settings, name: string, run: Run) =>
       ),
     )
     const progress = yield* Effect.forkChild(progressLines(log, loadStart))
+    const sampling = yield* Effect.forkChild(Holds.sampleAvailable(system.api, holds, users))
     const faults = yield* runSchedule(schedule(settings, system, name, log, users, retryUntil), loadStart, loadMillis)
     yield* Fiber.join(load)
     yield* Fiber.interrupt(progress)
+    yield* Fiber.interrupt(sampling)
     const quietAt = yield* Clock.currentTimeMillis
     yield* say(`chaos | load and faults over after ${secondsOf(quietAt - loadStart)}; waiting for the system to settle`)
     return { faults, quietAt }
@@ -288,9 +300,9 @@ const observe = (run: Run) =>
   Effect.gen(function* () {
     const { system, users } = run
     const listed = yield* Workload.listAll(system.api, users)
-    const balances = yield* Effect.forEach(users, (user) => Workload.balanceOf(system.api, user), { concurrency: 4 })
+    const wallets = yield* Effect.forEach(users, (user) => Workload.walletOf(system.api, user), { concurrency: 4 })
     const entries = yield* Effect.forEach(users, (user) => Workload.entriesOf(system.api, user), { concurrency: 4 })
-    return { listed, balances, entries } satisfies Checks.Observed
+    return { listed, balances: wallets.map((wallet) => wallet.balance), wallets, entries } satisfies Checks.Observed
   })
 
 /** The invariants in the databases, with the operator's audit on this run's keyspace and prefix. */
@@ -323,6 +335,7 @@ const runChecked = (settings: Settings, name: string, runStart: number) =>
       Checks.finality(run.log, observed.listed, settling),
       Checks.movedOnce(run.log, run.users, observed),
       Checks.balancesMatch(run.users, observed),
+      Checks.holdsDecidedOnce(run.holds, observed.listed, observed.wallets),
       Checks.refusalsSafe(run.log, replayed, retryWindowMs),
       Checks.faultsRan(faults, settings.allowSkip),
     ]

@@ -4,6 +4,8 @@ import type { Dlq } from "@walletun/ops"
 import * as Checks from "../chaos/src/checks.ts"
 import type { FaultRecord, Observed } from "../chaos/src/checks.ts"
 import * as Faults from "../chaos/src/faults.ts"
+import * as Holds from "../chaos/src/holds.ts"
+import type { ListedHold, PlacedHold } from "../chaos/src/holds.ts"
 import * as Workload from "../chaos/src/workload.ts"
 import type { ChaosUser, Listed } from "../chaos/src/workload.ts"
 
@@ -38,6 +40,10 @@ const listed = new Map<string, Listed>(
 const observed: Observed = {
   listed,
   balances: [70, 130],
+  wallets: [
+    { walletId: "w0", balance: 70, available: 70 },
+    { walletId: "w1", balance: 130, available: 130 },
+  ],
   entries: [
     [
       { transactionId: "d0", amount: 100 },
@@ -62,6 +68,33 @@ const fault = (name: string, outcome: "injected" | "skipped" | "failed", detail 
   tookMillis: 500,
   result: { outcome, detail },
 })
+
+const placed = (id: string, fields: Partial<PlacedHold> = {}): PlacedHold => ({
+  id,
+  sender: users[0]!,
+  target: users[1]!,
+  amount: 50,
+  plan: "capture",
+  heldAs: "HELD",
+  operations: [{ kind: "capture", by: "target", answer: "HTTP 202" }],
+  firstFinal: undefined,
+  ...fields,
+})
+/** A hold as listed: captured in full unless `fields` says otherwise (no capturedAmount unless COMPLETED). */
+const seen = (id: string, fields: Partial<ListedHold>): ListedHold => {
+  const status = fields.status ?? "COMPLETED"
+  return {
+    id,
+    type: "hold",
+    amount: 50,
+    heldAmount: 50,
+    expiresAt: "2026-12-05T10:01:00.000Z",
+    updatedAt: "2026-12-05T10:00:10.000Z",
+    ...(status === "COMPLETED" ? { capturedAmount: 50 } : {}),
+    ...fields,
+    status,
+  }
+}
 
 describe("chaos checks", () => {
   it("formats counts most frequent first, and none when empty", () => {
@@ -135,6 +168,89 @@ describe("chaos checks", () => {
       entries: [observed.entries[0] ?? [], [...(observed.entries[1] ?? []), { transactionId: "x0", amount: -500 }]],
     })
     assert.include(ofFailed.lines.join("\n"), "wallet w1: an entry of x0, which is FAILED")
+  })
+
+  it("a captured hold moves its captured amount in the model; a voided one nothing; both are final", () => {
+    const withHolds = new Map<string, Listed>([
+      ...listed,
+      [
+        "h0",
+        tx({ id: "h0", type: "hold", amount: 50, sourceWalletId: "w0", targetWalletId: "w1", capturedAmount: 20 }),
+      ],
+      ["h1", tx({ id: "h1", type: "hold", amount: 40, sourceWalletId: "w1", targetWalletId: "w0", status: "VOIDED" })],
+    ])
+    assert.deepStrictEqual(
+      [...Checks.modelBalances(users, withHolds)],
+      [
+        ["w0", 50],
+        ["w1", 150],
+      ],
+    )
+    assert.isTrue(
+      Checks.finality(logAccepting(["h0", "h1"]), withHolds, { open: 0, settleMillis: 1, settleBound: 1 }).ok,
+    )
+    const held = new Map([...withHolds, ["h1", { ...withHolds.get("h1")!, status: "HELD" }]])
+    assert.isFalse(Checks.finality(logAccepting(["h1"]), held, { open: 0, settleMillis: 1, settleBound: 1 }).ok)
+  })
+
+  describe("holds decided once", () => {
+    it("passes a hold captured by an accepted capture, within what it held", () => {
+      assert.isUndefined(Holds.holdProblem(placed("a"), seen("a", {})))
+      assert.isUndefined(
+        Holds.holdProblem(
+          placed("b", { plan: "capture vs void", operations: [{ kind: "void", by: "sender", answer: "HTTP 202" }] }),
+          seen("b", { status: "VOIDED" }),
+        ),
+      )
+      assert.isUndefined(
+        Holds.holdProblem(
+          placed("c", { plan: "expire", operations: [] }),
+          seen("c", { status: "EXPIRED", updatedAt: "2026-12-05T10:01:05.000Z" }),
+        ),
+      )
+    })
+
+    it("names a hold not final, captured beyond what it held, decided without a request, expired early, or decided twice", () => {
+      const problems = [
+        Holds.holdProblem(placed("a"), seen("a", { status: "HELD" })),
+        Holds.holdProblem(placed("b"), seen("b", { capturedAmount: 51 })),
+        Holds.holdProblem(placed("c", { operations: [] }), seen("c", {})),
+        Holds.holdProblem(placed("d"), seen("d", { status: "VOIDED" })),
+        Holds.holdProblem(placed("e", { operations: [] }), seen("e", { status: "EXPIRED" })),
+        Holds.holdProblem(placed("f", { firstFinal: "VOIDED" }), seen("f", {})),
+        Holds.holdProblem(placed("g"), seen("g", { status: "FAILED" })),
+      ]
+      assert.deepStrictEqual(problems, [
+        "a: HELD, not final",
+        "b: captured 51 of 50",
+        "c: COMPLETED with no capture accepted",
+        "d: VOIDED with no void accepted",
+        "e: EXPIRED at 2026-12-05T10:00:10.000Z, before 2026-12-05T10:01:00.000Z",
+        "f: seen VOIDED, then COMPLETED",
+        "g: FAILED after it was HELD",
+      ])
+    })
+
+    it("the check fails on a wrong hold, an answer outside a race's, an available out of range, or one not released", () => {
+      const log = Holds.makeHoldLog()
+      log.placed.set("a", placed("a"))
+      const listedHolds = new Map<string, Listed>([["a", seen("a", {})]])
+      const wallets = observed.wallets
+      assert.isTrue(Checks.holdsDecidedOnce(log, listedHolds, wallets).ok)
+      assert.include(
+        Checks.holdsDecidedOnce(log, listedHolds, wallets).lines.join("\n"),
+        "by plan and end: capture → COMPLETED ×1",
+      )
+      assert.isFalse(Checks.holdsDecidedOnce(log, new Map([["a", seen("a", { status: "HELD" })]]), wallets).ok)
+      const notReleased = Checks.holdsDecidedOnce(log, listedHolds, [{ walletId: "w0", balance: 70, available: 60 }])
+      assert.isFalse(notReleased.ok)
+      assert.include(notReleased.lines.join("\n"), "wallet w0: available 60, balance 70")
+      log.unexpected.push("capture of a by the target: HTTP 422 AMOUNT_EXCEEDS_HOLD")
+      assert.isFalse(Checks.holdsDecidedOnce(log, listedHolds, wallets).ok)
+      const sampled = Holds.makeHoldLog()
+      sampled.availableProblems.push("wallet w1: available -1, balance 0")
+      assert.isFalse(Checks.holdsDecidedOnce(sampled, new Map(), wallets).ok)
+    })
   })
 
   it("a fault that was skipped or failed fails the run, with a line that names it", () => {

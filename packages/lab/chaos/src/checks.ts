@@ -8,6 +8,8 @@ import { Audit } from "@walletun/ops"
 import type { Dlq } from "@walletun/ops"
 import * as Faults from "./faults.ts"
 import type { FaultResult } from "./faults.ts"
+import * as Holds from "./holds.ts"
+import type { HoldLog, ListedHold, WalletAfter } from "./holds.ts"
 import type { ChaosUser, ClientLog, Listed } from "./workload.ts"
 
 export interface CheckResult {
@@ -35,6 +37,8 @@ export interface Observed {
   readonly listed: ReadonlyMap<string, Listed>
   /** By user, in the order of the users. */
   readonly balances: ReadonlyArray<number>
+  /** By user, in the order of the users: balance and available. */
+  readonly wallets: ReadonlyArray<WalletAfter>
   /** By user, in the order of the users. */
   readonly entries: ReadonlyArray<ReadonlyArray<Entry>>
 }
@@ -75,7 +79,7 @@ export const formatCounts = (counts: ReadonlyMap<string, number>) =>
         .map(([k, v]) => `${k} ×${v}`)
         .join(", ")
 
-/** Every accepted transaction reached COMPLETED or FAILED within the bound. */
+/** Every accepted transaction reached a final status (COMPLETED or FAILED; a hold's VOIDED or EXPIRED) within the bound. */
 export const finality = (log: ClientLog, listed: ReadonlyMap<string, Listed>, settling: Settling): CheckResult => {
   const byStatus = countBy(listed.values(), (tx) => tx.status)
   const failures = countBy(
@@ -84,10 +88,10 @@ export const finality = (log: ClientLog, listed: ReadonlyMap<string, Listed>, se
   )
   const acceptedIds = new Set([...log.acceptedByKey.values()].map((accepted) => accepted.id))
   const missing = [...acceptedIds].filter((id) => !listed.has(id))
-  const notFinal = [...listed.values()].filter((tx) => tx.status !== "COMPLETED" && tx.status !== "FAILED")
+  const notFinal = [...listed.values()].filter((tx) => !Holds.holdFinals.has(tx.status))
   const unknownToClient = [...listed.values()].filter((tx) => !acceptedIds.has(tx.id))
   return check(
-    "every accepted transaction reached COMPLETED or FAILED within the bound",
+    "every accepted transaction reached COMPLETED or FAILED (a hold: or VOIDED, EXPIRED) within the bound",
     missing.length === 0 && notFinal.length === 0 && settling.open === 0,
     [
       `accepted (202/200): ${acceptedIds.size}; transactions the users see: ${listed.size}`,
@@ -124,7 +128,7 @@ const entryProblemsOf = (users: ReadonlyArray<ChaosUser>, observed: Observed) =>
   })
   for (const tx of listed.values()) {
     if (tx.status !== "COMPLETED") continue
-    const expected = tx.type === "transfer" ? 2 : 1
+    const expected = tx.type === "transfer" || tx.type === "hold" ? 2 : 1
     if ((entryCount.get(tx.id) ?? 0) !== expected) {
       entryProblems.push(
         `${tx.type} ${tx.id}: ${entryCount.get(tx.id) ?? 0} entries in the users' wallets, ${expected} expected`,
@@ -151,7 +155,10 @@ export const movedOnce = (log: ClientLog, users: ReadonlyArray<ChaosUser>, obser
   )
 }
 
-/** The model: balances from the COMPLETED transactions only, so a FAILED or rejected one moved nothing. */
+/**
+ * The model: balances from the COMPLETED transactions only, so a FAILED or rejected one moved
+ * nothing; a captured hold moved its captured amount, a voided or expired one nothing.
+ */
 export const modelBalances = (users: ReadonlyArray<ChaosUser>, listed: ReadonlyMap<string, Listed>) => {
   const expected = new Map(users.map((user) => [user.walletId, 0]))
   const add = (wallet: string | undefined, amount: number) => {
@@ -161,7 +168,10 @@ export const modelBalances = (users: ReadonlyArray<ChaosUser>, listed: ReadonlyM
     if (tx.status !== "COMPLETED") continue
     if (tx.type === "deposit") add(tx.walletId, tx.amount)
     else if (tx.type === "withdrawal") add(tx.walletId, -tx.amount)
-    else {
+    else if (tx.type === "hold") {
+      add(tx.sourceWalletId, -(tx.capturedAmount ?? 0))
+      add(tx.targetWalletId, tx.capturedAmount ?? 0)
+    } else {
       add(tx.sourceWalletId, -tx.amount)
       add(tx.targetWalletId, tx.amount)
     }
@@ -188,6 +198,40 @@ export const balancesMatch = (users: ReadonlyArray<ChaosUser>, observed: Observe
       `wallets: ${users.length}; total balance ${total}; negative: ${balances.filter((b) => b < 0).length}; differing from the model: ${balanceProblems.length}`,
       `FAILED transactions: ${byStatus.get("FAILED") ?? 0}, none of them with an entry (checked above)`,
       ...balanceProblems.slice(0, 10),
+    ],
+  )
+}
+
+/**
+ * Holds were decided once each, as asked: every hold final, captured within what it held, decided
+ * by an accepted capture or void or by its time, never seen with two decisions; no capture or void
+ * answered outside what a race allows; `0 ≤ available ≤ balance` in every wallet read during the
+ * load, and `available = balance` everywhere once no hold is held.
+ */
+export const holdsDecidedOnce = (
+  log: HoldLog,
+  listed: ReadonlyMap<string, Listed>,
+  wallets: ReadonlyArray<WalletAfter>,
+): CheckResult => {
+  const problems = [...log.placed.values()].flatMap((hold) => {
+    const problem = Holds.holdProblem(hold, listed.get(hold.id) as ListedHold | undefined)
+    return problem === undefined ? [] : [problem]
+  })
+  const released = Holds.releasedProblems(wallets)
+  const operations = [...log.placed.values()].flatMap((hold) => hold.operations)
+  return check(
+    "every hold was decided once, as asked (captured within what it held, or voided, or expired); available stayed within [0, balance] and came back to the balance",
+    problems.length === 0 && released.length === 0 && log.unexpected.length === 0 && log.availableProblems.length === 0,
+    [
+      `holds placed: ${log.placed.size}; by plan and end: ${formatCounts(Holds.outcomesByPlan(log, listed))}`,
+      `captures and voids sent: ${operations.length}; answers: ${formatCounts(countBy(operations, (op) => `${op.kind} ${op.answer}`))}`,
+      `holds decided wrongly: ${problems.length}; answers outside a race's: ${log.unexpected.length}`,
+      ...problems.slice(0, 10),
+      ...log.unexpected.slice(0, 5),
+      `wallets read during the load: ${log.samples}, with available outside [0, balance]: ${log.availableProblems.length}`,
+      ...log.availableProblems.slice(0, 5),
+      `wallets whose available is not their balance after settling: ${released.length}`,
+      ...released.slice(0, 5),
     ],
   )
 }

@@ -166,6 +166,13 @@ export const setup = (api: string, log: ClientLog, runName: string, count: numbe
 
 const randomInt = (low: number, high: number) => low + Math.floor(Math.random() * (high - low + 1))
 
+/** Two different users, at random. */
+export const twoUsers = (users: ReadonlyArray<ChaosUser>): readonly [ChaosUser, ChaosUser] => {
+  const a = users[randomInt(0, users.length - 1)] as ChaosUser
+  const b = users[(a.index + 1 + randomInt(0, users.length - 2)) % users.length] as ChaosUser
+  return [a, b]
+}
+
 /** One random operation: 75 % transfers, 10 % deposits, 10 % withdrawals, 5 % overdrafts (meant to fail). */
 export const randomRequest = (
   users: ReadonlyArray<ChaosUser>,
@@ -198,11 +205,7 @@ export const crossTransfers = (
   retryUntil: number,
 ) =>
   Effect.forEach(
-    Array.from({ length: pairs }, () => {
-      const a = users[randomInt(0, users.length - 1)] as ChaosUser
-      const b = users[(a.index + 1 + randomInt(0, users.length - 2)) % users.length] as ChaosUser
-      return [a, b] as const
-    }),
+    Array.from({ length: pairs }, () => twoUsers(users)),
     ([a, b]) =>
       Effect.all(
         [
@@ -239,6 +242,8 @@ export interface Listed {
   readonly targetWalletId?: string
   readonly description?: string
   readonly failureReason?: string | null
+  /** On a captured hold: what moved from its source to its target. */
+  readonly capturedAmount?: number
 }
 
 /** GET with retries (the system may still be recovering), bounded by `attempts`. */
@@ -270,12 +275,12 @@ const allPages = (api: string, path: string, token: string, maxPages = 1_000) =>
     return yield* new SetupFailed({ message: `${path}: more than ${maxPages} pages` })
   })
 
-/** How many of the users' transactions are not final yet (PENDING or PROCESSING lists). */
+/** How many of the users' transactions are not final yet (PENDING, PROCESSING or HELD lists). */
 export const unfinished = (api: string, users: ReadonlyArray<ChaosUser>) =>
   Effect.forEach(
     users,
     (user) =>
-      Effect.forEach(["PENDING", "PROCESSING"], (status) =>
+      Effect.forEach(["PENDING", "PROCESSING", "HELD"], (status) =>
         allPages(api, `/v1/transactions?status=${status}`, user.token).pipe(Effect.map((items) => items.length)),
       ),
     { concurrency: 4 },
@@ -295,9 +300,15 @@ export const listAll = (api: string, users: ReadonlyArray<ChaosUser>) =>
 export const getTransaction = (api: string, token: string, id: string) =>
   getJson(api, `/v1/transactions/${id}`, token).pipe(Effect.map((body) => body as unknown as Listed))
 
-/** A wallet's balance, as its owner sees it. */
-export const balanceOf = (api: string, user: ChaosUser) =>
-  getJson(api, `/v1/wallets/${user.walletId}`, user.token).pipe(Effect.map((body) => Number(body["balance"])))
+/** A wallet's balance and available amount, as its owner sees it. */
+export const walletOf = (api: string, user: ChaosUser) =>
+  getJson(api, `/v1/wallets/${user.walletId}`, user.token).pipe(
+    Effect.map((body) => ({
+      walletId: user.walletId,
+      balance: Number(body["balance"]),
+      available: Number(body["available"]),
+    })),
+  )
 
 /** A wallet's ledger entries, as its owner sees them. */
 export const entriesOf = (api: string, user: ChaosUser) =>
