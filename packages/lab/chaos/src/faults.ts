@@ -292,6 +292,8 @@ const encodeRequested = (accepted: AcceptedRequest) => {
     ...pick("sourceWalletId"),
     ...pick("targetWalletId"),
     ...pick("description"),
+    // A hold's: when it becomes due.
+    ...pick("expiresAt"),
     createdAt: body["createdAt"],
   })
   return new TextEncoder().encode(Schema.encodeSync(Events.TransactionEventJson)(event))

@@ -106,6 +106,11 @@ export const environment = (isolation: Isolation): Record<string, string> => {
     TRANSACTION_RECONCILE_INTERVAL: "5 seconds",
     TRANSACTION_RECONCILE_AGE: "20 seconds",
     TRANSACTION_RETRY_DELAY: "2 seconds",
+    // Holds: a second of `expiresIn` lasts a quarter (the least, 60 s, expires in 15 s), and the
+    // expiry poller looks every 2 s, so holds left to expire do within the run, some while a capture
+    // or a void is on its way.
+    TRANSACTION_HOLD_TEST_SECOND: "250 millis",
+    TRANSACTION_HOLD_EXPIRY_INTERVAL: "2 seconds",
     // One client address sends everything; the abuse limits are not what this run tests.
     ...ServiceProcess.unlimitedAbuse,
     ACCESS_TOKEN_TTL: "2 hours",
