@@ -12,6 +12,7 @@ import { Postgres, Uuid } from "@walletun/infra"
 import { LedgerRepo } from "@walletun/wallet/LedgerRepo"
 import ledgerMigration from "@walletun/wallet/migrations/0001_ledger"
 import entryHashMigration from "@walletun/wallet/migrations/0004_entry_hash"
+import holdsMigration from "@walletun/wallet/migrations/0006_holds"
 
 /** The wallet service's pool size by default (WALLET_DB_POOL_SIZE): the most applies in flight there. */
 export const connections = Number(process.env["WALLET_DB_POOL_SIZE"] ?? "16")
@@ -101,10 +102,12 @@ interface Options {
 /** The warm-up, then the timed run in the scratch database; checks that the scratch ledger sums to zero. */
 const run = (options: Options) =>
   Effect.gen(function* () {
-    // The wallet's own migrations of the tables the apply writes (the ledger, and its hash chain);
-    // the fresh tables are left unanalyzed, as the service leaves them.
+    // The wallet's own migrations of the tables the apply reads and writes (the ledger, its hash
+    // chain, the holds it locks and the wallets' held amounts); the fresh tables are left
+    // unanalyzed, as the service leaves them.
     yield* ledgerMigration
     yield* entryHashMigration
+    yield* holdsMigration
     const repo = yield* LedgerRepo
     const wallets = yield* fundedWallets(repo, options.users, options.funding)
     const transfer = transferOf(repo, wallets, options.pick)
