@@ -41,6 +41,7 @@
 import { Clock, Duration, Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql"
+import { Events } from "@walletun/domain"
 import type * as Cql from "@walletun/infra/Cql"
 import * as TransactionsInspect from "@walletun/transaction/Inspect"
 import * as LedgerInspect from "@walletun/wallet/LedgerInspect"
@@ -337,8 +338,8 @@ const chains = (pg: Figures, wallet: string | undefined): Check => {
   }
 }
 
-/** A transaction's final statuses as a hold ends (its decision in the ledger). */
-const holdFinals: ReadonlySet<string> = new Set(["COMPLETED", "VOIDED", "EXPIRED"])
+/** Whether a status is one a hold ends with (its decision in the ledger, `Events.HoldStatus`). */
+const isHoldDecision = Schema.is(Events.HoldStatus)
 
 /** Each scanned transaction against its recorded outcome: status counts, mismatches, and the unfinished ones. */
 const tally = (scan: Scan, pg: Figures, startedAtMillis: number, stuckAfterMillis: number) => {
@@ -376,7 +377,7 @@ const tally = (scan: Scan, pg: Figures, startedAtMillis: number, stuckAfterMilli
       outcome === undefined
         ? "never applied"
         : `applied ${outcome.outcome}${hold === undefined ? "" : ` (a hold, ${hold.status})`} with ${outcome.entries} entries`
-    if (hold !== undefined && holdFinals.has(tx.status)) {
+    if (hold !== undefined && isHoldDecision(tx.status)) {
       // A decided hold: the ledger's decision, with its entries iff captured.
       if (hold.status !== tx.status || outcome?.entries !== (tx.status === "COMPLETED" ? 2 : 0)) {
         mismatches.push(`${id}: ${tx.status} in CQL, ${recorded}`)
@@ -407,7 +408,7 @@ const tally = (scan: Scan, pg: Figures, startedAtMillis: number, stuckAfterMilli
       )
     } else {
       mismatches.push(
-        `${id}: ${holdFinals.has(tx.status) ? `${tx.status} in CQL, ${recorded}` : `unknown status ${tx.status} in CQL`}`,
+        `${id}: ${isHoldDecision(tx.status) ? `${tx.status} in CQL, ${recorded}` : `unknown status ${tx.status} in CQL`}`,
       )
     }
   }

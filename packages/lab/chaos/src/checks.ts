@@ -88,7 +88,7 @@ export const finality = (log: ClientLog, listed: ReadonlyMap<string, Listed>, se
   )
   const acceptedIds = new Set([...log.acceptedByKey.values()].map((accepted) => accepted.id))
   const missing = [...acceptedIds].filter((id) => !listed.has(id))
-  const notFinal = [...listed.values()].filter((tx) => !Holds.holdFinals.has(tx.status))
+  const notFinal = [...listed.values()].filter((tx) => !Holds.isFinalStatus(tx.status))
   const unknownToClient = [...listed.values()].filter((tx) => !acceptedIds.has(tx.id))
   return check(
     "every accepted transaction reached COMPLETED or FAILED (a hold: or VOIDED, EXPIRED) within the bound",

@@ -7,7 +7,8 @@
  * after settling every hold must be final, decided once, and consistent with what was asked; the
  * verdicts are pure (`holdsDecidedOnce`) and unit-tested.
  */
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Duration, Effect, Schema } from "effect"
+import { Transaction } from "@walletun/domain"
 import { randomUUID } from "node:crypto"
 import * as Api from "./api.ts"
 import type { ChaosUser, ClientLog, Listed } from "./workload.ts"
@@ -50,8 +51,10 @@ export interface HoldLog {
 
 export const makeHoldLog = (): HoldLog => ({ placed: new Map(), unexpected: [], samples: 0, availableProblems: [] })
 
-/** A hold's final statuses (API.md): captured, voided, expired, or failed when placed. */
-export const holdFinals: ReadonlySet<string> = new Set(["COMPLETED", "VOIDED", "EXPIRED", "FAILED"])
+const isStatus = Schema.is(Transaction.TransactionStatus)
+
+/** Whether a status the API answered is final (the domain's `isFinal`: COMPLETED, FAILED, VOIDED, EXPIRED). */
+export const isFinalStatus = (status: string): boolean => isStatus(status) && Transaction.isFinal(status)
 
 const randomInt = (low: number, high: number) => low + Math.floor(Math.random() * (high - low + 1))
 
@@ -73,7 +76,7 @@ const read = (api: string, user: ChaosUser, id: string) =>
 
 /** Notes the first final status seen for a hold. */
 const noteFinal = (hold: PlacedHold, status: string | undefined) => {
-  if (status !== undefined && holdFinals.has(status)) hold.firstFinal ??= status
+  if (status !== undefined && isFinalStatus(status)) hold.firstFinal ??= status
 }
 
 /**
@@ -167,7 +170,7 @@ export const holdScenario = (
       const seen = yield* read(api, sender, id)
       hold.heldAs = seen?.status ?? "unread"
       noteFinal(hold, seen?.status)
-      if (seen !== undefined && (seen.status === "HELD" || holdFinals.has(seen.status))) break
+      if (seen !== undefined && (seen.status === "HELD" || isFinalStatus(seen.status))) break
       yield* Effect.sleep(Duration.millis(500))
     }
     if (hold.heldAs !== "HELD") return
@@ -247,7 +250,7 @@ export interface WalletAfter {
 export const holdProblem = (hold: PlacedHold, listed: ListedHold | undefined): string | undefined => {
   if (listed === undefined) return `${hold.id}: not listed`
   const { status } = listed
-  if (!holdFinals.has(status)) return `${hold.id}: ${status}, not final`
+  if (!isFinalStatus(status)) return `${hold.id}: ${status}, not final`
   if (hold.firstFinal !== undefined && hold.firstFinal !== status)
     return `${hold.id}: seen ${hold.firstFinal}, then ${status}`
   const asked = (kind: "capture" | "void") =>
