@@ -22,7 +22,7 @@ import * as RabbitDefinitions from "./RabbitDefinitions.ts"
 import * as Tls from "./Tls.ts"
 
 /** The identities that take part in internal calls. */
-export const serviceNames = ["gateway", "transaction", "wallet", "user"] as const
+export const serviceNames = ["gateway", "transaction", "wallet", "user", "webhook"] as const
 
 /** One service's identity: the common name of its certificate. */
 export type ServiceName = (typeof serviceNames)[number]

@@ -106,37 +106,44 @@ const certificateFrom = (variable: string, name: string) =>
   )
 
 /**
- * The verifier of the gateway's tokens for `audience`: the gateway's certificate from
- * `GATEWAY_CERT_FILE` (default `<PKI_DIR>/gateway.crt`), which must chain to the CA of
- * `TLS_CA_FILE` and be named `gateway`, or the service does not start.
+ * The verifier of `caller`'s tokens for `audience`: its certificate from `variable` (default
+ * `<PKI_DIR>/<caller>.crt`), which must chain to the CA of `TLS_CA_FILE` and be named `caller`, or
+ * the service does not start.
  */
-export const gatewayVerifier = (audience: string) =>
+export const callerVerifier = (caller: string, variable: string, audience: string) =>
   Effect.gen(function* () {
     const ca = (yield* certificateFrom("TLS_CA_FILE", "ca.crt")).cert
-    const { file, cert } = yield* certificateFrom("GATEWAY_CERT_FILE", "gateway.crt")
-    if (!cert.verify(ca.publicKey) || Tls.commonName(cert.subject) !== "gateway") {
+    const { file, cert } = yield* certificateFrom(variable, `${caller}.crt`)
+    if (!cert.verify(ca.publicKey) || Tls.commonName(cert.subject) !== caller) {
       return yield* new Tls.TlsFileUnreadable({
-        variable: "GATEWAY_CERT_FILE",
+        variable,
         file,
-        reason: "not the gateway's certificate from the CA of TLS_CA_FILE",
+        reason: `not the ${caller}'s certificate from the CA of TLS_CA_FILE`,
       })
     }
     return makeVerifier(cert, audience)
   })
 
+/** The verifier of the gateway's tokens for `audience`, its certificate from `GATEWAY_CERT_FILE`. */
+export const gatewayVerifier = (audience: string) => callerVerifier("gateway", "GATEWAY_CERT_FILE", audience)
+
 /** Whether a path is one that only the gateway may call (the API), not health or metrics. */
 export const isProtected = (url: string): boolean => url.startsWith("/v1/")
 
+/** Whether a path is one of the internal routes that one other service calls (not the gateway). */
+export const isInternal = (url: string): boolean => url.startsWith("/internal/")
+
 /**
- * Serves the API routes (`/v1/...`) of a router only to requests with a valid token from
- * `verifier`'s caller; any other gets a 401 problem. Health, metrics and the JWKS stay open.
+ * Serves the routes of a router that `protects` (by default the API routes, `/v1/...`) only to
+ * requests with a valid token from `verifier`'s caller; any other gets a 401 problem. The rest
+ * (health, metrics, the JWKS) stays open.
  */
-export const requireCaller = (verifier: Verifier) =>
+export const requireCaller = (verifier: Verifier, protects: (url: string) => boolean = isProtected) =>
   HttpRouter.middleware(
     (httpEffect) =>
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
-        if (!isProtected(request.url)) return yield* httpEffect
+        if (!protects(request.url)) return yield* httpEffect
         if (verifier.verify(request.headers[header], yield* Clock.currentTimeMillis)) return yield* httpEffect
         const span = yield* Effect.option(Effect.currentParentSpan)
         return ProblemDetails.toResponse({
@@ -144,7 +151,7 @@ export const requireCaller = (verifier: Verifier) =>
           title: "Authentication is required",
           status: 401,
           code: "UNAUTHORIZED",
-          detail: `this port serves the ${verifier.caller} only: call the API through it`,
+          detail: `these routes serve the ${verifier.caller} only`,
           ...Option.match(span, { onNone: () => ({}), onSome: (value) => ({ traceId: value.traceId }) }),
         })
       }),
@@ -154,3 +161,13 @@ export const requireCaller = (verifier: Verifier) =>
 /** `requireCaller` with the gateway's verifier for `audience`, read from configuration. */
 export const layerGatewayOnly = (audience: string) =>
   Layer.unwrap(Effect.map(gatewayVerifier(audience), (verifier) => requireCaller(verifier)))
+
+/**
+ * `requireCaller` over the internal routes (`/internal/...`) with the verifier of `caller`'s tokens
+ * for `audience` (its certificate from `variable`), read from configuration: routes that one other
+ * service calls with its own identity, never the gateway nor a user.
+ */
+export const layerInternalFor = (caller: string, variable: string, audience: string) =>
+  Layer.unwrap(
+    Effect.map(callerVerifier(caller, variable, audience), (verifier) => requireCaller(verifier, isInternal)),
+  )

@@ -21,6 +21,7 @@ import * as DlqDepth from "./DlqDepth.ts"
 import * as HoldExpiry from "./HoldExpiry.ts"
 import * as Outcomes from "./consumers/Outcomes.ts"
 import * as Worker from "./consumers/Worker.ts"
+import * as InternalHttp from "./http/InternalHttp.ts"
 import * as TransactionsHttp from "./http/TransactionsHttp.ts"
 import { migrations } from "./migrations/index.ts"
 import * as Reconciler from "./Reconciler.ts"
@@ -93,9 +94,14 @@ export const layerNoDeps = Layer.unwrap(
   Effect.gen(function* () {
     const { roles } = yield* TransactionConfig
     yield* Effect.logInfo("transaction service roles").pipe(Effect.annotateLogs({ roles: roles.join(",") }))
-    // The API answers only the gateway (`ServiceCredential`); health and metrics are open.
+    // The API answers only the gateway and the lookup only the webhook service
+    // (`ServiceCredential`); health and metrics are open.
     const http = HttpTracing.serve(
-      Layer.mergeAll(Service.healthAndMetrics(checks), roles.includes("api") ? apiRoutes : Layer.empty),
+      Layer.mergeAll(
+        Service.healthAndMetrics(checks),
+        // With the API, the lookup that the webhook service calls (with its own identity).
+        roles.includes("api") ? Layer.merge(apiRoutes, InternalHttp.routes) : Layer.empty,
+      ),
     )
     return Layer.mergeAll(
       http,

@@ -9,6 +9,7 @@ import { requestedOf } from "../src/Transactions.ts"
 import { make as makeRepo } from "../src/TransactionsRepo.ts"
 import { applyRequestOf } from "../src/BatchedWallet.ts"
 import {
+  asWebhook,
   balanceOf,
   entriesOf,
   fundedWallet,
@@ -390,6 +391,63 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
         assert.strictEqual(yield* balanceOf(owner.walletId, owner.ownerId), 100n)
         // Health stays open.
         assert.strictEqual((yield* request("GET", `${base}/health/live`, { asGateway: false })).status, 200)
+      }),
+    )
+
+    it.effect("the internal lookup answers the webhook service only, with the transactions it holds", () =>
+      Effect.gen(function* () {
+        const { base } = yield* Suite
+        const [owner, other] = yield* Effect.all([fundedWallet(500n), fundedWallet(0n)])
+        const accepted = yield* request("POST", `${base}/v1/transactions`, {
+          token: owner.token,
+          headers: { "idempotency-key": `lookup-${owner.walletId}` },
+          body: {
+            type: "transfer",
+            sourceWalletId: owner.walletId,
+            targetWalletId: other.walletId,
+            amount: 120,
+            description: "rent",
+          },
+        })
+        assert.strictEqual(accepted.status, 202)
+        const id = String(accepted.body["id"])
+        yield* settle(base, [{ id, token: owner.token }], "20 seconds")
+        const lookup = (body: unknown, options: { readonly asGateway?: boolean; readonly webhook?: boolean } = {}) =>
+          request("POST", `${base}/internal/transactions/lookup`, {
+            body,
+            ...(options.asGateway === undefined ? {} : { asGateway: options.asGateway }),
+            ...(options.webhook === false ? {} : { caller: asWebhook }),
+          })
+        const unknown = yield* Uuid.v7
+        const found = yield* lookup({ ids: [id, unknown, id] })
+        assert.strictEqual(found.status, 200)
+        const items = found.body["items"] as ReadonlyArray<Record<string, unknown>>
+        assert.strictEqual(items.length, 1)
+        assert.deepInclude(items[0], {
+          id,
+          type: "transfer",
+          status: "COMPLETED",
+          amount: 120,
+          currency: "USD",
+          sourceWalletId: owner.walletId,
+          targetWalletId: other.walletId,
+          description: "rent",
+          failureReason: null,
+        })
+        // Not the gateway, not a caller without a token.
+        for (const refused of [
+          yield* lookup({ ids: [id] }, { webhook: false }),
+          yield* lookup({ ids: [id] }, { asGateway: false }),
+        ]) {
+          assert.strictEqual(refused.status, 401)
+          assert.strictEqual(refused.body["code"], "UNAUTHORIZED")
+        }
+        // A bad body is a 400 with what is wrong.
+        for (const bad of [{ ids: [] }, { ids: ["not-a-uuid"] }, {}, { ids: Array.from({ length: 501 }, () => id) }]) {
+          const answer = yield* lookup(bad)
+          assert.strictEqual(answer.status, 400, JSON.stringify(bad))
+          assert.strictEqual(answer.body["code"], "VALIDATION_FAILED")
+        }
       }),
     )
 

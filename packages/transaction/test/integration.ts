@@ -257,11 +257,15 @@ export interface Answer {
   readonly body: Record<string, unknown>
 }
 
+/** A caller's tokens for the transaction service, signed with its certificate's key. */
+const issuerOf = (caller: string) =>
+  ServiceCredential.issuer(Effect.runSync(Tls.load(Tls.filesIn(Tls.defaultDir, caller))), "transaction")
+
 /** The tests play the gateway: its token goes with every request unless a test leaves it out. */
-const asGateway = ServiceCredential.issuer(
-  Effect.runSync(Tls.load(Tls.filesIn(Tls.defaultDir, "gateway"))),
-  "transaction",
-)
+const asGateway = issuerOf("gateway")
+
+/** The webhook service's tokens, for the internal routes. */
+export const asWebhook = issuerOf("webhook")
 
 /** Sends a request with a bearer token (and JSON body), bounded by a 10 s deadline. */
 export const request = (
@@ -273,13 +277,17 @@ export const request = (
     readonly headers?: Record<string, string>
     /** False: without the gateway's token, as a process that reaches the port directly. */
     readonly asGateway?: boolean
+    /** Another caller's tokens instead of the gateway's. */
+    readonly caller?: ServiceCredential.Issuer
   } = {},
 ) =>
   Effect.promise(async (): Promise<Answer> => {
     const response = await fetch(url, {
       method,
       headers: {
-        ...(options.asGateway === false ? {} : { [ServiceCredential.header]: asGateway.token(Date.now()) }),
+        ...(options.asGateway === false
+          ? {}
+          : { [ServiceCredential.header]: (options.caller ?? asGateway).token(Date.now()) }),
         ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
         ...(options.body === undefined ? {} : { "content-type": "application/json" }),
         ...options.headers,
