@@ -191,6 +191,8 @@ rabbit_ctl() {
 #   walletun-wallet       declares and publishes to wallet.events, reads nothing
 #   walletun-transaction  everything else: its exchanges and queues, the bindings to wallet.events
 #                         (it declares and reads that exchange) but never a publish to it
+#   walletun-webhook      its own exchange and queues under webhooks., and reads wallet.events (to
+#                         bind its queue to it); publishes nothing of the money path
 # The password is made once and kept in $PKI_DIR/amqp-<service>.password, written only after the
 # broker took it; a service connects as its user when that file exists, else with AMQP_URL's.
 rabbit_users_up() {
@@ -199,7 +201,7 @@ rabbit_users_up() {
     say "rabbitmq: cannot manage its users from here; the services connect with AMQP_URL's credentials"
     return 0
   fi
-  for service in wallet transaction; do
+  for service in wallet transaction webhook; do
     user="walletun-$service"; file="$pki/amqp-$service.password"
     if [ -f "$file" ]; then password="$(cat "$file")"; else password="$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"; fi
     if rabbit_ctl list_users 2>/dev/null | awk '{print $1}' | grep -qx "$user"; then
@@ -210,10 +212,11 @@ rabbit_users_up() {
     case "$service" in
       wallet) rabbit_ctl set_permissions -p / "$user" '^wallet\.events$' '^wallet\.events$' '^$' >/dev/null ;;
       transaction) rabbit_ctl set_permissions -p / "$user" '.*' '^(?!wallet\.events$).*' '.*' >/dev/null ;;
+      webhook) rabbit_ctl set_permissions -p / "$user" '^webhooks\..*' '^webhooks\..*' '^(webhooks\..*|wallet\.events)$' >/dev/null ;;
     esac
     if [ ! -f "$file" ]; then (umask 077 && printf '%s' "$password" >"$file"); fi
   done
-  say "rabbitmq: users walletun-wallet and walletun-transaction ready (passwords in ${pki#"$root"/})"
+  say "rabbitmq: users walletun-wallet, walletun-transaction and walletun-webhook ready (passwords in ${pki#"$root"/})"
 }
 
 rabbit_down() {

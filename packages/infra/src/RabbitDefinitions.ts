@@ -25,21 +25,31 @@ const escapeRegExp = (name: string) => name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&
 // The wallet-events exchange and nothing else, as a permission pattern.
 const walletEventsOnly = `^${escapeRegExp(Events.walletEventsExchange)}$`
 
+// The webhook service's own exchange and queues (`webhooks.events`, `webhooks.dead`, `webhooks.dlq`).
+const webhooksOwn = "^webhooks\\..*"
+
 /**
  * The services with a broker user of their own, and its grant: the wallet declares and publishes
  * `wallet.events` and reads nothing; the transaction service does everything else (its exchanges
- * and queues, and binding them to `wallet.events`) but never publishes an outcome.
+ * and queues, and binding them to `wallet.events`) but never publishes an outcome; the webhook
+ * service declares, binds and reads its own queues under `webhooks.` and reads `wallet.events`
+ * (to bind to it), and may neither publish an outcome nor touch the money path's queues.
  */
 export const grants = {
   wallet: { configure: walletEventsOnly, write: walletEventsOnly, read: "^$" },
   transaction: { configure: ".*", write: `^(?!${escapeRegExp(Events.walletEventsExchange)}$).*`, read: ".*" },
+  webhook: {
+    configure: webhooksOwn,
+    write: webhooksOwn,
+    read: `^(webhooks\\..*|${escapeRegExp(Events.walletEventsExchange)})$`,
+  },
 } as const satisfies Record<string, Grant>
 
 /** A service with a broker user of its own. */
 export type BrokerService = keyof typeof grants
 
 /** The services in `grants`, in a stable order. */
-export const brokerServices: ReadonlyArray<BrokerService> = ["wallet", "transaction"]
+export const brokerServices: ReadonlyArray<BrokerService> = ["wallet", "transaction", "webhook"]
 
 /** A service's broker user, the default of `AMQP_USERNAME`. */
 export const userOf = (service: BrokerService) => `walletun-${service}`

@@ -29,7 +29,11 @@ const infraShGrants = () => {
 const accounts: ReadonlyArray<RabbitDefinitions.Account> = [
   RabbitDefinitions.serviceAccount("wallet", "wallet-secret-1"),
   RabbitDefinitions.serviceAccount("transaction", "transaction-secret-2"),
+  RabbitDefinitions.serviceAccount("webhook", "webhook-secret-3"),
 ]
+
+/** Whether a RabbitMQ permission pattern matches a resource name. */
+const matches = (pattern: string, name: string) => new RegExp(pattern).test(name)
 
 describe("RabbitDefinitions", () => {
   it("hashes a password as RabbitMQ does: its own export of guest/guest, recomputed from the same salt", () => {
@@ -44,11 +48,11 @@ describe("RabbitDefinitions", () => {
     const definitions = RabbitDefinitions.make(accounts)
     assert.deepStrictEqual(
       definitions.users.map((user) => user.name),
-      ["walletun-wallet", "walletun-transaction"],
+      ["walletun-wallet", "walletun-transaction", "walletun-webhook"],
     )
     for (const [index, user] of definitions.users.entries()) {
       const own = accounts[index]!.password
-      const other = accounts[1 - index]!.password
+      const other = accounts[(index + 1) % accounts.length]!.password
       assert.isTrue(verifies(user.password_hash, own), user.name)
       assert.isFalse(verifies(user.password_hash, other), user.name)
       assert.isFalse(verifies(user.password_hash, `${own}x`), user.name)
@@ -62,7 +66,7 @@ describe("RabbitDefinitions", () => {
 
   it("grants each service's user on / exactly what scripts/infra.sh grants it, and declares the vhost", () => {
     const fromScript = infraShGrants()
-    assert.deepStrictEqual(Object.keys(fromScript).toSorted(), ["transaction", "wallet"])
+    assert.deepStrictEqual(Object.keys(fromScript).toSorted(), ["transaction", "wallet", "webhook"])
     const definitions = RabbitDefinitions.make(accounts)
     assert.deepStrictEqual(
       definitions.vhosts.map((vhost) => vhost.name),
@@ -70,7 +74,7 @@ describe("RabbitDefinitions", () => {
     )
     assert.deepStrictEqual(
       definitions.permissions,
-      (["wallet", "transaction"] as const).map((service) => ({
+      (["wallet", "transaction", "webhook"] as const).map((service) => ({
         user: `walletun-${service}`,
         vhost: "/",
         ...fromScript[service],
@@ -94,15 +98,19 @@ describe("Pki.ensureBrokerUsers", () => {
 
   it("makes each password as infra.sh does, once, and definitions that agree with the files", async () => {
     dir = mkdtempSync(path.join(tmpdir(), "walletun-broker-users-"))
-    assert.deepStrictEqual(await Pki.ensureBrokerUsers(dir), ["wallet", "transaction"])
-    const passwords = { wallet: read("amqp-wallet.password"), transaction: read("amqp-transaction.password") }
-    for (const service of ["wallet", "transaction"] as const) {
+    assert.deepStrictEqual(await Pki.ensureBrokerUsers(dir), ["wallet", "transaction", "webhook"])
+    const passwords = {
+      wallet: read("amqp-wallet.password"),
+      transaction: read("amqp-transaction.password"),
+      webhook: read("amqp-webhook.password"),
+    }
+    for (const service of ["wallet", "transaction", "webhook"] as const) {
       // Letters and digits only, no newline, readable by its owner only.
       assert.match(passwords[service], /^[A-Za-z0-9]{20,}$/)
       assert.strictEqual(modeOf(`amqp-${service}.password`), 0o600)
       assert.isTrue(agrees(service), service)
     }
-    assert.notStrictEqual(passwords.wallet, passwords.transaction)
+    assert.strictEqual(new Set(Object.values(passwords)).size, 3)
     // The broker's own user reads the definitions.
     assert.strictEqual(modeOf("rabbitmq-definitions.json"), 0o644)
 
@@ -110,18 +118,22 @@ describe("Pki.ensureBrokerUsers", () => {
     unlinkSync(path.join(dir, "rabbitmq-definitions.json"))
     assert.deepStrictEqual(await Pki.ensureBrokerUsers(dir), [])
     assert.deepStrictEqual(
-      { wallet: read("amqp-wallet.password"), transaction: read("amqp-transaction.password") },
+      {
+        wallet: read("amqp-wallet.password"),
+        transaction: read("amqp-transaction.password"),
+        webhook: read("amqp-webhook.password"),
+      },
       passwords,
     )
-    assert.isTrue(agrees("wallet") && agrees("transaction"))
+    assert.isTrue(agrees("wallet") && agrees("transaction") && agrees("webhook"))
   })
 
   it("keeps a password that exists (infra.sh's, say) and puts it in the definitions", async () => {
     dir = mkdtempSync(path.join(tmpdir(), "walletun-broker-users-"))
     writeFileSync(path.join(dir, "amqp-wallet.password"), "madeByInfraSh42", { mode: 0o600 })
-    assert.deepStrictEqual(await Pki.ensureBrokerUsers(dir), ["transaction"])
+    assert.deepStrictEqual(await Pki.ensureBrokerUsers(dir), ["transaction", "webhook"])
     assert.strictEqual(read("amqp-wallet.password"), "madeByInfraSh42")
-    assert.isTrue(agrees("wallet") && agrees("transaction"))
+    assert.isTrue(agrees("wallet") && agrees("transaction") && agrees("webhook"))
   })
   it("the wallet may touch the wallet-events exchange only, and the transaction service never publishes to it", () => {
     const exchange = Events.walletEventsExchange
@@ -134,5 +146,24 @@ describe("Pki.ensureBrokerUsers", () => {
     assert.isFalse(transaction.test(exchange))
     assert.isTrue(transaction.test(`${exchange}.other`))
     assert.isTrue(transaction.test("transactions"))
+  })
+
+  it("the webhook service touches its own queues only, and only reads wallet.events", () => {
+    const { configure, write, read: reads } = RabbitDefinitions.grants.webhook
+    for (const own of ["webhooks.events", "webhooks.dead", "webhooks.dlq"]) {
+      assert.isTrue(matches(configure, own) && matches(write, own) && matches(reads, own), own)
+    }
+    const exchange = Events.walletEventsExchange
+    assert.isTrue(matches(reads, exchange))
+    assert.isFalse(matches(write, exchange) || matches(configure, exchange))
+    for (const other of [
+      "transactions",
+      "transactions.requested",
+      "transactions.outcomes",
+      "webhooksXevents",
+      "amq.direct",
+    ]) {
+      assert.isFalse(matches(configure, other) || matches(write, other) || matches(reads, other), other)
+    }
   })
 })
