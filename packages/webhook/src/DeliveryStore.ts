@@ -1,0 +1,217 @@
+/**
+ * The `deliveries` table as the delivery worker sees it: claim the due deliveries of live
+ * webhooks under a lease, and record each attempt. The lease is what makes several pollers (and
+ * several instances) safe: a claimed delivery's `next_attempt_at` moves `lease` ahead, so no other
+ * poller takes it while its attempt runs, and if the worker dies the claim simply expires and the
+ * delivery is attempted again with the same id (at least once; receivers deduplicate by `webhook-id`).
+ *
+ * `layerMemory` behaves as the SQL does (tests and developers), and gives tests `DeliveryRows` to
+ * add webhooks and deliveries and read them back.
+ */
+import { Clock, Context, Duration, Effect, Layer } from "effect"
+
+/** A delivery claimed for one attempt. */
+export interface DueDelivery {
+  /** The delivery id, sent as `webhook-id`. */
+  readonly id: string
+  readonly webhookId: string
+  /** `transaction.completed` and so on, for metrics. */
+  readonly eventType: string
+  readonly url: string
+  /** The opened `whsec_` secret. */
+  readonly secret: string
+  /** The JSON body, byte for byte. */
+  readonly payload: string
+  /** Attempts made before this one. */
+  readonly attempts: number
+  readonly createdAt: Date
+}
+
+/** What one attempt leads to. */
+export type AttemptOutcome =
+  | { readonly _tag: "Delivered"; readonly statusCode: number }
+  | { readonly _tag: "Retry"; readonly statusCode: number | null; readonly nextAttemptAt: Date }
+  | { readonly _tag: "Failed"; readonly statusCode: number | null }
+
+/** What `claimDue` takes. */
+export interface ClaimOptions {
+  /** The most deliveries claimed. */
+  readonly limit: number
+  /** At most this many of one webhook in one claim (the endpoint's concurrency bound). */
+  readonly perWebhook: number
+  /** Webhooks not to claim for (at their concurrency bound in this worker). */
+  readonly skip: ReadonlyArray<string>
+  /** How long a claim keeps the delivery from other pollers. */
+  readonly lease: Duration.Duration
+}
+
+/** The delivery worker's view of the deliveries. */
+export class DeliveryStore extends Context.Service<
+  DeliveryStore,
+  {
+    /**
+     * Up to `limit` pending deliveries whose `next_attempt_at` has come, of live webhooks, the
+     * oldest due first, skipping the webhooks in `skip` and taking at most `perWebhook` of any
+     * one; each gets `next_attempt_at = now + lease`.
+     */
+    readonly claimDue: (options: ClaimOptions) => Effect.Effect<ReadonlyArray<DueDelivery>>
+    /**
+     * Records one attempt: `attempts + 1`, `last_status_code`, the new status and
+     * `next_attempt_at`. A delivery that is no longer pending (another worker finished it after
+     * this one's lease expired) is left as it is.
+     */
+    readonly recordAttempt: (id: string, outcome: AttemptOutcome) => Effect.Effect<void>
+  }
+>()("@walletun/webhook/DeliveryStore") {
+  /** The store in memory, with `DeliveryRows` for tests. */
+  static readonly layerMemory: Layer.Layer<DeliveryStore | DeliveryRows> = Layer.effectContext(
+    Effect.sync(() => {
+      const memory = makeMemory()
+      return Context.make(DeliveryStore, memory.store).pipe(Context.add(DeliveryRows, memory.rows))
+    }),
+  )
+}
+
+/** A row of `webhooks`. */
+export interface WebhookRow {
+  readonly id: string
+  readonly userId: string
+  readonly url: string
+  readonly events: ReadonlyArray<string>
+  /** The secret as the store holds it (opened, in memory). */
+  readonly secret: string
+  readonly createdAt: Date
+  readonly deletedAt: Date | null
+}
+
+/** A row of `deliveries`. */
+export interface DeliveryRow {
+  readonly id: string
+  readonly webhookId: string
+  readonly eventType: string
+  readonly transactionId: string
+  readonly payload: string
+  readonly status: "pending" | "delivered" | "failed"
+  readonly attempts: number
+  readonly lastStatusCode: number | null
+  readonly nextAttemptAt: Date | null
+  readonly createdAt: Date
+  readonly updatedAt: Date
+}
+
+/** A new delivery: pending, due at once. */
+export type NewDelivery = Pick<DeliveryRow, "id" | "webhookId" | "eventType" | "transactionId" | "payload">
+
+/** The tables behind the store, for tests: add webhooks and deliveries, read deliveries back. */
+export class DeliveryRows extends Context.Service<
+  DeliveryRows,
+  {
+    readonly addWebhook: (row: Omit<WebhookRow, "createdAt" | "deletedAt">) => Effect.Effect<void>
+    /** Soft-deletes a webhook: its pending deliveries are not claimed any more. */
+    readonly deleteWebhook: (id: string) => Effect.Effect<void>
+    /** Inserts a delivery; `false` (and nothing inserted) when its webhook already has one for the same event. */
+    readonly addDelivery: (delivery: NewDelivery) => Effect.Effect<boolean>
+    readonly delivery: (id: string) => Effect.Effect<DeliveryRow | undefined>
+  }
+>()("@walletun/webhook/DeliveryRows") {}
+
+const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
+
+const byDue = (a: DeliveryRow, b: DeliveryRow) =>
+  (a.nextAttemptAt?.getTime() ?? 0) - (b.nextAttemptAt?.getTime() ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+/** The memory store and its rows, sharing one state. */
+export const makeMemory = () => {
+  const webhooks = new Map<string, WebhookRow>()
+  const deliveries = new Map<string, DeliveryRow>()
+
+  const claimDue = Effect.fn("DeliveryStore.claimDue")(function* (options: ClaimOptions) {
+    const at = yield* now
+    const skip = new Set(options.skip)
+    const due = [...deliveries.values()]
+      .filter(
+        (row) =>
+          row.status === "pending" &&
+          row.nextAttemptAt !== null &&
+          row.nextAttemptAt.getTime() <= at.getTime() &&
+          !skip.has(row.webhookId) &&
+          webhooks.get(row.webhookId)?.deletedAt === null,
+      )
+      .toSorted(byDue)
+    const taken = new Map<string, number>()
+    const claimed: Array<DueDelivery> = []
+    for (const row of due) {
+      if (claimed.length >= options.limit) break
+      const ofWebhook = taken.get(row.webhookId) ?? 0
+      if (ofWebhook >= options.perWebhook) continue
+      taken.set(row.webhookId, ofWebhook + 1)
+      const webhook = webhooks.get(row.webhookId) as WebhookRow
+      deliveries.set(row.id, {
+        ...row,
+        nextAttemptAt: new Date(at.getTime() + Duration.toMillis(options.lease)),
+        updatedAt: at,
+      })
+      claimed.push({
+        id: row.id,
+        webhookId: row.webhookId,
+        eventType: row.eventType,
+        url: webhook.url,
+        secret: webhook.secret,
+        payload: row.payload,
+        attempts: row.attempts,
+        createdAt: row.createdAt,
+      })
+    }
+    return claimed as ReadonlyArray<DueDelivery>
+  })
+
+  const recordAttempt = Effect.fn("DeliveryStore.recordAttempt")(function* (id: string, outcome: AttemptOutcome) {
+    const at = yield* now
+    const row = deliveries.get(id)
+    if (row === undefined || row.status !== "pending") return
+    deliveries.set(id, {
+      ...row,
+      attempts: row.attempts + 1,
+      lastStatusCode: outcome.statusCode,
+      status: outcome._tag === "Delivered" ? "delivered" : outcome._tag === "Failed" ? "failed" : "pending",
+      nextAttemptAt: outcome._tag === "Retry" ? outcome.nextAttemptAt : null,
+      updatedAt: at,
+    })
+  })
+
+  const rows = DeliveryRows.of({
+    addWebhook: (row) =>
+      Effect.map(now, (at) => {
+        webhooks.set(row.id, { ...row, createdAt: at, deletedAt: null })
+      }),
+    deleteWebhook: (id) =>
+      Effect.map(now, (at) => {
+        const row = webhooks.get(id)
+        if (row !== undefined && row.deletedAt === null) webhooks.set(id, { ...row, deletedAt: at })
+      }),
+    addDelivery: (delivery) =>
+      Effect.flatMap(now, (at) => {
+        if (!webhooks.has(delivery.webhookId)) return Effect.die(new Error(`no webhook ${delivery.webhookId}`))
+        const same = [...deliveries.values()].some(
+          (row) =>
+            row.webhookId === delivery.webhookId &&
+            row.eventType === delivery.eventType &&
+            row.transactionId === delivery.transactionId,
+        )
+        if (same || deliveries.has(delivery.id)) return Effect.succeed(false)
+        deliveries.set(delivery.id, {
+          ...delivery,
+          status: "pending",
+          attempts: 0,
+          lastStatusCode: null,
+          nextAttemptAt: at,
+          createdAt: at,
+          updatedAt: at,
+        })
+        return Effect.succeed(true)
+      }),
+    delivery: (id) => Effect.sync(() => deliveries.get(id)),
+  })
+
+  return { store: DeliveryStore.of({ claimDue, recordAttempt }), rows }
+}
