@@ -20,6 +20,8 @@ export interface Received {
 /** How a receiver answers one request. */
 export type Answer =
   | { readonly _tag: "Status"; readonly status: number; readonly headers?: Record<string, string> }
+  /** Answers `status` after `ms` milliseconds. */
+  | { readonly _tag: "Delayed"; readonly ms: number; readonly status: number }
   /** Reads the request and never answers. */
   | { readonly _tag: "Never" }
   /** `200` and a body written for as long as the client reads it. */
@@ -27,6 +29,7 @@ export type Answer =
 
 export const status = (code: number, headers?: Record<string, string>): Answer =>
   headers === undefined ? { _tag: "Status", status: code } : { _tag: "Status", status: code, headers }
+export const delayed = (ms: number, code: number): Answer => ({ _tag: "Delayed", ms, status: code })
 export const never: Answer = { _tag: "Never" }
 export const endless: Answer = { _tag: "Endless" }
 
@@ -82,7 +85,9 @@ export const receiver = (answer: (index: number, received: Received) => Answer) 
           received.push(got)
           const decided = answer(received.length - 1, got)
           if (decided._tag === "Status") response.writeHead(decided.status, decided.headers ?? {}).end("ok")
-          else if (decided._tag === "Endless") {
+          else if (decided._tag === "Delayed") {
+            setTimeout(() => response.writeHead(decided.status).end("ok"), decided.ms)
+          } else if (decided._tag === "Endless") {
             const record = { written: 0, closed: false }
             endlessBodies.push(record)
             writeForever(response, record)
