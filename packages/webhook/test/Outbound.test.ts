@@ -1,9 +1,16 @@
+import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import { parseAllowedHosts } from "../src/Destination.ts"
 import { type Lookup, maxResponseBytes, Outbound, type OutboundOptions, type OutboundRequest } from "../src/Outbound.ts"
 import { sign } from "../src/Signature.ts"
 import { endless, never, receiver, status } from "./Receivers.ts"
+
+// A self-signed certificate for hooks.example.test (and no other name), valid until 2126, and its key.
+const certificate = {
+  cert: readFileSync(new URL("fixtures/receiver.crt", import.meta.url), "utf8"),
+  key: readFileSync(new URL("fixtures/receiver.key", import.meta.url), "utf8"),
+}
 
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 const body = JSON.stringify({
@@ -178,6 +185,31 @@ describe("Outbound", () => {
       )
       const refused = yield* post(`http://127.0.0.1:${closedPort}/hook`)
       assert.deepStrictEqual(refused._tag === "NoAnswer" && refused.reason, "connection")
+    }),
+  )
+
+  it.live("verifies the certificate for the host name over a connection pinned to the checked address", () =>
+    Effect.gen(function* () {
+      const hook = yield* receiver(() => status(200), certificate)
+      const tlsOptions = (host: string, trust = true) => ({
+        allowedHosts: parseAllowedHosts(host),
+        lookup: fixedLookup("127.0.0.1").lookup,
+        ...(trust ? { ca: certificate.cert } : {}),
+      })
+      const trusted = yield* post(`https://hooks.example.test:${hook.port}/hook`, tlsOptions("hooks.example.test"))
+      assert.deepStrictEqual([trusted._tag, trusted._tag === "Answered" && trusted.statusCode], ["Answered", 200])
+      // The client named the host in the handshake (SNI), though it connected to an address.
+      assert.strictEqual(hook.received[0]?.servername, "hooks.example.test")
+      // The same receiver under another name: its certificate does not cover it, so nothing is sent.
+      const otherName = yield* post(`https://other.example.test:${hook.port}/hook`, tlsOptions("other.example.test"))
+      assert.deepStrictEqual(otherName._tag === "NoAnswer" && otherName.reason, "connection")
+      // Nor is anything sent to a certificate the client does not trust (the system's CAs only).
+      const untrusted = yield* post(
+        `https://hooks.example.test:${hook.port}/hook`,
+        tlsOptions("hooks.example.test", false),
+      )
+      assert.deepStrictEqual(untrusted._tag === "NoAnswer" && untrusted.reason, "connection")
+      assert.strictEqual(hook.received.length, 1)
     }),
   )
 })

@@ -3,8 +3,10 @@
  * many requests it had in flight at once, and answers as the test says (a status, never, or a
  * body that does not end). Closed, connections and all, with the test's scope.
  */
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http"
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http"
+import { createServer as createTlsServer } from "node:https"
 import type { AddressInfo } from "node:net"
+import type { TLSSocket } from "node:tls"
 import { Effect } from "effect"
 
 /** One request as the receiver saw it. */
@@ -15,6 +17,8 @@ export interface Received {
   readonly body: string
   /** `Date.now()` when the body had arrived. */
   readonly at: number
+  /** The TLS server name the client asked for (SNI), on an HTTPS receiver. */
+  readonly servername: string | undefined
 }
 
 /** How a receiver answers one request. */
@@ -60,8 +64,14 @@ const writeForever = (response: ServerResponse, record: { written: number; close
   more()
 }
 
-/** A receiver on 127.0.0.1 answering each request with `answer(index of the request)`, for the scope's life. */
-export const receiver = (answer: (index: number, received: Received) => Answer) =>
+/**
+ * A receiver on 127.0.0.1 answering each request with `answer(index of the request)`, for the
+ * scope's life; over HTTPS with `tls` (its URL then says `https:`).
+ */
+export const receiver = (
+  answer: (index: number, received: Received) => Answer,
+  tls?: { readonly key: string; readonly cert: string },
+) =>
   Effect.acquireRelease(
     Effect.callback<Receiver>((resume) => {
       const received: Array<Received> = []
@@ -69,7 +79,7 @@ export const receiver = (answer: (index: number, received: Received) => Answer) 
       let connections = 0
       let inFlight = 0
       let maxInFlight = 0
-      const server = createServer((request, response) => {
+      const handle = (request: IncomingMessage, response: ServerResponse) => {
         inFlight++
         maxInFlight = Math.max(maxInFlight, inFlight)
         response.on("close", () => inFlight--)
@@ -81,6 +91,7 @@ export const receiver = (answer: (index: number, received: Received) => Answer) 
             rawHeaderNames: request.rawHeaders.filter((_, i) => i % 2 === 0),
             body: Buffer.concat(parts).toString("utf8"),
             at: Date.now(),
+            servername: tls === undefined ? undefined : (request.socket as TLSSocket).servername || undefined,
           }
           received.push(got)
           const decided = answer(received.length - 1, got)
@@ -93,13 +104,14 @@ export const receiver = (answer: (index: number, received: Received) => Answer) 
             writeForever(response, record)
           }
         })
-      })
+      }
+      const server = tls === undefined ? createServer(handle) : createTlsServer(tls, handle)
       server.on("connection", () => connections++)
       server.listen(0, "127.0.0.1", () => {
         const port = (server.address() as AddressInfo).port
         resume(
           Effect.succeed({
-            url: `http://127.0.0.1:${port}/hook?token=abc`,
+            url: `${tls === undefined ? "http" : "https"}://127.0.0.1:${port}/hook?token=abc`,
             port,
             received,
             connections: () => connections,
