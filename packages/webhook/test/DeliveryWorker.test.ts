@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Layer } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Layer, Scope, Tracer } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { Webhook } from "standardwebhooks"
+import { spanRecorder } from "@walletun/infra/Telemetry"
 import { DeliveryConfig } from "../src/DeliveryConfig.ts"
 import { type DeliveryRow, DeliveryStore, makeMemory } from "../src/DeliveryStore.ts"
 import { DeliveryWorkerLive } from "../src/DeliveryWorker.ts"
@@ -10,8 +11,14 @@ import { Outbound } from "../src/Outbound.ts"
 import { newSecret } from "../src/Signature.ts"
 import { type Answer, delayed, never, type Received, receiver, status } from "./Receivers.ts"
 
-/** A worker on a fresh memory store for the test's scope, configured by `env` (a fast poll by default). */
-const startWorker = (env: Record<string, string> = {}) =>
+/**
+ * A worker on a fresh memory store, configured by `env` (a fast poll by default): `start` runs it
+ * for the test's scope, `worker` is its layer.
+ */
+const startWorker = (
+  env: Record<string, string> = {},
+  tracer: Tracer.Tracer = Tracer.make({ span: (options) => new Tracer.NativeSpan(options) }),
+) =>
   Effect.sync(() => {
     const memory = makeMemory()
     const config = DeliveryConfig.layer.pipe(
@@ -19,9 +26,9 @@ const startWorker = (env: Record<string, string> = {}) =>
     )
     const worker = DeliveryWorkerLive.pipe(
       Layer.provide([Outbound.layer, Layer.succeed(DeliveryStore, memory.store)]),
-      Layer.provide(config),
+      Layer.provide([config, Layer.succeed(Tracer.Tracer, tracer)]),
     )
-    return { memory, start: Layer.build(worker) }
+    return { memory, worker, start: Layer.build(worker) }
   })
 
 /** A webhook at `url` with `count` deliveries of transaction.completed; their ids and the secret. */
@@ -209,6 +216,57 @@ describe("DeliveryWorker", () => {
       yield* Effect.sleep(Duration.millis(300))
       assert.strictEqual(hook.connections(), 0)
       assert.isTrue(yield* allIn(memory.rows, ids, "pending"))
+    }),
+  )
+
+  it.live("traces each attempt with its ids and outcome, never the URL's path and query nor the secret", () =>
+    Effect.gen(function* () {
+      const recorded = spanRecorder()
+      const hook = yield* receiver(answering(status(503), status(200)))
+      const { memory, start } = yield* startWorker({ WEBHOOK_RETRY_BASE: "20 millis" }, recorded.tracer)
+      const { webhookId, secret, ids } = yield* subscribe(memory.rows, hook.url, 1)
+      yield* start
+      yield* eventually(allIn(memory.rows, ids, "delivered"))
+      const attempts = recorded.spans.filter((span) => span.name === "DeliveryWorker.attempt")
+      assert.deepStrictEqual(
+        attempts.map((span) => [
+          span.attributes.get("webhook.delivery_id"),
+          span.attributes.get("webhook.id"),
+          span.attributes.get("webhook.attempt"),
+          span.attributes.get("webhook.outcome"),
+          span.attributes.get("webhook.result"),
+        ]),
+        [
+          [ids[0], webhookId, 1, "retried", "5xx"],
+          [ids[0], webhookId, 2, "delivered", "2xx"],
+        ],
+      )
+      const posts = recorded.spans.filter((span) => span.name === "Outbound.post")
+      assert.deepStrictEqual(
+        posts.map((span) => span.attributes.get("server.address")),
+        ["127.0.0.1", "127.0.0.1"],
+      )
+      const everything = JSON.stringify(recorded.spans.map((span) => [span.name, [...span.attributes]]))
+      for (const hidden of ["token=abc", "/hook", secret, secret.slice("whsec_".length)]) {
+        assert.notInclude(everything, hidden)
+      }
+    }),
+  )
+
+  it.live("on shutdown stops claiming and lets the attempts in flight finish and be recorded", () =>
+    Effect.gen(function* () {
+      const hook = yield* receiver(() => delayed(300, 200))
+      const { memory, worker } = yield* startWorker({ WEBHOOK_ENDPOINT_CONCURRENCY: "1" })
+      const { ids } = yield* subscribe(memory.rows, hook.url, 2)
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(worker, scope)
+      yield* eventually(Effect.sync(() => hook.received.length === 1))
+      yield* Scope.close(scope, Exit.void)
+      // The first attempt, in flight at shutdown, finished and was recorded; the second was never started.
+      const states = (yield* rowsOf(memory.rows, ids)).map((row) => `${row.status} ${row.attempts}`)
+      assert.deepStrictEqual(states.toSorted(), ["delivered 1", "pending 0"])
+      yield* Effect.sleep(Duration.millis(100))
+      assert.strictEqual(hook.received.length, 1)
     }),
   )
 })

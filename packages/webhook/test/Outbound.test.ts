@@ -101,6 +101,9 @@ describe("Outbound", () => {
       assert.deepStrictEqual(result._tag === "NoAnswer" && result.reason, "timeout")
       assert.isTrue(result.durationMs >= 290 && result.durationMs < 2000, `took ${result.durationMs} ms`)
       assert.strictEqual(hook.received.length, 1)
+      // The abandoned connection is closed, not left open to a receiver that holds it.
+      yield* Effect.sleep(Duration.millis(100))
+      assert.strictEqual(hook.inFlight(), 0)
     }),
   )
 

@@ -43,6 +43,8 @@ export interface Receiver {
   readonly received: Array<Received>
   /** TCP connections accepted. */
   readonly connections: () => number
+  /** Requests not yet answered whose client is still connected. */
+  readonly inFlight: () => number
   /** The most requests it had at once (counted from arrival to the end of the answer or the client leaving). */
   readonly maxInFlight: () => number
   /** Bytes of endless bodies written, and whether the client closed each. */
@@ -115,6 +117,7 @@ export const receiver = (
             port,
             received,
             connections: () => connections,
+            inFlight: () => inFlight,
             maxInFlight: () => maxInFlight,
             endless: endlessBodies,
             server,
