@@ -6,7 +6,13 @@
  * delivery is attempted again with the same id (at least once; receivers deduplicate by `webhook-id`).
  *
  * `layerMemory` behaves as the SQL does (tests and developers), and gives tests `DeliveryRows` to
- * add webhooks and deliveries and read them back.
+ * add webhooks and deliveries and read them back. `test/DeliveryStoreContract.ts` holds the cases
+ * both must pass. In SQL a claim is one statement: lock the due rows of live webhooks
+ * (`deliveries_due`, joined to `webhooks` with `deleted_at IS NULL`, `webhook_id <> ALL(skip)`,
+ * `FOR UPDATE OF d SKIP LOCKED` so concurrent pollers split the work), keep the first `perWebhook`
+ * of each webhook by `next_attempt_at` (`row_number() OVER (PARTITION BY webhook_id …)`) and
+ * `limit` in all, and `UPDATE … SET next_attempt_at = now() + lease … RETURNING` them. A record is
+ * an `UPDATE … WHERE id = $1 AND status = 'pending'`.
  */
 import { Clock, Context, Duration, Effect, Layer } from "effect"
 
