@@ -166,7 +166,12 @@ describe("DeliveryWorker", () => {
       yield* start
       yield* eventually(allIn(memory.rows, healthy.ids, "delivered"), Duration.seconds(1))
       // Meanwhile the dead receiver holds its four attempts (at its bound), none finished yet.
-      assert.strictEqual(dead.maxInFlight(), 4)
+      yield* eventually(
+        Effect.sync(() => dead.received.length === 4),
+        Duration.seconds(1),
+      )
+      yield* Effect.sleep(Duration.millis(200))
+      assert.deepStrictEqual([dead.received.length, dead.maxInFlight()], [4, 4])
       assert.isTrue(yield* allIn(memory.rows, stuck.ids, "pending"))
       assert.isTrue((yield* rowsOf(memory.rows, stuck.ids)).every((row) => row.attempts === 0))
     }),
