@@ -10,12 +10,13 @@
  *   deadline), well inside the claim's lease;
  * - every attempt ends at `WEBHOOK_DELIVERY_TIMEOUT` (see `Outbound`).
  *
- * The worker polls every `WEBHOOK_POLL_INTERVAL`, and at once again when a poll came back full.
+ * The worker polls every `WEBHOOK_POLL_INTERVAL`; when a poll filled every free slot it polls
+ * again as soon as an attempt ends, without waiting for the interval.
  * A poll or an attempt that dies is logged and left to its lease: the delivery comes back with the
  * same id. On shutdown the worker stops claiming and gives the attempts in flight their deadline
  * to finish; what is still running then is interrupted and retried after its lease.
  */
-import { Clock, Duration, Effect, Fiber, FiberSet, Layer, Metric, Random, Semaphore } from "effect"
+import { Clock, Duration, Effect, Fiber, FiberSet, Latch, Layer, Metric, Random, Semaphore } from "effect"
 import * as Metrics from "@walletun/infra/Metrics"
 import { type BackoffPolicy, maxWait, nextAttempt } from "./Backoff.ts"
 import { DeliveryConfig } from "./DeliveryConfig.ts"
@@ -84,7 +85,7 @@ const attempt = (policy: BackoffPolicy) =>
   })
 
 /** The worker's bookkeeping of claimed deliveries, overall and per webhook. */
-const makeLanes = (endpointConcurrency: number) => {
+const makeLanes = (endpointConcurrency: number, onRelease: () => void) => {
   const lanes = new Map<string, { claimed: number; running: Semaphore.Semaphore }>()
   let claimed = 0
   return {
@@ -103,6 +104,7 @@ const makeLanes = (endpointConcurrency: number) => {
             lane.claimed--
             claimed--
             if (lane.claimed === 0) lanes.delete(due.webhookId)
+            onRelease()
           }),
         ),
       )
@@ -115,14 +117,17 @@ export const start = Effect.gen(function* () {
   const config = yield* DeliveryConfig
   const policy: BackoffPolicy = { base: config.retryBase, cap: maxWait, retryFor: config.retryFor }
   const store = yield* DeliveryStore
-  const lanes = makeLanes(config.endpointConcurrency)
+  // Opened when an attempt ends: a slot is free again.
+  const slotFreed = yield* Latch.make(false)
+  const lanes = makeLanes(config.endpointConcurrency, () => slotFreed.openUnsafe())
   const attempts = yield* FiberSet.make<void, never>()
   const runAttempt = attempt(policy)
 
-  /** One poll: claims what the free slots allow and starts the attempts; whether it came back full. */
+  /** One poll: claims what the free slots allow and starts the attempts; whether every slot is taken. */
   const poll = Effect.gen(function* () {
+    yield* slotFreed.close
     const free = config.deliveryConcurrency - lanes.claimed()
-    if (free <= 0) return false
+    if (free <= 0) return true
     const due = yield* store.claimDue({
       limit: free,
       perWebhook: config.endpointConcurrency,
@@ -144,7 +149,9 @@ export const start = Effect.gen(function* () {
 
   // Runs until the scope closes: the worker lives as long as the service.
   const loop = Effect.forever(
-    Effect.flatMap(poll, (full) => (full ? Effect.yieldNow : Effect.sleep(config.pollInterval))),
+    Effect.flatMap(poll, (full) =>
+      full ? Effect.timeoutOption(slotFreed.await, config.pollInterval) : Effect.sleep(config.pollInterval),
+    ),
   )
   const poller = yield* Effect.forkScoped(loop)
   // Released before the attempts' FiberSet (reverse order): stop claiming, then let the attempts

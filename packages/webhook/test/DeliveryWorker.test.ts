@@ -177,6 +177,21 @@ describe("DeliveryWorker", () => {
     }),
   )
 
+  it.live("claims again as soon as an attempt ends when a poll filled every slot, not after the poll interval", () =>
+    Effect.gen(function* () {
+      const hook = yield* receiver(() => delayed(20, 200))
+      const { memory, start } = yield* startWorker({
+        WEBHOOK_POLL_INTERVAL: "1 minute",
+        WEBHOOK_DELIVERY_CONCURRENCY: "2",
+      })
+      const { ids } = yield* subscribe(memory.rows, hook.url, 6)
+      yield* start
+      // Only the first poll runs on the interval's terms; the other four deliveries follow their slots.
+      yield* eventually(allIn(memory.rows, ids, "delivered"), Duration.seconds(3))
+      assert.strictEqual(hook.maxInFlight(), 2)
+    }),
+  )
+
   it.live("runs at most WEBHOOK_ENDPOINT_CONCURRENCY attempts at once to one webhook", () =>
     Effect.gen(function* () {
       // Answers of uneven speed, so the worker often polls while the webhook has a slot free and
