@@ -126,56 +126,55 @@ const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 const byDue = (a: DeliveryRow, b: DeliveryRow) =>
   (a.nextAttemptAt?.getTime() ?? 0) - (b.nextAttemptAt?.getTime() ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
-/** The memory store and its rows, sharing one state. */
-export const makeMemory = () => {
-  const webhooks = new Map<string, WebhookRow>()
-  const deliveries = new Map<string, DeliveryRow>()
+/** The tables in memory. */
+interface Tables {
+  readonly webhooks: Map<string, WebhookRow>
+  readonly deliveries: Map<string, DeliveryRow>
+}
 
-  const claimDue = Effect.fn("DeliveryStore.claimDue")(function* (options: ClaimOptions) {
+/** The due rows a claim may take, oldest due first, as the SQL's WHERE and ORDER BY select them. */
+const dueRows = (tables: Tables, options: ClaimOptions, at: Date) => {
+  const skip = new Set(options.skip)
+  return [...tables.deliveries.values()]
+    .filter(
+      (row) =>
+        row.status === "pending" &&
+        row.nextAttemptAt !== null &&
+        row.nextAttemptAt.getTime() <= at.getTime() &&
+        !skip.has(row.webhookId) &&
+        tables.webhooks.get(row.webhookId)?.deletedAt === null,
+    )
+    .toSorted(byDue)
+}
+
+const claimIn = (tables: Tables) =>
+  Effect.fn("DeliveryStore.claimDue")(function* (options: ClaimOptions) {
     const at = yield* now
-    const skip = new Set(options.skip)
-    const due = [...deliveries.values()]
-      .filter(
-        (row) =>
-          row.status === "pending" &&
-          row.nextAttemptAt !== null &&
-          row.nextAttemptAt.getTime() <= at.getTime() &&
-          !skip.has(row.webhookId) &&
-          webhooks.get(row.webhookId)?.deletedAt === null,
-      )
-      .toSorted(byDue)
     const taken = new Map<string, number>()
     const claimed: Array<DueDelivery> = []
-    for (const row of due) {
+    for (const row of dueRows(tables, options, at)) {
       if (claimed.length >= options.limit) break
       const ofWebhook = taken.get(row.webhookId) ?? 0
       if (ofWebhook >= options.perWebhook) continue
       taken.set(row.webhookId, ofWebhook + 1)
-      const webhook = webhooks.get(row.webhookId) as WebhookRow
-      deliveries.set(row.id, {
+      const webhook = tables.webhooks.get(row.webhookId) as WebhookRow
+      tables.deliveries.set(row.id, {
         ...row,
         nextAttemptAt: new Date(at.getTime() + Duration.toMillis(options.lease)),
         updatedAt: at,
       })
-      claimed.push({
-        id: row.id,
-        webhookId: row.webhookId,
-        eventType: row.eventType,
-        url: webhook.url,
-        secret: webhook.secret,
-        payload: row.payload,
-        attempts: row.attempts,
-        createdAt: row.createdAt,
-      })
+      const { id, webhookId, eventType, payload, attempts, createdAt } = row
+      claimed.push({ id, webhookId, eventType, url: webhook.url, secret: webhook.secret, payload, attempts, createdAt })
     }
     return claimed as ReadonlyArray<DueDelivery>
   })
 
-  const recordAttempt = Effect.fn("DeliveryStore.recordAttempt")(function* (id: string, outcome: AttemptOutcome) {
+const recordIn = (tables: Tables) =>
+  Effect.fn("DeliveryStore.recordAttempt")(function* (id: string, outcome: AttemptOutcome) {
     const at = yield* now
-    const row = deliveries.get(id)
+    const row = tables.deliveries.get(id)
     if (row === undefined || row.status !== "pending") return
-    deliveries.set(id, {
+    tables.deliveries.set(id, {
       ...row,
       attempts: row.attempts + 1,
       lastStatusCode: outcome.statusCode,
@@ -185,39 +184,44 @@ export const makeMemory = () => {
     })
   })
 
+/** Inserts a delivery unless its webhook has one for the same event (the table's unique key). */
+const insertIn = (tables: Tables) => (delivery: NewDelivery) =>
+  Effect.flatMap(now, (at) => {
+    if (!tables.webhooks.has(delivery.webhookId)) return Effect.die(new Error(`no webhook ${delivery.webhookId}`))
+    const same = [...tables.deliveries.values()].some(
+      (row) =>
+        row.webhookId === delivery.webhookId &&
+        row.eventType === delivery.eventType &&
+        row.transactionId === delivery.transactionId,
+    )
+    if (same || tables.deliveries.has(delivery.id)) return Effect.succeed(false)
+    tables.deliveries.set(delivery.id, {
+      ...delivery,
+      status: "pending",
+      attempts: 0,
+      lastStatusCode: null,
+      nextAttemptAt: at,
+      createdAt: at,
+      updatedAt: at,
+    })
+    return Effect.succeed(true)
+  })
+
+/** The memory store and its rows, sharing one state. */
+export const makeMemory = () => {
+  const tables: Tables = { webhooks: new Map(), deliveries: new Map() }
   const rows = DeliveryRows.of({
     addWebhook: (row) =>
       Effect.map(now, (at) => {
-        webhooks.set(row.id, { ...row, createdAt: at, deletedAt: null })
+        tables.webhooks.set(row.id, { ...row, createdAt: at, deletedAt: null })
       }),
     deleteWebhook: (id) =>
       Effect.map(now, (at) => {
-        const row = webhooks.get(id)
-        if (row !== undefined && row.deletedAt === null) webhooks.set(id, { ...row, deletedAt: at })
+        const row = tables.webhooks.get(id)
+        if (row !== undefined && row.deletedAt === null) tables.webhooks.set(id, { ...row, deletedAt: at })
       }),
-    addDelivery: (delivery) =>
-      Effect.flatMap(now, (at) => {
-        if (!webhooks.has(delivery.webhookId)) return Effect.die(new Error(`no webhook ${delivery.webhookId}`))
-        const same = [...deliveries.values()].some(
-          (row) =>
-            row.webhookId === delivery.webhookId &&
-            row.eventType === delivery.eventType &&
-            row.transactionId === delivery.transactionId,
-        )
-        if (same || deliveries.has(delivery.id)) return Effect.succeed(false)
-        deliveries.set(delivery.id, {
-          ...delivery,
-          status: "pending",
-          attempts: 0,
-          lastStatusCode: null,
-          nextAttemptAt: at,
-          createdAt: at,
-          updatedAt: at,
-        })
-        return Effect.succeed(true)
-      }),
-    delivery: (id) => Effect.sync(() => deliveries.get(id)),
+    addDelivery: insertIn(tables),
+    delivery: (id) => Effect.sync(() => tables.deliveries.get(id)),
   })
-
-  return { store: DeliveryStore.of({ claimDue, recordAttempt }), rows }
+  return { store: DeliveryStore.of({ claimDue: claimIn(tables), recordAttempt: recordIn(tables) }), rows }
 }
