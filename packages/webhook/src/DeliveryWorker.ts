@@ -16,7 +16,7 @@
  * same id. On shutdown the worker stops claiming and gives the attempts in flight their deadline
  * to finish; what is still running then is interrupted and retried after its lease.
  */
-import { Clock, Duration, Effect, Fiber, FiberSet, Latch, Layer, Metric, Random, Semaphore } from "effect"
+import { Cause, Clock, Duration, Effect, Fiber, FiberSet, Latch, Layer, Metric, Random, Semaphore } from "effect"
 import * as Metrics from "@walletun/infra/Metrics"
 import { type BackoffPolicy, maxWait, nextAttempt } from "./Backoff.ts"
 import { DeliveryConfig } from "./DeliveryConfig.ts"
@@ -135,11 +135,14 @@ export const start = Effect.gen(function* () {
       lease: config.claimLease,
     })
     for (const delivery of due) {
+      // An attempt interrupted by shutdown is no accident: only other deaths are logged.
       const guarded = runAttempt(delivery).pipe(
-        Effect.catchCause((cause) =>
-          Effect.logError("webhook attempt died; the delivery is retried after its lease", cause).pipe(
-            Effect.annotateLogs({ deliveryId: delivery.id, webhookId: delivery.webhookId }),
-          ),
+        Effect.catchCauseIf(
+          (cause) => !Cause.hasInterruptsOnly(cause),
+          (cause) =>
+            Effect.logError("webhook attempt died; the delivery is retried after its lease", cause).pipe(
+              Effect.annotateLogs({ deliveryId: delivery.id, webhookId: delivery.webhookId }),
+            ),
         ),
       )
       yield* FiberSet.run(attempts, lanes.run(delivery, guarded))
