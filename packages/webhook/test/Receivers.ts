@@ -3,7 +3,13 @@
  * many requests it had in flight at once, and answers as the test says (a status, never, or a
  * body that does not end). Closed, connections and all, with the test's scope.
  */
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http"
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http"
 import { createServer as createTlsServer } from "node:https"
 import type { AddressInfo } from "node:net"
 import type { TLSSocket } from "node:tls"
@@ -51,6 +57,11 @@ export interface Receiver {
   readonly endless: Array<{ written: number; closed: boolean }>
 }
 
+/** A receiver and the server behind it, closed with the scope. */
+interface Opened extends Receiver {
+  readonly server: Server
+}
+
 const chunk = Buffer.alloc(16 * 1024, "x")
 
 const writeForever = (response: ServerResponse, record: { written: number; closed: boolean }) => {
@@ -75,7 +86,7 @@ export const receiver = (
   tls?: { readonly key: string; readonly cert: string },
 ) =>
   Effect.acquireRelease(
-    Effect.callback<Receiver>((resume) => {
+    Effect.callback<Opened>((resume) => {
       const received: Array<Received> = []
       const endlessBodies: Array<{ written: number; closed: boolean }> = []
       let connections = 0
@@ -125,9 +136,8 @@ export const receiver = (
         )
       })
     }),
-    (opened) =>
+    ({ server }) =>
       Effect.callback<void>((resume) => {
-        const server = (opened as Receiver & { server: ReturnType<typeof createServer> }).server
         server.closeAllConnections()
         server.close(() => resume(Effect.void))
       }),
