@@ -77,6 +77,7 @@ const config = ConfigProvider.layer(
   ConfigProvider.fromUnknown({
     USER_SERVICE_URL: "http://user.test",
     TRANSACTION_SERVICE_URL: "http://transaction.test",
+    WEBHOOK_SERVICE_URL: "http://webhook.test",
     GATEWAY_DOWNSTREAM_TIMEOUT: "300 millis",
     GATEWAY_RATE_LIMIT_PER_USER: "20",
   }),
@@ -244,7 +245,7 @@ describe("gateway (in memory)", () => {
       assert.deepStrictEqual(live.body, { status: "ok", dependencies: {} })
       const ready = yield* call("GET", "/health/ready")
       assert.strictEqual(ready.status, 200)
-      assert.deepStrictEqual(Object.keys(ready.body.dependencies), ["user", "transaction", "wallet"])
+      assert.deepStrictEqual(Object.keys(ready.body.dependencies), ["user", "transaction", "webhook", "wallet"])
     }),
   )
 })

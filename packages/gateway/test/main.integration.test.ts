@@ -8,6 +8,7 @@ const entry = gatewayUnderTest.entry
 const downstream = {
   USER_SERVICE_URL: "http://127.0.0.1:18281",
   TRANSACTION_SERVICE_URL: "http://127.0.0.1:18282",
+  WEBHOOK_SERVICE_URL: "http://127.0.0.1:18284",
   WALLET_HEALTH_URL: "http://127.0.0.1:18283",
 }
 
@@ -21,7 +22,12 @@ describe("gateway process", () => {
         dependencies: Record<string, string>
       }
       assert.strictEqual(problem.code, "SERVICE_UNAVAILABLE")
-      assert.deepStrictEqual(problem.dependencies, { user: "down", transaction: "down", wallet: "down" })
+      assert.deepStrictEqual(problem.dependencies, {
+        user: "down",
+        transaction: "down",
+        webhook: "down",
+        wallet: "down",
+      })
       gateway.child.kill("SIGTERM")
       assert.strictEqual(yield* gateway.exited, 130)
     }).pipe(Effect.scoped),

@@ -57,6 +57,8 @@ const verifierOver = (handlers: ReadonlyMap<string, Handler>) =>
 const gatewayConfig = GatewayConfig.of({
   userServiceUrl: new URL(origins.user),
   transactionServiceUrl: new URL(origins.transaction),
+  // The webhook service is not part of the kit: its routes answer 502 here.
+  webhookServiceUrl: new URL("http://webhook.in-process"),
   walletHealthUrl: new URL("http://wallet.in-process"),
   walletGrpcAddress: "in-process",
   downstreamTimeout: Duration.seconds(10),
