@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm start`: bring the servers up (scripts/infra.sh up), then hand over to the orchestrator
-# (packages/lab/src/start.ts), which runs the four services in dependency order, waits for each one's
+# (packages/lab/src/start.ts), which runs the five services in dependency order, waits for each one's
 # /health/ready, starts Prometheus (installed by infra.sh; data in .data/prometheus) scraping them,
 # prints the URLs, prefixes every line with the service's name, restarts a service that crashes, and
 # on Ctrl-C (or SIGTERM) stops Prometheus, then the services in reverse order. The servers stay up until

@@ -1,4 +1,4 @@
-// The client as users use it, against the real system: the four services as processes (started as
+// The client as users use it, against the real system: the five services as processes (started as
 // the gateway's integration tests start them) on the real PostgreSQL, RabbitMQ and CQL database.
 // Runs the README's example exactly, then the typed errors a caller catches by tag.
 import { assert, layer } from "@effect/vitest"

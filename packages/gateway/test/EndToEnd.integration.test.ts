@@ -13,7 +13,7 @@ import type { Ids } from "@walletun/client"
 import { assertProblem, client, startSystem, startValidatingProxy } from "./support.ts"
 import type { Answer, Verdict } from "./support.ts"
 
-// API.md as a REST client uses it, through the real gateway with all four services behind it (each
+// API.md as a REST client uses it, through the real gateway with all five services behind it (each
 // its own process) on the real PostgreSQL, RabbitMQ and CQL database; every service exports its
 // spans to an OTLP/HTTP receiver of this test's own, so one transfer's trace can be followed.
 // The happy paths go through `@walletun/client`, as users call the API; what is asserted about

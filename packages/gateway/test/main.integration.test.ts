@@ -33,7 +33,7 @@ describe("gateway process", () => {
     }).pipe(Effect.scoped),
   )
 
-  it.live("all four services boot together and the gateway becomes ready", () =>
+  it.live("all five services boot together and the gateway becomes ready", () =>
     Effect.gen(function* () {
       yield* ServiceProcess.start(ServiceUnderTest.entry("user"), { USER_PORT: "18281" })
       // Queues of its own (deleted after), so it takes no message of a running `npm start`.
@@ -43,6 +43,7 @@ describe("gateway process", () => {
         TRANSACTION_BROKER_PREFIX: "process-test",
       })
       yield* ServiceProcess.start(ServiceUnderTest.entry("wallet"), { WALLET_HTTP_PORT: "18283" })
+      yield* ServiceProcess.start(ServiceUnderTest.entry("webhook"), { WEBHOOK_PORT: "18284" })
       const result = yield* ServiceProcess.bootThenStop(
         entry,
         { GATEWAY_PORT: "18280", ...downstream },
@@ -50,7 +51,7 @@ describe("gateway process", () => {
       )
       assert.deepStrictEqual(result.ready, {
         status: "ok",
-        dependencies: { user: "up", transaction: "up", wallet: "up" },
+        dependencies: { user: "up", transaction: "up", webhook: "up", wallet: "up" },
       })
       assert.strictEqual(result.exitCode, 130)
     }).pipe(Effect.scoped),

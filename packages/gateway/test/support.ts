@@ -117,13 +117,15 @@ export interface Ports {
   readonly transaction: number
   readonly walletHttp: number
   readonly walletGrpc: number
+  /** The webhook service's port; `gateway + 6` unless given (`+ 5` is where the tests put their proxies). */
+  readonly webhook?: number
 }
 
 /** Deletes what a transaction service declared under `prefix` (see `Topology.remove`), quietly. */
 export const deleteBrokerTopology = (prefix: string) => Topology.remove(prefix).pipe(Effect.ignore)
 
 /**
- * Starts the four services as processes on `ports`, wired to each other, the user service signing
+ * Starts the five services as processes on `ports`, wired to each other, the user service signing
  * with the test's key; `env` goes to every service, `per` to one. The transaction service gets the
  * keyspace and broker prefix of `isolation`, so its data and queues are the test's own. Waits until
  * the gateway is ready; every process is killed when the scope closes.
@@ -132,7 +134,9 @@ export const startSystem = (options: {
   readonly ports: Ports
   readonly isolation: { readonly keyspace: string; readonly brokerPrefix: string }
   readonly env?: Readonly<Record<string, string>>
-  readonly per?: Partial<Record<"wallet" | "user" | "transaction" | "gateway", Readonly<Record<string, string>>>>
+  readonly per?: Partial<
+    Record<"wallet" | "user" | "transaction" | "webhook" | "gateway", Readonly<Record<string, string>>>
+  >
 }) =>
   Effect.gen(function* () {
     const { ports, isolation } = options
@@ -161,22 +165,30 @@ export const startSystem = (options: {
       WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
       ...options.per?.transaction,
     })
+    const webhookPort = ports.webhook ?? ports.gateway + 6
+    const webhook = yield* ServiceProcess.start(main("webhook"), {
+      ...env,
+      ...jwks,
+      WEBHOOK_PORT: String(webhookPort),
+      ...options.per?.webhook,
+    })
     const gateway = yield* ServiceProcess.start(main("gateway"), {
       ...env,
       ...jwks,
       GATEWAY_PORT: String(ports.gateway),
       USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,
       TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
+      WEBHOOK_SERVICE_URL: `http://127.0.0.1:${webhookPort}`,
       WALLET_HEALTH_URL: `http://127.0.0.1:${ports.walletHttp}`,
       WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
       ...options.per?.gateway,
     })
     // Each service, then the gateway: a service answers /health/live while it still waits for its
     // database or broker, and the gateway's readiness asks only that the services be alive.
-    for (const port of [ports.walletHttp, ports.user, ports.transaction, ports.gateway]) {
+    for (const port of [ports.walletHttp, ports.user, ports.transaction, webhookPort, ports.gateway]) {
       yield* ServiceProcess.waitFor(`http://127.0.0.1:${port}/health/ready`)
     }
-    return { wallet, user, transaction, gateway }
+    return { wallet, user, transaction, webhook, gateway }
   })
 
 /** One finding of the validating proxy about a request or a response, from its `sl-violations` header. */

@@ -96,6 +96,7 @@ export const environment = (isolation: Isolation): Record<string, string> => {
     TRANSACTION_PORT: String(base + 2),
     WALLET_HTTP_PORT: String(base + 3),
     WALLET_GRPC_PORT: String(base + 4),
+    WEBHOOK_PORT: String(base + 5),
     CQL_KEYSPACE: isolation.name,
     TRANSACTION_BROKER_PREFIX: isolation.name,
     // Every service is killed at least once and may crash when a server goes away: the orchestrator
