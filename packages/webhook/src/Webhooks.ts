@@ -51,7 +51,7 @@ export const deliveryToApi = (stored: StoredDelivery): Webhook.Delivery => ({
 const decodeCursor = Schema.decodeUnknownOption(Ids.DeliveryId)
 
 const badCursor = new Errors.ValidationFailed({
-  errors: [{ path: "cursor", message: "cursor must be a nextCursor this API returned" }],
+  errors: [{ path: "query.cursor", message: "cursor must be a nextCursor this API returned" }],
 })
 
 /** The caller's webhooks and their deliveries. */

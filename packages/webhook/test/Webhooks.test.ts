@@ -201,7 +201,7 @@ layer(WebhooksTest)("Webhooks (memory)", (it) => {
         webhooks.deliveries(user, created.id, { limit: 20, cursor: Schema.decodeUnknownSync(Page.Cursor)("nope") }),
       )
       assert.strictEqual(failure._tag, "ValidationFailed")
-      if (failure._tag === "ValidationFailed") assert.strictEqual(failure.errors[0]?.path, "cursor")
+      if (failure._tag === "ValidationFailed") assert.strictEqual(failure.errors[0]?.path, "query.cursor")
     }),
   )
 })
