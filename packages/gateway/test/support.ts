@@ -295,3 +295,17 @@ export const startValidatingProxy = (options: {
     })
     return { url, send, httpClient, verdict }
   })
+
+/**
+ * A client of the API through a validating proxy (`startValidatingProxy`), and the responses the
+ * proxy found breaking the document, one line each (`GET /v1/x 200: <violation>`).
+ */
+export const throughProxy = (proxy: Effect.Success<ReturnType<typeof startValidatingProxy>>) => {
+  const through = client(proxy.url, proxy.send)
+  return {
+    http: through.http,
+    signUp: through.signUp,
+    breaches: (): ReadonlyArray<string> =>
+      proxy.verdict().breaches.map(({ request, status, violation }) => `${request} ${status}: ${violation.message}`),
+  }
+}

@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { assertProblem, client, startSystem, startValidatingProxy } from "@walletun/gateway/test/support.ts"
+import { assertProblem, startSystem, startValidatingProxy, throughProxy } from "@walletun/gateway/test/support.ts"
+import type { client } from "@walletun/gateway/test/support.ts"
 import type { Answer } from "@walletun/gateway/test/support.ts"
 import * as Postgres from "@walletun/infra/Postgres"
 import * as Uuid from "@walletun/infra/Uuid"
@@ -37,16 +38,7 @@ class System extends Context.Service<
           gateway: { GATEWAY_RATE_LIMIT_PER_USER: "100000", GATEWAY_RATE_LIMIT_PER_ADDRESS: "100000" },
         },
       })
-      const proxy = yield* startValidatingProxy({ port: proxyPort, upstream: gateway })
-      const through = client(proxy.url, proxy.send)
-      return System.of({
-        http: through.http,
-        signUp: through.signUp,
-        breaches: () =>
-          proxy
-            .verdict()
-            .breaches.map(({ request, status, violation }) => `${request} ${status}: ${violation.message}`),
-      })
+      return System.of(throughProxy(yield* startValidatingProxy({ port: proxyPort, upstream: gateway })))
     }),
   )
 }
