@@ -7,7 +7,7 @@
 # `npm run infra:down`. A second `npm start` while one runs says so and exits 0.
 #
 # Its variables (besides the ports and URLs the services read): WALLETUN_SERVICES (default
-# wallet,user,transaction,gateway), WALLETUN_RUN_DIR (.data/run), WALLETUN_READY_TIMEOUT
+# wallet,user,transaction,webhook,gateway), WALLETUN_RUN_DIR (.data/run), WALLETUN_READY_TIMEOUT
 # (90 seconds), WALLETUN_STOP_TIMEOUT (15 seconds), WALLETUN_MAX_RESTARTS (5), WALLETUN_PROMETHEUS
 # (on), PROMETHEUS_PORT (9090), WALLETUN_TRACES (on; off runs no Zipkin), ZIPKIN_PORT (9411).
 set -euo pipefail
