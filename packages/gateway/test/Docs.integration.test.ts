@@ -72,6 +72,8 @@ layer(System.layer, { excludeTestServices: true, timeout: 120_000 })("API docume
           "/v1/wallets/{walletId}/entries",
           "/v1/transactions",
           "/v1/transactions/{transactionId}",
+          "/v1/webhooks",
+          "/v1/webhooks/{webhookId}/deliveries",
         ]) {
           assert.isTrue(
             paths.some((shown) => shown.replace(/\u200b/g, "") === path),
