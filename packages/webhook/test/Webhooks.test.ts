@@ -205,3 +205,22 @@ layer(WebhooksTest)("Webhooks (memory)", (it) => {
     }),
   )
 })
+
+/** The service with `WEBHOOK_ALLOWED_HOSTS` set to `none`, as production sets it. */
+const NoAllowedHosts = Webhooks.layerTest.pipe(
+  Layer.provide(WebhookConfig.layer),
+  Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ WEBHOOK_ALLOWED_HOSTS: "None" }))),
+)
+
+layer(NoAllowedHosts)("Webhooks with WEBHOOK_ALLOWED_HOSTS=none", (it) => {
+  it.effect("allows no host http or a loopback address, and still https to a public one", () =>
+    Effect.gen(function* () {
+      const webhooks = yield* Webhooks
+      const user = yield* freshUser
+      for (const url of ["http://127.0.0.1:9999/hook", "https://localhost/hook", "https://127.0.0.1/hook"]) {
+        assert.strictEqual((yield* Effect.flip(webhooks.create(user, request(url))))._tag, "WebhookUrlNotAllowed", url)
+      }
+      yield* webhooks.create(user, request("https://hooks.example.com/walletun"))
+    }),
+  )
+})
