@@ -18,7 +18,7 @@ import {
 // its own process, on PostgreSQL), as a REST client sees it. The user service signs with a key the
 // test holds, so the test can also forge tokens the way an attacker would.
 
-const ports = { gateway: 18580, user: 18581, transaction: 18582, walletHttp: 18583, walletGrpc: 18584 }
+const ports = { gateway: 18580, user: 18581, transaction: 18582, walletHttp: 18583, walletGrpc: 18584, webhook: 18589 }
 const base = `http://127.0.0.1:${ports.gateway}`
 const { http, signUp } = client(base)
 

@@ -11,7 +11,7 @@ import type { Answer, client } from "./support.ts"
 // For tests only, one second of a hold's `expiresIn` lasts 50 ms (TRANSACTION_HOLD_TEST_SECOND), so
 // the minimum of 60 s expires in 3 s, and the expiry poller runs every 200 ms.
 
-const ports = { gateway: 19680, user: 19681, transaction: 19682, walletHttp: 19683, walletGrpc: 19684 }
+const ports = { gateway: 19680, user: 19681, transaction: 19682, walletHttp: 19683, walletGrpc: 19684, webhook: 19689 }
 const proxyPort = 19685
 const gateway = `http://127.0.0.1:${ports.gateway}`
 /** How long one second of `expiresIn` lasts here. */

@@ -117,8 +117,7 @@ export interface Ports {
   readonly transaction: number
   readonly walletHttp: number
   readonly walletGrpc: number
-  /** The webhook service's port; `gateway + 6` unless given (`+ 5` is where the tests put their proxies). */
-  readonly webhook?: number
+  readonly webhook: number
 }
 
 /** Deletes what a transaction service declared under `prefix` (see `Topology.remove`), quietly. */
@@ -165,11 +164,10 @@ export const startSystem = (options: {
       WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
       ...options.per?.transaction,
     })
-    const webhookPort = ports.webhook ?? ports.gateway + 6
     const webhook = yield* ServiceProcess.start(main("webhook"), {
       ...env,
       ...jwks,
-      WEBHOOK_PORT: String(webhookPort),
+      WEBHOOK_PORT: String(ports.webhook),
       ...options.per?.webhook,
     })
     const gateway = yield* ServiceProcess.start(main("gateway"), {
@@ -178,14 +176,14 @@ export const startSystem = (options: {
       GATEWAY_PORT: String(ports.gateway),
       USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,
       TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
-      WEBHOOK_SERVICE_URL: `http://127.0.0.1:${webhookPort}`,
+      WEBHOOK_SERVICE_URL: `http://127.0.0.1:${ports.webhook}`,
       WALLET_HEALTH_URL: `http://127.0.0.1:${ports.walletHttp}`,
       WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
       ...options.per?.gateway,
     })
     // Each service, then the gateway: a service answers /health/live while it still waits for its
     // database or broker, and the gateway's readiness asks only that the services be alive.
-    for (const port of [ports.walletHttp, ports.user, ports.transaction, webhookPort, ports.gateway]) {
+    for (const port of [ports.walletHttp, ports.user, ports.transaction, ports.webhook, ports.gateway]) {
       yield* ServiceProcess.waitFor(`http://127.0.0.1:${port}/health/ready`)
     }
     return { wallet, user, transaction, webhook, gateway }
