@@ -1,6 +1,6 @@
 import { describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { ServiceUnderTest, TcpProxy } from "@walletun/lab"
+import { ServiceUnderTest } from "@walletun/lab"
 
 const webhook = ServiceUnderTest.make("webhook", "WEBHOOK_PORT")
 
@@ -25,21 +25,7 @@ describe("webhook service process", () => {
 
   it.live(
     "waits for a PostgreSQL that does not answer, one line per attempt and not ready, then migrates and starts once it does",
-    () =>
-      Effect.gen(function* () {
-        const pgPort = yield* ServiceUnderTest.freePort
-        yield* ServiceUnderTest.waitsForADependency(webhook, {
-          port: 18393,
-          dependency: "postgres",
-          address: `127.0.0.1:${pgPort}`,
-          env: { PGHOST: "127.0.0.1", PGPORT: String(pgPort) },
-          // The real server, reached at the address the service has been trying.
-          open: TcpProxy.make(
-            { host: process.env["PGHOST"] ?? "127.0.0.1", port: Number(process.env["PGPORT"] ?? "5432") },
-            pgPort,
-          ),
-        })
-      }),
+    () => ServiceUnderTest.waitsForPostgres(webhook, 18393),
     60_000,
   )
 })
