@@ -50,9 +50,10 @@ export const deliveryToApi = (stored: StoredDelivery): Webhook.Delivery => ({
 // v7, so by time), and a cursor is only ever a delivery id this API gave.
 const decodeCursor = Schema.decodeUnknownOption(Ids.DeliveryId)
 
-const badCursor = new Errors.ValidationFailed({
-  errors: [{ path: "query.cursor", message: "cursor must be a nextCursor this API returned" }],
-})
+const badCursor = () =>
+  new Errors.ValidationFailed({
+    errors: [{ path: "query.cursor", message: "cursor must be a nextCursor this API returned" }],
+  })
 
 /** The caller's webhooks and their deliveries. */
 export class Webhooks extends Context.Service<
@@ -110,7 +111,7 @@ export class Webhooks extends Context.Service<
         query: Page.PageQuery,
       ) {
         const before = query.cursor === undefined ? Option.none() : decodeCursor(query.cursor)
-        if (query.cursor !== undefined && Option.isNone(before)) return yield* badCursor
+        if (query.cursor !== undefined && Option.isNone(before)) return yield* badCursor()
         if (Option.isNone(yield* repo.findLive(userId, id))) return yield* new Errors.WebhookNotFound({ webhookId: id })
         const page = yield* repo.deliveries(id, query.limit, before)
         return {
