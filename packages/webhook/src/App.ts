@@ -17,6 +17,7 @@ import * as WebhooksHttp from "./http/WebhooksHttp.ts"
 import { loader } from "./migrations/index.ts"
 import { WebhookConfig } from "./WebhookConfig.ts"
 import { Webhooks } from "./Webhooks.ts"
+import { WebhooksRepo } from "./WebhooksRepo.ts"
 
 /** Verified tokens remembered, as in the transaction service: a hit is re-checked against the clock and keys. */
 const tokenCacheSize = 10_000
@@ -35,6 +36,13 @@ export const Database = Layer.unwrap(
 )
 
 /**
+ * The services the service's parts share: the subscriptions (`Webhooks`) over one repository
+ * (`WebhooksRepo`, whose vault opens the secrets), offered to the event consumer and the delivery
+ * worker too. Needs the configuration and the database.
+ */
+export const services = Webhooks.layerNoDeps.pipe(Layer.provideMerge(WebhooksRepo.layer))
+
+/**
  * The `webhooks` API and its problem middleware; `/v1/...` answers only the gateway
  * (`ServiceCredential`); each request's logs carry the gateway's request id (`RequestId`). Needs
  * `Webhooks` and a JWT verifier.
@@ -49,7 +57,7 @@ export const apiRoutes = Layer.mergeAll(
 
 /** Every route of the service (the API, health and metrics) with its services, needing only configuration. */
 export const routes = Layer.mergeAll(apiRoutes, Service.healthAndMetrics(checks)).pipe(
-  Layer.provide([Webhooks.layer, Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))]),
+  Layer.provide([services, Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))]),
   Layer.provide(Database),
 )
 

@@ -124,9 +124,6 @@ export class Webhooks extends Context.Service<
     }),
   )
 
-  /** Over the PostgreSQL repository. */
-  static readonly layer = Webhooks.layerNoDeps.pipe(Layer.provide(WebhooksRepo.layer))
-
   /** Over the in-memory repository, for tests (needs `WebhookConfig`). */
   static readonly layerTest = Webhooks.layerNoDeps.pipe(Layer.provideMerge(WebhooksRepo.layerMemory))
 }
