@@ -1,11 +1,13 @@
 import { assert, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Layer, Option, Schema } from "effect"
+import { randomBytes } from "node:crypto"
+import { ConfigProvider, DateTime, Effect, Exit, Layer, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { Errors, Ids, Page, Webhook } from "@walletun/domain"
+import * as KeyVault from "@walletun/infra/KeyVault"
 import * as Uuid from "@walletun/infra/Uuid"
 import { WebhookConfig } from "../src/WebhookConfig.ts"
 import { Webhooks } from "../src/Webhooks.ts"
-import { WebhooksRepo } from "../src/WebhooksRepo.ts"
+import { makeMemory, WebhooksRepo } from "../src/WebhooksRepo.ts"
 
 /** The service over the memory repository, with the local default of `WEBHOOK_ALLOWED_HOSTS`. */
 const WebhooksTest = Webhooks.layerTest.pipe(
@@ -221,6 +223,70 @@ layer(NoAllowedHosts)("Webhooks with WEBHOOK_ALLOWED_HOSTS=none", (it) => {
         assert.strictEqual((yield* Effect.flip(webhooks.create(user, request(url))))._tag, "WebhookUrlNotAllowed", url)
       }
       yield* webhooks.create(user, request("https://hooks.example.com/walletun"))
+    }),
+  )
+})
+
+// Deliveries are written by the delivery side; here the memory repository starts with some of a
+// webhook whose id is known, which its owner then creates.
+const ownerId = Ids.UserId.make("0190a0c3-7d3e-7cc0-8000-0000000000a1")
+const pagedWebhook = Ids.WebhookId.make("0190a0c3-7d3e-7cc0-8000-0000000000c1")
+const seeded = Array.from({ length: 5 }, (_, index) => ({
+  id: Ids.DeliveryId.make(Uuid.format(Date.UTC(2026, 11, 1, 10, 0, index), new Uint8Array(16).fill(index))),
+  webhookId: pagedWebhook,
+  eventType: "transaction.completed" as const,
+  transactionId: Ids.TransactionId.make(Uuid.format(Date.UTC(2026, 11, 1), new Uint8Array(16).fill(index + 10))),
+  status: index === 0 ? ("failed" as const) : ("pending" as const),
+  attempts: index,
+  lastStatusCode: index === 0 ? 500 : null,
+  nextAttemptAt: index === 0 ? null : DateTime.makeUnsafe(Date.UTC(2026, 11, 1, 11)),
+  createdAt: DateTime.makeUnsafe(Date.UTC(2026, 11, 1, 10, 0, index)),
+}))
+
+const WithDeliveries = Webhooks.layerNoDeps.pipe(
+  Layer.provideMerge(
+    Layer.effect(
+      WebhooksRepo,
+      Effect.suspend(() => makeMemory(KeyVault.make(randomBytes(32), "webhook-secrets"), seeded)),
+    ),
+  ),
+  Layer.provide(WebhookConfig.layer),
+  Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({}))),
+)
+
+layer(WithDeliveries)("Webhooks deliveries (memory)", (it) => {
+  it.effect("pages a webhook's deliveries newest first, each page's cursor leading to the next", () =>
+    Effect.gen(function* () {
+      const webhooks = yield* Webhooks
+      const repo = yield* WebhooksRepo
+      yield* repo.insertWithin(
+        {
+          id: pagedWebhook,
+          userId: ownerId,
+          url: "https://hooks.example.com/walletun",
+          events: ["transaction.completed"],
+          createdAt: yield* DateTime.now,
+          secret: "whsec_x",
+        },
+        Webhook.MaxWebhooksPerUser,
+      )
+      const seen: Array<string> = []
+      let cursor: Page.Cursor | undefined = undefined
+      for (let page = 0; page < 3; page++) {
+        const answered: Webhook.DeliveryPage = yield* webhooks.deliveries(ownerId, pagedWebhook, {
+          limit: 2,
+          ...(cursor === undefined ? {} : { cursor }),
+        })
+        seen.push(...answered.items.map((item) => item.id))
+        cursor = answered.nextCursor ?? undefined
+        assert.strictEqual(answered.nextCursor === null, page === 2)
+      }
+      assert.deepStrictEqual(seen, seeded.map((delivery) => delivery.id).toReversed())
+      const oldest = (yield* webhooks.deliveries(ownerId, pagedWebhook, { limit: 100 })).items.at(-1)
+      assert.deepStrictEqual(
+        [oldest?.status, oldest?.lastStatusCode, oldest?.nextAttemptAt, oldest?.attempts],
+        ["failed", 500, null, 0],
+      )
     }),
   )
 })
