@@ -1,4 +1,4 @@
-# One image for the four services; docker-compose.yml picks the service with SERVICE.
+# One image for the five services; docker-compose.yml picks the service with SERVICE.
 # TypeScript runs directly on Node 24 (type stripping), so there is no build stage, only
 # dependencies installed apart from the sources.
 
@@ -12,6 +12,7 @@ COPY packages/user/package.json packages/user/package.json
 COPY packages/gateway/package.json packages/gateway/package.json
 COPY packages/transaction/package.json packages/transaction/package.json
 COPY packages/wallet/package.json packages/wallet/package.json
+COPY packages/webhook/package.json packages/webhook/package.json
 COPY packages/ops/package.json packages/ops/package.json
 COPY packages/client/package.json packages/client/package.json
 # The workshop and the test kit are workspaces too, so npm ci needs their manifests; .dockerignore

@@ -27,7 +27,7 @@ PGUSER="${PGUSER:-postgres}"
 AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}"
 CQL_CONTACT_POINT="${CQL_CONTACT_POINT:-127.0.0.1:9042}"
 CASSANDRA_HEAP="${CASSANDRA_HEAP:-512M}"
-DATABASES=(walletun_user walletun_wallet)
+DATABASES=(walletun_user walletun_wallet walletun_webhook)
 
 amqp_port() { local p="${AMQP_URL##*:}"; p="${p%%/*}"; [[ "$p" =~ ^[0-9]+$ ]] && echo "$p" || echo 5672; }
 cql_port() { echo "${CQL_CONTACT_POINT##*:}"; }

@@ -250,7 +250,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   }
 })
 
-/** The client's shape: the API's groups (`auth`, `wallets`, `transactions`, `health`) and the token. */
+/** The client's shape: the API's groups (`auth`, `wallets`, `transactions`, `webhooks`, `health`) and the token. */
 export type Shape = Effect.Success<ReturnType<typeof make>>
 
 /** The walletun API client as a service. */

@@ -1,4 +1,4 @@
-// The client as users use it, against the real system: the four services as processes (started as
+// The client as users use it, against the real system: the five services as processes (started as
 // the gateway's integration tests start them) on the real PostgreSQL, RabbitMQ and CQL database.
 // Runs the README's example exactly, then the typed errors a caller catches by tag.
 import { assert, layer } from "@effect/vitest"
@@ -7,7 +7,7 @@ import { startSystem } from "@walletun/gateway/test/support.ts"
 import { quickstart } from "../examples/quickstart.ts"
 import { Ids, Money, WalletunClient } from "../src/index.ts"
 
-const ports = { gateway: 18980, user: 18981, transaction: 18982, walletHttp: 18983, walletGrpc: 18984 }
+const ports = { gateway: 18980, user: 18981, transaction: 18982, walletHttp: 18983, walletGrpc: 18984, webhook: 18989 }
 const baseUrl = `http://127.0.0.1:${ports.gateway}`
 
 const System = Layer.effectDiscard(

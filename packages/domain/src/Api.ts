@@ -1,6 +1,6 @@
 /**
  * The public REST API (v1) as an `effect/http-api` definition: groups `auth`, `wallets`,
- * `transactions` and `health`, their success statuses and declared errors, and the bearer
+ * `transactions`, `webhooks` and `health`, their success statuses and declared errors, and the bearer
  * `Authentication` middleware. Definitions only: the services implement the handlers.
  */
 import { Context, Schema } from "effect"
@@ -38,13 +38,24 @@ import {
   ValidationFailed,
   WalletExists,
   WalletNotFound,
+  WebhookLimitReached,
+  WebhookNotFound,
+  WebhookUrlNotAllowed,
 } from "./Errors.ts"
 import { Health } from "./Health.ts"
-import { IdempotencyKey, TransactionId, WalletId } from "./Ids.ts"
+import { IdempotencyKey, TransactionId, WalletId, WebhookId } from "./Ids.ts"
 import type { UserId } from "./Ids.ts"
 import { CaptureHold, CreateTransaction, ListTransactionsQuery, Transaction, TransactionPage } from "./Transaction.ts"
 import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
 import { Balance, BalanceQuery, CreateWallet, EntriesQuery, EntryPage, Wallet, WalletList } from "./Wallet.ts"
+import {
+  CreatedWebhook,
+  CreateWebhook,
+  DeliveriesQuery,
+  DeliveryPage,
+  MaxWebhooksPerUser,
+  WebhookList,
+} from "./Webhook.ts"
 
 /** The API version, as the OpenAPI document states it. */
 export const version = "1.0.0"
@@ -273,6 +284,50 @@ export class TransactionsApi extends HttpApiGroup.make("transactions")
     OpenApi.annotations({ title: "Transactions", description: "Deposits, withdrawals, transfers and holds" }),
   ) {}
 
+/**
+ * The caller's webhooks (served by the webhook service behind the gateway): subscriptions to the
+ * final statuses of their transactions, and the deliveries made to each.
+ */
+export class WebhooksApi extends HttpApiGroup.make("webhooks")
+  .add(
+    HttpApiEndpoint.post("create", "/v1/webhooks", {
+      payload: CreateWebhook,
+      success: CreatedWebhook.pipe(HttpApiSchema.status(201)),
+      error: [...withBody, WebhookUrlNotAllowed, WebhookLimitReached, ...behindGateway, ...anyRoute],
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Subscribe a URL to transaction events",
+        description:
+          "Answers 201 with the webhook and its `secret`, shown only here: it keys the `webhook-signature` " +
+          "of every delivery (Standard Webhooks). The URL must be `https` to a public address (`http` and " +
+          "private addresses only for the operator's allowed hosts): else 400 WEBHOOK_URL_NOT_ALLOWED. " +
+          `A user has at most ${MaxWebhooksPerUser} webhooks: the next one is 422 WEBHOOK_LIMIT_REACHED.`,
+      }),
+    ),
+    HttpApiEndpoint.get("list", "/v1/webhooks", {
+      success: WebhookList,
+      error: [...behindGateway, ...anyRoute],
+    }).annotateMerge(OpenApi.annotations({ summary: "The caller's webhooks, newest first (without secrets)" })),
+    HttpApiEndpoint.delete("delete", "/v1/webhooks/:webhookId", {
+      params: { webhookId: WebhookId },
+      success: HttpApiSchema.NoContent,
+      error: [ValidationFailed, WebhookNotFound, ...behindGateway, ...anyRoute],
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Delete a webhook",
+        description: "Its pending deliveries are not attempted any more; its past deliveries are kept.",
+      }),
+    ),
+    HttpApiEndpoint.get("deliveries", "/v1/webhooks/:webhookId/deliveries", {
+      params: { webhookId: WebhookId },
+      query: DeliveriesQuery,
+      success: DeliveryPage,
+      error: [ValidationFailed, WebhookNotFound, ...behindGateway, ...anyRoute],
+    }).annotateMerge(OpenApi.annotations({ summary: "A webhook's deliveries, newest first" })),
+  )
+  .middleware(Authentication)
+  .annotateMerge(OpenApi.annotations({ title: "Webhooks", description: "Being told when money has moved" })) {}
+
 /** Liveness and readiness, served by every service. */
 export class HealthApi extends HttpApiGroup.make("health")
   .add(
@@ -295,6 +350,7 @@ export class WalletunApi extends HttpApi.make("walletun")
   .add(AuthApi)
   .add(WalletsApi)
   .add(TransactionsApi)
+  .add(WebhooksApi)
   .add(HealthApi)
   .annotate(HttpApi.AdditionalSchemas, [ProblemDetails])
   .annotateMerge(

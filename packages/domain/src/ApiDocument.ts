@@ -9,7 +9,7 @@ import { SchemaAST } from "effect"
 import type { Schema } from "effect"
 import * as Errors from "./Errors.ts"
 import { Health } from "./Health.ts"
-import { TransactionId, WalletId } from "./Ids.ts"
+import { TransactionId, WalletId, WebhookId } from "./Ids.ts"
 import {
   CaptureHold,
   CreateDeposit,
@@ -21,6 +21,7 @@ import {
 } from "./Transaction.ts"
 import { Jwks, Login, Logout, Refresh, Register, Tokens, User } from "./User.ts"
 import { Balance, CreateWallet, EntryPage, Wallet, WalletList } from "./Wallet.ts"
+import { CreatedWebhook, CreateWebhook, DeliveryPage, WebhookList } from "./Webhook.ts"
 
 /** A JSON object of the OpenAPI document. */
 type Node = Record<string, unknown>
@@ -64,6 +65,9 @@ const samples: { readonly [K in Errors.DomainError["_tag"]]: Extract<Errors.Doma
   CurrencyMismatch: new Errors.CurrencyMismatch({ expected: "USD", actual: "EUR" }),
   IdempotencyKeyReused: new Errors.IdempotencyKeyReused(),
   RateLimited: new Errors.RateLimited({ retryAfter: 30 }),
+  WebhookNotFound: new Errors.WebhookNotFound({ webhookId: WebhookId.make(exampleId) }),
+  WebhookUrlNotAllowed: new Errors.WebhookUrlNotAllowed({ reason: "https is required for this host" }),
+  WebhookLimitReached: new Errors.WebhookLimitReached({ limit: 10 }),
   Unavailable: new Errors.Unavailable({ dependencies: {} }),
   BadGateway: new Errors.BadGateway({ service: "transaction" }),
   GatewayTimeout: new Errors.GatewayTimeout({ service: "transaction" }),
@@ -91,8 +95,16 @@ const ids = {
   wallet: exampleId,
   target: "0190a0c3-7d3e-7cc0-8000-00000000000b",
   transaction: "0190a0c3-7d3e-7cc0-8000-0000000000f1",
+  webhook: "0190a0c3-7d3e-7cc0-8000-0000000000c1",
+  delivery: "0190a0c3-7d3e-7cc0-8000-0000000000d1",
 }
 const at = "2026-11-25T08:46:00.123Z"
+const webhook = {
+  id: ids.webhook,
+  url: "https://example.com/walletun/events",
+  events: ["transaction.completed", "transaction.failed"] as const,
+  createdAt: at,
+}
 const wallet = {
   id: ids.wallet,
   ownerId: ids.user,
@@ -211,6 +223,37 @@ export const examples: Readonly<Record<string, ReadonlyArray<Example>>> = {
     example(TransactionPage, "A page with more to come", {
       items: [{ ...transaction, status: "COMPLETED" }],
       nextCursor: "eyJjcmVhdGVkQXQiOiIyMDI2In0",
+    }),
+  ],
+  CreateWebhook: [
+    example(CreateWebhook, "Be told when money has moved or failed to", {
+      url: "https://example.com/walletun/events",
+      events: ["transaction.completed", "transaction.failed"],
+    }),
+  ],
+  CreatedWebhook: [
+    example(CreatedWebhook, "A webhook just created, its secret shown this once", {
+      ...webhook,
+      secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw/Ecdf9vzTfA=",
+    }),
+  ],
+  WebhookList: [example(WebhookList, "The caller's webhooks", { items: [webhook] })],
+  DeliveryPage: [
+    example(DeliveryPage, "A delivery being retried", {
+      items: [
+        {
+          id: ids.delivery,
+          webhookId: ids.webhook,
+          eventType: "transaction.completed",
+          transactionId: ids.transaction,
+          status: "pending",
+          attempts: 2,
+          lastStatusCode: 503,
+          nextAttemptAt: "2026-11-25T08:46:20.000Z",
+          createdAt: at,
+        },
+      ],
+      nextCursor: null,
     }),
   ],
   Health: [example(Health, "Every dependency is up", { status: "ok", dependencies: { user: "up", wallet: "up" } })],

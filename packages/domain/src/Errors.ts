@@ -6,7 +6,7 @@
  */
 import { Schema, SchemaIssue } from "effect"
 import { Currency } from "./Currency.ts"
-import { TransactionId, WalletId } from "./Ids.ts"
+import { TransactionId, WalletId, WebhookId } from "./Ids.ts"
 
 /** One invalid request value: where it is (`amount`, `items.0.currency`) and what is wrong with it. */
 export const FieldError = Schema.Struct({ path: Schema.String, message: Schema.String }).annotate({
@@ -129,6 +129,27 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()(
   { httpApiStatus: 429 },
 ) {}
 
+/** The webhook does not exist, was deleted, or belongs to someone else (indistinguishable on purpose). */
+export class WebhookNotFound extends Schema.TaggedError<WebhookNotFound>()(
+  "WebhookNotFound",
+  { webhookId: WebhookId },
+  { httpApiStatus: 404 },
+) {}
+
+/** A webhook's URL may not be sent to (not https to a public address, nor an allowed host); `reason` says why. */
+export class WebhookUrlNotAllowed extends Schema.TaggedError<WebhookUrlNotAllowed>()(
+  "WebhookUrlNotAllowed",
+  { reason: Schema.String },
+  { httpApiStatus: 400 },
+) {}
+
+/** The user already has the most live webhooks allowed (`limit`). */
+export class WebhookLimitReached extends Schema.TaggedError<WebhookLimitReached>()(
+  "WebhookLimitReached",
+  { limit: Schema.Int },
+  { httpApiStatus: 422 },
+) {}
+
 /** The state of one dependency of a service, as the readiness check found it. */
 export const DependencyState = Schema.Literals(["up", "down"]).annotate({
   identifier: "DependencyState",
@@ -181,6 +202,9 @@ export type DomainError =
   | CurrencyMismatch
   | IdempotencyKeyReused
   | RateLimited
+  | WebhookNotFound
+  | WebhookUrlNotAllowed
+  | WebhookLimitReached
   | Unavailable
   | BadGateway
   | GatewayTimeout
@@ -206,6 +230,9 @@ export const domainErrors = [
   CurrencyMismatch,
   IdempotencyKeyReused,
   RateLimited,
+  WebhookNotFound,
+  WebhookUrlNotAllowed,
+  WebhookLimitReached,
   Unavailable,
   BadGateway,
   GatewayTimeout,
@@ -254,6 +281,17 @@ export const problems: { readonly [K in DomainError["_tag"]]: ProblemInfo } = {
     title: "The idempotency key was used with a different request",
   },
   RateLimited: { status: 429, code: "RATE_LIMITED", title: "Too many requests" },
+  WebhookNotFound: { status: 404, code: "WEBHOOK_NOT_FOUND", title: "Webhook not found" },
+  WebhookUrlNotAllowed: {
+    status: 400,
+    code: "WEBHOOK_URL_NOT_ALLOWED",
+    title: "Webhooks may not be sent to this URL",
+  },
+  WebhookLimitReached: {
+    status: 422,
+    code: "WEBHOOK_LIMIT_REACHED",
+    title: "The most webhooks a user may have already exist",
+  },
   Unavailable: { status: 503, code: "SERVICE_UNAVAILABLE", title: "The service is unavailable" },
   BadGateway: { status: 502, code: "BAD_GATEWAY", title: "A service behind the gateway failed" },
   GatewayTimeout: {
@@ -332,6 +370,12 @@ export const detailOf = (error: DomainError): string => {
       return "This Idempotency-Key was already used with a different request body"
     case "RateLimited":
       return `Try again in ${error.retryAfter} seconds`
+    case "WebhookNotFound":
+      return `Webhook ${error.webhookId} does not exist or is not yours`
+    case "WebhookUrlNotAllowed":
+      return `The url is not allowed: ${error.reason}`
+    case "WebhookLimitReached":
+      return `You already have ${error.limit} webhooks; delete one first`
     case "Unavailable":
       return "A dependency of the service is unreachable; try again later"
     case "BadGateway":

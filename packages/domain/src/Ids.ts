@@ -36,3 +36,13 @@ export const IdempotencyKey = Schema.String.check(
 ).pipe(Schema.brand("IdempotencyKey"))
 /** The client's idempotency key. */
 export type IdempotencyKey = typeof IdempotencyKey.Type
+
+/** A webhook's id (UUID v7). */
+export const WebhookId = uuid("webhook id").pipe(Schema.brand("WebhookId"))
+/** A webhook's id (UUID). */
+export type WebhookId = typeof WebhookId.Type
+
+/** A webhook delivery's id (UUID v7), sent as its `webhook-id` header, the same on every retry. */
+export const DeliveryId = uuid("delivery id").pipe(Schema.brand("DeliveryId"))
+/** A webhook delivery's id (UUID). */
+export type DeliveryId = typeof DeliveryId.Type

@@ -33,3 +33,5 @@ export * as Transaction from "./Transaction.ts"
 export * as User from "./User.ts"
 /** Wallets, ledger entries and their lists. */
 export * as Wallet from "./Wallet.ts"
+/** Webhooks, their event types and deliveries. */
+export * as Webhook from "./Webhook.ts"

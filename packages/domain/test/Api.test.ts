@@ -107,6 +107,29 @@ const routes = [
     ...downstream,
     ...anyRoute,
   ]),
+  row("post", "/v1/webhooks", "201", true, [
+    ...withBody,
+    "WEBHOOK_URL_NOT_ALLOWED",
+    "WEBHOOK_LIMIT_REACHED",
+    ...bearer,
+    ...downstream,
+    ...anyRoute,
+  ]),
+  row("get", "/v1/webhooks", "200", true, [...bearer, ...downstream, ...anyRoute]),
+  row("delete", "/v1/webhooks/{webhookId}", "204", true, [
+    "VALIDATION_FAILED",
+    ...bearer,
+    "WEBHOOK_NOT_FOUND",
+    ...downstream,
+    ...anyRoute,
+  ]),
+  row("get", "/v1/webhooks/{webhookId}/deliveries", "200", true, [
+    "VALIDATION_FAILED",
+    ...bearer,
+    "WEBHOOK_NOT_FOUND",
+    ...downstream,
+    ...anyRoute,
+  ]),
   row("get", "/health/live", "200", false, anyRoute),
   row("get", "/health/ready", "200", false, ["SERVICE_UNAVAILABLE", ...anyRoute]),
 ]
@@ -373,6 +396,28 @@ describe("the OpenAPI document describes errors as they are sent (RFC 9457 probl
           assert.isString(example.value?.["detail"])
         }
       }
+    }),
+  )
+
+  it.effect("the webhook routes document their own problems under their statuses", () =>
+    Effect.sync(() => {
+      const create = operation("/v1/webhooks", "post")
+      assert.includeMembers(
+        [...codesOf(create?.responses["400"] ?? {})],
+        ["VALIDATION_FAILED", "WEBHOOK_URL_NOT_ALLOWED"],
+      )
+      assert.deepStrictEqual(codesOf(create?.responses["422"] ?? {}), ["WEBHOOK_LIMIT_REACHED"])
+      assert.deepStrictEqual(codesOf(operation("/v1/webhooks/{webhookId}", "delete")?.responses["404"] ?? {}), [
+        "WEBHOOK_NOT_FOUND",
+      ])
+      assert.deepStrictEqual(codesOf(operation("/v1/webhooks/{webhookId}/deliveries", "get")?.responses["404"] ?? {}), [
+        "WEBHOOK_NOT_FOUND",
+      ])
+      assert.includeMembers(parameterNames("/v1/webhooks/{webhookId}/deliveries"), [
+        "path:webhookId",
+        "query:limit",
+        "query:cursor",
+      ])
     }),
   )
 

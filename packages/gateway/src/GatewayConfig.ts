@@ -15,6 +15,8 @@ export class GatewayConfig extends Context.Service<
     readonly userServiceUrl: URL
     /** Base URL of the transaction service (REST). */
     readonly transactionServiceUrl: URL
+    /** Base URL of the webhook service (REST). */
+    readonly webhookServiceUrl: URL
     /** Base URL of the wallet service's HTTP health endpoints. */
     readonly walletHealthUrl: URL
     /** `host:port` of the wallet service's gRPC server. */
@@ -39,6 +41,7 @@ export class GatewayConfig extends Context.Service<
       return GatewayConfig.of({
         userServiceUrl: yield* url("USER_SERVICE_URL", "http://127.0.0.1:8081"),
         transactionServiceUrl: yield* url("TRANSACTION_SERVICE_URL", "http://127.0.0.1:8082"),
+        webhookServiceUrl: yield* url("WEBHOOK_SERVICE_URL", "http://127.0.0.1:8084"),
         walletHealthUrl: yield* url("WALLET_HEALTH_URL", "http://127.0.0.1:8083"),
         walletGrpcAddress: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(Config.withDefault("127.0.0.1:50051")),
         downstreamTimeout: yield* Config.Duration("GATEWAY_DOWNSTREAM_TIMEOUT").pipe(

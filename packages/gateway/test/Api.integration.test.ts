@@ -18,7 +18,7 @@ import {
 // its own process, on PostgreSQL), as a REST client sees it. The user service signs with a key the
 // test holds, so the test can also forge tokens the way an attacker would.
 
-const ports = { gateway: 18580, user: 18581, transaction: 18582, walletHttp: 18583, walletGrpc: 18584 }
+const ports = { gateway: 18580, user: 18581, transaction: 18582, walletHttp: 18583, walletGrpc: 18584, webhook: 18589 }
 const base = `http://127.0.0.1:${ports.gateway}`
 const { http, signUp } = client(base)
 
@@ -191,6 +191,9 @@ layer(System.layer, { excludeTestServices: true, timeout: 120_000 })("the public
           "/v1/wallets/{walletId}/entries",
           "/v1/transactions",
           "/v1/transactions/{transactionId}",
+          "/v1/webhooks",
+          "/v1/webhooks/{webhookId}",
+          "/v1/webhooks/{webhookId}/deliveries",
           "/health/live",
           "/health/ready",
         ]) {
@@ -198,6 +201,7 @@ layer(System.layer, { excludeTestServices: true, timeout: 120_000 })("the public
         }
         assert.property(spec.body.components.securitySchemes, "bearer")
         assert.property(spec.body.paths["/v1/transactions"].post.responses, "422")
+        assert.property(spec.body.paths["/v1/webhooks"].post.responses, "422")
         const docs = yield* Effect.promise(() => fetch(`${base}/docs`).then((response) => response.text()))
         assert.include(docs, "SwaggerUIBundle")
         assert.notMatch(docs, /<script[^>]+src="https?:/)

@@ -8,7 +8,7 @@ import { browser, client, startSystem } from "./support.ts"
 // gateway's content security policy), list the operations of API.md with their examples and error
 // codes, and let the reader call the API from the page with their own token.
 
-const ports = { gateway: 18470, user: 18471, transaction: 18472, walletHttp: 18473, walletGrpc: 18474 }
+const ports = { gateway: 18470, user: 18471, transaction: 18472, walletHttp: 18473, walletGrpc: 18474, webhook: 18479 }
 const base = `http://127.0.0.1:${ports.gateway}`
 const { http, signUp } = client(base)
 
@@ -72,6 +72,8 @@ layer(System.layer, { excludeTestServices: true, timeout: 120_000 })("API docume
           "/v1/wallets/{walletId}/entries",
           "/v1/transactions",
           "/v1/transactions/{transactionId}",
+          "/v1/webhooks",
+          "/v1/webhooks/{webhookId}/deliveries",
         ]) {
           assert.isTrue(
             paths.some((shown) => shown.replace(/\u200b/g, "") === path),

@@ -13,7 +13,7 @@ import type { Ids } from "@walletun/client"
 import { assertProblem, client, startSystem, startValidatingProxy } from "./support.ts"
 import type { Answer, Verdict } from "./support.ts"
 
-// API.md as a REST client uses it, through the real gateway with all four services behind it (each
+// API.md as a REST client uses it, through the real gateway with all five services behind it (each
 // its own process) on the real PostgreSQL, RabbitMQ and CQL database; every service exports its
 // spans to an OTLP/HTTP receiver of this test's own, so one transfer's trace can be followed.
 // The happy paths go through `@walletun/client`, as users call the API; what is asserted about
@@ -21,7 +21,7 @@ import type { Answer, Verdict } from "./support.ts"
 // Both reach the gateway through Stoplight Prism, a validating proxy that checks every response
 // against the gateway's own /openapi.json; the last test asserts that none broke it.
 
-const ports = { gateway: 18780, user: 18781, transaction: 18782, walletHttp: 18783, walletGrpc: 18784 }
+const ports = { gateway: 18780, user: 18781, transaction: 18782, walletHttp: 18783, walletGrpc: 18784, webhook: 18789 }
 const proxyPort = 18785
 const base = `http://127.0.0.1:${proxyPort}`
 const gateway = `http://127.0.0.1:${ports.gateway}`
@@ -115,7 +115,7 @@ class System extends Context.Service<
         per: { user: { LOGIN_LIMIT_PER_ADDRESS: "1000", REGISTER_LIMIT_PER_ADDRESS: "1000" } },
       })
       const proxy = yield* startValidatingProxy({ port: proxyPort, upstream: gateway })
-      const services = [system.wallet, system.user, system.transaction, system.gateway]
+      const services = [system.wallet, system.user, system.transaction, system.webhook, system.gateway]
       // SIGTERM makes each service flush its spans before it exits.
       const stop = Effect.forEach(
         services,

@@ -18,7 +18,7 @@ import type { Answer, Case, Fixtures, OpenApiDocument } from "./fuzz.ts"
 // the user service answer 500 (PostgreSQL refuses NUL), and a lone surrogate was stored as U+FFFD,
 // so two different emails named one account. Both are now 400 VALIDATION_FAILED, and sent here.
 
-const ports = { gateway: 18680, user: 18681, transaction: 18682, walletHttp: 18683, walletGrpc: 18684 }
+const ports = { gateway: 18680, user: 18681, transaction: 18682, walletHttp: 18683, walletGrpc: 18684, webhook: 18689 }
 const base = `http://127.0.0.1:${ports.gateway}`
 const { http } = client(base)
 

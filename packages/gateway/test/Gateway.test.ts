@@ -77,6 +77,7 @@ const config = ConfigProvider.layer(
   ConfigProvider.fromUnknown({
     USER_SERVICE_URL: "http://user.test",
     TRANSACTION_SERVICE_URL: "http://transaction.test",
+    WEBHOOK_SERVICE_URL: "http://webhook.test",
     GATEWAY_DOWNSTREAM_TIMEOUT: "300 millis",
     GATEWAY_RATE_LIMIT_PER_USER: "20",
   }),
@@ -207,6 +208,34 @@ describe("gateway (in memory)", () => {
     }),
   )
 
+  it.live(
+    "webhook routes need a token and go to the webhook service, with the query, the caller's token and the gateway's",
+    () =>
+      Effect.gen(function* () {
+        const token = tokenFor(randomUUID())
+        const webhookId = randomUUID()
+        const pages = yield* call("GET", `/v1/webhooks/${webhookId}/deliveries?limit=5`, { token })
+        assert.deepStrictEqual(pages.body, { path: `/v1/webhooks/${webhookId}/deliveries`, query: "?limit=5" })
+        const forwarded = received.at(-1)
+        assert.strictEqual(new URL(forwarded?.url ?? "http://x").origin, "http://webhook.test")
+        assert.strictEqual(forwarded?.headers["authorization"], `Bearer ${token}`)
+        assert.isString(forwarded?.headers["x-walletun-caller"])
+        const before = received.length
+        const noToken = yield* call("POST", "/v1/webhooks", { body: { url: "https://a.example", events: [] } })
+        assert.strictEqual(noToken.status, 401)
+        assert.strictEqual(received.length, before, "nothing forwarded without a token")
+        for (const [method, path] of [
+          ["POST", "/v1/webhooks"],
+          ["GET", "/v1/webhooks"],
+          ["DELETE", `/v1/webhooks/${webhookId}`],
+        ] as const) {
+          yield* call(method, path, { token, ...(method === "POST" ? { body: { url: "https://a.example" } } : {}) })
+          const sent = received.at(-1)
+          assert.deepStrictEqual([sent?.method, sent?.url], [method, `http://webhook.test${path}`])
+        }
+      }),
+  )
+
   it.live("a service that does not answer in time is a 504, one that cannot be reached a 503", () =>
     Effect.gen(function* () {
       const token = tokenFor(randomUUID())
@@ -244,7 +273,7 @@ describe("gateway (in memory)", () => {
       assert.deepStrictEqual(live.body, { status: "ok", dependencies: {} })
       const ready = yield* call("GET", "/health/ready")
       assert.strictEqual(ready.status, 200)
-      assert.deepStrictEqual(Object.keys(ready.body.dependencies), ["user", "transaction", "wallet"])
+      assert.deepStrictEqual(Object.keys(ready.body.dependencies), ["user", "transaction", "webhook", "wallet"])
     }),
   )
 })

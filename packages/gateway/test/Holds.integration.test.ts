@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
 import { Console, Context, Effect, Layer, Schedule, Scope } from "effect"
 import { ServiceProcess } from "@walletun/lab"
-import { assertProblem, client, main, startSystem, startValidatingProxy } from "./support.ts"
-import type { Answer } from "./support.ts"
+import { assertProblem, main, startSystem, startValidatingProxy, throughProxy } from "./support.ts"
+import type { Answer, client } from "./support.ts"
 
 // Holds (API.md, "Holds") as a REST client uses them, through the real gateway with the four
 // services behind it (each its own process) on the real PostgreSQL, RabbitMQ and CQL database,
@@ -11,7 +11,7 @@ import type { Answer } from "./support.ts"
 // For tests only, one second of a hold's `expiresIn` lasts 50 ms (TRANSACTION_HOLD_TEST_SECOND), so
 // the minimum of 60 s expires in 3 s, and the expiry poller runs every 200 ms.
 
-const ports = { gateway: 19680, user: 19681, transaction: 19682, walletHttp: 19683, walletGrpc: 19684 }
+const ports = { gateway: 19680, user: 19681, transaction: 19682, walletHttp: 19683, walletGrpc: 19684, webhook: 19689 }
 const proxyPort = 19685
 const gateway = `http://127.0.0.1:${ports.gateway}`
 /** How long one second of `expiresIn` lasts here. */
@@ -55,15 +55,9 @@ class System extends Context.Service<
         },
       })
       let transaction = started.transaction
-      const proxy = yield* startValidatingProxy({ port: proxyPort, upstream: gateway })
-      const through = client(proxy.url, proxy.send)
+      const through = throughProxy(yield* startValidatingProxy({ port: proxyPort, upstream: gateway }))
       return System.of({
-        http: through.http,
-        signUp: through.signUp,
-        breaches: () =>
-          proxy
-            .verdict()
-            .breaches.map(({ request, status, violation }) => `${request} ${status}: ${violation.message}`),
+        ...through,
         restartTransaction: (meanwhile) =>
           Effect.gen(function* () {
             transaction.child.kill("SIGTERM")

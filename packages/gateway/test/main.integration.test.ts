@@ -8,6 +8,7 @@ const entry = gatewayUnderTest.entry
 const downstream = {
   USER_SERVICE_URL: "http://127.0.0.1:18281",
   TRANSACTION_SERVICE_URL: "http://127.0.0.1:18282",
+  WEBHOOK_SERVICE_URL: "http://127.0.0.1:18284",
   WALLET_HEALTH_URL: "http://127.0.0.1:18283",
 }
 
@@ -21,13 +22,18 @@ describe("gateway process", () => {
         dependencies: Record<string, string>
       }
       assert.strictEqual(problem.code, "SERVICE_UNAVAILABLE")
-      assert.deepStrictEqual(problem.dependencies, { user: "down", transaction: "down", wallet: "down" })
+      assert.deepStrictEqual(problem.dependencies, {
+        user: "down",
+        transaction: "down",
+        webhook: "down",
+        wallet: "down",
+      })
       gateway.child.kill("SIGTERM")
       assert.strictEqual(yield* gateway.exited, 130)
     }).pipe(Effect.scoped),
   )
 
-  it.live("all four services boot together and the gateway becomes ready", () =>
+  it.live("all five services boot together and the gateway becomes ready", () =>
     Effect.gen(function* () {
       yield* ServiceProcess.start(ServiceUnderTest.entry("user"), { USER_PORT: "18281" })
       // Queues of its own (deleted after), so it takes no message of a running `npm start`.
@@ -37,6 +43,7 @@ describe("gateway process", () => {
         TRANSACTION_BROKER_PREFIX: "process-test",
       })
       yield* ServiceProcess.start(ServiceUnderTest.entry("wallet"), { WALLET_HTTP_PORT: "18283" })
+      yield* ServiceProcess.start(ServiceUnderTest.entry("webhook"), { WEBHOOK_PORT: "18284" })
       const result = yield* ServiceProcess.bootThenStop(
         entry,
         { GATEWAY_PORT: "18280", ...downstream },
@@ -44,7 +51,7 @@ describe("gateway process", () => {
       )
       assert.deepStrictEqual(result.ready, {
         status: "ok",
-        dependencies: { user: "up", transaction: "up", wallet: "up" },
+        dependencies: { user: "up", transaction: "up", webhook: "up", wallet: "up" },
       })
       assert.strictEqual(result.exitCode, 130)
     }).pipe(Effect.scoped),

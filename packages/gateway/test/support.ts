@@ -117,13 +117,14 @@ export interface Ports {
   readonly transaction: number
   readonly walletHttp: number
   readonly walletGrpc: number
+  readonly webhook: number
 }
 
 /** Deletes what a transaction service declared under `prefix` (see `Topology.remove`), quietly. */
 export const deleteBrokerTopology = (prefix: string) => Topology.remove(prefix).pipe(Effect.ignore)
 
 /**
- * Starts the four services as processes on `ports`, wired to each other, the user service signing
+ * Starts the five services as processes on `ports`, wired to each other, the user service signing
  * with the test's key; `env` goes to every service, `per` to one. The transaction service gets the
  * keyspace and broker prefix of `isolation`, so its data and queues are the test's own. Waits until
  * the gateway is ready; every process is killed when the scope closes.
@@ -132,7 +133,9 @@ export const startSystem = (options: {
   readonly ports: Ports
   readonly isolation: { readonly keyspace: string; readonly brokerPrefix: string }
   readonly env?: Readonly<Record<string, string>>
-  readonly per?: Partial<Record<"wallet" | "user" | "transaction" | "gateway", Readonly<Record<string, string>>>>
+  readonly per?: Partial<
+    Record<"wallet" | "user" | "transaction" | "webhook" | "gateway", Readonly<Record<string, string>>>
+  >
 }) =>
   Effect.gen(function* () {
     const { ports, isolation } = options
@@ -161,22 +164,29 @@ export const startSystem = (options: {
       WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
       ...options.per?.transaction,
     })
+    const webhook = yield* ServiceProcess.start(main("webhook"), {
+      ...env,
+      ...jwks,
+      WEBHOOK_PORT: String(ports.webhook),
+      ...options.per?.webhook,
+    })
     const gateway = yield* ServiceProcess.start(main("gateway"), {
       ...env,
       ...jwks,
       GATEWAY_PORT: String(ports.gateway),
       USER_SERVICE_URL: `http://127.0.0.1:${ports.user}`,
       TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
+      WEBHOOK_SERVICE_URL: `http://127.0.0.1:${ports.webhook}`,
       WALLET_HEALTH_URL: `http://127.0.0.1:${ports.walletHttp}`,
       WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
       ...options.per?.gateway,
     })
     // Each service, then the gateway: a service answers /health/live while it still waits for its
     // database or broker, and the gateway's readiness asks only that the services be alive.
-    for (const port of [ports.walletHttp, ports.user, ports.transaction, ports.gateway]) {
+    for (const port of [ports.walletHttp, ports.user, ports.transaction, ports.webhook, ports.gateway]) {
       yield* ServiceProcess.waitFor(`http://127.0.0.1:${port}/health/ready`)
     }
-    return { wallet, user, transaction, gateway }
+    return { wallet, user, transaction, webhook, gateway }
   })
 
 /** One finding of the validating proxy about a request or a response, from its `sl-violations` header. */
@@ -283,3 +293,17 @@ export const startValidatingProxy = (options: {
     })
     return { url, send, httpClient, verdict }
   })
+
+/**
+ * A client of the API through a validating proxy (`startValidatingProxy`), and the responses the
+ * proxy found breaking the document, one line each (`GET /v1/x 200: <violation>`).
+ */
+export const throughProxy = (proxy: Effect.Success<ReturnType<typeof startValidatingProxy>>) => {
+  const through = client(proxy.url, proxy.send)
+  return {
+    http: through.http,
+    signUp: through.signUp,
+    breaches: (): ReadonlyArray<string> =>
+      proxy.verdict().breaches.map(({ request, status, violation }) => `${request} ${status}: ${violation.message}`),
+  }
+}

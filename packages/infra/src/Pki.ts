@@ -1,6 +1,7 @@
 /**
  * A local certificate authority for the services' mutual TLS: one CA, and one certificate per
- * service whose common name is the service's identity (`gateway`, `transaction`, `wallet`, `user`).
+ * service whose common name is the service's identity (`gateway`, `transaction`, `wallet`, `user`,
+ * `webhook`).
  * `npm start`, the infra script and the test set-up call `ensure`, which creates whatever is
  * missing under a directory (`.data/pki` by default) and leaves what exists alone. Production
  * brings its own CA and certificates (see `Tls.ts` for the paths). Compose's `pki` service also
@@ -129,10 +130,12 @@ export const ensure = async (
     await issue(dir, name)
     created.push(name)
   }
-  // The message keys, and the key that encrypts the user service's stored signing keys.
+  // The message keys, and the keys that encrypt the user service's stored signing keys and the
+  // webhook service's stored secrets.
   for (const file of [
     ...messageKeys.map((kind) => MessageSeal.keyFileIn(dir, kind)),
     path.join(dir, Tls.signingKeysFile),
+    path.join(dir, Tls.webhookSecretsFile),
   ]) {
     if (!existsSync(file)) await writeSecret(file, `${randomBytes(32).toString("hex")}\n`)
   }

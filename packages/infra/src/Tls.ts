@@ -38,6 +38,9 @@ export class TlsFileUnreadable extends Schema.TaggedError<TlsFileUnreadable>()("
 /** The file, in the PKI directory, of the key that encrypts the user service's stored signing keys. */
 export const signingKeysFile = "signing-keys.key"
 
+/** The file, in the PKI directory, of the key that encrypts the webhook service's stored secrets. */
+export const webhookSecretsFile = "webhook-secrets.key"
+
 /** Where `npm start` keeps the local CA and the services' certificates: `.data/pki` of the checkout. */
 export const defaultDir = path.resolve(import.meta.dirname, "../../../.data/pki")
 

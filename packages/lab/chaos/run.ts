@@ -377,7 +377,7 @@ const chaos = Effect.fn("chaos")(function* (settings: Settings) {
   const name = `chaos_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`
   const runStart = yield* Clock.currentTimeMillis
   yield* say(
-    `chaos | ${settings.short ? "short" : "full"} run ${name}: ${settings.users} users, ${settings.concurrency} clients, ${settings.seconds} s of load, ports ${settings.portBase}-${settings.portBase + 4}, keyspace and broker prefix ${name}`,
+    `chaos | ${settings.short ? "short" : "full"} run ${name}: ${settings.users} users, ${settings.concurrency} clients, ${settings.seconds} s of load, ports ${settings.portBase}-${settings.portBase + 5}, keyspace and broker prefix ${name}`,
   )
   if (settings.allowSkip.length > 0) {
     yield* say(

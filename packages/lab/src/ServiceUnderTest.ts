@@ -10,6 +10,7 @@ import type { Scope } from "effect"
 import * as net from "node:net"
 import type * as Health from "@walletun/infra/Health"
 import * as ServiceProcess from "./ServiceProcess.ts"
+import * as TcpProxy from "./TcpProxy.ts"
 
 /** A service's process under test: its name, its entry point and the variable of its HTTP port. */
 export interface ServiceUnderTest {
@@ -174,4 +175,24 @@ export const waitsForADependency = <E, R>(
     assert.strictEqual((ready.body as Health.Report).checks[options.dependency]?.status, "up")
     service.child.kill("SIGTERM")
     assert.strictEqual(yield* service.exited, 130, service.output())
+  })
+
+/**
+ * `waitsForADependency` for PostgreSQL: the service is pointed at a free port where nothing
+ * answers, then a proxy to the real server (`PGHOST`, `PGPORT`) opens there.
+ */
+export const waitsForPostgres = (under: ServiceUnderTest, port: number) =>
+  Effect.gen(function* () {
+    const pgPort = yield* freePort
+    yield* waitsForADependency(under, {
+      port,
+      dependency: "postgres",
+      address: `127.0.0.1:${pgPort}`,
+      env: { PGHOST: "127.0.0.1", PGPORT: String(pgPort) },
+      // The real server, reached at the address the service has been trying.
+      open: TcpProxy.make(
+        { host: process.env["PGHOST"] ?? "127.0.0.1", port: Number(process.env["PGPORT"] ?? "5432") },
+        pgPort,
+      ),
+    })
   })

@@ -1,7 +1,7 @@
 // `npm start`'s orchestrator (scripts/start.sh brings the servers up first, then execs this file).
 // Run alone: `bash scripts/with-node.sh node scripts/start.ts` (the servers must be up).
 //
-// Starts the services in dependency order (wallet, user, transaction, gateway), each as
+// Starts the services in dependency order (wallet, user, transaction, webhook, gateway), each as
 // `node packages/<name>/src/main.ts`, waits for each one's /health/ready, then starts Prometheus
 // scraping them (Prometheus.ts), prints the URLs, prefixes every line a service prints with its
 // name, restarts a service that crashes (exponential backoff, at most WALLETUN_MAX_RESTARTS in a
@@ -10,11 +10,11 @@
 // `npm start` say that one is running instead of failing on a taken port.
 //
 // Ports and URLs come from the variables the services read (GATEWAY_PORT, USER_PORT,
-// TRANSACTION_PORT, WALLET_HTTP_PORT, WALLET_GRPC_PORT, HOST, USER_SERVICE_URL, ...); the URLs
+// TRANSACTION_PORT, WEBHOOK_PORT, WALLET_HTTP_PORT, WALLET_GRPC_PORT, HOST, USER_SERVICE_URL, ...); the URLs
 // between services are derived from the ports unless set. Its own variables:
-//   WALLETUN_SERVICES       wallet,user,transaction,gateway   which services to run (always in that
-//                           order); without all of user, transaction and wallet, the gateway is only
-//                           waited for until it is live, since its readiness needs all three
+//   WALLETUN_SERVICES       wallet,user,transaction,webhook,gateway   which services to run (always in
+//                           that order); without all of user, transaction, webhook and wallet, the
+//                           gateway is only waited for until it is live, since its readiness needs all four
 //   WALLETUN_RUN_DIR        .data/run      where start.pid lives (tests use their own)
 //   WALLETUN_READY_TIMEOUT  90 seconds     how long one service may take to become ready at start-up
 //   WALLETUN_STOP_TIMEOUT   15 seconds     SIGTERM to SIGKILL, per service
@@ -74,6 +74,7 @@ const colours: Record<string, string> = {
   wallet: "36",
   user: "35",
   transaction: "33",
+  webhook: "31",
   gateway: "32",
   prometheus: "34",
 }
@@ -93,7 +94,7 @@ const seconds = (millis: number): string => `${(millis / 1000).toFixed(1)} s`
 
 // ---------------------------------------------------------------------------------------- settings
 
-const serviceNames = ["wallet", "user", "transaction", "gateway"] as const
+const serviceNames = ["wallet", "user", "transaction", "webhook", "gateway"] as const
 type ServiceName = (typeof serviceNames)[number]
 
 interface ServiceSpec {
@@ -158,6 +159,7 @@ const readPorts = Effect.gen(function* () {
     gatewayMetricsPort: yield* portConfig("GATEWAY_METRICS_PORT", gatewayPort + Service.metricsPortOffset),
     userPort: yield* portConfig("USER_PORT", 8081),
     transactionPort: yield* portConfig("TRANSACTION_PORT", 8082),
+    webhookPort: yield* portConfig("WEBHOOK_PORT", 8084),
     walletHttpPort: yield* portConfig("WALLET_HTTP_PORT", 8083),
     walletGrpcPort: yield* portConfig("WALLET_GRPC_PORT", 50051),
   }
@@ -178,6 +180,9 @@ const readChildEnv = (ports: Ports) =>
       USER_SERVICE_URL: userUrl,
       TRANSACTION_SERVICE_URL: yield* Config.String("TRANSACTION_SERVICE_URL").pipe(
         Config.withDefault(base(ports.transactionPort)),
+      ),
+      WEBHOOK_SERVICE_URL: yield* Config.String("WEBHOOK_SERVICE_URL").pipe(
+        Config.withDefault(base(ports.webhookPort)),
       ),
       WALLET_HEALTH_URL: yield* Config.String("WALLET_HEALTH_URL").pipe(Config.withDefault(base(ports.walletHttpPort))),
       WALLET_GRPC_ADDRESS: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(
@@ -223,12 +228,17 @@ const serviceSpecs = (ports: Ports, chosen: ReadonlyArray<string>): ReadonlyArra
       readyUrl: `${base(ports.transactionPort)}/health/ready`,
     },
     {
+      name: "webhook",
+      ports: [["WEBHOOK_PORT", ports.webhookPort]],
+      readyUrl: `${base(ports.webhookPort)}/health/ready`,
+    },
+    {
       name: "gateway",
       ports: [
         ["GATEWAY_PORT", ports.gatewayPort],
         ["GATEWAY_METRICS_PORT", ports.gatewayMetricsPort],
       ],
-      // The gateway is ready only when user, transaction and wallet answer; when WALLETUN_SERVICES
+      // The gateway is ready only when user, transaction, webhook and wallet answer; when WALLETUN_SERVICES
       // leaves one of them out (a developer working around a broken one), being live is all we can wait for.
       readyUrl: `${publicBaseOf(ports)(ports.gatewayPort)}/health/${serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"}`,
     },
@@ -245,6 +255,7 @@ const readPrometheus = (ports: Ports, chosen: ReadonlyArray<string>) =>
       gateway: ports.gatewayMetricsPort,
       user: ports.userPort,
       transaction: ports.transactionPort,
+      webhook: ports.webhookPort,
       wallet: ports.walletHttpPort,
     }
     return {
@@ -281,7 +292,9 @@ const readSettings = Effect.gen(function* () {
       .filter((flag) => flag !== "" && flag !== "none"),
     metrics: [
       `${base(ports.gatewayMetricsPort)}/metrics`,
-      ...[ports.userPort, ports.transactionPort, ports.walletHttpPort].map((port) => `${base(port)}/metrics`),
+      ...[ports.userPort, ports.transactionPort, ports.webhookPort, ports.walletHttpPort].map(
+        (port) => `${base(port)}/metrics`,
+      ),
     ],
     prometheus: yield* readPrometheus(ports, chosen),
     traces:

@@ -18,7 +18,7 @@ import * as Prometheus from "../src/Prometheus.ts"
 import * as TraceViewer from "../src/TraceViewer.ts"
 
 // Ports, keyspace and broker prefix of this file's own (no other test uses them).
-const ports = { gateway: 18560, user: 18561, transaction: 18562, walletHttp: 18563, walletGrpc: 18564 }
+const ports = { gateway: 18560, user: 18561, transaction: 18562, walletHttp: 18563, walletGrpc: 18564, webhook: 18569 }
 const zipkinPort = 19414
 const prometheusPort = 19594
 const api = `http://127.0.0.1:${ports.gateway}`

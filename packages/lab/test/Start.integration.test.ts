@@ -1,4 +1,4 @@
-// `npm start`'s orchestrator (packages/lab/src/start.ts) as a user meets it: the four services come up on
+// `npm start`'s orchestrator (packages/lab/src/start.ts) as a user meets it: the five services come up on
 // moved ports, a second start says one is running, a service killed with SIGKILL is restarted and
 // ready again, and SIGTERM stops every child in order and leaves nothing running.
 import { assert, describe, it } from "@effect/vitest"
@@ -14,12 +14,20 @@ const script = ServiceProcess.orchestratorScript
 const { alive } = ServiceProcess
 
 // Ports of their own, so the test neither meets a developer's `npm start` nor another test file.
-const ports = { gateway: 19580, user: 19581, transaction: 19582, walletHttp: 19583, walletGrpc: 19551 }
+const ports = {
+  gateway: 19580,
+  user: 19581,
+  transaction: 19582,
+  walletHttp: 19583,
+  walletGrpc: 19551,
+  webhook: 19584,
+}
 const api = `http://127.0.0.1:${ports.gateway}`
 const readyUrls = {
   wallet: `http://127.0.0.1:${ports.walletHttp}/health/ready`,
   user: `http://127.0.0.1:${ports.user}/health/ready`,
   transaction: `http://127.0.0.1:${ports.transaction}/health/ready`,
+  webhook: `http://127.0.0.1:${ports.webhook}/health/ready`,
   gateway: `${api}/health/ready`,
 }
 
@@ -55,7 +63,7 @@ const status = (url: string) =>
 
 describe("npm start (packages/lab/src/start.ts)", () => {
   it.live(
-    "starts the four services on moved ports, refuses a second start, restarts a killed service and stops everything on SIGTERM",
+    "starts the five services on moved ports, refuses a second start, restarts a killed service and stops everything on SIGTERM",
     () =>
       Effect.gen(function* () {
         const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-start-"))
@@ -65,6 +73,7 @@ describe("npm start (packages/lab/src/start.ts)", () => {
           TRANSACTION_PORT: String(ports.transaction),
           WALLET_HTTP_PORT: String(ports.walletHttp),
           WALLET_GRPC_PORT: String(ports.walletGrpc),
+          WEBHOOK_PORT: String(ports.webhook),
           WALLETUN_RUN_DIR: runDir,
           // Prometheus has a test of its own (Prometheus.integration.test.ts), on a port of its own.
           WALLETUN_PROMETHEUS: "off",
@@ -94,13 +103,15 @@ describe("npm start (packages/lab/src/start.ts)", () => {
         assert.include(output, "traces   off (WALLETUN_TRACES=off)\n")
         assert.strictEqual(yield* status(`${api}/openapi.json`), 200)
         // Every line a service printed is whole and carries its name.
-        for (const name of ["wallet", "user", "transaction", "gateway"]) {
+        for (const name of ["wallet", "user", "transaction", "webhook", "gateway"]) {
           assert.match(output, new RegExp(`^${name.padEnd(11)} \\| \\{"timestamp"`, "m"))
         }
         // The pid file names the orchestrator, the API and each child, for the next start to read.
         assert.match(
           fs.readFileSync(path.join(runDir, "start.pid"), "utf8"),
-          new RegExp(`^${orchestrator.child.pid}\n${api}\nwallet \\d+\nuser \\d+\ntransaction \\d+\ngateway \\d+\n$`),
+          new RegExp(
+            `^${orchestrator.child.pid}\n${api}\nwallet \\d+\nuser \\d+\ntransaction \\d+\nwebhook \\d+\ngateway \\d+\n$`,
+          ),
         )
 
         const second = yield* ServiceProcess.runUntilExit(script, env)
@@ -119,12 +130,12 @@ describe("npm start (packages/lab/src/start.ts)", () => {
         assert.isFalse(alive(userPid))
 
         const children = childPids(orchestrator.output())
-        assert.strictEqual(children.length, 5, orchestrator.output())
+        assert.strictEqual(children.length, 6, orchestrator.output())
         orchestrator.child.kill("SIGTERM")
         assert.strictEqual(yield* orchestrator.exited, 0, orchestrator.output())
         const stopped = orchestrator.output()
         for (const pid of children) assert.isFalse(alive(pid), `pid ${pid} is still running`)
-        const order = ["gateway", "transaction", "user", "wallet"].map((name) =>
+        const order = ["gateway", "webhook", "transaction", "user", "wallet"].map((name) =>
           stopped.indexOf(`stopping ${name} (pid`),
         )
         assert.deepStrictEqual(
@@ -133,7 +144,7 @@ describe("npm start (packages/lab/src/start.ts)", () => {
           stopped,
         )
         assert.isFalse(order.includes(-1), stopped)
-        assert.strictEqual(stopped.match(/stopped \(exit code 130\)/g)?.length, 4, stopped)
+        assert.strictEqual(stopped.match(/stopped \(exit code 130\)/g)?.length, 5, stopped)
         assert.include(stopped, "walletun stopped\n")
         assert.notMatch(stopped, /^\s+at /m, "no stack trace")
         assert.isFalse(fs.existsSync(path.join(runDir, "start.pid")))

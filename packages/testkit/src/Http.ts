@@ -1,10 +1,10 @@
 /**
  * The public REST API in this process: the gateway's routes (the edge middleware, the token check,
- * the rate limits, the wallet routes over the in-process wallet service) forwarding to the user
- * and transaction services' API routes, which are served by web handlers that an HTTP client
+ * the rate limits, the wallet routes over the in-process wallet service) forwarding to the user,
+ * transaction and webhook services' API routes, which are served by web handlers that an HTTP client
  * calls with no socket (`FetchHttpClient` over a `fetch` that dispatches by origin). Every service
- * verifies tokens against the user service's JWKS, fetched over that client, and the user and
- * transaction services answer only the gateway's caller token, as in production. All of it runs
+ * verifies tokens against the user service's JWKS, fetched over that client, and the services
+ * behind the gateway answer only its caller token, as in production. All of it runs
  * over the kit's services (`Testkit.layer`), so a request and the kit's helpers see one system.
  */
 import { Context, Duration, Effect, Layer } from "effect"
@@ -19,12 +19,15 @@ import type { SigningKeys } from "@walletun/user/SigningKeys"
 import type { UserConfig } from "@walletun/user/UserConfig"
 import type { Users } from "@walletun/user/Users"
 import * as WalletInProcess from "@walletun/wallet/InProcess"
+import * as WebhookApp from "@walletun/webhook/App"
+import type { Webhooks } from "@walletun/webhook/Webhooks"
 
 /** The origins of the services behind the gateway in this process (never resolved: no socket). */
 export const origins = {
   gateway: "http://gateway.in-process",
   user: "http://user.in-process",
   transaction: "http://transaction.in-process",
+  webhook: "http://webhook.in-process",
 } as const
 
 /** The public API as a `fetch`: a web `Request` to `origins.gateway`, its `Response`. */
@@ -57,6 +60,7 @@ const verifierOver = (handlers: ReadonlyMap<string, Handler>) =>
 const gatewayConfig = GatewayConfig.of({
   userServiceUrl: new URL(origins.user),
   transactionServiceUrl: new URL(origins.transaction),
+  webhookServiceUrl: new URL(origins.webhook),
   walletHealthUrl: new URL("http://wallet.in-process"),
   walletGrpcAddress: "in-process",
   downstreamTimeout: Duration.seconds(10),
@@ -79,11 +83,17 @@ const serve = <E, R extends HttpRouter.HttpRouter | Layer.Success<typeof HttpSer
   )
 
 /** What the routes need from the kit. */
-type KitServices = Users | SigningKeys | UserConfig | Transactions | Layer.Success<typeof WalletInProcess.ledgerMemory>
+type KitServices =
+  | Users
+  | SigningKeys
+  | UserConfig
+  | Transactions
+  | Webhooks
+  | Layer.Success<typeof WalletInProcess.ledgerMemory>
 
 /**
  * `Api` over the kit's services: needs what `Testkit.layer` provides (`Users`, `SigningKeys`,
- * `Transactions`, `Wallets`, the user configuration).
+ * `Transactions`, `Webhooks`, `Wallets`, the user configuration).
  */
 export const layer = Layer.effect(
   Api,
@@ -93,6 +103,9 @@ export const layer = Layer.effect(
     const user = yield* serve(UserApp.apiRoutes.pipe(Layer.provide(verifierOver(handlers)), Layer.provideMerge(kit)))
     const transaction = yield* serve(
       TransactionApp.apiRoutes.pipe(Layer.provide(verifierOver(handlers)), Layer.provideMerge(kit)),
+    )
+    const webhook = yield* serve(
+      WebhookApp.apiRoutes.pipe(Layer.provide(verifierOver(handlers)), Layer.provideMerge(kit)),
     )
     const gateway = yield* serve(
       GatewayApp.routesNoDeps.pipe(
@@ -107,6 +120,7 @@ export const layer = Layer.effect(
       ),
     )
     handlers.set(origins.user, user.handler).set(origins.transaction, transaction.handler)
+    handlers.set(origins.webhook, webhook.handler)
     handlers.set(origins.gateway, gateway.handler)
     return Api.of({ fetch: gateway.handler })
   }),

@@ -1,9 +1,9 @@
 /**
  * Walletun in one process, for tests: the user service's `Users`, the transaction service's
  * `Transactions`, worker, outcome consumer and reconciler, and the wallet service's `Wallets`
- * (behind its real gRPC handlers) with its outbox relay, all over memory layers, and the public REST
- * API in front of them (`Http`: the gateway's routes and the user and transaction services' API
- * routes, with no socket). Requests and outcome events travel
+ * (behind its real gRPC handlers) with its outbox relay, the webhook service's `Webhooks` (its
+ * subscriptions), all over memory layers, and the public REST API in front of them (`Http`: the
+ * gateway's routes and the user, transaction and webhook services' API routes, with no socket). Requests and outcome events travel
  * through the broker in memory (`Rabbit.layerMemory`) as they travel through RabbitMQ in
  * production; time is `TestClock`'s and ids come from a seed (`Uuid.Ids.layerTest`).
  */
@@ -31,6 +31,8 @@ import * as Http from "./Http.ts"
 import * as WalletInProcess from "@walletun/wallet/InProcess"
 import { LedgerRepo } from "@walletun/wallet/LedgerRepo"
 import * as OutboxRelay from "@walletun/wallet/OutboxRelay"
+import { WebhookConfig } from "@walletun/webhook/WebhookConfig"
+import { Webhooks } from "@walletun/webhook/Webhooks"
 
 /** The transaction service's configuration in the kit: three attempts, a retry after one second. */
 export const transactionSettings = TransactionConfig.of({
@@ -70,6 +72,9 @@ const userConfig = UserConfig.layer.pipe(
   ),
 )
 
+/** The webhook service's configuration in the kit: its local defaults (http to 127.0.0.1 and localhost). */
+const webhookConfig = WebhookConfig.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({}))))
+
 /** The port the kit lets a test replace: the transaction service's wallet client. */
 export type WalletClientLayer = Layer.Layer<WalletGrpcClient, never, Layer.Success<typeof WalletInProcess.ledgerMemory>>
 
@@ -95,6 +100,7 @@ export const layer = (options: Options) => {
     Layer.provideMerge(Layer.mergeAll(WalletInProcess.ledgerMemory, Rabbit.Rabbit.layerMemory, transactionConfig)),
     // One set of signing keys: the one `Users` signs with is the one the JWKS route serves.
     Layer.provideMerge(Users.layerTest.pipe(Layer.provideMerge(SigningKeys.layerTest), Layer.provideMerge(userConfig))),
+    Layer.provideMerge(Webhooks.layerTest.pipe(Layer.provideMerge(webhookConfig))),
     Layer.provideMerge(Layer.mergeAll(MessageSeal.RequestSealer.layerTest, MessageSeal.EventSealer.layerTest)),
     Layer.provideMerge(Uuid.Ids.layerTest(options.seed)),
     // Quiet: tests assert on statuses, balances and messages, not log lines.

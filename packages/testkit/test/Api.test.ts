@@ -83,6 +83,36 @@ describe("walletun's REST API in one process", () => {
     }).pipe(Effect.provide(Testkit.layer({ seed: 11 }))),
   )
 
+  it.effect("webhooks: subscribe (the secret shown once), list, delete, and another user's is not found", () =>
+    Effect.gen(function* () {
+      const alice = yield* client("alice@example.com")
+      const bob = yield* client("bob@example.com")
+      const created = yield* Testkit.request("POST", "/v1/webhooks", {
+        token: alice.token,
+        body: { url: "http://127.0.0.1:9999/hook", events: ["transaction.completed"] },
+      })
+      assert.strictEqual(created.status, 201, JSON.stringify(created.body))
+      assert.match(created.body.secret, /^whsec_/u)
+      const listed = yield* Testkit.request("GET", "/v1/webhooks", { token: alice.token })
+      assert.deepStrictEqual(
+        listed.body.items.map((item: Record<string, unknown>) => [item["id"], item["secret"]]),
+        [[created.body.id, undefined]],
+      )
+      const foreign = yield* Testkit.request("DELETE", `/v1/webhooks/${created.body.id}`, { token: bob.token })
+      assert.strictEqual(foreign.body.code, "WEBHOOK_NOT_FOUND")
+      const refused = yield* Testkit.request("POST", "/v1/webhooks", {
+        token: alice.token,
+        body: { url: "https://10.0.0.1/", events: ["transaction.completed"] },
+      })
+      assert.deepStrictEqual([refused.status, refused.body.code], [400, "WEBHOOK_URL_NOT_ALLOWED"])
+      const deleted = yield* Testkit.request("DELETE", `/v1/webhooks/${created.body.id}`, { token: alice.token })
+      assert.strictEqual(deleted.status, 204)
+      assert.deepStrictEqual((yield* Testkit.request("GET", "/v1/webhooks", { token: alice.token })).body, {
+        items: [],
+      })
+    }).pipe(Effect.provide(Testkit.layer({ seed: 14 }))),
+  )
+
   it.effect("no token: 401 problem details from the gateway; a bad body: 400, and nothing is stored", () =>
     Effect.gen(function* () {
       const anonymous = yield* Testkit.request("GET", "/v1/wallets")

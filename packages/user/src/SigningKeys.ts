@@ -2,7 +2,7 @@ import { DateTime, Duration, Effect, Layer, Option, Redacted, Ref, Schema, Conte
 import { SqlClient } from "effect/sql"
 import type { User } from "@walletun/domain"
 import * as Jose from "jose"
-import * as KeyVault from "./KeyVault.ts"
+import * as KeyVault from "@walletun/infra/KeyVault"
 import { UserConfig } from "./UserConfig.ts"
 
 /** A key that signs access tokens: its id, its private half, and the public JWK the JWKS serves. */

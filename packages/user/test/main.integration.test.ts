@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { ServiceUnderTest, TcpProxy } from "@walletun/lab"
+import { ServiceUnderTest } from "@walletun/lab"
 
 const user = ServiceUnderTest.make("user", "USER_PORT")
 
@@ -27,21 +27,7 @@ describe("user service process", () => {
 
   it.live(
     "waits for a PostgreSQL that does not answer, one line per attempt and not ready, then migrates and starts once it does",
-    () =>
-      Effect.gen(function* () {
-        const pgPort = yield* ServiceUnderTest.freePort
-        yield* ServiceUnderTest.waitsForADependency(user, {
-          port: 18187,
-          dependency: "postgres",
-          address: `127.0.0.1:${pgPort}`,
-          env: { PGHOST: "127.0.0.1", PGPORT: String(pgPort) },
-          // The real server, reached at the address the service has been trying.
-          open: TcpProxy.make(
-            { host: process.env["PGHOST"] ?? "127.0.0.1", port: Number(process.env["PGPORT"] ?? "5432") },
-            pgPort,
-          ),
-        })
-      }),
+    () => ServiceUnderTest.waitsForPostgres(user, 18187),
     60_000,
   )
 })

@@ -1,7 +1,8 @@
 /**
  * The public API (`Api.WalletunApi`) as the gateway serves it: auth routes forwarded to the user
- * service and transaction routes to the transaction service (their answers, problems included,
- * pass through unchanged; those services verify the caller's token again), wallet routes
+ * service, transaction routes to the transaction service and webhook routes to the webhook service
+ * (their answers, problems included, pass through unchanged; those services verify the caller's
+ * token again), wallet routes
  * translated to the wallet service's gRPC, and health reporting each downstream.
  */
 import { DateTime, Effect, Layer } from "effect"
@@ -58,8 +59,9 @@ const forwarder = Effect.gen(function* () {
   const services = {
     user: to("user", config.userServiceUrl),
     transaction: to("transaction", config.transactionServiceUrl),
+    webhook: to("webhook", config.webhookServiceUrl),
   }
-  return (service: "user" | "transaction", request: HttpServerRequest.HttpServerRequest) =>
+  return (service: keyof typeof services, request: HttpServerRequest.HttpServerRequest) =>
     services[service](request, clientAddress(request, config.trustForwardedFor))
 })
 
@@ -86,24 +88,43 @@ const AuthHandlers = HttpApiBuilder.group(
   }),
 )
 
+/** Forwards a request to `service` once the caller is authenticated and within the per-user limit. */
+const forwardAsUser = Effect.gen(function* () {
+  const forward = yield* forwarder
+  const limitUser = yield* userLimit
+  return (service: "transaction" | "webhook") =>
+    ({ request }: { readonly request: HttpServerRequest.HttpServerRequest }) =>
+      answered(limitUser).pipe(
+        Effect.flatMap((limited) =>
+          typeof limited === "string" ? forward(service, request) : Effect.succeed(limited),
+        ),
+      )
+})
+
 const TransactionHandlers = HttpApiBuilder.group(
   GatewayApi,
   "transactions",
   Effect.fn(function* (handlers) {
-    const forward = yield* forwarder
-    const limitUser = yield* userLimit
-    const toTransactions = ({ request }: { readonly request: HttpServerRequest.HttpServerRequest }) =>
-      answered(limitUser).pipe(
-        Effect.flatMap((limited) =>
-          typeof limited === "string" ? forward("transaction", request) : Effect.succeed(limited),
-        ),
-      )
+    const toTransactions = (yield* forwardAsUser)("transaction")
     return handlers
       .handleRaw("create", toTransactions)
       .handleRaw("capture", toTransactions)
       .handleRaw("void", toTransactions)
       .handleRaw("get", toTransactions)
       .handleRaw("list", toTransactions)
+  }),
+)
+
+const WebhookHandlers = HttpApiBuilder.group(
+  GatewayApi,
+  "webhooks",
+  Effect.fn(function* (handlers) {
+    const toWebhooks = (yield* forwardAsUser)("webhook")
+    return handlers
+      .handleRaw("create", toWebhooks)
+      .handleRaw("list", toWebhooks)
+      .handleRaw("delete", toWebhooks)
+      .handleRaw("deliveries", toWebhooks)
   }),
 )
 
@@ -147,6 +168,7 @@ const HealthHandlers = HttpApiBuilder.group(
     const checks: ReadonlyArray<Health.Check> = [
       { name: "user", check: alive(config.userServiceUrl) },
       { name: "transaction", check: alive(config.transactionServiceUrl) },
+      { name: "webhook", check: alive(config.webhookServiceUrl) },
       { name: "wallet", check: alive(config.walletHealthUrl) },
     ]
     return handlers.handleAll({
@@ -166,6 +188,6 @@ const HealthHandlers = HttpApiBuilder.group(
 
 /** Every route of the API, with the shared bearer middleware (it needs a `Jwt.JwtVerifier`). */
 export const routes = HttpApiBuilder.layer(GatewayApi, { openapiPath: "/openapi.json" }).pipe(
-  Layer.provide([AuthHandlers, TransactionHandlers, WalletHandlers, HealthHandlers]),
+  Layer.provide([AuthHandlers, TransactionHandlers, WebhookHandlers, WalletHandlers, HealthHandlers]),
   Layer.provide(Authentication.layer),
 )

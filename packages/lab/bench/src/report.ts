@@ -145,6 +145,7 @@ const cpuLabels: Record<Group | "other" | "total", string> = {
   gateway: "gateway",
   user: "user",
   transaction: "transaction",
+  webhook: "webhook",
   wallet: "wallet",
   postgres: "PostgreSQL",
   rabbitmq: "RabbitMQ",

@@ -39,13 +39,14 @@ export const findPidFile = (api: string): string | undefined => {
   }
 }
 
-/** Ports of one bench system, from a base (gateway, user, transaction, wallet HTTP, wallet gRPC). */
+/** Ports of one bench system, from a base (gateway, user, transaction, wallet HTTP, wallet gRPC, webhook). */
 export const portsFrom = (base: number) => ({
   gateway: base,
   user: base + 1,
   transaction: base + 2,
   walletHttp: base + 3,
   walletGrpc: base + 4,
+  webhook: base + 5,
 })
 
 /**
@@ -66,6 +67,7 @@ export const start = (portBase: number, readyTimeout: Duration.Duration) =>
         TRANSACTION_PORT: String(ports.transaction),
         WALLET_HTTP_PORT: String(ports.walletHttp),
         WALLET_GRPC_PORT: String(ports.walletGrpc),
+        WEBHOOK_PORT: String(ports.webhook),
         // Queues of its own, so its worker takes no message of a developer's `npm start` or a test.
         TRANSACTION_BROKER_PREFIX: `bench_${portBase}`,
         // The bench measures the money path, not the abuse limits: one client address sends it all.
@@ -94,7 +96,7 @@ const statusKiB = (pid: number, field: string): number | undefined => {
 /** MiB by service name, from each service's KiB (null where unknown). */
 const mibByService = (kibOf: (name: string) => number | undefined) =>
   Object.fromEntries(
-    ["wallet", "user", "transaction", "gateway"].map((name) => {
+    ["wallet", "user", "transaction", "webhook", "gateway"].map((name) => {
       const kib = kibOf(name)
       return [name, kib === undefined ? null : kib / 1024]
     }),

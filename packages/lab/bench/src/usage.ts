@@ -85,7 +85,17 @@ export interface Proc extends ProcStat {
 }
 
 /** The groups of processes the CPU is told apart by, in the order they are printed. */
-export const groups = ["gateway", "user", "transaction", "wallet", "postgres", "rabbitmq", "cql", "bench"] as const
+export const groups = [
+  "gateway",
+  "user",
+  "transaction",
+  "webhook",
+  "wallet",
+  "postgres",
+  "rabbitmq",
+  "cql",
+  "bench",
+] as const
 export type Group = (typeof groups)[number]
 
 const isPostgres = (p: Proc) =>
@@ -120,7 +130,7 @@ export const classify = (
   }
   const pidsOf = (test: (p: Proc) => boolean) => procs.filter(test).map((p) => p.pid)
   claim("bench", [self], false)
-  for (const name of ["gateway", "user", "transaction", "wallet"] as const) {
+  for (const name of ["gateway", "user", "transaction", "webhook", "wallet"] as const) {
     const pid = services.get(name)
     if (pid !== undefined) claim(name, [pid], true)
   }

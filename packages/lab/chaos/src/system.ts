@@ -16,7 +16,9 @@ const root = path.resolve(import.meta.dirname, "../../../..")
 /** The system could not be started, or a service did not come back; the message says why. */
 export class SystemFailed extends Schema.TaggedError<SystemFailed>()("SystemFailed", { message: Schema.String }) {}
 
-export const serviceNames = ["wallet", "user", "transaction", "gateway"] as const
+// The services the run may kill and watch restart; the webhook service runs too (start.ts starts all five),
+// and no fault aims at it yet.
+export const serviceNames = ["wallet", "user", "transaction", "webhook", "gateway"] as const
 export type ServiceName = (typeof serviceNames)[number]
 
 /** Where one chaos run lives. */
@@ -96,6 +98,7 @@ export const environment = (isolation: Isolation): Record<string, string> => {
     TRANSACTION_PORT: String(base + 2),
     WALLET_HTTP_PORT: String(base + 3),
     WALLET_GRPC_PORT: String(base + 4),
+    WEBHOOK_PORT: String(base + 5),
     CQL_KEYSPACE: isolation.name,
     TRANSACTION_BROKER_PREFIX: isolation.name,
     // Every service is killed at least once and may crash when a server goes away: the orchestrator

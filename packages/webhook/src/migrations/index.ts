@@ -1,0 +1,7 @@
+import { Migrator } from "effect/sql"
+import webhooks from "./0001_webhooks.ts"
+
+/** The webhook database's migrations, in order; forward only (never edit one that has shipped). */
+export const loader = Migrator.fromRecord({
+  "0001_webhooks": webhooks,
+})
