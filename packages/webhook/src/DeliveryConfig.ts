@@ -3,7 +3,7 @@
  * `DELIVERY.md`). Tests compress the retry schedule and the deadlines through the same variables.
  */
 import { Config, Context, Duration, Effect, Layer } from "effect"
-import { type AllowedHosts, defaultAllowedHosts, parseAllowedHosts } from "./Destination.ts"
+import { type AllowedHosts, defaultAllowedHosts, allowedHostsSetting } from "./Destination.ts"
 
 /** The webhook service's delivery settings. */
 export class DeliveryConfig extends Context.Service<
@@ -48,7 +48,7 @@ export class DeliveryConfig extends Context.Service<
         return value
       })
       return DeliveryConfig.of({
-        allowedHosts: parseAllowedHosts(
+        allowedHosts: allowedHostsSetting(
           yield* Config.String("WEBHOOK_ALLOWED_HOSTS").pipe(Config.withDefault(defaultAllowedHosts)),
         ),
         deliveryTimeout,

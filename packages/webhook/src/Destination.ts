@@ -30,6 +30,16 @@ export const parseAllowedHosts = (text: string): AllowedHosts =>
 /** The local default of `WEBHOOK_ALLOWED_HOSTS`. */
 export const defaultAllowedHosts = "127.0.0.1,localhost"
 
+/**
+ * The value of `WEBHOOK_ALLOWED_HOSTS` that allows no host: an empty variable counts as unset (so
+ * as the local default), and production must be able to say "https to public addresses only".
+ */
+export const noAllowedHosts = "none"
+
+/** The allowed hosts of a `WEBHOOK_ALLOWED_HOSTS` setting, `none` for no host at all. */
+export const allowedHostsSetting = (text: string): AllowedHosts =>
+  text.trim().toLowerCase() === noAllowedHosts ? new Set() : parseAllowedHosts(text)
+
 /** A host as compared: lower case, without an IPv6 literal's brackets and a name's final dot. */
 export const normalHost = (host: string): string => {
   const lower = host.toLowerCase()

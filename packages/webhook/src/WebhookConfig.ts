@@ -1,12 +1,6 @@
 import { Config, Context, Effect, Layer } from "effect"
 import * as Destination from "./Destination.ts"
 
-/**
- * The value of `WEBHOOK_ALLOWED_HOSTS` that allows no host: an empty variable counts as unset (so
- * as the local default), and production must be able to say "https to public addresses only".
- */
-export const noAllowedHosts = "none"
-
 /** The webhook service's settings, read once at start-up from the environment. */
 export class WebhookConfig extends Context.Service<
   WebhookConfig,
@@ -30,10 +24,7 @@ export class WebhookConfig extends Context.Service<
       return WebhookConfig.of({
         database,
         databaseUser,
-        allowedHosts:
-          allowedHosts.trim().toLowerCase() === noAllowedHosts
-            ? Destination.parseAllowedHosts("")
-            : Destination.parseAllowedHosts(allowedHosts),
+        allowedHosts: Destination.allowedHostsSetting(allowedHosts),
       })
     }),
   )

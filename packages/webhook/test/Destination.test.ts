@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { checkUrl, isPublicAddress, isRefusal, parseAllowedHosts } from "../src/Destination.ts"
+import { allowedHostsSetting, checkUrl, isPublicAddress, isRefusal, parseAllowedHosts } from "../src/Destination.ts"
 
 const local = parseAllowedHosts("127.0.0.1, LocalHost,,")
 
@@ -9,8 +9,10 @@ const refusalOf = (url: string, allowed = local) => {
 }
 
 describe("Destination", () => {
-  it("reads the allowed hosts without case or blanks", () => {
+  it("reads the allowed hosts without case or blanks; the setting none allows no host", () => {
     assert.deepStrictEqual([...local], ["127.0.0.1", "localhost"])
+    assert.deepStrictEqual([...allowedHostsSetting(" None ")], [])
+    assert.deepStrictEqual([...allowedHostsSetting("hooks.local")], ["hooks.local"])
   })
 
   it("accepts https to a public name or address, and http or https to an allowed host", () => {
