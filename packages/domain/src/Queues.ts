@@ -18,6 +18,20 @@ export const namesOf = (prefix: string) => ({
 /** The names of the exchanges and queues. */
 export type Names = ReturnType<typeof namesOf>
 
+/**
+ * The webhook service's exchange and queues for a prefix (`webhooks` in production): its intake
+ * queue bound to the wallet's events, and its dead letters. The prefix is `webhooks` or starts with
+ * `webhooks.`: the webhook service's broker user may touch nothing else.
+ */
+export const webhookNamesOf = (prefix: string) => ({
+  events: `${prefix}.events`,
+  deadExchange: `${prefix}.dead`,
+  dlq: `${prefix}.dlq`,
+})
+
+/** The webhook prefix of a system of its own (a test's, the bench's, a chaos run's) whose transaction prefix is `prefix`. */
+export const webhookPrefixFor = (prefix: string) => `webhooks.${prefix}`
+
 /** The routing key of dead letters. */
 export const deadKey = "transaction.dead"
 /** Header: how many times the message was tried (1 on the first delivery). */

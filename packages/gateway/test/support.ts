@@ -1,5 +1,6 @@
 // Test support for the public API through a real gateway: HTTP calls, sign-up, problem checks, and
 // Ed25519 tokens signed with a key the test holds (the user service is started with it).
+import { Queues } from "@walletun/domain"
 import { generateKeyPairSync, randomUUID, sign } from "node:crypto"
 import type { KeyObject } from "node:crypto"
 import { createRequire } from "node:module"
@@ -155,21 +156,27 @@ export const startSystem = (options: {
       JWT_SIGNING_KEY: signingKeyEnv,
       ...options.per?.user,
     })
-    const transaction = yield* ServiceProcess.start(main("transaction"), {
-      ...env,
-      ...jwks,
-      CQL_KEYSPACE: isolation.keyspace,
-      TRANSACTION_BROKER_PREFIX: isolation.brokerPrefix,
-      TRANSACTION_PORT: String(ports.transaction),
-      WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
-      ...options.per?.transaction,
-    })
-    const webhook = yield* ServiceProcess.start(main("webhook"), {
-      ...env,
-      ...jwks,
-      WEBHOOK_PORT: String(ports.webhook),
-      ...options.per?.webhook,
-    })
+    const envs = {
+      transaction: {
+        ...env,
+        ...jwks,
+        CQL_KEYSPACE: isolation.keyspace,
+        TRANSACTION_BROKER_PREFIX: isolation.brokerPrefix,
+        TRANSACTION_PORT: String(ports.transaction),
+        WALLET_GRPC_ADDRESS: `127.0.0.1:${ports.walletGrpc}`,
+        ...options.per?.transaction,
+      },
+      webhook: {
+        ...env,
+        ...jwks,
+        WEBHOOK_PORT: String(ports.webhook),
+        WEBHOOK_BROKER_PREFIX: Queues.webhookPrefixFor(isolation.brokerPrefix),
+        TRANSACTION_SERVICE_URL: `http://127.0.0.1:${ports.transaction}`,
+        ...options.per?.webhook,
+      },
+    }
+    const transaction = yield* ServiceProcess.start(main("transaction"), envs.transaction)
+    const webhook = yield* ServiceProcess.start(main("webhook"), envs.webhook)
     const gateway = yield* ServiceProcess.start(main("gateway"), {
       ...env,
       ...jwks,
@@ -186,7 +193,8 @@ export const startSystem = (options: {
     for (const port of [ports.walletHttp, ports.user, ports.transaction, ports.webhook, ports.gateway]) {
       yield* ServiceProcess.waitFor(`http://127.0.0.1:${port}/health/ready`)
     }
-    return { wallet, user, transaction, webhook, gateway }
+    // The environments of the services a test may stop and start again.
+    return { wallet, user, transaction, webhook, gateway, envs }
   })
 
 /** One finding of the validating proxy about a request or a response, from its `sl-violations` header. */

@@ -34,6 +34,7 @@
 // Ctrl-C reaches only the orchestrator, which then stops the services in order), and its kill
 // waits for the exit with a SIGKILL after `forceKillAfter`, all of which node:child_process would
 // need by hand.
+import { Queues } from "@walletun/domain"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import {
@@ -175,7 +176,16 @@ const readChildEnv = (ports: Ports) =>
   Effect.gen(function* () {
     const base = baseOf(ports)
     const userUrl = yield* Config.String("USER_SERVICE_URL").pipe(Config.withDefault(base(ports.userPort)))
+    // A system with broker queues of its own (TRANSACTION_BROKER_PREFIX) gets the webhook queues of
+    // its own too, unless told otherwise, so that its webhook service takes no other system's events.
+    const transactionPrefix = yield* Config.option(Config.String("TRANSACTION_BROKER_PREFIX"))
+    const webhookPrefix = yield* Config.option(Config.String("WEBHOOK_BROKER_PREFIX"))
+    const ownWebhookPrefix =
+      webhookPrefix._tag === "None" && transactionPrefix._tag === "Some"
+        ? { WEBHOOK_BROKER_PREFIX: Queues.webhookPrefixFor(transactionPrefix.value) }
+        : {}
     return {
+      ...ownWebhookPrefix,
       GATEWAY_METRICS_PORT: String(ports.gatewayMetricsPort),
       USER_SERVICE_URL: userUrl,
       TRANSACTION_SERVICE_URL: yield* Config.String("TRANSACTION_SERVICE_URL").pipe(

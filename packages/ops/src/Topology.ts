@@ -9,7 +9,10 @@ import { Queues } from "@walletun/domain"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import * as Connections from "./Connections.ts"
 
-/** Deletes the queues and exchanges a transaction service declared under `prefix`; quiet when they are gone. */
+/**
+ * Deletes the queues and exchanges a transaction service declared under `prefix`, and those of the
+ * webhook service of the same system (`Queues.webhookPrefixFor`); quiet when they are gone.
+ */
 export const remove = (prefix: string) =>
   Effect.flatMap(Rabbit.Rabbit, (rabbit) =>
     rabbit.withChannel(async (channel) => {
@@ -18,5 +21,8 @@ export const remove = (prefix: string) =>
       for (const exchange of [names.exchange, names.retryExchange, names.deadExchange]) {
         await channel.deleteExchange(exchange)
       }
+      const webhooks = Queues.webhookNamesOf(Queues.webhookPrefixFor(prefix))
+      for (const queue of [webhooks.events, webhooks.dlq]) await channel.deleteQueue(queue)
+      await channel.deleteExchange(webhooks.deadExchange)
     }),
   ).pipe(Effect.provide(Connections.rabbit))

@@ -37,12 +37,20 @@ export class IntakeConfig extends Context.Service<
     readonly prefetch: number
   }
 >()("@walletun/webhook/IntakeConfig") {
-  /** `WEBHOOK_BROKER_PREFIX` (default `webhooks`), `WEBHOOK_INTAKE_PREFETCH` (default 256). */
+  /**
+   * `WEBHOOK_BROKER_PREFIX` (default `webhooks`; another must start with `webhooks.`, all the
+   * service's broker user may touch), `WEBHOOK_INTAKE_PREFETCH` (default 256).
+   */
   static readonly layer = Layer.effect(
     IntakeConfig,
     Effect.gen(function* () {
       return {
-        prefix: yield* Config.String("WEBHOOK_BROKER_PREFIX").pipe(Config.withDefault("webhooks")),
+        prefix: yield* Config.schema(
+          Schema.String.check(
+            Schema.isPattern(/^webhooks(\.[A-Za-z0-9_-]+)*$/, { message: "must be webhooks or start with webhooks." }),
+          ),
+          "WEBHOOK_BROKER_PREFIX",
+        ).pipe(Config.withDefault("webhooks")),
         prefetch: yield* Config.schema(
           Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 10_000 })),
           "WEBHOOK_INTAKE_PREFETCH",
@@ -53,11 +61,7 @@ export class IntakeConfig extends Context.Service<
 }
 
 /** The intake's exchange and queues under `prefix`. */
-export const namesOf = (prefix: string) => ({
-  events: `${prefix}.events`,
-  deadExchange: `${prefix}.dead`,
-  dlq: `${prefix}.dlq`,
-})
+export const namesOf = Queues.webhookNamesOf
 
 /** The routing keys of the ledger's events that webhooks hear. */
 const ledgerKeys = [

@@ -3,6 +3,7 @@
  * the bench's own, with a run directory and broker queues of its own; and the RSS of each service
  * process (now, and its peak), from /proc.
  */
+import { Queues } from "@walletun/domain"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
@@ -70,6 +71,7 @@ export const start = (portBase: number, readyTimeout: Duration.Duration) =>
         WEBHOOK_PORT: String(ports.webhook),
         // Queues of its own, so its worker takes no message of a developer's `npm start` or a test.
         TRANSACTION_BROKER_PREFIX: `bench_${portBase}`,
+        WEBHOOK_BROKER_PREFIX: Queues.webhookPrefixFor(`bench_${portBase}`),
         // The bench measures the money path, not the abuse limits: one client address sends it all.
         ...ServiceProcess.unlimitedAbuse,
         LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",

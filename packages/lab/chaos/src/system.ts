@@ -5,6 +5,7 @@
  * Its services reach PostgreSQL, RabbitMQ and the CQL database through fault proxies of the run's
  * own (`TcpProxy`), which the network fault delays and stalls.
  */
+import { Queues } from "@walletun/domain"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
@@ -101,6 +102,7 @@ export const environment = (isolation: Isolation): Record<string, string> => {
     WEBHOOK_PORT: String(base + 5),
     CQL_KEYSPACE: isolation.name,
     TRANSACTION_BROKER_PREFIX: isolation.name,
+    WEBHOOK_BROKER_PREFIX: Queues.webhookPrefixFor(isolation.name),
     // Every service is killed at least once and may crash when a server goes away: the orchestrator
     // must keep restarting them for the whole run.
     WALLETUN_MAX_RESTARTS: "50",
