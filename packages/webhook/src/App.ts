@@ -1,8 +1,13 @@
 /**
  * The webhook service's composition: its configuration, its migrated PostgreSQL database, the
- * `webhooks` API with its services, and the health and metrics routes, served on `WEBHOOK_PORT`.
- * It holds no signing key, no ledger access and no right to publish money requests: the calls to
- * customers' URLs run here.
+ * `webhooks` API with its services, the health and metrics routes, served on `WEBHOOK_PORT`, and
+ * the two background parts: the intake (the wallet's events become deliveries, `Intake`) and the
+ * delivery worker (`DeliveryWorker`). It holds no signing key, no ledger access and no right to
+ * publish money requests: the calls to customers' URLs run here.
+ *
+ * Every part is safe with several instances: the API keeps no state, the intakes share one queue,
+ * and the delivery workers claim rows with `SKIP LOCKED` under a lease. So the service scales by
+ * running more of it.
  */
 import { Effect, Layer } from "effect"
 import { FetchHttpClient } from "effect/http"
@@ -13,7 +18,15 @@ import * as Postgres from "@walletun/infra/Postgres"
 import * as RequestId from "@walletun/infra/RequestId"
 import * as Service from "@walletun/infra/Service"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
+import * as MessageSeal from "@walletun/infra/MessageSeal"
+import * as Rabbit from "@walletun/infra/Rabbit"
+import { DeliveryConfig } from "./DeliveryConfig.ts"
+import * as DeliveryStorePg from "./DeliveryStorePg.ts"
+import * as DeliveryWorker from "./DeliveryWorker.ts"
 import * as WebhooksHttp from "./http/WebhooksHttp.ts"
+import * as Intake from "./Intake.ts"
+import * as Outbound from "./Outbound.ts"
+import { TransactionLookup } from "./TransactionLookup.ts"
 import { loader } from "./migrations/index.ts"
 import { WebhookConfig } from "./WebhookConfig.ts"
 import { Webhooks } from "./Webhooks.ts"
@@ -24,7 +37,11 @@ const tokenCacheSize = 10_000
 
 const checks = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  return [{ name: "postgres", check: sql`SELECT 1` }]
+  const rabbit = yield* Rabbit.Rabbit
+  return [
+    { name: "postgres", check: sql`SELECT 1` },
+    { name: "rabbitmq", check: rabbit.withChannel((channel) => channel.checkExchange("amq.direct")) },
+  ]
 })
 
 /** The service's PostgreSQL pool on the database `WEBHOOK_DATABASE` names, migrated before anything reads it. */
@@ -55,11 +72,35 @@ export const apiRoutes = Layer.mergeAll(
   HttpTracing.layer(HttpTracing.routesOf(WebhooksHttp.WebhookApi)),
 )
 
-/** Every route of the service (the API, health and metrics) with its services, needing only configuration. */
-export const routes = Layer.mergeAll(apiRoutes, Service.healthAndMetrics(checks)).pipe(
-  Layer.provide([services, Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))]),
-  Layer.provide(Database),
+/**
+ * The background parts: the intake, which reads the transactions from the transaction service
+ * (`TRANSACTION_SERVICE_URL`) and trusts only events sealed by the wallet, and the delivery worker
+ * over the deliveries in PostgreSQL. Needs the database and the broker.
+ */
+export const background = Layer.mergeAll(
+  Intake.layer.pipe(Layer.provide([Intake.IntakeConfig.layer, TransactionLookup.layer, MessageSeal.EventSealer.layer])),
+  DeliveryWorker.DeliveryWorkerLive.pipe(
+    Layer.provide([Outbound.Outbound.layer, DeliveryStorePg.layer]),
+    Layer.provide(DeliveryConfig.layer),
+  ),
 )
 
-/** The whole service, as `main.ts` runs it. */
-export const layer = Service.serveHttp(routes, "WEBHOOK_PORT", 8084).pipe(Layer.provide(WebhookConfig.layer))
+/**
+ * Every route of the service (the API, health and metrics) with its services, and the background
+ * parts, needing the configuration, the database and the broker.
+ */
+export const routes = Layer.mergeAll(
+  Layer.mergeAll(apiRoutes, Service.healthAndMetrics(checks)).pipe(
+    Layer.provide([services, Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))]),
+  ),
+  background,
+)
+
+/**
+ * The whole service, as `main.ts` runs it. The HTTP server is bound first, so that while
+ * PostgreSQL or RabbitMQ is waited for, `/health/ready` answers 503 naming it (see `Startup`).
+ */
+export const layer = Service.serveHttp(routes, "WEBHOOK_PORT", 8084).pipe(
+  Layer.provide(Layer.mergeAll(Database, Rabbit.Rabbit.layerAs("webhook"))),
+  Layer.provide(WebhookConfig.layer),
+)
