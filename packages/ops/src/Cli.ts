@@ -11,6 +11,7 @@ import * as Connections from "./Connections.ts"
 import * as Dlq from "./Dlq.ts"
 import * as Lookup from "./Lookup.ts"
 import * as Traces from "./Traces.ts"
+import * as Webhooks from "./Webhooks.ts"
 
 /** The invocation is wrong (exit 2); the message says how. */
 export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", { message: Schema.String }) {}
@@ -281,8 +282,74 @@ const tx = Command.make("tx").pipe(
   Command.withSubcommands([txShow, txTrace]),
 )
 
+// --- webhooks -------------------------------------------------------------------------------------
+
+const webhookDatabase = Flag.String("webhook-database").pipe(
+  Flag.withDescription("the webhook service's PostgreSQL database (default: $WEBHOOK_DATABASE, else walletun_webhook)"),
+  Flag.optional,
+)
+
+const webhookTarget = (flag: Option.Option<string>) =>
+  Webhooks.database(flag).pipe(Effect.mapError((error) => new UsageError({ message: error.message })))
+
+const webhookDeliveries = Command.make(
+  "deliveries",
+  {
+    webhookDatabase,
+    json,
+    limit: Flag.Int("limit").pipe(
+      Flag.withDescription("most deliveries shown, newest first (1 to 1000)"),
+      Flag.withDefault(50),
+    ),
+    id: Argument.String("webhookId").pipe(Argument.withDescription("the webhook id (a UUID)")),
+  },
+  Effect.fn(function* (flags) {
+    const database = yield* webhookTarget(flags.webhookDatabase)
+    if (!Lookup.isUuid(flags.id)) return yield* new UsageError({ message: `not a UUID: "${flags.id}"` })
+    if (flags.limit < 1 || flags.limit > 1_000) {
+      return yield* new UsageError({ message: `--limit must be from 1 to 1000, got ${flags.limit}` })
+    }
+    const view = yield* Webhooks.deliveries(flags.id.toLowerCase(), flags.limit).pipe(
+      Effect.provide(Connections.postgres(database)),
+    )
+    if (Option.isNone(view)) return yield* new Failed({ message: `no webhook ${flags.id} in database ${database}` })
+    yield* flags.json ? printJson(view.value) : Console.log(Webhooks.format(view.value))
+  }),
+).pipe(
+  Command.withDescription("a webhook's deliveries, newest first: status, attempts, last status code, next attempt"),
+)
+
+const webhookRedeliver = Command.make(
+  "redeliver",
+  {
+    webhookDatabase,
+    id: Argument.String("deliveryId").pipe(Argument.withDescription("the delivery id (a UUID; its webhook-id)")),
+  },
+  Effect.fn(function* (flags) {
+    const database = yield* webhookTarget(flags.webhookDatabase)
+    if (!Lookup.isUuid(flags.id)) return yield* new UsageError({ message: `not a UUID: "${flags.id}"` })
+    const id = flags.id.toLowerCase()
+    const result = yield* Webhooks.redeliver(id).pipe(Effect.provide(Connections.postgres(database)))
+    switch (result._tag) {
+      case "NotFound":
+        return yield* new Failed({ message: `no delivery ${id} in database ${database}` })
+      case "WebhookDeleted":
+        return yield* new Failed({ message: `delivery ${id} belongs to webhook ${result.webhookId}, which is deleted` })
+      case "Redelivered":
+        yield* Console.log(
+          `delivery ${id} (was ${result.was}) is pending again, due now, with the same webhook-id and a new retry window`,
+        )
+    }
+  }),
+).pipe(Command.withDescription("send a delivery again under the same webhook-id (receivers deduplicate it)"))
+
+const webhooks = Command.make("webhooks").pipe(
+  Command.withDescription("webhook deliveries in the webhook service's database"),
+  Command.withSubcommands([webhookDeliveries, webhookRedeliver]),
+)
+
 /** The root command. */
 export const walletun = Command.make("walletun").pipe(
   Command.withDescription("walletun operator tools"),
-  Command.withSubcommands([audit, dlq, tx]),
+  Command.withSubcommands([audit, dlq, tx, webhooks]),
 )

@@ -11,6 +11,7 @@ import { Ajv2020 } from "ajv/dist/2020.js"
 import addFormats from "ajv-formats"
 import { client, main, startSystem } from "@walletun/gateway/test/support.ts"
 import { ServiceProcess } from "@walletun/lab"
+import { cli } from "@walletun/ops/test/runCli.ts"
 import { isPublicAddress } from "../src/Destination.ts"
 
 // Webhooks end to end, as API.md's "Webhooks" section says them: the five services as processes
@@ -397,6 +398,42 @@ layer(App, { excludeTestServices: true, timeout: 120_000 })("webhooks end to end
           assert.deepInclude(attempted, { status: "pending", lastStatusCode: null })
           assert.strictEqual(connections.count, 0)
         }),
+    )
+  })
+
+  describe("operators", () => {
+    it.effect("walletun webhooks deliveries lists them; redeliver sends one again under the same webhook-id", () =>
+      Effect.gen(function* () {
+        const party = yield* signUp
+        const hook = yield* subscribe(party, `/ok/again-${party.id}`, ["transaction.completed"])
+        const deposit = yield* send(party, { type: "deposit", walletId: party.walletId, amount: 10 })
+        const [first] = yield* receivedAt(`/ok/again-${party.id}`, (requests) => requests.length >= 1)
+        const webhookId = first!.headers["webhook-id"]!
+        const listed = yield* cli(["webhooks", "deliveries", hook.id, "--json"])
+        assert.strictEqual(listed.code, 0, listed.stderr)
+        const view = JSON.parse(listed.stdout) as { deliveries: ReadonlyArray<Record<string, unknown>> }
+        assert.deepInclude(view.deliveries[0], {
+          id: webhookId,
+          transactionId: deposit,
+          status: "delivered",
+          attempts: 1,
+        })
+        const again = yield* cli(["webhooks", "redeliver", webhookId])
+        assert.strictEqual(again.code, 0, again.stderr)
+        assert.include(again.stdout, "pending again")
+        const twice = yield* receivedAt(`/ok/again-${party.id}`, (requests) => requests.length >= 2)
+        assert.deepStrictEqual(
+          twice.map((request) => request.headers["webhook-id"]),
+          [webhookId, webhookId],
+        )
+        assert.strictEqual(twice[1]!.body, first!.body)
+        checkSigned(twice, hook.secret, yield* transactionSchema)
+        // Bad input: exit 2 and a message; an unknown delivery: exit 1.
+        const bad = yield* cli(["webhooks", "redeliver", "not-a-uuid"])
+        assert.deepStrictEqual([bad.code, bad.stderr.trim()], [2, 'walletun: not a UUID: "not-a-uuid"'])
+        const unknown = yield* cli(["webhooks", "redeliver", "01234567-89ab-7def-8123-456789abcdef"])
+        assert.strictEqual(unknown.code, 1)
+      }),
     )
   })
 
