@@ -304,15 +304,15 @@ const webhookDeliveries = Command.make(
     id: Argument.String("webhookId").pipe(Argument.withDescription("the webhook id (a UUID)")),
   },
   Effect.fn(function* (flags) {
-    const database = yield* webhookTarget(flags.webhookDatabase)
+    const webhookDb = yield* webhookTarget(flags.webhookDatabase)
     if (!Lookup.isUuid(flags.id)) return yield* new UsageError({ message: `not a UUID: "${flags.id}"` })
     if (flags.limit < 1 || flags.limit > 1_000) {
       return yield* new UsageError({ message: `--limit must be from 1 to 1000, got ${flags.limit}` })
     }
     const view = yield* Webhooks.deliveries(flags.id.toLowerCase(), flags.limit).pipe(
-      Effect.provide(Connections.postgres(database)),
+      Effect.provide(Connections.postgres(webhookDb)),
     )
-    if (Option.isNone(view)) return yield* new Failed({ message: `no webhook ${flags.id} in database ${database}` })
+    if (Option.isNone(view)) return yield* new Failed({ message: `no webhook ${flags.id} in database ${webhookDb}` })
     yield* flags.json ? printJson(view.value) : Console.log(Webhooks.format(view.value))
   }),
 ).pipe(
@@ -326,13 +326,13 @@ const webhookRedeliver = Command.make(
     id: Argument.String("deliveryId").pipe(Argument.withDescription("the delivery id (a UUID; its webhook-id)")),
   },
   Effect.fn(function* (flags) {
-    const database = yield* webhookTarget(flags.webhookDatabase)
+    const webhookDb = yield* webhookTarget(flags.webhookDatabase)
     if (!Lookup.isUuid(flags.id)) return yield* new UsageError({ message: `not a UUID: "${flags.id}"` })
     const id = flags.id.toLowerCase()
-    const result = yield* Webhooks.redeliver(id).pipe(Effect.provide(Connections.postgres(database)))
+    const result = yield* Webhooks.redeliver(id).pipe(Effect.provide(Connections.postgres(webhookDb)))
     switch (result._tag) {
       case "NotFound":
-        return yield* new Failed({ message: `no delivery ${id} in database ${database}` })
+        return yield* new Failed({ message: `no delivery ${id} in database ${webhookDb}` })
       case "WebhookDeleted":
         return yield* new Failed({ message: `delivery ${id} belongs to webhook ${result.webhookId}, which is deleted` })
       case "Redelivered":
