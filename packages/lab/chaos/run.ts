@@ -24,6 +24,7 @@ import type { FaultResult } from "./src/faults.ts"
 import * as Flags from "../src/Flags.ts"
 import * as Holds from "./src/holds.ts"
 import * as System from "./src/system.ts"
+import * as Webhooks from "./src/webhooks.ts"
 import * as Workload from "./src/workload.ts"
 
 /** A check failed; the report is printed all the same. */
@@ -50,6 +51,8 @@ const retryWindowMs = 60_000
 /** A client's share of holds among its requests, and their `expiresIn` (the API's least, 60 s). */
 const holdShare = 0.08
 const holdExpiresIn = 60
+/** How long the webhook receiver takes with the answers it gives late: past the run's delivery deadline (2 s). */
+const lateAnswerMillis = 3_000
 
 // ------------------------------------------------------------------------------------------- faults
 
@@ -117,6 +120,7 @@ const schedule = (
       { at: 0.3, name: "deadlock bait", run: cross(10) },
       { at: 0.35, name: "RabbitMQ stop_app / start_app", run: Faults.rabbitStopStart("5 seconds") },
       { at: 0.58, name: networkFault, run: network("5 seconds", "1 second") },
+      { at: 0.45, name: "kill -9 webhook", run: killService(system, "webhook") },
       { at: 0.72, name: "kill -9 wallet", run: killService(system, "wallet") },
       { at: 0.75, name: "duplicate messages", run: duplicates(80) },
       { at: 0.8, name: "deadlock bait", run: cross(10) },
@@ -131,6 +135,7 @@ const schedule = (
     { at: 0.26, name: "RabbitMQ stop_app / start_app", run: Faults.rabbitStopStart("8 seconds") },
     { at: 0.38, name: "kill -9 wallet", run: killService(system, "wallet") },
     { at: 0.46, name: "PostgreSQL restart", run: Faults.postgresRestart },
+    { at: 0.5, name: "kill -9 webhook", run: killService(system, "webhook") },
     { at: 0.54, name: "kill -9 user", run: killService(system, "user") },
     { at: 0.6, name: "CQL database paused (SIGSTOP / SIGCONT)", run: Faults.cassandraPause("6 seconds") },
     { at: 0.7, name: networkFault, run: network("8 seconds", "2 seconds") },
@@ -195,8 +200,15 @@ const bringUp = (settings: Settings, name: string, runStart: number) =>
     )
     const log = Workload.makeLog()
     const holds = Holds.makeHoldLog()
+    const webhooks = Webhooks.makeWebhookLog()
+    const receiverPort = settings.portBase + 6
+    yield* Webhooks.serveReceiver(webhooks, receiverPort, lateAnswerMillis)
 
     const users = yield* Workload.setup(system.api, log, name, settings.users, readyAt + 120_000)
+    // Every user's webhook hears every event type; what was accepted before this (the funding
+    // deposits) is not counted by the webhooks check.
+    yield* Webhooks.subscribe(system.api, webhooks, users, receiverPort)
+    const subscribedAt = yield* Clock.currentTimeMillis
     const fundedAt = yield* Clock.currentTimeMillis
     yield* say(`chaos | ${users.length} users registered, each with a USD wallet funded with ${Workload.funding} cents`)
     for (let i = 0; i < 120; i++) {
@@ -207,7 +219,7 @@ const bringUp = (settings: Settings, name: string, runStart: number) =>
     yield* say(
       `chaos | the funding deposits settled in ${secondsOf(loadStart - fundedAt)}; load for ${settings.seconds} s`,
     )
-    return { system, log, holds, users, loadStart }
+    return { system, log, holds, users, loadStart, webhooks, subscribedAt }
   })
 
 type Run = Effect.Success<ReturnType<typeof bringUp>>
@@ -340,6 +352,9 @@ const runChecked = (settings: Settings, name: string, runStart: number) =>
       Checks.faultsRan(faults, settings.allowSkip),
     ]
     // The DLQ: exactly the poison messages, each with its reason.
+    const waited = yield* Webhooks.awaitArrivals(run.webhooks, observed.listed, run.users, run.subscribedAt, 120_000)
+    yield* say(`chaos | waited ${secondsOf(waited)} for the webhooks`)
+    checks.push(Webhooks.check(run.webhooks, observed.listed, run.users, run.subscribedAt, waited))
     const dlq = yield* Faults.deadLetters(name).pipe(Effect.result)
     checks.push(Checks.deadLettersOnlyPoison(dlq, faults, observed.listed))
     checks.push(Checks.auditPassed(yield* audit(name)))
@@ -377,7 +392,7 @@ const chaos = Effect.fn("chaos")(function* (settings: Settings) {
   const name = `chaos_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`
   const runStart = yield* Clock.currentTimeMillis
   yield* say(
-    `chaos | ${settings.short ? "short" : "full"} run ${name}: ${settings.users} users, ${settings.concurrency} clients, ${settings.seconds} s of load, ports ${settings.portBase}-${settings.portBase + 5}, keyspace and broker prefix ${name}`,
+    `chaos | ${settings.short ? "short" : "full"} run ${name}: ${settings.users} users, ${settings.concurrency} clients, ${settings.seconds} s of load, ports ${settings.portBase}-${settings.portBase + 6}, keyspace and broker prefix ${name}`,
   )
   if (settings.allowSkip.length > 0) {
     yield* say(
@@ -434,7 +449,7 @@ const command = Command.make(
       Flag.optional,
     ),
     portBase: Flag.Int("port-base").pipe(
-      Flag.withDescription("First of the five ports of the system the run starts"),
+      Flag.withDescription("First of the seven ports the run uses: the six of its system, then its webhook receiver"),
       Flag.withDefault(19680),
     ),
     keep: Flag.Boolean("keep").pipe(Flag.withDescription("Keep the run's CQL keyspace"), Flag.withDefault(false)),

@@ -116,6 +116,11 @@ export const environment = (isolation: Isolation): Record<string, string> => {
     // or a void is on its way.
     TRANSACTION_HOLD_TEST_SECOND: "250 millis",
     TRANSACTION_HOLD_EXPIRY_INTERVAL: "2 seconds",
+    // Webhooks: retries from half a second on, a 2 s deadline (the receiver answers some later than
+    // that), and claims of a killed webhook service come back after 6 s.
+    WEBHOOK_RETRY_BASE: "500 millis",
+    WEBHOOK_DELIVERY_TIMEOUT: "2 seconds",
+    WEBHOOK_CLAIM_LEASE: "6 seconds",
     // One client address sends everything; the abuse limits are not what this run tests.
     ...ServiceProcess.unlimitedAbuse,
     ACCESS_TOKEN_TTL: "2 hours",

@@ -11,6 +11,7 @@ import { createHmac, timingSafeEqual } from "node:crypto"
 import { createServer } from "node:http"
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import { Effect } from "effect"
+import { Webhook } from "@walletun/domain"
 import * as Api from "./api.ts"
 import type { ChaosUser, Listed } from "./workload.ts"
 
@@ -35,14 +36,8 @@ export interface WebhookLog {
 
 export const makeWebhookLog = (): WebhookLog => ({ secrets: new Map(), arrivals: [], answers: new Map(), problems: [] })
 
-/** The event types every chaos user subscribes to. */
-export const eventTypes = [
-  "transaction.completed",
-  "transaction.failed",
-  "transaction.held",
-  "transaction.voided",
-  "transaction.expired",
-] as const
+/** The event types every chaos user subscribes to: all of them. */
+export const eventTypes = Webhook.eventTypes
 
 /** The share of deliveries answered `500`, and answered after the delivery deadline. */
 const failShare = 0.05
@@ -172,22 +167,38 @@ const partiesOf = (tx: Listed, ownerOf: ReadonlyMap<string, number>) =>
       .flatMap((wallet) => (ownerOf.has(wallet) ? [ownerOf.get(wallet)!] : [])),
   )
 
-/** The expected events, as `user|transaction|type` keys. */
-export const expectedEvents = (listed: ReadonlyMap<string, Listed>, users: ReadonlyArray<ChaosUser>) => {
+/** The expected events, as `user|transaction|type` keys, of the transactions `counted` selects. */
+export const expectedEvents = (
+  listed: ReadonlyMap<string, Listed>,
+  users: ReadonlyArray<ChaosUser>,
+  counted: (tx: Listed) => boolean = () => true,
+) => {
   const ownerOf = new Map(users.map((user) => [user.walletId, user.index]))
   const expected = new Set<string>()
   for (const tx of listed.values()) {
+    if (!counted(tx)) continue
     for (const party of partiesOf(tx, ownerOf))
       for (const type of typesOf(tx)) expected.add(`${party}|${tx.id}|${type}`)
   }
   return expected
 }
 
-/** Every expected event arrived, once per webhook-id; nothing else did. */
-export const delivered = (log: WebhookLog, listed: ReadonlyMap<string, Listed>, users: ReadonlyArray<ChaosUser>) => {
-  const expected = expectedEvents(listed, users)
+/**
+ * Every expected event arrived, once per webhook-id; nothing else did. Only the transactions
+ * `counted` selects are looked at (a transaction accepted before the webhooks existed may or may
+ * not have been told: the subscription raced it).
+ */
+export const delivered = (
+  log: WebhookLog,
+  listed: ReadonlyMap<string, Listed>,
+  users: ReadonlyArray<ChaosUser>,
+  counted: (tx: Listed) => boolean = () => true,
+) => {
+  const expected = expectedEvents(listed, users, counted)
   const idsByEvent = new Map<string, Set<string>>()
   for (const arrival of log.arrivals) {
+    const tx = listed.get(arrival.transactionId)
+    if (tx !== undefined && !counted(tx)) continue
     const key = `${arrival.userIndex}|${arrival.transactionId}|${arrival.type}`
     idsByEvent.set(key, (idsByEvent.get(key) ?? new Set()).add(arrival.webhookId))
   }
@@ -196,3 +207,56 @@ export const delivered = (log: WebhookLog, listed: ReadonlyMap<string, Listed>, 
   const doubled = [...idsByEvent].filter(([, ids]) => ids.size > 1).map(([key]) => key)
   return { expected: expected.size, distinct: idsByEvent.size, missing, unexpected, doubled }
 }
+
+/** Whether a transaction was accepted at or after `millis` (the subscriptions' time). */
+export const acceptedSince = (millis: number) => (tx: Listed) =>
+  tx.createdAt !== undefined && Date.parse(tx.createdAt) >= millis
+
+/** The webhooks check: every event of every transaction accepted after the subscriptions arrived, once per webhook-id, nothing else; every signature good. */
+export const check = (
+  log: WebhookLog,
+  listed: ReadonlyMap<string, Listed>,
+  users: ReadonlyArray<ChaosUser>,
+  subscribedAt: number,
+  waitedMillis: number,
+) => {
+  const counted = acceptedSince(subscribedAt)
+  const result = delivered(log, listed, users, counted)
+  const answers = [...log.answers].map(([kind, n]) => `${kind} ×${n}`).join(", ")
+  return {
+    name: "webhooks: every final transaction's events arrived at least once, one webhook-id each, signed; none for a status not reached",
+    ok:
+      result.missing.length === 0 &&
+      result.unexpected.length === 0 &&
+      result.doubled.length === 0 &&
+      log.problems.length === 0 &&
+      log.secrets.size === users.length,
+    lines: [
+      `webhooks: ${log.secrets.size} (one per user, every event type); transactions counted: ${[...listed.values()].filter(counted).length} (accepted after the subscriptions)`,
+      `events expected: ${result.expected}; arrived (distinct by webhook-id): ${result.distinct}; receiver's answers: ${answers === "" ? "none" : answers}`,
+      `missing: ${result.missing.length}; for a status not reached: ${result.unexpected.length}; two webhook-ids for one event: ${result.doubled.length}; bad signatures or paths: ${log.problems.length}`,
+      `all arrived ${(waitedMillis / 1000).toFixed(1)} s after the transactions settled`,
+      ...result.missing.slice(0, 5).map((key) => `missing ${key}`),
+      ...result.unexpected.slice(0, 5).map((key) => `unexpected ${key}`),
+      ...result.doubled.slice(0, 5).map((key) => `doubled ${key}`),
+      ...log.problems.slice(0, 5),
+    ],
+  }
+}
+
+/** Waits (bounded) until every counted event arrived; gives how long it waited. */
+export const awaitArrivals = (
+  log: WebhookLog,
+  listed: ReadonlyMap<string, Listed>,
+  users: ReadonlyArray<ChaosUser>,
+  subscribedAt: number,
+  boundMillis: number,
+) =>
+  Effect.gen(function* () {
+    const started = Date.now()
+    while (Date.now() - started < boundMillis) {
+      if (delivered(log, listed, users, acceptedSince(subscribedAt)).missing.length === 0) break
+      yield* Effect.sleep("1 second")
+    }
+    return Date.now() - started
+  })

@@ -244,6 +244,8 @@ export interface Listed {
   readonly failureReason?: string | null
   /** On a captured hold: what moved from its source to its target. */
   readonly capturedAmount?: number
+  /** When it was accepted (RFC 3339). */
+  readonly createdAt?: string
 }
 
 /** GET with retries (the system may still be recovering), bounded by `attempts`. */
