@@ -36,6 +36,15 @@ export const attemptDuration = Metric.histogram("walletun_webhook_attempt_durati
   boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
 })
 
+/**
+ * Delivery latency in seconds: from the delivery's creation (the intake recorded the event; a
+ * redelivery's request) to the receiver's 2xx, retries included, by event type.
+ */
+export const deliveryLatency = Metric.histogram("walletun_webhook_delivery_latency_seconds", {
+  description: "Seconds from a webhook delivery's creation to its 2xx answer, retries included, by event type",
+  boundaries: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400],
+})
+
 /** The metric label of an attempt's result: a status class or a no-answer reason (a bounded set). */
 const resultLabel = (result: AttemptResult): string =>
   result._tag === "Answered" ? `${Math.min(Math.max(Math.floor(result.statusCode / 100), 1), 5)}xx` : result.reason
@@ -77,6 +86,10 @@ const attempt = (policy: BackoffPolicy) =>
     yield* Effect.annotateCurrentSpan({ "webhook.outcome": label, "webhook.result": resultLabel(result) })
     yield* Metric.update(Metrics.labelled(deliveryAttempts, { outcome: label, event: due.eventType }), 1)
     yield* Metric.update(Metrics.labelled(attemptDuration, { result: resultLabel(result) }), result.durationMs / 1000)
+    if (outcome._tag === "Delivered") {
+      const seconds = ((yield* Clock.currentTimeMillis) - due.createdAt.getTime()) / 1000
+      yield* Metric.update(Metrics.labelled(deliveryLatency, { event: due.eventType }), Math.max(0, seconds))
+    }
     if (outcome._tag === "Failed") {
       yield* Effect.logWarning("webhook delivery given up").pipe(
         Effect.annotateLogs({ deliveryId: due.id, webhookId: due.webhookId, attempts: due.attempts + 1 }),

@@ -18,21 +18,15 @@
  */
 import { Schema } from "effect"
 import type { DateTime } from "effect"
-import { Timestamp, Transaction } from "@walletun/domain"
+import { Timestamp, Transaction, Webhook } from "@walletun/domain"
 import type { Events } from "@walletun/domain"
 import type { Ids } from "@walletun/domain"
 
 /** The event types a webhook may subscribe to, as API.md names them. */
-export const eventTypes = [
-  "transaction.completed",
-  "transaction.failed",
-  "transaction.held",
-  "transaction.voided",
-  "transaction.expired",
-] as const
+export const eventTypes = Webhook.eventTypes
 
 /** One event type a webhook may subscribe to. */
-export type EventType = (typeof eventTypes)[number]
+export type EventType = Webhook.EventType
 
 /** What one ledger event tells the subscribers. */
 export interface LedgerNews {

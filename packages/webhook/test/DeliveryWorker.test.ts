@@ -104,6 +104,7 @@ describe("DeliveryWorker", () => {
       const exposition = yield* PrometheusMetrics.format()
       assert.match(exposition, /walletun_webhook_attempts_total\{[^}]*outcome="delivered"[^}]*\} [1-9]/)
       assert.match(exposition, /walletun_webhook_attempt_duration_seconds_count\{result="2xx"\} [1-9]/)
+      assert.match(exposition, /walletun_webhook_delivery_latency_seconds_count\{event="transaction.completed"\} [1-9]/)
     }),
   )
 
