@@ -25,6 +25,7 @@ import * as Report from "./src/report.ts"
 import * as Flags from "../src/Flags.ts"
 import * as System from "./src/system.ts"
 import * as Usage from "./src/usage.ts"
+import * as Webhooks from "./src/webhooks.ts"
 
 /** A check at the end failed; the results are written and printed all the same. */
 class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", { message: Schema.String }) {}
@@ -42,12 +43,18 @@ interface Settings {
   readonly portBase: number
   readonly out: string
   readonly postgres: boolean
+  /** Webhooks listening to every event, at a receiver in the bench (0: none). */
+  readonly webhooks: number
 }
 
 /** Every user's wallet starts with this many cents; transfers move 1–100 cents, so none runs dry. */
 const funding = 100_000_000n
 const password = "bench-password-correct-horse"
 const setupConcurrency = 8
+/** The webhook receiver's port, after the system's six. */
+const webhookReceiverOffset = 7
+/** How long the webhooks may take to catch up once the transfers are final. */
+const webhookWait = 180_000
 /** How long everything may take to settle once the last transfer was accepted. */
 const settleTimeout = Duration.minutes(3)
 /**
@@ -192,6 +199,8 @@ const makeState = () => ({
   open: new Map<string, Sent>(),
   openByUser: new Map<number, Set<string>>(),
   settled: new Map<string, Settled>(),
+  /** Each accepted transfer's sender and target, by the users' indexes (for the webhooks' count). */
+  parties: new Map<string, readonly [number, number]>(),
   pollRequests: 0,
   pollRounds: 0,
   pollRoundsMs: 0,
@@ -343,6 +352,7 @@ const drive = (
         state.accepted++
         const id = String(answer.body["id"])
         state.open.set(id, { user: from, acceptedAtMs: yield* Clock.currentTimeMillis, sentAtMs: wallMs(due) })
+        state.parties.set(id, [from, to])
         const mine = state.openByUser.get(from) ?? new Set<string>()
         mine.add(id)
         state.openByUser.set(from, mine)
@@ -512,7 +522,9 @@ const measureRun = (settings: Settings, run: string) =>
       Effect.forever(Effect.andThen(rss.sample, Effect.sleep(Duration.millis(500)))),
     )
     const { users, setupSeconds, deposited } = yield* setUp(base, settings, run)
+    const hooks = yield* subscribeWebhooks(base, settings, users)
     const window = yield* driveWindow(system, settings, users, run, readCounters)
+    const webhooks = yield* webhooksCaughtUp(window.state, hooks)
     // The counts' window runs until everything has settled and PostgreSQL has published its counts.
     yield* say(`reading the counters in ${flushWaitText}, once PostgreSQL has published the last transfers' counts ...`)
     yield* Effect.sleep(statsFlushWait)
@@ -537,6 +549,7 @@ const measureRun = (settings: Settings, run: string) =>
       walletsSum,
       ledgerSum,
       system,
+      webhooks,
     }
   }).pipe(
     // Runs before the scope closes, so the line explains the wait while the services stop.
@@ -544,6 +557,40 @@ const measureRun = (settings: Settings, run: string) =>
   )
 
 type Measured = Effect.Success<ReturnType<typeof measureRun>>
+
+/** `--webhooks N`: the receiver, then N webhooks over the users (after their funding, which no webhook hears). */
+const subscribeWebhooks = (base: string, settings: Settings, users: ReadonlyArray<BenchUser>) =>
+  Effect.gen(function* () {
+    if (settings.webhooks === 0) return undefined
+    const receiver = yield* Webhooks.serve(settings.portBase + webhookReceiverOffset)
+    const perUser = yield* Webhooks.subscribe(base, users, settings.webhooks, receiver)
+    yield* say(`${settings.webhooks} webhooks listening to every event, at a receiver on port ${receiver.port}`)
+    return { receiver, perUser }
+  })
+
+/** The webhooks' figures: deliveries called for and arrived, and how long after the sending the last one came. */
+const webhooksCaughtUp = (
+  state: State,
+  hooks: Effect.Success<ReturnType<typeof subscribeWebhooks>>,
+): Effect.Effect<Report.Results["webhooks"]> =>
+  Effect.gen(function* () {
+    if (hooks === undefined) return null
+    const parties = [...state.settled.keys()].flatMap((id) => {
+      const pair = state.parties.get(id)
+      return pair === undefined ? [] : [pair]
+    })
+    const expected = Webhooks.expectedDeliveries(parties, hooks.perUser)
+    const waitedSeconds = yield* Webhooks.awaitDeliveries(hooks.receiver, expected, webhookWait)
+    const line = `webhooks: ${hooks.receiver.ids.size} of ${expected} deliveries arrived (${hooks.receiver.attempts} requests), the last ${waitedSeconds.toFixed(1)} s after the transfers settled`
+    yield* say(line)
+    return {
+      webhooks: hooks.perUser.reduce((a, b) => a + b, 0),
+      expectedDeliveries: expected,
+      delivered: hooks.receiver.ids.size,
+      requests: hooks.receiver.attempts,
+      caughtUpSeconds: waitedSeconds,
+    }
+  })
 
 /** The same ledger SQL on PostgreSQL alone, unless `--skip-postgres`. */
 const postgresAlone = (settings: Settings, pick: LedgerSql.Pick, settledPerSecond: number) =>
@@ -679,6 +726,7 @@ const resultsOf = (
     rssMiB: measured.rssMiB,
     ...usageFigures(measured, final),
     postgres,
+    webhooks: measured.webhooks,
     checks: checkFigures(measured, final),
     curves: { accept: Report.curve(state.acceptMs), settled: Report.curve(final.map((s) => s.systemMs)) },
   }
@@ -745,6 +793,9 @@ const validate = (settings: Settings, concurrencyGiven: boolean) => {
     settings.concurrency < 1 || settings.concurrency > 1024 ? "--concurrency must be 1 to 1024" : "",
     settings.users < 3 || settings.users > 10_000 ? "--users must be 3 to 10000" : "",
     settings.portBase < 1024 || settings.portBase > 65_000 ? "--port-base must be 1024 to 65000" : "",
+    settings.webhooks < 0 || settings.webhooks > settings.users * 10
+      ? "--webhooks must be 0 to 10 per user (--users × 10)"
+      : "",
     settings.url !== undefined && !/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(settings.url)
       ? "--url must be http://127.0.0.1:<port> (the bench sends traffic to this machine only)"
       : "",
@@ -785,7 +836,7 @@ const command = Command.make(
       Flag.optional,
     ),
     portBase: Flag.Int("port-base").pipe(
-      Flag.withDescription("First of the five ports of the system the bench starts"),
+      Flag.withDescription("First of the six ports of the system the bench starts (and + 7: the webhook receiver)"),
       Flag.withDefault(18880),
     ),
     out: Flag.String("out").pipe(
@@ -795,6 +846,12 @@ const command = Command.make(
     skipPostgres: Flag.Boolean("skip-postgres").pipe(
       Flag.withDescription("Do not measure the ledger SQL on PostgreSQL alone"),
       Flag.withDefault(false),
+    ),
+    webhooks: Flag.Int("webhooks").pipe(
+      Flag.withDescription(
+        "Subscribe this many webhooks (spread over the users) to every event, at a receiver in the bench on --port-base + 7",
+      ),
+      Flag.withDefault(0),
     ),
   },
   (flags) =>
@@ -810,6 +867,7 @@ const command = Command.make(
         portBase: flags.portBase,
         out: flags.out,
         postgres: !flags.skipPostgres,
+        webhooks: flags.webhooks,
       },
       Option.isSome(flags.concurrency),
     ).pipe(Effect.flatMap(bench)),

@@ -113,6 +113,14 @@ export interface Results {
     readonly concurrency: number
     readonly settledToPostgresRatio: number
   } | null
+  /** `--webhooks`: the deliveries the settled transfers called for, and what arrived when. */
+  readonly webhooks: {
+    readonly webhooks: number
+    readonly expectedDeliveries: number
+    readonly delivered: number
+    readonly requests: number
+    readonly caughtUpSeconds: number
+  } | null
   readonly checks: {
     readonly everyTransferFinal: boolean
     readonly walletsSum: string
@@ -217,6 +225,11 @@ export const summary = (r: Results): string => {
     lines.push(
       `  PostgreSQL alone, same ledger SQL  ${rate(r.postgres.perSecond).padStart(9)}   ${r.postgres.transfers} apply transactions, ${r.postgres.concurrency} in flight on ${r.postgres.connections} connections, ${r.postgres.seconds.toFixed(2)} s`,
       `  settled / PostgreSQL alone         ${(r.postgres.settledToPostgresRatio * 100).toFixed(1).padStart(7)} %`,
+    )
+  }
+  if (r.webhooks !== null && r.webhooks !== undefined) {
+    lines.push(
+      `  webhooks (every event)             ${String(r.webhooks.webhooks).padStart(9)}   ${r.webhooks.delivered} of ${r.webhooks.expectedDeliveries} deliveries arrived (${r.webhooks.requests} requests), the last ${r.webhooks.caughtUpSeconds.toFixed(1)} s after the transfers settled`,
     )
   }
   lines.push(
