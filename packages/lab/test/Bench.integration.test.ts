@@ -49,7 +49,20 @@ describe("npm run bench (packages/lab/bench/run.ts)", () => {
         yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(out, { recursive: true, force: true })))
         const started = performance.now()
         const { code, output } = yield* runBench(
-          ["--transfers", "40", "--users", "5", "--concurrency", "8", "--port-base", String(portBase), "--out", out],
+          [
+            "--transfers",
+            "40",
+            "--users",
+            "5",
+            "--concurrency",
+            "8",
+            "--webhooks",
+            "5",
+            "--port-base",
+            String(portBase),
+            "--out",
+            out,
+          ],
           Duration.seconds(80),
         )
         const seconds = (performance.now() - started) / 1000
@@ -59,7 +72,13 @@ describe("npm run bench (packages/lab/bench/run.ts)", () => {
         assert.match(output, /the whole ledger sums to zero \(PostgreSQL\)\s+yes \(0\)/, output)
         assert.match(output, /accepted \(202\)\s+[\d,]+\/s\s+40 of 40 sent/, output)
         assert.match(output, /PostgreSQL alone, same ledger SQL\s+[\d,]+\/s/, output)
-        assert.match(output, /peak RSS: wallet \d+ MiB, user \d+ MiB, transaction \d+ MiB, gateway \d+ MiB/, output)
+        assert.match(
+          output,
+          /peak RSS: wallet \d+ MiB, user \d+ MiB, transaction \d+ MiB, webhook \d+ MiB, gateway \d+ MiB/,
+          output,
+        )
+        // One webhook per user: each transfer's sender and target are told, 80 deliveries in all.
+        assert.match(output, /webhooks \(every event\)\s+5\s+80 of 80 deliveries arrived/, output)
 
         const files = fs.readdirSync(out)
         const json = files.find((file) => file.endsWith("-uniform.json"))

@@ -87,20 +87,18 @@ export const background = Layer.mergeAll(
 
 /**
  * Every route of the service (the API, health and metrics) with its services, and the background
- * parts, needing the configuration, the database and the broker.
+ * parts, over the database and the broker (waited for: meanwhile the server answers 503), needing
+ * only the configuration.
  */
 export const routes = Layer.mergeAll(
   Layer.mergeAll(apiRoutes, Service.healthAndMetrics(checks)).pipe(
     Layer.provide([services, Jwt.layerConfigWith({ tokenCacheSize }).pipe(Layer.provide(FetchHttpClient.layer))]),
   ),
   background,
-)
+).pipe(Layer.provide(Layer.mergeAll(Database, Rabbit.Rabbit.layerAs("webhook"))))
 
 /**
  * The whole service, as `main.ts` runs it. The HTTP server is bound first, so that while
  * PostgreSQL or RabbitMQ is waited for, `/health/ready` answers 503 naming it (see `Startup`).
  */
-export const layer = Service.serveHttp(routes, "WEBHOOK_PORT", 8084).pipe(
-  Layer.provide(Layer.mergeAll(Database, Rabbit.Rabbit.layerAs("webhook"))),
-  Layer.provide(WebhookConfig.layer),
-)
+export const layer = Service.serveHttp(routes, "WEBHOOK_PORT", 8084).pipe(Layer.provide(WebhookConfig.layer))

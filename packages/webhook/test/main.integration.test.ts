@@ -5,8 +5,8 @@ import { ServiceUnderTest } from "@walletun/lab"
 const webhook = ServiceUnderTest.make("webhook", "WEBHOOK_PORT")
 
 describe("webhook service process", () => {
-  it.live("boots, is ready against the real PostgreSQL, logs JSON, and stops cleanly on SIGTERM", () =>
-    ServiceUnderTest.bootsReadyAndStops(webhook, { port: 18391, dependencies: ["postgres"] }),
+  it.live("boots, is ready against the real PostgreSQL and RabbitMQ, logs JSON, and stops cleanly on SIGTERM", () =>
+    ServiceUnderTest.bootsReadyAndStops(webhook, { port: 18391, dependencies: ["postgres", "rabbitmq"] }),
   )
 
   it.live("a bad WEBHOOK_PORT stops start-up with a message naming the variable", () =>
