@@ -2,14 +2,23 @@
  * The delivery store on PostgreSQL: the `deliveries` and `webhooks` tables as the delivery worker
  * sees them (see `DeliveryStore` for the rules, which `test/DeliveryStoreContract.ts` holds).
  *
- * A claim is one statement. It locks the due rows of live webhooks oldest due first
- * (`deliveries_due`, `FOR UPDATE OF d SKIP LOCKED`, so concurrent pollers and instances split the
- * work and never take one row twice), keeps at most `perWebhook` of each webhook and `limit` in
- * all, and moves their `next_attempt_at` a lease ahead. The retry window starts at `created_at`,
+ * A claim is one statement. It locks the due rows of live webhooks oldest due first, walking
+ * `deliveries_due` in its order (a plain index scan, which also marks the entries of finished
+ * deliveries dead as it passes them; `FOR UPDATE OF d SKIP LOCKED`, so concurrent pollers and
+ * instances split the work and never take one row twice), keeps at most `perWebhook` of each
+ * webhook and `limit` in all, and moves their `next_attempt_at` a lease ahead.
+ *
+ * The table is a queue: every finished delivery leaves a dead row version behind. Where the
+ * server's autovacuum is off (this machine's is), nothing would ever clear them, and the planner's
+ * statistics would go stale with them: after 76,000 finished deliveries one claim took 753 ms (a
+ * bitmap plan re-reading 70,000 dead index entries per live webhook). So the store vacuums and
+ * analyzes the table itself every `WEBHOOK_VACUUM_INTERVAL` (default 1 minute; `0` turns it off
+ * where autovacuum is trusted). The retry window starts at `created_at`,
  * or at `redelivered_at` once an operator sent the delivery again. A record is one `UPDATE` of a
  * still pending row.
  */
-import { Duration, Effect, Layer, Option, Schema } from "effect"
+import { Config, Duration, Effect, Layer, Option, Result, Schema } from "effect"
+import * as Batcher from "@walletun/infra/Batcher"
 import { SqlClient } from "effect/sql"
 import * as KeyVault from "@walletun/infra/KeyVault"
 import { DeliveryRows, DeliveryStore } from "./DeliveryStore.ts"
@@ -39,7 +48,17 @@ const unopenedWait = Duration.hours(1)
  * stop the others: it stays pending, is looked at again in an hour, and the error names the
  * webhook, so an operator can put the right key back; nothing is lost.
  */
-export const make = (sql: SqlClient.SqlClient, vault: KeyVault.KeyVault): DeliveryStore["Service"] => {
+export const make = Effect.fnUntraced(function* (sql: SqlClient.SqlClient, vault: KeyVault.KeyVault) {
+  // Attempts that end together are recorded together: one statement and one commit per batch.
+  const record = yield* Batcher.make<Recorded, void, never>({
+    maxSize: recordBatchSize,
+    concurrency: 1,
+    run: (items) =>
+      recordAll(sql, items).pipe(
+        Effect.map(() => items.map(() => Result.succeed(undefined))),
+        Effect.orDie,
+      ),
+  })
   const open = (row: typeof ClaimedRow.Type): DueDelivery | undefined => {
     const secret = vault.open(row.secret, row.webhook_id)
     if (Option.isNone(secret)) return undefined
@@ -59,10 +78,10 @@ export const make = (sql: SqlClient.SqlClient, vault: KeyVault.KeyVault): Delive
       sql`
         WITH locked AS (
           SELECT d.id, d.webhook_id, d.next_attempt_at FROM deliveries d
-          JOIN webhooks w ON w.id = d.webhook_id AND w.deleted_at IS NULL
           WHERE d.status = 'pending' AND d.next_attempt_at <= now()
             AND NOT (d.webhook_id = ANY(${`{${skip.join(",")}}`}::uuid[]))
-          ORDER BY d.next_attempt_at, d.id
+            AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.deleted_at IS NULL)
+          ORDER BY d.next_attempt_at
           LIMIT ${limit * lockFactor}
           FOR UPDATE OF d SKIP LOCKED
         ), picked AS (
@@ -93,9 +112,9 @@ export const make = (sql: SqlClient.SqlClient, vault: KeyVault.KeyVault): Delive
         }),
         Effect.orDie,
       ),
-    recordAttempt: (id, outcome) => record(sql, id, outcome),
+    recordAttempt: (id, outcome) => record({ id, outcome }),
   })
-}
+})
 
 /** Puts off the deliveries whose secret does not open, loudly. */
 const setAside = (sql: SqlClient.SqlClient, rows: ReadonlyArray<typeof ClaimedRow.Type>) =>
@@ -117,24 +136,57 @@ const setAside = (sql: SqlClient.SqlClient, rows: ReadonlyArray<typeof ClaimedRo
         ),
       )
 
-const record = (sql: SqlClient.SqlClient, id: string, outcome: AttemptOutcome) => {
-  const code = outcome.statusCode
-  const next =
-    outcome._tag === "Retry"
-      ? sql`status = 'pending', next_attempt_at = ${outcome.nextAttemptAt}`
-      : sql`status = ${outcome._tag === "Delivered" ? "delivered" : "failed"}, next_attempt_at = NULL`
-  return sql`
-    UPDATE deliveries SET attempts = attempts + 1, last_status_code = ${code}, ${next}, updated_at = now()
-    WHERE id = ${id} AND status = 'pending'`.pipe(Effect.asVoid, Effect.orDie)
+/** One attempt to record. */
+interface Recorded {
+  readonly id: string
+  readonly outcome: AttemptOutcome
 }
+
+/** A PostgreSQL array literal of `values` (null for a missing one), each quoted. */
+const arrayLiteral = (values: ReadonlyArray<string | null>) =>
+  `{${values.map((value) => (value === null ? "NULL" : `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`)).join(",")}}`
+
+/**
+ * Records a batch of attempts in one statement (one commit for all): `attempts + 1`, the status
+ * code, the new status and next attempt, each only while its delivery is still pending.
+ */
+const recordAll = (sql: SqlClient.SqlClient, items: ReadonlyArray<Recorded>) => {
+  const column = (of: (item: Recorded) => string | null) => arrayLiteral(items.map(of))
+  return sql`
+    UPDATE deliveries d
+    SET attempts = d.attempts + 1, last_status_code = v.code, status = v.status, next_attempt_at = v.next,
+        updated_at = now()
+    FROM unnest(
+      ${column((item) => item.id)}::uuid[],
+      ${column((item) => (item.outcome.statusCode === null ? null : String(item.outcome.statusCode)))}::int[],
+      ${column((item) => (item.outcome._tag === "Retry" ? "pending" : item.outcome._tag === "Delivered" ? "delivered" : "failed"))}::text[],
+      ${column((item) => (item.outcome._tag === "Retry" ? item.outcome.nextAttemptAt.toISOString() : null))}::timestamptz[]
+    ) AS v(id, code, status, next)
+    WHERE d.id = v.id AND d.status = 'pending'`
+}
+
+/** The most attempts one statement records. */
+const recordBatchSize = 256
 
 /** The store in PostgreSQL, its secrets opened with the vault of `WEBHOOK_SECRETS_KEY_FILE`. */
 export const layer = Layer.effect(
   DeliveryStore,
   Effect.gen(function* () {
-    return make(yield* SqlClient.SqlClient, yield* KeyVault.webhookSecretsFromConfig)
+    const sql = yield* SqlClient.SqlClient
+    const interval = yield* Config.Duration("WEBHOOK_VACUUM_INTERVAL").pipe(Config.withDefault(Duration.minutes(1)))
+    if (Duration.toMillis(interval) > 0) yield* Effect.forkScoped(vacuumEvery(sql, interval))
+    return yield* make(sql, yield* KeyVault.webhookSecretsFromConfig)
   }),
 )
+
+/** Vacuums and analyzes `deliveries` every `interval`, for the life of the scope; a failure is logged and the next one tried. */
+const vacuumEvery = (sql: SqlClient.SqlClient, interval: Duration.Duration) =>
+  Effect.forever(
+    Effect.sleep(interval).pipe(
+      Effect.andThen(sql`VACUUM (ANALYZE) deliveries`),
+      Effect.catchCause((cause) => Effect.logWarning("cannot vacuum the deliveries table", cause)),
+    ),
+  )
 
 const RowFields = Schema.Struct({
   id: Schema.String,

@@ -125,6 +125,9 @@ const makeLanes = (endpointConcurrency: number, onRelease: () => void) => {
   }
 }
 
+/** How long a claim after a full one waits for more slots to free, so that claims come in batches. */
+const gatherWait = Duration.millis(20)
+
 /** Starts the worker for the life of the current scope. */
 export const start = Effect.gen(function* () {
   const config = yield* DeliveryConfig
@@ -163,10 +166,14 @@ export const start = Effect.gen(function* () {
     return due.length === free
   }).pipe(Effect.catchCause((cause) => Effect.as(Effect.logError("webhook poll failed", cause), false)))
 
-  // Runs until the scope closes: the worker lives as long as the service.
+  // Runs until the scope closes: the worker lives as long as the service. When every slot was
+  // taken, the next claim waits for a freed slot and then a moment more, so that under load one
+  // claim takes the slots that freed meanwhile instead of one claim per finished attempt.
   const loop = Effect.forever(
     Effect.flatMap(poll, (full) =>
-      full ? Effect.timeoutOption(slotFreed.await, config.pollInterval) : Effect.sleep(config.pollInterval),
+      full
+        ? Effect.timeoutOption(slotFreed.await, config.pollInterval).pipe(Effect.andThen(Effect.sleep(gatherWait)))
+        : Effect.sleep(config.pollInterval),
     ),
   )
   const poller = yield* Effect.forkScoped(loop)

@@ -193,8 +193,11 @@ const sealOf = (message: IncomingMessage): string | undefined => {
 const textDecoder = new TextDecoder()
 const decodeEvent = Schema.decodeUnknownEffect(Events.TransactionEventJson)
 
-/** How many batches of news are recorded at once. */
-const batchConcurrency = 2
+/**
+ * How many batches of news are recorded at once: one, so that events arriving while a batch is
+ * recorded form the next one (one commit, one lookup for many) instead of a batch each.
+ */
+const batchConcurrency = 1
 
 /** Builds the handler of one event message; it always settles the message itself. */
 export const makeHandler = Effect.gen(function* () {

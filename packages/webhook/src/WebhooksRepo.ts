@@ -192,10 +192,18 @@ const makeSql = (sql: SqlClient.SqlClient, vault: KeyVault.KeyVault) => {
         return Option.map(Option.fromUndefinedOr(rows[0]), toStored)
       }),
       remove: Effect.fn("WebhooksRepo.remove")(function* (userId, id, at) {
+        // Its pending deliveries end with it (failed: never attempted again), so they do not stay
+        // in the due index, which every claim walks.
         const rows = yield* sql`
-          UPDATE webhooks SET deleted_at = ${DateTime.toDateUtc(at)}
-          WHERE id = ${id} AND user_id = ${userId} AND deleted_at IS NULL
-          RETURNING id`.pipe(Effect.orDie)
+          WITH gone AS (
+            UPDATE webhooks SET deleted_at = ${DateTime.toDateUtc(at)}
+            WHERE id = ${id} AND user_id = ${userId} AND deleted_at IS NULL
+            RETURNING id
+          ), stopped AS (
+            UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = now()
+            WHERE webhook_id IN (SELECT id FROM gone) AND status = 'pending'
+          )
+          SELECT id FROM gone`.pipe(Effect.orDie)
         return rows.length === 1
       }),
       openLive: Effect.fn("WebhooksRepo.openLive")(function* (id) {

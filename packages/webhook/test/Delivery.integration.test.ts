@@ -38,7 +38,8 @@ interface Received {
 /**
  * The receivers, by the first segment of the path: `ok` answers 200; `flaky` answers 500 to the
  * first two attempts of each webhook-id; `slow` never answers the first attempt of each (it is
- * abandoned after the deadline); `hang` holds every request until `release`.
+ * abandoned after the deadline); `down` answers 503 to every attempt; `hang` holds every request
+ * until `release`.
  */
 class Receivers extends Context.Service<
   Receivers,
@@ -71,6 +72,7 @@ class Receivers extends Context.Service<
             seen.set(`${path}|${id}`, attempt)
             const kind = path.split("/")[1]
             if (kind === "flaky" && attempt <= 2) return response.writeHead(500).end("no")
+            if (kind === "down") return response.writeHead(503).end("down")
             if (kind === "slow" && attempt === 1) return
             if (kind === "hang" && holding) return void hanging.push(response)
             response.writeHead(200).end("ok")
@@ -109,6 +111,9 @@ const webhookEnv = {
   WEBHOOK_CLAIM_LEASE: "3 seconds",
   WEBHOOK_POLL_INTERVAL: "100 millis",
   WEBHOOK_ALLOWED_HOSTS: "127.0.0.1",
+  // At least 24 hours in production; here long enough for every retry above, short enough to see
+  // a delivery given up.
+  WEBHOOK_RETRY_FOR: "15 seconds",
 }
 
 /** The system, and a way to kill a service (SIGKILL) and start it again. */

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { ConfigProvider, Duration, Effect, Layer, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { KeyVault, Postgres } from "@walletun/infra"
 import * as Lab from "@walletun/lab"
@@ -18,10 +18,31 @@ const ScratchDatabase = Layer.unwrap(
   ),
 )
 
-const Store = Layer.mergeAll(DeliveryStorePg.layer, DeliveryStorePg.rowsLayer).pipe(Layer.provideMerge(ScratchDatabase))
+// The store vacuums its table every 300 ms here (a minute by default).
+const Store = Layer.mergeAll(DeliveryStorePg.layer, DeliveryStorePg.rowsLayer).pipe(
+  Layer.provideMerge(ScratchDatabase),
+  Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ WEBHOOK_VACUUM_INTERVAL: "300 millis" }))),
+)
 
 layer(Store, { excludeTestServices: true, timeout: 60_000 })("DeliveryStore contract (PostgreSQL)", (it) => {
   contract(it, (duration) => Effect.sleep(duration))
+
+  describe("upkeep", () => {
+    it.effect("vacuums and analyzes the deliveries table itself (this machine's autovacuum is off)", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const count = sql<{ readonly n: string }>`
+          SELECT (vacuum_count + autovacuum_count)::text AS n FROM pg_stat_user_tables WHERE relname = 'deliveries'`.pipe(
+          Effect.map(([row]) => Number(row?.n ?? 0)),
+        )
+        const before = yield* count
+        yield* count.pipe(
+          Effect.filterOrFail((n) => n > before),
+          Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.upTo({ times: 50 }))),
+        )
+      }),
+    )
+  })
 
   describe("secrets under another key", () => {
     it.effect("a delivery whose secret does not open is put off an hour, and the others are claimed", () =>
