@@ -36,6 +36,9 @@ const ClaimedRow = Schema.Struct({
 })
 const decodeClaimed = Schema.decodeUnknownEffect(Schema.Array(ClaimedRow))
 
+/** The most opened secrets kept in memory. */
+const openedLimit = 10_000
+
 /** How many due rows a claim locks for each one it may take: room for the per-webhook cut. */
 const lockFactor = 4
 
@@ -59,8 +62,22 @@ export const make = Effect.fnUntraced(function* (sql: SqlClient.SqlClient, vault
         Effect.orDie,
       ),
   })
-  const open = (row: typeof ClaimedRow.Type): DueDelivery | undefined => {
+  // Opened secrets by webhook and ciphertext: a webhook's deliveries open its secret once, not
+  // once each (bounded: cleared when it holds more than `openedLimit`).
+  const openedSecrets = new Map<string, string>()
+  const openSecret = (row: typeof ClaimedRow.Type): Option.Option<string> => {
+    const key = `${row.webhook_id}:${row.secret}`
+    const known = openedSecrets.get(key)
+    if (known !== undefined) return Option.some(known)
     const secret = vault.open(row.secret, row.webhook_id)
+    if (Option.isSome(secret)) {
+      if (openedSecrets.size >= openedLimit) openedSecrets.clear()
+      openedSecrets.set(key, secret.value)
+    }
+    return secret
+  }
+  const open = (row: typeof ClaimedRow.Type): DueDelivery | undefined => {
+    const secret = openSecret(row)
     if (Option.isNone(secret)) return undefined
     return {
       id: row.id,

@@ -10,13 +10,15 @@
  * - no redirect is followed (a 3xx is an answer like any non-2xx);
  * - one deadline covers the whole attempt, lookup, connect, request, headers and body;
  * - at most 64 KiB of the answer is read, then the connection is closed;
+ * - a connection whose answer was read to its end is kept for the next attempts to the same
+ *   origin at the same checked addresses (idle 15 s at most); any other is closed;
  * - the request carries the delivery's headers and the transport's own (`host`, `content-length`,
  *   `connection`), nothing else: no trace context, no internal header, no cookie.
  */
 import type { LookupAddress } from "node:dns"
 import { lookup as dnsLookup } from "node:dns/promises"
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http"
-import { request as httpsRequest } from "node:https"
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http"
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https"
 import { isIP, type LookupFunction } from "node:net"
 import { Clock, Context, type Duration, Effect, Layer } from "effect"
 import { DeliveryConfig } from "./DeliveryConfig.ts"
@@ -112,6 +114,41 @@ const pinned = (addresses: ReadonlyArray<LookupAddress>): LookupFunction =>
     else callback(null, first.address, first.family)
   }) as LookupFunction
 
+/** How long an idle kept-alive connection to an endpoint stays open. */
+const idleMillis = 15_000
+
+/**
+ * Kept-alive connections, one pool per origin and set of checked addresses: a connection is made
+ * to an address that was checked, and reused only for the same origin at the same addresses (a
+ * new lookup with other answers gets a pool of its own). The pools of endpoints unused for a
+ * while are closed.
+ */
+const makePools = (ca: string | undefined) => {
+  const pools = new Map<string, { readonly agent: HttpAgent; used: number }>()
+  return (destination: Destination, addresses: ReadonlyArray<LookupAddress>): HttpAgent => {
+    const now = Date.now()
+    for (const [key, pool] of pools) {
+      if (now - pool.used > 4 * idleMillis) {
+        pool.agent.destroy()
+        pools.delete(key)
+      }
+    }
+    const key = `${destination.url.origin}|${addresses.map((found) => found.address).join(",")}`
+    const found = pools.get(key)
+    if (found !== undefined) {
+      found.used = now
+      return found.agent
+    }
+    const options = { keepAlive: true, timeout: idleMillis, lookup: pinned(addresses) }
+    const agent =
+      destination.url.protocol === "https:"
+        ? new HttpsAgent({ ...options, ...(ca === undefined ? {} : { ca }) })
+        : new HttpAgent(options)
+    pools.set(key, { agent, used: now })
+    return agent
+  }
+}
+
 const headersOf = (request: OutboundRequest): OutgoingHttpHeaders => ({
   "content-type": "application/json",
   "content-length": Buffer.byteLength(request.body),
@@ -121,11 +158,14 @@ const headersOf = (request: OutboundRequest): OutgoingHttpHeaders => ({
   "webhook-signature": request.signature,
 })
 
-/** Reads up to `maxResponseBytes` of the body and settles with the status code, whatever the body does. */
-const drain = (response: IncomingMessage, done: (statusCode: number) => void): void => {
+/**
+ * Reads up to `maxResponseBytes` of the body and settles with the status code, whatever the body
+ * does: `whole` when the body was read to its end (the connection may be reused), else not.
+ */
+const drain = (response: IncomingMessage, done: (statusCode: number, whole: boolean) => void): void => {
   const statusCode = response.statusCode ?? 0
   let read = 0
-  const finish = () => done(statusCode)
+  const finish = () => done(statusCode, false)
   response.on("data", (chunk: Buffer) => {
     read += chunk.length
     if (read >= maxResponseBytes) {
@@ -133,19 +173,14 @@ const drain = (response: IncomingMessage, done: (statusCode: number) => void): v
       response.destroy()
     }
   })
-  response.on("end", finish)
+  response.on("end", () => done(statusCode, true))
   // A body cut short still leaves the status the receiver gave.
   response.on("error", finish)
   response.on("close", finish)
 }
 
 /** The HTTP exchange on a connection to `addresses`; interrupting it destroys the connection. */
-const exchange = (
-  destination: Destination,
-  addresses: ReadonlyArray<LookupAddress>,
-  request: OutboundRequest,
-  ca?: string,
-) =>
+const exchange = (destination: Destination, agent: HttpAgent, request: OutboundRequest) =>
   Effect.callback<number, NoAnswer>((resume) => {
     const send = destination.url.protocol === "https:" ? httpsRequest : httpRequest
     let settled = false
@@ -154,18 +189,13 @@ const exchange = (
       settled = true
       resume(effect)
     }
-    const outgoing = send(destination.url, {
-      method: "POST",
-      // A connection per attempt: nothing of one subscriber's connection is reused for another.
-      agent: false,
-      lookup: pinned(addresses),
-      headers: headersOf(request),
-      ...(ca === undefined ? {} : { ca }),
-    })
+    // The endpoint's pool: a kept-alive connection to these checked addresses, or a new one.
+    const outgoing = send(destination.url, { method: "POST", agent, headers: headersOf(request) })
     outgoing.on("response", (response) =>
-      drain(response, (statusCode) => {
+      drain(response, (statusCode, whole) => {
         settle(Effect.succeed(statusCode))
-        outgoing.destroy()
+        // A body cut short (or too long) leaves the connection unusable: it is closed.
+        if (!whole) outgoing.destroy()
       }),
     )
     outgoing.on("error", () => settle(Effect.fail(new NoAnswer("connection"))))
@@ -176,6 +206,7 @@ const exchange = (
 /** One attempt, as `Outbound.post` makes it. */
 export const post = (options: OutboundOptions) => {
   const lookup = options.lookup ?? systemLookup
+  const poolOf = makePools(options.ca)
   return Effect.fn("Outbound.post")(function* (request: OutboundRequest) {
     const started = yield* Clock.currentTimeMillis
     const attempt = Effect.gen(function* () {
@@ -184,7 +215,7 @@ export const post = (options: OutboundOptions) => {
       // Only the host goes into the span: a URL's path and query may carry a subscriber's token.
       yield* Effect.annotateCurrentSpan({ "server.address": destination.host })
       const addresses = yield* resolve(destination, lookup)
-      return yield* exchange(destination, addresses, request, options.ca)
+      return yield* exchange(destination, poolOf(destination, addresses), request)
     })
     const outcome = yield* attempt.pipe(
       Effect.map((statusCode) => ({ _tag: "Answered", statusCode }) as const),

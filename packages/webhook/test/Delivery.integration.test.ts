@@ -363,6 +363,30 @@ layer(App, { excludeTestServices: true, timeout: 120_000 })("webhooks end to end
       }),
     )
 
+    it.effect("a receiver that never answers 2xx: retried until the window ends, then the delivery is failed", () =>
+      Effect.gen(function* () {
+        const party = yield* signUp
+        const hook = yield* subscribe(party, `/down/${party.id}`, ["transaction.completed"])
+        yield* send(party, { type: "deposit", walletId: party.walletId, amount: 10 })
+        const failed = yield* http("GET", `/v1/webhooks/${hook.id}/deliveries`, { token: party.token }).pipe(
+          Effect.map((page) => (page.body.items as ReadonlyArray<Record<string, unknown>>)[0]),
+          Effect.filterOrFail((item) => item?.["status"] === "failed"),
+          Effect.retry(Schedule.spaced("500 millis").pipe(Schedule.upTo({ times: 80 }))),
+        )
+        assert.deepInclude(failed, { lastStatusCode: 503, nextAttemptAt: null })
+        const requests = (yield* Receivers).received.filter((r) => r.path === `/down/${party.id}`)
+        assert.strictEqual(failed?.["attempts"], requests.length)
+        assert.isAtLeast(requests.length, 4)
+        assert.strictEqual(new Set(requests.map((r) => r.headers["webhook-id"])).size, 1)
+        // Given up: no attempt after it.
+        yield* Effect.sleep("2 seconds")
+        assert.strictEqual(
+          (yield* Receivers).received.filter((r) => r.path === `/down/${party.id}`).length,
+          requests.length,
+        )
+      }),
+    )
+
     it.effect(
       "a name that resolves to a private address is refused at delivery time: the receiver sees no connection",
       () =>

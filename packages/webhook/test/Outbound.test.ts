@@ -85,6 +85,24 @@ describe("Outbound", () => {
     }),
   )
 
+  it.live("keeps the connection to an endpoint for its next attempts", () =>
+    Effect.gen(function* () {
+      const hook = yield* receiver(() => status(204))
+      const outbound = Outbound.make(options)
+      for (let i = 0; i < 10; i++) {
+        const result = yield* outbound.post(signed(hook.url))
+        assert.deepInclude(result, { _tag: "Answered", statusCode: 204 })
+      }
+      assert.strictEqual(hook.received.length, 10)
+      // One attempt may start before the previous one's socket is back in the pool: at most two.
+      assert.isAtMost(hook.connections(), 2)
+      // Another client (another worker) has its own connections.
+      const before = hook.connections()
+      yield* Outbound.make(options).post(signed(hook.url))
+      assert.strictEqual(hook.connections(), before + 1)
+    }),
+  )
+
   it.live("reports a 500 as an answer with its status", () =>
     Effect.gen(function* () {
       const hook = yield* receiver(() => status(500))
