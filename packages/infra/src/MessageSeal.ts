@@ -83,6 +83,28 @@ export const keyFrom = (variable: string, name: string) =>
   })
 
 /** The sealer of `kind`, with its key read from `MESSAGE_KEY_<KIND>_FILE` or `PKI_DIR`. */
+/** What a consumer reads of a broker message (amqplib's `ConsumeMessage` is one). */
+export interface IncomingMessage {
+  readonly content: Uint8Array
+  readonly properties: { readonly messageId?: unknown; readonly headers?: unknown }
+}
+
+/** The header `name` of a message, if it has headers. */
+export const headerOf = (message: IncomingMessage, name: string): unknown => {
+  const headers = message.properties.headers
+  return typeof headers === "object" && headers !== null ? (headers as Record<string, unknown>)[name] : undefined
+}
+
+/** The seal a message carries (`header`), if any. */
+export const sealOf = (message: IncomingMessage): string | undefined => {
+  const seal = headerOf(message, header)
+  return typeof seal === "string" ? seal : undefined
+}
+
+/** Whether a message carries a valid seal of `sealer`'s key over its body. */
+export const isSealed = (message: IncomingMessage, sealer: Sealer): boolean =>
+  sealer.verify(message.content, sealOf(message))
+
 export const sealer = (kind: Kind) =>
   Effect.map(keyFrom(`MESSAGE_KEY_${kind.toUpperCase()}_FILE`, keyFileName(kind)), make)
 

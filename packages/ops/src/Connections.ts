@@ -22,7 +22,8 @@ export class BadTarget extends Schema.TaggedError<BadTarget>()("BadTarget", { me
 // Names that end up inside CQL statements and queue names: checked, never quoted.
 const keyspacePattern = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
 const prefixPattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$/
-const databasePattern = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/
+/** What a PostgreSQL database name given to the tools may be. */
+export const databasePattern = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/
 
 const check = (what: string, value: string, pattern: RegExp) =>
   pattern.test(value) ? Effect.succeed(value) : Effect.fail(new BadTarget({ message: `invalid ${what}: "${value}"` }))

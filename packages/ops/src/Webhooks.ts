@@ -5,9 +5,7 @@
  */
 import { Config, Effect, Option } from "effect"
 import * as Operator from "@walletun/webhook/Operator"
-import { BadTarget } from "./Connections.ts"
-
-const databasePattern = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/
+import { BadTarget, databasePattern } from "./Connections.ts"
 
 /** The webhook database: the flag, else `WEBHOOK_DATABASE`, else `walletun_webhook`; checked. */
 export const database = Effect.fn("Webhooks.database")(function* (flag: Option.Option<string>) {

@@ -146,7 +146,7 @@ export const recordBatch = Effect.fnUntraced(function* (news: ReadonlyArray<Ledg
   if (wanted.length === 0) return 0
   const transactions = new Map<string, Transaction.Transaction>()
   for (const transaction of yield* lookup.lookup(wanted)) transactions.set(transaction.id, transaction)
-  const now = new Date(yield* DateTime.nowAsDate.pipe(Effect.map((date) => date.getTime())))
+  const now = yield* DateTime.nowAsDate
   const rows: Array<NewDelivery & Record<string, unknown>> = []
   for (const [index, item] of news.entries()) {
     const stored = transactions.get(item.transactionId)
@@ -174,21 +174,6 @@ export const recordBatch = Effect.fnUntraced(function* (news: ReadonlyArray<Ledg
     ON CONFLICT (webhook_id, event_type, transaction_id) DO NOTHING RETURNING id`
   return inserted.length
 })
-
-/** What the handler reads of a broker message. */
-interface IncomingMessage {
-  readonly content: Uint8Array
-  readonly properties: { readonly messageId?: unknown; readonly headers?: unknown }
-}
-
-const sealOf = (message: IncomingMessage): string | undefined => {
-  const headers = message.properties.headers
-  const seal =
-    typeof headers === "object" && headers !== null
-      ? (headers as Record<string, unknown>)[MessageSeal.header]
-      : undefined
-  return typeof seal === "string" ? seal : undefined
-}
 
 const textDecoder = new TextDecoder()
 const decodeEvent = Schema.decodeUnknownEffect(Events.TransactionEventJson)
@@ -222,7 +207,7 @@ export const makeHandler = Effect.gen(function* () {
       ),
   })
 
-  const dead = (message: IncomingMessage, kind: Queues.DeadReason, reason: string) =>
+  const dead = (message: MessageSeal.IncomingMessage, kind: Queues.DeadReason, reason: string) =>
     rabbit
       .publish(names.deadExchange, Queues.deadKey, message.content, {
         ...(typeof message.properties.messageId === "string" ? { messageId: message.properties.messageId } : {}),
@@ -237,9 +222,9 @@ export const makeHandler = Effect.gen(function* () {
         Effect.catch(() => Effect.succeed(Rabbit.nack(true))),
       )
 
-  return Effect.fn("Intake.handle")(function* (message: IncomingMessage) {
+  return Effect.fn("Intake.handle")(function* (message: MessageSeal.IncomingMessage) {
     // Only what the ledger decided: the wallet seals each event of its outbox.
-    if (!sealer.verify(message.content, sealOf(message))) {
+    if (!MessageSeal.isSealed(message, sealer)) {
       return yield* dead(message, "unsealed", Queues.deadReason.unsealedOutcome)
     }
     const decoded = yield* decodeEvent(textDecoder.decode(message.content)).pipe(Effect.result)

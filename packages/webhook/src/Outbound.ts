@@ -125,12 +125,17 @@ const idleMillis = 15_000
  */
 const makePools = (ca: string | undefined) => {
   const pools = new Map<string, { readonly agent: HttpAgent; used: number }>()
+  let swept = Date.now()
   return (destination: Destination, addresses: ReadonlyArray<LookupAddress>): HttpAgent => {
     const now = Date.now()
-    for (const [key, pool] of pools) {
-      if (now - pool.used > 4 * idleMillis) {
-        pool.agent.destroy()
-        pools.delete(key)
+    // At most one sweep per idle period, not one per attempt.
+    if (now - swept > idleMillis) {
+      swept = now
+      for (const [key, pool] of pools) {
+        if (now - pool.used > 4 * idleMillis) {
+          pool.agent.destroy()
+          pools.delete(key)
+        }
       }
     }
     const key = `${destination.url.origin}|${addresses.map((found) => found.address).join(",")}`

@@ -4,26 +4,9 @@ import * as MessageSeal from "@walletun/infra/MessageSeal"
 import { attemptHeader } from "../Broker.ts"
 import type { RawMessage } from "../Broker.ts"
 
-/** What a handler reads of a broker message (amqplib's `ConsumeMessage` is one). */
-export interface IncomingMessage {
-  readonly content: Uint8Array
-  readonly properties: { readonly messageId?: unknown; readonly headers?: unknown }
-}
-
-const headerOf = (message: IncomingMessage, name: string): unknown => {
-  const headers = message.properties.headers
-  return typeof headers === "object" && headers !== null ? (headers as Record<string, unknown>)[name] : undefined
-}
-
-/** The seal a message carries (`MessageSeal.header`), if any. */
-export const sealOf = (message: IncomingMessage): string | undefined => {
-  const seal = headerOf(message, MessageSeal.header)
-  return typeof seal === "string" ? seal : undefined
-}
-
-/** Whether a message carries a valid seal of `sealer`'s key over its body. */
-export const isSealed = (message: IncomingMessage, sealer: MessageSeal.Sealer): boolean =>
-  sealer.verify(message.content, sealOf(message))
+/** What a handler reads of a broker message, its seal and headers: shared with every consumer of sealed messages. */
+export type IncomingMessage = MessageSeal.IncomingMessage
+export const { sealOf, isSealed, headerOf } = MessageSeal
 
 /** The body, id and seal of a message, to publish it again unchanged. */
 export const rawOf = (message: IncomingMessage): RawMessage => ({
