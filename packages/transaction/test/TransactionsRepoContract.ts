@@ -12,7 +12,7 @@ import { DateTime, Duration, Effect, Option } from "effect"
 import { Ids } from "@walletun/domain"
 import type { Money, Transaction } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
-import { TransactionsRepo } from "../src/TransactionsRepo.ts"
+import { maxFindMany, TransactionsRepo } from "../src/TransactionsRepo.ts"
 import type { HistoryQuery, StoredTransaction } from "../src/TransactionsRepo.ts"
 
 const userId = Effect.map(Uuid.v7, Ids.UserId.make)
@@ -80,6 +80,9 @@ const pendingHold = Effect.gen(function* () {
 const newestFirst = (...entries: ReadonlyArray<string>) => entries.toSorted().toReversed()
 
 const later = (tx: StoredTransaction, seconds: number) => DateTime.add(tx.createdAt, { seconds })
+
+/** Transactions in id order, to compare reads that keep no order. */
+const byId = (txs: ReadonlyArray<StoredTransaction>) => txs.toSorted((a, b) => a.id.localeCompare(b.id))
 
 const statusOf = (id: Ids.TransactionId) =>
   Effect.map(
@@ -177,6 +180,35 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
         yield* repo.insertPending(transfer)
         assert.deepStrictEqual(yield* repo.find(transfer.id), Option.some(transfer))
       }),
+    )
+
+    it.effect(
+      "many read at once: each stored one with its current status, unknown ids left out, past one read's bound",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* TransactionsRepo
+          const stored = yield* Effect.forEach(Array.from({ length: maxFindMany + 5 }), () => pendingTransfer)
+          yield* Effect.forEach(stored, (tx) => repo.insertPending(tx), { concurrency: 8 })
+          const [settled, held] = [stored[0]!, stored[1]!]
+          yield* repo.recordStatus(settled, "COMPLETED", null, later(settled, 2))
+          yield* repo.recordStatus(held, "FAILED", "INSUFFICIENT_FUNDS", later(held, 3))
+          const unknown = Ids.TransactionId.make(yield* Uuid.v7)
+          // An id asked twice is read once.
+          const found = yield* repo.findMany([unknown, ...stored.map((tx) => tx.id), settled.id])
+          const expected = [
+            { ...settled, status: "COMPLETED" as const, updatedAt: later(settled, 2) },
+            {
+              ...held,
+              status: "FAILED" as const,
+              failureReason: "INSUFFICIENT_FUNDS" as const,
+              updatedAt: later(held, 3),
+            },
+            ...stored.slice(2),
+          ]
+          assert.deepStrictEqual(byId(found), byId(expected))
+          for (const tx of expected.slice(0, 3)) assert.deepStrictEqual(yield* repo.find(tx.id), Option.some(tx))
+          assert.deepStrictEqual(yield* repo.findMany([unknown]), [])
+        }),
     )
   })
 

@@ -216,6 +216,12 @@ export const faultyStore = (chaos: Chaos): Layer.Layer<TransactionsRepo, never, 
           Effect.suspend(() =>
             chaos.roll("storeFail", `find ${id}`) ? Effect.fail(cqlError("read timed out")) : real.find(id),
           ),
+        findMany: (ids) =>
+          Effect.suspend(() =>
+            chaos.roll("storeFail", `find ${ids.length}`)
+              ? Effect.fail(cqlError("read timed out"))
+              : real.findMany(ids),
+          ),
       })
     }),
   )

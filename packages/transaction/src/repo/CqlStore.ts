@@ -21,7 +21,7 @@ import {
 import type { StatusRow } from "./Rows.ts"
 import { pendingWrites, statementsOf, statusWrites, toDate } from "./Statements.ts"
 import type { Statements, Write } from "./Statements.ts"
-import { pageOf, pendingBatchSize, shardOf, statusBatchSize, unfinishedShards } from "./Stored.ts"
+import { maxFindMany, pageOf, pendingBatchSize, shardOf, statusBatchSize, unfinishedShards } from "./Stored.ts"
 import type { HistoryQuery, HoldDecision, OperationKey, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 // Every read and write of the money path: LOCAL_QUORUM (one replica here, a majority of the local
@@ -181,6 +181,26 @@ const makeReads = (cql: Cql.Cql["Service"], statements: Statements) => {
     return Option.some(yield* transactionOfRow(row))
   })
 
+  const findMany = Effect.fn("TransactionsRepo.findMany")(function* (ids: ReadonlyArray<Ids.TransactionId>) {
+    const unique = [...new Set(ids)]
+    const chunks: Array<ReadonlyArray<Ids.TransactionId>> = []
+    for (let at = 0; at < unique.length; at += maxFindMany) chunks.push(unique.slice(at, at + maxFindMany))
+    const reads = yield* Effect.forEach(
+      chunks,
+      (chunk) => cql.execute(statements.selectByIds, [chunk], { consistency: quorum }),
+      { concurrency: 4 },
+    )
+    const found: Array<StoredTransaction> = []
+    for (const read of reads) {
+      for (const row of read.rows) {
+        // As in `find`: a partition without its PENDING row's details is not stored yet.
+        if (row.get("status") === null || row.get("type") === null) continue
+        found.push(yield* transactionOfRow(row))
+      }
+    }
+    return found
+  })
+
   const unfinishedPage = Effect.fn("TransactionsRepo.unfinishedPage")(function* (
     after: string,
     before: string,
@@ -218,7 +238,7 @@ const makeReads = (cql: Cql.Cql["Service"], statements: Statements) => {
     return row === undefined ? Option.none() : Option.some(yield* operationKeyOf(row))
   })
 
-  return { find, history: makeHistory(cql, statements), unfinished, unfinishedPage, republished, operationOf }
+  return { find, findMany, history: makeHistory(cql, statements), unfinished, unfinishedPage, republished, operationOf }
 }
 
 /** Builds the CQL repository in `keyspace`. */

@@ -101,6 +101,11 @@ export const makeMemory = Effect.gen(function* () {
         yield* Ref.update(memory.open, (set) => new Set(set).add(tx.id))
       }),
     find: (id) => current(memory, id),
+    findMany: (ids) =>
+      Effect.map(
+        Effect.forEach(new Set(ids), (id) => current(memory, id)),
+        (found) => found.flatMap((stored) => (Option.isSome(stored) ? [stored.value] : [])),
+      ),
     recordStatus: (tx, status, reason, at, decision) =>
       Effect.gen(function* () {
         const rank = statusRank(status, decision !== undefined)

@@ -86,6 +86,11 @@ export const statementsOf = (keyspace: string) => {
       `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns}, trace_parent, ` +
       `${holdColumns} ` +
       `FROM ${keyspace}.transactions_by_id WHERE id = ? LIMIT 1`,
+    // The same, for many transactions at once: the first row of each partition.
+    selectByIds:
+      `SELECT id, status, failure_reason, updated_at, user_id, target_owner_id, ${detailColumns}, trace_parent, ` +
+      `${holdColumns} ` +
+      `FROM ${keyspace}.transactions_by_id WHERE id IN ? PER PARTITION LIMIT 1`,
     selectSlices: `SELECT slices FROM ${keyspace}.transactions_by_party WHERE user_id = ? LIMIT 1`,
     // One slice, newest first, within `id >= lower` and `id < upper` when given.
     selectSlice: (lower: boolean, upper: boolean) =>

@@ -212,6 +212,12 @@ export interface OperationKey {
   readonly requestHash: string
 }
 
+/**
+ * The most partitions one read of `findMany` names: ScyllaDB refuses more than 100 partition keys
+ * in one `IN` by default (`max_partition_key_restrictions_per_query`).
+ */
+export const maxFindMany = 100
+
 /** Rows a history read looks at, at most, to fill one page (a status filter may skip many). */
 export const maxScannedRows = 2_000
 
@@ -221,6 +227,11 @@ export interface TransactionStore {
   insertPending(tx: StoredTransaction): Effect.Effect<void, Cql.CqlError>
   /** The transaction with its current status. */
   find(id: Ids.TransactionId): Effect.Effect<Option.Option<StoredTransaction>, Cql.CqlError>
+  /**
+   * The transactions of `ids` with their current status, in few reads (the CQL store reads
+   * `maxFindMany` partitions per statement); an id not stored is left out, the order is not kept.
+   */
+  findMany(ids: ReadonlyArray<Ids.TransactionId>): Effect.Effect<ReadonlyArray<StoredTransaction>, Cql.CqlError>
   /**
    * Records a status in every place the transaction is stored; a final one also leaves the
    * unfinished index. Monotonic: a lower status recorded later does not change the current one.
