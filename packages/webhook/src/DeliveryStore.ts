@@ -1,7 +1,7 @@
 /**
  * The `deliveries` table as the delivery worker sees it: claim the due deliveries of live
  * webhooks under a lease, and record each attempt. The lease is what makes several pollers (and
- * several instances) safe: a claimed delivery's `next_attempt_at` moves `lease` ahead, so no other
+ * several instances) safe: a claimed delivery is leased until `lease` from now, so no other
  * poller takes it while its attempt runs, and if the worker dies the claim simply expires and the
  * delivery is attempted again with the same id (at least once; receivers deduplicate by `webhook-id`).
  *
@@ -11,7 +11,7 @@
  * (`deliveries_due`, joined to `webhooks` with `deleted_at IS NULL`, `webhook_id <> ALL(skip)`,
  * `FOR UPDATE OF d SKIP LOCKED` so concurrent pollers split the work), keep the first `perWebhook`
  * of each webhook by `next_attempt_at` (`row_number() OVER (PARTITION BY webhook_id …)`) and
- * `limit` in all, and `UPDATE … SET next_attempt_at = now() + lease … RETURNING` them. A record is
+ * `limit` in all, and `UPDATE … SET leased_until = now() + lease … RETURNING` them. A record is
  * an `UPDATE … WHERE id = $1 AND status = 'pending'`.
  */
 import { Clock, Context, Duration, Effect, Layer } from "effect"
@@ -58,7 +58,8 @@ export class DeliveryStore extends Context.Service<
     /**
      * Up to `limit` pending deliveries whose `next_attempt_at` has come, of live webhooks, the
      * oldest due first, skipping the webhooks in `skip` and taking at most `perWebhook` of any
-     * one; each gets `next_attempt_at = now + lease`.
+     * one whose lease has not ended; each is leased until `now + lease` (its `next_attempt_at`
+     * stays: the lease is its own column, `leased_until`).
      */
     readonly claimDue: (options: ClaimOptions) => Effect.Effect<ReadonlyArray<DueDelivery>>
     /**
@@ -130,6 +131,8 @@ const byDue = (a: DeliveryRow, b: DeliveryRow) =>
 interface Tables {
   readonly webhooks: Map<string, WebhookRow>
   readonly deliveries: Map<string, DeliveryRow>
+  /** When each claimed delivery's lease ends (`leased_until`), in milliseconds. */
+  readonly leases: Map<string, number>
 }
 
 /** The due rows a claim may take, oldest due first, as the SQL's WHERE and ORDER BY select them. */
@@ -141,6 +144,7 @@ const dueRows = (tables: Tables, options: ClaimOptions, at: Date) => {
         row.status === "pending" &&
         row.nextAttemptAt !== null &&
         row.nextAttemptAt.getTime() <= at.getTime() &&
+        (tables.leases.get(row.id) ?? 0) <= at.getTime() &&
         !skip.has(row.webhookId) &&
         tables.webhooks.get(row.webhookId)?.deletedAt === null,
     )
@@ -158,11 +162,8 @@ const claimIn = (tables: Tables) =>
       if (ofWebhook >= options.perWebhook) continue
       taken.set(row.webhookId, ofWebhook + 1)
       const webhook = tables.webhooks.get(row.webhookId) as WebhookRow
-      tables.deliveries.set(row.id, {
-        ...row,
-        nextAttemptAt: new Date(at.getTime() + Duration.toMillis(options.lease)),
-        updatedAt: at,
-      })
+      tables.leases.set(row.id, at.getTime() + Duration.toMillis(options.lease))
+      tables.deliveries.set(row.id, { ...row, updatedAt: at })
       const { id, webhookId, eventType, payload, attempts, createdAt } = row
       claimed.push({ id, webhookId, eventType, url: webhook.url, secret: webhook.secret, payload, attempts, createdAt })
     }
@@ -174,6 +175,7 @@ const recordIn = (tables: Tables) =>
     const at = yield* now
     const row = tables.deliveries.get(id)
     if (row === undefined || row.status !== "pending") return
+    tables.leases.delete(id)
     tables.deliveries.set(id, {
       ...row,
       attempts: row.attempts + 1,
@@ -209,7 +211,7 @@ const insertIn = (tables: Tables) => (delivery: NewDelivery) =>
 
 /** The memory store and its rows, sharing one state. */
 export const makeMemory = () => {
-  const tables: Tables = { webhooks: new Map(), deliveries: new Map() }
+  const tables: Tables = { webhooks: new Map(), deliveries: new Map(), leases: new Map() }
   const rows = DeliveryRows.of({
     addWebhook: (row) =>
       Effect.map(now, (at) => {

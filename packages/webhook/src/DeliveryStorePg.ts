@@ -5,8 +5,11 @@
  * A claim is one statement. It locks the due rows of live webhooks oldest due first, walking
  * `deliveries_due` in its order (a plain index scan, which also marks the entries of finished
  * deliveries dead as it passes them; `FOR UPDATE OF d SKIP LOCKED`, so concurrent pollers and
- * instances split the work and never take one row twice), keeps at most `perWebhook` of each
- * webhook and `limit` in all, and moves their `next_attempt_at` a lease ahead.
+ * instances split the work and never take one row twice), passes over the ones whose lease has not
+ * ended (`leased_until`, at most the attempts in flight), keeps at most `perWebhook` of each
+ * webhook and `limit` in all, and sets their `leased_until` a lease ahead. `leased_until` is in no
+ * index, so the claim is a HOT update: a new row version on the same page, no index entry (moving
+ * `next_attempt_at` instead cost four index entries per claimed delivery).
  *
  * The table is a queue: every finished delivery leaves a dead row version behind. Where the
  * server's autovacuum is off (this machine's is), nothing would ever clear them, and the planner's
@@ -96,6 +99,7 @@ export const make = Effect.fnUntraced(function* (sql: SqlClient.SqlClient, vault
         WITH locked AS (
           SELECT d.id, d.webhook_id, d.next_attempt_at FROM deliveries d
           WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+            AND (d.leased_until IS NULL OR d.leased_until <= now())
             AND NOT (d.webhook_id = ANY(${`{${skip.join(",")}}`}::uuid[]))
             AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.deleted_at IS NULL)
           ORDER BY d.next_attempt_at
@@ -112,7 +116,7 @@ export const make = Effect.fnUntraced(function* (sql: SqlClient.SqlClient, vault
           LIMIT ${limit}
         )
         UPDATE deliveries d
-        SET next_attempt_at = now() + make_interval(secs => ${Duration.toMillis(lease) / 1000}), updated_at = now()
+        SET leased_until = now() + make_interval(secs => ${Duration.toMillis(lease) / 1000}), updated_at = now()
         FROM picked, webhooks w
         WHERE d.id = picked.id AND w.id = d.webhook_id
         RETURNING d.id::text AS id, d.webhook_id::text AS webhook_id, d.event_type, w.url, w.secret, d.payload,
@@ -140,7 +144,8 @@ const setAside = (sql: SqlClient.SqlClient, rows: ReadonlyArray<typeof ClaimedRo
     : Effect.andThen(
         sql`
           UPDATE deliveries
-          SET next_attempt_at = now() + make_interval(secs => ${Duration.toSeconds(unopenedWait)}), updated_at = now()
+          SET next_attempt_at = now() + make_interval(secs => ${Duration.toSeconds(unopenedWait)}), leased_until = NULL,
+              updated_at = now()
           WHERE ${sql.in(
             "id",
             rows.map((row) => row.id),
@@ -172,7 +177,7 @@ const recordAll = (sql: SqlClient.SqlClient, items: ReadonlyArray<Recorded>) => 
   return sql`
     UPDATE deliveries d
     SET attempts = d.attempts + 1, last_status_code = v.code, status = v.status, next_attempt_at = v.next,
-        updated_at = now()
+        leased_until = NULL, updated_at = now()
     FROM unnest(
       ${column((item) => item.id)}::uuid[],
       ${column((item) => (item.outcome.statusCode === null ? null : String(item.outcome.statusCode)))}::int[],

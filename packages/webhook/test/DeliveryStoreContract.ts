@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { type ClaimOptions, DeliveryRows, DeliveryStore } from "../src/DeliveryStore.ts"
 
 const lease = Duration.seconds(2)
@@ -71,6 +71,9 @@ export const contract = (
           ],
         )
         assert.deepStrictEqual(yield* claim({}, ids), [])
+        // The lease is the claim's own: the delivery still reads as due when it was.
+        const due = (yield* DeliveryRows.use((rows) => rows.delivery(ids[0]!)))?.nextAttemptAt?.getTime()
+        assert.isAtMost(due ?? Infinity, yield* Clock.currentTimeMillis)
         // A claim never recorded (its worker died) expires: the same delivery, same id, is due again.
         yield* elapse(Duration.sum(lease, Duration.millis(200)))
         assert.deepStrictEqual(idsOf(yield* claim({}, ids)), [...ids].toSorted())
