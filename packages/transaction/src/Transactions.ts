@@ -14,6 +14,7 @@ import type { Ids, Money, Page } from "@walletun/domain"
 import * as Retry from "@walletun/infra/Retry"
 import * as Uuid from "@walletun/infra/Uuid"
 import { Broker } from "./Broker.ts"
+import { RecentTransactions } from "./RecentTransactions.ts"
 import * as Retries from "./Retries.ts"
 import { TransactionConfig } from "./TransactionConfig.ts"
 import { TransactionsRepo } from "./TransactionsRepo.ts"
@@ -430,6 +431,7 @@ export class Transactions extends Context.Service<
       const wallets = yield* BatchedWallet
       const broker = yield* Broker
       const config = yield* TransactionConfig
+      const recent = yield* RecentTransactions
 
       const publish = (tx: StoredTransaction) =>
         broker.publishRequested(requestedOf(tx)).pipe(Effect.catch(unavailable("rabbitmq")))
@@ -463,6 +465,7 @@ export class Transactions extends Context.Service<
         }
         const tx = { ...pendingOf(claim, userId, body, checked, config.holdSecond), ...(yield* sampledTraceParent) }
         yield* repo.insertPending(tx).pipe(Effect.catch(unavailable("cql")))
+        recent.remember(tx)
         yield* publish(tx)
         return { transaction: tx, replayed }
       })
@@ -498,5 +501,6 @@ export class Transactions extends Context.Service<
 
       return Transactions.of({ accept, operate: makeOperate(repo, wallets, broker, config), get, list })
     }),
-  )
+    // With the details of what it accepts lately, for the webhook service's lookup (same process).
+  ).pipe(Layer.provideMerge(RecentTransactions.layer))
 }

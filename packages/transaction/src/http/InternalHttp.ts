@@ -5,15 +5,20 @@
  * (`data: Transaction`) while the wallet's events carry only what the ledger knows.
  *
  * Body `{ ids: TransactionId[] }` (1 to `maxLookupIds`); answer `200 { items: Transaction[] }`, one
- * per id found, in no particular order (an id the store does not hold is left out).
+ * per id found, in no particular order (an id the store does not hold is left out). The details
+ * are current (they never change); the status may be older than the store's: a transaction this
+ * process accepted lately is answered as accepted, from memory (`RecentTransactions`), and the
+ * webhook service takes the status from the event it is about anyway.
  */
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Result, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Errors, Ids, Transaction } from "@walletun/domain"
 import * as Problems from "@walletun/infra/Problems"
 import * as ServiceCredential from "@walletun/infra/ServiceCredential"
 import { toApi } from "../Transactions.ts"
+import { RecentTransactions } from "../RecentTransactions.ts"
 import { TransactionsRepo } from "../TransactionsRepo.ts"
+import type { StoredTransaction } from "../TransactionsRepo.ts"
 
 /** The path of the lookup. */
 export const lookupPath = "/internal/transactions/lookup"
@@ -31,10 +36,7 @@ export const LookupResponse = Schema.Struct({ items: Schema.Array(Transaction.Tr
 
 const encodeResponse = Schema.encodeEffect(LookupResponse)
 
-/** How many reads of one lookup run at once (each is one CQL read by id). */
-const readConcurrency = 16
-
-const lookupIn = (repo: TransactionsRepo["Service"]) =>
+const lookupIn = (repo: TransactionsRepo["Service"], recent: RecentTransactions["Service"]) =>
   Effect.gen(function* () {
     const body = yield* HttpServerRequest.schemaBodyJson(LookupRequest).pipe(Effect.result)
     if (body._tag === "Failure") {
@@ -43,13 +45,19 @@ const lookupIn = (repo: TransactionsRepo["Service"]) =>
         Schema.isSchemaError(error) ? Errors.validationFailed(error) : new Errors.ValidationFailed({ errors: [] }),
       )
     }
-    const found = yield* Effect.forEach(new Set(body.success.ids), (id) => repo.find(id), {
-      concurrency: readConcurrency,
-    }).pipe(Effect.result)
+    // What this process accepted lately is answered from memory; the rest is read from the store.
+    const kept: Array<StoredTransaction> = []
+    const missed: Array<Ids.TransactionId> = []
+    for (const id of new Set(body.success.ids)) {
+      const known = recent.recall(id)
+      if (known === undefined) missed.push(id)
+      else kept.push(known)
+    }
+    const found = missed.length === 0 ? Result.succeed([]) : yield* repo.findMany(missed).pipe(Effect.result)
     // The store is out: the caller retries later (the webhook service keeps the event unacked).
     if (found._tag === "Failure")
       return yield* Problems.respond(new Errors.Unavailable({ dependencies: { cql: "down" } }))
-    const items = found.success.flatMap((stored) => (stored._tag === "Some" ? [toApi(stored.value)] : []))
+    const items = [...kept, ...found.success].map(toApi)
     return HttpServerResponse.jsonUnsafe(yield* encodeResponse({ items }).pipe(Effect.orDie))
   })
 
@@ -60,7 +68,7 @@ const lookupIn = (repo: TransactionsRepo["Service"]) =>
 export const routes = Layer.mergeAll(
   Layer.unwrap(
     Effect.gen(function* () {
-      return HttpRouter.add("POST", lookupPath, lookupIn(yield* TransactionsRepo))
+      return HttpRouter.add("POST", lookupPath, lookupIn(yield* TransactionsRepo, yield* RecentTransactions))
     }),
   ),
   ServiceCredential.layerInternalFor("webhook", "WEBHOOK_CERT_FILE", "transaction"),
