@@ -12,6 +12,7 @@
 import { Effect, Layer } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { SqlClient } from "effect/sql"
+import * as CpuPriority from "@walletun/infra/CpuPriority"
 import * as HttpTracing from "@walletun/infra/HttpTracing"
 import * as Jwt from "@walletun/infra/Jwt"
 import * as Postgres from "@walletun/infra/Postgres"
@@ -73,11 +74,18 @@ export const apiRoutes = Layer.mergeAll(
 )
 
 /**
- * The background parts: the intake, which reads the transactions from the transaction service
+ * The CPU priority the service runs at unless `WEBHOOK_CPU_PRIORITY` says otherwise: on a machine
+ * it shares with the money path, deliveries take the CPU the money path leaves (see `CpuPriority`).
+ */
+export const defaultPriority: CpuPriority.Priority = "low"
+
+/**
+ * The background parts: the service's CPU priority lowered, the intake, which reads the transactions from the transaction service
  * (`TRANSACTION_SERVICE_URL`) and trusts only events sealed by the wallet, and the delivery worker
  * over the deliveries in PostgreSQL. Needs the database and the broker.
  */
 export const background = Layer.mergeAll(
+  CpuPriority.layer("WEBHOOK_CPU_PRIORITY", defaultPriority),
   Intake.layer.pipe(Layer.provide([Intake.IntakeConfig.layer, TransactionLookup.layer, MessageSeal.EventSealer.layer])),
   DeliveryWorker.DeliveryWorkerLive.pipe(
     Layer.provide([Outbound.Outbound.layer, DeliveryStorePg.layer]),
