@@ -26,7 +26,14 @@ export default defineConfig({
           // The systems the tests start (npm start's orchestrator) run without a trace viewer: a JVM
           // per test file costs more than the two cores have to spare. Zipkin.integration.test.ts
           // starts its own; WALLETUN_TRACES=on in the environment runs them all with Zipkin.
-          env: { WALLETUN_TRACES: process.env["WALLETUN_TRACES"] ?? "off" },
+          // Their webhook services run at normal CPU priority: under a busy test run, an idle one
+          // (the default, see packages/webhook/README.md) would only make them slow; the priority
+          // has tests of its own (CpuPriority.test.ts), and `npm run bench` and `npm run chaos` run
+          // the default. WEBHOOK_CPU_PRIORITY in the environment overrides it here too.
+          env: {
+            WALLETUN_TRACES: process.env["WALLETUN_TRACES"] ?? "off",
+            WEBHOOK_CPU_PRIORITY: process.env["WEBHOOK_CPU_PRIORITY"] ?? "normal",
+          },
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

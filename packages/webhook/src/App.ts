@@ -77,7 +77,7 @@ export const apiRoutes = Layer.mergeAll(
  * The CPU priority the service runs at unless `WEBHOOK_CPU_PRIORITY` says otherwise: on a machine
  * it shares with the money path, deliveries take the CPU the money path leaves (see `CpuPriority`).
  */
-export const defaultPriority: CpuPriority.Priority = "low"
+export const defaultPriority: CpuPriority.Priority = "idle"
 
 /**
  * The background parts: the service's CPU priority lowered, the intake, which reads the transactions from the transaction service
