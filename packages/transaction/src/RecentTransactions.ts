@@ -14,6 +14,7 @@
  */
 import { Config, Context, Effect, Layer, Schema } from "effect"
 import type { Ids } from "@walletun/domain"
+import { setBounded } from "@walletun/infra/BoundedMap"
 import type { StoredTransaction } from "./repo/Stored.ts"
 
 /** The default bound of `TRANSACTION_LOOKUP_CACHE`. */
@@ -43,13 +44,10 @@ export class RecentTransactions extends Context.Service<
 
 /** Keeps at most `size` transactions, the oldest dropped first. */
 export const make = (size: number): RecentTransactions["Service"] => {
-  // A Map iterates in insertion order: its first key is the oldest.
   const kept = new Map<string, StoredTransaction>()
   return RecentTransactions.of({
     remember: (tx) => {
-      if (size === 0 || tx.type === "hold" || kept.has(tx.id)) return
-      if (kept.size >= size) kept.delete(kept.keys().next().value as string)
-      kept.set(tx.id, tx)
+      if (tx.type !== "hold") setBounded(kept, tx.id, tx, size)
     },
     recall: (id) => kept.get(id),
   })

@@ -23,6 +23,7 @@
 import { Config, Duration, Effect, Layer, Option, Result, Schema } from "effect"
 import * as Batcher from "@walletun/infra/Batcher"
 import { SqlClient } from "effect/sql"
+import { setBounded } from "@walletun/infra/BoundedMap"
 import * as KeyVault from "@walletun/infra/KeyVault"
 import { DeliveryRows, DeliveryStore } from "./DeliveryStore.ts"
 import type { AttemptOutcome, DeliveryRow, DueDelivery } from "./DeliveryStore.ts"
@@ -66,17 +67,14 @@ export const make = Effect.fnUntraced(function* (sql: SqlClient.SqlClient, vault
       ),
   })
   // Opened secrets by webhook and ciphertext: a webhook's deliveries open its secret once, not
-  // once each (bounded: cleared when it holds more than `openedLimit`).
+  // once each (at most `openedLimit`, the oldest dropped first).
   const openedSecrets = new Map<string, string>()
   const openSecret = (row: typeof ClaimedRow.Type): Option.Option<string> => {
     const key = `${row.webhook_id}:${row.secret}`
     const known = openedSecrets.get(key)
     if (known !== undefined) return Option.some(known)
     const secret = vault.open(row.secret, row.webhook_id)
-    if (Option.isSome(secret)) {
-      if (openedSecrets.size >= openedLimit) openedSecrets.clear()
-      openedSecrets.set(key, secret.value)
-    }
+    if (Option.isSome(secret)) setBounded(openedSecrets, key, secret.value, openedLimit)
     return secret
   }
   const open = (row: typeof ClaimedRow.Type): DueDelivery | undefined => {

@@ -4,6 +4,7 @@
  * (`whsec_` + base64 of 32 random bytes). A receiver checks it with any Standard Webhooks library.
  */
 import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from "node:crypto"
+import { setBounded } from "@walletun/infra/BoundedMap"
 
 /** The prefix of a webhook secret, as the Standard Webhooks libraries expect it. */
 export const secretPrefix = "whsec_"
@@ -27,8 +28,7 @@ const keyOf = (secret: string): KeyObject => {
   const key = createSecretKey(
     Buffer.from(secret.startsWith(secretPrefix) ? secret.slice(secretPrefix.length) : secret, "base64"),
   )
-  if (keys.size >= keptKeys) keys.clear()
-  keys.set(secret, key)
+  setBounded(keys, secret, key, keptKeys)
   return key
 }
 

@@ -4,7 +4,7 @@
  * knows (ids, amounts, parties, the outcome). One call reads a batch of ids
  * (`POST /internal/transactions/lookup`), with the webhook service's own caller token.
  */
-import { Clock, Context, Data, Duration, Effect, Layer, Schema } from "effect"
+import { Array as Arr, Clock, Context, Data, Duration, Effect, Layer, Schema } from "effect"
 import { FetchHttpClient, HttpBody, HttpClient, HttpClientRequest } from "effect/http"
 import { Transaction } from "@walletun/domain"
 import type { Ids } from "@walletun/domain"
@@ -80,10 +80,6 @@ export const make = (
       ),
     )
   return {
-    lookup: (ids) => {
-      const chunks: Array<ReadonlyArray<Ids.TransactionId>> = []
-      for (let at = 0; at < ids.length; at += maxLookupIds) chunks.push(ids.slice(at, at + maxLookupIds))
-      return Effect.map(Effect.forEach(chunks, chunk), (answers) => answers.flat())
-    },
+    lookup: (ids) => Effect.map(Effect.forEach(Arr.chunksOf(ids, maxLookupIds), chunk), (answers) => answers.flat()),
   }
 }

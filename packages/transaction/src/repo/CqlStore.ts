@@ -2,7 +2,7 @@
  * The transaction store on the CQL database: concurrent writes grouped into batches, reads at
  * LOCAL_QUORUM, rows decoded at the edge (`Rows.ts`).
  */
-import { Duration, Effect, Option } from "effect"
+import { Array as Arr, Duration, Effect, Option } from "effect"
 import type { DateTime } from "effect"
 import type { Ids, Transaction } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
@@ -182,11 +182,8 @@ const makeReads = (cql: Cql.Cql["Service"], statements: Statements) => {
   })
 
   const findMany = Effect.fn("TransactionsRepo.findMany")(function* (ids: ReadonlyArray<Ids.TransactionId>) {
-    const unique = [...new Set(ids)]
-    const chunks: Array<ReadonlyArray<Ids.TransactionId>> = []
-    for (let at = 0; at < unique.length; at += maxFindMany) chunks.push(unique.slice(at, at + maxFindMany))
     const reads = yield* Effect.forEach(
-      chunks,
+      Arr.chunksOf(new Set(ids), maxFindMany),
       (chunk) => cql.execute(statements.selectByIds, [chunk], { consistency: quorum }),
       { concurrency: 4 },
     )
