@@ -33,8 +33,6 @@ const threadPolicies = (pid: number) =>
     return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38])
   })
 
-const groupedBySession = CpuPriority.autogroupNiceOf(process.pid) !== undefined
-
 describe.runIf(process.platform === "linux")("CpuPriority.lower", () => {
   it("sets every thread, and the session's group of a process that leads its session", async () => {
     const child = await idleNode(true)
@@ -44,12 +42,15 @@ describe.runIf(process.platform === "linux")("CpuPriority.lower", () => {
     const before = threadNices(pid)
     assert.isAbove(before.length, 1, "a Node process has more than one thread")
     assert.deepStrictEqual([...new Set(before)], [0])
+    // Whether the kernel groups by session, and lets this process write the group, is the
+    // machine's (CI's sandbox may not): what `lower` says it did must be what the group reads.
+    const groupBefore = CpuPriority.autogroupNiceOf(pid)
 
     const lowered = CpuPriority.lower(pid, 7)
     assert.deepStrictEqual([...new Set(threadNices(pid))], [7])
     assert.strictEqual(lowered.threads, before.length)
-    assert.strictEqual(lowered.autogroup, groupedBySession)
-    if (groupedBySession) assert.strictEqual(CpuPriority.autogroupNiceOf(pid), 7)
+    assert.strictEqual(CpuPriority.autogroupNiceOf(pid), lowered.autogroup ? 7 : groupBefore)
+    if (groupBefore === undefined) assert.isFalse(lowered.autogroup)
 
     // Never back up: a lower value needs a privilege, and would undo an operator's choice.
     const again = CpuPriority.lower(pid, 3)
