@@ -15,14 +15,22 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Duration, Effect, Option, Schedule, Schema } from "effect"
+import * as Build from "./Build.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 
 /** npm start's orchestrator: scripts/start.sh runs it, and `startSystem` runs it as a child. */
 export const orchestratorScript = path.join(import.meta.dirname, "start.ts")
 
-/** The path of a service's `main.ts`, as npm start, the tests and the benches run it. */
-export const serviceMain = (service: string): string => path.join(root, "packages", service, "src", "main.ts")
+/**
+ * The path of a service's entry point, as npm start, the tests and the benches run it: its
+ * `main.ts` built to `dist/main.js` (`Build.ts`: the same code, without the type stripper's memory),
+ * built first if it changed.
+ */
+export const serviceMain = (service: string): string => {
+  Build.ensure()
+  return Build.distOf(path.join(root, "packages", service, "src", "main.ts"))
+}
 
 /** The child did not become healthy in time, did not exit when told to, or the system did not start. */
 export class ServiceProcessError extends Schema.TaggedError<ServiceProcessError>()("ServiceProcessError", {
