@@ -90,4 +90,17 @@ describe("Uuid and the Ids port", () => {
     assert.strictEqual(Uuid.idFloor(-5), "00000000-0000")
     assert.strictEqual(Uuid.idFloor(2 ** 50), "ffffffff-ffff")
   })
+
+  it("the cryptographic source hands out each pooled byte once, in copies, across refills", () => {
+    const source = Uuid.cryptographicSource()
+    const draws = Array.from({ length: (3 * Uuid.poolBytes) / 10 + 7 }, () => source.randomBytes(10))
+    // Copies: changing one draw changes no other.
+    const before = Buffer.from(draws[1]!)
+    draws[0]!.fill(0)
+    assert.deepStrictEqual(Buffer.from(draws[1]!), before)
+    // No two 10-byte draws agree (a repeat would mean a reused slice), over three refills.
+    assert.strictEqual(new Set(draws.map((bytes) => Buffer.from(bytes).toString("hex"))).size, draws.length)
+    // A request larger than the pool is drawn on its own, whole.
+    assert.strictEqual(source.randomBytes(Uuid.poolBytes + 1).length, Uuid.poolBytes + 1)
+  })
 })
