@@ -453,6 +453,17 @@ const driveWindow = <E, R>(
     const base = system.api
     const countersBefore = yield* readCounters
     const rssAtStart = yield* System.rssMiB(system.pidFile)
+    // Each service's RSS at the end of each minute of sending: whether it levels off (issue 13's
+    // "no growth between minute 1 and minute 10").
+    const rssMinutes: Array<Record<string, number | null>> = []
+    const minutes = yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.sleep(Duration.minutes(1)).pipe(
+          Effect.andThen(System.rssMiB(system.pidFile)),
+          Effect.map((reading) => rssMinutes.push(reading)),
+        ),
+      ),
+    )
     const cpuBefore = yield* Usage.snapshot(System.servicePids(system.pidFile))
     const state = makeState()
     const driveStartMs = yield* Clock.currentTimeMillis
@@ -471,6 +482,7 @@ const driveWindow = <E, R>(
     const driveSeconds = (performance.now() - driveStarted) / 1000
     const driveEndMs = yield* Clock.currentTimeMillis
     const rssAtEnd = yield* System.rssMiB(system.pidFile)
+    yield* Fiber.interrupt(minutes)
     yield* Fiber.join(polls)
     yield* Fiber.interrupt(bar)
     if (tty) yield* say("")
@@ -482,7 +494,7 @@ const driveWindow = <E, R>(
       driveStartMs,
       driveEndMs,
       countersBefore,
-      rssMiB: { start: rssAtStart, end: rssAtEnd },
+      rssMiB: { start: rssAtStart, end: rssAtEnd, minutes: rssMinutes },
       cpu: { before: cpuBefore, after: cpuAfter },
     }
   })

@@ -91,7 +91,12 @@ export interface Results {
   /** Peak resident set size per service process, in MiB (null when its pid was unknown). */
   readonly peakRssMiB: Record<string, number | null>
   /** Resident set size per service at the start and at the end of the sending window, in MiB. */
-  readonly rssMiB: { readonly start: Record<string, number | null>; readonly end: Record<string, number | null> }
+  readonly rssMiB: {
+    readonly start: Record<string, number | null>
+    readonly end: Record<string, number | null>
+    /** At the end of each whole minute of sending. */
+    readonly minutes: ReadonlyArray<Record<string, number | null>>
+  }
   /** CPU by process over the sending window, per transfer settled in it (`accepted`: the 202s in it). */
   readonly cpu: CpuUsage & { readonly accepted: number }
   /**
@@ -264,6 +269,20 @@ export const summary = (r: Results): string => {
     `RSS at the start → end of sending: ${Object.keys(r.rssMiB.start)
       .map((name) => `${name} ${mib(r.rssMiB.start[name])} → ${mib(r.rssMiB.end[name])}`)
       .join(", ")}`,
+    ...(r.rssMiB.minutes.length < 2
+      ? []
+      : [
+          `RSS at minute 1, ${r.rssMiB.minutes.length} and the end of sending: ${Object.keys(r.rssMiB.start)
+            .map(
+              (name) =>
+                `${name} ${mib(r.rssMiB.minutes[0]?.[name])} → ${mib(r.rssMiB.minutes.at(-1)?.[name])} → ${mib(r.rssMiB.end[name])}`,
+            )
+            .join(", ")}`,
+          ...Object.keys(r.rssMiB.start).map(
+            (name) =>
+              `  ${name.padEnd(12)} each minute: ${r.rssMiB.minutes.map((minute) => Math.round(minute[name] ?? 0)).join(" ")}`,
+          ),
+        ]),
     "",
     "checks",
     `  every transfer final                         ${yes(r.checks.everyTransferFinal)}`,
