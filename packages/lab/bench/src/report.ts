@@ -208,6 +208,32 @@ const countsTable = (r: Results): Array<string> => {
   ]
 }
 
+/** Peak RSS, RSS at the start and end of sending, and, for runs of two minutes or more, each minute's. */
+export const memoryLines = (r: Results): Array<string> => [
+  `peak RSS: ${
+    Object.entries(r.peakRssMiB)
+      .map(([name, value]) => `${name} ${mib(value)}`)
+      .join(", ") || "unknown (no pids)"
+  }`,
+  `RSS at the start → end of sending: ${Object.keys(r.rssMiB.start)
+    .map((name) => `${name} ${mib(r.rssMiB.start[name])} → ${mib(r.rssMiB.end[name])}`)
+    .join(", ")}`,
+  ...(r.rssMiB.minutes.length < 2
+    ? []
+    : [
+        `RSS at minute 1, ${r.rssMiB.minutes.length} and the end of sending: ${Object.keys(r.rssMiB.start)
+          .map(
+            (name) =>
+              `${name} ${mib(r.rssMiB.minutes[0]?.[name])} → ${mib(r.rssMiB.minutes.at(-1)?.[name])} → ${mib(r.rssMiB.end[name])}`,
+          )
+          .join(", ")}`,
+        ...Object.keys(r.rssMiB.start).map(
+          (name) =>
+            `  ${name.padEnd(12)} each minute: ${r.rssMiB.minutes.map((minute) => (minute[name] == null ? "?" : Math.round(minute[name]))).join(" ")}`,
+        ),
+      ]),
+]
+
 /** The summary printed at the end of a run. */
 export const summary = (r: Results): string => {
   const lines: Array<string> = []
@@ -261,28 +287,7 @@ export const summary = (r: Results): string => {
             .map(([kind, count]) => `${count} × ${kind}`)
             .join(", ")
     }`,
-    `peak RSS: ${
-      Object.entries(r.peakRssMiB)
-        .map(([name, value]) => `${name} ${mib(value)}`)
-        .join(", ") || "unknown (no pids)"
-    }`,
-    `RSS at the start → end of sending: ${Object.keys(r.rssMiB.start)
-      .map((name) => `${name} ${mib(r.rssMiB.start[name])} → ${mib(r.rssMiB.end[name])}`)
-      .join(", ")}`,
-    ...(r.rssMiB.minutes.length < 2
-      ? []
-      : [
-          `RSS at minute 1, ${r.rssMiB.minutes.length} and the end of sending: ${Object.keys(r.rssMiB.start)
-            .map(
-              (name) =>
-                `${name} ${mib(r.rssMiB.minutes[0]?.[name])} → ${mib(r.rssMiB.minutes.at(-1)?.[name])} → ${mib(r.rssMiB.end[name])}`,
-            )
-            .join(", ")}`,
-          ...Object.keys(r.rssMiB.start).map(
-            (name) =>
-              `  ${name.padEnd(12)} each minute: ${r.rssMiB.minutes.map((minute) => Math.round(minute[name] ?? 0)).join(" ")}`,
-          ),
-        ]),
+    ...memoryLines(r),
     "",
     "checks",
     `  every transfer final                         ${yes(r.checks.everyTransferFinal)}`,
