@@ -23,6 +23,7 @@
 //                                          for 60 s starts the count again
 //   WALLETUN_NODE_OPTIONS   see defaultNodeOptions   the flags each service's node runs with before
 //                                          its main.ts; none for V8's defaults
+//   MALLOC_ARENA_MAX        2              glibc malloc's arenas in each service (see readChildEnv)
 //   WALLETUN_PROMETHEUS     on             off leaves Prometheus out (the tests, bench and chaos runs)
 //   PROMETHEUS_PORT         9090           where its Prometheus listens, on 127.0.0.1 (Prometheus.ts)
 //   WALLETUN_TRACES         on             off: no trace viewer (see withTraceViewer)
@@ -138,6 +139,9 @@ interface Settings {
  */
 const defaultNodeOptions = "--max-semi-space-size=16 --max-old-space-size=256"
 
+/** glibc malloc's arenas per service (`MALLOC_ARENA_MAX`), unless the environment sets it. */
+const defaultMallocArenas = "2"
+
 const portConfig = (name: string, fallback: number) => Config.Port(name).pipe(Config.withDefault(fallback))
 
 /** Where a service bound to `bound` is reached: on loopback when it is bound to every address. */
@@ -186,6 +190,10 @@ const readChildEnv = (ports: Ports) =>
         : {}
     return {
       ...ownWebhookPrefix,
+      // glibc's malloc keeps an arena per thread that allocates (V8's platform workers, libuv's
+      // pool), and each keeps what it once held: two arenas took 5-24 MiB off the services' RSS
+      // under load at the same CPU (packages/lab/bench/README.md, seventh session).
+      MALLOC_ARENA_MAX: yield* Config.String("MALLOC_ARENA_MAX").pipe(Config.withDefault(defaultMallocArenas)),
       GATEWAY_METRICS_PORT: String(ports.gatewayMetricsPort),
       USER_SERVICE_URL: userUrl,
       TRANSACTION_SERVICE_URL: yield* Config.String("TRANSACTION_SERVICE_URL").pipe(
