@@ -80,12 +80,14 @@ describe("Build.build", () => {
       // A later modification time than the output's, as an editor's save gives.
       fs.writeFileSync(source, "export const probe: number = 2\n")
       fs.utimesSync(source, new Date(), new Date(Date.now() + 5_000))
-      assert.strictEqual(Build.build().written, 1)
+      // Whoever builds it (a service started by another test file may build at the same time),
+      // the output follows the source: the checks are on the file, not on this build's counts.
+      Build.build()
       assert.include(fs.readFileSync(Build.distOf(source), "utf8"), "= 2")
     } finally {
       fs.rmSync(source, { force: true })
     }
-    assert.strictEqual(Build.build().removed, 1)
+    Build.build()
     assert.isFalse(fs.existsSync(Build.distOf(source)))
   })
 
