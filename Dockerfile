@@ -38,7 +38,7 @@ USER node
 ARG SERVICE
 ENV SERVICE=${SERVICE}
 # V8's heap bounds, as packages/lab/src/start.ts applies them (README.md, WALLETUN_NODE_OPTIONS).
-ENV WALLETUN_NODE_OPTIONS="--max-semi-space-size=16 --max-old-space-size=256"
+ENV WALLETUN_NODE_OPTIONS="--max-semi-space-size=16 --max-old-space-size=128"
 # glibc malloc's arenas, as packages/lab/src/start.ts sets them (README.md, MALLOC_ARENA_MAX).
 ENV MALLOC_ARENA_MAX=2
 CMD ["sh", "-c", "exec node ${WALLETUN_NODE_OPTIONS} packages/${SERVICE}/dist/main.js"]

@@ -135,9 +135,12 @@ interface Settings {
  * the young generation to 2 x 64 MiB and lets the old generation fill with garbage up to a limit
  * derived from the machine's memory (4 GiB here), so RSS rose with the work done, to 400-600 MiB.
  * Semi-spaces of 16 MiB hold a few hundred requests' short-lived objects (8 MiB cost a fifth more
- * CPU); 256 MiB of old space is five times the live set and makes V8 collect before it grows.
+ * CPU). 128 MiB of old space is twice the transaction service's live set under load (61-64 MB in
+ * heap snapshots at minutes 2 and 7 of a 10-minute run): with 256, V8 kept growing what it held
+ * around that set, and the service's RSS rose from 197 to 238 MiB over the ten minutes; with 128,
+ * from 197 to 220, at the same CPU (bench README, seventh session).
  */
-const defaultNodeOptions = "--max-semi-space-size=16 --max-old-space-size=256"
+const defaultNodeOptions = "--max-semi-space-size=16 --max-old-space-size=128"
 
 /** glibc malloc's arenas per service (`MALLOC_ARENA_MAX`), unless the environment sets it. */
 const defaultMallocArenas = "2"
