@@ -13,10 +13,10 @@
  * - its `@walletun/<package>/…` specifiers become relative paths into that package's `dist/`,
  *   resolved through the package's own `exports`, so no custom condition or loader is needed.
  *
- * `ensure` builds what changed (by modification time, this file's included) and removes what no longer has a source,
- * once per process; `npm start`, the benches, the chaos run and the tests all start services
- * through `ServiceProcess.serviceMain`, which calls it, so `dist/` never lags the sources. Tests of
- * the code itself (vitest) and the type-check read `src/` as before.
+ * `ensure` builds what changed (by modification time, this file's included) and removes what no
+ * longer has a source, once per process; `npm start`, the benches, the chaos run and the tests all
+ * start services through `ServiceProcess.serviceMain`, which calls it, so `dist/` never lags the
+ * sources. Tests of the code itself (vitest) and the type-check read `src/` as before.
  */
 import * as fs from "node:fs"
 import * as module from "node:module"
@@ -48,7 +48,7 @@ export const distOf = (source: string): string => {
   return path.join(root, "packages", name, "dist", ...rest).replace(/\.ts$/, ".js")
 }
 
-/** What a built file imports by a specifier ending in `.ts`, for its rewrite. */
+/** A static import or export's specifier (`from "…"`, `import "…"`) or a dynamic import's (`import("…")`). */
 const specifierPattern = /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(["'])([^"'\n]+)\2/g
 
 /**

@@ -9,7 +9,8 @@
  * What is kept is the transaction as accepted, `PENDING`: the webhook service sets the status,
  * reason, amounts and `updatedAt` from the event it is about. Holds are not kept (their later
  * amounts, `heldAmount` and `capturedAmount`, are read from the store). The oldest go first beyond
- * `TRANSACTION_LOOKUP_CACHE` entries (default 20,000, about 10 MB; 0 keeps none). Another
+ * `TRANSACTION_LOOKUP_CACHE` entries (default 20,000: 10-20 MiB of the service's RSS, measured in
+ * packages/lab/bench/README.md, seventh session; 0 keeps none). Another
  * instance, or this one after a restart, reads the store instead.
  */
 import { Config, Context, Effect, Layer, Schema } from "effect"

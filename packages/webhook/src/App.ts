@@ -80,9 +80,10 @@ export const apiRoutes = Layer.mergeAll(
 export const defaultPriority: CpuPriority.Priority = "idle"
 
 /**
- * The background parts: the service's CPU priority lowered, the intake, which reads the transactions from the transaction service
- * (`TRANSACTION_SERVICE_URL`) and trusts only events sealed by the wallet, and the delivery worker
- * over the deliveries in PostgreSQL. Needs the database and the broker.
+ * The background parts: the service's CPU priority lowered; the intake, which reads the
+ * transactions from the transaction service (`TRANSACTION_SERVICE_URL`) and trusts only events
+ * sealed by the wallet; and the delivery worker over the deliveries in PostgreSQL. Needs the
+ * database and the broker.
  */
 export const background = Layer.mergeAll(
   CpuPriority.layer("WEBHOOK_CPU_PRIORITY", defaultPriority),

@@ -209,30 +209,31 @@ const countsTable = (r: Results): Array<string> => {
 }
 
 /** Peak RSS, RSS at the start and end of sending, and, for runs of two minutes or more, each minute's. */
-export const memoryLines = (r: Results): Array<string> => [
-  `peak RSS: ${
-    Object.entries(r.peakRssMiB)
-      .map(([name, value]) => `${name} ${mib(value)}`)
-      .join(", ") || "unknown (no pids)"
-  }`,
-  `RSS at the start → end of sending: ${Object.keys(r.rssMiB.start)
-    .map((name) => `${name} ${mib(r.rssMiB.start[name])} → ${mib(r.rssMiB.end[name])}`)
-    .join(", ")}`,
-  ...(r.rssMiB.minutes.length < 2
-    ? []
-    : [
-        `RSS at minute 1, ${r.rssMiB.minutes.length} and the end of sending: ${Object.keys(r.rssMiB.start)
-          .map(
-            (name) =>
-              `${name} ${mib(r.rssMiB.minutes[0]?.[name])} → ${mib(r.rssMiB.minutes.at(-1)?.[name])} → ${mib(r.rssMiB.end[name])}`,
-          )
-          .join(", ")}`,
-        ...Object.keys(r.rssMiB.start).map(
-          (name) =>
-            `  ${name.padEnd(12)} each minute: ${r.rssMiB.minutes.map((minute) => (minute[name] == null ? "?" : Math.round(minute[name]))).join(" ")}`,
-        ),
-      ]),
-]
+export const memoryLines = (r: Results): Array<string> => {
+  const services = Object.keys(r.rssMiB.start)
+  const { minutes } = r.rssMiB
+  const lines = [
+    `peak RSS: ${
+      Object.entries(r.peakRssMiB)
+        .map(([name, value]) => `${name} ${mib(value)}`)
+        .join(", ") || "unknown (no pids)"
+    }`,
+    `RSS at the start → end of sending: ${services
+      .map((name) => `${name} ${mib(r.rssMiB.start[name])} → ${mib(r.rssMiB.end[name])}`)
+      .join(", ")}`,
+  ]
+  if (minutes.length < 2) return lines
+  return [
+    ...lines,
+    `RSS at minute 1, ${minutes.length} and the end of sending: ${services
+      .map((name) => `${name} ${mib(minutes[0]?.[name])} → ${mib(minutes.at(-1)?.[name])} → ${mib(r.rssMiB.end[name])}`)
+      .join(", ")}`,
+    ...services.map(
+      (name) =>
+        `  ${name.padEnd(12)} each minute: ${minutes.map((minute) => (minute[name] == null ? "?" : Math.round(minute[name]))).join(" ")}`,
+    ),
+  ]
+}
 
 /** The summary printed at the end of a run. */
 export const summary = (r: Results): string => {
