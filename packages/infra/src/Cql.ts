@@ -69,23 +69,94 @@ export interface CqlExecuteOptions {
 
 /** How the adapter connects; every request has a deadline. */
 export interface CqlOptions {
-  /** `host:port` of one node; the other nodes are found through it, on the same port. */
+  /**
+   * `host:port` of one node, or of several separated by commas (a cluster: any one that answers
+   * is enough to start); the other nodes are found through them, on the first one's port.
+   */
   readonly contactPoint: string
   readonly localDataCenter: string
   /** Deadline of one request attempt. */
   readonly requestTimeout: Duration.Input
+  /**
+   * The levels the calls get (see `levelsOf`). Default: `LOCAL_QUORUM` where a call asks for it,
+   * `SERIAL` for the Paxos phase of lightweight transactions.
+   */
+  readonly levels?: Partial<Levels>
 }
+
+/**
+ * The consistency levels of a deployment, from configuration. Call sites ask for `LOCAL_QUORUM`
+ * where they need a read to see every acknowledged write (every write and read of walletun's
+ * data); `quorum` is the level that such a call gets. With replication factor RF, a read sees
+ * the writes before it when the read's and the write's replica counts add up to more than RF:
+ * `LOCAL_QUORUM` on both does for any RF, and keeps working with a minority of replicas down. A
+ * call that asks for another level (a health probe's `LOCAL_ONE`) keeps it.
+ */
+export interface Levels {
+  /**
+   * `CQL_CONSISTENCY`: `LOCAL_QUORUM` (default), `QUORUM` or `ALL`. The one level serves reads
+   * and writes, so `EACH_QUORUM` (writes only) is not offered.
+   */
+  readonly quorum: number
+  /** `CQL_SERIAL_CONSISTENCY`: `SERIAL` (default; linearizable across data centres) or `LOCAL_SERIAL`. */
+  readonly serial: number
+}
+
+// Only levels that keep reads seeing acknowledged writes are accepted for `quorum`: ONE or
+// LOCAL_ONE on both reads and writes would let a read miss a write acknowledged a moment before.
+const quorumLevels = ["LOCAL_QUORUM", "QUORUM", "ALL"] as const
+const serialLevels = ["SERIAL", "LOCAL_SERIAL"] as const
+const levelNumber = (name: string): number => {
+  const key = name.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof typeof Consistency
+  return Consistency[key]
+}
+
+/** The configured levels, defaults filled in. */
+export const levelsOf = (levels: Partial<Levels> = {}): Levels => ({
+  quorum: levels.quorum ?? Consistency.localQuorum,
+  serial: levels.serial ?? Consistency.serial,
+})
 
 const isSelect = (query: string) => /^\s*select\b/i.test(query)
 const isBatch = (query: string) => /^\s*begin\s+(unlogged\s+|counter\s+)?batch\b/i.test(query)
 
-/** The options from `CQL_CONTACT_POINT`, `CQL_LOCAL_DATACENTER` and `CQL_REQUEST_TIMEOUT`. */
+/**
+ * The options from `CQL_CONTACT_POINT`, `CQL_LOCAL_DATACENTER`, `CQL_REQUEST_TIMEOUT`,
+ * `CQL_CONSISTENCY` and `CQL_SERIAL_CONSISTENCY`.
+ */
 const configured = Effect.gen(function* () {
   const contactPoint = yield* Config.String("CQL_CONTACT_POINT").pipe(Config.withDefault("127.0.0.1:9042"))
   const localDataCenter = yield* Config.String("CQL_LOCAL_DATACENTER").pipe(Config.withDefault("datacenter1"))
   const requestTimeout = yield* Config.Duration("CQL_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
-  return { contactPoint, localDataCenter, requestTimeout } satisfies CqlOptions
+  const quorum = yield* Config.schema(Schema.Literals(quorumLevels), "CQL_CONSISTENCY").pipe(
+    Config.withDefault("LOCAL_QUORUM" as const),
+  )
+  const serial = yield* Config.schema(Schema.Literals(serialLevels), "CQL_SERIAL_CONSISTENCY").pipe(
+    Config.withDefault("SERIAL" as const),
+  )
+  return {
+    contactPoint,
+    localDataCenter,
+    requestTimeout,
+    levels: { quorum: levelNumber(quorum), serial: levelNumber(serial) },
+  } satisfies CqlOptions
 })
+
+/** The `host:port` contact points of `CQL_CONTACT_POINT`, and the port other nodes are reached on. */
+export const contactPointsOf = (
+  contactPoint: string,
+): { readonly points: ReadonlyArray<string>; readonly port: number } => {
+  const points = contactPoint
+    .split(",")
+    .map((point) => point.trim())
+    .filter((point) => point.length > 0)
+  const first = points[0]
+  if (first === undefined) throw new Error("CQL_CONTACT_POINT names no node")
+  const port = Number(first.split(":")[1] ?? "9042")
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`CQL_CONTACT_POINT's port is not a port: ${first}`)
+  return { points, port }
+}
 
 /**
  * A parameter left unset: the column is not written at all, where a null would write a tombstone
@@ -147,12 +218,12 @@ type Statements = ReadonlyArray<{ readonly query: string; readonly params: Reado
 
 /** A driver connected for the life of the scope, shut down at its end. */
 const connect = (options: CqlOptions, requestTimeout: Duration.Duration) => {
-  const port = Number(options.contactPoint.split(":")[1] ?? "9042")
   return Effect.acquireRelease(
     Effect.tryPromise({
       try: () => {
+        const { points, port } = contactPointsOf(options.contactPoint)
         const created = new cassandra.Client({
-          contactPoints: [options.contactPoint],
+          contactPoints: [...points],
           localDataCenter: options.localDataCenter,
           // Nodes found through the contact point are reached on its port too.
           protocolOptions: { port },
@@ -185,15 +256,18 @@ const connect = (options: CqlOptions, requestTimeout: Duration.Duration) => {
  * Runs one statement or batch on `client`: prepared, counted, bounded by `requestTimeout`, and
  * retried (bounded) only when `idempotent`.
  */
-const runner =
-  (client: cassandra.Client, requestTimeout: Duration.Duration) =>
+export const runner =
+  (client: Pick<cassandra.Client, "execute" | "batch">, requestTimeout: Duration.Duration, levels: Levels) =>
   (
     query: string | Statements,
     params: ReadonlyArray<unknown>,
-    queryOptions: cassandra.QueryOptions,
+    asked: cassandra.QueryOptions,
     idempotent: boolean,
     kind: "plain" | "batch" | "lwt",
   ): Effect.Effect<cassandra.types.ResultSet, CqlError> => {
+    // A call that asks for LOCAL_QUORUM gets the deployment's quorum level (`Levels`).
+    const queryOptions =
+      asked.consistency === Consistency.localQuorum ? { ...asked, consistency: levels.quorum } : asked
     const attempt = Effect.tryPromise({
       try: () =>
         typeof query === "string"
@@ -225,7 +299,8 @@ const runner =
 /** Builds the service for the life of the scope: connects now, shuts the driver down at the end. */
 export const make = Effect.fnUntraced(function* (options: CqlOptions) {
   const requestTimeout = Duration.fromInputUnsafe(options.requestTimeout)
-  const run = runner(yield* connect(options, requestTimeout), requestTimeout)
+  const levels = levelsOf(options.levels)
+  const run = runner(yield* connect(options, requestTimeout), requestTimeout, levels)
 
   const execute = Effect.fn("Cql.execute")(function* (
     query: string,
@@ -256,7 +331,7 @@ export const make = Effect.fnUntraced(function* (options: CqlOptions) {
       params,
       {
         consistency: conditionalOptions.consistency,
-        serialConsistency: conditionalOptions.serialConsistency ?? Consistency.serial,
+        serialConsistency: conditionalOptions.serialConsistency ?? levels.serial,
       },
       false,
       "lwt",

@@ -11,6 +11,7 @@ import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import type { Scope } from "effect"
 import { acquire } from "./rabbit/Connection.ts"
 import { consume } from "./rabbit/Consumer.ts"
+import * as Endpoints from "./rabbit/Endpoints.ts"
 import * as Memory from "./rabbit/Memory.ts"
 import { publish } from "./rabbit/Publisher.ts"
 import { makeState } from "./rabbit/State.ts"
@@ -118,22 +119,20 @@ export class Rabbit extends Context.Service<
         const file = yield* Tls.configuredPath("AMQP_PASSWORD_FILE", `amqp-${service}.password`)
         if (Option.isNone(explicit) && !existsSync(file)) return yield* makeWaiting({ url })
         const password = (yield* Tls.readFile("AMQP_PASSWORD_FILE", file)).toString("utf8").trim()
-        const withUser = new URL(Redacted.value(url))
-        withUser.username = encodeURIComponent(username)
-        withUser.password = encodeURIComponent(password)
-        return yield* makeWaiting({ url: Redacted.make(withUser.toString()) })
+        return yield* makeWaiting({ url: Endpoints.withCredentials(url, username, password) })
       }),
     )
 }
 
+/** One broker, or every node of a cluster separated by commas (see `rabbit/Endpoints.ts`). */
 const amqpUrl = Config.Redacted("AMQP_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672")))
 
 /**
  * `make`, waiting (see `Startup.waitFor`) while the broker does not answer, as a service's
- * start-up does (`layerAs`); the address is the URL's host and port, never its credentials.
+ * start-up does (`layerAs`); the address is each node's host and port, never its credentials.
  */
 const makeWaiting = (options: RabbitOptions) =>
-  make(options).pipe(waitFor({ name: "rabbitmq", address: new URL(Redacted.value(options.url)).host }))
+  make(options).pipe(waitFor({ name: "rabbitmq", address: Endpoints.addresses(options.url) }))
 
 /** Builds the service for the life of the scope: connects, then on close stops consumers and disconnects. */
 export const make = Effect.fnUntraced(function* (options: RabbitOptions) {

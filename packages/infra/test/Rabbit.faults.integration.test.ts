@@ -276,3 +276,86 @@ describe("Rabbit through a proxy that drops connections (real broker)", () => {
     60_000,
   )
 })
+
+/** An adapter on `url` with quick reconnects, and a fresh quorum queue. */
+const connectFresh = (url: Redacted.Redacted<string>) =>
+  Effect.gen(function* () {
+    const rabbit = yield* Rabbit.make({
+      url,
+      connectTimeout: "1 second",
+      reconnectDelay: "50 millis",
+      maxReconnectDelay: "500 millis",
+      publishTimeout: "15 seconds",
+      shutdownTimeout: "5 seconds",
+    })
+    const queue = `infra.failover.${randomUUID()}`
+    yield* Effect.addFinalizer(() => rabbit.withChannel((channel) => channel.deleteQueue(queue)).pipe(Effect.ignore))
+    yield* rabbit.declare({ queues: [{ name: queue, type: "quorum" }] })
+    return { rabbit, queue }
+  })
+
+describe("Rabbit with several nodes in AMQP_URL (real broker behind one proxy per node)", () => {
+  /** Two proxies to the one real broker: two "nodes" that the test can kill apart. */
+  const twoNodes = Effect.gen(function* () {
+    const first = yield* TcpProxy.make({ host: "127.0.0.1", port: 5672 })
+    const second = yield* TcpProxy.make({ host: "127.0.0.1", port: 5672 })
+    const url = Redacted.make(`amqp://guest:guest@127.0.0.1:${first.port}, amqp://guest:guest@127.0.0.1:${second.port}`)
+    return { first, second, url }
+  })
+
+  it.live(
+    "connects to the first node; when that node dies, fails over to the next and loses nothing",
+    () =>
+      Effect.gen(function* () {
+        const { first, second, url } = yield* twoNodes
+        const { rabbit, queue } = yield* connectFresh(url)
+        assert.isAtLeast(yield* first.acceptedConnections, 1, "the first node took the connection")
+        assert.strictEqual(yield* second.acceptedConnections, 0, "the second node was not needed")
+        const consumed = yield* consumeIds(rabbit, queue)
+        const before = Array.from({ length: 20 }, (_, i) => `before-${i}`)
+        yield* publishAll(rabbit, queue, before)
+        yield* eventually("consumed through the first node", () => before.every((id) => consumed.has(id)), "10 seconds")
+
+        // The first node dies: it refuses connections and its open ones are cut.
+        yield* first.pause
+        yield* first.drop
+        const after = Array.from({ length: 20 }, (_, i) => `after-${i}`)
+        yield* publishAll(rabbit, queue, after)
+        yield* eventually("consumed through the second node", () => after.every((id) => consumed.has(id)), "30 seconds")
+        assert.isAtLeast(yield* second.acceptedConnections, 1, "the adapter moved to the second node")
+        assert.strictEqual(yield* first.openConnections, 0)
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+
+  it.live(
+    "starts while the first node is down, on the second",
+    () =>
+      Effect.gen(function* () {
+        const { first, second, url } = yield* twoNodes
+        yield* first.pause
+        const { rabbit, queue } = yield* connectFresh(url)
+        const consumed = yield* consumeIds(rabbit, queue)
+        yield* publishAll(rabbit, queue, ["on-the-second"])
+        yield* eventually("consumed", () => consumed.has("on-the-second"), "10 seconds")
+        assert.isAtLeast(yield* second.acceptedConnections, 1)
+        assert.strictEqual(yield* first.openConnections, 0)
+      }).pipe(Effect.scoped),
+    60_000,
+  )
+
+  it.live(
+    "a list with a URL that is not amqp fails at once, not retryable, and names the URL by position only",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* Rabbit.make({
+          url: Redacted.make("amqp://guest:secret@127.0.0.1:5672,http://guest:secret@127.0.0.1:5672"),
+        }).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "RabbitError")
+        assert.isFalse(error.retryable)
+        assert.include(error.message, "URL 2")
+        assert.notInclude(error.message, "secret")
+      }).pipe(Effect.scoped),
+    30_000,
+  )
+})

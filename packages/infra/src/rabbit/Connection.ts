@@ -6,8 +6,9 @@
  */
 import amqp from "amqplib"
 import type { ChannelModel, RecoveringChannelModel } from "amqplib"
-import { Duration, Effect, Fiber, Redacted } from "effect"
+import { Duration, Effect, Fiber } from "effect"
 import { resumeConsumers, stopConsumer } from "./Consumer.ts"
+import * as Endpoints from "./Endpoints.ts"
 import { openPublisher } from "./Publisher.ts"
 import { closeQuietly } from "./State.ts"
 import type { State } from "./State.ts"
@@ -69,8 +70,9 @@ const setup = (state: State, model: ChannelModel) =>
     ),
   )
 
-// The connection's events: a lost connection closes the latch, giving up wakes the waiters.
-const listen = (state: State, recovering: RecoveringChannelModel) => {
+// The connection's events: a lost connection closes the latch, giving up wakes the waiters; each
+// attempt after a failure or a loss goes to the next node of the cluster.
+const listen = (state: State, recovering: RecoveringChannelModel, endpoints: Endpoints.Endpoints) => {
   const { runFork } = state
   // Before the first connection, the failing connect reports the broker's absence itself (in one
   // line per attempt, see `Startup.waitFor`); amqplib's own retries are details for Debug.
@@ -81,16 +83,23 @@ const listen = (state: State, recovering: RecoveringChannelModel) => {
     state.connected.closeUnsafe()
     runFork(Effect.logWarning("RabbitMQ connection lost").pipe(Effect.annotateLogs({ error: error.message })))
   })
-  recovering.on("reconnect-scheduled", (info: { attempt: number; delay: number; error: Error }) =>
+  recovering.on("reconnect-scheduled", (info: { attempt: number; delay: number; error: Error }) => {
+    const failed = endpoints.current()
+    endpoints.advance()
     runFork(
       (connectedOnce ? Effect.logInfo : Effect.logDebug)("RabbitMQ reconnect scheduled").pipe(
-        Effect.annotateLogs({ attempt: info.attempt, delayMillis: info.delay, error: info.error.message }),
+        Effect.annotateLogs({
+          attempt: info.attempt,
+          delayMillis: info.delay,
+          error: info.error.message,
+          ...(endpoints.size > 1 ? { failed, next: endpoints.current() } : {}),
+        }),
       ),
-    ),
-  )
+    )
+  })
   recovering.on("connect", () => {
     connectedOnce = true
-    runFork(Effect.logInfo("RabbitMQ connected"))
+    runFork(Effect.logInfo("RabbitMQ connected").pipe(Effect.annotateLogs({ node: endpoints.current() })))
   })
   recovering.on("reconnect-failed", (error: Error) => {
     state.gaveUp = error
@@ -114,9 +123,20 @@ const listen = (state: State, recovering: RecoveringChannelModel) => {
 const connect = (state: State) =>
   Effect.gen(function* () {
     const { options } = state
+    const endpoints = yield* Effect.try({
+      try: () => Endpoints.make(options.url),
+      catch: (cause) =>
+        new RabbitError({
+          message: cause instanceof Error ? cause.message : "AMQP_URL is not valid",
+          retryable: false,
+          cause,
+        }),
+    })
     const recovering: RecoveringChannelModel = yield* Effect.tryPromise({
       try: () =>
-        amqp.connect(Redacted.value(options.url), {
+        // An object, read again at each attempt: the node it names moves on after each failure.
+        // (Its optional numbers may be undefined, which amqplib reads as unset, as for a string URL.)
+        amqp.connect(endpoints.target as amqp.Options.Connect, {
           timeout: Duration.toMillis(state.timeouts.connect),
           // Nagle's algorithm off: an ack (which the broker never answers) followed by a publish
           // would otherwise hold the publish until the broker's delayed ACK, up to 40 ms.
@@ -134,7 +154,7 @@ const connect = (state: State) =>
         }),
       catch: toRabbitError("cannot connect to RabbitMQ"),
     })
-    listen(state, recovering)
+    listen(state, recovering, endpoints)
     yield* Effect.tryPromise({
       try: () => recovering.waitForConnect(),
       catch: toRabbitError("cannot connect to RabbitMQ"),

@@ -1,0 +1,62 @@
+import type cassandra from "cassandra-driver"
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect } from "effect"
+import * as Cql from "@walletun/infra/Cql"
+
+/** A driver that records the options of each request and answers an empty result. */
+const recording = () => {
+  const seen: Array<cassandra.QueryOptions | undefined> = []
+  const result = { rows: [], wasApplied: () => true } as unknown as cassandra.types.ResultSet
+  const client = {
+    execute: (_query: string, _params?: unknown, options?: cassandra.QueryOptions) => {
+      seen.push(options)
+      return Promise.resolve(result)
+    },
+    batch: (_queries: unknown, options?: cassandra.QueryOptions) => {
+      seen.push(options)
+      return Promise.resolve(result)
+    },
+  } as unknown as Pick<cassandra.Client, "execute" | "batch">
+  return { client, seen }
+}
+
+describe("Cql's configuration", () => {
+  it("CQL_CONTACT_POINT: one node or several, the first one's port for the nodes found through them", () => {
+    assert.deepStrictEqual(Cql.contactPointsOf("127.0.0.1:9042"), { points: ["127.0.0.1:9042"], port: 9042 })
+    assert.deepStrictEqual(Cql.contactPointsOf("10.0.0.2:9142, 10.0.0.3:9142,10.0.0.4:9142"), {
+      points: ["10.0.0.2:9142", "10.0.0.3:9142", "10.0.0.4:9142"],
+      port: 9142,
+    })
+    assert.deepStrictEqual(Cql.contactPointsOf("scylla-1"), { points: ["scylla-1"], port: 9042 })
+    assert.throws(() => Cql.contactPointsOf(" , "), /names no node/)
+    assert.throws(() => Cql.contactPointsOf("h:99999"), /not a port/)
+  })
+
+  it("defaults: LOCAL_QUORUM where a call asks for it, SERIAL for lightweight transactions", () => {
+    assert.deepStrictEqual(Cql.levelsOf(), { quorum: Cql.Consistency.localQuorum, serial: Cql.Consistency.serial })
+  })
+
+  it.effect("a call that asks for LOCAL_QUORUM gets the configured level; another level is kept", () =>
+    Effect.gen(function* () {
+      const { client, seen } = recording()
+      const run = Cql.runner(
+        client,
+        Duration.seconds(1),
+        Cql.levelsOf({ quorum: Cql.Consistency.all, serial: Cql.Consistency.localSerial }),
+      )
+      yield* run("SELECT x FROM t", [], { consistency: Cql.Consistency.localQuorum }, true, "plain")
+      yield* run("SELECT x FROM t", [], { consistency: Cql.Consistency.localOne }, true, "plain")
+      yield* run(
+        [{ query: "INSERT INTO t (x) VALUES (1)", params: [] }],
+        [],
+        { consistency: Cql.Consistency.localQuorum },
+        true,
+        "batch",
+      )
+      assert.deepStrictEqual(
+        seen.map((options) => options?.consistency),
+        [Cql.Consistency.all, Cql.Consistency.localOne, Cql.Consistency.all],
+      )
+    }),
+  )
+})
