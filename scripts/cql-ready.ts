@@ -1,7 +1,9 @@
 // Waits until a CQL server answers a real query, then prints what answered and how long it took.
 // Used by scripts/infra.sh; exits 0 when ready, 1 when the deadline passes.
-// Usage: node scripts/cql-ready.ts [--timeout-seconds N] [--quiet] [--pid P]
-// With --pid, the wait ends at once when that process (the server being started) exits.
+// Usage: node scripts/cql-ready.ts [--timeout-seconds N] [--quiet] [--pid P] [--peers K]
+// With --pid, the wait ends at once when that process (the server being started) exits. With
+// --peers, the server must also know K other nodes of its cluster, each with its CQL address and
+// schema version agreed (scripts/cluster.sh).
 import cassandra from "cassandra-driver"
 
 const args = process.argv.slice(2)
@@ -12,6 +14,7 @@ const flag = (name: string): string | undefined => {
 const timeoutMs = Number(flag("--timeout-seconds") ?? "0") * 1000
 const quiet = args.includes("--quiet")
 const serverPid = flag("--pid")
+const peers = Number(flag("--peers") ?? "0")
 const serverAlive = (): boolean => {
   if (serverPid === undefined) return true
   try {
@@ -34,8 +37,17 @@ const attempt = async (): Promise<string> => {
   })
   try {
     await client.connect()
-    const rs = await client.execute("SELECT release_version FROM system.local")
-    return String(rs.first()?.get("release_version"))
+    const rs = await client.execute("SELECT release_version, schema_version FROM system.local")
+    const local = rs.first()
+    if (peers > 0) {
+      const known = (await client.execute("SELECT peer, rpc_address, schema_version FROM system.peers")).rows
+      const agreed = known.filter(
+        (row) =>
+          row.get("rpc_address") !== null && String(row.get("schema_version")) === String(local?.get("schema_version")),
+      )
+      if (agreed.length < peers) throw new Error(`${agreed.length} of ${peers} peers known and agreed on the schema`)
+    }
+    return String(local?.get("release_version"))
   } finally {
     await client.shutdown().catch(() => undefined)
   }

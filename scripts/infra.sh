@@ -27,6 +27,8 @@ PGUSER="${PGUSER:-postgres}"
 AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}"
 CQL_CONTACT_POINT="${CQL_CONTACT_POINT:-127.0.0.1:9042}"
 CASSANDRA_HEAP="${CASSANDRA_HEAP:-512M}"
+# More JVM flags for a Cassandra node (the cluster adds its own); none for the single node.
+CASS_EXTRA_FLAGS=()
 DATABASES=(walletun_user walletun_wallet walletun_webhook)
 
 amqp_port() { local p="${AMQP_URL##*:}"; p="${p%%/*}"; [[ "$p" =~ ^[0-9]+$ ]] && echo "$p" || echo 5672; }
@@ -271,19 +273,37 @@ cql_up() {
     return 0
   fi
   port_open 127.0.0.1 "$(cql_port)" && die "127.0.0.1:$(cql_port) is taken by something that does not answer CQL"
-  local java; java="$(java17)" || { apt_install openjdk-17-jre-headless; java="$(java17)"; }
   cass_jars
-  mkdir -p "$cass_data" "$logs/cassandra"
+  t0=$(now_ms)
+  local pid
+  if pid="$(cass_launch "$root/scripts/cassandra/cassandra.yaml" "$cass_data" "$logs/cassandra" "$cass_pid" "$(cql_port)" "$CASSANDRA_HEAP")" \
+    && cql_ready --timeout-seconds 180 --quiet --pid "$pid"; then
+    say "cassandra: started on $CQL_CONTACT_POINT (pid $pid, heap $CASSANDRA_HEAP, data in .data/cassandra); CQL answered $(elapsed "$t0") after start"
+  else
+    tail -n 30 "$logs/cassandra/system.log" "$logs/cassandra/stdout.log" >&2 || true
+    kill "$pid" 2>/dev/null || true
+    rm -f "$cass_pid"
+    die "cassandra did not answer CQL within 180 s"
+  fi
+}
+
+# Starts one Cassandra node detached: cass_launch <cassandra.yaml> <storage dir> <log dir> <pid file>
+# <native port> <heap>. Prints its pid; the caller waits for CQL (cql_ready --pid).
+cass_launch() {
+  local yaml="$1" storage="$2" logdir="$3" pidfile="$4" port="$5" heap="$6"
+  local java; java="$(java17)" || { apt_install openjdk-17-jre-headless >&2; java="$(java17)"; }
+  mkdir -p "$storage" "$logdir"
   local jamm; jamm="$(ls "$cass_lib"/jamm-*.jar | head -n 1)"
   local -a flags=(
-    -Xms"$CASSANDRA_HEAP" -Xmx"$CASSANDRA_HEAP" -Xss256k -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError
-    -Dcassandra.config="file://$root/scripts/cassandra/cassandra.yaml"
+    -Xms"$heap" -Xmx"$heap" -Xss256k -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError
+    -Dcassandra.config="file://$yaml"
     -Dlogback.configurationFile="$root/scripts/cassandra/logback.xml"
-    -Dcassandra.logdir="$logs/cassandra" -Dcassandra.storagedir="$cass_data"
+    -Dcassandra.logdir="$logdir" -Dcassandra.storagedir="$storage"
     -Dcassandra-foreground=yes -Dcassandra.skip_wait_for_gossip_to_settle=0
-    -Dcassandra.native_transport_port="$(cql_port)"
+    -Dcassandra.native_transport_port="$port"
     -Djdk.attach.allowAttachSelf=true -Dio.netty.tryReflectionSetAccessible=true -Djava.net.preferIPv4Stack=true
     -javaagent:"$jamm"
+    "${CASS_EXTRA_FLAGS[@]}"
   )
   local m
   for m in java.base/jdk.internal.misc java.management.rmi/com.sun.jmx.remote.internal.rmi \
@@ -297,20 +317,10 @@ cql_up() {
     java.base/java.io java.base/java.lang.reflect java.base/java.lang java.base/java.util java.base/java.nio; do
     flags+=(--add-opens "$m=ALL-UNNAMED")
   done
-  t0=$(now_ms)
   setsid "$java" "${flags[@]}" -cp "$cass_lib/*" org.apache.cassandra.service.CassandraDaemon \
-    </dev/null >"$logs/cassandra/stdout.log" 2>&1 &
-  echo $! >"$cass_pid"
-  # Bounded: cql-ready gives up after 180 s, or at once when the JVM dies.
-  local pid; pid="$(cat "$cass_pid")"
-  if cql_ready --timeout-seconds 180 --quiet --pid "$pid"; then
-    say "cassandra: started on $CQL_CONTACT_POINT (pid $pid, heap $CASSANDRA_HEAP, data in .data/cassandra); CQL answered $(elapsed "$t0") after start"
-  else
-    tail -n 30 "$logs/cassandra/system.log" "$logs/cassandra/stdout.log" >&2 || true
-    kill "$pid" 2>/dev/null || true
-    rm -f "$cass_pid"
-    die "cassandra did not answer CQL within 180 s"
-  fi
+    </dev/null >"$logdir/stdout.log" 2>&1 &
+  echo $! >"$pidfile"
+  echo $!
 }
 
 cql_down() {
@@ -375,6 +385,9 @@ zipkin_jar() {
 
 # The services' certificates for mutual TLS (scripts/pki.ts): created where missing, never replaced.
 pki_up() { bash "$root/scripts/with-node.sh" node "$root/scripts/pki.ts"; }
+
+# Sourced (by scripts/cluster.sh) for its functions; run, it does what it is asked.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-}" in
   up) pki_up; cql_up; pg_up; rabbit_up; rabbit_users_up; prom_install; [ "${WALLETUN_TRACES:-on}" = off ] || zipkin_jar ;;
