@@ -481,7 +481,35 @@ export interface ClientTls {
 const reconnect = { "grpc.initial_reconnect_backoff_ms": 200, "grpc.max_reconnect_backoff_ms": 2_000 } as const
 
 /**
- * Creates a client of `address` (`host:port`) that is closed when the scope closes: over mutual
+ * The grpc-js target of an address: one `host:port` (a DNS name resolving to several instances is
+ * balanced over all of them), or several `IPv4:port` separated by commas (instances on known
+ * addresses, as `npm run cluster` runs them), which grpc-js's `ipv4:` resolver takes as one target.
+ */
+export const targetOf = (address: string): string => {
+  const parts = address
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0)
+  if (parts.length === 0) throw new Error("a gRPC address names no server")
+  if (parts.length === 1) return parts[0] as string
+  const bad = parts.find((part) => !/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(part))
+  if (bad !== undefined) {
+    throw new Error(
+      `a list of gRPC servers takes IPv4:port addresses only (got "${bad}"); name several instances with one DNS name instead`,
+    )
+  }
+  return `ipv4:${parts.join(",")}`
+}
+
+/**
+ * Calls go round the servers the target resolves to, one after another (grpc-js's default, pick
+ * first, would send every call to one instance of a service with several).
+ */
+const roundRobin = { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) } as const
+
+/**
+ * Creates a client of `address` (`host:port`, or several, see `targetOf`) that is closed when the
+ * scope closes: over mutual
  * TLS with `tls` (the server's certificate must chain to the CA and name `tls.server`, whatever
  * host the address names, so that another service's certificate cannot stand in for it),
  * plaintext without it. The channel connects lazily, on the first call.
@@ -496,12 +524,13 @@ export const makeClient = <C extends Client>(
     Effect.sync(
       () =>
         new constructor(
-          address,
+          targetOf(address),
           tls === undefined
             ? credentials.createInsecure()
             : credentials.createSsl(tls.identity.ca, tls.identity.key, tls.identity.cert),
           {
             ...reconnect,
+            ...roundRobin,
             ...(tls === undefined ? {} : { "grpc.ssl_target_name_override": tls.server }),
             ...options,
           },

@@ -191,3 +191,16 @@ describe("Grpc.inProcessClient", () => {
     }),
   )
 })
+
+describe("gRPC addresses", () => {
+  it("one host:port is the target as it is; several IPv4:port go to grpc-js's ipv4 resolver as one target", () => {
+    assert.strictEqual(Grpc.targetOf("127.0.0.1:50051"), "127.0.0.1:50051")
+    assert.strictEqual(Grpc.targetOf("wallet:50051"), "wallet:50051")
+    assert.strictEqual(Grpc.targetOf("127.0.0.1:50151, 127.0.0.1:50251"), "ipv4:127.0.0.1:50151,127.0.0.1:50251")
+    assert.throws(() => Grpc.targetOf(" , "), /names no server/)
+    assert.throws(
+      () => Grpc.targetOf("wallet-1:50051,wallet-2:50051"),
+      /IPv4:port addresses only \(got "wallet-1:50051"\)/,
+    )
+  })
+})

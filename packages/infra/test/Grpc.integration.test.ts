@@ -1,6 +1,6 @@
 import { status } from "@grpc/grpc-js"
 import { assert, describe, layer } from "@effect/vitest"
-import { Clock, Context, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Schema, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Schedule, Schema, Scope } from "effect"
 import type { Tracer } from "effect"
 import * as Grpc from "@walletun/infra/Grpc"
 import * as Metrics from "@walletun/infra/Metrics"
@@ -460,6 +460,53 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
         const error = yield* listWallets().pipe(Effect.flip)
         assert.strictEqual(error.code, status.UNAVAILABLE)
         assert.strictEqual(error.retryable, true)
+      }),
+    )
+
+    it.effect("a client of several servers sends calls to each in turn, and to the others when one shuts down", () =>
+      Effect.gen(function* () {
+        const served = [0, 0]
+        const servers = yield* Effect.forEach([0, 1], (index) =>
+          Effect.gen(function* () {
+            const scope = yield* Scope.make()
+            const handlers = yield* implementation
+            const listWallets: typeof handlers.listWallets = (call, callback) => {
+              served[index] = (served[index] ?? 0) + 1
+              handlers.listWallets(call, callback)
+            }
+            const server = yield* Grpc.makeServer({
+              services: [Grpc.service(WalletServiceService, { ...handlers, listWallets })],
+              port: 0,
+              shutdownTimeout: "2 seconds",
+            }).pipe(Scope.provide(scope))
+            return { server, scope }
+          }),
+        )
+        const address = servers.map(({ server }) => `127.0.0.1:${server.port}`).join(",")
+        const client = yield* Grpc.makeClient(WalletServiceClient, address)
+        const listWallets = Grpc.unaryCall(
+          "WalletService.ListWallets",
+          client.listWallets.bind(client),
+          { ownerId: "alice" },
+          { timeout: "2 seconds" },
+        )
+        // The first call connects to every server; then calls go round them.
+        yield* listWallets
+        yield* Effect.sleep("200 millis")
+        served.fill(0)
+        yield* Effect.repeat(listWallets, { times: 9 })
+        assert.deepStrictEqual(served, [5, 5], "ten calls, five to each server")
+
+        yield* Scope.close(servers[0]!.scope, Exit.void)
+        served.fill(0)
+        // A call may meet the closing server once; every call after it goes to the other.
+        yield* Effect.forEach(
+          Array.from({ length: 10 }),
+          () => listWallets.pipe(Effect.retry({ times: 2, schedule: Schedule.spaced("100 millis") })),
+          { discard: true },
+        )
+        assert.strictEqual(served[1], 10, "every call went to the server left")
+        yield* Scope.close(servers[1]!.scope, Exit.void)
       }),
     )
 
