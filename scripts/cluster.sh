@@ -4,6 +4,9 @@
 # address (127.0.0.2, 127.0.0.3, 127.0.0.4) with the servers' default ports. PostgreSQL stays the
 # single server of `scripts/infra.sh` (the wallet scales with its database, see ARCHITECTURE.md).
 #
+#   scripts/cluster.sh start    `npm run cluster`: up, then `npm start`'s orchestrator with the
+#                               services pointed at the clusters and WALLETUN_INSTANCES=2 (two
+#                               gateways behind HAProxy, two transaction services, two wallets)
 #   scripts/cluster.sh up       start every node that is not running (data under .data/cluster/);
 #                               idempotent, and waits until each cluster has all three nodes
 #   scripts/cluster.sh down     stop every node it started, by pid
@@ -220,6 +223,17 @@ cluster_status() {
 node_arg() { [[ "${1:-}" =~ ^[123]$ ]] || die "node: 1, 2 or 3"; echo "$1"; }
 
 case "${1:-}" in
+  start)
+    cluster_up
+    prom_install
+    lb_install
+    # Infra.sh's own CQL node, if it runs, is not part of this shape: the services use the ring.
+    set -a
+    eval "$(cluster_env)"
+    set +a
+    export WALLETUN_INSTANCES="${WALLETUN_INSTANCES:-2}"
+    # exec all the way down (with-node.sh execs node), so signals reach the orchestrator itself.
+    exec bash "$root/scripts/with-node.sh" node "$root/packages/lab/src/start.ts" ;;
   up) cluster_up ;;
   down) cluster_down ;;
   status) cluster_status ;;
@@ -236,5 +250,5 @@ case "${1:-}" in
       rabbitmq) rnode_up "$(node_arg "${3:-}")" ;;
       *) die "usage: scripts/cluster.sh start-node cassandra|rabbitmq 1|2|3" ;;
     esac ;;
-  *) die "usage: scripts/cluster.sh up|down|status|env|stop-node|start-node" ;;
+  *) die "usage: scripts/cluster.sh start|up|down|status|env|stop-node|start-node" ;;
 esac

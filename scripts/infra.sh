@@ -10,6 +10,7 @@
 #   scripts/infra.sh down     stop exactly what `up` started (never a server it found running)
 #   scripts/infra.sh status   report each server, and who started it
 #   scripts/infra.sh prometheus   only install Prometheus and promtool where missing (up does it too)
+#                             (up also installs Debian's haproxy where missing, without running it)
 #   scripts/infra.sh zipkin-jar   fetch Zipkin's jar when it is not cached; print its path
 #
 # Everything listens on 127.0.0.1 only. A server started here leaves a marker in .data/run/; `down`
@@ -359,6 +360,19 @@ prom_install() {
   say "prometheus: installed $(prometheus --version 2>&1 | head -n 1 | awk '{print $3}') in $(elapsed "$t0")"
 }
 
+# ---------------------------------------------------------------- HAProxy (installed only)
+# Debian's package; `npm start` runs it in front of the instances when WALLETUN_INSTANCES is above 1
+# (`npm run cluster`), with a configuration of its own (packages/lab/src/LoadBalancer.ts). Debian's
+# own service is not started here.
+lb_install() {
+  [ -x /usr/sbin/haproxy ] && return 0
+  local t0; t0=$(now_ms)
+  apt_install --no-recommends haproxy
+  # The package may start Debian's own instance (on no port of ours); it is not walletun's to run.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet haproxy 2>/dev/null; then systemctl stop haproxy || true; fi
+  say "haproxy: installed $(/usr/sbin/haproxy -v 2>&1 | head -n 1 | awk '{print $3}') in $(elapsed "$t0")"
+}
+
 # ---------------------------------------------------------------- Zipkin (the trace viewer of `npm start`)
 # Only its jar is handled here, fetched once like Cassandra's; packages/lab/src/Zipkin.ts runs it
 # (npm start, and the test that checks the export) and stops it by pid.
@@ -390,7 +404,7 @@ pki_up() { bash "$root/scripts/with-node.sh" node "$root/scripts/pki.ts"; }
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-}" in
-  up) pki_up; cql_up; pg_up; rabbit_up; rabbit_users_up; prom_install; [ "${WALLETUN_TRACES:-on}" = off ] || zipkin_jar ;;
+  up) pki_up; cql_up; pg_up; rabbit_up; rabbit_users_up; prom_install; lb_install; [ "${WALLETUN_TRACES:-on}" = off ] || zipkin_jar ;;
   # Prints the path of the Zipkin jar, fetching it first when it is not cached.
   zipkin-jar) zipkin_jar >&2; echo "$zipkin_jar_path" ;;
   down) rabbit_down; pg_down; cql_down ;;

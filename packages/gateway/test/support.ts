@@ -112,14 +112,7 @@ export const assertProblem = (answer: Answer, status: number, code: string) => {
 export const main = (service: string) => new URL(`../../${service}/src/main.ts`, import.meta.url).pathname
 
 /** The ports of a system started by a test. */
-export interface Ports {
-  readonly gateway: number
-  readonly user: number
-  readonly transaction: number
-  readonly walletHttp: number
-  readonly walletGrpc: number
-  readonly webhook: number
-}
+export type Ports = ServiceProcess.SystemPorts
 
 /** Deletes what a transaction service declared under `prefix` (see `Topology.remove`), quietly. */
 export const deleteBrokerTopology = (prefix: string) => Topology.remove(prefix).pipe(Effect.ignore)

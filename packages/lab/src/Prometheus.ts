@@ -50,9 +50,14 @@ export interface Running {
   readonly pid: number | undefined
 }
 
-/** The configuration file: one job per service (`job` is the label the rules select on), scraped every `interval`. */
-export const configText = (targets: ReadonlyArray<Target>, interval: string = scrapeInterval): string =>
-  [
+/**
+ * The configuration file: one job per service (`job` is the label the rules select on), with every
+ * instance of the service as one of its targets, scraped every `interval`.
+ */
+export const configText = (targets: ReadonlyArray<Target>, interval: string = scrapeInterval): string => {
+  const jobs = new Map<string, Array<string>>()
+  for (const target of targets) jobs.set(target.job, [...(jobs.get(target.job) ?? []), target.address])
+  return [
     "# Written by npm start (packages/lab/src/Prometheus.ts) at each start; edits are lost.",
     "global:",
     `  scrape_interval: ${interval}`,
@@ -60,13 +65,14 @@ export const configText = (targets: ReadonlyArray<Target>, interval: string = sc
     "rule_files:",
     `  - ${JSON.stringify(rulesGlob)}`,
     "scrape_configs:",
-    ...targets.flatMap((target) => [
-      `  - job_name: ${JSON.stringify(target.job)}`,
+    ...[...jobs].flatMap(([job, addresses]) => [
+      `  - job_name: ${JSON.stringify(job)}`,
       "    static_configs:",
-      `      - targets: [${JSON.stringify(target.address)}]`,
+      `      - targets: [${addresses.map((address) => JSON.stringify(address)).join(", ")}]`,
     ]),
     "",
   ].join("\n")
+}
 
 /** What answers `/-/ready` on the URL: "prometheus" (ready), "other", or "nothing". */
 const whoAnswers = (url: string) =>

@@ -215,6 +215,26 @@ export interface RunningSystem {
   readonly tail: (n: number) => string
 }
 
+/** The ports of a whole system, as `npm start` reads them. */
+export interface SystemPorts {
+  readonly gateway: number
+  readonly user: number
+  readonly transaction: number
+  readonly walletHttp: number
+  readonly walletGrpc: number
+  readonly webhook: number
+}
+
+/** The variables that put a system's services on `ports`. */
+export const portsEnv = (ports: SystemPorts): Readonly<Record<string, string>> => ({
+  GATEWAY_PORT: String(ports.gateway),
+  USER_PORT: String(ports.user),
+  TRANSACTION_PORT: String(ports.transaction),
+  WALLET_HTTP_PORT: String(ports.walletHttp),
+  WALLET_GRPC_PORT: String(ports.walletGrpc),
+  WEBHOOK_PORT: String(ports.webhook),
+})
+
 /**
  * The abuse limits lifted: the benchmark and the chaos run send everything from one client address,
  * and what they measure or check is not the rate limiter.

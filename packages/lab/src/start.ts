@@ -29,6 +29,11 @@
 //   WALLETUN_TRACES         on             off: no trace viewer (see withTraceViewer)
 //   ZIPKIN_PORT             9411           the port of the Zipkin it runs or reuses when no trace
 //                                          endpoint is set
+//   WALLETUN_INSTANCES      1              instances of the wallet, transaction and gateway
+//                                          services (1 to 4; `npm run cluster` runs 2): above 1,
+//                                          instance n listens on each of its ports + 100 n, and an
+//                                          HAProxy (LoadBalancer.ts) takes the gateway's, the
+//                                          transaction API's and the wallet health port
 //
 // Children are spawned with Effect's ChildProcess module: each one lives in a scope (so nothing
 // outlives the orchestrator, even on a defect), in a process group of its own (so the terminal's
@@ -59,6 +64,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import * as Service from "@walletun/infra/Service"
+import * as LoadBalancer from "./LoadBalancer.ts"
 import * as Prometheus from "./Prometheus.ts"
 import * as ServiceProcess from "./ServiceProcess.ts"
 import * as TraceViewer from "./TraceViewer.ts"
@@ -82,10 +88,11 @@ const colours: Record<string, string> = {
 }
 const width = "transaction".length
 
-/** One whole line on stdout, prefixed with who said it (coloured only on a terminal). */
+/** One whole line on stdout, prefixed with who said it (coloured only on a terminal; instances as their service). */
 const line = (who: string, text: string): void => {
   const prefix = `${who.padEnd(width)} |`
-  process.stdout.write(colour ? `\u001b[${colours[who] ?? "0"}m${prefix}\u001b[0m ${text}\n` : `${prefix} ${text}\n`)
+  const code = colours[who.replace(/-\d+$/, "")] ?? "0"
+  process.stdout.write(colour ? `\u001b[${code}m${prefix}\u001b[0m ${text}\n` : `${prefix} ${text}\n`)
 }
 const say = (text: string) =>
   Effect.sync(() => {
@@ -100,9 +107,23 @@ const serviceNames = ["wallet", "user", "transaction", "webhook", "gateway"] as 
 type ServiceName = (typeof serviceNames)[number]
 
 interface ServiceSpec {
-  readonly name: ServiceName
-  /** The ports it binds, with the variable that sets each. */
+  /** Its name in lines and in the pid file: the service's, `<service>-<n>` for one of several, or `lb`. */
+  readonly name: string
+  /** What it runs: a service's built entry point, or another program (the load balancer). */
+  readonly run:
+    | { readonly service: ServiceName }
+    | {
+        readonly command: string
+        readonly args: ReadonlyArray<string>
+        /** Its configuration, and the file it is written to before the start. */
+        readonly config: string
+        readonly configFile: string
+      }
+  /** The ports it binds, with the variable that sets each, on `bindHost`. */
   readonly ports: ReadonlyArray<readonly [variable: string, port: number]>
+  readonly bindHost: string
+  /** Variables of this process alone (an instance's ports), on top of the children's. */
+  readonly env: Readonly<Record<string, string>>
   readonly readyUrl: string
 }
 
@@ -113,6 +134,8 @@ interface Settings {
   readonly internalBindHost: string
   readonly api: string
   readonly services: ReadonlyArray<ServiceSpec>
+  /** WALLETUN_INSTANCES. */
+  readonly instances: number
   /** Environment variables the children get on top of ours, so they find each other on moved ports. */
   readonly childEnv: Record<string, string>
   /** The pid file, in WALLETUN_RUN_DIR. */
@@ -178,8 +201,21 @@ type Ports = Effect.Success<typeof readPorts>
 const baseOf = (ports: Ports) => (p: number) => `http://${ports.host}:${p}`
 const publicBaseOf = (ports: Ports) => (p: number) => `http://${ports.publicHost}:${p}`
 
+/** WALLETUN_INSTANCES: instances of the wallet, transaction and gateway services. */
+const readInstances = Config.Int("WALLETUN_INSTANCES").pipe(
+  Config.withDefault(1),
+  Config.map((instances) => Math.trunc(instances)),
+)
+
+/** Instance n (1-based) of a service with several listens on each of its ports + 100 n. */
+const instancePort = (port: number, instance: number) => port + 100 * instance
+
+/** The instances of a replicated service: 1..n, or just the one (0, its own ports) when n is 1. */
+const instanceNumbers = (instances: number): ReadonlyArray<number> =>
+  instances === 1 ? [0] : Array.from({ length: instances }, (_, i) => i + 1)
+
 /** The URLs between services: derived from the ports unless set. */
-const readChildEnv = (ports: Ports) =>
+const readChildEnv = (ports: Ports, instances: number) =>
   Effect.gen(function* () {
     const base = baseOf(ports)
     const userUrl = yield* Config.String("USER_SERVICE_URL").pipe(Config.withDefault(base(ports.userPort)))
@@ -206,8 +242,13 @@ const readChildEnv = (ports: Ports) =>
         Config.withDefault(base(ports.webhookPort)),
       ),
       WALLET_HEALTH_URL: yield* Config.String("WALLET_HEALTH_URL").pipe(Config.withDefault(base(ports.walletHttpPort))),
+      // Several wallet instances are one target the gRPC clients balance over (Grpc.targetOf).
       WALLET_GRPC_ADDRESS: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(
-        Config.withDefault(`${ports.host}:${ports.walletGrpcPort}`),
+        Config.withDefault(
+          instanceNumbers(instances)
+            .map((n) => `${ports.host}:${instancePort(ports.walletGrpcPort, n)}`)
+            .join(","),
+        ),
       ),
       JWT_JWKS_URL: yield* Config.String("JWT_JWKS_URL").pipe(
         Config.withDefault(`${userUrl.replace(/\/$/, "")}/.well-known/jwks.json`),
@@ -230,80 +271,192 @@ const readChosen = Effect.gen(function* () {
   return chosen
 })
 
-/** The chosen services in dependency order, whatever order the variable lists them in. */
-const serviceSpecs = (ports: Ports, chosen: ReadonlyArray<string>): ReadonlyArray<ServiceSpec> => {
-  const base = baseOf(ports)
-  const all: ReadonlyArray<ServiceSpec> = [
+/** The instances of `service` (just itself when there is one), each on its ports moved (`instancePort`). */
+const replicas = (
+  service: ServiceName,
+  instances: number,
+  bindHost: string,
+  portsOf: (n: number) => ReadonlyArray<readonly [string, number]>,
+  readyUrlOf: (n: number) => string,
+): ReadonlyArray<ServiceSpec> =>
+  instanceNumbers(instances).map((n) => ({
+    name: n === 0 ? service : `${service}-${n}`,
+    run: { service },
+    ports: portsOf(n),
+    bindHost,
+    env: n === 0 ? {} : Object.fromEntries(portsOf(n).map(([variable, port]) => [variable, String(port)])),
+    readyUrl: readyUrlOf(n),
+  }))
+
+/**
+ * The gateway's instances. One binds HOST as `npm start`'s always did; several sit behind the load
+ * balancer, on the internal address, and take the client's address from the right-most
+ * X-Forwarded-For entry, the one the load balancer adds.
+ */
+const gatewaySpecs = (ports: Ports, instances: number, health: string): ReadonlyArray<ServiceSpec> =>
+  replicas(
+    "gateway",
+    instances,
+    instances === 1 ? ports.bindHost : ports.internalBindHost,
+    (n) => [
+      ["GATEWAY_PORT", instancePort(ports.gatewayPort, n)],
+      ["GATEWAY_METRICS_PORT", instancePort(ports.gatewayMetricsPort, n)],
+    ],
+    (n) =>
+      n === 0
+        ? `${publicBaseOf(ports)(ports.gatewayPort)}/health/${health}`
+        : `${baseOf(ports)(instancePort(ports.gatewayPort, n))}/health/${health}`,
+  ).map((spec) =>
+    instances === 1
+      ? spec
+      : { ...spec, env: { ...spec.env, HOST: ports.internalBindHost, TRUST_FORWARDED_FOR: "true" } },
+  )
+
+/**
+ * The load balancer in front of the instances of the chosen HTTP services, where their single
+ * instance would listen; none when each service runs once.
+ */
+const balancerSpecs = (
+  ports: Ports,
+  chosen: ReadonlyArray<string>,
+  instances: number,
+  runDir: string,
+  gatewayHealth: string,
+): ReadonlyArray<ServiceSpec> => {
+  if (instances === 1) return []
+  const serversOf = (name: ServiceName, port: number) =>
+    instanceNumbers(instances).map((n) => ({ name: `${name}-${n}`, host: ports.host, port: instancePort(port, n) }))
+  const frontend = (name: ServiceName, host: string, port: number, check: string): LoadBalancer.Frontend => ({
+    name,
+    bind: { host, port },
+    servers: serversOf(name, port),
+    check,
+  })
+  const frontends = [
+    { ...frontend("gateway", ports.bindHost, ports.gatewayPort, `/health/${gatewayHealth}`), forwardFor: true },
+    frontend("transaction", ports.internalBindHost, ports.transactionPort, "/health/ready"),
+    frontend("wallet", ports.internalBindHost, ports.walletHttpPort, "/health/ready"),
+  ].filter((each) => chosen.includes(each.name))
+  const first = frontends[0]
+  if (first === undefined) return []
+  const configFile = path.join(runDir, "haproxy.cfg")
+  return [
     {
-      name: "wallet",
-      ports: [
-        ["WALLET_GRPC_PORT", ports.walletGrpcPort],
-        ["WALLET_HTTP_PORT", ports.walletHttpPort],
-      ],
-      readyUrl: `${base(ports.walletHttpPort)}/health/ready`,
-    },
-    { name: "user", ports: [["USER_PORT", ports.userPort]], readyUrl: `${base(ports.userPort)}/health/ready` },
-    {
-      name: "transaction",
-      ports: [["TRANSACTION_PORT", ports.transactionPort]],
-      readyUrl: `${base(ports.transactionPort)}/health/ready`,
-    },
-    {
-      name: "webhook",
-      ports: [["WEBHOOK_PORT", ports.webhookPort]],
-      readyUrl: `${base(ports.webhookPort)}/health/ready`,
-    },
-    {
-      name: "gateway",
-      ports: [
-        ["GATEWAY_PORT", ports.gatewayPort],
-        ["GATEWAY_METRICS_PORT", ports.gatewayMetricsPort],
-      ],
-      // The gateway is ready only when user, transaction, webhook and wallet answer; when WALLETUN_SERVICES
-      // leaves one of them out (a developer working around a broken one), being live is all we can wait for.
-      readyUrl: `${publicBaseOf(ports)(ports.gatewayPort)}/health/${serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"}`,
+      name: "lb",
+      run: {
+        command: LoadBalancer.haproxyBinary() ?? "haproxy",
+        args: ["-db", "-f", configFile],
+        config: LoadBalancer.config(frontends),
+        configFile,
+      },
+      ports: frontends.map((each) => [`the ${each.name} front end`, each.bind.port] as const),
+      bindHost: ports.internalBindHost,
+      env: {},
+      // Answered by HAProxy itself once it listens.
+      readyUrl: `http://${reachable(first.bind.host)}:${first.bind.port}${LoadBalancer.monitorPath}`,
     },
   ]
-  return all.filter((spec) => chosen.includes(spec.name))
+}
+
+/**
+ * The chosen services in dependency order, whatever order the variable lists them in; with several
+ * instances, each of the wallet, transaction and gateway services' instances, and the load
+ * balancer before the gateways (they reach the transaction API and the wallet's health through it).
+ */
+const serviceSpecs = (
+  ports: Ports,
+  chosen: ReadonlyArray<string>,
+  instances: number,
+  runDir: string,
+): ReadonlyArray<ServiceSpec> => {
+  const base = baseOf(ports)
+  const one = (name: ServiceName, variable: string, port: number): ServiceSpec => ({
+    name,
+    run: { service: name },
+    ports: [[variable, port]],
+    bindHost: ports.internalBindHost,
+    env: {},
+    readyUrl: `${base(port)}/health/ready`,
+  })
+  // The gateway is ready only when user, transaction, webhook and wallet answer; when WALLETUN_SERVICES
+  // leaves one of them out (a developer working around a broken one), being live is all we can wait for.
+  const gatewayHealth = serviceNames.every((name) => chosen.includes(name)) ? "ready" : "live"
+  const all: ReadonlyArray<ServiceSpec> = [
+    ...replicas(
+      "wallet",
+      instances,
+      ports.internalBindHost,
+      (n) => [
+        ["WALLET_GRPC_PORT", instancePort(ports.walletGrpcPort, n)],
+        ["WALLET_HTTP_PORT", instancePort(ports.walletHttpPort, n)],
+      ],
+      (n) => `${base(instancePort(ports.walletHttpPort, n))}/health/ready`,
+    ),
+    one("user", "USER_PORT", ports.userPort),
+    ...replicas(
+      "transaction",
+      instances,
+      ports.internalBindHost,
+      (n) => [["TRANSACTION_PORT", instancePort(ports.transactionPort, n)]],
+      (n) => `${base(instancePort(ports.transactionPort, n))}/health/ready`,
+    ),
+    one("webhook", "WEBHOOK_PORT", ports.webhookPort),
+    ...balancerSpecs(ports, chosen, instances, runDir, gatewayHealth),
+    ...gatewaySpecs(ports, instances, gatewayHealth),
+  ]
+  return all.filter((spec) => !("service" in spec.run) || chosen.includes(spec.run.service))
 }
 
 /** WALLETUN_PROMETHEUS and PROMETHEUS_PORT; each chosen service's /metrics is a target, its job its name. */
-const readPrometheus = (ports: Ports, chosen: ReadonlyArray<string>) =>
+const readPrometheus = (ports: Ports, chosen: ReadonlyArray<string>, instances: number) =>
   Effect.gen(function* () {
     const enabled = yield* Config.Literals(["on", "off"], "WALLETUN_PROMETHEUS").pipe(Config.withDefault("on"))
     if (enabled === "off") return undefined
-    const metricsPorts: Record<ServiceName, number> = {
-      gateway: ports.gatewayMetricsPort,
-      user: ports.userPort,
-      transaction: ports.transactionPort,
-      webhook: ports.webhookPort,
-      wallet: ports.walletHttpPort,
-    }
     return {
       port: yield* portConfig("PROMETHEUS_PORT", 9090),
-      targets: serviceNames
-        .filter((name) => chosen.includes(name))
-        .map((name) => ({ job: name, address: `${ports.host}:${metricsPorts[name]}` })),
+      targets: metricsTargets(ports, chosen, instances),
     }
   })
+
+/** Every chosen service's /metrics address (each instance's), with the service's name as its job. */
+const metricsTargets = (ports: Ports, chosen: ReadonlyArray<string>, instances: number) => {
+  const metricsPorts: Record<ServiceName, number> = {
+    gateway: ports.gatewayMetricsPort,
+    user: ports.userPort,
+    transaction: ports.transactionPort,
+    webhook: ports.webhookPort,
+    wallet: ports.walletHttpPort,
+  }
+  const replicated: ReadonlyArray<ServiceName> = ["gateway", "transaction", "wallet"]
+  return serviceNames
+    .filter((name) => chosen.includes(name))
+    .flatMap((name) =>
+      (replicated.includes(name) ? instanceNumbers(instances) : [0]).map((n) => ({
+        job: name,
+        address: `${ports.host}:${instancePort(metricsPorts[name], n)}`,
+      })),
+    )
+}
 
 /** Everything comes from the variables the services themselves read, with the same defaults. */
 const readSettings = Effect.gen(function* () {
   const ports = yield* readPorts
-  const base = baseOf(ports)
-  const childEnv = yield* readChildEnv(ports)
+  const instances = yield* readInstances
+  if (instances < 1 || instances > 4) {
+    return yield* new StartFailed({ message: `WALLETUN_INSTANCES must be 1 to 4; got ${instances}` })
+  }
+  const childEnv = yield* readChildEnv(ports, instances)
   const chosen = yield* readChosen
   const otlp = yield* Config.String("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(Config.withDefault(""))
+  const runDir = path.resolve(root, yield* Config.String("WALLETUN_RUN_DIR").pipe(Config.withDefault(".data/run")))
   return {
     bindHost: ports.bindHost,
     internalBindHost: ports.internalBindHost,
     api: publicBaseOf(ports)(ports.gatewayPort),
-    services: serviceSpecs(ports, chosen),
+    services: serviceSpecs(ports, chosen, instances, runDir),
+    instances,
     childEnv,
-    pidFile: path.join(
-      path.resolve(root, yield* Config.String("WALLETUN_RUN_DIR").pipe(Config.withDefault(".data/run"))),
-      "start.pid",
-    ),
+    pidFile: path.join(runDir, "start.pid"),
     readyTimeout: yield* Config.Duration("WALLETUN_READY_TIMEOUT").pipe(Config.withDefault(Duration.seconds(90))),
     stopTimeout: yield* Config.Duration("WALLETUN_STOP_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15))),
     maxRestarts: yield* Config.Int("WALLETUN_MAX_RESTARTS").pipe(Config.withDefault(5)),
@@ -311,13 +464,8 @@ const readSettings = Effect.gen(function* () {
     nodeOptions: (yield* Config.String("WALLETUN_NODE_OPTIONS").pipe(Config.withDefault(defaultNodeOptions)))
       .split(/\s+/)
       .filter((flag) => flag !== "" && flag !== "none"),
-    metrics: [
-      `${base(ports.gatewayMetricsPort)}/metrics`,
-      ...[ports.userPort, ports.transactionPort, ports.webhookPort, ports.walletHttpPort].map(
-        (port) => `${base(port)}/metrics`,
-      ),
-    ],
-    prometheus: yield* readPrometheus(ports, chosen),
+    metrics: metricsTargets(ports, serviceNames, instances).map((target) => `http://${target.address}/metrics`),
+    prometheus: yield* readPrometheus(ports, chosen, instances),
     traces:
       otlp === ""
         ? "not exported; set OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -359,13 +507,18 @@ const pidFileText = (api: string, children: ReadonlyMap<string, number>): string
   ServiceProcess.pidFileText(process.pid, api, children)
 
 /** Services named in a stale pid file that still run (checked by their command line). */
-const leftoversIn = (lines: ReadonlyArray<string>): Array<Leftover> =>
-  ServiceProcess.childrenIn(lines).filter(
-    ({ name, pid }) =>
-      ((serviceNames as ReadonlyArray<string>).includes(name) &&
-        commandLineOf(pid)?.includes(ServiceProcess.serviceMain(name)) === true) ||
-      (name === "prometheus" && commandLineOf(pid)?.includes(`--config.file=${prometheusConfig}`) === true),
-  )
+const leftoversIn = (lines: ReadonlyArray<string>, runDir: string): Array<Leftover> =>
+  ServiceProcess.childrenIn(lines).filter(({ name, pid }) => {
+    // An instance (`wallet-2`) runs its service's entry point.
+    const service = name.replace(/-\d+$/, "")
+    const commandLine = commandLineOf(pid)
+    return (
+      ((serviceNames as ReadonlyArray<string>).includes(service) &&
+        commandLine?.includes(ServiceProcess.serviceMain(service)) === true) ||
+      (name === "prometheus" && commandLine?.includes(`--config.file=${prometheusConfig}`) === true) ||
+      (name === "lb" && commandLine?.includes(path.join(runDir, "haproxy.cfg")) === true)
+    )
+  })
 
 /**
  * Writes our pid file, or finds the orchestrator that holds it. The file is created exclusively, so
@@ -391,7 +544,7 @@ const claimPidFile = (file: string, api: string) =>
         if (commandLine !== undefined && (commandLine === "" || commandLine.includes("start.ts"))) {
           return { _tag: "Running", pid, api: runningApi }
         }
-        leftovers.push(...leftoversIn(children))
+        leftovers.push(...leftoversIn(children, path.dirname(file)))
         fs.rmSync(file, { force: true })
       }
       throw new Error(`${file} keeps reappearing; another start is racing this one`)
@@ -504,7 +657,7 @@ const checkPorts = (settings: Settings) =>
   Effect.forEach(settings.services, (spec) =>
     Effect.forEach(spec.ports, ([variable, port]) =>
       Effect.gen(function* () {
-        if (yield* portFree(spec.name === "gateway" ? settings.bindHost : settings.internalBindHost, port)) return
+        if (yield* portFree(spec.bindHost, port)) return
         const owner = listenerOf(port) ?? "another process"
         return yield* new StartFailed({
           message: `port ${port} (${variable}, for ${spec.name}) is taken by ${owner}; stop it or set ${variable} to a free port`,
@@ -620,10 +773,14 @@ const watchReadiness = (watch: Watch, restart: number, readyAt: Ref.Ref<Option.O
 const incarnation = (spawner: ChildProcessSpawner.ChildProcessSpawner["Service"], watch: Watch, restart: number) => {
   const { spec, settings } = watch
   return Effect.gen(function* () {
+    const [command, args] =
+      "service" in spec.run
+        ? [process.execPath, [...settings.nodeOptions, ServiceProcess.serviceMain(spec.run.service)]]
+        : [spec.run.command, spec.run.args]
     const handle = yield* spawner.spawn(
-      ChildProcess.make(process.execPath, [...settings.nodeOptions, ServiceProcess.serviceMain(spec.name)], {
+      ChildProcess.make(command, args, {
         cwd: root,
-        env: settings.childEnv,
+        env: { ...settings.childEnv, ...spec.env },
         extendEnv: true,
         stdin: "ignore",
         killSignal: "SIGTERM",
@@ -759,6 +916,25 @@ const withTraceViewer = (settings: Settings) =>
     }
   }).pipe(Effect.catch((error) => Effect.succeed({ ...settings, traces: `not exported; ${error.message}` })))
 
+// ---------------------------------------------------------------------------------- load balancer
+
+/** Writes the load balancer's configuration where it reads it, when there is one to run. */
+const writeBalancerConfig = (settings: Settings) =>
+  Effect.gen(function* () {
+    for (const spec of settings.services) {
+      const run = spec.run
+      if ("service" in run) continue
+      if (LoadBalancer.haproxyBinary() === undefined) {
+        return yield* new StartFailed({
+          message: `WALLETUN_INSTANCES=${settings.instances} needs HAProxy in front of the instances; npm run infra:up installs Debian's haproxy`,
+        })
+      }
+      fs.mkdirSync(path.dirname(run.configFile), { recursive: true })
+      fs.writeFileSync(`${run.configFile}.partial`, run.config)
+      fs.renameSync(`${run.configFile}.partial`, run.configFile)
+    }
+  })
+
 // -------------------------------------------------------------------------------------------- main
 
 /** Where npm start's Prometheus keeps its configuration and data (`.data/prometheus`). */
@@ -797,7 +973,7 @@ const startPrometheus = (settings: Settings) =>
 
 const printReady = (settings: Settings, millis: number, prometheus: string) =>
   Effect.gen(function* () {
-    const gateway = settings.services.some((spec) => spec.name === "gateway")
+    const gateway = settings.services.some((spec) => "service" in spec.run && spec.run.service === "gateway")
     const notStarted = "not started (gateway is not in WALLETUN_SERVICES)"
     yield* say(`walletun is ready in ${seconds(millis)}: ${settings.services.map((spec) => spec.name).join(", ")}`)
     yield* say(`  API      ${gateway ? settings.api : notStarted}`)
@@ -821,6 +997,7 @@ const main = Effect.gen(function* () {
   yield* Effect.addFinalizer(() => releasePidFile(base.pidFile))
   yield* stopLeftovers(claim.leftovers, base.stopTimeout)
   yield* checkPorts(base)
+  yield* writeBalancerConfig(base)
   // Before the services, which export to it from their start; so it is stopped after them, too.
   const settings = yield* withTraceViewer(base)
 

@@ -23,6 +23,32 @@ describe("Prometheus configuration", () => {
     assert.include(text, `scrape_interval: ${Prometheus.scrapeInterval}\n`)
   })
 
+  it("scrapes the instances of a service as targets of its one job, which promtool accepts", () => {
+    const several: ReadonlyArray<Prometheus.Target> = [
+      { job: "wallet", address: "127.0.0.1:8183" },
+      { job: "wallet", address: "127.0.0.1:8283" },
+      { job: "user", address: "127.0.0.1:8081" },
+    ]
+    const text = Prometheus.configText(several)
+    assert.include(
+      text,
+      `  - job_name: "wallet"\n    static_configs:\n      - targets: ["127.0.0.1:8183", "127.0.0.1:8283"]\n`,
+    )
+    assert.strictEqual(text.split('job_name: "wallet"').length, 2, "one wallet job")
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-prometheus-"))
+    try {
+      const file = path.join(dir, "prometheus.yml")
+      fs.writeFileSync(file, text)
+      const run = spawnSync("promtool", ["check", "config", "--syntax-only", file], {
+        encoding: "utf8",
+        timeout: 60_000,
+      })
+      assert.strictEqual(run.status, 0, `${run.stdout}${run.stderr}`)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("scrapes and evaluates at the interval given, npm start's unless one is", () => {
     const text = Prometheus.configText(targets, "1s")
     assert.include(text, "  scrape_interval: 1s\n  evaluation_interval: 1s\n")

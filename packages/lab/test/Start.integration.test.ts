@@ -68,12 +68,7 @@ describe("npm start (packages/lab/src/start.ts)", () => {
       Effect.gen(function* () {
         const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-start-"))
         const env = {
-          GATEWAY_PORT: String(ports.gateway),
-          USER_PORT: String(ports.user),
-          TRANSACTION_PORT: String(ports.transaction),
-          WALLET_HTTP_PORT: String(ports.walletHttp),
-          WALLET_GRPC_PORT: String(ports.walletGrpc),
-          WEBHOOK_PORT: String(ports.webhook),
+          ...ServiceProcess.portsEnv(ports),
           WALLETUN_RUN_DIR: runDir,
           // Prometheus has a test of its own (Prometheus.integration.test.ts), on a port of its own.
           WALLETUN_PROMETHEUS: "off",

@@ -63,12 +63,7 @@ export const start = (portBase: number, readyTimeout: Duration.Duration) =>
       runDirPrefix: "walletun-bench-",
       readyTimeout,
       env: {
-        GATEWAY_PORT: String(ports.gateway),
-        USER_PORT: String(ports.user),
-        TRANSACTION_PORT: String(ports.transaction),
-        WALLET_HTTP_PORT: String(ports.walletHttp),
-        WALLET_GRPC_PORT: String(ports.walletGrpc),
-        WEBHOOK_PORT: String(ports.webhook),
+        ...ServiceProcess.portsEnv(ports),
         // Queues of its own, so its worker takes no message of a developer's `npm start` or a test.
         TRANSACTION_BROKER_PREFIX: `bench_${portBase}`,
         WEBHOOK_BROKER_PREFIX: Queues.webhookPrefixFor(`bench_${portBase}`),

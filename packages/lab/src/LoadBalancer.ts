@@ -1,0 +1,66 @@
+/**
+ * The load balancer of `npm run cluster` (and of `WALLETUN_INSTANCES` above 1): HAProxy, from
+ * Debian's package, in front of the instances of each HTTP service. Each front end listens where
+ * the single instance would (the gateway's public port, the transaction API's, the wallet's health
+ * port), so clients and the other services need no other address. Instances that fail their
+ * readiness check leave the rotation within two seconds and come back at their first good answer.
+ *
+ * A request is sent again elsewhere only when its connection could not be made (nothing was sent,
+ * so nothing can apply twice). A request in flight on an instance that dies gets a 502 or a closed
+ * connection, as a lost connection would; a client sends it again, with its `Idempotency-Key`
+ * where it moves money.
+ */
+import { existsSync } from "node:fs"
+
+/** One balanced service: where it listens, and its instances. */
+export interface Frontend {
+  readonly name: string
+  readonly bind: { readonly host: string; readonly port: number }
+  readonly servers: ReadonlyArray<{ readonly name: string; readonly host: string; readonly port: number }>
+  /** The path that says an instance is ready (200). */
+  readonly check: string
+  /** Adds `X-Forwarded-For` (the public front end: the gateway's per-address limits read it). */
+  readonly forwardFor?: boolean
+}
+
+/** The path on every front end that HAProxy answers itself, 200 while it runs. */
+export const monitorPath = "/lb/ready"
+
+/** The HAProxy configuration of the front ends. */
+export const config = (frontends: ReadonlyArray<Frontend>): string =>
+  [
+    "# Written by packages/lab/src/LoadBalancer.ts at each start; edits are lost.",
+    "global",
+    "  maxconn 4096",
+    "",
+    "defaults",
+    "  mode http",
+    "  timeout connect 2s",
+    // Longer than any request's own deadline (the gateway's downstream calls take at most 10 s).
+    "  timeout client 65s",
+    "  timeout server 65s",
+    "  timeout http-keep-alive 65s",
+    // Only a connection that could not be made is tried again, on another instance.
+    "  retries 2",
+    "  option redispatch",
+    "  default-server inter 1s fall 2 rise 1",
+    ...frontends.flatMap((frontend) => [
+      "",
+      `frontend ${frontend.name}`,
+      `  bind ${frontend.bind.host}:${frontend.bind.port}`,
+      `  monitor-uri ${monitorPath}`,
+      ...(frontend.forwardFor === true ? ["  option forwardfor"] : []),
+      `  default_backend ${frontend.name}`,
+      "",
+      `backend ${frontend.name}`,
+      "  balance roundrobin",
+      `  option httpchk GET ${frontend.check}`,
+      "  http-check expect status 200",
+      ...frontend.servers.map((server) => `  server ${server.name} ${server.host}:${server.port} check`),
+    ]),
+    "",
+  ].join("\n")
+
+/** Debian's haproxy, where `scripts/infra.sh up` installs it. */
+export const haproxyBinary = (): string | undefined =>
+  ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"].find((candidate) => existsSync(candidate))
