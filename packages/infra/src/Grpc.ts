@@ -502,10 +502,15 @@ export const targetOf = (address: string): string => {
 }
 
 /**
- * Calls go round the servers the target resolves to, one after another (grpc-js's default, pick
- * first, would send every call to one instance of a service with several).
+ * With several servers, calls go round them, one after another (grpc-js's default, pick first,
+ * would send every call to one of them). Round robin keeps every server connected, and while none
+ * is, a call fails at once (UNAVAILABLE, retryable) until a reconnect succeeds, at most the back-off
+ * cap after a server is back. One server keeps pick first, which reconnects on the next call.
  */
-const roundRobin = { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) } as const
+const balancing = (target: string) =>
+  target.startsWith("ipv4:")
+    ? { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) }
+    : {}
 
 /**
  * Creates a client of `address` (`host:port`, or several, see `targetOf`) that is closed when the
@@ -521,21 +526,21 @@ export const makeClient = <C extends Client>(
   tls?: ClientTls,
 ): Effect.Effect<C, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.sync(
-      () =>
-        new constructor(
-          targetOf(address),
-          tls === undefined
-            ? credentials.createInsecure()
-            : credentials.createSsl(tls.identity.ca, tls.identity.key, tls.identity.cert),
-          {
-            ...reconnect,
-            ...roundRobin,
-            ...(tls === undefined ? {} : { "grpc.ssl_target_name_override": tls.server }),
-            ...options,
-          },
-        ),
-    ),
+    Effect.sync(() => {
+      const target = targetOf(address)
+      return new constructor(
+        target,
+        tls === undefined
+          ? credentials.createInsecure()
+          : credentials.createSsl(tls.identity.ca, tls.identity.key, tls.identity.cert),
+        {
+          ...reconnect,
+          ...balancing(target),
+          ...(tls === undefined ? {} : { "grpc.ssl_target_name_override": tls.server }),
+          ...options,
+        },
+      )
+    }),
     (client) => Effect.sync(() => client.close()),
   )
 

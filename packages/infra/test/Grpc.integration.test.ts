@@ -510,6 +510,45 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
       }),
     )
 
+    it.effect(
+      "a client whose one server restarts on the same port reaches it again within its reconnect back-off",
+      () =>
+        Effect.gen(function* () {
+          const serve = (port: number) =>
+            Effect.gen(function* () {
+              const scope = yield* Scope.make()
+              const server = yield* Grpc.makeServer({
+                services: [Grpc.service(WalletServiceService, yield* implementation)],
+                port,
+                shutdownTimeout: "2 seconds",
+              }).pipe(Scope.provide(scope))
+              return { server, scope }
+            })
+          const first = yield* serve(0)
+          const client = yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${first.server.port}`)
+          const listWallets = Grpc.unaryCall(
+            "WalletService.ListWallets",
+            client.listWallets.bind(client),
+            { ownerId: "alice" },
+            { timeout: "2 seconds" },
+          )
+          yield* listWallets
+          yield* Scope.close(first.scope, Exit.void)
+          // Down long enough for the client's back-off to grow to its cap.
+          yield* Effect.sleep("4 seconds")
+          assert.strictEqual((yield* Effect.flip(listWallets)).code, status.UNAVAILABLE)
+          const second = yield* serve(first.server.port)
+          // At most the back-off's cap (2 s) later, the first call goes through.
+          yield* Effect.sleep("2500 millis")
+          const answered = yield* listWallets
+          assert.deepStrictEqual(
+            answered.wallets.map((w) => w.id),
+            ["w-big"],
+          )
+          yield* Scope.close(second.scope, Exit.void)
+        }),
+    )
+
     it.effect("a shutdown held up by a call in flight is forced after shutdownTimeout", () =>
       Effect.gen(function* () {
         const observed = yield* Observed
