@@ -189,6 +189,18 @@ const implementation = Effect.gen(function* () {
 const callsCounted = (method: string) =>
   Effect.map(Metric.value(Metric.withAttributes(Metrics.grpcCalls, { method })), (state) => state.count)
 
+/** A server of the test implementation on `port` (0: any), in a scope of its own that the test closes. */
+const serve = (port: number) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const server = yield* Grpc.makeServer({
+      services: [Grpc.service(WalletServiceService, yield* implementation)],
+      port,
+      shutdownTimeout: "2 seconds",
+    }).pipe(Scope.provide(scope))
+    return { server, scope }
+  })
+
 class TestClient extends Context.Service<TestClient, WalletServiceClient>()("test/WalletServiceClient") {}
 
 const ServerLive = Grpc.GrpcServer.layer(
@@ -514,16 +526,6 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
       "a client whose one server restarts on the same port reaches it again within its reconnect back-off",
       () =>
         Effect.gen(function* () {
-          const serve = (port: number) =>
-            Effect.gen(function* () {
-              const scope = yield* Scope.make()
-              const server = yield* Grpc.makeServer({
-                services: [Grpc.service(WalletServiceService, yield* implementation)],
-                port,
-                shutdownTimeout: "2 seconds",
-              }).pipe(Scope.provide(scope))
-              return { server, scope }
-            })
           const first = yield* serve(0)
           const client = yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${first.server.port}`)
           const listWallets = Grpc.unaryCall(
