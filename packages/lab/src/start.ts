@@ -115,9 +115,8 @@ interface ServiceSpec {
     | {
         readonly command: string
         readonly args: ReadonlyArray<string>
-        /** Its configuration, and the file it is written to before the start. */
-        readonly config: string
-        readonly configFile: string
+        /** Its files (configuration and the like), written before each start. */
+        readonly files: ReadonlyArray<{ readonly file: string; readonly text: string }>
       }
   /** The ports it binds, with the variable that sets each, on `bindHost`. */
   readonly ports: ReadonlyArray<readonly [variable: string, port: number]>
@@ -321,7 +320,6 @@ const balancerSpecs = (
   chosen: ReadonlyArray<string>,
   instances: number,
   runDir: string,
-  gatewayHealth: string,
 ): ReadonlyArray<ServiceSpec> => {
   if (instances === 1) return []
   const serversOf = (name: ServiceName, port: number) =>
@@ -332,22 +330,23 @@ const balancerSpecs = (
     servers: serversOf(name, port),
     check,
   })
+  // A gateway is in the rotation while it is live: when a service behind it is down, every gateway
+  // answers the API's own 503 for what needs it and serves the rest (its readiness would take every
+  // gateway out of the rotation at once, and leave clients with no answer but the balancer's).
   const frontends = [
-    { ...frontend("gateway", ports.bindHost, ports.gatewayPort, `/health/${gatewayHealth}`), forwardFor: true },
+    { ...frontend("gateway", ports.bindHost, ports.gatewayPort, "/health/live"), forwardFor: true },
     frontend("transaction", ports.internalBindHost, ports.transactionPort, "/health/ready"),
     frontend("wallet", ports.internalBindHost, ports.walletHttpPort, "/health/ready"),
   ].filter((each) => chosen.includes(each.name))
   const first = frontends[0]
   if (first === undefined) return []
-  const configFile = path.join(runDir, "haproxy.cfg")
   return [
     {
       name: "lb",
       run: {
         command: LoadBalancer.haproxyBinary() ?? "haproxy",
-        args: ["-db", "-f", configFile],
-        config: LoadBalancer.config(frontends),
-        configFile,
+        args: ["-db", "-f", path.join(runDir, "haproxy.cfg")],
+        files: LoadBalancer.files(frontends, runDir),
       },
       ports: frontends.map((each) => [`the ${each.name} front end`, each.bind.port] as const),
       bindHost: ports.internalBindHost,
@@ -401,7 +400,7 @@ const serviceSpecs = (
       (n) => `${base(instancePort(ports.transactionPort, n))}/health/ready`,
     ),
     one("webhook", "WEBHOOK_PORT", ports.webhookPort),
-    ...balancerSpecs(ports, chosen, instances, runDir, gatewayHealth),
+    ...balancerSpecs(ports, chosen, instances, runDir),
     ...gatewaySpecs(ports, instances, gatewayHealth),
   ]
   return all.filter((spec) => !("service" in spec.run) || chosen.includes(spec.run.service))
@@ -929,9 +928,11 @@ const writeBalancerConfig = (settings: Settings) =>
           message: `WALLETUN_INSTANCES=${settings.instances} needs HAProxy in front of the instances; npm run infra:up installs Debian's haproxy`,
         })
       }
-      fs.mkdirSync(path.dirname(run.configFile), { recursive: true })
-      fs.writeFileSync(`${run.configFile}.partial`, run.config)
-      fs.renameSync(`${run.configFile}.partial`, run.configFile)
+      for (const { file, text } of run.files) {
+        fs.mkdirSync(path.dirname(file), { recursive: true })
+        fs.writeFileSync(`${file}.partial`, text)
+        fs.renameSync(`${file}.partial`, file)
+      }
     }
   })
 

@@ -10,9 +10,10 @@ import { Topology } from "@walletun/ops"
 import * as Service from "@walletun/infra/Service"
 import * as ServiceProcess from "../src/ServiceProcess.ts"
 
-// Ports of their own, so the test meets neither a developer's `npm start` nor another test file;
-// instance n listens on each port + 100 n.
-const ports = { gateway: 19680, user: 19681, transaction: 19682, walletHttp: 19683, walletGrpc: 19651, webhook: 19684 }
+// Ports of their own, so the test meets neither a developer's `npm start` nor another test file
+// (the chaos test's 19780-19786 among them): instance n listens on each port + 100 n, a gateway's
+// metrics on its port + 1000.
+const ports = { gateway: 21080, user: 21081, transaction: 21082, walletHttp: 21083, walletGrpc: 21051, webhook: 21084 }
 const api = `http://127.0.0.1:${ports.gateway}`
 const gatewayMetrics = (n: number) => `http://127.0.0.1:${ports.gateway + Service.metricsPortOffset + 100 * n}/metrics`
 const prefix = "instances-test"
@@ -117,12 +118,21 @@ describe("npm start with two instances of the wallet, transaction and gateway se
         assert.strictEqual(wallet.status, 201, JSON.stringify(wallet.body))
         const walletId = String(wallet.body["id"])
         assert.strictEqual((yield* deposit(token, walletId, 1_000)).body["status"], "COMPLETED")
-        yield* Effect.forEach(Array.from({ length: 10 }), () =>
-          call("GET", `/v1/wallets/${walletId}`, undefined, {
-            authorization: `Bearer ${token}`,
+        // Ten reads at a time until both gateways have served some (bounded: the balancer checks
+        // each every second, so the second one joins the rotation within a round or two).
+        const tenReads = Effect.forEach(Array.from({ length: 10 }), () =>
+          call("GET", `/v1/wallets/${walletId}`, undefined, { authorization: `Bearer ${token}` }),
+        )
+        const served = yield* Effect.andThen(
+          tenReads,
+          Effect.forEach([1, 2], (n) => requestsServed(gatewayMetrics(n))),
+        ).pipe(
+          Effect.repeat({
+            until: (counts) => counts.every((count) => count >= 3),
+            schedule: Schedule.spaced(Duration.millis(500)),
+            times: 5,
           }),
         )
-        const served = yield* Effect.forEach([1, 2], (n) => requestsServed(gatewayMetrics(n)))
         assert.isTrue(
           served.every((count) => count >= 3),
           `each gateway served a share of the requests: ${served.join(", ")}`,
