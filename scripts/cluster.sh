@@ -14,6 +14,9 @@
 #   scripts/cluster.sh env      the client settings of the cluster, as shell assignments
 #   scripts/cluster.sh stop-node cassandra|rabbitmq N    stop node N (1-3) alone (a fault)
 #   scripts/cluster.sh start-node cassandra|rabbitmq N   start node N again
+#   scripts/cluster.sh leader QUEUE      the number (1-3) of the node that leads quorum queue QUEUE
+#   scripts/cluster.sh pid cassandra|rabbitmq N          the pid of node N (a fault pauses it)
+#   scripts/cluster.sh wait-node cassandra N             wait (at most 240 s) until node N answers CQL
 #
 # The CQL nodes share one ring: one token each, spread evenly, so a fresh cluster starts without a
 # token allocation or a bootstrap stream. The RabbitMQ nodes find each other from their
@@ -153,8 +156,16 @@ rnode_down() {
   say "rabbitmq-$n: stopped in $(elapsed "$t0")"
 }
 
-# The users and permissions of scripts/infra.sh, made on the cluster (they live in every node).
-rabbit_ctl() { rnode_run 1 rabbitmqctl -n "$(rnode_name 1)" "$@"; }
+# rabbitmqctl on the first node that answers (one may be down: a fault). The users and
+# permissions of scripts/infra.sh are made through it too; they live in every node.
+rabbit_ctl() {
+  local n
+  for n in 1 2 3; do
+    port_open "${CLUSTER_ADDRESSES[$((n - 1))]}" 5672 || continue
+    rnode_run "$n" rabbitmqctl -n "$(rnode_name "$n")" "$@" && return 0
+  done
+  return 1
+}
 
 rabbit_cluster_ready() {
   local running
@@ -220,6 +231,19 @@ cluster_status() {
   done
 }
 
+# The node that leads a quorum queue now (Raft elects another when it goes).
+rabbit_leader() {
+  local queue="$1" leader
+  leader="$(rabbit_ctl list_queues name leader --formatter json 2>/dev/null |
+    "$root/scripts/with-node.sh" node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const q=JSON.parse(s).find(x=>x.name===process.argv[1]);console.log(q?.leader??'')})" "$queue")"
+  case "$leader" in
+    "$(rnode_name 1)") echo 1 ;;
+    "$(rnode_name 2)") echo 2 ;;
+    "$(rnode_name 3)") echo 3 ;;
+    *) die "no leader known for queue $queue (${leader:-not found})" ;;
+  esac
+}
+
 node_arg() { [[ "${1:-}" =~ ^[123]$ ]] || die "node: 1, 2 or 3"; echo "$1"; }
 
 case "${1:-}" in
@@ -250,5 +274,16 @@ case "${1:-}" in
       rabbitmq) rnode_up "$(node_arg "${3:-}")" ;;
       *) die "usage: scripts/cluster.sh start-node cassandra|rabbitmq 1|2|3" ;;
     esac ;;
-  *) die "usage: scripts/cluster.sh start|up|down|status|env|stop-node|start-node" ;;
+  leader) rabbit_leader "${2:?usage: scripts/cluster.sh leader QUEUE}" ;;
+  wait-node)
+    [ "${2:-}" = cassandra ] || die "usage: scripts/cluster.sh wait-node cassandra 1|2|3"
+    n="$(node_arg "${3:-}")"
+    cnode_ready "$n" --timeout-seconds 240 --quiet || die "cassandra-$n does not answer CQL" ;;
+  pid)
+    case "${2:-}" in
+      cassandra) cat "$(cnode_pid "$(node_arg "${3:-}")")" ;;
+      rabbitmq) cat "$(rnode_pid "$(node_arg "${3:-}")")" ;;
+      *) die "usage: scripts/cluster.sh pid cassandra|rabbitmq 1|2|3" ;;
+    esac ;;
+  *) die "usage: scripts/cluster.sh start|up|down|status|env|stop-node|start-node|leader|pid|wait-node" ;;
 esac

@@ -15,6 +15,7 @@
 import { Cause, Clock, Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as path from "node:path"
+import { Queues } from "@walletun/domain"
 import { Cql } from "@walletun/infra"
 import { Audit, Connections, Runner } from "@walletun/ops"
 import * as Checks from "./src/checks.ts"
@@ -23,6 +24,7 @@ import * as Faults from "./src/faults.ts"
 import type { FaultResult } from "./src/faults.ts"
 import * as Flags from "../src/Flags.ts"
 import * as Holds from "./src/holds.ts"
+import * as Nodes from "./src/nodes.ts"
 import * as System from "./src/system.ts"
 import * as Webhooks from "./src/webhooks.ts"
 import * as Workload from "./src/workload.ts"
@@ -37,6 +39,8 @@ interface Settings {
   readonly concurrency: number
   readonly portBase: number
   readonly keep: boolean
+  /** The cluster shape (`npm run cluster`): node faults instead of the single servers'. */
+  readonly cluster: boolean
   /** Faults the user allows to be skipped (each matched as part of a fault's name). */
   readonly allowSkip: ReadonlyArray<string>
 }
@@ -63,7 +67,7 @@ interface ScheduledFault {
   readonly run: Effect.Effect<FaultResult>
 }
 
-const killService = (system: System.System, service: System.ServiceName) =>
+const killService = (system: System.System, service: string) =>
   Effect.gen(function* () {
     const pid = system.pidOf(service)
     if (pid === undefined) return Faults.failed(`${service} has no pid in the orchestrator's pid file`)
@@ -84,6 +88,45 @@ const killService = (system: System.System, service: System.ServiceName) =>
 /** The network fault's name: the one to give `--allow-skip` (as "network") if it cannot apply. */
 const networkFault = "network delay and loss (fault proxies of PostgreSQL, RabbitMQ, CQL)"
 
+/** The cluster shape's schedule (`--cluster`). */
+const clusterSchedule = (
+  system: System.System,
+  name: string,
+  duplicates: (count: number) => Effect.Effect<FaultResult>,
+  cross: (pairs: number) => Effect.Effect<FaultResult>,
+): ReadonlyArray<ScheduledFault> => {
+  // Each node fault holds its node down, then measures its way back; one instance of each
+  // service is killed, the replicated ones while the other instance carries the load.
+  return [
+    { at: 0.03, name: "duplicate messages", run: duplicates(50) },
+    { at: 0.04, name: "poison messages", run: Faults.poison(name) },
+    { at: 0.06, name: "kill -9 gateway-1", run: killService(system, "gateway-1") },
+    { at: 0.12, name: "kill -9 transaction-1 (a worker under load)", run: killService(system, "transaction-1") },
+    { at: 0.18, name: "deadlock bait", run: cross(15) },
+    {
+      at: 0.2,
+      name: "CQL node killed (kill -9 cassandra-2, restarted)",
+      run: Nodes.cassandraNodeKill(2, "10 seconds"),
+    },
+    {
+      at: 0.38,
+      name: "RabbitMQ node leading the requests queue stopped (then started)",
+      run: Nodes.rabbitLeaderStop(Queues.namesOf(name).requested, "10 seconds"),
+    },
+    { at: 0.55, name: "kill -9 wallet-2", run: killService(system, "wallet-2") },
+    { at: 0.58, name: "kill -9 webhook", run: killService(system, "webhook") },
+    { at: 0.6, name: "kill -9 user", run: killService(system, "user") },
+    {
+      at: 0.64,
+      name: "CQL node partitioned (SIGSTOP cassandra-3, then SIGCONT)",
+      run: Nodes.cassandraNodePartition(3, "10 seconds"),
+    },
+    { at: 0.8, name: "duplicate messages", run: duplicates(150) },
+    { at: 0.82, name: "kill -9 transaction-2 (after the duplicates)", run: killService(system, "transaction-2") },
+    { at: 0.88, name: "deadlock bait", run: cross(15) },
+  ]
+}
+
 const schedule = (
   settings: Settings,
   system: System.System,
@@ -103,15 +146,18 @@ const schedule = (
       Effect.as(Faults.injected(`${pairs} pairs of wallets sent to each other at the same moment`)),
     )
   const network = (hold: Duration.Input, lossWindow: Duration.Input) =>
-    Faults.networkDelayAndLoss(
-      [
-        ["PostgreSQL", system.proxies.postgres],
-        ["RabbitMQ", system.proxies.rabbitmq],
-        ["CQL", system.proxies.cql],
-      ],
-      hold,
-      lossWindow,
-    )
+    system.proxies === undefined
+      ? Effect.succeed(Faults.failed("no fault proxies in this shape"))
+      : Faults.networkDelayAndLoss(
+          [
+            ["PostgreSQL", system.proxies.postgres],
+            ["RabbitMQ", system.proxies.rabbitmq],
+            ["CQL", system.proxies.cql],
+          ],
+          hold,
+          lossWindow,
+        )
+  if (settings.cluster) return clusterSchedule(system, name, duplicates, cross)
   if (settings.short) {
     return [
       { at: 0.05, name: "duplicate messages", run: duplicates(40) },
@@ -193,7 +239,11 @@ const cleanUp = (name: string, settings: Settings, run: { passed: boolean }) =>
 /** The system started, the users registered and funded, and their deposits settled (bounded). */
 const bringUp = (settings: Settings, name: string, runStart: number) =>
   Effect.gen(function* () {
-    const system = yield* System.start({ portBase: settings.portBase, name }, Duration.seconds(180))
+    const system = yield* System.start(
+      { portBase: settings.portBase, name },
+      Duration.seconds(180),
+      settings.cluster ? "cluster" : "single",
+    )
     const readyAt = yield* Clock.currentTimeMillis
     yield* say(
       `chaos | walletun is ready at ${system.api} after ${secondsOf(readyAt - runStart)}; the services' logs go to ${path.relative(process.cwd(), system.logFile)}`,
@@ -388,6 +438,24 @@ const printSummary = (outcome: Outcome, runStart: number, allowSkip: ReadonlyArr
     )
   })
 
+/**
+ * The cluster shape's nodes up (`scripts/cluster.sh up`, bounded), and this process pointed at
+ * them as the services will be: its audit, dead-letter peek and clean-up read the same variables.
+ */
+const clusterUp = Effect.gen(function* () {
+  const started = yield* Clock.currentTimeMillis
+  const up = yield* Nodes.cluster(["up"], "600 seconds")
+  if (!up.ok) return yield* new ChecksFailed({ message: `the cluster did not come up: ${up.output.slice(-600)}` })
+  const env = yield* Nodes.cluster(["env"], "30 seconds")
+  for (const assignment of env.output.split(" ")) {
+    const at = assignment.indexOf("=")
+    if (at > 0) process.env[assignment.slice(0, at)] = assignment.slice(at + 1)
+  }
+  yield* say(
+    `chaos | cluster shape: 3 CQL nodes and 3 RabbitMQ nodes up in ${secondsOf((yield* Clock.currentTimeMillis) - started)} (CQL_CONTACT_POINT=${process.env["CQL_CONTACT_POINT"]}); 2 instances of the wallet, transaction and gateway services`,
+  )
+})
+
 const chaos = Effect.fn("chaos")(function* (settings: Settings) {
   const name = `chaos_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`
   const runStart = yield* Clock.currentTimeMillis
@@ -399,6 +467,7 @@ const chaos = Effect.fn("chaos")(function* (settings: Settings) {
       `chaos | --allow-skip ${settings.allowSkip.join(", ")}: a fault so named may be skipped without failing the run`,
     )
   }
+  if (settings.cluster) yield* clusterUp
   const run = { passed: false }
   yield* Effect.addFinalizer(() => cleanUp(name, settings, run))
 
@@ -453,6 +522,12 @@ const command = Command.make(
       Flag.withDefault(19680),
     ),
     keep: Flag.Boolean("keep").pipe(Flag.withDescription("Keep the run's CQL keyspace"), Flag.withDefault(false)),
+    cluster: Flag.Boolean("cluster").pipe(
+      Flag.withDescription(
+        "The cluster shape (npm run cluster): 3 CQL and 3 RabbitMQ nodes (scripts/cluster.sh up), 2 instances of the wallet, transaction and gateway services; nodes are killed, stopped and cut off",
+      ),
+      Flag.withDefault(false),
+    ),
     allowSkip: Flag.String("allow-skip").pipe(
       Flag.withDescription(
         "A fault that may be skipped without failing the run, matched as part of its name (e.g. postgresql, cql, rabbitmq, network); repeatable. Without it a fault not injected fails the run",
@@ -462,12 +537,13 @@ const command = Command.make(
   },
   (flags) =>
     validate({
-      seconds: Option.getOrElse(flags.seconds, () => (flags.short ? 45 : 120)),
+      seconds: Option.getOrElse(flags.seconds, () => (flags.short ? 45 : flags.cluster ? 180 : 120)),
       short: flags.short,
       users: Option.getOrElse(flags.users, () => (flags.short ? 16 : 30)),
       concurrency: Option.getOrElse(flags.concurrency, () => (flags.short ? 8 : 12)),
       portBase: flags.portBase,
       keep: flags.keep,
+      cluster: flags.cluster,
       allowSkip: flags.allowSkip,
     }).pipe(Effect.flatMap(chaos)),
 ).pipe(Command.withDescription("The bank test: money under faults, checked afterwards"))

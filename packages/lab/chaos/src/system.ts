@@ -38,7 +38,8 @@ export interface Proxies {
 
 export interface System {
   readonly api: string
-  readonly proxies: Proxies
+  /** None in the cluster shape: its faults hit the nodes themselves. */
+  readonly proxies: Proxies | undefined
   /** Where every line of the orchestrator and the services is written. */
   readonly logFile: string
   readonly pidFile: string
@@ -46,8 +47,8 @@ export interface System {
   readonly output: () => ReadonlyArray<string>
   /** The orchestrator's lines only ("start | ..."), the most recent first. */
   readonly orchestratorLines: () => ReadonlyArray<string>
-  /** The pid of a service now, from the orchestrator's pid file. */
-  readonly pidOf: (service: ServiceName) => number | undefined
+  /** The pid of a service (or of an instance, `wallet-2`) now, from the orchestrator's pid file. */
+  readonly pidOf: (service: string) => number | undefined
 }
 
 const keptLines = 20_000
@@ -133,20 +134,28 @@ export const environment = (isolation: Isolation): Record<string, string> => {
  * run, which then stops it in order) and waits until walletun is ready. Closing the scope sends it
  * SIGTERM, waits for it to stop the services, and kills whatever is left.
  */
-export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
+export const start = (isolation: Isolation, readyTimeout: Duration.Duration, shape: "single" | "cluster" = "single") =>
   Effect.gen(function* () {
     const logDir = path.join(root, ".data", "log", "chaos")
     fs.mkdirSync(logDir, { recursive: true })
     const logFile = path.join(logDir, `${isolation.name}.log`)
-    const proxies = yield* startProxies.pipe(
-      Effect.mapError((error) => new SystemFailed({ message: `the fault proxies did not start: ${error.message}` })),
-    )
+    // The cluster shape: the services reach the nodes that process.env names (`scripts/cluster.sh
+    // env`), two instances each of the wallet, transaction and gateway services.
+    const proxies =
+      shape === "cluster"
+        ? undefined
+        : yield* startProxies.pipe(
+            Effect.mapError(
+              (error) => new SystemFailed({ message: `the fault proxies did not start: ${error.message}` }),
+            ),
+          )
+    const serversEnv = proxies === undefined ? { WALLETUN_INSTANCES: "2" } : throughProxies(process.env, proxies)
     const log = fs.openSync(logFile, "a")
     const running = yield* ServiceProcess.startSystem({
       runDirPrefix: "walletun-chaos-",
       readyTimeout,
       keepLines: keptLines,
-      env: { ...environment(isolation), ...throughProxies(process.env, proxies) },
+      env: { ...environment(isolation), ...serversEnv },
       onOutput: (chunk) => fs.writeSync(log, chunk),
       onStopped: () => fs.closeSync(log),
     }).pipe(Effect.mapError((error) => new SystemFailed({ message: error.message })))
@@ -165,7 +174,7 @@ export const start = (isolation: Isolation, readyTimeout: Duration.Duration) =>
  * Waits (bounded) until the orchestrator says `service` is ready again after a restart it had not
  * announced before (`seenBefore` such lines); answers how long that took.
  */
-export const awaitRestart = (system: System, service: ServiceName, seenBefore: number, timeout: Duration.Duration) =>
+export const awaitRestart = (system: System, service: string, seenBefore: number, timeout: Duration.Duration) =>
   Effect.gen(function* () {
     const pattern = `${service} is ready again after restart`
     const count = () => system.orchestratorLines().filter((line) => line.includes(pattern)).length
@@ -181,5 +190,5 @@ export const awaitRestart = (system: System, service: ServiceName, seenBefore: n
   })
 
 /** How many times the orchestrator has announced `service` ready again after a restart. */
-export const restartsOf = (system: System, service: ServiceName): number =>
+export const restartsOf = (system: System, service: string): number =>
   system.orchestratorLines().filter((line) => line.includes(`${service} is ready again after restart`)).length
