@@ -22,6 +22,7 @@ import { Runner } from "@walletun/ops"
 import * as Api from "./src/api.ts"
 import * as LedgerSql from "./src/ledgerSql.ts"
 import * as Report from "./src/report.ts"
+import * as ClusterShape from "../src/ClusterShape.ts"
 import * as Flags from "../src/Flags.ts"
 import * as System from "./src/system.ts"
 import * as Usage from "./src/usage.ts"
@@ -45,6 +46,10 @@ interface Settings {
   readonly postgres: boolean
   /** Webhooks listening to every event, at a receiver in the bench (0: none). */
   readonly webhooks: number
+  /** The cluster shape's nodes (`scripts/cluster.sh`) instead of the single servers. */
+  readonly cluster: boolean
+  /** Instances of the wallet, transaction and gateway services (WALLETUN_INSTANCES). */
+  readonly instances: number
 }
 
 /** Every user's wallet starts with this many cents; transfers move 1–100 cents, so none runs dry. */
@@ -404,8 +409,18 @@ const machine = () => ({
 const openSystem = (settings: Settings) =>
   Effect.gen(function* () {
     if (settings.url === undefined) {
+      if (settings.cluster) {
+        const nodes = yield* ClusterShape.up.pipe(
+          Effect.mapError((error) => new System.SystemFailed({ message: error.message })),
+        )
+        yield* say(
+          `cluster shape: 3 CQL and 3 RabbitMQ nodes up in ${nodes.seconds.toFixed(1)} s (CQL_CONTACT_POINT=${nodes.env["CQL_CONTACT_POINT"]})`,
+        )
+      }
+      // The orchestrator inherits this process's environment.
+      process.env["WALLETUN_INSTANCES"] = String(settings.instances)
       yield* say(
-        `starting walletun (packages/lab/src/start.ts) on ports ${settings.portBase}–${settings.portBase + 4} ...`,
+        `starting walletun (packages/lab/src/start.ts) on ports ${settings.portBase}–${settings.portBase + 4}${settings.instances > 1 ? `, ${settings.instances} instances of the wallet, transaction and gateway services (each instance n on the ports + 100 n) behind HAProxy` : ""} ...`,
       )
       const system = yield* System.start(settings.portBase, Duration.minutes(3))
       yield* say(`walletun is ready at ${system.api}`)
@@ -808,6 +823,10 @@ const validate = (settings: Settings, concurrencyGiven: boolean) => {
     settings.webhooks < 0 || settings.webhooks > settings.users * 10
       ? "--webhooks must be 0 to 10 per user (--users × 10)"
       : "",
+    settings.instances < 1 || settings.instances > 4 ? "--instances must be 1 to 4" : "",
+    settings.url !== undefined && (settings.cluster || settings.instances > 1)
+      ? "--cluster and --instances shape the system the bench starts; not with --url"
+      : "",
     settings.url !== undefined && !/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(settings.url)
       ? "--url must be http://127.0.0.1:<port> (the bench sends traffic to this machine only)"
       : "",
@@ -859,6 +878,16 @@ const command = Command.make(
       Flag.withDescription("Do not measure the ledger SQL on PostgreSQL alone"),
       Flag.withDefault(false),
     ),
+    cluster: Flag.Boolean("cluster").pipe(
+      Flag.withDescription(
+        "The cluster shape: 3 CQL nodes (replication factor 3, LOCAL_QUORUM) and 3 RabbitMQ nodes, brought up by scripts/cluster.sh",
+      ),
+      Flag.withDefault(false),
+    ),
+    instances: Flag.Int("instances").pipe(
+      Flag.withDescription("Instances of the wallet, transaction and gateway services, behind HAProxy (1 to 4)"),
+      Flag.withDefault(1),
+    ),
     webhooks: Flag.Int("webhooks").pipe(
       Flag.withDescription(
         "Subscribe this many webhooks (spread over the users) to every event, at a receiver in the bench on --port-base + 7",
@@ -880,6 +909,8 @@ const command = Command.make(
         out: flags.out,
         postgres: !flags.skipPostgres,
         webhooks: flags.webhooks,
+        cluster: flags.cluster,
+        instances: flags.instances,
       },
       Option.isSome(flags.concurrency),
     ).pipe(Effect.flatMap(bench)),

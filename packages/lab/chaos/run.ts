@@ -22,6 +22,7 @@ import * as Checks from "./src/checks.ts"
 import type { CheckResult, FaultRecord } from "./src/checks.ts"
 import * as Faults from "./src/faults.ts"
 import type { FaultResult } from "./src/faults.ts"
+import * as ClusterShape from "../src/ClusterShape.ts"
 import * as Flags from "../src/Flags.ts"
 import * as Holds from "./src/holds.ts"
 import * as Nodes from "./src/nodes.ts"
@@ -438,23 +439,15 @@ const printSummary = (outcome: Outcome, runStart: number, allowSkip: ReadonlyArr
     )
   })
 
-/**
- * The cluster shape's nodes up (`scripts/cluster.sh up`, bounded), and this process pointed at
- * them as the services will be: its audit, dead-letter peek and clean-up read the same variables.
- */
-const clusterUp = Effect.gen(function* () {
-  const started = yield* Clock.currentTimeMillis
-  const up = yield* Nodes.cluster(["up"], "600 seconds")
-  if (!up.ok) return yield* new ChecksFailed({ message: `the cluster did not come up: ${up.output.slice(-600)}` })
-  const env = yield* Nodes.cluster(["env"], "30 seconds")
-  for (const assignment of env.output.split(" ")) {
-    const at = assignment.indexOf("=")
-    if (at > 0) process.env[assignment.slice(0, at)] = assignment.slice(at + 1)
-  }
-  yield* say(
-    `chaos | cluster shape: 3 CQL nodes and 3 RabbitMQ nodes up in ${secondsOf((yield* Clock.currentTimeMillis) - started)} (CQL_CONTACT_POINT=${process.env["CQL_CONTACT_POINT"]}); 2 instances of the wallet, transaction and gateway services`,
-  )
-})
+/** The cluster shape's nodes up, and this process pointed at them as the services will be. */
+const clusterUp = ClusterShape.up.pipe(
+  Effect.mapError((error) => new ChecksFailed({ message: error.message })),
+  Effect.flatMap(({ seconds, env }) =>
+    say(
+      `chaos | cluster shape: 3 CQL nodes and 3 RabbitMQ nodes up in ${seconds.toFixed(1)} s (CQL_CONTACT_POINT=${env["CQL_CONTACT_POINT"]}); 2 instances of the wallet, transaction and gateway services`,
+    ),
+  ),
+)
 
 const chaos = Effect.fn("chaos")(function* (settings: Settings) {
   const name = `chaos_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`

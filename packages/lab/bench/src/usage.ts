@@ -104,8 +104,8 @@ const isRabbit = (p: Proc) => (p.comm === "beam.smp" && /rabbit/i.test(p.cmdline
 const isCql = (p: Proc) => (p.comm === "java" && p.cmdline.includes("CassandraDaemon")) || p.comm === "scylla"
 
 /**
- * Sorts processes into groups: the bench (this process alone), each service (its pid and its
- * descendants), PostgreSQL (every `postgres` process), RabbitMQ (a `beam.smp` running rabbit, its
+ * Sorts processes into groups: the bench (this process alone), each service (its pid, or each of
+ * its instances' pids, and their descendants), PostgreSQL (every `postgres` process), RabbitMQ (a `beam.smp` running rabbit, its
  * descendants such as erl_child_setup and inet_gethost, and epmd) and the CQL database (the
  * CassandraDaemon java, or scylla). A process belongs to the first group that claims it.
  */
@@ -130,9 +130,10 @@ export const classify = (
   }
   const pidsOf = (test: (p: Proc) => boolean) => procs.filter(test).map((p) => p.pid)
   claim("bench", [self], false)
+  // A service's instances (`gateway-1`, `gateway-2` with WALLETUN_INSTANCES above 1) count as the service.
   for (const name of ["gateway", "user", "transaction", "webhook", "wallet"] as const) {
-    const pid = services.get(name)
-    if (pid !== undefined) claim(name, [pid], true)
+    const pids = [...services].filter(([child]) => child === name || child.startsWith(`${name}-`)).map(([, pid]) => pid)
+    claim(name, pids, true)
   }
   claim("postgres", pidsOf(isPostgres), true)
   claim("rabbitmq", pidsOf(isRabbit), true)

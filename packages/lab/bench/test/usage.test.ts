@@ -133,6 +133,30 @@ describe("bench usage: /proc", () => {
     assert.deepStrictEqual(pids("cql"), [400])
   })
 
+  it("counts every instance of a service as the service, and nothing else under its name", () => {
+    const procs = [
+      proc({ pid: 100, comm: "node" }),
+      proc({ pid: 110, comm: "node" }), // gateway-1
+      proc({ pid: 111, comm: "node" }), // gateway-2
+      proc({ pid: 112, comm: "node", ppid: 111 }), // a child of gateway-2
+      proc({ pid: 120, comm: "haproxy" }), // lb: no group of its own
+      proc({ pid: 130, comm: "node" }), // gatewayx: not an instance
+    ]
+    const grouped = Usage.classify(
+      procs,
+      new Map([
+        ["gateway-1", 110],
+        ["gateway-2", 111],
+        ["lb", 120],
+        ["gatewayx", 130],
+      ]),
+      100,
+    )
+    const pids = (group: Usage.Group) => (grouped.get(group) ?? []).map((p) => p.pid).toSorted((a, b) => a - b)
+    assert.deepStrictEqual(pids("gateway"), [110, 111, 112])
+    assert.isFalse([...grouped.values()].some((group) => group.some((p) => p.pid === 120 || p.pid === 130)))
+  })
+
   it("gives each group its CPU per settled transfer and share, and the machine's unexplained busy time as other", () => {
     // 10 s on 2 cores at 100 ticks/s: 2000 ticks, 1500 of them busy: 300 gateway, 900 Cassandra, 300 other.
     const usage = Usage.cpuUsage(reading(1000, 1000, 100, 100), reading(2500, 1500, 400, 1000), {
