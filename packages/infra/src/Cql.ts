@@ -82,6 +82,12 @@ export interface CqlOptions {
    * `SERIAL` for the Paxos phase of lightweight transactions.
    */
   readonly levels?: Partial<Levels>
+  /**
+   * How long an idempotent request may wait for its coordinator before the same request also goes
+   * to the next node (speculative execution; the first answer wins). None (the default in
+   * `CqlOptions`): one node at a time. `CQL_SPECULATIVE_DELAY` sets it for the services.
+   */
+  readonly speculativeDelay?: Duration.Input
 }
 
 /**
@@ -134,11 +140,16 @@ const configured = Effect.gen(function* () {
   const serial = yield* Config.schema(Schema.Literals(serialLevels), "CQL_SERIAL_CONSISTENCY").pipe(
     Config.withDefault("SERIAL" as const),
   )
+  // Well above a healthy request's time, even on a saturated machine (CQL requests take tens of
+  // milliseconds there), so that speculation adds no load while every node answers; a frozen or
+  // cut-off coordinator then costs a second, not the request's whole deadline. 0 turns it off.
+  const speculativeDelay = yield* Config.Duration("CQL_SPECULATIVE_DELAY").pipe(Config.withDefault(Duration.seconds(1)))
   return {
     contactPoint,
     localDataCenter,
     requestTimeout,
     levels: { quorum: levelNumber(quorum), serial: levelNumber(serial) },
+    speculativeDelay,
   } satisfies CqlOptions
 })
 
@@ -216,6 +227,28 @@ export class Cql extends Context.Service<
 /** Statements of one batch. */
 type Statements = ReadonlyArray<{ readonly query: string; readonly params: ReadonlyArray<unknown> }>
 
+/**
+ * The driver's policies: a lost node tried again after 200 ms, backing off to 5 s (the driver never
+ * stops trying), and speculative execution of idempotent requests after `speculativeDelay`.
+ */
+export const policiesOf = (
+  options: Pick<CqlOptions, "speculativeDelay">,
+): NonNullable<cassandra.ClientOptions["policies"]> => {
+  const delay =
+    options.speculativeDelay === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(options.speculativeDelay))
+  return {
+    reconnection: new cassandra.policies.reconnection.ExponentialReconnectionPolicy(200, 5_000, true),
+    ...(delay > 0
+      ? {
+          speculativeExecution: new cassandra.policies.speculativeExecution.ConstantSpeculativeExecutionPolicy(
+            delay,
+            2,
+          ),
+        }
+      : {}),
+  }
+}
+
 /** A driver connected for the life of the scope, shut down at its end. */
 const connect = (options: CqlOptions, requestTimeout: Duration.Duration) => {
   return Effect.acquireRelease(
@@ -230,10 +263,7 @@ const connect = (options: CqlOptions, requestTimeout: Duration.Duration) => {
           // Money is bigint end to end: CQL bigint and varint columns map to JS bigint both ways.
           encoding: { useBigIntAsLong: true, useBigIntAsVarint: true },
           socketOptions: { connectTimeout: 5_000, readTimeout: Duration.toMillis(requestTimeout) },
-          // A lost node is tried again after 200 ms, backing off to 5 s (the driver never stops trying).
-          policies: {
-            reconnection: new cassandra.policies.reconnection.ExponentialReconnectionPolicy(200, 5_000, true),
-          },
+          policies: policiesOf(options),
         })
         return created.connect().then(
           () => created,

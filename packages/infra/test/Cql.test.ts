@@ -59,4 +59,14 @@ describe("Cql's configuration", () => {
       )
     }),
   )
+
+  it("speculative execution: an idempotent request also goes to the next node after the delay, twice at most; none without a delay", () => {
+    const policy = Cql.policiesOf({ speculativeDelay: "1 second" }).speculativeExecution
+    assert.isDefined(policy)
+    const plan = policy!.newPlan("walletun", "SELECT 1")
+    assert.deepStrictEqual([plan.nextExecution(), plan.nextExecution(), plan.nextExecution()], [1000, 1000, -1])
+    assert.isUndefined(Cql.policiesOf({}).speculativeExecution)
+    assert.isUndefined(Cql.policiesOf({ speculativeDelay: 0 }).speculativeExecution)
+    assert.isDefined(Cql.policiesOf({}).reconnection)
+  })
 })
