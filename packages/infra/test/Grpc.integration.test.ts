@@ -190,16 +190,30 @@ const callsCounted = (method: string) =>
   Effect.map(Metric.value(Metric.withAttributes(Metrics.grpcCalls, { method })), (state) => state.count)
 
 /** A server of the test implementation on `port` (0: any), in a scope of its own that the test closes. */
-const serve = (port: number) =>
+const serve = (port: number, onListWallets: () => void = () => undefined) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
+    const handlers = yield* implementation
+    const listWallets: typeof handlers.listWallets = (call, callback) => {
+      onListWallets()
+      handlers.listWallets(call, callback)
+    }
     const server = yield* Grpc.makeServer({
-      services: [Grpc.service(WalletServiceService, yield* implementation)],
+      services: [Grpc.service(WalletServiceService, { ...handlers, listWallets })],
       port,
       shutdownTimeout: "2 seconds",
     }).pipe(Scope.provide(scope))
     return { server, scope }
   })
+
+/** `ListWallets` for alice through `client`, with a 2 s deadline. */
+const listAlicesWallets = (client: WalletServiceClient) =>
+  Grpc.unaryCall(
+    "WalletService.ListWallets",
+    client.listWallets.bind(client),
+    { ownerId: "alice" },
+    { timeout: "2 seconds" },
+  )
 
 class TestClient extends Context.Service<TestClient, WalletServiceClient>()("test/WalletServiceClient") {}
 
@@ -479,29 +493,12 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
       Effect.gen(function* () {
         const served = [0, 0]
         const servers = yield* Effect.forEach([0, 1], (index) =>
-          Effect.gen(function* () {
-            const scope = yield* Scope.make()
-            const handlers = yield* implementation
-            const listWallets: typeof handlers.listWallets = (call, callback) => {
-              served[index] = (served[index] ?? 0) + 1
-              handlers.listWallets(call, callback)
-            }
-            const server = yield* Grpc.makeServer({
-              services: [Grpc.service(WalletServiceService, { ...handlers, listWallets })],
-              port: 0,
-              shutdownTimeout: "2 seconds",
-            }).pipe(Scope.provide(scope))
-            return { server, scope }
+          serve(0, () => {
+            served[index] = (served[index] ?? 0) + 1
           }),
         )
         const address = servers.map(({ server }) => `127.0.0.1:${server.port}`).join(",")
-        const client = yield* Grpc.makeClient(WalletServiceClient, address)
-        const listWallets = Grpc.unaryCall(
-          "WalletService.ListWallets",
-          client.listWallets.bind(client),
-          { ownerId: "alice" },
-          { timeout: "2 seconds" },
-        )
+        const listWallets = listAlicesWallets(yield* Grpc.makeClient(WalletServiceClient, address))
         // The first call connects to every server; then calls go round them.
         yield* listWallets
         yield* Effect.sleep("200 millis")
@@ -527,12 +524,8 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
       () =>
         Effect.gen(function* () {
           const first = yield* serve(0)
-          const client = yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${first.server.port}`)
-          const listWallets = Grpc.unaryCall(
-            "WalletService.ListWallets",
-            client.listWallets.bind(client),
-            { ownerId: "alice" },
-            { timeout: "2 seconds" },
+          const listWallets = listAlicesWallets(
+            yield* Grpc.makeClient(WalletServiceClient, `127.0.0.1:${first.server.port}`),
           )
           yield* listWallets
           yield* Scope.close(first.scope, Exit.void)

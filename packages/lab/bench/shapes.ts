@@ -10,6 +10,7 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as ClusterShape from "../src/ClusterShape.ts"
 import type * as Report from "./src/report.ts"
 
 interface Shape {
@@ -87,7 +88,7 @@ const main = () => {
   // The cluster's nodes idle through the single shape would count as its CQL database's CPU: they
   // are stopped first (the cluster shapes bring them up again). The single CQL node idles through
   // the cluster shapes, and counts there (13 ms of CPU a second idle here: 0.05-0.1 ms per transfer).
-  spawnSync("bash", [path.join(import.meta.dirname, "../../../scripts/cluster.sh"), "down"], { stdio: "inherit" })
+  spawnSync("bash", [ClusterShape.script, "down"], { stdio: "inherit" })
   for (const [index, shape] of shapes.entries()) {
     const dir = path.join(out, String(index + 1))
     fs.mkdirSync(dir, { recursive: true })

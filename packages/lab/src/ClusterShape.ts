@@ -9,7 +9,8 @@ import * as path from "node:path"
 import { Clock, Effect, Schema } from "effect"
 
 const root = path.resolve(import.meta.dirname, "../../..")
-const script = path.join(root, "scripts", "cluster.sh")
+/** `scripts/cluster.sh`, the one that knows the nodes. */
+export const script = path.join(root, "scripts", "cluster.sh")
 
 /** The cluster's nodes did not come up; the message says why. */
 export class ClusterFailed extends Schema.TaggedError<ClusterFailed>()("ClusterFailed", { message: Schema.String }) {}

@@ -64,7 +64,10 @@ export const errorResponses = (): ReadonlyArray<{ readonly status: number; reado
     return { status, response: `${headers.join("\r\n")}\r\n\r\n${body}` }
   })
 
-/** The files of the load balancer in `dir`: its configuration (`haproxy.cfg`) and its error answers. */
+/** Where the load balancer's configuration lives in `dir` (its command line names it). */
+export const configFile = (dir: string) => path.join(dir, "haproxy.cfg")
+
+/** The files of the load balancer in `dir`: its configuration (`configFile`) and its error answers. */
 export const files = (
   frontends: ReadonlyArray<Frontend>,
   dir: string,
@@ -75,7 +78,7 @@ export const files = (
     text: response,
   }))
   return [
-    { file: path.join(dir, "haproxy.cfg"), text: config(frontends, errors) },
+    { file: configFile(dir), text: config(frontends, errors) },
     ...errors.map(({ file, text }) => ({ file, text })),
   ]
 }

@@ -345,7 +345,7 @@ const balancerSpecs = (
       name: "lb",
       run: {
         command: LoadBalancer.haproxyBinary() ?? "haproxy",
-        args: ["-db", "-f", path.join(runDir, "haproxy.cfg")],
+        args: ["-db", "-f", LoadBalancer.configFile(runDir)],
         files: LoadBalancer.files(frontends, runDir),
       },
       ports: frontends.map((each) => [`the ${each.name} front end`, each.bind.port] as const),
@@ -515,7 +515,7 @@ const leftoversIn = (lines: ReadonlyArray<string>, runDir: string): Array<Leftov
       ((serviceNames as ReadonlyArray<string>).includes(service) &&
         commandLine?.includes(ServiceProcess.serviceMain(service)) === true) ||
       (name === "prometheus" && commandLine?.includes(`--config.file=${prometheusConfig}`) === true) ||
-      (name === "lb" && commandLine?.includes(path.join(runDir, "haproxy.cfg")) === true)
+      (name === "lb" && commandLine?.includes(LoadBalancer.configFile(runDir)) === true)
     )
   })
 

@@ -5,16 +5,13 @@
  * Ctrl-C in the middle leaves the clusters whole.
  */
 import { Clock, Duration, Effect } from "effect"
-import * as path from "node:path"
+import * as ClusterShape from "../../src/ClusterShape.ts"
 import { command, failed, injected } from "./faults.ts"
 import type { FaultResult } from "./faults.ts"
 
-const root = path.resolve(import.meta.dirname, "../../../..")
-const clusterScript = path.join(root, "scripts", "cluster.sh")
-
 /** `scripts/cluster.sh` with `args` (bounded). */
 export const cluster = (args: ReadonlyArray<string>, timeout: Duration.Input = "300 seconds") =>
-  command("bash", [clusterScript, ...args], timeout)
+  command("bash", [ClusterShape.script, ...args], timeout)
 
 const seconds = (millis: number) => `${(millis / 1000).toFixed(1)} s`
 const format = (hold: Duration.Input) => Duration.format(Duration.fromInputUnsafe(hold))

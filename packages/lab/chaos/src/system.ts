@@ -17,11 +17,6 @@ const root = path.resolve(import.meta.dirname, "../../../..")
 /** The system could not be started, or a service did not come back; the message says why. */
 export class SystemFailed extends Schema.TaggedError<SystemFailed>()("SystemFailed", { message: Schema.String }) {}
 
-// The services the run may kill and watch restart; the webhook service runs too (start.ts starts all five),
-// and no fault aims at it yet.
-export const serviceNames = ["wallet", "user", "transaction", "webhook", "gateway"] as const
-export type ServiceName = (typeof serviceNames)[number]
-
 /** Where one chaos run lives. */
 export interface Isolation {
   readonly portBase: number
