@@ -481,9 +481,12 @@ export interface ClientTls {
 const reconnect = { "grpc.initial_reconnect_backoff_ms": 200, "grpc.max_reconnect_backoff_ms": 2_000 } as const
 
 /**
- * The grpc-js target of an address: one `host:port` (a DNS name resolving to several instances is
- * balanced over all of them), or several `IPv4:port` separated by commas (instances on known
- * addresses, as `npm run cluster` runs them), which grpc-js's `ipv4:` resolver takes as one target.
+ * The grpc-js target of an address:
+ * - one `host:port`: one server, reached through the first address the name resolves to;
+ * - `dns:///host:port`: every address the name resolves to, such as the instances that share one
+ *   DNS name under Docker Compose (`docker compose --profile cluster`);
+ * - several `IPv4:port` separated by commas (instances on known addresses, as `npm run cluster`
+ *   runs them), which grpc-js's `ipv4:` resolver takes as one target.
  */
 export const targetOf = (address: string): string => {
   const parts = address
@@ -491,25 +494,37 @@ export const targetOf = (address: string): string => {
     .map((part) => part.trim())
     .filter((part) => part.length > 0)
   if (parts.length === 0) throw new Error("a gRPC address names no server")
-  if (parts.length === 1) return parts[0] as string
+  if (parts.length === 1) {
+    const only = parts[0] as string
+    if (only.startsWith("dns:") && !/^dns:\/\/\/[^/:\s]+:\d{1,5}$/.test(only)) {
+      throw new Error(`a DNS gRPC address is dns:///host:port (got "${only}")`)
+    }
+    return only
+  }
   const bad = parts.find((part) => !/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(part))
   if (bad !== undefined) {
     throw new Error(
-      `a list of gRPC servers takes IPv4:port addresses only (got "${bad}"); name several instances with one DNS name instead`,
+      `a list of gRPC servers takes IPv4:port addresses only (got "${bad}"); name several instances with one DNS name instead (dns:///host:port)`,
     )
   }
   return `ipv4:${parts.join(",")}`
 }
 
 /**
- * With several servers, calls go round them, one after another (grpc-js's default, pick first,
- * would send every call to one of them). Round robin keeps every server connected, and while none
- * is, a call fails at once (UNAVAILABLE, retryable) until a reconnect succeeds, at most the back-off
- * cap after a server is back. One server keeps pick first, which reconnects on the next call.
+ * With several servers (a list, or every address of a `dns:///` name), calls go round them, one
+ * after another (grpc-js's default, pick first, would send every call to one of them). Round robin
+ * keeps every server connected, and while none is, a call fails at once (UNAVAILABLE, retryable)
+ * until a reconnect succeeds, at most the back-off cap after a server is back. One server keeps
+ * pick first, which reconnects on the next call. A `dns:///` name is resolved again when a server
+ * is lost, at most every 2 s (grpc-js's default is 30 s), so a restarted instance's new address is
+ * found soon.
  */
-const balancing = (target: string) =>
-  target.startsWith("ipv4:")
-    ? { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) }
+export const balancing = (target: string): Partial<ClientOptions> =>
+  target.startsWith("ipv4:") || target.startsWith("dns:")
+    ? {
+        "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+        ...(target.startsWith("dns:") ? { "grpc.dns_min_time_between_resolutions_ms": 2_000 } : {}),
+      }
     : {}
 
 /**

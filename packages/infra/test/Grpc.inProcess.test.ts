@@ -203,4 +203,22 @@ describe("gRPC addresses", () => {
       /IPv4:port addresses only \(got "wallet-1:50051"\)/,
     )
   })
+
+  it("a dns:/// name is the target as it is: every address it resolves to is a server", () => {
+    assert.strictEqual(Grpc.targetOf("dns:///wallet:50051"), "dns:///wallet:50051")
+    assert.throws(() => Grpc.targetOf("dns:wallet:50051"), /dns:\/\/\/host:port \(got "dns:wallet:50051"\)/)
+    assert.throws(() => Grpc.targetOf("dns:///wallet"), /dns:\/\/\/host:port/)
+  })
+
+  it("a list and a dns:/// name balance round robin; one host:port keeps pick first", () => {
+    const roundRobin = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] })
+    assert.deepStrictEqual(Grpc.balancing("127.0.0.1:50051"), {})
+    assert.deepStrictEqual(Grpc.balancing(Grpc.targetOf("127.0.0.1:50151,127.0.0.1:50251")), {
+      "grpc.service_config": roundRobin,
+    })
+    assert.deepStrictEqual(Grpc.balancing("dns:///wallet:50051"), {
+      "grpc.service_config": roundRobin,
+      "grpc.dns_min_time_between_resolutions_ms": 2_000,
+    })
+  })
 })

@@ -519,6 +519,25 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
       }),
     )
 
+    it.effect("a client of a dns:/// name balances over what the name resolves to, and reaches the server", () =>
+      Effect.gen(function* () {
+        let served = 0
+        const { server, scope } = yield* serve(0, () => {
+          served += 1
+        })
+        const client = yield* Grpc.makeClient(WalletServiceClient, `dns:///localhost:${server.port}`)
+        const listWallets = listAlicesWallets(client)
+        // localhost may also resolve to ::1, where nothing listens: round robin uses what connects.
+        yield* Effect.forEach(
+          Array.from({ length: 5 }),
+          () => listWallets.pipe(Effect.retry({ times: 2, schedule: Schedule.spaced("100 millis") })),
+          { discard: true },
+        )
+        assert.strictEqual(served, 5)
+        yield* Scope.close(scope, Exit.void)
+      }),
+    )
+
     it.effect(
       "a client whose one server restarts on the same port reaches it again within its reconnect back-off",
       () =>
