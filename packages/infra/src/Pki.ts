@@ -167,6 +167,9 @@ export const ensureBrokerUsers = async (dir: string): Promise<ReadonlyArray<Rabb
     if (password === "") throw new Error(`${file} is empty; delete it to have a new password made`)
     accounts.push(RabbitDefinitions.serviceAccount(service, password))
   }
+  // Kept once made: every broker node of the cluster must read the same one.
+  const cookie = RabbitDefinitions.cookieFileIn(dir)
+  if (!existsSync(cookie)) await writeSecret(cookie, RabbitDefinitions.newCookie())
   // Rewritten every time, so it always matches the password files. Readable by all: the broker
   // reads it as a user of its own, and it holds only salted hashes of long random passwords.
   const definitions = RabbitDefinitions.make(accounts)

@@ -61,6 +61,16 @@ export const passwordFileIn = (dir: string, service: BrokerService) => path.join
 export const definitionsFileIn = (dir: string) => path.join(dir, "rabbitmq-definitions.json")
 
 /**
+ * The Erlang cookie that compose's broker nodes share in a PKI directory: a node joins another, and
+ * the CLI talks to its node, only with the same cookie. Each node copies it into its data directory
+ * at start (`docker-compose.yml`).
+ */
+export const cookieFileIn = (dir: string) => path.join(dir, "rabbitmq.cookie")
+
+/** A new Erlang cookie: 32 upper-case letters, as `scripts/cluster.sh` makes its (20) for the local cluster. */
+export const newCookie = () => Array.from(randomBytes(32), (byte) => String.fromCharCode(65 + (byte % 26))).join("")
+
+/**
  * A new password, made as `scripts/infra.sh` makes one: 24 random bytes in base64 without the
  * characters that are not letters or digits (about 30 characters, 178 bits), so it fits in a URL.
  */

@@ -113,6 +113,10 @@ describe("Pki.ensureBrokerUsers", () => {
     assert.strictEqual(new Set(Object.values(passwords)).size, 3)
     // The broker's own user reads the definitions.
     assert.strictEqual(modeOf("rabbitmq-definitions.json"), 0o644)
+    // The broker nodes' shared Erlang cookie, made once.
+    const cookie = read("rabbitmq.cookie")
+    assert.match(cookie, /^[A-Z]{32}$/)
+    assert.strictEqual(modeOf("rabbitmq.cookie"), 0o600)
 
     // Again: nothing new, the passwords kept; without the definitions, they are made again.
     unlinkSync(path.join(dir, "rabbitmq-definitions.json"))
@@ -126,6 +130,7 @@ describe("Pki.ensureBrokerUsers", () => {
       passwords,
     )
     assert.isTrue(agrees("wallet") && agrees("transaction") && agrees("webhook"))
+    assert.strictEqual(read("rabbitmq.cookie"), cookie)
   })
 
   it("keeps a password that exists (infra.sh's, say) and puts it in the definitions", async () => {

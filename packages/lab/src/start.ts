@@ -324,20 +324,20 @@ const balancerSpecs = (
   if (instances === 1) return []
   const serversOf = (name: ServiceName, port: number) =>
     instanceNumbers(instances).map((n) => ({ name: `${name}-${n}`, host: ports.host, port: instancePort(port, n) }))
-  const frontend = (name: ServiceName, host: string, port: number, check: string): LoadBalancer.Frontend => ({
-    name,
-    bind: { host, port },
-    servers: serversOf(name, port),
-    check,
-  })
-  // A gateway is in the rotation while it is live: when a service behind it is down, every gateway
-  // answers the API's own 503 for what needs it and serves the rest (its readiness would take every
-  // gateway out of the rotation at once, and leave clients with no answer but the balancer's).
-  const frontends = [
-    { ...frontend("gateway", ports.bindHost, ports.gatewayPort, "/health/live"), forwardFor: true },
-    frontend("transaction", ports.internalBindHost, ports.transactionPort, "/health/ready"),
-    frontend("wallet", ports.internalBindHost, ports.walletHttpPort, "/health/ready"),
-  ].filter((each) => chosen.includes(each.name))
+  const where = {
+    gateway: { host: ports.bindHost, port: ports.gatewayPort },
+    transaction: { host: ports.internalBindHost, port: ports.transactionPort },
+    wallet: { host: ports.internalBindHost, port: ports.walletHttpPort },
+  } as const
+  const frontends: ReadonlyArray<LoadBalancer.Frontend> = LoadBalancer.balanced
+    .filter((each) => chosen.includes(each.name))
+    .map(({ name, check, forwardFor }) => ({
+      name,
+      bind: where[name],
+      servers: serversOf(name, where[name].port),
+      check,
+      forwardFor,
+    }))
   const first = frontends[0]
   if (first === undefined) return []
   return [
