@@ -1,9 +1,10 @@
 /**
  * The public API as the chaos clients use it: one request with a deadline, answering its status,
  * content type, raw text and JSON body, or why there was no answer; and what a refusal must look
- * like (a 503 or 504 problem details without internal names).
+ * like (the API's 502, 503 or 504 problem details, without internal names).
  */
 import { Effect } from "effect"
+import { Errors } from "@walletun/domain"
 import * as Http from "../../src/Http.ts"
 
 /** An HTTP answer. */
@@ -69,12 +70,26 @@ const internalDetail =
   /node_modules|\.ts:\d+|\n\s+at |\bat [\w.<>]+ \(|SqlError|CqlError|RabbitError|PgError|amqp|grpc|ECONN|postgres|cassandra|scylla|rabbitmq|stack/i
 
 /**
- * Why a 5xx answer is not an acceptable refusal, or undefined when it is: a 503 or 504 RFC 9457
- * problem details (`application/problem+json` with matching `status`, a `code` and a `type`) that
- * names nothing internal.
+ * The statuses of the API's answers for a service behind the gateway that failed, is down or did
+ * not answer in time (`502 BAD_GATEWAY`, `503 SERVICE_UNAVAILABLE`, `504 GATEWAY_TIMEOUT`; the load
+ * balancer of the cluster shape answers the same when an instance dies with a request in flight).
+ * A client retries each with the same Idempotency-Key.
+ */
+export const refusalStatuses: ReadonlyArray<number> = [
+  Errors.problems.BadGateway.status,
+  Errors.problems.Unavailable.status,
+  Errors.problems.GatewayTimeout.status,
+]
+
+/**
+ * Why a 5xx answer is not an acceptable refusal, or undefined when it is: a 502, 503 or 504 RFC
+ * 9457 problem details (`application/problem+json` with matching `status`, a `code` and a `type`)
+ * that names nothing internal.
  */
 export const refusalDefect = (answer: Answer): string | undefined => {
-  if (answer.status !== 503 && answer.status !== 504) return `status ${answer.status} (only 503 and 504 are refusals)`
+  if (!refusalStatuses.includes(answer.status)) {
+    return `status ${answer.status} (only ${refusalStatuses.join(", ")} are refusals)`
+  }
   if (!answer.contentType.includes("application/problem+json")) return `content type "${answer.contentType}"`
   if (answer.body["status"] !== answer.status) return "problem details without the matching status"
   if (typeof answer.body["code"] !== "string" || typeof answer.body["type"] !== "string") {

@@ -236,10 +236,10 @@ export const holdsDecidedOnce = (
   )
 }
 
-/** Refusals were 503/504 problem details, and retries with the same Idempotency-Key were safe. */
+/** Refusals were 502/503/504 problem details, and retries with the same Idempotency-Key were safe. */
 export const refusalsSafe = (log: ClientLog, replays: Replays, retryWindowMs: number): CheckResult =>
   check(
-    "refusals were 503/504 problem details; retries with the same Idempotency-Key were safe",
+    "refusals were 502/503/504 problem details; retries with the same Idempotency-Key were safe",
     log.badRefusals.length === 0 &&
       log.rejections.length === 0 &&
       replays.problems.length === 0 &&
@@ -247,7 +247,7 @@ export const refusalsSafe = (log: ClientLog, replays: Replays, retryWindowMs: nu
     [
       `refusals: ${formatCounts(log.refusals)}`,
       `no answer (a service down, a connection cut): ${formatCounts(log.noAnswers)}`,
-      `refusals that were not 503/504 problem details or named internals: ${log.badRefusals.length}`,
+      `refusals that were not 502/503/504 problem details or named internals: ${log.badRefusals.length}`,
       ...[...countBy(log.badRefusals, (text) => text)].slice(0, 8).map(([text, n]) => `  ×${n} ${text}`),
       `503s that name the service's dependencies and their states in "dependencies": ${formatCounts(log.namedDependencies)}`,
       `valid requests rejected with a 4xx: ${log.rejections.length}`,

@@ -31,7 +31,7 @@ export interface ClientLog {
   abandoned: number
   refusals: Map<string, number>
   noAnswers: Map<string, number>
-  /** Refusals that were not 503/504 problem details without internal detail. */
+  /** Refusals that were not 502/503/504 problem details without internal detail. */
   badRefusals: Array<string>
   /** The `dependencies` member of 503 answers, counted by value. */
   namedDependencies: Map<string, number>
