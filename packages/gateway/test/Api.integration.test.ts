@@ -94,6 +94,36 @@ layer(System.layer, { excludeTestServices: true, timeout: 120_000 })("the public
     )
   })
 
+  describe("metrics", () => {
+    it.effect("each request counts under its route's template, in the gateway and in the service behind it", () =>
+      Effect.gen(function* () {
+        const { token } = yield* signUp
+        assert.strictEqual(
+          (yield* http("GET", "/v1/wallets", { token, headers: { "x-request-id": "req-43" } })).status,
+          200,
+        )
+        assert.strictEqual((yield* http("GET", "/v1/transactions", { token })).status, 200)
+        const metricsOf = (port: number) =>
+          Effect.promise(() => fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text()))
+        // The gateway's metrics are on its metrics port (its API port + 1000).
+        const gateway = yield* metricsOf(ports.gateway + 1000)
+        assert.match(gateway, /walletun_http_requests_total\{method="GET",route="\/v1\/wallets",status="200"\} \d+/)
+        assert.match(
+          gateway,
+          /walletun_http_requests_total\{method="GET",route="\/v1\/transactions",status="200"\} \d+/,
+        )
+        const transaction = yield* metricsOf(ports.transaction)
+        assert.match(
+          transaction,
+          /walletun_http_requests_total\{method="GET",route="\/v1\/transactions",status="200"\} \d+/,
+        )
+        for (const text of [gateway, transaction]) {
+          assert.notMatch(text, /walletun_http_requests_total\{method="GET",route="unmatched",status="200"\}/)
+        }
+      }),
+    )
+  })
+
   describe("bad requests are problem details", () => {
     it.effect("validation (each bad field named), malformed JSON, unknown route, wrong method, oversized body", () =>
       Effect.gen(function* () {

@@ -3,7 +3,7 @@
  * (`application/problem+json`) with the API's code and the request's trace id, for domain errors,
  * request decoding failures, oversized bodies, unknown routes and defects alike.
  */
-import { ByteSize, Cause, Effect, Option } from "effect"
+import { ByteSize, Cause, Context, Effect, Option } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerResponse, ProblemDetails } from "effect/http"
 import { HttpApiError } from "effect/http-api"
 import { Errors } from "@walletun/domain"
@@ -81,13 +81,23 @@ const isProblem = (response: HttpServerResponse.HttpServerResponse) =>
   (response.body._tag !== "Empty" && response.body.contentType?.startsWith(ProblemDetails.contentType) === true)
 
 /**
+ * Caps the request's body at `maxBodyBytes` for the rest of the request, without scoping: the
+ * request's own fiber context takes the limit (the server ends the fiber with the request). A scope
+ * around the rest of the request would drop what the router puts in the context (the matched
+ * route, which the HTTP metrics read when the request ends).
+ */
+const limitBody = Effect.withFiber((fiber) => {
+  fiber.setContext(Context.add(fiber.context, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)))
+  return Effect.void
+})
+
+/**
  * Router middleware for what the handlers never see: request decoding failures (400 with
  * `errors`), bodies over 64 KiB (413), unknown routes and media types (404, 415) and defects
  * (500 with no internal detail, logged), each answered as a problem.
  */
 export const handle = <E, R>(httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-  httpEffect.pipe(
-    Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+  Effect.andThen(limitBody, httpEffect).pipe(
     Effect.flatMap((response) =>
       response.status >= 400 && !isProblem(response) ? protocolProblem(response.status) : Effect.succeed(response),
     ),

@@ -5,7 +5,7 @@
  * (`walletun.request.id`), so an operator follows one request through every service's logs and
  * spans with one search.
  */
-import { Context, Effect } from "effect"
+import { Context, Effect, References } from "effect"
 import { HttpRouter, HttpServerRequest } from "effect/http"
 import { Telemetry } from "@walletun/domain"
 
@@ -32,6 +32,30 @@ export const within =
           Effect.annotateSpans(Telemetry.requestId, id),
         )
 
+/**
+ * Makes the rest of the request being served part of request `id`, as `within` does, without
+ * scoping: the request's own fiber context takes the id, the log annotation and the span
+ * annotation (the server ends the fiber with the request). For a global router middleware, where
+ * a scope around the rest of the request would drop what the router puts in the context (the
+ * matched route, which the HTTP metrics outside it read).
+ */
+export const enter = (id: string | undefined): Effect.Effect<void> =>
+  id === undefined || !pattern.test(id)
+    ? Effect.void
+    : Effect.withFiber((fiber) => {
+        const context = Context.add(fiber.context, RequestId, id)
+        const logs = { ...fiber.getRef(References.CurrentLogAnnotations), requestId: id }
+        const spans = { ...fiber.getRef(References.TracerSpanAnnotations), [Telemetry.requestId]: id }
+        fiber.setContext(
+          Context.add(
+            Context.add(context, References.CurrentLogAnnotations, logs),
+            References.TracerSpanAnnotations,
+            spans,
+          ),
+        )
+        return Effect.void
+      })
+
 /** The request id as outgoing headers (none when there is no request id). */
 export const headers: Effect.Effect<Record<string, string>> = Effect.gen(function* () {
   const id = yield* RequestId
@@ -44,6 +68,8 @@ export const headers: Effect.Effect<Record<string, string>> = Effect.gen(functio
  */
 export const layerHttp = HttpRouter.middleware(
   (httpEffect) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => within(request.headers[header])(httpEffect)),
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      Effect.andThen(enter(request.headers[header]), httpEffect),
+    ),
   { global: true },
 )

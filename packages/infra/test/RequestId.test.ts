@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Logger, References } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import * as Metrics from "@walletun/infra/Metrics"
 import * as RequestId from "@walletun/infra/RequestId"
 
 /** A logger that keeps each entry's `requestId` annotation. */
@@ -53,6 +54,24 @@ describe("RequestId", () => {
       assert.strictEqual(yield* answer({}), "undefined")
       yield* Effect.promise(() => dispose())
       assert.deepStrictEqual(seen, ["req-3", undefined])
+    }),
+  )
+
+  it.live("layerHttp keeps the matched route for the HTTP metrics, which read it when the request ends", () =>
+    Effect.gen(function* () {
+      const route = HttpRouter.add("GET", "/v1/items/:id", HttpServerResponse.text(""))
+      const { handler, dispose } = HttpRouter.toWebHandler(
+        Layer.mergeAll(Metrics.layer, RequestId.layerHttp, route).pipe(Layer.provide(HttpServer.layerServices)),
+        { disableLogger: true },
+      )
+      const get = (path: string, headers: Record<string, string> = {}) =>
+        Effect.promise(() => handler(new Request(`http://service.test${path}`, { headers })).then((r) => r.text()))
+      yield* get("/v1/items/a", { "x-request-id": "req-4" })
+      yield* get("/v1/items/b")
+      const text = yield* get("/metrics")
+      yield* Effect.promise(() => dispose())
+      assert.match(text, /walletun_http_requests_total\{method="GET",route="\/v1\/items\/:id",status="200"\} 2/)
+      assert.notMatch(text, /walletun_http_requests_total\{method="GET",route="unmatched"/)
     }),
   )
 })

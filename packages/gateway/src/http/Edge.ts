@@ -90,7 +90,10 @@ export const layer = <Id extends string, Groups extends HttpApiGroup.Constraint>
             return yield* Problems.handle(httpEffect)
           })
 
-          const response = yield* cors(answer).pipe(RequestId.within(requestId))
+          // Not scoped (`enter`, not `within`): the route the router matches stays in the request's
+          // context for the HTTP metrics, which read it when the request ends.
+          yield* RequestId.enter(requestId)
+          const response = yield* cors(answer)
           const span = yield* Effect.option(Effect.currentSpan)
           const traceparent = Option.flatMap(span, (value) =>
             Option.fromNullishOr(HttpTraceContext.toHeaders(value)["traceparent"]),
