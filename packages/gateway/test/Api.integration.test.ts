@@ -22,6 +22,10 @@ const ports = { gateway: 18580, user: 18581, transaction: 18582, walletHttp: 185
 const base = `http://127.0.0.1:${ports.gateway}`
 const { http, signUp } = client(base)
 
+/** A service's `/metrics` text. */
+const metricsOf = (port: number) =>
+  Effect.promise(() => fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text()))
+
 class System extends Context.Service<System, {}>()("test/System") {
   static readonly layer = Layer.effect(
     System,
@@ -103,8 +107,6 @@ layer(System.layer, { excludeTestServices: true, timeout: 120_000 })("the public
           200,
         )
         assert.strictEqual((yield* http("GET", "/v1/transactions", { token })).status, 200)
-        const metricsOf = (port: number) =>
-          Effect.promise(() => fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text()))
         // The gateway's metrics are on its metrics port (its API port + 1000).
         const gateway = yield* metricsOf(ports.gateway + 1000)
         assert.match(gateway, /walletun_http_requests_total\{method="GET",route="\/v1\/wallets",status="200"\} \d+/)
