@@ -5,7 +5,7 @@
  */
 import cassandra from "cassandra-driver"
 import { Config, Context, Duration, Effect, Layer, Metric, Schema } from "effect"
-import { cqlStatements } from "./Metrics.ts"
+import { cqlDuration, cqlStatements, labelled } from "./Metrics.ts"
 import { retryTransient, withRetry } from "./Retry.ts"
 import { waitFor } from "./Startup.ts"
 
@@ -298,7 +298,7 @@ export const runner =
     // A call that asks for LOCAL_QUORUM gets the deployment's quorum level (`Levels`).
     const queryOptions =
       asked.consistency === Consistency.localQuorum ? { ...asked, consistency: levels.quorum } : asked
-    const attempt = Effect.tryPromise({
+    const request = Effect.tryPromise({
       try: () =>
         typeof query === "string"
           ? client.execute(query, [...params], { ...queryOptions, prepare: true, isIdempotent: idempotent })
@@ -307,6 +307,13 @@ export const runner =
               { logged: false, ...queryOptions, prepare: true, isIdempotent: idempotent },
             ),
       catch: (cause) => classify(cause, idempotent),
+    })
+    const attempt = Effect.suspend(() => {
+      const started = performance.now()
+      // `walletun_cql_request_duration_seconds`: until the answer, the failure or the timeout.
+      return Effect.onExit(request, () =>
+        Metric.update(labelled(cqlDuration, { kind }), (performance.now() - started) / 1000),
+      )
     }).pipe(
       // Every attempt counts, as the server sees them: `walletun_cql_statements_total` on /metrics.
       Effect.ensuring(Metric.update(Metric.withAttributes(cqlStatements, { kind }), 1)),

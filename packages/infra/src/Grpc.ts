@@ -24,7 +24,7 @@ import { TLSSocket } from "node:tls"
 import { Cause, Clock, Context, Duration, Effect, Layer, Metric, Option, Schema } from "effect"
 import type { Scope, Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
-import { grpcCalls, labelled } from "./Metrics.ts"
+import { grpcCalls, grpcDuration, labelled } from "./Metrics.ts"
 import * as RequestId from "./RequestId.ts"
 import * as Tls from "./Tls.ts"
 
@@ -449,13 +449,18 @@ export const unaryCall = <Req, Res>(
         const metadata = toMetadata({ ...(yield* RequestId.headers), ...config.metadata })
         for (const [key, value] of Object.entries(HttpTraceContext.toHeaders(span))) metadata.set(key, value)
         yield* Metric.update(labelled(grpcCalls, { method: name }), 1)
+        const started = performance.now()
         return yield* Effect.callback<Res, GrpcError>((resume) => {
           const call = method(request, metadata, { deadline }, (error, response) => {
             span.attribute("rpc.grpc.status_code", error === null ? status.OK : error.code)
             resume(error === null ? Effect.succeed(response) : Effect.fail(fromServiceError(name, error)))
           })
           return Effect.sync(() => call.cancel())
-        })
+        }).pipe(
+          Effect.onExit(() =>
+            Metric.update(labelled(grpcDuration, { method: name }), (performance.now() - started) / 1000),
+          ),
+        )
       }),
   )
 

@@ -5,7 +5,8 @@
  * reconciler re-publishes; CQL statements by kind). Route labels are the matched route's template
  * (or `unmatched`), so the series stay few whatever paths clients send.
  */
-import { Cause, Clock, Effect, Layer, Metric } from "effect"
+import { performance } from "node:perf_hooks"
+import { Cause, Clock, Duration, Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 
@@ -91,6 +92,30 @@ export const cqlStatements = Metric.counter("walletun_cql_statements_total", {
   incremental: true,
 })
 
+/** The boundaries of the latency histograms of calls to a server, in seconds: 0.5 ms to 5 s. */
+const callBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+/**
+ * How long each CQL request took, by kind as `cqlStatements` counts them: from the driver's call to
+ * its answer, its failure or the request timeout.
+ */
+export const cqlDuration = Metric.histogram("walletun_cql_request_duration_seconds", {
+  description: "CQL request latency in seconds, by kind (plain, batch, lwt)",
+  boundaries: callBoundaries,
+})
+
+/** How long each gRPC call of this process's clients took, by method, whatever its outcome. */
+export const grpcDuration = Metric.histogram("walletun_grpc_call_duration_seconds", {
+  description: "gRPC call latency in seconds of this process's clients, by method",
+  boundaries: callBoundaries,
+})
+
+/** How long each confirmed publish took, until the broker's confirm, by exchange. */
+export const publishDuration = Metric.histogram("walletun_message_publish_duration_seconds", {
+  description: "Confirmed broker publishes' latency in seconds, until the broker's confirm, by exchange",
+  boundaries: callBoundaries,
+})
+
 /**
  * gRPC calls a client made, by method (`WalletService.ApplyTransactions`), each counted once
  * whatever its outcome. Method names are the code's own, so the series are bounded.
@@ -156,13 +181,39 @@ const httpMetrics = HttpRouter.middleware(
   { global: true },
 )
 
-/** The HTTP request metrics of a service's router, without the `/metrics` route. */
-export const middleware = httpMetrics
+/**
+ * How late the event loop ran a timer due every 20 ms, in seconds: time in which the process could
+ * answer nothing (a long task, a garbage collector's pause, a core shared with busier processes).
+ * Its tail is the least latency a request can have at that moment.
+ */
+export const eventLoopLag = Metric.histogram("walletun_event_loop_lag_seconds", {
+  description: "How late the event loop ran a timer due every 20 ms, in seconds",
+  boundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+})
+
+/** The period of the event loop's lag samples. */
+export const lagPeriodMillis = 20
+
+/** Samples the event loop's lag (`eventLoopLag`) while the layer lives: 50 timers a second. */
+const lagSampler = Layer.effectDiscard(
+  Effect.forkScoped(
+    Effect.forever(
+      Effect.gen(function* () {
+        const due = performance.now() + lagPeriodMillis
+        yield* Effect.sleep(Duration.millis(lagPeriodMillis))
+        yield* Metric.update(eventLoopLag, Math.max(0, performance.now() - due) / 1000)
+      }),
+    ),
+  ),
+)
+
+/** The HTTP request metrics of a service's router, and the event loop's lag, without the `/metrics` route. */
+export const middleware = Layer.merge(httpMetrics, lagSampler)
 
 /** The Prometheus text of every metric of this process, as `GET /metrics` serves it. */
 export const exposition = Effect.map(PrometheusMetrics.format(), (body) =>
   HttpServerResponse.text(body, { contentType: "text/plain; version=0.0.4; charset=utf-8" }),
 )
 
-/** `GET /metrics` and the HTTP request metrics, for a service's router. */
-export const layer = Layer.mergeAll(httpMetrics, HttpRouter.add("GET", "/metrics", exposition))
+/** `GET /metrics`, the HTTP request metrics and the event loop's lag, for a service's router. */
+export const layer = Layer.mergeAll(httpMetrics, lagSampler, HttpRouter.add("GET", "/metrics", exposition))

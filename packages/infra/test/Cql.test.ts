@@ -1,7 +1,8 @@
 import type cassandra from "cassandra-driver"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Metric } from "effect"
 import * as Cql from "@walletun/infra/Cql"
+import * as Metrics from "@walletun/infra/Metrics"
 
 /** A driver that records the options of each request and answers an empty result. */
 const recording = () => {
@@ -19,6 +20,9 @@ const recording = () => {
   } as unknown as Pick<cassandra.Client, "execute" | "batch">
   return { client, seen }
 }
+
+/** The CQL request latency histogram of one kind. */
+const histogram = (kind: string) => Metric.value(Metric.withAttributes(Metrics.cqlDuration, { kind }))
 
 describe("Cql's configuration", () => {
   it("CQL_CONTACT_POINT: one node or several, the first one's port for the nodes found through them", () => {
@@ -57,6 +61,25 @@ describe("Cql's configuration", () => {
         seen.map((options) => options?.consistency),
         [Cql.Consistency.all, Cql.Consistency.localOne, Cql.Consistency.all],
       )
+    }),
+  )
+
+  it.live("each request's latency goes to walletun_cql_request_duration_seconds by kind, a failed one too", () =>
+    Effect.gen(function* () {
+      const slow = {
+        execute: () => new Promise((resolve) => setTimeout(() => resolve({ rows: [] }), 30)),
+        batch: () => Promise.reject(new Error("no host")),
+      } as unknown as Pick<cassandra.Client, "execute" | "batch">
+      const run = Cql.runner(slow, Duration.seconds(1), Cql.levelsOf())
+      const [plain, batch] = [yield* histogram("plain"), yield* histogram("batch")]
+      yield* run("SELECT x FROM t", [], { consistency: Cql.Consistency.localOne }, false, "plain")
+      yield* Effect.result(
+        run([{ query: "INSERT INTO t (x) VALUES (1)", params: [] }], [], { consistency: 1 }, false, "batch"),
+      )
+      const [plainAfter, batchAfter] = [yield* histogram("plain"), yield* histogram("batch")]
+      assert.strictEqual(plainAfter.count - plain.count, 1)
+      assert.isAtLeast(plainAfter.sum - plain.sum, 0.025)
+      assert.strictEqual(batchAfter.count - batch.count, 1)
     }),
   )
 

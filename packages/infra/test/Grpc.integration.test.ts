@@ -189,6 +189,10 @@ const implementation = Effect.gen(function* () {
 const callsCounted = (method: string) =>
   Effect.map(Metric.value(Metric.withAttributes(Metrics.grpcCalls, { method })), (state) => state.count)
 
+/** How many calls of `method` this process's clients timed. */
+const timed = (method: string) =>
+  Effect.map(Metric.value(Metric.withAttributes(Metrics.grpcDuration, { method })), (state) => state.count)
+
 /** A server of the test implementation on `port` (0: any), in a scope of its own that the test closes. */
 const serve = (port: number, onListWallets: () => void = () => undefined) =>
   Effect.gen(function* () {
@@ -318,6 +322,7 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
         const client = yield* TestClient
         const before = yield* callsCounted("WalletService.GetWallet")
         const others = yield* callsCounted("WalletService.ListWallets")
+        const timedBefore = yield* timed("WalletService.GetWallet")
         for (const ownerId of ["bob", "mallory"]) {
           yield* Effect.result(
             Grpc.unaryCall(
@@ -330,6 +335,8 @@ layer(TestLive, { excludeTestServices: true })("Grpc (real grpc-js server and cl
         }
         assert.strictEqual((yield* callsCounted("WalletService.GetWallet")) - before, 2)
         assert.strictEqual(yield* callsCounted("WalletService.ListWallets"), others)
+        // And each call's latency, by method, in walletun_grpc_call_duration_seconds.
+        assert.strictEqual((yield* timed("WalletService.GetWallet")) - timedBefore, 2)
       }),
     )
   })

@@ -57,4 +57,22 @@ describe("Metrics", () => {
       assert.match(text, /walletun_http_requests_total\{method="other",route="unmatched",status="404"\} 250/)
     }),
   )
+
+  it.live("samples the event loop's lag: a 150 ms block shows as one sample later than 100 ms", () =>
+    Effect.gen(function* () {
+      yield* get("/metrics")
+      yield* Effect.sleep("100 millis")
+      const until = Date.now() + 150
+      while (Date.now() < until) {
+        // Keeps the event loop busy, as a long synchronous task would.
+      }
+      yield* Effect.sleep("100 millis")
+      const text = yield* get("/metrics")
+      const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN)
+      const samples = value(/^walletun_event_loop_lag_seconds_count (\d+)$/m)
+      const within100ms = value(/^walletun_event_loop_lag_seconds_bucket\{le="0.1"\} (\d+)$/m)
+      assert.isAbove(samples, 5, "a sample every 20 ms")
+      assert.isAtLeast(samples - within100ms, 1, text)
+    }),
+  )
 })

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe, layer } from "@effect/vitest"
-import { Deferred, Effect, Option } from "effect"
+import { Deferred, Effect, Metric, Option } from "effect"
 import type { Tracer } from "effect"
-import { Rabbit } from "@walletun/infra"
+import { Metrics, Rabbit } from "@walletun/infra"
 
 /** A durable quorum queue with a unique name, deleted when the test's scope closes. */
 const temporaryQueue = Effect.gen(function* () {
@@ -21,10 +21,14 @@ layer(Rabbit.Rabbit.layer, { excludeTestServices: true })("Rabbit (real broker)"
         const queue = yield* temporaryQueue
 
         const messageId = randomUUID()
+        // Its latency until the confirm goes to walletun_message_publish_duration_seconds.
+        const published = Metric.value(Metric.withAttributes(Metrics.publishDuration, { exchange: "" }))
+        const before = (yield* published).count
         yield* rabbit.publish("", queue, new TextEncoder().encode(`{"hello":"world"}`), {
           messageId,
           headers: { "x-walletun-test": "kept" },
         })
+        assert.strictEqual((yield* published).count - before, 1)
 
         const received = yield* Deferred.make<{ id: unknown; body: string; header: unknown; redelivered: boolean }>()
         yield* rabbit.consume(

@@ -18,8 +18,10 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { Service } from "@walletun/infra"
 import { Runner } from "@walletun/ops"
 import * as Api from "./src/api.ts"
+import * as Inside from "./src/inside.ts"
 import * as LedgerSql from "./src/ledgerSql.ts"
 import * as Report from "./src/report.ts"
 import * as ClusterShape from "../src/ClusterShape.ts"
@@ -463,10 +465,12 @@ const driveWindow = <E, R>(
   users: ReadonlyArray<BenchUser>,
   run: string,
   readCounters: Effect.Effect<Usage.CounterReading, E, R>,
+  readInside: ReturnType<typeof Inside.read>,
 ) =>
   Effect.gen(function* () {
     const base = system.api
     const countersBefore = yield* readCounters
+    const insideBefore = yield* readInside
     const rssAtStart = yield* System.rssMiB(system.pidFile)
     // Each service's RSS at the end of each minute of sending: whether it levels off (issue 13's
     // "no growth between minute 1 and minute 10").
@@ -495,6 +499,7 @@ const driveWindow = <E, R>(
     ).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
     const cpuAfter = yield* Usage.snapshot(System.servicePids(system.pidFile))
     const driveSeconds = (performance.now() - driveStarted) / 1000
+    const inside = Inside.between(insideBefore, yield* readInside)
     const driveEndMs = yield* Clock.currentTimeMillis
     const rssAtEnd = yield* System.rssMiB(system.pidFile)
     yield* Fiber.interrupt(minutes)
@@ -509,6 +514,7 @@ const driveWindow = <E, R>(
       driveStartMs,
       driveEndMs,
       countersBefore,
+      inside,
       rssMiB: { start: rssAtStart, end: rssAtEnd, minutes: rssMinutes },
       cpu: { before: cpuBefore, after: cpuAfter },
     }
@@ -544,13 +550,25 @@ const measureRun = (settings: Settings, run: string) =>
     // The gateway's own /metrics (on another port) has none of the counters read here.
     const ports = System.portsFrom(Number(new URL(base).port))
     const readCounters = yield* Usage.makeCounterReader([ports.user, ports.transaction, ports.walletHttp], databases)
+    // Each instance n of a service listens on its ports + 100 n; the gateway's /metrics is on its own port.
+    const instancesOf = (port: number) =>
+      settings.instances === 1
+        ? [port]
+        : Array.from({ length: settings.instances }, (_, index) => port + 100 * (index + 1))
+    const readInside = Inside.read({
+      gateway: instancesOf(ports.gateway + Service.metricsPortOffset),
+      transaction: instancesOf(ports.transaction),
+      wallet: instancesOf(ports.walletHttp),
+      user: [ports.user],
+      webhook: [ports.webhook],
+    })
     const ticksPerSecond = yield* Usage.ticksPerSecond
     const sampler = yield* Effect.forkScoped(
       Effect.forever(Effect.andThen(rss.sample, Effect.sleep(Duration.millis(500)))),
     )
     const { users, setupSeconds, deposited } = yield* setUp(base, settings, run)
     const hooks = yield* subscribeWebhooks(base, settings, users)
-    const window = yield* driveWindow(system, settings, users, run, readCounters)
+    const window = yield* driveWindow(system, settings, users, run, readCounters, readInside)
     const webhooks = yield* webhooksCaughtUp(window.state, hooks)
     // The counts' window runs until everything has settled and PostgreSQL has published its counts.
     yield* say(`reading the counters in ${flushWaitText}, once PostgreSQL has published the last transfers' counts ...`)
@@ -571,6 +589,7 @@ const measureRun = (settings: Settings, run: string) =>
       driveEndMs: window.driveEndMs,
       peakRssMiB,
       rssMiB: window.rssMiB,
+      inside: window.inside,
       cpu: { ...window.cpu, ticksPerSecond },
       counters: { before: window.countersBefore, after: countersAfter, seconds: countsSeconds },
       walletsSum,
@@ -748,6 +767,7 @@ const resultsOf = (
       acceptToSettled: Report.percentiles(final.map((s) => s.systemMs)),
       sendToFinal: Report.percentiles(final.map((s) => s.sendToFinalMs)),
     },
+    inside: measured.inside,
     errors: Object.fromEntries([...state.errors].toSorted((a, b) => b[1] - a[1])),
     peakRssMiB: measured.peakRssMiB,
     rssMiB: measured.rssMiB,

@@ -143,6 +143,7 @@ const publishConfirmed = Effect.fnUntraced(function* (
 ) {
   const { headers, messageId } = yield* outgoing(exchange, routingKey, publishOptions, Uuid.v4)
   const publishTimeout = state.timeouts.publish
+  const started = performance.now()
   yield* awaitSession(state).pipe(
     Effect.flatMap((live) =>
       confirmed(state, live, { exchange, routingKey, content, options: publishOptions }, { headers, messageId }),
@@ -154,4 +155,5 @@ const publishConfirmed = Effect.fnUntraced(function* (
     }),
   )
   yield* Metric.update(Metric.withAttributes(Metrics.messagesPublished, { exchange }), 1)
+  yield* Metric.update(Metrics.labelled(Metrics.publishDuration, { exchange }), (performance.now() - started) / 1000)
 })

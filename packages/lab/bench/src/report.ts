@@ -3,6 +3,7 @@
  * latency chart (written by hand, no dependency).
  */
 import type { CpuUsage, Group, WindowCounts } from "./usage.ts"
+import * as Inside from "./inside.ts"
 
 /** Latency percentiles of one series, in milliseconds. */
 export interface Percentiles {
@@ -86,6 +87,8 @@ export interface Results {
     /** From the send (in the open loop, from when it was due) to the final updatedAt stamped by the system. */
     readonly sendToFinal: Percentiles
   }
+  /** The accept route's latency and the event loop's lag in each service, from its /metrics (see `Inside`). */
+  readonly inside: Readonly<Record<string, Inside.Inside>> | null
   /** Kinds of error answers ("HTTP 429 RATE_LIMITED", "network ECONNRESET", ...) and their counts. */
   readonly errors: Record<string, number>
   /** Peak resident set size per service process, in MiB (null when its pid was unknown). */
@@ -272,6 +275,7 @@ export const summary = (r: Results): string => {
     row("accept to final seen by a poll", r.latencyMs.acceptToSettledObserved),
     row(r.openLoop === null ? "send to final (system stamp)" : "due to final (system stamp)", r.latencyMs.sendToFinal),
     "",
+    ...(Inside.lines(r.inside ?? null).length === 0 ? [] : [...Inside.lines(r.inside ?? null), ""]),
     ...cpuTable(r),
     "",
     ...countsTable(r),

@@ -422,15 +422,17 @@ export const snapshot = (services: ReadonlyMap<string, number>) =>
     return { machine, groups: classify(procs, services, process.pid) }
   })
 
+/** The samples of the /metrics on a local port. */
+export const readMetrics = (port: number) =>
+  Effect.tryPromise(async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) })
+    if (!response.ok) throw new Error(`HTTP ${response.status}`)
+    return parsePrometheus(await response.text())
+  })
+
 /** The counters of every service's /metrics, summed; null when one of them did not answer. */
 export const readServiceCounters = (ports: ReadonlyArray<number>) =>
-  Effect.forEach(ports, (port) =>
-    Effect.tryPromise(async () => {
-      const response = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) })
-      if (!response.ok) throw new Error(`HTTP ${response.status}`)
-      return parsePrometheus(await response.text())
-    }),
-  ).pipe(
+  Effect.forEach(ports, readMetrics).pipe(
     Effect.map((answers) => serviceCounters(answers.flat())),
     Effect.orElseSucceed(() => null),
   )
