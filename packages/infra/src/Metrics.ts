@@ -6,7 +6,7 @@
  * (or `unmatched`), so the series stay few whatever paths clients send.
  */
 import { performance } from "node:perf_hooks"
-import { Cause, Clock, Duration, Effect, Layer, Metric } from "effect"
+import { Cause, Clock, Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 
@@ -194,16 +194,29 @@ export const eventLoopLag = Metric.histogram("walletun_event_loop_lag_seconds", 
 /** The period of the event loop's lag samples. */
 export const lagPeriodMillis = 20
 
-/** Samples the event loop's lag (`eventLoopLag`) while the layer lives: 50 timers a second. */
+/**
+ * Samples the event loop's lag (`eventLoopLag`) while the layer lives: a plain timer, 50 a second,
+ * outside Effect's scheduler, so the figure is the event loop's own and not a fiber's wait.
+ */
 const lagSampler = Layer.effectDiscard(
-  Effect.forkScoped(
-    Effect.forever(
-      Effect.gen(function* () {
+  Effect.acquireRelease(
+    Effect.withFiber((fiber) => {
+      // The fiber's context holds the metric registry that /metrics reads.
+      const context = fiber.context
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const next = () => {
         const due = performance.now() + lagPeriodMillis
-        yield* Effect.sleep(Duration.millis(lagPeriodMillis))
-        yield* Metric.update(eventLoopLag, Math.max(0, performance.now() - due) / 1000)
-      }),
-    ),
+        timer = setTimeout(() => {
+          eventLoopLag.updateUnsafe(Math.max(0, performance.now() - due) / 1000, context)
+          next()
+        }, lagPeriodMillis)
+        // It never keeps a process alive.
+        timer.unref()
+      }
+      next()
+      return Effect.succeed(() => clearTimeout(timer))
+    }),
+    (stop) => Effect.sync(stop),
   ),
 )
 
