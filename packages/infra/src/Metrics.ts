@@ -192,7 +192,7 @@ export const eventLoopLag = Metric.histogram("walletun_event_loop_lag_seconds", 
 })
 
 /** The period of the event loop's lag samples. */
-export const lagPeriodMillis = 20
+const lagPeriodMillis = 20
 
 /**
  * Samples the event loop's lag (`eventLoopLag`) while the layer lives: a plain timer, 50 a second,

@@ -26,6 +26,7 @@ import * as LedgerSql from "./src/ledgerSql.ts"
 import * as Report from "./src/report.ts"
 import * as ClusterShape from "../src/ClusterShape.ts"
 import * as Flags from "../src/Flags.ts"
+import * as ServiceProcess from "../src/ServiceProcess.ts"
 import * as System from "./src/system.ts"
 import * as Usage from "./src/usage.ts"
 import * as Webhooks from "./src/webhooks.ts"
@@ -550,11 +551,9 @@ const measureRun = (settings: Settings, run: string) =>
     // The gateway's own /metrics (on another port) has none of the counters read here.
     const ports = System.portsFrom(Number(new URL(base).port))
     const readCounters = yield* Usage.makeCounterReader([ports.user, ports.transaction, ports.walletHttp], databases)
-    // Each instance n of a service listens on its ports + 100 n; the gateway's /metrics is on its own port.
+    // Each instance of a service on its ports moved (`instancePort`); the gateway's /metrics on its own port.
     const instancesOf = (port: number) =>
-      settings.instances === 1
-        ? [port]
-        : Array.from({ length: settings.instances }, (_, index) => port + 100 * (index + 1))
+      ServiceProcess.instanceNumbers(settings.instances).map((n) => ServiceProcess.instancePort(port, n))
     const readInside = Inside.read({
       gateway: instancesOf(ports.gateway + Service.metricsPortOffset),
       transaction: instancesOf(ports.transaction),

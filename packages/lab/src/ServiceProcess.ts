@@ -325,3 +325,10 @@ export const startSystem = (options: {
     }
     return { runDir, pidFile, lines: () => lines, tail } satisfies RunningSystem
   })
+
+/** Instance n (1-based) of a service with several listens on each of its ports + 100 n. */
+export const instancePort = (port: number, instance: number) => port + 100 * instance
+
+/** The instances of a replicated service: 1..n, or just the one (0, its own ports) when n is 1. */
+export const instanceNumbers = (instances: number): ReadonlyArray<number> =>
+  instances === 1 ? [0] : Array.from({ length: instances }, (_, i) => i + 1)

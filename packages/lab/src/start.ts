@@ -206,13 +206,6 @@ const readInstances = Config.Int("WALLETUN_INSTANCES").pipe(
   Config.map((instances) => Math.trunc(instances)),
 )
 
-/** Instance n (1-based) of a service with several listens on each of its ports + 100 n. */
-const instancePort = (port: number, instance: number) => port + 100 * instance
-
-/** The instances of a replicated service: 1..n, or just the one (0, its own ports) when n is 1. */
-const instanceNumbers = (instances: number): ReadonlyArray<number> =>
-  instances === 1 ? [0] : Array.from({ length: instances }, (_, i) => i + 1)
-
 /** The URLs between services: derived from the ports unless set. */
 const readChildEnv = (ports: Ports, instances: number) =>
   Effect.gen(function* () {
@@ -244,8 +237,8 @@ const readChildEnv = (ports: Ports, instances: number) =>
       // Several wallet instances are one target the gRPC clients balance over (Grpc.targetOf).
       WALLET_GRPC_ADDRESS: yield* Config.String("WALLET_GRPC_ADDRESS").pipe(
         Config.withDefault(
-          instanceNumbers(instances)
-            .map((n) => `${ports.host}:${instancePort(ports.walletGrpcPort, n)}`)
+          ServiceProcess.instanceNumbers(instances)
+            .map((n) => `${ports.host}:${ServiceProcess.instancePort(ports.walletGrpcPort, n)}`)
             .join(","),
         ),
       ),
@@ -278,7 +271,7 @@ const replicas = (
   portsOf: (n: number) => ReadonlyArray<readonly [string, number]>,
   readyUrlOf: (n: number) => string,
 ): ReadonlyArray<ServiceSpec> =>
-  instanceNumbers(instances).map((n) => ({
+  ServiceProcess.instanceNumbers(instances).map((n) => ({
     name: n === 0 ? service : `${service}-${n}`,
     run: { service },
     ports: portsOf(n),
@@ -298,13 +291,13 @@ const gatewaySpecs = (ports: Ports, instances: number, health: string): Readonly
     instances,
     instances === 1 ? ports.bindHost : ports.internalBindHost,
     (n) => [
-      ["GATEWAY_PORT", instancePort(ports.gatewayPort, n)],
-      ["GATEWAY_METRICS_PORT", instancePort(ports.gatewayMetricsPort, n)],
+      ["GATEWAY_PORT", ServiceProcess.instancePort(ports.gatewayPort, n)],
+      ["GATEWAY_METRICS_PORT", ServiceProcess.instancePort(ports.gatewayMetricsPort, n)],
     ],
     (n) =>
       n === 0
         ? `${publicBaseOf(ports)(ports.gatewayPort)}/health/${health}`
-        : `${baseOf(ports)(instancePort(ports.gatewayPort, n))}/health/${health}`,
+        : `${baseOf(ports)(ServiceProcess.instancePort(ports.gatewayPort, n))}/health/${health}`,
   ).map((spec) =>
     instances === 1
       ? spec
@@ -323,7 +316,11 @@ const balancerSpecs = (
 ): ReadonlyArray<ServiceSpec> => {
   if (instances === 1) return []
   const serversOf = (name: ServiceName, port: number) =>
-    instanceNumbers(instances).map((n) => ({ name: `${name}-${n}`, host: ports.host, port: instancePort(port, n) }))
+    ServiceProcess.instanceNumbers(instances).map((n) => ({
+      name: `${name}-${n}`,
+      host: ports.host,
+      port: ServiceProcess.instancePort(port, n),
+    }))
   const where = {
     gateway: { host: ports.bindHost, port: ports.gatewayPort },
     transaction: { host: ports.internalBindHost, port: ports.transactionPort },
@@ -386,18 +383,18 @@ const serviceSpecs = (
       instances,
       ports.internalBindHost,
       (n) => [
-        ["WALLET_GRPC_PORT", instancePort(ports.walletGrpcPort, n)],
-        ["WALLET_HTTP_PORT", instancePort(ports.walletHttpPort, n)],
+        ["WALLET_GRPC_PORT", ServiceProcess.instancePort(ports.walletGrpcPort, n)],
+        ["WALLET_HTTP_PORT", ServiceProcess.instancePort(ports.walletHttpPort, n)],
       ],
-      (n) => `${base(instancePort(ports.walletHttpPort, n))}/health/ready`,
+      (n) => `${base(ServiceProcess.instancePort(ports.walletHttpPort, n))}/health/ready`,
     ),
     one("user", "USER_PORT", ports.userPort),
     ...replicas(
       "transaction",
       instances,
       ports.internalBindHost,
-      (n) => [["TRANSACTION_PORT", instancePort(ports.transactionPort, n)]],
-      (n) => `${base(instancePort(ports.transactionPort, n))}/health/ready`,
+      (n) => [["TRANSACTION_PORT", ServiceProcess.instancePort(ports.transactionPort, n)]],
+      (n) => `${base(ServiceProcess.instancePort(ports.transactionPort, n))}/health/ready`,
     ),
     one("webhook", "WEBHOOK_PORT", ports.webhookPort),
     ...balancerSpecs(ports, chosen, instances, runDir),
@@ -430,9 +427,9 @@ const metricsTargets = (ports: Ports, chosen: ReadonlyArray<string>, instances: 
   return serviceNames
     .filter((name) => chosen.includes(name))
     .flatMap((name) =>
-      (replicated.includes(name) ? instanceNumbers(instances) : [0]).map((n) => ({
+      (replicated.includes(name) ? ServiceProcess.instanceNumbers(instances) : [0]).map((n) => ({
         job: name,
-        address: `${ports.host}:${instancePort(metricsPorts[name], n)}`,
+        address: `${ports.host}:${ServiceProcess.instancePort(metricsPorts[name], n)}`,
       })),
     )
 }

@@ -241,6 +241,8 @@ export const memoryLines = (r: Results): Array<string> => {
 /** The summary printed at the end of a run. */
 export const summary = (r: Results): string => {
   const lines: Array<string> = []
+  const inside = Inside.lines(r.inside ?? null)
+  const insideLines = inside.length === 0 ? [] : [...inside, ""]
   const size = r.settings.transfers !== null ? `${r.settings.transfers} transfers` : `${r.settings.seconds} s`
   lines.push(
     `walletun bench: ${r.settings.mode === "hot" ? "hot (70 % of transfers through one wallet)" : "uniform (random pairs)"}, ${size}, ${loadOf(r)}, ${r.settings.users} users`,
@@ -275,7 +277,7 @@ export const summary = (r: Results): string => {
     row("accept to final seen by a poll", r.latencyMs.acceptToSettledObserved),
     row(r.openLoop === null ? "send to final (system stamp)" : "due to final (system stamp)", r.latencyMs.sendToFinal),
     "",
-    ...(Inside.lines(r.inside ?? null).length === 0 ? [] : [...Inside.lines(r.inside ?? null), ""]),
+    ...insideLines,
     ...cpuTable(r),
     "",
     ...countsTable(r),
