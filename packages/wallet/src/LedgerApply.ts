@@ -326,15 +326,19 @@ const applyBatch = (
     ),
   )
 
-/** The group commit, bound to the `SqlClient` of the wallet database and its batching config. */
-export const make = (batches: number) =>
+/**
+ * The group commit, bound to the `SqlClient` of the wallet database and its batching config;
+ * `committed` runs after each batch's transaction (the outbox relay's doorbell).
+ */
+export const make = (batches: number, committed: Effect.Effect<void>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const applyRung = (items: ReadonlyArray<BatchItem>) => Effect.tap(applyBatch(sql, items), () => committed)
 
     const applyMany = Effect.fn("LedgerRepo.applyBatch")(function* (items: ReadonlyArray<BatchItem>) {
       if (items.length === 0) return []
       yield* Effect.annotateCurrentSpan({ [Telemetry.batchSize]: items.length })
-      return yield* applyBatch(sql, items)
+      return yield* applyRung(items)
     })
 
     // Concurrent applies are grouped: while `batches` ledger transactions run, new applies wait
@@ -343,7 +347,7 @@ export const make = (batches: number) =>
     const batched = yield* Batcher.make({
       maxSize: yield* Config.Int("WALLET_APPLY_BATCH_SIZE").pipe(Config.withDefault(128)),
       concurrency: batches,
-      run: (items: ReadonlyArray<BatchItem>) => applyBatch(sql, items),
+      run: applyRung,
       // The batch's SQL spans have a parent: a span in the first apply's trace, linked to the others.
       span: "LedgerRepo.applyBatch",
     })

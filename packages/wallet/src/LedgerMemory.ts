@@ -8,6 +8,7 @@ import type { Currency, Ledger as LedgerContract } from "@walletun/domain"
 import { Errors, Ids } from "@walletun/domain"
 import * as EntryHash from "./EntryHash.ts"
 import * as Ledger from "./Ledger.ts"
+import * as OutboxBell from "./OutboxBell.ts"
 import { outboxMessageOf } from "./LedgerRows.ts"
 import type { BatchItem, EntryQuery, EntryRow, KeyBinding, KeyClaim, OutboxMessage, WalletRow } from "./LedgerRows.ts"
 
@@ -219,7 +220,7 @@ const dueOf = (
     })
 
 /** The stores and the apply; the rest of the contract is in `make`. */
-const makeLedger = (serial: Serial, options: Options) => {
+const makeLedger = (serial: Serial, options: Options, bell: OutboxBell.OutboxBell) => {
   const wallets = systemAccounts()
   const entries: Array<EntryRow & { readonly walletId: Ids.WalletId }> = []
   const applied = new Map<Ids.TransactionId, Ledger.Applied>()
@@ -227,9 +228,11 @@ const makeLedger = (serial: Serial, options: Options) => {
   const outbox: Array<OutboxMessage & { sent: boolean }> = []
   let nextId = 1n
 
+  // Each apply rings the relay's doorbell once it is done, as a commit does in `LedgerApply`.
+  const serialRung = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.tap(serial(effect), () => bell.ring)
   // `traceHeaders`: the trace context the outcome event continues (the relay's span joins it).
   const applyTraced = (request: Ledger.ApplyRequest, traceHeaders: Readonly<Record<string, string>>) =>
-    serial(
+    serialRung(
       Effect.gen(function* () {
         const previous = applied.get(request.transactionId)
         const replay = previous !== undefined && options.plantedBug !== "apply-without-applied-check"
@@ -325,7 +328,8 @@ const makeKeys = (serial: Serial) => {
 export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const lock = yield* Semaphore.make(1)
   const serial = lock.withPermits(1)
-  const { wallets, entries, outbox, apply, applyTraced, listDueHolds } = makeLedger(serial, options)
+  const bell = yield* OutboxBell.make
+  const { wallets, entries, outbox, apply, applyTraced, listDueHolds } = makeLedger(serial, options, bell)
 
   const createWallet = (id: Ids.WalletId, ownerId: Ids.UserId, currency: Currency.Currency) =>
     serial(
@@ -375,6 +379,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       Effect.forEach(items, (item) => Effect.result(applyTraced(item.request, item.traceHeaders))),
     ...makeKeys(serial),
     relayBatch,
+    outboxCommitted: bell.wait,
     listDueHolds,
     totalBalance: Effect.sync(() => [...wallets.values()].reduce((sum, wallet) => sum + wallet.balance, 0n)),
     outboxBacklog: Effect.sync(() => ({ pending: outbox.filter((message) => !message.sent).length, oldestSeconds: 0 })),

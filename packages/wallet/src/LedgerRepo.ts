@@ -7,7 +7,7 @@
  * `LedgerRows`. `layerMemory` keeps the same contract in memory for fast tests.
  */
 import { Config, Context, Effect, Layer } from "effect"
-import type { Result } from "effect"
+import type { Duration, Result } from "effect"
 import type { Currency, Errors, Ids, Ledger as LedgerContract } from "@walletun/domain"
 import type * as Ledger from "./Ledger.ts"
 import * as LedgerApply from "./LedgerApply.ts"
@@ -15,6 +15,7 @@ import * as LedgerKeys from "./LedgerKeys.ts"
 import * as LedgerMemory from "./LedgerMemory.ts"
 import * as LedgerOutbox from "./LedgerOutbox.ts"
 import * as LedgerReads from "./LedgerReads.ts"
+import * as OutboxBell from "./OutboxBell.ts"
 import type {
   BatchItem,
   ClaimAnswer,
@@ -86,6 +87,13 @@ export class LedgerRepo extends Context.Service<
       publish: (messages: ReadonlyArray<OutboxMessage>) => Effect.Effect<A, E, R>,
     ): Effect.Effect<number, E | LedgerUnavailable, R>
     /**
+     * The relay's doorbell: returns at once if this repo has committed an apply (so, outbox
+     * messages) since the last call returned, else when it next commits one, or after `timeout`.
+     * Messages committed by another process (a second wallet instance) ring only there: the
+     * timeout is the relay's poll for them.
+     */
+    outboxCommitted(timeout: Duration.Duration): Effect.Effect<void>
+    /**
      * The holds still held whose expiry is at or before `beforeMs`, oldest expiry first (then by
      * id), at most `limit`: the expiry schedule.
      */
@@ -108,11 +116,13 @@ export class LedgerRepo extends Context.Service<
     Effect.gen(function* () {
       // How many grouped ledger transactions (and grouped key claims) run at once.
       const batches = yield* Config.Int("WALLET_APPLY_BATCHES").pipe(Config.withDefault(2))
+      const bell = yield* OutboxBell.make
       return LedgerRepo.of({
         ...(yield* LedgerReads.make),
-        ...(yield* LedgerApply.make(batches)),
+        ...(yield* LedgerApply.make(batches, bell.ring)),
         ...(yield* LedgerKeys.make(batches)),
         ...(yield* LedgerOutbox.make),
+        outboxCommitted: bell.wait,
       })
     }),
   )

@@ -17,7 +17,12 @@ import type { OutboxMessage } from "./LedgerRepo.ts"
 export const exchange = Events.walletEventsExchange
 
 const batchSize = 200
-const idlePoll = Duration.millis(50)
+/**
+ * How long the idle relay waits for its repo's doorbell (`LedgerRepo.outboxCommitted`) before it
+ * looks anyway: for messages another wallet instance committed and could not send (it stopped).
+ * This instance's own commits wake it at once.
+ */
+export const idlePoll = Duration.seconds(1)
 const drainDeadline = Duration.seconds(5)
 
 export const layer = Layer.effectDiscard(
@@ -56,7 +61,7 @@ export const layer = Layer.effectDiscard(
         { concurrency: "unbounded", discard: true },
       )
 
-    // The relay's own statements are no one's request: untraced, or every idle poll (each 50 ms)
+    // The relay's own statements are no one's request: untraced, or every idle poll (each second)
     // would be a trace of its own. Each publish is traced again, in the trace of the apply that
     // wrote its event.
     const relayOnce = repo
@@ -75,7 +80,7 @@ export const layer = Layer.effectDiscard(
               Effect.fail("relay failed" as const),
             ),
       ),
-      Effect.flatMap((sent) => (sent < batchSize ? Effect.sleep(idlePoll) : Effect.void)),
+      Effect.flatMap((sent) => (sent < batchSize ? repo.outboxCommitted(idlePoll) : Effect.void)),
       Effect.retry({
         schedule: Schedule.min([Schedule.exponential(Duration.millis(100)), Schedule.spaced(Duration.seconds(5))]),
       }),

@@ -8,7 +8,7 @@
  */
 import { assert, describe } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Clock, Effect, Exit } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber } from "effect"
 import { Ids } from "@walletun/domain"
 import type { Currency, Money } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
@@ -760,6 +760,28 @@ export const contract = (it: Vitest.MethodsNonLive<LedgerRepo>) => {
         )
         assert.deepStrictEqual(yield* relayed(10), [])
       }),
+    )
+
+    it.effect(
+      "the relay's doorbell: a wait returns when an apply commits, and at once for a commit made before it",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* LedgerRepo
+          const wallet = yield* open()
+          // Rung by this apply (or earlier cases): heard at once, so the bell is quiet after it.
+          yield* apply(yield* deposit(wallet, 1n))
+          yield* repo.outboxCommitted(Duration.hours(1))
+          const waiting = yield* Effect.forkChild(repo.outboxCommitted(Duration.hours(1)))
+          for (let i = 0; i < 20; i++) yield* Effect.yieldNow
+          assert.isUndefined(waiting.pollUnsafe(), "the wait returned with no commit and no timeout")
+          yield* apply(yield* deposit(wallet, 2n))
+          // Without the ring, this waits an hour: the case fails on its timeout.
+          yield* Fiber.join(waiting)
+          // A commit while no one waits is heard by the next wait.
+          yield* apply(yield* deposit(wallet, 3n))
+          yield* repo.outboxCommitted(Duration.hours(1))
+          yield* drainOutbox
+        }),
     )
 
     it.effect("a batch whose publish fails stays unsent, and goes out with the next batch", () =>
