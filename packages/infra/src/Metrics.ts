@@ -61,6 +61,16 @@ export const transactionsFinal = Metric.counter("walletun_transactions_final_tot
   incremental: true,
 })
 
+/**
+ * From the ledger's decision (the outcome event's own time) to the outcome consumer's record of it,
+ * by status: the outbox relay's wait, the confirmed publish, the broker, the consumer and the
+ * status write. On one machine's clock; across machines it carries their clocks' skew.
+ */
+export const outcomeRecordLag = Metric.histogram("walletun_outcome_record_lag_seconds", {
+  description: "Seconds from the ledger's decision to its status recorded by the outcome consumer, by status",
+  boundaries: [0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+})
+
 /** Outbox rows not yet published. */
 export const outboxPending = Metric.gauge("walletun_outbox_pending", {
   description: "Outbox rows not yet published to the broker",

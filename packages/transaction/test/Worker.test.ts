@@ -1,8 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, DateTime, Duration, Effect, Fiber, Layer, Option, Ref } from "effect"
+import { Clock, DateTime, Duration, Effect, Fiber, Layer, Metric, Option, Ref } from "effect"
+import { TestClock } from "effect/testing"
 import { Events } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
 import { MessageSeal } from "@walletun/infra"
+import * as Metrics from "@walletun/infra/Metrics"
 import * as Broker from "../src/Broker.ts"
 import * as Outcomes from "../src/consumers/Outcomes.ts"
 import * as Worker from "../src/consumers/Worker.ts"
@@ -314,6 +316,30 @@ describe("outcome consumer", () => {
         )
         // Final transactions leave the reconciler's index.
         assert.deepStrictEqual(yield* repo.unfinished("ffffffff", 10), [])
+      }),
+    ),
+  )
+
+  it.effect("the time from the ledger's decision to the record is measured, by status", () =>
+    fresh(
+      Effect.gen(function* () {
+        const tx = yield* accepted
+        const handle = yield* Outcomes.makeHandler
+        const lag = Metric.value(Metric.withAttributes(Metrics.outcomeRecordLag, { status: "COMPLETED" }))
+        const before = yield* lag
+        const completedAt = yield* DateTime.now
+        // The event reaches the consumer 250 ms after the ledger decided it.
+        yield* TestClock.adjust(Duration.millis(250))
+        const completed = new Events.TransactionCompleted({
+          transactionId: tx.id,
+          entries: [],
+          completedAt,
+          userId: tx.userId,
+        })
+        assert.deepStrictEqual(yield* handle(yield* messageOf(completed)), { _tag: "Ack" })
+        const after = yield* lag
+        assert.strictEqual(after.count - before.count, 1)
+        assert.closeTo(after.sum - before.sum, 0.25, 1e-9)
       }),
     ),
   )

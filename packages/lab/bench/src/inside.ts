@@ -2,9 +2,11 @@
  * Where an accept waits, as the services themselves measured it over the sending window: the
  * latency of the accept route in the gateway and in the transaction service
  * (`walletun_http_request_duration_seconds`), of each service's calls to the servers behind it
- * (CQL requests by kind, gRPC calls by method, confirmed publishes by exchange), and how late each
- * service's event loop ran (`walletun_event_loop_lag_seconds`), from their /metrics before and
- * after. A gateway's p99 far
+ * (CQL requests by kind, gRPC calls by method, confirmed publishes by exchange), the time from the
+ * ledger's decision to the outcome consumer's record of it, by status
+ * (`walletun_outcome_record_lag_seconds`: what "accept to settled", stamped at the decision, does
+ * not show), and how late each service's event loop ran (`walletun_event_loop_lag_seconds`), from
+ * their /metrics before and after. A gateway's p99 far
  * above the transaction service's is time spent in the gateway or between them; an event loop's
  * lag is time in which its process could answer nothing. The histogram arithmetic is pure (tested
  * in bench/test/inside.test.ts); the reading is the Effect at the end.
@@ -106,6 +108,8 @@ const callHistograms = [
   { name: "walletun_cql_request_duration_seconds", label: "kind", word: "cql" },
   { name: "walletun_grpc_call_duration_seconds", label: "method", word: "grpc" },
   { name: "walletun_message_publish_duration_seconds", label: "exchange", word: "publish" },
+  // Not a call: the time from the ledger's decision to the outcome consumer's record of it.
+  { name: "walletun_outcome_record_lag_seconds", label: "status", word: "decided to recorded" },
 ] as const
 const httpDuration = "walletun_http_request_duration_seconds"
 const eventLoopLag = "walletun_event_loop_lag_seconds"

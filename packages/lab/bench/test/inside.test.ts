@@ -24,6 +24,11 @@ const text = (accept: ReadonlyArray<number>, lag: ReadonlyArray<number>) =>
     `walletun_cql_request_duration_seconds_count{kind="batch"} ${lag[3]}`,
     // A kind with nothing in the window is left out.
     'walletun_cql_request_duration_seconds_count{kind="lwt"} 0',
+    // The outcome consumer's lag from decision to record, by status (the accept's counts here).
+    ...[0.01, 0.1, 1].map(
+      (le, index) => `walletun_outcome_record_lag_seconds_bucket{status="COMPLETED",le="${le}"} ${accept[index]}`,
+    ),
+    `walletun_outcome_record_lag_seconds_count{status="COMPLETED"} ${accept[3]}`,
   ].join("\n")
 
 describe("inside the services", () => {
@@ -52,7 +57,10 @@ describe("inside the services", () => {
     // 1,100 samples, 20 of them later than 100 ms (5 of those past 1 s).
     assert.deepStrictEqual(figures.lag, { samples: 1100, p50: "5.5", p99: "640", over100ms: 20 })
     // The CQL batches' histogram (the same counts as the event loop's here), split by kind.
-    assert.deepStrictEqual(figures.calls, { "cql batch": { requests: 1100, p50: "5.5", p99: "640" } })
+    assert.deepStrictEqual(figures.calls, {
+      "cql batch": { requests: 1100, p50: "5.5", p99: "640" },
+      "decided to recorded COMPLETED": { requests: 100, p50: "10", p99: "910" },
+    })
     assert.deepStrictEqual(Inside.insideOf(before, before), { accept: null, calls: {}, lag: null })
   })
 
@@ -65,6 +73,7 @@ describe("inside the services", () => {
     assert.deepStrictEqual((lines[2] ?? "").split("\n"), [
       `  gateway       ${"5.0 / 9.9 (10)".padEnd(36)} 5.0 / 9.9, 0 of 100`,
       `      ${"cql batch".padEnd(44)} 5.0 / 9.9 (100)`,
+      `      ${"decided to recorded COMPLETED".padEnd(44)} 5.0 / 9.9 (10)`,
     ])
     assert.deepStrictEqual(Inside.lines(null), [])
   })

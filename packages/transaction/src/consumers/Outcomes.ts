@@ -5,10 +5,9 @@
  * recorded on the hold's own id). Idempotent: a duplicate outcome changes nothing, and the status
  * rows are monotonic, so a late PROCESSING cannot hide it, nor a late HELD a decision.
  */
-import { Effect, Metric, Option } from "effect"
+import { Clock, DateTime, Effect, Metric, Option } from "effect"
 import { Queues, Telemetry } from "@walletun/domain"
 import type { Events, Transaction } from "@walletun/domain"
-import type { DateTime } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
@@ -95,6 +94,8 @@ export const makeHandler = Effect.gen(function* () {
     yield* repo.recordStatus(parties, status, reason, at, decision)
     // Counts outcomes recorded: a duplicate event (a replayed apply) is counted again.
     yield* Metric.update(Metric.withAttributes(Metrics.transactionsFinal, { status, reason: reason ?? "none" }), 1)
+    const lagMillis = (yield* Clock.currentTimeMillis) - DateTime.toEpochMillis(at)
+    yield* Metric.update(Metric.withAttributes(Metrics.outcomeRecordLag, { status }), Math.max(0, lagMillis) / 1000)
   })
 
   return Effect.fn("Outcomes.handle")(function* (message: IncomingMessage) {
