@@ -28,6 +28,7 @@ PGUSER="${PGUSER:-postgres}"
 AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}"
 CQL_CONTACT_POINT="${CQL_CONTACT_POINT:-127.0.0.1:9042}"
 CASSANDRA_HEAP="${CASSANDRA_HEAP:-512M}"
+CASSANDRA_TIMER_SLACK_NS="${CASSANDRA_TIMER_SLACK_NS:-1000000}"
 # More JVM flags for a Cassandra node (the cluster adds its own); none for the single node.
 CASS_EXTRA_FLAGS=()
 DATABASES=(walletun_user walletun_wallet walletun_webhook)
@@ -318,7 +319,12 @@ cass_launch() {
     java.base/java.io java.base/java.lang.reflect java.base/java.lang java.base/java.util java.base/java.nio; do
     flags+=(--add-opens "$m=ALL-UNNAMED")
   done
-  setsid "$java" "${flags[@]}" -cp "$cass_lib/*" org.apache.cassandra.service.CassandraDaemon \
+  # Cassandra's shared request threads poll for work in sleeps of 10 us and up when idle, and under
+  # any load each wake-up costs CPU: a timer slack of CASSANDRA_TIMER_SLACK_NS (set on the launching
+  # shell, kept across exec and inherited by every thread) lets the kernel batch those wake-ups.
+  # Work handed to a thread still wakes it at once. The same pid is the JVM's (exec, no fork).
+  setsid bash -c 'echo "$0" >/proc/self/timerslack_ns 2>/dev/null || true; exec "$@"' \
+    "$CASSANDRA_TIMER_SLACK_NS" "$java" "${flags[@]}" -cp "$cass_lib/*" org.apache.cassandra.service.CassandraDaemon \
     </dev/null >"$logdir/stdout.log" 2>&1 &
   echo $! >"$pidfile"
   echo $!
