@@ -28,7 +28,7 @@ PGUSER="${PGUSER:-postgres}"
 AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}"
 CQL_CONTACT_POINT="${CQL_CONTACT_POINT:-127.0.0.1:9042}"
 CASSANDRA_HEAP="${CASSANDRA_HEAP:-512M}"
-CASSANDRA_TIMER_SLACK_NS="${CASSANDRA_TIMER_SLACK_NS:-1000000}"
+CASSANDRA_TIMER_SLACK_NS="${CASSANDRA_TIMER_SLACK_NS:-5000000}"
 # More JVM flags for a Cassandra node (the cluster adds its own); none for the single node.
 CASS_EXTRA_FLAGS=()
 DATABASES=(walletun_user walletun_wallet walletun_webhook)
