@@ -24,16 +24,15 @@ export const make = Effect.gen(function* () {
     sql
       .withTransaction(
         Effect.gen(function* () {
-          // SKIP LOCKED: a second relay takes other rows instead of waiting or sending twice.
+          // Taken and marked sent in one statement; if the publish fails, the transaction rolls
+          // back and they are unsent again. SKIP LOCKED: a second relay takes other rows instead
+          // of waiting or sending twice. RETURNING has no order: the rows go out in id order.
           const rows = yield* sql`
-            SELECT id, routing_key, message_id, payload, headers FROM outbox
-            WHERE sent_at IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED`.pipe(Effect.flatMap(decodeOutbox))
+            UPDATE outbox SET sent_at = now() WHERE id IN (
+              SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED
+            ) RETURNING id, routing_key, message_id, payload, headers`.pipe(Effect.flatMap(decodeOutbox))
           if (rows.length === 0) return 0
-          yield* publish(rows)
-          yield* sql`UPDATE outbox SET sent_at = now() WHERE ${sql.in(
-            "id",
-            rows.map((row) => row.id),
-          )}`
+          yield* publish(rows.toSorted((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
           return rows.length
         }),
       )

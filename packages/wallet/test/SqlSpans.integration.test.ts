@@ -80,7 +80,7 @@ layer(Wallet, { excludeTestServices: true, timeout: 60_000 })("the wallet's SQL 
             }).pipe(Effect.withSpan("test.request")),
           { concurrency: "unbounded" },
         )
-        // The relay sends the outcome events (it polls every 50 ms), and the backlog is sampled.
+        // The relay sends the outcome events (each apply's commit wakes it), and the backlog is sampled.
         yield* Effect.sleep("500 millis")
 
         const sql = recorder.spans.filter(isSql(database))
@@ -99,7 +99,7 @@ layer(Wallet, { excludeTestServices: true, timeout: 60_000 })("the wallet's SQL 
           const size = Number(batch.attributes.get("walletun.batch.size"))
           assert.strictEqual(batch.links.length, size - 1)
         }
-        // The relay's polls (idle ones included, every 50 ms) are no one's request and start no trace;
+        // The relay's looks at the outbox (idle ones included) are no one's request and start no trace;
         // each event it sends is traced in the trace of the request whose apply wrote it.
         assert.deepStrictEqual(
           recorder.spans.filter((span) => span.name === "LedgerRepo.relayBatch").map((span) => span.traceId),
