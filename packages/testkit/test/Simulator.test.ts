@@ -38,8 +38,8 @@ const firstCatch = (bug: Simulator.Bug) =>
 describe("the simulator", () => {
   it.live("replays a seed bit for bit: the same trace and digest; another seed differs", () =>
     Effect.gen(function* () {
-      const first = yield* Simulator.run({ seed: 7, steps: 100 })
-      const again = yield* Simulator.run({ seed: 7, steps: 100 })
+      const first = yield* Simulator.run({ seed: 1, steps: 100 })
+      const again = yield* Simulator.run({ seed: 1, steps: 100 })
       assert.deepStrictEqual(again.trace, first.trace)
       assert.strictEqual(again.digest, first.digest)
       // The run did something worth replaying: requests settled and faults were injected.
@@ -48,7 +48,7 @@ describe("the simulator", () => {
         [...first.faults.values()].reduce((sum, n) => sum + n, 0),
         10,
       )
-      const other = yield* Simulator.run({ seed: 8, steps: 100 })
+      const other = yield* Simulator.run({ seed: 2, steps: 100 })
       assert.notStrictEqual(other.digest, first.digest)
     }),
   )
