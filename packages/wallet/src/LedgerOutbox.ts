@@ -2,7 +2,7 @@
  * The outbox's side for the relay: the unsent messages, taken and marked sent in one transaction,
  * and the backlog the relay's metrics report. Apply writes the messages (`LedgerApply`).
  */
-import { Effect, Schema } from "effect"
+import { Effect, Order, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import { connectionDefects, decodeFirst, decodeOutbox, unavailable } from "./LedgerRows.ts"
@@ -12,6 +12,9 @@ const decodeBacklog = decodeFirst(Schema.Struct({ pending: Schema.Number, oldest
   pending: 0,
   oldest: 0,
 })
+
+/** Outbox messages in id order, the order they were written in. */
+const byId = Order.mapInput(Order.BigInt, (message: OutboxMessage) => message.id)
 
 /** The relay's statements, bound to the `SqlClient` of the wallet database. */
 export const make = Effect.gen(function* () {
@@ -32,7 +35,7 @@ export const make = Effect.gen(function* () {
               SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED
             ) RETURNING id, routing_key, message_id, payload, headers`.pipe(Effect.flatMap(decodeOutbox))
           if (rows.length === 0) return 0
-          yield* publish(rows.toSorted((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
+          yield* publish(rows.toSorted(byId))
           return rows.length
         }),
       )

@@ -22,7 +22,7 @@ const batchSize = 200
  * looks anyway: for messages another wallet instance committed and could not send (it stopped).
  * This instance's own commits wake it at once.
  */
-export const idlePoll = Duration.seconds(1)
+const idlePoll = Duration.seconds(1)
 const drainDeadline = Duration.seconds(5)
 
 export const layer = Layer.effectDiscard(
