@@ -6,6 +6,7 @@
  * (or `unmatched`), so the series stay few whatever paths clients send.
  */
 import { performance } from "node:perf_hooks"
+import { getHeapSpaceStatistics } from "node:v8"
 import { Cause, Clock, Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
@@ -233,9 +234,47 @@ const lagSampler = Layer.effectDiscard(
 /** The HTTP request metrics of a service's router, and the event loop's lag, without the `/metrics` route. */
 export const middleware = Layer.merge(httpMetrics, lagSampler)
 
-/** The Prometheus text of every metric of this process, as `GET /metrics` serves it. */
-export const exposition = Effect.map(PrometheusMetrics.format(), (body) =>
-  HttpServerResponse.text(body, { contentType: "text/plain; version=0.0.4; charset=utf-8" }),
+/**
+ * The process's memory by kind, in bytes, as `process.memoryUsage()` gives it when `/metrics` is
+ * read: `rss` (what the kernel counts), `heap_total` and `heap_used` (V8's JavaScript heap),
+ * `external` (memory outside the heap that JavaScript objects hold) and `array_buffers` (the part of
+ * `external` that is Buffers and ArrayBuffers: sockets' and drivers' bytes).
+ */
+export const processMemory = Metric.gauge("walletun_process_memory_bytes", {
+  description: "The process's memory in bytes, by kind (rss, heap_total, heap_used, external, array_buffers)",
+})
+
+/**
+ * Each V8 heap space's memory, in bytes, when `/metrics` is read: `physical` (resident, what it adds
+ * to RSS) and `used` (live objects and garbage not yet collected). Spaces are V8's own few names
+ * (`new_space`, `old_space`, `code_space`, `large_object_space`, …), so the series stay few.
+ */
+export const heapSpace = Metric.gauge("walletun_v8_heap_space_bytes", {
+  description: "Each V8 heap space's memory in bytes, by space and kind (physical, used)",
+})
+
+/** Samples `processMemory` and `heapSpace` now (each `/metrics` read does, before it formats). */
+export const sampleMemory = Effect.suspend(() => {
+  const usage = process.memoryUsage()
+  const updates: Array<Effect.Effect<void>> = [
+    Metric.update(labelled(processMemory, { kind: "rss" }), usage.rss),
+    Metric.update(labelled(processMemory, { kind: "heap_total" }), usage.heapTotal),
+    Metric.update(labelled(processMemory, { kind: "heap_used" }), usage.heapUsed),
+    Metric.update(labelled(processMemory, { kind: "external" }), usage.external),
+    Metric.update(labelled(processMemory, { kind: "array_buffers" }), usage.arrayBuffers),
+  ]
+  for (const space of getHeapSpaceStatistics()) {
+    updates.push(
+      Metric.update(labelled(heapSpace, { space: space.space_name, kind: "physical" }), space.physical_space_size),
+      Metric.update(labelled(heapSpace, { space: space.space_name, kind: "used" }), space.space_used_size),
+    )
+  }
+  return Effect.all(updates, { discard: true })
+})
+
+/** The Prometheus text of every metric of this process, as `GET /metrics` serves it (memory sampled first). */
+export const exposition = Effect.andThen(sampleMemory, PrometheusMetrics.format()).pipe(
+  Effect.map((body) => HttpServerResponse.text(body, { contentType: "text/plain; version=0.0.4; charset=utf-8" })),
 )
 
 /** `GET /metrics`, the HTTP request metrics and the event loop's lag, for a service's router. */

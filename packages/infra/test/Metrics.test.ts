@@ -17,6 +17,10 @@ const get = (path: string) =>
 const seriesOf = (text: string) =>
   text.split("\n").filter((line) => line.startsWith("walletun_http_requests_total{")).length
 
+/** A `walletun_process_memory_bytes` gauge's value in a /metrics text. */
+const memory = (text: string, kind: string) =>
+  Number(new RegExp(`^walletun_process_memory_bytes\\{kind="${kind}"\\} (\\S+)$`, "m").exec(text)?.[1])
+
 describe("Metrics", () => {
   it.live("serves Prometheus text with request counts and latency per route and status", () =>
     Effect.gen(function* () {
@@ -55,6 +59,22 @@ describe("Metrics", () => {
       // One new series: the made-up method, as `other`, on `unmatched`, 404.
       assert.strictEqual(seriesOf(text) - before, 1)
       assert.match(text, /walletun_http_requests_total\{method="other",route="unmatched",status="404"\} 250/)
+    }),
+  )
+
+  it.live("samples the process's memory at each read: a 32 MiB buffer shows in array_buffers and external", () =>
+    Effect.gen(function* () {
+      const before = yield* get("/metrics")
+      const held = Buffer.alloc(32 * 1024 * 1024, 1)
+      const after = yield* get("/metrics")
+      assert.isAtLeast(memory(after, "array_buffers") - memory(before, "array_buffers"), held.length, after)
+      assert.isAtLeast(memory(after, "external") - memory(before, "external"), held.length)
+      assert.isAbove(memory(after, "rss"), memory(after, "heap_total"))
+      assert.isAtMost(memory(after, "heap_used"), memory(after, "heap_total"))
+      // Each V8 space, resident and used: the new space is where short-lived objects live.
+      assert.match(after, /^walletun_v8_heap_space_bytes\{space="new_space",kind="physical"\} [1-9]/m)
+      assert.match(after, /^walletun_v8_heap_space_bytes\{space="old_space",kind="used"\} [1-9]/m)
+      assert.strictEqual(held[held.length - 1], 1)
     }),
   )
 

@@ -21,6 +21,7 @@ import * as path from "node:path"
 import { Service } from "@walletun/infra"
 import { Runner } from "@walletun/ops"
 import * as Api from "./src/api.ts"
+import * as Heap from "./src/heap.ts"
 import * as Inside from "./src/inside.ts"
 import * as LedgerSql from "./src/ledgerSql.ts"
 import * as Report from "./src/report.ts"
@@ -473,14 +474,18 @@ const driveWindow = <E, R>(
     const countersBefore = yield* readCounters
     const insideBefore = yield* readInside
     const rssAtStart = yield* System.rssMiB(system.pidFile)
-    // Each service's RSS at the end of each minute of sending: whether it levels off (issue 13's
-    // "no growth between minute 1 and minute 10").
+    // Each service's RSS and heap at the end of each minute of sending: whether it levels off
+    // (issue 13's "no growth between minute 1 and minute 10"), and if not, in what.
     const rssMinutes: Array<Record<string, number | null>> = []
+    const heapMinutes: Array<Record<string, Heap.Heap | null>> = []
     const minutes = yield* Effect.forkScoped(
       Effect.forever(
         Effect.sleep(Duration.minutes(1)).pipe(
-          Effect.andThen(System.rssMiB(system.pidFile)),
-          Effect.map((reading) => rssMinutes.push(reading)),
+          Effect.andThen(Effect.all([System.rssMiB(system.pidFile), readInside])),
+          Effect.map(([rss, metrics]) => {
+            rssMinutes.push(rss)
+            heapMinutes.push(Heap.heapsOf(metrics))
+          }),
         ),
       ),
     )
@@ -500,7 +505,8 @@ const driveWindow = <E, R>(
     ).pipe(Effect.ensuring(Effect.sync(() => (state.driveDone = true))))
     const cpuAfter = yield* Usage.snapshot(System.servicePids(system.pidFile))
     const driveSeconds = (performance.now() - driveStarted) / 1000
-    const inside = Inside.between(insideBefore, yield* readInside)
+    const insideAfter = yield* readInside
+    const inside = Inside.between(insideBefore, insideAfter)
     const driveEndMs = yield* Clock.currentTimeMillis
     const rssAtEnd = yield* System.rssMiB(system.pidFile)
     yield* Fiber.interrupt(minutes)
@@ -517,6 +523,7 @@ const driveWindow = <E, R>(
       countersBefore,
       inside,
       rssMiB: { start: rssAtStart, end: rssAtEnd, minutes: rssMinutes },
+      heapMiB: { start: Heap.heapsOf(insideBefore), end: Heap.heapsOf(insideAfter), minutes: heapMinutes },
       cpu: { before: cpuBefore, after: cpuAfter },
     }
   })
@@ -588,6 +595,7 @@ const measureRun = (settings: Settings, run: string) =>
       driveEndMs: window.driveEndMs,
       peakRssMiB,
       rssMiB: window.rssMiB,
+      heapMiB: window.heapMiB,
       inside: window.inside,
       cpu: { ...window.cpu, ticksPerSecond },
       counters: { before: window.countersBefore, after: countersAfter, seconds: countsSeconds },
@@ -770,6 +778,7 @@ const resultsOf = (
     errors: Object.fromEntries([...state.errors].toSorted((a, b) => b[1] - a[1])),
     peakRssMiB: measured.peakRssMiB,
     rssMiB: measured.rssMiB,
+    heapMiB: measured.heapMiB,
     ...usageFigures(measured, final),
     postgres,
     webhooks: measured.webhooks,

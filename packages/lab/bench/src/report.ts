@@ -3,6 +3,7 @@
  * latency chart (written by hand, no dependency).
  */
 import type { CpuUsage, Group, WindowCounts } from "./usage.ts"
+import * as Heap from "./heap.ts"
 import * as Inside from "./inside.ts"
 
 /** Latency percentiles of one series, in milliseconds. */
@@ -99,6 +100,15 @@ export interface Results {
     readonly end: Record<string, number | null>
     /** At the end of each whole minute of sending. */
     readonly minutes: ReadonlyArray<Record<string, number | null>>
+  }
+  /**
+   * Each service's heap (its /metrics) at the start and the end of the sending window and at the end
+   * of each whole minute; absent in results written before the services had memory gauges.
+   */
+  readonly heapMiB?: {
+    readonly start: Record<string, Heap.Heap | null>
+    readonly end: Record<string, Heap.Heap | null>
+    readonly minutes: ReadonlyArray<Record<string, Heap.Heap | null>>
   }
   /** CPU by process over the sending window, per transfer settled in it (`accepted`: the 202s in it). */
   readonly cpu: CpuUsage & { readonly accepted: number }
@@ -225,6 +235,14 @@ export const memoryLines = (r: Results): Array<string> => {
       .map((name) => `${name} ${mib(r.rssMiB.start[name])} → ${mib(r.rssMiB.end[name])}`)
       .join(", ")}`,
   ]
+  const heap = r.heapMiB
+  if (heap !== undefined) {
+    lines.push(
+      `JS heap, used/total MiB, at the start → end of sending: ${services
+        .map((name) => `${name} ${Heap.usedOfTotal(heap.start[name])} → ${Heap.usedOfTotal(heap.end[name])}`)
+        .join(", ")}`,
+    )
+  }
   if (minutes.length < 2) return lines
   return [
     ...lines,
@@ -235,6 +253,12 @@ export const memoryLines = (r: Results): Array<string> => {
       (name) =>
         `  ${name.padEnd(12)} each minute: ${minutes.map((minute) => (minute[name] == null ? "?" : Math.round(minute[name]))).join(" ")}`,
     ),
+    ...(heap === undefined || heap.minutes.length < 2
+      ? []
+      : services.map(
+          (name) =>
+            `  ${name.padEnd(12)} heap used/total each minute: ${heap.minutes.map((minute) => Heap.usedOfTotal(minute[name])).join(" ")}`,
+        )),
   ]
 }
 

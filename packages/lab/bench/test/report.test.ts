@@ -8,6 +8,14 @@ const run = (minutes: ReadonlyArray<Record<string, number | null>>) =>
     rssMiB: { start: { wallet: 140, transaction: 146 }, end: { wallet: 172, transaction: 220 }, minutes },
   }) as unknown as Results
 
+const heap = (usedMiB: number, totalMiB: number) => ({
+  usedMiB,
+  totalMiB,
+  externalMiB: 3,
+  newSpaceMiB: 16,
+  oldSpaceMiB: totalMiB - 20,
+})
+
 describe("report: memory", () => {
   it("prints each minute's RSS for a run of two minutes or more", () => {
     const lines = memoryLines(
@@ -23,6 +31,30 @@ describe("report: memory", () => {
       "RSS at minute 1, 3 and the end of sending: wallet 164 MiB → 171 MiB → 172 MiB, transaction 203 MiB → unknown → 220 MiB",
       "  wallet       each minute: 164 171 171",
       "  transaction  each minute: 203 225 ?",
+    ])
+  })
+
+  it("prints each service's heap, used of committed, at the start, the end and each minute", () => {
+    const lines = memoryLines({
+      ...run([
+        { wallet: 164.4, transaction: 203.2 },
+        { wallet: 171, transaction: 225.1 },
+      ]),
+      heapMiB: {
+        start: { wallet: heap(40.2, 70), transaction: heap(50, 80) },
+        end: { wallet: heap(45, 72.6), transaction: null },
+        minutes: [
+          { wallet: heap(44, 71), transaction: heap(61.4, 98) },
+          { wallet: heap(45, 72), transaction: heap(62.6, 120.2) },
+        ],
+      },
+    })
+    assert.deepStrictEqual(lines.slice(2, 3), [
+      "JS heap, used/total MiB, at the start → end of sending: wallet 40/70 → 45/73, transaction 50/80 → ?",
+    ])
+    assert.deepStrictEqual(lines.slice(-2), [
+      "  wallet       heap used/total each minute: 44/71 45/72",
+      "  transaction  heap used/total each minute: 61/98 63/120",
     ])
   })
 
