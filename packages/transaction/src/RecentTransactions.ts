@@ -8,9 +8,12 @@
  *
  * What is kept is the transaction as accepted, `PENDING`: the webhook service sets the status,
  * reason, amounts and `updatedAt` from the event it is about. Holds are not kept (their later
- * amounts, `heldAmount` and `capturedAmount`, are read from the store). The oldest go first beyond
- * `TRANSACTION_LOOKUP_CACHE` entries (default 20,000: 10-20 MiB of the service's RSS, measured in
- * packages/lab/bench/README.md, seventh session; 0 keeps none). Another
+ * amounts, `heldAmount` and `capturedAmount`, are read from the store). A transaction leaves once
+ * looked up: the webhook service looks each one up once, when it records the deliveries of its
+ * outcome, so what stays is what nobody subscribes to, and a second lookup (an event delivered
+ * again) reads the store. The oldest go first beyond `TRANSACTION_LOOKUP_CACHE` entries (default
+ * 5,000, about 3.5 MiB of heap at some 700 bytes a transfer; 20,000 held 14 MiB, a tenth of the
+ * service's JavaScript heap, packages/lab/bench/README.md, tenth session; 0 keeps none). Another
  * instance, or this one after a restart, reads the store instead.
  */
 import { Config, Context, Effect, Layer, Schema } from "effect"
@@ -19,18 +22,18 @@ import { setBounded } from "@walletun/infra/BoundedMap"
 import type { StoredTransaction } from "./repo/Stored.ts"
 
 /** The default bound of `TRANSACTION_LOOKUP_CACHE`. */
-export const defaultSize = 20_000
+export const defaultSize = 5_000
 
 export class RecentTransactions extends Context.Service<
   RecentTransactions,
   {
     /** Keeps a transaction just stored as accepted (not a hold). */
     readonly remember: (tx: StoredTransaction) => void
-    /** The transaction as accepted, if this process accepted it lately. */
-    readonly recall: (id: Ids.TransactionId) => StoredTransaction | undefined
+    /** The transaction as accepted, if this process accepted it lately and nobody took it since; it leaves. */
+    readonly take: (id: Ids.TransactionId) => StoredTransaction | undefined
   }
 >()("@walletun/transaction/RecentTransactions") {
-  /** At most `TRANSACTION_LOOKUP_CACHE` entries (default 20,000). */
+  /** At most `TRANSACTION_LOOKUP_CACHE` entries (default 5,000). */
   static readonly layer = Layer.effect(
     RecentTransactions,
     Effect.gen(function* () {
@@ -50,6 +53,10 @@ export const make = (size: number): RecentTransactions["Service"] => {
     remember: (tx) => {
       if (tx.type !== "hold") setBounded(kept, tx.id, tx, size)
     },
-    recall: (id) => kept.get(id),
+    take: (id) => {
+      const tx = kept.get(id)
+      kept.delete(id)
+      return tx
+    },
   })
 }

@@ -27,19 +27,21 @@ const accepted = (type: StoredTransaction["type"]): StoredTransaction => {
 }
 
 describe("RecentTransactions", () => {
-  it("recalls what it was told, as it was told, and nothing else", () => {
+  it("gives back what it was told, as it was told, once, and nothing else", () => {
     const recent = RecentTransactions.make(10)
     const deposit = accepted("deposit")
     recent.remember(deposit)
-    assert.strictEqual(recent.recall(deposit.id), deposit)
-    assert.isUndefined(recent.recall(accepted("deposit").id))
+    assert.strictEqual(recent.take(deposit.id), deposit)
+    // Taken: a second lookup of it reads the store.
+    assert.isUndefined(recent.take(deposit.id))
+    assert.isUndefined(recent.take(accepted("deposit").id))
   })
 
   it("keeps no hold: its later amounts are read from the store", () => {
     const recent = RecentTransactions.make(10)
     const hold = accepted("hold")
     recent.remember(hold)
-    assert.isUndefined(recent.recall(hold.id))
+    assert.isUndefined(recent.take(hold.id))
   })
 
   it("drops the oldest beyond its bound, and keeps nothing with a bound of 0", () => {
@@ -47,11 +49,11 @@ describe("RecentTransactions", () => {
     const txs = [accepted("transfer"), accepted("withdrawal"), accepted("deposit"), accepted("transfer")]
     for (const tx of txs) recent.remember(tx)
     assert.deepStrictEqual(
-      txs.map((tx) => recent.recall(tx.id)?.id),
+      txs.map((tx) => recent.take(tx.id)?.id),
       [undefined, txs[1]!.id, txs[2]!.id, txs[3]!.id],
     )
     const none = RecentTransactions.make(0)
     none.remember(txs[0]!)
-    assert.isUndefined(none.recall(txs[0]!.id))
+    assert.isUndefined(none.take(txs[0]!.id))
   })
 })

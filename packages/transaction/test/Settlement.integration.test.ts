@@ -395,7 +395,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
     )
 
     it.effect(
-      "the internal lookup answers the webhook service only, with the transactions it holds (lately accepted ones from memory)",
+      "the internal lookup answers the webhook service only, with the transactions it holds (lately accepted ones from memory, once)",
       () =>
         Effect.gen(function* () {
           const { base } = yield* Suite
@@ -437,6 +437,15 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
             targetWalletId: other.walletId,
             description: "rent",
             failureReason: null,
+          })
+          // Looked up once, it has left memory: looked up again, it is read from the store, final.
+          const again = yield* lookup({ ids: [id] })
+          assert.strictEqual(again.status, 200)
+          assert.deepInclude((again.body["items"] as ReadonlyArray<Record<string, unknown>>)[0], {
+            id,
+            status: "COMPLETED",
+            amount: 120,
+            description: "rent",
           })
           // Not the gateway, not a caller without a token.
           for (const refused of [

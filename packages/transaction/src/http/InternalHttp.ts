@@ -7,8 +7,9 @@
  * Body `{ ids: TransactionId[] }` (1 to `maxLookupIds`); answer `200 { items: Transaction[] }`, one
  * per id found, in no particular order (an id the store does not hold is left out). The details
  * are current (they never change); the status may be older than the store's: a transaction this
- * process accepted lately is answered as accepted, from memory (`RecentTransactions`), and the
- * webhook service takes the status from the event it is about anyway.
+ * process accepted lately (and nobody looked up since) is answered as accepted, from memory
+ * (`RecentTransactions`, which it then leaves), and the webhook service takes the status from the
+ * event it is about anyway.
  */
 import { Effect, Layer, Result, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
@@ -49,7 +50,7 @@ const lookupIn = (repo: TransactionsRepo["Service"], recent: RecentTransactions[
     const kept: Array<StoredTransaction> = []
     const missed: Array<Ids.TransactionId> = []
     for (const id of new Set(body.success.ids)) {
-      const known = recent.recall(id)
+      const known = recent.take(id)
       if (known === undefined) missed.push(id)
       else kept.push(known)
     }
