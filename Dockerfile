@@ -29,7 +29,7 @@ COPY --from=deps /app/node_modules node_modules
 COPY package.json ./
 COPY proto proto
 COPY packages packages
-RUN node packages/lab/src/Build.ts && rm -r packages/lab/src
+RUN node packages/lab/src/Build.ts --no-bundle && rm -r packages/lab/src
 # The local CA and certificates for compose's one-shot `pki` service (docker-compose.yml); the
 # directory belongs to node so that the named volume mounted on it is writable by the service.
 COPY scripts/pki.ts scripts/pki.ts

@@ -14,16 +14,22 @@
  *   resolved through the package's own `exports`, so no custom condition or loader is needed.
  *
  * `ensure` builds what changed (by modification time, this file's included) and removes what no
- * longer has a source, once per process; `npm start`, the benches, the chaos run and the tests all
- * start services through `ServiceProcess.serviceMain`, which calls it, so `dist/` never lags the
- * sources. Tests of the code itself (vitest) and the type-check read `src/` as before.
+ * longer has a source, once per process, then bundles each service whose bundle is older than
+ * what it holds (`bundleStale`, `Bundle.ts`): a service process runs `packages/<service>/bundle/main.js`,
+ * its `dist/main.js` with everything it imports in one file, without comments, since V8 keeps every
+ * loaded module's source in the heap (16 MiB of the transaction service's 53 MiB live, before).
+ * `npm start`, the benches, the chaos run and the tests all start services through
+ * `ServiceProcess.serviceMain`, which calls it, so neither lags the sources. Tests of the code
+ * itself (vitest) and the type-check read `src/` as before.
  */
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as module from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
-const root = path.resolve(import.meta.dirname, "../../..")
+/** The repository's root. */
+export const root = path.resolve(import.meta.dirname, "../../..")
 
 /** The packages a service imports from; the workshop (`lab`) and the test kit never run in one. */
 export const productionPackages: ReadonlyArray<string> = [
@@ -92,6 +98,8 @@ export interface Built {
   readonly written: number
   readonly removed: number
   readonly files: number
+  /** The newest output's modification time (ms), to tell which bundles are older than what they hold. */
+  readonly newest: number
 }
 
 /**
@@ -103,6 +111,7 @@ export const build = (): Built => {
   let written = 0
   let removed = 0
   let files = 0
+  let newest = 0
   // A change to this file changes every output.
   const builder = mtime(fileURLToPath(import.meta.url)) ?? 0
   // Experimental in Node 24 (stable API, experimental label); it is asked for on purpose here.
@@ -119,12 +128,16 @@ export const build = (): Built => {
         const output = distOf(source)
         outputs.add(output)
         const built = mtime(output)
-        if (built !== undefined && built >= Math.max(mtime(source) ?? 0, builder)) continue
+        if (built !== undefined && built >= Math.max(mtime(source) ?? 0, builder)) {
+          newest = Math.max(newest, built)
+          continue
+        }
         const text = transform(fs.readFileSync(source, "utf8"), source)
         fs.mkdirSync(path.dirname(output), { recursive: true })
         const temporary = `${output}.${process.pid}.tmp`
         fs.writeFileSync(temporary, text)
         fs.renameSync(temporary, output)
+        newest = Math.max(newest, mtime(output) ?? 0)
         written++
       }
       if (!fs.existsSync(dist)) continue
@@ -139,19 +152,54 @@ export const build = (): Built => {
   } finally {
     process.emitWarning = emitWarning
   }
-  return { written, removed, files }
+  return { written, removed, files, newest }
+}
+
+/** The packages that run as service processes, each from its bundle. */
+export const services: ReadonlyArray<string> = ["user", "gateway", "transaction", "wallet", "webhook"]
+
+/** Where a service's bundle is (`packages/<service>/bundle/main.js`, written by `Bundle.ts`). */
+export const bundleOf = (service: string): string => {
+  if (!services.includes(service)) throw new Error(`${service} is not a service`)
+  return path.join(root, "packages", service, "bundle", "main.js")
+}
+
+/**
+ * Bundles the services whose bundle is older than the newest of `dist/`, the installed packages
+ * (`package-lock.json`, which `npm install` rewrites) and the two build files; returns the ones it
+ * bundled. In a child process, since rolldown's API is asynchronous (packages/lab/src/Bundle.ts).
+ */
+export const bundleStale = (built: Built): ReadonlyArray<string> => {
+  const bundler = path.join(root, "packages", "lab", "src", "Bundle.ts")
+  const inputs = Math.max(
+    built.newest,
+    mtime(path.join(root, "package-lock.json")) ?? 0,
+    mtime(fileURLToPath(import.meta.url)) ?? 0,
+    mtime(bundler) ?? 0,
+  )
+  const stale = services.filter((service) => (mtime(bundleOf(service)) ?? 0) < inputs)
+  if (stale.length > 0) execFileSync(process.execPath, [bundler, ...stale], { stdio: "inherit" })
+  return stale
 }
 
 let ensured: Built | undefined
 
-/** `build`, once per process. */
-export const ensure = (): Built => (ensured ??= build())
+/** `build`, then `bundleStale`, once per process. */
+export const ensure = (): Built => {
+  if (ensured !== undefined) return ensured
+  const built = build()
+  bundleStale(built)
+  ensured = built
+  return built
+}
 
 /** `node packages/lab/src/Build.ts`: builds, and says what it did. */
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const started = performance.now()
   const built = build()
+  // The container image installs no development packages (no bundler) and runs dist/ as it is.
+  const bundled = process.argv.includes("--no-bundle") ? [] : bundleStale(built)
   console.log(
-    `build: ${built.written} of ${built.files} files written, ${built.removed} removed, in ${Math.round(performance.now() - started)} ms (packages/*/dist)`,
+    `build: ${built.written} of ${built.files} files written, ${built.removed} removed, ${bundled.length} services bundled, in ${Math.round(performance.now() - started)} ms (packages/*/dist, packages/*/bundle)`,
   )
 }

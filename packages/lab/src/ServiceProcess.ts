@@ -24,12 +24,13 @@ export const orchestratorScript = path.join(import.meta.dirname, "start.ts")
 
 /**
  * The path of a service's entry point, as npm start, the tests and the benches run it: its
- * `main.ts` built to `dist/main.js` (`Build.ts`: the same code, without the type stripper's memory),
- * built first if it changed.
+ * `main.ts` built to `dist/main.js` (`Build.ts`: the same code, without the type stripper's memory)
+ * and bundled with what it imports into `bundle/main.js` (`Bundle.ts`: without the comments V8
+ * would keep), both first made again if anything in them changed.
  */
 export const serviceMain = (service: string): string => {
   Build.ensure()
-  return Build.distOf(path.join(root, "packages", service, "src", "main.ts"))
+  return Build.bundleOf(service)
 }
 
 /** The child did not become healthy in time, did not exit when told to, or the system did not start. */

@@ -102,3 +102,29 @@ describe("Build.build", () => {
     assert.strictEqual(output.trim(), `loaded ${modules.length}`)
   })
 })
+
+describe("Build.bundleStale", () => {
+  it("bundles each service into one file without comments that imports only Node's modules and native addons, beside its source map; a fresh bundle is left alone", () => {
+    Build.bundleStale(Build.build())
+    for (const service of Build.services) {
+      const bundle = Build.bundleOf(service)
+      const code = fs.readFileSync(bundle, "utf8")
+      const imported = [...code.matchAll(/^import\b[^"\n]*"([^"]+)"/gm)].map((match) => match[1]!)
+      assert.isNotEmpty(imported, service)
+      for (const specifier of imported) {
+        assert.isTrue(
+          specifier.startsWith("node:") || specifier === "@node-rs/argon2",
+          `${service} imports ${specifier}`,
+        )
+      }
+      assert.isTrue(fs.existsSync(`${bundle}.map`), service)
+      assert.include(code, "//# sourceMappingURL=main.js.map")
+    }
+    // effect's documentation stays out: V8 would keep it in every service's heap.
+    const transaction = fs.readFileSync(Build.bundleOf("transaction"), "utf8")
+    assert.notInclude(transaction, "Describes data shapes and how unknown input becomes trusted values")
+    assert.include(transaction, "Transactions.accept")
+    assert.deepStrictEqual(Build.bundleStale(Build.build()), [])
+    assert.throws(() => Build.bundleOf("lab"), /not a service/)
+  }, 120_000)
+})

@@ -108,12 +108,12 @@ describe("npm start (packages/lab/src/start.ts)", () => {
             `^${orchestrator.child.pid}\n${api}\nwallet \\d+\nuser \\d+\ntransaction \\d+\nwebhook \\d+\ngateway \\d+\n$`,
           ),
         )
-        // Each service runs its built JavaScript with V8's heap bounds and two malloc arenas.
+        // Each service runs its bundle (its built JavaScript in one file) with V8's heap bounds and two malloc arenas.
         for (const [name, pid] of ServiceProcess.servicePids(path.join(runDir, "start.pid"))) {
           const commandLine = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
           assert.includeMembers(commandLine, ["--max-semi-space-size=16", "--max-old-space-size=128"], name)
           assert.strictEqual(commandLine.at(-2), ServiceProcess.serviceMain(name), name)
-          assert.match(commandLine.at(-2) ?? "", /\/dist\/main\.js$/, name)
+          assert.match(commandLine.at(-2) ?? "", new RegExp(`/packages/${name}/bundle/main\\.js$`), name)
           const environment = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
           assert.include(environment, "MALLOC_ARENA_MAX=2", name)
         }
