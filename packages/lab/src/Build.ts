@@ -165,16 +165,16 @@ export const bundleOf = (service: string): string => {
 }
 
 /**
- * Bundles the services whose bundle is older than the newest of `dist/`, the installed packages
- * (`package-lock.json`, which `npm install` rewrites) and the two build files; returns the ones it
- * bundled. In a child process, since rolldown's API is asynchronous (packages/lab/src/Bundle.ts).
+ * Bundles the services whose bundle is older than the newest of `dist/` (which a change to this
+ * file rewrites whole), the installed packages (`package-lock.json`, which `npm install` rewrites)
+ * and the bundler; returns the ones it bundled. In a child process, since rolldown's API is
+ * asynchronous (packages/lab/src/Bundle.ts).
  */
 export const bundleStale = (built: Built): ReadonlyArray<string> => {
   const bundler = path.join(root, "packages", "lab", "src", "Bundle.ts")
   const inputs = Math.max(
     built.newest,
     mtime(path.join(root, "package-lock.json")) ?? 0,
-    mtime(fileURLToPath(import.meta.url)) ?? 0,
     mtime(bundler) ?? 0,
   )
   const stale = services.filter((service) => (mtime(bundleOf(service)) ?? 0) < inputs)

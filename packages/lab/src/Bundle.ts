@@ -54,8 +54,7 @@ export const bundle = async (service: string): Promise<void> => {
   } finally {
     await build.close()
   }
-  fs.mkdirSync(directory, { recursive: true })
-  // The map first, so a bundle never names a map that is not there yet.
+  // rolldown made `temporary`, and so `directory`. The map first, so a bundle never names a map that is not there yet.
   fs.renameSync(path.join(temporary, "main.js.map"), `${output}.map`)
   fs.renameSync(path.join(temporary, "main.js"), output)
   fs.rmSync(temporary, { recursive: true, force: true })

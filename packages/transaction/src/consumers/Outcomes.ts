@@ -93,9 +93,9 @@ export const makeHandler = Effect.gen(function* () {
     }
     yield* repo.recordStatus(parties, status, reason, at, decision)
     // Counts outcomes recorded: a duplicate event (a replayed apply) is counted again.
-    yield* Metric.update(Metric.withAttributes(Metrics.transactionsFinal, { status, reason: reason ?? "none" }), 1)
+    yield* Metric.update(Metrics.labelled(Metrics.transactionsFinal, { status, reason: reason ?? "none" }), 1)
     const lagMillis = (yield* Clock.currentTimeMillis) - DateTime.toEpochMillis(at)
-    yield* Metric.update(Metric.withAttributes(Metrics.outcomeRecordLag, { status }), Math.max(0, lagMillis) / 1000)
+    yield* Metric.update(Metrics.labelled(Metrics.outcomeRecordLag, { status }), Math.max(0, lagMillis) / 1000)
   })
 
   return Effect.fn("Outcomes.handle")(function* (message: IncomingMessage) {
