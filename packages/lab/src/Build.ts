@@ -172,11 +172,7 @@ export const bundleOf = (service: string): string => {
  */
 export const bundleStale = (built: Built): ReadonlyArray<string> => {
   const bundler = path.join(root, "packages", "lab", "src", "Bundle.ts")
-  const inputs = Math.max(
-    built.newest,
-    mtime(path.join(root, "package-lock.json")) ?? 0,
-    mtime(bundler) ?? 0,
-  )
+  const inputs = Math.max(built.newest, mtime(path.join(root, "package-lock.json")) ?? 0, mtime(bundler) ?? 0)
   const stale = services.filter((service) => (mtime(bundleOf(service)) ?? 0) < inputs)
   if (stale.length > 0) execFileSync(process.execPath, [bundler, ...stale], { stdio: "inherit" })
   return stale
