@@ -155,12 +155,12 @@ export const build = (): Built => {
   return { written, removed, files, newest }
 }
 
-/** The packages that run as service processes, each from its bundle. */
-export const services: ReadonlyArray<string> = ["user", "gateway", "transaction", "wallet", "webhook"]
+/** The packages that run as service processes, each from its bundle, in the order `npm start` starts them. */
+export const services = ["wallet", "user", "transaction", "webhook", "gateway"] as const
 
 /** Where a service's bundle is (`packages/<service>/bundle/main.js`, written by `Bundle.ts`). */
 export const bundleOf = (service: string): string => {
-  if (!services.includes(service)) throw new Error(`${service} is not a service`)
+  if (!(services as ReadonlyArray<string>).includes(service)) throw new Error(`${service} is not a service`)
   return path.join(root, "packages", service, "bundle", "main.js")
 }
 

@@ -64,6 +64,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import * as Service from "@walletun/infra/Service"
+import * as Build from "./Build.ts"
 import * as LoadBalancer from "./LoadBalancer.ts"
 import * as Prometheus from "./Prometheus.ts"
 import * as ServiceProcess from "./ServiceProcess.ts"
@@ -103,7 +104,7 @@ const seconds = (millis: number): string => `${(millis / 1000).toFixed(1)} s`
 
 // ---------------------------------------------------------------------------------------- settings
 
-const serviceNames = ["wallet", "user", "transaction", "webhook", "gateway"] as const
+const serviceNames = Build.services
 type ServiceName = (typeof serviceNames)[number]
 
 interface ServiceSpec {

@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import type { Duration } from "effect"
+import * as Build from "../../src/Build.ts"
 import * as ServiceProcess from "../../src/ServiceProcess.ts"
 import { Topology } from "@walletun/ops"
 
@@ -93,7 +94,7 @@ const statusKiB = (pid: number, field: string): number | undefined => {
 /** MiB by service name, from each service's KiB (null where unknown). */
 const mibByService = (kibOf: (name: string) => number | undefined) =>
   Object.fromEntries(
-    ["wallet", "user", "transaction", "webhook", "gateway"].map((name) => {
+    Build.services.map((name) => {
       const kib = kibOf(name)
       return [name, kib === undefined ? null : kib / 1024]
     }),
