@@ -21,6 +21,7 @@ import * as path from "node:path"
 import { Service } from "@walletun/infra"
 import { Runner } from "@walletun/ops"
 import * as Api from "./src/api.ts"
+import * as Arrivals from "./src/arrivals.ts"
 import * as Heap from "./src/heap.ts"
 import * as Inside from "./src/inside.ts"
 import * as LedgerSql from "./src/ledgerSql.ts"
@@ -42,6 +43,8 @@ interface Settings {
   readonly concurrency: number
   /** Open loop: transfers sent per second whatever is in flight (undefined: closed loop). */
   readonly rate: number | undefined
+  /** Open loop: transfers due at once, every burst/rate seconds (1: evenly spaced). */
+  readonly burst: number
   readonly users: number
   readonly hot: boolean
   readonly url: string | undefined
@@ -378,11 +381,10 @@ const drive = (
       )
       return { sendSeconds: (state.lastSendAt - started) / 1000 }
     }
-    const interval = 1000 / settings.rate
     const inFlight = yield* FiberSet.make<void>()
     // Bounded by the count or, with --seconds, by the deadline.
     for (let i = 0; i < limit; i++) {
-      const due = started + i * interval
+      const due = started + Arrivals.dueAfterMs(i, settings.rate, settings.burst)
       if (due >= deadline) break
       const early = due - performance.now()
       if (early > 0) yield* Effect.sleep(Duration.millis(early))
@@ -396,7 +398,7 @@ const drive = (
     }
     yield* FiberSet.awaitEmpty(inFlight)
     // The time the sends took, counting the last one's own interval: N sends on schedule take N/rate.
-    return { sendSeconds: (state.lastSendAt - started + interval) / 1000 }
+    return { sendSeconds: Arrivals.scheduleSeconds(state.lastSendAt - started, settings.rate, settings.burst) }
   }).pipe(Effect.scoped)
 
 // ------------------------------------------------------------------------------------------- main
@@ -761,6 +763,7 @@ const resultsOf = (
       seconds: settings.seconds ?? null,
       concurrency: settings.rate === undefined ? settings.concurrency : null,
       rate: settings.rate ?? null,
+      burst: settings.rate === undefined ? null : settings.burst,
       users: settings.users,
       url: measured.system.api,
       startedSystem: measured.system.started,
@@ -837,6 +840,8 @@ const validate = (settings: Settings, concurrencyGiven: boolean) => {
       ? "give --rate (open loop: transfers sent per second, whatever is in flight) or --concurrency (closed loop: transfers in flight), not both"
       : "",
     settings.rate !== undefined && (settings.rate < 1 || settings.rate > 10_000) ? "--rate must be 1 to 10000" : "",
+    settings.burst !== 1 && settings.rate === undefined ? "--burst shapes the open loop: give it with --rate" : "",
+    settings.burst < 1 || settings.burst > 1_000 ? "--burst must be 1 to 1000" : "",
     settings.transfers !== undefined && settings.seconds !== undefined ? "give --transfers or --seconds, not both" : "",
     settings.transfers !== undefined && (settings.transfers < 1 || settings.transfers > 1_000_000)
       ? "--transfers must be 1 to 1000000"
@@ -881,6 +886,12 @@ const command = Command.make(
         `Open loop: send this many transfers per second whatever is in flight (at most ${inFlightCap} in flight; latency counts from when each was due)`,
       ),
       Flag.optional,
+    ),
+    burst: Flag.Int("burst").pipe(
+      Flag.withDescription(
+        "Open loop: send this many transfers at once every burst/rate seconds (the same rate, arrivals in groups)",
+      ),
+      Flag.withDefault(1),
     ),
     users: Flag.Int("users").pipe(
       Flag.withDescription("Users, each with one funded USD wallet"),
@@ -930,6 +941,7 @@ const command = Command.make(
         seconds: Option.getOrUndefined(flags.seconds),
         concurrency: Option.getOrElse(flags.concurrency, () => defaultConcurrency),
         rate: Option.getOrUndefined(flags.rate),
+        burst: flags.burst,
         users: flags.users,
         hot: flags.hot,
         url: Option.getOrUndefined(flags.url),

@@ -50,6 +50,8 @@ export interface Results {
     readonly concurrency: number | null
     /** Open loop: transfers sent per second (null in the closed loop). */
     readonly rate: number | null
+    /** Open loop: transfers due at once (1: evenly spaced; null in the closed loop). */
+    readonly burst: number | null
     readonly users: number
     readonly url: string
     readonly startedSystem: boolean
@@ -163,7 +165,7 @@ const yes = (value: boolean | null): string => (value === null ? "not checked" :
 const loadOf = (r: Results): string =>
   r.settings.rate === null
     ? `${r.settings.concurrency} in flight`
-    : `open loop at ${r.settings.rate}/s (at most ${r.openLoop?.inFlightCap ?? "?"} in flight)`
+    : `open loop at ${r.settings.rate}/s${(r.settings.burst ?? 1) > 1 ? ` in bursts of ${r.settings.burst}` : ""} (at most ${r.openLoop?.inFlightCap ?? "?"} in flight)`
 const mib = (value: number | null | undefined): string => (value == null ? "unknown" : `${value.toFixed(0)} MiB`)
 const figure = (value: number | null): string => (value === null ? "unknown" : value.toFixed(2))
 
