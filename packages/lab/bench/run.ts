@@ -412,7 +412,7 @@ const machine = () => ({
 })
 
 /** The system the bench starts on its own ports, or the one running at `--url`. */
-const openSystem = (settings: Settings) =>
+const openSystem = (settings: Settings, servicesLog: string) =>
   Effect.gen(function* () {
     if (settings.url === undefined) {
       if (settings.cluster) {
@@ -428,8 +428,8 @@ const openSystem = (settings: Settings) =>
       yield* say(
         `starting walletun (packages/lab/src/start.ts) on ports ${settings.portBase}–${settings.portBase + 4}${settings.instances > 1 ? `, ${settings.instances} instances of the wallet, transaction and gateway services (each instance n on the ports + 100 n) behind HAProxy` : ""} ...`,
       )
-      const system = yield* System.start(settings.portBase, Duration.minutes(3))
-      yield* say(`walletun is ready at ${system.api}`)
+      const system = yield* System.start(settings.portBase, Duration.minutes(3), servicesLog)
+      yield* say(`walletun is ready at ${system.api}; its output goes to ${path.relative(process.cwd(), servicesLog)}`)
       return system
     }
     const api = settings.url.replace(/\/$/, "")
@@ -551,9 +551,9 @@ const sums = (base: string, users: ReadonlyArray<BenchUser>) =>
   })
 
 /** The system up, the users set up, the transfers sent and followed, and every counter read around them. */
-const measureRun = (settings: Settings, run: string) =>
+const measureRun = (settings: Settings, run: string, servicesLog: string) =>
   Effect.gen(function* () {
-    const system = yield* openSystem(settings)
+    const system = yield* openSystem(settings, servicesLog)
     const base = system.api
     const rss = System.makeRssSampler(system.pidFile)
     // The services' HTTP ports follow the gateway's, as in the bench's own system and npm start's.
@@ -790,13 +790,16 @@ const resultsOf = (
   }
 }
 
+/** A file of this run under `--out`: named after the run's start, then `suffix`. */
+const outFile = (settings: Settings, startedAt: string, suffix: string) =>
+  path.join(path.resolve(settings.out), `${startedAt.replace(/[:.]/g, "-")}-${suffix}`)
+
 /** The JSON and the SVG under `--out`, named after the start and the mode; then the summary. */
 const writeResults = (settings: Settings, results: Report.Results) =>
   Effect.gen(function* () {
-    const stamp = results.startedAt.replace(/[:.]/g, "-")
-    const out = path.resolve(settings.out)
-    const jsonFile = path.join(out, `${stamp}-${results.settings.mode}.json`)
-    const svgFile = path.join(out, `${stamp}-${results.settings.mode}.svg`)
+    const jsonFile = outFile(settings, results.startedAt, `${results.settings.mode}.json`)
+    const svgFile = outFile(settings, results.startedAt, `${results.settings.mode}.svg`)
+    const out = path.dirname(jsonFile)
     yield* Effect.sync(() => {
       fs.mkdirSync(out, { recursive: true })
       fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`)
@@ -813,7 +816,7 @@ const bench = Effect.fn("bench")(function* (settings: Settings) {
   const run = randomBytes(4).toString("hex")
   const pick = picker(settings.users, settings.hot)
 
-  const measured = yield* Effect.scoped(measureRun(settings, run))
+  const measured = yield* Effect.scoped(measureRun(settings, run, outFile(settings, startedAt, "services.log")))
   if (measured.system.started) yield* say("walletun stopped")
 
   const { settledPerSecond } = settling(measured, [...measured.state.settled.values()])

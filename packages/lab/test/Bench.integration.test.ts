@@ -1,6 +1,6 @@
 // `npm run bench` (packages/lab/bench/run.ts) as a user runs it, with a tiny count: it starts the system on ports
 // of its own, drives transfers through the gateway, and ends with every transfer final, money
-// conserved, the JSON and SVG written, and nothing it started left running.
+// conserved, the JSON, the SVG and the services' log written, and nothing it started left running.
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import { spawn } from "node:child_process"
@@ -42,7 +42,7 @@ const portFree = (port: number) =>
 
 describe("npm run bench (packages/lab/bench/run.ts)", () => {
   it.live(
-    "a tiny run settles every transfer, conserves money, writes JSON and SVG and stops the system it started",
+    "a tiny run settles every transfer, conserves money, writes JSON, SVG and the services' log and stops the system it started",
     () =>
       Effect.gen(function* () {
         const out = fs.mkdtempSync(path.join(os.tmpdir(), "walletun-bench-test-"))
@@ -105,6 +105,10 @@ describe("npm run bench (packages/lab/bench/run.ts)", () => {
         const chart = fs.readFileSync(path.join(out, svg ?? ""), "utf8")
         assert.match(chart, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/)
         assert.strictEqual(chart.match(/<path d="M/g)?.length, 2, chart)
+        // The services' output is kept beside the results, named after the same start.
+        const log = files.find((file) => file.endsWith("-services.log"))
+        assert.strictEqual(log?.replace(/-services\.log$/, ""), json?.replace(/-uniform\.json$/, ""), files.join(", "))
+        assert.match(fs.readFileSync(path.join(out, log ?? ""), "utf8"), /walletun is ready in/)
 
         // Everything it started is stopped: the five ports are free again.
         for (let port = portBase; port < portBase + 5; port++) assert.isTrue(yield* portFree(port), `port ${port}`)

@@ -55,9 +55,11 @@ export const portsFrom = (base: number) => ({
  * Runs packages/lab/src/start.ts as a child (see `ServiceProcess.startSystem`) on the bench's ports, with queues of
  * its own, and waits until walletun is ready; closing the scope stops it.
  */
-export const start = (portBase: number, readyTimeout: Duration.Duration) =>
+export const start = (portBase: number, readyTimeout: Duration.Duration, logFile: string) =>
   Effect.gen(function* () {
     const ports = portsFrom(portBase)
+    fs.mkdirSync(path.dirname(logFile), { recursive: true })
+    const log = fs.openSync(logFile, "a")
     // Added first, so it runs last, once the system has stopped.
     yield* Effect.addFinalizer(() => Topology.remove(`bench_${portBase}`).pipe(Effect.ignore))
     const running = yield* ServiceProcess.startSystem({
@@ -72,6 +74,10 @@ export const start = (portBase: number, readyTimeout: Duration.Duration) =>
         ...ServiceProcess.unlimitedAbuse,
         LOG_LEVEL: process.env["LOG_LEVEL"] ?? "Warn",
       },
+      // Everything the orchestrator and the services print, kept for a run's oddities (a slow
+      // transfer, a retry) beside its results; the bench itself shows only the last lines.
+      onOutput: (chunk) => fs.writeSync(log, chunk),
+      onStopped: () => fs.closeSync(log),
     }).pipe(Effect.mapError((error) => new SystemFailed({ message: error.message })))
     return {
       api: `http://127.0.0.1:${ports.gateway}`,
