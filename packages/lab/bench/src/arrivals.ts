@@ -9,8 +9,9 @@ export const dueAfterMs = (index: number, rate: number, burst: number): number =
   Math.floor(index / burst) * burst * (1000 / rate)
 
 /**
- * The seconds that `sent` transfers take on this schedule, from the first due time to the end of
- * the last one's own interval (its burst's, in bursts): `sent / rate` when `sent` fills its bursts.
+ * The seconds the sends took on this schedule: from the start to the last send (`lastSentMs` after
+ * the start), plus that send's own interval (its burst's, in bursts). N sends on schedule, filling
+ * their bursts, take N / rate.
  */
-export const scheduleSeconds = (lastDueMs: number, rate: number, burst: number): number =>
-  (lastDueMs + burst * (1000 / rate)) / 1000
+export const scheduleSeconds = (lastSentMs: number, rate: number, burst: number): number =>
+  (lastSentMs + burst * (1000 / rate)) / 1000
