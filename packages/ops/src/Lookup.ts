@@ -212,7 +212,7 @@ export const format = (view: TransactionView, keyspace: string): string => {
     for (const history of view.cql.histories) {
       lines.push(`  history of user ${history.userId}: ${history.status ?? "missing"}`)
     }
-    lines.push(`  in the reconciler's unfinished index: ${view.cql.unfinishedIndex ? "yes" : "no"}`)
+    lines.push(`  in the reconciler's indexes of unfinished work: ${view.cql.unfinishedIndex ? "yes" : "no"}`)
   }
   lines.push("PostgreSQL (wallet):")
   const applied = view.ledger.applied

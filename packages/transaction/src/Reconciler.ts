@@ -3,9 +3,11 @@
  * configured age (a crash between storing and publishing, a message lost by the broker). Harmless,
  * since the wallet applies a transaction id once. Bounded per round; counted in a metric.
  *
- * It walks the index of unfinished work with a cursor, one page a round, and starts again from the
- * oldest once it reaches the age cut-off, so transactions it cannot finish (at the front of the
- * index) never hide newer ones. It re-publishes one transaction with a doubling wait (the age, twice
+ * Each round first sweeps the index of open work: a transaction still open in a 10-second bucket
+ * older than the age moves into the index of stale work, and the bucket is not read again. It then
+ * walks the index of stale work with a cursor, one page a round, and starts again from the oldest
+ * once it reaches the age cut-off, so transactions it cannot finish (at the front of the index)
+ * never hide newer ones. A transaction found final there leaves it. It re-publishes one transaction with a doubling wait (the age, twice
  * it, ... at most an hour), at most `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times (about five hours
  * with the defaults).
  *
@@ -68,6 +70,11 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
   const stale = (at: DateTime.Utc) => DateTime.toEpochMillis(at) < cutoff
   // Ids are UUID v7: every id created before the cut-off sorts before the smallest id of that instant.
   const before = Uuid.format(cutoff, new Uint8Array(16))
+  // What is still open in the buckets older than the age becomes stale work: each bucket is read
+  // once, so a round never passes the tombstones of the transfers that finished (see `sweepOpen`).
+  const swept = yield* repo.sweepOpen(cutoff)
+  if (swept > 0)
+    yield* Effect.logDebug("reconciler swept open work into the stale index").pipe(Effect.annotateLogs({ swept }))
   const after = cursor === undefined ? "" : yield* Ref.get(cursor)
   const page = yield* repo.unfinishedPage(after, before, config.reconcileBatch)
   if (cursor !== undefined) yield* Ref.set(cursor, page.next ?? "")

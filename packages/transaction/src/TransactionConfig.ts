@@ -1,4 +1,5 @@
 import { Config, Context, Duration, Effect, Layer, Schema, SchemaGetter } from "effect"
+import { defaultReconcileAge } from "./repo/Stored.ts"
 
 /** The parts of the service one process can run; each scales on its own. */
 export const Role = Schema.Literals(["api", "worker", "outcomes", "reconciler"])
@@ -110,7 +111,7 @@ export class TransactionConfig extends Context.Service<
         reconcileInterval: yield* Config.Duration("TRANSACTION_RECONCILE_INTERVAL").pipe(
           Config.withDefault(Duration.seconds(30)),
         ),
-        reconcileAge: yield* Config.Duration("TRANSACTION_RECONCILE_AGE").pipe(Config.withDefault(Duration.minutes(2))),
+        reconcileAge: yield* Config.Duration("TRANSACTION_RECONCILE_AGE").pipe(Config.withDefault(defaultReconcileAge)),
         reconcileBatch: yield* Config.Int("TRANSACTION_RECONCILE_BATCH").pipe(Config.withDefault(500)),
         reconcileMaxRepublishes: yield* Config.Int("TRANSACTION_RECONCILE_MAX_REPUBLISHES").pipe(
           Config.withDefault(10),

@@ -1,7 +1,7 @@
 /**
- * Persistence of transactions in the CQL database: the idempotency claim (the one lightweight
- * transaction of an accepted transaction), the transaction by id, each party's history, and the
- * index of unfinished work for the reconciler. Status changes are plain writes of a new clustering
+ * Persistence of transactions in the CQL database: the transaction by id, each party's history,
+ * and the indexes of unfinished work for the reconciler (open work by time, swept once a bucket;
+ * stale work). Status changes are plain writes of a new clustering
  * row per status, monotonic by construction (see the migration).
  *
  * The parts live in `repo/`: what is stored and the shared rules (`Stored`), the CQL statements
@@ -26,13 +26,13 @@ export class TransactionsRepo extends Context.Service<TransactionsRepo, Transact
     TransactionsRepo,
     Effect.gen(function* () {
       const config = yield* TransactionConfig
-      return yield* make(config.keyspace)
+      return yield* make(config.keyspace, config.reconcileAge)
     }),
   )
 
   /** An in-memory repository for tests, with the same observable behaviour. */
   static readonly layerMemory = Layer.effect(
     TransactionsRepo,
-    Effect.suspend(() => makeMemory),
+    Effect.suspend(() => makeMemory()),
   )
 }

@@ -155,7 +155,7 @@ describe("outcome consumer and holds", () => {
         assert.strictEqual(held.status, "HELD")
         assert.strictEqual(toApi(held).heldAmount, 1_000n)
         // Settled as far as the apply goes: the reconciler no longer re-publishes it.
-        assert.deepStrictEqual(yield* repo.unfinished("ffffffff", 100), [])
+        assert.isFalse(yield* repo.isUnfinished(hold.id))
 
         const decided = Events.HoldDecided.make({
           transactionId: hold.id,
@@ -277,12 +277,12 @@ describe("statuses of holds in CQL", () => {
       amount(7n),
       finalWriteTimestamp(at),
     ])
-    // HELD leaves the unfinished index, like a move's outcome.
+    // HELD leaves the index of open work, like a move's outcome.
     const held = statusWrites(statements)({ tx, status: "HELD", reason: null, at })
     assert.strictEqual(held[0]?.params[1], 2)
-    assert.isTrue(held.some((write) => write.query === statements.deleteUnfinished))
+    assert.isTrue(held.some((write) => write.query === statements.deleteOpen))
     const processing = statusWrites(statements)({ tx, status: "PROCESSING", reason: null, at })
-    assert.isFalse(processing.some((write) => write.query === statements.deleteUnfinished))
+    assert.isFalse(processing.some((write) => write.query === statements.deleteOpen))
   })
 })
 

@@ -7,10 +7,11 @@ import { migration as byParty } from "../src/migrations/0006_transactions_by_par
 import { migration as wholeHistory } from "../src/migrations/0007_whole_history.ts"
 import { migration as holds } from "../src/migrations/0008_holds.ts"
 import { migration as holdOperationKeys } from "../src/migrations/0009_hold_operation_keys.ts"
+import { migration as openByBucket } from "../src/migrations/0010_open_by_bucket.ts"
 import { migrations } from "../src/migrations/index.ts"
 import { copyHistory, copyParties } from "../src/repo/CopyHistory.ts"
 import { detailColumns, partyWrite, statementsOf, toDate } from "../src/repo/Statements.ts"
-import { partiesOf, slicesOfParty } from "../src/repo/Stored.ts"
+import { partiesOf, shardOf, slicesOfParty } from "../src/repo/Stored.ts"
 import { make } from "../src/TransactionsRepo.ts"
 import type { StoredTransaction } from "../src/TransactionsRepo.ts"
 
@@ -125,10 +126,12 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
         )
         assert.deepStrictEqual(tables.rows.map((row) => row.get("table_name") as string).toSorted(), [
           "hold_operation_keys",
+          "reconciler_marks",
           "schema_migrations",
           "transactions_by_id",
           "transactions_by_party",
           "transactions_by_user",
+          "transactions_open",
           "transactions_republishes",
           "transactions_unfinished",
         ])
@@ -201,6 +204,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
             wholeHistory.version,
             holds.version,
             holdOperationKeys.version,
+            openByBucket.version,
           ])
           const repo = yield* make(keyspace)
           const read = (user: string, query: Partial<Parameters<typeof repo.history>[1]>) =>
@@ -291,11 +295,6 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
               write,
             )
           }
-          const repo = yield* make(keyspace)
-          const read = (user: Ids.UserId) =>
-            Effect.map(repo.history(user, { limit: 10, after: undefined }), (page) =>
-              page.items.map((tx) => `${tx.id}:${tx.status}`),
-            )
           // Before the migration the whole history has only status rows: no PENDING row, so no
           // transaction in it. (Read raw: the repository of today reads the columns of migration 8.)
           const before = yield* cql.execute(
@@ -312,7 +311,14 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
             wholeHistory.version,
             holds.version,
             holdOperationKeys.version,
+            openByBucket.version,
           ])
+          // The store is made as the service makes it: once its keyspace is migrated.
+          const repo = yield* make(keyspace)
+          const read = (user: Ids.UserId) =>
+            Effect.map(repo.history(user, { limit: 10, after: undefined }), (page) =>
+              page.items.map((tx) => `${tx.id}:${tx.status}`),
+            )
           const everything = [`${out.id}:FAILED`, pending(self), pending(deposit)]
           assert.deepStrictEqual(yield* read(alice), everything)
           assert.deepStrictEqual(yield* read(bob), [`${out.id}:FAILED`])
@@ -332,6 +338,30 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
           )
           // PENDING rows of three transactions, and the transfer's FAILED row.
           assert.strictEqual(rows.rows.length, 4)
+        }).pipe(Effect.scoped),
+    )
+
+    it.effect(
+      "after the open-by-bucket migration, what the old unfinished index held is stale work the reconciler still reads",
+      () =>
+        Effect.gen(function* () {
+          const cql = yield* Cql.Cql
+          const options = yield* keyspaceBefore(openByBucket.version)
+          const { keyspace } = options
+          // The index as migration 1 made it and the service wrote it until now.
+          const [open] = (yield* ids(1)) as [Ids.TransactionId]
+          yield* cql.execute(
+            `INSERT INTO ${keyspace}.transactions_unfinished (shard, id) VALUES (?, ?)`,
+            [shardOf(open), open],
+            write,
+          )
+          assert.deepStrictEqual(yield* CqlMigrator.run(options, migrations), [openByBucket.version])
+          const repo = yield* make(keyspace)
+          assert.isTrue(yield* repo.isUnfinished(open))
+          const page = yield* repo.unfinishedPage("", "ffffffff", 100)
+          assert.deepStrictEqual(page.ids, [open])
+          // Nothing was written into the new index before its mark: the first sweep moves nothing.
+          assert.strictEqual(yield* repo.sweepOpen(Date.now()), 0)
         }).pipe(Effect.scoped),
     )
   })

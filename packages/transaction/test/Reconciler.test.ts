@@ -7,7 +7,7 @@ import * as Broker from "../src/Broker.ts"
 import * as Reconciler from "../src/Reconciler.ts"
 import { TransactionConfig } from "../src/TransactionConfig.ts"
 import { Transactions } from "../src/Transactions.ts"
-import { TransactionsRepo } from "../src/TransactionsRepo.ts"
+import { bucketMillis, TransactionsRepo } from "../src/TransactionsRepo.ts"
 import { WalletScript, newUser, openWallet, services, unavailable } from "./support.ts"
 
 const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services.pipe(Layer.fresh))
@@ -36,15 +36,23 @@ describe("reconciler", () => {
 
           const record = yield* Broker.BrokerRecord
           yield* Ref.update(record, (r) => ({ ...r, requested: [] }))
-          // The test configuration's age is 0: anything created before now is stale.
-          yield* TestClock.adjust("1 millis")
+          // The test configuration's age is 0: anything created before now is stale, once its
+          // 10-second bucket of the index of open work has ended and is swept.
+          yield* TestClock.adjust("10 seconds")
           const count = yield* Reconciler.round()
           assert.strictEqual(count, 2)
           assert.deepStrictEqual(
             (yield* Ref.get(record)).requested.map((event) => event.id).toSorted(),
             [stuck.id, fresher.id].toSorted(),
           )
-          assert.deepStrictEqual((yield* repo.unfinished("ffffffff", 10)).toSorted(), [stuck.id, fresher.id].toSorted())
+          assert.deepStrictEqual(
+            [
+              yield* repo.isUnfinished(stuck.id),
+              yield* repo.isUnfinished(fresher.id),
+              yield* repo.isUnfinished(done.id),
+            ],
+            [true, true, false],
+          )
           const counted = yield* Metric.value(Metrics.reconcilerRepublished)
           assert.isAtLeast(counted.count, 2)
           // Published lately: the next round leaves them alone until they are stale again.
@@ -88,6 +96,8 @@ const published = Effect.gen(function* () {
 const oneStuck = Effect.gen(function* () {
   const [id] = yield* acceptMany(1)
   yield* published
+  // Its bucket of the index of open work ends; the first round (a second on) sweeps it.
+  yield* TestClock.adjust(Duration.millis(bucketMillis - 1))
   const config = yield* TransactionConfig
   const withAge = Effect.provideService(Reconciler.round(), TransactionConfig, {
     ...config,
@@ -97,7 +107,7 @@ const oneStuck = Effect.gen(function* () {
 })
 
 describe("reconciler, bounded", () => {
-  it.effect("walks the unfinished index with a cursor: stuck transactions at its front do not hide the rest", () =>
+  it.effect("walks the stale index with a cursor: stuck transactions at its front do not hide the rest", () =>
     fresh(
       Effect.gen(function* () {
         const ids = yield* acceptMany(5)
@@ -107,7 +117,8 @@ describe("reconciler, bounded", () => {
         const pageOfTwo = Reconciler.round(cursor).pipe(
           Effect.provideService(TransactionConfig, { ...config, reconcileBatch: 2 }),
         )
-        yield* TestClock.adjust("1 millis")
+        // Their bucket of the index of open work ended: the first round sweeps it.
+        yield* TestClock.adjust(Duration.millis(bucketMillis))
         // Two a round, oldest first, then on from where the last round stopped.
         assert.strictEqual(yield* pageOfTwo, 2)
         assert.deepStrictEqual(yield* published, ids.slice(0, 2))

@@ -16,6 +16,7 @@ import {
   infrastructure,
   isolated,
   request,
+  reconcileAge,
   serveIn,
   settings,
   settle,
@@ -498,7 +499,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
     it.effect("publishes a transaction that was stored but never published (a crash in between), and it settles", () =>
       Effect.gen(function* () {
         const { base, keyspace } = yield* Suite
-        const repo = yield* makeRepo(keyspace)
+        const repo = yield* makeRepo(keyspace, reconcileAge)
         const alice = yield* fundedWallet(0n)
         // Stored PENDING ten seconds ago (older than the configured age of 5 s), with no message.
         const { id } = yield* storeDeposit(repo, alice, (yield* Clock.currentTimeMillis) - 10_000, "stranded")
@@ -516,7 +517,7 @@ layer(App, { excludeTestServices: true, timeout: 60_000 })("transaction service,
         Effect.gen(function* () {
           const { base, keyspace } = yield* Suite
           const { asTransaction } = yield* WalletAdmin
-          const repo = yield* makeRepo(keyspace)
+          const repo = yield* makeRepo(keyspace, reconcileAge)
           const alice = yield* fundedWallet(0n)
           // Stored three hours ago, re-published ten times (the default limit), the last two hours
           // ago, and never applied: its messages were all dead-lettered, say.

@@ -3,6 +3,8 @@ import { DateTime } from "effect"
 import type { Ids, Money } from "@walletun/domain"
 import { pendingWrites, statementsOf, statusWrites } from "../src/repo/Statements.ts"
 import type { StoredTransaction } from "../src/repo/Stored.ts"
+import { bucketOf, shardOf } from "../src/repo/Stored.ts"
+import * as Uuid from "@walletun/infra/Uuid"
 
 const id = (n: number) => `0190a0c3-7d3e-7cc0-8000-0000000000${n}` as Ids.TransactionId
 const [alice, bob] = [id(11), id(12)] as unknown as [Ids.UserId, Ids.UserId]
@@ -46,13 +48,13 @@ describe("the money path's CQL writes", () => {
       "transactions_by_user",
       `party ${bob} ${bobs}:transfer`,
       "transactions_by_user",
-      "transactions_unfinished",
+      "transactions_open",
     ])
     assert.deepStrictEqual(shape(deposit), [
       "transactions_by_id",
       `party ${alice} ${usd}:deposit`,
       "transactions_by_user",
-      "transactions_unfinished",
+      "transactions_open",
     ])
     // Between one user's two wallets: in both slices, and once in the user's whole history.
     assert.deepStrictEqual(shape(own), [
@@ -60,7 +62,14 @@ describe("the money path's CQL writes", () => {
       `party ${alice} ${usd}:transfer`,
       `party ${alice} ${eur}:transfer`,
       "transactions_by_user",
-      "transactions_unfinished",
+      "transactions_open",
+    ])
+    // The index of open work: the id's shard and 10-second bucket.
+    const open = pendingWrites(statements)(transfer).at(-1)
+    assert.deepStrictEqual(open?.params, [
+      shardOf(transfer.id),
+      Math.floor(Uuid.millisOf(transfer.id) / 10_000),
+      transfer.id,
     ])
     // The whole history's row carries the details for its party.
     const [, , user] = pendingWrites(statements)(transfer)
@@ -73,7 +82,8 @@ describe("the money path's CQL writes", () => {
     const final = statusWrites(statements)({ ...record, status: "COMPLETED" })
     assert.deepStrictEqual(
       final.map((write) => /ks\.(\w+)/.exec(write.query)?.[1]),
-      ["transactions_by_id", "transactions_by_user", "transactions_by_user", "transactions_unfinished"],
+      ["transactions_by_id", "transactions_by_user", "transactions_by_user", "transactions_open"],
     )
+    assert.deepStrictEqual(final.at(-1)?.params, [shardOf(transfer.id), bucketOf(transfer.id), transfer.id])
   })
 })

@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Clock, Duration, Effect, Layer, Option } from "effect"
 import { Telemetry } from "@walletun/domain"
 import type { Ids, Money } from "@walletun/domain"
 import { Cql, Telemetry as InfraTelemetry } from "@walletun/infra"
@@ -59,8 +59,12 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("the reconc
           assert.isNull(yield* storedParent(keyspace, unsampled.id))
           assert.strictEqual(Option.getOrUndefined(yield* repo.find(sampled.id))?.traceParent, parent)
 
-          // Both are stale at once (the test configuration's age is 0): the reconciler re-publishes them.
-          yield* Effect.sleep("5 millis")
+          // Both are stale at once (the test configuration's age is 0), once the 10-second bucket of
+          // the index of open work that holds them has ended: the reconciler re-publishes them.
+          const now = yield* Clock.currentTimeMillis
+          yield* Effect.sleep(
+            Duration.millis(TransactionsRepo.bucketMillis - (now % TransactionsRepo.bucketMillis) + 5),
+          )
           spans.length = 0
           assert.strictEqual(yield* Reconciler.round(), 2)
           const republish = (id: string) => {

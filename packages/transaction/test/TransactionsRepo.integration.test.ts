@@ -80,7 +80,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
               [[tx.id, "COMPLETED"]],
             )
           }
-          assert.deepStrictEqual(yield* repo.unfinished("ffffffff", 100), [])
+          assert.isFalse(yield* repo.isUnfinished(tx.id))
         }).pipe(Effect.scoped),
     )
   })
@@ -145,6 +145,58 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
             [first.id],
           )
           assert.isUndefined(target.next)
+        }).pipe(Effect.scoped),
+    )
+  })
+
+  describe("the reconciler's indexes", () => {
+    it.effect(
+      "finished work leaves tombstones only where one sweep reads them once: rounds read the stale index, which has none",
+      () =>
+        Effect.gen(function* () {
+          const { repo, cql, keyspace } = yield* scratch
+          // What the server counted of the reads of one table (system_views.tombstones_per_read:
+          // Cassandra's, not ScyllaDB's): how many reads, and the most tombstones one passed.
+          const reads = (table: string) =>
+            Effect.map(
+              cql.execute(
+                "SELECT count, max FROM system_views.tombstones_per_read WHERE keyspace_name = ? AND table_name = ?",
+                [keyspace, table],
+                { consistency: Cql.Consistency.one },
+              ),
+              (read) => ({
+                count: Number(read.rows[0]?.get("count") ?? 0),
+                max: Number(read.rows[0]?.get("max") ?? 0),
+              }),
+            )
+          const txs = yield* Effect.forEach(
+            Array.from({ length: 400 }),
+            () => Effect.tap(pendingTransfer, (tx) => repo.insertPending(tx)),
+            { concurrency: 16 },
+          )
+          const [open, ...finished] = txs
+          if (open === undefined) return assert.fail("no txs")
+          yield* Effect.forEach(
+            finished,
+            (tx) => repo.recordStatus(tx, "COMPLETED", null, DateTime.add(tx.createdAt, { seconds: 1 })),
+            { concurrency: 16, discard: true },
+          )
+          // The sweep past their buckets: the one transfer still open moves to the stale index.
+          const until = Math.max(...txs.map((tx) => Uuid.millisOf(tx.id))) + 2 * TransactionsRepo.bucketMillis
+          assert.strictEqual(yield* repo.sweepOpen(until), 1)
+          const swept = yield* reads("transactions_open")
+          // It read the 399 tombstones (a few dozen a shard of each bucket), once.
+          assert.isAbove(swept.max, 10)
+          assert.strictEqual(yield* repo.sweepOpen(until), 0)
+          assert.deepStrictEqual(yield* reads("transactions_open"), swept)
+          // Many rounds' pages of the stale index: the open one, and no tombstone passed.
+          for (let round = 0; round < 5; round++) {
+            assert.deepStrictEqual((yield* repo.unfinishedPage("", "ffffffff", 100)).ids, [open.id])
+          }
+          const stale = yield* reads("transactions_unfinished")
+          assert.isAtLeast(stale.count, 5 * TransactionsRepo.unfinishedShards)
+          // (The server's histogram puts a read that passed none in its first bucket, which reads 1.)
+          assert.isAtMost(stale.max, 1)
         }).pipe(Effect.scoped),
     )
   })

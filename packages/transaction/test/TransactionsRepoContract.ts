@@ -4,15 +4,16 @@
  * `TransactionsRepo.contract.test.ts` runs them in memory, `TransactionsRepo.contract.integration.test.ts`
  * against the CQL database, in a scratch keyspace of its own. A case the memory store cannot pass
  * is a bug in the memory store. The cases share one store: each writes transactions of its own
- * users, and reads the unfinished index for its own ids only.
+ * users, and reads the indexes of unfinished work for its own ids only. One case sweeps (up to a
+ * little past now): the others keep out of the stale index or write into it directly.
  */
 import { assert, describe } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { DateTime, Duration, Effect, Option } from "effect"
+import { Clock, DateTime, Duration, Effect, Option } from "effect"
 import { Ids } from "@walletun/domain"
 import type { Money, Transaction } from "@walletun/domain"
 import { Uuid } from "@walletun/infra"
-import { maxFindMany, TransactionsRepo } from "../src/TransactionsRepo.ts"
+import { bucketMillis, maxFindMany, TransactionsRepo } from "../src/TransactionsRepo.ts"
 import type { HistoryQuery, StoredTransaction } from "../src/TransactionsRepo.ts"
 
 const userId = Effect.map(Uuid.v7, Ids.UserId.make)
@@ -144,23 +145,32 @@ const mixedHistory = Effect.gen(function* () {
   return { user, first, second, txs, at: (index: number) => DateTime.makeUnsafe(start + index) }
 })
 
-/** Whether each of `ids` is in the unfinished index, read page by page as the reconciler reads it. */
-const unfinishedAmong = (ids: ReadonlyArray<Ids.TransactionId>) =>
+/** Whether each of `ids` is in the index of stale work, read page by page as the reconciler reads it. */
+const staleAmong = (ids: ReadonlyArray<Ids.TransactionId>) =>
   TransactionsRepo.use((repo) =>
     Effect.gen(function* () {
       const seen: Array<Ids.TransactionId> = []
       let after = ""
-      // Bounded: the store holds the cases' few dozen transactions.
-      for (let page = 0; page < 100; page++) {
+      // Bounded: the store holds the cases' few hundred transactions.
+      for (let page = 0; page < 200; page++) {
         const read = yield* repo.unfinishedPage(after, "ffffffff", 32)
         seen.push(...read.ids)
         if (read.next === undefined) break
         after = read.next
       }
       assert.strictEqual(new Set(seen).size, seen.length, "an id came twice")
-      const listed = yield* repo.unfinished("ffffffff", 10_000)
-      return ids.map((id) => [seen.includes(id), listed.includes(id)])
+      return ids.map((id) => seen.includes(id))
     }),
+  )
+
+/** Whether each of `ids` is in either index of unfinished work. */
+const unfinishedAmong = (ids: ReadonlyArray<Ids.TransactionId>) =>
+  TransactionsRepo.use((repo) => Effect.forEach(ids, (id) => repo.isUnfinished(id)))
+
+/** `count` PENDING transfers, stored. */
+const storedTransfers = (count: number) =>
+  TransactionsRepo.use((repo) =>
+    Effect.forEach(Array.from({ length: count }), () => Effect.tap(pendingTransfer, (tx) => repo.insertPending(tx))),
   )
 
 /** The status store's contract, for a `layer(...)` that provides the store under test. */
@@ -223,13 +233,13 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
           yield* statusOf(tx.id),
           Option.some(["PROCESSING", null, DateTime.toEpochMillis(later(tx, 1))] as const),
         )
-        assert.deepStrictEqual(yield* unfinishedAmong([tx.id]), [[true, true]])
+        assert.deepStrictEqual(yield* unfinishedAmong([tx.id]), [true])
         yield* repo.recordStatus(tx, "FAILED", "INSUFFICIENT_FUNDS", later(tx, 2))
         assert.deepStrictEqual(
           yield* statusOf(tx.id),
           Option.some(["FAILED", "INSUFFICIENT_FUNDS", DateTime.toEpochMillis(later(tx, 2))] as const),
         )
-        assert.deepStrictEqual(yield* unfinishedAmong([tx.id]), [[false, false]])
+        assert.deepStrictEqual(yield* unfinishedAmong([tx.id]), [false])
       }),
     )
 
@@ -272,7 +282,7 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
           yield* statusOf(hold.id),
           Option.some(["HELD", null, DateTime.toEpochMillis(later(hold, 2))] as const),
         )
-        assert.deepStrictEqual(yield* unfinishedAmong([hold.id]), [[false, false]])
+        assert.deepStrictEqual(yield* unfinishedAmong([hold.id]), [false])
         // The capture's decision (rank 3) outranks HELD whatever its time; a late HELD or PROCESSING hides nothing.
         yield* repo.recordStatus(hold, "COMPLETED", null, later(hold, 5), { capturedAmount: 10n as Money.Amount })
         yield* repo.recordStatus(hold, "HELD", null, later(hold, 1))
@@ -466,20 +476,15 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
     )
   })
 
-  describe("the unfinished index", () => {
-    it.effect("holds what is not final, paged by id; a final status or forgetting takes an id out", () =>
+  describe("the indexes of unfinished work", () => {
+    it.effect("what is not final is unfinished; a final status or forgetting takes it out", () =>
       Effect.gen(function* () {
         const repo = yield* TransactionsRepo
-        const txs: Array<StoredTransaction> = []
-        for (let index = 0; index < 6; index++) {
-          const tx = yield* pendingTransfer
-          yield* repo.insertPending(tx)
-          txs.push(tx)
-        }
+        const txs = yield* storedTransfers(6)
         const ids = txs.map((tx) => tx.id)
         assert.deepStrictEqual(
           yield* unfinishedAmong(ids),
-          ids.map(() => [true, true]),
+          ids.map(() => true),
         )
         const [done, forgotten, processing] = txs
         if (done === undefined || forgotten === undefined || processing === undefined) return assert.fail("no txs")
@@ -488,18 +493,66 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
         yield* repo.recordStatus(processing, "PROCESSING", null, later(processing, 1))
         assert.deepStrictEqual(
           yield* unfinishedAmong(ids),
-          ids.map((id) => (id === done.id || id === forgotten.id ? [false, false] : [true, true])),
+          ids.map((id) => id !== done.id && id !== forgotten.id),
         )
-        // Only ids before `before`, and within `after` .. `before` for a page.
-        const sorted = ids.toSorted()
-        const middle = sorted[3] ?? ""
-        const older = yield* repo.unfinished(middle, 10_000)
-        assert.isTrue(older.every((id) => id < middle))
-        const page = yield* repo.unfinishedPage(sorted[0] ?? "", middle, 10_000)
-        assert.isTrue(page.ids.every((id) => id > (sorted[0] ?? "") && id < middle))
-        assert.isUndefined(page.next)
         // Forgetting what is not there is no error.
         yield* repo.forgetUnfinished(Ids.TransactionId.make(yield* Uuid.v7))
+      }),
+    )
+
+    it.effect(
+      "a sweep moves what is still open in the buckets that ended into the stale index, and reads each bucket once",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* TransactionsRepo
+          const txs = yield* storedTransfers(6)
+          const ids = txs.map((tx) => tx.id)
+          const [done, settledLater] = txs
+          if (done === undefined || settledLater === undefined) return assert.fail("no txs")
+          yield* repo.recordStatus(done, "COMPLETED", null, later(done, 1))
+          // Fresh work is open, not stale.
+          assert.deepStrictEqual(
+            yield* staleAmong(ids),
+            ids.map(() => false),
+          )
+          // Every bucket of these ends before `until` (the reconciler sweeps up to its age cut-off).
+          const until = Math.max(...ids.map(Uuid.millisOf)) + 2 * bucketMillis
+          assert.isAtLeast(yield* repo.sweepOpen(until), 5)
+          assert.deepStrictEqual(
+            yield* staleAmong(ids),
+            ids.map((id) => id !== done.id),
+          )
+          assert.deepStrictEqual(
+            yield* unfinishedAmong(ids),
+            ids.map((id) => id !== done.id),
+          )
+          // Swept buckets are not read again.
+          assert.strictEqual(yield* repo.sweepOpen(until), 0)
+          // A final status leaves the stale index only when the reconciler, finding it final, forgets it.
+          yield* repo.recordStatus(settledLater, "COMPLETED", null, later(settledLater, 1))
+          assert.deepStrictEqual(yield* staleAmong([settledLater.id]), [true])
+          yield* repo.forgetUnfinished(settledLater.id)
+          assert.deepStrictEqual(yield* unfinishedAmong([settledLater.id]), [false])
+          // A page holds only ids within `after` .. `before`.
+          const sorted = ids.toSorted()
+          const middle = sorted[3] ?? ""
+          const page = yield* repo.unfinishedPage(sorted[0] ?? "", middle, 10_000)
+          assert.isTrue(page.ids.every((id) => id > (sorted[0] ?? "") && id < middle))
+          assert.isUndefined(page.next)
+        }),
+    )
+
+    it.effect("a PENDING write that completes long after its id's time goes into the stale index at once", () =>
+      Effect.gen(function* () {
+        const repo = yield* TransactionsRepo
+        const now = yield* Clock.currentTimeMillis
+        // A replay finishing an accept made ten minutes ago: its bucket may be swept already.
+        const old = atMillis(yield* pendingTransfer, now - 600_000)
+        const [fresh] = yield* storedTransfers(1)
+        if (fresh === undefined) return assert.fail("no tx")
+        yield* repo.insertPending(old)
+        assert.deepStrictEqual(yield* staleAmong([old.id, fresh.id]), [true, false])
+        assert.deepStrictEqual(yield* unfinishedAmong([old.id, fresh.id]), [true, true])
       }),
     )
 

@@ -203,9 +203,15 @@ export const settings = (
   TRANSACTION_RETRY_DELAY: "500 millis",
   TRANSACTION_MAX_ATTEMPTS: "30",
   TRANSACTION_RECONCILE_INTERVAL: "1 second",
-  TRANSACTION_RECONCILE_AGE: "5 seconds",
+  TRANSACTION_RECONCILE_AGE: `${Duration.toSeconds(reconcileAge)} seconds`,
   ...env,
 })
+
+/**
+ * The service's reconcile age in these tests. A store a test makes on the service's keyspace is
+ * given it too: every instance must agree on when a PENDING write counts as late (see `lateAfter`).
+ */
+export const reconcileAge = Duration.seconds(5)
 
 /**
  * Runs the service's App layer (the roles `TRANSACTION_ROLES` names) in `scope`, on an ephemeral

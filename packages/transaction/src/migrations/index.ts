@@ -8,6 +8,7 @@ import { migration as transactionsByParty } from "./0006_transactions_by_party.t
 import { migration as wholeHistory } from "./0007_whole_history.ts"
 import { migration as holds } from "./0008_holds.ts"
 import { migration as holdOperationKeys } from "./0009_hold_operation_keys.ts"
+import { migration as openByBucket } from "./0010_open_by_bucket.ts"
 
 /** The service's CQL migrations, in order; forward only (never edit one that has shipped). */
 export const migrations: ReadonlyArray<Migration> = [
@@ -20,4 +21,5 @@ export const migrations: ReadonlyArray<Migration> = [
   wholeHistory,
   holds,
   holdOperationKeys,
+  openByBucket,
 ]

@@ -2,14 +2,16 @@
  * The transaction store on the CQL database: concurrent writes grouped into batches, reads at
  * LOCAL_QUORUM, rows decoded at the edge (`Rows.ts`).
  */
-import { Array as Arr, Duration, Effect, Option } from "effect"
+import { Array as Arr, Clock, Duration, Effect, Option } from "effect"
 import type { DateTime } from "effect"
 import type { Ids, Transaction } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import * as Cql from "@walletun/infra/Cql"
+import * as Uuid from "@walletun/infra/Uuid"
 import * as History from "./History.ts"
 import {
   historyRowOf,
+  openIdOf,
   operationKeyOf,
   partyRowOf,
   republishedOf,
@@ -21,7 +23,20 @@ import {
 import type { StatusRow } from "./Rows.ts"
 import { pendingWrites, statementsOf, statusWrites, toDate } from "./Statements.ts"
 import type { Statements, Write } from "./Statements.ts"
-import { maxFindMany, pageOf, pendingBatchSize, shardOf, statusBatchSize, unfinishedShards } from "./Stored.ts"
+import {
+  bucketMillis,
+  bucketOf,
+  defaultReconcileAge,
+  lateAfter,
+  markWriteTimestamp,
+  maxFindMany,
+  maxSweepBuckets,
+  pageOf,
+  pendingBatchSize,
+  shardOf,
+  statusBatchSize,
+  unfinishedShards,
+} from "./Stored.ts"
 import type { HistoryQuery, HoldDecision, OperationKey, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 // Every read and write of the money path: LOCAL_QUORUM (one replica here, a majority of the local
@@ -50,7 +65,11 @@ const grouped = <A>(
   })
 
 /** The writes of the store: PENDING transactions, statuses, the unfinished index, republishes. */
-const makeWrites = Effect.fnUntraced(function* (cql: Cql.Cql["Service"], statements: Statements) {
+const makeWrites = Effect.fnUntraced(function* (
+  cql: Cql.Cql["Service"],
+  statements: Statements,
+  reconcileAge: Duration.Duration,
+) {
   // One logged batch: a transaction appears everywhere or nowhere (eventually). Concurrent accepts
   // share it, so the batch log is written once for many transactions, in one request.
   const insertBatched = yield* grouped(cql, pendingBatchSize, pendingWrites(statements), true)
@@ -59,8 +78,14 @@ const makeWrites = Effect.fnUntraced(function* (cql: Cql.Cql["Service"], stateme
   // retried (by the caller, then by redelivery).
   const recordBatched = yield* grouped(cql, statusBatchSize, statusWrites(statements), false)
 
+  const late = lateAfter(reconcileAge)
   const insertPending = Effect.fn("TransactionsRepo.insertPending")(function* (tx: StoredTransaction) {
     yield* insertBatched(tx)
+    // Completed long after the id was made (a replay finishing an old accept, a write held up): the
+    // reconciler may have swept its bucket already, so it goes into the index of stale work too.
+    if ((yield* Clock.currentTimeMillis) - Uuid.millisOf(tx.id) > late) {
+      yield* cql.execute(statements.insertUnfinished, [shardOf(tx.id), tx.id], write)
+    }
   })
 
   const recordStatus = Effect.fn("TransactionsRepo.recordStatus")(function* (
@@ -74,7 +99,13 @@ const makeWrites = Effect.fnUntraced(function* (cql: Cql.Cql["Service"], stateme
   })
 
   const forgetUnfinished = Effect.fn("TransactionsRepo.forgetUnfinished")(function* (id: Ids.TransactionId) {
-    yield* cql.execute(statements.deleteUnfinished, [shardOf(id), id], write)
+    yield* Effect.all(
+      [
+        cql.execute(statements.deleteOpen, [shardOf(id), bucketOf(id), id], write),
+        cql.execute(statements.deleteUnfinished, [shardOf(id), id], write),
+      ],
+      { concurrency: 2, discard: true },
+    )
   })
 
   const markRepublished = Effect.fn("TransactionsRepo.markRepublished")(function* (
@@ -171,7 +202,7 @@ const makeHistory = (cql: Cql.Cql["Service"], statements: Statements) =>
     return yield* History.readPage(historyReads(cql, statements, userId), query)
   })
 
-/** The reads of the store: one transaction, a history page, the unfinished index, republishes. */
+/** The reads of the store: one transaction, many, a history page, republishes, operations on holds. */
 const makeReads = (cql: Cql.Cql["Service"], statements: Statements) => {
   const find = Effect.fn("TransactionsRepo.find")(function* (id: Ids.TransactionId) {
     const read = yield* cql.execute(statements.selectById, [id], { consistency: quorum })
@@ -198,27 +229,6 @@ const makeReads = (cql: Cql.Cql["Service"], statements: Statements) => {
     return found
   })
 
-  const unfinishedPage = Effect.fn("TransactionsRepo.unfinishedPage")(function* (
-    after: string,
-    before: string,
-    limit: number,
-  ) {
-    const perShard = Math.max(1, Math.ceil(limit / unfinishedShards))
-    const shards = Array.from({ length: unfinishedShards }, (_, shard) => shard)
-    const found = yield* Effect.forEach(
-      shards,
-      (shard) =>
-        cql
-          .execute(statements.selectUnfinished, [shard, after, before, perShard], { consistency: quorum })
-          .pipe(Effect.flatMap((page) => Effect.forEach(page.rows, unfinishedIdOf))),
-      { concurrency: 4 },
-    )
-    return pageOf(found, perShard)
-  })
-
-  const unfinished = (before: string, limit: number) =>
-    Effect.map(unfinishedPage("", before, limit), (page) => page.ids.slice(0, limit))
-
   const republished = Effect.fn("TransactionsRepo.republished")(function* (id: Ids.TransactionId) {
     const read = yield* cql.execute(statements.selectRepublished, [id], { consistency: quorum })
     const row = read.rows[0]
@@ -235,14 +245,106 @@ const makeReads = (cql: Cql.Cql["Service"], statements: Statements) => {
     return row === undefined ? Option.none() : Option.some(yield* operationKeyOf(row))
   })
 
-  return { find, findMany, history: makeHistory(cql, statements), unfinished, unfinishedPage, republished, operationOf }
+  return {
+    find,
+    findMany,
+    history: makeHistory(cql, statements),
+    republished,
+    operationOf,
+  }
 }
 
-/** Builds the CQL repository in `keyspace`. */
-export const make = Effect.fnUntraced(function* (keyspace: string) {
+/** The most ids one read of a bucket's shard gives; a fuller one is read on from its last id. */
+const sweepPage = 1_000
+
+/** The reconciler's indexes: the sweep of open work, pages of stale work, and whether an id is in either. */
+const makeIndexes = (cql: Cql.Cql["Service"], statements: Statements) => {
+  const shards = Array.from({ length: unfinishedShards }, (_, shard) => shard)
+
+  const unfinishedPage = Effect.fn("TransactionsRepo.unfinishedPage")(function* (
+    after: string,
+    before: string,
+    limit: number,
+  ) {
+    const perShard = Math.max(1, Math.ceil(limit / unfinishedShards))
+    const found = yield* Effect.forEach(
+      shards,
+      (shard) =>
+        cql
+          .execute(statements.selectUnfinished, [shard, after, before, perShard], { consistency: quorum })
+          .pipe(Effect.flatMap((page) => Effect.forEach(page.rows, unfinishedIdOf))),
+      { concurrency: 4 },
+    )
+    return pageOf(found, perShard)
+  })
+
+  const isUnfinished = Effect.fn("TransactionsRepo.isUnfinished")(function* (id: Ids.TransactionId) {
+    const [open, stale] = yield* Effect.all(
+      [
+        cql.execute(statements.selectOpenId, [shardOf(id), bucketOf(id), id], { consistency: quorum }),
+        cql.execute(statements.selectUnfinishedId, [shardOf(id), id], { consistency: quorum }),
+      ],
+      { concurrency: 2 },
+    )
+    return open.rows.length > 0 || stale.rows.length > 0
+  })
+
+  const openIn = Effect.fnUntraced(function* (shard: number, bucket: number) {
+    const ids: Array<Ids.TransactionId> = []
+    let after = ""
+    for (;;) {
+      const read = yield* cql.execute(statements.selectOpen, [shard, bucket, after, sweepPage], {
+        consistency: quorum,
+      })
+      const page = yield* Effect.forEach(read.rows, openIdOf)
+      ids.push(...page)
+      const last = page[page.length - 1]
+      if (page.length < sweepPage || last === undefined) return ids
+      after = last
+    }
+  })
+
+  const sweepOpen = Effect.fn("TransactionsRepo.sweepOpen")(function* (until: number) {
+    const read = yield* cql.execute(statements.selectMark, [], { consistency: quorum })
+    const mark = read.rows[0]?.get("bucket") as number | null | undefined
+    // Every store writes a mark when it starts, before its first write: none means nothing to sweep.
+    if (typeof mark !== "number") return 0
+    // The last bucket that ends at or before `until`.
+    const last = Math.min(Math.floor(until / bucketMillis) - 1, mark + maxSweepBuckets - 1)
+    let moved = 0
+    for (let bucket = mark; bucket <= last; bucket++) {
+      const open = (yield* Effect.forEach(shards, (shard) => openIn(shard, bucket), { concurrency: 4 })).flat()
+      yield* Effect.forEach(open, (id) => cql.execute(statements.insertUnfinished, [shardOf(id), id], write), {
+        concurrency: 8,
+        discard: true,
+      })
+      // Only once everything still open in it is in the index of stale work: never read again.
+      yield* cql.execute(statements.writeMark, [bucket + 1, markWriteTimestamp(bucket + 1, true)], write)
+      moved += open.length
+    }
+    return moved
+  })
+
+  return { sweepOpen, unfinishedPage, isUnfinished }
+}
+
+/**
+ * Builds the CQL repository in `keyspace`. `reconcileAge` is the reconciler's (the same in every
+ * instance; `TRANSACTION_RECONCILE_AGE`'s default unless given): a PENDING write
+ * that completes later than half of it after its id's time is also written into the index of stale
+ * work (see `lateAfter`).
+ */
+export const make = Effect.fnUntraced(function* (
+  keyspace: string,
+  reconcileAge: Duration.Duration = defaultReconcileAge,
+) {
   const cql = yield* Cql.Cql
   const statements = statementsOf(keyspace)
-  const writes = yield* makeWrites(cql, statements)
-  const store: TransactionStore = { ...writes, ...makeReads(cql, statements) }
+  // The sweep starts where the first store of the keyspace started, before its first write could
+  // land (a mark written at a start-up never replaces an earlier one, nor a sweep's).
+  const start = Math.floor(((yield* Clock.currentTimeMillis) - 2 * Duration.toMillis(reconcileAge)) / bucketMillis) - 1
+  yield* cql.execute(statements.writeMark, [start, markWriteTimestamp(start, false)], write)
+  const writes = yield* makeWrites(cql, statements, reconcileAge)
+  const store: TransactionStore = { ...writes, ...makeReads(cql, statements), ...makeIndexes(cql, statements) }
   return store
 })

@@ -8,7 +8,7 @@ import { Effect, Schema } from "effect"
 import * as Cql from "@walletun/infra/Cql"
 import { decoder } from "./Rows.ts"
 import { detailColumns } from "./Statements.ts"
-import { shardOf } from "./Stored.ts"
+import { bucketOf, shardOf } from "./Stored.ts"
 
 const quorum = { consistency: Cql.Consistency.localQuorum }
 const text = Schema.NullOr(Schema.String)
@@ -115,13 +115,19 @@ export const historyStatus = Effect.fn("TransactionsInspect.historyStatus")(func
   return pending.rows.length > 0 ? "PENDING" : null
 })
 
-/** Whether the transaction is in the index of unfinished work. */
+/** Whether the transaction is in an index of unfinished work: open work (its bucket) or stale work. */
 export const isUnfinished = Effect.fn("TransactionsInspect.isUnfinished")(function* (keyspace: string, id: string) {
   const cql = yield* Cql.Cql
-  const read = yield* cql.execute(
+  const open = yield* cql.execute(
+    `SELECT id FROM ${keyspace}.transactions_open WHERE shard = ? AND bucket = ? AND id = ?`,
+    [shardOf(id), bucketOf(id), id],
+    quorum,
+  )
+  if (open.rows.length > 0) return true
+  const stale = yield* cql.execute(
     `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
     [shardOf(id), id],
     quorum,
   )
-  return read.rows.length > 0
+  return stale.rows.length > 0
 })

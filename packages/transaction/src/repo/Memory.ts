@@ -1,7 +1,19 @@
 /** The transaction store in memory, for tests, with the same observable behaviour as the CQL one. */
 import { Clock, DateTime, Duration, Effect, Option, Ref } from "effect"
 import type { Ids, Money, Transaction } from "@walletun/domain"
-import { pageOf, partiesOf, passes, settledRank, statusRank } from "./Stored.ts"
+import * as Uuid from "@walletun/infra/Uuid"
+import {
+  bucketMillis,
+  bucketOf,
+  defaultReconcileAge,
+  lateAfter,
+  maxSweepBuckets,
+  pageOf,
+  partiesOf,
+  passes,
+  settledRank,
+  statusRank,
+} from "./Stored.ts"
 import type { OperationKey, Republished, StoredTransaction, TransactionStore } from "./Stored.ts"
 
 /** One recorded status of a transaction. */
@@ -12,11 +24,14 @@ interface StatusState {
   readonly capturedAmount?: Money.Amount | undefined
 }
 
-/** The memory: details by id, statuses per id and rank (like the CQL rows), the unfinished index. */
+/** The memory: details by id, statuses per id and rank (like the CQL rows), the indexes of unfinished work. */
 interface Memory {
   readonly details: Ref.Ref<Map<string, StoredTransaction>>
   readonly statuses: Ref.Ref<Map<string, Map<number, StatusState>>>
+  /** The index of open work (by bucket in CQL), the first bucket not swept, and the index of stale work. */
   readonly open: Ref.Ref<Set<Ids.TransactionId>>
+  readonly mark: Ref.Ref<number>
+  readonly stale: Ref.Ref<Set<Ids.TransactionId>>
   readonly republished: Ref.Ref<Map<string, Republished>>
   /** Operations on holds by `<hold>/<user>/<key>`, with when they expire (the clock's milliseconds). */
   readonly operations: Ref.Ref<Map<string, { readonly operation: OperationKey; readonly untilMs: number }>>
@@ -76,20 +91,40 @@ const history =
       return { items: page, next: items.length > query.limit ? page[page.length - 1]?.id : undefined }
     })
 
-const openBetween = (memory: Memory, after: string, before: string, limit: number) =>
-  Effect.map(Ref.get(memory.open), (set) =>
+const staleBetween = (memory: Memory, after: string, before: string, limit: number) =>
+  Effect.map(Ref.get(memory.stale), (set) =>
     [...set]
       .filter((id) => id > after && id < before)
       .toSorted()
       .slice(0, limit),
   )
 
-/** The in-memory repository: statuses kept per rank, exactly like the CQL rows. */
-export const makeMemory = Effect.gen(function* () {
+/** Moves what is still open in the buckets from the mark that end by `until` into the stale index. */
+const sweep = (memory: Memory, until: number) =>
+  Effect.gen(function* () {
+    const mark = yield* Ref.get(memory.mark)
+    const last = Math.min(Math.floor(until / bucketMillis) - 1, mark + maxSweepBuckets - 1)
+    if (last < mark) return 0
+    const moving = [...(yield* Ref.get(memory.open))].filter((id) => bucketOf(id) >= mark && bucketOf(id) <= last)
+    yield* Ref.update(memory.stale, (set) => new Set([...set, ...moving]))
+    yield* Ref.set(memory.mark, last + 1)
+    return moving.length
+  })
+
+/**
+ * The in-memory repository: statuses kept per rank, exactly like the CQL rows. `reconcileAge` (the
+ * default of `TRANSACTION_RECONCILE_AGE` unless given) sets, as in the CQL store, how late a PENDING write may complete before it also goes
+ * into the index of stale work.
+ */
+export const makeMemory = Effect.fnUntraced(function* (reconcileAge: Duration.Duration = defaultReconcileAge) {
+  const late = lateAfter(reconcileAge)
+  const started = yield* Clock.currentTimeMillis
   const memory: Memory = {
     details: yield* Ref.make(new Map<string, StoredTransaction>()),
     statuses: yield* Ref.make(new Map<string, Map<number, StatusState>>()),
     open: yield* Ref.make(new Set<Ids.TransactionId>()),
+    mark: yield* Ref.make(Math.floor((started - 2 * Duration.toMillis(reconcileAge)) / bucketMillis) - 1),
+    stale: yield* Ref.make(new Set<Ids.TransactionId>()),
     republished: yield* Ref.make(new Map<string, Republished>()),
     operations: yield* Ref.make(new Map<string, { readonly operation: OperationKey; readonly untilMs: number }>()),
   }
@@ -99,6 +134,9 @@ export const makeMemory = Effect.gen(function* () {
         yield* Ref.update(memory.details, (map) => new Map(map).set(tx.id, tx))
         yield* record(memory, tx.id, 0, { status: "PENDING", reason: null, at: tx.updatedAt })
         yield* Ref.update(memory.open, (set) => new Set(set).add(tx.id))
+        if ((yield* Clock.currentTimeMillis) - Uuid.millisOf(tx.id) > late) {
+          yield* Ref.update(memory.stale, (set) => new Set(set).add(tx.id))
+        }
       }),
     find: (id) => current(memory, id),
     findMany: (ids) =>
@@ -113,12 +151,21 @@ export const makeMemory = Effect.gen(function* () {
         if (rank >= settledRank) yield* Ref.update(memory.open, (set) => without(set, tx.id))
       }),
     history: history(memory),
-    unfinished: (before, limit) => openBetween(memory, "", before, limit),
+    isUnfinished: (id) =>
+      Effect.map(
+        Effect.all([Ref.get(memory.open), Ref.get(memory.stale)]),
+        ([open, stale]) => open.has(id) || stale.has(id),
+      ),
+    sweepOpen: (until) => sweep(memory, until),
     unfinishedPage: (after, before, limit) =>
-      Effect.map(openBetween(memory, after, before, limit), (ids) => pageOf([ids], limit)),
+      Effect.map(staleBetween(memory, after, before, limit), (ids) => pageOf([ids], limit)),
     republished: (id) => Effect.map(Ref.get(memory.republished), (map) => Option.fromUndefinedOr(map.get(id))),
     markRepublished: (id, at, count) => Ref.update(memory.republished, (map) => new Map(map).set(id, { at, count })),
-    forgetUnfinished: (id) => Ref.update(memory.open, (set) => without(set, id)),
+    forgetUnfinished: (id) =>
+      Effect.andThen(
+        Ref.update(memory.open, (set) => without(set, id)),
+        Ref.update(memory.stale, (set) => without(set, id)),
+      ),
     rememberOperation: (holdId, userId, key, operation, ttl) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Ref.update(memory.operations, (map) =>

@@ -90,7 +90,7 @@ export const StatusRow = Schema.Struct({
 })
 export type StatusRow = typeof StatusRow.Type
 
-/** A row of `transactions_unfinished`. */
+/** A row of `transactions_unfinished` or of `transactions_open` (as read: the id alone). */
 export const UnfinishedRow = Schema.Struct({ id: Ids.TransactionId })
 
 /** A row of `hold_operation_keys`. */
@@ -124,6 +124,7 @@ const decodeTransactionRow = decoder("transactions_by_id", TransactionRow)
 const decodeStatusRow = decoder("transactions_by_user", StatusRow)
 const decodeDetails = decoder("transactions_by_user", DetailColumns)
 const decodeUnfinishedRow = decoder("transactions_unfinished", UnfinishedRow)
+const decodeOpenRow = decoder("transactions_open", UnfinishedRow)
 const decodeRepublishedRow = decoder("transactions_republishes", RepublishedRow)
 const decodeOperationKeyRow = decoder("hold_operation_keys", OperationKeyRow)
 
@@ -285,6 +286,10 @@ export const partiesRowOf = (
 /** The id in a row of `transactions_unfinished`. */
 export const unfinishedIdOf = (row: unknown): Effect.Effect<Ids.TransactionId, Cql.CqlError> =>
   Effect.map(decodeUnfinishedRow(row), (decoded) => decoded.id)
+
+/** The id in a row of `transactions_open`. */
+export const openIdOf = (row: unknown): Effect.Effect<Ids.TransactionId, Cql.CqlError> =>
+  Effect.map(decodeOpenRow(row), (decoded) => decoded.id)
 
 /** A row of `transactions_republishes`: a row without a count counts once. */
 export const republishedOf = (row: unknown): Effect.Effect<Republished, Cql.CqlError> =>

@@ -6,7 +6,7 @@
 import { DateTime } from "effect"
 import * as Cql from "@walletun/infra/Cql"
 import type { StatusRecord, StoredTransaction } from "./Stored.ts"
-import { finalWriteTimestamp, partiesOf, settledRank, shardOf, slicesOfParty, statusRank } from "./Stored.ts"
+import { bucketOf, finalWriteTimestamp, partiesOf, settledRank, shardOf, slicesOfParty, statusRank } from "./Stored.ts"
 
 /** One statement of a batch. */
 export interface Write {
@@ -71,8 +71,17 @@ export const statementsOf = (keyspace: string) => {
     holdById: `UPDATE ${keyspace}.transactions_by_id SET expires_at = ? WHERE id = ?`,
     holdByParty: `UPDATE ${keyspace}.transactions_by_party SET expires_at = ? WHERE user_id = ? AND slice = ? AND id = ?`,
     holdByUser: `UPDATE ${keyspace}.transactions_by_user SET expires_at = ? WHERE user_id = ? AND id = ? AND status_rank = 0`,
+    // Open work by time (swept once per bucket), and stale work (what a sweep found still open, or
+    // a PENDING write that completed late); see migration 10.
+    insertOpen: `INSERT INTO ${keyspace}.transactions_open (shard, bucket, id) VALUES (?, ?, ?)`,
+    deleteOpen: `DELETE FROM ${keyspace}.transactions_open WHERE shard = ? AND bucket = ? AND id = ?`,
+    selectOpen: `SELECT id FROM ${keyspace}.transactions_open WHERE shard = ? AND bucket = ? AND id > ? LIMIT ?`,
+    selectOpenId: `SELECT id FROM ${keyspace}.transactions_open WHERE shard = ? AND bucket = ? AND id = ?`,
     insertUnfinished: `INSERT INTO ${keyspace}.transactions_unfinished (shard, id) VALUES (?, ?)`,
     deleteUnfinished: `DELETE FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
+    selectUnfinishedId: `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
+    selectMark: `SELECT bucket FROM ${keyspace}.reconciler_marks WHERE name = 'open'`,
+    writeMark: `INSERT INTO ${keyspace}.reconciler_marks (name, bucket) VALUES ('open', ?) USING TIMESTAMP ?`,
     statusById,
     statusByUser,
     // A final status is written with a write timestamp that falls as its time rises, so of two final
@@ -140,7 +149,7 @@ export const userWrite = (statements: Statements, tx: StoredTransaction, party: 
 /**
  * The writes that store one PENDING transaction: by id, each party's row in each of its slices
  * (one per party, two for a transfer between one user's own wallets) and in its whole history, in
- * the index.
+ * the index of open work (its bucket).
  */
 export const pendingWrites =
   (statements: Statements) =>
@@ -162,7 +171,7 @@ export const pendingWrites =
       userWrite(statements, tx, party),
     ]),
     ...(tx.type === "hold" ? holdWrites(statements, tx) : []),
-    { query: statements.insertUnfinished, params: [shardOf(tx.id), tx.id] },
+    { query: statements.insertOpen, params: [shardOf(tx.id), bucketOf(tx.id), tx.id] },
   ]
 
 /** A hold's expiry, written beside each of its PENDING rows (in the same logged batch). */
@@ -183,7 +192,7 @@ const holdWrites = (
   ]
 }
 
-/** The writes that record one status: the transaction's row, each party's history row, the index. */
+/** The writes that record one status: the transaction's row, each party's history row, the index of open work. */
 export const statusWrites =
   (statements: Statements) =>
   (record: StatusRecord): ReadonlyArray<Write> => {
@@ -202,6 +211,6 @@ export const statusWrites =
         query: final ? statements.finalByUser : statements.statusByUser,
         params: [party, tx.id, rank, status, reason, toDate(at), captured, ...stamp],
       })),
-      ...(final ? [{ query: statements.deleteUnfinished, params: [shardOf(tx.id), tx.id] }] : []),
+      ...(final ? [{ query: statements.deleteOpen, params: [shardOf(tx.id), bucketOf(tx.id), tx.id] }] : []),
     ]
   }

@@ -3,10 +3,11 @@
  * share: which users see a transaction, how statuses rank, how the unfinished index is sharded
  * and paged.
  */
-import { DateTime } from "effect"
-import type { Duration, Effect, Option } from "effect"
+import { DateTime, Duration } from "effect"
+import type { Effect, Option } from "effect"
 import type { Currency, Ids, Money, Transaction } from "@walletun/domain"
 import type * as Cql from "@walletun/infra/Cql"
+import * as Uuid from "@walletun/infra/Uuid"
 
 /**
  * A transaction as stored: the API's fields plus its parties, with its kind (a deposit's or
@@ -134,7 +135,7 @@ export const statusRank = (status: Transaction.TransactionStatus, decidesHold = 
   }
 }
 
-/** The rank from which a status is settled as far as the apply goes: it leaves the unfinished index. */
+/** The rank from which a status is settled as far as the apply goes: it leaves the index of open work. */
 export const settledRank = 2
 
 /** The held amount of a hold, shown once it was held (the ledger reserves the whole amount). */
@@ -149,10 +150,42 @@ export const heldAmountOf = (tx: StoredTransaction): Money.Amount | undefined =>
  */
 export const finalWriteTimestamp = (at: DateTime.Utc): bigint => 2n ** 53n - BigInt(DateTime.toEpochMillis(at)) * 1_000n
 
-/** How many shards the index of unfinished work has; a reconciler round reads each. */
+/** How many shards the indexes of open and unfinished work have; a reconciler round reads each. */
 export const unfinishedShards = 16
 
-/** A page of the unfinished index (see `unfinishedPage`). */
+/**
+ * The span of one bucket of the index of open work: a partition holds one shard's transactions of
+ * 10 seconds (about 320 at 500 transfers/s), so the one read of a bucket passes few tombstones.
+ */
+export const bucketMillis = 10_000
+
+/** The bucket of the index of open work that holds a transaction: its id's time, in 10-second steps. */
+export const bucketOf = (id: string): number => Math.floor(Uuid.millisOf(id) / bucketMillis)
+
+/**
+ * How late after its id's time a write of a PENDING transaction may complete and still rely on its
+ * bucket being swept: later (a replayed request finishing an old accept, a write held up for long),
+ * the transaction is also written straight into the index of stale work. Half the reconcile age; a
+ * bucket is swept once it is a whole reconcile age old, so the clocks of the transaction service's
+ * instances may differ by up to the other half.
+ */
+export const lateAfter = (reconcileAge: Duration.Duration): number => Duration.toMillis(reconcileAge) / 2
+
+/** `TRANSACTION_RECONCILE_AGE` unless set: how old unfinished work is before the reconciler acts on it. */
+export const defaultReconcileAge = Duration.minutes(2)
+
+/** The most buckets one sweep reads (10 minutes of them): a sweep after a long stop catches up in steps. */
+export const maxSweepBuckets = 60
+
+/**
+ * The write timestamp (microseconds) of the sweep mark: a sweep's advance (`advanced`) beats every
+ * mark written at a start-up and every smaller advance; of the marks written at start-ups, the
+ * earliest (lowest bucket) wins. So the mark never moves back, with no read before the write.
+ */
+export const markWriteTimestamp = (bucket: number, advanced: boolean): bigint =>
+  advanced ? 2n ** 53n + BigInt(bucket) : 2n ** 53n - BigInt(bucket)
+
+/** A page of the index of stale work (see `unfinishedPage`). */
 export interface UnfinishedPage {
   readonly ids: ReadonlyArray<Ids.TransactionId>
   readonly next: string | undefined
@@ -179,7 +212,7 @@ export const pageOf = (shards: ReadonlyArray<ReadonlyArray<Ids.TransactionId>>, 
   return { ids: ids.toSorted(), next }
 }
 
-/** The shard of a transaction in the unfinished index (its id's last, random, hex digit). */
+/** The shard of a transaction in the indexes of unfinished work (its id's last, random, hex digit). */
 export const shardOf = (id: string): number => Number.parseInt(id.slice(-1), 16) % unfinishedShards
 
 /**
@@ -233,8 +266,9 @@ export interface TransactionStore {
    */
   findMany(ids: ReadonlyArray<Ids.TransactionId>): Effect.Effect<ReadonlyArray<StoredTransaction>, Cql.CqlError>
   /**
-   * Records a status in every place the transaction is stored; a final one also leaves the
-   * unfinished index. Monotonic: a lower status recorded later does not change the current one.
+   * Records a status in every place the transaction is stored; a final one also leaves the index
+   * of open work (the reconciler takes it out of the index of stale work, should it be there, when
+   * it finds it final). Monotonic: a lower status recorded later does not change the current one.
    */
   recordStatus(
     tx: Pick<StoredTransaction, "id" | "userId" | "targetOwnerId">,
@@ -248,12 +282,18 @@ export interface TransactionStore {
    * a status filter may stop short at the scan bound, with a cursor.
    */
   history(userId: Ids.UserId, query: HistoryQuery): Effect.Effect<HistoryPage, Cql.CqlError>
-  /** Unfinished transactions whose id sorts before `before` (older), at most `limit`, oldest first per shard. */
-  unfinished(before: string, limit: number): Effect.Effect<ReadonlyArray<Ids.TransactionId>, Cql.CqlError>
+  /** Whether the transaction is in the index of open work or in the index of stale work. */
+  isUnfinished(id: Ids.TransactionId): Effect.Effect<boolean, Cql.CqlError>
   /**
-   * Unfinished ids between `after` and `before` (exclusive), oldest first, about `limit` of
-   * them; `next` is where the following page starts (every id up to it was returned), or
-   * undefined when this page reached `before`.
+   * Sweeps the index of open work: every transaction still open in a bucket that ends at or before
+   * `until` (milliseconds) moves into the index of stale work, oldest bucket first, at most
+   * `maxSweepBuckets` buckets a call; each bucket is read once. Gives how many moved.
+   */
+  sweepOpen(until: number): Effect.Effect<number, Cql.CqlError>
+  /**
+   * Ids of the index of stale work between `after` and `before` (exclusive), oldest first, about
+   * `limit` of them; `next` is where the following page starts (every id up to it was returned),
+   * or undefined when this page reached `before`.
    */
   unfinishedPage(after: string, before: string, limit: number): Effect.Effect<UnfinishedPage, Cql.CqlError>
   /** When the reconciler last re-published the transaction and how often, within the last day. */
@@ -277,6 +317,6 @@ export interface TransactionStore {
     userId: Ids.UserId,
     key: Ids.IdempotencyKey,
   ): Effect.Effect<Option.Option<OperationKey>, Cql.CqlError>
-  /** Removes a transaction from the unfinished index (it is final, or was never stored). */
+  /** Removes a transaction from both indexes of unfinished work (it is final, or was never stored). */
   forgetUnfinished(id: Ids.TransactionId): Effect.Effect<void, Cql.CqlError>
 }
