@@ -88,6 +88,12 @@ export const reconcilerRepublished = Metric.counter("walletun_reconciler_republi
   incremental: true,
 })
 
+/** Transactions a sweep found still open in a bucket older than the reconcile age: now stale work. */
+export const reconcilerSwept = Metric.counter("walletun_reconciler_swept_total", {
+  description: "Transactions the reconciler's sweep found still open past the reconcile age (moved to the stale index)",
+  incremental: true,
+})
+
 /** Transactions the reconciler gave up on: it asked the ledger to record them as refused. */
 export const reconcilerRefused = Metric.counter("walletun_reconciler_refused_total", {
   description: "Transactions the reconciler gave up on after its re-publishes, recorded by the ledger as REJECTED",

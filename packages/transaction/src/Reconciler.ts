@@ -72,9 +72,7 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
   const before = Uuid.format(cutoff, new Uint8Array(16))
   // What is still open in the buckets older than the age becomes stale work: each bucket is read
   // once, so a round never passes the tombstones of the transfers that finished (see `sweepOpen`).
-  const swept = yield* repo.sweepOpen(cutoff)
-  if (swept > 0)
-    yield* Effect.logDebug("reconciler swept open work into the stale index").pipe(Effect.annotateLogs({ swept }))
+  yield* Metric.update(Metrics.reconcilerSwept, yield* repo.sweepOpen(cutoff))
   const after = cursor === undefined ? "" : yield* Ref.get(cursor)
   const page = yield* repo.unfinishedPage(after, before, config.reconcileBatch)
   if (cursor !== undefined) yield* Ref.set(cursor, page.next ?? "")

@@ -39,8 +39,11 @@ describe("reconciler", () => {
           // The test configuration's age is 0: anything created before now is stale, once its
           // 10-second bucket of the index of open work has ended and is swept.
           yield* TestClock.adjust("10 seconds")
+          const sweptBefore = (yield* Metric.value(Metrics.reconcilerSwept)).count
           const count = yield* Reconciler.round()
           assert.strictEqual(count, 2)
+          // The sweep found the two still open (not the final one), and counted them once.
+          assert.strictEqual((yield* Metric.value(Metrics.reconcilerSwept)).count - sweptBefore, 2)
           assert.deepStrictEqual(
             (yield* Ref.get(record)).requested.map((event) => event.id).toSorted(),
             [stuck.id, fresher.id].toSorted(),
@@ -57,6 +60,7 @@ describe("reconciler", () => {
           assert.isAtLeast(counted.count, 2)
           // Published lately: the next round leaves them alone until they are stale again.
           assert.strictEqual(yield* Reconciler.round(), 0)
+          assert.strictEqual((yield* Metric.value(Metrics.reconcilerSwept)).count - sweptBefore, 2)
           yield* TestClock.adjust("1 millis")
           assert.strictEqual(yield* Reconciler.round(), 2)
         }),
