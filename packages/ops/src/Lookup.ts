@@ -1,7 +1,8 @@
 /**
  * One transaction across the stores (`walletun tx show`): its CQL row and status history (by id,
- * in each party's history, in the unfinished index), and in the wallet's PostgreSQL database its
- * applied_transactions row, its ledger entries and its outbox event with when it was sent.
+ * in each party's history, in the reconciler's indexes of unfinished work), and in the wallet's
+ * PostgreSQL database its applied_transactions row, its ledger entries and its outbox event with
+ * when it was sent.
  */
 import { Effect } from "effect"
 import * as TransactionsInspect from "@walletun/transaction/Inspect"

@@ -203,7 +203,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
 
   describe("the operator's view", () => {
     it.effect(
-      "each party's history status: PENDING from its slice row, then its highest status row; none for a stranger",
+      "each party's history status: PENDING from its slice row, then its highest status row; none for a stranger; the index",
       () =>
         Effect.gen(function* () {
           const { repo, keyspace } = yield* scratch
@@ -213,8 +213,11 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
             TransactionsInspect.historyStatus(keyspace, party ?? "", tx.id),
           )
           assert.deepStrictEqual(yield* statuses, ["PENDING", "PENDING", null])
+          // In the index of open work while PENDING; out of it once final.
+          assert.isTrue(yield* TransactionsInspect.isUnfinished(keyspace, tx.id))
           yield* repo.recordStatus(tx, "COMPLETED", null, DateTime.add(tx.createdAt, { seconds: 1 }))
           assert.deepStrictEqual(yield* statuses, ["COMPLETED", "COMPLETED", null])
+          assert.isFalse(yield* TransactionsInspect.isUnfinished(keyspace, tx.id))
         }).pipe(Effect.scoped),
     )
   })

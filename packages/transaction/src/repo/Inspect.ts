@@ -7,7 +7,7 @@
 import { Effect, Schema } from "effect"
 import * as Cql from "@walletun/infra/Cql"
 import { decoder } from "./Rows.ts"
-import { detailColumns } from "./Statements.ts"
+import { detailColumns, statementsOf } from "./Statements.ts"
 import { bucketOf, shardOf } from "./Stored.ts"
 
 const quorum = { consistency: Cql.Consistency.localQuorum }
@@ -118,16 +118,9 @@ export const historyStatus = Effect.fn("TransactionsInspect.historyStatus")(func
 /** Whether the transaction is in an index of unfinished work: open work (its bucket) or stale work. */
 export const isUnfinished = Effect.fn("TransactionsInspect.isUnfinished")(function* (keyspace: string, id: string) {
   const cql = yield* Cql.Cql
-  const open = yield* cql.execute(
-    `SELECT id FROM ${keyspace}.transactions_open WHERE shard = ? AND bucket = ? AND id = ?`,
-    [shardOf(id), bucketOf(id), id],
-    quorum,
-  )
+  const statements = statementsOf(keyspace)
+  const open = yield* cql.execute(statements.selectOpenId, [shardOf(id), bucketOf(id), id], quorum)
   if (open.rows.length > 0) return true
-  const stale = yield* cql.execute(
-    `SELECT id FROM ${keyspace}.transactions_unfinished WHERE shard = ? AND id = ?`,
-    [shardOf(id), id],
-    quorum,
-  )
+  const stale = yield* cql.execute(statements.selectUnfinishedId, [shardOf(id), id], quorum)
   return stale.rows.length > 0
 })
