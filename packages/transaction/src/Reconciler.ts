@@ -38,6 +38,13 @@ export const maxSpacing = Duration.hours(1)
 export const spacing = (age: Duration.Duration, count: number): number =>
   Math.min(Duration.toMillis(age) * 2 ** Math.max(0, count - 1), Duration.toMillis(maxSpacing))
 
+/**
+ * The most transactions one round's sweep moves into the stale index, give or take a bucket: ten
+ * rounds' worth of re-publishes, so that after an outage the sweep catches up over a few rounds
+ * and every round still gets to its page of stale work within its time bound.
+ */
+export const sweepBound = (reconcileBatch: number): number => reconcileBatch * 10
+
 /** The link of a re-publish to the trace of the transaction's accept, when that trace was stored. */
 export const republishLinks = (traceParent: string | undefined) =>
   traceParent === undefined ? [] : linkTo({ traceparent: traceParent }, "reconciler re-publish")
@@ -72,7 +79,7 @@ export const round = Effect.fn("Reconciler.round")(function* (cursor?: Ref.Ref<s
   const before = Uuid.format(cutoff, new Uint8Array(16))
   // What is still open in the buckets older than the age becomes stale work: each bucket is read
   // once, so a round never passes the tombstones of the transfers that finished (see `sweepOpen`).
-  yield* Metric.update(Metrics.reconcilerSwept, yield* repo.sweepOpen(cutoff))
+  yield* Metric.update(Metrics.reconcilerSwept, yield* repo.sweepOpen(cutoff, sweepBound(config.reconcileBatch)))
   const after = cursor === undefined ? "" : yield* Ref.get(cursor)
   const page = yield* repo.unfinishedPage(after, before, config.reconcileBatch)
   if (cursor !== undefined) yield* Ref.set(cursor, page.next ?? "")

@@ -361,7 +361,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("CQL migrat
           const page = yield* repo.unfinishedPage("", "ffffffff", 100)
           assert.deepStrictEqual(page.ids, [open])
           // Nothing was written into the new index before its mark: the first sweep moves nothing.
-          assert.strictEqual(yield* repo.sweepOpen(Date.now()), 0)
+          assert.strictEqual(yield* repo.sweepOpen(Date.now(), 10_000), 0)
         }).pipe(Effect.scoped),
     )
   })

@@ -183,11 +183,11 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
           )
           // The sweep past their buckets: the one transfer still open moves to the stale index.
           const until = Math.max(...txs.map((tx) => Uuid.millisOf(tx.id))) + 2 * TransactionsRepo.bucketMillis
-          assert.strictEqual(yield* repo.sweepOpen(until), 1)
+          assert.strictEqual(yield* repo.sweepOpen(until, 10_000), 1)
           const swept = yield* reads("transactions_open")
           // It read the 399 tombstones (a few dozen a shard of each bucket), once.
           assert.isAbove(swept.max, 10)
-          assert.strictEqual(yield* repo.sweepOpen(until), 0)
+          assert.strictEqual(yield* repo.sweepOpen(until, 10_000), 0)
           assert.deepStrictEqual(yield* reads("transactions_open"), swept)
           // Many rounds' pages of the stale index: the open one, and no tombstone passed.
           for (let round = 0; round < 5; round++) {

@@ -500,6 +500,29 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
       }),
     )
 
+    // Before the case below, which sweeps up to a little past now.
+    it.effect("a sweep stops after the bucket in which its bound was reached; the next goes on from there", () =>
+      Effect.gen(function* () {
+        const repo = yield* TransactionsRepo
+        const now = yield* Clock.currentTimeMillis
+        // Two transfers in each of three buckets 10 s apart, accepted 30 to 50 s ago (not late).
+        const txs: Array<StoredTransaction> = []
+        for (const seconds of [50, 50, 40, 40, 30, 30]) txs.push(atMillis(yield* pendingTransfer, now - seconds * 1000))
+        for (const tx of txs) yield* repo.insertPending(tx)
+        const ids = txs.map((tx) => tx.id)
+        const until = now - 20_000
+        assert.strictEqual(yield* repo.sweepOpen(until, 1), 2)
+        assert.deepStrictEqual(yield* staleAmong(ids), [true, true, false, false, false, false])
+        assert.strictEqual(yield* repo.sweepOpen(until, 1), 2)
+        assert.deepStrictEqual(yield* staleAmong(ids), [true, true, true, true, false, false])
+        assert.strictEqual(yield* repo.sweepOpen(until, 10_000), 2)
+        assert.deepStrictEqual(
+          yield* staleAmong(ids),
+          ids.map(() => true),
+        )
+      }),
+    )
+
     it.effect(
       "a sweep moves what is still open in the buckets that ended into the stale index, and reads each bucket once",
       () =>
@@ -517,7 +540,7 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
           )
           // Every bucket of these ends before `until` (the reconciler sweeps up to its age cut-off).
           const until = Math.max(...ids.map(Uuid.millisOf)) + 2 * bucketMillis
-          assert.isAtLeast(yield* repo.sweepOpen(until), 5)
+          assert.isAtLeast(yield* repo.sweepOpen(until, 10_000), 5)
           assert.deepStrictEqual(
             yield* staleAmong(ids),
             ids.map((id) => id !== done.id),
@@ -527,7 +550,7 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
             ids.map((id) => id !== done.id),
           )
           // Swept buckets are not read again.
-          assert.strictEqual(yield* repo.sweepOpen(until), 0)
+          assert.strictEqual(yield* repo.sweepOpen(until, 10_000), 0)
           // A final status leaves the stale index only when the reconciler, finding it final, forgets it.
           yield* repo.recordStatus(settledLater, "COMPLETED", null, later(settledLater, 1))
           assert.deepStrictEqual(yield* staleAmong([settledLater.id]), [true])

@@ -304,7 +304,20 @@ const makeIndexes = (cql: Cql.Cql["Service"], statements: Statements) => {
     }
   })
 
-  const sweepOpen = Effect.fn("TransactionsRepo.sweepOpen")(function* (until: number) {
+  // What a bucket still holds open goes into the stale index in unlogged batches of one shard
+  // (one partition) each: one request per shard and 100 ids, however many moved.
+  const intoStale = (ids: ReadonlyArray<Ids.TransactionId>) =>
+    Effect.forEach(
+      Object.values(Arr.groupBy(ids, (id) => String(shardOf(id)))).flatMap((same) => Arr.chunksOf(same, 100)),
+      (chunk) =>
+        cql.batch(
+          chunk.map((id) => ({ query: statements.insertUnfinished, params: [shardOf(id), id] })),
+          { consistency: quorum },
+        ),
+      { concurrency: 4, discard: true },
+    )
+
+  const sweepOpen = Effect.fn("TransactionsRepo.sweepOpen")(function* (until: number, maxMoved: number) {
     const read = yield* cql.execute(statements.selectMark, [], { consistency: quorum })
     const mark = read.rows[0]?.get("bucket") as number | null | undefined
     // Every store writes a mark when it starts, before its first write: none means nothing to sweep.
@@ -312,12 +325,9 @@ const makeIndexes = (cql: Cql.Cql["Service"], statements: Statements) => {
     // The last bucket that ends at or before `until`.
     const last = Math.min(Math.floor(until / bucketMillis) - 1, mark + maxSweepBuckets - 1)
     let moved = 0
-    for (let bucket = mark; bucket <= last; bucket++) {
+    for (let bucket = mark; bucket <= last && moved < maxMoved; bucket++) {
       const open = (yield* Effect.forEach(shards, (shard) => openIn(shard, bucket), { concurrency: 4 })).flat()
-      yield* Effect.forEach(open, (id) => cql.execute(statements.insertUnfinished, [shardOf(id), id], write), {
-        concurrency: 8,
-        discard: true,
-      })
+      yield* intoStale(open)
       // Only once everything still open in it is in the index of stale work: never read again.
       yield* cql.execute(statements.writeMark, [bucket + 1, markWriteTimestamp(bucket + 1, true)], write)
       moved += open.length

@@ -99,16 +99,20 @@ const staleBetween = (memory: Memory, after: string, before: string, limit: numb
       .slice(0, limit),
   )
 
-/** Moves what is still open in the buckets from the mark that end by `until` into the stale index. */
-const sweep = (memory: Memory, until: number) =>
+/** Moves what is still open in the buckets from the mark that end by `until` into the stale index, as the CQL store. */
+const sweep = (memory: Memory, until: number, maxMoved: number) =>
   Effect.gen(function* () {
     const mark = yield* Ref.get(memory.mark)
     const last = Math.min(Math.floor(until / bucketMillis) - 1, mark + maxSweepBuckets - 1)
-    if (last < mark) return 0
-    const moving = [...(yield* Ref.get(memory.open))].filter((id) => bucketOf(id) >= mark && bucketOf(id) <= last)
-    yield* Ref.update(memory.stale, (set) => new Set([...set, ...moving]))
-    yield* Ref.set(memory.mark, last + 1)
-    return moving.length
+    const open = [...(yield* Ref.get(memory.open))]
+    let moved = 0
+    for (let bucket = mark; bucket <= last && moved < maxMoved; bucket++) {
+      const moving = open.filter((id) => bucketOf(id) === bucket)
+      yield* Ref.update(memory.stale, (set) => new Set([...set, ...moving]))
+      yield* Ref.set(memory.mark, bucket + 1)
+      moved += moving.length
+    }
+    return moved
   })
 
 /**
@@ -156,7 +160,7 @@ export const makeMemory = Effect.fnUntraced(function* (reconcileAge: Duration.Du
         Effect.all([Ref.get(memory.open), Ref.get(memory.stale)]),
         ([open, stale]) => open.has(id) || stale.has(id),
       ),
-    sweepOpen: (until) => sweep(memory, until),
+    sweepOpen: (until, maxMoved) => sweep(memory, until, maxMoved),
     unfinishedPage: (after, before, limit) =>
       Effect.map(staleBetween(memory, after, before, limit), (ids) => pageOf([ids], limit)),
     republished: (id) => Effect.map(Ref.get(memory.republished), (map) => Option.fromUndefinedOr(map.get(id))),

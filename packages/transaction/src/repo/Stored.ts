@@ -286,10 +286,11 @@ export interface TransactionStore {
   isUnfinished(id: Ids.TransactionId): Effect.Effect<boolean, Cql.CqlError>
   /**
    * Sweeps the index of open work: every transaction still open in a bucket that ends at or before
-   * `until` (milliseconds) moves into the index of stale work, oldest bucket first, at most
-   * `maxSweepBuckets` buckets a call; each bucket is read once. Gives how many moved.
+   * `until` (milliseconds) moves into the index of stale work, oldest bucket first, each bucket
+   * read once. A call sweeps at most `maxSweepBuckets` buckets, and none after the one in which
+   * its `maxMoved`-th transaction moved (a backlog is swept over several rounds). Gives how many moved.
    */
-  sweepOpen(until: number): Effect.Effect<number, Cql.CqlError>
+  sweepOpen(until: number, maxMoved: number): Effect.Effect<number, Cql.CqlError>
   /**
    * Ids of the index of stale work between `after` and `before` (exclusive), oldest first, about
    * `limit` of them; `next` is where the following page starts (every id up to it was returned),
