@@ -7,9 +7,9 @@
  * older than the age moves into the index of stale work, and the bucket is not read again. It then
  * walks the index of stale work with a cursor, one page a round, and starts again from the oldest
  * once it reaches the age cut-off, so transactions it cannot finish (at the front of the index)
- * never hide newer ones. A transaction found final there leaves it. It re-publishes one transaction with a doubling wait (the age, twice
- * it, ... at most an hour), at most `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times (about five hours
- * with the defaults).
+ * never hide newer ones. A transaction found final there leaves it. It re-publishes one
+ * transaction with a doubling wait (the age, twice it, ... at most an hour), at most
+ * `TRANSACTION_RECONCILE_MAX_REPUBLISHES` times (about five hours with the defaults).
  *
  * A transaction still unfinished after that is given up: the reconciler asks the ledger to record
  * it as refused (`REJECTED`) under its id, and the ledger's `FAILED` event makes the status final

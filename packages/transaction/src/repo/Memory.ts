@@ -99,7 +99,7 @@ const staleBetween = (memory: Memory, after: string, before: string, limit: numb
       .slice(0, limit),
   )
 
-/** Moves what is still open in the buckets from the mark that end by `until` into the stale index, as the CQL store. */
+/** Moves what is still open in the buckets from the mark that end by `until` into the stale index, as in CQL. */
 const sweep = (memory: Memory, until: number, maxMoved: number) =>
   Effect.gen(function* () {
     const mark = yield* Ref.get(memory.mark)
@@ -117,8 +117,9 @@ const sweep = (memory: Memory, until: number, maxMoved: number) =>
 
 /**
  * The in-memory repository: statuses kept per rank, exactly like the CQL rows. `reconcileAge` (the
- * default of `TRANSACTION_RECONCILE_AGE` unless given) sets, as in the CQL store, how late a PENDING write may complete before it also goes
- * into the index of stale work.
+ * default of `TRANSACTION_RECONCILE_AGE` unless given) sets, as in the CQL store, how late a
+ * PENDING write may complete before it also goes into the index of stale work, and where the
+ * sweep starts.
  */
 export const makeMemory = Effect.fnUntraced(function* (reconcileAge: Duration.Duration = defaultReconcileAge) {
   const late = lateAfter(reconcileAge)
