@@ -146,57 +146,59 @@ describe("Transactions.accept of a hold", () => {
 })
 
 describe("outcome consumer and holds", () => {
-  it.effect("records HELD (leaving the unfinished index), then the capture's COMPLETED with the captured amount", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { alice, bob, hold, handle } = yield* heldHold(1_000n)
-        const repo = yield* TransactionsRepo
-        const held = yield* current(hold.id)
-        assert.strictEqual(held.status, "HELD")
-        assert.strictEqual(toApi(held).heldAmount, 1_000n)
-        // Settled as far as the apply goes: the reconciler no longer re-publishes it.
-        assert.isFalse(yield* repo.isUnfinished(hold.id))
+  it.effect(
+    "records HELD (leaving the index of open work), then the capture's COMPLETED with the captured amount",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const { alice, bob, hold, handle } = yield* heldHold(1_000n)
+          const repo = yield* TransactionsRepo
+          const held = yield* current(hold.id)
+          assert.strictEqual(held.status, "HELD")
+          assert.strictEqual(toApi(held).heldAmount, 1_000n)
+          // Settled as far as the apply goes: the reconciler no longer re-publishes it.
+          assert.isFalse(yield* repo.isUnfinished(hold.id))
 
-        const decided = Events.HoldDecided.make({
-          transactionId: hold.id,
-          operationId: "0190a0c3-7d3e-7cc0-8000-0000000000c1" as Ids.TransactionId,
-          status: "COMPLETED",
-          capturedAmount: amount(400n),
-          entries: [],
-          decidedAt: DateTime.add(yield* DateTime.now, { seconds: 1 }),
-          userId: alice,
-          targetOwnerId: bob,
-        })
-        assert.deepStrictEqual(yield* handle(yield* messageOf(decided)), { _tag: "Ack" })
-        const captured = toApi(yield* current(hold.id))
-        assert.deepStrictEqual(
-          [captured.status, captured.heldAmount, captured.capturedAmount],
-          ["COMPLETED", 1_000n, 400n],
-        )
-        // A late HELD (a redelivery) or PROCESSING hides nothing; both parties' histories agree.
-        yield* handle(
-          yield* messageOf(
-            Events.TransactionHeld.make({
-              transactionId: hold.id,
-              amount: amount(1_000n),
-              expiresAt: yield* DateTime.now,
-              heldAt: yield* DateTime.now,
-              userId: alice,
-              targetOwnerId: bob,
-            }),
-          ),
-        )
-        yield* repo.recordStatus(hold, "PROCESSING", null, yield* DateTime.now)
-        assert.strictEqual((yield* current(hold.id)).status, "COMPLETED")
-        for (const party of [alice, bob]) {
-          const page = yield* repo.history(party, { limit: 5, after: undefined, status: "COMPLETED", type: "hold" })
+          const decided = Events.HoldDecided.make({
+            transactionId: hold.id,
+            operationId: "0190a0c3-7d3e-7cc0-8000-0000000000c1" as Ids.TransactionId,
+            status: "COMPLETED",
+            capturedAmount: amount(400n),
+            entries: [],
+            decidedAt: DateTime.add(yield* DateTime.now, { seconds: 1 }),
+            userId: alice,
+            targetOwnerId: bob,
+          })
+          assert.deepStrictEqual(yield* handle(yield* messageOf(decided)), { _tag: "Ack" })
+          const captured = toApi(yield* current(hold.id))
           assert.deepStrictEqual(
-            page.items.map((tx) => [tx.id, tx.capturedAmount]),
-            [[hold.id, amount(400n)]],
+            [captured.status, captured.heldAmount, captured.capturedAmount],
+            ["COMPLETED", 1_000n, 400n],
           )
-        }
-      }),
-    ),
+          // A late HELD (a redelivery) or PROCESSING hides nothing; both parties' histories agree.
+          yield* handle(
+            yield* messageOf(
+              Events.TransactionHeld.make({
+                transactionId: hold.id,
+                amount: amount(1_000n),
+                expiresAt: yield* DateTime.now,
+                heldAt: yield* DateTime.now,
+                userId: alice,
+                targetOwnerId: bob,
+              }),
+            ),
+          )
+          yield* repo.recordStatus(hold, "PROCESSING", null, yield* DateTime.now)
+          assert.strictEqual((yield* current(hold.id)).status, "COMPLETED")
+          for (const party of [alice, bob]) {
+            const page = yield* repo.history(party, { limit: 5, after: undefined, status: "COMPLETED", type: "hold" })
+            assert.deepStrictEqual(
+              page.items.map((tx) => [tx.id, tx.capturedAmount]),
+              [[hold.id, amount(400n)]],
+            )
+          }
+        }),
+      ),
   )
 
   it.effect("records VOIDED or EXPIRED, the first decision wins, and a failed hold is FAILED", () =>

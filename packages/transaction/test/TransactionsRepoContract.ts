@@ -223,7 +223,7 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
   })
 
   describe("statuses", () => {
-    it.effect("a final status is recorded with its reason and time, and leaves the unfinished index", () =>
+    it.effect("a final status is recorded with its reason and time, and leaves the indexes of unfinished work", () =>
       Effect.gen(function* () {
         const repo = yield* TransactionsRepo
         const tx = yield* pendingTransfer
@@ -270,58 +270,60 @@ export const contract = (it: Vitest.MethodsNonLive<TransactionsRepo>) => {
   })
 
   describe("holds", () => {
-    it.effect("a hold reads back with its expiry; HELD leaves the unfinished index; its decision outranks HELD", () =>
-      Effect.gen(function* () {
-        const repo = yield* TransactionsRepo
-        const hold = yield* pendingHold
-        yield* repo.insertPending(hold)
-        assert.deepStrictEqual(yield* repo.find(hold.id), Option.some(hold))
-        yield* repo.recordStatus(hold, "PROCESSING", null, later(hold, 1))
-        yield* repo.recordStatus(hold, "HELD", null, later(hold, 2))
-        assert.deepStrictEqual(
-          yield* statusOf(hold.id),
-          Option.some(["HELD", null, DateTime.toEpochMillis(later(hold, 2))] as const),
-        )
-        assert.deepStrictEqual(yield* unfinishedAmong([hold.id]), [false])
-        // The capture's decision (rank 3) outranks HELD whatever its time; a late HELD or PROCESSING hides nothing.
-        yield* repo.recordStatus(hold, "COMPLETED", null, later(hold, 5), { capturedAmount: 10n as Money.Amount })
-        yield* repo.recordStatus(hold, "HELD", null, later(hold, 1))
-        yield* repo.recordStatus(hold, "PROCESSING", null, later(hold, 6))
-        const found = yield* repo.find(hold.id)
-        assert.deepStrictEqual(
-          Option.map(found, (tx) => [
-            tx.status,
-            tx.capturedAmount,
-            tx.type === "hold" ? DateTime.toEpochMillis(tx.expiresAt) : 0,
-          ]),
-          Option.some<ReadonlyArray<unknown>>(["COMPLETED", 10n, DateTime.toEpochMillis(later(hold, 3_600))]),
-        )
-        // A contrary decision dated later loses, as final statuses do.
-        yield* repo.recordStatus(hold, "EXPIRED", null, later(hold, 7), {})
-        assert.strictEqual(
-          Option.map(yield* repo.find(hold.id), (tx) => tx.status).pipe(Option.getOrUndefined),
-          "COMPLETED",
-        )
-        // Both parties' histories: whole, and the hold slice of each one's own wallet, with the captured amount.
-        for (const [party, walletId] of [
-          [hold.userId, hold.type === "hold" ? hold.sourceWalletId : undefined],
-          [hold.targetOwnerId ?? hold.userId, hold.type === "hold" ? hold.targetWalletId : undefined],
-        ] as const) {
-          for (const filters of [{}, { type: "hold" as const, walletId }, { type: "hold" as const }]) {
-            const page = yield* repo.history(party, { limit: 5, after: undefined, status: "COMPLETED", ...filters })
-            assert.deepStrictEqual(
-              page.items.map((tx) => [
-                tx.id,
-                tx.status,
-                tx.capturedAmount,
-                tx.type === "hold" ? DateTime.toEpochMillis(tx.expiresAt) : 0,
-              ]),
-              [[hold.id, "COMPLETED", 10n as Money.Amount, DateTime.toEpochMillis(later(hold, 3_600))]],
-              JSON.stringify(filters),
-            )
+    it.effect(
+      "a hold reads back with its expiry; HELD leaves the indexes of unfinished work; its decision outranks HELD",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* TransactionsRepo
+          const hold = yield* pendingHold
+          yield* repo.insertPending(hold)
+          assert.deepStrictEqual(yield* repo.find(hold.id), Option.some(hold))
+          yield* repo.recordStatus(hold, "PROCESSING", null, later(hold, 1))
+          yield* repo.recordStatus(hold, "HELD", null, later(hold, 2))
+          assert.deepStrictEqual(
+            yield* statusOf(hold.id),
+            Option.some(["HELD", null, DateTime.toEpochMillis(later(hold, 2))] as const),
+          )
+          assert.deepStrictEqual(yield* unfinishedAmong([hold.id]), [false])
+          // The capture's decision (rank 3) outranks HELD whatever its time; a late HELD or PROCESSING hides nothing.
+          yield* repo.recordStatus(hold, "COMPLETED", null, later(hold, 5), { capturedAmount: 10n as Money.Amount })
+          yield* repo.recordStatus(hold, "HELD", null, later(hold, 1))
+          yield* repo.recordStatus(hold, "PROCESSING", null, later(hold, 6))
+          const found = yield* repo.find(hold.id)
+          assert.deepStrictEqual(
+            Option.map(found, (tx) => [
+              tx.status,
+              tx.capturedAmount,
+              tx.type === "hold" ? DateTime.toEpochMillis(tx.expiresAt) : 0,
+            ]),
+            Option.some<ReadonlyArray<unknown>>(["COMPLETED", 10n, DateTime.toEpochMillis(later(hold, 3_600))]),
+          )
+          // A contrary decision dated later loses, as final statuses do.
+          yield* repo.recordStatus(hold, "EXPIRED", null, later(hold, 7), {})
+          assert.strictEqual(
+            Option.map(yield* repo.find(hold.id), (tx) => tx.status).pipe(Option.getOrUndefined),
+            "COMPLETED",
+          )
+          // Both parties' histories: whole, and the hold slice of each one's own wallet, with the captured amount.
+          for (const [party, walletId] of [
+            [hold.userId, hold.type === "hold" ? hold.sourceWalletId : undefined],
+            [hold.targetOwnerId ?? hold.userId, hold.type === "hold" ? hold.targetWalletId : undefined],
+          ] as const) {
+            for (const filters of [{}, { type: "hold" as const, walletId }, { type: "hold" as const }]) {
+              const page = yield* repo.history(party, { limit: 5, after: undefined, status: "COMPLETED", ...filters })
+              assert.deepStrictEqual(
+                page.items.map((tx) => [
+                  tx.id,
+                  tx.status,
+                  tx.capturedAmount,
+                  tx.type === "hold" ? DateTime.toEpochMillis(tx.expiresAt) : 0,
+                ]),
+                [[hold.id, "COMPLETED", 10n as Money.Amount, DateTime.toEpochMillis(later(hold, 3_600))]],
+                JSON.stringify(filters),
+              )
+            }
           }
-        }
-      }),
+        }),
     )
 
     it.effect("the operations accepted on a hold read back by hold, user and key", () =>

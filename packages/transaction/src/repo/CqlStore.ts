@@ -64,7 +64,7 @@ const grouped = <A>(
       ),
   })
 
-/** The writes of the store: PENDING transactions, statuses, the unfinished index, republishes. */
+/** The writes of the store: PENDING transactions, statuses, the indexes of unfinished work, republishes. */
 const makeWrites = Effect.fnUntraced(function* (
   cql: Cql.Cql["Service"],
   statements: Statements,

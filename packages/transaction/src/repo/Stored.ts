@@ -1,7 +1,7 @@
 /**
  * What the transaction store keeps and answers, and the pure rules both of its implementations
- * share: which users see a transaction, how statuses rank, how the unfinished index is sharded
- * and paged.
+ * share: which users see a transaction, how statuses rank, how the indexes of unfinished work are
+ * sharded, bucketed and paged.
  */
 import { DateTime, Duration } from "effect"
 import type { Effect, Option } from "effect"
