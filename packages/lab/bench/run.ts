@@ -12,7 +12,7 @@
  * and no money was created or destroyed, and writes JSON and an SVG chart under packages/lab/bench/results/.
  * See packages/lab/bench/README.md.
  */
-import { Cause, Clock, DateTime, Duration, Effect, Fiber, FiberSet, Option, Schema } from "effect"
+import { Cause, Clock, Config, DateTime, Duration, Effect, Fiber, FiberSet, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
@@ -559,7 +559,13 @@ const measureRun = (settings: Settings, run: string, servicesLog: string) =>
     // The services' HTTP ports follow the gateway's, as in the bench's own system and npm start's.
     // The gateway's own /metrics (on another port) has none of the counters read here.
     const ports = System.portsFrom(Number(new URL(base).port))
-    const readCounters = yield* Usage.makeCounterReader([ports.user, ports.transaction, ports.walletHttp], databases)
+    // The transaction service's keyspace, read as it reads it (the services get the bench's environment).
+    const keyspace = yield* Config.String("CQL_KEYSPACE").pipe(Config.withDefault("walletun"))
+    const readCounters = yield* Usage.makeCounterReader(
+      [ports.user, ports.transaction, ports.walletHttp],
+      databases,
+      keyspace,
+    )
     // Each instance of a service on its ports moved (`instancePort`); the gateway's /metrics on its own port.
     const instancesOf = (port: number) =>
       ServiceProcess.instanceNumbers(settings.instances).map((n) => ServiceProcess.instancePort(port, n))
@@ -742,6 +748,7 @@ const usageFigures = (measured: Measured, final: ReadonlyArray<Settled>) => {
       settled: final.length,
       totals: counts,
       perSettled: Usage.perTransfer(counts, final.length),
+      reconcilerReads: Usage.indexReadsOf(measured.counters.before, measured.counters.after),
     },
   } satisfies Pick<Report.Results, "cpu" | "counts">
 }

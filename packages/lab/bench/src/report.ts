@@ -2,7 +2,7 @@
  * Figures of one benchmark run: percentiles, the printed summary, the JSON record and the SVG
  * latency chart (written by hand, no dependency).
  */
-import type { CpuUsage, Group, WindowCounts } from "./usage.ts"
+import type { CpuUsage, Group, IndexReads, WindowCounts } from "./usage.ts"
 import * as Heap from "./heap.ts"
 import * as Inside from "./inside.ts"
 
@@ -124,6 +124,8 @@ export interface Results {
     readonly settled: number
     readonly totals: WindowCounts
     readonly perSettled: WindowCounts
+    /** The reconciler's reads of its indexes in the window; null where the server does not count them. */
+    readonly reconcilerReads: IndexReads | null
   }
   readonly postgres: {
     readonly transfers: number
@@ -220,8 +222,22 @@ const countsTable = (r: Results): Array<string> => {
     `  broker messages published           ${figure(per.messagesPublished).padStart(8)}`,
     `  broker messages consumed            ${figure(per.messagesConsumed).padStart(8)}`,
     `  gRPC calls to the wallet service    ${figure(per.grpcCalls).padStart(8)}`,
+    ...reconcilerReadsLine(r.counts.reconcilerReads),
   ]
 }
+
+/**
+ * The reconciler's CQL reads in the window: its sweeps of the open index (each bucket once) and
+ * its pages of the stale index, with the most tombstones one read passed lately (the server's
+ * histogram; its first bucket, 1, holds the reads that passed none).
+ */
+export const reconcilerReadsLine = (reads: IndexReads | null): Array<string> =>
+  reads === null
+    ? []
+    : [
+        `reconciler's CQL reads in the window: sweeps of the open index ${reads.open.reads} (at most ${reads.open.maxTombstones} tombstones in one), ` +
+          `pages of the stale index ${reads.stale.reads} (at most ${reads.stale.maxTombstones}); system_views.tombstones_per_read`,
+      ]
 
 /** Peak RSS, RSS at the start and end of sending, and, for runs of two minutes or more, each minute's. */
 export const memoryLines = (r: Results): Array<string> => {

@@ -296,6 +296,33 @@ export interface CounterReading {
   /** Commits and rollbacks by database. */
   readonly postgres: Readonly<Record<string, { readonly commits: number; readonly rollbacks: number }>> | null
   readonly cqlServer: number | null
+  readonly indexReads: IndexReads | null
+}
+
+/** Reads of one table as the CQL server counts them: how many, and the most tombstones one passed lately. */
+export interface TableReads {
+  readonly reads: number
+  readonly maxTombstones: number
+}
+
+/**
+ * The reads of the reconciler's two indexes: its sweeps of `transactions_open`, and its pages of
+ * the stale index, `transactions_unfinished` (Cassandra's system_views.tombstones_per_read).
+ */
+export interface IndexReads {
+  readonly open: TableReads
+  readonly stale: TableReads
+}
+
+/** The reads of the window (the counts' growth), with the most tombstones one passed at its end. */
+export const indexReadsOf = (start: CounterReading, end: CounterReading): IndexReads | null => {
+  const [before, after] = [start.indexReads, end.indexReads]
+  if (before === null || after === null) return null
+  const grown = (table: keyof IndexReads): TableReads => ({
+    reads: after[table].reads - before[table].reads,
+    maxTombstones: after[table].maxTombstones,
+  })
+  return { open: grown("open"), stale: grown("stale") }
 }
 
 /** What the window cost in statements and messages: the counters' growth, in all and per settled transfer. */
@@ -469,19 +496,45 @@ export const readCqlServerStatements = Effect.gen(function* () {
 }).pipe(Effect.orElseSucceed(() => null))
 
 /**
- * Reads every counter: the services' /metrics on `ports`, pg_stat_database for `databases`, and the
- * CQL server's own count through one connection opened now and closed with the scope (a
- * connection per reading would add the driver's own start-up queries to the server's count).
+ * The reads of the reconciler's indexes in `keyspace` (`IndexReads`). Null where the server has no
+ * such table (ScyllaDB). The histogram's first bucket reads 1 for a read that passed none.
  */
-export const makeCounterReader = (ports: ReadonlyArray<number>, databases: ReadonlyArray<string>) =>
+export const readIndexReads = (keyspace: string) =>
+  Effect.gen(function* () {
+    const cql = yield* Cql.Cql
+    const page = yield* cql.execute(
+      "SELECT table_name, count, max FROM system_views.tombstones_per_read WHERE keyspace_name = ?",
+      [keyspace],
+      { consistency: Cql.Consistency.localOne },
+    )
+    const of = (table: string): TableReads => {
+      const row = page.rows.find((candidate) => candidate.get("table_name") === table)
+      return { reads: Number(row?.get("count") ?? 0), maxTombstones: Number(row?.get("max") ?? 0) }
+    }
+    return { open: of("transactions_open"), stale: of("transactions_unfinished") } satisfies IndexReads
+  }).pipe(Effect.orElseSucceed(() => null))
+
+/**
+ * Reads every counter: the services' /metrics on `ports`, pg_stat_database for `databases`, and the
+ * CQL server's own counts (statements; the reads of the indexes in `keyspace`) through one
+ * connection opened now and closed with the scope (a connection per reading would add the
+ * driver's own start-up queries to the server's count).
+ */
+export const makeCounterReader = (ports: ReadonlyArray<number>, databases: ReadonlyArray<string>, keyspace: string) =>
   Effect.gen(function* () {
     const cql = yield* Layer.build(Cql.Cql.layer).pipe(Effect.option)
-    const cqlServer = Option.match(cql, {
-      onNone: () => Effect.succeed(null),
-      onSome: (context) => readCqlServerStatements.pipe(Effect.provide(context)),
-    })
+    const fromCql = <A>(read: Effect.Effect<A | null, never, Cql.Cql>) =>
+      Option.match(cql, {
+        onNone: () => Effect.succeed(null),
+        onSome: (context) => read.pipe(Effect.provide(context)),
+      })
     return Effect.all(
-      { services: readServiceCounters(ports), postgres: readPostgresTransactions(databases), cqlServer },
+      {
+        services: readServiceCounters(ports),
+        postgres: readPostgresTransactions(databases),
+        cqlServer: fromCql(readCqlServerStatements),
+        indexReads: fromCql(readIndexReads(keyspace)),
+      },
       { concurrency: "unbounded" },
     ) satisfies Effect.Effect<CounterReading>
   })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { memoryLines } from "../src/report.ts"
+import { memoryLines, reconcilerReadsLine } from "../src/report.ts"
 import type { Results } from "../src/report.ts"
 
 const run = (minutes: ReadonlyArray<Record<string, number | null>>) =>
@@ -60,5 +60,19 @@ describe("report: memory", () => {
 
   it("prints only the start and the end for a shorter run", () => {
     assert.strictEqual(memoryLines(run([{ wallet: 160, transaction: 200 }])).length, 2)
+  })
+})
+
+describe("report: the reconciler's reads", () => {
+  it("prints the sweeps' and the pages' reads with the most tombstones one passed, and nothing without the counts", () => {
+    const line = reconcilerReadsLine({
+      open: { reads: 1584, maxTombstones: 215 },
+      stale: { reads: 336, maxTombstones: 1 },
+    })
+    assert.deepStrictEqual(line, [
+      "reconciler's CQL reads in the window: sweeps of the open index 1584 (at most 215 tombstones in one), " +
+        "pages of the stale index 336 (at most 1); system_views.tombstones_per_read",
+    ])
+    assert.deepStrictEqual(reconcilerReadsLine(null), [])
   })
 })

@@ -207,3 +207,22 @@ describe("bench usage: /metrics", () => {
     assert.strictEqual(Usage.sumOf(samples, "walletun_outbox_pending"), 0)
   })
 })
+
+/** A reading of the counters with only the reconciler's index reads. */
+const indexReading = (open: number, stale: number, max: number): Usage.CounterReading => ({
+  services: null,
+  postgres: null,
+  cqlServer: null,
+  indexReads: { open: { reads: open, maxTombstones: max }, stale: { reads: stale, maxTombstones: 1 } },
+})
+
+describe("bench usage: the reconciler's index reads", () => {
+  it("counts the window's reads and keeps the end's most tombstones; null when either reading is missing", () => {
+    assert.deepStrictEqual(Usage.indexReadsOf(indexReading(100, 20, 5), indexReading(164, 36, 180)), {
+      open: { reads: 64, maxTombstones: 180 },
+      stale: { reads: 16, maxTombstones: 1 },
+    })
+    assert.isNull(Usage.indexReadsOf({ ...indexReading(1, 1, 1), indexReads: null }, indexReading(2, 2, 2)))
+    assert.isNull(Usage.indexReadsOf(indexReading(1, 1, 1), { ...indexReading(2, 2, 2), indexReads: null }))
+  })
+})
