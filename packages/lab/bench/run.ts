@@ -20,6 +20,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Service } from "@walletun/infra"
 import { Runner } from "@walletun/ops"
+import { defaultKeyspace } from "@walletun/transaction/TransactionConfig"
 import * as Api from "./src/api.ts"
 import * as Arrivals from "./src/arrivals.ts"
 import * as Heap from "./src/heap.ts"
@@ -560,7 +561,7 @@ const measureRun = (settings: Settings, run: string, servicesLog: string) =>
     // The gateway's own /metrics (on another port) has none of the counters read here.
     const ports = System.portsFrom(Number(new URL(base).port))
     // The transaction service's keyspace, read as it reads it (the services get the bench's environment).
-    const keyspace = yield* Config.String("CQL_KEYSPACE").pipe(Config.withDefault("walletun"))
+    const keyspace = yield* Config.String("CQL_KEYSPACE").pipe(Config.withDefault(defaultKeyspace))
     const readCounters = yield* Usage.makeCounterReader(
       [ports.user, ports.transaction, ports.walletHttp],
       databases,

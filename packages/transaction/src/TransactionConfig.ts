@@ -1,6 +1,9 @@
 import { Config, Context, Duration, Effect, Layer, Schema, SchemaGetter } from "effect"
 import { defaultReconcileAge } from "./repo/Stored.ts"
 
+/** `CQL_KEYSPACE` unless set: the keyspace of the transaction service (and of the tools that read it). */
+export const defaultKeyspace = "walletun"
+
 /** The parts of the service one process can run; each scales on its own. */
 export const Role = Schema.Literals(["api", "worker", "outcomes", "reconciler"])
 /** One part of the service. */
@@ -92,7 +95,7 @@ export class TransactionConfig extends Context.Service<
         keyspace: yield* Config.schema(
           Schema.String.check(Schema.isPattern(/^[a-z][a-z0-9_]{0,47}$/)),
           "CQL_KEYSPACE",
-        ).pipe(Config.withDefault("walletun")),
+        ).pipe(Config.withDefault(defaultKeyspace)),
         replicationFactor: yield* Config.Int("CQL_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
         scyllaTabletsOff: yield* Config.Boolean("CQL_SCYLLA_TABLETS_OFF").pipe(Config.withDefault(false)),
         brokerPrefix: yield* Config.schema(

@@ -7,7 +7,6 @@ import type { DateTime } from "effect"
 import type { Ids, Transaction } from "@walletun/domain"
 import * as Batcher from "@walletun/infra/Batcher"
 import * as Cql from "@walletun/infra/Cql"
-import * as Uuid from "@walletun/infra/Uuid"
 import * as History from "./History.ts"
 import {
   historyRowOf,
@@ -24,17 +23,17 @@ import type { StatusRow } from "./Rows.ts"
 import { pendingWrites, statementsOf, statusWrites, toDate } from "./Statements.ts"
 import type { Statements, Write } from "./Statements.ts"
 import {
-  bucketMillis,
   bucketOf,
+  completedLate,
   defaultReconcileAge,
-  lateAfter,
+  lastSweptBucket,
   markWriteTimestamp,
   maxFindMany,
-  maxSweepBuckets,
   pageOf,
   pendingBatchSize,
   shardOf,
   statusBatchSize,
+  sweepStart,
   unfinishedShards,
 } from "./Stored.ts"
 import type { HistoryQuery, HoldDecision, OperationKey, StoredTransaction, TransactionStore } from "./Stored.ts"
@@ -78,12 +77,11 @@ const makeWrites = Effect.fnUntraced(function* (
   // retried (by the caller, then by redelivery).
   const recordBatched = yield* grouped(cql, statusBatchSize, statusWrites(statements), false)
 
-  const late = lateAfter(reconcileAge)
   const insertPending = Effect.fn("TransactionsRepo.insertPending")(function* (tx: StoredTransaction) {
     yield* insertBatched(tx)
     // Completed long after the id was made (a replay finishing an old accept, a write held up): the
     // reconciler may have swept its bucket already, so it goes into the index of stale work too.
-    if ((yield* Clock.currentTimeMillis) - Uuid.millisOf(tx.id) > late) {
+    if (completedLate(tx.id, yield* Clock.currentTimeMillis, reconcileAge)) {
       yield* cql.execute(statements.insertUnfinished, [shardOf(tx.id), tx.id], write)
     }
   })
@@ -254,6 +252,19 @@ const makeReads = (cql: Cql.Cql["Service"], statements: Statements) => {
   }
 }
 
+/** Whether a transaction is in either index: its bucket of open work, or the stale index. */
+export const isUnfinishedIn = (cql: Cql.Cql["Service"], statements: Statements) =>
+  Effect.fn("TransactionsRepo.isUnfinished")(function* (id: Ids.TransactionId) {
+    const [open, stale] = yield* Effect.all(
+      [
+        cql.execute(statements.selectOpenId, [shardOf(id), bucketOf(id), id], { consistency: quorum }),
+        cql.execute(statements.selectUnfinishedId, [shardOf(id), id], { consistency: quorum }),
+      ],
+      { concurrency: 2 },
+    )
+    return open.rows.length > 0 || stale.rows.length > 0
+  })
+
 /** The most ids one read of a bucket's shard gives; a fuller one is read on from its last id. */
 const sweepPage = 1_000
 
@@ -278,16 +289,7 @@ const makeIndexes = (cql: Cql.Cql["Service"], statements: Statements) => {
     return pageOf(found, perShard)
   })
 
-  const isUnfinished = Effect.fn("TransactionsRepo.isUnfinished")(function* (id: Ids.TransactionId) {
-    const [open, stale] = yield* Effect.all(
-      [
-        cql.execute(statements.selectOpenId, [shardOf(id), bucketOf(id), id], { consistency: quorum }),
-        cql.execute(statements.selectUnfinishedId, [shardOf(id), id], { consistency: quorum }),
-      ],
-      { concurrency: 2 },
-    )
-    return open.rows.length > 0 || stale.rows.length > 0
-  })
+  const isUnfinished = isUnfinishedIn(cql, statements)
 
   const openIn = Effect.fnUntraced(function* (shard: number, bucket: number) {
     const ids: Array<Ids.TransactionId> = []
@@ -323,7 +325,7 @@ const makeIndexes = (cql: Cql.Cql["Service"], statements: Statements) => {
     // Every store writes a mark when it starts, before its first write: none means nothing to sweep.
     if (typeof mark !== "number") return 0
     // The last bucket that ends at or before `until`.
-    const last = Math.min(Math.floor(until / bucketMillis) - 1, mark + maxSweepBuckets - 1)
+    const last = lastSweptBucket(until, mark)
     let moved = 0
     for (let bucket = mark; bucket <= last && moved < maxMoved; bucket++) {
       const open = (yield* Effect.forEach(shards, (shard) => openIn(shard, bucket), { concurrency: 4 })).flat()
@@ -352,7 +354,7 @@ export const make = Effect.fnUntraced(function* (
   const statements = statementsOf(keyspace)
   // The sweep starts where the first store of the keyspace started, before its first write could
   // land (a mark written at a start-up never replaces an earlier one, nor a sweep's).
-  const start = Math.floor(((yield* Clock.currentTimeMillis) - 2 * Duration.toMillis(reconcileAge)) / bucketMillis) - 1
+  const start = sweepStart(yield* Clock.currentTimeMillis, reconcileAge)
   yield* cql.execute(statements.writeMark, [start, markWriteTimestamp(start, false)], write)
   const writes = yield* makeWrites(cql, statements, reconcileAge)
   const store: TransactionStore = { ...writes, ...makeReads(cql, statements), ...makeIndexes(cql, statements) }

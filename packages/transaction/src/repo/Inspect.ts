@@ -5,10 +5,11 @@
  * column may be null, ids and statuses are any text): a tool must show a broken row, not fail on it.
  */
 import { Effect, Schema } from "effect"
+import type { Ids } from "@walletun/domain"
 import * as Cql from "@walletun/infra/Cql"
+import { isUnfinishedIn } from "./CqlStore.ts"
 import { decoder } from "./Rows.ts"
 import { detailColumns, statementsOf } from "./Statements.ts"
-import { bucketOf, shardOf } from "./Stored.ts"
 
 const quorum = { consistency: Cql.Consistency.localQuorum }
 const text = Schema.NullOr(Schema.String)
@@ -117,10 +118,5 @@ export const historyStatus = Effect.fn("TransactionsInspect.historyStatus")(func
 
 /** Whether the transaction is in an index of unfinished work: open work (its bucket) or stale work. */
 export const isUnfinished = Effect.fn("TransactionsInspect.isUnfinished")(function* (keyspace: string, id: string) {
-  const cql = yield* Cql.Cql
-  const statements = statementsOf(keyspace)
-  const open = yield* cql.execute(statements.selectOpenId, [shardOf(id), bucketOf(id), id], quorum)
-  if (open.rows.length > 0) return true
-  const stale = yield* cql.execute(statements.selectUnfinishedId, [shardOf(id), id], quorum)
-  return stale.rows.length > 0
+  return yield* isUnfinishedIn(yield* Cql.Cql, statementsOf(keyspace))(id as Ids.TransactionId)
 })

@@ -1,18 +1,17 @@
 /** The transaction store in memory, for tests, with the same observable behaviour as the CQL one. */
 import { Clock, DateTime, Duration, Effect, Option, Ref } from "effect"
 import type { Ids, Money, Transaction } from "@walletun/domain"
-import * as Uuid from "@walletun/infra/Uuid"
 import {
-  bucketMillis,
   bucketOf,
+  completedLate,
   defaultReconcileAge,
-  lateAfter,
-  maxSweepBuckets,
+  lastSweptBucket,
   pageOf,
   partiesOf,
   passes,
   settledRank,
   statusRank,
+  sweepStart,
 } from "./Stored.ts"
 import type { OperationKey, Republished, StoredTransaction, TransactionStore } from "./Stored.ts"
 
@@ -103,7 +102,7 @@ const staleBetween = (memory: Memory, after: string, before: string, limit: numb
 const sweep = (memory: Memory, until: number, maxMoved: number) =>
   Effect.gen(function* () {
     const mark = yield* Ref.get(memory.mark)
-    const last = Math.min(Math.floor(until / bucketMillis) - 1, mark + maxSweepBuckets - 1)
+    const last = lastSweptBucket(until, mark)
     const open = [...(yield* Ref.get(memory.open))]
     let moved = 0
     for (let bucket = mark; bucket <= last && moved < maxMoved; bucket++) {
@@ -122,13 +121,12 @@ const sweep = (memory: Memory, until: number, maxMoved: number) =>
  * sweep starts.
  */
 export const makeMemory = Effect.fnUntraced(function* (reconcileAge: Duration.Duration = defaultReconcileAge) {
-  const late = lateAfter(reconcileAge)
   const started = yield* Clock.currentTimeMillis
   const memory: Memory = {
     details: yield* Ref.make(new Map<string, StoredTransaction>()),
     statuses: yield* Ref.make(new Map<string, Map<number, StatusState>>()),
     open: yield* Ref.make(new Set<Ids.TransactionId>()),
-    mark: yield* Ref.make(Math.floor((started - 2 * Duration.toMillis(reconcileAge)) / bucketMillis) - 1),
+    mark: yield* Ref.make(sweepStart(started, reconcileAge)),
     stale: yield* Ref.make(new Set<Ids.TransactionId>()),
     republished: yield* Ref.make(new Map<string, Republished>()),
     operations: yield* Ref.make(new Map<string, { readonly operation: OperationKey; readonly untilMs: number }>()),
@@ -139,7 +137,7 @@ export const makeMemory = Effect.fnUntraced(function* (reconcileAge: Duration.Du
         yield* Ref.update(memory.details, (map) => new Map(map).set(tx.id, tx))
         yield* record(memory, tx.id, 0, { status: "PENDING", reason: null, at: tx.updatedAt })
         yield* Ref.update(memory.open, (set) => new Set(set).add(tx.id))
-        if ((yield* Clock.currentTimeMillis) - Uuid.millisOf(tx.id) > late) {
+        if (completedLate(tx.id, yield* Clock.currentTimeMillis, reconcileAge)) {
           yield* Ref.update(memory.stale, (set) => new Set(set).add(tx.id))
         }
       }),

@@ -171,6 +171,21 @@ export const bucketOf = (id: string): number => Math.floor(Uuid.millisOf(id) / b
  */
 export const lateAfter = (reconcileAge: Duration.Duration): number => Duration.toMillis(reconcileAge) / 2
 
+/** Whether a PENDING write of `id` that completed at `completedAt` (milliseconds) completed late. */
+export const completedLate = (id: string, completedAt: number, reconcileAge: Duration.Duration): boolean =>
+  completedAt - Uuid.millisOf(id) > lateAfter(reconcileAge)
+
+/**
+ * Where the sweep starts when a store starts at `now`: twice the age back, and a bucket more, so
+ * before any bucket a write that does not complete late can land in.
+ */
+export const sweepStart = (now: number, reconcileAge: Duration.Duration): number =>
+  Math.floor((now - 2 * Duration.toMillis(reconcileAge)) / bucketMillis) - 1
+
+/** The last bucket one sweep from `mark` reads: the last that ends by `until`, within `maxSweepBuckets`. */
+export const lastSweptBucket = (until: number, mark: number): number =>
+  Math.min(Math.floor(until / bucketMillis) - 1, mark + maxSweepBuckets - 1)
+
 /** `TRANSACTION_RECONCILE_AGE` unless set: how old unfinished work is before the reconciler acts on it. */
 export const defaultReconcileAge = Duration.minutes(2)
 
