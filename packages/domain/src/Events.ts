@@ -28,6 +28,13 @@ export const routingKeys = {
 } as const
 
 /**
+ * The routing key of an envelope of the wallet's events (`@walletun/infra/RabbitEnvelope`): its
+ * outbox relay sends each batch under it, and every queue that takes outcome events binds it beside
+ * the events' own keys. Inside, each event keeps its own key.
+ */
+export const envelopeKey = "transaction.envelope"
+
+/**
  * A requested transaction of one type: the fields of every request around the wallets of its type
  * (`walletId`, or `sourceWalletId` and `targetWalletId`), then `last`. The keys keep the order they
  * always had on the wire.

@@ -10,6 +10,7 @@ import type { Vitest } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Schedule, Scope } from "effect"
 import type { Duration } from "effect"
 import { Rabbit } from "@walletun/infra"
+import * as RabbitEnvelope from "@walletun/infra/RabbitEnvelope"
 
 /** How one run of the contract differs: its names, and how time passes. */
 export interface Harness {
@@ -88,6 +89,34 @@ const collect = (
     return within(Deferred.await(done))
   })
 
+/**
+ * Consumes six messages of `queue` with a prefetch of 2, each handler held until `release`; returns
+ * once two are held and a while has passed, with the most handlers that ran at once.
+ */
+const holdingTwo = (queue: string, harness: Harness) =>
+  Effect.gen(function* () {
+    const gate = yield* Deferred.make<void>()
+    const two = yield* Deferred.make<void>()
+    let running = 0
+    let most = 0
+    const all = yield* collect(
+      queue,
+      6,
+      () =>
+        Effect.gen(function* () {
+          most = Math.max(most, ++running)
+          if (running === 2) yield* Deferred.succeed(two, undefined)
+          yield* Deferred.await(gate)
+          running--
+          return Rabbit.ack
+        }),
+      2,
+    )
+    yield* within(Deferred.await(two))
+    yield* harness.elapse("100 millis")
+    return { all, most: () => most, release: Deferred.succeed(gate, undefined) }
+  })
+
 /** A work queue dead-lettering to `dead` through a direct exchange, with the given arguments. */
 const deadLettering = (name: string, work: Partial<Rabbit.QueueSpec>) => {
   const names = { work: `${name}.work`, dlx: `${name}.dlx`, dlq: `${name}.dlq` }
@@ -155,6 +184,9 @@ export const contract = (it: Vitest.MethodsNonLive<Rabbit.Rabbit>, harness: Harn
   })
   describe("dead-lettering", () => {
     deadLetters(it, nameOf, harness)
+  })
+  describe("envelopes", () => {
+    envelopes(it, nameOf, harness)
   })
 }
 
@@ -290,31 +322,13 @@ const consuming = (it: Vitest.MethodsNonLive<Rabbit.Rabbit>, nameOf: NameOf, har
       const queue = nameOf("prefetch")
       yield* temporary({ queues: [{ name: queue, type: "quorum" }] })
       for (let i = 0; i < 6; i++) yield* rabbit.publish("", queue, text(`m${i}`))
-      const gate = yield* Deferred.make<void>()
-      const two = yield* Deferred.make<void>()
-      let running = 0
-      let most = 0
-      const all = yield* collect(
-        queue,
-        6,
-        () =>
-          Effect.gen(function* () {
-            most = Math.max(most, ++running)
-            if (running === 2) yield* Deferred.succeed(two, undefined)
-            yield* Deferred.await(gate)
-            running--
-            return Rabbit.ack
-          }),
-        2,
-      )
-      yield* within(Deferred.await(two))
-      yield* harness.elapse("100 millis")
-      assert.strictEqual(most, 2, "two in flight, the others wait in the queue")
+      const probe = yield* holdingTwo(queue, harness)
+      assert.strictEqual(probe.most(), 2, "two in flight, the others wait in the queue")
       const state = yield* rabbit.withChannel((channel) => channel.checkQueue(queue))
       assert.strictEqual(state.messageCount, 4)
-      yield* Deferred.succeed(gate, undefined)
-      assert.strictEqual((yield* all).length, 6)
-      assert.strictEqual(most, 2)
+      yield* probe.release
+      assert.strictEqual((yield* probe.all).length, 6)
+      assert.strictEqual(probe.most(), 2)
     }),
   )
 
@@ -443,6 +457,127 @@ const deadLetters = (it: Vitest.MethodsNonLive<Rabbit.Rabbit>, nameOf: NameOf, h
       assertDeadLetter(message, names, { body: "late", messageId: "dead-3", reason: "expired" })
       const state = yield* rabbit.withChannel((channel) => channel.checkQueue(names.work))
       assert.strictEqual(state.messageCount, 0)
+    }),
+  )
+}
+
+/** Three messages for an envelope: bodies a, b, c, ids env-a…, each with a header of its own. */
+const threeItems = ["a", "b", "c"].map((body) => ({
+  messageId: `env-${body}`,
+  routingKey: `item.${body}`,
+  body,
+  headers: { "x-walletun-test": `kept-${body}` },
+}))
+
+/** A topic exchange and a queue bound to `env.#`, deleted when the case ends. */
+const envelopeRoute = (name: string, work: Partial<Rabbit.QueueSpec> = {}) =>
+  Effect.as(
+    temporary({
+      exchanges: [{ name, type: "topic" }],
+      queues: [{ ...work, name: `${name}.q`, type: "quorum" }],
+      bindings: [{ queue: `${name}.q`, exchange: name, routingKey: "env.#" }],
+    }),
+    { exchange: name, queue: `${name}.q` },
+  )
+
+const envelopes = (it: Vitest.MethodsNonLive<Rabbit.Rabbit>, nameOf: NameOf, harness: Harness) => {
+  it.effect("an envelope's messages reach the handler one by one as if each came alone; it is acked once", () =>
+    Effect.gen(function* () {
+      const rabbit = yield* Rabbit.Rabbit
+      const route = yield* envelopeRoute(nameOf("envelope"))
+      yield* RabbitEnvelope.publish(rabbit, route.exchange, "env.batch", threeItems)
+      const seen = yield* yield* collect(route.queue, 3, undefined, 10)
+      assert.sameMembers(
+        seen.map((message) =>
+          [
+            message.content.toString("utf8"),
+            message.properties.messageId,
+            message.fields.routingKey,
+            message.properties.headers?.["x-walletun-test"],
+            message.properties.headers?.[RabbitEnvelope.header],
+          ].join(" "),
+        ),
+        ["a env-a item.a kept-a ", "b env-b item.b kept-b ", "c env-c item.c kept-c "],
+      )
+      // Each carries the trace context of its own send span, not the envelope's.
+      assert.strictEqual(new Set(seen.map((message) => message.properties.headers?.["traceparent"])).size, 3)
+      // Settled once, as a whole: nothing is left in the queue, and nothing comes again.
+      yield* harness.elapse("100 millis")
+      const state = yield* rabbit.withChannel((channel) => channel.checkQueue(route.queue))
+      assert.strictEqual(state.messageCount, 0)
+    }),
+  )
+
+  it.effect(
+    "when any message inside asks to come back, the whole envelope does, and every message is handled again",
+    () =>
+      Effect.gen(function* () {
+        const rabbit = yield* Rabbit.Rabbit
+        const route = yield* envelopeRoute(nameOf("envelope-requeue"))
+        yield* RabbitEnvelope.publish(rabbit, route.exchange, "env.batch", threeItems)
+        let asked = false
+        const seen = yield* yield* collect(
+          route.queue,
+          6,
+          (message) =>
+            Effect.sync(() => {
+              if (message.content.toString("utf8") !== "b" || asked) return Rabbit.ack
+              asked = true
+              return Rabbit.nack(true)
+            }),
+          10,
+        )
+        const described = seen.map((message) => `${message.content.toString("utf8")} ${message.fields.redelivered}`)
+        assert.sameMembers(described.slice(0, 3), ["a false", "b false", "c false"])
+        assert.sameMembers(described.slice(3), ["a true", "b true", "c true"])
+      }),
+  )
+
+  it.effect("an envelope with a message rejected, or that does not open, is dead-lettered whole", () =>
+    Effect.gen(function* () {
+      const rabbit = yield* Rabbit.Rabbit
+      const names = yield* deadLettering(nameOf("envelope-dead"), {})
+      yield* RabbitEnvelope.publish(rabbit, "", names.work, threeItems)
+      yield* rabbit.publish("", names.work, text("not json"), {
+        messageId: "env-broken",
+        headers: { [RabbitEnvelope.header]: "2" },
+      })
+      yield* rabbit.consume(
+        names.work,
+        (message) => Effect.succeed(message.content.toString("utf8") === "c" ? Rabbit.nack(false) : Rabbit.ack),
+        { prefetch: 10 },
+      )
+      // Taken raw (a consumer would open the envelope), once both have arrived (bounded).
+      const dead: Array<ConsumeMessage> = []
+      yield* drain(names.dlq).pipe(
+        Effect.map((taken) => dead.push(...(taken as unknown as ReadonlyArray<ConsumeMessage>))),
+        Effect.andThen(harness.elapse("20 millis")),
+        Effect.repeat({ until: () => dead.length >= 2, times: 250 }),
+      )
+      const opened = dead.map((message) => RabbitEnvelope.open(message))
+      const whole = opened.find(Array.isArray)
+      assert.deepStrictEqual(
+        whole?.map((message) => message.content.toString("utf8")),
+        ["a", "b", "c"],
+      )
+      const broken = dead.find((message) => message.properties.messageId === "env-broken")
+      assert.strictEqual(broken?.content.toString("utf8"), "not json")
+      assert.strictEqual(broken?.properties.headers?.["x-first-death-reason"], "rejected")
+      assert.instanceOf(RabbitEnvelope.open(broken as ConsumeMessage), RabbitEnvelope.Malformed)
+    }),
+  )
+
+  it.effect("a consumer handles at most `prefetch` of an envelope's messages at once", () =>
+    Effect.gen(function* () {
+      const rabbit = yield* Rabbit.Rabbit
+      const route = yield* envelopeRoute(nameOf("envelope-gate"))
+      const six = Array.from({ length: 6 }, (_, i) => ({ messageId: `gate-${i}`, routingKey: "item", body: `m${i}` }))
+      yield* RabbitEnvelope.publish(rabbit, route.exchange, "env.batch", six)
+      const probe = yield* holdingTwo(route.queue, harness)
+      assert.strictEqual(probe.most(), 2, "two in flight, the others wait their turn")
+      yield* probe.release
+      assert.strictEqual((yield* probe.all).length, 6)
+      assert.strictEqual(probe.most(), 2)
     }),
   )
 }

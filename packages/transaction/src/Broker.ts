@@ -65,6 +65,8 @@ export const topologyOf = (names: Names, retryDelay: Duration.Duration): Rabbit.
     // The wallet's hold events: a hold placed (HELD) and a hold decided (its final status).
     { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.TransactionHeld },
     { queue: names.outcomes, exchange: walletEvents, routingKey: Events.routingKeys.HoldDecided },
+    // The relay's envelopes of events (`RabbitEnvelope`), opened by the consumer into the events above.
+    { queue: names.outcomes, exchange: walletEvents, routingKey: Events.envelopeKey },
   ],
 })
 

@@ -4,12 +4,14 @@
  * broker outage delays events, never loses them (at least once; consumers are idempotent). Rows go
  * out in id order, and ids follow the wallet locks, so the events of one wallet keep their order.
  */
-import { Cause, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import type { Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 import { Events, Telemetry } from "@walletun/domain"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Metrics from "@walletun/infra/Metrics"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as RabbitEnvelope from "@walletun/infra/RabbitEnvelope"
 import { LedgerRepo } from "./LedgerRepo.ts"
 import type { OutboxMessage } from "./LedgerRepo.ts"
 
@@ -34,32 +36,34 @@ export const layer = Layer.effectDiscard(
     yield* rabbit.declare({ exchanges: [{ name: exchange, type: "topic" }] })
 
     const encoder = new TextEncoder()
-    const publishAll = (messages: ReadonlyArray<OutboxMessage>) =>
-      // Published back to back on one channel, so the broker receives them in id order; the batch
-      // commits only when every confirm is back.
-      Effect.forEach(
-        messages,
-        (message) => {
-          const body = encoder.encode(message.payload)
-          return rabbit
-            .publish(exchange, message.routingKey, body, {
-              messageId: message.messageId,
-              headers: { [MessageSeal.header]: sealer.seal(body) },
-            })
-            .pipe(
-              // The event continues the trace of the apply that wrote it, not the relay's own.
-              // The relay's step; the publish itself is its child, `send wallet.events` (kind producer).
-              Effect.withSpan("OutboxRelay.publish", {
-                attributes: { [Telemetry.transactionId]: message.messageId },
-                ...Option.match(HttpTraceContext.fromHeaders(Headers.fromInput(message.headers)), {
-                  onNone: () => ({}),
-                  onSome: (parent) => ({ parent }),
-                }),
-              }),
-            )
-        },
-        { concurrency: "unbounded", discard: true },
-      )
+    // A batch goes out as one envelope (`RabbitEnvelope`), confirmed once: the broker's work per
+    // event is a fraction of a message's. Each event is still traced on its own: an
+    // `OutboxRelay.publish` span in the trace of the apply that wrote it (not the relay's own), with
+    // its `send wallet.events` child, whose trace context the event carries to its consumers.
+    const publishAll = Effect.fnUntraced(function* (messages: ReadonlyArray<OutboxMessage>) {
+      const steps: Array<Tracer.Span> = []
+      const items: Array<RabbitEnvelope.Item & { readonly parent: Tracer.Span }> = []
+      for (const message of messages) {
+        const parent = HttpTraceContext.fromHeaders(Headers.fromInput(message.headers))
+        const step = yield* Effect.makeSpan("OutboxRelay.publish", {
+          attributes: { [Telemetry.transactionId]: message.messageId },
+          ...(Option.isSome(parent) ? { parent: parent.value } : { root: true }),
+        })
+        steps.push(step)
+        items.push({
+          messageId: message.messageId,
+          routingKey: message.routingKey,
+          body: message.payload,
+          // Sealed one by one, so that each consumer checks each event as if it had come alone.
+          headers: { [MessageSeal.header]: sealer.seal(encoder.encode(message.payload)) },
+          parent: step,
+        })
+      }
+      const exit = yield* RabbitEnvelope.publish(rabbit, exchange, Events.envelopeKey, items).pipe(Effect.exit)
+      const now = yield* Clock.currentTimeNanos
+      for (const step of steps) step.end(now, exit)
+      return yield* exit
+    })
 
     // The relay's own statements are no one's request: untraced, or every idle poll (each second)
     // would be a trace of its own. Each publish is traced again, in the trace of the apply that

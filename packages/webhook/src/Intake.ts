@@ -63,12 +63,16 @@ export class IntakeConfig extends Context.Service<
 /** The intake's exchange and queues under `prefix`. */
 export const namesOf = Queues.webhookNamesOf
 
-/** The routing keys of the ledger's events that webhooks hear. */
+/**
+ * The routing keys of the ledger's events that webhooks hear, and of the envelopes the wallet's
+ * relay sends them in (`RabbitEnvelope`; the consumer opens them into the events).
+ */
 const ledgerKeys = [
   Events.routingKeys.TransactionCompleted,
   Events.routingKeys.TransactionFailed,
   Events.routingKeys.TransactionHeld,
   Events.routingKeys.HoldDecided,
+  Events.envelopeKey,
 ]
 
 // A message that keeps killing the handler is dead-lettered by the queue after this many deliveries.

@@ -1,13 +1,15 @@
 /**
  * Consuming: one channel per consumer with manual ack and a bounded prefetch, each message handled
- * in a consumer span that continues the trace in its headers, and settled through the channel's
- * acker (acks coalesced into one `multiple` ack per turn, see RabbitAcks.ts). A consumer resumes
- * after a lost channel or connection, and stops by draining its handlers in flight.
+ * in a consumer span that continues the trace in its headers (an envelope's messages each in their
+ * own, see RabbitEnvelope.ts), and settled through the channel's acker (acks coalesced into one
+ * `multiple` ack per turn, see RabbitAcks.ts). A consumer resumes after a lost channel or
+ * connection, and stops by draining its handlers in flight.
  */
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib"
 import { Duration, Effect, Fiber, Metric, Option, Semaphore } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 import * as Metrics from "../Metrics.ts"
+import * as RabbitEnvelope from "../RabbitEnvelope.ts"
 import * as RequestId from "../RequestId.ts"
 import { ackerOf, awaitConnected, closeQuietly, tryAmqp, watchErrors } from "./State.ts"
 import type { ConsumerState, State } from "./State.ts"
@@ -131,9 +133,9 @@ const stringHeaders = (headers: unknown): Record<string, string> => {
  * `settleWith`; a handler that fails or dies nacks with requeue. The span is named as
  * OpenTelemetry's messaging conventions name it, `process <queue>` (kind consumer); with
  * `spanName`, the handler runs in a child span of that name (the domain's name for the work, e.g.
- * `Worker.consume`). Shared with the in-memory broker.
+ * `Worker.consume`).
  */
-export const handleInSpan = <R>(
+const handleInSpan = <R>(
   queue: string,
   spanName: string | undefined,
   handle: (message: ConsumeMessage) => Effect.Effect<Settlement, never, R>,
@@ -145,13 +147,7 @@ export const handleInSpan = <R>(
   const handled = spanName === undefined ? handle(message) : Effect.withSpan(handle(message), spanName)
   return handled.pipe(
     Effect.exit,
-    Effect.flatMap((exit) => {
-      const settlement = exit._tag === "Success" ? exit.value : nack(true)
-      const outcome = settlement._tag === "Ack" ? "ack" : settlement.requeue ? "requeue" : "reject"
-      return settleWith(settlement).pipe(
-        Effect.andThen(Metric.update(Metric.withAttributes(Metrics.messagesConsumed, { queue, outcome }), 1)),
-      )
-    }),
+    Effect.flatMap((exit) => settleWith(exit._tag === "Success" ? exit.value : nack(true))),
     Effect.withSpan(`process ${queue}`, {
       kind: "consumer",
       // Without trace context in the message the handler starts a trace of its own.
@@ -170,7 +166,71 @@ export const handleInSpan = <R>(
   )
 }
 
-/** Handles one message in a consumer span and settles it through its channel's acker. */
+/**
+ * What an envelope is settled with once each message inside has been: back to the queue if any
+ * asked for that, else rejected if any was, else acked. A message whose handler never settled
+ * (interrupted at shutdown) counts as back to the queue.
+ */
+export const settlementOfAll = (settlements: ReadonlyArray<Settlement | undefined>): Settlement => {
+  let rejected = false
+  for (const settlement of settlements) {
+    if (settlement === undefined || (settlement._tag === "Nack" && settlement.requeue)) return nack(true)
+    if (settlement._tag === "Nack") rejected = true
+  }
+  return rejected ? nack(false) : { _tag: "Ack" }
+}
+
+/**
+ * Handles one delivery and settles it with `settleWith`, counting it in
+ * `walletun_messages_consumed_total`: a message alone in its span (`handleInSpan`); an envelope's
+ * messages each in its own span, at most `gate`'s permits of them at once across the consumer,
+ * the envelope settled once all are (`settlementOfAll`). Shared with the in-memory broker.
+ */
+export const handleDelivery = <R>(
+  queue: string,
+  spanName: string | undefined,
+  handle: (message: ConsumeMessage) => Effect.Effect<Settlement, never, R>,
+  message: ConsumeMessage,
+  settleWith: (settlement: Settlement) => Effect.Effect<void>,
+  gate: Semaphore.Semaphore,
+): Effect.Effect<void, never, R> => {
+  const counted = (settlement: Settlement) => {
+    const outcome = settlement._tag === "Ack" ? "ack" : settlement.requeue ? "requeue" : "reject"
+    return settleWith(settlement).pipe(
+      Effect.andThen(Metric.update(Metric.withAttributes(Metrics.messagesConsumed, { queue, outcome }), 1)),
+    )
+  }
+  const inside = RabbitEnvelope.open(message)
+  if (inside === undefined) return handleInSpan(queue, spanName, handle, message, counted)
+  if (inside instanceof RabbitEnvelope.Malformed) {
+    return Effect.logWarning(`a malformed envelope on ${queue}; rejecting it`).pipe(
+      Effect.annotateLogs({ reason: inside.reason, messageId: message.properties.messageId }),
+      Effect.andThen(counted(nack(false))),
+    )
+  }
+  return Effect.gen(function* () {
+    const settlements: Array<Settlement | undefined> = inside.map(() => undefined)
+    const fibers: Array<Fiber.Fiber<void>> = []
+    for (const [index, one] of inside.entries()) {
+      // Bounded: a permit per message in flight, so a consumer holds at most its prefetch of them.
+      yield* gate.take(1)
+      const record = (settlement: Settlement) =>
+        Effect.sync(() => {
+          settlements[index] = settlement
+        })
+      fibers.push(
+        yield* handleInSpan(queue, spanName, handle, one, record).pipe(
+          Effect.ensuring(gate.release(1)),
+          Effect.forkChild,
+        ),
+      )
+    }
+    yield* Fiber.awaitAll(fibers)
+    yield* counted(settlementOfAll(settlements))
+  })
+}
+
+/** Handles one delivery (`handleDelivery`) and settles it through its channel's acker. */
 const handleOne = <R>(
   state: State,
   queue: string,
@@ -178,8 +238,16 @@ const handleOne = <R>(
   handle: (message: ConsumeMessage) => Effect.Effect<Settlement, never, R>,
   channel: Channel,
   message: ConsumeMessage,
+  gate: Semaphore.Semaphore,
 ): Effect.Effect<void, never, R> =>
-  handleInSpan(queue, spanName, handle, message, (settlement) => settle(state, queue, channel, message, settlement))
+  handleDelivery(
+    queue,
+    spanName,
+    handle,
+    message,
+    (settlement) => settle(state, queue, channel, message, settlement),
+    gate,
+  )
 
 /** A consumer's state, whose deliveries run `handleOne` in fibers of the handler's context. */
 const makeConsumer = (
@@ -238,8 +306,10 @@ export const consume = (state: State) =>
     yield* checkPrefetch(prefetch)
     const runHandler = Effect.runForkWith(yield* Effect.context<R>())
     const spanName = consumeOptions.spanName
+    // The messages inside envelopes in flight at once: as many as the prefetch lets alone ones be.
+    const gate = Semaphore.makeUnsafe(prefetch)
     const consumer = makeConsumer(state, queue, prefetch, (channel, message) =>
-      runHandler(handleOne(state, queue, spanName, handle, channel, message)),
+      runHandler(handleOne(state, queue, spanName, handle, channel, message, gate)),
     )
     yield* Effect.acquireRelease(
       Effect.gen(function* () {

@@ -4,9 +4,9 @@
  * TTL, the shutdown deadline) runs on Effect's `Clock`, so `TestClock` drives it.
  */
 import type { Channel, ConsumeMessage } from "amqplib"
-import { Clock, Duration, Effect, Fiber, Metric, Option } from "effect"
+import { Clock, Duration, Effect, Fiber, Metric, Option, Semaphore } from "effect"
 import * as Metrics from "../Metrics.ts"
-import { checkPrefetch, handleInSpan } from "./Consumer.ts"
+import { checkPrefetch, handleDelivery } from "./Consumer.ts"
 import { MemoryBroker, refusal } from "./MemoryBroker.ts"
 import type { Holder } from "./MemoryBroker.ts"
 import { outgoing, publishSpan } from "./Publisher.ts"
@@ -120,6 +120,7 @@ const consume = (memory: Memory) =>
     const runHandler = Effect.runForkWith(yield* Effect.context<R>())
     const spanName = consumeOptions.spanName
     const inFlight = new Set<Fiber.Fiber<void>>()
+    const gate = Semaphore.makeUnsafe(consumeOptions.prefetch)
     const settle = (message: ConsumeMessage) => (settlement: Settlement) =>
       Effect.sync(() => memory.broker.settle(message.fields.deliveryTag, settlement))
     const holder: Holder = {
@@ -131,7 +132,7 @@ const consume = (memory: Memory) =>
         // Started on a later turn, as a delivery from the socket would be, so a handler that
         // settles at once does not deliver the next message from inside this one's delivery.
         const fiber = runHandler(
-          Effect.andThen(Effect.yieldNow, handleInSpan(queue, spanName, handle, message, settle(message))),
+          Effect.andThen(Effect.yieldNow, handleDelivery(queue, spanName, handle, message, settle(message), gate)),
         )
         inFlight.add(fiber)
         fiber.addObserver(() => inFlight.delete(fiber))
