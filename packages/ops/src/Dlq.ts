@@ -11,6 +11,7 @@ import { Clock, Effect } from "effect"
 import type { Context } from "effect"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as RabbitEnvelope from "@walletun/infra/RabbitEnvelope"
 import { Queues, Telemetry as DomainTelemetry } from "@walletun/domain"
 import * as Telemetry from "@walletun/infra/Telemetry"
 
@@ -126,10 +127,18 @@ const describe = (prefix: string, message: Got): DeadLetter => {
       : header?.startsWith("undecodable outcome") === true
         ? names.outcomes
         : names.requested
+  // A whole envelope dies only at the broker (a handler kept dying on a message inside, or it did
+  // not open): it stays whole, and a replay sends it whole, to be opened again.
+  const envelope =
+    headers[RabbitEnvelope.header] === undefined
+      ? ""
+      : ` (an envelope of ${text(headers[RabbitEnvelope.header]) ?? "?"} messages)`
   return {
     id,
     kind: kindOf(header, deathReason),
-    reason: header ?? (deathReason === undefined ? "(no reason)" : `dead-lettered by the broker: ${deathReason}`),
+    reason:
+      (header ?? (deathReason === undefined ? "(no reason)" : `dead-lettered by the broker: ${deathReason}`)) +
+      envelope,
     attempts: Number.isInteger(attempts) && attempts >= 1 ? attempts : 1,
     origin,
     createdAtMillis: uuidV7Millis(id),
@@ -296,6 +305,10 @@ const publishAgain = (rabbit: Rabbit.Rabbit["Service"], letter: DeadLetter, mess
         // Its sender's seal goes with it: a replay can return only what the sender published.
         ...(typeof message.properties.headers?.[MessageSeal.header] === "string"
           ? { [MessageSeal.header]: message.properties.headers[MessageSeal.header] }
+          : {}),
+        // An envelope stays one (each message inside has its own seal).
+        ...(typeof message.properties.headers?.[RabbitEnvelope.header] === "string"
+          ? { [RabbitEnvelope.header]: message.properties.headers[RabbitEnvelope.header] }
           : {}),
       },
     })

@@ -3,6 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Queues, Telemetry } from "@walletun/domain"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as RabbitEnvelope from "@walletun/infra/RabbitEnvelope"
 import * as InfraTelemetry from "@walletun/infra/Telemetry"
 import * as Dlq from "../src/Dlq.ts"
 
@@ -73,6 +74,40 @@ describe("Dlq over Rabbit.layerMemory", () => {
         ["b"],
       )
       assert.strictEqual(yield* countOf(names.dlq), 0)
+    }).pipe(Effect.provide(Rabbit.layerMemory)),
+  )
+
+  it.effect("an envelope that died whole is described as one and replayed whole, each message with its seal", () =>
+    Effect.gen(function* () {
+      const rabbit = yield* Rabbit.Rabbit
+      yield* rabbit.declare({
+        queues: [
+          { name: names.requested, type: "quorum" },
+          { name: names.dlq, type: "quorum" },
+        ],
+      })
+      const items = ["x", "y"].map((id) => ({
+        messageId: id,
+        routingKey: "transaction.requested",
+        body: `{"id":"${id}"}`,
+        headers: { "x-walletun-seal": `seal-${id}` },
+      }))
+      yield* RabbitEnvelope.publish(rabbit, "", names.dlq, items)
+      const [letter] = (yield* Dlq.peek(prefix, 10)).messages
+      assert.include(letter?.reason, "(an envelope of 2 messages)")
+      yield* Dlq.replay(prefix, undefined, 10)
+      const replayed = yield* rabbit.withChannel((channel) => channel.get(names.requested, { noAck: true }))
+      assert.isTrue(replayed !== false)
+      const inside = RabbitEnvelope.open(replayed as unknown as Parameters<typeof RabbitEnvelope.open>[0])
+      assert.deepStrictEqual(
+        (inside as ReadonlyArray<{ properties: { messageId: unknown; headers?: Record<string, unknown> } }>).map(
+          (message) => [message.properties.messageId, message.properties.headers?.["x-walletun-seal"]],
+        ),
+        [
+          ["x", "seal-x"],
+          ["y", "seal-y"],
+        ],
+      )
     }).pipe(Effect.provide(Rabbit.layerMemory)),
   )
 })
