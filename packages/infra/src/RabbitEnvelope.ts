@@ -19,10 +19,11 @@
  * the envelope's routing key and runs a version that opens them.
  */
 import type { ConsumeMessage } from "amqplib"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Option } from "effect"
 import type { Tracer } from "effect"
 import { HttpTraceContext } from "effect/http"
 import type { Rabbit } from "./Rabbit.ts"
+import * as RequestId from "./RequestId.ts"
 
 /** The header that marks an envelope; its value is the number of messages inside. */
 export const header = "x-walletun-envelope"
@@ -118,6 +119,23 @@ export const open = (message: ConsumeMessage): ReadonlyArray<ConsumeMessage> | M
   return inside
 }
 
+/** An item to publish, and the span its `send` span is a child of. */
+export type Traced = Item & { readonly parent?: Tracer.AnySpan }
+
+/**
+ * `item` as published from the current fiber, as `Rabbit.publish` publishes a message alone: its
+ * `send` span a child of the current span, the current request id (`RequestId`) in its headers.
+ */
+export const fromHere = (item: Item): Effect.Effect<Traced> =>
+  Effect.gen(function* () {
+    const span = yield* Effect.option(Effect.currentSpan)
+    return {
+      ...item,
+      headers: { ...(yield* RequestId.headers), ...item.headers },
+      ...(Option.isSome(span) ? { parent: span.value } : {}),
+    }
+  })
+
 /**
  * Publishes `items` to `exchange` in one envelope under `routingKey`, confirmed once. Each item is
  * traced as though it went alone: a `send <exchange>` span (kind producer) per item, child of its
@@ -129,7 +147,7 @@ export const publish = Effect.fnUntraced(function* (
   rabbit: Rabbit["Service"],
   exchange: string,
   routingKey: string,
-  items: ReadonlyArray<Item & { readonly parent?: Tracer.AnySpan }>,
+  items: ReadonlyArray<Traced>,
 ) {
   const spans: Array<Tracer.Span> = []
   const traced: Array<Item> = []

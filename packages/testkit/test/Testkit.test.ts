@@ -148,6 +148,7 @@ const failing = (calls: Ref.Ref<number>) =>
     )
     assert.deepStrictEqual([yield* Testkit.balanceOf(aliceWallet), yield* Testkit.balanceOf(bobWallet)], [400n, 600n])
     assert.strictEqual(yield* Testkit.totalBalance, 0n)
-    // Seven applies succeeded, so at least three calls failed and were retried.
-    assert.isAtLeast(yield* Ref.get(calls), 10)
+    // Every third call failed, and each of the seven was applied: at least one call failed and its
+    // requests were retried (calls group the requests that arrive together, so how many varies).
+    assert.isAtLeast(yield* Ref.get(calls), 3)
   })

@@ -1,13 +1,16 @@
 /**
- * The service's RabbitMQ topology and its publications: requests to the `transactions` exchange,
+ * The service's RabbitMQ topology and its publications: requests to the `transactions` exchange
+ * (in envelopes, `RabbitEnvelope`),
  * delayed retries through `transactions.retry` (message TTL, dead-lettered back to the requests
  * queue), and dead letters to `transactions.dlq` with the reason and the attempt count in headers.
  */
-import { Context, Effect, Layer, Ref, Schema } from "effect"
+import { Context, Effect, Layer, Ref, Result, Schema } from "effect"
 import type { Duration } from "effect"
 import { Events, Queues } from "@walletun/domain"
+import * as Batcher from "@walletun/infra/Batcher"
 import * as MessageSeal from "@walletun/infra/MessageSeal"
 import * as Rabbit from "@walletun/infra/Rabbit"
+import * as RabbitEnvelope from "@walletun/infra/RabbitEnvelope"
 import { TransactionConfig } from "./TransactionConfig.ts"
 
 /** The exchange where the wallet service publishes outcomes (topic). */
@@ -73,6 +76,9 @@ export const topologyOf = (names: Names, retryDelay: Duration.Duration): Rabbit.
 const encodeEvent = Schema.encodeEffect(Events.TransactionEventJson)
 const encoder = new TextEncoder()
 
+/** The most requests one envelope takes. */
+const envelopeSize = 100
+
 /** A message body with what identifies it, for re-publishing it as it came. */
 export interface RawMessage {
   readonly content: Uint8Array
@@ -110,13 +116,31 @@ export class Broker extends Context.Service<
       const sealer = yield* MessageSeal.RequestSealer
       const names = namesOf(config.brokerPrefix)
       yield* rabbit.declare(topologyOf(names, config.retryDelay))
+      // Requests go out in envelopes (`RabbitEnvelope`), confirmed once each: those published while
+      // one is being confirmed form the next, so the broker's work per request falls as the load
+      // rises, and a lone request goes at once. Each is still a message of its own inside: its id,
+      // seal and trace (a `send` span, child of its publisher's span).
+      const send = yield* Batcher.make<RabbitEnvelope.Traced, void, Rabbit.RabbitError>({
+        maxSize: envelopeSize,
+        concurrency: 1,
+        run: (items) =>
+          RabbitEnvelope.publish(rabbit, names.exchange, requestedKey, items).pipe(
+            Effect.match({
+              onFailure: (error) => items.map(() => Result.fail(error)),
+              onSuccess: () => items.map(() => Result.succeed(undefined)),
+            }),
+          ),
+      })
       const publish = Effect.fnUntraced(function* (event: Events.TransactionRequested | Events.HoldOperationRequested) {
-        const body = encoder.encode(yield* encodeEvent(event).pipe(Effect.orDie))
-        // Sealed: the worker applies only requests this service published.
-        yield* rabbit.publish(names.exchange, requestedKey, body, {
+        const body = yield* encodeEvent(event).pipe(Effect.orDie)
+        const item = yield* RabbitEnvelope.fromHere({
           messageId: event.id,
-          headers: { [attemptHeader]: "1", [MessageSeal.header]: sealer.seal(body) },
+          routingKey: requestedKey,
+          body,
+          // Sealed: the worker applies only requests this service published.
+          headers: { [attemptHeader]: "1", [MessageSeal.header]: sealer.seal(encoder.encode(body)) },
         })
+        yield* send(item)
       })
       return Broker.of({
         names,

@@ -3,6 +3,7 @@ import { Duration, Effect, Layer, Ref, Schedule, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { Events } from "@walletun/domain"
 import { MessageSeal, Rabbit } from "@walletun/infra"
+import * as RabbitEnvelope from "@walletun/infra/RabbitEnvelope"
 import * as Broker from "../src/Broker.ts"
 import * as Worker from "../src/consumers/Worker.ts"
 import { TransactionConfig } from "../src/TransactionConfig.ts"
@@ -19,8 +20,12 @@ describe("Broker over Rabbit.layerMemory", () => {
       const transaction = yield* accepted
       const broker = yield* Broker.Broker
       const rabbit = yield* Rabbit.Rabbit
-      const message = yield* rabbit.withChannel((channel) => channel.get(broker.names.requested, { noAck: true }))
-      if (message === false) return assert.fail("nothing in the requests queue")
+      const envelope = yield* rabbit.withChannel((channel) => channel.get(broker.names.requested, { noAck: true }))
+      if (envelope === false) return assert.fail("nothing in the requests queue")
+      // In an envelope (RabbitEnvelope), as a message of its own.
+      const inside = RabbitEnvelope.open(envelope as unknown as Parameters<typeof RabbitEnvelope.open>[0])
+      if (!Array.isArray(inside) || inside.length !== 1) return assert.fail("not an envelope of one request")
+      const message = inside[0] as (typeof inside)[0]
       const event = yield* Schema.decodeEffect(Events.TransactionEventJson)(message.content.toString("utf8"))
       assert.deepStrictEqual(event, requestedOf(transaction))
       assert.strictEqual(message.properties.messageId, transaction.id)
