@@ -117,12 +117,14 @@ export class Broker extends Context.Service<
       const names = namesOf(config.brokerPrefix)
       yield* rabbit.declare(topologyOf(names, config.retryDelay))
       // Requests go out in envelopes (`RabbitEnvelope`), confirmed once each: those published while
-      // one is being confirmed form the next, so the broker's work per request falls as the load
-      // rises, and a lone request goes at once. Each is still a message of its own inside: its id,
-      // seal and trace (a `send` span, child of its publisher's span).
+      // envelopes are being confirmed form the next, so the broker's work per request falls as the
+      // load rises, and a lone request goes at once. Each is still a message of its own inside: its
+      // id, seal and trace (a `send` span, child of its publisher's span). Four envelopes may await
+      // their confirms at once, so that a request seldom waits a whole confirm before its own goes
+      // out (with one, the closed loop's accepts waited longer; bench README, fourteenth session).
       const send = yield* Batcher.make<RabbitEnvelope.Traced, void, Rabbit.RabbitError>({
         maxSize: envelopeSize,
-        concurrency: 1,
+        concurrency: 4,
         run: (items) =>
           RabbitEnvelope.publish(rabbit, names.exchange, requestedKey, items).pipe(
             Effect.match({
