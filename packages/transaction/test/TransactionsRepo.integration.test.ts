@@ -149,6 +149,37 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
     )
   })
 
+  describe("tombstones", () => {
+    it.effect("a PENDING transfer writes no tombstone: reading it by id and in each party's history passes none", () =>
+      Effect.gen(function* () {
+        const { repo, cql, keyspace } = yield* scratch
+        const most = (table: string) =>
+          Effect.map(
+            cql.execute(
+              "SELECT max FROM system_views.tombstones_per_read WHERE keyspace_name = ? AND table_name = ?",
+              [keyspace, table],
+              { consistency: Cql.Consistency.one },
+            ),
+            (read) => Number(read.rows[0]?.get("max") ?? 0),
+          )
+        const first = yield* pendingTransfer
+        yield* repo.insertPending(first)
+        // Nine more of the same sender, so that a history page reads ten PENDING rows.
+        yield* Effect.forEach(
+          Array.from({ length: 9 }),
+          () => Effect.flatMap(pendingTransfer, (tx) => repo.insertPending({ ...tx, userId: first.userId })),
+          { discard: true },
+        )
+        assert.isTrue(Option.isSome(yield* repo.find(first.id)))
+        const page = yield* repo.history(first.userId, { status: undefined, limit: 20, after: undefined })
+        assert.strictEqual(page.items.length, 10)
+        // (The server's histogram puts a read that passed none in its first bucket, which reads 1.)
+        assert.isAtMost(yield* most("transactions_by_id"), 1)
+        assert.isAtMost(yield* most("transactions_by_user"), 1)
+      }).pipe(Effect.scoped),
+    )
+  })
+
   describe("the reconciler's indexes", () => {
     it.effect(
       "finished work leaves tombstones only where one sweep reads them once: rounds read the stale index, which has none",

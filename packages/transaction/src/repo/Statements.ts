@@ -21,16 +21,19 @@ export const toDate = (at: DateTime.Utc) => DateTime.toDateUtc(at)
 export const detailColumns =
   "type, amount, currency, wallet_id, source_wallet_id, target_wallet_id, description, created_at"
 
+// A detail a transaction does not have (a transfer's single wallet, a deposit's source and target,
+// a missing description) is left unset, not written null: a null is a tombstone cell, which every
+// read of the row would pass. The details are written once, with the PENDING rows, and never change.
 const detailValues = (tx: StoredTransaction) => {
   const moves = tx.type === "transfer" || tx.type === "hold"
   return [
     tx.type,
     tx.amount,
     tx.currency,
-    moves ? null : tx.walletId,
-    moves ? tx.sourceWalletId : null,
-    moves ? tx.targetWalletId : null,
-    tx.description,
+    moves ? Cql.unset : tx.walletId,
+    moves ? tx.sourceWalletId : Cql.unset,
+    moves ? tx.targetWalletId : Cql.unset,
+    tx.description ?? Cql.unset,
     toDate(tx.createdAt),
   ]
 }
@@ -52,10 +55,12 @@ export const statementsOf = (keyspace: string) => {
     `captured_amount) VALUES (?, ?, ?, ?, ?, ?, ?)`
   return {
     // The accept's trace context (null when unsampled) goes with the details, in the same statement.
+    // A PENDING row has no failure reason, and its column is left out, not written null: a null is
+    // a tombstone cell, which every read of the row passes (the row's rank is PENDING's alone).
     insertById:
-      `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, failure_reason, updated_at, ` +
+      `INSERT INTO ${keyspace}.transactions_by_id (id, status_rank, status, updated_at, ` +
       `user_id, target_owner_id, ${detailColumns}, trace_parent) ` +
-      `VALUES (?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `VALUES (?, 0, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     // A party's PENDING row, in its slice, and the slice added to the partition's set of slices
     // (a set addition reads nothing). Its later statuses are rows of `transactions_by_user`.
     insertByParty:
@@ -64,9 +69,10 @@ export const statementsOf = (keyspace: string) => {
       `WHERE user_id = ? AND slice = ? AND id = ?`,
     // A party's PENDING row in its whole history, with the details: the one partition that a page
     // with no wallet or type filter reads, with the later statuses beside it.
+    // (No failure reason, as by id.)
     insertByUser:
-      `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, failure_reason, updated_at, ` +
-      `${detailColumns}) VALUES (?, ?, 0, 'PENDING', null, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO ${keyspace}.transactions_by_user (user_id, id, status_rank, status, updated_at, ` +
+      `${detailColumns}) VALUES (?, ?, 0, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     // A hold's expiry, beside the details each PENDING row carries (only holds write it).
     holdById: `UPDATE ${keyspace}.transactions_by_id SET expires_at = ? WHERE id = ?`,
     holdByParty: `UPDATE ${keyspace}.transactions_by_party SET expires_at = ? WHERE user_id = ? AND slice = ? AND id = ?`,
