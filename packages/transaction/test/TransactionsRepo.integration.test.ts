@@ -14,6 +14,20 @@ const scratch = Effect.gen(function* () {
   return { repo: yield* TransactionsRepo.make(keyspace), cql, keyspace }
 })
 
+/**
+ * What the server counted of the reads of one table (system_views.tombstones_per_read: Cassandra's,
+ * not ScyllaDB's): how many reads, and the most tombstones one passed.
+ */
+const tombstoneReads = (cql: Cql.Cql["Service"], keyspace: string, table: string) =>
+  Effect.map(
+    cql.execute(
+      "SELECT count, max FROM system_views.tombstones_per_read WHERE keyspace_name = ? AND table_name = ?",
+      [keyspace, table],
+      { consistency: Cql.Consistency.one },
+    ),
+    (read) => ({ count: Number(read.rows[0]?.get("count") ?? 0), max: Number(read.rows[0]?.get("max") ?? 0) }),
+  )
+
 const pendingTransfer = Effect.gen(function* () {
   const now = yield* DateTime.now
   const tx: Extract<StoredTransaction, { readonly type: "transfer" }> = {
@@ -153,15 +167,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
     it.effect("a PENDING transfer writes no tombstone: reading it by id and in each party's history passes none", () =>
       Effect.gen(function* () {
         const { repo, cql, keyspace } = yield* scratch
-        const most = (table: string) =>
-          Effect.map(
-            cql.execute(
-              "SELECT max FROM system_views.tombstones_per_read WHERE keyspace_name = ? AND table_name = ?",
-              [keyspace, table],
-              { consistency: Cql.Consistency.one },
-            ),
-            (read) => Number(read.rows[0]?.get("max") ?? 0),
-          )
+        const most = (table: string) => Effect.map(tombstoneReads(cql, keyspace, table), (reads) => reads.max)
         const first = yield* pendingTransfer
         yield* repo.insertPending(first)
         // Nine more of the same sender, so that a history page reads ten PENDING rows.
@@ -186,20 +192,7 @@ layer(Cql.Cql.layer, { excludeTestServices: true, timeout: 60_000 })("transactio
       () =>
         Effect.gen(function* () {
           const { repo, cql, keyspace } = yield* scratch
-          // What the server counted of the reads of one table (system_views.tombstones_per_read:
-          // Cassandra's, not ScyllaDB's): how many reads, and the most tombstones one passed.
-          const reads = (table: string) =>
-            Effect.map(
-              cql.execute(
-                "SELECT count, max FROM system_views.tombstones_per_read WHERE keyspace_name = ? AND table_name = ?",
-                [keyspace, table],
-                { consistency: Cql.Consistency.one },
-              ),
-              (read) => ({
-                count: Number(read.rows[0]?.get("count") ?? 0),
-                max: Number(read.rows[0]?.get("max") ?? 0),
-              }),
-            )
+          const reads = (table: string) => tombstoneReads(cql, keyspace, table)
           const txs = yield* Effect.forEach(
             Array.from({ length: 400 }),
             () => Effect.tap(pendingTransfer, (tx) => repo.insertPending(tx)),
