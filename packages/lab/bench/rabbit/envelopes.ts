@@ -14,17 +14,15 @@ import { Effect, Layer } from "effect"
 import { NodeRuntime } from "@effect/platform-node"
 import * as Rabbit from "@walletun/infra/Rabbit"
 import * as RabbitEnvelope from "@walletun/infra/RabbitEnvelope"
+import * as Usage from "../src/usage.ts"
 
 const total = Number(process.env["BENCH_EVENTS"] ?? "20000")
 const sizes = (process.env["BENCH_SIZES"] ?? "1,20,100").split(",").map(Number)
 const inFlight = 50
 
 const beam = Number(execFileSync("pgrep", ["-o", "beam.smp"], { encoding: "utf8" }).trim())
-// utime + stime of a process, in ms (the kernel counts in ticks of 10 ms here).
-const cpuMillis = (pid: number) => {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? []
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
+// The broker's own CPU, in clock ticks (`Usage.parseProcStat`, as the whole-system bench reads it).
+const brokerTicks = () => Usage.parseProcStat(fs.readFileSync(`/proc/${beam}/stat`, "utf8"))?.ticks ?? Number.NaN
 
 const event = JSON.stringify({
   _tag: "TransactionCompleted",
@@ -42,6 +40,7 @@ const encoder = new TextEncoder()
 const run = (size: number) =>
   Effect.gen(function* () {
     const rabbit = yield* Rabbit.Rabbit
+    const millisPerTick = 1000 / (yield* Usage.ticksPerSecond)
     const exchange = `bench.envelopes.${process.pid}.${size}`
     const queues = [`${exchange}.a`, `${exchange}.b`]
     yield* rabbit.declare({
@@ -57,7 +56,7 @@ const run = (size: number) =>
             Array.from({ length: size }, (_, i) => ({ messageId: `m${i}`, routingKey: "k", body: event, headers })),
           )
     const options = { headers: size === 1 ? headers : { [RabbitEnvelope.header]: String(size) } }
-    const brokerBefore = cpuMillis(beam)
+    const brokerBefore = brokerTicks()
     const started = performance.now()
     // Consumed raw (not opened): both copies of every message, acked.
     const consumed = rabbit.withChannel(async (channel) => {
@@ -85,7 +84,7 @@ const run = (size: number) =>
       { concurrency: 2, discard: true },
     )
     const wall = performance.now() - started
-    const broker = cpuMillis(beam) - brokerBefore
+    const broker = (brokerTicks() - brokerBefore) * millisPerTick
     yield* rabbit.withChannel(async (channel) => {
       for (const queue of queues) await channel.deleteQueue(queue)
       await channel.deleteExchange(exchange)
