@@ -115,6 +115,25 @@ export const holdViewOf = (
   }
 }
 
+/** A status row as the operator sees it; undefined for a row with no status (only static columns). */
+export const statusRowOf = (
+  row: Pick<
+    TransactionsInspect.StoredRow,
+    "status_rank" | "status" | "failure_reason" | "updated_at" | "captured_amount"
+  >,
+): StatusRow | undefined =>
+  row.status_rank === null
+    ? undefined
+    : {
+        rank: row.status_rank,
+        status: String(row.status),
+        // A reason is FAILED's alone; one left in the row by a FAILED that lost is not shown (the
+        // store's own rule, `failureReasonOf`).
+        failureReason: row.status === "FAILED" ? text(row.failure_reason) : null,
+        updatedAt: iso(row.updated_at),
+        capturedAmount: text(row.captured_amount),
+      }
+
 const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: string) {
   const rows = yield* TransactionsInspect.transactionRows(keyspace, id)
   const first = rows[0]
@@ -124,19 +143,7 @@ const readCql = Effect.fn("Lookup.readCql")(function* (keyspace: string, id: str
       .map((name): readonly [string, string | null] => [name, text(first[name])])
       .concat([["created_at", iso(first.created_at)]]),
   )
-  const statuses = rows.flatMap((row): Array<StatusRow> =>
-    row.status_rank === null
-      ? []
-      : [
-          {
-            rank: row.status_rank,
-            status: String(row.status),
-            failureReason: text(row.failure_reason),
-            updatedAt: iso(row.updated_at),
-            capturedAmount: text(row.captured_amount),
-          },
-        ],
-  )
+  const statuses = rows.flatMap((row) => statusRowOf(row) ?? [])
   const hold = holdViewOf(first, statuses)
   const parties = [first.user_id, first.target_owner_id].filter(
     (party, index, all): party is string => party !== null && all.indexOf(party) === index,

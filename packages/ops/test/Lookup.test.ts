@@ -53,3 +53,21 @@ describe("tx show of a hold", () => {
     assert.match(text, /2 HELD +at /)
   })
 })
+
+/** A status row of rank 2 as the store holds it. */
+const stored = (status: string, reason: string | null) => ({
+  status_rank: 2,
+  status,
+  failure_reason: reason,
+  updated_at: new Date(at),
+  captured_amount: null,
+})
+
+describe("tx show's status rows", () => {
+  it("shows a reason under FAILED only: one a losing FAILED left in the shared row is not shown", () => {
+    assert.strictEqual(Lookup.statusRowOf(stored("FAILED", "INSUFFICIENT_FUNDS"))?.failureReason, "INSUFFICIENT_FUNDS")
+    assert.strictEqual(Lookup.statusRowOf(stored("COMPLETED", "INSUFFICIENT_FUNDS"))?.failureReason, null)
+    assert.strictEqual(Lookup.statusRowOf(stored("HELD", "REJECTED"))?.failureReason, null)
+    assert.isUndefined(Lookup.statusRowOf({ ...stored("PENDING", null), status_rank: null }))
+  })
+})

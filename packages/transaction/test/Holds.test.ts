@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Duration, Effect, Layer, Option, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import { Events } from "@walletun/domain"
+import * as Cql from "@walletun/infra/Cql"
 import type { Ids, Money, Transaction } from "@walletun/domain"
 import * as Broker from "../src/Broker.ts"
 import * as Outcomes from "../src/consumers/Outcomes.ts"
@@ -274,7 +275,8 @@ describe("statuses of holds in CQL", () => {
       tx.id,
       3,
       "COMPLETED",
-      null,
+      // No reason: the column is left unset, not written null (a tombstone cell).
+      Cql.unset,
       DateTime.toDateUtc(at),
       amount(7n),
       finalWriteTimestamp(at),
@@ -285,6 +287,12 @@ describe("statuses of holds in CQL", () => {
     assert.isTrue(held.some((write) => write.query === statements.deleteOpen))
     const processing = statusWrites(statements)({ tx, status: "PROCESSING", reason: null, at })
     assert.isFalse(processing.some((write) => write.query === statements.deleteOpen))
+    // Only FAILED writes a reason.
+    const failed = statusWrites(statements)({ tx, status: "FAILED", reason: "INSUFFICIENT_FUNDS", at })
+    assert.deepStrictEqual(
+      [held, processing, failed].map((writes) => writes[0]?.params[3]),
+      [Cql.unset, Cql.unset, "INSUFFICIENT_FUNDS"],
+    )
   })
 })
 

@@ -8,6 +8,7 @@ import { Effect, Option, Schema } from "effect"
 import { Currency, Ids, Money, Transaction } from "@walletun/domain"
 import * as Cql from "@walletun/infra/Cql"
 import type { OperationKey, Republished, StoredKind, StoredTransaction } from "./Stored.ts"
+import { failureReasonOf } from "./Stored.ts"
 
 /**
  * A status as each status row records it: the status, why it failed, when, and what a captured
@@ -175,7 +176,7 @@ const storedOf = (
   description: orUndefined(details.description),
   createdAt: details.created_at,
   status: status.status,
-  failureReason: status.failure_reason,
+  failureReason: failureReasonOf(status.status, status.failure_reason),
   updatedAt: status.updated_at,
   ...captured(status),
 })
@@ -250,7 +251,13 @@ export const withStatus = (tx: StoredTransaction, rows: ReadonlyArray<StatusRow>
   )
   return top === undefined || top.status_rank === 0
     ? tx
-    : { ...tx, status: top.status, failureReason: top.failure_reason, updatedAt: top.updated_at, ...captured(top) }
+    : {
+        ...tx,
+        status: top.status,
+        failureReason: failureReasonOf(top.status, top.failure_reason),
+        updatedAt: top.updated_at,
+        ...captured(top),
+      }
 }
 
 const decodeOldOwner = decoder("transactions_by_user", Schema.Struct({ user_id: Ids.UserId }))

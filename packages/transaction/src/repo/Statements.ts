@@ -208,14 +208,19 @@ export const statusWrites =
     const final = rank >= settledRank
     const stamp = final ? [finalWriteTimestamp(at)] : []
     const captured = decision?.capturedAmount ?? Cql.unset
+    // Only a FAILED status has a reason; every other leaves the column unset, not null (a null is a
+    // tombstone cell, which every later read of the row passes). FAILED and COMPLETED (and HELD)
+    // share a row, so a reason left by a losing FAILED may stay beside the status that won: readers
+    // show a reason under FAILED only (`failureReasonOf`).
+    const failureReason = reason ?? Cql.unset
     return [
       {
         query: final ? statements.finalById : statements.statusById,
-        params: [tx.id, rank, status, reason, toDate(at), captured, ...stamp],
+        params: [tx.id, rank, status, failureReason, toDate(at), captured, ...stamp],
       },
       ...partiesOf(tx).map((party) => ({
         query: final ? statements.finalByUser : statements.statusByUser,
-        params: [party, tx.id, rank, status, reason, toDate(at), captured, ...stamp],
+        params: [party, tx.id, rank, status, failureReason, toDate(at), captured, ...stamp],
       })),
       ...(final ? [{ query: statements.deleteOpen, params: [shardOf(tx.id), bucketOf(tx.id), tx.id] }] : []),
     ]

@@ -138,6 +138,18 @@ export const statusRank = (status: Transaction.TransactionStatus, decidesHold = 
 /** The rank from which a status is settled as far as the apply goes: it leaves the index of open work. */
 export const settledRank = 2
 
+/**
+ * The failure reason shown with a status: a FAILED status's own, and none under any other. A status
+ * row is shared by the outcomes of one rank (FAILED, COMPLETED, HELD), each written with the same
+ * write timestamp rule, and only FAILED writes the reason column (the others leave it unset: a null
+ * would be a tombstone cell). So a reason left by a FAILED that lost to an earlier COMPLETED may
+ * still be in the row, and it is not shown.
+ */
+export const failureReasonOf = (
+  status: Transaction.TransactionStatus,
+  reason: Transaction.FailureReason | null,
+): Transaction.FailureReason | null => (status === "FAILED" ? reason : null)
+
 /** The held amount of a hold, shown once it was held (the ledger reserves the whole amount). */
 export const heldAmountOf = (tx: StoredTransaction): Money.Amount | undefined =>
   tx.type === "hold" && tx.status !== "PENDING" && tx.status !== "PROCESSING" && tx.status !== "FAILED"
