@@ -127,9 +127,8 @@ export const statusRowOf = (
     : {
         rank: row.status_rank,
         status: String(row.status),
-        // A reason is FAILED's alone; one left in the row by a FAILED that lost is not shown (the
-        // store's own rule, `failureReasonOf`).
-        failureReason: row.status === "FAILED" ? text(row.failure_reason) : null,
+        // A reason is FAILED's alone; one left in the row by a FAILED that lost is not shown.
+        failureReason: TransactionsInspect.failureReasonOf(row.status, text(row.failure_reason)),
         updatedAt: iso(row.updated_at),
         capturedAmount: text(row.captured_amount),
       }

@@ -11,6 +11,9 @@ import { isUnfinishedIn } from "./CqlStore.ts"
 import { decoder } from "./Rows.ts"
 import { detailColumns, statementsOf } from "./Statements.ts"
 
+/** The reason an operator is shown with a status: FAILED's alone (the store's own rule). */
+export { failureReasonOf } from "./Stored.ts"
+
 const quorum = { consistency: Cql.Consistency.localQuorum }
 const text = Schema.NullOr(Schema.String)
 const time = Schema.NullOr(Schema.Date)

@@ -145,10 +145,8 @@ export const settledRank = 2
  * would be a tombstone cell). So a reason left by a FAILED that lost to an earlier COMPLETED may
  * still be in the row, and it is not shown.
  */
-export const failureReasonOf = (
-  status: Transaction.TransactionStatus,
-  reason: Transaction.FailureReason | null,
-): Transaction.FailureReason | null => (status === "FAILED" ? reason : null)
+export const failureReasonOf = <Reason>(status: string | null, reason: Reason | null): Reason | null =>
+  status === "FAILED" ? reason : null
 
 /** The held amount of a hold, shown once it was held (the ledger reserves the whole amount). */
 export const heldAmountOf = (tx: StoredTransaction): Money.Amount | undefined =>
