@@ -12,6 +12,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import { Errors } from "@walletun/domain"
 import * as Health from "./Health.ts"
 import * as HttpTracing from "./HttpTracing.ts"
+import * as MemoryTrim from "./MemoryTrim.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Startup from "./Startup.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -173,7 +174,7 @@ export const logStopped = (cause: Cause.Cause<unknown>): Effect.Effect<void> => 
  * message naming the variable, and the process exits non-zero.
  */
 export const run = <E>(service: string, app: Layer.Layer<never, E, never>): void =>
-  Layer.launch(app).pipe(
+  Layer.launch(Layer.merge(app, MemoryTrim.layer)).pipe(
     // An interruption is the normal stop (SIGTERM / SIGINT); anything else is logged before exit.
     Effect.tapCause(logStopped),
     Effect.provide(Telemetry.layer(service)),
