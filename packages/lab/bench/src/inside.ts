@@ -5,7 +5,8 @@
  * (CQL requests by kind, gRPC calls by method, confirmed publishes by exchange), the time from the
  * ledger's decision to the outcome consumer's record of it, by status
  * (`walletun_outcome_record_lag_seconds`: what "accept to settled", stamped at the decision, does
- * not show), and how late each service's event loop ran (`walletun_event_loop_lag_seconds`), from
+ * not show), how long each memory trim paused a service (`walletun_memory_trim_seconds`), and how
+ * late each service's event loop ran (`walletun_event_loop_lag_seconds`), from
  * their /metrics before and after. A gateway's p99 far
  * above the transaction service's is time spent in the gateway or between them; an event loop's
  * lag is time in which its process could answer nothing. The histogram arithmetic is pure (tested
@@ -110,6 +111,8 @@ const callHistograms = [
   { name: "walletun_message_publish_duration_seconds", label: "exchange", word: "publish" },
   // Not a call: the time from the ledger's decision to the outcome consumer's record of it.
   { name: "walletun_outcome_record_lag_seconds", label: "status", word: "decided to recorded" },
+  // Not a call either: the pauses of the service's memory trims (`WALLETUN_MEMORY_TRIM_SECONDS`).
+  { name: "walletun_memory_trim_seconds", label: undefined, word: "memory trim pauses" },
 ] as const
 const httpDuration = "walletun_http_request_duration_seconds"
 const eventLoopLag = "walletun_event_loop_lag_seconds"
@@ -134,6 +137,11 @@ export const insideOf = (before: ReadonlyArray<MetricSample>, after: ReadonlyArr
   })
   const calls: Record<string, Latency> = {}
   for (const { name, label, word } of callHistograms) {
+    if (label === undefined) {
+      const window = minus(histogramOf(after, name), histogramOf(before, name))
+      if (window.count > 0) calls[word] = latency(window)
+      continue
+    }
     const values = new Set(
       after.filter((sample) => sample.name === `${name}_count`).map((sample) => sample.labels[label] ?? ""),
     )

@@ -2,8 +2,8 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Inside from "../src/inside.ts"
 import { parsePrometheus } from "../src/usage.ts"
 
-/** /metrics text of the accept route's histogram and the event loop's, with the given cumulative counts. */
-const text = (accept: ReadonlyArray<number>, lag: ReadonlyArray<number>) =>
+/** /metrics text of the accept route's histogram, the event loop's and the memory trims', with the given cumulative counts. */
+const text = (accept: ReadonlyArray<number>, lag: ReadonlyArray<number>, trims: ReadonlyArray<number> = [0, 0, 0, 0]) =>
   [
     "# TYPE walletun_http_request_duration_seconds histogram",
     ...[0.01, 0.1, 1].map(
@@ -29,6 +29,9 @@ const text = (accept: ReadonlyArray<number>, lag: ReadonlyArray<number>) =>
       (le, index) => `walletun_outcome_record_lag_seconds_bucket{status="COMPLETED",le="${le}"} ${accept[index]}`,
     ),
     `walletun_outcome_record_lag_seconds_count{status="COMPLETED"} ${accept[3]}`,
+    // The memory trims' pauses: one histogram, no label.
+    ...[0.01, 0.1, 1].map((le, index) => `walletun_memory_trim_seconds_bucket{le="${le}"} ${trims[index]}`),
+    `walletun_memory_trim_seconds_count ${trims[3]}`,
   ].join("\n")
 
 describe("inside the services", () => {
@@ -50,7 +53,7 @@ describe("inside the services", () => {
 
   it("the window's figures are the growth between two readings, of the accept route only", () => {
     const before = parsePrometheus(text([10, 10, 10, 10], [100, 100, 100, 100]))
-    const after = parsePrometheus(text([60, 100, 110, 110], [1100, 1180, 1195, 1200]))
+    const after = parsePrometheus(text([60, 100, 110, 110], [1100, 1180, 1195, 1200], [0, 1, 2, 2]))
     const figures = Inside.insideOf(before, after)
     // 100 accepts: 50 under 10 ms, 40 more under 100 ms, 10 under 1 s.
     assert.deepStrictEqual(figures.accept, { requests: 100, p50: "10", p99: "910" })
@@ -60,6 +63,8 @@ describe("inside the services", () => {
     assert.deepStrictEqual(figures.calls, {
       "cql batch": { requests: 1100, p50: "5.5", p99: "640" },
       "decided to recorded COMPLETED": { requests: 100, p50: "10", p99: "910" },
+      // Two trims: one paused between 10 and 100 ms, the other between 100 ms and 1 s.
+      "memory trim pauses": { requests: 2, p50: "100", p99: "982" },
     })
     assert.deepStrictEqual(Inside.insideOf(before, before), { accept: null, calls: {}, lag: null })
   })
