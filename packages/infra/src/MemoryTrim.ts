@@ -20,7 +20,7 @@ import { Config, Duration, Effect, Layer, Metric, Random, Schema } from "effect"
 /** The pause of each trim, in seconds. */
 export const trimDuration = Metric.histogram("walletun_memory_trim_seconds", {
   description: "How long each memory trim (a memory-reducing full collection) paused the event loop, in seconds",
-  boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+  boundaries: [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1],
 })
 
 /** The resident memory the trims gave back, in bytes (RSS before less RSS after, never below zero). */
