@@ -91,13 +91,17 @@ export const layerEvery = (every: Duration.Duration, collect?: Collect) =>
     ? Layer.empty
     : Layer.effectDiscard(
         Effect.gen(function* () {
-          const gc = collect ?? collector()
           const phase = yield* Random.next
           yield* Effect.sleep(Duration.times(every, phase))
+          const gc = collect ?? collector()
           yield* Effect.forever(
             Effect.sync(() => trimNow(gc)).pipe(Effect.flatMap(record), Effect.andThen(Effect.sleep(every))),
           )
-        }).pipe(Effect.forkScoped),
+        }).pipe(
+          // A runtime without Node's `gc` (or one that refuses it) keeps serving, untrimmed, and says so once.
+          Effect.catchCause((cause) => Effect.logWarning("memory trims stopped: the collection failed", cause)),
+          Effect.forkScoped,
+        ),
       )
 
 /** Trims every `WALLETUN_MEMORY_TRIM_SECONDS` (60 unless set; 0 for never). */

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, Layer, Metric } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Layer, Logger, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryTrim } from "@walletun/infra"
 
@@ -81,6 +81,30 @@ describe("MemoryTrim", () => {
       yield* Fiber.interrupt(fiber)
       yield* TestClock.adjust(Duration.seconds(600))
       assert.strictEqual(calls, 12)
+    }),
+  )
+
+  it.effect("a collection that fails stops the trims with a warning, and the service goes on", () =>
+    Effect.gen(function* () {
+      let calls = 0
+      const collect: MemoryTrim.Collect = () => {
+        calls++
+        throw new Error("gc is not a function")
+      }
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel === "Warn") warnings.push(String(message))
+      })
+      const fiber = yield* Layer.launch(MemoryTrim.layerEvery(Duration.seconds(60), collect)).pipe(
+        Effect.provide(Logger.layer([logger])),
+        Effect.forkChild,
+      )
+      yield* TestClock.adjust(Duration.seconds(600))
+      assert.strictEqual(calls, 1)
+      assert.deepStrictEqual(warnings, ["memory trims stopped: the collection failed"])
+      // The layer itself still lives: only its trims stopped.
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* Fiber.interrupt(fiber)
     }),
   )
 
