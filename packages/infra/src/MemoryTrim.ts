@@ -51,8 +51,8 @@ export interface Trimmed {
   readonly rssAfter: number
 }
 
-/** Runs one memory-reducing collection now, and says what it did. */
-export const trimNow = (collect: Collect = collector()): Trimmed => {
+/** Runs one memory-reducing collection with `collect` (see `collector`) now, and says what it did. */
+export const trimNow = (collect: Collect): Trimmed => {
   const rssBefore = process.memoryUsage.rss()
   const start = performance.now()
   collect({ type: "major", execution: "sync", flavor: "last-resort" })

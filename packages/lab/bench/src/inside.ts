@@ -137,18 +137,20 @@ export const insideOf = (before: ReadonlyArray<MetricSample>, after: ReadonlyArr
   })
   const calls: Record<string, Latency> = {}
   for (const { name, label, word } of callHistograms) {
-    if (label === undefined) {
-      const window = minus(histogramOf(after, name), histogramOf(before, name))
-      if (window.count > 0) calls[word] = latency(window)
-      continue
-    }
-    const values = new Set(
-      after.filter((sample) => sample.name === `${name}_count`).map((sample) => sample.labels[label] ?? ""),
-    )
-    for (const value of [...values].toSorted()) {
-      const labels = { [label]: value }
+    // One series per value of the label, or the whole histogram when it has none.
+    const series: ReadonlyArray<readonly [string, Record<string, string>]> =
+      label === undefined
+        ? [[word, {}]]
+        : [
+            ...new Set(
+              after.filter((sample) => sample.name === `${name}_count`).map((sample) => sample.labels[label] ?? ""),
+            ),
+          ]
+            .toSorted()
+            .map((value) => [`${word} ${value}`, { [label]: value }] as const)
+    for (const [key, labels] of series) {
       const window = minus(histogramOf(after, name, labels), histogramOf(before, name, labels))
-      if (window.count > 0) calls[`${word} ${value}`] = latency(window)
+      if (window.count > 0) calls[key] = latency(window)
     }
   }
   return {
