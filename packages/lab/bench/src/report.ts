@@ -202,7 +202,19 @@ const cpuTable = (r: Results): Array<string> => {
       `  ${`${cpuLabels[group]}${many}${kind}${missing}`.padEnd(34)} ${(usage.msPerSettled === null ? "-" : usage.msPerSettled.toFixed(2)).padStart(27)}   ${`${(usage.share * 100).toFixed(1)} %`.padStart(14)}`,
     )
   }
-  return lines
+  return [...lines, ...contextSwitchLine(cpu)]
+}
+
+/** The machine's context switches per settled transfer over the sending window, when counted. */
+export const contextSwitchLine = (
+  cpu: Pick<CpuUsage, "contextSwitchesPerSettled" | "settled" | "seconds">,
+): Array<string> => {
+  const per = cpu.contextSwitchesPerSettled
+  if (per === null || cpu.seconds <= 0) return []
+  const perSecond = Math.round((per * cpu.settled) / cpu.seconds).toLocaleString("en-US")
+  return [
+    `  ${"context switches, the whole machine".padEnd(34)} ${per.toFixed(0).padStart(27)}   (${perSecond} a second)`,
+  ]
 }
 
 /** What a settled transfer cost in CQL statements, PostgreSQL transactions and broker messages. */

@@ -59,6 +59,11 @@ export interface MachineTicks {
   readonly busy: number
   readonly total: number
   readonly cores: number
+  /**
+   * Context switches since boot, every core (the `ctxt` line; null without one). A process that
+   * sleeps until a message comes costs one when the message wakes it and one when it sleeps again.
+   */
+  readonly contextSwitches: number | null
 }
 
 /** Parses /proc/stat: busy is everything but idle and iowait (guest time is already inside user). */
@@ -75,7 +80,18 @@ export const parseMachineStat = (text: string): MachineTicks | undefined => {
     return undefined
   }
   const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + irq + softirq + steal
-  return { busy, total: busy + (idle ?? 0) + iowait, cores: lines.filter((line) => /^cpu\d+\s/.test(line)).length }
+  const ctxt = Number(
+    lines
+      .find((line) => /^ctxt\s/.test(line))
+      ?.trim()
+      .split(/\s+/)[1],
+  )
+  return {
+    busy,
+    total: busy + (idle ?? 0) + iowait,
+    cores: lines.filter((line) => /^cpu\d+\s/.test(line)).length,
+    contextSwitches: Number.isInteger(ctxt) && ctxt >= 0 ? ctxt : null,
+  }
 }
 
 /** A process as the bench sees it: its stat, and its command line and executable where they name what it is. */
@@ -187,6 +203,11 @@ export interface CpuUsage {
   readonly cores: number
   /** The machine's busy share: 1 - (idle + iowait) / total, over every core. */
   readonly machineBusy: number
+  /**
+   * The machine's context switches in the window per transfer settled in it (null when none
+   * settled, or without the counts): the wake-ups of every process, the bench's own included.
+   */
+  readonly contextSwitchesPerSettled: number | null
   readonly settled: number
   /** Which CQL database runs here, by its process (null when none was found). */
   readonly cqlServer: "Cassandra" | "ScyllaDB" | null
@@ -223,6 +244,10 @@ export const cpuUsage = (
     ticksPerSecond: options.ticksPerSecond,
     cores: end.machine.cores,
     machineBusy: elapsed > 0 ? busy / elapsed : 0,
+    contextSwitchesPerSettled:
+      options.settled > 0 && start.machine.contextSwitches !== null && end.machine.contextSwitches !== null
+        ? (end.machine.contextSwitches - start.machine.contextSwitches) / options.settled
+        : null,
     settled: options.settled,
     cqlServer: cql.length === 0 ? null : cql.some((p) => p.comm === "scylla") ? "ScyllaDB" : "Cassandra",
     byProcess: {
@@ -445,7 +470,7 @@ export const snapshot = (services: ReadonlyMap<string, number>) =>
       const cmdline = needsCmdline.has(stat.comm) ? readOr(`/proc/${entry}/cmdline`, "").replaceAll("\0", " ") : ""
       return [{ ...stat, exe, cmdline }]
     })
-    const machine = parseMachineStat(readOr("/proc/stat", "")) ?? { busy: 0, total: 0, cores: 0 }
+    const machine = parseMachineStat(readOr("/proc/stat", "")) ?? { busy: 0, total: 0, cores: 0, contextSwitches: null }
     return { machine, groups: classify(procs, services, process.pid) }
   })
 

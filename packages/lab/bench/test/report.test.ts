@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { memoryLines, reconcilerReadsLine } from "../src/report.ts"
+import { contextSwitchLine, memoryLines, reconcilerReadsLine } from "../src/report.ts"
 import type { Results } from "../src/report.ts"
 
 const run = (minutes: ReadonlyArray<Record<string, number | null>>) =>
@@ -74,5 +74,14 @@ describe("report: the reconciler's reads", () => {
         "pages of the stale index 336 (at most 1); system_views.tombstones_per_read",
     ])
     assert.deepStrictEqual(reconcilerReadsLine(null), [])
+  })
+})
+
+describe("report: context switches", () => {
+  it("prints the machine's context switches per settled transfer and a second, or nothing without them", () => {
+    assert.deepStrictEqual(contextSwitchLine({ contextSwitchesPerSettled: 173.4, settled: 520, seconds: 10 }), [
+      "  context switches, the whole machine                         173   (9,017 a second)",
+    ])
+    assert.deepStrictEqual(contextSwitchLine({ contextSwitchesPerSettled: null, settled: 0, seconds: 10 }), [])
   })
 })

@@ -21,7 +21,7 @@ const proc = (stat: Partial<ProcStat> & { pid: number }, more: Partial<Proc> = {
 
 /** A reading of a 2-core machine with one gateway and one Cassandra process. */
 const reading = (busy: number, idle: number, gateway: number, cassandra: number): Usage.Snapshot => ({
-  machine: { busy, total: busy + idle, cores: 2 },
+  machine: { busy, total: busy + idle, cores: 2, contextSwitches: busy * 10 },
   groups: new Map<Usage.Group, ReadonlyArray<Proc>>([
     ["gateway", [proc({ pid: 5, ticks: gateway })]],
     ["cql", [proc({ pid: 6, ticks: cassandra })]],
@@ -66,7 +66,9 @@ describe("bench usage: /proc", () => {
       busy: 31598 + 10 + 15999 + 3 + 1188 + 2,
       total: 31598 + 10 + 15999 + 3 + 1188 + 2 + 804936 + 507,
       cores: 2,
+      contextSwitches: 99,
     })
+    assert.strictEqual(Usage.parseMachineStat(text.replace("ctxt 99", "ctxt x"))?.contextSwitches, null)
     assert.isUndefined(Usage.parseMachineStat("intr 1 2 3"))
   })
 
@@ -165,6 +167,8 @@ describe("bench usage: /proc", () => {
       ticksPerSecond: 100,
     })
     assert.strictEqual(usage.machineBusy, 0.75)
+    // 10 context switches per busy tick in the fixture: 15,000 more for 1000 transfers.
+    assert.strictEqual(usage.contextSwitchesPerSettled, 15)
     assert.strictEqual(usage.byProcess.gateway.cpuMs, 3000)
     assert.strictEqual(usage.byProcess.gateway.msPerSettled, 3)
     assert.strictEqual(usage.byProcess.cql.msPerSettled, 9)
