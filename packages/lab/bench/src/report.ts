@@ -190,7 +190,7 @@ const cpuTable = (r: Results): Array<string> => {
   const cpu = r.cpu
   const lines = [
     `where the CPU went, sending window (${cpu.seconds.toFixed(2)} s, ${cpu.settled} of the ${cpu.accepted} accepted settled in it): machine busy ${Math.round(cpu.machineBusy * 100)} % of ${cpu.cores} cores`,
-    `  ${"process".padEnd(34)} ${"CPU ms per settled transfer".padStart(27)}   ${"share of total".padStart(14)}`,
+    `  ${"process".padEnd(34)} ${"CPU ms per settled transfer".padStart(27)}   ${"share of total".padStart(14)}   ${"wake-ups per transfer".padStart(21)}`,
   ]
   for (const [group, usage] of Object.entries(cpu.byProcess) as Array<
     [Group | "other" | "total", CpuUsage["byProcess"]["total"]]
@@ -199,7 +199,7 @@ const cpuTable = (r: Results): Array<string> => {
     const kind = group === "cql" && cpu.cqlServer !== null ? ` (${cpu.cqlServer})` : ""
     const missing = usage.processes === 0 && group !== "other" ? " (not found)" : ""
     lines.push(
-      `  ${`${cpuLabels[group]}${many}${kind}${missing}`.padEnd(34)} ${(usage.msPerSettled === null ? "-" : usage.msPerSettled.toFixed(2)).padStart(27)}   ${`${(usage.share * 100).toFixed(1)} %`.padStart(14)}`,
+      `  ${`${cpuLabels[group]}${many}${kind}${missing}`.padEnd(34)} ${(usage.msPerSettled === null ? "-" : usage.msPerSettled.toFixed(2)).padStart(27)}   ${`${(usage.share * 100).toFixed(1)} %`.padStart(14)}   ${(usage.wakeupsPerSettled === null ? "-" : usage.wakeupsPerSettled.toFixed(1)).padStart(21)}`,
     )
   }
   return [...lines, ...contextSwitchLine(cpu)]

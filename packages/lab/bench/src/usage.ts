@@ -98,6 +98,17 @@ export const parseMachineStat = (text: string): MachineTicks | undefined => {
 export interface Proc extends ProcStat {
   readonly cmdline: string
   readonly exe: string
+  /**
+   * How many times its threads went to sleep and were woken, summed over the threads alive when
+   * read (`voluntary_ctxt_switches` of /proc/<pid>/task/<tid>/status); read for grouped processes only.
+   */
+  readonly wakeups?: number | undefined
+}
+
+/** The voluntary context switches of one /proc/<pid>/task/<tid>/status (undefined without the line). */
+export const parseVoluntarySwitches = (status: string): number | undefined => {
+  const match = /^voluntary_ctxt_switches:\s+(\d+)\s*$/m.exec(status)
+  return match === null ? undefined : Number(match[1])
 }
 
 /** The groups of processes the CPU is told apart by, in the order they are printed. */
@@ -179,6 +190,18 @@ export const groupTicks = (start: ReadonlyArray<ProcStat>, end: ReadonlyArray<Pr
   return Math.max(0, ticks)
 }
 
+/**
+ * The wake-ups of a group's processes between two readings: a process seen at both counts its
+ * growth, one that appeared counts all it had, and one that vanished counts nothing (a thread that
+ * ended within the window takes its count with it, so this is a lower bound).
+ */
+export const groupWakeups = (start: ReadonlyArray<Proc>, end: ReadonlyArray<Proc>): number => {
+  const before = new Map(start.map((p) => [key(p), p.wakeups ?? 0]))
+  let wakeups = 0
+  for (const p of end) wakeups += Math.max(0, (p.wakeups ?? 0) - (before.get(key(p)) ?? 0))
+  return wakeups
+}
+
 /** One reading of the machine and every group's processes. */
 export interface Snapshot {
   readonly machine: MachineTicks
@@ -194,6 +217,8 @@ export interface CpuRow {
   readonly msPerSettled: number | null
   /** Its part of the machine's busy time in the window (0–1). */
   readonly share: number
+  /** Its processes' wake-ups per transfer settled in the window (`groupWakeups`; null when none settled, or not read). */
+  readonly wakeupsPerSettled: number | null
 }
 
 /** CPU by group between two snapshots, "other" (the machine's busy time that no group explains) and the total. */
@@ -225,19 +250,27 @@ export const cpuUsage = (
   const used = groups.map((group) => {
     const before = start.groups.get(group) ?? []
     const after = end.groups.get(group) ?? []
-    return [group, groupTicks(before, after), new Set([...before, ...after].map(key)).size] as const
+    const read = after.some((p) => p.wakeups !== undefined)
+    return [
+      group,
+      groupTicks(before, after),
+      new Set([...before, ...after].map(key)).size,
+      read ? groupWakeups(before, after) : null,
+    ] as const
   })
+  const wakeupsRead = used.some(([, , , wakeups]) => wakeups !== null)
   const explained = used.reduce((sum, [, ticks]) => sum + ticks, 0)
   // The readings of /proc/stat and of each process are a moment apart, so "other" can come out a
   // tick or two below zero: it is shown as 0.
   const other = Math.max(0, busy - explained)
   const total = Math.max(busy, explained)
   const cql = [...(start.groups.get("cql") ?? []), ...(end.groups.get("cql") ?? [])]
-  const row = (ticks: number, processes: number): CpuRow => ({
+  const row = (ticks: number, processes: number, wakeups: number | null): CpuRow => ({
     processes,
     cpuMs: msOf(ticks),
     msPerSettled: options.settled > 0 ? msOf(ticks) / options.settled : null,
     share: total > 0 ? ticks / total : 0,
+    wakeupsPerSettled: options.settled > 0 && wakeups !== null ? wakeups / options.settled : null,
   })
   return {
     seconds: options.seconds,
@@ -251,14 +284,15 @@ export const cpuUsage = (
     settled: options.settled,
     cqlServer: cql.length === 0 ? null : cql.some((p) => p.comm === "scylla") ? "ScyllaDB" : "Cassandra",
     byProcess: {
-      ...(Object.fromEntries(used.map(([group, ticks, processes]) => [group, row(ticks, processes)])) as Record<
-        Group,
-        CpuRow
-      >),
-      other: row(other, 0),
+      ...(Object.fromEntries(
+        used.map(([group, ticks, processes, wakeups]) => [group, row(ticks, processes, wakeups)]),
+      ) as Record<Group, CpuRow>),
+      // Whatever else ran is not read thread by thread: its wake-ups are not counted.
+      other: row(other, 0, null),
       total: row(
         total,
         used.reduce((sum, [, , processes]) => sum + processes, 0),
+        wakeupsRead ? used.reduce((sum, [, , , wakeups]) => sum + (wakeups ?? 0), 0) : null,
       ),
     },
   }
@@ -454,6 +488,21 @@ const readOr = (file: string, fallback: string) => {
 /** Only these need their command line read to be told apart (a java or beam.smp may be anything). */
 const needsCmdline = new Set(["java", "beam.smp", "scylla"])
 
+/** The process with its threads' wake-ups (`Proc.wakeups`); threads gone mid-read count nothing. */
+const withWakeups = (p: Proc): Proc => {
+  let threads: Array<string> = []
+  try {
+    threads = fs.readdirSync(`/proc/${p.pid}/task`)
+  } catch {
+    return p
+  }
+  const wakeups = threads.reduce(
+    (sum, tid) => sum + (parseVoluntarySwitches(readOr(`/proc/${p.pid}/task/${tid}/status`, "")) ?? 0),
+    0,
+  )
+  return { ...p, wakeups }
+}
+
 /** Every process on the machine, sorted into groups, and the machine's own ticks; processes gone mid-read are skipped. */
 export const snapshot = (services: ReadonlyMap<string, number>) =>
   Effect.sync((): Snapshot => {
@@ -471,7 +520,11 @@ export const snapshot = (services: ReadonlyMap<string, number>) =>
       return [{ ...stat, exe, cmdline }]
     })
     const machine = parseMachineStat(readOr("/proc/stat", "")) ?? { busy: 0, total: 0, cores: 0, contextSwitches: null }
-    return { machine, groups: classify(procs, services, process.pid) }
+    const grouped = classify(procs, services, process.pid)
+    return {
+      machine,
+      groups: new Map([...grouped].map(([group, members]) => [group, members.map(withWakeups)] as const)),
+    }
   })
 
 /** The samples of the /metrics on a local port. */

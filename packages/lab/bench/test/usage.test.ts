@@ -180,6 +180,44 @@ describe("bench usage: /proc", () => {
   })
 })
 
+describe("bench usage: wake-ups", () => {
+  it("reads a thread's voluntary context switches from its status", () => {
+    const status = [
+      "Name:\tnode",
+      "State:\tS (sleeping)",
+      "voluntary_ctxt_switches:\t4821",
+      "nonvoluntary_ctxt_switches:\t77",
+    ]
+    assert.strictEqual(Usage.parseVoluntarySwitches(status.join("\n")), 4821)
+    assert.isUndefined(Usage.parseVoluntarySwitches("Name:\tnode"))
+  })
+
+  it("counts a group's growth in wake-ups, a new process whole and a vanished one not at all", () => {
+    const start = [proc({ pid: 1 }, { wakeups: 100 }), proc({ pid: 2 }, { wakeups: 50 })]
+    // pid 1 grew by 400, pid 2 vanished, pid 3 is new with 30, and pid 1 under a new start time is another process.
+    const end = [proc({ pid: 1 }, { wakeups: 500 }), proc({ pid: 3 }, { wakeups: 30 })]
+    assert.strictEqual(Usage.groupWakeups(start, end), 430)
+    assert.strictEqual(Usage.groupWakeups(start, [proc({ pid: 1, startTicks: 999 }, { wakeups: 20 })]), 20)
+  })
+
+  it("gives each group its wake-ups per settled transfer and sums them in the total, not in other", () => {
+    const at = (gateway: number, cassandra: number): Usage.Snapshot => ({
+      machine: { busy: 0, total: 0, cores: 2, contextSwitches: null },
+      groups: new Map<Usage.Group, ReadonlyArray<Proc>>([
+        ["gateway", [proc({ pid: 5 }, { wakeups: gateway })]],
+        ["cql", [proc({ pid: 6 }, { wakeups: cassandra })]],
+      ]),
+    })
+    const usage = Usage.cpuUsage(at(1000, 2000), at(3000, 9000), { seconds: 10, settled: 100, ticksPerSecond: 100 })
+    assert.strictEqual(usage.byProcess.gateway.wakeupsPerSettled, 20)
+    assert.strictEqual(usage.byProcess.cql.wakeupsPerSettled, 70)
+    assert.strictEqual(usage.byProcess.wallet.wakeupsPerSettled, null)
+    assert.strictEqual(usage.byProcess.total.wakeupsPerSettled, 90)
+    assert.strictEqual(usage.byProcess.other.wakeupsPerSettled, null)
+    assert.strictEqual(usage.contextSwitchesPerSettled, null)
+  })
+})
+
 describe("bench usage: /metrics", () => {
   it("sums the services' broker, CQL and gRPC counters from Prometheus text", () => {
     const text = [
