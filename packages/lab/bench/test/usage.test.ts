@@ -19,12 +19,18 @@ const proc = (stat: Partial<ProcStat> & { pid: number }, more: Partial<Proc> = {
   ...more,
 })
 
-/** A reading of a 2-core machine with one gateway and one Cassandra process. */
-const reading = (busy: number, idle: number, gateway: number, cassandra: number): Usage.Snapshot => ({
-  machine: { busy, total: busy + idle, cores: 2, contextSwitches: busy * 10 },
+/** A reading of a 2-core machine with one gateway and one Cassandra process, and their wake-ups if given. */
+const reading = (
+  busy: number,
+  idle: number,
+  gateway: number,
+  cassandra: number,
+  wakeups?: { readonly gateway: number; readonly cassandra: number },
+): Usage.Snapshot => ({
+  machine: { busy, total: busy + idle, cores: 2, contextSwitches: wakeups === undefined ? busy * 10 : null },
   groups: new Map<Usage.Group, ReadonlyArray<Proc>>([
-    ["gateway", [proc({ pid: 5, ticks: gateway })]],
-    ["cql", [proc({ pid: 6, ticks: cassandra })]],
+    ["gateway", [proc({ pid: 5, ticks: gateway }, { wakeups: wakeups?.gateway })]],
+    ["cql", [proc({ pid: 6, ticks: cassandra }, { wakeups: wakeups?.cassandra })]],
   ]),
 })
 
@@ -201,14 +207,11 @@ describe("bench usage: wake-ups", () => {
   })
 
   it("gives each group its wake-ups per settled transfer and sums them in the total, not in other", () => {
-    const at = (gateway: number, cassandra: number): Usage.Snapshot => ({
-      machine: { busy: 0, total: 0, cores: 2, contextSwitches: null },
-      groups: new Map<Usage.Group, ReadonlyArray<Proc>>([
-        ["gateway", [proc({ pid: 5 }, { wakeups: gateway })]],
-        ["cql", [proc({ pid: 6 }, { wakeups: cassandra })]],
-      ]),
-    })
-    const usage = Usage.cpuUsage(at(1000, 2000), at(3000, 9000), { seconds: 10, settled: 100, ticksPerSecond: 100 })
+    const usage = Usage.cpuUsage(
+      reading(0, 0, 0, 0, { gateway: 1000, cassandra: 2000 }),
+      reading(0, 0, 0, 0, { gateway: 3000, cassandra: 9000 }),
+      { seconds: 10, settled: 100, ticksPerSecond: 100 },
+    )
     assert.strictEqual(usage.byProcess.gateway.wakeupsPerSettled, 20)
     assert.strictEqual(usage.byProcess.cql.wakeupsPerSettled, 70)
     assert.strictEqual(usage.byProcess.wallet.wakeupsPerSettled, null)
