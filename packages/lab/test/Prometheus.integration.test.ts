@@ -67,8 +67,17 @@ describe("npm start's Prometheus (packages/lab/src/Prometheus.ts)", () => {
             targets.data.activeTargets.map((t: any) => [t.labels.job, t.health]),
             [["transaction", "up"]],
           )
-          const rules = yield* getJson("/api/v1/rules")
-          const groups = rules.data.groups as Array<{ name: string; rules: Array<{ health: string }> }>
+          // Each rule group has its own evaluation phase: the alerts may not have run yet when the
+          // recording did. A rule not yet evaluated is "unknown"; one that failed is "err".
+          type Groups = Array<{ name: string; rules: Array<{ health: string }> }>
+          const groups = yield* getJson("/api/v1/rules").pipe(
+            Effect.map((body) => body.data.groups as Groups),
+            Effect.repeat({
+              until: (found) => found.every((group) => group.rules.every((rule) => rule.health !== "unknown")),
+              schedule: Schedule.spaced(Duration.seconds(1)),
+            }),
+            Effect.timeout(Duration.seconds(40)),
+          )
           assert.deepStrictEqual(groups.map((group) => group.name).toSorted(), [
             "walletun.alerts",
             "walletun.recording",
