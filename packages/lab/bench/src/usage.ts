@@ -250,16 +250,15 @@ export const cpuUsage = (
   const used = groups.map((group) => {
     const before = start.groups.get(group) ?? []
     const after = end.groups.get(group) ?? []
-    const read = after.some((p) => p.wakeups !== undefined)
-    return [
+    return {
       group,
-      groupTicks(before, after),
-      new Set([...before, ...after].map(key)).size,
-      read ? groupWakeups(before, after) : null,
-    ] as const
+      ticks: groupTicks(before, after),
+      processes: new Set([...before, ...after].map(key)).size,
+      wakeups: after.some((p) => p.wakeups !== undefined) ? groupWakeups(before, after) : null,
+    }
   })
-  const wakeupsRead = used.some(([, , , wakeups]) => wakeups !== null)
-  const explained = used.reduce((sum, [, ticks]) => sum + ticks, 0)
+  const explained = used.reduce((sum, { ticks }) => sum + ticks, 0)
+  const counted = used.flatMap(({ wakeups }) => (wakeups === null ? [] : [wakeups]))
   // The readings of /proc/stat and of each process are a moment apart, so "other" can come out a
   // tick or two below zero: it is shown as 0.
   const other = Math.max(0, busy - explained)
@@ -285,14 +284,14 @@ export const cpuUsage = (
     cqlServer: cql.length === 0 ? null : cql.some((p) => p.comm === "scylla") ? "ScyllaDB" : "Cassandra",
     byProcess: {
       ...(Object.fromEntries(
-        used.map(([group, ticks, processes, wakeups]) => [group, row(ticks, processes, wakeups)]),
+        used.map(({ group, ticks, processes, wakeups }) => [group, row(ticks, processes, wakeups)]),
       ) as Record<Group, CpuRow>),
       // Whatever else ran is not read thread by thread: its wake-ups are not counted.
       other: row(other, 0, null),
       total: row(
         total,
-        used.reduce((sum, [, , processes]) => sum + processes, 0),
-        wakeupsRead ? used.reduce((sum, [, , , wakeups]) => sum + (wakeups ?? 0), 0) : null,
+        used.reduce((sum, { processes }) => sum + processes, 0),
+        counted.length === 0 ? null : counted.reduce((sum, wakeups) => sum + wakeups, 0),
       ),
     },
   }
