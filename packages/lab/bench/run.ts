@@ -31,6 +31,7 @@ import * as ClusterShape from "../src/ClusterShape.ts"
 import * as Flags from "../src/Flags.ts"
 import * as ServiceProcess from "../src/ServiceProcess.ts"
 import * as System from "./src/system.ts"
+import * as Targets from "./src/targets.ts"
 import * as Usage from "./src/usage.ts"
 import * as Webhooks from "./src/webhooks.ts"
 
@@ -763,7 +764,7 @@ const resultsOf = (
 ): Report.Results => {
   const { state } = measured
   const final = [...state.settled.values()]
-  return {
+  const results: Report.Results = {
     ...head,
     settings: {
       mode: settings.hot ? "hot" : "uniform",
@@ -796,6 +797,7 @@ const resultsOf = (
     checks: checkFigures(measured, final),
     curves: { accept: Report.curve(state.acceptMs), settled: Report.curve(final.map((s) => s.systemMs)) },
   }
+  return { ...results, targets: Targets.targets(results) }
 }
 
 /** A file of this run under `--out`: named after the run's start, then `suffix`. */

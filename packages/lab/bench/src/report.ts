@@ -5,6 +5,7 @@
 import type { CpuUsage, Group, IndexReads, WindowCounts } from "./usage.ts"
 import * as Heap from "./heap.ts"
 import * as Inside from "./inside.ts"
+import * as Targets from "./targets.ts"
 
 /** Latency percentiles of one series, in milliseconds. */
 export interface Percentiles {
@@ -150,6 +151,8 @@ export interface Results {
     readonly ledgerSum: string | null
     readonly ledgerSumsToZero: boolean | null
   }
+  /** Issue 13's targets this run measured (`Targets.targets`); absent in results written before. */
+  readonly targets?: ReadonlyArray<Targets.Target>
   /** Percentile curves for the chart (1..100). */
   readonly curves: { readonly accept: ReadonlyArray<number>; readonly settled: ReadonlyArray<number> }
 }
@@ -354,6 +357,8 @@ export const summary = (r: Results): string => {
     `  every transfer final                         ${yes(r.checks.everyTransferFinal)}`,
     `  bench wallets sum to what was deposited      ${yes(r.checks.walletsSumEqualsDeposited)} (${r.checks.walletsSum} of ${r.setup.deposited}, read through the API)`,
     `  the whole ledger sums to zero (PostgreSQL)   ${yes(r.checks.ledgerSumsToZero)}${r.checks.ledgerSum === null ? "" : ` (${r.checks.ledgerSum})`}`,
+    "",
+    ...Targets.lines(r.targets ?? Targets.targets(r)),
   )
   return lines.join("\n")
 }
