@@ -151,7 +151,7 @@ export interface Results {
     readonly ledgerSum: string | null
     readonly ledgerSumsToZero: boolean | null
   }
-  /** Issue 13's targets this run measured (`Targets.targets`); absent in results written before. */
+  /** Issue 13's targets this run measured (`Targets.targets`), for readers of the JSON; absent in results written before. */
   readonly targets?: ReadonlyArray<Targets.Target>
   /** Percentile curves for the chart (1..100). */
   readonly curves: { readonly accept: ReadonlyArray<number>; readonly settled: ReadonlyArray<number> }
@@ -358,7 +358,7 @@ export const summary = (r: Results): string => {
     `  bench wallets sum to what was deposited      ${yes(r.checks.walletsSumEqualsDeposited)} (${r.checks.walletsSum} of ${r.setup.deposited}, read through the API)`,
     `  the whole ledger sums to zero (PostgreSQL)   ${yes(r.checks.ledgerSumsToZero)}${r.checks.ledgerSum === null ? "" : ` (${r.checks.ledgerSum})`}`,
     "",
-    ...Targets.lines(r.targets ?? Targets.targets(r)),
+    ...Targets.lines(Targets.targets(r)),
   )
   return lines.join("\n")
 }
